@@ -1,0 +1,3 @@
+export { SftpClient, type SftpTarget } from './SftpClient';
+export { SftpError, type SftpErrorKind } from './SftpError';
+export { generateSshKeyPair, sshFingerprint, type SshKeyPair } from './keys';

@@ -1,0 +1,1 @@
+export { createSftpServer, type RunningSftpServer, type SftpServer, type SftpServerOptions } from './server';
