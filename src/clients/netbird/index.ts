@@ -1,0 +1,16 @@
+export { NetbirdClient, type NetbirdClientOptions } from './NetbirdClient';
+export { NetbirdApiError, isRetryableStatus } from './NetbirdApiError';
+export { DEFAULT_RETRY, type RetryPolicy } from './retry';
+export type {
+  GroupRequest,
+  NetbirdGroup,
+  NetbirdPeer,
+  NetbirdPolicy,
+  NetbirdSetupKey,
+  NetbirdUser,
+  PeerUpdate,
+  PolicyRequest,
+  PolicyRuleRequest,
+  SetupKeyCreate,
+  UserUpdate,
+} from './schemas';

@@ -1,0 +1,35 @@
+/**
+ * The client's own, bounded retry: it rides out a short burst of 429/5xx so one hiccup does not cost an activity
+ * attempt. Anything longer is the caller's to retry (Temporal activities, with their own backoff).
+ */
+export interface RetryPolicy {
+  /** Total tries including the first. Default 3. */
+  attempts: number;
+  /** First backoff; doubles per try; each wait is half fixed, half random (jitter). Default 200 ms. */
+  baseDelayMs: number;
+  /** No single wait is longer, whatever Retry-After says. Default 5 s. */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 200, maxDelayMs: 5_000 };
+
+/** How long to wait before try number `attempt + 1` (attempt counts from 1). */
+export function backoffMs(
+  policy: RetryPolicy,
+  attempt: number,
+  retryAfterSeconds: number | undefined,
+  random: () => number = Math.random,
+): number {
+  if (retryAfterSeconds !== undefined) return Math.min(policy.maxDelayMs, Math.max(0, retryAfterSeconds * 1000));
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** `Retry-After` as seconds: either delta-seconds or an HTTP date. Undefined when absent or unreadable. */
+export function parseRetryAfter(header: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - now) / 1000);
+}

@@ -1,0 +1,474 @@
+import { alreadyExists, badRequest, invalidArgument, NetbirdEnrollmentError, notFound } from './errors';
+import { maskSetupKey, newSetupKeySecret, xidLike } from './ids';
+import { PeerAddressPool } from './ipam';
+
+/**
+ * One NetBird account: its users, peers, groups, policies and setup keys, with the rules the management server
+ * enforces on them. Group membership is held by the groups alone (a peer's groups are derived), so `peers` and
+ * `peers_count` can never disagree with a peer's `groups`.
+ */
+
+export const ALL_GROUP_NAME = 'All';
+export const USER_ROLES = ['owner', 'admin', 'user', 'billing_admin', 'auditor', 'network_admin'] as const;
+/** NetBird reports "never used" as Go's zero time. */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  name: string;
+  role: string;
+  autoGroups: string[];
+  isBlocked: boolean;
+  lastLogin: string;
+}
+
+export interface PeerRecord {
+  id: string;
+  name: string;
+  hostname: string;
+  ip: string;
+  /** The label only; the API shows it with the account's DNS domain appended. */
+  dnsLabel: string;
+  setupKeyId: string;
+  ephemeral: boolean;
+  sshEnabled: boolean;
+  loginExpirationEnabled: boolean;
+  inactivityExpirationEnabled: boolean;
+  approvalRequired: boolean;
+  createdAt: string;
+  lastSeen: string;
+}
+
+export interface GroupRecord {
+  id: string;
+  name: string;
+  peers: string[];
+  issued: 'api' | 'integration' | 'jwt';
+}
+
+export interface PolicyRuleRecord {
+  id: string;
+  name: string;
+  description?: string;
+  enabled: boolean;
+  action: 'accept' | 'drop';
+  bidirectional: boolean;
+  protocol: 'all' | 'tcp' | 'udp' | 'icmp' | 'netbird-ssh';
+  ports?: string[];
+  portRanges?: Array<{ start: number; end: number }>;
+  sources: string[];
+  destinations: string[];
+}
+
+export interface PolicyRecord {
+  id: string;
+  name: string;
+  description?: string;
+  enabled: boolean;
+  sourcePostureChecks: string[];
+  rules: PolicyRuleRecord[];
+}
+
+export interface SetupKeyRecord {
+  id: string;
+  /** Kept to recognise the key at enrollment; never shown again after creation. */
+  secret: string;
+  name: string;
+  type: 'one-off' | 'reusable';
+  expiresAt: string;
+  revoked: boolean;
+  usedTimes: number;
+  lastUsed: string;
+  autoGroups: string[];
+  updatedAt: string;
+  usageLimit: number;
+  ephemeral: boolean;
+  allowExtraDnsLabels: boolean;
+}
+
+/** The parts of the spec's request bodies the account acts on; the server has validated them against the spec. */
+export interface GroupInput {
+  name: string;
+  peers?: string[];
+}
+export interface PolicyRuleInput {
+  id?: string;
+  name: string;
+  description?: string;
+  enabled: boolean;
+  action: PolicyRuleRecord['action'];
+  bidirectional: boolean;
+  protocol: PolicyRuleRecord['protocol'];
+  ports?: string[];
+  port_ranges?: Array<{ start: number; end: number }>;
+  sources?: string[];
+  destinations?: string[];
+}
+export interface PolicyInput {
+  name: string;
+  description?: string;
+  enabled: boolean;
+  source_posture_checks?: string[];
+  rules: PolicyRuleInput[];
+}
+export interface SetupKeyInput {
+  name: string;
+  type: string;
+  expires_in: number;
+  auto_groups: string[];
+  usage_limit: number;
+  ephemeral?: boolean;
+  allow_extra_dns_labels?: boolean;
+}
+export interface PeerInput {
+  name: string;
+  ssh_enabled: boolean;
+  login_expiration_enabled: boolean;
+  inactivity_expiration_enabled: boolean;
+  approval_required?: boolean;
+  ip?: string;
+}
+export interface UserInput {
+  role: string;
+  auto_groups: string[];
+  is_blocked: boolean;
+}
+
+export interface AccountOptions {
+  users: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
+  peerNetwork: string;
+  now?: () => Date;
+}
+
+export class NetbirdAccount {
+  readonly users = new Map<string, UserRecord>();
+  readonly peers = new Map<string, PeerRecord>();
+  readonly groups = new Map<string, GroupRecord>();
+  readonly policies = new Map<string, PolicyRecord>();
+  readonly setupKeys = new Map<string, SetupKeyRecord>();
+  readonly allGroupId: string;
+  private readonly addresses: PeerAddressPool;
+  private readonly labels = new Set<string>();
+  private readonly now: () => Date;
+
+  constructor(opts: AccountOptions) {
+    this.now = opts.now ?? (() => new Date());
+    this.addresses = new PeerAddressPool(opts.peerNetwork);
+    this.allGroupId = xidLike();
+    this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
+    opts.users.forEach((u, i) => {
+      const id = xidLike();
+      const role = u.role ?? (i === 0 ? 'owner' : 'user');
+      this.users.set(id, { id, email: u.email, name: u.name, role, autoGroups: [], isBlocked: false, lastLogin: this.stamp() });
+    });
+  }
+
+  private stamp(): string {
+    return this.now().toISOString();
+  }
+
+  // ---- users -------------------------------------------------------------------------------------------------
+
+  updateUser(userId: string, input: UserInput): UserRecord {
+    const user = this.users.get(userId);
+    if (!user) throw notFound(`user: ${userId} not found`);
+    if (!(USER_ROLES as readonly string[]).includes(input.role)) throw invalidArgument(`invalid user role: ${input.role}`);
+    if (user.role === 'owner' && input.role !== 'owner') {
+      throw invalidArgument('the owner role can only be transferred, not removed');
+    }
+    this.requireGroups(input.auto_groups);
+    user.role = input.role;
+    user.autoGroups = [...new Set(input.auto_groups)];
+    user.isBlocked = input.is_blocked;
+    return user;
+  }
+
+  // ---- peers -------------------------------------------------------------------------------------------------
+
+  peer(peerId: string): PeerRecord {
+    const peer = this.peers.get(peerId);
+    if (!peer) throw notFound('peer not found');
+    return peer;
+  }
+
+  /** NetBird filters by `name LIKE %x%` (its SQL store), so a name filter matches substrings, case-insensitively. */
+  listPeers(filter: { name?: string; ip?: string }): PeerRecord[] {
+    const name = filter.name?.toLowerCase();
+    return [...this.peers.values()].filter(
+      (p) => (!name || p.name.toLowerCase().includes(name)) && (!filter.ip || p.ip.includes(filter.ip)),
+    );
+  }
+
+  groupsOfPeer(peerId: string): GroupRecord[] {
+    return [...this.groups.values()].filter((g) => g.peers.includes(peerId));
+  }
+
+  /** A VM booted with a setup key: management registers it as a peer, or refuses the key. */
+  enroll(secret: string, hostname: string): PeerRecord {
+    const key = [...this.setupKeys.values()].find((k) => k.secret === secret);
+    if (!key) throw new NetbirdEnrollmentError('unknown', hostname);
+    const state = this.setupKeyState(key);
+    if (state !== 'valid') throw new NetbirdEnrollmentError(state, hostname);
+
+    const now = this.stamp();
+    key.usedTimes += 1;
+    key.lastUsed = now;
+    const peer: PeerRecord = {
+      id: xidLike(),
+      name: hostname,
+      hostname,
+      ip: this.addresses.allocate(),
+      dnsLabel: this.uniqueLabel(hostname),
+      setupKeyId: key.id,
+      ephemeral: key.ephemeral,
+      sshEnabled: false,
+      loginExpirationEnabled: false,
+      inactivityExpirationEnabled: false,
+      approvalRequired: false,
+      createdAt: now,
+      lastSeen: now,
+    };
+    this.peers.set(peer.id, peer);
+    for (const groupId of [this.allGroupId, ...key.autoGroups]) this.groups.get(groupId)?.peers.push(peer.id);
+    return peer;
+  }
+
+  updatePeer(peerId: string, input: PeerInput): PeerRecord {
+    const peer = this.peer(peerId);
+    if (input.ip !== undefined && input.ip !== peer.ip) {
+      if (!this.addresses.contains(input.ip)) throw invalidArgument(`IP ${input.ip} is not within the account network`);
+      if (this.addresses.isTaken(input.ip)) throw invalidArgument(`IP ${input.ip} is already assigned to a peer`);
+      this.addresses.release(peer.ip);
+      this.addresses.claim(input.ip);
+      peer.ip = input.ip;
+    }
+    if (input.name !== peer.name) {
+      this.labels.delete(peer.dnsLabel);
+      peer.dnsLabel = this.uniqueLabel(input.name);
+      peer.name = input.name;
+    }
+    peer.sshEnabled = input.ssh_enabled;
+    peer.loginExpirationEnabled = input.login_expiration_enabled;
+    peer.inactivityExpirationEnabled = input.inactivity_expiration_enabled;
+    if (input.approval_required !== undefined) peer.approvalRequired = input.approval_required;
+    return peer;
+  }
+
+  /** Removes the peer from every group; the groups themselves stay. */
+  deletePeer(peerId: string): void {
+    const peer = this.peer(peerId);
+    for (const group of this.groups.values()) group.peers = group.peers.filter((id) => id !== peerId);
+    this.addresses.release(peer.ip);
+    this.labels.delete(peer.dnsLabel);
+    this.peers.delete(peerId);
+  }
+
+  private uniqueLabel(name: string): string {
+    const base =
+      name
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, '-')
+        .replace(/^-+|-+$/g, '')
+        .slice(0, 63) || 'peer';
+    let label = base;
+    for (let n = 1; this.labels.has(label); n++) label = `${base.slice(0, 60)}-${n}`;
+    this.labels.add(label);
+    return label;
+  }
+
+  // ---- groups ------------------------------------------------------------------------------------------------
+
+  group(groupId: string): GroupRecord {
+    const group = this.groups.get(groupId);
+    if (!group) throw notFound(`group: ${groupId} not found`);
+    return group;
+  }
+
+  createGroup(input: GroupInput): GroupRecord {
+    if (!input.name) throw invalidArgument("group name shouldn't be empty");
+    if ([...this.groups.values()].some((g) => g.name === input.name && g.issued === 'api')) {
+      throw alreadyExists(`group with name ${input.name} already exists`);
+    }
+    const group: GroupRecord = { id: xidLike(), name: input.name, peers: this.existingPeers(input.peers), issued: 'api' };
+    this.groups.set(group.id, group);
+    return group;
+  }
+
+  updateGroup(groupId: string, input: GroupInput): GroupRecord {
+    const group = this.group(groupId);
+    if (groupId === this.allGroupId) throw invalidArgument('updating group ALL is not allowed');
+    if (!input.name) throw invalidArgument("group name shouldn't be empty");
+    group.peers = this.existingPeers(input.peers);
+    group.name = input.name;
+    return group;
+  }
+
+  /** Refused (as NetBird does, with 400) while a policy, a setup key or a user still refers to the group. */
+  deleteGroup(groupId: string): void {
+    const group = this.group(groupId);
+    if (groupId === this.allGroupId) throw linkError('deleting group ALL is not allowed');
+    const policy = [...this.policies.values()].find((p) =>
+      p.rules.some((r) => r.sources.includes(groupId) || r.destinations.includes(groupId)),
+    );
+    if (policy) throw linkError(`group has been linked to policy: ${policy.name}`);
+    const key = [...this.setupKeys.values()].find((k) => k.autoGroups.includes(groupId));
+    if (key) throw linkError(`group has been linked to setup key: ${key.name}`);
+    const user = [...this.users.values()].find((u) => u.autoGroups.includes(groupId));
+    if (user) throw linkError(`group has been linked to user: ${user.id}`);
+    this.groups.delete(group.id);
+  }
+
+  private existingPeers(ids: string[] | undefined): string[] {
+    for (const id of ids ?? []) if (!this.peers.has(id)) throw invalidArgument(`peer with ID "${id}" not found`);
+    return [...new Set(ids ?? [])];
+  }
+
+  private requireGroups(ids: string[]): void {
+    for (const id of ids) if (!this.groups.has(id)) throw invalidArgument(`group ${id} doesn't exist`);
+  }
+
+  // ---- policies ----------------------------------------------------------------------------------------------
+
+  policy(policyId: string): PolicyRecord {
+    const policy = this.policies.get(policyId);
+    if (!policy) throw notFound(`policy: ${policyId} not found`);
+    return policy;
+  }
+
+  createPolicy(input: PolicyInput): PolicyRecord {
+    const policy: PolicyRecord = { id: xidLike(), ...this.policyFields(input, []) };
+    this.policies.set(policy.id, policy);
+    return policy;
+  }
+
+  updatePolicy(policyId: string, input: PolicyInput): PolicyRecord {
+    const policy = this.policy(policyId);
+    Object.assign(policy, this.policyFields(input, policy.rules));
+    return policy;
+  }
+
+  deletePolicy(policyId: string): void {
+    this.policy(policyId);
+    this.policies.delete(policyId);
+  }
+
+  private policyFields(input: PolicyInput, oldRules: PolicyRuleRecord[]): Omit<PolicyRecord, 'id'> {
+    if (!input.name) throw invalidArgument("policy name shouldn't be empty");
+    const rules = input.rules.map((rule): PolicyRuleRecord => {
+      if (!rule.sources?.length) throw invalidArgument('policy rule should have at least one source group or resource');
+      if (!rule.destinations?.length) {
+        throw invalidArgument('policy rule should have at least one destination group or resource');
+      }
+      if (rule.ports?.length && rule.port_ranges?.length) {
+        throw invalidArgument('policy rule accepts either ports or port_ranges, not both');
+      }
+      if ((rule.protocol === 'all' || rule.protocol === 'icmp') && (rule.ports?.length || rule.port_ranges?.length)) {
+        throw invalidArgument('for ALL or ICMP protocol ports is not allowed');
+      }
+      for (const port of rule.ports ?? []) {
+        const n = Number(port);
+        if (!/^\d+$/.test(port) || n < 1 || n > 65535) throw invalidArgument('valid port value is in 1..65535 range');
+      }
+      for (const range of rule.port_ranges ?? []) {
+        if (range.start < 1 || range.end > 65535 || range.start > range.end) {
+          throw invalidArgument('valid port range is in 1..65535 with start <= end');
+        }
+      }
+      const known = (ids: string[]) => ids.filter((id) => this.groups.has(id));
+      return {
+        id: rule.id && oldRules.some((r) => r.id === rule.id) ? rule.id : xidLike(),
+        name: rule.name,
+        ...(rule.description !== undefined && { description: rule.description }),
+        enabled: rule.enabled,
+        action: rule.action,
+        bidirectional: rule.bidirectional,
+        protocol: rule.protocol,
+        ...(rule.ports?.length && { ports: [...rule.ports] }),
+        ...(rule.port_ranges?.length && { portRanges: rule.port_ranges.map((r) => ({ ...r })) }),
+        // NetBird keeps only the group ids that exist (getValidGroupIDs): unknown ones vanish without an error.
+        sources: known(rule.sources),
+        destinations: known(rule.destinations),
+      };
+    });
+    return {
+      name: input.name,
+      ...(input.description !== undefined && { description: input.description }),
+      enabled: input.enabled,
+      sourcePostureChecks: [...(input.source_posture_checks ?? [])],
+      rules,
+    };
+  }
+
+  // ---- setup keys --------------------------------------------------------------------------------------------
+
+  setupKey(keyId: string): SetupKeyRecord {
+    const key = this.setupKeys.get(keyId);
+    if (!key) throw notFound(`setup key: ${keyId} not found`);
+    return key;
+  }
+
+  setupKeyState(key: SetupKeyRecord): 'valid' | EnrollmentRefusalState {
+    if (Date.parse(key.expiresAt) <= this.now().getTime()) return 'expired';
+    if (key.revoked) return 'revoked';
+    const limit = key.type === 'one-off' ? 1 : key.usageLimit;
+    if (limit > 0 && key.usedTimes >= limit) return 'overused';
+    return 'valid';
+  }
+
+  createSetupKey(input: SetupKeyInput): SetupKeyRecord {
+    if (!input.name) throw invalidArgument("setup key name shouldn't be empty");
+    if (input.type !== 'one-off' && input.type !== 'reusable') throw invalidArgument(`unknown setup key type ${input.type}`);
+    if (input.expires_in < 0) throw invalidArgument('expiresIn can not be in the past');
+    this.checkKeyGroups(input.auto_groups);
+    const now = this.now();
+    const key: SetupKeyRecord = {
+      id: xidLike(),
+      secret: newSetupKeySecret(),
+      name: input.name,
+      type: input.type,
+      expiresAt: new Date(now.getTime() + input.expires_in * 1000).toISOString(),
+      revoked: false,
+      usedTimes: 0,
+      lastUsed: ZERO_TIME,
+      autoGroups: [...new Set(input.auto_groups)],
+      updatedAt: now.toISOString(),
+      usageLimit: input.type === 'one-off' ? 1 : input.usage_limit,
+      ephemeral: input.ephemeral ?? false,
+      allowExtraDnsLabels: input.allow_extra_dns_labels ?? false,
+    };
+    this.setupKeys.set(key.id, key);
+    return key;
+  }
+
+  updateSetupKey(keyId: string, input: { revoked: boolean; auto_groups: string[] }): SetupKeyRecord {
+    const key = this.setupKey(keyId);
+    if (key.revoked && !input.revoked) throw invalidArgument("can't un-revoke a revoked setup key");
+    this.checkKeyGroups(input.auto_groups);
+    key.revoked = input.revoked;
+    key.autoGroups = [...new Set(input.auto_groups)];
+    key.updatedAt = this.stamp();
+    return key;
+  }
+
+  deleteSetupKey(keyId: string): void {
+    this.setupKey(keyId);
+    this.setupKeys.delete(keyId);
+  }
+
+  maskedKey(key: SetupKeyRecord): string {
+    return maskSetupKey(key.secret);
+  }
+
+  private checkKeyGroups(ids: string[]): void {
+    if (ids.includes(this.allGroupId)) throw invalidArgument("can't add 'All' group to the setup key");
+    this.requireGroups(ids);
+  }
+}
+
+type EnrollmentRefusalState = 'expired' | 'revoked' | 'overused';
+
+/** NetBird's groups handler answers a group it may not delete with 400 and the link error's own text. */
+function linkError(message: string) {
+  return badRequest(message);
+}

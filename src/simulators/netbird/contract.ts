@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { parse } from 'yaml';
+import { referencePath, warnReferenceMissing } from '../../reference';
+
+/**
+ * NetBird's own OpenAPI document, compiled with ajv: the yardstick for the bodies the simulator accepts and for the
+ * responses it sends. The document is read at run time (it is data the project must not contain), so every schema
+ * here comes from the spec itself; nothing is copied by hand.
+ */
+
+const SPEC_FILE = 'netbird-openapi.yml';
+/** The base URI the spec's `#/components/...` references are rewritten against. */
+const SPEC_ID = 'urn:pveflow:netbird-openapi';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+export interface NetbirdContract {
+  /** The spec's version line, for messages. */
+  readonly version: string;
+  /** Problems with a request body, in words; empty when the spec accepts it or the operation takes no body. */
+  checkRequest(method: string, template: string, body: unknown): string[];
+  /**
+   * Problems with a response body. Success bodies are checked against the operation's response schema; error
+   * bodies (the spec leaves most of them without content) against the `ErrorResponse` schema.
+   */
+  checkResponse(method: string, template: string, status: number, body: unknown): string[];
+}
+
+let cached: NetbirdContract | null | undefined;
+
+/** The compiled contract, or undefined (after a loud warning) when the reference file is absent. Parsed once. */
+export function loadNetbirdContract(): NetbirdContract | undefined {
+  if (cached !== undefined) return cached ?? undefined;
+  const file = referencePath(SPEC_FILE);
+  if (!file) {
+    warnReferenceMissing('NetBird simulator', SPEC_FILE);
+    cached = null;
+    return undefined;
+  }
+  cached = compileContract(parse(readFileSync(file, 'utf8')) as JsonObject);
+  return cached;
+}
+
+function compileContract(spec: JsonObject): NetbirdContract {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  // Used by schemas outside the operations we serve; declared so compiling them never trips over it.
+  ajv.addFormat('cidr', /^[0-9a-fA-F:.]+\/\d{1,3}$/);
+  const components = asObject(spec.components);
+  ajv.addSchema({ $id: SPEC_ID, components: { schemas: components.schemas ?? {} } });
+
+  const paths = asObject(spec.paths);
+  const info = asObject(spec.info);
+  const cache = new Map<string, ValidateFunction | null>();
+
+  const operation = (method: string, template: string): JsonObject | undefined => {
+    const item = paths[template];
+    if (!item || typeof item !== 'object' || Array.isArray(item)) return undefined;
+    const op = item[method.toLowerCase()];
+    return op && typeof op === 'object' && !Array.isArray(op) ? op : undefined;
+  };
+
+  const compiled = (key: string, schema: Json | undefined): ValidateFunction | null => {
+    if (cache.has(key)) return cache.get(key) ?? null;
+    const fn = schema === undefined ? null : ajv.compile(anchorRefs(schema) as object);
+    cache.set(key, fn);
+    return fn;
+  };
+
+  const errorResponse = compiled('ErrorResponse', { $ref: '#/components/schemas/ErrorResponse' });
+
+  return {
+    version: `${String(info.title ?? 'NetBird API')} ${String(info.version ?? '')}`.trim(),
+
+    checkRequest(method, template, body) {
+      const op = operation(method, template);
+      if (!op) return [`${method} ${template} is not an operation of the NetBird API`];
+      const schema = jsonSchemaOf(op.requestBody);
+      const validate = compiled(`req ${method} ${template}`, schema);
+      if (!validate) return [];
+      return validate(body) ? [] : describe(validate.errors);
+    },
+
+    checkResponse(method, template, status, body) {
+      const op = operation(method, template);
+      if (!op) return [`${method} ${template} is not an operation of the NetBird API`];
+      if (status >= 400) {
+        const problems = errorResponse && !errorResponse(body) ? describe(errorResponse.errors) : [];
+        const code = (body as { code?: unknown } | null)?.code;
+        if (code !== status) problems.push(`error body's code ${String(code)} differs from the HTTP status ${status}`);
+        return problems;
+      }
+      const responses = asObject(op.responses);
+      const declared = responses[String(status)];
+      if (!declared) return [`status ${status} is not a documented response of ${method} ${template}`];
+      const validate = compiled(`res ${method} ${template} ${status}`, jsonSchemaOf(declared));
+      if (!validate) return [];
+      return validate(body) ? [] : describe(validate.errors);
+    },
+  };
+}
+
+function jsonSchemaOf(holder: Json | undefined): Json | undefined {
+  const content = asObject(asObject(holder).content);
+  const json = asObject(content['application/json']);
+  return json.schema;
+}
+
+/** Inline schemas in `paths` refer to `#/components/...` of the whole document; point them at the added one. */
+function anchorRefs(schema: Json): Json {
+  if (Array.isArray(schema)) return schema.map(anchorRefs);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: JsonObject = {};
+  for (const [key, value] of Object.entries(schema)) {
+    out[key] = key === '$ref' && typeof value === 'string' && value.startsWith('#') ? `${SPEC_ID}${value}` : anchorRefs(value);
+  }
+  return out;
+}
+
+function asObject(value: Json | undefined): JsonObject {
+  return value && typeof value === 'object' && !Array.isArray(value) ? value : {};
+}
+
+/** ajv's errors as sentences an API user can act on: `/expires_in must be >= 86400`. */
+export function describe(errors: ErrorObject[] | null | undefined): string[] {
+  if (!errors?.length) return [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const where = e.instancePath || '(body)';
+    let what = e.message ?? 'is invalid';
+    if (e.keyword === 'enum') what += ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})`;
+    if (e.keyword === 'additionalProperties') what += ` '${(e.params as { additionalProperty: string }).additionalProperty}'`;
+    seen.add(`${where} ${what}`);
+  }
+  return [...seen];
+}

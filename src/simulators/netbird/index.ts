@@ -1,0 +1,155 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { NetbirdAccount } from './account';
+import { loadNetbirdContract } from './contract';
+import { NO_FAULTS, type NetbirdFaults } from './faults';
+import { createNetbirdApp, type NetbirdExchange } from './server';
+import { groupView, peerView, policyView, setupKeyView, userView, type ViewContext } from './views';
+import type { GroupView, PeerView, PolicyView, SetupKeyView, UserView } from './views';
+
+/**
+ * The simulated NetBird management API: the NetBird half of the "world in a box". The Proxmox simulator calls
+ * `enrollPeer` when a VM boots with a setup key in its cloud-init, so the VPN peer appears as it would for real.
+ */
+
+export { NetbirdEnrollmentError } from './errors';
+export type { EnrollmentRefusal } from './errors';
+export type { NetbirdFaults } from './faults';
+export type { NetbirdExchange } from './server';
+export { loadNetbirdContract, type NetbirdContract } from './contract';
+
+export interface NetbirdSimulatorOptions {
+  /** Valid personal access tokens (sent as `Authorization: Token <PAT>`); they act as the first user. */
+  tokens: string[];
+  /** The first user without a role is the owner, the others are `user`s. */
+  users: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
+  /** Default `100.64.0.0/10`, NetBird's CGNAT range. */
+  peerNetwork?: string;
+  /** Default `netbird.cloud`. */
+  dnsDomain?: string;
+  /** Sees every answered API request; tests use it to hold each response against the spec. */
+  onExchange?: (exchange: NetbirdExchange) => void;
+}
+
+/** A peer as the booting VM's side of the world sees it. */
+export interface SimPeer {
+  id: string;
+  name: string;
+  hostname: string;
+  /** The VPN address, inside `peerNetwork`. */
+  ip: string;
+  /** The full DNS name, e.g. `vm-00042.netbird.cloud`. */
+  dnsLabel: string;
+  groupIds: string[];
+  setupKeyId: string;
+  ephemeral: boolean;
+  createdAt: string;
+}
+
+/** Everything the simulator holds, as the API would show it (setup keys masked). JSON-able. */
+export interface NetbirdStateDump {
+  users: UserView[];
+  peers: PeerView[];
+  groups: GroupView[];
+  policies: PolicyView[];
+  setupKeys: SetupKeyView[];
+}
+
+export interface NetbirdListening {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface NetbirdSimulator {
+  listen(opts: { host?: string; port?: number; tls?: { key: string; cert: string } }): Promise<NetbirdListening>;
+  /**
+   * A VM that boots with `setupKey` registers itself as a peer named `hostname`, in the key's auto_groups and the
+   * `All` group, with a VPN IP from peerNetwork and a DNS label. Throws NetbirdEnrollmentError for an unknown,
+   * revoked, expired or used-up key. Returns undefined — and registers nothing — while the `peersNeverRegister`
+   * fault is on, which is what a VM whose agent never reaches management looks like.
+   */
+  enrollPeer(input: { setupKey: string; hostname: string }): SimPeer | undefined;
+  dump(): NetbirdStateDump;
+  /** Requests received per `METHOD /api/path/template`, including refused and fault-injected ones. */
+  callCounts(): Record<string, number>;
+  faults: { set(f: Partial<NetbirdFaults>): void; reset(): void };
+}
+
+export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSimulator {
+  const account = new NetbirdAccount({ users: opts.users, peerNetwork: opts.peerNetwork ?? '100.64.0.0/10' });
+  const dnsDomain = opts.dnsDomain ?? 'netbird.cloud';
+  const counts = new Map<string, number>();
+  let faults: NetbirdFaults = { ...NO_FAULTS };
+  const users = [...account.users.values()];
+  const tokenOwnerId = (users.find((u) => u.role === 'owner' || u.role === 'admin') ?? users[0])?.id;
+  const view: ViewContext = { account, dnsDomain, currentUserId: tokenOwnerId };
+
+  const app = createNetbirdApp({
+    account,
+    contract: loadNetbirdContract(),
+    tokens: new Set(opts.tokens),
+    dnsDomain,
+    tokenOwnerId,
+    faults: () => faults,
+    counts,
+    onExchange: opts.onExchange,
+  });
+
+  return {
+    async listen({ host = '127.0.0.1', port = 0, tls }) {
+      const server: Server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert }, app) : createHttpServer(app);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      const bound = (server.address() as AddressInfo).port;
+      const hostInUrl = host.includes(':') ? `[${host}]` : host;
+      return {
+        url: `${tls ? 'https' : 'http'}://${hostInUrl}:${bound}`,
+        port: bound,
+        close: () =>
+          new Promise<void>((resolve, reject) => {
+            server.close((err) => (err ? reject(err) : resolve()));
+            server.closeAllConnections();
+          }),
+      };
+    },
+
+    enrollPeer({ setupKey, hostname }) {
+      if (faults.peersNeverRegister) return undefined;
+      const peer = account.enroll(setupKey, hostname);
+      return {
+        id: peer.id,
+        name: peer.name,
+        hostname: peer.hostname,
+        ip: peer.ip,
+        dnsLabel: `${peer.dnsLabel}.${dnsDomain}`,
+        groupIds: account.groupsOfPeer(peer.id).map((g) => g.id),
+        setupKeyId: peer.setupKeyId,
+        ephemeral: peer.ephemeral,
+        createdAt: peer.createdAt,
+      };
+    },
+
+    dump: () => ({
+      users: [...account.users.values()].map((u) => userView(view, u)),
+      peers: [...account.peers.values()].map((p) => peerView(view, p)),
+      groups: [...account.groups.values()].map((g) => groupView(view, g)),
+      policies: [...account.policies.values()].map((p) => policyView(view, p)),
+      setupKeys: [...account.setupKeys.values()].map((k) => setupKeyView(view, k)),
+    }),
+
+    callCounts: () => Object.fromEntries(counts),
+
+    faults: {
+      set(f) {
+        faults = { ...faults, ...f };
+      },
+      reset() {
+        faults = { ...NO_FAULTS };
+      },
+    },
+  };
+}

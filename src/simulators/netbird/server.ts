@@ -1,0 +1,115 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, { type Request, type Response } from 'express';
+import type { NetbirdAccount } from './account';
+import type { NetbirdContract } from './contract';
+import { NetbirdStatusError } from './errors';
+import { injectedFailure, type NetbirdFaults } from './faults';
+import { routes, type Route } from './routes';
+
+/** One answered API request, as a test observes it (to hold every response against the spec). */
+export interface NetbirdExchange {
+  method: string;
+  /** The spec's path template, e.g. `/api/groups/{groupId}`. */
+  template: string;
+  status: number;
+  body: unknown;
+}
+
+export interface NetbirdAppDeps {
+  account: NetbirdAccount;
+  contract: NetbirdContract | undefined;
+  tokens: ReadonlySet<string>;
+  dnsDomain: string;
+  /** The user the personal access tokens belong to. */
+  tokenOwnerId: string | undefined;
+  faults(): NetbirdFaults;
+  counts: Map<string, number>;
+  onExchange?: (exchange: NetbirdExchange) => void;
+}
+
+/**
+ * The HTTP face of the simulated management server. Per request, in NetBird's order: authentication, then the
+ * body (400 "couldn't parse JSON request" when it is not JSON, 400 naming the problem when the spec's schema
+ * rejects it), then the account's own rules (404/409/422 with NetBird's messages). Injected faults come first: they
+ * stand for a proxy or an overloaded server in front of the handlers.
+ */
+export function createNetbirdApp(deps: NetbirdAppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  // Raw body: authentication must be decided before the body is parsed, as NetBird's middleware does.
+  const rawBody = express.raw({ type: () => true, limit: '1mb' });
+
+  for (const route of routes) {
+    const expressPath = route.template.replace(/\{(\w+)\}/g, ':$1');
+    const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
+    app[method](expressPath, rawBody, (req, res) => serve(deps, route, req, res));
+  }
+
+  app.use((req, res) => {
+    res.status(404).json({ message: `${req.method} ${req.path} is not served by the NetBird simulator`, code: 404 });
+  });
+  return app;
+}
+
+async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Response): Promise<void> {
+  const key = `${route.method} ${route.template}`;
+  deps.counts.set(key, (deps.counts.get(key) ?? 0) + 1);
+
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    deps.onExchange?.({ method: route.method, template: route.template, status, body });
+    res.status(status).set(headers).json(body);
+  };
+  const fail = (status: number, message: string, headers?: Record<string, string>) =>
+    reply(status, { message, code: status }, headers);
+
+  const faults = deps.faults();
+  if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+  const injected = injectedFailure(faults);
+  if (injected !== undefined) {
+    const retryAfter: Record<string, string> =
+      faults.retryAfterSeconds !== undefined && (injected === 429 || injected === 503)
+        ? { 'Retry-After': String(faults.retryAfterSeconds) }
+        : {};
+    fail(injected, injected === 429 ? 'too many requests' : 'internal server error', retryAfter);
+    return;
+  }
+
+  const auth = req.get('authorization');
+  if (!auth) return fail(401, 'no valid authentication provided');
+  const [scheme, token] = auth.split(' ', 2);
+  if (scheme !== 'Token' || !token || !deps.tokens.has(token)) return fail(401, 'token invalid');
+
+  let body: unknown;
+  if (route.hasBody) {
+    try {
+      const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+      body = JSON.parse(raw);
+    } catch {
+      return fail(400, "couldn't parse JSON request");
+    }
+    const problems = deps.contract?.checkRequest(route.method, route.template, body) ?? [];
+    if (problems.length) return fail(400, `couldn't parse JSON request: ${problems.join('; ')}`);
+  }
+
+  try {
+    const result = route.handle({
+      params: req.params as Record<string, string>,
+      query: flatQuery(req.query),
+      body,
+      view: { account: deps.account, dnsDomain: deps.dnsDomain, currentUserId: deps.tokenOwnerId },
+    });
+    reply(200, result);
+  } catch (err) {
+    if (err instanceof NetbirdStatusError) return fail(err.status, err.message);
+    // A simulator bug, not a NetBird answer: say so loudly, and answer the way NetBird answers the unexpected.
+    process.emitWarning(`NetBird simulator failed on ${key}: ${err instanceof Error ? err.stack : String(err)}`);
+    fail(500, 'internal server error');
+  }
+}
+
+function flatQuery(query: Request['query']): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(query)) out[k] = typeof v === 'string' ? v : undefined;
+  return out;
+}
