@@ -1,0 +1,230 @@
+import type { TLSSocket } from 'node:tls';
+import { Agent, buildConnector, fetch } from 'undici';
+import type { z } from 'zod';
+import { PveApiError } from './PveApiError';
+import {
+  clusterResourceSchema,
+  guestInterfacesSchema,
+  nextIdSchema,
+  nodeSchema,
+  taskLogSchema,
+  taskStatusSchema,
+  upidSchema,
+  versionSchema,
+  vmConfigSchema,
+  vmStatusSchema,
+  type ClusterResource,
+  type GuestInterfaces,
+  type TaskStatus,
+  type VmConfig,
+  type VmStatus,
+} from './schemas';
+import { parseUpid } from './upid';
+
+export interface PveClientOptions {
+  /** `https://host:8006` — the `/api2/json` prefix is added here. */
+  endpoint: string;
+  /** `user@realm!tokenname` */
+  tokenId: string;
+  tokenSecret: string;
+  /** PEM bundle of the cluster CA (`/etc/pve/pve-root-ca.pem`). */
+  ca?: string | Buffer;
+  /** SHA-256 of the node certificate as colon-separated hex (GET /nodes `ssl_fingerprint`). */
+  fingerprint?: string;
+  /** Skip TLS verification: development only (refused in production by config). */
+  insecureSkipVerify?: boolean;
+  timeoutMs: number;
+}
+
+type Param = string | number | boolean | undefined;
+export type Params = Record<string, Param>;
+
+/**
+ * A thin typed client for the Proxmox VE API with an API token. It knows PVE's transport rules
+ * (proxmox-behaviour.md §1): form bodies with booleans as 0/1, DELETE parameters in the query string, the
+ * `{data}` envelope, and errors whose text lives in the HTTP reason phrase. It has no Temporal in it.
+ */
+export class PveClient {
+  private readonly base: string;
+  private readonly authHeader: string;
+  private readonly dispatcher: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(opts: PveClientOptions) {
+    this.base = `${opts.endpoint.replace(/\/+$/, '')}/api2/json`;
+    this.authHeader = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
+    this.timeoutMs = opts.timeoutMs;
+    this.dispatcher = new Agent({ connect: pinnedConnector(opts), keepAliveTimeout: 10_000 });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  // --- discovery -------------------------------------------------------------------------------------------------
+
+  version() {
+    return this.call('GET', '/version', {}, versionSchema);
+  }
+
+  nodes() {
+    return this.call('GET', '/nodes', {}, nodeSchema.array());
+  }
+
+  clusterResources(type?: 'vm' | 'storage' | 'node'): Promise<ClusterResource[]> {
+    return this.call('GET', '/cluster/resources', { type }, clusterResourceSchema.array());
+  }
+
+  /** The lowest free VMID, or (with `vmid`) that id if it is free; 400 "already exists" otherwise. No reservation. */
+  nextId(vmid?: number): Promise<number> {
+    return this.call('GET', '/cluster/nextid', { vmid }, nextIdSchema);
+  }
+
+  // --- VMs ---------------------------------------------------------------------------------------------------------
+
+  cloneVm(node: string, sourceVmid: number, params: Params): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${sourceVmid}/clone`, params, upidSchema);
+  }
+
+  vmConfig(node: string, vmid: number): Promise<VmConfig> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/config`, {}, vmConfigSchema);
+  }
+
+  /** Async config update (POST): returns the `qmconfig` task's UPID. */
+  updateVmConfig(node: string, vmid: number, params: Params): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/config`, params, upidSchema);
+  }
+
+  vmStatus(node: string, vmid: number): Promise<VmStatus> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/status/current`, {}, vmStatusSchema);
+  }
+
+  vmPower(node: string, vmid: number, action: 'start' | 'stop' | 'shutdown', params: Params = {}): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/status/${action}`, params, upidSchema);
+  }
+
+  guestNetworkInterfaces(node: string, vmid: number): Promise<GuestInterfaces> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/agent/network-get-interfaces`, {}, guestInterfacesSchema);
+  }
+
+  destroyVm(node: string, vmid: number, params: Params): Promise<string> {
+    return this.call('DELETE', `/nodes/${seg(node)}/qemu/${vmid}`, params, upidSchema);
+  }
+
+  // --- tasks -------------------------------------------------------------------------------------------------------
+
+  taskStatus(upid: string): Promise<TaskStatus> {
+    const { node } = parseUpid(upid);
+    return this.call('GET', `/nodes/${seg(node)}/tasks/${seg(upid)}/status`, {}, taskStatusSchema);
+  }
+
+  async taskLogTail(upid: string, lines = 20): Promise<string[]> {
+    const { node } = parseUpid(upid);
+    const log = await this.call('GET', `/nodes/${seg(node)}/tasks/${seg(upid)}/log`, { limit: 0 }, taskLogSchema);
+    return log.slice(-lines).map((l) => l.t);
+  }
+
+  // --- transport ---------------------------------------------------------------------------------------------------
+
+  async call<S extends z.ZodType>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    params: Params,
+    schema: S,
+    signal?: AbortSignal,
+  ): Promise<z.output<S>> {
+    const encoded = encodeParams(params);
+    const inQuery = method === 'GET' || method === 'DELETE';
+    const url = inQuery && encoded ? `${this.base}${path}?${encoded}` : `${this.base}${path}`;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    let res;
+    try {
+      res = await fetch(url, {
+        method,
+        dispatcher: this.dispatcher,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        headers: {
+          authorization: this.authHeader,
+          accept: 'application/json',
+          ...(inQuery ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+        },
+        body: inQuery ? undefined : encoded,
+      });
+    } catch (cause) {
+      const why = timeout.aborted ? `no answer within ${this.timeoutMs} ms` : transportReason(cause);
+      throw new PveApiError({ method, path, message: why, cause });
+    }
+    const text = await res.text();
+    let body: { data?: unknown; message?: string; errors?: Record<string, string> } = {};
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      // 401 and HTTP-level rejects have empty or plain-text bodies; the reason phrase carries the text.
+    }
+    if (!res.ok) {
+      throw new PveApiError({
+        method,
+        path,
+        status: res.status,
+        reason: res.statusText,
+        message: body.message ?? (text && !text.startsWith('{') ? text : undefined),
+        errors: body.errors,
+      });
+    }
+    const parsed = schema.safeParse(body.data);
+    if (!parsed.success) {
+      throw new PveApiError({
+        method,
+        path,
+        status: res.status,
+        message: `unexpected answer shape: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      });
+    }
+    return parsed.data;
+  }
+}
+
+/** `application/x-www-form-urlencoded` as PVE reads it: booleans as 0/1, `+` sent as %2B, undefined dropped. */
+export function encodeParams(params: Params): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    search.append(key, typeof value === 'boolean' ? (value ? '1' : '0') : String(value));
+  }
+  return search.toString();
+}
+
+function seg(s: string): string {
+  return encodeURIComponent(s);
+}
+
+function transportReason(cause: unknown): string {
+  const err = cause as { cause?: { code?: string; message?: string }; message?: string };
+  return err?.cause?.message ?? err?.cause?.code ?? err?.message ?? String(cause);
+}
+
+/**
+ * TLS as an operator of a real cluster expects it: verified against the given CA (or the system store), or pinned
+ * to one certificate's SHA-256 fingerprint (PVE's self-signed node certificates), never silently unverified.
+ */
+function pinnedConnector(opts: PveClientOptions): buildConnector.connector {
+  const pin = opts.fingerprint?.toUpperCase();
+  const connect = buildConnector({
+    ca: opts.ca,
+    rejectUnauthorized: !(pin || opts.insecureSkipVerify),
+  });
+  if (!pin) return connect;
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (err || !socket) return callback(err ?? new Error('no socket'), null);
+      const presented = (socket as TLSSocket).getPeerCertificate?.().fingerprint256?.toUpperCase();
+      if (presented !== pin) {
+        socket.destroy();
+        return callback(
+          new Error(`certificate fingerprint ${presented ?? 'none'} does not match the pinned PVE_FINGERPRINT ${pin}`),
+          null,
+        );
+      }
+      callback(null, socket);
+    });
+}

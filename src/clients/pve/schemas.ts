@@ -1,0 +1,102 @@
+import { z } from 'zod';
+
+/**
+ * Response shapes of the PVE calls pveflow makes, only the fields it uses. Real PVE sends numbers as strings in
+ * several places (Perl's JSON encoder; proxmox-behaviour.md §1.4), so every numeric field accepts both.
+ */
+const num = z.union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/)]).transform(Number);
+const flag = z.union([z.number(), z.boolean(), z.string()]).transform((v) => v === 1 || v === true || v === '1');
+
+export const versionSchema = z.object({ version: z.string(), release: z.string().optional() }).loose();
+
+export const nodeSchema = z
+  .object({
+    node: z.string(),
+    status: z.string(),
+    cpu: num.optional(),
+    maxcpu: num.optional(),
+    mem: num.optional(),
+    maxmem: num.optional(),
+  })
+  .loose();
+export type PveNode = z.infer<typeof nodeSchema>;
+
+export const clusterResourceSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    node: z.string().optional(),
+    status: z.string().optional(),
+    vmid: num.optional(),
+    name: z.string().optional(),
+    pool: z.string().optional(),
+    tags: z.string().optional(),
+    lock: z.string().optional(),
+    template: flag.optional(),
+    cpu: num.optional(),
+    maxcpu: num.optional(),
+    mem: num.optional(),
+    maxmem: num.optional(),
+    disk: num.optional(),
+    maxdisk: num.optional(),
+    storage: z.string().optional(),
+    shared: flag.optional(),
+    content: z.string().optional(),
+  })
+  .loose();
+export type ClusterResource = z.infer<typeof clusterResourceSchema>;
+
+export const taskStatusSchema = z
+  .object({
+    upid: z.string(),
+    node: z.string(),
+    status: z.enum(['running', 'stopped']),
+    exitstatus: z.string().optional(),
+    type: z.string(),
+    id: z.string().optional(),
+  })
+  .loose();
+export type TaskStatus = z.infer<typeof taskStatusSchema>;
+
+export const taskLogSchema = z.array(z.object({ n: num, t: z.string() }).loose());
+
+export const vmConfigSchema = z.record(z.string(), z.unknown()).transform((cfg) => ({
+  raw: cfg,
+  name: typeof cfg.name === 'string' ? cfg.name : undefined,
+  description: typeof cfg.description === 'string' ? cfg.description : undefined,
+  tags: typeof cfg.tags === 'string' ? cfg.tags : undefined,
+  lock: typeof cfg.lock === 'string' ? cfg.lock : undefined,
+  template: cfg.template === 1 || cfg.template === '1',
+  digest: typeof cfg.digest === 'string' ? cfg.digest : undefined,
+}));
+export type VmConfig = z.infer<typeof vmConfigSchema>;
+
+export const vmStatusSchema = z
+  .object({
+    vmid: num.optional(),
+    status: z.enum(['running', 'stopped']),
+    qmpstatus: z.string().optional(),
+    lock: z.string().optional(),
+    agent: flag.optional(),
+    uptime: num.optional(),
+  })
+  .loose();
+export type VmStatus = z.infer<typeof vmStatusSchema>;
+
+export const guestInterfacesSchema = z.object({
+  result: z.array(
+    z
+      .object({
+        name: z.string(),
+        'hardware-address': z.string().optional(),
+        'ip-addresses': z
+          .array(z.object({ 'ip-address': z.string(), 'ip-address-type': z.string(), prefix: num.optional() }).loose())
+          .optional(),
+      })
+      .loose(),
+  ),
+});
+export type GuestInterfaces = z.infer<typeof guestInterfacesSchema>;
+
+export const upidSchema = z.string();
+export const nextIdSchema = num;

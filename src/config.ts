@@ -1,0 +1,141 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
+ * clients that need them; they never enter a workflow's input, a log line or an API response.
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const commaList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+/** `pve1=10.0.0.11:22,pve2=10.0.0.12` → { pve1: {host, port} } */
+const nodeAddressMap = z.string().transform((s, ctx) => {
+  const out: Record<string, { host: string; port: number }> = {};
+  for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9.-]*)=([^:=\s]+)(?::(\d+))?$/.exec(entry);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `'${entry}' is not node=host[:port]` });
+      return z.NEVER;
+    }
+    out[m[1]!] = { host: m[2]!, port: m[3] ? Number(m[3]) : 22 };
+  }
+  return out;
+});
+
+/** `pve1=SHA256:abc,pve2=SHA256:def` → { pve1: 'SHA256:abc' } */
+const nodeFingerprintMap = z.string().transform((s, ctx) => {
+  const out: Record<string, string> = {};
+  for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9.-]*)=(SHA256:[A-Za-z0-9+/]+={0,2})$/.exec(entry);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `'${entry}' is not node=SHA256:<fingerprint>` });
+      return z.NEVER;
+    }
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+});
+
+export const configSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  DATA_DIR: z.string().default('.data'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+
+  // Temporal. Without TEMPORAL_ADDRESS the embedded default starts a dev server.
+  TEMPORAL_ADDRESS: z.string().optional(),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('pveflow'),
+  TEMPORAL_PORT: z.coerce.number().int().positive().default(7233),
+  TEMPORAL_UI_PORT: z.coerce.number().int().positive().default(8233),
+
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).default(3000),
+
+  // Proxmox VE. Without PVE_ENDPOINT the embedded default starts the simulated cluster.
+  PVE_ENDPOINT: z.url().optional(),
+  PVE_TOKEN_ID: z
+    .string()
+    .regex(/^[^@!\s]+@[^@!\s]+![A-Za-z][A-Za-z0-9.\-_]+$/, 'must look like user@realm!tokenname')
+    .optional(),
+  PVE_TOKEN_SECRET: z.string().optional(),
+  PVE_CA_FILE: z.string().optional(),
+  PVE_FINGERPRINT: z
+    .string()
+    .regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, 'must be the SHA-256 fingerprint as colon-separated hex')
+    .optional(),
+  PVE_INSECURE_SKIP_VERIFY: bool.default(false),
+  PVE_POOL: z.string().default('pveflow'),
+  PVE_VMID_RANGE: z
+    .string()
+    .regex(/^\d+-\d+$/, 'must be MIN-MAX, e.g. 10000-19999')
+    .transform((s) => {
+      const [min, max] = s.split('-').map(Number) as [number, number];
+      return { min, max };
+    })
+    .refine((r) => r.min >= 100 && r.max >= r.min && r.max <= 999_999_999, 'must lie within 100-999999999, MIN <= MAX')
+    .default({ min: 10000, max: 99999 }),
+  PVE_TEMPLATE_VMID: z.coerce.number().int().min(100).default(9000),
+  PVE_NODE_SELECTOR: commaList.optional(),
+  PVE_BRIDGE: z.string().default('vmbr0'),
+  PVE_FULL_CLONE_DEFAULT: bool.default(false),
+  PVE_SNIPPETS_STORAGE: z.string().default('local'),
+  PVE_SNIPPETS_DIR: z.string().default('/var/lib/vz/snippets'),
+  PVE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+
+  // SFTP to the nodes, host keys pinned.
+  SSH_USER: z.string().default('root'),
+  SSH_PRIVATE_KEY_FILE: z.string().optional(),
+  SSH_NODES: nodeAddressMap.optional(),
+  SSH_HOST_FINGERPRINTS: nodeFingerprintMap.optional(),
+
+  // NetBird. Without NETBIRD_API_URL the embedded default starts the simulated NetBird.
+  NETBIRD_API_URL: z.url().optional(),
+  NETBIRD_TOKEN: z.string().optional(),
+  NETBIRD_MANAGEMENT_URL: z.url().optional(),
+  NETBIRD_CA_FILE: z.string().optional(),
+  NETBIRD_SETUP_KEY_TTL_S: z.coerce.number().int().min(3600).default(86_400),
+  NETBIRD_PEER_WAIT_S: z.coerce.number().int().positive().default(900),
+  NETBIRD_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+
+  // The embedded default's simulated world (used only when PVE_ENDPOINT / NETBIRD_API_URL are unset).
+  SIM_PVE_PORT: z.coerce.number().int().min(0).default(8006),
+  SIM_NETBIRD_PORT: z.coerce.number().int().min(0).default(33073),
+  /** realistic: task and boot durations like a real cluster; fast: for tests; zero: for benchmarks. */
+  SIM_TIMING: z.enum(['realistic', 'fast', 'zero']).default('realistic'),
+
+  GUEST_IP_WAIT_S: z.coerce.number().int().positive().default(900),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  if (config.PVE_ENDPOINT && (!config.PVE_TOKEN_ID || !config.PVE_TOKEN_SECRET)) {
+    throw new ConfigError('PVE_ENDPOINT is set: PVE_TOKEN_ID and PVE_TOKEN_SECRET are required too');
+  }
+  if (config.PVE_INSECURE_SKIP_VERIFY && config.NODE_ENV === 'production') {
+    throw new ConfigError(
+      'PVE_INSECURE_SKIP_VERIFY=true is refused when NODE_ENV=production: anyone on the path could take the API ' +
+        'token. Give the cluster CA with PVE_CA_FILE (/etc/pve/pve-root-ca.pem) or pin PVE_FINGERPRINT ' +
+        '(the ssl_fingerprint shown by GET /nodes).',
+    );
+  }
+  if (config.NETBIRD_API_URL && !config.NETBIRD_TOKEN) {
+    throw new ConfigError('NETBIRD_API_URL is set: NETBIRD_TOKEN (a personal access token) is required too');
+  }
+  return config;
+}

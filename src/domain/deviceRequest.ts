@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+/**
+ * A VM request as pveflow keeps it in its workflow: the shape every edge (HTTP API, webhook) is parsed into. Only
+ * plain JSON, never a secret: it travels in workflow history.
+ */
+export const serialSchema = z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX');
+
+/** A DNS label: what Proxmox accepts as a VM name and cloud-init as a hostname. */
+export const vmNameSchema = z
+  .string()
+  .min(1)
+  .max(40)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and inner hyphens only (a DNS label)');
+
+export const deviceRequestSchema = z
+  .object({
+    serial: serialSchema,
+    name: vmNameSchema,
+    org: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ -'),
+    requester: z.email(),
+    consultants: z.array(z.email()).min(1).max(50),
+    period: z.object({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }) }),
+    templateVmid: z.number().int().min(100).max(999_999_999).optional(),
+    cores: z.number().int().min(1).max(64),
+    memoryMiB: z.number().int().min(512).max(262_144),
+    fullClone: z.boolean().optional(),
+    sshKeys: z.array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key')).max(20).default([]),
+  })
+  .refine((r) => Date.parse(r.period.end) > Date.parse(r.period.start), {
+    path: ['period', 'end'],
+    message: 'must be after period.start',
+  });
+
+export type DeviceRequest = z.infer<typeof deviceRequestSchema>;
+
+/** The names pveflow gives what it creates for a request: findable again after any crash. */
+export function deviceNames(serial: string, name: string) {
+  const slug = serial.toLowerCase();
+  return {
+    /** VM name in Proxmox, cloud-init hostname and NetBird peer name. */
+    hostname: `${name}-${slug}`,
+    snippetFile: `pveflow-${slug}-user-data.yaml`,
+    deviceGroup: `device-${serial}`,
+    consultantsGroup: `consultants-${serial}`,
+    policy: `pveflow-${serial}-consultants-to-device`,
+    setupKey: `pveflow-${serial}`,
+    /** First line of the VM description: the ownership marker checked before adopting or destroying a VM. */
+    marker: `pveflow:serial=${serial}`,
+    tag: slug,
+  };
+}
