@@ -1,0 +1,32 @@
+import type { NetbirdClient } from '../clients/netbird';
+import type { PveClient } from '../clients/pve';
+import type { SftpTarget } from '../clients/sftp';
+
+/** What the activities need from the world; built once in worker.ts (or by a test). */
+export interface ActivityDeps {
+  pve: PveClient;
+  /** The SFTP endpoint of a Proxmox node (its snippets directory), host key pinned. */
+  sftpTarget(node: string): SftpTarget;
+  netbird: NetbirdClient;
+  settings: ActivitySettings;
+}
+
+export interface ActivitySettings {
+  pool: string;
+  /** VMIDs pveflow allocates from (keeps clear of hand-made VMs). */
+  vmidRange: { min: number; max: number };
+  templateVmid: number;
+  bridge: string;
+  fullCloneDefault: boolean;
+  nodeSelector?: string[];
+  snippetsStorage: string;
+  snippetsDir: string;
+  /** What a VM's `netbird up --management-url` points at. */
+  netbirdManagementUrl: string;
+  setupKeyTtlSeconds: number;
+  guestIpWaitSeconds: number;
+  peerWaitSeconds: number;
+  /** Poll bounds for waits inside activities (the guest agent, the NetBird peer, Proxmox tasks). */
+  pollMinMs: number;
+  pollMaxMs: number;
+}

@@ -1,0 +1,29 @@
+import type { ActivityDeps } from './deps';
+import { accessActivities } from './netbird/access';
+import { peerActivities } from './netbird/peer';
+import { cloneActivities } from './proxmox/clone';
+import { configureActivities } from './proxmox/configure';
+import { destroyActivities } from './proxmox/destroy';
+import { guestAgentActivities } from './proxmox/guestAgent';
+import { placementActivities } from './proxmox/placement';
+import { powerActivities } from './proxmox/power';
+import { vmidActivities } from './proxmox/vmid';
+import { cloudInitSnippetActivities } from './snippets/cloudInitSnippet';
+
+export type { ActivityDeps, ActivitySettings } from './deps';
+
+/** Every activity pveflow's workflows call, bound to their dependencies (built in worker.ts or by a test). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...vmidActivities(deps),
+    ...placementActivities(deps),
+    ...cloneActivities(deps),
+    ...configureActivities(deps),
+    ...powerActivities(deps),
+    ...guestAgentActivities(deps),
+    ...destroyActivities(deps),
+    ...cloudInitSnippetActivities(deps),
+    ...peerActivities(deps),
+    ...accessActivities(deps),
+  };
+}

@@ -1,0 +1,110 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { classifyText, PveApiError, type ClusterResource } from '../../clients/pve';
+import { deviceNames } from '../../domain/deviceRequest';
+import { ErrorType } from '../../errors';
+import type { ActivityDeps } from '../deps';
+import { pveFailure } from './failures';
+import { resumedUpid, taskFailure, taskOutcome } from './runTask';
+
+export interface CloneTemplateInput {
+  serial: string;
+  name: string;
+  vmid: number;
+  /** Where the VM must end up. */
+  node: string;
+  templateVmid?: number;
+  fullClone?: boolean;
+}
+
+/**
+ * Clones the template into `vmid` on `node`, inside the pool, with the request's ownership marker in the
+ * description. Idempotent: a retry waits on the earlier attempt's task, or adopts the VM it made (marker checked);
+ * a VMID held by anything else is never touched and reported as taken, so the build picks another.
+ */
+export function cloneActivities({ pve, settings }: ActivityDeps) {
+  return {
+    async cloneTemplate(input: CloneTemplateInput): Promise<{ vmid: number; node: string }> {
+      const { serial, vmid, node } = input;
+      const names = deviceNames(serial, input.name);
+      const templateVmid = input.templateVmid ?? settings.templateVmid;
+      const s = { serial, vmid, node };
+
+      const resumed = resumedUpid();
+      if (resumed) {
+        const outcome = await taskOutcome(pve, resumed, settings);
+        if (!outcome.ok) throw cloneTaskFailure(outcome, s);
+        return { vmid, node };
+      }
+
+      let vms: ClusterResource[];
+      try {
+        vms = await pve.clusterResources('vm');
+      } catch (err) {
+        throw pveFailure(err, s, 'looking up the template and VMID');
+      }
+      const existing = vms.find((r) => r.vmid === vmid);
+      if (existing) return adopt(existing);
+
+      const template = vms.find((r) => r.vmid === templateVmid);
+      if (!template || !template.template || !template.node) {
+        throw ApplicationFailure.create({
+          type: ErrorType.PveTemplateMissing,
+          nonRetryable: true,
+          message:
+            `template VM ${templateVmid} for request ${serial} is ${template ? 'not a template' : 'not visible to the API token'} ` +
+            `(pool '${settings.pool}'). Convert it to a template and add it to the pool, or set PVE_TEMPLATE_VMID, then rebuild.`,
+        });
+      }
+      const full = input.fullClone ?? settings.fullCloneDefault;
+      let upid: string;
+      try {
+        upid = await pve.cloneVm(template.node, templateVmid, {
+          newid: vmid,
+          name: names.hostname,
+          pool: settings.pool,
+          full,
+          target: template.node === node ? undefined : node,
+          description: `${names.marker}\nManaged by pveflow for request ${serial}. Do not edit by hand.`,
+        });
+      } catch (err) {
+        if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
+        throw pveFailure(err, { ...s, node: template.node }, `cloning template ${templateVmid}`);
+      }
+      const outcome = await taskOutcome(pve, upid, settings);
+      if (!outcome.ok) throw cloneTaskFailure(outcome, s);
+      return { vmid, node };
+
+      async function adopt(vm: ClusterResource): Promise<{ vmid: number; node: string }> {
+        const at = vm.node ?? node;
+        for (;;) {
+          const cfg = await pve.vmConfig(at, vmid).catch((err) => {
+            throw pveFailure(err, { ...s, node: at }, 'checking an existing VM');
+          });
+          if (!cfg.description?.startsWith(names.marker)) throw vmidTaken(s, `VM ${vmid} exists and is not pveflow's for ${serial}`);
+          if (cfg.lock !== 'clone') return { vmid, node: at };
+          // Our earlier attempt's clone is still copying: wait for it to let go of the lock.
+          Context.current().heartbeat();
+          await sleep(settings.pollMaxMs, undefined, { signal: Context.current().cancellationSignal });
+        }
+      }
+    },
+  };
+}
+
+function vmidTaken(s: { serial: string; vmid: number; node: string }, said: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorType.PveVmidTaken,
+    nonRetryable: true,
+    message: `VMID ${s.vmid} is taken (${said}) for request ${s.serial}; another VMID will be reserved.`,
+  });
+}
+
+/** A target-lock timeout or "config file already exists" in the clone task means another clone raced for the VMID. */
+function cloneTaskFailure(outcome: { upid: string; exitstatus: string; logTail: string[]; ok: boolean }, s: { serial: string; vmid: number; node: string }) {
+  const cls = classifyText(outcome.exitstatus);
+  if (cls === 'alreadyExists' || (cls === 'lockTimeout' && outcome.exitstatus.includes(`lock-${s.vmid}.conf`))) {
+    return vmidTaken(s, outcome.exitstatus);
+  }
+  return taskFailure(outcome, s, 'cloning the template');
+}

@@ -1,0 +1,60 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { PveApiError } from '../../clients/pve';
+import { deviceNames } from '../../domain/deviceRequest';
+import { ErrorType } from '../../errors';
+import type { ActivityDeps } from '../deps';
+import { pveFailure } from './failures';
+import { resumedUpid, taskFailure, taskOutcome } from './runTask';
+
+export interface DestroyVmInput {
+  serial: string;
+  name: string;
+  vmid: number;
+  /** Where the VM was last seen; it is looked up again in case HA or an operator moved it. */
+  node: string;
+}
+
+/**
+ * Destroys the request's VM with its disks. Only a VM carrying this request's marker is touched; a VM that is
+ * already gone is success. A running VM is stopped first (destroy refuses running VMs).
+ */
+export function destroyActivities({ pve, settings }: ActivityDeps) {
+  return {
+    async destroyVm(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
+      const { serial, vmid } = input;
+      const marker = deviceNames(serial, input.name).marker;
+      let upid = resumedUpid();
+      let node = input.node;
+      if (!upid) {
+        try {
+          const vm = (await pve.clusterResources('vm')).find((r) => r.vmid === vmid);
+          if (!vm) return 'absent';
+          node = vm.node ?? node;
+          const cfg = await pve.vmConfig(node, vmid);
+          if (!cfg.description?.startsWith(marker)) {
+            throw ApplicationFailure.create({
+              type: ErrorType.PveVmidTaken,
+              nonRetryable: true,
+              message: `VM ${vmid} on node ${node} does not carry the marker of request ${serial}: pveflow will not destroy it. An operator should check who owns it.`,
+            });
+          }
+          if ((await pve.vmStatus(node, vmid)).status === 'running') {
+            const stop = await taskOutcome(pve, await pve.vmPower(node, vmid, 'stop'), settings);
+            if (!stop.ok) throw taskFailure(stop, { serial, vmid, node }, 'stopping the VM before destroying it');
+          }
+          upid = await pve.destroyVm(node, vmid, { purge: true, 'destroy-unreferenced-disks': true });
+        } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
+          if (err instanceof PveApiError && err.errorClass === 'notFound') return 'absent';
+          throw pveFailure(err, { serial, vmid, node }, 'destroying the VM');
+        }
+      }
+      const outcome = await taskOutcome(pve, upid, settings);
+      if (!outcome.ok) {
+        if (/does not exist/.test(outcome.exitstatus)) return 'absent';
+        throw taskFailure(outcome, { serial, vmid, node }, 'destroying the VM');
+      }
+      return 'destroyed';
+    },
+  };
+}

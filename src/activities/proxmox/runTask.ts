@@ -1,0 +1,43 @@
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import { classifyText, waitForTask, type PveClient, type TaskOutcome } from '../../clients/pve';
+import { ErrorType } from '../../errors';
+import type { ActivitySettings } from '../deps';
+import { describe, type Subject } from './failures';
+
+/**
+ * Waits for a Proxmox task while heartbeating its UPID, so that a retry after a worker crash waits on the same
+ * task instead of starting a second one.
+ */
+export function taskOutcome(pve: PveClient, upid: string, poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>): Promise<TaskOutcome> {
+  const ctx = Context.current();
+  ctx.heartbeat({ upid });
+  return waitForTask(pve, upid, {
+    signal: ctx.cancellationSignal,
+    minPollMs: poll.pollMinMs,
+    maxPollMs: poll.pollMaxMs,
+    onPoll: () => ctx.heartbeat({ upid }),
+  });
+}
+
+/** A failed task as a failure naming what Proxmox logged: lock timeouts stay retryable, the rest is for an operator. */
+export function taskFailure(outcome: TaskOutcome, s: Subject, doing: string): ApplicationFailure {
+  const cls = classifyText(outcome.exitstatus);
+  const retryable = cls === 'lockTimeout' || cls === 'locked' || cls === 'quorum';
+  return ApplicationFailure.create({
+    type: retryable ? ErrorType.PveTransient : ErrorType.PveTaskFailed,
+    nonRetryable: !retryable,
+    message: `${doing} for ${describe(s)} failed in Proxmox task ${outcome.upid}: ${outcome.exitstatus}`,
+    details: [{ upid: outcome.upid, exitstatus: outcome.exitstatus, log: outcome.logTail }],
+  });
+}
+
+export async function awaitTask(pve: PveClient, upid: string, s: Subject, doing: string, poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>): Promise<void> {
+  const outcome = await taskOutcome(pve, upid, poll);
+  if (!outcome.ok) throw taskFailure(outcome, s, doing);
+}
+
+/** The UPID an earlier attempt of this activity was waiting on, if any. */
+export function resumedUpid(): string | undefined {
+  const details = Context.current().info.heartbeatDetails as { upid?: string } | undefined;
+  return details?.upid;
+}

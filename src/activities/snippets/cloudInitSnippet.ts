@@ -1,0 +1,75 @@
+import { posix } from 'node:path';
+import { SftpClient, SftpError } from '../../clients/sftp';
+import { ApplicationFailure } from '@temporalio/activity';
+import { deviceNames } from '../../domain/deviceRequest';
+import { ErrorType } from '../../errors';
+import type { ActivityDeps } from '../deps';
+import { step } from '../netbird/failures';
+import { ensureGroup } from '../netbird/lookups';
+import { renderUserData } from './cloudInit';
+
+export interface PrepareCloudInitInput {
+  serial: string;
+  name: string;
+  node: string;
+  sshKeys: string[];
+}
+
+/**
+ * Writes the VM's cloud-init user-data to its node, with a fresh one-off NetBird setup key inside. The key exists
+ * in clear only here and in the snippet: never in the activity's result (workflow history) or a log line. A retry
+ * deletes the earlier attempt's unused key (NetBird never shows a key twice) and writes the snippet again.
+ */
+export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: ActivityDeps) {
+  const pathOf = (file: string) => posix.join(settings.snippetsDir, file);
+
+  return {
+    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<{ snippetVolid: string }> {
+      const names = deviceNames(serial, name);
+      const deviceGroup = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => ensureGroup(netbird, names.deviceGroup));
+      const setupKey = await step(serial, `creating NetBird setup key ${names.setupKey}`, async () => {
+        for (const stale of (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey)) {
+          await netbird.deleteSetupKey(stale.id);
+        }
+        return netbird.createSetupKey({
+          name: names.setupKey,
+          type: 'one-off',
+          expires_in: settings.setupKeyTtlSeconds,
+          auto_groups: [deviceGroup.id],
+          usage_limit: 1,
+          ephemeral: false,
+        });
+      });
+      const userData = renderUserData({
+        hostname: names.hostname,
+        sshKeys,
+        netbird: { managementUrl: settings.netbirdManagementUrl, setupKey: setupKey.key },
+      });
+      await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
+      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}` };
+    },
+
+    async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
+      const file = pathOf(deviceNames(serial, name).snippetFile);
+      return withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file));
+    },
+  };
+}
+
+async function withSftp<T>(target: ConstructorParameters<typeof SftpClient>[0], serial: string, node: string, fn: (c: SftpClient) => Promise<T>): Promise<T> {
+  const client = new SftpClient(target);
+  try {
+    return await fn(client);
+  } catch (err) {
+    if (err instanceof SftpError) {
+      throw ApplicationFailure.create({
+        type: err.kind === 'host-key-mismatch' ? ErrorType.SshHostKeyMismatch : err.retryable ? ErrorType.SftpTransient : ErrorType.SftpFailed,
+        nonRetryable: !err.retryable,
+        message: `SFTP to node ${node} for request ${serial}: ${err.message}`,
+      });
+    }
+    throw err;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,34 @@
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
+import { nonRetryableErrorTypes } from '../errors';
+
+/** Named presets: each activity call states which kind of work it is. */
+
+/** A few quick API calls (Proxmox, NetBird, SFTP). */
+export const apiCall = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8, nonRetryableErrorTypes },
+} as const satisfies ActivityOptions;
+
+/** Starts a Proxmox task and waits on its UPID, heartbeating; a crashed worker is noticed within the heartbeat timeout. */
+export const proxmoxTask = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes },
+} as const satisfies ActivityOptions;
+
+/** Bounded waits (guest agent IP, NetBird peer): the activity enforces its own deadline and says what it last saw. */
+export const boundedWait = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.TRY_CANCEL,
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes },
+} as const satisfies ActivityOptions;
+
+/** Undo and cleanup: retried longer, because what they leave behind costs the operator. */
+export const cleanup = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 12, nonRetryableErrorTypes },
+} as const satisfies ActivityOptions;

@@ -1,0 +1,4 @@
+// The workflow bundle's entry: workflows only (anything else exported here would become a "workflow type").
+export { vmRequest } from './vmRequest';
+export { vmBuild } from './vmBuild';
+export { vmCompletion } from './vmCompletion';

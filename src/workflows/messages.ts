@@ -1,0 +1,31 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { BuildPhase, BuildTask, RequestRecord } from './types';
+
+/**
+ * The messages of pveflow's workflows, defined once with stable names. The API imports these (and workflow types),
+ * never workflow code. Update arguments are zod schemas: validators parse them synchronously.
+ */
+
+export const actorSchema = z.object({ by: z.string().min(1).max(200), note: z.string().max(2000).optional() });
+export type Actor = z.infer<typeof actorSchema>;
+
+export const rejectSchema = z.object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(2000) });
+export type Rejection = z.infer<typeof rejectSchema>;
+
+/** Answer of every request-changing update: the status it left the request in. */
+export interface UpdateResult {
+  serial: string;
+  status: RequestRecord['status'];
+}
+
+export const approveUpdate = defineUpdate<UpdateResult, [Actor]>('approve');
+export const rejectUpdate = defineUpdate<UpdateResult, [Rejection]>('reject');
+export const rebuildUpdate = defineUpdate<UpdateResult, [Actor]>('rebuild');
+export const completeUpdate = defineUpdate<UpdateResult, [Actor]>('complete');
+
+export const statusQuery = defineQuery<RequestRecord>('status');
+export const buildStatusQuery = defineQuery<BuildTask>('buildStatus');
+
+/** Internal: a build tells its request which phase it entered. */
+export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');

@@ -1,0 +1,17 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/**
+ * Typed search attributes: how an operator finds a request in Temporal UI (`Serial = "VM-7K2Q9"`,
+ * `RequestStatus = "Failed"`, `PveNode = "pve2"`). Registered by the embedded default; on a real cluster with
+ * `temporal operator search-attribute create` (see README).
+ */
+export const SerialKey = defineSearchAttributeKey('Serial', SearchAttributeType.KEYWORD);
+export const OrgKey = defineSearchAttributeKey('Org', SearchAttributeType.KEYWORD);
+export const RequestStatusKey = defineSearchAttributeKey('RequestStatus', SearchAttributeType.KEYWORD);
+export const BuildStatusKey = defineSearchAttributeKey('BuildStatus', SearchAttributeType.KEYWORD);
+export const VmIdKey = defineSearchAttributeKey('VmId', SearchAttributeType.INT);
+export const PveNodeKey = defineSearchAttributeKey('PveNode', SearchAttributeType.KEYWORD);
+export const ConsultantsKey = defineSearchAttributeKey('Consultants', SearchAttributeType.KEYWORD_LIST);
+
+/** Name → type, for registering them with a server. */
+export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey];

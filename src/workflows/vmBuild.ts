@@ -1,0 +1,173 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  TemporalFailure,
+  workflowInfo,
+  type ActivityFailure,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { deviceNames } from '../domain/deviceRequest';
+import { ErrorType } from '../errors';
+import { apiCall, boundedWait, cleanup, proxmoxTask } from './activityOptions';
+import { buildPhaseSignal, buildStatusQuery } from './messages';
+import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from './searchAttributes';
+import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+const api = proxyActivities<Activities>(apiCall);
+const task = proxyActivities<Activities>(proxmoxTask);
+const wait = proxyActivities<Activities>(boundedWait);
+const undo = proxyActivities<Activities>(cleanup);
+
+/** How many raced VMIDs a build tolerates before it calls the cluster too busy. */
+const MAX_VMID_COLLISIONS = 5;
+const LOG_LINES_KEPT = 200;
+
+/**
+ * One build attempt of a request: the runbook an operator would follow by hand, stage by stage. Every stage that
+ * creates something registers its undo first; a failure or a cancel runs the undos, newest first, in a scope that
+ * cannot be cancelled, and what could not be undone is named on the failure for an operator.
+ */
+export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBuildResult> {
+  const { serial } = request;
+  const names = deviceNames(serial, request.name);
+  const build: BuildTask = {
+    workflowId: workflowInfo().workflowId,
+    attempt,
+    state: 'started',
+    stage: 'queued',
+    progress: 0,
+    log: [],
+    leftovers: [],
+  };
+  setHandler(buildStatusQuery, () => build);
+  const parent = workflowInfo().parent;
+  const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const undos: Array<{ what: string; run: () => Promise<unknown> }> = [];
+
+  const stage = (next: BuildStage, progress: number, message: string) => {
+    build.state = 'building';
+    build.stage = next;
+    build.progress = progress;
+    log(message);
+  };
+  const log = (message: string) => {
+    build.log.push({ at: new Date().toISOString(), stage: build.stage, message });
+    if (build.log.length > LOG_LINES_KEPT) build.log.splice(0, build.log.length - LOG_LINES_KEPT);
+  };
+  const phase = async (p: Omit<BuildPhase, 'attempt'>) => {
+    upsertSearchAttributes([
+      { key: BuildStatusKey, value: p.status },
+      ...(p.vmid ? [{ key: VmIdKey, value: p.vmid }] : []),
+      ...(p.node ? [{ key: PveNodeKey, value: p.node }] : []),
+    ]);
+    await requestHandle?.signal(buildPhaseSignal, { attempt, ...p });
+  };
+
+  upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: 'started' }]);
+  try {
+    await phase({ status: 'Imaging' });
+
+    stage('choosing-node', 5, 'choosing the node with the most free capacity');
+    const node = await api.chooseNode({ serial, memoryMiB: request.memoryMiB });
+    log(`node ${node} chosen`);
+
+    stage('reserving-vmid', 10, 'reserving a VMID');
+    const taken: number[] = [];
+    let vmid: number;
+    for (;;) {
+      vmid = await api.reserveVmid({ serial, exclude: taken });
+      stage('cloning', 15, `cloning template onto node ${node} as VM ${vmid}`);
+      // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
+      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }) };
+      undos.unshift(destroy);
+      try {
+        await task.cloneTemplate({ serial, name: request.name, vmid, node, templateVmid: request.templateVmid, fullClone: request.fullClone });
+        break;
+      } catch (err) {
+        if (failureType(err) !== ErrorType.PveVmidTaken || taken.length >= MAX_VMID_COLLISIONS) throw err;
+        undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
+        taken.push(vmid);
+        log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
+      }
+    }
+    log(`VM ${vmid} cloned on ${node}`);
+    await phase({ status: 'Provisioning', vmid, node });
+
+    stage('uploading-snippet', 35, `uploading the cloud-init snippet to ${node}`);
+    undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
+    undos.unshift({ what: `NetBird setup key, groups and policy of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
+    const { snippetVolid } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+
+    stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
+    await task.configureVm({ serial, name: request.name, vmid, node, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+
+    stage('starting', 55, `starting VM ${vmid}`);
+    await task.startVm({ serial, vmid, node });
+
+    stage('waiting-for-ip', 65, 'waiting for the guest agent to report an IPv4 address');
+    await phase({ status: 'Configuring', vmid, node });
+    const ip = await wait.waitForGuestIp({ serial, vmid, node });
+    log(`guest IPv4 ${ip}`);
+
+    stage('vpn-peer', 80, `waiting for NetBird peer ${names.hostname}`);
+    const peer = await wait.waitForPeer({ serial, name: request.name });
+    log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
+
+    stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
+    const access = await api.grantVpnAccess({ serial, name: request.name, peerId: peer.peerId, consultants: request.consultants });
+    if (access.missingConsultants.length > 0) {
+      log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
+    }
+
+    stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
+    build.state = 'completed';
+    upsertSearchAttributes([{ key: BuildStatusKey, value: 'completed' }]);
+    return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build };
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    build.state = cancelled ? 'cancelling' : 'failed';
+    build.error = cancelled ? 'cancelled' : rootMessage(err);
+    log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
+    await CancellationScope.nonCancellable(async () => {
+      for (const step of undos) {
+        try {
+          await step.run();
+          log(`undone: ${step.what}`);
+        } catch (undoErr) {
+          build.leftovers.push(step.what);
+          log(`could not undo ${step.what}: ${rootMessage(undoErr)}`);
+        }
+      }
+    });
+    if (cancelled) {
+      build.state = 'cancelled';
+      upsertSearchAttributes([{ key: BuildStatusKey, value: 'cancelled' }]);
+      throw err;
+    }
+    upsertSearchAttributes([{ key: BuildStatusKey, value: 'failed' }]);
+    throw ApplicationFailure.create({
+      type: 'BuildFailed',
+      nonRetryable: true,
+      message: `build ${attempt} of ${serial} failed at stage ${build.stage}: ${build.error}`,
+      details: [build],
+    });
+  }
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = (err as ActivityFailure)?.cause as ApplicationFailure | undefined;
+  return cause?.type ?? undefined;
+}
+
+/** The message of the failure an activity raised (what Proxmox or NetBird said), not "Activity task failed". */
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof TemporalFailure && !(e instanceof ApplicationFailure) && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,46 @@
+import { proxyActivities, workflowInfo, upsertSearchAttributes, log } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { deviceNames } from '../domain/deviceRequest';
+import { cleanup, proxmoxTask } from './activityOptions';
+import { SerialKey } from './searchAttributes';
+import type { VmCompletionInput, VmCompletionResult } from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+const task = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '10 minutes' });
+const tidy = proxyActivities<Activities>(cleanup);
+
+const SHUTDOWN_TIMEOUT_SECONDS = 120;
+
+/**
+ * The end of a lease, as the seeds' completion runbook: shut the guest down (hard stop if it ignores us), destroy
+ * the VM with its disks, remove its cloud-init snippet, then every NetBird trace. Each step is retried; a step that
+ * still fails is recorded and the next one runs, so the result says exactly what was left behind.
+ */
+export async function vmCompletion(input: VmCompletionInput): Promise<VmCompletionResult> {
+  const { serial, name, vmid, node } = input;
+  const names = deviceNames(serial, name);
+  const leftovers: string[] = [];
+  let vmDestroyed = vmid === undefined;
+  upsertSearchAttributes([{ key: SerialKey, value: serial }]);
+
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+      return true;
+    } catch (err) {
+      leftovers.push(what);
+      log.warn(`completion of ${serial} left ${what}`, { error: (err as Error).message, workflowId: workflowInfo().workflowId });
+      return false;
+    }
+  };
+
+  if (vmid !== undefined && node !== undefined) {
+    await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
+    vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
+    if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running
+    await attempt(`cloud-init snippet ${names.snippetFile} on ${node}`, () => tidy.removeSnippet({ serial, name, node }));
+  }
+  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: [`NetBird objects of ${serial} (${err.message})`] }));
+  leftovers.push(...vpn.leftovers);
+  return { vmDestroyed, leftovers };
+}

@@ -1,0 +1,205 @@
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
+  allHandlersFinished,
+  condition,
+  executeChild,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { deviceNames } from '../domain/deviceRequest';
+import {
+  actorSchema,
+  approveUpdate,
+  buildPhaseSignal,
+  completeUpdate,
+  rebuildUpdate,
+  rejectSchema,
+  rejectUpdate,
+  statusQuery,
+  type UpdateResult,
+} from './messages';
+import { ConsultantsKey, OrgKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey } from './searchAttributes';
+import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
+import { vmBuild } from './vmBuild';
+import { vmCompletion } from './vmCompletion';
+
+/**
+ * One VM request from submission to cleanup: the system of record for it. An admin approves (or rejects); at the
+ * period's start the VM is built; it is fulfilled until the period ends or someone completes it early; then it is
+ * cleaned up. A failed build waits for a rebuild or a completion.
+ */
+export async function vmRequest({ request }: VmRequestInput): Promise<RequestRecord> {
+  const { serial } = request;
+  const record: RequestRecord = {
+    serial,
+    request,
+    status: 'Pending',
+    device: { hostname: deviceNames(serial, request.name).hostname },
+    timeline: [],
+    leftovers: [],
+  };
+  let completeRequested = false;
+  let rebuildRequested = false;
+  let attempt = 0;
+
+  const transition = (status: RequestStatus, event: string, by?: string) => {
+    record.status = status;
+    record.timeline.push({ at: new Date().toISOString(), event, ...(by ? { by } : {}) });
+    upsertSearchAttributes([{ key: RequestStatusKey, value: status }]);
+  };
+  const answer = (): UpdateResult => ({ serial, status: record.status });
+  const refuse = (action: string, allowed: RequestStatus[]) => {
+    if (!allowed.includes(record.status)) {
+      throw new Error(`cannot ${action} request ${serial}: it is ${record.status} (only when ${allowed.join(' or ')})`);
+    }
+  };
+
+  // Handlers first: messages may arrive with the very first workflow task.
+  setHandler(statusQuery, () => record);
+  setHandler(
+    approveUpdate,
+    ({ by, note }) => {
+      transition('Approved', note ? `approved: ${note}` : 'approved', by);
+      return answer();
+    },
+    {
+      validator: (actor) => {
+        actorSchema.parse(actor);
+        refuse('approve', ['Pending']);
+      },
+    },
+  );
+  setHandler(
+    rejectUpdate,
+    ({ by, reason }) => {
+      transition('Rejected', `rejected: ${reason}`, by);
+      return answer();
+    },
+    {
+      validator: (rejection) => {
+        rejectSchema.parse(rejection);
+        refuse('reject', ['Pending']);
+      },
+    },
+  );
+  setHandler(
+    rebuildUpdate,
+    ({ by }) => {
+      rebuildRequested = true;
+      record.timeline.push({ at: new Date().toISOString(), event: 'rebuild requested', by });
+      return answer();
+    },
+    {
+      validator: (actor) => {
+        actorSchema.parse(actor);
+        refuse('rebuild', ['Failed']);
+        if (rebuildRequested) throw new Error(`a rebuild of ${serial} is already queued`);
+      },
+    },
+  );
+  setHandler(
+    completeUpdate,
+    ({ by }) => {
+      completeRequested = true;
+      record.timeline.push({ at: new Date().toISOString(), event: 'completion requested', by });
+      return answer();
+    },
+    {
+      validator: (actor) => {
+        actorSchema.parse(actor);
+        refuse('complete', ['Approved', 'Fulfilled', 'Failed']);
+        if (completeRequested) throw new Error(`completion of ${serial} is already under way`);
+      },
+    },
+  );
+  setHandler(buildPhaseSignal, (p) => {
+    if (p.attempt !== attempt) return; // a late word from an earlier attempt
+    transition(p.status, `build ${p.attempt}: ${p.status.toLowerCase()}`);
+    if (p.vmid) record.device.vmid = p.vmid;
+    if (p.node) record.device.node = p.node;
+    upsertSearchAttributes([
+      ...(p.vmid ? [{ key: VmIdKey, value: p.vmid }] : []),
+      ...(p.node ? [{ key: PveNodeKey, value: p.node }] : []),
+    ]);
+  });
+
+  upsertSearchAttributes([
+    { key: SerialKey, value: serial },
+    { key: OrgKey, value: request.org },
+    { key: ConsultantsKey, value: request.consultants },
+  ]);
+  transition('Pending', `submitted by ${request.requester}`, request.requester);
+
+  await condition(() => record.status !== 'Pending');
+  if (record.status === 'Rejected') return finish();
+
+  // The VM is built when the period starts, not before (a durable timer: it survives any restart).
+  const untilStart = Date.parse(request.period.start) - Date.now();
+  if (untilStart > 0) await condition(() => completeRequested, untilStart);
+
+  while (!completeRequested) {
+    attempt += 1;
+    rebuildRequested = false;
+    const buildId = `vm-build-${serial}-${attempt}`;
+    record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
+    try {
+      const result = await executeChild(vmBuild, {
+        workflowId: buildId,
+        args: [{ request, attempt }],
+        // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        staticSummary: `Build ${attempt} of ${serial} (${request.name}, ${request.org})`,
+      });
+      record.build = result.build;
+      Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
+      upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }]);
+      transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
+      break;
+    } catch (err) {
+      const failed = buildOf(err);
+      record.build = failed ?? { ...record.build, state: 'failed', error: messageOf(err) };
+      record.device.vmid = undefined;
+      record.device.node = undefined;
+      transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
+      await condition(() => rebuildRequested || completeRequested);
+      if (rebuildRequested) transition('Approved', `rebuild ${attempt + 1} queued`);
+    }
+  }
+
+  if (record.status === 'Fulfilled' && !completeRequested) {
+    const untilEnd = Date.parse(request.period.end) - Date.now();
+    if (untilEnd > 0) await condition(() => completeRequested, untilEnd);
+  }
+
+  transition('Completing', completeRequested ? 'completing on request' : 'the period ended');
+  const completion = await executeChild(vmCompletion, {
+    workflowId: `vm-completion-${serial}`,
+    args: [{ serial, name: request.name, vmid: record.device.vmid, node: record.device.node }],
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    staticSummary: `Cleanup of ${serial} (${request.name}, ${request.org})`,
+  });
+  record.leftovers = completion.leftovers;
+  transition('Completed', completion.leftovers.length ? `completed; left behind: ${completion.leftovers.join('; ')}` : 'completed; nothing left behind');
+  return finish();
+
+  async function finish(): Promise<RequestRecord> {
+    await condition(allHandlersFinished);
+    return record;
+  }
+}
+
+/** The failed build's own record, carried in its failure details. */
+function buildOf(err: unknown): BuildTask | undefined {
+  if (err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure) {
+    const details = err.cause.details?.[0] as BuildTask | undefined;
+    return details && typeof details === 'object' && 'stage' in details ? details : undefined;
+  }
+  return undefined;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof ChildWorkflowFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
