@@ -119,10 +119,7 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     transition(p.status, `build ${p.attempt}: ${p.status.toLowerCase()}`);
     if (p.vmid) record.device.vmid = p.vmid;
     if (p.node) record.device.node = p.node;
-    upsertSearchAttributes([
-      ...(p.vmid ? [{ key: VmIdKey, value: p.vmid }] : []),
-      ...(p.node ? [{ key: PveNodeKey, value: p.node }] : []),
-    ]);
+    if (p.vmid && p.node) upsertSearchAttributes([{ key: VmIdKey, value: p.vmid }, { key: PveNodeKey, value: p.node }]);
   });
 
   upsertSearchAttributes([

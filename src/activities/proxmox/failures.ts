@@ -27,6 +27,8 @@ export function pveFailure(err: unknown, s: Subject, doing: string): Application
   switch (err.errorClass) {
     case 'param':
       return ApplicationFailure.create({ type: ErrorType.PveInvalidParameter, nonRetryable: true, message: `${what}. The request pveflow sent was refused; check the template and the request's settings.`, details: [err.errors] });
+    case 'notImplemented':
+      return ApplicationFailure.create({ type: ErrorType.PveInvalidParameter, nonRetryable: true, message: `${what}. This Proxmox VE version does not offer the call pveflow needs; check GET /version against the supported releases.` });
     case 'permission':
     case 'auth':
       return ApplicationFailure.create({ type: ErrorType.PvePermissionDenied, nonRetryable: true, message: `${what}. Grant the API token the missing privilege (see docs: token and pool ACLs), then rebuild.` });

@@ -16,6 +16,7 @@ export type PveErrorClass =
   | 'quorum'
   | 'proxy' // 595-599: node unreachable through the cluster proxy
   | 'transport' // no HTTP answer at all (timeout, refused, TLS)
+  | 'notImplemented' // 501: this PVE version has no such call (or the request broke an HTTP rule)
   | 'other';
 
 export interface PveErrorInit {
@@ -64,6 +65,7 @@ export function classify(status: number | undefined, text: string): PveErrorClas
   if (status >= 595 && status <= 599) return 'proxy';
   if (status === 401) return 'auth';
   if (status === 403) return 'permission';
+  if (status === 501 || status === 506) return 'notImplemented';
   if (/already exists|config file already exists|File exists/i.test(text)) return 'alreadyExists';
   if (status === 400) return 'param';
   return classifyText(text);

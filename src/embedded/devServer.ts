@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection } from '@temporalio/client';
+import { SearchAttributeType } from '@temporalio/common';
+import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { resolveTemporalBinary } from '../temporal/binaries';
+
+export interface DevServerOptions {
+  ip: string;
+  port: number;
+  uiPort: number;
+  /** SQLite file: the embedded default's durable state. */
+  dbFile: string;
+  namespace: string;
+  searchAttributes: SearchAttributeKey<SearchAttributeType>[];
+  logFile: string;
+}
+
+export interface RunningDevServer {
+  address: string;
+  uiUrl: string;
+  stop(): Promise<void>;
+}
+
+const cliType: Record<SearchAttributeType, string> = {
+  [SearchAttributeType.TEXT]: 'Text',
+  [SearchAttributeType.KEYWORD]: 'Keyword',
+  [SearchAttributeType.INT]: 'Int',
+  [SearchAttributeType.DOUBLE]: 'Double',
+  [SearchAttributeType.BOOL]: 'Bool',
+  [SearchAttributeType.DATETIME]: 'Datetime',
+  [SearchAttributeType.KEYWORD_LIST]: 'KeywordList',
+};
+
+/**
+ * Temporal's dev server with its UI, on a SQLite file so that requests survive a restart. WAL lets readers (the UI,
+ * visibility queries) proceed while the server writes; synchronous=NORMAL is the WAL setting SQLite recommends
+ * (durable across a process crash, only an OS crash can lose the last transactions).
+ * The project's own binary is run directly (its process is ours to stop); without one, the SDK downloads it.
+ */
+export async function startDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
+  const address = `${opts.ip}:${opts.port}`;
+  const uiUrl = `http://${opts.ip}:${opts.uiPort}`;
+  const args = [
+    '--ui-disable-news-fetch',
+    '--sqlite-pragma', 'journal_mode=wal',
+    '--sqlite-pragma', 'synchronous=normal',
+    '--ui-ip', opts.ip,
+  ];
+  const source = resolveTemporalBinary('temporal');
+  if (source.type === 'cached-download') {
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'cached-download' },
+        ip: opts.ip,
+        port: opts.port,
+        ui: true,
+        uiPort: opts.uiPort,
+        dbFilename: opts.dbFile,
+        namespace: opts.namespace,
+        searchAttributes: opts.searchAttributes,
+        extraArgs: args,
+      },
+    });
+    return { address, uiUrl, stop: () => env.teardown() };
+  }
+
+  const child = spawn(
+    source.path,
+    [
+      'server', 'start-dev',
+      '--ip', opts.ip,
+      '--port', String(opts.port),
+      '--ui-port', String(opts.uiPort),
+      '--db-filename', opts.dbFile,
+      '--namespace', opts.namespace,
+      '--log-level', 'warn',
+      ...args,
+      ...opts.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${cliType[k.type]}`]),
+    ],
+    { stdio: ['ignore', openSync(opts.logFile, 'a'), openSync(opts.logFile, 'a')] },
+  );
+  await waitUntilServing(child, address, opts.logFile);
+  return { address, uiUrl, stop: () => stopChild(child) };
+}
+
+async function waitUntilServing(child: ChildProcess, address: string, logFile: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let exited: number | null = null;
+  child.once('exit', (code) => (exited = code ?? -1));
+  for (;;) {
+    if (exited !== null) throw new Error(`Temporal dev server exited with ${exited} before serving; see ${logFile}`);
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 1_000 });
+      await conn.workflowService.getSystemInfo({});
+      await conn.close();
+      return;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`Temporal dev server did not serve on ${address} within 60 s; see ${logFile}`);
+      }
+      await sleep(250);
+    }
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(killer);
+}

@@ -1,0 +1,130 @@
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createApp } from '../api/app';
+import { loadConfig, type Config } from '../config';
+import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
+import { searchAttributeDefinitions } from '../workflows/searchAttributes';
+import { createActivityDeps, createWorker } from '../worker';
+import { startDevServer, type RunningDevServer } from './devServer';
+import { simulatorTimings } from './simulatorTimings';
+
+export interface EmbeddedStackOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Tests pass a bundle built once per file. */
+  workflowBundle?: WorkflowBundle;
+}
+
+export interface EmbeddedStack {
+  config: Config;
+  apiUrl: string;
+  temporal: { address: string; uiUrl?: string; namespace: string; taskQueue: string };
+  /** The simulated Proxmox, SFTP and NetBird, when no real endpoints were configured. */
+  world?: SimulatedWorld;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole system on one machine: Temporal's dev server (unless TEMPORAL_ADDRESS points at a cluster), the
+ * simulated Proxmox cluster, SFTP endpoints and NetBird (unless real endpoints are configured), a worker and the API.
+ * The simulators are configured exactly as a real cluster would be, through the same settings.
+ */
+export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promise<EmbeddedStack> {
+  const env = opts.env ?? process.env;
+  const initial = loadConfig(env);
+  const dataDir = resolve(initial.DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch((err) => console.error('[pveflow] while stopping:', err));
+  };
+
+  try {
+    let dev: RunningDevServer | undefined;
+    if (!initial.TEMPORAL_ADDRESS) {
+      dev = await startDevServer({
+        ip: '127.0.0.1',
+        port: initial.TEMPORAL_PORT,
+        uiPort: initial.TEMPORAL_UI_PORT,
+        dbFile: join(dataDir, 'temporal.db'),
+        namespace: initial.TEMPORAL_NAMESPACE,
+        searchAttributes: searchAttributeDefinitions,
+        logFile: join(dataDir, 'temporal.log'),
+      });
+      stops.push(dev.stop);
+    }
+    const address = initial.TEMPORAL_ADDRESS ?? dev!.address;
+
+    let world: SimulatedWorld | undefined;
+    let worldEnv: Partial<Record<string, string>> = {};
+    if (!initial.PVE_ENDPOINT || !initial.NETBIRD_API_URL) {
+      world = await startSimulatedWorld({
+        dir: join(dataDir, 'sim'),
+        pvePort: initial.SIM_PVE_PORT,
+        netbirdPort: initial.SIM_NETBIRD_PORT,
+        timing: simulatorTimings[initial.SIM_TIMING],
+      });
+      stops.push(world.stop);
+      const w = world.env;
+      worldEnv = {
+        ...(initial.PVE_ENDPOINT
+          ? {}
+          : pick(w, ['PVE_ENDPOINT', 'PVE_TOKEN_ID', 'PVE_TOKEN_SECRET', 'PVE_CA_FILE', 'PVE_POOL', 'PVE_TEMPLATE_VMID', 'PVE_SNIPPETS_DIR', 'SSH_USER', 'SSH_PRIVATE_KEY_FILE', 'SSH_NODES', 'SSH_HOST_FINGERPRINTS'])),
+        ...(initial.NETBIRD_API_URL ? {} : pick(w, ['NETBIRD_API_URL', 'NETBIRD_TOKEN', 'NETBIRD_CA_FILE'])),
+      };
+    }
+    const config = loadConfig({ ...env, ...worldEnv, TEMPORAL_ADDRESS: address });
+
+    const workerConnection = await NativeConnection.connect({ address });
+    stops.push(() => workerConnection.close());
+    const worker: Worker = await createWorker({
+      connection: workerConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      deps: createActivityDeps(config),
+      workflowBundle: opts.workflowBundle,
+    });
+    const running = worker.run();
+    stops.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+
+    const clientConnection = await Connection.connect({ address });
+    stops.push(() => clientConnection.close());
+    const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+    const app = createApp({ client, taskQueue: config.TEMPORAL_TASK_QUEUE });
+    const server: Server = await new Promise((ok, fail) => {
+      const s = app.listen(config.API_PORT, config.API_HOST, () => ok(s));
+      s.once('error', fail);
+    });
+    stops.push(
+      () =>
+        new Promise<void>((ok) => {
+          server.close(() => ok());
+          server.closeAllConnections(); // SSE streams and keep-alive sockets would otherwise hold the close
+        }),
+    );
+    const apiPort = (server.address() as AddressInfo).port;
+
+    return {
+      config,
+      apiUrl: `http://${config.API_HOST}:${apiPort}`,
+      temporal: { address, uiUrl: dev?.uiUrl, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
+      world,
+      client,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
+}

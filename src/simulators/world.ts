@@ -1,0 +1,184 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { generateSshKeyPair } from '../clients/sftp';
+import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
+import { createPveSimulator, defaultClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import { createSftpServer } from './sftp';
+import { simulatorTls } from './tls';
+
+/** Where a VM's snippets live on a real node, and so on the simulated nodes' SFTP endpoints. */
+export const SNIPPETS_DIR = '/var/lib/vz/snippets';
+
+export interface WorldOptions {
+  /** Files of the simulated world (CA, SSH keys, the nodes' snippets). */
+  dir: string;
+  host?: string;
+  /** 0 = any free port. */
+  pvePort?: number;
+  netbirdPort?: number;
+  timing?: Partial<PveTiming>;
+  /**
+   * Use this SSH server (tests: a real OpenSSH sshd on 127.0.0.1) as every node's SFTP endpoint instead of the
+   * built-in ones; `dir` is the directory it exposes, which then backs every node's snippets storage.
+   */
+  externalSsh?: { host: string; port: number; username: string; privateKey: string; hostKeyFingerprint: string; dir: string };
+  /** NetBird users (the consultants); the embedded default seeds a few. */
+  netbirdUsers?: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
+}
+
+/** How pveflow reaches the simulated world: the same settings a real cluster is given through the environment. */
+export interface WorldEndpoints {
+  PVE_ENDPOINT: string;
+  PVE_TOKEN_ID: string;
+  PVE_TOKEN_SECRET: string;
+  PVE_CA_FILE: string;
+  PVE_POOL: string;
+  PVE_TEMPLATE_VMID: string;
+  PVE_SNIPPETS_DIR: string;
+  SSH_USER: string;
+  SSH_PRIVATE_KEY_FILE: string;
+  SSH_NODES: string;
+  SSH_HOST_FINGERPRINTS: string;
+  NETBIRD_API_URL: string;
+  NETBIRD_TOKEN: string;
+  NETBIRD_CA_FILE: string;
+}
+
+export interface SimulatedWorld {
+  env: WorldEndpoints;
+  pve: PveSimulator;
+  netbird: NetbirdSimulator;
+  /** Each node's snippets directory on disk (what the SFTP endpoint writes into). */
+  snippetsDirOf(node: string): string;
+  stop(): Promise<void>;
+}
+
+export const defaultNetbirdUsers = [
+  { email: 'owner@pveflow.example', name: 'NetBird Owner', role: 'owner' as const },
+  { email: 'alice@consultancy.example', name: 'Alice Consultant' },
+  { email: 'bob@consultancy.example', name: 'Bob Consultant' },
+];
+
+/**
+ * The world in a box: a 3-node Proxmox VE cluster, one SFTP endpoint per node writing into that node's snippets
+ * directory, and NetBird. They are one world: a VM that boots with a NetBird setup key in its cloud-init snippet
+ * joins the simulated NetBird as a peer, as a real guest running `netbird up` would.
+ */
+export async function startSimulatedWorld(opts: WorldOptions): Promise<SimulatedWorld> {
+  const host = opts.host ?? '127.0.0.1';
+  mkdirSync(opts.dir, { recursive: true });
+  const tls = await simulatorTls(opts.dir);
+  const external = opts.externalSsh;
+  const snippetsDirOf = (node: string) => external?.dir ?? join(opts.dir, 'nodes', node, 'snippets');
+  const stops: Array<() => Promise<void>> = [];
+
+  try {
+    const netbirdToken = `nbp_${randomBytes(18).toString('base64url')}`;
+    const netbird = createNetbirdSimulator({ tokens: [netbirdToken], users: opts.netbirdUsers ?? defaultNetbirdUsers });
+    const nb = await netbird.listen({ host, port: opts.netbirdPort ?? 0, tls: { key: tls.key, cert: tls.cert } });
+    stops.push(nb.close);
+
+    const tokenSecret = randomUUID();
+    const seed = defaultClusterSeed({ tokenSecret });
+    const pve = createPveSimulator({
+      seed,
+      timing: opts.timing,
+      snippetsDir: (node) => snippetsDirOf(node),
+      onGuestBoot: (boot) => bootGuest(netbird, boot),
+    });
+    const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
+    stops.push(pveServer.close);
+
+    const client = external ? { privateKey: external.privateKey, publicKey: '' } : generateSshKeyPair('pveflow@embedded');
+    const keyFile = join(opts.dir, 'pveflow-ssh.key');
+    writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
+    const nodes: string[] = [];
+    const fingerprints: string[] = [];
+    for (const node of pve.dump().nodes.map((n) => n.node)) {
+      if (external) {
+        nodes.push(`${node}=${external.host}:${external.port}`);
+        fingerprints.push(`${node}=${external.hostKeyFingerprint}`);
+        continue;
+      }
+      const sftp = createSftpServer({
+        hostKey: generateSshKeyPair(`root@${node}`).privateKey,
+        username: 'root',
+        authorizedKeys: [client.publicKey],
+        mounts: { [SNIPPETS_DIR]: snippetsDirOf(node) },
+      });
+      const running = await sftp.listen({ host, port: 0 });
+      stops.push(running.close);
+      nodes.push(`${node}=${host}:${running.port}`);
+      fingerprints.push(`${node}=${running.hostKeyFingerprint}`);
+    }
+
+    return {
+      env: {
+        PVE_ENDPOINT: pveServer.url,
+        PVE_TOKEN_ID: 'pveflow@pve!automation',
+        PVE_TOKEN_SECRET: tokenSecret,
+        PVE_CA_FILE: tls.caFile,
+        PVE_POOL: 'pveflow',
+        PVE_TEMPLATE_VMID: '9000',
+        PVE_SNIPPETS_DIR: external?.dir ?? SNIPPETS_DIR,
+        SSH_USER: external?.username ?? 'root',
+        SSH_PRIVATE_KEY_FILE: keyFile,
+        SSH_NODES: nodes.join(','),
+        SSH_HOST_FINGERPRINTS: fingerprints.join(','),
+        NETBIRD_API_URL: nb.url,
+        NETBIRD_TOKEN: netbirdToken,
+        NETBIRD_CA_FILE: tls.caFile,
+      },
+      pve,
+      netbird,
+      snippetsDirOf,
+      stop: () => stopAll(stops),
+    };
+  } catch (err) {
+    await stopAll(stops);
+    throw err;
+  }
+}
+
+async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
+  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+}
+
+/**
+ * What cloud-init does inside a real guest at first boot: `netbird up --setup-key ... --hostname ...` from the
+ * user-data's runcmd. A guest without NetBird in its user-data joins nothing; a refused key is the guest's problem
+ * (a real one would log it), so it is reported, not thrown into the simulator.
+ */
+function bootGuest(netbird: NetbirdSimulator, boot: GuestBoot): void {
+  if (!boot.userData) return;
+  const enrollment = netbirdEnrollmentOf(boot.userData);
+  if (!enrollment) return;
+  try {
+    netbird.enrollPeer(enrollment);
+  } catch (err) {
+    process.emitWarning(`simulated guest ${boot.name} (VM ${boot.vmid} on ${boot.node}) could not join NetBird: ${(err as Error).message}`);
+  }
+}
+
+export function netbirdEnrollmentOf(userData: string): { setupKey: string; hostname: string } | undefined {
+  let doc: { hostname?: unknown; runcmd?: unknown } | null;
+  try {
+    doc = parse(userData) as typeof doc;
+  } catch {
+    return undefined;
+  }
+  const runcmd = Array.isArray(doc?.runcmd) ? doc.runcmd : [];
+  for (const cmd of runcmd) {
+    if (!Array.isArray(cmd) || cmd[0] !== 'netbird' || cmd[1] !== 'up') continue;
+    const arg = (flag: string) => {
+      const i = cmd.indexOf(flag);
+      return i >= 0 && typeof cmd[i + 1] === 'string' ? (cmd[i + 1] as string) : undefined;
+    };
+    const setupKey = arg('--setup-key');
+    const hostname = arg('--hostname') ?? (typeof doc?.hostname === 'string' ? doc.hostname : undefined);
+    if (setupKey && hostname) return { setupKey, hostname };
+  }
+  return undefined;
+}

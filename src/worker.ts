@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities } from './activities';
+import type { ActivityDeps } from './activities/deps';
+import { NetbirdClient } from './clients/netbird';
+import { PveClient } from './clients/pve';
+import { loadConfig, ConfigError, type Config } from './config';
+import { temporalSettings } from './temporal/settings';
+
+/**
+ * The composition root: the only place that builds clients from configuration and hands them to the activities.
+ * `createWorker` is exported so that tests build a worker with their own dependencies.
+ */
+export interface CreateWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  /** A pre-built bundle (tests build it once per file); otherwise the workflows are bundled at start-up. */
+  workflowBundle?: WorkflowBundle;
+}
+
+export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle }: CreateWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    activities: createActivities(deps),
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
+  });
+}
+
+/** Real clients for the endpoints in the configuration (the embedded default fills it with its simulators). */
+export function createActivityDeps(config: Config): ActivityDeps {
+  if (!config.PVE_ENDPOINT || !config.PVE_TOKEN_ID || !config.PVE_TOKEN_SECRET) {
+    throw new ConfigError('PVE_ENDPOINT, PVE_TOKEN_ID and PVE_TOKEN_SECRET are required');
+  }
+  if (!config.NETBIRD_API_URL || !config.NETBIRD_TOKEN) throw new ConfigError('NETBIRD_API_URL and NETBIRD_TOKEN are required');
+  if (!config.SSH_PRIVATE_KEY_FILE || !config.SSH_NODES || !config.SSH_HOST_FINGERPRINTS) {
+    throw new ConfigError('SSH_PRIVATE_KEY_FILE, SSH_NODES and SSH_HOST_FINGERPRINTS are required (SFTP to the nodes, host keys pinned)');
+  }
+  const sshNodes = config.SSH_NODES;
+  const fingerprints = config.SSH_HOST_FINGERPRINTS;
+  const privateKey = readFileSync(config.SSH_PRIVATE_KEY_FILE, 'utf8');
+  return {
+    pve: new PveClient({
+      endpoint: config.PVE_ENDPOINT,
+      tokenId: config.PVE_TOKEN_ID,
+      tokenSecret: config.PVE_TOKEN_SECRET,
+      ca: config.PVE_CA_FILE ? readFileSync(config.PVE_CA_FILE) : undefined,
+      fingerprint: config.PVE_FINGERPRINT,
+      insecureSkipVerify: config.PVE_INSECURE_SKIP_VERIFY,
+      timeoutMs: config.PVE_TIMEOUT_MS,
+    }),
+    netbird: new NetbirdClient({
+      baseUrl: config.NETBIRD_API_URL,
+      token: config.NETBIRD_TOKEN,
+      timeoutMs: config.NETBIRD_TIMEOUT_MS,
+      ca: config.NETBIRD_CA_FILE ? readFileSync(config.NETBIRD_CA_FILE) : undefined,
+    }),
+    sftpTarget(node) {
+      const address = sshNodes[node];
+      const hostKeyFingerprint = fingerprints[node];
+      if (!address || !hostKeyFingerprint) {
+        throw new ConfigError(`node ${node} has no SSH_NODES address or SSH_HOST_FINGERPRINTS entry: add it to upload snippets there`);
+      }
+      return { ...address, username: config.SSH_USER, privateKey, hostKeyFingerprint };
+    },
+    settings: {
+      pool: config.PVE_POOL,
+      vmidRange: config.PVE_VMID_RANGE,
+      templateVmid: config.PVE_TEMPLATE_VMID,
+      bridge: config.PVE_BRIDGE,
+      fullCloneDefault: config.PVE_FULL_CLONE_DEFAULT,
+      nodeSelector: config.PVE_NODE_SELECTOR,
+      snippetsStorage: config.PVE_SNIPPETS_STORAGE,
+      snippetsDir: config.PVE_SNIPPETS_DIR,
+      netbirdManagementUrl: config.NETBIRD_MANAGEMENT_URL ?? new URL(config.NETBIRD_API_URL).origin,
+      setupKeyTtlSeconds: config.NETBIRD_SETUP_KEY_TTL_S,
+      guestIpWaitSeconds: config.GUEST_IP_WAIT_S,
+      peerWaitSeconds: config.NETBIRD_PEER_WAIT_S,
+      pollMinMs: 250,
+      pollMaxMs: 2_000,
+    },
+  };
+}
+
+/** `npm run worker`: a worker alone, for a deployment with its own Temporal cluster (docker-compose). */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const temporal = temporalSettings(config);
+  const connection = await NativeConnection.connect({ address: temporal.address });
+  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps: createActivityDeps(config) });
+  await worker.run();
+  await connection.close();
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  });
+}
