@@ -116,7 +116,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
 
     return {
       env: {
-        PVE_ENDPOINT: pveServer.url,
+        PVE_ENDPOINT: new URL(pveServer.url).origin,
         PVE_TOKEN_ID: 'pveflow@pve!automation',
         PVE_TOKEN_SECRET: tokenSecret,
         PVE_CA_FILE: tls.caFile,
@@ -127,7 +127,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
         SSH_PRIVATE_KEY_FILE: keyFile,
         SSH_NODES: nodes.join(','),
         SSH_HOST_FINGERPRINTS: fingerprints.join(','),
-        NETBIRD_API_URL: nb.url,
+        NETBIRD_API_URL: new URL(nb.url).origin,
         NETBIRD_TOKEN: netbirdToken,
         NETBIRD_CA_FILE: tls.caFile,
       },

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { referencePath } from '../src/reference';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { freePort } from './support/ports';
+import { validRequestBody } from './support/requests';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The embedded default (`npm start`'s stack) on free ports, driven only through the HTTP API, with the simulated
+ * world's state checked from the outside: the request from submission to completion, and bad input refused.
+ */
+const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+
+describe('embedded stack end to end', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
+  let stack: EmbeddedStack;
+  let dataDir: string;
+  /** Every HTTP answer the test saw: checked for secrets at the end. */
+  const answers: string[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.apiUrl}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    answers.push(text);
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  before(async () => {
+    requireTemporalBinary('temporal');
+    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-e2e-'));
+    stack = await startEmbeddedStack({
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        TEMPORAL_PORT: String(await freePort()),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_TASK_QUEUE: `e2e-${process.pid}`,
+        API_PORT: '0',
+        SIM_PVE_PORT: '0',
+        SIM_NETBIRD_PORT: '0',
+        SIM_TIMING: 'fast',
+      },
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a request goes from submission through approval to a fulfilled VM and back to nothing', async () => {
+    const created = await api('POST', '/api/device_requests', validRequestBody());
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const serial: string = created.body.serial;
+    assert.match(serial, /^VM-[0-9A-Z]{5}$/);
+
+    const pending = await api('GET', `/api/device_requests/${serial}`);
+    assert.equal(pending.status, 200);
+    assert.equal(pending.body.status, 'Pending');
+
+    // Findable in Temporal UI by serial (visibility is eventually consistent).
+    await waitFor('the request in visibility', async () => {
+      for await (const wf of stack.client.workflow.list({ query: `Serial = "${serial}"` })) return wf.workflowId;
+      return undefined;
+    });
+
+    const approved = await api('POST', `/api/device_requests/${serial}/approve`, { by: 'admin@acme.example' });
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.status, 'Approved');
+
+    const twice = await api('POST', `/api/device_requests/${serial}/approve`, { by: 'admin@acme.example' });
+    assert.equal(twice.status, 409, 'a second approval is refused, not ignored');
+    assert.match(twice.body.detail, /cannot approve/);
+
+    const fulfilled = await waitFor('the request to be fulfilled', async () => {
+      const r = await api('GET', `/api/device_requests/${serial}`);
+      if (r.body.status === 'Failed') throw new Error(`build failed: ${JSON.stringify(r.body.build)}`);
+      return r.body.status === 'Fulfilled' ? r.body : undefined;
+    });
+    const { vmid, node, ip, vpnHostname, hostname } = fulfilled.device;
+    assert.ok(Number.isInteger(vmid) && node && ip && vpnHostname, JSON.stringify(fulfilled.device));
+    assert.equal(fulfilled.build.progress, 100);
+    assert.equal(fulfilled.build.state, 'completed');
+
+    // The simulated cluster holds exactly that VM, with the requested size, in the pool, running.
+    const vm = stack.world!.pve.dump().vms.find((v) => v.vmid === vmid);
+    assert.ok(vm, `VM ${vmid} exists in the simulator`);
+    assert.equal(vm.node, node);
+    assert.equal(vm.pool, 'pveflow');
+    assert.equal(vm.status, 'running');
+    assert.equal(Number(vm.config.cores), 4);
+    assert.equal(Number(vm.config.memory), 4096);
+    assert.match(String(vm.config.cicustom), /^user=local:snippets\/pveflow-vm-/);
+
+    // The snippet holds the setup key; nothing else may.
+    const snippetDir = stack.world!.snippetsDirOf(node);
+    const snippet = readdirSync(snippetDir).find((f) => f.includes(serial.toLowerCase()));
+    assert.ok(snippet, 'cloud-init snippet uploaded to the node');
+    const setupKey = /--setup-key\n?\s*- ([^\s]+)/.exec(readFileSync(join(snippetDir, snippet), 'utf8'))?.[1];
+    assert.ok(setupKey, 'the snippet carries a NetBird setup key');
+
+    // NetBird: one peer named after the VM, its device group, the consultants' group and a one-way policy.
+    const nb = stack.world!.netbird.dump();
+    const peers = nb.peers.filter((p) => p.name === hostname);
+    assert.equal(peers.length, 1);
+    const deviceGroup = nb.groups.find((g) => g.name === `device-${serial}`);
+    const consultantsGroup = nb.groups.find((g) => g.name === `consultants-${serial}`);
+    assert.ok(deviceGroup && consultantsGroup);
+    assert.ok(deviceGroup.peers.some((p) => p.id === peers[0]!.id), 'the VM peer is in its device group');
+    const policy = nb.policies.find((p) => p.name.includes(serial));
+    assert.ok(policy);
+    assert.equal(policy.rules.length, 1);
+    assert.equal(policy.rules[0]!.bidirectional, false, 'the VM can never reach back to the consultants');
+    assert.deepEqual(policy.rules[0]!.sources?.map((s) => s.id), [consultantsGroup.id]);
+    assert.deepEqual(policy.rules[0]!.destinations?.map((d) => d.id), [deviceGroup.id]);
+    for (const email of ['alice@consultancy.example', 'bob@consultancy.example']) {
+      const user = nb.users.find((u) => u.email === email);
+      assert.ok(user?.auto_groups.includes(consultantsGroup.id), `${email} carries consultants-${serial}`);
+    }
+
+    const completing = await api('POST', `/api/device_requests/${serial}/complete`, { by: 'rita@acme.example' });
+    assert.equal(completing.status, 200, JSON.stringify(completing.body));
+    const done = await waitFor('the request to be completed', async () => {
+      const r = await api('GET', `/api/device_requests/${serial}`);
+      return r.body.status === 'Completed' ? r.body : undefined;
+    });
+    assert.deepEqual(done.leftovers, []);
+
+    // Nothing is left: no VM, no snippet, no peer, no groups, no policy, no setup key, no user carries the group.
+    assert.equal(stack.world!.pve.dump().vms.find((v) => v.vmid === vmid), undefined);
+    assert.equal(readdirSync(snippetDir).filter((f) => f.includes(serial.toLowerCase())).length, 0);
+    const after = stack.world!.netbird.dump();
+    assert.equal(after.peers.filter((p) => p.name === hostname).length, 0);
+    assert.equal(after.groups.filter((g) => g.name.includes(serial)).length, 0);
+    assert.equal(after.policies.filter((p) => p.name.includes(serial)).length, 0);
+    assert.equal(after.setupKeys.filter((k) => k.name.includes(serial)).length, 0);
+    assert.ok(after.users.every((u) => !u.auto_groups.includes(consultantsGroup.id)));
+
+    // No secret in any API answer or in the request's workflow histories.
+    const secrets = { setupKey, pveToken: stack.config.PVE_TOKEN_SECRET!, netbirdToken: stack.config.NETBIRD_TOKEN! };
+    const histories = await Promise.all(
+      [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) =>
+        JSON.stringify(await stack.client.workflow.getHandle(id).fetchHistory()),
+      ),
+    );
+    for (const [name, secret] of Object.entries(secrets)) {
+      assert.ok(!answers.some((a) => a.includes(secret)), `${name} appears in an API answer`);
+      assert.ok(!histories.some((h) => h.includes(secret)), `${name} appears in workflow history`);
+    }
+  });
+
+  test('bad input gets 400 naming the field and starts no workflow', async () => {
+    const starts: unknown[] = [];
+    const workflow = stack.client.workflow;
+    const start = workflow.start.bind(workflow);
+    workflow.start = (async (...args: Parameters<typeof start>) => {
+      starts.push(args);
+      return start(...args);
+    }) as typeof workflow.start;
+    try {
+      const cases: Array<[string, unknown, string]> = [
+        ['missing consultants', validRequestBody({ consultants: undefined }), 'consultants'],
+        ['consultant not an email', validRequestBody({ consultants: ['alice'] }), 'consultants.0'],
+        ['name not a DNS label', validRequestBody({ name: 'Kali Linux!' }), 'name'],
+        ['end before start', validRequestBody({ period: { start: '2026-12-10T00:00:00Z', end: '2026-12-01T00:00:00Z' } }), 'period.end'],
+        ['cores out of range', validRequestBody({ cores: 0 }), 'cores'],
+        ['unknown field', validRequestBody({ root_password: 'x' }), 'root_password'],
+      ];
+      for (const [what, body, field] of cases) {
+        const r = await api('POST', '/api/device_requests', body);
+        assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
+        const fields = r.body.issues.map((i: { field: string }) => i.field);
+        assert.ok(fields.includes(field), `${what}: expected field ${field}, got ${fields.join(', ')}`);
+        assert.ok(r.body.issues.every((i: { reason: string }) => i.reason.length > 0));
+      }
+      const notJson = await api('POST', '/api/device_requests', '{"name": ');
+      assert.equal(notJson.status, 400);
+      const badSerial = await api('GET', '/api/device_requests/not-a-serial');
+      assert.equal(badSerial.status, 400);
+      assert.equal(badSerial.body.issues[0].field, 'serial');
+      const unknown = await api('GET', '/api/device_requests/VM-ZZZZZ');
+      assert.equal(unknown.status, 404);
+      const rejectWithoutReason = await api('POST', '/api/device_requests/VM-ZZZZZ/reject', { by: 'admin' });
+      assert.equal(rejectWithoutReason.status, 400);
+      assert.equal(rejectWithoutReason.body.issues[0].field, 'reason');
+      assert.equal(starts.length, 0, 'no workflow was started');
+    } finally {
+      workflow.start = start;
+    }
+  });
+});
