@@ -100,6 +100,8 @@ export const configSchema = z.object({
   NETBIRD_CA_FILE: z.string().optional(),
   NETBIRD_SETUP_KEY_TTL_S: z.coerce.number().int().min(3600).default(86_400),
   NETBIRD_PEER_WAIT_S: z.coerce.number().int().positive().default(900),
+  /** A consultant with no NetBird user: `report` it on the request and go on, or `fail` the build. */
+  NETBIRD_MISSING_CONSULTANT: z.enum(['report', 'fail']).default('report'),
   NETBIRD_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
 
   // The embedded default's simulated world (used only when PVE_ENDPOINT / NETBIRD_API_URL are unset).

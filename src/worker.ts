@@ -77,6 +77,7 @@ export function createActivityDeps(config: Config): ActivityDeps {
       snippetsDir: config.PVE_SNIPPETS_DIR,
       netbirdManagementUrl: config.NETBIRD_MANAGEMENT_URL ?? new URL(config.NETBIRD_API_URL).origin,
       setupKeyTtlSeconds: config.NETBIRD_SETUP_KEY_TTL_S,
+      missingConsultant: config.NETBIRD_MISSING_CONSULTANT,
       guestIpWaitSeconds: config.GUEST_IP_WAIT_S,
       peerWaitSeconds: config.NETBIRD_PEER_WAIT_S,
       pollMinMs: 250,

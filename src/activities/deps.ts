@@ -24,6 +24,8 @@ export interface ActivitySettings {
   /** What a VM's `netbird up --management-url` points at. */
   netbirdManagementUrl: string;
   setupKeyTtlSeconds: number;
+  /** A consultant without a NetBird user: reported on the request (`report`) or a failed build (`fail`). */
+  missingConsultant: 'report' | 'fail';
   guestIpWaitSeconds: number;
   peerWaitSeconds: number;
   /** Poll bounds for waits inside activities (the guest agent, the NetBird peer, Proxmox tasks). */
