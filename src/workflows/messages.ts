@@ -23,9 +23,13 @@ export const approveUpdate = defineUpdate<UpdateResult, [Actor]>('approve');
 export const rejectUpdate = defineUpdate<UpdateResult, [Rejection]>('reject');
 export const rebuildUpdate = defineUpdate<UpdateResult, [Actor]>('rebuild');
 export const completeUpdate = defineUpdate<UpdateResult, [Actor]>('complete');
+/** Cancels the running (or not yet started) build; its undos remove what it made. Same as cancelling vm-build-* in Temporal UI. */
+export const cancelUpdate = defineUpdate<UpdateResult, [Actor]>('cancel');
 
 export const statusQuery = defineQuery<RequestRecord>('status');
 export const buildStatusQuery = defineQuery<BuildTask>('buildStatus');
 
 /** Internal: a build tells its request which phase it entered. */
 export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
+/** Internal: a cancelled build's final record (log, leftovers), sent before it ends as cancelled. */
+export const buildReportSignal = defineSignal<[BuildTask]>('buildReport');

@@ -10,6 +10,7 @@ export type RequestStatus =
   | 'Fulfilled'
   | 'Failed'
   | 'Rejected'
+  | 'Cancelled'
   | 'Completing'
   | 'Completed';
 

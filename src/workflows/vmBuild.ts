@@ -14,7 +14,7 @@ import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceRequest';
 import { ErrorType } from '../errors';
 import { apiCall, boundedWait, cleanup, proxmoxTask } from './activityOptions';
-import { buildPhaseSignal, buildStatusQuery } from './messages';
+import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from './messages';
 import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from './searchAttributes';
 import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from './types';
 
@@ -148,6 +148,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     if (cancelled) {
       build.state = 'cancelled';
       upsertSearchAttributes([{ key: BuildStatusKey, value: 'cancelled' }]);
+      await CancellationScope.nonCancellable(async () => requestHandle?.signal(buildReportSignal, build));
       throw err;
     }
     upsertSearchAttributes([{ key: BuildStatusKey, value: 'failed' }]);

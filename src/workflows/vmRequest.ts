@@ -1,10 +1,12 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   ParentClosePolicy,
   allHandlersFinished,
   condition,
   executeChild,
+  isCancellation,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -13,6 +15,8 @@ import {
   actorSchema,
   approveUpdate,
   buildPhaseSignal,
+  buildReportSignal,
+  cancelUpdate,
   completeUpdate,
   rebuildUpdate,
   rejectSchema,
@@ -42,7 +46,12 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
   };
   let completeRequested = false;
   let rebuildRequested = false;
+  let cancelRequested = false;
   let attempt = 0;
+  /** The scope the current build runs in: cancelling it cancels the build, which then runs its undos. */
+  let buildScope: CancellationScope | undefined;
+  /** A cancelled build cannot carry its record in its failure: it reports it by signal before it ends. */
+  const finalBuildReports = new Map<number, BuildTask>();
 
   const transition = (status: RequestStatus, event: string, by?: string) => {
     record.status = status;
@@ -94,7 +103,7 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     {
       validator: (actor) => {
         actorSchema.parse(actor);
-        refuse('rebuild', ['Failed']);
+        refuse('rebuild', ['Failed', 'Cancelled']);
         if (rebuildRequested) throw new Error(`a rebuild of ${serial} is already queued`);
       },
     },
@@ -109,11 +118,30 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     {
       validator: (actor) => {
         actorSchema.parse(actor);
-        refuse('complete', ['Approved', 'Fulfilled', 'Failed']);
+        refuse('complete', ['Approved', 'Fulfilled', 'Failed', 'Cancelled']);
         if (completeRequested) throw new Error(`completion of ${serial} is already under way`);
       },
     },
   );
+  setHandler(
+    cancelUpdate,
+    ({ by, note }) => {
+      cancelRequested = true;
+      record.timeline.push({ at: new Date().toISOString(), event: note ? `cancel requested: ${note}` : 'cancel requested', by });
+      buildScope?.cancel();
+      return answer();
+    },
+    {
+      validator: (actor) => {
+        actorSchema.parse(actor);
+        refuse('cancel', ['Approved', 'Imaging', 'Provisioning', 'Configuring']);
+        if (cancelRequested) throw new Error(`a cancel of ${serial} is already under way`);
+      },
+    },
+  );
+  setHandler(buildReportSignal, (build) => {
+    finalBuildReports.set(build.attempt, build);
+  });
   setHandler(buildPhaseSignal, (p) => {
     if (p.attempt !== attempt) return; // a late word from an earlier attempt
     transition(p.status, `build ${p.attempt}: ${p.status.toLowerCase()}`);
@@ -132,54 +160,94 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
   await condition(() => record.status !== 'Pending');
   if (record.status === 'Rejected') return finish();
 
-  // The VM is built when the period starts, not before (a durable timer: it survives any restart).
-  const untilStart = Date.parse(request.period.start) - Date.now();
-  if (untilStart > 0) await condition(() => completeRequested, untilStart);
+  try {
+    await leaseUntilDone();
+  } catch (err) {
+    // The request itself was cancelled (Temporal UI, `temporal workflow cancel`): clean up, then end as cancelled.
+    if (!isCancellation(err)) throw err;
+    transition('Cancelled', 'the request workflow was cancelled; cleaning up');
+    await CancellationScope.nonCancellable(() => cleanUp('the request was cancelled'));
+    throw err;
+  }
+  await cleanUp(completeRequested ? 'completing on request' : 'the period ended');
+  return finish();
 
-  while (!completeRequested) {
-    attempt += 1;
-    rebuildRequested = false;
-    const buildId = `vm-build-${serial}-${attempt}`;
-    record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
-    try {
-      const result = await executeChild(vmBuild, {
-        workflowId: buildId,
-        args: [{ request, attempt }],
-        // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
-        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        staticSummary: `Build ${attempt} of ${serial} (${request.name}, ${request.org})`,
-      });
-      record.build = result.build;
-      Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
-      upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }]);
-      transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
-      break;
-    } catch (err) {
-      const failed = buildOf(err);
-      record.build = failed ?? { ...record.build, state: 'failed', error: messageOf(err) };
-      record.device.vmid = undefined;
-      record.device.node = undefined;
-      transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
-      await condition(() => rebuildRequested || completeRequested);
-      if (rebuildRequested) transition('Approved', `rebuild ${attempt + 1} queued`);
+  /** From approval to the end of the lease: the build (again on rebuild), then the fulfilled period. */
+  async function leaseUntilDone(): Promise<void> {
+    // The VM is built when the period starts, not before (a durable timer: it survives any restart).
+    const untilStart = Date.parse(request.period.start) - Date.now();
+    if (untilStart > 0) await condition(() => completeRequested || cancelRequested, untilStart);
+
+    while (!completeRequested) {
+      if (cancelRequested) {
+        cancelRequested = false;
+        transition('Cancelled', 'cancelled before the build started');
+        await waitForRebuildOrCompletion();
+        continue;
+      }
+      attempt += 1;
+      rebuildRequested = false;
+      const buildId = `vm-build-${serial}-${attempt}`;
+      record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
+      buildScope = new CancellationScope();
+      try {
+        const result = await buildScope.run(() =>
+          executeChild(vmBuild, {
+            workflowId: buildId,
+            args: [{ request, attempt }],
+            // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            staticSummary: `Build ${attempt} of ${serial} (${request.name}, ${request.org})`,
+          }),
+        );
+        record.build = result.build;
+        Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
+        upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }]);
+        transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
+        break;
+      } catch (err) {
+        // The request itself was cancelled: handled by the caller. A build cancelled by `cancel` or from Temporal UI
+        // (vm-build-* cancelled directly) lands here as the same cancellation.
+        if (CancellationScope.current().consideredCancelled) throw err;
+        const cancelled = isCancellation(err);
+        cancelRequested = false;
+        const reported = finalBuildReports.get(attempt);
+        record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
+        record.device.vmid = undefined;
+        record.device.node = undefined;
+        if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`);
+        else transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
+        await waitForRebuildOrCompletion();
+      } finally {
+        buildScope = undefined;
+      }
+    }
+
+    if (record.status === 'Fulfilled' && !completeRequested) {
+      const untilEnd = Date.parse(request.period.end) - Date.now();
+      if (untilEnd > 0) await condition(() => completeRequested, untilEnd);
     }
   }
 
-  if (record.status === 'Fulfilled' && !completeRequested) {
-    const untilEnd = Date.parse(request.period.end) - Date.now();
-    if (untilEnd > 0) await condition(() => completeRequested, untilEnd);
+  async function waitForRebuildOrCompletion(): Promise<void> {
+    await condition(() => rebuildRequested || completeRequested);
+    if (rebuildRequested && !completeRequested) transition('Approved', `rebuild ${attempt + 1} queued`);
   }
 
-  transition('Completing', completeRequested ? 'completing on request' : 'the period ended');
-  const completion = await executeChild(vmCompletion, {
-    workflowId: `vm-completion-${serial}`,
-    args: [{ serial, name: request.name, vmid: record.device.vmid, node: record.device.node }],
-    parentClosePolicy: ParentClosePolicy.ABANDON,
-    staticSummary: `Cleanup of ${serial} (${request.name}, ${request.org})`,
-  });
-  record.leftovers = completion.leftovers;
-  transition('Completed', completion.leftovers.length ? `completed; left behind: ${completion.leftovers.join('; ')}` : 'completed; nothing left behind');
-  return finish();
+  /** The end of the request: the completion runbook as a child, and what it could not remove on the record. */
+  async function cleanUp(why: string): Promise<void> {
+    const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
+    transition('Completing', why);
+    const completion = await executeChild(vmCompletion, {
+      workflowId: `vm-completion-${serial}`,
+      args: [{ serial, name: request.name, vmid: record.device.vmid, node: record.device.node }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      staticSummary: `Cleanup of ${serial} (${request.name}, ${request.org})`,
+    });
+    record.leftovers = completion.leftovers;
+    const outcome = completion.leftovers.length ? `left behind: ${completion.leftovers.join('; ')}` : 'nothing left behind';
+    transition(finalStatus, `${finalStatus === 'Cancelled' ? 'cancelled' : 'completed'}; ${outcome}`);
+  }
 
   async function finish(): Promise<RequestRecord> {
     await condition(allHandlersFinished);

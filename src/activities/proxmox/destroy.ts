@@ -31,6 +31,13 @@ export function destroyActivities({ pve, settings }: ActivityDeps) {
           if (!vm) return 'absent';
           node = vm.node ?? node;
           const cfg = await pve.vmConfig(node, vmid);
+          if (cfg.lock === 'clone' || cfg.lock === 'create') {
+            // A clone still copying has no description yet: wait for it to finish before judging whose VM it is.
+            throw ApplicationFailure.create({
+              type: ErrorType.PveTransient,
+              message: `VM ${vmid} on node ${node} is still locked (${cfg.lock}) for request ${serial}; destroying it once the lock is released`,
+            });
+          }
           if (!cfg.description?.startsWith(marker)) {
             throw ApplicationFailure.create({
               type: ErrorType.PveVmidTaken,

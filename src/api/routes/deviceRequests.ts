@@ -7,6 +7,7 @@ import { deviceRequestSchema } from '../../domain/deviceRequest';
 import {
   approveUpdate,
   buildStatusQuery,
+  cancelUpdate,
   completeUpdate,
   rebuildUpdate,
   rejectUpdate,
@@ -90,6 +91,7 @@ export function deviceRequestRoutes({ client, taskQueue }: DeviceRequestRoutesDe
   action('reject', rejectUpdate, rejectBody);
   action('rebuild', rebuildUpdate, actorBody);
   action('complete', completeUpdate, actorBody);
+  action('cancel', cancelUpdate, actorBody);
 
   return router;
 }

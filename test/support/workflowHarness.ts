@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { loadConfig } from '../../src/config';
+import { deviceRequestSchema, type DeviceRequest } from '../../src/domain/deviceRequest';
+import { simulatorTimings } from '../../src/embedded/simulatorTimings';
+import { referencePath } from '../../src/reference';
+import type { PveTiming } from '../../src/simulators/pve';
+import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
+import { requireTemporalBinary } from '../../src/temporal/binaries';
+import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
+import { createActivityDeps, createWorker } from '../../src/worker';
+import { startSshd, type RunningSshd } from './sshd';
+
+/**
+ * What every workflow test file needs: Temporal's time-skipping test server, the workflow bundle built once, a
+ * real OpenSSH sshd for snippets, and a fresh simulated world per test (so one test's faults and timings never
+ * leak into another).
+ */
+export interface WorkflowHarness {
+  env: TestWorkflowEnvironment;
+  bundle: WorkflowBundle;
+  sshd: RunningSshd;
+  /** A new simulated Proxmox + NetBird, uploading snippets through the shared sshd. */
+  world(timing?: Partial<PveTiming>, env?: Record<string, string>): Promise<SimulatedWorld>;
+  /** Runs `fn` while a worker with the real activities against `world` polls `taskQueue`. */
+  withWorker<T>(world: SimulatedWorld, taskQueue: string, fn: () => Promise<T>): Promise<T>;
+  /** A valid request whose period starts now on the server's clock. */
+  request(serial: string, overrides?: Partial<DeviceRequest> & { periodDays?: number }): Promise<DeviceRequest>;
+  stop(): Promise<void>;
+}
+
+export const DAY = 24 * 3600_000;
+
+/** Why the harness cannot run here, or undefined. In CI a missing piece is a failure, never a skip. */
+export function harnessSkipReason(): string | undefined {
+  const missing = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+  if (missing && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+  return missing ? 'reference data (../shared/reference) absent' : undefined;
+}
+
+export async function startWorkflowHarness(): Promise<WorkflowHarness | { skipped: string }> {
+  const started = await startSshd();
+  if ('skipped' in started) return started;
+  const sshd = started;
+  const worlds: Array<{ world: SimulatedWorld; dir: string; env: Record<string, string> }> = [];
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal-test-server') } },
+  });
+  await registerSearchAttributes(env.connection, 'default');
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });
+
+  return {
+    env,
+    bundle,
+    sshd,
+    async world(timing = {}, extraEnv = {}) {
+      const dir = mkdtempSync(join(tmpdir(), 'pveflow-world-'));
+      const world = await startSimulatedWorld({
+        dir,
+        timing: { ...simulatorTimings.fast, ...timing },
+        externalSsh: { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostKeyFingerprint: sshd.hostKeyFingerprint, dir: sshd.dir },
+      });
+      worlds.push({ world, dir, env: extraEnv });
+      return world;
+    },
+    async withWorker(world, taskQueue, fn) {
+      const extra = worlds.find((w) => w.world === world)?.env ?? {};
+      const deps = createActivityDeps(loadConfig({ ...world.env, ...extra }));
+      // Fast polls: the simulator's tasks finish in milliseconds.
+      deps.settings.pollMinMs = 20;
+      deps.settings.pollMaxMs = 200;
+      const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
+      try {
+        return await worker.runUntil(fn());
+      } finally {
+        await deps.pve.close();
+        await deps.netbird.close();
+      }
+    },
+    async request(serial, overrides = {}) {
+      const { periodDays = 30, ...rest } = overrides;
+      const start = (await env.currentTimeMs()) - 60_000;
+      return deviceRequestSchema.parse({
+        serial,
+        name: 'lab',
+        org: 'Acme Corp',
+        requester: 'rita@acme.example',
+        consultants: ['alice@consultancy.example'],
+        period: { start: new Date(start).toISOString(), end: new Date(start + periodDays * DAY).toISOString() },
+        cores: 2,
+        memoryMiB: 2048,
+        ...rest,
+      });
+    },
+    async stop() {
+      for (const w of worlds) {
+        await w.world.stop();
+        rmSync(w.dir, { recursive: true, force: true });
+      }
+      await env.teardown();
+      await sshd.stop();
+    },
+  };
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
+};

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { PveTiming } from '../src/simulators/pve';
+import type { SimulatedWorld } from '../src/simulators/world';
+import { vmRequest } from '../src/workflows';
+import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, rebuildUpdate, statusQuery } from '../src/workflows/messages';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { BuildStage, RequestRecord } from '../src/workflows/types';
+
+interface RequestProbe {
+  handle: WorkflowHandle<typeof vmRequest>;
+  /** Waits until the request is in this status. */
+  status: (s: RequestRecord['status']) => Promise<RequestRecord>;
+  /** Waits until build 1 is at this stage. */
+  stage: (s: BuildStage) => Promise<unknown>;
+}
+import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The build saga on a real Temporal server against the simulators: each failure ends `failed` with the undo done and
+ * a message an operator can act on; a cancel (API or Temporal UI) at any stage leaves nothing behind.
+ */
+const skip = harnessSkipReason();
+
+describe('vmBuild: failures and cancellation', { skip }, () => {
+  let h: WorkflowHarness;
+  let skipReason: string | undefined;
+  let n = 0;
+
+  before(async () => {
+    const started = await startWorkflowHarness();
+    if ('skipped' in started) skipReason = started.skipped;
+    else h = started;
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  /** One request in its own world: approve it and hand the test a way to watch it. */
+  async function approvedRequest(opts: { timing?: Partial<PveTiming>; env?: Record<string, string>; prepare?: (w: SimulatedWorld) => void }) {
+    const serial = `VM-FB${String(++n).padStart(3, '0')}`;
+    const world = await h.world(opts.timing, opts.env);
+    opts.prepare?.(world);
+    const taskQueue = `build-${serial}`;
+    return {
+      serial,
+      world,
+      run<T>(fn: (probe: RequestProbe) => Promise<T>) {
+        const start = async () => {
+          const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await h.request(serial) }] });
+          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+          return handle;
+        };
+        return h.withWorker(world, taskQueue, async () => {
+          const handle = await start();
+          const status = (s: RequestRecord['status']) =>
+            waitFor(`request ${serial} ${s}`, async () => {
+              const r = await handle.query(statusQuery);
+              return r.status === s ? r : undefined;
+            });
+          const stage = (s: BuildStage) =>
+            waitFor(`build of ${serial} at ${s}`, async () => {
+              const b = await h.env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery);
+              return b.stage === s ? true : undefined;
+            });
+          return fn({ handle, status, stage });
+        });
+      },
+    };
+  }
+
+  /** Nothing of the request is left anywhere: VM, snippet, NetBird objects. */
+  function assertNothingLeft(world: SimulatedWorld, serial: string) {
+    const slug = serial.toLowerCase();
+    assert.deepEqual(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(slug)).map((v) => v.vmid), [], 'no VM left');
+    assert.deepEqual(readdirSync(h.sshd.dir).filter((f) => f.includes(slug)), [], 'no snippet left');
+    const nb = world.netbird.dump();
+    assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [], 'no NetBird group left');
+    assert.deepEqual(nb.setupKeys.filter((k) => k.name.includes(serial)).map((k) => k.name), [], 'no setup key left');
+    assert.deepEqual(nb.policies.filter((p) => p.name.includes(serial)).map((p) => p.name), [], 'no policy left');
+    assert.deepEqual(nb.peers.filter((p) => p.name.includes(slug)).map((p) => p.name), [], 'no peer left');
+  }
+
+  test('a clone task that fails after HTTP 200 fails the build with what Proxmox logged; a rebuild then succeeds', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const error = "clone failed: copy failed: command '/usr/bin/qemu-img convert -p -n -f raw -O raw' failed: exit code 1";
+    const r = await approvedRequest({ prepare: (w) => w.pve.faults.set({ taskFailure: { type: 'qmclone', error } }) });
+    await r.run(async ({ handle, status }) => {
+      const failed = await status('Failed');
+      assert.equal(failed.build?.state, 'failed');
+      assert.equal(failed.build?.stage, 'cloning');
+      assert.match(failed.build?.error ?? '', /qemu-img convert/);
+      assert.match(failed.build?.error ?? '', new RegExp(`request ${r.serial}`));
+      assert.deepEqual(failed.build?.leftovers, []);
+      assertNothingLeft(r.world, r.serial);
+
+      await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'admin' }] });
+      const fulfilled = await status('Fulfilled');
+      assert.equal(fulfilled.build?.attempt, 2);
+      assert.equal(fulfilled.build?.workflowId, `vm-build-${r.serial}-2`);
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      assert.equal((await handle.result()).status, 'Completed');
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('a missing template fails at once, naming the template and the setting to fix', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ env: { PVE_TEMPLATE_VMID: '9999' } });
+    await r.run(async ({ status }) => {
+      const failed = await status('Failed');
+      assert.match(failed.build?.error ?? '', /template VM 9999/);
+      assert.match(failed.build?.error ?? '', /PVE_TEMPLATE_VMID/);
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('a token without rights on the pool fails with Proxmox\'s permission message and what to grant', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ env: { PVE_POOL: 'not-our-pool' } });
+    await r.run(async ({ status }) => {
+      const failed = await status('Failed');
+      assert.match(failed.build?.error ?? '', /Permission check failed/);
+      assert.match(failed.build?.error ?? '', /Grant the API token/);
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('a guest agent that never answers ends the bounded wait; the VM is destroyed', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 }, env: { GUEST_IP_WAIT_S: '1' } });
+    await r.run(async ({ status }) => {
+      const failed = await status('Failed');
+      assert.equal(failed.build?.stage, 'waiting-for-ip');
+      assert.match(failed.build?.error ?? '', /reported no IPv4 within 1 s/);
+      assert.match(failed.build?.error ?? '', /qemu-guest-agent/);
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('cancel during the clone leaves no VM behind', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ timing: { linkedCloneMs: 2_000 } });
+    await r.run(async ({ handle, stage, status }) => {
+      await stage('cloning');
+      await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
+      const cancelled = await status('Cancelled');
+      assert.equal(cancelled.build?.state, 'cancelled');
+      assert.deepEqual(cancelled.build?.leftovers, []);
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('cancel while waiting for the guest IP removes the VM, its snippet and the NetBird objects', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
+    await r.run(async ({ handle, stage, status }) => {
+      await stage('waiting-for-ip');
+      await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin', note: 'wrong template' }] });
+      await status('Cancelled');
+      assertNothingLeft(r.world, r.serial);
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      assert.equal((await handle.result()).status, 'Cancelled');
+    });
+  });
+
+  test('cancelling the build from Temporal UI behaves like the API cancel', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
+    await r.run(async ({ stage, status }) => {
+      await stage('waiting-for-ip');
+      await h.env.client.workflow.getHandle(`vm-build-${r.serial}-1`).cancel();
+      const cancelled = await status('Cancelled');
+      assert.equal(cancelled.build?.state, 'cancelled');
+      assert.ok(cancelled.build?.log.some((l) => l.message.startsWith('undone: VM')), 'the log says what was undone');
+      assertNothingLeft(r.world, r.serial);
+    });
+  });
+
+  test('a cancel that does not fit the state is refused with the reason', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const r = await approvedRequest({});
+    await r.run(async ({ handle, status }) => {
+      await status('Fulfilled');
+      await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] }), (err: Error) =>
+        /cannot cancel request .*: it is Fulfilled/.test(String((err.cause as Error | undefined)?.message)),
+      );
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      await handle.result();
+    });
+  });
+});
