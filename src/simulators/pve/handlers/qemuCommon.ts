@@ -1,0 +1,54 @@
+import type { SimContext } from '../context';
+import { configMissingText, pveDie } from '../errors';
+import type { VmState } from '../cluster';
+import { DRIVE_KEY_RE, parseSize } from '../cluster';
+import { splitPropertyString } from '../propertyString';
+
+/** Loads a VM's config from `{node}` or dies like `PVE::QemuConfig->load_config`. */
+export function loadVm(sim: SimContext, node: string, vmid: number): VmState {
+  const vm = sim.cluster.vmOnNode(node, vmid);
+  if (!vm) throw pveDie(configMissingText(node, vmid));
+  return vm;
+}
+
+export function assertNotLocked(vm: VmState): void {
+  if (vm.config.lock !== undefined) throw pveDie(`VM is locked (${vm.config.lock})`);
+}
+
+export interface Drive {
+  key: string;
+  volid: string;
+  storage: string;
+  volname: string;
+  cdrom: boolean;
+  cloudinit: boolean;
+  sizeBytes: number;
+  options: Record<string, string>;
+}
+
+/** The volumes a config references (disks, cloud-init drive, ISO cdroms), as PVE's `foreach_volume` sees them. */
+export function drivesOf(vm: VmState): Drive[] {
+  const out: Drive[] = [];
+  for (const [key, value] of Object.entries(vm.config)) {
+    if (!DRIVE_KEY_RE.test(key)) continue;
+    const options = splitPropertyString(value, 'file');
+    const volid = options.file ?? '';
+    const m = /^([^:]+):(.+)$/.exec(volid);
+    if (!m) continue; // `none`, `cdrom`, absolute paths: no storage volume
+    out.push({
+      key, volid, storage: m[1]!, volname: m[2]!,
+      cdrom: options.media === 'cdrom',
+      cloudinit: /cloudinit/.test(m[2]!),
+      sizeBytes: parseSize(options.size),
+      options,
+    });
+  }
+  return out;
+}
+
+export function bridgesOf(vm: VmState): string[] {
+  return Object.entries(vm.config)
+    .filter(([k]) => /^net\d+$/.test(k))
+    .map(([, v]) => splitPropertyString(v, 'model').bridge)
+    .filter((b): b is string => b !== undefined);
+}

@@ -1,0 +1,89 @@
+import { Envelope, type ApiRequest, type Route, type SimContext } from '../context';
+import { paramError, permissionError } from '../errors';
+import type { TaskRecord } from '../tasks';
+import { parseUpid } from '../upid';
+
+/**
+ * Task status, log and list (pve-manager `API2/Tasks.pm`, reference §3.2–3.4). A task is found only on the node
+ * inside its UPID; its owner (the user, or exactly that token; a user also sees its tokens' tasks) may read it,
+ * others need `Sys.Audit` on the node.
+ */
+function isOwner(req: ApiRequest, task: TaskRecord): boolean {
+  const me = req.identity;
+  const owner = task.identity;
+  if (me.userid !== owner.userid) return false;
+  return me.tokenName === undefined || me.tokenName === owner.tokenName;
+}
+
+function findTask(req: ApiRequest, sim: SimContext): TaskRecord {
+  const node = req.params.req('node');
+  const upid = req.params.req('upid');
+  const parsed = parseUpid(upid);
+  if (!parsed) throw paramError({ upid: 'unable to parse worker upid' });
+  const task = sim.tasks.get(upid);
+  if (!task || parsed.node !== node) throw paramError({ upid: 'no such task' });
+  if (!isOwner(req, task) && !sim.perms.has(req.identity, `/nodes/${node}`, ['Sys.Audit'])) {
+    throw permissionError(`/nodes/${node}, Sys.Audit`);
+  }
+  return task;
+}
+
+function userFields(task: TaskRecord): Record<string, string> {
+  const { userid, tokenName } = task.identity;
+  return tokenName ? { user: userid, tokenid: tokenName } : { user: userid };
+}
+
+const status: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/tasks/{upid}/status',
+  handle: (req, sim) => {
+    const task = findTask(req, sim);
+    const p = task.parsed;
+    return {
+      upid: task.upid, node: p.node, pid: p.pid, pstart: p.pstart, starttime: p.starttime, type: p.type, id: p.id,
+      ...userFields(task),
+      status: task.status,
+      ...(task.status === 'stopped' ? { exitstatus: task.exitstatus } : {}),
+    };
+  },
+};
+
+const log: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/tasks/{upid}/log',
+  handle: (req, sim) => {
+    const task = findTask(req, sim);
+    const lines = task.lines.length ? task.lines : ['no content'];
+    const start = req.params.int('start') ?? 0;
+    const limit = req.params.int('limit') ?? 50;
+    const slice = lines.slice(start, limit === 0 ? undefined : start + limit);
+    return new Envelope(slice.map((t, i) => ({ n: start + i + 1, t })), { total: lines.length });
+  },
+};
+
+const list: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/tasks',
+  handle: (req, sim) => {
+    const node = req.params.req('node');
+    const source = req.params.str('source') ?? 'archive';
+    const vmid = req.params.str('vmid');
+    const typefilter = req.params.str('typefilter');
+    const auditor = sim.perms.has(req.identity, `/nodes/${node}`, ['Sys.Audit']);
+    const tasks = [...sim.tasks.onNode(node)]
+      .filter((t) => (source === 'all' ? true : source === 'active' ? t.status === 'running' : t.status === 'stopped'))
+      .filter((t) => vmid === undefined || t.parsed.id === vmid)
+      .filter((t) => typefilter === undefined || t.parsed.type === typefilter)
+      .filter((t) => auditor || isOwner(req, t))
+      .reverse();
+    const start = req.params.int('start') ?? 0;
+    const limit = req.params.int('limit') ?? 50;
+    return tasks.slice(start, start + limit).map((t) => ({
+      upid: t.upid, node: t.parsed.node, pid: t.parsed.pid, pstart: t.parsed.pstart, starttime: t.parsed.starttime,
+      type: t.parsed.type, id: t.parsed.id, ...userFields(t),
+      ...(t.status === 'stopped' ? { status: t.exitstatus, endtime: t.endtime } : {}),
+    }));
+  },
+};
+
+export const taskRoutes: Route[] = [status, log, list];

@@ -1,0 +1,130 @@
+import type { AddressInfo } from 'node:net';
+import { ClusterState } from './cluster';
+import type { GuestBoot, Route, SimContext } from './context';
+import { Faults, type TaskFailureFault } from './faults';
+import { ConfigFlocks } from './flocks';
+import { clusterRoutes } from './handlers/cluster';
+import { cloneRoute } from './handlers/qemuClone';
+import { configRoutes } from './handlers/qemuConfig';
+import { destroyRoute } from './handlers/qemuDestroy';
+import { powerRoutes } from './handlers/qemuPower';
+import { storageRoutes } from './handlers/storage';
+import { taskRoutes } from './handlers/tasks';
+import { PermissionEngine } from './permissions';
+import { Router } from './router';
+import { PveApiSchema } from './schema';
+import type { ClusterSeed } from './seed';
+import { createApiServer } from './server';
+import { TaskRegistry } from './tasks';
+import { realisticTiming, type PveTiming } from './timing';
+
+/**
+ * The simulated Proxmox VE API server: pveflow's embedded default and the world every test runs against.
+ * It follows the real server as `../shared/reference/proxmox-behaviour.md` documents it and validates every
+ * request against the official API schema.
+ */
+export type { GuestBoot } from './context';
+export type { PveTiming } from './timing';
+export { realisticTiming, zeroTiming } from './timing';
+export type { ClusterSeed, NodeSeed, StorageSeed, PoolSeed, VmSeed, UserSeed, TokenSeed, AclSeed } from './seed';
+export { defaultClusterSeed, ROOT_TOKEN_ID } from './seed';
+export type { TaskFailureFault } from './faults';
+
+export interface PveSimulatorOptions {
+  seed: ClusterSeed;
+  /** Merged over `realisticTiming`. */
+  timing?: Partial<PveTiming>;
+  /** The directory on disk backing `<storage>:snippets/` on `<node>` (a dir storage with snippets content). */
+  snippetsDir(node: string, storage: string): string;
+  /** Fired once per start when the guest agent comes up (cloud-init has run), with the cicustom user-data snippet text. */
+  onGuestBoot?(boot: GuestBoot): void;
+}
+
+export interface PveStateDump {
+  nodes: { node: string; status: string }[];
+  vms: {
+    vmid: number; node: string; name?: string; config: Record<string, string>;
+    status: 'running' | 'stopped'; lock?: string; pool?: string; template: boolean;
+  }[];
+  tasks: { upid: string; node: string; type: string; id: string; status: 'running' | 'stopped'; exitstatus?: string }[];
+  pools: { poolid: string; comment?: string; vms: number[]; storages: string[] }[];
+}
+
+export interface PveSimulator {
+  listen(opts: { host?: string; port?: number; tls: { key: string; cert: string } }): Promise<{ url: string; port: number; close(): Promise<void> }>;
+  /** JSON-able snapshot of the cluster for assertions. */
+  dump(): PveStateDump;
+  /** Requests per `METHOD /path/template` (task status/log polls under their own keys). */
+  callCounts(): Record<string, number>;
+  /** Switch faults on and off for a test. */
+  readonly faults: { set(faults: { taskFailure?: TaskFailureFault }): void; clear(): void };
+}
+
+const ROUTES: readonly Route[] = [
+  ...clusterRoutes, cloneRoute, ...configRoutes, ...powerRoutes, destroyRoute, ...taskRoutes, ...storageRoutes,
+];
+
+/** `METHOD /path/template` of every endpoint the simulator serves (for tests that must cover all of them). */
+export const implementedRoutes: readonly string[] = ROUTES.map((r) => `${r.method} ${r.path}`);
+
+export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
+  const cluster = new ClusterState(opts.seed);
+  const faults = new Faults();
+  const sim: SimContext = {
+    cluster,
+    faults,
+    tasks: new TaskRegistry(() => cluster.allocatePid(), faults),
+    flocks: new ConfigFlocks(),
+    perms: new PermissionEngine(opts.seed.acls, cluster),
+    timing: { ...realisticTiming, ...opts.timing },
+    schema: PveApiSchema.fromReference(),
+    snippetsDir: opts.snippetsDir,
+    onGuestBoot: opts.onGuestBoot,
+  };
+  const router = new Router(ROUTES);
+  const credentials = {
+    users: new Map(opts.seed.users.map((u) => [u.userid, u])),
+    tokens: new Map(opts.seed.tokens.map((t) => [t.tokenid, t])),
+  };
+  const counts = new Map<string, number>();
+
+  return {
+    faults,
+    async listen({ host = '127.0.0.1', port = 0, tls }) {
+      const server = createApiServer(sim, router, credentials, tls, counts);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      const actual = (server.address() as AddressInfo).port;
+      return {
+        url: `https://${host}:${actual}/api2/json`,
+        port: actual,
+        close: () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      };
+    },
+    dump() {
+      return {
+        nodes: [...cluster.nodes.values()].map((n) => ({ node: n.name, status: n.status ?? 'online' })),
+        vms: [...cluster.vms.values()].map((vm) => ({
+          vmid: vm.vmid, node: vm.node, name: vm.config.name, config: { ...vm.config },
+          status: vm.run ? 'running' : 'stopped', lock: vm.config.lock, pool: vm.pool, template: vm.config.template === '1',
+        })),
+        tasks: sim.tasks.all().map((t) => ({
+          upid: t.upid, node: t.parsed.node, type: t.parsed.type, id: t.parsed.id, status: t.status, exitstatus: t.exitstatus,
+        })),
+        pools: [...cluster.pools.values()].map((p) => ({
+          poolid: p.poolid, comment: p.comment, storages: [...p.storages],
+          vms: [...cluster.vms.values()].filter((vm) => vm.pool === p.poolid).map((vm) => vm.vmid),
+        })),
+      };
+    },
+    callCounts() {
+      return Object.fromEntries(counts);
+    },
+  };
+}

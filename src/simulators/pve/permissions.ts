@@ -1,0 +1,117 @@
+import { permissionError } from './errors';
+import type { AclSeed } from './seed';
+
+/**
+ * PVE's permission model (pve-access-control `AccessControl.pm`, `RPCEnvironment.pm`): roles are sets of
+ * privileges; an ACL grants a role on a path to a user or token; the most specific path with an ACL for the
+ * subject wins (propagating ACLs reach below their path); pool ACLs reach the pool's member VMs and storages; a
+ * privilege-separated token gets the intersection of its own and its user's privileges; `root@pam` has all.
+ */
+const VM_PRIVS = [
+  'VM.Allocate', 'VM.Audit', 'VM.Backup', 'VM.Clone', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Cloudinit',
+  'VM.Config.Disk', 'VM.Config.HWType', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options', 'VM.Console',
+  'VM.Migrate', 'VM.PowerMgmt', 'VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.Replicate', 'VM.GuestAgent.Audit',
+  'VM.GuestAgent.FileRead', 'VM.GuestAgent.FileWrite', 'VM.GuestAgent.FileSystemMgmt', 'VM.GuestAgent.Unrestricted',
+];
+const DATASTORE_PRIVS = ['Datastore.Allocate', 'Datastore.AllocateSpace', 'Datastore.AllocateTemplate', 'Datastore.Audit'];
+const SYS_PRIVS = ['Sys.Audit', 'Sys.Console', 'Sys.Incoming', 'Sys.Modify', 'Sys.PowerMgmt', 'Sys.Syslog', 'Sys.AccessNetwork'];
+const OTHER_PRIVS = ['Pool.Allocate', 'Pool.Audit', 'SDN.Allocate', 'SDN.Audit', 'SDN.Use', 'Permissions.Modify',
+  'User.Modify', 'Group.Allocate', 'Realm.Allocate', 'Realm.AllocateUser', 'Mapping.Audit', 'Mapping.Modify', 'Mapping.Use'];
+
+export const ROLES: Record<string, readonly string[]> = {
+  Administrator: [...VM_PRIVS, ...DATASTORE_PRIVS, ...SYS_PRIVS, ...OTHER_PRIVS],
+  NoAccess: [],
+  PVEAuditor: ['VM.Audit', 'Datastore.Audit', 'Sys.Audit', 'Pool.Audit', 'SDN.Audit', 'Mapping.Audit', 'VM.GuestAgent.Audit'],
+  PVEVMAdmin: VM_PRIVS,
+  PVEVMUser: ['VM.Audit', 'VM.Backup', 'VM.Config.CDROM', 'VM.Config.Cloudinit', 'VM.Console', 'VM.PowerMgmt', 'VM.GuestAgent.Audit'],
+  PVEDatastoreAdmin: DATASTORE_PRIVS,
+  PVEDatastoreUser: ['Datastore.AllocateSpace', 'Datastore.Audit'],
+  PVEPoolAdmin: ['Pool.Allocate', 'Pool.Audit'],
+  PVEPoolUser: ['Pool.Audit'],
+  PVESDNUser: ['SDN.Audit', 'SDN.Use'],
+  PVESDNAdmin: ['SDN.Allocate', 'SDN.Audit', 'SDN.Use'],
+};
+
+/** Who is asking: the user, and for token auth the token name. */
+export interface Identity {
+  userid: string;
+  tokenName?: string;
+  privsep: boolean;
+}
+
+export function authId(identity: Identity): string {
+  return identity.tokenName ? `${identity.userid}!${identity.tokenName}` : identity.userid;
+}
+
+/** Answers pool membership, so that pool ACLs can reach member VMs and storages. */
+export interface PoolMembership {
+  poolOfVm(vmid: number): string | undefined;
+  poolsOfStorage(storage: string): string[];
+}
+
+export class PermissionEngine {
+  private readonly acls: AclSeed[];
+
+  constructor(acls: AclSeed[], private readonly pools: PoolMembership) {
+    this.acls = acls.map((a) => ({ ...a, path: normalizePath(a.path) }));
+  }
+
+  /** Removes the ACLs on a path (PVE does this for `/vms/<id>` when the VM is destroyed). */
+  removePath(path: string): void {
+    const p = normalizePath(path);
+    for (let i = this.acls.length - 1; i >= 0; i--) if (this.acls[i]!.path === p) this.acls.splice(i, 1);
+  }
+
+  privileges(identity: Identity, path: string): Set<string> {
+    if (identity.userid === 'root@pam' && !identity.tokenName) return new Set(ROLES.Administrator);
+    const user = this.subjectPrivileges(identity.userid, path);
+    if (!identity.tokenName) return user;
+    if (identity.userid === 'root@pam' && !identity.privsep) return new Set(ROLES.Administrator);
+    if (!identity.privsep) return user;
+    const token = this.subjectPrivileges(authId(identity), path);
+    return new Set([...token].filter((p) => user.has(p)));
+  }
+
+  has(identity: Identity, path: string, privs: readonly string[], any = false): boolean {
+    const granted = this.privileges(identity, path);
+    return any ? privs.some((p) => granted.has(p)) : privs.every((p) => granted.has(p));
+  }
+
+  /** A simple `perm` check: 403 naming the path and privileges when it fails. */
+  check(identity: Identity, path: string, privs: readonly string[], any = false): void {
+    if (!this.has(identity, path, privs, any)) throw permissionError(`${path}, ${privs.join(any ? '|' : ', ')}`);
+  }
+
+  private subjectPrivileges(subject: string, path: string): Set<string> {
+    const privs = new Set(this.walk(subject, path));
+    const vm = /^\/vms\/(\d+)$/.exec(path);
+    const storage = /^\/storage\/([^/]+)$/.exec(path);
+    const pools = vm
+      ? [this.pools.poolOfVm(Number(vm[1]))].filter((p): p is string => p !== undefined)
+      : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
+    for (const pool of pools) for (const p of this.walk(subject, `/pool/${pool}`)) privs.add(p);
+    return privs;
+  }
+
+  /** The roles of the most specific ACL level on the way from `/` to `path` that names the subject. */
+  private walk(subject: string, path: string): string[] {
+    const levels = prefixes(path);
+    let roles: string[] = [];
+    for (const level of levels) {
+      const exact = level === path;
+      const here = this.acls.filter((a) => a.subject === subject && a.path === level && (exact || a.propagate !== false));
+      if (here.length) roles = here.map((a) => a.role);
+    }
+    return roles.flatMap((r) => ROLES[r] ?? []);
+  }
+}
+
+function normalizePath(path: string): string {
+  const p = `/${path.split('/').filter(Boolean).join('/')}`;
+  return p;
+}
+
+function prefixes(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
+}

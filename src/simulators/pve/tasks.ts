@@ -1,0 +1,112 @@
+import { PveError, taskErrorText } from './errors';
+import { authId, type Identity } from './permissions';
+import { formatUpid, type Upid } from './upid';
+
+/**
+ * Worker tasks (pve-common `RESTEnvironment.pm fork_worker`): each has a UPID, a log whose last line decides the
+ * exit status (`TASK OK`, `TASK WARNINGS: n`, `TASK ERROR: <msg>`), and runs asynchronously after the API call
+ * returned its UPID. State changes happen inside the worker, i.e. when the task ends, not when it was posted.
+ */
+export interface TaskContext {
+  readonly upid: string;
+  log(line: string): void;
+  /** A `warn` that counts towards `WARNINGS: n`. */
+  warn(line: string): void;
+  /** Throws the failure a test injected for this task; workers call it before they change any state. */
+  failIfInjected(): void;
+}
+
+export type Worker = (ctx: TaskContext) => Promise<void>;
+
+export interface TaskRecord {
+  upid: string;
+  parsed: Upid;
+  identity: Identity;
+  status: 'running' | 'stopped';
+  exitstatus?: string;
+  endtime?: number;
+  lines: string[];
+  done: Promise<void>;
+}
+
+/** Fails matching tasks on purpose (the minimal fault API). */
+export interface TaskFaults {
+  takeTaskFailure(type: string, id: string): string | undefined;
+}
+
+export class TaskRegistry {
+  /** Per node, newest last. */
+  private readonly byNode = new Map<string, TaskRecord[]>();
+  private readonly byUpid = new Map<string, TaskRecord>();
+  private pstart = 0x0010_0000 + Math.floor(Math.random() * 0x0100_0000);
+
+  constructor(
+    private readonly allocatePid: () => number,
+    private readonly faults: TaskFaults,
+  ) {}
+
+  /**
+   * Creates the task and starts its worker; returns once the worker has run up to its first await, so whatever
+   * the worker does synchronously at its start (like PVE's placeholder configs) is visible to the next request.
+   */
+  start(opts: { node: string; type: string; id: string; identity: Identity; worker: Worker }): TaskRecord {
+    const parsed: Upid = {
+      node: opts.node,
+      pid: this.allocatePid(),
+      pstart: this.pstart++,
+      starttime: Math.floor(Date.now() / 1000),
+      type: opts.type,
+      id: opts.id,
+      user: authId(opts.identity),
+    };
+    const upid = formatUpid(parsed);
+    const lines: string[] = [];
+    let warnings = 0;
+    const record: TaskRecord = { upid, parsed, identity: opts.identity, status: 'running', lines, done: Promise.resolve() };
+    const ctx: TaskContext = {
+      upid,
+      log: (line) => lines.push(...line.split('\n')),
+      warn: (line) => {
+        warnings++;
+        lines.push(`WARN: ${line}`);
+      },
+      failIfInjected: () => {
+        const injected = this.faults.takeTaskFailure(opts.type, opts.id);
+        if (injected) throw new PveError(500, injected);
+      },
+    };
+    const finish = (exitstatus: string, lastLine: string) => {
+      lines.push(lastLine);
+      record.status = 'stopped';
+      record.exitstatus = exitstatus;
+      record.endtime = Math.floor(Date.now() / 1000);
+    };
+    record.done = (async () => {
+      try {
+        await opts.worker(ctx);
+        if (warnings > 0) finish(`WARNINGS: ${warnings}`, `TASK WARNINGS: ${warnings}`);
+        else finish('OK', 'TASK OK');
+      } catch (err) {
+        const text = taskErrorText(err);
+        finish(text, `TASK ERROR: ${text}`);
+      }
+    })();
+    const list = this.byNode.get(opts.node) ?? [];
+    list.push(record);
+    this.byNode.set(opts.node, list);
+    this.byUpid.set(upid, record);
+    return record;
+  }
+
+  get(upid: string): TaskRecord | undefined {
+    return this.byUpid.get(upid);
+  }
+
+  onNode(node: string): readonly TaskRecord[] {
+    return this.byNode.get(node) ?? [];
+  }
+
+  all(): TaskRecord[] {
+    return [...this.byUpid.values()];
+  }
+}
