@@ -1,8 +1,13 @@
-import { NetbirdApiError, type NetbirdClient } from '../../clients/netbird';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { NetbirdGroup, NetbirdUser } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceRequest';
+import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
-import { netbirdFailure, step } from './failures';
+import { isFinalRefusal, netbirdFailure, step } from './failures';
 import { ensureGroup, findGroup } from './lookups';
+import { vpnObjectNames } from '../../domain/vpnObjects';
+import { accessPolicy, ensurePolicy } from './policy';
+import { changeAutoGroups } from './userGroups';
 
 export interface GrantVpnAccessInput {
   serial: string;
@@ -11,103 +16,160 @@ export interface GrantVpnAccessInput {
   consultants: string[];
 }
 
+export interface GrantVpnAccessResult {
+  /** Consultants with no NetBird user (setting `report`): no access until they sign up and the request is rebuilt. */
+  missingConsultants: string[];
+  /** Consultants whose NetBird user now carries `consultants-<id>` (as written on the request). */
+  grantedConsultants: string[];
+}
+
+export interface RevokeVpnAccessResult {
+  /** Each NetBird object that could not be removed, with what NetBird said; empty when nothing is left. */
+  leftovers: string[];
+  /** What this attempt removed (an earlier attempt of the same activity may have removed the rest). */
+  removed: string[];
+}
+
 /**
- * The access model of the seeds: the VM's peer in `device-<id>`, the consultants' NetBird users carrying
- * `consultants-<id>`, and one one-way policy from consultants to device, so the VM can never open a connection back
- * to a consultant's machine. Each object is found by name before it is created.
+ * The access model of the seeds: the VM's peer alone in `device-<id>`, the consultants' NetBird users carrying
+ * `consultants-<id>` in their auto_groups, and one one-way policy from consultants to device, so the VM can never
+ * open a connection back to a consultant's machine.
+ *
+ * How the consultants' machines get into `consultants-<id>`: a user's auto_groups are the groups NetBird gives the
+ * peers that user registers; with the account setting `groups_propagation_enabled` (on in current NetBird), adding
+ * or removing a group in a user's auto_groups also moves the peers that user already has. pveflow relies on it and
+ * never lists a consultant's peers itself.
  */
-export function accessActivities({ netbird }: ActivityDeps) {
+export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
   return {
-    async grantVpnAccess({ serial, name, peerId, consultants }: GrantVpnAccessInput): Promise<{ missingConsultants: string[] }> {
+    /** Idempotent: every object is found by name before it is created, and corrected when it differs. */
+    async grantVpnAccess({ serial, name, peerId, consultants }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
       const names = deviceNames(serial, name);
-      return step(serial, 'granting VPN access', async () => {
-        const device = await ensureGroup(netbird, names.deviceGroup);
-        const members = device.peers.map((p) => p.id);
-        if (!members.includes(peerId)) {
-          await netbird.updateGroup(device.id, { name: device.name, peers: [...members, peerId] });
-        }
-        const team = await ensureGroup(netbird, names.consultantsGroup);
-        const users = await netbird.listUsers();
-        const missingConsultants: string[] = [];
-        for (const email of consultants) {
-          const user = users.find((u) => u.email.toLowerCase() === email.toLowerCase());
-          if (!user) {
-            missingConsultants.push(email);
-            continue;
-          }
-          if (!user.auto_groups.includes(team.id)) {
-            await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: [...user.auto_groups, team.id] });
-          }
-        }
-        const policies = await netbird.listPolicies();
-        if (!policies.some((p) => p.name === names.policy)) {
-          await netbird.createPolicy({
-            name: names.policy,
-            description: `pveflow ${serial}: consultants may reach ${names.hostname}; never the other way round`,
-            enabled: true,
-            rules: [
-              {
-                name: names.policy,
-                enabled: true,
-                action: 'accept',
-                bidirectional: false,
-                protocol: 'all',
-                sources: [team.id],
-                destinations: [device.id],
-              },
-            ],
-          });
-        }
-        return { missingConsultants };
+      const readAt = performance.now();
+      const users = await step(serial, 'listing NetBird users', () => netbird.listUsers());
+      const { found, missing } = matchConsultants(consultants, users);
+      if (missing.length > 0 && settings.missingConsultant === 'fail') {
+        throw ApplicationFailure.create({
+          type: ErrorType.InvalidRequest,
+          nonRetryable: true,
+          message:
+            `Request ${serial}: no NetBird user for ${missing.join(', ')}, and NETBIRD_MISSING_CONSULTANT=fail. ` +
+            `Invite ${missing.length > 1 ? 'them' : 'this consultant'} to NetBird (Team > Users > Invite user) with the ` +
+            `same e-mail address as on the request, then rebuild the request.`,
+          details: [{ missingConsultants: missing }],
+        });
+      }
+
+      const device = await step(serial, `making NetBird group ${names.deviceGroup} hold VM peer ${peerId} alone`, async () => {
+        const group = await ensureGroup(netbird, names.deviceGroup);
+        const members = group.peers.map((p) => p.id);
+        if (members.length === 1 && members[0] === peerId) return group;
+        // Exactly the VM: a stale peer left in the group would be reachable by the consultants too.
+        return netbird.updateGroup(group.id, { name: group.name, peers: [peerId] });
       });
+      const team = await step(serial, `creating NetBird group ${names.consultantsGroup}`, () => ensureGroup(netbird, names.consultantsGroup));
+      for (const { user } of found) {
+        if (user.auto_groups.includes(team.id)) continue;
+        await step(serial, `adding ${names.consultantsGroup} to the auto_groups of NetBird user ${user.email}`, () =>
+          changeAutoGroups(netbird, { user, readAt }, (groups) => [...groups, team.id]),
+        );
+      }
+      const wanted = accessPolicy({
+        name: names.policy,
+        description: `pveflow ${serial}: consultants may reach ${names.hostname}; never the other way round`,
+        consultantsGroupId: team.id,
+        deviceGroupId: device.id,
+      });
+      await step(serial, `setting NetBird policy ${names.policy}`, () => ensurePolicy(netbird, wanted));
+      return { missingConsultants: missing, grantedConsultants: found.map((f) => f.email) };
     },
 
     /**
      * Removes every NetBird trace of the request, in the order NetBird allows (a group still used by a policy, a
-     * setup key or a user cannot be deleted). Transient errors retry the whole (idempotent) activity; what NetBird
-     * refuses for good is named in `leftovers` and the rest still goes.
+     * setup key or a user cannot be deleted). What NetBird refuses for good is named in `leftovers` with its words,
+     * and the rest still goes. A retryable failure (429, 5xx, no answer) is thrown as retryable: Temporal retries
+     * the activity, and since every step finds its object by name again, the retry resumes where this one stopped.
      */
-    async revokeVpnAccess({ serial, name }: { serial: string; name: string }): Promise<{ leftovers: string[] }> {
+    async revokeVpnAccess({ serial, name }: { serial: string; name: string }): Promise<RevokeVpnAccessResult> {
       const names = deviceNames(serial, name);
+      const objects = vpnObjectNames(serial, name);
       const leftovers: string[] = [];
-      const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      const removed: string[] = [];
+      /** A final refusal becomes a leftover for each object it leaves behind; anything retryable is thrown. */
+      const settle = (err: unknown, left: string[]) => {
+        if (!isFinalRefusal(err)) throw netbirdFailure(err, serial, `removing ${left.join(', ')}`);
+        const said = `${err.status ?? 'no answer'} ${err.netbirdMessage}`;
+        for (const what of left) leftovers.push(`${what} (NetBird: ${said})`);
+      };
+      /** `fn` answers whether it found something to remove; a 404 means another attempt got there first. */
+      const remove = async (what: string, fn: () => Promise<boolean>) => {
         try {
-          await fn();
+          if (await fn()) removed.push(what);
         } catch (err) {
-          if (err instanceof NetbirdApiError && err.notFound) return; // gone already: that is the goal
-          if (err instanceof NetbirdApiError && !err.retryable) leftovers.push(`${what} (${err.netbirdMessage})`);
-          else throw netbirdFailure(err, serial, `removing ${what}`);
+          if (!(isFinalRefusal(err) && err.notFound)) settle(err, [what]);
         }
       };
 
-      await attempt(`NetBird peer ${names.hostname}`, async () => {
-        for (const peer of await netbird.peersNamed(names.hostname)) await netbird.deletePeer(peer.id);
+      await remove(objects.peer, async () => {
+        const peers = await netbird.peersNamed(names.hostname);
+        for (const peer of peers) await netbird.deletePeer(peer.id);
+        return peers.length > 0;
       });
-      await attempt(`NetBird policy ${names.policy}`, async () => {
-        for (const p of (await netbird.listPolicies()).filter((p) => p.name === names.policy)) await netbird.deletePolicy(p.id);
+      await remove(objects.policy, async () => {
+        const policies = (await netbird.listPolicies()).filter((p) => p.name === names.policy);
+        for (const policy of policies) await netbird.deletePolicy(policy.id);
+        return policies.length > 0;
       });
-      await attempt(`NetBird setup key ${names.setupKey}`, async () => {
-        for (const k of (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey)) await netbird.deleteSetupKey(k.id);
+      await remove(objects.setupKey, async () => {
+        const keys = (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey);
+        for (const key of keys) await netbird.deleteSetupKey(key.id);
+        return keys.length > 0;
       });
-      const team = await findGroup(netbird, names.consultantsGroup).catch((err) => {
-        throw netbirdFailure(err, serial, `looking up ${names.consultantsGroup}`);
-      });
-      if (team) {
-        await attempt(`${names.consultantsGroup} in the consultants' NetBird users`, () => dropFromUsers(netbird, team.id));
-        await attempt(`NetBird group ${names.consultantsGroup}`, () => netbird.deleteGroup(team.id));
+
+      let team: NetbirdGroup | undefined;
+      let users: NetbirdUser[] = [];
+      let readAt = 0;
+      try {
+        team = await findGroup(netbird, names.consultantsGroup);
+        readAt = performance.now();
+        if (team) users = await netbird.listUsers();
+      } catch (err) {
+        settle(err, [objects.membership, objects.consultantsGroup]);
       }
-      await attempt(`NetBird group ${names.deviceGroup}`, async () => {
+      if (team) {
+        const teamId = team.id;
+        for (const user of users.filter((u) => u.auto_groups.includes(teamId))) {
+          await remove(objects.membershipOf(user.email), async () => {
+            await changeAutoGroups(netbird, { user, readAt }, (groups) => groups.filter((g) => g !== teamId));
+            return true;
+          });
+        }
+        await remove(objects.consultantsGroup, async () => {
+          await netbird.deleteGroup(teamId);
+          return true;
+        });
+      }
+      await remove(objects.deviceGroup, async () => {
         const device = await findGroup(netbird, names.deviceGroup);
         if (device) await netbird.deleteGroup(device.id);
+        return device !== undefined;
       });
-      return { leftovers };
+      return { leftovers, removed };
     },
   };
 }
 
-async function dropFromUsers(netbird: NetbirdClient, groupId: string): Promise<void> {
-  for (const user of await netbird.listUsers()) {
-    if (!user.auto_groups.includes(groupId)) continue;
-    await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: user.auto_groups.filter((g) => g !== groupId) });
+function matchConsultants(consultants: string[], users: NetbirdUser[]) {
+  const found: Array<{ email: string; user: NetbirdUser }> = [];
+  const missing: string[] = [];
+  const seen = new Set<string>();
+  for (const email of consultants) {
+    const key = email.toLowerCase();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const user = users.find((u) => u.email.toLowerCase() === key);
+    if (user) found.push({ email, user });
+    else missing.push(email);
   }
+  return { found, missing };
 }

@@ -1,9 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NetbirdApiError } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
-import { step } from './failures';
+import { isFinalRefusal, netbirdFailure } from './failures';
 
 export interface VpnPeer {
   peerId: string;
@@ -11,29 +12,46 @@ export interface VpnPeer {
   vpnHostname: string;
 }
 
+/** Carried in heartbeats so that a retried attempt keeps the first attempt's deadline instead of starting anew. */
+interface WaitProgress {
+  deadline: number;
+}
+
 /**
  * Waits until the VM has joined NetBird with its setup key (cloud-init runs `netbird up` at first boot). Bounded:
- * a VM that never joins fails the build with what to check, rather than waiting forever.
+ * a VM that never joins fails the build with what to check, rather than waiting forever. NetBird being briefly
+ * unreachable while we poll is not the VM's fault: polling goes on until the deadline.
  */
-export function peerActivities({ netbird, settings }: ActivityDeps) {
+export function peerActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
   return {
     async waitForPeer({ serial, name }: { serial: string; name: string }): Promise<VpnPeer> {
-      const { hostname } = deviceNames(serial, name);
+      const { hostname, deviceGroup } = deviceNames(serial, name);
       const ctx = Context.current();
-      const deadline = Date.now() + settings.peerWaitSeconds * 1000;
+      const resumed = ctx.info.heartbeatDetails as Partial<WaitProgress> | undefined;
+      const deadline = typeof resumed?.deadline === 'number' ? resumed.deadline : Date.now() + settings.peerWaitSeconds * 1000;
       let delay = settings.pollMinMs;
+      let unanswered: NetbirdApiError | undefined;
       for (;;) {
-        const peers = await step(serial, `looking for NetBird peer ${hostname}`, () => netbird.peersNamed(hostname));
-        const peer = peers.at(-1);
-        if (peer) return { peerId: peer.id, vpnIp: peer.ip, vpnHostname: peer.dns_label };
-        ctx.heartbeat();
+        try {
+          const peers = await netbird.peersNamed(hostname);
+          unanswered = undefined;
+          // The key's auto_groups put the VM in its device group; a same-named peer elsewhere is not ours.
+          const ours = peers.filter((p) => p.groups.some((g) => g.name === deviceGroup));
+          const peer = (ours.length ? ours : peers).at(-1);
+          if (peer) return { peerId: peer.id, vpnIp: peer.ip, vpnHostname: peer.dns_label };
+        } catch (err) {
+          if (isFinalRefusal(err) || !(err instanceof NetbirdApiError)) throw netbirdFailure(err, serial, `looking for NetBird peer ${hostname}`);
+          unanswered = err;
+        }
+        ctx.heartbeat({ deadline } satisfies WaitProgress);
         if (Date.now() + delay > deadline) {
+          const why = unanswered
+            ? `NetBird itself did not answer at the end (${unanswered.message}); check NetBird, then rebuild the request.`
+            : `Check the VM's cloud-init log (/var/log/cloud-init-output.log) and that it reaches ${settings.netbirdManagementUrl}.`;
           throw ApplicationFailure.create({
             type: ErrorType.WaitTimedOut,
             nonRetryable: true,
-            message:
-              `VM ${hostname} of request ${serial} did not join NetBird within ${settings.peerWaitSeconds} s (NETBIRD_PEER_WAIT_S). ` +
-              `Check the VM's cloud-init log (/var/log/cloud-init-output.log) and that it reaches ${settings.netbirdManagementUrl}.`,
+            message: `VM ${hostname} of request ${serial} did not join NetBird within ${settings.peerWaitSeconds} s (NETBIRD_PEER_WAIT_S). ${why}`,
           });
         }
         await sleep(delay, undefined, { signal: ctx.cancellationSignal });

@@ -50,7 +50,8 @@ const empty = z.unknown();
 /**
  * pveflow's typed client for the NetBird management API (users, peers, groups, policies, setup keys). Every answer
  * passes a zod schema; every failure is one NetbirdApiError naming the operation and what NetBird said. The client
- * retries a short burst of 429/5xx itself (bounded, honouring Retry-After) and leaves longer outages to its caller.
+ * retries a short burst of 5xx itself and rides out NetBird's rate limiter for longer (bounded, honouring
+ * Retry-After, backing off with jitter when a 429 carries none); longer outages are its caller's to retry.
  */
 export class NetbirdClient {
   private readonly origin: string;
@@ -208,7 +209,8 @@ export class NetbirdClient {
         retryAfterSeconds: outcome.kind === 'refused' ? outcome.retryAfterSeconds : undefined,
         cause: outcome.kind === 'transport' ? outcome.cause : undefined,
       });
-      if (attempt >= this.retry.attempts || !this.mayRetry(method, outcome)) throw error;
+      const limit = outcome.kind === 'refused' && outcome.status === 429 ? this.retry.rateLimitedAttempts : this.retry.attempts;
+      if (attempt >= limit || !this.mayRetry(method, outcome)) throw error;
       await this.wait(backoffMs(this.retry, attempt, error.retryAfterSeconds));
     }
   }

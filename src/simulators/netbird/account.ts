@@ -30,7 +30,10 @@ export interface PeerRecord {
   ip: string;
   /** The label only; the API shows it with the account's DNS domain appended. */
   dnsLabel: string;
+  /** The setup key it registered with; empty for a peer a user registered by logging in. */
   setupKeyId: string;
+  /** The user who registered it by logging in (SSO); empty for a setup-key peer. */
+  userId: string;
   ephemeral: boolean;
   sshEnabled: boolean;
   loginExpirationEnabled: boolean;
@@ -138,6 +141,12 @@ export interface UserInput {
 export interface AccountOptions {
   users: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
   peerNetwork: string;
+  /**
+   * The account setting `groups_propagation_enabled`: a change to a user's auto_groups is applied to the peers that
+   * user already registered (groups added join them, groups removed leave them). Without it, auto_groups only apply
+   * to peers the user registers later. Default true.
+   */
+  groupsPropagation?: boolean;
   now?: () => Date;
 }
 
@@ -151,9 +160,11 @@ export class NetbirdAccount {
   private readonly addresses: PeerAddressPool;
   private readonly labels = new Set<string>();
   private readonly now: () => Date;
+  private readonly groupsPropagation: boolean;
 
   constructor(opts: AccountOptions) {
     this.now = opts.now ?? (() => new Date());
+    this.groupsPropagation = opts.groupsPropagation ?? true;
     this.addresses = new PeerAddressPool(opts.peerNetwork);
     this.allGroupId = xidLike();
     this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
@@ -178,10 +189,27 @@ export class NetbirdAccount {
       throw invalidArgument('the owner role can only be transferred, not removed');
     }
     this.requireGroups(input.auto_groups);
+    const before = user.autoGroups;
+    const after = [...new Set(input.auto_groups)];
     user.role = input.role;
-    user.autoGroups = [...new Set(input.auto_groups)];
+    user.autoGroups = after;
     user.isBlocked = input.is_blocked;
+    if (this.groupsPropagation) this.propagateAutoGroups(user.id, before, after);
     return user;
+  }
+
+  /** NetBird's groups propagation: the user's existing peers join the groups added and leave the groups removed. */
+  private propagateAutoGroups(userId: string, before: string[], after: string[]): void {
+    const own = [...this.peers.values()].filter((p) => p.userId === userId).map((p) => p.id);
+    if (!own.length) return;
+    for (const groupId of after.filter((g) => !before.includes(g))) {
+      const group = this.groups.get(groupId);
+      if (group) group.peers = [...new Set([...group.peers, ...own])];
+    }
+    for (const groupId of before.filter((g) => !after.includes(g))) {
+      const group = this.groups.get(groupId);
+      if (group) group.peers = group.peers.filter((id) => !own.includes(id));
+    }
   }
 
   // ---- peers -------------------------------------------------------------------------------------------------
@@ -210,18 +238,32 @@ export class NetbirdAccount {
     if (!key) throw new NetbirdEnrollmentError('unknown', hostname);
     const state = this.setupKeyState(key);
     if (state !== 'valid') throw new NetbirdEnrollmentError(state, hostname);
-
-    const now = this.stamp();
     key.usedTimes += 1;
-    key.lastUsed = now;
+    key.lastUsed = this.stamp();
+    return this.register({ hostname, setupKeyId: key.id, userId: '', ephemeral: key.ephemeral }, key.autoGroups);
+  }
+
+  /**
+   * A user's machine joined by logging in (`netbird up` with SSO): the peer belongs to the user and starts in the
+   * user's auto_groups, which is how a consultant's laptop gets into `consultants-<id>`.
+   */
+  enrollForUser(email: string, hostname: string): PeerRecord {
+    const user = [...this.users.values()].find((u) => u.email.toLowerCase() === email.toLowerCase());
+    if (!user) throw notFound(`user with email ${email} not found`);
+    return this.register({ hostname, setupKeyId: '', userId: user.id, ephemeral: false }, user.autoGroups);
+  }
+
+  private register(
+    origin: Pick<PeerRecord, 'hostname' | 'setupKeyId' | 'userId' | 'ephemeral'>,
+    autoGroups: string[],
+  ): PeerRecord {
+    const now = this.stamp();
     const peer: PeerRecord = {
+      ...origin,
       id: xidLike(),
-      name: hostname,
-      hostname,
+      name: origin.hostname,
       ip: this.addresses.allocate(),
-      dnsLabel: this.uniqueLabel(hostname),
-      setupKeyId: key.id,
-      ephemeral: key.ephemeral,
+      dnsLabel: this.uniqueLabel(origin.hostname),
       sshEnabled: false,
       loginExpirationEnabled: false,
       inactivityExpirationEnabled: false,
@@ -230,8 +272,30 @@ export class NetbirdAccount {
       lastSeen: now,
     };
     this.peers.set(peer.id, peer);
-    for (const groupId of [this.allGroupId, ...key.autoGroups]) this.groups.get(groupId)?.peers.push(peer.id);
+    for (const groupId of [this.allGroupId, ...autoGroups]) this.groups.get(groupId)?.peers.push(peer.id);
     return peer;
+  }
+
+  /**
+   * The peers `peerId` may open connections to under the enabled accept rules: a rule lets its sources reach its
+   * destinations, and the destinations reach the sources only when it is bidirectional. What NetBird distributes as
+   * each peer's network map, reduced to who-may-reach-whom.
+   */
+  reachableFrom(peerId: string): Set<string> {
+    const reachable = new Set<string>();
+    const members = (groupIds: string[]) => groupIds.flatMap((id) => this.groups.get(id)?.peers ?? []);
+    for (const policy of this.policies.values()) {
+      if (!policy.enabled) continue;
+      for (const rule of policy.rules) {
+        if (!rule.enabled || rule.action !== 'accept') continue;
+        const sources = members(rule.sources);
+        const destinations = members(rule.destinations);
+        if (sources.includes(peerId)) destinations.forEach((id) => reachable.add(id));
+        if (rule.bidirectional && destinations.includes(peerId)) sources.forEach((id) => reachable.add(id));
+      }
+    }
+    reachable.delete(peerId);
+    return reachable;
   }
 
   updatePeer(peerId: string, input: PeerInput): PeerRecord {

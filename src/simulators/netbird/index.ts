@@ -1,9 +1,10 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { NetbirdAccount } from './account';
+import type { AddressInfo, Socket } from 'node:net';
+import { NetbirdAccount, type PeerRecord } from './account';
 import { loadNetbirdContract } from './contract';
 import { NO_FAULTS, type NetbirdFaults } from './faults';
+import { ClientRateLimiter } from './rateLimiter';
 import { createNetbirdApp, type NetbirdExchange } from './server';
 import { groupView, peerView, policyView, setupKeyView, userView, type ViewContext } from './views';
 import type { GroupView, PeerView, PolicyView, SetupKeyView, UserView } from './views';
@@ -15,7 +16,7 @@ import type { GroupView, PeerView, PolicyView, SetupKeyView, UserView } from './
 
 export { NetbirdEnrollmentError } from './errors';
 export type { EnrollmentRefusal } from './errors';
-export type { NetbirdFaults } from './faults';
+export type { NetbirdFaults, NetbirdRateLimit } from './faults';
 export type { NetbirdExchange } from './server';
 export { loadNetbirdContract, type NetbirdContract } from './contract';
 
@@ -28,6 +29,11 @@ export interface NetbirdSimulatorOptions {
   peerNetwork?: string;
   /** Default `netbird.cloud`. */
   dnsDomain?: string;
+  /**
+   * The account setting `groups_propagation_enabled` (default true): changing a user's auto_groups moves the peers
+   * that user already registered into or out of those groups.
+   */
+  groupsPropagation?: boolean;
   /** Sees every answered API request; tests use it to hold each response against the spec. */
   onExchange?: (exchange: NetbirdExchange) => void;
 }
@@ -42,7 +48,10 @@ export interface SimPeer {
   /** The full DNS name, e.g. `vm-00042.netbird.cloud`. */
   dnsLabel: string;
   groupIds: string[];
+  /** Empty for a peer a user registered by logging in. */
   setupKeyId: string;
+  /** The user who registered it by logging in; empty for a setup-key peer. */
+  userId: string;
   ephemeral: boolean;
   createdAt: string;
 }
@@ -71,17 +80,34 @@ export interface NetbirdSimulator {
    * fault is on, which is what a VM whose agent never reaches management looks like.
    */
   enrollPeer(input: { setupKey: string; hostname: string }): SimPeer | undefined;
+  /**
+   * A user's own machine (a consultant's laptop) joins by logging in: the peer belongs to that user and starts in
+   * the user's auto_groups; later auto_groups changes reach it through groups propagation. Throws for an unknown
+   * email.
+   */
+  enrollUserPeer(input: { email: string; hostname: string }): SimPeer;
+  /** Ids of the peers `peerId` may open connections to under the account's enabled accept rules. */
+  reachableFrom(peerId: string): string[];
   dump(): NetbirdStateDump;
   /** Requests received per `METHOD /api/path/template`, including refused and fault-injected ones. */
   callCounts(): Record<string, number>;
+  /**
+   * `set` merges into the current faults (pass a key as undefined to clear it); `reset` clears all. Setting
+   * `rateLimit` starts the limiter with full buckets.
+   */
   faults: { set(f: Partial<NetbirdFaults>): void; reset(): void };
 }
 
 export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSimulator {
-  const account = new NetbirdAccount({ users: opts.users, peerNetwork: opts.peerNetwork ?? '100.64.0.0/10' });
+  const account = new NetbirdAccount({
+    users: opts.users,
+    peerNetwork: opts.peerNetwork ?? '100.64.0.0/10',
+    groupsPropagation: opts.groupsPropagation,
+  });
   const dnsDomain = opts.dnsDomain ?? 'netbird.cloud';
   const counts = new Map<string, number>();
   let faults: NetbirdFaults = { ...NO_FAULTS };
+  let rateLimiter: ClientRateLimiter | undefined;
   const users = [...account.users.values()];
   const tokenOwnerId = (users.find((u) => u.role === 'owner' || u.role === 'admin') ?? users[0])?.id;
   const view: ViewContext = { account, dnsDomain, currentUserId: tokenOwnerId };
@@ -93,6 +119,7 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     dnsDomain,
     tokenOwnerId,
     faults: () => faults,
+    rateLimiter: () => rateLimiter,
     counts,
     onExchange: opts.onExchange,
   });
@@ -100,6 +127,10 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
   return {
     async listen({ host = '127.0.0.1', port = 0, tls }) {
       const server: Server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert }, app) : createHttpServer(app);
+      // The `down: 'reset'` fault: the TCP connection is reset before a byte is read (before TLS, too).
+      server.on('connection', (socket: Socket) => {
+        if (faults.down === 'reset') socket.resetAndDestroy();
+      });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -119,19 +150,12 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
 
     enrollPeer({ setupKey, hostname }) {
       if (faults.peersNeverRegister) return undefined;
-      const peer = account.enroll(setupKey, hostname);
-      return {
-        id: peer.id,
-        name: peer.name,
-        hostname: peer.hostname,
-        ip: peer.ip,
-        dnsLabel: `${peer.dnsLabel}.${dnsDomain}`,
-        groupIds: account.groupsOfPeer(peer.id).map((g) => g.id),
-        setupKeyId: peer.setupKeyId,
-        ephemeral: peer.ephemeral,
-        createdAt: peer.createdAt,
-      };
+      return simPeer(account.enroll(setupKey, hostname));
     },
+
+    enrollUserPeer: ({ email, hostname }) => simPeer(account.enrollForUser(email, hostname)),
+
+    reachableFrom: (peerId) => [...account.reachableFrom(peerId)],
 
     dump: () => ({
       users: [...account.users.values()].map((u) => userView(view, u)),
@@ -146,10 +170,27 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     faults: {
       set(f) {
         faults = { ...faults, ...f };
+        if ('rateLimit' in f) rateLimiter = f.rateLimit ? new ClientRateLimiter(f.rateLimit) : undefined;
       },
       reset() {
         faults = { ...NO_FAULTS };
+        rateLimiter = undefined;
       },
     },
   };
+
+  function simPeer(peer: PeerRecord): SimPeer {
+    return {
+      id: peer.id,
+      name: peer.name,
+      hostname: peer.hostname,
+      ip: peer.ip,
+      dnsLabel: `${peer.dnsLabel}.${dnsDomain}`,
+      groupIds: account.groupsOfPeer(peer.id).map((g) => g.id),
+      setupKeyId: peer.setupKeyId,
+      userId: peer.userId,
+      ephemeral: peer.ephemeral,
+      createdAt: peer.createdAt,
+    };
+  }
 }

@@ -1,9 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request, type Response } from 'express';
 import type { NetbirdAccount } from './account';
 import type { NetbirdContract } from './contract';
 import { NetbirdStatusError } from './errors';
 import { injectedFailure, type NetbirdFaults } from './faults';
+import type { ClientRateLimiter } from './rateLimiter';
 import { routes, type Route } from './routes';
 
 /** One answered API request, as a test observes it (to hold every response against the spec). */
@@ -23,6 +23,8 @@ export interface NetbirdAppDeps {
   /** The user the personal access tokens belong to. */
   tokenOwnerId: string | undefined;
   faults(): NetbirdFaults;
+  /** The API rate limiter while the `rateLimit` fault is on. */
+  rateLimiter(): ClientRateLimiter | undefined;
   counts: Map<string, number>;
   onExchange?: (exchange: NetbirdExchange) => void;
 }
@@ -31,7 +33,8 @@ export interface NetbirdAppDeps {
  * The HTTP face of the simulated management server. Per request, in NetBird's order: authentication, then the
  * body (400 "couldn't parse JSON request" when it is not JSON, 400 naming the problem when the spec's schema
  * rejects it), then the account's own rules (404/409/422 with NetBird's messages). Injected faults come first: they
- * stand for a proxy or an overloaded server in front of the handlers.
+ * stand for a dead, wedged or overloaded server, or a proxy in front of it; the rate limiter comes next, before
+ * authentication, as NetBird's middleware does.
  */
 export function createNetbirdApp(deps: NetbirdAppDeps): express.Express {
   const app = express();
@@ -64,15 +67,29 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
     reply(status, { message, code: status }, headers);
 
   const faults = deps.faults();
-  if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+  if (faults.down === 'reset') {
+    // A request on a connection kept alive from before the server "died".
+    req.socket.resetAndDestroy();
+    return;
+  }
+  if (faults.down === 'unavailable') return fail(503, 'service unavailable');
+  if (faults.hang && !(await heldOpen(res, faults.hang.answerAfterMs))) return;
+  if (faults.latencyMs > 0 && !(await heldOpen(res, faults.latencyMs))) return;
   const injected = injectedFailure(faults);
   if (injected !== undefined) {
     const retryAfter: Record<string, string> =
       faults.retryAfterSeconds !== undefined && (injected === 429 || injected === 503)
         ? { 'Retry-After': String(faults.retryAfterSeconds) }
         : {};
-    fail(injected, injected === 429 ? 'too many requests' : 'internal server error', retryAfter);
+    fail(injected, injected === 429 ? RATE_LIMITED : 'internal server error', retryAfter);
     return;
+  }
+  const limiter = deps.rateLimiter();
+  const decision = limiter?.take(req.socket.remoteAddress ?? 'unknown');
+  if (limiter && decision && !decision.allowed) {
+    const headers: Record<string, string> =
+      limiter.limit.retryAfter === false ? {} : { 'Retry-After': String(decision.retryAfterSeconds) };
+    return fail(429, RATE_LIMITED, headers);
   }
 
   const auth = req.get('authorization');
@@ -106,6 +123,31 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
     process.emitWarning(`NetBird simulator failed on ${key}: ${err instanceof Error ? err.stack : String(err)}`);
     fail(500, 'internal server error');
   }
+}
+
+/** NetBird's rate limiter's own words (util.WriteErrorResponse in its middleware). */
+const RATE_LIMITED = 'rate limit exceeded, please try again later';
+
+/**
+ * Holds the request for `ms` (forever when undefined); false when the client gave up (closed the connection)
+ * meanwhile, in which case there is nobody left to answer.
+ */
+function heldOpen(res: Response, ms: number | undefined): Promise<boolean> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onClose = () => {
+      if (timer) clearTimeout(timer);
+      resolve(false);
+    };
+    const timer =
+      ms === undefined
+        ? undefined
+        : setTimeout(() => {
+            res.off('close', onClose);
+            resolve(!res.destroyed);
+          }, ms);
+    res.once('close', onClose);
+  });
 }
 
 function flatQuery(query: Request['query']): Record<string, string | undefined> {

@@ -59,7 +59,7 @@ export function peerView(ctx: ViewContext, p: PeerRecord) {
     groups: ctx.account.groupsOfPeer(p.id).map((g) => groupMinimumView(ctx, g)),
     ssh_enabled: p.sshEnabled,
     // Peers registered with a setup key belong to no user.
-    user_id: '',
+    user_id: p.userId,
     hostname: p.hostname,
     ui_version: '',
     dns_label: `${p.dnsLabel}.${ctx.dnsDomain}`,
@@ -78,24 +78,7 @@ export function peerView(ctx: ViewContext, p: PeerRecord) {
 
 /** The list endpoint's PeerBatch adds how many peers this one may reach under the enabled policies. */
 export function peerBatchView(ctx: ViewContext, p: PeerRecord) {
-  return { ...peerView(ctx, p), accessible_peers_count: accessiblePeers(ctx.account, p.id).size };
-}
-
-function accessiblePeers(account: NetbirdAccount, peerId: string): Set<string> {
-  const reachable = new Set<string>();
-  const members = (groupIds: string[]) => groupIds.flatMap((id) => account.groups.get(id)?.peers ?? []);
-  for (const policy of account.policies.values()) {
-    if (!policy.enabled) continue;
-    for (const rule of policy.rules) {
-      if (!rule.enabled) continue;
-      const sources = members(rule.sources);
-      const destinations = members(rule.destinations);
-      if (sources.includes(peerId)) destinations.forEach((id) => reachable.add(id));
-      if (rule.bidirectional && destinations.includes(peerId)) sources.forEach((id) => reachable.add(id));
-    }
-  }
-  reachable.delete(peerId);
-  return reachable;
+  return { ...peerView(ctx, p), accessible_peers_count: ctx.account.reachableFrom(p.id).size };
 }
 
 export function policyView(ctx: ViewContext, p: PolicyRecord) {

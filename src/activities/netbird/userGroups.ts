@@ -1,0 +1,83 @@
+import type { NetbirdClient, NetbirdUser } from '../../clients/netbird';
+
+/**
+ * Changing one NetBird user's auto_groups safely. NetBird's `PUT /api/users/{id}` replaces the whole list and has
+ * no version check, so two builds adding their group to the same consultant at once would each write back the list
+ * they read, and one group would silently be lost. Changes to one user are therefore funnelled through one queue
+ * per user in this worker process: whatever piles up while a write is under way is applied together in the next
+ * read-and-write, so twenty builds for the same consultant cost a few NetBird calls, not forty. (Workers in other
+ * processes can still interleave; NetBird offers no compare-and-swap to close that gap.)
+ */
+
+type Change = (groups: string[]) => string[];
+
+/** The user as the caller read it, and when: fresh enough when this worker has not written the user since. */
+export interface UserSnapshot {
+  user: NetbirdUser;
+  readAt: number;
+}
+
+interface Waiting {
+  snapshot: UserSnapshot;
+  change: Change;
+  settle: (outcome: { user: NetbirdUser | undefined } | { error: unknown }) => void;
+}
+
+interface Queues {
+  waiting: Map<string, Waiting[]>;
+  /** When this worker last finished writing each user. */
+  lastWrite: Map<string, number>;
+}
+
+const perClient = new WeakMap<NetbirdClient, Queues>();
+
+/** Applies `change` to the user's current auto_groups; undefined when the user no longer exists. */
+export function changeAutoGroups(netbird: NetbirdClient, snapshot: UserSnapshot, change: Change): Promise<NetbirdUser | undefined> {
+  let queues = perClient.get(netbird);
+  if (!queues) perClient.set(netbird, (queues = { waiting: new Map(), lastWrite: new Map() }));
+  const q = queues;
+  const userId = snapshot.user.id;
+  return new Promise((resolve, reject) => {
+    const waiting: Waiting = { snapshot, change, settle: (o) => ('error' in o ? reject(o.error) : resolve(o.user)) };
+    const queue = q.waiting.get(userId);
+    if (queue) {
+      queue.push(waiting);
+      return;
+    }
+    q.waiting.set(userId, [waiting]);
+    void drain(netbird, q, userId);
+  });
+}
+
+async function drain(netbird: NetbirdClient, q: Queues, userId: string): Promise<void> {
+  for (let queue = q.waiting.get(userId); queue?.length; queue = q.waiting.get(userId)) {
+    const batch = queue.splice(0);
+    try {
+      const user = await applyAll(netbird, q, userId, batch);
+      for (const w of batch) w.settle({ user });
+    } catch (error) {
+      for (const w of batch) w.settle({ error });
+    }
+  }
+  q.waiting.delete(userId);
+}
+
+async function applyAll(netbird: NetbirdClient, q: Queues, userId: string, batch: Waiting[]): Promise<NetbirdUser | undefined> {
+  // A lone change on a snapshot read after this worker's last write needs no second read (one NetBird call saved
+  // per consultant in the common, uncontended case); anything else reads the user again.
+  const [only] = batch;
+  const fresh = batch.length === 1 && only && only.snapshot.readAt > (q.lastWrite.get(userId) ?? -Infinity);
+  const user = fresh ? only.snapshot.user : (await netbird.listUsers()).find((u) => u.id === userId);
+  if (!user) return undefined;
+  const changes = batch.map((w) => w.change);
+  const next = [...new Set(changes.reduce((groups, change) => change(groups), user.auto_groups))];
+  const same = next.length === user.auto_groups.length && next.every((g) => user.auto_groups.includes(g));
+  if (same) return user;
+  try {
+    // NetBird replaces role, auto_groups and is_blocked together: send the user's own values back.
+    return await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: next });
+  } finally {
+    // Even a failed write may have landed: later snapshots older than this are not to be trusted.
+    q.lastWrite.set(userId, performance.now());
+  }
+}
