@@ -3,9 +3,9 @@ import { nonRetryableErrorTypes } from '../errors';
 
 /** Named presets: each activity call states which kind of work it is. */
 
-/** A few quick API calls (Proxmox, NetBird, SFTP). */
+/** A few quick API calls (Proxmox, NetBird, SFTP); NetBird's client may ride out a 429 storm for ~50 s inside one. */
 export const apiCall = {
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8, nonRetryableErrorTypes },
 } as const satisfies ActivityOptions;
 

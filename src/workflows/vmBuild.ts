@@ -121,6 +121,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
     const access = await api.grantVpnAccess({ serial, name: request.name, peerId: peer.peerId, consultants: request.consultants });
+    log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
     if (access.missingConsultants.length > 0) {
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
     }

@@ -1,5 +1,6 @@
 import { proxyActivities, workflowInfo, upsertSearchAttributes, log } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceRequest';
 import { cleanup, proxmoxTask } from './activityOptions';
 import { SerialKey } from './searchAttributes';
@@ -40,7 +41,10 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running
     await attempt(`cloud-init snippet ${names.snippetFile} on ${node}`, () => tidy.removeSnippet({ serial, name, node }));
   }
-  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: [`NetBird objects of ${serial} (${err.message})`] }));
+  // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
+  const vpn = await tidy
+    .revokeVpnAccess({ serial, name })
+    .catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${err.message})`) }));
   leftovers.push(...vpn.leftovers);
   return { vmDestroyed, leftovers };
 }

@@ -41,9 +41,17 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     request,
     status: 'Pending',
     device: { hostname: deviceNames(serial, request.name).hostname },
-    timeline: [],
+    timeline: [{ at: new Date().toISOString(), event: `submitted by ${request.requester}`, by: request.requester }],
     leftovers: [],
   };
+  // The record is complete before any handler exists: an approve delivered with the very first workflow task
+  // runs as soon as its handler is set, and must find (and change) the submitted state, not be overwritten by it.
+  upsertSearchAttributes([
+    { key: SerialKey, value: serial },
+    { key: OrgKey, value: request.org },
+    { key: ConsultantsKey, value: request.consultants },
+    { key: RequestStatusKey, value: 'Pending' },
+  ]);
   let completeRequested = false;
   let rebuildRequested = false;
   let cancelRequested = false;
@@ -65,7 +73,7 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     }
   };
 
-  // Handlers first: messages may arrive with the very first workflow task.
+  // Handlers before the first await: messages may arrive with the very first workflow task.
   setHandler(statusQuery, () => record);
   setHandler(
     approveUpdate,
@@ -149,13 +157,6 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     if (p.node) record.device.node = p.node;
     if (p.vmid && p.node) upsertSearchAttributes([{ key: VmIdKey, value: p.vmid }, { key: PveNodeKey, value: p.node }]);
   });
-
-  upsertSearchAttributes([
-    { key: SerialKey, value: serial },
-    { key: OrgKey, value: request.org },
-    { key: ConsultantsKey, value: request.consultants },
-  ]);
-  transition('Pending', `submitted by ${request.requester}`, request.requester);
 
   await condition(() => record.status !== 'Pending');
   if (record.status === 'Rejected') return finish();

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { simulatorTimings } from '../src/embedded/simulatorTimings';
+import type { PveTiming } from '../src/simulators/pve';
+import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { vmRequest } from '../src/workflows';
+import { approveUpdate, buildStatusQuery, completeUpdate, statusQuery } from '../src/workflows/messages';
+import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import type { BuildStage } from '../src/workflows/types';
+import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * A worker process killed with SIGKILL in the middle of a build, then restarted: the build resumes where it was
+ * (the clone's UPID was heartbeated; NetBird objects are found by name) and ends with exactly one of everything.
+ * Real time on the dev server: the killed activity is noticed through its 30 s heartbeat timeout, as in production.
+ */
+const skip = harnessSkipReason();
+
+describe('a worker killed mid-build', { skip }, () => {
+  let env: TestWorkflowEnvironment;
+  const cleanups: Array<() => Promise<void> | void> = [];
+
+  before(async () => {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
+    });
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await env?.teardown();
+  });
+
+  async function world(timing: Partial<PveTiming>): Promise<SimulatedWorld> {
+    const dir = mkdtempSync(join(tmpdir(), 'pveflow-crash-'));
+    const w = await startSimulatedWorld({ dir, timing: { ...simulatorTimings.fast, ...timing } });
+    cleanups.push(async () => {
+      await w.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return w;
+  }
+
+  /** `tsx src/worker.ts` in its own process, configured for the simulated world through the environment alone. */
+  function workerProcess(w: SimulatedWorld, taskQueue: string): ChildProcess {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      cwd: resolve(__dirname, '..'),
+      env: { PATH: process.env.PATH, ...w.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: taskQueue },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    cleanups.push(() => void child.kill('SIGKILL'));
+    return child;
+  }
+
+  async function killed(child: ChildProcess): Promise<void> {
+    const exit = new Promise((ok) => child.once('exit', ok));
+    child.kill('SIGKILL');
+    await exit;
+  }
+
+  async function startRequest(serial: string, taskQueue: string) {
+    const start = Date.now() - 60_000;
+    const handle = await env.client.workflow.start(vmRequest, {
+      workflowId: `vm-request-${serial}`,
+      taskQueue,
+      args: [{ request: { serial, name: 'crash', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + DAY).toISOString() }, cores: 2, memoryMiB: 2048, sshKeys: [] } }],
+    });
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+    const atStage = (stage: BuildStage) =>
+      waitFor(`build at ${stage}`, async () => ((await env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery)).stage === stage ? true : undefined), 120_000, 100);
+    const fulfilled = () =>
+      waitFor('Fulfilled', async () => {
+        const r = await handle.query(statusQuery);
+        if (r.status === 'Failed') throw new Error(`build failed: ${r.build?.error}`);
+        return r.status === 'Fulfilled' ? r : undefined;
+      }, 180_000, 500);
+    return { handle, atStage, fulfilled };
+  }
+
+  function vmsOf(w: SimulatedWorld, serial: string) {
+    return w.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(serial.toLowerCase()));
+  }
+
+  test('SIGKILL during the clone: after a restart the build waits on the same Proxmox task and makes exactly one VM', async () => {
+    const serial = 'VM-CR001';
+    const taskQueue = `crash-${serial}`;
+    const w = await world({ linkedCloneMs: 8_000 });
+    const first = workerProcess(w, taskQueue);
+    const r = await startRequest(serial, taskQueue);
+    await r.atStage('cloning');
+    await waitFor('the clone task to run in Proxmox', async () => (w.pve.dump().tasks.some((t) => t.type === 'qmclone' && t.status === 'running') ? true : undefined));
+    await killed(first);
+    workerProcess(w, taskQueue);
+
+    const record = await r.fulfilled();
+    const vms = vmsOf(w, serial);
+    assert.equal(vms.length, 1, `exactly one VM for ${serial}: ${JSON.stringify(vms.map((v) => v.vmid))}`);
+    assert.equal(vms[0]!.vmid, record.device.vmid);
+    assert.equal(w.pve.dump().tasks.filter((t) => t.type === 'qmclone').length, 1, 'the clone was started once');
+
+    await r.handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+    assert.equal((await r.handle.result()).status, 'Completed');
+    assert.equal(vmsOf(w, serial).length, 0);
+  });
+
+  test('SIGKILL during the NetBird step: after a restart there is exactly one peer, two groups and one policy', async () => {
+    const serial = 'VM-CR002';
+    const taskQueue = `crash-${serial}`;
+    const w = await world({ agentStartMs: 1_000 });
+    const first = workerProcess(w, taskQueue);
+    const r = await startRequest(serial, taskQueue);
+    await r.atStage('waiting-for-ip');
+    w.netbird.faults.set({ latencyMs: 4_000 }); // holds the NetBird step open long enough to kill the worker in it
+    await r.atStage('vpn-peer');
+    await killed(first);
+    w.netbird.faults.reset();
+    workerProcess(w, taskQueue);
+
+    await r.fulfilled();
+    const nb = w.netbird.dump();
+    assert.equal(nb.peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 1);
+    assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name).sort(), [`consultants-${serial}`, `device-${serial}`]);
+    assert.equal(nb.policies.filter((p) => p.name.includes(serial)).length, 1);
+    assert.equal(nb.setupKeys.filter((k) => k.name.includes(serial)).length, 1);
+    assert.equal(vmsOf(w, serial).length, 1);
+
+    await r.handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+    assert.deepEqual((await r.handle.result()).leftovers, []);
+  });
+});
