@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RequestPolicy } from './domain/requestPolicy';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -110,6 +111,17 @@ export const configSchema = z.object({
   /** realistic: task and boot durations like a real cluster; fast: for tests; zero: for benchmarks. */
   SIM_TIMING: z.enum(['realistic', 'fast', 'zero']).default('realistic'),
 
+  // The request policy, fixed into each request when it is submitted.
+  REQUEST_PENDING_EXPIRY_H: z.coerce.number().positive().default(72),
+  REQUEST_MAX_LEASE_DAYS: z.coerce.number().positive().default(90),
+  REQUEST_END_NOTICE_H: z.coerce.number().min(0).default(24),
+  REQUEST_NOTICE_WEBHOOK_URL: z.url().optional(),
+  AUTO_APPROVE_ORGS: commaList.default([]),
+  AUTO_APPROVE_MAX_CORES: z.coerce.number().int().min(0).default(0),
+  AUTO_APPROVE_MAX_MEMORY_MIB: z.coerce.number().int().min(0).default(0),
+  /** How often clusterSync compares the cluster with the requests (a Temporal Schedule). */
+  SYNC_INTERVAL_S: z.coerce.number().int().min(5).default(60),
+
   GUEST_IP_WAIT_S: z.coerce.number().int().positive().default(900),
 });
 
@@ -140,4 +152,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('NETBIRD_API_URL is set: NETBIRD_TOKEN (a personal access token) is required too');
   }
   return config;
+}
+
+/** The request policy the configuration gives new requests. */
+export function requestPolicyFromConfig(config: Config): RequestPolicy {
+  const autoApprove =
+    config.AUTO_APPROVE_ORGS.length > 0 || (config.AUTO_APPROVE_MAX_CORES > 0 && config.AUTO_APPROVE_MAX_MEMORY_MIB > 0)
+      ? { orgs: config.AUTO_APPROVE_ORGS, maxCores: config.AUTO_APPROVE_MAX_CORES, maxMemoryMiB: config.AUTO_APPROVE_MAX_MEMORY_MIB }
+      : undefined;
+  return {
+    pendingExpiryHours: config.REQUEST_PENDING_EXPIRY_H,
+    maxLeaseDays: config.REQUEST_MAX_LEASE_DAYS,
+    endNoticeHours: config.REQUEST_END_NOTICE_H,
+    noticeWebhookUrl: config.REQUEST_NOTICE_WEBHOOK_URL,
+    ...(autoApprove ? { autoApprove } : {}),
+  };
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
@@ -6,6 +7,7 @@ import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
 import { loadConfig, ConfigError, type Config } from './config';
 import { temporalSettings } from './temporal/settings';
+import { ensureSyncSchedule } from './temporal/syncSchedule';
 
 /**
  * The composition root: the only place that builds clients from configuration and hands them to the activities.
@@ -42,7 +44,10 @@ export function createActivityDeps(config: Config): ActivityDeps {
   const sshNodes = config.SSH_NODES;
   const fingerprints = config.SSH_HOST_FINGERPRINTS;
   const privateKey = readFileSync(config.SSH_PRIVATE_KEY_FILE, 'utf8');
+  const temporal = temporalSettings(config);
   return {
+    // Lazy: connects on first use, so building the dependencies never blocks on Temporal.
+    temporal: { client: new Client({ connection: Connection.lazy({ address: temporal.address }), namespace: temporal.namespace }) },
     pve: new PveClient({
       endpoint: config.PVE_ENDPOINT,
       tokenId: config.PVE_TOKEN_ID,
@@ -86,12 +91,19 @@ export function createActivityDeps(config: Config): ActivityDeps {
   };
 }
 
+/** Closes what createActivityDeps opened (HTTP keep-alive pools, the lazy Temporal connection). */
+export async function closeActivityDeps(deps: ActivityDeps): Promise<void> {
+  await Promise.allSettled([deps.pve.close(), deps.netbird.close(), deps.temporal.client.connection.close()]);
+}
+
 /** `npm run worker`: a worker alone, for a deployment with its own Temporal cluster (docker-compose). */
 async function main(): Promise<void> {
   const config = loadConfig();
   const temporal = temporalSettings(config);
   const connection = await NativeConnection.connect({ address: temporal.address });
-  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps: createActivityDeps(config) });
+  const deps = createActivityDeps(config);
+  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps });
+  await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await connection.close();
 }

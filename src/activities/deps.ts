@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { NetbirdClient } from '../clients/netbird';
 import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
@@ -8,6 +9,8 @@ export interface ActivityDeps {
   /** The SFTP endpoint of a Proxmox node (its snippets directory), host key pinned. */
   sftpTarget(node: string): SftpTarget;
   netbird: NetbirdClient;
+  /** Temporal itself, for the few activities that read visibility (clusterSync finds the managed requests there). */
+  temporal: { client: Client };
   settings: ActivitySettings;
 }
 

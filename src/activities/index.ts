@@ -1,5 +1,7 @@
 import type { ActivityDeps } from './deps';
 import { accessActivities } from './netbird/access';
+import { leaseNoticeActivities } from './notifications/leaseNotice';
+import { observeClusterActivities } from './sync/observeCluster';
 import { peerActivities } from './netbird/peer';
 import { cloneActivities } from './proxmox/clone';
 import { configureActivities } from './proxmox/configure';
@@ -25,5 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...cloudInitSnippetActivities(deps),
     ...peerActivities(deps),
     ...accessActivities(deps),
+    ...leaseNoticeActivities(),
+    ...observeClusterActivities(deps),
   };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
-import { createPveSimulator, defaultClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
 import { createSftpServer } from './sftp';
 import { simulatorTls } from './tls';
 
@@ -29,7 +29,7 @@ export interface WorldOptions {
 }
 
 /** How pveflow reaches the simulated world: the same settings a real cluster is given through the environment. */
-export interface WorldEndpoints {
+export type WorldEndpoints = {
   PVE_ENDPOINT: string;
   PVE_TOKEN_ID: string;
   PVE_TOKEN_SECRET: string;
@@ -44,12 +44,14 @@ export interface WorldEndpoints {
   NETBIRD_API_URL: string;
   NETBIRD_TOKEN: string;
   NETBIRD_CA_FILE: string;
-}
+};
 
 export interface SimulatedWorld {
   env: WorldEndpoints;
   pve: PveSimulator;
   netbird: NetbirdSimulator;
+  /** A root@pam token: for tests that play the operator changing the cluster behind pveflow's back. */
+  rootToken: { id: string; secret: string };
   /** Each node's snippets directory on disk (what the SFTP endpoint writes into). */
   snippetsDirOf(node: string): string;
   stop(): Promise<void>;
@@ -81,7 +83,8 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     stops.push(nb.close);
 
     const tokenSecret = randomUUID();
-    const seed = defaultClusterSeed({ tokenSecret });
+    const rootTokenSecret = randomUUID();
+    const seed = defaultClusterSeed({ tokenSecret, rootTokenSecret });
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,
@@ -133,6 +136,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       },
       pve,
       netbird,
+      rootToken: { id: ROOT_TOKEN_ID, secret: rootTokenSecret },
       snippetsDirOf,
       stop: () => stopAll(stops),
     };

@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { BuildPhase, BuildTask, RequestRecord } from './types';
+import type { BuildPhase, BuildTask, RequestRecord, VmDrift } from './types';
 
 /**
  * The messages of pveflow's workflows, defined once with stable names. The API imports these (and workflow types),
@@ -9,6 +9,13 @@ import type { BuildPhase, BuildTask, RequestRecord } from './types';
 
 export const actorSchema = z.object({ by: z.string().min(1).max(200), note: z.string().max(2000).optional() });
 export type Actor = z.infer<typeof actorSchema>;
+
+export const extendSchema = z.object({
+  by: z.string().min(1).max(200),
+  newEnd: z.iso.datetime({ offset: true }),
+  note: z.string().max(2000).optional(),
+});
+export type Extension = z.infer<typeof extendSchema>;
 
 export const rejectSchema = z.object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(2000) });
 export type Rejection = z.infer<typeof rejectSchema>;
@@ -23,6 +30,8 @@ export const approveUpdate = defineUpdate<UpdateResult, [Actor]>('approve');
 export const rejectUpdate = defineUpdate<UpdateResult, [Rejection]>('reject');
 export const rebuildUpdate = defineUpdate<UpdateResult, [Actor]>('rebuild');
 export const completeUpdate = defineUpdate<UpdateResult, [Actor]>('complete');
+/** Moves the end of the lease (validated: after now and the start, within the policy's maximum lease). */
+export const extendUpdate = defineUpdate<UpdateResult, [Extension]>('extend');
 /** Cancels the running (or not yet started) build; its undos remove what it made. Same as cancelling vm-build-* in Temporal UI. */
 export const cancelUpdate = defineUpdate<UpdateResult, [Actor]>('cancel');
 
@@ -31,5 +40,7 @@ export const buildStatusQuery = defineQuery<BuildTask>('buildStatus');
 
 /** Internal: a build tells its request which phase it entered. */
 export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
+/** From clusterSync: what changed about the request's VM in the cluster. */
+export const vmDriftSignal = defineSignal<[VmDrift]>('vmDrift');
 /** Internal: a cancelled build's final record (log, leftovers), sent before it ends as cancelled. */
 export const buildReportSignal = defineSignal<[BuildTask]>('buildReport');

@@ -12,6 +12,11 @@ export const BuildStatusKey = defineSearchAttributeKey('BuildStatus', SearchAttr
 export const VmIdKey = defineSearchAttributeKey('VmId', SearchAttributeType.INT);
 export const PveNodeKey = defineSearchAttributeKey('PveNode', SearchAttributeType.KEYWORD);
 export const ConsultantsKey = defineSearchAttributeKey('Consultants', SearchAttributeType.KEYWORD_LIST);
+/** The VM's state as its request last heard it from clusterSync (`running` until told otherwise). */
+export const VmStateKey = defineSearchAttributeKey('VmState', SearchAttributeType.KEYWORD);
+/** The request's period, for "which requests run in December" (`PeriodStart <= ... AND PeriodEnd >= ...`). */
+export const PeriodStartKey = defineSearchAttributeKey('PeriodStart', SearchAttributeType.DATETIME);
+export const PeriodEndKey = defineSearchAttributeKey('PeriodEnd', SearchAttributeType.DATETIME);
 
 /** Name → type, for registering them with a server. */
-export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey];
+export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey, PeriodStartKey, PeriodEndKey, VmStateKey];

@@ -1,4 +1,5 @@
 import type { DeviceRequest } from '../domain/deviceRequest';
+import type { RequestPolicy } from '../domain/requestPolicy';
 
 /** What a person sees: the request's status as the seeds' console names it. */
 export type RequestStatus =
@@ -10,6 +11,7 @@ export type RequestStatus =
   | 'Fulfilled'
   | 'Failed'
   | 'Rejected'
+  | 'Expired'
   | 'Cancelled'
   | 'Completing'
   | 'Completed';
@@ -74,10 +76,51 @@ export interface RequestRecord {
   timeline: TimelineEntry[];
   /** What completion could not remove, named exactly. */
   leftovers: string[];
+  /** The period end the lease notice went out for (an extension re-arms it). */
+  noticeSentFor?: string;
+  /** The last difference clusterSync found between the record and the cluster. */
+  drift?: VmDrift & { at: string };
+}
+
+/** What clusterSync saw about a request's VM. */
+export type VmDrift =
+  | { kind: 'vanished'; vmid: number }
+  | { kind: 'moved'; vmid: number; from: string; to: string }
+  | { kind: 'state'; vmid: number; status: string };
+
+export interface TemplateInfo {
+  vmid: number;
+  name: string;
+  node: string;
+  cores?: number;
+  memoryMiB?: number;
+  diskGiB?: number;
+}
+
+/** A VM in the pool that no request owns: reported for an operator, never deleted by pveflow. */
+export interface OrphanVm {
+  vmid: number;
+  node: string;
+  name?: string;
+}
+
+export interface ClusterSyncResult {
+  at: string;
+  vmsSeen: number;
+  requestsChecked: number;
+  drifts: Array<{ serial: string; drift: VmDrift }>;
+  /** The first orphans (bounded); `orphanCount` says how many there are in all. */
+  orphans: OrphanVm[];
+  orphanCount: number;
+  templates: TemplateInfo[];
 }
 
 export interface VmRequestInput {
   request: DeviceRequest;
+  /** Fixed at submission from configuration; absent in requests started before policies existed. */
+  policy?: RequestPolicy;
+  /** A fulfilled request continued-as-new to keep its history small carries its record over. */
+  resumed?: RequestRecord;
 }
 
 export interface VmBuildInput {

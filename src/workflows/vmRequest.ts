@@ -5,12 +5,18 @@ import {
   ParentClosePolicy,
   allHandlersFinished,
   condition,
+  continueAsNew,
   executeChild,
   isCancellation,
+  proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceRequest';
+import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicy';
+import { apiCall } from './activityOptions';
 import {
   actorSchema,
   approveUpdate,
@@ -18,54 +24,72 @@ import {
   buildReportSignal,
   cancelUpdate,
   completeUpdate,
+  extendSchema,
+  extendUpdate,
   rebuildUpdate,
   rejectSchema,
   rejectUpdate,
   statusQuery,
+  vmDriftSignal,
   type UpdateResult,
 } from './messages';
-import { ConsultantsKey, OrgKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey } from './searchAttributes';
+import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from './searchAttributes';
 import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
 import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
 
+const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
+
 /**
- * One VM request from submission to cleanup: the system of record for it. An admin approves (or rejects); at the
- * period's start the VM is built; it is fulfilled until the period ends or someone completes it early; then it is
- * cleaned up. A failed build waits for a rebuild or a completion.
+ * One VM request from submission to cleanup: the system of record for it. An admin approves (or the policy does;
+ * unapproved requests expire); at the period's start the VM is built; it is fulfilled until the period ends (which
+ * `extend` moves) or someone completes it early; then it is cleaned up. A failed or cancelled build, or a VM that
+ * vanished from the cluster, waits for a rebuild or a completion.
  */
-export async function vmRequest({ request }: VmRequestInput): Promise<RequestRecord> {
-  const { serial } = request;
-  const record: RequestRecord = {
+export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
+  const policy = input.policy ?? defaultRequestPolicy;
+  const { serial } = input.request;
+  const record: RequestRecord = input.resumed ?? {
     serial,
-    request,
+    request: input.request,
     status: 'Pending',
-    device: { hostname: deviceNames(serial, request.name).hostname },
-    timeline: [{ at: new Date().toISOString(), event: `submitted by ${request.requester}`, by: request.requester }],
+    device: { hostname: deviceNames(serial, input.request.name).hostname },
+    timeline: [{ at: new Date().toISOString(), event: `submitted by ${input.request.requester}`, by: input.request.requester }],
     leftovers: [],
   };
   // The record is complete before any handler exists: an approve delivered with the very first workflow task
   // runs as soon as its handler is set, and must find (and change) the submitted state, not be overwritten by it.
-  upsertSearchAttributes([
-    { key: SerialKey, value: serial },
-    { key: OrgKey, value: request.org },
-    { key: ConsultantsKey, value: request.consultants },
-    { key: RequestStatusKey, value: 'Pending' },
-  ]);
+  if (!input.resumed) {
+    upsertSearchAttributes([
+      { key: SerialKey, value: serial },
+      { key: OrgKey, value: record.request.org },
+      { key: ConsultantsKey, value: record.request.consultants },
+      { key: RequestStatusKey, value: 'Pending' },
+      { key: PeriodStartKey, value: new Date(record.request.period.start) },
+      { key: PeriodEndKey, value: new Date(record.request.period.end) },
+    ]);
+  }
   let completeRequested = false;
   let rebuildRequested = false;
   let cancelRequested = false;
-  let attempt = 0;
+  let vmVanished = false;
+  let attempt = record.build?.attempt ?? 0;
   /** The scope the current build runs in: cancelling it cancels the build, which then runs its undos. */
   let buildScope: CancellationScope | undefined;
   /** A cancelled build cannot carry its record in its failure: it reports it by signal before it ends. */
   const finalBuildReports = new Map<number, BuildTask>();
 
+  const now = () => new Date().toISOString();
   const transition = (status: RequestStatus, event: string, by?: string) => {
     record.status = status;
-    record.timeline.push({ at: new Date().toISOString(), event, ...(by ? { by } : {}) });
+    record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
     upsertSearchAttributes([{ key: RequestStatusKey, value: status }]);
   };
+  const note = (event: string, by?: string) => record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
   const answer = (): UpdateResult => ({ serial, status: record.status });
   const refuse = (action: string, allowed: RequestStatus[]) => {
     if (!allowed.includes(record.status)) {
@@ -77,17 +101,16 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
   setHandler(statusQuery, () => record);
   setHandler(
     approveUpdate,
-    ({ by, note }) => {
-      transition('Approved', note ? `approved: ${note}` : 'approved', by);
+    ({ by, note: why }) => {
+      transition('Approved', why ? `approved: ${why}` : 'approved', by);
       return answer();
     },
     {
-      validator: (actor) => {
-        actorSchema.parse(actor);
-        refuse('approve', ['Pending']);
-      },
+    validator: (actor) => {
+      actorSchema.parse(actor);
+      refuse('approve', ['Pending']);
     },
-  );
+  });
   setHandler(
     rejectUpdate,
     ({ by, reason }) => {
@@ -95,55 +118,75 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
       return answer();
     },
     {
-      validator: (rejection) => {
-        rejectSchema.parse(rejection);
-        refuse('reject', ['Pending']);
-      },
+    validator: (rejection) => {
+      rejectSchema.parse(rejection);
+      refuse('reject', ['Pending']);
     },
-  );
+  });
   setHandler(
     rebuildUpdate,
     ({ by }) => {
       rebuildRequested = true;
-      record.timeline.push({ at: new Date().toISOString(), event: 'rebuild requested', by });
+      note('rebuild requested', by);
       return answer();
     },
     {
-      validator: (actor) => {
-        actorSchema.parse(actor);
-        refuse('rebuild', ['Failed', 'Cancelled']);
-        if (rebuildRequested) throw new Error(`a rebuild of ${serial} is already queued`);
-      },
+    validator: (actor) => {
+      actorSchema.parse(actor);
+      refuse('rebuild', ['Failed', 'Cancelled']);
+      if (rebuildRequested) throw new Error(`a rebuild of ${serial} is already queued`);
     },
-  );
+  });
   setHandler(
     completeUpdate,
     ({ by }) => {
       completeRequested = true;
-      record.timeline.push({ at: new Date().toISOString(), event: 'completion requested', by });
+      note('completion requested', by);
       return answer();
     },
     {
-      validator: (actor) => {
-        actorSchema.parse(actor);
-        refuse('complete', ['Approved', 'Fulfilled', 'Failed', 'Cancelled']);
-        if (completeRequested) throw new Error(`completion of ${serial} is already under way`);
-      },
+    validator: (actor) => {
+      actorSchema.parse(actor);
+      refuse('complete', ['Approved', 'Fulfilled', 'Failed', 'Cancelled']);
+      if (completeRequested) throw new Error(`completion of ${serial} is already under way`);
     },
-  );
+  });
   setHandler(
     cancelUpdate,
-    ({ by, note }) => {
+    ({ by, note: why }) => {
       cancelRequested = true;
-      record.timeline.push({ at: new Date().toISOString(), event: note ? `cancel requested: ${note}` : 'cancel requested', by });
+      note(why ? `cancel requested: ${why}` : 'cancel requested', by);
       buildScope?.cancel();
       return answer();
     },
     {
       validator: (actor) => {
         actorSchema.parse(actor);
-        refuse('cancel', ['Approved', 'Imaging', 'Provisioning', 'Configuring']);
+        refuse('cancel', ['Approved', ...BUILDING]);
         if (cancelRequested) throw new Error(`a cancel of ${serial} is already under way`);
+      },
+    },
+  );
+  setHandler(
+    extendUpdate,
+    ({ by, newEnd, note: why }) => {
+      const from = record.request.period.end;
+      record.request = { ...record.request, period: { ...record.request.period, end: newEnd } };
+      note(`lease end moved from ${from} to ${newEnd}${why ? `: ${why}` : ''}`, by);
+      upsertSearchAttributes([{ key: PeriodEndKey, value: new Date(newEnd) }]);
+      return answer();
+    },
+    {
+      validator: (ext) => {
+        const { newEnd } = extendSchema.parse(ext);
+        refuse('extend', ['Pending', 'Approved', ...BUILDING, 'Fulfilled']);
+        const end = Date.parse(newEnd);
+        const start = Date.parse(record.request.period.start);
+        if (end <= Date.now()) throw new Error(`cannot extend ${serial} to ${newEnd}: that is in the past`);
+        if (end <= start) throw new Error(`cannot extend ${serial} to ${newEnd}: the period starts ${record.request.period.start}`);
+        if (end - start > policy.maxLeaseDays * DAY) {
+          throw new Error(`cannot extend ${serial} to ${newEnd}: a lease may last at most ${policy.maxLeaseDays} days from its start`);
+        }
       },
     },
   );
@@ -157,9 +200,36 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     if (p.node) record.device.node = p.node;
     if (p.vmid && p.node) upsertSearchAttributes([{ key: VmIdKey, value: p.vmid }, { key: PveNodeKey, value: p.node }]);
   });
+  setHandler(vmDriftSignal, (drift) => {
+    if (drift.vmid !== record.device.vmid) return; // about a VM this request no longer has
+    record.drift = { ...drift, at: now() };
+    switch (drift.kind) {
+      case 'moved':
+        record.device.node = drift.to;
+        upsertSearchAttributes([{ key: PveNodeKey, value: drift.to }]);
+        note(`VM ${drift.vmid} moved from ${drift.from} to ${drift.to} (migration or HA)`);
+        break;
+      case 'state':
+        note(`VM ${drift.vmid} is ${drift.status} in the cluster`);
+        upsertSearchAttributes([{ key: VmStateKey, value: drift.status }]);
+        break;
+      case 'vanished':
+        note(`VM ${drift.vmid} vanished from the cluster`);
+        if (record.status === 'Fulfilled') vmVanished = true;
+        break;
+    }
+  });
 
-  await condition(() => record.status !== 'Pending');
-  if (record.status === 'Rejected') return finish();
+  if (!input.resumed) {
+    const auto = autoApprovalReason(policy, record.request);
+    if (auto) transition('Approved', auto, 'policy');
+    const decided = await condition(() => record.status !== 'Pending', policy.pendingExpiryHours * HOUR);
+    if (!decided) {
+      transition('Expired', `not approved within ${policy.pendingExpiryHours} h; nothing was built`);
+      return finish();
+    }
+    if (record.status === 'Rejected') return finish();
+  }
 
   try {
     await leaseUntilDone();
@@ -175,58 +245,99 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
 
   /** From approval to the end of the lease: the build (again on rebuild), then the fulfilled period. */
   async function leaseUntilDone(): Promise<void> {
-    // The VM is built when the period starts, not before (a durable timer: it survives any restart).
-    const untilStart = Date.parse(request.period.start) - Date.now();
-    if (untilStart > 0) await condition(() => completeRequested || cancelRequested, untilStart);
+    if (record.status !== 'Fulfilled') {
+      // The VM is built when the period starts, not before (a durable timer: it survives any restart).
+      const untilStart = Date.parse(record.request.period.start) - Date.now();
+      if (untilStart > 0) await condition(() => completeRequested || cancelRequested, untilStart);
+    }
+    for (;;) {
+      if (completeRequested) return;
+      if (record.status !== 'Fulfilled') {
+        if (!(await buildOnce())) continue;
+      }
+      await holdLease();
+      if (completeRequested || !vmVanished) return;
+      vmVanished = false;
+      const lost = record.device.vmid;
+      record.device.vmid = undefined;
+      record.device.node = undefined;
+      transition('Failed', `VM ${lost} vanished from the cluster; rebuild or complete the request`);
+      await waitForRebuildOrCompletion();
+    }
+  }
 
-    while (!completeRequested) {
-      if (cancelRequested) {
-        cancelRequested = false;
-        transition('Cancelled', 'cancelled before the build started');
-        await waitForRebuildOrCompletion();
+  /** One build attempt; false when it failed or was cancelled (after waiting for what comes next). */
+  async function buildOnce(): Promise<boolean> {
+    if (cancelRequested) {
+      cancelRequested = false;
+      transition('Cancelled', 'cancelled before the build started');
+      await waitForRebuildOrCompletion();
+      return false;
+    }
+    attempt += 1;
+    rebuildRequested = false;
+    const buildId = `vm-build-${serial}-${attempt}`;
+    record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
+    buildScope = new CancellationScope();
+    try {
+      const result = await buildScope.run(() =>
+        executeChild(vmBuild, {
+          workflowId: buildId,
+          args: [{ request: record.request, attempt }],
+          // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+          staticSummary: `Build ${attempt} of ${serial} (${record.request.name}, ${record.request.org})`,
+        }),
+      );
+      record.build = result.build;
+      Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
+      upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }, { key: VmStateKey, value: 'running' }]);
+      transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
+      return true;
+    } catch (err) {
+      // The request itself was cancelled: handled by the caller. A build cancelled by `cancel` or from Temporal UI
+      // (vm-build-* cancelled directly) lands here as the same cancellation.
+      if (CancellationScope.current().consideredCancelled) throw err;
+      const cancelled = isCancellation(err);
+      cancelRequested = false;
+      const reported = finalBuildReports.get(attempt);
+      record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
+      record.device.vmid = undefined;
+      record.device.node = undefined;
+      if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`);
+      else transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
+      await waitForRebuildOrCompletion();
+      return false;
+    } finally {
+      buildScope = undefined;
+    }
+  }
+
+  /**
+   * Fulfilled: wait for the period's end (an extension re-arms the wait), sending the lease notice before it, until a
+   * completion or a vanished VM. A long lease continues as new so that its history stays small.
+   */
+  async function holdLease(): Promise<void> {
+    for (;;) {
+      if (completeRequested || vmVanished) return;
+      const end = record.request.period.end;
+      const untilEnd = Date.parse(end) - Date.now();
+      if (untilEnd <= 0) return;
+      const noticeDue = policy.noticeWebhookUrl && policy.endNoticeHours > 0 && record.noticeSentFor !== end;
+      const untilNotice = untilEnd - policy.endNoticeHours * HOUR;
+      if (noticeDue && untilNotice <= 0) {
+        record.noticeSentFor = end;
+        await notify
+          .notifyLeaseEnding({ url: policy.noticeWebhookUrl!, serial, name: record.request.name, org: record.request.org, consultants: record.request.consultants, periodEnd: end })
+          .then(() => note(`lease notice sent: ends ${end}`))
+          .catch((err: Error) => note(`lease notice could not be sent: ${err.message}`));
         continue;
       }
-      attempt += 1;
-      rebuildRequested = false;
-      const buildId = `vm-build-${serial}-${attempt}`;
-      record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
-      buildScope = new CancellationScope();
-      try {
-        const result = await buildScope.run(() =>
-          executeChild(vmBuild, {
-            workflowId: buildId,
-            args: [{ request, attempt }],
-            // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
-            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-            staticSummary: `Build ${attempt} of ${serial} (${request.name}, ${request.org})`,
-          }),
-        );
-        record.build = result.build;
-        Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
-        upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }]);
-        transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
-        break;
-      } catch (err) {
-        // The request itself was cancelled: handled by the caller. A build cancelled by `cancel` or from Temporal UI
-        // (vm-build-* cancelled directly) lands here as the same cancellation.
-        if (CancellationScope.current().consideredCancelled) throw err;
-        const cancelled = isCancellation(err);
-        cancelRequested = false;
-        const reported = finalBuildReports.get(attempt);
-        record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
-        record.device.vmid = undefined;
-        record.device.node = undefined;
-        if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`);
-        else transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
-        await waitForRebuildOrCompletion();
-      } finally {
-        buildScope = undefined;
+      if (workflowInfo().continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record });
       }
-    }
-
-    if (record.status === 'Fulfilled' && !completeRequested) {
-      const untilEnd = Date.parse(request.period.end) - Date.now();
-      if (untilEnd > 0) await condition(() => completeRequested, untilEnd);
+      await condition(() => completeRequested || vmVanished || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
     }
   }
 
@@ -241,9 +352,9 @@ export async function vmRequest({ request }: VmRequestInput): Promise<RequestRec
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
-      args: [{ serial, name: request.name, vmid: record.device.vmid, node: record.device.node }],
+      args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      staticSummary: `Cleanup of ${serial} (${request.name}, ${request.org})`,
+      staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,
     });
     record.leftovers = completion.leftovers;
     const outcome = completion.leftovers.length ? `left behind: ${completion.leftovers.join('; ')}` : 'nothing left behind';

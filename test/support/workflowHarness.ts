@@ -11,7 +11,7 @@ import type { PveTiming } from '../../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
 import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
-import { createActivityDeps, createWorker } from '../../src/worker';
+import { closeActivityDeps, createActivityDeps, createWorker } from '../../src/worker';
 import { startSshd, type RunningSshd } from './sshd';
 
 /**
@@ -69,6 +69,8 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
     async withWorker(world, taskQueue, fn) {
       const extra = worlds.find((w) => w.world === world)?.env ?? {};
       const deps = createActivityDeps(loadConfig({ ...world.env, ...extra }));
+      const ownClient = deps.temporal.client;
+      deps.temporal.client = env.client; // visibility of the test server, not a default address
       // Fast polls: the simulator's tasks finish in milliseconds.
       deps.settings.pollMinMs = 20;
       deps.settings.pollMaxMs = 200;
@@ -76,8 +78,8 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
       try {
         return await worker.runUntil(fn());
       } finally {
-        await deps.pve.close();
-        await deps.netbird.close();
+        deps.temporal.client = ownClient; // the test server's connection is the harness's to close
+        await closeActivityDeps(deps);
       }
     },
     async request(serial, overrides = {}) {

@@ -1,0 +1,88 @@
+import type { Client } from '@temporalio/client';
+import type { ClusterResource } from '../../clients/pve';
+import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../workflows/types';
+import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../workflows/searchAttributes';
+import type { ActivityDeps } from '../deps';
+import { pveFailure } from '../proxmox/failures';
+
+/** Orphans beyond this many are counted, not listed: the result must stay small at any cluster size. */
+const MAX_ORPHANS_LISTED = 100;
+/** States a VM passes through on its own (or an operator's) way: not drift. */
+const TRANSITIONAL = new Set(['unknown', 'prelaunch', 'inmigrate', 'postmigrate']);
+
+interface ManagedVm {
+  serial: string;
+  vmid: number;
+  node?: string;
+  requestStatus?: string;
+  knownState: string;
+}
+
+/**
+ * One look at the cluster for clusterSync: a single `GET /cluster/resources`, the managed requests from Temporal's
+ * visibility (their search attributes: serial, VMID, node, status, last known VM state), and only the differences
+ * back to the workflow — so the sync's history and payloads stay flat however many VMs the pool holds.
+ */
+export function observeClusterActivities({ pve, temporal }: ActivityDeps) {
+  return {
+    async observeCluster(): Promise<Omit<ClusterSyncResult, 'at'>> {
+      let resources: ClusterResource[];
+      try {
+        resources = await pve.clusterResources('vm');
+      } catch (err) {
+        throw pveFailure(err, { serial: 'cluster sync' }, 'reading /cluster/resources');
+      }
+      const managed = await managedVms(temporal.client);
+      const vms = new Map(resources.filter((r) => r.type === 'qemu' && r.vmid !== undefined).map((r) => [r.vmid!, r]));
+
+      const drifts: Array<{ serial: string; drift: VmDrift }> = [];
+      for (const m of managed) {
+        if (m.requestStatus !== 'Fulfilled') continue; // a build in flight owns its VM's state
+        const vm = vms.get(m.vmid);
+        if (!vm) {
+          drifts.push({ serial: m.serial, drift: { kind: 'vanished', vmid: m.vmid } });
+          continue;
+        }
+        if (vm.lock || TRANSITIONAL.has(vm.status ?? 'unknown')) continue;
+        if (vm.node && m.node && vm.node !== m.node) drifts.push({ serial: m.serial, drift: { kind: 'moved', vmid: m.vmid, from: m.node, to: vm.node } });
+        if (vm.status && vm.status !== m.knownState) drifts.push({ serial: m.serial, drift: { kind: 'state', vmid: m.vmid, status: vm.status } });
+      }
+
+      const owned = new Set(managed.map((m) => m.vmid));
+      const orphans: OrphanVm[] = [];
+      let orphanCount = 0;
+      const templates: TemplateInfo[] = [];
+      for (const vm of vms.values()) {
+        if (vm.template) {
+          templates.push({
+            vmid: vm.vmid!,
+            name: vm.name ?? `VM ${vm.vmid}`,
+            node: vm.node ?? '',
+            cores: vm.maxcpu,
+            memoryMiB: vm.maxmem !== undefined ? Math.round(vm.maxmem / 1024 / 1024) : undefined,
+            diskGiB: vm.maxdisk !== undefined ? Math.round(vm.maxdisk / 1024 ** 3) : undefined,
+          });
+          continue;
+        }
+        if (owned.has(vm.vmid!) || vm.lock === 'clone' || vm.lock === 'create') continue; // being made right now
+        orphanCount++;
+        if (orphans.length < MAX_ORPHANS_LISTED) orphans.push({ vmid: vm.vmid!, node: vm.node ?? '', name: vm.name });
+      }
+      return { vmsSeen: vms.size, requestsChecked: managed.length, drifts, orphans, orphanCount, templates };
+    },
+  };
+}
+
+/** Every running request that has (or is getting) a VM, read from its search attributes. */
+async function managedVms(client: Client): Promise<ManagedVm[]> {
+  const out: ManagedVm[] = [];
+  const query = `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND VmId IS NOT NULL`;
+  for await (const wf of client.workflow.list({ query, pageSize: 1000 })) {
+    const sa = wf.typedSearchAttributes;
+    const vmid = sa.get(VmIdKey);
+    const serial = sa.get(SerialKey);
+    if (vmid === undefined || serial === undefined) continue;
+    out.push({ serial, vmid, node: sa.get(PveNodeKey), requestStatus: sa.get(RequestStatusKey), knownState: sa.get(VmStateKey) ?? 'running' });
+  }
+  return out;
+}

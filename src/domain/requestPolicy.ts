@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/**
+ * The rules a request lives by, fixed when it is submitted (from configuration) and carried in its workflow input,
+ * so that changing the configuration never changes a request already in flight.
+ */
+export const requestPolicySchema = z.object({
+  /** A request nobody approves within this time expires. */
+  pendingExpiryHours: z.number().positive(),
+  /** The longest period a request may have, extensions included. */
+  maxLeaseDays: z.number().positive(),
+  /** How long before the period's end the lease notice goes out (0: no notice). */
+  endNoticeHours: z.number().min(0),
+  /** Where the lease notice is POSTed. */
+  noticeWebhookUrl: z.url().optional(),
+  /** Requests approved without an admin: from these orgs, or at most this size. */
+  autoApprove: z
+    .object({ orgs: z.array(z.string()), maxCores: z.number().int().min(0), maxMemoryMiB: z.number().int().min(0) })
+    .optional(),
+});
+
+export type RequestPolicy = z.infer<typeof requestPolicySchema>;
+
+export const defaultRequestPolicy: RequestPolicy = { pendingExpiryHours: 72, maxLeaseDays: 90, endNoticeHours: 24 };
+
+/** Whether the policy approves this request without an admin, and why. */
+export function autoApprovalReason(policy: RequestPolicy, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
+  const a = policy.autoApprove;
+  if (!a) return undefined;
+  if (a.orgs.includes(r.org)) return `auto-approved: org ${r.org} is trusted`;
+  if (a.maxCores > 0 && a.maxMemoryMiB > 0 && r.cores <= a.maxCores && r.memoryMiB <= a.maxMemoryMiB) {
+    return `auto-approved: ${r.cores} cores / ${r.memoryMiB} MiB is within ${a.maxCores} cores / ${a.maxMemoryMiB} MiB`;
+  }
+  return undefined;
+}

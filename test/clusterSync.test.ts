@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { PveClient, waitForTask } from '../src/clients/pve';
+import { loadConfig } from '../src/config';
+import { deviceRequestSchema } from '../src/domain/deviceRequest';
+import { simulatorTimings } from '../src/embedded/simulatorTimings';
+import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
+import { clusterSync, vmRequest } from '../src/workflows';
+import { approveUpdate, statusQuery } from '../src/workflows/messages';
+import { searchAttributeDefinitions, VmStateKey } from '../src/workflows/searchAttributes';
+import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * clusterSync against a dev server (it finds the managed requests through visibility): an operator destroys one
+ * request's VM and stops another's behind pveflow's back and leaves a VM of their own in the pool; one sync tells
+ * each request exactly what changed, reports the orphan, lists the templates — and a second sync finds nothing new.
+ */
+const skip = harnessSkipReason();
+
+describe('clusterSync', { skip }, () => {
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundle;
+  let world: SimulatedWorld;
+  let dir: string;
+  let root: PveClient;
+
+  before(async () => {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
+    });
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows') });
+    dir = mkdtempSync(join(tmpdir(), 'pveflow-sync-'));
+    world = await startSimulatedWorld({ dir, timing: simulatorTimings.fast });
+    root = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE), timeoutMs: 10_000 });
+  });
+  after(async () => {
+    await root?.close();
+    await world?.stop();
+    await env?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('one sync run tells each request what changed, reports orphans, lists templates; the next finds nothing new', async () => {
+    const taskQueue = 'sync-test';
+    const deps = createActivityDeps(loadConfig(world.env));
+    const ownClient = deps.temporal.client;
+    deps.temporal.client = env.client;
+    deps.settings.pollMinMs = 20;
+    deps.settings.pollMaxMs = 200;
+    const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
+    try {
+      await worker.runUntil(async () => {
+        const start = Date.now() - 60_000;
+        const fulfilled = async (serial: string) => {
+          const request = deviceRequestSchema.parse({ serial, name: 'sync', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 1, memoryMiB: 1024 });
+          const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
+          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+          const r = await waitFor(`${serial} fulfilled`, async () => {
+            const s = await handle.query(statusQuery);
+            return s.status === 'Fulfilled' ? s : undefined;
+          });
+          return { handle, vmid: r.device.vmid!, node: r.device.node! };
+        };
+        const a = await fulfilled('VM-SY001');
+        const b = await fulfilled('VM-SY002');
+        // Visibility catches up with the VmId of both before the sync looks.
+        await waitFor('both requests visible with their VMs', async () => {
+          let n = 0;
+          for await (const _ of env.client.workflow.list({ query: `WorkflowType = 'vmRequest' AND VmId IS NOT NULL AND RequestStatus = 'Fulfilled'` })) n++;
+          return n === 2 ? true : undefined;
+        });
+
+        // Behind pveflow's back: A's VM destroyed, B's VM stopped, a hand-made VM left in the pool.
+        const done = async (upid: Promise<string>) => assert.ok((await waitForTask(root, await upid, { minPollMs: 20 })).ok);
+        await done(root.vmPower(a.node, a.vmid, 'stop'));
+        await done(root.destroyVm(a.node, a.vmid, { purge: true }));
+        await done(root.vmPower(b.node, b.vmid, 'stop'));
+        await done(root.cloneVm('pve1', 9000, { newid: 4242, name: 'hand-made', pool: 'pveflow' }));
+
+        const result = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-1', taskQueue });
+        assert.deepEqual(
+          result.drifts.map((d) => [d.serial, d.drift.kind]).sort(),
+          [['VM-SY001', 'vanished'], ['VM-SY002', 'state']],
+        );
+        assert.deepEqual(result.orphans.map((o) => o.vmid), [4242]);
+        assert.equal(result.orphanCount, 1);
+        assert.deepEqual(result.templates.map((t) => [t.vmid, t.name]), [[9000, 'debian-12-cloudinit']]);
+
+        const recordA = await waitFor('A failed', async () => {
+          const r = await a.handle.query(statusQuery);
+          return r.status === 'Failed' ? r : undefined;
+        });
+        assert.match(recordA.timeline.at(-1)!.event, new RegExp(`VM ${a.vmid} vanished from the cluster`));
+        const recordB = await b.handle.query(statusQuery);
+        assert.equal(recordB.status, 'Fulfilled');
+        assert.ok(recordB.timeline.some((e) => e.event === `VM ${b.vmid} is stopped in the cluster`));
+        assert.equal(recordB.drift?.kind, 'state');
+
+        await waitFor('B known stopped in visibility', async () => {
+          for await (const wf of env.client.workflow.list({ query: `WorkflowId = 'vm-request-VM-SY002'` })) {
+            if (wf.typedSearchAttributes.get(VmStateKey) === 'stopped') return true;
+          }
+          return undefined;
+        });
+        const again = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-2', taskQueue });
+        assert.deepEqual(again.drifts, [], 'a second run reports nothing already told');
+        const events = (await env.client.workflow.getHandle('cluster-sync-2').fetchHistory()).events?.length ?? 0;
+        assert.ok(events <= 12, `a sync run without drift stays a handful of events (${events})`);
+      });
+    } finally {
+      deps.temporal.client = ownClient;
+      await closeActivityDeps(deps);
+    }
+  });
+});
