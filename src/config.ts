@@ -83,6 +83,8 @@ export const configSchema = z.object({
   PVE_TEMPLATE_VMID: z.coerce.number().int().min(100).default(9000),
   PVE_NODE_SELECTOR: commaList.optional(),
   PVE_BRIDGE: z.string().default('vmbr0'),
+  /** VLAN tag for the VMs' first NIC (unset: untagged, as the template has it). */
+  PVE_VLAN: z.coerce.number().int().min(1).max(4094).optional(),
   PVE_FULL_CLONE_DEFAULT: bool.default(false),
   PVE_SNIPPETS_STORAGE: z.string().default('local'),
   PVE_SNIPPETS_DIR: z.string().default('/var/lib/vz/snippets'),

@@ -76,6 +76,7 @@ export function createActivityDeps(config: Config): ActivityDeps {
       vmidRange: config.PVE_VMID_RANGE,
       templateVmid: config.PVE_TEMPLATE_VMID,
       bridge: config.PVE_BRIDGE,
+      vlan: config.PVE_VLAN,
       fullCloneDefault: config.PVE_FULL_CLONE_DEFAULT,
       nodeSelector: config.PVE_NODE_SELECTOR,
       snippetsStorage: config.PVE_SNIPPETS_STORAGE,

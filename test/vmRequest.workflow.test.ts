@@ -39,7 +39,7 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
       const handle = await h.env.client.workflow.start(vmRequest, {
         workflowId: `vm-request-${serial}`,
         taskQueue: `wf-${serial}`,
-        args: [{ request: await h.request(serial) }],
+        args: [{ request: await h.request(serial, { diskGiB: 10 }) }],
       });
       assert.equal((await handle.query(statusQuery)).status, 'Pending');
       await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) =>
@@ -53,7 +53,15 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
         return r.status === 'Fulfilled' ? r : undefined;
       });
       const { vmid, node } = fulfilled.device;
-      assert.ok(world.pve.dump().vms.some((v) => v.vmid === vmid && v.node === node && v.status === 'running'));
+      const vm = world.pve.dump().vms.find((v) => v.vmid === vmid && v.node === node && v.status === 'running');
+      assert.ok(vm, `VM ${vmid} running on ${node}`);
+      const b64 = (x: string) => Buffer.from(x).toString('base64');
+      assert.match(String(vm.config.smbios1), new RegExp(`serial=${b64(serial)}`));
+      assert.match(String(vm.config.smbios1), new RegExp(`manufacturer=${b64('pveflow')}.*base64=1`));
+      assert.match(String(vm.config.net0), /^virtio=[0-9A-F:]{17},bridge=vmbr0$/);
+      assert.equal(vm.config.tags, `pveflow;${serial.toLowerCase()}`);
+      assert.match(String(vm.config.scsi0), /size=10G/, 'the boot disk grew to the requested 10 GiB');
+      assert.ok(String(vm.config.description).startsWith(`pveflow:serial=${serial}`));
       assert.equal(readdirSync(h.sshd.dir).filter((f) => f.includes(serial.toLowerCase())).length, 1, 'snippet written by sshd');
 
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });

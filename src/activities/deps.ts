@@ -20,6 +20,7 @@ export interface ActivitySettings {
   vmidRange: { min: number; max: number };
   templateVmid: number;
   bridge: string;
+  vlan?: number;
   fullCloneDefault: boolean;
   nodeSelector?: string[];
   snippetsStorage: string;

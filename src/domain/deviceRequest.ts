@@ -24,6 +24,8 @@ export const deviceRequestSchema = z
     templateVmid: z.number().int().min(100).max(999_999_999).optional(),
     cores: z.number().int().min(1).max(64),
     memoryMiB: z.number().int().min(512).max(262_144),
+    /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */
+    diskGiB: z.number().int().min(1).max(16_384).optional(),
     fullClone: z.boolean().optional(),
     sshKeys: z.array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key')).max(20).default([]),
   })

@@ -80,6 +80,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     stage('reserving-vmid', 10, 'reserving a VMID');
     const taken: number[] = [];
     let vmid: number;
+    let templateVmid: number;
     for (;;) {
       vmid = await api.reserveVmid({ serial, exclude: taken });
       stage('cloning', 15, `cloning template onto node ${node} as VM ${vmid}`);
@@ -87,7 +88,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
       const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }) };
       undos.unshift(destroy);
       try {
-        await task.cloneTemplate({ serial, name: request.name, vmid, node, templateVmid: request.templateVmid, fullClone: request.fullClone });
+        ({ templateVmid } = await task.cloneTemplate({ serial, name: request.name, vmid, node, templateVmid: request.templateVmid, fullClone: request.fullClone }));
         break;
       } catch (err) {
         if (failureType(err) !== ErrorType.PveVmidTaken || taken.length >= MAX_VMID_COLLISIONS) throw err;
@@ -105,7 +106,11 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     const { snippetVolid } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
-    await task.configureVm({ serial, name: request.name, vmid, node, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    if (request.diskGiB) {
+      log(`growing the boot disk to ${request.diskGiB} GiB`);
+      await task.growDisk({ serial, vmid, node, diskGiB: request.diskGiB });
+    }
 
     stage('starting', 55, `starting VM ${vmid}`);
     await task.startVm({ serial, vmid, node });

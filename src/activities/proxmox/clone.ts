@@ -7,6 +7,13 @@ import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
 import { resumedUpid, taskFailure, taskOutcome } from './runTask';
 
+export interface Cloned {
+  vmid: number;
+  node: string;
+  /** The template it was cloned from (the request's, else PVE_TEMPLATE_VMID): SMBIOS records it. */
+  templateVmid: number;
+}
+
 export interface CloneTemplateInput {
   serial: string;
   name: string;
@@ -24,7 +31,7 @@ export interface CloneTemplateInput {
  */
 export function cloneActivities({ pve, settings }: ActivityDeps) {
   return {
-    async cloneTemplate(input: CloneTemplateInput): Promise<{ vmid: number; node: string }> {
+    async cloneTemplate(input: CloneTemplateInput): Promise<Cloned> {
       const { serial, vmid, node } = input;
       const names = deviceNames(serial, input.name);
       const templateVmid = input.templateVmid ?? settings.templateVmid;
@@ -34,7 +41,7 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
       if (resumed) {
         const outcome = await taskOutcome(pve, resumed, settings);
         if (!outcome.ok) throw cloneTaskFailure(outcome, s);
-        return { vmid, node };
+        return { vmid, node, templateVmid };
       }
 
       let vms: ClusterResource[];
@@ -73,16 +80,16 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
       }
       const outcome = await taskOutcome(pve, upid, settings);
       if (!outcome.ok) throw cloneTaskFailure(outcome, s);
-      return { vmid, node };
+      return { vmid, node, templateVmid };
 
-      async function adopt(vm: ClusterResource): Promise<{ vmid: number; node: string }> {
+      async function adopt(vm: ClusterResource): Promise<Cloned> {
         const at = vm.node ?? node;
         for (;;) {
           const cfg = await pve.vmConfig(at, vmid).catch((err) => {
             throw pveFailure(err, { ...s, node: at }, 'checking an existing VM');
           });
           if (!cfg.description?.startsWith(names.marker)) throw vmidTaken(s, `VM ${vmid} exists and is not pveflow's for ${serial}`);
-          if (cfg.lock !== 'clone') return { vmid, node: at };
+          if (cfg.lock !== 'clone') return { vmid, node: at, templateVmid };
           // Our earlier attempt's clone is still copying: wait for it to let go of the lock.
           Context.current().heartbeat();
           await sleep(settings.pollMaxMs, undefined, { signal: Context.current().cancellationSignal });

@@ -1,13 +1,18 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import { deviceNames } from '../../domain/deviceRequest';
+import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
 import { awaitTask, resumedUpid } from './runTask';
+import { bootDisk, net0For, smbios1For } from './vmSettings';
 
 export interface ConfigureVmInput {
   serial: string;
   name: string;
+  org: string;
   vmid: number;
   node: string;
+  templateVmid: number;
   cores: number;
   memoryMiB: number;
   /** `local:snippets/<file>` — the cloud-init user-data uploaded for this VM. */
@@ -15,30 +20,60 @@ export interface ConfigureVmInput {
 }
 
 /**
- * Sets the request's hardware and cloud-init in one async config update. Setting the same values twice changes
- * nothing, so a retry simply applies them again.
+ * Sets the request's hardware, network, SMBIOS metadata, tags and cloud-init in one async config update, built on
+ * the clone's own config (its SMBIOS UUID and MAC stay). Setting the same values twice changes nothing, so a retry
+ * simply applies them again.
  */
 export function configureActivities({ pve, settings }: ActivityDeps) {
   return {
     async configureVm(input: ConfigureVmInput): Promise<void> {
       const { serial, vmid, node } = input;
       const s = { serial, vmid, node };
+      const names = deviceNames(serial, input.name);
       const resumed = resumedUpid();
       if (resumed) return awaitTask(pve, resumed, s, 'configuring the VM', settings);
       let upid: string;
       try {
+        const current = await pve.vmConfig(node, vmid);
         upid = await pve.updateVmConfig(node, vmid, {
           cores: input.cores,
           memory: String(input.memoryMiB),
           agent: '1',
-          cicustom: `user=${input.snippetVolid}`,
+          net0: net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),
           ipconfig0: 'ip=dhcp',
-          tags: ['pveflow', deviceNames(serial, input.name).tag].join(';'),
+          cicustom: `user=${input.snippetVolid}`,
+          smbios1: smbios1For(current.raw.smbios1 as string | undefined, { vmName: names.hostname, templateVmid: input.templateVmid, serial, org: input.org }),
+          tags: ['pveflow', names.tag].join(';'),
+          digest: current.digest,
         });
       } catch (err) {
         throw pveFailure(err, s, 'configuring the VM');
       }
       await awaitTask(pve, upid, s, 'configuring the VM', settings);
+    },
+
+    /** Grows the boot disk to the requested size; a disk already that large is left alone (Proxmox never shrinks). */
+    async growDisk({ serial, vmid, node, diskGiB }: { serial: string; vmid: number; node: string; diskGiB: number }): Promise<void> {
+      const s = { serial, vmid, node };
+      const resumed = resumedUpid();
+      if (resumed) return awaitTask(pve, resumed, s, 'growing the disk', settings);
+      let upid: string | null;
+      try {
+        const disk = bootDisk((await pve.vmConfig(node, vmid)).raw);
+        if (!disk) {
+          throw ApplicationFailure.create({
+            type: ErrorType.PveTemplateMissing,
+            nonRetryable: true,
+            message: `VM ${vmid} of request ${serial} has no boot disk with a size pveflow can grow; check the template's disks.`,
+          });
+        }
+        if (disk.sizeGiB >= diskGiB) return;
+        upid = await pve.resizeDisk(node, vmid, disk.key, `${diskGiB}G`);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        throw pveFailure(err, s, 'growing the disk');
+      }
+      if (upid) await awaitTask(pve, upid, s, 'growing the disk', settings);
     },
   };
 }

@@ -95,6 +95,11 @@ export class PveClient {
     return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/config`, params, upidSchema);
   }
 
+  /** Grows a disk (`size` absolute like `40G`, or `+10G`). PVE >= 8 answers with a `resize` task, PVE 7 with null. */
+  resizeDisk(node: string, vmid: number, disk: string, size: string): Promise<string | null> {
+    return this.call('PUT', `/nodes/${seg(node)}/qemu/${vmid}/resize`, { disk, size }, upidSchema.nullable());
+  }
+
   vmStatus(node: string, vmid: number): Promise<VmStatus> {
     return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/status/current`, {}, vmStatusSchema);
   }
