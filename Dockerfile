@@ -1,0 +1,23 @@
+# pveflow: one image for the API and the workers (docker-compose.yml runs it both ways).
+# Built from the lockfile, without dev dependencies: tsx runs the TypeScript sources directly, and the worker
+# bundles the workflows at start-up, so there is no compile step to go wrong between test and image.
+FROM node:20-slim
+
+WORKDIR /app
+
+# PVEFLOW_SKIP_TOOLS: the postinstall script would fetch Temporal's dev server; here Temporal runs in its own
+# containers. NODE_ENV=production also makes start-up refuse PVE_INSECURE_SKIP_VERIFY.
+ENV NODE_ENV=production \
+    PVEFLOW_SKIP_TOOLS=1
+
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY tsconfig.json ./
+COPY src ./src
+
+# Secrets arrive at run time (env file, /run/secrets); nothing secret is baked into a layer. Not root.
+USER node
+
+# The worker by default; the API service overrides the command.
+CMD ["node_modules/.bin/tsx", "src/worker.ts"]

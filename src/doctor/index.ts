@@ -1,0 +1,7 @@
+/** `pveflow doctor`: start-up checks of the token, the cluster, the nodes and NetBird. */
+export { fail, pass, type Finding } from './finding';
+export { formatFindings, runDoctor, type DoctorDeps } from './runDoctor';
+export { checkTokenFormat, checkPve, type PveCheckDeps, type PveCheckSettings } from './pveChecks';
+export { checkSftp } from './sftpCheck';
+export { checkNetbird } from './netbirdCheck';
+export { agentPrivilege, missingPrivileges, pveflowRolePrivileges, requiredPrivileges, type Requirement } from './privileges';

@@ -1,0 +1,15 @@
+/** Logs and metrics: what an operator reads and scrapes. Secrets never leave through either. */
+export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogFields, type LogLevel } from './log';
+export { createRedactor, isSecretKey, redactText, REDACTED, type Redactor, type RedactorOptions } from './redact';
+export { TextRegistry, type Counter, type Gauge, type Histogram, type Labels, type MetricsRegistry } from './registry';
+export {
+  createPveflowMetrics,
+  measureUpstreamCall,
+  pveOperation,
+  upstreamErrorClass,
+  type MetricsOptions,
+  type PveflowMetrics,
+  type SyncDriftKind,
+  type UpstreamSystem,
+} from './metrics';
+export { metricsEndpoint } from './metricsEndpoint';

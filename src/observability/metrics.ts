@@ -1,0 +1,158 @@
+import type { Counter, Gauge, Histogram, MetricsRegistry } from './registry';
+
+/**
+ * Every metric pveflow exports, by name, in one place. Names follow Prometheus' conventions (`_total` counters,
+ * base units: seconds); label values are bounded sets (states, stages, path templates, error classes), never ids,
+ * so the number of series does not grow with the number of requests.
+ *
+ * The Temporal SDK's own worker metrics (task slots, poll latencies, sticky cache) come from the Core runtime's
+ * Prometheus exporter (`Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress } } } })`), on
+ * its own port: they are not re-exported here.
+ */
+export type UpstreamSystem = 'proxmox' | 'netbird' | 'sftp';
+export type SyncDriftKind = 'vanished' | 'moved' | 'state_changed' | 'orphan';
+
+export interface PveflowMetrics {
+  /** `pveflow_requests{status}`: open requests per status, from Temporal visibility at scrape time. */
+  requests: Gauge<'status'>;
+  /** `pveflow_builds_total{outcome}`: finished build attempts (completed, failed, cancelled). */
+  builds: Counter<'outcome'>;
+  /** `pveflow_build_stage_duration_seconds{stage,outcome}`: how long each build stage took (clone, wait for IP...). */
+  buildStageDuration: Histogram<'stage' | 'outcome'>;
+  /** `pveflow_upstream_calls_total{system,operation,outcome}`: outcome is `ok` or the error class. */
+  upstreamCalls: Counter<'system' | 'operation' | 'outcome'>;
+  /** `pveflow_upstream_call_duration_seconds{system,operation}`. */
+  upstreamCallDuration: Histogram<'system' | 'operation'>;
+  /** `pveflow_sync_drift_total{kind}`: what cluster sync found different from the requests' records. */
+  syncDrift: Counter<'kind'>;
+  /** `pveflow_sync_orphan_vms`: VMs in the pool that no request owns, as of the last sync run. */
+  syncOrphans: Gauge<never>;
+  /** `pveflow_http_requests_total{method,route,status}` and its duration: the API's own traffic. */
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpRequestDuration: Histogram<'method' | 'route'>;
+}
+
+/** Seconds. Builds take from seconds (zero-latency simulator) to many minutes (a full clone, a slow first boot). */
+const STAGE_BUCKETS = [0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+/** Seconds. API calls: milliseconds normally, PVE's lock waits and NetBird's rate limiter up to tens of seconds. */
+const CALL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface MetricsOptions {
+  /** Counts open requests by status (e.g. a visibility count per status); refreshes `pveflow_requests` per scrape. */
+  countRequests?: () => Promise<Record<string, number>>;
+}
+
+export function createPveflowMetrics(registry: MetricsRegistry, opts: MetricsOptions = {}): PveflowMetrics {
+  const countRequests = opts.countRequests;
+  return {
+    requests: registry.gauge({
+      name: 'pveflow_requests',
+      help: 'Open device requests by status (Temporal visibility, counted at scrape time).',
+      labelNames: ['status'],
+      ...(countRequests && {
+        collect: async (gauge) => {
+          const counts = await countRequests();
+          gauge.reset();
+          for (const [status, n] of Object.entries(counts)) gauge.set({ status }, n);
+        },
+      }),
+    }),
+    builds: registry.counter({
+      name: 'pveflow_builds_total',
+      help: 'Finished build attempts by outcome.',
+      labelNames: ['outcome'],
+    }),
+    buildStageDuration: registry.histogram({
+      name: 'pveflow_build_stage_duration_seconds',
+      help: 'Duration of each build stage, by stage and outcome.',
+      labelNames: ['stage', 'outcome'],
+      buckets: STAGE_BUCKETS,
+    }),
+    upstreamCalls: registry.counter({
+      name: 'pveflow_upstream_calls_total',
+      help: 'Calls to Proxmox VE, NetBird and the nodes over SFTP, by operation and outcome (ok or the error class).',
+      labelNames: ['system', 'operation', 'outcome'],
+    }),
+    upstreamCallDuration: registry.histogram({
+      name: 'pveflow_upstream_call_duration_seconds',
+      help: 'Latency of calls to Proxmox VE, NetBird and SFTP, by operation.',
+      labelNames: ['system', 'operation'],
+      buckets: CALL_BUCKETS,
+    }),
+    syncDrift: registry.counter({
+      name: 'pveflow_sync_drift_total',
+      help: 'Differences cluster sync found between the cluster and the requests, by kind.',
+      labelNames: ['kind'],
+    }),
+    syncOrphans: registry.gauge({
+      name: 'pveflow_sync_orphan_vms',
+      help: 'VMs in the pool that no request owns, as of the last sync run.',
+      labelNames: [],
+    }),
+    httpRequests: registry.counter({
+      name: 'pveflow_http_requests_total',
+      help: 'API requests by method, route template and status code.',
+      labelNames: ['method', 'route', 'status'],
+    }),
+    httpRequestDuration: registry.histogram({
+      name: 'pveflow_http_request_duration_seconds',
+      help: 'API request latency by method and route template.',
+      labelNames: ['method', 'route'],
+      buckets: CALL_BUCKETS,
+    }),
+  };
+}
+
+/**
+ * Times one upstream call and counts it with its outcome. `classify` turns a failure into a bounded label
+ * (PveApiError's `errorClass`, SftpError's `kind`, a NetBird status class); the error is rethrown untouched.
+ */
+export async function measureUpstreamCall<T>(
+  metrics: Pick<PveflowMetrics, 'upstreamCalls' | 'upstreamCallDuration'>,
+  call: { system: UpstreamSystem; operation: string },
+  fn: () => Promise<T>,
+  now: () => number = () => performance.now(),
+): Promise<T> {
+  const started = now();
+  let outcome = 'ok';
+  try {
+    return await fn();
+  } catch (err) {
+    outcome = upstreamErrorClass(err);
+    throw err;
+  } finally {
+    metrics.upstreamCallDuration.observe(call, (now() - started) / 1000);
+    metrics.upstreamCalls.inc({ ...call, outcome });
+  }
+}
+
+/** A bounded label for a failed call, from what pveflow's clients already know about their errors. */
+export function upstreamErrorClass(err: unknown): string {
+  const e = err as { errorClass?: unknown; kind?: unknown; status?: unknown; name?: unknown } | null;
+  if (typeof e?.errorClass === 'string') return e.errorClass; // PveApiError
+  if (typeof e?.kind === 'string') return e.kind; // SftpError
+  if (e?.name === 'NetbirdApiError') {
+    const status = typeof e.status === 'number' ? e.status : undefined;
+    if (status === undefined) return 'transport';
+    if (status === 401) return 'auth';
+    if (status === 403) return 'permission';
+    if (status === 404) return 'notFound';
+    if (status === 429) return 'rateLimited';
+    return status >= 500 ? 'server' : 'param';
+  }
+  return 'other';
+}
+
+/**
+ * A PVE path as a bounded label: `/nodes/pve1/qemu/10042/config` → `/nodes/{node}/qemu/{vmid}/config`.
+ * Node names, VMIDs, UPIDs and storage ids are the only variable segments pveflow sends.
+ */
+export function pveOperation(method: string, path: string): string {
+  const template = path
+    .replace(/^\/nodes\/[^/]+/, '/nodes/{node}')
+    .replace(/\/(qemu|lxc)\/\d+/, '/$1/{vmid}')
+    .replace(/\/tasks\/[^/]+/, '/tasks/{upid}')
+    .replace(/\/storage\/[^/]+/, '/storage/{storage}')
+    .replace(/^\/pools\/[^/]+/, '/pools/{poolid}');
+  return `${method} ${template}`;
+}
