@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { vpnObjectsOf } from '../src/domain/vpnObjects';
+import { vmRequest } from '../src/workflows';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
+import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/** NetBird misbehaving under whole requests: cleanup goes on and says what it left; a 429 storm costs no build. */
+const skip = harnessSkipReason();
+
+describe('NetBird failures across whole requests', { skip }, () => {
+  let h: WorkflowHarness;
+  let skipReason: string | undefined;
+
+  before(async () => {
+    const started = await startWorkflowHarness();
+    if ('skipped' in started) skipReason = started.skipped;
+    else h = started;
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  test('completion with NetBird down still deletes the VM and lists exactly what was left in NetBird', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const serial = 'VM-NB001';
+    const world = await h.world();
+    await h.withWorker(world, `nb-${serial}`, async () => {
+      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `nb-${serial}`, args: [{ request: await h.request(serial) }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const fulfilled = await waitFor('Fulfilled', async () => {
+        const r = await handle.query(statusQuery);
+        return r.status === 'Fulfilled' ? r : undefined;
+      });
+      world.netbird.faults.set({ down: 'unavailable' });
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      const record = await handle.result();
+
+      assert.equal(record.status, 'Completed');
+      assert.ok(!world.pve.dump().vms.some((v) => v.vmid === fulfilled.device.vmid), 'the VM is deleted although NetBird is down');
+      const expected = vpnObjectsOf(serial, 'lab');
+      assert.equal(record.leftovers.length, expected.length);
+      expected.forEach((object, i) => assert.ok(record.leftovers[i]!.startsWith(`${object} (NetBird unreachable`), record.leftovers[i]));
+      assert.match(record.timeline.at(-1)!.event, /completed; left behind: NetBird peer lab-vm-nb001/);
+      // They really are still there, as the record says.
+      const nb = world.netbird.dump();
+      assert.equal(nb.groups.filter((g) => g.name.includes(serial)).length, 2);
+      assert.equal(nb.peers.filter((p) => p.name === 'lab-vm-nb001').length, 1);
+    });
+  });
+
+  test('a 429 storm from NetBird\'s rate limiter during 20 parallel builds costs no build', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const world = await h.world();
+    world.netbird.faults.set({ rateLimit: { requestsPerSecond: 8, burst: 8 } });
+    const serials = Array.from({ length: 20 }, (_, i) => `VM-NS${String(i).padStart(3, '0')}`);
+    await h.withWorker(world, 'nb-storm', async () => {
+      const handles = await Promise.all(
+        serials.map(async (serial) => {
+          const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await h.request(serial) }] });
+          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+          return handle;
+        }),
+      );
+      const statuses = await waitFor(
+        'all 20 builds to finish',
+        async () => {
+          const all = await Promise.all(handles.map((hd) => hd.query(statusQuery)));
+          return all.every((r) => r.status === 'Fulfilled' || r.status === 'Failed') ? all : undefined;
+        },
+        240_000,
+        1_000,
+      );
+      const failed = statuses.filter((r) => r.status === 'Failed').map((r) => `${r.serial}: ${r.build?.error}`);
+      assert.deepEqual(failed, [], 'no build failed');
+      const refused = world.netbird.callCounts();
+      assert.ok(Object.values(refused).reduce((a, b) => a + b, 0) > 0);
+      const nb = world.netbird.dump();
+      for (const serial of serials) {
+        assert.equal(nb.peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 1, `${serial}: one peer`);
+        assert.equal(nb.policies.filter((p) => p.name.includes(serial)).length, 1, `${serial}: one policy`);
+      }
+      const alice = nb.users.find((u) => u.email === 'alice@consultancy.example')!;
+      const teams = nb.groups.filter((g) => g.name.startsWith('consultants-VM-NS')).map((g) => g.id);
+      assert.equal(teams.filter((id) => alice.auto_groups.includes(id)).length, 20, 'no consultant lost a group to a concurrent update');
+      world.netbird.faults.reset();
+      await Promise.all(handles.map((hd) => hd.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] })));
+      await Promise.all(handles.map((hd) => hd.result()));
+    });
+  });
+});
