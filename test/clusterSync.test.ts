@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { z } from 'zod';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { PveClient, waitForTask } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
@@ -14,13 +15,13 @@ import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { clusterSync, vmRequest } from '../src/workflows';
 import { approveUpdate, statusQuery } from '../src/workflows/messages';
-import { searchAttributeDefinitions, VmStateKey } from '../src/workflows/searchAttributes';
+import { PveNodeKey, searchAttributeDefinitions, VmStateKey } from '../src/workflows/searchAttributes';
 import { harnessSkipReason, DAY } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /**
  * clusterSync against a dev server (it finds the managed requests through visibility): an operator destroys one
- * request's VM and stops another's behind pveflow's back and leaves a VM of their own in the pool; one sync tells
+ * request's VM, stops another's and migrates a third behind pveflow's back and leaves a VM of their own in the pool; one sync tells
  * each request exactly what changed, reports the orphan, lists the templates — and a second sync finds nothing new.
  */
 const skip = harnessSkipReason();
@@ -71,11 +72,12 @@ describe('clusterSync', { skip }, () => {
         };
         const a = await fulfilled('VM-SY001');
         const b = await fulfilled('VM-SY002');
+        const c = await fulfilled('VM-SY003');
         // Visibility catches up with the VmId of both before the sync looks.
         await waitFor('both requests visible with their VMs', async () => {
           let n = 0;
           for await (const _ of env.client.workflow.list({ query: `WorkflowType = 'vmRequest' AND VmId IS NOT NULL AND RequestStatus = 'Fulfilled'` })) n++;
-          return n === 2 ? true : undefined;
+          return n === 3 ? true : undefined;
         });
 
         // Behind pveflow's back: A's VM destroyed, B's VM stopped, a hand-made VM left in the pool.
@@ -83,13 +85,17 @@ describe('clusterSync', { skip }, () => {
         await done(root.vmPower(a.node, a.vmid, 'stop'));
         await done(root.destroyVm(a.node, a.vmid, { purge: true }));
         await done(root.vmPower(b.node, b.vmid, 'stop'));
+        const elsewhere = ['pve1', 'pve2', 'pve3'].find((n) => n !== c.node)!;
+        await done(root.call('POST', `/nodes/${c.node}/qemu/${c.vmid}/migrate`, { target: elsewhere, online: true }, z.string()));
         await done(root.cloneVm('pve1', 9000, { newid: 4242, name: 'hand-made', pool: 'pveflow' }));
 
         const result = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-1', taskQueue });
         assert.deepEqual(
           result.drifts.map((d) => [d.serial, d.drift.kind]).sort(),
-          [['VM-SY001', 'vanished'], ['VM-SY002', 'state']],
+          [['VM-SY001', 'vanished'], ['VM-SY002', 'state'], ['VM-SY003', 'moved']],
         );
+        const moved = result.drifts.find((d) => d.serial === 'VM-SY003')!.drift;
+        assert.deepEqual(moved, { kind: 'moved', vmid: c.vmid, from: c.node, to: elsewhere });
         assert.deepEqual(result.orphans.map((o) => o.vmid), [4242]);
         assert.equal(result.orphanCount, 1);
         assert.deepEqual(result.templates.map((t) => [t.vmid, t.name]), [[9000, 'debian-12-cloudinit']]);
@@ -103,12 +109,19 @@ describe('clusterSync', { skip }, () => {
         assert.equal(recordB.status, 'Fulfilled');
         assert.ok(recordB.timeline.some((e) => e.event === `VM ${b.vmid} is stopped in the cluster`));
         assert.equal(recordB.drift?.kind, 'state');
+        const recordC = await waitFor('C knows its new node', async () => {
+          const r = await c.handle.query(statusQuery);
+          return r.device.node === elsewhere ? r : undefined;
+        });
+        assert.equal(recordC.status, 'Fulfilled');
+        assert.ok(recordC.timeline.some((e) => e.event === `VM ${c.vmid} moved from ${c.node} to ${elsewhere} (migration or HA)`));
 
-        await waitFor('B known stopped in visibility', async () => {
-          for await (const wf of env.client.workflow.list({ query: `WorkflowId = 'vm-request-VM-SY002'` })) {
-            if (wf.typedSearchAttributes.get(VmStateKey) === 'stopped') return true;
+        await waitFor('B known stopped and C known moved in visibility', async () => {
+          let known = 0;
+          for await (const wf of env.client.workflow.list({ query: `WorkflowId = 'vm-request-VM-SY002' OR WorkflowId = 'vm-request-VM-SY003'` })) {
+            if (wf.typedSearchAttributes.get(VmStateKey) === 'stopped' || wf.typedSearchAttributes.get(PveNodeKey) === elsewhere) known++;
           }
-          return undefined;
+          return known === 2 ? true : undefined;
         });
         const again = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-2', taskQueue });
         assert.deepEqual(again.drifts, [], 'a second run reports nothing already told');
