@@ -9,6 +9,8 @@ import type { PoolMembership } from './permissions';
 export type VmConfig = Record<string, string>;
 
 export type PowerStatus = 'running' | 'stopped';
+/** What pvestatd pushes as a VM's status: the QMP status (a paused VM is `paused`, not `running`). */
+export type ObservedStatus = PowerStatus | 'paused';
 
 export interface RunState {
   pid: number;
@@ -17,6 +19,33 @@ export interface RunState {
   /** The guest's DHCP lease. */
   ipv4: string;
   agentTimers: NodeJS.Timeout[];
+  /** Suspended to RAM (`qmpstatus: paused`); the process still runs. */
+  paused?: boolean;
+  /** A fault made this boot's guest agent never answer. */
+  agentBroken?: boolean;
+}
+
+export interface SnapshotState {
+  name: string;
+  snaptime: number;
+  description?: string;
+  vmstate: boolean;
+  parent?: string;
+  /** The config at snapshot time (without `parent`, `lock`, pending). */
+  config: VmConfig;
+  /** Whether the VM was running (a RAM snapshot resumes it on rollback). */
+  running: boolean;
+}
+
+export interface HaResource {
+  sid: string;
+  vmid: number;
+  state: 'started' | 'stopped' | 'disabled' | 'ignored';
+  comment?: string;
+  max_restart?: number;
+  max_relocate?: number;
+  failback?: number;
+  group?: string;
 }
 
 export interface VmState {
@@ -26,7 +55,11 @@ export interface VmState {
   pool?: string;
   run?: RunState;
   /** Power-state changes as pvestatd would observe them, oldest first; the first entry is the VM's creation. */
-  statusLog: { at: number; status: PowerStatus }[];
+  statusLog: { at: number; status: ObservedStatus }[];
+  /** The `[pending]` section: changes to a running VM that wait for its next PVE-initiated stop/start/reboot. */
+  pending?: VmConfig;
+  pendingDelete?: string[];
+  snapshots?: Map<string, SnapshotState>;
 }
 
 export interface PoolState {
@@ -40,6 +73,10 @@ export class ClusterState implements PoolMembership {
   readonly storages = new Map<string, StorageSeed>();
   readonly pools = new Map<string, PoolState>();
   readonly vms = new Map<number, VmState>();
+  /** HA resources by vmid (`ha/resources.cfg`). */
+  readonly ha = new Map<number, HaResource>();
+  /** When the simulated cluster came up (seeded offline nodes have been down since before that). */
+  readonly bootedAt = Date.now();
   readonly dhcpPrefix: string;
   private nextLease = 100;
   private nextPid = 0x1000 + Math.floor(Math.random() * 0x10000);
@@ -100,15 +137,21 @@ export class ClusterState implements PoolMembership {
     this.recordStatus(vm, 'stopped', at);
   }
 
-  private recordStatus(vm: VmState, status: PowerStatus, at: number): void {
+  markPaused(vm: VmState, paused: boolean, at: number): void {
+    if (!vm.run) return;
+    vm.run.paused = paused;
+    this.recordStatus(vm, paused ? 'paused' : 'running', at);
+  }
+
+  private recordStatus(vm: VmState, status: ObservedStatus, at: number): void {
     vm.statusLog.push({ at, status });
     // Only the newest entry that pvestatd could already have seen matters, plus what came after it.
     while (vm.statusLog.length > 4) vm.statusLog.shift();
   }
 
   /** The power status `/cluster/resources` shows: what pvestatd saw `lagMs` ago ('unknown' before its first look). */
-  observedStatus(vm: VmState, now: number, lagMs: number): PowerStatus | 'unknown' {
-    let seen: PowerStatus | 'unknown' = 'unknown';
+  observedStatus(vm: VmState, now: number, lagMs: number): ObservedStatus | 'unknown' {
+    let seen: ObservedStatus | 'unknown' = 'unknown';
     for (const entry of vm.statusLog) if (entry.at <= now - lagMs) seen = entry.status;
     return seen;
   }
@@ -121,6 +164,7 @@ export class ClusterState implements PoolMembership {
     const vm = this.vms.get(vmid);
     if (vm) for (const t of vm.run?.agentTimers ?? []) clearTimeout(t);
     this.vms.delete(vmid);
+    this.ha.delete(vmid);
   }
 
   /** Lowest free VMID in [100, 1e9) — no reservation, exactly like PVE. */

@@ -6,6 +6,7 @@ import type { PveApiSchema } from './schema';
 import type { TaskRegistry } from './tasks';
 import type { PveTiming } from './timing';
 import type { Faults } from './faults';
+import type { StorageCapacity } from './capacity';
 
 /** What the simulator tells the world it boots guests into (see `PveSimulatorOptions`). */
 export interface GuestBoot {
@@ -24,6 +25,7 @@ export interface SimContext {
   timing: PveTiming;
   schema: PveApiSchema | undefined;
   faults: Faults;
+  capacity: StorageCapacity;
   snippetsDir(node: string, storage: string): string;
   onGuestBoot?(boot: GuestBoot): void;
 }

@@ -1,4 +1,5 @@
 import { lockTimeoutText } from './errors';
+import type { Faults } from './faults';
 
 /**
  * The node-local config flock `/var/lock/qemu-server/lock-<vmid>.conf` (pve-common `Tools.pm lock_file_full`):
@@ -21,8 +22,14 @@ interface LockState {
 export class ConfigFlocks {
   private readonly locks = new Map<string, LockState>();
 
+  /** `faults`: a `lockTimeout` fault stands for a holder outside the simulator (a hung `qm` process, a backup). */
+  constructor(private readonly faults?: Faults) {}
+
   /** Resolves with the release function, or rejects with the timeout text after `timeoutMs`. */
   acquire(node: string, vmid: number, mode: Mode, timeoutMs: number): Promise<() => void> {
+    if (this.faults?.take('lockTimeout', { node, vmid })) {
+      return new Promise((_, reject) => setTimeout(() => reject(new Error(lockTimeoutText(vmid))), Math.max(0, timeoutMs)));
+    }
     const key = `${node}/${vmid}`;
     const state = this.locks.get(key) ?? { exclusive: false, shared: 0, waiters: [] };
     this.locks.set(key, state);

@@ -49,6 +49,8 @@ function isFile(path: string): boolean {
 
 /** After a start: the guest boots, cloud-init runs, the agent answers — announce it once per start. */
 export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, userData: string | undefined): void {
+  // Without an enabled agent nothing in the guest answers, so nothing can tell the world that it booted.
+  if (!agentEnabled(vm) || run.agentBroken) return;
   const timer = setTimeout(() => {
     if (vm.run !== run) return;
     sim.onGuestBoot?.({ node: vm.node, vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, userData });
@@ -57,7 +59,7 @@ export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, u
   run.agentTimers.push(timer);
 }
 
-function agentEnabled(vm: VmState): boolean {
+export function agentEnabled(vm: VmState): boolean {
   const agent = vm.config.agent;
   if (agent === undefined) return false;
   const enabled = splitPropertyString(agent, 'enabled').enabled ?? '0';
@@ -70,7 +72,8 @@ export function assertAgentAvailable(sim: SimContext, node: string, vmid: number
   if (vm.config.agent === undefined) throw pveDie('No QEMU guest agent configured');
   const run = vm.run;
   if (!run) throw pveDie(`VM ${vmid} is not running`);
-  if (!agentEnabled(vm) || Date.now() < run.startedAt + sim.timing.agentStartMs) throw pveDie('QEMU guest agent is not running');
+  const up = agentEnabled(vm) && !run.agentBroken && !run.paused && Date.now() >= run.startedAt + sim.timing.agentStartMs;
+  if (!up) throw pveDie('QEMU guest agent is not running');
   return { vm, run };
 }
 

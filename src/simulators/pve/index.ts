@@ -1,15 +1,23 @@
 import type { AddressInfo } from 'node:net';
+import { StorageCapacity } from './capacity';
 import { ClusterState } from './cluster';
 import type { GuestBoot, Route, SimContext } from './context';
-import { Faults, type TaskFailureFault } from './faults';
+import type { ControlOptions } from './control';
+import { Faults, type FaultClass, type FaultSet } from './faults';
 import { ConfigFlocks } from './flocks';
 import { clusterRoutes } from './handlers/cluster';
+import { haRoutes } from './handlers/ha';
 import { cloneRoute } from './handlers/qemuClone';
 import { configRoutes } from './handlers/qemuConfig';
+import { createRoutes } from './handlers/qemuCreate';
 import { destroyRoute } from './handlers/qemuDestroy';
+import { migrateRoutes } from './handlers/qemuMigrate';
 import { powerRoutes } from './handlers/qemuPower';
+import { resizeRoute } from './handlers/qemuResize';
+import { snapshotRoutes } from './handlers/qemuSnapshot';
 import { storageRoutes } from './handlers/storage';
 import { taskRoutes } from './handlers/tasks';
+import { nodeHealth } from './nodeHealth';
 import { PermissionEngine } from './permissions';
 import { Router } from './router';
 import { PveApiSchema } from './schema';
@@ -28,7 +36,9 @@ export type { PveTiming } from './timing';
 export { realisticTiming, zeroTiming } from './timing';
 export type { ClusterSeed, NodeSeed, StorageSeed, PoolSeed, VmSeed, UserSeed, TokenSeed, AclSeed } from './seed';
 export { defaultClusterSeed, ROOT_TOKEN_ID } from './seed';
-export type { TaskFailureFault } from './faults';
+export type { TaskFailureFault, FaultSet, FaultClass } from './faults';
+export type { ControlOptions } from './control';
+export { generateSeed, type GenerateSeedOptions } from './seeds/generate';
 
 export interface PveSimulatorOptions {
   seed: ClusterSeed;
@@ -38,6 +48,8 @@ export interface PveSimulatorOptions {
   snippetsDir(node: string, storage: string): string;
   /** Fired once per start when the guest agent comes up (cloud-init has run), with the cicustom user-data snippet text. */
   onGuestBoot?(boot: GuestBoot): void;
+  /** Enables the control endpoint (`/_sim/...`, outside `/api2`) with this token; without it there is none. */
+  control?: ControlOptions;
 }
 
 export interface PveStateDump {
@@ -45,9 +57,13 @@ export interface PveStateDump {
   vms: {
     vmid: number; node: string; name?: string; config: Record<string, string>;
     status: 'running' | 'stopped'; lock?: string; pool?: string; template: boolean;
+    qmpstatus?: 'running' | 'paused' | 'stopped';
+    pending?: Record<string, string>; pendingDelete?: string[]; snapshots?: string[]; ha?: string;
   }[];
   tasks: { upid: string; node: string; type: string; id: string; status: 'running' | 'stopped'; exitstatus?: string }[];
   pools: { poolid: string; comment?: string; vms: number[]; storages: string[] }[];
+  storages: { storage: string; node: string; total: number; avail: number }[];
+  ha: { sid: string; state: string }[];
 }
 
 export interface PveSimulator {
@@ -56,12 +72,13 @@ export interface PveSimulator {
   dump(): PveStateDump;
   /** Requests per `METHOD /path/template` (task status/log polls under their own keys). */
   callCounts(): Record<string, number>;
-  /** Switch faults on and off for a test. */
-  readonly faults: { set(faults: { taskFailure?: TaskFailureFault }): void; clear(): void };
+  /** Switch faults on and off for a test (the same classes `POST /_sim/faults` takes). */
+  readonly faults: { set(faults: FaultSet): void; clear(kind?: FaultClass): void; list(): ReturnType<Faults['list']> };
 }
 
 const ROUTES: readonly Route[] = [
-  ...clusterRoutes, cloneRoute, ...configRoutes, ...powerRoutes, destroyRoute, ...taskRoutes, ...storageRoutes,
+  ...clusterRoutes, ...createRoutes, cloneRoute, ...configRoutes, resizeRoute, ...powerRoutes, destroyRoute,
+  ...migrateRoutes, ...snapshotRoutes, ...haRoutes, ...taskRoutes, ...storageRoutes,
 ];
 
 /** `METHOD /path/template` of every endpoint the simulator serves (for tests that must cover all of them). */
@@ -73,8 +90,9 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
   const sim: SimContext = {
     cluster,
     faults,
+    capacity: new StorageCapacity(faults),
     tasks: new TaskRegistry(() => cluster.allocatePid(), faults),
-    flocks: new ConfigFlocks(),
+    flocks: new ConfigFlocks(faults),
     perms: new PermissionEngine(opts.seed.acls, cluster),
     timing: { ...realisticTiming, ...opts.timing },
     schema: PveApiSchema.fromReference(),
@@ -88,10 +106,39 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
   };
   const counts = new Map<string, number>();
 
+  const dump = (): PveStateDump => ({
+    nodes: [...cluster.nodes.values()].map((n) => ({ node: n.name, status: nodeHealth(sim, n.name).online ? 'online' : 'offline' })),
+    vms: [...cluster.vms.values()].map((vm) => ({
+      vmid: vm.vmid, node: vm.node, name: vm.config.name, config: { ...vm.config },
+      status: vm.run ? 'running' : 'stopped', lock: vm.config.lock, pool: vm.pool, template: vm.config.template === '1',
+      qmpstatus: vm.run?.paused ? 'paused' : vm.run ? 'running' : 'stopped',
+      ...(vm.pending ? { pending: { ...vm.pending } } : {}),
+      ...(vm.pendingDelete ? { pendingDelete: [...vm.pendingDelete] } : {}),
+      ...(vm.snapshots?.size ? { snapshots: [...vm.snapshots.keys()] } : {}),
+      ...(cluster.ha.has(vm.vmid) ? { ha: cluster.ha.get(vm.vmid)!.state } : {}),
+    })),
+    tasks: sim.tasks.all().map((t) => ({
+      upid: t.upid, node: t.parsed.node, type: t.parsed.type, id: t.parsed.id, status: t.status, exitstatus: t.exitstatus,
+    })),
+    pools: [...cluster.pools.values()].map((p) => ({
+      poolid: p.poolid, comment: p.comment, storages: [...p.storages],
+      vms: [...cluster.vms.values()].filter((vm) => vm.pool === p.poolid).map((vm) => vm.vmid),
+    })),
+    storages: [...cluster.storages.values()].flatMap((s) =>
+      [...cluster.nodes.keys()].filter((n) => cluster.storageEnabledOn(s, n)).map((node) => ({
+        storage: s.id, node, total: s.total, avail: sim.capacity.avail(s, node),
+      }))),
+    ha: [...cluster.ha.values()].map((r) => ({ sid: r.sid, state: r.state })),
+  });
+
   return {
-    faults,
+    faults: {
+      set: (f) => faults.set(f),
+      clear: (kind) => faults.clear(kind),
+      list: () => faults.list(),
+    },
     async listen({ host = '127.0.0.1', port = 0, tls }) {
-      const server = createApiServer(sim, router, credentials, tls, counts);
+      const server = createApiServer({ sim, router, credentials, counts, control: opts.control, dump }, tls);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -107,22 +154,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
           }),
       };
     },
-    dump() {
-      return {
-        nodes: [...cluster.nodes.values()].map((n) => ({ node: n.name, status: n.status ?? 'online' })),
-        vms: [...cluster.vms.values()].map((vm) => ({
-          vmid: vm.vmid, node: vm.node, name: vm.config.name, config: { ...vm.config },
-          status: vm.run ? 'running' : 'stopped', lock: vm.config.lock, pool: vm.pool, template: vm.config.template === '1',
-        })),
-        tasks: sim.tasks.all().map((t) => ({
-          upid: t.upid, node: t.parsed.node, type: t.parsed.type, id: t.parsed.id, status: t.status, exitstatus: t.exitstatus,
-        })),
-        pools: [...cluster.pools.values()].map((p) => ({
-          poolid: p.poolid, comment: p.comment, storages: [...p.storages],
-          vms: [...cluster.vms.values()].filter((vm) => vm.pool === p.poolid).map((vm) => vm.vmid),
-        })),
-      };
-    },
+    dump,
     callCounts() {
       return Object.fromEntries(counts);
     },

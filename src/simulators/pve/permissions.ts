@@ -49,27 +49,58 @@ export interface PoolMembership {
   poolsOfStorage(storage: string): string[];
 }
 
+const ALL_PRIVILEGES: ReadonlySet<string> = new Set(ROLES.Administrator);
+
 export class PermissionEngine {
   private readonly acls: AclSeed[];
+  /** subject → path → ACLs there: a listing checks 10,000 paths, so the walk must not scan every ACL per level. */
+  private index = new Map<string, Map<string, AclSeed[]>>();
+  /**
+   * Privileges of a subject on a VM without ACLs of its own depend only on the ACLs above `/vms` and on its pool,
+   * so they are memoized per (subject, pool), other paths per (subject, path); both are dropped whenever ACLs
+   * change. That is what keeps a 10,000-VM listing for a pool token fast.
+   */
+  private vmMemo = new Map<string, Set<string>>();
+  private intersections = new WeakMap<Set<string>, WeakMap<Set<string>, Set<string>>>();
 
   constructor(acls: AclSeed[], private readonly pools: PoolMembership) {
     this.acls = acls.map((a) => ({ ...a, path: normalizePath(a.path) }));
+    this.reindex();
+  }
+
+  private reindex(): void {
+    this.index = new Map();
+    this.vmMemo = new Map();
+    for (const a of this.acls) {
+      const bySubject = this.index.get(a.subject) ?? new Map<string, AclSeed[]>();
+      bySubject.set(a.path, [...(bySubject.get(a.path) ?? []), a]);
+      this.index.set(a.subject, bySubject);
+    }
   }
 
   /** Removes the ACLs on a path (PVE does this for `/vms/<id>` when the VM is destroyed). */
   removePath(path: string): void {
     const p = normalizePath(path);
     for (let i = this.acls.length - 1; i >= 0; i--) if (this.acls[i]!.path === p) this.acls.splice(i, 1);
+    this.reindex();
   }
 
-  privileges(identity: Identity, path: string): Set<string> {
-    if (identity.userid === 'root@pam' && !identity.tokenName) return new Set(ROLES.Administrator);
+  privileges(identity: Identity, path: string): ReadonlySet<string> {
+    // root@pam, and its tokens without privilege separation, have every privilege everywhere.
+    if (identity.userid === 'root@pam' && (!identity.tokenName || !identity.privsep)) return ALL_PRIVILEGES;
     const user = this.subjectPrivileges(identity.userid, path);
     if (!identity.tokenName) return user;
-    if (identity.userid === 'root@pam' && !identity.privsep) return new Set(ROLES.Administrator);
     if (!identity.privsep) return user;
     const token = this.subjectPrivileges(authId(identity), path);
-    return new Set([...token].filter((p) => user.has(p)));
+    const cached = this.intersections.get(token)?.get(user);
+    if (cached) return cached;
+    const both = new Set<string>();
+    for (const p of token) if (user.has(p)) both.add(p);
+    // Memoized by the two (memoized) sets themselves, so it is as fresh as they are.
+    const byUser = this.intersections.get(token) ?? new WeakMap<Set<string>, Set<string>>();
+    byUser.set(user, both);
+    this.intersections.set(token, byUser);
+    return both;
   }
 
   has(identity: Identity, path: string, privs: readonly string[], any = false): boolean {
@@ -83,6 +114,18 @@ export class PermissionEngine {
   }
 
   private subjectPrivileges(subject: string, path: string): Set<string> {
+    // Pool membership of storages is fixed by the seed, so only VM paths need the pool in their memo key.
+    const vmOnly = /^\/vms\/(\d+)$/.exec(path);
+    const key = vmOnly && !this.index.get(subject)?.has(path)
+      ? `${subject}|/vms/*|${this.pools.poolOfVm(Number(vmOnly[1])) ?? ''}`
+      : vmOnly ? undefined : `${subject}|${path}`;
+    if (key === undefined) return this.computePrivileges(subject, path);
+    let memo = this.vmMemo.get(key);
+    if (!memo) this.vmMemo.set(key, (memo = this.computePrivileges(subject, path)));
+    return memo;
+  }
+
+  private computePrivileges(subject: string, path: string): Set<string> {
     const privs = new Set(this.walk(subject, path));
     const vm = /^\/vms\/(\d+)$/.exec(path);
     const storage = /^\/storage\/([^/]+)$/.exec(path);
@@ -95,11 +138,12 @@ export class PermissionEngine {
 
   /** The roles of the most specific ACL level on the way from `/` to `path` that names the subject. */
   private walk(subject: string, path: string): string[] {
-    const levels = prefixes(path);
+    const bySubject = this.index.get(subject);
+    if (!bySubject) return [];
     let roles: string[] = [];
-    for (const level of levels) {
+    for (const level of prefixes(path)) {
       const exact = level === path;
-      const here = this.acls.filter((a) => a.subject === subject && a.path === level && (exact || a.propagate !== false));
+      const here = (bySubject.get(level) ?? []).filter((a) => exact || a.propagate !== false);
       if (here.length) roles = here.map((a) => a.role);
     }
     return roles.flatMap((r) => ROLES[r] ?? []);

@@ -2,7 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Envelope, Params, type SimContext } from './context';
+import { CONTROL_PREFIX, handleControl, type ControlOptions } from './control';
 import { paramError, PveError } from './errors';
+import { nodeHealth } from './nodeHealth';
 import type { Identity } from './permissions';
 import type { Router } from './router';
 import { validateParameters, type RawParam } from './schema';
@@ -21,30 +23,32 @@ export interface Credentials {
   tokens: Map<string, TokenSeed>;
 }
 
-export function createApiServer(
-  sim: SimContext,
-  router: Router,
-  credentials: Credentials,
-  tls: { key: string; cert: string },
-  counts: Map<string, number>,
-): Server {
+export interface ServerDeps {
+  sim: SimContext;
+  router: Router;
+  credentials: Credentials;
+  counts: Map<string, number>;
+  /** The control endpoint; absent = disabled (its paths are then as unknown as any other non-API path). */
+  control?: ControlOptions;
+  dump(): unknown;
+}
+
+export function createApiServer(deps: ServerDeps, tls: { key: string; cert: string }): Server {
   return createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    handle(sim, router, credentials, counts, req, res).catch((err: unknown) => {
-      sendError(res, new PveError(500, err instanceof Error ? err.message : String(err)));
+    handle(deps, req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, new PveError(500, err instanceof Error ? err.message : String(err)));
     });
   });
 }
 
-async function handle(
-  sim: SimContext,
-  router: Router,
-  credentials: Credentials,
-  counts: Map<string, number>,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
+async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { sim, router, credentials, counts } = deps;
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'https://pve.invalid');
+  if (deps.control && (url.pathname === CONTROL_PREFIX || url.pathname.startsWith(`${CONTROL_PREFIX}/`))) {
+    const body = (await readBody(req)) ?? Buffer.alloc(0);
+    return handleControl(deps.control, sim.faults, deps.dump, req, url, body, res);
+  }
   if (method === 'HEAD') return sendPlain(res, 501, "method 'HEAD' not available");
   if (!url.pathname.startsWith(`${API_PREFIX}/`) && url.pathname !== API_PREFIX) {
     return sendPlain(res, 501, 'no such uri');
@@ -74,19 +78,35 @@ async function handle(
   if (!match) return sendError(res, new PveError(501, `Method '${method} ${apiPath}' not implemented`));
   const key = `${method} ${match.route.path}`;
   counts.set(key, (counts.get(key) ?? 0) + 1);
+  const node = match.pathParams.node;
+  const vmid = match.pathParams.vmid !== undefined ? Number(match.pathParams.vmid) : undefined;
+  const scope = { route: key, node, vmid };
+
+  const latency = sim.faults.peek('latency', scope);
+  if (latency) await sleep(latency.ms);
+  const injected = sim.faults.takeError(scope);
+  if (injected) return sendError(res, new PveError(injected.status ?? 500, injected.message ?? 'simulated server error'));
 
   try {
     const raw = mergeParams(decodeBody(req.headers['content-type'], body), decodeForm(url.search.slice(1)), match.pathParams);
     const request = { identity: identity.identity, params: new Params(normalize(raw)) };
     match.route.permission?.(request, sim);
-    if (match.route.path.startsWith('/nodes/{node}')) contactNode(sim, match.pathParams.node ?? '');
+    if (match.route.path.startsWith('/nodes/{node}')) await contactNode(sim, node ?? '');
     const methodSchema = sim.schema?.method(match.route.path, method);
     if (methodSchema) {
       const errors = validateParameters(methodSchema, raw);
       if (errors) throw paramError(errors);
     }
-    const result = await match.route.handle(request, sim);
-    sendData(res, result);
+    // Everything that writes to pmxcfs needs quorum (reference §5); reads are served from the local copy.
+    if (method !== 'GET' && sim.faults.peek('quorumLoss', { node })) throw new PveError(500, 'cluster not ready - no quorum?');
+    const work = Promise.resolve().then(() => match.route.handle(request, sim));
+    if (sim.faults.take('slowSync', scope)) {
+      // The call outlives pveproxy's proxy timeout: the client gets 596, the work goes on and lands anyway.
+      work.catch(() => undefined);
+      await sleep(sim.timing.proxyTimeoutMs);
+      throw new PveError(596, 'Connection timed out');
+    }
+    sendData(res, await work);
   } catch (err) {
     if (err instanceof PveError) return sendError(res, err);
     throw err;
@@ -122,15 +142,22 @@ function authenticate(credentials: Credentials, header: string | undefined): Aut
   return { ok: true, identity: { userid: idm[1]!, tokenName: idm[2]!, privsep: token.privsep } };
 }
 
-/** What pveproxy does before forwarding to `{node}`: resolve it, connect to it. */
-function contactNode(sim: SimContext, node: string): void {
+/**
+ * What pveproxy does before forwarding to `{node}`: resolve it, connect to it. A down node answers with
+ * AnyEvent::HTTP's pseudo status: 595 for a failed connect, 596 after the proxy timeout.
+ */
+async function contactNode(sim: SimContext, node: string): Promise<void> {
   const n = sim.cluster.nodes.get(node);
   if (!n) {
     throw new PveError(500, `hostname lookup '${node}' failed - failed to get address info for: ${node}: Name or service not known`);
   }
-  if (n.status === 'offline') {
-    throw new PveError(595, 'Errors during connection establishment, proxy handshake: No route to host');
+  const health = nodeHealth(sim, node);
+  if (health.online) return;
+  if (health.error === 'timeout') {
+    await sleep(sim.timing.proxyTimeoutMs);
+    throw new PveError(596, 'Connection timed out');
   }
+  throw new PveError(595, health.error === 'refused' ? 'Connection refused' : 'No route to host');
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {

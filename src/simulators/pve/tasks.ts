@@ -12,8 +12,22 @@ export interface TaskContext {
   log(line: string): void;
   /** A `warn` that counts towards `WARNINGS: n`. */
   warn(line: string): void;
-  /** Throws the failure a test injected for this task; workers call it before they change any state. */
+  /**
+   * Throws the failure a test injected for this task (`taskFailure`), or kills the worker (`workerKilled`);
+   * workers call it right before they change any state, so that a failed or killed task leaves what PVE leaves.
+   */
   failIfInjected(): void;
+}
+
+/**
+ * The worker process died (daemon restart, node crash, OOM): nothing after this point runs, cleanup included,
+ * and the task's log has no final `TASK ...` line, so its exit status is `unexpected status`. Workers must rethrow
+ * it past their own cleanup (a killed clone leaves its `lock: clone` placeholder behind, as in PVE).
+ */
+export class WorkerKilled extends Error {
+  constructor() {
+    super('worker killed');
+  }
 }
 
 export type Worker = (ctx: TaskContext) => Promise<void>;
@@ -29,9 +43,10 @@ export interface TaskRecord {
   done: Promise<void>;
 }
 
-/** Fails matching tasks on purpose (the minimal fault API). */
+/** Fails or kills matching tasks on purpose. */
 export interface TaskFaults {
-  takeTaskFailure(type: string, id: string): string | undefined;
+  takeTaskFailure(type: string, id: string, scope: { node: string; vmid?: number }): string | undefined;
+  take(kind: 'workerKilled', scope: { node: string; vmid?: number; taskType: string; id: string }): unknown;
 }
 
 export class TaskRegistry {
@@ -71,8 +86,10 @@ export class TaskRegistry {
         lines.push(`WARN: ${line}`);
       },
       failIfInjected: () => {
-        const injected = this.faults.takeTaskFailure(opts.type, opts.id);
+        const vmid = /^\d+$/.test(opts.id) ? Number(opts.id) : undefined;
+        const injected = this.faults.takeTaskFailure(opts.type, opts.id, { node: opts.node, vmid });
         if (injected) throw new PveError(500, injected);
+        if (this.faults.take('workerKilled', { node: opts.node, vmid, taskType: opts.type, id: opts.id })) throw new WorkerKilled();
       },
     };
     const finish = (exitstatus: string, lastLine: string) => {
@@ -87,6 +104,12 @@ export class TaskRegistry {
         if (warnings > 0) finish(`WARNINGS: ${warnings}`, `TASK WARNINGS: ${warnings}`);
         else finish('OK', 'TASK OK');
       } catch (err) {
+        if (err instanceof WorkerKilled) {
+          record.status = 'stopped';
+          record.exitstatus = 'unexpected status';
+          record.endtime = Math.floor(Date.now() / 1000);
+          return;
+        }
         const text = taskErrorText(err);
         finish(text, `TASK ERROR: ${text}`);
       }

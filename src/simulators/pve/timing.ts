@@ -24,6 +24,18 @@ export interface PveTiming {
    * lowering this keeps lock-contention tests fast while keeping the real ratio.
    */
   flockTimeoutMs: number;
+  /** Disk allocation of a create (per new disk). */
+  createMs: number;
+  resizeMs: number;
+  /** A migration: offline copies local disks, online also moves RAM; one figure is enough for the state machine. */
+  migrateMs: number;
+  snapshotMs: number;
+  /** The HA stack's reaction after an `hastart`/`hastop` task has already ended OK. */
+  haActionMs: number;
+  /** pveproxy's proxy/pvedaemon inactivity timeout (30 s): a slower synchronous call comes back as 596. */
+  proxyTimeoutMs: number;
+  /** How long `/cluster/resources` keeps a dead node's last RRD data (5 min) before showing `unknown`. */
+  rrdExpiryMs: number;
 }
 
 export const realisticTiming: PveTiming = {
@@ -39,6 +51,13 @@ export const realisticTiming: PveTiming = {
   resourcesLagMs: 10_000,
   authFailureDelayMs: 3000,
   flockTimeoutMs: 10_000,
+  createMs: 1000,
+  resizeMs: 500,
+  migrateMs: 5000,
+  snapshotMs: 1000,
+  haActionMs: 2000,
+  proxyTimeoutMs: 30_000,
+  rrdExpiryMs: 300_000,
 };
 
 export const zeroTiming: PveTiming = {
@@ -54,6 +73,13 @@ export const zeroTiming: PveTiming = {
   resourcesLagMs: 0,
   authFailureDelayMs: 0,
   flockTimeoutMs: 0,
+  createMs: 0,
+  resizeMs: 0,
+  migrateMs: 0,
+  snapshotMs: 0,
+  haActionMs: 0,
+  proxyTimeoutMs: 0,
+  rrdExpiryMs: 0,
 };
 
 export function sleep(ms: number): Promise<void> {

@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { sleep } from '../timing';
 import { pveDie, paramError } from '../errors';
 import type { Route, SimContext } from '../context';
 import type { Identity } from '../permissions';
 import type { NodeSeed, StorageSeed } from '../seed';
-import { vmResource } from './views';
+import { nodeHealth } from '../nodeHealth';
+import { nodeHealthCache, vmResource } from './views';
 
 /** Cluster-wide read endpoints: version, nodes, resources, nextid, pools. */
 const VERSION = { version: '9.1.3', release: '9.1', repoid: 'e5010dc2b4f1a7c3' };
@@ -15,9 +17,13 @@ function nodeMetrics(n: NodeSeed): Record<string, unknown> {
 function storageResource(sim: SimContext, s: StorageSeed, node: string): Record<string, unknown> {
   return {
     id: `storage/${node}/${s.id}`, type: 'storage', storage: s.id, node, plugintype: s.type,
-    status: sim.cluster.nodes.get(node)?.status === 'online' ? 'available' : 'unknown',
-    shared: s.shared ? 1 : 0, content: s.content.join(','), maxdisk: s.total, disk: s.used,
+    status: nodeHealth(sim, node).online ? 'available' : 'unknown',
+    shared: s.shared ? 1 : 0, content: s.content.join(','), maxdisk: s.total, disk: s.total - sim.capacity.avail(s, node),
   };
+}
+
+function nodeStatus(sim: SimContext, n: NodeSeed): 'online' | 'offline' {
+  return nodeHealth(sim, n.name).online ? 'online' : 'offline';
 }
 
 function visibleVms(sim: SimContext, identity: Identity) {
@@ -31,9 +37,9 @@ export const clusterRoutes: Route[] = [
     path: '/nodes',
     handle: ({ identity }, sim) =>
       [...sim.cluster.nodes.values()].map((n) => ({
-        node: n.name, id: `node/${n.name}`, type: 'node', status: n.status ?? 'online', level: '',
+        node: n.name, id: `node/${n.name}`, type: 'node', status: nodeStatus(sim, n), level: '',
         ssl_fingerprint: fingerprintOf(n.name),
-        ...(n.status !== 'offline' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
+        ...(nodeStatus(sim, n) === 'online' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
       })),
   },
   {
@@ -64,12 +70,14 @@ export const clusterRoutes: Route[] = [
       const type = params.str('type');
       const now = Date.now();
       const out: Record<string, unknown>[] = [];
-      if (!type || type === 'vm') for (const vm of visibleVms(sim, identity)) out.push(vmResource(sim, vm, identity, now));
+      const health = nodeHealthCache(sim);
+      if (!type || type === 'vm') for (const vm of visibleVms(sim, identity)) out.push(vmResource(sim, vm, identity, now, health));
       if (!type || type === 'node') {
         for (const n of sim.cluster.nodes.values()) {
+          const status = nodeStatus(sim, n);
           out.push({
-            id: `node/${n.name}`, type: 'node', node: n.name, status: n.status ?? 'online', level: '',
-            ...(n.status !== 'offline' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
+            id: `node/${n.name}`, type: 'node', node: n.name, status, level: '',
+            ...(status === 'online' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
           });
         }
       }
@@ -96,7 +104,10 @@ export const clusterRoutes: Route[] = [
         if (sim.cluster.vms.has(wanted)) throw paramError({ vmid: `VM ${wanted} already exists` });
         return String(wanted);
       }
-      return String(sim.cluster.lowestFreeVmid());
+      const id = sim.cluster.lowestFreeVmid();
+      const race = sim.faults.take('nextidRace');
+      if (race) raceForId(sim, id, race.node);
+      return String(id);
     },
   },
   {
@@ -128,6 +139,24 @@ export const clusterRoutes: Route[] = [
     },
   },
 ];
+
+/**
+ * The nextid race made certain: another client, which asked a moment earlier and got the same answer, creates
+ * VM `id` now. Its placeholder (`lock: create`) exists at once, so a clone to `id` on that node fails early with
+ * `config file already exists`, and one on another node fails in its worker (pmxcfs `File exists`).
+ */
+function raceForId(sim: SimContext, id: number, node?: string): void {
+  const on = node ?? [...sim.cluster.nodes.keys()].find((n) => nodeHealth(sim, n).online) ?? [...sim.cluster.nodes.keys()][0]!;
+  const vm = { vmid: id, node: on, config: { lock: 'create' } as Record<string, string>, statusLog: [{ at: Date.now(), status: 'stopped' as const }] };
+  sim.cluster.addVm(vm);
+  sim.tasks.start({
+    node: on, type: 'qmcreate', id: String(id), identity: { userid: 'root@pam', privsep: false },
+    worker: async () => {
+      await sleep(sim.timing.createMs);
+      vm.config = { name: `other-client-${id}`, memory: '512', cores: '1', smbios1: `uuid=${randomUUID()}` };
+    },
+  });
+}
 
 /** A stable, plausible SHA-256 fingerprint per node name (the simulator has one certificate for all nodes). */
 function fingerprintOf(node: string): string {

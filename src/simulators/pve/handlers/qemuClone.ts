@@ -2,8 +2,9 @@ import type { Route } from '../context';
 import { configNotFoundOnNodeText, paramError, permissionError, pveDie } from '../errors';
 import { newUuid, randomMac, type VmConfig, type VmState } from '../cluster';
 import { joinPropertyString, splitPropertyString } from '../propertyString';
+import { WorkerKilled } from '../tasks';
 import { sleep } from '../timing';
-import { assertNotLocked, bridgesOf, drivesOf, type Drive } from './qemuCommon';
+import { allocateVolume, assertNotLocked, bridgesOf, drivesOf, type Drive } from './qemuCommon';
 
 /**
  * `POST /nodes/{node}/qemu/{vmid}/clone` (qemu-server `API2/Qemu.pm clone_vm`, reference §4.8): early checks
@@ -47,7 +48,12 @@ export const cloneRoute: Route = {
     if (!full && storageId !== undefined) throw pveDie("parameter 'storage' not allowed for linked clones");
     if (!full && params.has('format')) throw pveDie("parameter 'format' not allowed for linked clones");
 
-    const drives = drivesOf(source);
+    const snapname = params.str('snapname');
+    const snapshot = snapname !== undefined ? source.snapshots?.get(snapname) : undefined;
+    if (snapname !== undefined && !snapshot) throw pveDie(`snapshot '${snapname}' does not exist`);
+    // Cloning a snapshot copies the config (and the volumes) as they were when it was taken.
+    const sourceConfig = snapshot ? snapshot.config : source.config;
+    const drives = drivesOf({ ...source, config: sourceConfig });
     if (target !== undefined) {
       if (storage) {
         if (!sim.cluster.storageEnabledOn(storage, target)) throw pveDie(`storage '${storage.id}' is not available on node '${target}'`);
@@ -57,12 +63,11 @@ export const cloneRoute: Route = {
       }
     }
     assertNotLocked(source);
-    if (params.has('snapname')) throw pveDie(`snapshot '${params.str('snapname')}' does not exist`);
     if (!full) {
       for (const d of drives) {
         if (d.cdrom) continue;
         const plugin = sim.cluster.storages.get(d.storage)?.type ?? '';
-        if (!d.volname.startsWith('base-') || !LINKED_CAPABLE.has(plugin)) {
+        if ((!d.volname.startsWith('base-') && !snapshot) || !LINKED_CAPABLE.has(plugin)) {
           throw pveDie(`Linked clone feature is not supported for '${d.volid}' (${d.key})`);
         }
       }
@@ -91,11 +96,25 @@ export const cloneRoute: Route = {
             }
             const placeholder: VmState = { vmid: newid, node, config: { lock: 'clone' }, statusLog: [] };
             sim.cluster.addVm(placeholder);
+            const allocated: { sid: string; bytes: number }[] = [];
             try {
+              // Every new volume takes the storage lock; a full copy also needs the space (reference §4.8).
+              let index = 0;
+              for (const d of drives) {
+                if (d.cdrom) continue;
+                const sid = full && storage ? storage.id : d.storage;
+                const bytes = full && !d.cloudinit ? d.sizeBytes : 0;
+                try {
+                  await allocateVolume(sim, sid, node, bytes, d.cloudinit ? `vm-${newid}-cloudinit` : `vm-${newid}-disk-${index++}`);
+                } catch (err) {
+                  throw new Error(`clone failed: ${err instanceof Error ? err.message : String(err)}`);
+                }
+                allocated.push({ sid, bytes });
+              }
               let copyMs = 0;
               const newConfig: VmConfig = {};
               let diskIndex = 0;
-              for (const [key, value] of Object.entries(source.config)) {
+              for (const [key, value] of Object.entries(sourceConfig)) {
                 if (KEYS_NOT_CLONED.has(key) || /^unused\d+$/.test(key)) continue;
                 const drive = drives.find((d) => d.key === key);
                 newConfig[key] = drive ? cloneDrive(drive) : value;
@@ -123,7 +142,7 @@ export const cloneRoute: Route = {
               }
               ctx.failIfInjected();
               finishClone(newConfig, {
-                name: params.str('name') ?? `Copy-of-VM-${source.config.name ?? vmid}`,
+                name: params.str('name') ?? `Copy-of-VM-${sourceConfig.name ?? vmid}`,
                 description: params.str('description'),
               });
               placeholder.config = newConfig;
@@ -131,6 +150,9 @@ export const cloneRoute: Route = {
               placeholder.pool = params.str('pool');
               placeholder.statusLog = [{ at: Date.now(), status: 'stopped' }];
             } catch (err) {
+              // A killed worker cleans nothing up: its `lock: clone` placeholder stays (reference §4.8).
+              if (err instanceof WorkerKilled) throw err;
+              for (const a of allocated) sim.capacity.release(sim.cluster.storages.get(a.sid)!, node, a.bytes);
               sim.cluster.removeVm(newid);
               throw err;
             }

@@ -52,3 +52,27 @@ export function bridgesOf(vm: VmState): string[] {
     .map(([, v]) => splitPropertyString(v, 'model').bridge)
     .filter((b): b is string => b !== undefined);
 }
+
+/** Whether the VM is HA-managed (has a resource in `ha/resources.cfg`). */
+export function haManaged(sim: SimContext, vmid: number): boolean {
+  return sim.cluster.ha.has(vmid);
+}
+
+/**
+ * Allocates a new volume of `bytes` on `storageId` for a task on `node`; the storage lock waits as long as a
+ * config flock does (10 s in PVE). Errors carry the plugin's text; callers prefix them as PVE does (`clone failed: `).
+ */
+export async function allocateVolume(sim: SimContext, storageId: string, node: string, bytes: number, volname: string): Promise<void> {
+  const storage = sim.cluster.storages.get(storageId);
+  if (!storage) throw new Error(`storage '${storageId}' does not exist`);
+  await sim.capacity.allocate(storage, node, bytes, sim.timing.flockTimeoutMs, volname);
+}
+
+/** Gives back the space of the VM's own disks (linked clones own only their delta, counted as nothing). */
+export function releaseVolumes(sim: SimContext, vm: VmState): void {
+  for (const d of drivesOf(vm)) {
+    if (d.cdrom || d.volname.includes('/')) continue;
+    const storage = sim.cluster.storages.get(d.storage);
+    if (storage) sim.capacity.release(storage, vm.node, d.sizeBytes);
+  }
+}

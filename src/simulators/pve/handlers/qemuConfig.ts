@@ -6,22 +6,25 @@ import { splitList } from '../formats';
 import { splitPropertyString, joinPropertyString } from '../propertyString';
 import { resolveProperty } from '../schema';
 import { sleep } from '../timing';
-import { assertNotLocked, loadVm } from './qemuCommon';
+import { allocateVolume, assertNotLocked, loadVm } from './qemuCommon';
 
 /**
  * VM config (qemu-server `API2/Qemu.pm` `vmconfig`, `update_vm_api`, reference §4.9). GET types integer/boolean
- * keys as numbers (from the schema), masks `cipassword`, adds `digest`. POST (async `qmconfig`) and PUT (sync,
- * null) share one implementation: early checks as HTTP errors, then the change under the config flock.
+ * keys as numbers (from the schema), masks `cipassword`, adds `digest`, and merges the `[pending]` section unless
+ * `current=1`. POST (async `qmconfig`) and PUT (sync, null) share one implementation: early checks as HTTP errors,
+ * then the change under the config flock. A stopped VM takes changes at once; a running one takes hot-pluggable
+ * keys (per its `hotplug` setting, default `network,disk,usb`) and the fast-plug options at once, and everything
+ * else goes to `[pending]` until its next PVE-initiated stop, start or reboot (`applyPending`).
  *
- * Simplification: PVE writes changes for a running VM to `[pending]` unless hot-pluggable; the simulator applies
- * every change immediately (no pending section), and does not hash `cipassword` (it is stored as sent).
+ * TODO(issue 4): PVE stores `cipassword` as a SHA-512 crypt hash (`$6$...`); the simulator stores it as sent (it
+ * is masked on GET either way) until a maintained crypt package is approved.
  */
 const CONFIG_PATH = '/nodes/{node}/qemu/{vmid}/config';
 const NON_CONFIG_PARAMS = new Set(['node', 'vmid', 'digest', 'delete', 'revert', 'force', 'skiplock', 'background_delay']);
 const CONFIG_PRIVS = ['VM.Config.Disk', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network',
   'VM.Config.HWType', 'VM.Config.Options', 'VM.Config.Cloudinit'];
 
-function privilegeFor(key: string): string {
+export function privilegeFor(key: string): string {
   if (/^(ciuser|cipassword|citype|ciupgrade|cicustom|searchdomain|nameserver|sshkeys|ipconfig\d+)$/.test(key)) return 'VM.Config.Cloudinit';
   if (/^net\d+$/.test(key)) return 'VM.Config.Network';
   if (DRIVE_KEY_RE.test(key) || /^unused\d+$/.test(key)) return 'VM.Config.Disk';
@@ -47,7 +50,7 @@ export function normalizeTags(tags: string): string {
 }
 
 /** `PVE::Tools::validate_ssh_public_keys` after URI-unescaping; the encoded form is what gets stored. */
-function assertSshKeys(encoded: string): void {
+export function assertSshKeys(encoded: string): void {
   let text: string;
   try {
     text = decodeURIComponent(encoded);
@@ -106,27 +109,96 @@ function prepareChange(req: ApiRequest, sim: SimContext): { vm: VmState; change:
 /** Checked early and again under the flock: digest and the `lock` property. */
 function assertCurrent(req: ApiRequest, vm: VmState): void {
   const digest = req.params.str('digest');
-  if (digest && digest !== configDigest(vm.config)) {
+  if (digest && digest !== digestOf(vm)) {
     throw pveDie('detected modified configuration - file changed by other user? Try again.');
   }
   if (!req.params.bool('skiplock')) assertNotLocked(vm);
 }
 
-function applyChange(vm: VmState, change: ConfigChange): void {
-  for (const key of change.remove) delete vm.config[key];
-  for (const [key, value] of Object.entries(change.set)) vm.config[key] = allocateNewDisk(vm, key, value);
+/** Options PVE changes on a running VM without any hotplug (qemu-server `$fast_plug_option`), plus cipassword. */
+const FAST_PLUG = new Set(['name', 'description', 'tags', 'onboot', 'protection', 'lock', 'shares', 'startup',
+  'vmstatestorage', 'hookscript', 'cipassword']);
+
+/** Whether `key` changes on the running `vm` at once (hot-plug) or waits in `[pending]`. */
+function appliesWhileRunning(vm: VmState, key: string): boolean {
+  if (FAST_PLUG.has(key)) return true;
+  const setting = vm.config.hotplug ?? '1';
+  const features = setting === '0' ? [] : setting === '1' ? ['network', 'disk', 'usb'] : setting.split(',');
+  if (/^net\d+$/.test(key)) return features.includes('network');
+  if (/^(scsi|virtio)\d+$/.test(key)) return features.includes('disk');
+  if (/^usb\d+$/.test(key)) return features.includes('usb');
+  if (key === 'memory') return features.includes('memory');
+  if (/^(cores|vcpus)$/.test(key)) return features.includes('cpu');
+  return false;
 }
 
-/** `<storage>:<GiB>` allocates `vm-<vmid>-disk-<n>` (the simulator has no real volumes, only names and sizes). */
-function allocateNewDisk(vm: VmState, key: string, value: string): string {
-  if (!DRIVE_KEY_RE.test(key)) return value;
-  const opts = splitPropertyString(value, 'file');
-  const m = /^([^:]+):(\d+(?:\.\d+)?)$/.exec(opts.file ?? '');
-  if (!m) return value;
-  const used = new Set(Object.values(vm.config).map((v) => /vm-\d+-disk-(\d+)/.exec(v)?.[1]).filter(Boolean));
-  let n = 0;
-  while (used.has(String(n))) n++;
-  return joinPropertyString({ ...opts, file: `${m[1]}:vm-${vm.vmid}-disk-${n}`, size: `${m[2]}G` }, 'file');
+function applyChange(vm: VmState, change: ConfigChange): void {
+  const running = vm.run !== undefined;
+  for (const key of change.remove) {
+    if (!running || appliesWhileRunning(vm, key)) {
+      delete vm.config[key];
+      if (vm.pending) delete vm.pending[key];
+    } else {
+      vm.pendingDelete = [...new Set([...(vm.pendingDelete ?? []), key])];
+      if (vm.pending) delete vm.pending[key];
+    }
+  }
+  for (const [key, value] of Object.entries(change.set)) {
+    if (!running || appliesWhileRunning(vm, key)) {
+      vm.config[key] = value;
+      if (vm.pending) delete vm.pending[key];
+    } else {
+      vm.pending = { ...vm.pending, [key]: value };
+    }
+    if (vm.pendingDelete) vm.pendingDelete = vm.pendingDelete.filter((k) => k !== key);
+  }
+  tidyPending(vm);
+}
+
+function tidyPending(vm: VmState): void {
+  if (vm.pending && Object.keys(vm.pending).length === 0) vm.pending = undefined;
+  if (vm.pendingDelete && vm.pendingDelete.length === 0) vm.pendingDelete = undefined;
+}
+
+/** `vmconfig_apply_pending`: what a PVE-initiated stop, start or reboot does with the `[pending]` section. */
+export function applyPending(vm: VmState): void {
+  for (const key of vm.pendingDelete ?? []) delete vm.config[key];
+  Object.assign(vm.config, vm.pending ?? {});
+  vm.pending = undefined;
+  vm.pendingDelete = undefined;
+}
+
+/** The config as GET shows it by default: pending values applied, pending deletions still shown. */
+function effectiveConfig(vm: VmState): VmConfig {
+  return { ...vm.config, ...vm.pending };
+}
+
+/** SHA1 over the whole config file, `[pending]` section included. */
+export function digestOf(vm: VmState): string {
+  const pending = vm.pending || vm.pendingDelete
+    ? { ...vm.config, '[PENDING]': JSON.stringify([vm.pending ?? {}, vm.pendingDelete ?? []]) }
+    : vm.config;
+  return configDigest(pending);
+}
+
+/**
+ * `<storage>:<GiB>` allocates `vm-<vmid>-disk-<n>` on the storage (capacity and storage lock included); the
+ * simulator has no real volumes, only names and sizes.
+ */
+async function allocateNewDisks(sim: SimContext, vm: VmState, change: ConfigChange): Promise<void> {
+  for (const [key, value] of Object.entries(change.set)) {
+    if (!DRIVE_KEY_RE.test(key)) continue;
+    const opts = splitPropertyString(value, 'file');
+    const m = /^([^:]+):(\d+(?:\.\d+)?)$/.exec(opts.file ?? '');
+    if (!m) continue;
+    if (m[2] === '0' || opts.media === 'cdrom') continue;
+    const used = new Set(Object.values({ ...vm.config, ...vm.pending }).map((v) => /vm-\d+-disk-(\d+)/.exec(v)?.[1]).filter(Boolean));
+    let n = 0;
+    while (used.has(String(n))) n++;
+    const volname = `vm-${vm.vmid}-disk-${n}`;
+    await allocateVolume(sim, m[1]!, vm.node, Math.floor(Number(m[2]) * 1024 ** 3), volname);
+    change.set[key] = joinPropertyString({ ...opts, file: `${m[1]}:${volname}`, size: `${m[2]}G` }, 'file');
+  }
 }
 
 async function updateUnderFlock(req: ApiRequest, sim: SimContext, vm: VmState, change: ConfigChange, failIfInjected?: () => void): Promise<void> {
@@ -142,6 +214,7 @@ async function updateUnderFlock(req: ApiRequest, sim: SimContext, vm: VmState, c
     assertCurrent(req, current);
     await sleep(sim.timing.configMs);
     failIfInjected?.();
+    await allocateNewDisks(sim, current, change);
     applyChange(current, change);
   } finally {
     release();
@@ -155,11 +228,36 @@ export const configRoutes: Route[] = [
     permission: ({ identity, params }, sim) => sim.perms.check(identity, `/vms/${params.str('vmid')}`, ['VM.Audit']),
     handle: ({ params }, sim) => {
       const vm = loadVm(sim, params.req('node'), Number(params.req('vmid')));
-      const snapshot = params.str('snapshot');
-      if (snapshot !== undefined) throw pveDie(`snapshot '${snapshot}' does not exist`);
-      const typed = typedConfig(sim, vm.config);
+      const snapname = params.str('snapshot');
+      let config: VmConfig;
+      if (snapname !== undefined) {
+        const snap = vm.snapshots?.get(snapname);
+        if (!snap) throw pveDie(`snapshot '${snapname}' does not exist`);
+        config = { ...snap.config, ...(snap.parent ? { parent: snap.parent } : {}) };
+      } else {
+        config = params.bool('current') ? vm.config : effectiveConfig(vm);
+      }
+      const typed = typedConfig(sim, config);
       if (typed.cipassword !== undefined) typed.cipassword = '**********';
-      return { ...typed, digest: configDigest(vm.config) };
+      return { ...typed, digest: snapname !== undefined ? configDigest(config) : digestOf(vm) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/nodes/{node}/qemu/{vmid}/pending',
+    permission: ({ identity, params }, sim) => sim.perms.check(identity, `/vms/${params.str('vmid')}`, ['VM.Audit']),
+    handle: ({ params }, sim) => {
+      const vm = loadVm(sim, params.req('node'), Number(params.req('vmid')));
+      const keys = [...new Set([...Object.keys(vm.config), ...Object.keys(vm.pending ?? {}), ...(vm.pendingDelete ?? [])])].sort();
+      const typed = typedConfig(sim, vm.config);
+      const typedPending = typedConfig(sim, vm.pending ?? {});
+      const mask = (k: string, v: string | number | undefined) => (k === 'cipassword' && v !== undefined ? '**********' : v);
+      return keys.filter((k) => !['digest', 'snapshots'].includes(k)).map((key) => ({
+        key,
+        ...(typed[key] !== undefined ? { value: mask(key, typed[key]) } : {}),
+        ...(typedPending[key] !== undefined ? { pending: mask(key, typedPending[key]) } : {}),
+        ...(vm.pendingDelete?.includes(key) ? { delete: 1 } : {}),
+      }));
     },
   },
   {

@@ -2,11 +2,12 @@ import type { Route } from '../context';
 import { assertRootOnly } from '../context';
 import { configMissingText, pveDie } from '../errors';
 import { sleep } from '../timing';
-import { drivesOf, loadVm } from './qemuCommon';
+import { drivesOf, haManaged, loadVm, releaseVolumes } from './qemuCommon';
 
 /**
  * `DELETE /nodes/{node}/qemu/{vmid}` (reference §4.14): early checks as HTTP errors; the worker takes the config
- * flock, repeats the checks, frees the disks and only then removes the VM from the vmlist, its pool and its ACLs.
+ * flock, repeats the checks, frees the disks (their space returns to the storage) and only then removes the VM
+ * from the vmlist, its pool, its ACLs and (with `purge`, which an HA-managed VM requires) its HA resource.
  */
 export const destroyRoute: Route = {
   method: 'DELETE',
@@ -18,6 +19,8 @@ export const destroyRoute: Route = {
     const vmid = Number(req.params.req('vmid'));
     const vm = loadVm(sim, node, vmid);
     if (vm.config.protection === '1') throw pveDie(`can't remove VM ${vmid} - protection mode enabled`);
+    const purge = req.params.bool('purge') ?? false;
+    if (haManaged(sim, vmid) && !purge) throw pveDie(`unable to remove VM ${vmid} - used in HA resources and purge parameter not set.`);
     if (vm.run) throw pveDie(`VM ${vmid} is running - destroy failed`);
     return sim.tasks.start({
       node, type: 'qmdestroy', id: String(vmid), identity: req.identity,
@@ -35,6 +38,8 @@ export const destroyRoute: Route = {
             if (d.cdrom && !d.cloudinit) continue;
             ctx.log(`Removing image: 100% complete...done. (${d.volid})`);
           }
+          releaseVolumes(sim, current);
+          if (purge && haManaged(sim, vmid)) ctx.log(`Removing HA resource vm:${vmid}`);
           sim.cluster.removeVm(vmid);
           sim.perms.removePath(`/vms/${vmid}`);
         } finally {

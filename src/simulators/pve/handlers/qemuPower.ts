@@ -1,15 +1,22 @@
 import type { ApiRequest, Route, SimContext } from '../context';
 import { assertRootOnly } from '../context';
-import { configMissingText, configNotFoundOnNodeText } from '../errors';
+import type { VmState } from '../cluster';
+import { configMissingText, configNotFoundOnNodeText, pveDie } from '../errors';
 import { assertAgentAvailable, networkInterfaces, readCloudInitSnippets, scheduleGuestBoot } from '../guestAgent';
+import type { Identity } from '../permissions';
+import type { TaskContext } from '../tasks';
 import { sleep } from '../timing';
-import { loadVm } from './qemuCommon';
+import { applyPending } from './qemuConfig';
+import { haManaged, loadVm } from './qemuCommon';
 import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
 
 /**
- * Power, status and guest agent (reference §4.11–4.13). Start/stop/shutdown are tasks whose checks run in the
- * worker under the config flock — `VM 100 already running`, `VM is locked (clone)`, lock timeouts and missing
- * snippets come back as failed tasks, not HTTP errors — and the power state changes when the task ends.
+ * Power, status and guest agent (reference §4.11–4.13). Every action is a task; where PVE checks early (reboot,
+ * reset, suspend, resume on a stopped VM: `VM 100 not running`; shutdown of a paused VM) the simulator answers an
+ * HTTP error, everything else — `VM 100 already running`, `VM is locked (clone)`, lock timeouts, missing
+ * snippets, shutdown timeouts — is a failed task. The power state changes when the task ends; a PVE-initiated
+ * stop, start or reboot applies the `[pending]` config. HA-managed VMs get `hastart`/`hastop` tasks that only
+ * ask the HA stack, end OK at once, and the VM follows `haActionMs` later.
  */
 const vmPerm = (privs: string[], any = false) => ({ identity, params }: ApiRequest, sim: SimContext) =>
   sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
@@ -29,6 +36,104 @@ function lockError(req: ApiRequest, lock: string | undefined, allowed: string[] 
   return new Error(`VM is locked (${lock})`);
 }
 
+
+/** Starts a stopped VM: the `qmstart` worker's body, also used by create's `start=1` and the HA stack. */
+async function startVm(sim: SimContext, ctx: TaskContext, node: string, vmid: number, skiplock: boolean): Promise<void> {
+  if (!sim.cluster.vmOnNode(node, vmid)) throw new Error(configMissingText(node, vmid));
+  await withFlock(sim, node, vmid, async () => {
+    const vm = sim.cluster.vmOnNode(node, vmid);
+    if (!vm) throw new Error(configMissingText(node, vmid));
+    const lock = vm.config.lock;
+    if (lock !== undefined && lock !== 'suspended' && !skiplock) throw new Error(`VM is locked (${lock})`);
+    if (vm.config.template === '1') throw new Error("you can't start a vm if it's a template");
+    if (vm.run) throw new Error(`VM ${vmid} already running`);
+    applyPending(vm);
+    const { userData } = readCloudInitSnippets(sim, vm);
+    if (vm.config.cicustom || vm.config.ide2?.includes('cloudinit')) ctx.log('generating cloud-init ISO');
+    if (lock === 'suspended') ctx.log('resuming suspended VM');
+    await sleep(sim.timing.startMs);
+    ctx.failIfInjected();
+    if (lock === 'suspended') delete vm.config.lock;
+    bootGuest(sim, vm, userData);
+  });
+}
+
+function bootGuest(sim: SimContext, vm: VmState, userData: string | undefined): void {
+  const run = sim.cluster.markRunning(vm, Date.now());
+  run.agentBroken = sim.faults.take('agentNeverStarts', { node: vm.node, vmid: vm.vmid }) !== undefined;
+  scheduleGuestBoot(sim, vm, run, userData);
+}
+
+/** Starts `vmid` in its own `qmstart` task (create's `start=1`: its UPID is never returned to the client). */
+export function startInBackground(sim: SimContext, node: string, vmid: number, identity: Identity): string {
+  return sim.tasks.start({
+    node, type: 'qmstart', id: String(vmid), identity,
+    worker: (ctx) => startVm(sim, ctx, node, vmid, false),
+  }).upid;
+}
+
+/** Stops a running VM (stop or ACPI shutdown) under the flock; a stopped VM is a no-op that ends OK. */
+async function stopVm(sim: SimContext, req: ApiRequest, ctx: TaskContext, action: 'stop' | 'shutdown', node: string, vmid: number): Promise<void> {
+  if (!sim.cluster.vmOnNode(node, vmid)) throw new Error(configNotFoundOnNodeText(node, vmid));
+  await withFlock(sim, node, vmid, async () => {
+    const vm = sim.cluster.vmOnNode(node, vmid);
+    if (!vm) throw new Error(configNotFoundOnNodeText(node, vmid));
+    const locked = lockError(req, vm.config.lock);
+    if (locked) throw locked;
+    if (!vm.run) return;
+    if (action === 'shutdown') await guestShutdown(sim, req);
+    else await sleep(sim.timing.stopMs);
+    ctx.failIfInjected();
+    sim.cluster.markStopped(vm, Date.now());
+    applyPending(vm);
+  });
+}
+
+/** ACPI/agent shutdown: the guest takes `shutdownMs`; past `timeout` it fails unless `forceStop`. */
+async function guestShutdown(sim: SimContext, req: ApiRequest): Promise<void> {
+  const timeoutMs = (req.params.int('timeout') ?? 60) * 1000;
+  if (sim.timing.shutdownMs <= timeoutMs) return sleep(sim.timing.shutdownMs);
+  await sleep(timeoutMs);
+  if (!req.params.bool('forceStop')) throw new Error('VM quit/powerdown failed - got timeout');
+}
+
+/** The HA stack's answer to a power request: record the wish, end OK, act later (reference §4.17). */
+function haRequest(sim: SimContext, req: ApiRequest, node: string, vmid: number, want: 'started' | 'stopped'): string {
+  return sim.tasks.start({
+    node, type: want === 'started' ? 'hastart' : 'hastop', id: String(vmid), identity: req.identity,
+    worker: async (ctx) => {
+      const resource = sim.cluster.ha.get(vmid);
+      if (!resource) throw new Error(`service 'vm:${vmid}' not defined`);
+      resource.state = want;
+      ctx.log(`Requesting HA ${want === 'started' ? 'start' : 'stop'} for VM ${vmid}`);
+      scheduleHaAction(sim, vmid);
+    },
+  }).upid;
+}
+
+/** The CRM/LRM loop, reduced to one step: bring the VM to its resource's requested state. */
+export function scheduleHaAction(sim: SimContext, vmid: number): void {
+  const timer = setTimeout(() => {
+    const resource = sim.cluster.ha.get(vmid);
+    const vm = sim.cluster.vms.get(vmid);
+    if (!resource || !vm) return;
+    const root: Identity = { userid: 'root@pam', privsep: false };
+    if (resource.state === 'started' && !vm.run) {
+      sim.tasks.start({ node: vm.node, type: 'qmstart', id: String(vmid), identity: root, worker: (ctx) => startVm(sim, ctx, vm.node, vmid, false) });
+    } else if (resource.state === 'stopped' && vm.run) {
+      sim.tasks.start({
+        node: vm.node, type: 'qmshutdown', id: String(vmid), identity: root,
+        worker: async () => {
+          await sleep(sim.timing.shutdownMs);
+          if (vm.run) sim.cluster.markStopped(vm, Date.now());
+          applyPending(vm);
+        },
+      });
+    }
+  }, sim.timing.haActionMs);
+  timer.unref();
+}
+
 const start: Route = {
   method: 'POST',
   path: '/nodes/{node}/qemu/{vmid}/status/start',
@@ -37,25 +142,10 @@ const start: Route = {
     assertRootOnly(req, 'skiplock', 'migratedfrom', 'migration_type', 'migration_network', 'stateuri', 'targetstorage', 'force-cpu', 'nets-host-mtu', 'with-conntrack-state');
     const node = req.params.req('node');
     const vmid = Number(req.params.req('vmid'));
+    if (haManaged(sim, vmid) && sim.cluster.vmOnNode(node, vmid)) return haRequest(sim, req, node, vmid, 'started');
     return sim.tasks.start({
       node, type: 'qmstart', id: String(vmid), identity: req.identity,
-      worker: async (ctx) => {
-        if (!sim.cluster.vmOnNode(node, vmid)) throw new Error(configMissingText(node, vmid));
-        await withFlock(sim, node, vmid, async () => {
-          const vm = sim.cluster.vmOnNode(node, vmid);
-          if (!vm) throw new Error(configMissingText(node, vmid));
-          const locked = lockError(req, vm.config.lock);
-          if (locked) throw locked;
-          if (vm.config.template === '1') throw new Error("you can't start a vm if it's a template");
-          if (vm.run) throw new Error(`VM ${vmid} already running`);
-          const { userData } = readCloudInitSnippets(sim, vm);
-          if (vm.config.cicustom || vm.config.ide2?.includes('cloudinit')) ctx.log('generating cloud-init ISO');
-          await sleep(sim.timing.startMs);
-          ctx.failIfInjected();
-          const run = sim.cluster.markRunning(vm, Date.now());
-          scheduleGuestBoot(sim, vm, run, userData);
-        });
-      },
+      worker: (ctx) => startVm(sim, ctx, node, vmid, req.params.bool('skiplock') ?? false),
     }).upid;
   },
 };
@@ -69,35 +159,130 @@ function stopLike(action: 'stop' | 'shutdown'): Route {
       assertRootOnly(req, 'skiplock', 'migratedfrom');
       const node = req.params.req('node');
       const vmid = Number(req.params.req('vmid'));
+      const vm = sim.cluster.vmOnNode(node, vmid);
+      if (action === 'shutdown' && vm?.run?.paused && !req.params.bool('forceStop')) throw pveDie('VM is paused - cannot shutdown');
+      if (vm && haManaged(sim, vmid)) return haRequest(sim, req, node, vmid, 'stopped');
       return sim.tasks.start({
         node, type: action === 'stop' ? 'qmstop' : 'qmshutdown', id: String(vmid), identity: req.identity,
-        worker: async (ctx) => {
-          if (!sim.cluster.vmOnNode(node, vmid)) throw new Error(configNotFoundOnNodeText(node, vmid));
-          await withFlock(sim, node, vmid, async () => {
-            const vm = sim.cluster.vmOnNode(node, vmid);
-            if (!vm) throw new Error(configNotFoundOnNodeText(node, vmid));
-            const locked = lockError(req, vm.config.lock);
-            if (locked) throw locked;
-            if (!vm.run) return; // already stopped: a no-op that ends OK
-            if (action === 'shutdown') {
-              const timeoutMs = (req.params.int('timeout') ?? 60) * 1000;
-              if (sim.timing.shutdownMs > timeoutMs) {
-                await sleep(timeoutMs);
-                if (!req.params.bool('forceStop')) throw new Error('VM quit/powerdown failed - got timeout');
-              } else {
-                await sleep(sim.timing.shutdownMs);
-              }
-            } else {
-              await sleep(sim.timing.stopMs);
-            }
-            ctx.failIfInjected();
-            sim.cluster.markStopped(vm, Date.now());
-          });
-        },
+        worker: (ctx) => stopVm(sim, req, ctx, action, node, vmid),
       }).upid;
     },
   };
 }
+
+/** The early checks of reboot/reset/suspend/resume: the VM must exist on `{node}` and (mostly) run. */
+function runningVm(sim: SimContext, node: string, vmid: number, opts: { allowSuspended?: boolean } = {}): VmState {
+  const vm = sim.cluster.vmOnNode(node, vmid);
+  if (!vm) throw pveDie(configNotFoundOnNodeText(node, vmid));
+  if (!vm.run && !(opts.allowSuspended && vm.config.lock === 'suspended')) throw pveDie(`VM ${vmid} not running`);
+  return vm;
+}
+
+/** Runs `body` on the VM under its flock after the lock check, failing the task when the VM is gone. */
+async function underLock(sim: SimContext, req: ApiRequest, node: string, vmid: number, allowed: string[], body: (vm: VmState) => Promise<void>): Promise<void> {
+  await withFlock(sim, node, vmid, async () => {
+    const vm = sim.cluster.vmOnNode(node, vmid);
+    if (!vm) throw new Error(configNotFoundOnNodeText(node, vmid));
+    const locked = lockError(req, vm.config.lock, allowed);
+    if (locked) throw locked;
+    await body(vm);
+  });
+}
+
+const reboot: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu/{vmid}/status/reboot',
+  permission: vmPerm(['VM.PowerMgmt']),
+  handle: (req, sim) => {
+    const node = req.params.req('node');
+    const vmid = Number(req.params.req('vmid'));
+    const vm = runningVm(sim, node, vmid);
+    if (vm.run?.paused) throw pveDie('VM is paused - cannot shutdown');
+    return sim.tasks.start({
+      node, type: 'qmreboot', id: String(vmid), identity: req.identity,
+      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
+        if (!current.run) throw new Error(`VM ${vmid} not running`);
+        await guestShutdown(sim, req);
+        ctx.failIfInjected();
+        sim.cluster.markStopped(current, Date.now());
+        applyPending(current);
+        // qmeventd starts the VM again once the guest is down; the task has ended by then.
+        const { userData } = readCloudInitSnippets(sim, current);
+        bootGuest(sim, current, userData);
+      }),
+    }).upid;
+  },
+};
+
+const reset: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu/{vmid}/status/reset',
+  permission: vmPerm(['VM.PowerMgmt']),
+  handle: (req, sim) => {
+    assertRootOnly(req, 'skiplock');
+    const node = req.params.req('node');
+    const vmid = Number(req.params.req('vmid'));
+    runningVm(sim, node, vmid);
+    return sim.tasks.start({
+      node, type: 'qmreset', id: String(vmid), identity: req.identity,
+      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
+        if (!current.run) throw new Error(`VM ${vmid} not running`);
+        ctx.failIfInjected();
+        // A hard reset: the guest boots again (agent down until it is up); pending config stays pending.
+        sim.cluster.markStopped(current, Date.now());
+        bootGuest(sim, current, undefined);
+      }),
+    }).upid;
+  },
+};
+
+const suspend: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu/{vmid}/status/suspend',
+  permission: vmPerm(['VM.PowerMgmt']),
+  handle: (req, sim) => {
+    assertRootOnly(req, 'skiplock');
+    const node = req.params.req('node');
+    const vmid = Number(req.params.req('vmid'));
+    runningVm(sim, node, vmid);
+    const todisk = req.params.bool('todisk') ?? false;
+    if (todisk && haManaged(sim, vmid)) throw pveDie('Cannot suspend HA managed VM to disk');
+    return sim.tasks.start({
+      node, type: todisk ? 'qmsuspend' : 'qmpause', id: String(vmid), identity: req.identity,
+      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
+        if (!current.run) throw new Error(`VM ${vmid} not running`);
+        ctx.failIfInjected();
+        if (!todisk) return sim.cluster.markPaused(current, true, Date.now());
+        await sleep(sim.timing.stopMs);
+        current.config.lock = 'suspended';
+        sim.cluster.markStopped(current, Date.now());
+      }),
+    }).upid;
+  },
+};
+
+const resume: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu/{vmid}/status/resume',
+  permission: vmPerm(['VM.PowerMgmt']),
+  handle: (req, sim) => {
+    assertRootOnly(req, 'skiplock', 'nocheck');
+    const node = req.params.req('node');
+    const vmid = Number(req.params.req('vmid'));
+    const vm = runningVm(sim, node, vmid, { allowSuspended: true });
+    if (!vm.run) {
+      // Suspended to disk: resuming is a start that loads the saved state.
+      return sim.tasks.start({ node, type: 'qmstart', id: String(vmid), identity: req.identity, worker: (ctx) => startVm(sim, ctx, node, vmid, false) }).upid;
+    }
+    return sim.tasks.start({
+      node, type: 'qmresume', id: String(vmid), identity: req.identity,
+      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
+        ctx.failIfInjected();
+        sim.cluster.markPaused(current, false, Date.now());
+      }),
+    }).upid;
+  },
+};
 
 const statusCurrent: Route = {
   method: 'GET',
@@ -107,12 +292,13 @@ const statusCurrent: Route = {
     const vm = loadVm(sim, params.req('node'), Number(params.req('vmid')));
     const run = vm.run;
     const status = run ? 'running' : 'stopped';
+    const ha = sim.cluster.ha.get(vm.vmid);
     const maxmem = vmMaxmem(vm);
     return {
       vmid: vm.vmid,
       name: vm.config.name ?? `VM ${vm.vmid}`,
       status,
-      qmpstatus: status,
+      qmpstatus: run?.paused ? 'paused' : status,
       cpus: vmCpus(vm),
       cpu: run ? 0.02 : 0,
       maxmem,
@@ -122,7 +308,7 @@ const statusCurrent: Route = {
       disk: 0,
       uptime: run ? Math.floor((Date.now() - run.startedAt) / 1000) : 0,
       netin: 0, netout: 0, diskread: 0, diskwrite: 0,
-      ha: { managed: 0 },
+      ha: ha ? { managed: 1, state: ha.state } : { managed: 0 },
       ...(run ? { pid: run.pid, 'running-machine': 'pc-i440fx-9.0+pve0', 'running-qemu': '9.0.2' } : {}),
       ...(vm.config.agent !== undefined ? { agent: 1 } : {}),
       ...(vm.config.lock !== undefined ? { lock: vm.config.lock } : {}),
@@ -155,4 +341,6 @@ const agentInterfaces: Route = {
   },
 };
 
-export const powerRoutes: Route[] = [start, stopLike('stop'), stopLike('shutdown'), statusCurrent, agentPing, agentInterfaces];
+export const powerRoutes: Route[] = [
+  start, stopLike('stop'), stopLike('shutdown'), reboot, reset, suspend, resume, statusCurrent, agentPing, agentInterfaces,
+];

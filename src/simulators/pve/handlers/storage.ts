@@ -10,10 +10,12 @@ import { drivesOf } from './qemuCommon';
  * are the files in the directory `snippetsDir(node, storage)` names — the same place pveflow uploads them to —
  * and are listed only for callers with `Datastore.Allocate` on the storage.
  */
-function storageStatus(s: StorageSeed) {
+function storageStatus(sim: SimContext, s: StorageSeed, node: string) {
+  const avail = sim.capacity.avail(s, node);
+  const used = s.total - avail;
   return {
     storage: s.id, type: s.type, content: s.content.join(','), shared: s.shared ? 1 : 0, active: 1, enabled: 1,
-    total: s.total, used: s.used, avail: s.total - s.used, used_fraction: s.used / s.total,
+    total: s.total, used, avail, used_fraction: used / s.total,
   };
 }
 
@@ -50,7 +52,7 @@ export const storageRoutes: Route[] = [
         .filter((s) => !content || content.some((c) => s.content.includes(c)))
         .filter((s) => only === undefined || s.id === only)
         .filter((s) => target === undefined || target === node || (s.shared && sim.cluster.storageEnabledOn(s, target)))
-        .map(storageStatus);
+        .map((s) => storageStatus(sim, s, node));
     },
   },
   {

@@ -61,23 +61,43 @@ const log: Route = {
   },
 };
 
+/** `ok` / `warning` / `error` / `unknown` as the task list's statusfilter classifies an exit status. */
+function statusClass(t: TaskRecord): string {
+  if (t.status === 'running') return 'running';
+  if (t.exitstatus === 'OK') return 'ok';
+  if (/^WARNINGS: \d+$/.test(t.exitstatus ?? '')) return 'warning';
+  if (t.exitstatus === 'unexpected status') return 'unknown';
+  return 'error';
+}
+
 const list: Route = {
   method: 'GET',
   path: '/nodes/{node}/tasks',
   handle: (req, sim) => {
-    const node = req.params.req('node');
-    const source = req.params.str('source') ?? 'archive';
-    const vmid = req.params.str('vmid');
-    const typefilter = req.params.str('typefilter');
+    const p = req.params;
+    const node = p.req('node');
+    const source = p.str('source') ?? 'archive';
+    const vmid = p.str('vmid');
+    const typefilter = p.str('typefilter');
+    const userfilter = p.str('userfilter')?.toLowerCase();
+    const statusfilter = p.str('statusfilter')?.toLowerCase().split(/[,;\s]+/).filter(Boolean);
+    const errorsOnly = p.bool('errors') ?? false;
+    const since = p.int('since');
+    const until = p.int('until');
     const auditor = sim.perms.has(req.identity, `/nodes/${node}`, ['Sys.Audit']);
     const tasks = [...sim.tasks.onNode(node)]
       .filter((t) => (source === 'all' ? true : source === 'active' ? t.status === 'running' : t.status === 'stopped'))
       .filter((t) => vmid === undefined || t.parsed.id === vmid)
       .filter((t) => typefilter === undefined || t.parsed.type === typefilter)
+      .filter((t) => userfilter === undefined || t.parsed.user.toLowerCase().includes(userfilter))
+      .filter((t) => !errorsOnly || statusClass(t) === 'error')
+      .filter((t) => !statusfilter || statusfilter.includes(statusClass(t)))
+      .filter((t) => since === undefined || t.parsed.starttime >= since)
+      .filter((t) => until === undefined || t.parsed.starttime <= until)
       .filter((t) => auditor || isOwner(req, t))
       .reverse();
-    const start = req.params.int('start') ?? 0;
-    const limit = req.params.int('limit') ?? 50;
+    const start = p.int('start') ?? 0;
+    const limit = p.int('limit') ?? 50;
     return tasks.slice(start, start + limit).map((t) => ({
       upid: t.upid, node: t.parsed.node, pid: t.parsed.pid, pstart: t.parsed.pstart, starttime: t.parsed.starttime,
       type: t.parsed.type, id: t.parsed.id, ...userFields(t),

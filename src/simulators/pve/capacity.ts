@@ -1,0 +1,75 @@
+import type { Faults } from './faults';
+import type { StorageSeed } from './seed';
+import { sleep } from './timing';
+
+/**
+ * Storage capacity and the storage lock (pve-storage `vdisk_alloc` under `lock_storage`, reference §4.18 and §5):
+ * local storages count per node, shared ones once for the cluster. Allocation first takes the storage lock
+ * (local: node flock `/var/lock/pve-manager/pve-storage-<sid>`, shared: the cfs lock `storage-<sid>`), then asks
+ * the plugin for space. Thick plugins refuse what does not fit; LVM-thin over-commits and refuses only once the
+ * pool itself is full, which is what makes it the dangerous one.
+ */
+export class StorageLockTimeout extends Error {}
+export class StorageFull extends Error {}
+
+export class StorageCapacity {
+  /** Bytes allocated by the simulator on top of the seed's `used`, keyed `sid` (shared) or `sid@node` (local). */
+  private readonly allocated = new Map<string, number>();
+
+  constructor(private readonly faults: Faults) {}
+
+  private key(s: StorageSeed, node: string): string {
+    return s.shared ? s.id : `${s.id}@${node}`;
+  }
+
+  used(s: StorageSeed, node: string): number {
+    return s.used + (this.allocated.get(this.key(s, node)) ?? 0);
+  }
+
+  /** What `/nodes/{n}/storage` reports as `avail` (0 while a `noSpace` fault holds the storage). */
+  avail(s: StorageSeed, node: string): number {
+    if (this.faults.peek('noSpace', { storage: s.id, node })) return 0;
+    return Math.max(0, s.total - this.used(s, node));
+  }
+
+  /**
+   * Allocates `bytes` on `s` as seen from `node`, waiting `lockWaitMs` when the storage lock is held by a fault.
+   * Throws `StorageLockTimeout` or `StorageFull` with the plugin's text.
+   */
+  async allocate(s: StorageSeed, node: string, bytes: number, lockWaitMs: number, volname: string): Promise<void> {
+    if (this.faults.take('storageLockTimeout', { storage: s.id, node })) {
+      await sleep(lockWaitMs);
+      throw new StorageLockTimeout(
+        s.shared
+          ? `cfs-lock 'storage-${s.id}' error: got lock request timeout`
+          : `can't lock file '/var/lock/pve-manager/pve-storage-${s.id}' - got timeout`,
+      );
+    }
+    const full = this.faults.peek('noSpace', { storage: s.id, node }) !== undefined;
+    const free = full ? 0 : s.total - this.used(s, node);
+    const refuses = s.type === 'lvmthin' ? free <= 0 : free < bytes;
+    if (refuses) throw new StorageFull(fullText(s, node, volname, Math.max(0, free), bytes));
+    this.allocated.set(this.key(s, node), (this.allocated.get(this.key(s, node)) ?? 0) + bytes);
+  }
+
+  release(s: StorageSeed, node: string, bytes: number): void {
+    const k = this.key(s, node);
+    this.allocated.set(k, (this.allocated.get(k) ?? 0) - bytes);
+  }
+}
+
+/** How each plugin reports a full storage (reference §4.18 and §6.10). */
+function fullText(s: StorageSeed, _node: string, volname: string, free: number, size: number): string {
+  switch (s.type) {
+    case 'lvm':
+      return `not enough free space (${free} < ${size})`;
+    case 'lvmthin':
+      return `lvcreate 'pve/${volname}' error:   Cannot create new thin volume, free space in thin pool pve/data reached threshold.`;
+    case 'zfspool':
+      return `zfs error: cannot create 'rpool/data/${volname}': out of space`;
+    case 'rbd':
+      return `rbd create '${volname}' error: rbd: create error: (28) No space left on device`;
+    default:
+      return `unable to create image: qemu-img: /mnt/pve/${s.id}/images/${volname}: Could not create image: No space left on device`;
+  }
+}

@@ -1,0 +1,193 @@
+import type { ApiRequest, Route, SimContext } from '../context';
+import { DRIVE_KEY_RE, newUuid, randomMac, type VmConfig, type VmState } from '../cluster';
+import { lockTimeoutText, permissionError, pveDie } from '../errors';
+import { joinPropertyString, splitPropertyString } from '../propertyString';
+import { WorkerKilled } from '../tasks';
+import { sleep } from '../timing';
+import { assertSshKeys, normalizeTags, privilegeFor } from './qemuConfig';
+import { allocateVolume, haManaged, loadVm } from './qemuCommon';
+import { startInBackground } from './qemuPower';
+import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
+
+/**
+ * `POST /nodes/{node}/qemu` (qemu-server `create_vm`, reference §4.7), the node's VM list and a VM's directory
+ * index. Create writes its placeholder config (`lock: create`) under a 5 s flock **before** answering, so the
+ * nextid window closes when the POST returns; the `qmcreate` worker allocates the disks, writes the config and
+ * joins the pool. A failed worker frees what it allocated and removes the config: the VMID is free again.
+ * `start=1` starts the VM in a separate `qmstart` task whose UPID the client never sees.
+ */
+const NOT_CONFIG = new Set(['node', 'vmid', 'storage', 'pool', 'start', 'ha-managed', 'archive', 'force', 'unique',
+  'live-restore', 'bwlimit', 'import-working-storage']);
+
+/** New volumes in a create request: `<storage>:<GiB>` and `<storage>:cloudinit`. */
+function newVolumes(config: VmConfig, defaultStorage: string | undefined): { key: string; storage: string; gib: number; cloudinit: boolean }[] {
+  const out: { key: string; storage: string; gib: number; cloudinit: boolean }[] = [];
+  for (const [key, value] of Object.entries(config)) {
+    if (!DRIVE_KEY_RE.test(key)) continue;
+    const file = splitPropertyString(value, 'file').file ?? '';
+    const sized = /^(?:([^:]+):)?(\d+(?:\.\d+)?)$/.exec(file);
+    const cloudinit = /^([^:]+):cloudinit$/.exec(file);
+    if (sized) {
+      const storage = sized[1] ?? defaultStorage;
+      if (!storage) throw pveDie(`no storage ID specified (and no default storage)`);
+      out.push({ key, storage, gib: Number(sized[2]), cloudinit: false });
+    } else if (cloudinit) {
+      out.push({ key, storage: cloudinit[1]!, gib: 0, cloudinit: true });
+    }
+  }
+  return out;
+}
+
+function checkCreatePermissions(req: ApiRequest, sim: SimContext): void {
+  const { identity, params } = req;
+  const vmid = params.str('vmid');
+  const pool = params.str('pool');
+  if (pool !== undefined && !sim.cluster.pools.has(pool)) throw permissionError(`pool '${pool}' does not exist`);
+  // check_vm_create_*: on the new VM's path, or on the pool it will join.
+  const vmPath = `/vms/${vmid}`;
+  const has = (privs: string[]) => sim.perms.has(identity, vmPath, privs) || (pool !== undefined && sim.perms.has(identity, `/pool/${pool}`, privs));
+  if (!has(['VM.Allocate'])) throw permissionError(pool !== undefined ? undefined : `${vmPath}, VM.Allocate`);
+  for (const key of Object.keys(params.values)) {
+    if (NOT_CONFIG.has(key)) continue;
+    const priv = privilegeFor(key);
+    if (!has([priv])) throw permissionError(`${vmPath}, ${priv}`);
+  }
+}
+
+const create: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu',
+  permission: checkCreatePermissions,
+  handle: async (req, sim) => {
+    const { params, identity } = req;
+    const node = params.req('node');
+    const vmid = Number(params.req('vmid'));
+    if (params.has('archive')) throw pveDie('restore from an archive is not simulated');
+    const config: VmConfig = {};
+    for (const [k, v] of Object.entries(params.values)) if (!NOT_CONFIG.has(k)) config[k] = v;
+    if (config.sshkeys !== undefined) assertSshKeys(config.sshkeys);
+    if (config.tags !== undefined) config.tags = normalizeTags(config.tags);
+    const defaultStorage = params.str('storage');
+    if (defaultStorage !== undefined && !sim.cluster.storages.has(defaultStorage)) throw pveDie(`storage '${defaultStorage}' does not exist`);
+    const volumes = newVolumes(config, defaultStorage);
+    for (const v of volumes) {
+      const storage = sim.cluster.storages.get(v.storage);
+      if (!storage) throw pveDie(`storage '${v.storage}' does not exist`);
+      if (!sim.cluster.storageEnabledOn(storage, node)) throw pveDie(`storage '${v.storage}' is not available on node '${node}'`);
+      sim.perms.check(identity, `/storage/${v.storage}`, ['Datastore.AllocateSpace']);
+    }
+    for (const [k, v] of Object.entries(config)) {
+      const bridge = /^net\d+$/.test(k) ? splitPropertyString(v, 'model').bridge : undefined;
+      if (bridge) sim.perms.check(identity, `/sdn/zones/localnetwork/${bridge}`, ['SDN.Use']);
+    }
+
+    // create_and_lock_config: a node-local flock (5 s), then the placeholder — all before the UPID is returned.
+    let release: () => void;
+    try {
+      release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs / 2);
+    } catch {
+      throw pveDie(`unable to create VM ${vmid} - ${lockTimeoutText(vmid)}`);
+    }
+    try {
+      const existing = sim.cluster.vms.get(vmid);
+      if (existing) throw pveDie(`unable to create VM ${vmid} - VM ${vmid} already exists on node '${existing.node}'`);
+      sim.cluster.addVm({ vmid, node, config: { lock: 'create' }, statusLog: [{ at: Date.now(), status: 'stopped' }] });
+    } finally {
+      release();
+    }
+
+    return sim.tasks.start({
+      node, type: 'qmcreate', id: String(vmid), identity,
+      worker: async (ctx) => {
+        const vm = sim.cluster.vms.get(vmid)!;
+        const allocated: { storage: string; bytes: number }[] = [];
+        try {
+          for (const v of volumes) {
+            const volname = v.cloudinit ? `vm-${vmid}-cloudinit` : `vm-${vmid}-disk-${allocated.filter((a) => a.bytes > 0).length}`;
+            const bytes = Math.floor(v.gib * 1024 ** 3);
+            await allocateVolume(sim, v.storage, node, bytes, volname);
+            allocated.push({ storage: v.storage, bytes });
+            const opts = splitPropertyString(config[v.key]!, 'file');
+            config[v.key] = v.cloudinit
+              ? joinPropertyString({ ...opts, file: `${v.storage}:${volname}`, media: 'cdrom' }, 'file')
+              : joinPropertyString({ ...opts, file: `${v.storage}:${volname}`, size: `${v.gib}G` }, 'file');
+            ctx.log(`${v.key}: successfully created disk '${config[v.key]}'`);
+          }
+          await sleep(sim.timing.createMs);
+          ctx.failIfInjected();
+        } catch (err) {
+          if (err instanceof WorkerKilled) throw err;
+          for (const a of allocated) sim.capacity.release(sim.cluster.storages.get(a.storage)!, node, a.bytes);
+          sim.cluster.removeVm(vmid);
+          throw new Error(`unable to create VM ${vmid} - ${err instanceof Error ? err.message : String(err)}`);
+        }
+        vm.config = withCreateDefaults(config);
+        vm.pool = params.str('pool');
+        if (params.bool('start')) {
+          ctx.log(`starting VM ${vmid} in its own task`);
+          startInBackground(sim, node, vmid, identity);
+        }
+      },
+    }).upid;
+  },
+};
+
+/** What the create worker adds: identity (SMBIOS uuid, vmgenid, MACs), `meta`, a boot order. */
+function withCreateDefaults(input: VmConfig): VmConfig {
+  const config: VmConfig = { ...input };
+  for (const key of Object.keys(config)) {
+    if (!/^net\d+$/.test(key)) continue;
+    const nic = splitPropertyString(config[key]!, 'model');
+    const model = nic.model ?? Object.keys(nic)[0] ?? 'virtio';
+    const hasMac = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(nic[model] ?? '') || nic.macaddr !== undefined;
+    if (!hasMac) config[key] = config[key]!.replace(new RegExp(`^${model}(?=,|$)`), `${model}=${randomMac()}`);
+  }
+  config.smbios1 ??= `uuid=${newUuid()}`;
+  config.vmgenid ??= newUuid();
+  config.meta ??= `creation-qemu=9.0.2,ctime=${Math.floor(Date.now() / 1000)}`;
+  if (config.boot === undefined) {
+    const order = Object.keys(config).filter((k) => DRIVE_KEY_RE.test(k) || /^net\d+$/.test(k));
+    if (order.length) config.boot = `order=${order.join(';')}`;
+  }
+  return config;
+}
+
+function vmListEntry(sim: SimContext, vm: VmState): Record<string, unknown> {
+  const run = vm.run;
+  return {
+    vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, status: run ? 'running' : 'stopped',
+    cpus: vmCpus(vm), maxmem: vmMaxmem(vm), maxdisk: vmMaxdisk(vm), uptime: run ? Math.floor((Date.now() - run.startedAt) / 1000) : 0,
+    cpu: run ? 0.02 : 0, mem: run ? Math.floor(vmMaxmem(vm) * 0.3) : 0, disk: 0, netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+    ...(run ? { pid: run.pid, qmpstatus: run.paused ? 'paused' : 'running' } : {}),
+    ...(vm.config.tags !== undefined ? { tags: vm.config.tags } : {}),
+    ...(vm.config.lock !== undefined ? { lock: vm.config.lock } : {}),
+    ...(vm.config.template === '1' ? { template: 1 } : {}),
+    ...(haManaged(sim, vm.vmid) ? { hastate: sim.cluster.ha.get(vm.vmid)!.state } : {}),
+  };
+}
+
+const list: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/qemu',
+  handle: ({ identity, params }, sim) => {
+    const node = params.req('node');
+    return [...sim.cluster.vms.values()]
+      .filter((vm) => vm.node === node && sim.perms.has(identity, `/vms/${vm.vmid}`, ['VM.Audit']))
+      .map((vm) => vmListEntry(sim, vm));
+  },
+};
+
+const SUBDIRS = ['config', 'pending', 'cloudinit', 'status', 'unlink', 'vncproxy', 'termproxy', 'migrate', 'resize',
+  'move', 'rrd', 'rrddata', 'monitor', 'agent', 'snapshot', 'spiceproxy', 'sendkey', 'firewall', 'mtunnel',
+  'remote_migrate'];
+
+const index: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/qemu/{vmid}',
+  handle: ({ params }, sim) => {
+    loadVm(sim, params.req('node'), Number(params.req('vmid')));
+    return SUBDIRS.map((subdir) => ({ subdir }));
+  },
+};
+
+export const createRoutes: Route[] = [create, list, index];
