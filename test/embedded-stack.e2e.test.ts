@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generateApiKey } from '../src/api/auth/apiKeys';
 import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
 import { requireTemporalBinary } from '../src/temporal/binaries';
@@ -23,10 +24,17 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
   /** Every HTTP answer the test saw: checked for secrets at the end. */
   const answers: string[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
+  /** The keys the stack is started with (API_KEYS): clear here, hashed by the API on load. */
+  const keys = {
+    requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
+    admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
+    operator: { id: 'ops', role: 'operator', key: generateApiKey() },
+  };
+
+  const api = async (method: string, path: string, body?: unknown, as: keyof typeof keys = 'operator') => {
     const res = await fetch(`${stack.apiUrl}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${keys[as].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -48,6 +56,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
         SIM_PVE_PORT: '0',
         SIM_NETBIRD_PORT: '0',
         SIM_TIMING: 'fast',
+        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
       },
     });
   });
@@ -58,12 +67,12 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
   });
 
   test('a request goes from submission through approval to a fulfilled VM and back to nothing', async () => {
-    const created = await api('POST', '/api/device_requests', validRequestBody());
+    const created = await api('POST', '/api/device_requests', validRequestBody(), 'requester');
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const serial: string = created.body.serial;
     assert.match(serial, /^VM-[0-9A-Z]{5}$/);
 
-    const pending = await api('GET', `/api/device_requests/${serial}`);
+    const pending = await api('GET', `/api/device_requests/${serial}`, undefined, 'requester');
     assert.equal(pending.status, 200);
     assert.equal(pending.body.status, 'Pending');
 
@@ -73,11 +82,14 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
       return undefined;
     });
 
-    const approved = await api('POST', `/api/device_requests/${serial}/approve`, { by: 'admin@acme.example' });
+    const byRequester = await api('POST', `/api/device_requests/${serial}/approve`, {}, 'requester');
+    assert.equal(byRequester.status, 403, 'only admins approve');
+
+    const approved = await api('POST', `/api/device_requests/${serial}/approve`, {}, 'admin');
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.equal(approved.body.status, 'Approved');
 
-    const twice = await api('POST', `/api/device_requests/${serial}/approve`, { by: 'admin@acme.example' });
+    const twice = await api('POST', `/api/device_requests/${serial}/approve`, {}, 'admin');
     assert.equal(twice.status, 409, 'a second approval is refused, not ignored');
     assert.match(twice.body.detail, /cannot approve/);
 
@@ -127,13 +139,23 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
       assert.ok(user?.auto_groups.includes(consultantsGroup.id), `${email} carries consultants-${serial}`);
     }
 
-    const completing = await api('POST', `/api/device_requests/${serial}/complete`, { by: 'rita@acme.example' });
+    // The build log, replayed as Server-Sent Events now that the build is done, ending with the build.
+    const stream = await fetch(`${stack.apiUrl}/api/device_requests/${serial}/logs`, { headers: { authorization: `Bearer ${keys.requester.key}` } });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const sse = await stream.text();
+    answers.push(sse);
+    assert.match(sse, /event: log\ndata: \{"attempt":1,/);
+    assert.match(sse, /event: end\ndata: \{"status":"Fulfilled","build_state":"completed"\}\n\n$/);
+
+    const completing = await api('POST', `/api/device_requests/${serial}/complete`, {}, 'requester');
     assert.equal(completing.status, 200, JSON.stringify(completing.body));
     const done = await waitFor('the request to be completed', async () => {
       const r = await api('GET', `/api/device_requests/${serial}`);
       return r.body.status === 'Completed' ? r.body : undefined;
     });
     assert.deepEqual(done.leftovers, []);
+    assert.ok(done.timeline.some((t: { by?: string }) => t.by === 'rita@acme.example'), 'the completion is recorded as the key holder\'s');
 
     // Nothing is left: no VM, no snippet, no peer, no groups, no policy, no setup key, no user carries the group.
     assert.equal(stack.world!.pve.dump().vms.find((v) => v.vmid === vmid), undefined);
@@ -146,7 +168,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.ok(after.users.every((u) => !u.auto_groups.includes(consultantsGroup.id)));
 
     // No secret in any API answer or in the request's workflow histories.
-    const secrets = { setupKey, pveToken: stack.config.PVE_TOKEN_SECRET!, netbirdToken: stack.config.NETBIRD_TOKEN! };
+    const secrets = { setupKey, pveToken: stack.config.PVE_TOKEN_SECRET!, netbirdToken: stack.config.NETBIRD_TOKEN!, apiKey: keys.requester.key };
     const histories = await Promise.all(
       [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) =>
         JSON.stringify(await stack.client.workflow.getHandle(id).fetchHistory()),
@@ -189,7 +211,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
       assert.equal(badSerial.body.issues[0].field, 'serial');
       const unknown = await api('GET', '/api/device_requests/VM-ZZZZZ');
       assert.equal(unknown.status, 404);
-      const rejectWithoutReason = await api('POST', '/api/device_requests/VM-ZZZZZ/reject', { by: 'admin' });
+      const rejectWithoutReason = await api('POST', '/api/device_requests/VM-ZZZZZ/reject', {});
       assert.equal(rejectWithoutReason.status, 400);
       assert.equal(rejectWithoutReason.body.issues[0].field, 'reason');
       assert.equal(starts.length, 0, 'no workflow was started');

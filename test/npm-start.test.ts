@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { hashApiKey } from '../src/api/auth/apiKeys';
 import { referencePath } from '../src/reference';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { freePort } from './support/ports';
@@ -42,6 +43,17 @@ test('npm start prints where everything is, serves the API, and SIGINT stops eve
     assert.match(out, /Ctrl-C stops everything/);
     const health = await fetch(`http://127.0.0.1:${ports.api}/readyz`);
     assert.equal(health.status, 200);
+
+    // No keys configured: the API is not left open. An operator key is created, shown once, and kept only hashed.
+    const apiKey = /operator API key \(shown only this once\): (pvf_[A-Za-z0-9_-]{43})\n/.exec(out)?.[1];
+    assert.ok(apiKey, `the start prints the operator API key it created:\n${out}`);
+    const keysFile = readFileSync(join(dataDir, 'api-keys.json'), 'utf8');
+    assert.ok(!keysFile.includes(apiKey), 'the key file holds no clear key');
+    assert.ok(keysFile.includes(hashApiKey(apiKey)), 'the key file holds its hash');
+    assert.equal(statSync(join(dataDir, 'api-keys.json')).mode & 0o777, 0o600, 'only its owner reads the key file');
+    const list = `http://127.0.0.1:${ports.api}/api/device_requests`;
+    assert.equal((await fetch(list)).status, 401);
+    assert.equal((await fetch(list, { headers: { authorization: `Bearer ${apiKey}` } })).status, 200);
     const ui = await fetch(`http://127.0.0.1:${ports.ui}/`);
     assert.equal(ui.status, 200, 'Temporal UI answers');
 

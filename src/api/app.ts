@@ -1,40 +1,65 @@
 import type { Client } from '@temporalio/client';
 import express, { type ErrorRequestHandler } from 'express';
+import type { RequestPolicy } from '../domain/requestPolicy';
+import { defaultApiTimings, type ApiTimings } from './apiConfig';
+import type { ApiKeyStore } from './auth/apiKeys';
+import { authenticate } from './auth/authenticate';
+import { apiContext } from './context';
+import { buildOpenApiDocument } from './openapi';
 import { problem } from './problems';
 import { deviceRequestRoutes } from './routes/deviceRequests';
+import { docsRoutes } from './routes/docs';
+import { templateRoutes } from './routes/templates';
+import { webhookRoutes } from './routes/webhooks';
 
 export interface AppDeps {
   client: Client;
   taskQueue: string;
+  /** Fixed into every request submitted through this API (see requestPolicyFromConfig). */
+  policy: RequestPolicy;
+  /** Who may call the API. An empty store locks every authenticated route. */
+  apiKeys: ApiKeyStore;
+  /** The webhook intake's HMAC secret; without it the intake answers 503. */
+  webhookSecret?: string;
+  timings?: Partial<ApiTimings>;
 }
 
-/** The HTTP API. Exported as a factory so tests build it with their own Temporal client. */
+/** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
+  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, timings: { ...defaultApiTimings, ...deps.timings } });
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '256kb' }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
     try {
-      await deps.client.workflowService.getSystemInfo({});
+      await ctx.temporal(() => deps.client.workflowService.getSystemInfo({}));
       res.json({ status: 'ready' });
     } catch {
       problem(res, 503, 'not ready', 'Temporal is not reachable');
     }
   });
+  app.use('/api', docsRoutes(buildOpenApiDocument()));
+  // Before the JSON parser: the signature is over the raw bytes, so the intake reads the body itself.
+  app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));
 
-  app.use('/api/device_requests', deviceRequestRoutes(deps));
+  // Who is calling comes first: an unknown caller learns nothing, not even that its body was malformed.
+  const auth = authenticate(deps.apiKeys);
+  const json = express.json({ limit: '256kb' });
+  app.use('/api/device_requests', auth, json, deviceRequestRoutes(ctx));
+  app.use('/api/templates', auth, templateRoutes(ctx));
 
-  app.use('/api', (_req, res) => problem(res, 404, 'not found'));
+  app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
+    if (res.headersSent) return;
     // Malformed JSON and oversized bodies are the caller's mistake; say so without echoing the body back.
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 400) return problem(res, 400, 'invalid request', 'the body is not valid JSON');
     if (status === 413) return problem(res, 413, 'body too large', 'the limit is 256 kB');
     if (status < 500) return problem(res, status, 'invalid request');
+    console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');
   };
   app.use(onError);

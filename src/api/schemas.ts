@@ -1,36 +1,183 @@
 import { z } from 'zod';
 import { serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import type { RequestStatus } from '../workflows/types';
 
 /**
- * The HTTP API's bodies. Field names are the wire's (snake_case); `toDeviceRequest` maps them to the domain. Every
- * body is strict: an unknown field is a mistake the caller should hear about, not a silently ignored setting.
+ * The HTTP API's wire shapes: the bodies and query strings it parses (field names are the wire's, snake_case) and the
+ * answers it documents. The OpenAPI document is generated from these same schemas. Every input is strict: an unknown
+ * field is a mistake the caller should hear about, not a silently ignored setting.
  */
-export const createDeviceRequestBody = z.strictObject({
-  name: vmNameSchema,
-  client: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ - only'),
-  requester: z.email(),
-  consultants: z.array(z.email()).min(1, 'name at least one consultant').max(50),
-  period: z.strictObject({
-    start: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-01T09:00:00Z' }),
-    end: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-15T18:00:00Z' }),
-  }),
-  template_vmid: z.number().int().min(100).max(999_999_999).optional(),
-  cores: z.number().int().min(1).max(64).default(2),
-  memory_mib: z.number().int().min(512).max(262_144).default(2048),
-  full_clone: z.boolean().optional(),
-  ssh_keys: z.array(z.string().max(16_384)).max(20).default([]),
-}).refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' });
+
+const dateTime = (example: string) =>
+  z.iso.datetime({ offset: true, message: `must be an ISO 8601 date-time, e.g. ${example}` }).meta({ example });
+
+export const orgSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ - only')
+  .meta({ description: 'The client organisation the VM is for.', example: 'Acme Corp' });
+
+export const createDeviceRequestBody = z
+  .strictObject({
+    name: vmNameSchema.meta({ example: 'kali' }),
+    client: orgSchema,
+    requester: z.email().meta({ example: 'rita@acme.example' }),
+    consultants: z.array(z.email()).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
+    period: z.strictObject({ start: dateTime('2026-12-01T09:00:00Z'), end: dateTime('2026-12-15T18:00:00Z') }),
+    template_vmid: z.number().int().min(100).max(999_999_999).optional(),
+    cores: z.number().int().min(1).max(64).default(2),
+    memory_mib: z.number().int().min(512).max(262_144).default(2048),
+    full_clone: z.boolean().optional(),
+    ssh_keys: z.array(z.string().max(16_384)).max(20).default([]),
+  })
+  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
+  .meta({ id: 'DeviceRequestSubmission' });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
 
-export const actorBody = z.strictObject({
-  by: z.string().min(1).max(200).default('api'),
-  note: z.string().max(2000).optional(),
+const note = z.string().max(2000).optional().meta({ description: 'Recorded on the request timeline.' });
+
+/** approve, cancel, rebuild, complete. Who acts is the API key's holder, never a body field. */
+export const actionBody = z.strictObject({ note }).meta({ id: 'Action' });
+
+export const rejectBody = z.strictObject({ reason: z.string().min(1, 'say why the request is rejected').max(2000) }).meta({ id: 'Rejection' });
+
+export const extendBody = z
+  .strictObject({ new_end: dateTime('2026-12-22T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
+  .meta({ id: 'Extension' });
+
+export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
+
+export const requestStatuses = [
+  'Pending',
+  'Approved',
+  'Imaging',
+  'Provisioning',
+  'Configuring',
+  'Fulfilled',
+  'Failed',
+  'Rejected',
+  'Expired',
+  'Cancelled',
+  'Completing',
+  'Completed',
+] as const satisfies readonly RequestStatus[];
+// Fails to compile when the workflows add a status this list lacks.
+const everyStatusListed: Exclude<RequestStatus, (typeof requestStatuses)[number]> extends never ? true : never = true;
+void everyStatusListed;
+
+export const requestStatusSchema = z.enum(requestStatuses);
+
+/** Filters of the list. Values reach a visibility query: their alphabets leave no room for quotes. */
+export const listQuery = z
+  .strictObject({
+    org: orgSchema.optional(),
+    status: requestStatusSchema.optional(),
+    consultant: z.email().optional().meta({ description: 'Requests giving this consultant access.' }),
+    from: dateTime('2026-12-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
+    to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this.' }),
+    page_size: z.coerce.number().int().min(1).max(100).default(25),
+    page_token: z.string().max(8192).regex(/^[A-Za-z0-9_-]+$/, 'must be a next_page_token from an earlier answer').optional(),
+  })
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { path: ['to'], message: 'must not be before from' });
+
+export type ListQuery = z.infer<typeof listQuery>;
+
+export const deliveryHeaders = z.object({
+  'x-pveflow-delivery': z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{8,128}$/, '8-128 characters of letters, digits, . _ : -')
+    .meta({ description: 'Unique per delivery; a redelivery repeats it and starts nothing new.' }),
+  'x-pveflow-signature': z
+    .string()
+    .regex(/^sha256=[0-9a-f]{64}$/, 'must be sha256=<hex HMAC-SHA256 of the raw body under WEBHOOK_SECRET>')
+    .meta({ description: 'sha256=<hex HMAC-SHA256 of the raw body, keyed with WEBHOOK_SECRET>' }),
 });
 
-export const rejectBody = z.strictObject({
-  by: z.string().min(1).max(200).default('api'),
-  reason: z.string().min(1, 'say why the request is rejected').max(2000),
+// ── Answers (documented; built by the routes) ────────────────────────────────────────────────────────────────────
+
+export const problemSchema = z.object({ error: z.string(), detail: z.string().optional() }).meta({ id: 'Problem' });
+
+export const validationProblemSchema = z
+  .object({ error: z.literal('invalid request'), issues: z.array(z.object({ field: z.string(), reason: z.string() })) })
+  .meta({ id: 'ValidationProblem' });
+
+export const submittedSchema = z.object({ serial: serialSchema, status: requestStatusSchema }).meta({ id: 'Submitted' });
+
+export const deliveryAnswerSchema = z
+  .object({ serial: serialSchema, duplicate: z.boolean().meta({ description: 'true: an earlier delivery already started this request' }) })
+  .meta({ id: 'DeliveryAccepted' });
+
+export const updateResultSchema = z.object({ serial: serialSchema, status: requestStatusSchema }).meta({ id: 'UpdateResult' });
+
+export const requestSummarySchema = z
+  .object({
+    serial: serialSchema,
+    org: z.string(),
+    status: requestStatusSchema,
+    build_status: z.string().optional(),
+    vm_id: z.number().int().optional(),
+    node: z.string().optional(),
+    consultants: z.array(z.string()),
+    period: z.object({ start: z.string().optional(), end: z.string().optional() }),
+    submitted_at: z.string(),
+    closed_at: z.string().optional(),
+    open: z.boolean().meta({ description: 'false once the request workflow has ended' }),
+  })
+  .meta({ id: 'DeviceRequestSummary' });
+
+export type RequestSummary = z.infer<typeof requestSummarySchema>;
+
+export const requestPageSchema = z
+  .object({ items: z.array(requestSummarySchema), next_page_token: z.string().optional() })
+  .meta({ id: 'DeviceRequestPage' });
+
+const buildSchema = z.object({
+  workflowId: z.string(),
+  attempt: z.number().int(),
+  state: z.enum(['queued', 'started', 'building', 'completed', 'failed', 'cancelling', 'cancelled']),
+  stage: z.string(),
+  progress: z.number(),
+  log: z.array(z.object({ at: z.string(), stage: z.string(), message: z.string() })),
+  error: z.string().optional(),
+  leftovers: z.array(z.string()),
 });
 
-export const serialParam = z.strictObject({ serial: serialSchema });
+export const requestRecordSchema = z
+  .object({
+    serial: serialSchema,
+    request: z.looseObject({ serial: z.string(), name: z.string(), org: z.string(), requester: z.string(), consultants: z.array(z.string()) }),
+    status: requestStatusSchema,
+    build: buildSchema.optional(),
+    device: z.object({
+      vmid: z.number().int().optional(),
+      node: z.string().optional(),
+      hostname: z.string(),
+      ip: z.string().optional(),
+      vpnIp: z.string().optional(),
+      vpnHostname: z.string().optional(),
+    }),
+    timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
+    leftovers: z.array(z.string()),
+    drift: z.looseObject({ kind: z.string(), at: z.string() }).optional(),
+  })
+  .meta({ id: 'DeviceRequestRecord', description: 'The whole record of a request, never a secret.' });
+
+export const templateListSchema = z
+  .object({
+    synced_at: z.string().meta({ description: 'When the cluster sync that saw these templates ran.' }),
+    templates: z.array(
+      z.object({
+        vmid: z.number().int(),
+        name: z.string(),
+        node: z.string(),
+        cores: z.number().int().optional(),
+        memoryMiB: z.number().int().optional(),
+        diskGiB: z.number().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'TemplateList' });
+
+export const healthSchema = z.object({ status: z.string() }).meta({ id: 'Health' });

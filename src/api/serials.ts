@@ -1,12 +1,26 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 
 // No 0/O, 1/I: people read serials aloud and type them.
 const ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZ';
+const LENGTH = 5;
 
 /** `VM-XXXXX`: the request's public id, and the key of its workflow (`vm-request-VM-XXXXX`). */
 export function newSerial(): string {
   let s = '';
-  for (let i = 0; i < 5; i++) s += ALPHABET[randomInt(ALPHABET.length)];
+  for (let i = 0; i < LENGTH; i++) s += ALPHABET[randomInt(ALPHABET.length)];
+  return `VM-${s}`;
+}
+
+/**
+ * The serial a webhook delivery gets: derived from its delivery id, so a redelivery lands on the same workflow id and
+ * starts nothing new. `candidate` walks a fixed sequence for the rare delivery whose first serial is already taken
+ * by another request; a redelivery walks the same sequence and meets its own request at the same step.
+ */
+export function serialForDelivery(deliveryId: string, candidate: number): string {
+  const digest = createHash('sha256').update(`pveflow-delivery:${deliveryId}:${candidate}`).digest();
+  let s = '';
+  // 32 symbols: 5 bits of the digest per character.
+  for (let i = 0; i < LENGTH; i++) s += ALPHABET[digest[i]! & 31];
   return `VM-${s}`;
 }
 

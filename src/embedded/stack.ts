@@ -4,11 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import { loadApiSettings } from '../api/apiConfig';
 import { createApp } from '../api/app';
-import { loadConfig, type Config } from '../config';
+import { ApiKeyStore } from '../api/auth/apiKeys';
+import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
+import { loadConfig, requestPolicyFromConfig, type Config } from '../config';
 import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
 import { searchAttributeDefinitions } from '../workflows/searchAttributes';
-import { createActivityDeps, createWorker } from '../worker';
+import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
+import { ensureSyncSchedule } from '../temporal/syncSchedule';
 import { startDevServer, type RunningDevServer } from './devServer';
 import { simulatorTimings } from './simulatorTimings';
 
@@ -81,11 +85,13 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
 
     const workerConnection = await NativeConnection.connect({ address });
     stops.push(() => workerConnection.close());
+    const deps = createActivityDeps(config);
+    stops.push(() => closeActivityDeps(deps));
     const worker: Worker = await createWorker({
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
-      deps: createActivityDeps(config),
+      deps,
       workflowBundle: opts.workflowBundle,
     });
     const running = worker.run();
@@ -97,7 +103,29 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const clientConnection = await Connection.connect({ address });
     stops.push(() => clientConnection.close());
     const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
-    const app = createApp({ client, taskQueue: config.TEMPORAL_TASK_QUEUE });
+    await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
+    const apiSettings = loadApiSettings(env);
+    let apiKeys = apiSettings.keys;
+    if (!apiKeys) {
+      // No key configured: the API is still never open. The first start creates an operator key and shows it once.
+      const keysFile = join(dataDir, 'api-keys.json');
+      const embedded = ensureEmbeddedApiKeys(keysFile);
+      apiKeys = embedded.entries;
+      if (embedded.createdKey) {
+        console.log(`[pveflow] no API keys configured (API_KEYS_FILE, API_KEYS): created ${keysFile} with an operator key, stored hashed.`);
+        console.log(`[pveflow] operator API key (shown only this once): ${embedded.createdKey}`);
+      } else {
+        console.log(`[pveflow] API keys from ${keysFile}`);
+      }
+    }
+    const app = createApp({
+      client,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      policy: requestPolicyFromConfig(config),
+      apiKeys: new ApiKeyStore(apiKeys),
+      webhookSecret: apiSettings.webhookSecret,
+      timings: apiSettings.timings,
+    });
     const server: Server = await new Promise((ok, fail) => {
       const s = app.listen(config.API_PORT, config.API_HOST, () => ok(s));
       s.once('error', fail);

@@ -1,97 +1,135 @@
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
-import type { DeviceRequest } from '../../domain/deviceRequest';
-import { deviceRequestSchema } from '../../domain/deviceRequest';
 import {
   approveUpdate,
   buildStatusQuery,
   cancelUpdate,
   completeUpdate,
+  extendUpdate,
   rebuildUpdate,
   rejectUpdate,
   statusQuery,
   type UpdateResult,
 } from '../../workflows/messages';
-import { ConsultantsKey, OrgKey, RequestStatusKey, SerialKey } from '../../workflows/searchAttributes';
 import type { RequestRecord } from '../../workflows/types';
-import type { vmRequest } from '../../workflows/vmRequest';
-import { badRequest } from '../problems';
-import { actorBody, createDeviceRequestBody, rejectBody, serialParam, type CreateDeviceRequestBody } from '../schemas';
+import { actorOf, type Principal } from '../auth/apiKeys';
+import { permit } from '../auth/authenticate';
+import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import type { ApiContext } from '../context';
+import { badRequest, problem } from '../problems';
+import { findRequest } from '../requestAccess';
+import { decodePageToken, listRequests } from '../requestList';
+import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
 import { newSerial, requestWorkflowId } from '../serials';
+import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendTemporalError } from '../temporalErrors';
+import { streamRequestLogs } from './requestLogs';
 
-export interface DeviceRequestRoutesDeps {
-  client: Client;
-  taskQueue: string;
-}
-
-/** `/api/device_requests`: submit, read, and move a request through its life. Every action is a Workflow Update. */
-export function deviceRequestRoutes({ client, taskQueue }: DeviceRequestRoutesDeps): Router {
+/**
+ * `/api/device_requests`: submit, find, read and move a request through its life. Every change is a Workflow Update,
+ * so the caller hears what the workflow decided (or why it refused). Who acted is the API key's holder.
+ */
+export function deviceRequestRoutes(ctx: ApiContext): Router {
   const router = Router();
+  const { client } = ctx;
 
   router.post('/', async (req, res) => {
+    const principal = permit(res, 'submit');
+    if (!principal) return;
     const body = createDeviceRequestBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
+    if (!mayActIn(principal, body.data.client)) {
+      return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
+    }
     // A serial collision is astronomically rare, but the workflow id is the source of uniqueness: try again.
     for (let i = 0; i < 3; i++) {
-      const request = toDeviceRequest(newSerial(), body.data);
+      const built = toDeviceRequest(newSerial(), body.data);
+      if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
       try {
-        await client.workflow.start<typeof vmRequest>('vmRequest', {
-          workflowId: requestWorkflowId(request.serial),
-          taskQueue,
-          args: [{ request }],
-          typedSearchAttributes: [
-            { key: SerialKey, value: request.serial },
-            { key: OrgKey, value: request.org },
-            { key: RequestStatusKey, value: 'Pending' },
-            { key: ConsultantsKey, value: request.consultants },
-          ],
-          staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
-          staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,
-        });
-        return res.status(201).location(`/api/device_requests/${request.serial}`).json({ serial: request.serial, status: 'Pending' });
+        await startRequestWorkflow(ctx, built.request);
+        const serial = built.request.serial;
+        return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
         return sendTemporalError(res, err);
       }
     }
-    return sendTemporalError(res, new Error('could not allocate a unique serial'));
+    return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
+  });
+
+  router.get('/', async (req, res) => {
+    const principal = permit(res, 'list');
+    if (!principal) return;
+    const query = listQuery.safeParse(req.query);
+    if (!query.success) return badRequest(res, query.error, 'query');
+    const { page_size, page_token, ...filter } = query.data;
+    const own = orgOf(principal);
+    if (own !== undefined && filter.org !== undefined && filter.org !== own) {
+      return problem(res, 403, 'forbidden', `key ${principal.id} sees only the requests of ${own}`);
+    }
+    const token = page_token === undefined ? undefined : decodePageToken(page_token);
+    if (page_token !== undefined && !token) return badPageToken(res);
+    try {
+      res.json(await listRequests(ctx, { ...filter, org: own ?? filter.org }, { size: page_size, token }));
+    } catch (err) {
+      if (isBadPageToken(err)) return badPageToken(res);
+      sendTemporalError(res, err);
+    }
   });
 
   router.get('/:serial', async (req, res) => {
+    const principal = permit(res, 'read');
+    if (!principal) return;
     const serial = serialOf(req, res);
     if (!serial) return;
+    if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
-      const handle = client.workflow.getHandle(requestWorkflowId(serial));
-      const record = await handle.query(statusQuery);
-      res.json(await withLiveBuild(client, record));
+      const record = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
+      res.json(await withLiveBuild(ctx, record));
     } catch (err) {
       sendTemporalError(res, err, serial);
     }
   });
 
-  const action = <A>(name: string, update: UpdateDefinition<UpdateResult, [A]>, schema: z.ZodType<A>) => {
-    router.post(`/:serial/${name}`, async (req, res) => {
+  router.get('/:serial/logs', async (req, res) => {
+    const principal = permit(res, 'logs');
+    if (!principal) return;
+    const serial = serialOf(req, res);
+    if (!serial) return;
+    if (!(await findRequest(ctx, res, principal, serial))) return;
+    await streamRequestLogs(ctx, req, res, serial);
+  });
+
+  /** One action: role, input, the request as the key may see it, then the workflow's own decision. */
+  const action = <B, A>(name: Action, update: UpdateDefinition<UpdateResult, [A]>, schema: z.ZodType<B>, toArgs: (body: B, by: string) => A) => {
+    router.post(`/:serial/${name}`, async (req: Request, res: Response) => {
+      const principal: Principal | undefined = permit(res, name);
+      if (!principal) return;
       const serial = serialOf(req, res);
       if (!serial) return;
-      const args = schema.safeParse(req.body ?? {});
-      if (!args.success) return badRequest(res, args.error);
+      const body = schema.safeParse(req.body ?? {});
+      if (!body.success) return badRequest(res, body.error);
+      const found = await findRequest(ctx, res, principal, serial);
+      if (!found) return;
+      if (!found.open) return problem(res, 409, 'refused', `cannot ${name} request ${serial}: it has ended (${found.status ?? 'closed'})`);
       try {
         const handle = client.workflow.getHandle(requestWorkflowId(serial));
-        const result: UpdateResult = await handle.executeUpdate(update, { args: [args.data] });
+        const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
         res.json(result);
       } catch (err) {
         sendTemporalError(res, err, serial);
       }
     });
   };
-  action('approve', approveUpdate, actorBody);
-  action('reject', rejectUpdate, rejectBody);
-  action('rebuild', rebuildUpdate, actorBody);
-  action('complete', completeUpdate, actorBody);
-  action('cancel', cancelUpdate, actorBody);
+  const noted = (b: { note?: string }, by: string) => ({ by, ...(b.note ? { note: b.note } : {}) });
+  action('approve', approveUpdate, actionBody, noted);
+  action('reject', rejectUpdate, rejectBody, (b, by) => ({ by, reason: b.reason }));
+  action('cancel', cancelUpdate, actionBody, noted);
+  action('rebuild', rebuildUpdate, actionBody, noted);
+  action('complete', completeUpdate, actionBody, noted);
+  action('extend', extendUpdate, extendBody, (b, by) => ({ by, newEnd: b.new_end, ...(b.note ? { note: b.note } : {}) }));
 
   return router;
 }
@@ -105,28 +143,24 @@ function serialOf(req: Request, res: Response): string | undefined {
   return parsed.data.serial;
 }
 
-function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): DeviceRequest {
-  return deviceRequestSchema.parse({
-    serial,
-    name: b.name,
-    org: b.client,
-    requester: b.requester,
-    consultants: b.consultants,
-    period: b.period,
-    templateVmid: b.template_vmid,
-    cores: b.cores,
-    memoryMiB: b.memory_mib,
-    fullClone: b.full_clone,
-    sshKeys: b.ssh_keys,
-  });
+function badPageToken(res: Response): void {
+  res.status(400).json({ error: 'invalid request', issues: [{ field: 'page_token', reason: 'not a next_page_token this API handed out (or it has expired)' }] });
+}
+
+/** gRPC status INVALID_ARGUMENT (@grpc/grpc-js is not ours to import). */
+const GRPC_INVALID_ARGUMENT = 3;
+
+/** The list query is ours and always valid, so an argument Temporal refuses can only be the caller's page token. */
+function isBadPageToken(err: unknown): boolean {
+  return isGrpcServiceError(err) && err.code === GRPC_INVALID_ARGUMENT;
 }
 
 /** While a build runs, its own workflow holds the live stage, progress and log: ask it rather than keep a copy. */
-async function withLiveBuild(client: Client, record: RequestRecord): Promise<RequestRecord> {
+async function withLiveBuild(ctx: ApiContext, record: RequestRecord): Promise<RequestRecord> {
   const build = record.build;
   if (!build || ['completed', 'failed', 'cancelled'].includes(build.state)) return record;
   try {
-    return { ...record, build: await client.workflow.getHandle(build.workflowId).query(buildStatusQuery) };
+    return { ...record, build: await ctx.temporal(() => ctx.client.workflow.getHandle(build.workflowId).query(buildStatusQuery)) };
   } catch {
     return record; // the build has not started yet, or just ended: the request's own view is the truth then
   }

@@ -1,0 +1,52 @@
+import type { Principal, Role } from './apiKeys';
+
+/**
+ * Who may do what. Roles decide the action; orgs decide the scope: a requester or admin works only inside their own
+ * org, and a request of another org does not exist for them (404, so that serials cannot be probed). An operator
+ * works across all orgs.
+ */
+export type Action =
+  | 'submit'
+  | 'list'
+  | 'read'
+  | 'logs'
+  | 'approve'
+  | 'reject'
+  | 'cancel'
+  | 'rebuild'
+  | 'extend'
+  | 'complete'
+  | 'templates';
+
+const everyone: Role[] = ['requester', 'admin', 'operator'];
+const deciders: Role[] = ['admin', 'operator'];
+
+export const rolesFor: Record<Action, readonly Role[]> = {
+  submit: everyone,
+  list: everyone,
+  read: everyone,
+  logs: everyone,
+  extend: everyone,
+  complete: everyone,
+  templates: everyone,
+  approve: deciders,
+  reject: deciders,
+  cancel: deciders,
+  rebuild: deciders,
+};
+
+/** Why the principal's role may not do `action`, or undefined when it may. */
+export function roleRefusal(p: Principal, action: Action): string | undefined {
+  if (rolesFor[action].includes(p.role)) return undefined;
+  return `${action} needs the role ${rolesFor[action].join(' or ')}; key ${p.id} is a ${p.role}`;
+}
+
+/** The org a principal is confined to, or undefined for an operator. */
+export function orgOf(p: Principal): string | undefined {
+  return p.role === 'operator' ? undefined : p.org;
+}
+
+export function mayActIn(p: Principal, org: string): boolean {
+  const own = orgOf(p);
+  return own === undefined || own === org;
+}

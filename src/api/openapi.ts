@@ -1,0 +1,173 @@
+import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import type { Action } from './auth/permissions';
+import { rolesFor } from './auth/permissions';
+import {
+  actionBody,
+  createDeviceRequestBody,
+  deliveryAnswerSchema,
+  deliveryHeaders,
+  extendBody,
+  healthSchema,
+  listQuery,
+  problemSchema,
+  rejectBody,
+  requestPageSchema,
+  requestRecordSchema,
+  serialParam,
+  submittedSchema,
+  templateListSchema,
+  updateResultSchema,
+  validationProblemSchema,
+} from './schemas';
+
+/**
+ * The OpenAPI 3 document, generated from the very zod schemas the routes parse with: what it promises is what the
+ * API checks. Built once at start-up.
+ */
+export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateDocument']> {
+  const registry = new OpenAPIRegistry();
+  const bearer = registry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key: `Authorization: Bearer <key>`. Roles: requester (own org), admin (own org), operator (all orgs).',
+  });
+  const secured = [{ [bearer.name]: [] }];
+
+  const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+  const problems = {
+    401: json(problemSchema, 'No API key, or an unknown one.'),
+    403: json(problemSchema, "The key's role or org may not do this."),
+  };
+  const invalid = json(validationProblemSchema, 'Bad input: each field and the reason. Nothing was started or changed.');
+  const notFound = json(problemSchema, 'No such request, or one of another org.');
+  const unavailable = json(problemSchema, 'Temporal unreachable (503) or too slow (504).');
+  const who = (action: Action) => `Roles: ${rolesFor[action].join(', ')}.`;
+
+  const op = (config: RouteConfig) => registry.registerPath(config);
+
+  op({
+    method: 'post',
+    path: '/api/device_requests',
+    operationId: 'submitDeviceRequest',
+    summary: 'Submit a VM request',
+    description: `Starts the request's workflow (Pending). A requester or admin submits only for their own org. ${who('submit')}`,
+    security: secured,
+    request: { body: { required: true, content: { 'application/json': { schema: createDeviceRequestBody } } } },
+    responses: { 201: json(submittedSchema, 'Submitted.'), 400: invalid, ...problems, 503: unavailable },
+  });
+  op({
+    method: 'get',
+    path: '/api/device_requests',
+    operationId: 'listDeviceRequests',
+    summary: 'List and filter requests',
+    description: `From Temporal visibility. Period filters select requests whose period overlaps [from, to]. A requester or admin sees only their org. ${who('list')}`,
+    security: secured,
+    request: { query: listQuery },
+    responses: { 200: json(requestPageSchema, 'One page; pass next_page_token as page_token for the next.'), 400: invalid, ...problems, 503: unavailable },
+  });
+  op({
+    method: 'get',
+    path: '/api/device_requests/{serial}',
+    operationId: 'getDeviceRequest',
+    summary: "A request's whole record",
+    description: `Status, build (live stage, progress, log), device settings, timeline. Never a secret. ${who('read')}`,
+    security: secured,
+    request: { params: serialParam },
+    responses: { 200: json(requestRecordSchema, 'The record.'), 400: invalid, ...problems, 404: notFound, 503: unavailable },
+  });
+  op({
+    method: 'get',
+    path: '/api/device_requests/{serial}/logs',
+    operationId: 'streamDeviceRequestLogs',
+    summary: "A request's build log as Server-Sent Events",
+    description:
+      'Events: `status` {status, build?}, `log` {attempt, at, stage, message}, `timeline` {at, event, by?}, `end` {status, build_state?} ' +
+      '(sent when the build is done or the request has ended, then the stream closes), `error` {message}. Heartbeat comments keep it open; ' +
+      `Last-Event-ID resumes. A finished request replays its history. ${who('logs')}`,
+    security: secured,
+    request: { params: serialParam },
+    responses: {
+      200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
+      400: invalid,
+      ...problems,
+      404: notFound,
+      503: unavailable,
+    },
+  });
+
+  const actions: Array<[Action, string, z.ZodType, string]> = [
+    ['approve', 'Approve a pending request', actionBody, 'Pending → Approved; built at its period start.'],
+    ['reject', 'Reject a pending request', rejectBody, 'Pending → Rejected, with the reason on the timeline.'],
+    ['cancel', 'Cancel the build', actionBody, 'Cancels the running (or not yet started) build; its undos remove what it made.'],
+    ['rebuild', 'Build again after a failure', actionBody, 'Failed or Cancelled → a new build attempt.'],
+    ['extend', 'Move the end of the lease', extendBody, 'Validated: after now and the start, within the maximum lease.'],
+    ['complete', 'End the request now', actionBody, 'Cleans up the VM and its VPN access, then Completed.'],
+  ];
+  for (const [action, summary, body, description] of actions) {
+    op({
+      method: 'post',
+      path: `/api/device_requests/{serial}/${action}`,
+      operationId: `${action}DeviceRequest`,
+      summary,
+      description: `${description} A Workflow Update: the answer is the workflow's decision. Recorded as done by the key's holder. ${who(action)}`,
+      security: secured,
+      request: { params: serialParam, body: { required: false, content: { 'application/json': { schema: body } } } },
+      responses: {
+        200: json(updateResultSchema, 'Done; the status it left the request in.'),
+        400: invalid,
+        ...problems,
+        404: notFound,
+        409: json(problemSchema, "The request's state does not allow this (the workflow's own words)."),
+        503: unavailable,
+      },
+    });
+  }
+
+  op({
+    method: 'get',
+    path: '/api/templates',
+    operationId: 'listTemplates',
+    summary: 'Templates in the pool',
+    description: `As the newest completed cluster sync saw them. ${who('templates')}`,
+    security: secured,
+    responses: { 200: json(templateListSchema, 'The templates.'), ...problems, 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.') },
+  });
+  op({
+    method: 'post',
+    path: '/api/hooks/device_requests',
+    operationId: 'receiveDeviceRequestWebhook',
+    summary: 'Webhook intake for VM requests',
+    description:
+      'Signed with HMAC-SHA256 of the raw body under WEBHOOK_SECRET (no API key). The serial is derived from X-Pveflow-Delivery: a redelivery ' +
+      'answers 200 with the same serial and starts nothing.',
+    request: { headers: deliveryHeaders, body: { required: true, content: { 'application/json': { schema: createDeviceRequestBody } } } },
+    responses: {
+      201: json(deliveryAnswerSchema, 'A new request was started.'),
+      200: json(deliveryAnswerSchema, 'A redelivery: the request its first delivery started.'),
+      400: invalid,
+      401: json(problemSchema, 'Missing or wrong signature.'),
+      409: json(problemSchema, 'The delivery id was already used with a different body.'),
+      503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
+    },
+  });
+  op({ method: 'get', path: '/healthz', operationId: 'health', summary: 'Liveness', responses: { 200: json(healthSchema, 'The process serves.') } });
+  op({
+    method: 'get',
+    path: '/readyz',
+    operationId: 'ready',
+    summary: 'Readiness',
+    responses: { 200: json(healthSchema, 'Temporal is reachable.'), 503: json(problemSchema, 'Temporal is not reachable.') },
+  });
+  op({ method: 'get', path: '/api/openapi.json', operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document.' } } });
+  op({ method: 'get', path: '/api/docs', operationId: 'docs', summary: 'A page listing the operations', responses: { 200: { description: 'HTML.' } } });
+
+  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
+    openapi: '3.0.3',
+    info: {
+      title: 'pveflow API',
+      version: '1.0.0',
+      description: 'Durable VM requests for Proxmox VE on Temporal: submit, approve, follow the build, extend, complete.',
+    },
+  });
+}

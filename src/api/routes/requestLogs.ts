@@ -1,0 +1,123 @@
+import type { Request, Response } from 'express';
+import { buildStatusQuery, statusQuery } from '../../workflows/messages';
+import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../workflows/types';
+import type { ApiContext } from '../context';
+import { requestWorkflowId } from '../serials';
+import { EventStream } from '../sse';
+import { sendTemporalError } from '../temporalErrors';
+
+/** Where a client is in a request's stream: the build attempt, lines of its log, entries of the timeline seen. */
+interface Cursor {
+  attempt: number;
+  log: number;
+  timeline: number;
+}
+
+interface Snapshot {
+  record: RequestRecord;
+  /** The build's log as its own workflow has it right now (live), or as the request recorded it (finished). */
+  build?: BuildTask;
+  open: boolean;
+}
+
+const FINISHED: ReadonlySet<BuildTask['state']> = new Set(['completed', 'failed', 'cancelled']);
+/** Consecutive failed polls before the stream gives up and says so. */
+const MAX_FAILURES = 3;
+
+/**
+ * `GET /api/device_requests/:serial/logs`: the build's log lines as they appear (polling the build's query), and the
+ * request's timeline, as Server-Sent Events. Ends with `end` once the build is done (or the request has ended); a
+ * request long done replays its history and ends. A reconnecting client (Last-Event-ID) resumes where it was.
+ *
+ * Events: `log` {attempt, at, stage, message} · `timeline` {at, event, by?} · `status` {status, build?} ·
+ * `end` {status, build_state?} · `error` {message}. Heartbeat: a `: heartbeat` comment.
+ */
+export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Response, serial: string): Promise<void> {
+  let snapshot: Snapshot;
+  try {
+    // The first look happens before the stream opens, so that Temporal being unreachable is an HTTP status.
+    snapshot = await snapshotOf(ctx, serial);
+  } catch (err) {
+    return sendTemporalError(res, err, serial);
+  }
+  const cursor = parseCursor(req.get('last-event-id')) ?? { attempt: 0, log: 0, timeline: 0 };
+  const stream = new EventStream(res, ctx.timings.sseHeartbeatMs);
+  let lastStatus = '';
+  let failures = 0;
+
+  for (;;) {
+    const { record, build } = snapshot;
+    if (build && build.attempt !== cursor.attempt) Object.assign(cursor, { attempt: build.attempt, log: 0 });
+    const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
+    if (JSON.stringify(status) !== lastStatus) {
+      lastStatus = JSON.stringify(status);
+      stream.send('status', status, idOf(cursor));
+    }
+    for (const item of newItems(cursor, build?.log ?? [], record.timeline)) {
+      if ('stage' in item) {
+        cursor.log += 1;
+        stream.send('log', { attempt: cursor.attempt, at: item.at, stage: item.stage, message: item.message }, idOf(cursor));
+      } else {
+        cursor.timeline += 1;
+        stream.send('timeline', item, idOf(cursor));
+      }
+    }
+    if (isDone(snapshot)) {
+      stream.send('end', { status: record.status, ...(record.build ? { build_state: record.build.state } : {}) }, idOf(cursor));
+      return stream.close();
+    }
+
+    await stream.sleep(ctx.timings.logPollMs);
+    if (stream.closed) return; // the client went away
+    try {
+      snapshot = await snapshotOf(ctx, serial);
+      failures = 0;
+    } catch (err) {
+      if (++failures >= MAX_FAILURES) {
+        stream.send('error', { message: `lost touch with request ${serial}: ${err instanceof Error ? err.message : String(err)}; reconnect to resume` });
+        return stream.close();
+      }
+    }
+  }
+}
+
+async function snapshotOf(ctx: ApiContext, serial: string): Promise<Snapshot> {
+  const handle = ctx.client.workflow.getHandle(requestWorkflowId(serial));
+  const [record, description] = await Promise.all([ctx.temporal(() => handle.query(statusQuery)), ctx.temporal(() => handle.describe())]);
+  const open = description.status.name === 'RUNNING';
+  let build = record.build;
+  if (build && !FINISHED.has(build.state)) {
+    try {
+      build = await ctx.temporal(() => ctx.client.workflow.getHandle(build!.workflowId).query(buildStatusQuery));
+    } catch {
+      // Not started yet, or just ended: the request's own copy is the truth for this poll.
+    }
+  }
+  return { record, build, open };
+}
+
+/** Done: the request has ended, or its current build has finished (the record already holds its final log). */
+function isDone({ record, open }: Snapshot): boolean {
+  return !open || (record.build !== undefined && FINISHED.has(record.build.state));
+}
+
+/** Log lines and timeline entries past the cursor, in time order (log first on a tie: it says what happened). */
+function newItems(cursor: Cursor, log: BuildLogLine[], timeline: TimelineEntry[]): Array<BuildLogLine | TimelineEntry> {
+  const lines = log.slice(cursor.log);
+  const entries = timeline.slice(cursor.timeline);
+  const out: Array<BuildLogLine | TimelineEntry> = [];
+  let i = 0;
+  let j = 0;
+  while (i < lines.length || j < entries.length) {
+    if (j >= entries.length || (i < lines.length && lines[i]!.at <= entries[j]!.at)) out.push(lines[i++]!);
+    else out.push(entries[j++]!);
+  }
+  return out;
+}
+
+const idOf = (c: Cursor) => `${c.attempt}.${c.log}.${c.timeline}`;
+
+function parseCursor(id: string | undefined): Cursor | undefined {
+  const m = id ? /^(\d{1,6})\.(\d{1,9})\.(\d{1,9})$/.exec(id) : null;
+  return m ? { attempt: Number(m[1]), log: Number(m[2]), timeline: Number(m[3]) } : undefined;
+}

@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import express, { Router } from 'express';
+import type { ApiContext } from '../context';
+import { badRequest, problem } from '../problems';
+import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
+import { requestWorkflowId, serialForDelivery } from '../serials';
+import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { sendTemporalError } from '../temporalErrors';
+import { verifyWebhookSignature } from '../webhookSignature';
+
+/** How many derived serials a delivery may walk past (taken by other requests) before giving up. */
+const MAX_CANDIDATES = 8;
+
+/**
+ * `POST /api/hooks/device_requests`: a request portal's webhook. The signature is checked over the raw body before
+ * anything is parsed. The serial — and so the workflow id — is derived from the delivery id, so a redelivery (the
+ * sender retrying after a lost answer) finds the workflow its first delivery started and starts nothing new.
+ */
+export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Router {
+  const router = Router();
+  router.post('/device_requests', express.raw({ type: () => true, limit: '256kb' }), async (req, res) => {
+    if (!secret) return problem(res, 503, 'webhooks disabled', 'the webhook intake is off: set WEBHOOK_SECRET to turn it on');
+    // Nothing about an unsigned body is looked at, not even its delivery id.
+    const signature = deliveryHeaders.shape['x-pveflow-signature'].safeParse(req.get('x-pveflow-signature'));
+    if (!signature.success) {
+      return problem(res, 401, 'unauthenticated', 'X-Pveflow-Signature must be sha256=<hex HMAC-SHA256 of the raw body under the shared secret>');
+    }
+    const raw: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!verifyWebhookSignature(secret, raw, signature.data)) {
+      return problem(res, 401, 'unauthenticated', 'the signature does not match the body: sign the exact bytes sent, with the shared secret');
+    }
+    const delivery = deliveryHeaders.pick({ 'x-pveflow-delivery': true }).safeParse({ 'x-pveflow-delivery': req.get('x-pveflow-delivery') });
+    if (!delivery.success) return badRequest(res, delivery.error, 'headers');
+    const deliveryId = delivery.data['x-pveflow-delivery'];
+
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return problem(res, 400, 'invalid request', 'the body is not valid JSON');
+    }
+    const body = createDeviceRequestBody.safeParse(json);
+    if (!body.success) return badRequest(res, body.error);
+    const bodyDigest = createHash('sha256').update(raw).digest('hex');
+
+    for (let candidate = 0; candidate < MAX_CANDIDATES; candidate++) {
+      const built = toDeviceRequest(serialForDelivery(deliveryId, candidate), body.data);
+      if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
+      const serial = built.request.serial;
+      try {
+        await startRequestWorkflow(ctx, built.request, { deliveryId, bodySha256: bodyDigest });
+        return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, duplicate: false });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendTemporalError(res, err, serial);
+      }
+      // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
+      let memo: Record<string, unknown> | undefined;
+      try {
+        memo = (await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe())).memo;
+      } catch (err) {
+        return sendTemporalError(res, err, serial);
+      }
+      if (memo?.deliveryId !== deliveryId) continue;
+      if (memo.bodySha256 !== bodyDigest) {
+        return problem(res, 409, 'conflict', `delivery ${deliveryId} was already received with a different body (request ${serial}); a new request needs a new delivery id`);
+      }
+      return res.status(200).location(`/api/device_requests/${serial}`).json({ serial, duplicate: true });
+    }
+    return problem(res, 503, 'conflict', `no free serial for delivery ${deliveryId}; try again later`);
+  });
+  return router;
+}

@@ -1,0 +1,63 @@
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import type { z } from 'zod';
+import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
+import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
+import type { vmRequest } from '../workflows/vmRequest';
+import type { ApiContext } from './context';
+import type { CreateDeviceRequestBody } from './schemas';
+import { requestWorkflowId } from './serials';
+
+/** Domain field → wire field, so that a 400 names the field the caller sent. */
+const wireNames: Record<string, string> = {
+  org: 'client',
+  templateVmid: 'template_vmid',
+  memoryMiB: 'memory_mib',
+  fullClone: 'full_clone',
+  sshKeys: 'ssh_keys',
+};
+export const toWireField = (field: string) => field.replace(/^[^.]+/, (head) => wireNames[head] ?? head);
+
+/** The submission as the domain keeps it; the domain's own rules (e.g. OpenSSH key syntax) apply here. */
+export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): { request: DeviceRequest } | { error: z.ZodError } {
+  const parsed = deviceRequestSchema.safeParse({
+    serial,
+    name: b.name,
+    org: b.client,
+    requester: b.requester,
+    consultants: b.consultants,
+    period: b.period,
+    templateVmid: b.template_vmid,
+    cores: b.cores,
+    memoryMiB: b.memory_mib,
+    fullClone: b.full_clone,
+    sshKeys: b.ssh_keys,
+  });
+  return parsed.success ? { request: parsed.data } : { error: parsed.error };
+}
+
+/**
+ * Starts the request's workflow under the configured policy. The search attributes are set at the start, not only by
+ * the workflow, so that the request is findable (and its org checkable) before a worker has touched it. A serial is
+ * never reused, even after its request ended.
+ */
+export async function startRequestWorkflow(ctx: ApiContext, request: DeviceRequest, memo?: Record<string, string>): Promise<void> {
+  await ctx.temporal(() =>
+    ctx.client.workflow.start<typeof vmRequest>('vmRequest', {
+      workflowId: requestWorkflowId(request.serial),
+      taskQueue: ctx.taskQueue,
+      args: [{ request, policy: ctx.policy }],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      ...(memo ? { memo } : {}),
+      typedSearchAttributes: [
+        { key: SerialKey, value: request.serial },
+        { key: OrgKey, value: request.org },
+        { key: RequestStatusKey, value: 'Pending' },
+        { key: ConsultantsKey, value: request.consultants },
+        { key: PeriodStartKey, value: new Date(request.period.start) },
+        { key: PeriodEndKey, value: new Date(request.period.end) },
+      ],
+      staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
+      staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,
+    }),
+  );
+}
