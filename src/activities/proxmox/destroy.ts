@@ -32,6 +32,17 @@ export function destroyActivities({ pve, settings }: ActivityDeps) {
           node = vm.node ?? node;
           const cfg = await pve.vmConfig(node, vmid);
           if (cfg.lock === 'clone' || cfg.lock === 'create') {
+            if ((await pve.activeTasks(node, vmid)).length === 0) {
+              // No task holds it: a worker died mid-clone and left the lock. Only root@pam can clear it (tokens cannot).
+              throw ApplicationFailure.create({
+                type: ErrorType.PveTaskFailed,
+                nonRetryable: true,
+                message:
+                  `VM ${vmid} on node ${node} carries a stale 'lock: ${cfg.lock}' that no running task holds (a Proxmox worker ` +
+                  `died mid-${cfg.lock}); request ${serial} cannot remove it with an API token. As root on ${node}: ` +
+                  `'qm unlock ${vmid}', check it is the half-made VM of ${serial}, then 'qm destroy ${vmid} --purge'.`,
+              });
+            }
             // A clone still copying has no description yet: wait for it to finish before judging whose VM it is.
             throw ApplicationFailure.create({
               type: ErrorType.PveTransient,

@@ -7,6 +7,7 @@ import {
   guestInterfacesSchema,
   nextIdSchema,
   nodeSchema,
+  taskListSchema,
   taskLogSchema,
   taskStatusSchema,
   upidSchema,
@@ -15,6 +16,7 @@ import {
   vmStatusSchema,
   type ClusterResource,
   type GuestInterfaces,
+  type TaskListEntry,
   type TaskStatus,
   type VmConfig,
   type VmStatus,
@@ -121,6 +123,11 @@ export class PveClient {
   taskStatus(upid: string): Promise<TaskStatus> {
     const { node } = parseUpid(upid);
     return this.call('GET', `/nodes/${seg(node)}/tasks/${seg(upid)}/status`, {}, taskStatusSchema);
+  }
+
+  /** Tasks still running for a VM on a node: tells a live lock from a stale one left by a killed worker. */
+  activeTasks(node: string, vmid: number): Promise<TaskListEntry[]> {
+    return this.call('GET', `/nodes/${seg(node)}/tasks`, { vmid, source: 'active' }, taskListSchema);
   }
 
   async taskLogTail(upid: string, lines = 20): Promise<string[]> {

@@ -58,6 +58,11 @@ export const taskStatusSchema = z
   .loose();
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 
+export const taskListSchema = z.array(
+  z.object({ upid: z.string(), node: z.string(), type: z.string(), status: z.string().optional(), id: z.string().optional() }).loose(),
+);
+export type TaskListEntry = z.infer<typeof taskListSchema>[number];
+
 export const taskLogSchema = z.array(z.object({ n: num, t: z.string() }).loose());
 
 export const vmConfigSchema = z.record(z.string(), z.unknown()).transform((cfg) => ({
