@@ -19,6 +19,7 @@ export const simulatorTimings: Record<'realistic' | 'fast' | 'zero', Partial<Pve
     ipv4AfterAgentMs: 80,
     resourcesLagMs: 100,
     authFailureDelayMs: 50,
+    flockTimeoutMs: 500,
   },
   zero: zeroTiming,
 };

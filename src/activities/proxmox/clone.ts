@@ -1,11 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classifyText, PveApiError, type ClusterResource } from '../../clients/pve';
+import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
-import { resumedUpid, taskFailure, taskOutcome } from './runTask';
+import { earlierTask, taskFailure, taskOutcome } from './runTask';
 
 export interface Cloned {
   vmid: number;
@@ -37,12 +37,8 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
       const templateVmid = input.templateVmid ?? settings.templateVmid;
       const s = { serial, vmid, node };
 
-      const resumed = resumedUpid();
-      if (resumed) {
-        const outcome = await taskOutcome(pve, resumed, settings);
-        if (!outcome.ok) throw cloneTaskFailure(outcome, s);
-        return { vmid, node, templateVmid };
-      }
+      // A retry after a worker crash waits for the clone already running; one that failed is why we retry: start anew.
+      if ((await earlierTask(pve, settings))?.ok) return { vmid, node, templateVmid };
 
       let vms: ClusterResource[];
       try {
@@ -79,7 +75,7 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
         throw pveFailure(err, { ...s, node: template.node }, `cloning template ${templateVmid}`);
       }
       const outcome = await taskOutcome(pve, upid, settings);
-      if (!outcome.ok) throw cloneTaskFailure(outcome, s);
+      if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
       return { vmid, node, templateVmid };
 
       async function adopt(vm: ClusterResource): Promise<Cloned> {
@@ -107,11 +103,20 @@ function vmidTaken(s: { serial: string; vmid: number; node: string }, said: stri
   });
 }
 
-/** A target-lock timeout or "config file already exists" in the clone task means another clone raced for the VMID. */
-function cloneTaskFailure(outcome: { upid: string; exitstatus: string; logTail: string[]; ok: boolean }, s: { serial: string; vmid: number; node: string }) {
+/**
+ * "config file already exists" in the clone task means another client raced for the VMID. A target-lock timeout
+ * may mean the same, or only a busy node: re-check the VMID (proxmox-behaviour.md §6.1) — taken, pick another;
+ * free, retry the same.
+ */
+async function cloneTaskFailure(pve: PveClient, outcome: TaskOutcome, s: { serial: string; vmid: number; node: string }) {
   const cls = classifyText(outcome.exitstatus);
-  if (cls === 'alreadyExists' || (cls === 'lockTimeout' && outcome.exitstatus.includes(`lock-${s.vmid}.conf`))) {
-    return vmidTaken(s, outcome.exitstatus);
+  if (cls === 'alreadyExists') return vmidTaken(s, outcome.exitstatus);
+  if (cls === 'lockTimeout' && outcome.exitstatus.includes(`lock-${s.vmid}.conf`)) {
+    const free = await pve.nextId(s.vmid).then(
+      () => true,
+      (err) => !(err instanceof PveApiError && err.errorClass === 'alreadyExists'),
+    );
+    if (!free) return vmidTaken(s, outcome.exitstatus);
   }
   return taskFailure(outcome, s, 'cloning the template');
 }

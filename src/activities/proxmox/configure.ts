@@ -3,7 +3,7 @@ import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
-import { awaitTask, resumedUpid } from './runTask';
+import { awaitTask, earlierTask } from './runTask';
 import { bootDisk, net0For, smbios1For } from './vmSettings';
 
 export interface ConfigureVmInput {
@@ -30,8 +30,7 @@ export function configureActivities({ pve, settings }: ActivityDeps) {
       const { serial, vmid, node } = input;
       const s = { serial, vmid, node };
       const names = deviceNames(serial, input.name);
-      const resumed = resumedUpid();
-      if (resumed) return awaitTask(pve, resumed, s, 'configuring the VM', settings);
+      if ((await earlierTask(pve, settings))?.ok) return;
       let upid: string;
       try {
         const current = await pve.vmConfig(node, vmid);
@@ -55,8 +54,7 @@ export function configureActivities({ pve, settings }: ActivityDeps) {
     /** Grows the boot disk to the requested size; a disk already that large is left alone (Proxmox never shrinks). */
     async growDisk({ serial, vmid, node, diskGiB }: { serial: string; vmid: number; node: string; diskGiB: number }): Promise<void> {
       const s = { serial, vmid, node };
-      const resumed = resumedUpid();
-      if (resumed) return awaitTask(pve, resumed, s, 'growing the disk', settings);
+      if ((await earlierTask(pve, settings))?.ok) return;
       let upid: string | null;
       try {
         const disk = bootDisk((await pve.vmConfig(node, vmid)).raw);

@@ -4,7 +4,7 @@ import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
-import { resumedUpid, taskFailure, taskOutcome } from './runTask';
+import { earlierTask, taskFailure, taskOutcome } from './runTask';
 
 export interface DestroyVmInput {
   serial: string;
@@ -23,12 +23,29 @@ export function destroyActivities({ pve, settings }: ActivityDeps) {
     async destroyVm(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
       const { serial, vmid } = input;
       const marker = deviceNames(serial, input.name).marker;
-      let upid = resumedUpid();
+      if ((await earlierTask(pve, settings))?.ok) return 'destroyed';
+      let upid: string;
       let node = input.node;
-      if (!upid) {
+      {
         try {
           const vm = (await pve.clusterResources('vm')).find((r) => r.vmid === vmid);
-          if (!vm) return 'absent';
+          if (!vm) {
+            // Not visible to the pool token: really gone, or a clone whose Proxmox worker died before adding it to the
+            // pool. nextid tells the two apart (it sees every VMID in the cluster).
+            const exists = await pve.nextId(vmid).then(
+              () => false,
+              (err) => err instanceof PveApiError && err.errorClass === 'alreadyExists',
+            );
+            if (!exists) return 'absent';
+            throw ApplicationFailure.create({
+              type: ErrorType.PveTaskFailed,
+              nonRetryable: true,
+              message:
+                `VM ${vmid} exists but the API token cannot see it: most likely the half-made clone of request ${serial}, left ` +
+                `outside pool '${settings.pool}' (with a stale 'lock: clone') by a Proxmox worker that died. As root: ` +
+                `'qm config ${vmid}' to confirm, then 'qm unlock ${vmid}' and 'qm destroy ${vmid} --purge'.`,
+            });
+          }
           node = vm.node ?? node;
           const cfg = await pve.vmConfig(node, vmid);
           if (cfg.lock === 'clone' || cfg.lock === 'create') {

@@ -1,7 +1,7 @@
 import { PveApiError } from '../../clients/pve';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
-import { resumedUpid, taskFailure, taskOutcome } from './runTask';
+import { earlierTask, taskFailure, taskOutcome } from './runTask';
 
 export interface VmRef {
   serial: string;
@@ -14,14 +14,13 @@ export function powerActivities({ pve, settings }: ActivityDeps) {
   return {
     async startVm(ref: VmRef): Promise<void> {
       const { vmid, node } = ref;
-      let upid = resumedUpid();
-      if (!upid) {
-        try {
-          if ((await pve.vmStatus(node, vmid)).status === 'running') return;
-          upid = await pve.vmPower(node, vmid, 'start');
-        } catch (err) {
-          throw pveFailure(err, ref, 'starting the VM');
-        }
+      if ((await earlierTask(pve, settings))?.ok) return;
+      let upid: string;
+      try {
+        if ((await pve.vmStatus(node, vmid)).status === 'running') return;
+        upid = await pve.vmPower(node, vmid, 'start');
+      } catch (err) {
+        throw pveFailure(err, ref, 'starting the VM');
       }
       const outcome = await taskOutcome(pve, upid, settings);
       // A start that raced an earlier attempt's start finds the VM running: that is the state we wanted.
@@ -34,15 +33,14 @@ export function powerActivities({ pve, settings }: ActivityDeps) {
      */
     async shutdownVm(ref: VmRef & { timeoutSeconds: number }): Promise<void> {
       const { vmid, node } = ref;
-      let upid = resumedUpid();
-      if (!upid) {
-        try {
-          if ((await pve.vmStatus(node, vmid)).status === 'stopped') return;
-          upid = await pve.vmPower(node, vmid, 'shutdown', { timeout: ref.timeoutSeconds, forceStop: true });
-        } catch (err) {
-          if (err instanceof PveApiError && err.errorClass === 'notFound') return;
-          throw pveFailure(err, ref, 'shutting the VM down');
-        }
+      if ((await earlierTask(pve, settings))?.ok) return;
+      let upid: string;
+      try {
+        if ((await pve.vmStatus(node, vmid)).status === 'stopped') return;
+        upid = await pve.vmPower(node, vmid, 'shutdown', { timeout: ref.timeoutSeconds, forceStop: true });
+      } catch (err) {
+        if (err instanceof PveApiError && err.errorClass === 'notFound') return;
+        throw pveFailure(err, ref, 'shutting the VM down');
       }
       const outcome = await taskOutcome(pve, upid, settings);
       if (!outcome.ok) throw taskFailure(outcome, ref, 'shutting the VM down');

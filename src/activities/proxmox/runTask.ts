@@ -41,3 +41,13 @@ export function resumedUpid(): string | undefined {
   const details = Context.current().info.heartbeatDetails as { upid?: string } | undefined;
   return details?.upid;
 }
+
+/**
+ * Waits for the task an earlier attempt of this activity started (its UPID was heartbeated), so that a retry after
+ * a worker crash never starts a second one. `ok` means that task did the work; a failed one is why this attempt
+ * runs at all, so the caller starts anew; undefined means there was none.
+ */
+export async function earlierTask(pve: PveClient, poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>): Promise<TaskOutcome | undefined> {
+  const upid = resumedUpid();
+  return upid ? taskOutcome(pve, upid, poll) : undefined;
+}

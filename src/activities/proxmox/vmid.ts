@@ -19,7 +19,8 @@ export function vmidActivities({ pve, settings }: ActivityDeps) {
       const { min, max } = settings.vmidRange;
       const span = max - min + 1;
       const start = min + Math.floor(Math.random() * span);
-      for (let i = 0; i < Math.min(span, 64); i++) {
+      const probes = Math.min(span, 64);
+      for (let i = 0; i < probes; i++) {
         const candidate = min + ((start - min + i) % span);
         if (exclude.includes(candidate)) continue;
         try {
@@ -29,7 +30,7 @@ export function vmidActivities({ pve, settings }: ActivityDeps) {
           throw pveFailure(err, { serial }, 'reserving a VMID');
         }
       }
-      throw pveFailure(new Error(`no free VMID found in ${min}-${max} after 64 probes`), { serial }, 'reserving a VMID');
+      throw pveFailure(new Error(`no free VMID found in PVE_VMID_RANGE ${min}-${max} after ${probes} probes; widen the range or remove unused VMs`), { serial }, 'reserving a VMID');
     },
   };
 }

@@ -102,6 +102,9 @@ export const clusterRoutes: Route[] = [
       const wanted = params.int('vmid');
       if (wanted !== undefined) {
         if (sim.cluster.vms.has(wanted)) throw paramError({ vmid: `VM ${wanted} already exists` });
+        // No reservation either way: another client may take the id it just confirmed free.
+        const raced = sim.faults.take('nextidRace');
+        if (raced) raceForId(sim, wanted, raced.node);
         return String(wanted);
       }
       const id = sim.cluster.lowestFreeVmid();
