@@ -10,9 +10,18 @@ export interface SshKeyPair {
 
 /** A fresh Ed25519 key pair, in the formats OpenSSH writes, so sshd and ssh-keygen accept it as is. */
 export function generateSshKeyPair(comment = 'pveflow'): SshKeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public };
+  // ssh2 1.17 writes an ed25519 key whose public half starts with a zero byte as 31 bytes instead of 32 (a leading
+  // zero dropped as if it were a number): OpenSSH then refuses the key ("error in libcrypto"), about 1 key in 100.
+  // Such a draw is detected by the public blob's length (4+11 type, 4+32 key) and simply drawn again.
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const blob = Buffer.from(pair.public.split(' ')[1] ?? '', 'base64');
+    if (blob.length === ED25519_PUBLIC_BLOB_LENGTH) return { privateKey: pair.private, publicKey: pair.public };
+  }
+  throw new Error('could not generate a valid ed25519 key pair');
 }
+
+const ED25519_PUBLIC_BLOB_LENGTH = 4 + 'ssh-ed25519'.length + 4 + 32;
 
 /**
  * The key's fingerprint exactly as `ssh-keygen -lf` and the OpenSSH client print it: `SHA256:` followed by the
