@@ -166,6 +166,28 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     });
   });
 
+  // Every other stage, each held open long enough to cancel in it: what it and the stages before made is undone.
+  const heldStages: Array<{ stage: BuildStage; timing?: Partial<PveTiming>; hold?: (w: SimulatedWorld) => void }> = [
+    { stage: 'uploading-snippet', hold: (w) => w.netbird.faults.set({ latencyMs: 2_000 }) },
+    { stage: 'configuring', timing: { configMs: 3_000 } },
+    { stage: 'starting', timing: { startMs: 3_000 } },
+    { stage: 'vpn-peer', hold: (w) => w.netbird.faults.set({ peersNeverRegister: true }) },
+  ];
+  for (const { stage, timing, hold } of heldStages) {
+    test(`cancel during ${stage} leaves nothing behind`, async (t) => {
+      if (skipReason) return t.skip(skipReason);
+      const r = await approvedRequest({ timing, prepare: hold });
+      await r.run(async ({ handle, stage: atStage, status }) => {
+        await atStage(stage);
+        await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
+        const cancelled = await status('Cancelled');
+        assert.equal(cancelled.build?.state, 'cancelled');
+        r.world.netbird.faults.reset();
+        assertNothingLeft(r.world, r.serial);
+      });
+    });
+  }
+
   test('cancelling the build from Temporal UI behaves like the API cancel', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });

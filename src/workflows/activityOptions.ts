@@ -3,9 +3,13 @@ import { nonRetryableErrorTypes } from '../errors';
 
 /** Named presets: each activity call states which kind of work it is. */
 
-/** A few quick API calls (Proxmox, NetBird, SFTP); NetBird's client may ride out a 429 storm for ~50 s inside one. */
+/**
+ * A few quick API calls (Proxmox, NetBird, SFTP); NetBird's client may ride out a 429 storm for ~50 s inside one.
+ * A cancelled build waits for a running call to finish: an undo must never run before what it undoes was made.
+ */
 export const apiCall = {
   startToCloseTimeout: '2 minutes',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8, nonRetryableErrorTypes },
 } as const satisfies ActivityOptions;
 

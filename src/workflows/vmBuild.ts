@@ -72,6 +72,9 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
   upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: 'started' }]);
   try {
     await phase({ status: 'Imaging' });
+    // Registered first so that it runs last: a VM that booted with its setup key may still join NetBird until the
+    // VM is gone, so NetBird is cleaned only after the VM is destroyed. Harmless when nothing was made.
+    undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
     const node = await api.chooseNode({ serial, memoryMiB: request.memoryMiB });
@@ -102,7 +105,6 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('uploading-snippet', 35, `uploading the cloud-init snippet to ${node}`);
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
-    undos.unshift({ what: `NetBird setup key, groups and policy of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
     const { snippetVolid } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
