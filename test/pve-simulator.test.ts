@@ -368,6 +368,14 @@ describe('config', () => {
     assert.equal(cfg.tags, 'db;web');
     assert.equal(cfg.sshkeys, encodeURIComponent(key));
     assert.equal(cfg.cipassword, '**********');
+    // Stored as PVE stores it: a SHA-512 crypt hash of what was sent, never the password itself.
+    const stored = String(h.sim.dump().vms.find((v) => v.vmid === 100)!.config.cipassword);
+    assert.match(stored, /^\$6\$[^$]+\$[./0-9A-Za-z]{86}$/);
+    const { verify } = await import('unixcrypt');
+    assert.ok(verify('hunter2', stored));
+    // An existing crypt hash is kept as it is.
+    await h.call('PUT', '/nodes/pve1/qemu/100/config', { form: { cipassword: stored } });
+    assert.equal(String(h.sim.dump().vms.find((v) => v.vmid === 100)!.config.cipassword), stored);
   });
 
   test('the form decoder turns "+" into a space, and an unencoded ssh key is an invalid urlencoded string', async () => {

@@ -15,9 +15,8 @@ import { allocateVolume, assertNotLocked, loadVm } from './qemuCommon';
  * then the change under the config flock. A stopped VM takes changes at once; a running one takes hot-pluggable
  * keys (per its `hotplug` setting, default `network,disk,usb`) and the fast-plug options at once, and everything
  * else goes to `[pending]` until its next PVE-initiated stop, start or reboot (`applyPending`).
- *
- * TODO(issue 4): PVE stores `cipassword` as a SHA-512 crypt hash (`$6$...`); the simulator stores it as sent (it
- * is masked on GET either way) until a maintained crypt package is approved.
+ * `cipassword` is stored as PVE stores it: a SHA-512 crypt hash (`$6$...`), unless it already is a crypt hash or the
+ * guest is Windows (cloudbase-init takes the password in clear).
  */
 const CONFIG_PATH = '/nodes/{node}/qemu/{vmid}/config';
 const NON_CONFIG_PARAMS = new Set(['node', 'vmid', 'digest', 'delete', 'revert', 'force', 'skiplock', 'background_delay']);
@@ -201,6 +200,16 @@ async function allocateNewDisks(sim: SimContext, vm: VmState, change: ConfigChan
   }
 }
 
+/** qemu-server hashes `cipassword` with SHA-512 crypt before it stores it (`PVE::Tools::encrypt_pw`). */
+async function hashCloudInitPassword(vm: VmState, change: ConfigChange): Promise<void> {
+  const password = change.set.cipassword;
+  const ostype = change.set.ostype ?? vm.config.ostype ?? '';
+  if (password === undefined || /^\$(1|2[aby]?|5|6)\$/.test(password) || /^(win|wxp|w2k)/.test(ostype)) return;
+  // unixcrypt is an ES module; this project is CommonJS.
+  const { encrypt } = await import('unixcrypt');
+  change.set.cipassword = encrypt(password);
+}
+
 async function updateUnderFlock(req: ApiRequest, sim: SimContext, vm: VmState, change: ConfigChange, failIfInjected?: () => void): Promise<void> {
   const node = req.params.req('node');
   let release: () => void;
@@ -212,6 +221,7 @@ async function updateUnderFlock(req: ApiRequest, sim: SimContext, vm: VmState, c
   try {
     const current = loadVm(sim, node, vm.vmid);
     assertCurrent(req, current);
+    await hashCloudInitPassword(current, change);
     await sleep(sim.timing.configMs);
     failIfInjected?.();
     await allocateNewDisks(sim, current, change);
