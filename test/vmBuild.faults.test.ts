@@ -56,6 +56,17 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
     assert.equal(record.device.vmid, 20000);
   });
 
+  test('tasks that end WARNINGS: n are successes: the build completes', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { record } = await build({
+      prepare: (w) => {
+        w.pve.faults.set({ taskWarnings: { type: 'qmclone', count: 1, times: 1 } });
+        w.pve.faults.set({ taskWarnings: { type: 'qmstart', count: 2, times: 1 } });
+      },
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+  });
+
   test('nextid race: the VMID is taken by a concurrent client; another is reserved and the build completes', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const { record } = await build({ prepare: (w) => w.pve.faults.set({ nextidRace: { times: 1 } }) });

@@ -17,6 +17,8 @@ export const faultSetSchema = z
   .object({
     /** The task of `type` ends with `error` after its POST answered 200 (+ UPID). `id` matches the UPID's id. */
     taskFailure: z.object({ type: z.string(), id: z.string().optional(), node: node.optional(), vmid: vmid.optional(), error: z.string(), times: times.optional() }).strict(),
+    /** The task of `type` succeeds with `count` warnings (`WARNINGS: n`), e.g. a volume deactivation that warned. */
+    taskWarnings: z.object({ type: z.string(), vmid: vmid.optional(), node: node.optional(), count: z.number().int().positive().optional(), times: times.optional() }).strict(),
     /** Someone holds the config flock of `vmid`: every operation that needs it waits its timeout and fails. */
     lockTimeout: z.object({ vmid, node: node.optional(), times: times.optional() }).strict(),
     /** The storage lock of `storage` cannot be had: disk allocations fail (local: flock, shared: cfs-lock text). */

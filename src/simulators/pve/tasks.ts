@@ -43,10 +43,11 @@ export interface TaskRecord {
   done: Promise<void>;
 }
 
-/** Fails or kills matching tasks on purpose. */
+/** Fails, kills or warns matching tasks on purpose. */
 export interface TaskFaults {
   takeTaskFailure(type: string, id: string, scope: { node: string; vmid?: number }): string | undefined;
   take(kind: 'workerKilled', scope: { node: string; vmid?: number; taskType: string; id: string }): unknown;
+  take(kind: 'taskWarnings', scope: { node: string; vmid?: number; taskType: string; id: string }): { count?: number } | undefined;
 }
 
 export class TaskRegistry {
@@ -101,6 +102,9 @@ export class TaskRegistry {
     record.done = (async () => {
       try {
         await opts.worker(ctx);
+        const vmid = /^\d+$/.test(opts.id) ? Number(opts.id) : undefined;
+        const warned = this.faults.take('taskWarnings', { node: opts.node, vmid, taskType: opts.type, id: opts.id });
+        for (let i = 0; i < (warned ? (warned.count ?? 1) : 0); i++) ctx.warn(`injected warning ${i + 1} for ${opts.type}`);
         if (warnings > 0) finish(`WARNINGS: ${warnings}`, `TASK WARNINGS: ${warnings}`);
         else finish('OK', 'TASK OK');
       } catch (err) {

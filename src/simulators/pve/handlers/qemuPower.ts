@@ -51,6 +51,8 @@ async function startVm(sim: SimContext, ctx: TaskContext, node: string, vmid: nu
     const { userData } = readCloudInitSnippets(sim, vm);
     if (vm.config.cicustom || vm.config.ide2?.includes('cloudinit')) ctx.log('generating cloud-init ISO');
     if (lock === 'suspended') ctx.log('resuming suspended VM');
+    // qemu-server's start of a UEFI VM without an EFI disk: a warning, and the task ends `WARNINGS: 1` — a success.
+    if (vm.config.bios === 'ovmf' && vm.config.efidisk0 === undefined) ctx.warn('no efidisk configured! Using temporary efivars disk.');
     await sleep(sim.timing.startMs);
     ctx.failIfInjected();
     if (lock === 'suspended') delete vm.config.lock;
