@@ -56,6 +56,18 @@ export const configSchema = z.object({
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).default(3000),
+  /** A JSON file `{"keys": [{"id", "role", "org"?, "email"?, "sha256"}]}`. */
+  API_KEYS_FILE: z.string().min(1).optional(),
+  /** The same JSON inline; entries may carry `key` (clear) instead of `sha256`, hashed on load. */
+  API_KEYS: z.string().min(1).optional(),
+  /** Shared secret of the webhook intake's HMAC-SHA256 signature. Unset: the intake is off (503). */
+  WEBHOOK_SECRET: z.string().min(16, 'use at least 16 characters').optional(),
+  /** Bound on every call the API makes to Temporal. */
+  API_TEMPORAL_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** How often a log stream asks the build for new lines. */
+  API_LOG_POLL_MS: z.coerce.number().int().min(50).default(1_000),
+  /** How often a quiet log stream sends a comment, so proxies keep it open. */
+  API_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15_000),
 
   // Proxmox VE. Without PVE_ENDPOINT the embedded default starts the simulated cluster.
   PVE_ENDPOINT: z.url().optional(),

@@ -40,6 +40,7 @@ export interface EmbeddedStack {
 export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promise<EmbeddedStack> {
   const env = opts.env ?? process.env;
   const initial = loadConfig(env);
+  const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   const stops: Array<() => Promise<void>> = [];
@@ -104,7 +105,6 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     stops.push(() => clientConnection.close());
     const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
     await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
-    const apiSettings = loadApiSettings(env);
     let apiKeys = apiSettings.keys;
     if (!apiKeys) {
       // No key configured: the API is still never open. The first start creates an operator key and shows it once.
