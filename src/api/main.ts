@@ -1,0 +1,43 @@
+import { Client, Connection } from '@temporalio/client';
+import { ConfigError, loadConfig, requestPolicyFromConfig } from '../config';
+import { temporalSettings } from '../temporal/settings';
+import { loadApiSettings } from './apiConfig';
+import { createApp } from './app';
+import { ApiKeyStore } from './auth/apiKeys';
+
+/**
+ * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
+ * no dev server, no simulators, no worker. It refuses to start without API keys: an open API would let anyone
+ * approve VMs.
+ */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (!config.TEMPORAL_ADDRESS) throw new ConfigError('TEMPORAL_ADDRESS is required for the API alone (host:port of the Temporal frontend)');
+  const api = loadApiSettings(config);
+  if (!api.keys) throw new ConfigError('no API keys: set API_KEYS_FILE (or API_KEYS); the API never runs open');
+  const temporal = temporalSettings(config);
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: temporal.namespace });
+  const app = createApp({
+    client,
+    taskQueue: temporal.taskQueue,
+    policy: requestPolicyFromConfig(config),
+    apiKeys: new ApiKeyStore(api.keys),
+    webhookSecret: api.webhookSecret,
+    timings: api.timings,
+  });
+  const server = app.listen(config.API_PORT, config.API_HOST, () => {
+    console.log(`[pveflow] API on http://${config.API_HOST}:${config.API_PORT}, Temporal ${temporal.address} (${temporal.namespace}/${temporal.taskQueue})`);
+  });
+  const stop = () => {
+    server.close(() => void connection.close().then(() => process.exit(0)));
+    server.closeAllConnections();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? `[pveflow] ${err.message}` : err);
+  process.exit(1);
+});
