@@ -47,6 +47,13 @@ export const configSchema = z.object({
   DATA_DIR: z.string().default('.data'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 
+  // Encrypted payloads (AES-256-GCM). Without either, the embedded default generates a key file under DATA_DIR.
+  /** `id1:base64key,id2:base64key`, the first one encrypts; the others still decrypt (rotation). */
+  PVEFLOW_CODEC_KEYS: z.string().min(1).optional(),
+  PVEFLOW_CODEC_KEY_FILE: z.string().min(1).optional(),
+  /** Temporal UI's origin, the only one the codec endpoint answers (default: the embedded dev server's UI). */
+  PVEFLOW_UI_ORIGIN: z.url().optional(),
+
   // Temporal. Without TEMPORAL_ADDRESS the embedded default starts a dev server.
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),
@@ -98,6 +105,12 @@ export const configSchema = z.object({
   /** VLAN tag for the VMs' first NIC (unset: untagged, as the template has it). */
   PVE_VLAN: z.coerce.number().int().min(1).max(4094).optional(),
   PVE_FULL_CLONE_DEFAULT: bool.default(false),
+  /** The storage full clones copy the template's disks to (unset: the template's own storage). */
+  PVE_TARGET_STORAGE: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id').optional(),
+  /** Make each VM an HA resource (state started) after its start; needs Sys.Console on / for the token. */
+  PVE_HA: bool.default(false),
+  /** The HA group new HA resources join; setting it turns PVE_HA on. */
+  PVE_HA_GROUP: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be an HA group id').optional(),
   PVE_SNIPPETS_STORAGE: z.string().default('local'),
   PVE_SNIPPETS_DIR: z.string().default('/var/lib/vz/snippets'),
   PVE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
@@ -160,6 +173,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'PVE_INSECURE_SKIP_VERIFY=true is refused when NODE_ENV=production: anyone on the path could take the API ' +
         'token. Give the cluster CA with PVE_CA_FILE (/etc/pve/pve-root-ca.pem) or pin PVE_FINGERPRINT ' +
         '(the ssl_fingerprint shown by GET /nodes).',
+    );
+  }
+  if (config.NODE_ENV === 'production' && !config.PVEFLOW_CODEC_KEYS && !config.PVEFLOW_CODEC_KEY_FILE) {
+    throw new ConfigError(
+      'NODE_ENV=production needs PVEFLOW_CODEC_KEYS or PVEFLOW_CODEC_KEY_FILE: without them workflow inputs and results ' +
+        '(request details, build logs) are stored in Temporal in clear. Generate a key: openssl rand -base64 32.',
     );
   }
   if (config.NETBIRD_API_URL && !config.NETBIRD_TOKEN) {

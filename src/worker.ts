@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
 import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
 import { loadConfig, ConfigError, type Config } from './config';
+import { payloadCodecFrom } from './temporal/codec';
 import { temporalSettings } from './temporal/settings';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
 
@@ -20,20 +22,23 @@ export interface CreateWorkerOptions {
   deps: ActivityDeps;
   /** A pre-built bundle (tests build it once per file); otherwise the workflows are bundled at start-up. */
   workflowBundle?: WorkflowBundle;
+  /** Encrypts every payload the worker writes to Temporal (and decrypts what it reads). */
+  payloadCodec?: PayloadCodec;
 }
 
-export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle }: CreateWorkerOptions): Promise<Worker> {
+export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, payloadCodec }: CreateWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection,
     namespace,
     taskQueue,
+    ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}),
     activities: createActivities(deps),
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
   });
 }
 
 /** Real clients for the endpoints in the configuration (the embedded default fills it with its simulators). */
-export function createActivityDeps(config: Config): ActivityDeps {
+export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec): ActivityDeps {
   if (!config.PVE_ENDPOINT || !config.PVE_TOKEN_ID || !config.PVE_TOKEN_SECRET) {
     throw new ConfigError('PVE_ENDPOINT, PVE_TOKEN_ID and PVE_TOKEN_SECRET are required');
   }
@@ -47,7 +52,13 @@ export function createActivityDeps(config: Config): ActivityDeps {
   const temporal = temporalSettings(config);
   return {
     // Lazy: connects on first use, so building the dependencies never blocks on Temporal.
-    temporal: { client: new Client({ connection: Connection.lazy({ address: temporal.address }), namespace: temporal.namespace }) },
+    temporal: {
+      client: new Client({
+        connection: Connection.lazy({ address: temporal.address }),
+        namespace: temporal.namespace,
+        ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}),
+      }),
+    },
     pve: new PveClient({
       endpoint: config.PVE_ENDPOINT,
       tokenId: config.PVE_TOKEN_ID,
@@ -78,6 +89,8 @@ export function createActivityDeps(config: Config): ActivityDeps {
       bridge: config.PVE_BRIDGE,
       vlan: config.PVE_VLAN,
       fullCloneDefault: config.PVE_FULL_CLONE_DEFAULT,
+      targetStorage: config.PVE_TARGET_STORAGE,
+      ha: config.PVE_HA || config.PVE_HA_GROUP ? { group: config.PVE_HA_GROUP } : undefined,
       nodeSelector: config.PVE_NODE_SELECTOR,
       snippetsStorage: config.PVE_SNIPPETS_STORAGE,
       snippetsDir: config.PVE_SNIPPETS_DIR,
@@ -102,8 +115,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const temporal = temporalSettings(config);
   const connection = await NativeConnection.connect({ address: temporal.address });
-  const deps = createActivityDeps(config);
-  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps });
+  const codec = payloadCodecFrom({ keys: config.PVEFLOW_CODEC_KEYS, keyFile: config.PVEFLOW_CODEC_KEY_FILE });
+  const deps = createActivityDeps(config, codec?.codec);
+  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, payloadCodec: codec?.codec });
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await connection.close();

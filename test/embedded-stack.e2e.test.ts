@@ -8,6 +8,7 @@ import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { freePort } from './support/ports';
+import { historyPlaintext } from './support/historyText';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 
@@ -169,15 +170,20 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
 
     // No secret in any API answer or in the request's workflow histories.
     const secrets = { setupKey, pveToken: stack.config.PVE_TOKEN_SECRET!, netbirdToken: stack.config.NETBIRD_TOKEN!, apiKey: keys.requester.key };
+    // Histories as read without the codec key: every payload byte decoded as text.
     const histories = await Promise.all(
       [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) =>
-        JSON.stringify(await stack.client.workflow.getHandle(id).fetchHistory()),
+        historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory()),
       ),
     );
     for (const [name, secret] of Object.entries(secrets)) {
       assert.ok(!answers.some((a) => a.includes(secret)), `${name} appears in an API answer`);
       assert.ok(!histories.some((h) => h.includes(secret)), `${name} appears in workflow history`);
     }
+    // And the payloads are encrypted at all: the requester's address, in the request's input and record, is not
+    // readable without the key, while the codec-aware client reads it back.
+    assert.ok(!histories.some((h) => h.includes('rita@acme.example')), 'payloads are stored in clear');
+    assert.equal((await stack.client.workflow.getHandle(`vm-request-${serial}`).result()).request.requester, 'rita@acme.example');
   });
 
   test('bad input gets 400 naming the field and starts no workflow', async () => {

@@ -1,3 +1,4 @@
+import type { PayloadCodec } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import express, { type ErrorRequestHandler } from 'express';
 import type { RequestPolicy } from '../domain/requestPolicy';
@@ -6,6 +7,7 @@ import type { ApiKeyStore } from './auth/apiKeys';
 import { authenticate } from './auth/authenticate';
 import { apiContext } from './context';
 import { buildOpenApiDocument } from './openapi';
+import { createCodecServerRouter } from './codecServer';
 import { problem } from './problems';
 import { deviceRequestRoutes } from './routes/deviceRequests';
 import { docsRoutes } from './routes/docs';
@@ -22,6 +24,8 @@ export interface AppDeps {
   /** The webhook intake's HMAC secret; without it the intake answers 503. */
   webhookSecret?: string;
   timings?: Partial<ApiTimings>;
+  /** Serves Temporal UI's remote codec endpoint at /codec for operators' keys, answering `allowedOrigin` only. */
+  codec?: { codec: PayloadCodec; allowedOrigin: string; namespaces: string[] };
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
@@ -41,6 +45,21 @@ export function createApp(deps: AppDeps): express.Express {
       problem(res, 503, 'not ready', 'Temporal is not reachable');
     }
   });
+  if (deps.codec) {
+    // Temporal UI's remote codec: operators (and nobody else) read decrypted payloads in the UI.
+    app.use(
+      '/codec',
+      createCodecServerRouter({
+        codec: deps.codec.codec,
+        allowedOrigin: deps.codec.allowedOrigin,
+        namespaces: deps.codec.namespaces,
+        authorize: (req) => {
+          const key = /^Bearer\s+(\S+)$/i.exec(req.header('authorization') ?? '')?.[1];
+          return key !== undefined && deps.apiKeys.authenticate(key)?.role === 'operator';
+        },
+      }),
+    );
+  }
   app.use('/api', docsRoutes(buildOpenApiDocument()));
   // Before the JSON parser: the signature is over the raw bytes, so the intake reads the body itself.
   app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));

@@ -16,6 +16,8 @@ export interface DevServerOptions {
   namespace: string;
   searchAttributes: SearchAttributeKey<SearchAttributeType>[];
   logFile: string;
+  /** Temporal UI's remote codec endpoint (`--ui-codec-endpoint`): where the browser asks for payloads decrypted. */
+  codecEndpoint?: string;
 }
 
 export interface RunningDevServer {
@@ -48,6 +50,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
     '--sqlite-pragma', 'journal_mode=wal',
     '--sqlite-pragma', 'synchronous=normal',
     '--ui-ip', opts.ip,
+    ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
   ];
   const source = resolveTemporalBinary('temporal');
   if (source.type === 'cached-download') {

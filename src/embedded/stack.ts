@@ -13,6 +13,7 @@ import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
 import { searchAttributeDefinitions } from '../workflows/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
+import { payloadCodecFrom } from '../temporal/codec';
 import { startDevServer, type RunningDevServer } from './devServer';
 import { simulatorTimings } from './simulatorTimings';
 
@@ -43,6 +44,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
+  // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given.
+  const codec = payloadCodecFrom({ keys: initial.PVEFLOW_CODEC_KEYS, keyFile: initial.PVEFLOW_CODEC_KEY_FILE }, { generateUnder: dataDir });
+  const apiUrl = `http://${initial.API_HOST}:${initial.API_PORT}`;
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch((err) => console.error('[pveflow] while stopping:', err));
@@ -59,6 +63,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         namespace: initial.TEMPORAL_NAMESPACE,
         searchAttributes: searchAttributeDefinitions,
         logFile: join(dataDir, 'temporal.log'),
+        // The UI asks the API to decrypt what it shows (a port chosen at random is not known yet: no endpoint then).
+        codecEndpoint: codec && initial.API_PORT !== 0 ? `${apiUrl}/codec` : undefined,
       });
       stops.push(dev.stop);
     }
@@ -86,7 +92,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
 
     const workerConnection = await NativeConnection.connect({ address });
     stops.push(() => workerConnection.close());
-    const deps = createActivityDeps(config);
+    const deps = createActivityDeps(config, codec?.codec);
     stops.push(() => closeActivityDeps(deps));
     const worker: Worker = await createWorker({
       connection: workerConnection,
@@ -94,6 +100,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       deps,
       workflowBundle: opts.workflowBundle,
+      payloadCodec: codec?.codec,
     });
     const running = worker.run();
     stops.push(async () => {
@@ -103,7 +110,11 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
 
     const clientConnection = await Connection.connect({ address });
     stops.push(() => clientConnection.close());
-    const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+    const client = new Client({
+      connection: clientConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      ...(codec ? { dataConverter: { payloadCodecs: [codec.codec] } } : {}),
+    });
     await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
     let apiKeys = apiSettings.keys;
     if (!apiKeys) {
@@ -118,8 +129,10 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         console.log(`[pveflow] API keys from ${keysFile}`);
       }
     }
+    const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? dev?.uiUrl;
     const app = createApp({
       client,
+      ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
       apiKeys: new ApiKeyStore(apiKeys),
