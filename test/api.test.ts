@@ -162,6 +162,7 @@ describe('HTTP API', () => {
       ['GET', '/api/device_requests'],
       ['GET', `/api/device_requests/${serial}`],
       ['GET', `/api/device_requests/${serial}/logs`],
+      ['GET', `/api/device_requests/${serial}/credentials`],
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a): [string, string] => ['POST', `/api/device_requests/${serial}/${a}`]),
       ['GET', '/api/templates'],
     ];
@@ -463,6 +464,7 @@ describe('HTTP API', () => {
       'get /api/device_requests',
       'get /api/device_requests/{serial}',
       'get /api/device_requests/{serial}/logs',
+      'get /api/device_requests/{serial}/credentials',
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a) => `post /api/device_requests/{serial}/${a}`),
       'get /api/templates',
       'post /api/hooks/device_requests',

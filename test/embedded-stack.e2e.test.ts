@@ -30,6 +30,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
     admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
     operator: { id: 'ops', role: 'operator', key: generateApiKey() },
+    consultant: { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example', key: generateApiKey() },
   };
 
   const api = async (method: string, path: string, body?: unknown, as: keyof typeof keys = 'operator') => {
@@ -121,6 +122,27 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     const setupKey = /--setup-key\n?\s*- ([^\s]+)/.exec(readFileSync(join(snippetDir, snippet), 'utf8'))?.[1];
     assert.ok(setupKey, 'the snippet carries a NetBird setup key');
 
+    // The guest's logins: only their SHA-512 crypt hashes are in the snippet; one consultant gets them, once.
+    const snippetText = readFileSync(join(snippetDir, snippet), 'utf8');
+    const hashes = [...snippetText.matchAll(/(\$6\$[^\s'"]+)/g)].map((m) => m[1]!);
+    assert.equal(hashes.length, 2, 'the user and root password hashes');
+    const notConsultant = await api('GET', `/api/device_requests/${serial}/credentials`, undefined, 'requester');
+    assert.equal(notConsultant.status, 409);
+    assert.match(notConsultant.body.detail, /for its consultants only/);
+    const creds = await api('GET', `/api/device_requests/${serial}/credentials`, undefined, 'consultant');
+    assert.equal(creds.status, 200, JSON.stringify(creds.body));
+    assert.equal(creds.body.username, 'arrow');
+    const credentialAnswer = answers.length - 1;
+    const { verify } = await import('unixcrypt');
+    assert.ok(verify(creds.body.password, hashes[0]!) && verify(creds.body.root_password, hashes[1]!), 'the snippet holds hashes of exactly these passwords');
+    assert.ok(!snippetText.includes(creds.body.password) && !snippetText.includes(creds.body.root_password), 'no password in clear on the node');
+    const again = await api('GET', `/api/device_requests/${serial}/credentials`, undefined, 'consultant');
+    assert.equal(again.status, 409);
+    assert.match(again.body.detail, /already revealed to alice@consultancy.example/);
+    const audited = await api('GET', `/api/device_requests/${serial}`);
+    assert.ok(audited.body.timeline.some((e: { event: string; by?: string }) => e.event === 'guest credentials revealed to alice@consultancy.example'));
+    assert.deepEqual({ ...audited.body.credentials, revealedAt: undefined }, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: undefined });
+
     // NetBird: one peer named after the VM, its device group, the consultants' group and a one-way policy.
     const nb = stack.world!.netbird.dump();
     const peers = nb.peers.filter((p) => p.name === hostname);
@@ -169,7 +191,15 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.ok(after.users.every((u) => !u.auto_groups.includes(consultantsGroup.id)));
 
     // No secret in any API answer or in the request's workflow histories.
-    const secrets = { setupKey, pveToken: stack.config.PVE_TOKEN_SECRET!, netbirdToken: stack.config.NETBIRD_TOKEN!, apiKey: keys.requester.key };
+    const secrets = {
+      setupKey,
+      pveToken: stack.config.PVE_TOKEN_SECRET!,
+      netbirdToken: stack.config.NETBIRD_TOKEN!,
+      apiKey: keys.requester.key,
+      guestPassword: creds.body.password as string,
+      rootPassword: creds.body.root_password as string,
+    };
+    const otherAnswers = answers.filter((_, i) => i !== credentialAnswer); // the one answer whose job is to carry them
     // Histories as read without the codec key: every payload byte decoded as text.
     const histories = await Promise.all(
       [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) =>
@@ -177,7 +207,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
       ),
     );
     for (const [name, secret] of Object.entries(secrets)) {
-      assert.ok(!answers.some((a) => a.includes(secret)), `${name} appears in an API answer`);
+      assert.ok(!otherAnswers.some((a) => a.includes(secret)), `${name} appears in an API answer`);
       assert.ok(!histories.some((h) => h.includes(secret)), `${name} appears in workflow history`);
     }
     // And the payloads are encrypted at all: the requester's address, in the request's input and record, is not

@@ -96,6 +96,27 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     },
   });
 
+  op({
+    method: 'get',
+    path: '/api/device_requests/{serial}/credentials',
+    operationId: 'revealDeviceRequestCredentials',
+    summary: "The guest's generated logins, once, to one of the request's consultants",
+    description:
+      "The key's email must be one of the request's consultants. The request hands the logins over and forgets them in " +
+      'the same step; its timeline records who took them; a second call is refused (409). Not cached (Cache-Control: no-store). ' +
+      who('credentials'),
+    security: secured,
+    request: { params: serialParam },
+    responses: {
+      200: json(z.object({ serial: z.string(), username: z.string(), password: z.string(), root_password: z.string() }), 'The logins.'),
+      400: invalid,
+      ...problems,
+      404: notFound,
+      409: { description: 'Not a consultant of the request, already revealed, or no VM yet.' },
+      503: unavailable,
+    },
+  });
+
   const actions: Array<[Action, string, z.ZodType, string]> = [
     ['approve', 'Approve a pending request', actionBody, 'Pending → Approved; built at its period start.'],
     ['reject', 'Reject a pending request', rejectBody, 'Pending → Rejected, with the reason on the timeline.'],

@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { GuestCredentials } from '../domain/guestCredentials';
 import type { BuildPhase, BuildTask, RequestRecord, VmDrift } from './types';
 
 /**
@@ -40,6 +41,12 @@ export const buildStatusQuery = defineQuery<BuildTask>('buildStatus');
 
 /** Internal: a build tells its request which phase it entered. */
 export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
+/**
+ * Hands the guest's generated logins to one of the request's consultants, once: the request forgets them in the same
+ * step and its timeline records who took them. Refused for anyone who is not a consultant of the request.
+ */
+export const revealCredentialsUpdate = defineUpdate<GuestCredentials, [{ by: string }]>('revealCredentials');
+
 /** From clusterSync: what changed about the request's VM in the cluster. */
 export const vmDriftSignal = defineSignal<[VmDrift]>('vmDrift');
 /** Internal: a cancelled build's final record (log, leftovers), sent before it ends as cancelled. */

@@ -1,4 +1,5 @@
 import type { DeviceRequest } from '../domain/deviceRequest';
+import type { GuestCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
 
 /** What a person sees: the request's status as the seeds' console names it. */
@@ -76,6 +77,8 @@ export interface RequestRecord {
   timeline: TimelineEntry[];
   /** What completion could not remove, named exactly. */
   leftovers: string[];
+  /** Whether the guest's logins are waiting to be revealed, and to whom they were. Never the logins themselves. */
+  credentials?: { available: boolean; revealedTo?: string; revealedAt?: string };
   /** The period end the lease notice went out for (an extension re-arms it). */
   noticeSentFor?: string;
   /** The last difference clusterSync found between the record and the cluster. */
@@ -121,6 +124,8 @@ export interface VmRequestInput {
   policy?: RequestPolicy;
   /** A fulfilled request continued-as-new to keep its history small carries its record over. */
   resumed?: RequestRecord;
+  /** ... and its not yet revealed guest logins. */
+  resumedCredentials?: GuestCredentials;
 }
 
 export interface VmBuildInput {
@@ -129,6 +134,8 @@ export interface VmBuildInput {
 }
 
 export interface VmBuildResult {
+  /** The guest's generated logins: kept out of the record, revealed once through `revealCredentials`. */
+  credentials?: GuestCredentials;
   vmid: number;
   node: string;
   ip: string;

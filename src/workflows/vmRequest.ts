@@ -15,6 +15,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceRequest';
+import type { GuestCredentials } from '../domain/guestCredentials';
 import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicy';
 import { apiCall } from './activityOptions';
 import {
@@ -29,6 +30,7 @@ import {
   rebuildUpdate,
   rejectSchema,
   rejectUpdate,
+  revealCredentialsUpdate,
   statusQuery,
   vmDriftSignal,
   type UpdateResult,
@@ -82,6 +84,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let buildScope: CancellationScope | undefined;
   /** A cancelled build cannot carry its record in its failure: it reports it by signal before it ends. */
   const finalBuildReports = new Map<number, BuildTask>();
+  /** The guest's logins, never in the record (queries would show them): encrypted state until revealed once. */
+  let credentials: GuestCredentials | undefined = input.resumedCredentials;
 
   const now = () => new Date().toISOString();
   const transition = (status: RequestStatus, event: string, by?: string) => {
@@ -190,6 +194,30 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       },
     },
   );
+  setHandler(
+    revealCredentialsUpdate,
+    ({ by }) => {
+      const revealed = credentials!;
+      credentials = undefined;
+      record.credentials = { available: false, revealedTo: by, revealedAt: now() };
+      note(`guest credentials revealed to ${by}`, by);
+      return revealed;
+    },
+    {
+      validator: ({ by }) => {
+        if (!record.request.consultants.some((c) => c.toLowerCase() === String(by).toLowerCase())) {
+          throw new Error(`the credentials of ${serial} are for its consultants only (${record.request.consultants.join(', ')})`);
+        }
+        if (!credentials) {
+          throw new Error(
+            record.credentials?.revealedTo
+              ? `the credentials of ${serial} were already revealed to ${record.credentials.revealedTo} at ${record.credentials.revealedAt}`
+              : `request ${serial} has no VM with credentials yet (it is ${record.status})`,
+          );
+        }
+      },
+    },
+  );
   setHandler(buildReportSignal, (build) => {
     finalBuildReports.set(build.attempt, build);
   });
@@ -258,6 +286,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       await holdLease();
       if (completeRequested || !vmVanished) return;
       vmVanished = false;
+      forgetCredentials();
       const lost = record.device.vmid;
       record.device.vmid = undefined;
       record.device.node = undefined;
@@ -290,6 +319,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
         }),
       );
       record.build = result.build;
+      credentials = result.credentials;
+      record.credentials = { available: credentials !== undefined };
       Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
       upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }, { key: VmStateKey, value: 'running' }]);
       transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
@@ -335,7 +366,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       }
       if (workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record });
+        await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: credentials });
       }
       await condition(() => completeRequested || vmVanished || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
     }
@@ -349,6 +380,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   /** The end of the request: the completion runbook as a child, and what it could not remove on the record. */
   async function cleanUp(why: string): Promise<void> {
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
+    forgetCredentials();
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
@@ -359,6 +391,12 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     record.leftovers = completion.leftovers;
     const outcome = completion.leftovers.length ? `left behind: ${completion.leftovers.join('; ')}` : 'nothing left behind';
     transition(finalStatus, `${finalStatus === 'Cancelled' ? 'cancelled' : 'completed'}; ${outcome}`);
+  }
+
+  /** Logins of a VM that is gone are worth nothing to anyone: drop them. */
+  function forgetCredentials(): void {
+    credentials = undefined;
+    if (record.credentials) record.credentials.available = false;
   }
 
   async function finish(): Promise<RequestRecord> {

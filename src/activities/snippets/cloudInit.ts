@@ -4,18 +4,27 @@ export interface CloudInitInput {
   hostname: string;
   sshKeys: string[];
   netbird: { managementUrl: string; setupKey: string };
+  /** SHA-512 crypt hashes of the generated passwords (never the passwords). */
+  passwordHashes: { user: string; userHash: string; rootHash: string };
 }
 
 /**
- * The cloud-init user-data pveflow drops on the node: hostname, the requester's SSH keys, the guest agent (the
- * build waits on it for the IP), and NetBird joined with a one-off setup key. Rendered as YAML by a YAML library,
+ * The cloud-init user-data pveflow drops on the node: hostname, the requester's SSH keys, the generated logins (as
+ * SHA-512 crypt hashes), the guest agent (the build waits on it for the IP), and NetBird joined with a one-off setup
+ * key. Password logins over SSH stay off: the passwords are for the console and sudo. Rendered as YAML by a YAML library,
  * never by string concatenation, so no request field can inject cloud-init directives.
  */
-export function renderUserData({ hostname, sshKeys, netbird }: CloudInitInput): string {
+export function renderUserData({ hostname, sshKeys, netbird, passwordHashes }: CloudInitInput): string {
   const doc = {
     hostname,
     manage_etc_hosts: true,
     ssh_authorized_keys: sshKeys,
+    users: [
+      'default',
+      { name: passwordHashes.user, groups: ['sudo'], shell: '/bin/bash', lock_passwd: false, passwd: passwordHashes.userHash, ssh_authorized_keys: sshKeys },
+    ],
+    chpasswd: { expire: false, users: [{ name: 'root', password: passwordHashes.rootHash, type: 'HASH' }] },
+    ssh_pwauth: false,
     package_update: true,
     packages: ['qemu-guest-agent', 'curl', 'ca-certificates'],
     runcmd: [

@@ -7,6 +7,8 @@ import type { ActivityDeps } from '../deps';
 import { step } from '../netbird/failures';
 import { ensureGroup } from '../netbird/lookups';
 import { renderUserData } from './cloudInit';
+import type { GuestCredentials } from '../../domain/guestCredentials';
+import { generateGuestCredentials, sha512Crypt } from './guestCredentials';
 
 export interface PrepareCloudInitInput {
   serial: string;
@@ -24,7 +26,11 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
   const pathOf = (file: string) => posix.join(settings.snippetsDir, file);
 
   return {
-    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<{ snippetVolid: string }> {
+    /**
+     * Returns the generated logins: they travel only in this result and the request's state, which the payload codec
+     * encrypts, and reach a person once, through the credentials endpoint.
+     */
+    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<{ snippetVolid: string; credentials: GuestCredentials }> {
       const names = deviceNames(serial, name);
       const deviceGroup = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => ensureGroup(netbird, names.deviceGroup));
       const setupKey = await step(serial, `creating NetBird setup key ${names.setupKey}`, async () => {
@@ -40,13 +46,15 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
           ephemeral: false,
         });
       });
+      const credentials = generateGuestCredentials();
       const userData = renderUserData({
         hostname: names.hostname,
         sshKeys,
         netbird: { managementUrl: settings.netbirdManagementUrl, setupKey: setupKey.key },
+        passwordHashes: { user: credentials.username, userHash: await sha512Crypt(credentials.password), rootHash: await sha512Crypt(credentials.rootPassword) },
       });
       await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
-      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}` };
+      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials };
     },
 
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {

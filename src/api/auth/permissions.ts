@@ -16,6 +16,7 @@ export type Action =
   | 'rebuild'
   | 'extend'
   | 'complete'
+  | 'credentials'
   | 'templates';
 
 const everyone: Role[] = ['requester', 'admin', 'operator'];
@@ -28,6 +29,8 @@ export const rolesFor: Record<Action, readonly Role[]> = {
   logs: everyone,
   extend: everyone,
   complete: everyone,
+  // Everyone may ask; the request itself hands them only to its consultants (by the key's email).
+  credentials: everyone,
   templates: everyone,
   approve: deciders,
   reject: deciders,

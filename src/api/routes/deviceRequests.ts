@@ -10,6 +10,7 @@ import {
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
+  revealCredentialsUpdate,
   statusQuery,
   type UpdateResult,
 } from '../../workflows/messages';
@@ -100,6 +101,28 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if (!serial) return;
     if (!(await findRequest(ctx, res, principal, serial))) return;
     await streamRequestLogs(ctx, req, res, serial);
+  });
+
+  /**
+   * The guest's logins, once, to one of the request's consultants (the key's email must be on the request): the
+   * request forgets them as it hands them over and records who took them. Never cached anywhere on the way.
+   */
+  router.get('/:serial/credentials', async (req, res) => {
+    const principal = permit(res, 'credentials');
+    if (!principal) return;
+    const serial = serialOf(req, res);
+    if (!serial) return;
+    const found = await findRequest(ctx, res, principal, serial);
+    if (!found) return;
+    if (!principal.email) return problem(res, 403, 'forbidden', `key ${principal.id} has no email: credentials go to a consultant of the request only`);
+    try {
+      const handle = client.workflow.getHandle(requestWorkflowId(serial));
+      const c = await ctx.temporal(() => handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: principal.email! }] }));
+      res.setHeader('Cache-Control', 'no-store');
+      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword });
+    } catch (err) {
+      sendTemporalError(res, err, serial);
+    }
   });
 
   /** One action: role, input, the request as the key may see it, then the workflow's own decision. */
