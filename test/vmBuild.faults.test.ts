@@ -92,12 +92,22 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
     assert.notEqual(record.device.node, 'pve3');
   });
 
-  test('storage full during a full clone: the build fails with what Proxmox said, nothing left', async (t) => {
+  test('storage full before a full clone: refused at placement with the shortfall, nothing cloned', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const { record, vms } = await build({ fullClone: true, prepare: (w) => w.pve.faults.set({ noSpace: { storage: 'ceph' } }) });
     assert.equal(record.status, 'Failed');
+    assert.equal(record.build?.stage, 'choosing-node');
+    assert.match(record.build?.error ?? '', /0 MiB free < 4\.0 GiB needed/);
+    assert.equal(vms.length, 0);
+  });
+
+  test('storage that fills up during the clone: the clone task fails with what Proxmox said, nothing left', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const error = "clone failed: rbd create 'vm-10001-disk-0' error: rbd: create error: (28) No space left on device";
+    const { record, vms } = await build({ fullClone: true, prepare: (w) => w.pve.faults.set({ taskFailure: { type: 'qmclone', error } }) });
+    assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'cloning');
-    assert.match(record.build?.error ?? '', /space|full/i);
+    assert.match(record.build?.error ?? '', /No space left on device/);
     assert.equal(vms.length, 0);
   });
 

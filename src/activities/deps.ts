@@ -22,6 +22,10 @@ export interface ActivitySettings {
   bridge: string;
   vlan?: number;
   fullCloneDefault: boolean;
+  /** Where full clones copy the template's disks (PVE_TARGET_STORAGE); unset: each disk stays on its storage. */
+  targetStorage?: string;
+  /** Set when VMs are made HA resources after their start (PVE_HA / PVE_HA_GROUP); undefined: no HA. */
+  ha?: { group?: string };
   nodeSelector?: string[];
   snippetsStorage: string;
   snippetsDir: string;

@@ -7,6 +7,7 @@ import { cloneActivities } from './proxmox/clone';
 import { configureActivities } from './proxmox/configure';
 import { destroyActivities } from './proxmox/destroy';
 import { guestAgentActivities } from './proxmox/guestAgent';
+import { haActivities } from './proxmox/ha';
 import { placementActivities } from './proxmox/placement';
 import { powerActivities } from './proxmox/power';
 import { vmidActivities } from './proxmox/vmid';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...cloneActivities(deps),
     ...configureActivities(deps),
     ...powerActivities(deps),
+    ...haActivities(deps),
     ...guestAgentActivities(deps),
     ...destroyActivities(deps),
     ...cloudInitSnippetActivities(deps),

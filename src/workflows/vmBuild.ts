@@ -3,6 +3,7 @@ import {
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -77,7 +78,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
-    const node = await api.chooseNode({ serial, memoryMiB: request.memoryMiB });
+    const node = await api.chooseNode({ serial, memoryMiB: request.memoryMiB, templateVmid: request.templateVmid, fullClone: request.fullClone });
     log(`node ${node} chosen`);
 
     stage('reserving-vmid', 10, 'reserving a VMID');
@@ -105,7 +106,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('uploading-snippet', 35, `uploading the cloud-init snippet to ${node}`);
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
-    const { snippetVolid } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+    const { snippetVolid, credentials } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
     await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
@@ -116,6 +117,14 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('starting', 55, `starting VM ${vmid}`);
     await task.startVm({ serial, vmid, node });
+    if (patched('vm-build-ha')) {
+      // Registered only once added: a cancel during the add leaves a resource that destroyVm's purge=1 removes.
+      const ha = await api.addToHa({ serial, vmid, node });
+      if (ha.added) {
+        undos.unshift({ what: `HA resource vm:${vmid}`, run: () => undo.removeFromHa({ serial, vmid, node }) });
+        log(`VM ${vmid} is an HA resource${ha.group ? ` in group ${ha.group}` : ''}`);
+      }
+    }
 
     stage('waiting-for-ip', 65, 'waiting for the guest agent to report an IPv4 address');
     await phase({ status: 'Configuring', vmid, node });
@@ -136,7 +145,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
     build.state = 'completed';
     upsertSearchAttributes([{ key: BuildStatusKey, value: 'completed' }]);
-    return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build };
+    return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
   } catch (err) {
     const cancelled = isCancellation(err);
     build.state = cancelled ? 'cancelling' : 'failed';

@@ -36,6 +36,8 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
   };
 
   if (vmid !== undefined && node !== undefined) {
+    // Out of HA first: HA would otherwise restart the VM pveflow stops (and HA stops only request a stop).
+    await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
     await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running

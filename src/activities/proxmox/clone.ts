@@ -67,11 +67,13 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
           name: names.hostname,
           pool: settings.pool,
           full,
+          storage: full ? settings.targetStorage : undefined,
           target: template.node === node ? undefined : node,
           description: `${names.marker}\nManaged by pveflow for request ${serial}. Do not edit by hand.`,
         });
       } catch (err) {
         if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
+        if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, template.node, err.pveMessage);
         throw pveFailure(err, { ...s, node: template.node }, `cloning template ${templateVmid}`);
       }
       const outcome = await taskOutcome(pve, upid, settings);
@@ -93,6 +95,20 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
       }
     },
   };
+}
+
+/** Proxmox refusing to clone across nodes or onto a storage (§4.8): the same call will be refused again. */
+const STORAGE_REFUSAL = /VM uses local storage|can't clone to non-shared storage|is not available on node|does not support vm images|storage '.*' does not exist/;
+
+function storageRefusal(s: { serial: string; vmid: number; node: string }, templateVmid: number, templateNode: string, said: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorType.PveInvalidParameter,
+    nonRetryable: true,
+    message:
+      `cloning template ${templateVmid} (on node ${templateNode}) to node ${s.node} as VM ${s.vmid} for request ${s.serial}: ` +
+      `Proxmox said "${said}". Move the template's disks to shared storage, set PVE_TARGET_STORAGE to a shared storage ` +
+      `enabled on ${s.node}, or limit PVE_NODE_SELECTOR to ${templateNode}, then rebuild.`,
+  });
 }
 
 function vmidTaken(s: { serial: string; vmid: number; node: string }, said: string): ApplicationFailure {

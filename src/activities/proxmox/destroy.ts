@@ -74,7 +74,7 @@ export function destroyActivities({ pve, settings }: ActivityDeps) {
             });
           }
           if ((await pve.vmStatus(node, vmid)).status === 'running') {
-            const stop = await taskOutcome(pve, await pve.vmPower(node, vmid, 'stop'), settings);
+            const stop = await taskOutcome(pve, await pve.vmPower(node, vmid, 'stop'), settings, 'preparatoryUpid');
             if (!stop.ok) throw taskFailure(stop, { serial, vmid, node }, 'stopping the VM before destroying it');
           }
           upid = await pve.destroyVm(node, vmid, { purge: true, 'destroy-unreferenced-disks': true });

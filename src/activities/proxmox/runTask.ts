@@ -8,14 +8,20 @@ import { describe, type Subject } from './failures';
  * Waits for a Proxmox task while heartbeating its UPID, so that a retry after a worker crash waits on the same
  * task instead of starting a second one.
  */
-export function taskOutcome(pve: PveClient, upid: string, poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>): Promise<TaskOutcome> {
+export function taskOutcome(
+  pve: PveClient,
+  upid: string,
+  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>,
+  /** A preparatory task (a stop before a destroy) is heartbeated under its own key: a retry must not mistake it for the activity's own task. */
+  as: 'upid' | 'preparatoryUpid' = 'upid',
+): Promise<TaskOutcome> {
   const ctx = Context.current();
-  ctx.heartbeat({ upid });
+  ctx.heartbeat({ [as]: upid });
   return waitForTask(pve, upid, {
     signal: ctx.cancellationSignal,
     minPollMs: poll.pollMinMs,
     maxPollMs: poll.pollMaxMs,
-    onPoll: () => ctx.heartbeat({ upid }),
+    onPoll: () => ctx.heartbeat({ [as]: upid }),
   });
 }
 

@@ -6,6 +6,7 @@ import {
   clusterResourceSchema,
   guestInterfacesSchema,
   nextIdSchema,
+  noDataSchema,
   nodeSchema,
   taskListSchema,
   taskLogSchema,
@@ -116,6 +117,18 @@ export class PveClient {
 
   destroyVm(node: string, vmid: number, params: Params): Promise<string> {
     return this.call('DELETE', `/nodes/${seg(node)}/qemu/${vmid}`, params, upidSchema);
+  }
+
+  // --- HA (Sys.Console on / to change, Sys.Audit on / to read) ---------------------------------------------------
+
+  /** Makes a guest an HA resource (sync); a duplicate answers 500 `resource ID 'vm:N' already defined`. */
+  async addHaResource(params: { sid: string; state?: 'started' | 'stopped'; group?: string; comment?: string }): Promise<void> {
+    await this.call('POST', '/cluster/ha/resources', params, noDataSchema);
+  }
+
+  /** Removes a guest from HA (sync); an unknown one answers 500 `... not HA managed!`. The VM itself is untouched. */
+  async removeHaResource(sid: string): Promise<void> {
+    await this.call('DELETE', `/cluster/ha/resources/${seg(sid)}`, {}, noDataSchema);
   }
 
   // --- tasks -------------------------------------------------------------------------------------------------------

@@ -104,4 +104,6 @@ export const guestInterfacesSchema = z.object({
 export type GuestInterfaces = z.infer<typeof guestInterfacesSchema>;
 
 export const upidSchema = z.string();
+/** Synchronous calls that answer `{"data": null}` (HA resource create/delete). */
+export const noDataSchema = z.null().or(z.undefined()).transform(() => undefined);
 export const nextIdSchema = num;

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { z } from 'zod';
+import { PveClient, waitForTask } from '../src/clients/pve';
+import type { SimulatedWorld } from '../src/simulators/world';
+import { vmRequest } from '../src/workflows';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
+import type { RequestRecord } from '../src/workflows/types';
+import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * Where a build puts its VM and what it adds around it: storage space for full clones, templates on a node's local
+ * storage (proxmox-behaviour.md §4.8, §6.4, §6.10), and HA resources (§4.17) with their undo.
+ */
+const skip = harnessSkipReason();
+
+describe('vmBuild placement, local templates and HA', { skip }, () => {
+  let h: WorkflowHarness;
+  let skipReason: string | undefined;
+  let n = 0;
+
+  before(async () => {
+    const started = await startWorkflowHarness();
+    if ('skipped' in started) skipReason = started.skipped;
+    else h = started;
+  });
+  after(async () => {
+    await h?.stop();
+  });
+
+  interface BuildOptions {
+    /** Extra environment; `world` may fill in what only exists once the world does (the root token). */
+    env?: (world: SimulatedWorld) => Record<string, string>;
+    prepare?: (w: SimulatedWorld) => void | Promise<void>;
+    fullClone?: boolean;
+    templateVmid?: number;
+    consultants?: string[];
+    /** Checks made while the request is fulfilled, before its completion. */
+    whileFulfilled?: (world: SimulatedWorld, record: RequestRecord) => void;
+  }
+
+  /** Builds one request in a fresh world; once fulfilled it is completed again. Returns the settled record. */
+  async function build(opts: BuildOptions) {
+    const serial = `VM-PL${String(++n).padStart(3, '0')}`;
+    // The harness reads a world's extra environment when its worker starts, so it may be filled in after creation.
+    const env: Record<string, string> = {};
+    const world = await h.world({}, env);
+    Object.assign(env, opts.env?.(world));
+    await opts.prepare?.(world);
+    const taskQueue = `placement-${serial}`;
+    return h.withWorker(world, taskQueue, async () => {
+      const request = await h.request(serial, { fullClone: opts.fullClone, templateVmid: opts.templateVmid, ...(opts.consultants ? { consultants: opts.consultants } : {}) });
+      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
+        const r = await handle.query(statusQuery);
+        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
+      }, 120_000);
+      const vmsAtSettle = ownVms(world, serial);
+      if (record.status === 'Fulfilled') {
+        opts.whileFulfilled?.(world, record);
+        await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+        await handle.result();
+      }
+      return { serial, record, vmsAtSettle, vmsAtEnd: ownVms(world, serial), world };
+    });
+  }
+
+  const ownVms = (world: SimulatedWorld, serial: string) =>
+    world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
+
+  const asRoot = (world: SimulatedWorld) => ({ PVE_TOKEN_ID: world.rootToken.id, PVE_TOKEN_SECRET: world.rootToken.secret });
+
+  /**
+   * The operator's setup this build must cope with: a template whose disk is on pve3's local-lvm (made with the
+   * root token, as an operator would by hand). pve3 is the busiest node, so placement by load alone would pick
+   * another one, where Proxmox refuses the clone.
+   */
+  async function localTemplateOnPve3(world: SimulatedWorld): Promise<void> {
+    const root = new PveClient({
+      endpoint: world.env.PVE_ENDPOINT,
+      tokenId: world.rootToken.id,
+      tokenSecret: world.rootToken.secret,
+      ca: readFileSync(world.env.PVE_CA_FILE),
+      timeoutMs: 10_000,
+    });
+    try {
+      const upid = await root.call('POST', '/nodes/pve3/qemu', {
+        vmid: LOCAL_TEMPLATE,
+        name: 'debian-12-local',
+        template: 1,
+        pool: 'pveflow',
+        agent: '1',
+        ostype: 'l26',
+        scsihw: 'virtio-scsi-pci',
+        scsi0: `local-lvm:base-${LOCAL_TEMPLATE}-disk-0,size=4G`,
+        ide2: 'local-lvm:cloudinit',
+        boot: 'order=scsi0;ide2;net0',
+        net0: 'virtio,bridge=vmbr0',
+        serial0: 'socket',
+      }, z.string());
+      const outcome = await waitForTask(root, upid, { minPollMs: 10, maxPollMs: 50 });
+      assert.ok(outcome.ok, `creating the local template: ${outcome.exitstatus}`);
+    } finally {
+      await root.close();
+    }
+  }
+  const LOCAL_TEMPLATE = 9100;
+
+  test('a full clone is refused at placement when the storage cannot hold the template disk; a linked clone needs no space', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const cephFull = (w: SimulatedWorld) => w.pve.faults.set({ noSpace: { storage: 'ceph' } });
+    const full = await build({ fullClone: true, prepare: cephFull });
+    assert.equal(full.record.status, 'Failed');
+    assert.equal(full.record.build?.stage, 'choosing-node');
+    const error = full.record.build?.error ?? '';
+    assert.match(error, /4\.0 GiB on ceph for a full clone/);
+    assert.match(error, /pve1: ceph \(0 MiB free < 4\.0 GiB needed\)/);
+    assert.match(error, /PVE_TARGET_STORAGE or use a linked clone/);
+    assert.equal(full.vmsAtSettle.length, 0, 'nothing was cloned');
+
+    const linked = await build({ fullClone: false, prepare: cephFull });
+    assert.equal(linked.record.status, 'Fulfilled', linked.record.build?.error);
+  });
+
+  test('a template on local storage of another node: the VM is cloned on the template node', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { record, vmsAtEnd } = await build({ templateVmid: LOCAL_TEMPLATE, prepare: localTemplateOnPve3 });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    assert.equal(record.device.node, 'pve3');
+    assert.equal(vmsAtEnd.length, 0, 'completion removed the VM');
+  });
+
+  test('a template on local storage of a node the selector excludes: refused, naming the template, node, storage and remedy', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { record, vmsAtSettle } = await build({ templateVmid: LOCAL_TEMPLATE, prepare: localTemplateOnPve3, env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }) });
+    assert.equal(record.status, 'Failed');
+    assert.equal(record.build?.stage, 'choosing-node');
+    const error = record.build?.error ?? '';
+    assert.match(error, new RegExp(`template ${LOCAL_TEMPLATE}, whose volumes are on local storage local-lvm of node pve3`));
+    assert.match(error, /PVE_NODE_SELECTOR \(pve1,pve2\) excludes/);
+    assert.match(error, /Move the template's disks to shared storage/);
+    assert.match(error, /add pve3 to PVE_NODE_SELECTOR/);
+    assert.equal(vmsAtSettle.length, 0);
+  });
+
+  test('with HA on, the VM is an HA resource once built and no longer after completion', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    let vmid: number | undefined;
+    const { record, world } = await build({
+      env: (w) => ({ PVE_HA: 'true', ...asRoot(w) }),
+      whileFulfilled: (w, r) => {
+        vmid = r.device.vmid;
+        assert.deepEqual(w.pve.dump().ha, [{ sid: `vm:${vmid}`, state: 'started' }]);
+      },
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    assert.ok(record.build?.log.some((l) => l.message === `VM ${vmid} is an HA resource`));
+    assert.deepEqual(world.pve.dump().ha, []);
+    assert.ok(!world.pve.dump().vms.some((v) => v.vmid === vmid), 'the VM is gone');
+  });
+
+  test('with HA on, a build failing after the start removes the HA resource before destroying the VM', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { record, vmsAtSettle, world } = await build({
+      env: (w) => ({ PVE_HA: 'true', NETBIRD_MISSING_CONSULTANT: 'fail', ...asRoot(w) }),
+      consultants: ['ghost@consultancy.example'],
+    });
+    assert.equal(record.status, 'Failed');
+    assert.equal(record.build?.stage, 'vpn-access');
+    const undone = (record.build?.log ?? []).filter((l) => l.message.startsWith('undone: ')).map((l) => l.message);
+    assert.match(undone[0] ?? '', /^undone: HA resource vm:\d+$/, JSON.stringify(undone));
+    assert.match(undone[2] ?? '', /^undone: VM \d+$/, JSON.stringify(undone));
+    assert.deepEqual(record.build?.leftovers, []);
+    assert.equal(vmsAtSettle.length, 0);
+    assert.deepEqual(world.pve.dump().ha, []);
+  });
+
+  test('with HA on and a token without Sys.Console on /, the build fails saying which privilege, and leaves nothing', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const { record, vmsAtSettle, world } = await build({ env: () => ({ PVE_HA: 'true', PVE_HA_GROUP: 'lab' }) });
+    assert.equal(record.status, 'Failed');
+    assert.equal(record.build?.stage, 'starting');
+    const error = record.build?.error ?? '';
+    assert.match(error, /adding VM \d+ to HA group lab for request VM-PL\d+/);
+    assert.match(error, /HA resources need Sys\.Console on \//);
+    assert.match(error, /unsetting PVE_HA and PVE_HA_GROUP/);
+    assert.deepEqual(record.build?.leftovers, []);
+    assert.equal(vmsAtSettle.length, 0, 'the started VM was destroyed by the undo');
+    assert.deepEqual(world.pve.dump().ha, []);
+  });
+});
