@@ -149,6 +149,9 @@ export const configSchema = z.object({
   /** How often clusterSync compares the cluster with the requests (a Temporal Schedule). */
   SYNC_INTERVAL_S: z.coerce.number().int().min(5).default(60),
 
+  /** The start-up checks of a standalone worker: `warn` prints what to fix, `enforce` refuses to start, `off` skips. */
+  PVEFLOW_DOCTOR: z.enum(['warn', 'enforce', 'off']).default('warn'),
+
   GUEST_IP_WAIT_S: z.coerce.number().int().positive().default(900),
 });
 

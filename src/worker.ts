@@ -7,6 +7,7 @@ import type { ActivityDeps } from './activities/deps';
 import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
 import { loadConfig, ConfigError, type Config } from './config';
+import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { payloadCodecFrom } from './temporal/codec';
 import { temporalSettings } from './temporal/settings';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
@@ -117,6 +118,14 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: temporal.address });
   const codec = payloadCodecFrom({ keys: config.PVEFLOW_CODEC_KEYS, keyFile: config.PVEFLOW_CODEC_KEY_FILE });
   const deps = createActivityDeps(config, codec?.codec);
+  if (config.PVEFLOW_DOCTOR !== 'off') {
+    // What the seeds' operators get wrong, said before the first request fails on it.
+    const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
+    console.log(formatFindings(findings));
+    if (config.PVEFLOW_DOCTOR === 'enforce' && findings.some((f) => !f.ok)) {
+      throw new ConfigError('start-up checks failed (PVEFLOW_DOCTOR=enforce): fix the findings above, or set PVEFLOW_DOCTOR=warn');
+    }
+  }
   const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, payloadCodec: codec?.codec });
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
