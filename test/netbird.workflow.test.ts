@@ -1,33 +1,23 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
-import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /** NetBird misbehaving under whole requests: cleanup goes on and says what it left; a 429 storm costs no build. */
 const skip = harnessSkipReason();
 
 describe('NetBird failures across whole requests', { skip }, () => {
-  let h: WorkflowHarness;
-  let skipReason: string | undefined;
-
-  before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) skipReason = started.skipped;
-    else h = started;
-  });
-  after(async () => {
-    await h?.stop();
-  });
+  const harness = useWorkflowHarness();
 
   test('completion with NetBird down still deletes the VM and lists exactly what was left in NetBird', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-NB001';
-    const world = await h.world();
-    await h.withWorker(world, `nb-${serial}`, async () => {
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `nb-${serial}`, args: [{ request: await h.request(serial) }] });
+    const world = await harness.h.world();
+    await harness.h.withWorker(world, `nb-${serial}`, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `nb-${serial}`, args: [{ request: await harness.h.request(serial) }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
       const fulfilled = await waitFor('Fulfilled', async () => {
         const r = await handle.query(statusQuery);
@@ -51,14 +41,14 @@ describe('NetBird failures across whole requests', { skip }, () => {
   });
 
   test('a 429 storm from NetBird\'s rate limiter during 20 parallel builds costs no build', async (t) => {
-    if (skipReason) return t.skip(skipReason);
-    const world = await h.world();
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await harness.h.world();
     world.netbird.faults.set({ rateLimit: { requestsPerSecond: 8, burst: 8 } });
     const serials = Array.from({ length: 20 }, (_, i) => `VM-NS${String(i).padStart(3, '0')}`);
-    await h.withWorker(world, 'nb-storm', async () => {
+    await harness.h.withWorker(world, 'nb-storm', async () => {
       const handles = await Promise.all(
         serials.map(async (serial) => {
-          const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await h.request(serial) }] });
+          const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await harness.h.request(serial) }] });
           await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
           return handle;
         }),

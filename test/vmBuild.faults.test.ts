@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
-import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -14,27 +14,17 @@ import { waitFor } from './support/waitFor';
 const skip = harnessSkipReason();
 
 describe('vmBuild under Proxmox failure classes', { skip }, () => {
-  let h: WorkflowHarness;
-  let skipReason: string | undefined;
+  const harness = useWorkflowHarness();
   let n = 0;
-
-  before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) skipReason = started.skipped;
-    else h = started;
-  });
-  after(async () => {
-    await h?.stop();
-  });
 
   /** Builds one request in a fresh world prepared by `prepare`; returns its record once it is fulfilled or failed. */
   async function build(opts: { env?: Record<string, string>; prepare: (w: SimulatedWorld) => void; fullClone?: boolean }) {
     const serial = `VM-FC${String(++n).padStart(3, '0')}`;
-    const world = await h.world({}, opts.env);
+    const world = await harness.h.world({}, opts.env);
     opts.prepare(world);
     const taskQueue = `faults-${serial}`;
-    return h.withWorker(world, taskQueue, async () => {
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await h.request(serial, { fullClone: opts.fullClone }) }] });
+    return harness.h.withWorker(world, taskQueue, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial, { fullClone: opts.fullClone }) }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
       const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
         const r = await handle.query(statusQuery);
@@ -50,14 +40,14 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
   }
 
   test('lock timeout on the VM config: retried, the build completes', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record } = await build({ env: { PVE_VMID_RANGE: '20000-20000' }, prepare: (w) => w.pve.faults.set({ lockTimeout: { vmid: 20000, times: 2 } }) });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.equal(record.device.vmid, 20000);
   });
 
   test('tasks that end WARNINGS: n are successes: the build completes', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record } = await build({
       prepare: (w) => {
         w.pve.faults.set({ taskWarnings: { type: 'qmclone', count: 1, times: 1 } });
@@ -68,14 +58,14 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
   });
 
   test('nextid race: the VMID is taken by a concurrent client; another is reserved and the build completes', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record } = await build({ prepare: (w) => w.pve.faults.set({ nextidRace: { times: 1 } }) });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.ok(record.build?.log.some((l) => /was taken by a concurrent clone; reserving another/.test(l.message)), 'the log says why the VMID changed');
   });
 
   test('the only allowed node is offline: the build fails at once naming the nodes and the setting', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vms } = await build({ env: { PVE_NODE_SELECTOR: 'pve2' }, prepare: (w) => w.pve.faults.set({ nodeOffline: { node: 'pve2' } }) });
     assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'choosing-node');
@@ -86,14 +76,14 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
 
   test('an offline node is avoided: the build lands on an online one', async (t) => {
     // (pve1 holds the template: with it down no clone can start — a real constraint, retried until it is back.)
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record } = await build({ prepare: (w) => w.pve.faults.set({ nodeOffline: { node: 'pve3' } }) });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.notEqual(record.device.node, 'pve3');
   });
 
   test('storage full before a full clone: refused at placement with the shortfall, nothing cloned', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vms } = await build({ fullClone: true, prepare: (w) => w.pve.faults.set({ noSpace: { storage: 'ceph' } }) });
     assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'choosing-node');
@@ -102,7 +92,7 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
   });
 
   test('storage that fills up during the clone: the clone task fails with what Proxmox said, nothing left', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const error = "clone failed: rbd create 'vm-10001-disk-0' error: rbd: create error: (28) No space left on device";
     const { record, vms } = await build({ fullClone: true, prepare: (w) => w.pve.faults.set({ taskFailure: { type: 'qmclone', error } }) });
     assert.equal(record.status, 'Failed');
@@ -112,7 +102,7 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
   });
 
   test('a clone whose Proxmox worker dies leaves a stale lock: the build fails and names the root command to run', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vms } = await build({ prepare: (w) => w.pve.faults.set({ workerKilled: { taskType: 'qmclone', times: 1 } }) });
     assert.equal(record.status, 'Failed');
     assert.match(record.build?.error ?? '', /unexpected status/);

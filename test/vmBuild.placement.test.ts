@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { z } from 'zod';
 import { PveClient, waitForTask } from '../src/clients/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
-import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -17,18 +17,8 @@ import { waitFor } from './support/waitFor';
 const skip = harnessSkipReason();
 
 describe('vmBuild placement, local templates and HA', { skip }, () => {
-  let h: WorkflowHarness;
-  let skipReason: string | undefined;
+  const harness = useWorkflowHarness();
   let n = 0;
-
-  before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) skipReason = started.skipped;
-    else h = started;
-  });
-  after(async () => {
-    await h?.stop();
-  });
 
   interface BuildOptions {
     /** Extra environment; `world` may fill in what only exists once the world does (the root token). */
@@ -46,13 +36,13 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     const serial = `VM-PL${String(++n).padStart(3, '0')}`;
     // The harness reads a world's extra environment when its worker starts, so it may be filled in after creation.
     const env: Record<string, string> = {};
-    const world = await h.world({}, env);
+    const world = await harness.h.world({}, env);
     Object.assign(env, opts.env?.(world));
     await opts.prepare?.(world);
     const taskQueue = `placement-${serial}`;
-    return h.withWorker(world, taskQueue, async () => {
-      const request = await h.request(serial, { fullClone: opts.fullClone, templateVmid: opts.templateVmid, ...(opts.consultants ? { consultants: opts.consultants } : {}) });
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
+    return harness.h.withWorker(world, taskQueue, async () => {
+      const request = await harness.h.request(serial, { fullClone: opts.fullClone, templateVmid: opts.templateVmid, ...(opts.consultants ? { consultants: opts.consultants } : {}) });
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
       const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
         const r = await handle.query(statusQuery);
@@ -110,7 +100,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   const LOCAL_TEMPLATE = 9100;
 
   test('a full clone is refused at placement when the storage cannot hold the template disk; a linked clone needs no space', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const cephFull = (w: SimulatedWorld) => w.pve.faults.set({ noSpace: { storage: 'ceph' } });
     const full = await build({ fullClone: true, prepare: cephFull });
     assert.equal(full.record.status, 'Failed');
@@ -126,7 +116,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   });
 
   test('a template on local storage of another node: the VM is cloned on the template node', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vmsAtEnd } = await build({ templateVmid: LOCAL_TEMPLATE, prepare: localTemplateOnPve3 });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.equal(record.device.node, 'pve3');
@@ -134,7 +124,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   });
 
   test('a template on local storage of a node the selector excludes: refused, naming the template, node, storage and remedy', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vmsAtSettle } = await build({ templateVmid: LOCAL_TEMPLATE, prepare: localTemplateOnPve3, env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }) });
     assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'choosing-node');
@@ -147,7 +137,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   });
 
   test('with HA on, the VM is an HA resource once built and no longer after completion', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     let vmid: number | undefined;
     const { record, world } = await build({
       env: (w) => ({ PVE_HA: 'true', ...asRoot(w) }),
@@ -163,7 +153,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   });
 
   test('with HA on, a build failing after the start removes the HA resource before destroying the VM', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vmsAtSettle, world } = await build({
       env: (w) => ({ PVE_HA: 'true', NETBIRD_MISSING_CONSULTANT: 'fail', ...asRoot(w) }),
       consultants: ['ghost@consultancy.example'],
@@ -179,7 +169,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
   });
 
   test('with HA on and a token without Sys.Console on /, the build fails saying which privilege, and leaves nothing', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const { record, vmsAtSettle, world } = await build({ env: () => ({ PVE_HA: 'true', PVE_HA_GROUP: 'lab' }) });
     assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'starting');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { PveTiming } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
@@ -15,7 +15,7 @@ interface RequestProbe {
   /** Waits until build 1 is at this stage. */
   stage: (s: BuildStage) => Promise<unknown>;
 }
-import { harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -25,23 +25,13 @@ import { waitFor } from './support/waitFor';
 const skip = harnessSkipReason();
 
 describe('vmBuild: failures and cancellation', { skip }, () => {
-  let h: WorkflowHarness;
-  let skipReason: string | undefined;
+  const harness = useWorkflowHarness();
   let n = 0;
-
-  before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) skipReason = started.skipped;
-    else h = started;
-  });
-  after(async () => {
-    await h?.stop();
-  });
 
   /** One request in its own world: approve it and hand the test a way to watch it. */
   async function approvedRequest(opts: { timing?: Partial<PveTiming>; env?: Record<string, string>; prepare?: (w: SimulatedWorld) => void }) {
     const serial = `VM-FB${String(++n).padStart(3, '0')}`;
-    const world = await h.world(opts.timing, opts.env);
+    const world = await harness.h.world(opts.timing, opts.env);
     opts.prepare?.(world);
     const taskQueue = `build-${serial}`;
     return {
@@ -49,11 +39,11 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
       world,
       run<T>(fn: (probe: RequestProbe) => Promise<T>) {
         const start = async () => {
-          const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await h.request(serial) }] });
+          const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial) }] });
           await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
           return handle;
         };
-        return h.withWorker(world, taskQueue, async () => {
+        return harness.h.withWorker(world, taskQueue, async () => {
           const handle = await start();
           const status = (s: RequestRecord['status']) =>
             waitFor(`request ${serial} ${s}`, async () => {
@@ -62,7 +52,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
             });
           const stage = (s: BuildStage) =>
             waitFor(`build of ${serial} at ${s}`, async () => {
-              const b = await h.env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery);
+              const b = await harness.h.env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery);
               return b.stage === s ? true : undefined;
             });
           return fn({ handle, status, stage });
@@ -75,7 +65,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   function assertNothingLeft(world: SimulatedWorld, serial: string) {
     const slug = serial.toLowerCase();
     assert.deepEqual(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(slug)).map((v) => v.vmid), [], 'no VM left');
-    assert.deepEqual(readdirSync(h.sshd.dir).filter((f) => f.includes(slug)), [], 'no snippet left');
+    assert.deepEqual(readdirSync(harness.h.sshd.dir).filter((f) => f.includes(slug)), [], 'no snippet left');
     const nb = world.netbird.dump();
     assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [], 'no NetBird group left');
     assert.deepEqual(nb.setupKeys.filter((k) => k.name.includes(serial)).map((k) => k.name), [], 'no setup key left');
@@ -84,7 +74,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   }
 
   test('a clone task that fails after HTTP 200 fails the build with what Proxmox logged; a rebuild then succeeds', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const error = "clone failed: copy failed: command '/usr/bin/qemu-img convert -p -n -f raw -O raw' failed: exit code 1";
     const r = await approvedRequest({ prepare: (w) => w.pve.faults.set({ taskFailure: { type: 'qmclone', error } }) });
     await r.run(async ({ handle, status }) => {
@@ -107,7 +97,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('a missing template fails at once, naming the template and the setting to fix', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ env: { PVE_TEMPLATE_VMID: '9999' } });
     await r.run(async ({ status }) => {
       const failed = await status('Failed');
@@ -118,7 +108,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('a token without rights on the pool fails with Proxmox\'s permission message and what to grant', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ env: { PVE_POOL: 'not-our-pool' } });
     await r.run(async ({ status }) => {
       const failed = await status('Failed');
@@ -129,7 +119,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('a guest agent that never answers ends the bounded wait; the VM is destroyed', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 }, env: { GUEST_IP_WAIT_S: '1' } });
     await r.run(async ({ status }) => {
       const failed = await status('Failed');
@@ -141,7 +131,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('cancel during the clone leaves no VM behind', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { linkedCloneMs: 2_000 } });
     await r.run(async ({ handle, stage, status }) => {
       await stage('cloning');
@@ -154,7 +144,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('cancel while waiting for the guest IP removes the VM, its snippet and the NetBird objects', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
     await r.run(async ({ handle, stage, status }) => {
       await stage('waiting-for-ip');
@@ -175,7 +165,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   ];
   for (const { stage, timing, hold } of heldStages) {
     test(`cancel during ${stage} leaves nothing behind`, async (t) => {
-      if (skipReason) return t.skip(skipReason);
+      if (harness.skipped) return t.skip(harness.skipped);
       const r = await approvedRequest({ timing, prepare: hold });
       await r.run(async ({ handle, stage: atStage, status }) => {
         await atStage(stage);
@@ -189,11 +179,11 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   }
 
   test('cancelling the build from Temporal UI behaves like the API cancel', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
     await r.run(async ({ stage, status }) => {
       await stage('waiting-for-ip');
-      await h.env.client.workflow.getHandle(`vm-build-${r.serial}-1`).cancel();
+      await harness.h.env.client.workflow.getHandle(`vm-build-${r.serial}-1`).cancel();
       const cancelled = await status('Cancelled');
       assert.equal(cancelled.build?.state, 'cancelled');
       assert.ok(cancelled.build?.log.some((l) => l.message.startsWith('undone: VM')), 'the log says what was undone');
@@ -202,7 +192,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   });
 
   test('a cancel that does not fit the state is refused with the reason', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({});
     await r.run(async ({ handle, status }) => {
       await status('Fulfilled');

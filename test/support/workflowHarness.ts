@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
@@ -116,3 +117,29 @@ const quietLogger = {
   warn: (m: string) => console.warn(m),
   error: (m: string) => console.error(m),
 };
+
+/**
+ * Starts the harness before the tests of the enclosing describe block and stops it after them. Tests use `harness.h`
+ * and skip with `harness.skipped` when this machine cannot run it (sshd missing — never in CI, where that throws).
+ */
+export function useWorkflowHarness(): { readonly h: WorkflowHarness; readonly skipped: string | undefined } {
+  let started: WorkflowHarness | undefined;
+  let skipped: string | undefined;
+  before(async () => {
+    const s = await startWorkflowHarness();
+    if ('skipped' in s) skipped = s.skipped;
+    else started = s;
+  });
+  after(async () => {
+    await started?.stop();
+  });
+  return {
+    get h() {
+      if (!started) throw new Error('the workflow harness is not running');
+      return started;
+    },
+    get skipped() {
+      return skipped;
+    },
+  };
+}
