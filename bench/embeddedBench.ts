@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, cpus, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateApiKey } from '../src/api/auth/apiKeys';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { freePort } from '../test/support/ports';
+import { validRequestBody } from '../test/support/requests';
+
+/**
+ * What the benches of the whole system share: the embedded default (dev server on its SQLite file, simulated
+ * world, worker, API) started in this process on free ports under a temporary data directory, an operator key, and
+ * the request lifecycle driven through the HTTP API exactly as a user would.
+ */
+export interface BenchStack {
+  stack: EmbeddedStack;
+  /** One API call as the operator; throws with the answer on an unexpected status. */
+  api(method: string, path: string, body?: unknown, expect?: number): Promise<any>;
+  operatorKey: string;
+  stop(): Promise<void>;
+}
+
+export async function startBenchStack(simTiming: 'zero' | 'fast' | 'realistic', extraEnv: Record<string, string> = {}): Promise<BenchStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pveflow-bench-'));
+  const operatorKey = generateApiKey();
+  const stack = await startEmbeddedStack({
+    env: {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      TEMPORAL_PORT: String(await freePort()),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      API_PORT: '0',
+      SIM_PVE_PORT: '0',
+      SIM_NETBIRD_PORT: '0',
+      SIM_TIMING: simTiming,
+      // The periodic clusterSync would add its own calls and events to what a build is measured to make.
+      SYNC_INTERVAL_S: '86400',
+      API_KEYS: JSON.stringify({ keys: [{ id: 'bench', role: 'operator', key: operatorKey }] }),
+      ...extraEnv,
+    },
+  });
+  const api = async (method: string, path: string, body?: unknown, expect?: number) => {
+    const res = await fetch(`${stack.apiUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${operatorKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await res.text();
+    if (expect !== undefined && res.status !== expect) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  return {
+    stack,
+    api,
+    operatorKey,
+    async stop() {
+      await stack.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A request whose period started a minute ago: approving it builds at once. */
+export function buildNowBody(i: number): Record<string, unknown> {
+  const now = Date.now();
+  return validRequestBody({ name: `bench-${i}`, cores: 1, memory_mib: 1024, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() } });
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Waits until `count()` reaches `n`, checking every `everyMs`; fails after `timeoutMs`. */
+export async function waitForCount(what: string, n: number, count: () => Promise<number>, timeoutMs: number, everyMs = 250): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = await count();
+    if (c >= n) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${c} of ${n}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function countWorkflows(stack: EmbeddedStack, query: string): Promise<number> {
+  return (await stack.client.workflow.count(query)).count;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** The machine line every bench prints: results on a shared 2-core box mean little without the load next to them. */
+export function machineLine(): string {
+  const [l1, l5] = loadavg();
+  return `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load avg ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1/5 min) at ${new Date().toISOString()}`;
+}
