@@ -45,10 +45,11 @@ describe('NetBird failures across whole requests', { skip }, () => {
     const world = await harness.h.world();
     world.netbird.faults.set({ rateLimit: { requestsPerSecond: 8, burst: 8 } });
     const serials = Array.from({ length: 20 }, (_, i) => `VM-NS${String(i).padStart(3, '0')}`);
+    const server = await harness.h.localEnv(); // real time and real concurrency: nothing here needs skipped time
     await harness.h.withWorker(world, 'nb-storm', async () => {
       const handles = await Promise.all(
         serials.map(async (serial) => {
-          const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await harness.h.request(serial) }] });
+          const handle = await server.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await harness.h.request(serial, {}, server) }] });
           await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
           return handle;
         }),
@@ -77,6 +78,6 @@ describe('NetBird failures across whole requests', { skip }, () => {
       world.netbird.faults.reset();
       await Promise.all(handles.map((hd) => hd.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] })));
       await Promise.all(handles.map((hd) => hd.result()));
-    });
+    }, server);
   });
 });

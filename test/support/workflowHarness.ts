@@ -12,6 +12,7 @@ import type { PveTiming } from '../../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
 import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
+import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../../src/worker';
 import { startSshd, type RunningSshd } from './sshd';
 
@@ -26,10 +27,16 @@ export interface WorkflowHarness {
   sshd: RunningSshd;
   /** A new simulated Proxmox + NetBird, uploading snippets through the shared sshd. */
   world(timing?: Partial<PveTiming>, env?: Record<string, string>): Promise<SimulatedWorld>;
-  /** Runs `fn` while a worker with the real activities against `world` polls `taskQueue`. */
-  withWorker<T>(world: SimulatedWorld, taskQueue: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * A Temporal dev server in real time, started on first use: for tests about concurrency rather than time (the
+   * time-skipping server's Java implementation is not safe under many parallel workflows: "Unbalanced lock and
+   * unlock calls").
+   */
+  localEnv(): Promise<TestWorkflowEnvironment>;
+  /** Runs `fn` while a worker with the real activities against `world` polls `taskQueue` (on `server`, default the time-skipping one). */
+  withWorker<T>(world: SimulatedWorld, taskQueue: string, fn: () => Promise<T>, server?: TestWorkflowEnvironment): Promise<T>;
   /** A valid request whose period starts now on the server's clock. */
-  request(serial: string, overrides?: Partial<DeviceRequest> & { periodDays?: number }): Promise<DeviceRequest>;
+  request(serial: string, overrides?: Partial<DeviceRequest> & { periodDays?: number }, server?: TestWorkflowEnvironment): Promise<DeviceRequest>;
   stop(): Promise<void>;
 }
 
@@ -52,6 +59,7 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
   });
   await registerSearchAttributes(env.connection, 'default');
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });
+  let local: Promise<TestWorkflowEnvironment> | undefined;
 
   return {
     env,
@@ -67,15 +75,21 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
       worlds.push({ world, dir, env: extraEnv });
       return world;
     },
-    async withWorker(world, taskQueue, fn) {
+    localEnv() {
+      local ??= TestWorkflowEnvironment.createLocal({
+        server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
+      });
+      return local;
+    },
+    async withWorker(world, taskQueue, fn, server = env) {
       const extra = worlds.find((w) => w.world === world)?.env ?? {};
       const deps = createActivityDeps(loadConfig({ ...world.env, ...extra }));
       const ownClient = deps.temporal.client;
-      deps.temporal.client = env.client; // visibility of the test server, not a default address
+      deps.temporal.client = server.client; // visibility of the test server, not a default address
       // Fast polls: the simulator's tasks finish in milliseconds.
       deps.settings.pollMinMs = 20;
       deps.settings.pollMaxMs = 200;
-      const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
+      const worker = await createWorker({ connection: server.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
       try {
         return await worker.runUntil(fn());
       } finally {
@@ -83,9 +97,9 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
         await closeActivityDeps(deps);
       }
     },
-    async request(serial, overrides = {}) {
+    async request(serial, overrides = {}, server = env) {
       const { periodDays = 30, ...rest } = overrides;
-      const start = (await env.currentTimeMs()) - 60_000;
+      const start = (await server.currentTimeMs()) - 60_000;
       return deviceRequestSchema.parse({
         serial,
         name: 'lab',
@@ -104,6 +118,7 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
         rmSync(w.dir, { recursive: true, force: true });
       }
       await env.teardown();
+      if (local) await (await local).teardown();
       await sshd.stop();
     },
   };
