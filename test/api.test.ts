@@ -24,6 +24,7 @@ import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 import { createActivityDeps, createWorker } from '../src/worker';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
+import { quietLogger } from './support/quietLogger';
 
 /**
  * The HTTP API against a real Temporal dev server and a worker running the real workflows and activities on the
@@ -650,11 +651,3 @@ function stubBundle(dir: string): Promise<WorkflowBundle> {
   });
 }
 
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m: string) => console.warn(m),
-  error: (m: string) => console.error(m),
-};

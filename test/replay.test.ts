@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { bundleWorkflowCode, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { historyFromJson } from './histories/historyJson';
+import { quietLogger } from './support/quietLogger';
 
 /**
  * The replay guard: every history in test/histories/ (recorded by scripts/record-histories.ts from real executions
@@ -43,11 +44,3 @@ describe('replay of recorded histories', () => {
   });
 });
 
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m: string) => console.warn(m),
-  error: (m: string) => console.error(m),
-};

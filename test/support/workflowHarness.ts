@@ -15,6 +15,7 @@ import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
 import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../../src/worker';
 import { startSshd, type RunningSshd } from './sshd';
+import { quietLogger } from './quietLogger';
 
 /**
  * What every workflow test file needs: Temporal's time-skipping test server, the workflow bundle built once, a
@@ -124,14 +125,6 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
   };
 }
 
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m: string) => console.warn(m),
-  error: (m: string) => console.error(m),
-};
 
 /**
  * Starts the harness before the tests of the enclosing describe block and stops it after them. Tests use `harness.h`
