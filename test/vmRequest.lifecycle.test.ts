@@ -6,7 +6,7 @@ import { defaultRequestPolicy, type RequestPolicy } from '../src/domain/requestP
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, extendUpdate, statusQuery } from '../src/workflows/messages';
-import { DAY, harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /** The request as a lease, in skipped time: expiry, auto-approval, a start days ahead, extension and the end notice. */
@@ -14,21 +14,15 @@ const skip = harnessSkipReason();
 const HOUR = 3600_000;
 
 describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
-  let h: WorkflowHarness;
+  const harness = useWorkflowHarness();
   let world: SimulatedWorld;
-  let skipReason: string | undefined;
   let notices: Array<Record<string, unknown>> = [];
   let noticeServer: Server;
   let noticeUrl: string;
 
   before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) {
-      skipReason = started.skipped;
-      return;
-    }
-    h = started;
-    world = await h.world();
+    if (harness.skipped) return;
+    world = await harness.h.world();
     noticeServer = createServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
@@ -40,34 +34,33 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
     await new Promise<void>((ok) => noticeServer.listen(0, '127.0.0.1', ok));
     noticeUrl = `http://127.0.0.1:${(noticeServer.address() as AddressInfo).port}/lease`;
   });
-  after(async () => {
+  after(() => {
     noticeServer?.close();
-    await h?.stop();
   });
 
   const vmsOf = (serial: string) => world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial));
 
   test('a request nobody approves expires after the policy time and builds nothing', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-LC001';
-    await h.withWorker(world, `lc-${serial}`, async () => {
+    await harness.h.withWorker(world, `lc-${serial}`, async () => {
       const policy: RequestPolicy = { ...defaultRequestPolicy, pendingExpiryHours: 48 };
-      const started = await h.env.currentTimeMs();
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await h.request(serial), policy }] });
+      const started = await harness.h.env.currentTimeMs();
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await harness.h.request(serial), policy }] });
       const record = await handle.result();
       assert.equal(record.status, 'Expired');
       assert.match(record.timeline.at(-1)!.event, /not approved within 48 h/);
-      assert.ok((await h.env.currentTimeMs()) - started >= 48 * HOUR);
+      assert.ok((await harness.h.env.currentTimeMs()) - started >= 48 * HOUR);
       assert.equal(vmsOf(serial).length, 0);
     });
   });
 
   test('the policy approves a trusted org without an admin', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-LC002';
-    await h.withWorker(world, `lc-${serial}`, async () => {
+    await harness.h.withWorker(world, `lc-${serial}`, async () => {
       const policy: RequestPolicy = { ...defaultRequestPolicy, autoApprove: { orgs: ['Acme Corp'], maxCores: 0, maxMemoryMiB: 0 } };
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await h.request(serial, { periodDays: 2 }), policy }] });
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await harness.h.request(serial, { periodDays: 2 }), policy }] });
       const record = await handle.result(); // built, then the 2-day lease runs out in skipped time
       assert.equal(record.timeline[1]!.event, 'auto-approved: org Acme Corp is trusted');
       assert.equal(record.timeline[1]!.by, 'policy');
@@ -77,23 +70,23 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
   });
 
   test('a request starting a week ahead is built a week later, extended, noticed and completed at its new end', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-LC003';
     notices = [];
-    await h.withWorker(world, `lc-${serial}`, async () => {
+    await harness.h.withWorker(world, `lc-${serial}`, async () => {
       const policy: RequestPolicy = { ...defaultRequestPolicy, maxLeaseDays: 30, endNoticeHours: 24, noticeWebhookUrl: noticeUrl };
-      const t0 = await h.env.currentTimeMs();
+      const t0 = await harness.h.env.currentTimeMs();
       const start = t0 + 7 * DAY;
       const end = start + 7 * DAY;
-      const request = await h.request(serial);
+      const request = await harness.h.request(serial);
       request.period = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request, policy }] });
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request, policy }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
 
-      await h.env.sleep(6 * DAY);
+      await harness.h.env.sleep(6 * DAY);
       assert.equal((await handle.query(statusQuery)).status, 'Approved', 'nothing is built before the period starts');
       assert.equal(vmsOf(serial).length, 0);
-      await h.env.sleep(DAY + HOUR);
+      await harness.h.env.sleep(DAY + HOUR);
       const fulfilled = await waitFor('Fulfilled', async () => {
         const r = await handle.query(statusQuery);
         return r.status === 'Fulfilled' ? r : undefined;
@@ -113,7 +106,7 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
 
       const record = await handle.result();
       assert.equal(record.status, 'Completed');
-      assert.ok((await h.env.currentTimeMs()) >= Date.parse(newEnd), 'the lease lasted until the extended end');
+      assert.ok((await harness.h.env.currentTimeMs()) >= Date.parse(newEnd), 'the lease lasted until the extended end');
       assert.equal(record.request.period.end, newEnd);
       assert.ok(record.timeline.some((e) => e.event.startsWith(`lease end moved from ${new Date(end).toISOString()} to ${newEnd}`) && e.by === 'rita'));
       assert.ok(record.timeline.some((e) => e.event === 'the period ended' || e.event === 'completing on request'));

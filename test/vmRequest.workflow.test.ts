@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, rejectUpdate, statusQuery } from '../src/workflows/messages';
-import { DAY, harnessSkipReason, startWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -14,32 +14,21 @@ import { waitFor } from './support/waitFor';
 const skip = harnessSkipReason();
 
 describe('vmRequest workflow (time-skipping)', { skip }, () => {
-  let h: WorkflowHarness;
+  const harness = useWorkflowHarness();
   let world: SimulatedWorld;
-  let skipReason: string | undefined;
 
   before(async () => {
-    const started = await startWorkflowHarness();
-    if ('skipped' in started) {
-      skipReason = started.skipped;
-      return;
-    }
-    h = started;
-    world = await h.world();
-  });
-
-  after(async () => {
-    await h?.stop();
+    if (!harness.skipped) world = await harness.h.world();
   });
 
   test('approve → build → fulfilled → complete leaves nothing behind; snippet went over a real sshd', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A1';
-    await h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await h.env.client.workflow.start(vmRequest, {
+    await harness.h.withWorker(world, `wf-${serial}`, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, {
         workflowId: `vm-request-${serial}`,
         taskQueue: `wf-${serial}`,
-        args: [{ request: await h.request(serial, { diskGiB: 10 }) }],
+        args: [{ request: await harness.h.request(serial, { diskGiB: 10 }) }],
       });
       assert.equal((await handle.query(statusQuery)).status, 'Pending');
       await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) =>
@@ -62,14 +51,14 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
       assert.equal(vm.config.tags, `pveflow;${serial.toLowerCase()}`);
       assert.match(String(vm.config.scsi0), /size=10G/, 'the boot disk grew to the requested 10 GiB');
       assert.ok(String(vm.config.description).startsWith(`pveflow:serial=${serial}`));
-      assert.equal(readdirSync(h.sshd.dir).filter((f) => f.includes(serial.toLowerCase())).length, 1, 'snippet written by sshd');
+      assert.equal(readdirSync(harness.h.sshd.dir).filter((f) => f.includes(serial.toLowerCase())).length, 1, 'snippet written by sshd');
 
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
       const record = await handle.result();
       assert.equal(record.status, 'Completed');
       assert.deepEqual(record.leftovers, []);
       assert.ok(!world.pve.dump().vms.some((v) => v.vmid === vmid));
-      assert.equal(readdirSync(h.sshd.dir).filter((f) => f.includes(serial.toLowerCase())).length, 0, 'snippet removed');
+      assert.equal(readdirSync(harness.h.sshd.dir).filter((f) => f.includes(serial.toLowerCase())).length, 0, 'snippet removed');
       assert.equal(world.netbird.dump().peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 0);
       assert.deepEqual(
         record.timeline.map((e) => e.event.split(':')[0]),
@@ -79,32 +68,32 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
   });
 
   test('the lease ends by itself at the end of the period (30 days, skipped)', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A2';
-    await h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await h.env.client.workflow.start(vmRequest, {
+    await harness.h.withWorker(world, `wf-${serial}`, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, {
         workflowId: `vm-request-${serial}`,
         taskQueue: `wf-${serial}`,
-        args: [{ request: await h.request(serial) }],
+        args: [{ request: await harness.h.request(serial) }],
       });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const before = await h.env.currentTimeMs();
+      const before = await harness.h.env.currentTimeMs();
       const record = await handle.result(); // the test server skips the 30-day timer once the build is done
       assert.equal(record.status, 'Completed');
-      assert.ok((await h.env.currentTimeMs()) - before >= 29 * DAY, 'time was skipped to the period end');
+      assert.ok((await harness.h.env.currentTimeMs()) - before >= 29 * DAY, 'time was skipped to the period end');
       assert.ok(record.timeline.some((e) => e.event === 'the period ended'));
       assert.equal(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial)).length, 0);
     });
   });
 
   test('a rejected request builds nothing', async (t) => {
-    if (skipReason) return t.skip(skipReason);
+    if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A3';
-    await h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await h.env.client.workflow.start(vmRequest, {
+    await harness.h.withWorker(world, `wf-${serial}`, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, {
         workflowId: `vm-request-${serial}`,
         taskQueue: `wf-${serial}`,
-        args: [{ request: await h.request(serial, { periodDays: 1 }) }],
+        args: [{ request: await harness.h.request(serial, { periodDays: 1 }) }],
       });
       const vmsBefore = world.pve.dump().vms.length;
       await handle.executeUpdate(rejectUpdate, { args: [{ by: 'admin', reason: 'no budget' }] });
