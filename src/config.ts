@@ -105,6 +105,12 @@ export const configSchema = z.object({
   /** VLAN tag for the VMs' first NIC (unset: untagged, as the template has it). */
   PVE_VLAN: z.coerce.number().int().min(1).max(4094).optional(),
   PVE_FULL_CLONE_DEFAULT: bool.default(false),
+  /**
+   * Clones at once per node and per storage, across every worker (0: no limit). Proxmox allocates disks under a
+   * storage lock it waits on for 10 s only: a class of identical VMs cloned at once otherwise fails on it.
+   */
+  PVE_CLONE_LIMIT_PER_NODE: z.coerce.number().int().min(0).max(1000).default(4),
+  PVE_CLONE_LIMIT_PER_STORAGE: z.coerce.number().int().min(0).max(1000).default(4),
   /** The storage full clones copy the template's disks to (unset: the template's own storage). */
   PVE_TARGET_STORAGE: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id').optional(),
   /** Make each VM an HA resource (state started) after its start; needs Sys.Console on / for the token. */

@@ -90,6 +90,7 @@ export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec):
       bridge: config.PVE_BRIDGE,
       vlan: config.PVE_VLAN,
       fullCloneDefault: config.PVE_FULL_CLONE_DEFAULT,
+      cloneLimits: { perNode: config.PVE_CLONE_LIMIT_PER_NODE, perStorage: config.PVE_CLONE_LIMIT_PER_STORAGE },
       targetStorage: config.PVE_TARGET_STORAGE,
       ha: config.PVE_HA || config.PVE_HA_GROUP ? { group: config.PVE_HA_GROUP } : undefined,
       nodeSelector: config.PVE_NODE_SELECTOR,

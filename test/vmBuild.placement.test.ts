@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { z } from 'zod';
-import { PveClient, waitForTask } from '../src/clients/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
+import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
@@ -63,40 +61,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
 
   const asRoot = (world: SimulatedWorld) => ({ PVE_TOKEN_ID: world.rootToken.id, PVE_TOKEN_SECRET: world.rootToken.secret });
 
-  /**
-   * The operator's setup this build must cope with: a template whose disk is on pve3's local-lvm (made with the
-   * root token, as an operator would by hand). pve3 is the busiest node, so placement by load alone would pick
-   * another one, where Proxmox refuses the clone.
-   */
-  async function localTemplateOnPve3(world: SimulatedWorld): Promise<void> {
-    const root = new PveClient({
-      endpoint: world.env.PVE_ENDPOINT,
-      tokenId: world.rootToken.id,
-      tokenSecret: world.rootToken.secret,
-      ca: readFileSync(world.env.PVE_CA_FILE),
-      timeoutMs: 10_000,
-    });
-    try {
-      const upid = await root.call('POST', '/nodes/pve3/qemu', {
-        vmid: LOCAL_TEMPLATE,
-        name: 'debian-12-local',
-        template: 1,
-        pool: 'pveflow',
-        agent: '1',
-        ostype: 'l26',
-        scsihw: 'virtio-scsi-pci',
-        scsi0: `local-lvm:base-${LOCAL_TEMPLATE}-disk-0,size=4G`,
-        ide2: 'local-lvm:cloudinit',
-        boot: 'order=scsi0;ide2;net0',
-        net0: 'virtio,bridge=vmbr0',
-        serial0: 'socket',
-      }, z.string());
-      const outcome = await waitForTask(root, upid, { minPollMs: 10, maxPollMs: 50 });
-      assert.ok(outcome.ok, `creating the local template: ${outcome.exitstatus}`);
-    } finally {
-      await root.close();
-    }
-  }
+  const localTemplateOnPve3 = (world: SimulatedWorld) => createLocalTemplate(world, 'pve3', LOCAL_TEMPLATE);
   const LOCAL_TEMPLATE = 9100;
 
   test('a full clone is refused at placement when the storage cannot hold the template disk; a linked clone needs no space', async (t) => {

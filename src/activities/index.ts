@@ -9,6 +9,7 @@ import { destroyActivities } from './proxmox/destroy';
 import { guestAgentActivities } from './proxmox/guestAgent';
 import { haActivities } from './proxmox/ha';
 import { placementActivities } from './proxmox/placement';
+import { TemplateConfigs } from './proxmox/templateConfigs';
 import { powerActivities } from './proxmox/power';
 import { vmidActivities } from './proxmox/vmid';
 import { cloudInitSnippetActivities } from './snippets/cloudInitSnippet';
@@ -17,10 +18,11 @@ export type { ActivityDeps, ActivitySettings } from './deps';
 
 /** Every activity pveflow's workflows call, bound to their dependencies (built in worker.ts or by a test). */
 export function createActivities(deps: ActivityDeps) {
+  const templates = new TemplateConfigs(deps.pve);
   return {
     ...vmidActivities(deps),
-    ...placementActivities(deps),
-    ...cloneActivities(deps),
+    ...placementActivities(deps, templates),
+    ...cloneActivities(deps, templates),
     ...configureActivities(deps),
     ...powerActivities(deps),
     ...haActivities(deps),

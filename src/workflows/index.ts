@@ -3,3 +3,4 @@ export { vmRequest } from './vmRequest';
 export { vmBuild } from './vmBuild';
 export { vmCompletion } from './vmCompletion';
 export { clusterSync } from './clusterSync';
+export { cloneSlots } from './cloneSlots';

@@ -1,11 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome } from '../../clients/pve';
+import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome, type VmConfig } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
+import { cloneSlotHolder, cloneSlotKeys, withCloneSlot } from './cloneSlot';
 import { pveFailure } from './failures';
 import { earlierTask, taskFailure, taskOutcome } from './runTask';
+import { TemplateConfigs } from './templateConfigs';
+import { cloneDestinations, templateVolumes } from './templateStorage';
 
 export interface Cloned {
   vmid: number;
@@ -29,7 +32,7 @@ export interface CloneTemplateInput {
  * description. Idempotent: a retry waits on the earlier attempt's task, or adopts the VM it made (marker checked);
  * a VMID held by anything else is never touched and reported as taken, so the build picks another.
  */
-export function cloneActivities({ pve, settings }: ActivityDeps) {
+export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
     async cloneTemplate(input: CloneTemplateInput): Promise<Cloned> {
       const { serial, vmid, node } = input;
@@ -40,12 +43,13 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
       // A retry after a worker crash waits for the clone already running; one that failed is why we retry: start anew.
       if ((await earlierTask(pve, settings))?.ok) return { vmid, node, templateVmid };
 
-      let vms: ClusterResource[];
+      let resources: ClusterResource[];
       try {
-        vms = await pve.clusterResources('vm');
+        resources = await pve.clusterResources();
       } catch (err) {
         throw pveFailure(err, s, 'looking up the template and VMID');
       }
+      const vms = resources.filter((r) => r.type === 'qemu' || r.type === 'lxc');
       const existing = vms.find((r) => r.vmid === vmid);
       if (existing) return adopt(existing);
 
@@ -60,25 +64,45 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
         });
       }
       const full = input.fullClone ?? settings.fullCloneDefault;
-      let upid: string;
-      try {
-        upid = await pve.cloneVm(template.node, templateVmid, {
-          newid: vmid,
-          name: names.hostname,
-          pool: settings.pool,
-          full,
-          storage: full ? settings.targetStorage : undefined,
-          target: template.node === node ? undefined : node,
-          description: `${names.marker}\nManaged by pveflow for request ${serial}. Do not edit by hand.`,
-        });
-      } catch (err) {
-        if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
-        if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, template.node, err.pveMessage);
-        throw pveFailure(err, { ...s, node: template.node }, `cloning template ${templateVmid}`);
+      const slot = settings.cloneLimits ? await cloneSlotFor(template.node, full) : { keys: [], limits: {} };
+      return withCloneSlot(temporal.client, { holder: cloneSlotHolder(serial, vmid), ...slot }, () => clone(template.node!, full));
+
+
+      /** The node and storages this clone loads, as slot keys (the template's config is cached briefly per worker). */
+      async function cloneSlotFor(templateNode: string, full: boolean) {
+        let config: VmConfig;
+        try {
+          config = await templates.get(templateNode, templateVmid);
+        } catch (err) {
+          throw pveFailure(err, { ...s, node: templateNode }, `reading the disks of template ${templateVmid}`);
+        }
+        const shared = (sid: string) => resources.some((r) => r.type === 'storage' && r.storage === sid && r.shared);
+        const destinations = cloneDestinations(templateVolumes(config.raw), { full, targetStorage: full ? settings.targetStorage : undefined });
+        // Proxmox runs the clone's allocations on the template's node, whatever the target.
+        return cloneSlotKeys({ node: templateNode, storages: destinations.map((id) => ({ id, shared: shared(id) })) }, settings.cloneLimits!);
       }
-      const outcome = await taskOutcome(pve, upid, settings);
-      if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
-      return { vmid, node, templateVmid };
+
+      async function clone(templateNode: string, full: boolean): Promise<Cloned> {
+        let upid: string;
+        try {
+          upid = await pve.cloneVm(templateNode, templateVmid, {
+            newid: vmid,
+            name: names.hostname,
+            pool: settings.pool,
+            full,
+            storage: full ? settings.targetStorage : undefined,
+            target: templateNode === node ? undefined : node,
+            description: `${names.marker}\nManaged by pveflow for request ${serial}. Do not edit by hand.`,
+          });
+        } catch (err) {
+          if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
+          if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, templateNode, err.pveMessage);
+          throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`);
+        }
+        const outcome = await taskOutcome(pve, upid, settings);
+        if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
+        return { vmid, node, templateVmid };
+      }
 
       async function adopt(vm: ClusterResource): Promise<Cloned> {
         const at = vm.node ?? node;

@@ -3,6 +3,7 @@ import type { ClusterResource, VmConfig } from '../../clients/pve';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
+import { TemplateConfigs } from './templateConfigs';
 import { clonePlan, formatBytes, storageAvail, templateVolumes, type ClonePlan } from './templateStorage';
 
 export interface ChooseNodeInput {
@@ -24,7 +25,7 @@ export interface ChooseNodeInput {
  * Two Proxmox calls: the cluster's resources (nodes, storages and the template in one answer) and the template's
  * config (which storages its volumes are on).
  */
-export function placementActivities({ pve, settings }: ActivityDeps) {
+export function placementActivities({ pve, settings }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
     async chooseNode(input: ChooseNodeInput): Promise<string> {
       const { serial, memoryMiB } = input;
@@ -46,7 +47,7 @@ export function placementActivities({ pve, settings }: ActivityDeps) {
       if (template?.node) {
         let config: VmConfig;
         try {
-          config = await pve.vmConfig(template.node, templateVmid);
+          config = await templates.get(template.node, templateVmid);
         } catch (err) {
           throw pveFailure(err, { serial, vmid: templateVmid, node: template.node }, `reading the disks of template ${templateVmid}`);
         }

@@ -59,6 +59,13 @@ export function clonePlan(volumes: TemplateVolume[], storages: ClusterResource[]
   return { spaceNeeded, localStorages: [...kept].filter((sid) => shared(sid) === false) };
 }
 
+/** The storages a clone allocates new volumes on (disks and the re-created cloud-init drive; an ISO is not copied). */
+export function cloneDestinations(volumes: TemplateVolume[], opts: { full: boolean; targetStorage?: string }): string[] {
+  const out = new Set<string>();
+  for (const v of volumes) if (v.kind !== 'iso') out.add(opts.full && opts.targetStorage ? opts.targetStorage : v.storage);
+  return [...out];
+}
+
 /** Free bytes of `storage` as seen from `node`, or undefined when the storage is not enabled there (or not visible). */
 export function storageAvail(storages: ClusterResource[], storage: string, node: string): number | undefined {
   const s = storages.find((r) => r.storage === storage && r.node === node);

@@ -15,6 +15,8 @@ export class StorageFull extends Error {}
 export class StorageCapacity {
   /** Bytes allocated by the simulator on top of the seed's `used`, keyed `sid` (shared) or `sid@node` (local). */
   private readonly allocated = new Map<string, number>();
+  /** The storage locks, same keys: who holds each (a count of 0 or 1) and who queues for it, first come first served. */
+  private readonly locks = new Map<string, { held: boolean; queue: Array<() => void> }>();
 
   constructor(private readonly faults: Faults) {}
 
@@ -33,18 +35,51 @@ export class StorageCapacity {
   }
 
   /**
-   * Allocates `bytes` on `s` as seen from `node`, waiting `lockWaitMs` when the storage lock is held by a fault.
-   * Throws `StorageLockTimeout` or `StorageFull` with the plugin's text.
+   * Allocates `bytes` on `s` as seen from `node` under the storage lock, which each allocation holds for `holdMs`;
+   * a waiter gives up after `lockWaitMs` (and at once when a fault holds the lock). Throws `StorageLockTimeout` or
+   * `StorageFull` with the plugin's text.
    */
-  async allocate(s: StorageSeed, node: string, bytes: number, lockWaitMs: number, volname: string): Promise<void> {
+  async allocate(s: StorageSeed, node: string, bytes: number, lockWaitMs: number, volname: string, holdMs = 0): Promise<void> {
     if (this.faults.take('storageLockTimeout', { storage: s.id, node })) {
       await sleep(lockWaitMs);
-      throw new StorageLockTimeout(
-        s.shared
-          ? `cfs-lock 'storage-${s.id}' error: got lock request timeout`
-          : `can't lock file '/var/lock/pve-manager/pve-storage-${s.id}' - got timeout`,
-      );
+      throw new StorageLockTimeout(lockTimeoutText(s));
     }
+    const release = holdMs > 0 ? await this.lock(this.key(s, node), lockWaitMs, s) : () => undefined;
+    try {
+      await sleep(holdMs);
+      this.allocateNow(s, node, bytes, volname);
+    } finally {
+      release();
+    }
+  }
+
+  /** Takes the storage lock, or throws PVE's timeout text once `waitMs` has passed in the queue. */
+  private lock(key: string, waitMs: number, s: StorageSeed): Promise<() => void> {
+    const state = this.locks.get(key) ?? { held: false, queue: [] };
+    this.locks.set(key, state);
+    const release = () => {
+      const next = state.queue.shift();
+      if (next) next();
+      else state.held = false;
+    };
+    if (!state.held) {
+      state.held = true;
+      return Promise.resolve(release);
+    }
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve(release);
+      };
+      const timer = setTimeout(() => {
+        state.queue.splice(state.queue.indexOf(grant), 1);
+        reject(new StorageLockTimeout(lockTimeoutText(s)));
+      }, Math.max(0, waitMs));
+      state.queue.push(grant);
+    });
+  }
+
+  private allocateNow(s: StorageSeed, node: string, bytes: number, volname: string): void {
     const full = this.faults.peek('noSpace', { storage: s.id, node }) !== undefined;
     const free = full ? 0 : s.total - this.used(s, node);
     const refuses = s.type === 'lvmthin' ? free <= 0 : free < bytes;
@@ -56,6 +91,10 @@ export class StorageCapacity {
     const k = this.key(s, node);
     this.allocated.set(k, (this.allocated.get(k) ?? 0) - bytes);
   }
+}
+
+function lockTimeoutText(s: StorageSeed): string {
+  return s.shared ? `cfs-lock 'storage-${s.id}' error: got lock request timeout` : `can't lock file '/var/lock/pve-manager/pve-storage-${s.id}' - got timeout`;
 }
 
 /** How each plugin reports a full storage (reference §4.18 and §6.10). */

@@ -85,6 +85,13 @@ const ROUTES: readonly Route[] = [
 export const implementedRoutes: readonly string[] = ROUTES.map((r) => `${r.method} ${r.path}`);
 
 export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
+/** Over `realisticTiming`; a storage allocation keeps its real ratio to the lock timeout unless given. */
+function mergeTiming(timing: Partial<PveTiming> | undefined): PveTiming {
+  const merged = { ...realisticTiming, ...timing };
+  if (timing?.storageAllocMs === undefined) merged.storageAllocMs = merged.flockTimeoutMs / 50;
+  return merged;
+}
+
   const cluster = new ClusterState(opts.seed);
   const faults = new Faults();
   const sim: SimContext = {
@@ -94,7 +101,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     tasks: new TaskRegistry(() => cluster.allocatePid(), faults),
     flocks: new ConfigFlocks(faults),
     perms: new PermissionEngine(opts.seed.acls, cluster),
-    timing: { ...realisticTiming, ...opts.timing },
+    timing: mergeTiming(opts.timing),
     schema: PveApiSchema.fromReference(),
     snippetsDir: opts.snippetsDir,
     onGuestBoot: opts.onGuestBoot,

@@ -26,6 +26,12 @@ export interface PveTiming {
   flockTimeoutMs: number;
   /** Disk allocation of a create (per new disk). */
   createMs: number;
+  /**
+   * How long one volume allocation holds its storage's lock (`lvcreate` and friends). Waiters give up after
+   * `flockTimeoutMs`, as PVE does after 10 s; unset, it is a fiftieth of that (200 ms of 10 s), so that some fifty
+   * allocations queued on one storage at once are what makes the last one time out, at any scale.
+   */
+  storageAllocMs: number;
   resizeMs: number;
   /** A migration: offline copies local disks, online also moves RAM; one figure is enough for the state machine. */
   migrateMs: number;
@@ -52,6 +58,7 @@ export const realisticTiming: PveTiming = {
   authFailureDelayMs: 3000,
   flockTimeoutMs: 10_000,
   createMs: 1000,
+  storageAllocMs: 200,
   resizeMs: 500,
   migrateMs: 5000,
   snapshotMs: 1000,
@@ -74,6 +81,7 @@ export const zeroTiming: PveTiming = {
   authFailureDelayMs: 0,
   flockTimeoutMs: 0,
   createMs: 0,
+  storageAllocMs: 0,
   resizeMs: 0,
   migrateMs: 0,
   snapshotMs: 0,

@@ -65,7 +65,7 @@ export function haManaged(sim: SimContext, vmid: number): boolean {
 export async function allocateVolume(sim: SimContext, storageId: string, node: string, bytes: number, volname: string): Promise<void> {
   const storage = sim.cluster.storages.get(storageId);
   if (!storage) throw new Error(`storage '${storageId}' does not exist`);
-  await sim.capacity.allocate(storage, node, bytes, sim.timing.flockTimeoutMs, volname);
+  await sim.capacity.allocate(storage, node, bytes, sim.timing.flockTimeoutMs, volname, sim.timing.storageAllocMs);
 }
 
 /** Gives back the space of the VM's own disks (linked clones own only their delta, counted as nothing). */

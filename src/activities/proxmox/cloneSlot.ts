@@ -1,0 +1,97 @@
+import { Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
+
+export interface CloneLimits {
+  /** Clones at once per node; 0: unlimited. */
+  perNode: number;
+  /** Clones at once per storage (per node for local storage, cluster-wide for shared storage); 0: unlimited. */
+  perStorage: number;
+}
+
+export interface CloneLoad {
+  node: string;
+  /** The storages the clone allocates volumes on, and whether each is shared. */
+  storages: Array<{ id: string; shared: boolean }>;
+}
+
+/** A slot held longer than the clone activity may run is abandoned (its build was cancelled while it waited). */
+const SLOT_TTL_MS = 30 * 60_000;
+const HEARTBEAT_EVERY_MS = 5_000;
+
+export function cloneSlotHolder(serial: string, vmid: number): string {
+  return `clone:${serial}:${vmid}`;
+}
+
+/** The slot keys a clone takes and their limits; no keys when no limit is configured. */
+export function cloneSlotKeys(load: CloneLoad, limits: CloneLimits): Pick<CloneSlotRequest, 'keys' | 'limits'> {
+  const keyed: Array<[string, number]> = [];
+  if (limits.perNode > 0) keyed.push([`node/${load.node}`, limits.perNode]);
+  if (limits.perStorage > 0) {
+    for (const s of load.storages) keyed.push([s.shared ? `storage/${s.id}` : `storage/${s.id}@${load.node}`, limits.perStorage]);
+  }
+  const unique = new Map(keyed);
+  return { keys: [...unique.keys()], limits: Object.fromEntries(unique) };
+}
+
+/**
+ * Runs `clone` while holding a clone slot for its node and storages (see the cloneSlots workflow). Heartbeats while
+ * it waits, withdraws when the activity is cancelled, and releases once `clone` has settled. A worker crash in between
+ * leaves the slot held until the retried activity (same holder) takes it back or it expires.
+ */
+export async function withCloneSlot<T>(
+  client: Client,
+  request: { holder: string; keys: string[]; limits: Record<string, number> },
+  clone: () => Promise<T>,
+): Promise<T> {
+  if (request.keys.length === 0) return clone();
+  const ctx = Context.current();
+  const taskQueue = ctx.info.taskQueue;
+  const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+  const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+  const release = () => handle.signal(releaseCloneSlotSignal, { holder: request.holder }).catch(() => undefined);
+  try {
+    for (;;) {
+      ctx.cancellationSignal.throwIfAborted();
+      try {
+        const answer = await Promise.race([
+          handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...request, ttlMs: SLOT_TTL_MS }] }),
+          ctx.cancelled,
+        ]);
+        if (answer.granted) break;
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) {
+          await release();
+          throw err;
+        }
+        if (err instanceof WorkflowNotFoundError || isClosedWorkflow(err)) {
+          await ensureCloneSlotsRunning(client, taskQueue);
+          continue;
+        }
+        // The slots workflow rolled over to a new run mid-wait, or Temporal blinked: ask again shortly.
+        await sleep(500);
+      }
+    }
+  } finally {
+    clearInterval(beat);
+  }
+  try {
+    return await clone();
+  } finally {
+    await release();
+  }
+}
+
+async function ensureCloneSlotsRunning(client: Client, taskQueue: string): Promise<void> {
+  try {
+    await client.workflow.start('cloneSlots', { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+}
+
+function isClosedWorkflow(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${(err.cause as Error | undefined)?.message ?? ''}` : '';
+  return /workflow execution already completed|already completed|not found/i.test(text);
+}
