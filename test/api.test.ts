@@ -166,6 +166,7 @@ describe('HTTP API', () => {
       ['GET', `/api/device_requests/${serial}/credentials`],
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a): [string, string] => ['POST', `/api/device_requests/${serial}/${a}`]),
       ['GET', '/api/templates'],
+      ['GET', '/api/session'],
     ];
     for (const [method, path] of operations) {
       for (const authorization of [undefined, 'Bearer pvf_not-a-key-anyone-was-given', `Basic ${Buffer.from('ops:x').toString('base64')}`, `Bearer ${keys.operator.key}x`]) {
@@ -468,6 +469,7 @@ describe('HTTP API', () => {
       'get /api/device_requests/{serial}/credentials',
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a) => `post /api/device_requests/{serial}/${a}`),
       'get /api/templates',
+      'get /api/session',
       'post /api/hooks/device_requests',
       'get /healthz',
       'get /readyz',

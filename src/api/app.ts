@@ -8,9 +8,11 @@ import { authenticate } from './auth/authenticate';
 import { apiContext } from './context';
 import { buildOpenApiDocument } from './openapi';
 import { createCodecServerRouter } from './codecServer';
+import { consoleRoutes } from './console';
 import { problem } from './problems';
 import { deviceRequestRoutes } from './routes/deviceRequests';
 import { docsRoutes } from './routes/docs';
+import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { webhookRoutes } from './routes/webhooks';
 
@@ -69,6 +71,7 @@ export function createApp(deps: AppDeps): express.Express {
   const json = express.json({ limit: '256kb' });
   app.use('/api/device_requests', auth, json, deviceRequestRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
+  app.use('/api/session', auth, sessionRoutes());
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
@@ -81,6 +84,8 @@ export function createApp(deps: AppDeps): express.Express {
     console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');
   };
+  // The web console, after every /api route: it is one more client of them, and may never shadow one.
+  app.use(consoleRoutes());
   app.use(onError);
   return app;
 }

@@ -147,6 +147,21 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
 
   op({
     method: 'get',
+    path: '/api/session',
+    operationId: 'getSession',
+    summary: 'Who the key belongs to',
+    description: 'The id, role, org (requester, admin) and email of the presented key: what a client needs to offer only what its holder may do. Never the key.',
+    security: secured,
+    responses: {
+      200: json(
+        z.object({ id: z.string(), role: z.enum(['requester', 'admin', 'operator']), org: z.string().optional(), email: z.string().optional() }).meta({ id: 'Session' }),
+        'The key holder.',
+      ),
+      401: problems[401],
+    },
+  });
+  op({
+    method: 'get',
     path: '/api/templates',
     operationId: 'listTemplates',
     summary: 'Templates in the pool',

@@ -1,0 +1,41 @@
+import type { RequestStatus, Role } from './api';
+
+/**
+ * Which actions the console offers, mirroring the API's roles (src/api/auth/permissions.ts) and the request
+ * workflow's states. Only an offer: the API and the workflow decide, and their refusal is shown as they word it.
+ */
+export type ActionName = 'approve' | 'reject' | 'cancel' | 'rebuild' | 'extend' | 'complete';
+
+const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
+
+const rules: Record<ActionName, { roles: Role[]; states: RequestStatus[] }> = {
+  approve: { roles: ['admin', 'operator'], states: ['Pending'] },
+  reject: { roles: ['admin', 'operator'], states: ['Pending'] },
+  cancel: { roles: ['admin', 'operator'], states: ['Approved', ...BUILDING] },
+  rebuild: { roles: ['admin', 'operator'], states: ['Failed', 'Cancelled'] },
+  extend: { roles: ['requester', 'admin', 'operator'], states: ['Pending', 'Approved', ...BUILDING, 'Fulfilled'] },
+  complete: { roles: ['requester', 'admin', 'operator'], states: ['Approved', 'Fulfilled', 'Failed', 'Cancelled'] },
+};
+
+export const actionOrder: ActionName[] = ['approve', 'reject', 'rebuild', 'extend', 'cancel', 'complete'];
+
+export function allowedActions(role: Role, status: RequestStatus): ActionName[] {
+  return actionOrder.filter((a) => rules[a].roles.includes(role) && rules[a].states.includes(status));
+}
+
+export const actionText: Record<ActionName, { label: string; title: string; explain: string; danger?: boolean }> = {
+  approve: { label: 'Approve', title: 'Approve this request?', explain: 'The VM is built at the start of its period.' },
+  reject: { label: 'Reject', title: 'Reject this request?', explain: 'The requester sees your reason on the timeline. This cannot be undone.', danger: true },
+  cancel: { label: 'Cancel build', title: 'Cancel the build?', explain: 'Whatever the build has made so far is removed.', danger: true },
+  rebuild: { label: 'Rebuild', title: 'Build the VM again?', explain: 'A new build attempt starts now.' },
+  extend: { label: 'Extend', title: 'Extend the lease?', explain: 'Choose the new end of the period.' },
+  complete: {
+    label: 'Complete',
+    title: 'Complete this request now?',
+    explain: 'The VM, its cloud-init snippet and its VPN access are removed. This cannot be undone.',
+    danger: true,
+  },
+};
+
+/** Statuses the request moves out of by itself: the page keeps watching while it is in one. */
+export const transitional: RequestStatus[] = ['Approved', ...BUILDING, 'Completing'];

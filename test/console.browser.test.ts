@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import { request } from 'undici';
+import { generateApiKey } from '../src/api/auth/apiKeys';
+import { consoleCsp } from '../src/api/console';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { referencePath } from '../src/reference';
+import { SYNC_SCHEDULE_ID } from '../src/temporal/syncSchedule';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { browserMissing, launchChromium } from './support/browser';
+import { freePort } from './support/ports';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The web console in a real Chromium against the embedded default (`npm start`'s stack), driven the way people use
+ * it: a consultant files a request, an admin approves it in another browser, the consultant follows the build to its
+ * IP, collects the logins once and completes it; a key of another org sees none of it. Screenshots of the pages go to
+ * test-artifacts/console/.
+ */
+const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+const noBrowser = browserMissing();
+
+const artifacts = join(__dirname, '..', 'test-artifacts', 'console');
+const desktop: BrowserContextOptions = { viewport: { width: 1280, height: 860 } };
+const phone: BrowserContextOptions = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+describe('web console in a real browser', { skip: (missingReference && 'reference data (../shared/reference) absent') || noBrowser }, () => {
+  let stack: EmbeddedStack;
+  let dataDir: string;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  /** What a page said that it should not have: script errors and refused content (a CSP too strict or a bug). */
+  const pageProblems: string[] = [];
+
+  const keys = {
+    consultant: { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example', key: generateApiKey() },
+    admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'ada@acme.example', key: generateApiKey() },
+    otherOrg: { id: 'gus', role: 'requester', org: 'Globex', email: 'gus@globex.example', key: generateApiKey() },
+  };
+
+  const api = async (path: string, as: keyof typeof keys | undefined) => {
+    const res = await fetch(`${stack.apiUrl}${path}`, { headers: as ? { authorization: `Bearer ${keys[as].key}` } : {} });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : undefined };
+  };
+
+  const open = async (options: BrowserContextOptions): Promise<Page> => {
+    const context = await browser.newContext({ ...options, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      // A 4xx answer the page handles is logged by Chromium as "Failed to load resource": expected, not a problem.
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageProblems.push(`console: ${msg.text()}`);
+    });
+    return page;
+  };
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+
+  const signIn = async (page: Page, as: keyof typeof keys, screenshot?: string) => {
+    await page.goto(`${stack.apiUrl}/`);
+    await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    if (screenshot) await shot(page, screenshot);
+    await page.getByLabel('API key').fill(keys[as].key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Requests' }).waitFor();
+  };
+
+
+  before(async () => {
+    requireTemporalBinary('temporal');
+    mkdirSync(artifacts, { recursive: true });
+    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-console-'));
+    stack = await startEmbeddedStack({
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        TEMPORAL_PORT: String(await freePort()),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_TASK_QUEUE: `console-${process.pid}`,
+        API_PORT: '0',
+        SIM_PVE_PORT: '0',
+        SIM_NETBIRD_PORT: '0',
+        SIM_TIMING: 'fast',
+        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
+      },
+    });
+    // The form offers the templates the newest cluster sync saw: run one now rather than wait for the schedule.
+    await stack.client.schedule.getHandle(SYNC_SCHEDULE_ID).trigger();
+    browser = await launchChromium();
+    await waitFor('the first cluster sync', async () => ((await api('/api/templates', 'consultant')).status === 200 ? true : undefined), 60_000, 500);
+  });
+
+  after(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    await browser?.close();
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('GET /api/session names the key holder, never the key', async () => {
+    const me = await api('/api/session', 'consultant');
+    assert.equal(me.status, 200);
+    assert.deepEqual(me.body, { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example' });
+    assert.ok(!me.text.includes(keys.consultant.key));
+    assert.equal(me.headers.get('cache-control'), 'no-store');
+    assert.equal((await api('/api/session', undefined)).status, 401);
+  });
+
+  test('the console is one page under a self-only CSP that never shadows the API', async () => {
+    const page = await api('/', undefined);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal(page.headers.get('content-security-policy'), consoleCsp);
+    assert.match(consoleCsp, /script-src 'self'/);
+    assert.doesNotMatch(consoleCsp, /unsafe|https?:/);
+    const script = await api('/app.js', undefined);
+    assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/);
+    assert.ok(script.text.length > 1000, 'the bundle is served');
+    // The ETag lets a browser revalidate cheaply (undici's request: fetch() would add Cache-Control: no-cache).
+    const revalidated = await request(`${stack.apiUrl}/app.js`, { headers: { 'if-none-match': script.headers.get('etag')! } });
+    await revalidated.body.dump();
+    assert.equal(revalidated.statusCode, 304);
+    // Client routes fall back to the page for a browser; API paths stay the API's.
+    const deepLink = await fetch(`${stack.apiUrl}/requests/VM-AAAAA`, { headers: { accept: 'text/html' } });
+    assert.equal(deepLink.status, 200);
+    assert.match(await deepLink.text(), /<div id="app">/);
+    const unknownApi = await fetch(`${stack.apiUrl}/api/nothing`, { headers: { accept: 'text/html' } });
+    assert.equal(unknownApi.status, 404);
+    assert.match(unknownApi.headers.get('content-type') ?? '', /json/);
+    assert.equal((await fetch(`${stack.apiUrl}/metrics-or-anything`, { headers: { accept: 'text/plain' } })).status, 404, 'a machine asking an unknown path is not handed the page');
+  });
+
+  test('a consultant files a request, an admin approves it, the consultant follows it to its IP and completes it; another org sees nothing', async () => {
+    // ── The consultant signs in; the key stays in the tab's session storage, never in the address.
+    const consultant = await open(desktop);
+    await signIn(consultant, 'consultant', 'signin-desktop');
+    assert.equal(await consultant.evaluate('sessionStorage.getItem("pveflow.apiKey")'), keys.consultant.key);
+    assert.ok(!consultant.url().includes(keys.consultant.key));
+
+    // ── New request: the API's 400 shows at its field.
+    await consultant.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'New request' }).click();
+    await consultant.getByRole('heading', { level: 1, name: 'New request' }).waitFor();
+    const template = consultant.getByLabel('Template');
+    await waitFor('the templates in the form', async () => ((await template.inputValue()) === '9000' ? true : undefined));
+    assert.match((await template.locator('option:checked').textContent()) ?? '', /debian-12-cloudinit/);
+    assert.equal(await consultant.getByLabel('Consultants').inputValue(), 'alice@consultancy.example', 'a requester is its own first consultant');
+    await consultant.getByLabel('VM name', { exact: true }).fill('Kali Box');
+    await consultant.getByLabel('Consultants').fill('alice@consultancy.example\nbob@consultancy.example');
+    await consultant.getByRole('button', { name: 'Submit request' }).click();
+    const nameError = consultant.locator('#vm-name-error');
+    await nameError.waitFor();
+    assert.match((await nameError.textContent()) ?? '', /lower-case letters, digits and inner hyphens only/);
+    const nameInput = consultant.getByLabel('VM name', { exact: true });
+    assert.equal(await nameInput.getAttribute('aria-invalid'), 'true');
+    assert.match((await nameInput.getAttribute('aria-describedby')) ?? '', /vm-name-error/);
+    await shot(consultant, 'form-desktop');
+
+    await nameInput.fill('kali');
+    await consultant.getByRole('button', { name: 'Submit request' }).click();
+    await consultant.waitForURL(/#\/requests\/VM-[0-9A-Z]{5}$/);
+    const serial = /VM-[0-9A-Z]{5}$/.exec(consultant.url())![0];
+    const status = consultant.locator('.status-big .badge');
+    await waitFor('the request page', async () => ((await status.textContent()) === 'Pending' ? true : undefined));
+    assert.equal(await consultant.getByRole('button', { name: 'Approve' }).count(), 0, 'a requester is not offered approval');
+
+    // ── An admin of the same org, in a second browser, finds it in the list and approves it after confirming.
+    const admin = await open(desktop);
+    await signIn(admin, 'admin');
+    const row = admin.getByRole('link', { name: serial });
+    await waitFor('the request in the admin list', async () => {
+      if (await row.count()) return true;
+      await admin.getByRole('button', { name: 'Apply' }).click(); // visibility is eventually consistent
+      return undefined;
+    });
+    await row.click();
+    await admin.getByRole('button', { name: 'Approve' }).click();
+    const dialog = admin.getByRole('dialog');
+    await dialog.getByRole('heading', { name: 'Approve this request?' }).waitFor();
+    await dialog.getByRole('button', { name: 'Approve' }).click();
+    await admin.getByText(`Approve: done. ${serial} is Approved.`).waitFor();
+
+    // ── The consultant's page follows the build live to 100 % and shows where the VM is.
+    await consultant.locator('[role="progressbar"][aria-valuenow="100"]').waitFor({ timeout: 120_000 });
+    const ipCell = consultant.locator('dt:text-is("IP address") + dd');
+    const ip = await waitFor('the IP on the page', async () => {
+      const text = (await ipCell.textContent()) ?? '';
+      return /^\d+\.\d+\.\d+\.\d+$/.test(text) ? text : undefined;
+    });
+    const record = (await api(`/api/device_requests/${serial}`, 'consultant')).body;
+    assert.equal(record.status, 'Fulfilled');
+    assert.equal(ip, record.device.ip, 'the page shows the IP the API has');
+    assert.equal(await consultant.locator('dt:text-is("VPN hostname") + dd').textContent(), record.device.vpnHostname);
+    assert.equal(await consultant.locator('dt:text-is("VMID") + dd').textContent(), String(record.device.vmid));
+    assert.equal(await status.textContent(), 'Fulfilled');
+    assert.ok((await consultant.locator('.log li').count()) >= 5, 'the build log was streamed');
+    await shot(consultant, 'request-desktop');
+
+    await admin.goto(`${stack.apiUrl}/#/requests`);
+    await admin.getByRole('link', { name: serial }).waitFor();
+    await admin.locator('[role="progressbar"][aria-valuenow="100"]').first().waitFor();
+    await shot(admin, 'list-desktop');
+
+    // ── On a phone: the same pages, laid out for it.
+    const mobile = await open(phone);
+    await signIn(mobile, 'consultant');
+    await mobile.getByRole('link', { name: serial }).waitFor();
+    await shot(mobile, 'list-phone');
+    await mobile.goto(`${stack.apiUrl}/#/requests/${serial}`);
+    await mobile.locator('[role="progressbar"][aria-valuenow="100"]').waitFor();
+    await shot(mobile, 'request-phone');
+    await mobile.goto(`${stack.apiUrl}/#/requests/new`);
+    await mobile.getByRole('heading', { level: 1, name: 'New request' }).waitFor();
+    await shot(mobile, 'form-phone');
+
+    // ── The logins, once, to a consultant of the request: then they are gone for everyone.
+    await consultant.getByRole('button', { name: 'Reveal logins' }).click();
+    await consultant.getByRole('dialog').getByRole('button', { name: 'Reveal' }).click();
+    const password = await waitFor('the revealed password', async () => {
+      const cell = consultant.locator('dt:text-is("Password") + dd');
+      return (await cell.count()) ? ((await cell.textContent()) ?? undefined) : undefined;
+    });
+    assert.ok(password.length >= 12, 'a real password is shown');
+    assert.equal(await consultant.locator('dt:text-is("Username") + dd').textContent(), 'arrow');
+    const second = await api(`/api/device_requests/${serial}/credentials`, 'consultant');
+    assert.equal(second.status, 409, 'the logins are handed over once');
+    await consultant.reload();
+    await consultant.getByText('Collected by alice@consultancy.example', { exact: false }).waitFor();
+    assert.equal(await consultant.getByText(password).count(), 0, 'a reload does not show them again');
+
+    // ── The consultant completes it, after confirming, and sees it through to the end.
+    await consultant.getByRole('button', { name: 'Complete' }).click();
+    await consultant.getByRole('dialog').getByRole('button', { name: 'Complete' }).click();
+    await waitFor('the request to be completed on the page', async () => ((await status.textContent()) === 'Completed' ? true : undefined), 90_000, 500);
+
+    // ── A requester of another org: not in its list, and its page is "not found".
+    const outsider = await open(desktop);
+    await signIn(outsider, 'otherOrg');
+    await outsider.getByText('No requests match.').waitFor();
+    assert.equal(await outsider.getByRole('link', { name: serial }).count(), 0);
+    await outsider.goto(`${stack.apiUrl}/#/requests/${serial}`);
+    await outsider.getByRole('heading', { level: 1, name: 'Not found' }).waitFor();
+    assert.equal(await outsider.getByText('kali').count(), 0, 'nothing of the request leaks onto the page');
+
+    for (const page of [consultant, admin, mobile, outsider]) {
+      for (const key of Object.values(keys)) assert.ok(!page.url().includes(key.key), 'no key in any address');
+    }
+    assert.deepEqual(pageProblems, []);
+  });
+});
