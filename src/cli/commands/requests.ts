@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import type { RequestSummary } from '../../api/schemas';
+import type { RequestRecord } from '../../workflows/types';
+import { usageError } from '../cliError';
+import type { Command } from '../command';
+import { serialArg, type CliContext } from '../context';
+import { dateFlag, shortTime } from '../dates';
+import { exitCodes } from '../exitCodes';
+import { formatFields, formatTable } from '../output/table';
+
+const base = '/api/device_requests';
+
+const noArgs = (ctx: CliContext) => {
+  if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
+};
+
+const list: Command = {
+  words: ['requests', 'list'],
+  synopsis: '[--org ORG] [--status STATUS] [--consultant EMAIL] [--from DATE] [--to DATE] [--page-size N] [--page-token T]',
+  summary: 'the requests the key may see, newest first (a page at a time)',
+  flags: ['org', 'status', 'consultant', 'from', 'to', 'page-size', 'page-token'],
+  async run(ctx) {
+    noArgs(ctx);
+    const f = ctx.flags;
+    if ((f.consultant?.length ?? 0) > 1) throw usageError('requests list filters by one --consultant');
+    const answer = await ctx.api().get<{ items: RequestSummary[]; next_page_token?: string }>(base, {
+      org: f.org,
+      status: f.status,
+      consultant: f.consultant?.[0],
+      from: f.from === undefined ? undefined : dateFlag('from', f.from),
+      to: f.to === undefined ? undefined : dateFlag('to', f.to),
+      page_size: f['page-size'],
+      page_token: f['page-token'],
+    });
+    if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
+    const { items, next_page_token } = answer.body;
+    if (!items.length) ctx.err('no requests');
+    else {
+      ctx.out(
+        formatTable(
+          ['SERIAL', 'STATUS', 'BUILD', 'ORG', 'NODE', 'VMID', 'START (UTC)', 'END (UTC)', 'CONSULTANTS'],
+          items.map((r) => [r.serial, r.status, r.build_status, r.org, r.node, r.vm_id, shortTime(r.period.start), shortTime(r.period.end), r.consultants.join(', ')]),
+          { styled: ctx.styled },
+        ),
+      );
+    }
+    if (next_page_token) ctx.err(`more: add --page-token ${next_page_token}`);
+    return exitCodes.ok;
+  },
+};
+
+const show: Command = {
+  words: ['requests', 'show'],
+  synopsis: '<serial>',
+  summary: 'one request: status, build, VM, node, IP, VPN name, timeline',
+  flags: [],
+  async run(ctx) {
+    const serial = serialArg(ctx);
+    const answer = await ctx.api().get<RequestRecord>(`${base}/${serial}`);
+    if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
+    const r = answer.body;
+    const build = r.build;
+    ctx.out(
+      formatFields([
+        ['Serial', r.serial],
+        ['Name', r.request.name],
+        ['Org', r.request.org],
+        ['Requester', r.request.requester],
+        ['Consultants', r.request.consultants.join(', ')],
+        ['Period (UTC)', `${shortTime(r.request.period?.start) ?? '?'} → ${shortTime(r.request.period?.end) ?? '?'}`],
+        ['Status', r.status],
+        ['Build', build ? `#${build.attempt} ${build.state}, ${build.stage} ${build.progress} %` : undefined],
+        ...(build?.error ? ([['Build error', build.error]] as const) : []),
+        ['VMID', r.device.vmid],
+        ['Node', r.device.node],
+        ['Hostname', r.device.hostname],
+        ['IP', r.device.ip],
+        ['VPN name', r.device.vpnHostname],
+        ['VPN IP', r.device.vpnIp],
+        ['Credentials', credentialState(r)],
+        ...(r.leftovers.length ? ([['Left over', r.leftovers.join('; ')]] as const) : []),
+        ...(r.drift ? ([['Drift', `${r.drift.kind} (seen ${shortTime(r.drift.at)})`]] as const) : []),
+      ]),
+    );
+    if (r.timeline.length) {
+      ctx.out('');
+      ctx.out(formatTable(['AT (UTC)', 'EVENT', 'BY'], r.timeline.map((t) => [shortTime(t.at), t.event, t.by]), { styled: ctx.styled }));
+    }
+    return exitCodes.ok;
+  },
+};
+
+function credentialState(r: RequestRecord): string | undefined {
+  const c = r.credentials;
+  if (!c) return undefined;
+  if (c.revealedTo) return `taken by ${c.revealedTo}${c.revealedAt ? ` at ${shortTime(c.revealedAt)}` : ''}`;
+  return c.available ? 'waiting for a consultant (pveflow credentials <serial>)' : 'none';
+}
+
+const submit: Command = {
+  words: ['requests', 'new'],
+  synopsis:
+    '[--file FILE|-] --name NAME --client ORG --requester EMAIL --consultant EMAIL... --start DATE --end DATE [--cores N] [--memory-mib N] [--template-vmid N] [--full-clone|--linked-clone] [--ssh-key KEY...]',
+  summary: 'file a request, from flags or a JSON body (a file, or - for stdin); flags override the file',
+  flags: ['file', 'name', 'client', 'requester', 'consultant', 'start', 'end', 'cores', 'memory-mib', 'template-vmid', 'full-clone', 'linked-clone', 'ssh-key'],
+  async run(ctx) {
+    noArgs(ctx);
+    const body = submissionBody(ctx);
+    const answer = await ctx.api().post<{ serial: string; status: string }>(base, body);
+    if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
+    ctx.out(`${answer.body.serial}  ${answer.body.status}`);
+    return exitCodes.ok;
+  },
+};
+
+/** The submission's body: the file's JSON (if any) with each flag given laid over it. The API judges the result. */
+export function submissionBody(ctx: CliContext): Record<string, unknown> {
+  const f = ctx.flags;
+  const body: Record<string, unknown> = f.file === undefined ? {} : readBodyFile(f.file);
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) body[key] = value;
+  };
+  set('name', f.name);
+  set('client', f.client);
+  set('requester', f.requester);
+  set('consultants', f.consultant?.flatMap((c) => c.split(',').map((s) => s.trim()).filter(Boolean)));
+  if (f.start !== undefined || f.end !== undefined) {
+    const period = { ...(isObject(body.period) ? body.period : {}) } as Record<string, unknown>;
+    if (f.start !== undefined) period.start = dateFlag('start', f.start);
+    // A relative end (+14d) counts from the start when there is one.
+    const start = typeof period.start === 'string' && !Number.isNaN(Date.parse(period.start)) ? new Date(period.start) : new Date();
+    if (f.end !== undefined) period.end = dateFlag('end', f.end, start);
+    body.period = period;
+  }
+  set('cores', integerFlag('cores', f.cores));
+  set('memory_mib', integerFlag('memory-mib', f['memory-mib']));
+  set('template_vmid', integerFlag('template-vmid', f['template-vmid']));
+  if (f['full-clone'] && f['linked-clone']) throw usageError('--full-clone and --linked-clone exclude each other');
+  if (f['full-clone']) body.full_clone = true;
+  if (f['linked-clone']) body.full_clone = false;
+  set('ssh_keys', f['ssh-key']);
+  return body;
+}
+
+function readBodyFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (err) {
+    throw usageError(`cannot read ${path === '-' ? 'stdin' : path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw usageError(`${path === '-' ? 'stdin' : path} is not JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(parsed)) throw usageError(`${path === '-' ? 'stdin' : path} must hold one JSON object (the request's body)`);
+  return parsed;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function integerFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value)) throw usageError(`--${flag} must be a whole number, not "${value}"`);
+  return Number(value);
+}
+
+/** approve, reject, cancel, rebuild, extend, complete: a Workflow Update through the API; the answer is the new status. */
+function action(name: string, summary: string, flags: Command['flags'], synopsis: string, body: (ctx: CliContext) => Record<string, unknown>): Command {
+  return {
+    words: ['requests', name],
+    synopsis: `<serial> ${synopsis}`.trim(),
+    summary,
+    flags,
+    async run(ctx) {
+      const serial = serialArg(ctx);
+      const answer = await ctx.api().post<{ serial: string; status: string }>(`${base}/${serial}/${name}`, body(ctx));
+      if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
+      ctx.out(`${answer.body.serial}  ${answer.body.status}`);
+      return exitCodes.ok;
+    },
+  };
+}
+
+const withNote = (ctx: CliContext) => (ctx.flags.note === undefined ? {} : { note: ctx.flags.note });
+
+export const requestCommands: readonly Command[] = [
+  list,
+  show,
+  submit,
+  action('approve', 'approve a pending request (admin, operator)', ['note'], '[--note TEXT]', withNote),
+  action('reject', 'reject a pending request, saying why (admin, operator)', ['reason'], '--reason TEXT', (ctx) =>
+    ctx.flags.reason === undefined ? {} : { reason: ctx.flags.reason },
+  ),
+  action('cancel', 'cancel a request before or during its build (admin, operator)', ['note'], '[--note TEXT]', withNote),
+  action('rebuild', 'build a failed request again (admin, operator)', ['note'], '[--note TEXT]', withNote),
+  action('extend', 'move the end of the period', ['new-end', 'note'], '--new-end DATE [--note TEXT]', (ctx) => ({
+    ...(ctx.flags['new-end'] === undefined ? {} : { new_end: dateFlag('new-end', ctx.flags['new-end']) }),
+    ...withNote(ctx),
+  })),
+  action('complete', 'end the request now: the VM and its VPN access are removed', ['note'], '[--note TEXT]', withNote),
+];

@@ -1,0 +1,49 @@
+import type { ParseArgsConfig } from 'node:util';
+
+/**
+ * Every flag the CLI knows, parsed in one strict pass (a misspelt flag is a usage error, never a silently ignored
+ * one). Which command takes which flag is checked after parsing, by each command's `flags` list.
+ */
+export const optionSpec = {
+  // Everywhere
+  'api-url': { type: 'string' },
+  'api-key': { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  // requests list
+  org: { type: 'string' },
+  status: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'page-size': { type: 'string' },
+  'page-token': { type: 'string' },
+  // requests new (consultant doubles as the list filter)
+  file: { type: 'string' },
+  name: { type: 'string' },
+  client: { type: 'string' },
+  requester: { type: 'string' },
+  consultant: { type: 'string', multiple: true },
+  start: { type: 'string' },
+  end: { type: 'string' },
+  cores: { type: 'string' },
+  'memory-mib': { type: 'string' },
+  'template-vmid': { type: 'string' },
+  'full-clone': { type: 'boolean' },
+  'linked-clone': { type: 'boolean' },
+  'ssh-key': { type: 'string', multiple: true },
+  // actions
+  note: { type: 'string' },
+  reason: { type: 'string' },
+  'new-end': { type: 'string' },
+  // logs
+  follow: { type: 'boolean', short: 'f' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+export type Flag = keyof typeof optionSpec;
+
+export type FlagValues = {
+  [K in Flag]?: (typeof optionSpec)[K] extends { type: 'boolean' } ? boolean : (typeof optionSpec)[K] extends { multiple: true } ? string[] : string;
+};
+
+export const globalFlags: readonly Flag[] = ['api-url', 'api-key', 'timeout', 'json', 'help'];

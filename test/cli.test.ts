@@ -1,0 +1,319 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateApiKey } from '../src/api/auth/apiKeys';
+import { readServerSentEvents } from '../src/cli/sseReader';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { referencePath } from '../src/reference';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { freePort } from './support/ports';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The `pveflow` command line, run as a user runs it (the bin shim, in a child process, the key in the environment)
+ * against the embedded stack: a consultant files a request, an admin approves it, the consultant follows the live
+ * build to its end, reads the IP and completes it; a requester of another org never sees it; and the exit codes a
+ * script relies on.
+ */
+
+const bin = resolve(__dirname, '..', 'bin', 'pveflow');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; `onStdout` sees output as it arrives (to act while a long command is still running). */
+function pveflow(args: string[], env: Record<string, string | undefined>, opts: { stdin?: string; onStdout?: (soFar: string) => void } = {}): Promise<Run> {
+  return new Promise((ok, fail) => {
+    // Only what the CLI needs from the environment: never this process's own keys.
+    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      opts.onStdout?.(stdout);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // A CLI that never ends must fail the test, not hang the suite.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearTimeout(guard);
+      ok({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+const explain = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+describe('the SSE reader', () => {
+  const stream = 'retry: 2000\n\n: heartbeat\n\nid: 1.1.0\nevent: log\ndata: {"message":"clone 40 %"}\n\nid: 1.1.1\r\nevent: end\r\ndata: {"status":"Fulfilled","build_state":"completed"}\r\n\r\n';
+  const expected = [
+    { event: 'log', data: '{"message":"clone 40 %"}', id: '1.1.0' },
+    { event: 'end', data: '{"status":"Fulfilled","build_state":"completed"}', id: '1.1.1' },
+  ];
+
+  async function read(chunks: Buffer[]) {
+    const retries: number[] = [];
+    const events = [];
+    async function* body() {
+      yield* chunks;
+    }
+    for await (const e of readServerSentEvents(body(), (ms) => retries.push(ms))) events.push(e);
+    return { events, retries };
+  }
+
+  test('events come out whole whichever byte the network splits them at, CRLF and multi-byte characters included', async () => {
+    const bytes = Buffer.from(stream.replace('40 %', '40 % – ü'), 'utf8');
+    const want = expected.map((e) => (e.event === 'log' ? { ...e, data: e.data.replace('40 %', '40 % – ü') } : e));
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const { events, retries } = await read([bytes.subarray(0, cut), bytes.subarray(cut)]);
+      assert.deepEqual(events, want, `split at byte ${cut}`);
+      assert.deepEqual(retries, [2000]);
+    }
+    const { events } = await read([...bytes].map((b) => Buffer.from([b])));
+    assert.deepEqual(events, want, 'one byte at a time');
+  });
+
+  test('an event cut off by the end of the stream is dropped, not half-delivered', async () => {
+    const { events } = await read([Buffer.from('event: log\ndata: {"message":"a"}\n\nevent: end\ndata: {"st')]);
+    assert.deepEqual(events, [{ event: 'log', data: '{"message":"a"}' }]);
+  });
+});
+
+describe('logs -f over a connection that drops', () => {
+  test('resumes from the last event it saw (Last-Event-ID), printing every line once, and a failed build exits 1', async () => {
+    const seen: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers['last-event-id'] as string | undefined);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const send = (id: string, event: string, data: unknown) => res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (req.headers['last-event-id'] === undefined) {
+        res.write('retry: 10\n\n');
+        send('1.1.0', 'log', { attempt: 1, at: '2026-12-01T09:00:01Z', stage: 'cloning', message: 'cloning template' });
+        // Mid-event, then gone: the half event must not be printed.
+        res.write('id: 1.2.0\nevent: log\ndata: {"attempt":1,');
+        setTimeout(() => res.socket?.destroy(), 50);
+        return;
+      }
+      send('1.2.0', 'log', { attempt: 1, at: '2026-12-01T09:00:02Z', stage: 'cloning', message: 'Proxmox refused the clone' });
+      send('1.2.0', 'end', { status: 'Failed', build_state: 'failed' });
+      res.end();
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const r = await pveflow(['logs', '-f', 'VM-AAAAA'], { PVEFLOW_API_URL: `http://127.0.0.1:${port}`, PVEFLOW_API_KEY: 'pvf_test' });
+      assert.equal(r.code, 1, explain(r));
+      assert.deepEqual(seen, [undefined, '1.1.0']);
+      assert.deepEqual(r.stdout.trimEnd().split('\n'), [
+        '09:00:01  cloning            cloning template',
+        '09:00:02  cloning            Proxmox refused the clone',
+      ]);
+      assert.match(r.stderr, /reconnecting/);
+      assert.match(r.stderr, /VM-AAAAA: build failed \(request Failed\)/);
+
+      // For scripts: each event as the API sent it, one per line, with the id to resume from.
+      const scripted = await pveflow(['logs', '-f', 'VM-AAAAA', '--json'], { PVEFLOW_API_URL: `http://127.0.0.1:${port}`, PVEFLOW_API_KEY: 'pvf_test' });
+      assert.equal(scripted.code, 1, explain(scripted));
+      const events = scripted.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => [e.event, e.id, e.data.message ?? e.data.build_state]), [
+        ['log', '1.1.0', 'cloning template'],
+        ['log', '1.2.0', 'Proxmox refused the clone'],
+        ['end', '1.2.0', 'failed'],
+      ]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
+
+const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+
+describe('the pveflow command line against the embedded stack', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
+  let stack: EmbeddedStack;
+  let dataDir: string;
+
+  const keys = {
+    // A requester of Acme who is also a consultant on the request: files it, watches it, takes the logins.
+    alice: { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example', key: generateApiKey() },
+    ada: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'ada@acme.example', key: generateApiKey() },
+    gina: { id: 'gina', role: 'requester', org: 'Globex', email: 'gina@globex.example', key: generateApiKey() },
+  };
+  const as = (who: keyof typeof keys) => ({ PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: keys[who].key });
+
+  before(async () => {
+    requireTemporalBinary('temporal');
+    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-cli-'));
+    stack = await startEmbeddedStack({
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        TEMPORAL_PORT: String(await freePort()),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_TASK_QUEUE: `cli-${process.pid}`,
+        API_PORT: '0',
+        SIM_PVE_PORT: '0',
+        SIM_NETBIRD_PORT: '0',
+        SIM_TIMING: 'fast',
+        API_LOG_POLL_MS: '200',
+        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
+      },
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a consultant files a request, an admin approves it, the consultant follows the build to its IP and completes it', async () => {
+    const filed = await pveflow(
+      ['requests', 'new', '--json', '--name', 'kali', '--client', 'Acme Corp', '--requester', 'alice@consultancy.example',
+        '--consultant', 'alice@consultancy.example', '--consultant', 'bob@consultancy.example', '--start', 'now', '--end', '+7d',
+        '--cores', '2', '--memory-mib', '2048'],
+      as('alice'),
+    );
+    assert.equal(filed.code, 0, explain(filed));
+    const { serial, status } = JSON.parse(filed.stdout);
+    assert.match(serial, /^VM-[0-9A-Z]{5}$/);
+    assert.equal(status, 'Pending');
+
+    const notAdmin = await pveflow(['requests', 'approve', serial], as('alice'));
+    assert.equal(notAdmin.code, 3, explain(notAdmin));
+    assert.match(notAdmin.stderr, /approve needs the role admin or operator/);
+
+    // Follow from before the approval, so that what it prints can only have come from the live build.
+    let following!: () => void;
+    const connected = new Promise<void>((ok) => (following = ok));
+    const follow = pveflow(['logs', '-f', serial], as('alice'), { onStdout: (out) => out.includes('--- Pending') && following() });
+    await connected;
+
+    const approved = await pveflow(['requests', 'approve', serial, '--note', 'go ahead'], as('ada'));
+    assert.equal(approved.code, 0, explain(approved));
+    assert.equal(approved.stdout, `${serial}  Approved\n`);
+
+    const followed = await follow;
+    assert.equal(followed.code, 0, explain(followed));
+    const lines = followed.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], '--- Pending', 'the stream began before the approval');
+    for (const stage of ['cloning', 'uploading-snippet', 'starting', 'waiting-for-ip', 'ready']) {
+      assert.ok(lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${stage} +\\S`).test(l)), `a ${stage} log line in:\n${followed.stdout}`);
+    }
+    assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d  \* +approved: go ahead \(by ada@acme\.example\)$/.test(l)), 'the approval is on the timeline');
+    assert.ok(lines.some((l) => /^--- Fulfilled · build #1 completed · ready 100 %$/.test(l)), `built to 100 %:\n${followed.stdout}`);
+    assert.equal(lines.at(-1), `--- ${serial}: built (Fulfilled)`);
+
+    // --json is the API's answer as it came.
+    const shown = await pveflow(['requests', 'show', serial, '--json'], as('alice'));
+    assert.equal(shown.code, 0, explain(shown));
+    const record = JSON.parse(shown.stdout);
+    assert.equal(record.status, 'Fulfilled');
+    assert.equal(record.build.progress, 100);
+    assert.match(record.device.ip, /^\d+\.\d+\.\d+\.\d+$/);
+    const direct = await fetch(`${stack.apiUrl}/api/device_requests/${serial}`, { headers: { authorization: `Bearer ${keys.alice.key}` } });
+    assert.deepEqual(JSON.parse(shown.stdout), await direct.json());
+
+    const table = await pveflow(['requests', 'show', serial], as('alice'));
+    assert.equal(table.code, 0, explain(table));
+    assert.match(table.stdout, new RegExp(`^IP: +${record.device.ip.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(table.stdout, /^Build: +#1 completed, ready 100 %$/m);
+    assert.doesNotMatch(table.stdout, /\x1b\[/, 'no terminal styling when stdout is not a terminal');
+
+    const logins = await pveflow(['credentials', serial], as('alice'));
+    assert.equal(logins.code, 0, explain(logins));
+    assert.match(logins.stdout, /^Username: +arrow$/m);
+    const twice = await pveflow(['credentials', serial], as('alice'));
+    assert.equal(twice.code, 1, `handed over once only: ${explain(twice)}`);
+    assert.match(twice.stderr, /already revealed to alice@consultancy\.example/);
+
+    // The list comes from visibility, which catches up on its own time.
+    const listed = await waitFor('the request in alice\'s list', async () => {
+      const r = await pveflow(['requests', 'list'], as('alice'));
+      assert.equal(r.code, 0, explain(r));
+      return r.stdout.split('\n').find((l) => l.startsWith(`${serial}  Fulfilled`));
+    });
+    assert.match(listed, /Acme Corp/);
+
+    // Another org: the request does not exist for it, and its list stays its own.
+    const outsider = await pveflow(['requests', 'show', serial], as('gina'));
+    assert.equal(outsider.code, 4, explain(outsider));
+    assert.match(outsider.stderr, new RegExp(`no request ${serial}`));
+    const outsiderList = await pveflow(['requests', 'list', '--json'], as('gina'));
+    assert.equal(outsiderList.code, 0, explain(outsiderList));
+    assert.ok(!JSON.parse(outsiderList.stdout).items.some((i: { serial: string }) => i.serial === serial));
+    const peeking = await pveflow(['requests', 'list', '--org', 'Acme Corp'], as('gina'));
+    assert.equal(peeking.code, 3, explain(peeking));
+    const outsiderLogs = await pveflow(['logs', '-f', serial], as('gina'));
+    assert.equal(outsiderLogs.code, 4, explain(outsiderLogs));
+
+    const completed = await pveflow(['requests', 'complete', serial], as('alice'));
+    assert.equal(completed.code, 0, explain(completed));
+    // The workflow takes the completion and cleans up after answering.
+    assert.match(completed.stdout, new RegExp(`^${serial}  [A-Z][a-z]+\n$`));
+    await waitFor('the request to be completed', async () => {
+      const r = await pveflow(['requests', 'show', serial, '--json'], as('alice'));
+      return JSON.parse(r.stdout).status === 'Completed' ? true : undefined;
+    });
+    const again = await pveflow(['requests', 'approve', serial], as('ada'));
+    assert.equal(again.code, 1, `the workflow refuses (409): ${explain(again)}`);
+    assert.match(again.stderr, /refused \(409\)/);
+
+    // Without -f: what is recorded, then done.
+    const recorded = await pveflow(['logs', serial], as('alice'));
+    assert.equal(recorded.code, 0, explain(recorded));
+    assert.match(recorded.stdout, /  cloning  /);
+  });
+
+  test('invalid input names each field and its reason, and exits 1', async () => {
+    const body = { name: 'Kali Linux!', client: 'Acme Corp', requester: 'alice@consultancy.example', consultants: ['alice'], period: { start: '2026-12-01T09:00:00Z', end: '2026-12-15T18:00:00Z' } };
+    const r = await pveflow(['requests', 'new', '--file', '-'], as('alice'), { stdin: JSON.stringify(body) });
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stderr, /^pveflow: invalid request \(400\)$/m);
+    assert.match(r.stderr, /^ {2}name: \S.*$/m);
+    assert.match(r.stderr, /^ {2}consultants\.0: \S.*$/m);
+    assert.equal(r.stdout, '');
+
+    const scripted = await pveflow(['requests', 'new', '--file', '-', '--json', '--name', 'kali'], as('alice'), { stdin: JSON.stringify(body) });
+    assert.equal(scripted.code, 1, explain(scripted));
+    assert.deepEqual(JSON.parse(scripted.stdout).issues.map((i: { field: string }) => i.field), ['consultants.0'], 'the flag overrode the file');
+  });
+
+  test('exit codes: 2 for usage, 3 for a wrong key, 5 for an API that is not there', async () => {
+    for (const args of [['requests', 'frobnicate'], ['requests', 'list', '--bogus'], ['requests', 'show'], ['requests', 'show', 'not-a-serial'], ['logs', 'VM-AAAAA', '--reason', 'x'], ['requests', 'new', '--cores', 'two']]) {
+      const r = await pveflow(args, as('alice'));
+      assert.equal(r.code, 2, `${args.join(' ')}: ${explain(r)}`);
+      assert.match(r.stderr, /^pveflow: /);
+    }
+    const help = await pveflow(['--help'], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Exit codes:/);
+
+    const wrongKey = await pveflow(['requests', 'list'], { PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: generateApiKey() });
+    assert.equal(wrongKey.code, 3, explain(wrongKey));
+    assert.match(wrongKey.stderr, /unauthenticated \(401\)/);
+    const noKey = await pveflow(['requests', 'list'], { PVEFLOW_API_URL: stack.apiUrl });
+    assert.equal(noKey.code, 3, explain(noKey));
+    assert.match(noKey.stderr, /PVEFLOW_API_KEY/);
+    // A flag wins over the environment.
+    const flagKey = await pveflow(['requests', 'list', '--api-key', keys.alice.key], { PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: 'pvf_wrong' });
+    assert.equal(flagKey.code, 0, explain(flagKey));
+
+    const unreachable = await pveflow(['requests', 'list'], { PVEFLOW_API_URL: `http://127.0.0.1:${await freePort()}`, PVEFLOW_API_KEY: keys.alice.key });
+    assert.equal(unreachable.code, 5, explain(unreachable));
+    assert.match(unreachable.stderr, /cannot reach the pveflow API at http:\/\/127\.0\.0\.1:\d+: connection refused/);
+
+    const unknown = await pveflow(['requests', 'show', 'VM-ZZZZZ'], as('alice'));
+    assert.equal(unknown.code, 4, explain(unknown));
+  });
+});
