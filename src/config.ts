@@ -159,6 +159,19 @@ export const configSchema = z.object({
   PVEFLOW_DOCTOR: z.enum(['warn', 'enforce', 'off']).default('warn'),
 
   GUEST_IP_WAIT_S: z.coerce.number().int().positive().default(900),
+
+  // Observability (docs/operations.md, "Observability").
+  /** When set, `GET /metrics` (API and worker) needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16).optional(),
+  /** The standalone worker's own `/metrics`; unset: none (the embedded default's API serves the shared one). */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).optional(),
+  WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
+  /** `host:port` for the Temporal SDK's Prometheus exporter (loopback); its text is appended to the worker's /metrics. */
+  TEMPORAL_SDK_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'host:port').optional(),
+  /** Tracing: `otlp` or an OTLP endpoint turns it on; `off` keeps it off even with the endpoint set. */
+  PVEFLOW_TRACING: z.enum(['off', 'otlp']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('pveflow'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -35,6 +35,7 @@ function describe(stack: EmbeddedStack): string {
     `  Proxmox VE${sim(!stack.world || !!process.env.PVE_ENDPOINT).padEnd(10)}${c.PVE_ENDPOINT}  pool ${c.PVE_POOL}, template ${c.PVE_TEMPLATE_VMID}${c.PVE_CA_FILE ? `, CA ${c.PVE_CA_FILE}` : ''}`,
     `  SFTP to nodes       ${Object.entries(c.SSH_NODES ?? {}).map(([n, a]) => `${n}=${a.host}:${a.port}`).join(' ')}`,
     `  NetBird${sim(!stack.world || !!process.env.NETBIRD_API_URL).padEnd(13)}${c.NETBIRD_API_URL}`,
+    `  Metrics             ${stack.metricsUrls.join('  ')}${c.METRICS_TOKEN ? '  (bearer METRICS_TOKEN)' : ''}`,
     `  Data                ${c.DATA_DIR}/`,
     '',
     'Ctrl-C stops everything.',

@@ -11,6 +11,11 @@ import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { payloadCodecFrom } from './temporal/codec';
 import { temporalSettings } from './temporal/settings';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
+import { createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
+import { startMetricsServer } from './observability/metricsServer';
+import { installSdkMetrics } from './observability/sdkMetrics';
+import { createTracing, tracingSettingsFrom, type Tracing } from './observability/tracing';
+import { workerObservabilityOptions } from './observability/workerObservability';
 
 /**
  * The composition root: the only place that builds clients from configuration and hands them to the activities.
@@ -25,9 +30,13 @@ export interface CreateWorkerOptions {
   workflowBundle?: WorkflowBundle;
   /** Encrypts every payload the worker writes to Temporal (and decrypts what it reads). */
   payloadCodec?: PayloadCodec;
+  /** Build stage durations, build outcomes and sync drift go here (docs/operations.md, "Observability"). */
+  metrics?: PveflowMetrics;
+  /** OpenTelemetry spans for workflows and activities; the workflow half needs the worker to bundle its workflows. */
+  tracing?: Tracing;
 }
 
-export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, payloadCodec }: CreateWorkerOptions): Promise<Worker> {
+export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, payloadCodec, metrics, tracing }: CreateWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection,
     namespace,
@@ -35,11 +44,12 @@ export async function createWorker({ connection, namespace, taskQueue, deps, wor
     ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}),
     activities: createActivities(deps),
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
+    ...workerObservabilityOptions({ metrics, tracing, bundling: !workflowBundle }),
   });
 }
 
 /** Real clients for the endpoints in the configuration (the embedded default fills it with its simulators). */
-export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec): ActivityDeps {
+export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec, observe: { onUpstreamCall?: UpstreamCallHook } = {}): ActivityDeps {
   if (!config.PVE_ENDPOINT || !config.PVE_TOKEN_ID || !config.PVE_TOKEN_SECRET) {
     throw new ConfigError('PVE_ENDPOINT, PVE_TOKEN_ID and PVE_TOKEN_SECRET are required');
   }
@@ -68,12 +78,14 @@ export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec):
       fingerprint: config.PVE_FINGERPRINT,
       insecureSkipVerify: config.PVE_INSECURE_SKIP_VERIFY,
       timeoutMs: config.PVE_TIMEOUT_MS,
+      onCall: observe.onUpstreamCall,
     }),
     netbird: new NetbirdClient({
       baseUrl: config.NETBIRD_API_URL,
       token: config.NETBIRD_TOKEN,
       timeoutMs: config.NETBIRD_TIMEOUT_MS,
       ca: config.NETBIRD_CA_FILE ? readFileSync(config.NETBIRD_CA_FILE) : undefined,
+      onCall: observe.onUpstreamCall,
     }),
     sftpTarget(node) {
       const address = sshNodes[node];
@@ -116,9 +128,19 @@ export async function closeActivityDeps(deps: ActivityDeps): Promise<void> {
 async function main(): Promise<void> {
   const config = loadConfig();
   const temporal = temporalSettings(config);
+  // Before the first connection: that is when the SDK's runtime is created.
+  const sdkMetrics = config.TEMPORAL_SDK_METRICS_ADDRESS ? installSdkMetrics(config.TEMPORAL_SDK_METRICS_ADDRESS) : undefined;
   const connection = await NativeConnection.connect({ address: temporal.address });
   const codec = payloadCodecFrom({ keys: config.PVEFLOW_CODEC_KEYS, keyFile: config.PVEFLOW_CODEC_KEY_FILE });
-  const deps = createActivityDeps(config, codec?.codec);
+  const registry = new TextRegistry();
+  const metrics = createPveflowMetrics(registry);
+  const tracingSettings = tracingSettingsFrom(config);
+  const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
+  const deps = createActivityDeps(config, codec?.codec, { onUpstreamCall: upstreamCallRecorder(metrics) });
+  if (config.WORKER_METRICS_PORT !== undefined) {
+    const server = await startMetricsServer({ host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics });
+    console.log(`[pveflow] worker metrics on ${server.url}`);
+  }
   if (config.PVEFLOW_DOCTOR !== 'off') {
     // What the seeds' operators get wrong, said before the first request fails on it.
     const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
@@ -127,9 +149,10 @@ async function main(): Promise<void> {
       throw new ConfigError('start-up checks failed (PVEFLOW_DOCTOR=enforce): fix the findings above, or set PVEFLOW_DOCTOR=warn');
     }
   }
-  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, payloadCodec: codec?.codec });
+  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, payloadCodec: codec?.codec, metrics, tracing });
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
+  await tracing?.shutdown();
   await connection.close();
 }
 

@@ -7,22 +7,25 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import { NetbirdClient } from '../src/clients/netbird';
-import { PveClient } from '../src/clients/pve';
+import { PveApiError, PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
 import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { createPveSimulator, defaultClusterSeed } from '../src/simulators/pve';
+import { permissionsSchema } from '../src/doctor/schemas';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID } from '../src/simulators/pve';
+import { ROLES } from '../src/simulators/pve/permissions';
 import { simulatorTls } from '../src/simulators/tls';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { createActivityDeps } from '../src/worker';
 import type { ActivityDeps } from '../src/activities/deps';
 
 /**
- * `pveflow doctor` against the simulated world (token, template, snippets storage, SFTP, NetBird) and, for the
- * effective privileges, against a stub that answers `GET /access/permissions` the way Proxmox VE documents it.
+ * `pveflow doctor` against the simulated world: token, effective privileges (`GET /access/permissions`), template,
+ * snippets storage, SFTP, NetBird. Only PVE 8's VM.Monitor needs a stub: the simulator is a PVE 9.
  */
 const dir = mkdtempSync(join(tmpdir(), 'pveflow-doctor-'));
 const SECRET = '6a1c0c47-5b6e-4a53-9d7f-1c2b3d4e5f60';
+const ROOT_SECRET = '0d9c8b7a-6f5e-4d3c-8b2a-190817263544';
 const TOKEN = { id: 'pveflow@pve!automation', secret: SECRET };
 const SETTINGS: PveCheckSettings & { snippetsDir: string } = {
   pool: 'pveflow', templateVmid: 9000, bridge: 'vmbr0', snippetsStorage: 'local', snippetsDir: '/var/lib/vz/snippets',
@@ -48,25 +51,16 @@ const byCheck = (findings: Finding[], check: string) => findings.filter((f) => f
 const failed = (findings: Finding[]) => findings.filter((f) => !f.ok);
 
 describe('doctor against the simulated world', () => {
-  test('token, template, snippets storage, SFTP on every node and NetBird all pass', async (t) => {
+  test('token, privileges, template, snippets storage, SFTP on every node and NetBird all pass', async () => {
     const findings = await runDoctor({ ...deps, token });
-    for (const f of findings.filter((x) => x.check.startsWith('pve.privileges'))) t.diagnostic(`${f.ok ? 'ok' : 'FAIL'} ${f.check}: ${f.message}`);
-    const others = findings.filter((f) => !f.check.startsWith('pve.privileges'));
-    assert.deepEqual(failed(others), [], JSON.stringify(failed(others), null, 2));
+    assert.deepEqual(failed(findings), [], JSON.stringify(failed(findings), null, 2));
     for (const check of ['pve.token-format', 'pve.auth', 'pve.template', 'pve.template.is-template', 'pve.template.agent', 'pve.template.cloudinit', 'pve.snippets', 'sftp pve1', 'sftp pve2', 'sftp pve3', 'netbird.token']) {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
     // Privileges are asked where PVE checks them: the pool, the template, the template's disk storage (ceph),
-    // the snippets storage, the bridge's SDN zone and the root — or, while the simulator cannot answer
-    // GET /access/permissions, one finding says so instead of six.
-    const privileges = findings.filter((f) => f.check.startsWith('pve.privileges')).map((f) => f.check);
-    if (privileges.length === 1) {
-      assert.deepEqual(privileges, ['pve.privileges']);
-      assert.match(findings.find((f) => f.check === 'pve.privileges')!.message, /cannot report effective privileges: .*501/);
-    } else {
-      assert.deepEqual(privileges.map((c) => c.slice('pve.privileges '.length)),
-        ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/']);
-    }
+    // the snippets storage, the bridge's SDN zone and the root.
+    const privileges = findings.filter((f) => f.check.startsWith('pve.privileges')).map((f) => f.check.slice('pve.privileges '.length));
+    assert.deepEqual(privileges, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/']);
   });
 
   test('the SFTP probe leaves nothing behind in the snippets directories', async () => {
@@ -171,26 +165,112 @@ describe('doctor against a simulator with a broken template and storage', () => 
   });
 });
 
-describe('effective privileges (GET /access/permissions, as PVE documents it)', () => {
-  /** What the token holds on each path: a privsep token restricted to the pool, missing a few privileges. */
+describe('effective privileges on the simulated cluster (GET /access/permissions)', () => {
+  /**
+   * The classic privilege-separation mistake: the user holds nearly everything, its token was granted less, and
+   * a privsep token gets only what both hold. The user's pool role (a custom one) lacks cloud-init and the guest
+   * agent; the token lacks Pool.Allocate, space on ceph, the SDN zone and Sys.Audit on /.
+   */
+  const LOW = { id: 'lowpriv@pve!automation', secret: '1f0e2d3c-4b5a-4697-8877-665544332211' };
+  let server: { url: string; close(): Promise<void> };
+  let pve: PveClient;
+  let rootPve: PveClient;
+
+  before(async () => {
+    const seed = defaultClusterSeed({ tokenSecret: SECRET, rootTokenSecret: ROOT_SECRET });
+    const vmPrivs = ROLES.PVEVMAdmin!.filter((p) => p !== 'VM.Config.Cloudinit' && !p.startsWith('VM.GuestAgent.'));
+    seed.roles = { ...seed.roles, VMAdminNoGuest: [...vmPrivs] };
+    seed.users.push({ userid: 'lowpriv@pve' });
+    seed.tokens.push({ tokenid: LOW.id, secret: LOW.secret, privsep: true });
+    const user = 'lowpriv@pve';
+    seed.acls.push(
+      { path: '/pool/pveflow', subject: user, role: 'VMAdminNoGuest' },
+      { path: '/pool/pveflow', subject: user, role: 'PVEflowPool' },
+      { path: '/storage', subject: user, role: 'PVEDatastoreUser' },
+      { path: '/sdn/zones/localnetwork', subject: user, role: 'PVESDNUser' },
+      { path: '/', subject: user, role: 'PVEflowAudit', propagate: false },
+      { path: '/pool/pveflow', subject: LOW.id, role: 'PVEVMAdmin' },
+      { path: '/storage/local', subject: LOW.id, role: 'PVEDatastoreUser' },
+      { path: '/storage/ceph', subject: LOW.id, role: 'PVEAuditor' },
+    );
+    mkdirSync(join(dir, 'privileges'), { recursive: true });
+    const tls = await simulatorTls(join(dir, 'privileges'));
+    const sim = createPveSimulator({ seed, timing: simulatorTimings.fast, snippetsDir: (node) => join(dir, 'privileges', node) });
+    server = await sim.listen({ tls });
+    const endpoint = new URL(server.url).origin;
+    pve = new PveClient({ endpoint, tokenId: LOW.id, tokenSecret: LOW.secret, ca: tls.ca, timeoutMs: 5_000 });
+    rootPve = new PveClient({ endpoint, tokenId: ROOT_TOKEN_ID, tokenSecret: ROOT_SECRET, ca: tls.ca, timeoutMs: 5_000 });
+  });
+  after(async () => {
+    await Promise.allSettled([pve?.close(), rootPve?.close()]);
+    await server?.close();
+  });
+
+  test('an under-privileged token gets exactly the missing privileges listed, per path, with the grant command', async () => {
+    const { findings } = await checkPve({ pve, token: LOW, settings: SETTINGS });
+    const privileges = findings.filter((f) => f.check.startsWith('pve.privileges'));
+    assert.deepEqual(privileges.map((f) => [f.check, f.ok]), [
+      ['pve.privileges /pool/pveflow', false],
+      ['pve.privileges /vms/9000', true],
+      ['pve.privileges /storage/ceph', false],
+      ['pve.privileges /storage/local', true],
+      ['pve.privileges /sdn/zones/localnetwork/vmbr0', false],
+      ['pve.privileges /', false],
+    ]);
+    const lacks = privileges.filter((f) => !f.ok).map((f) => f.message.split(' — ')[0]);
+    assert.deepEqual(lacks, [
+      // Missing from the user (cloud-init, guest agent) and from the token (Pool.Allocate): privsep takes both away.
+      'the token lacks on /pool/pveflow: VM.Config.Cloudinit, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted, Pool.Allocate',
+      'the token lacks on /storage/ceph: Datastore.AllocateSpace',
+      'the token lacks on /sdn/zones/localnetwork/vmbr0: SDN.Use',
+      'the token lacks on /: Sys.Audit',
+    ]);
+    const pool = privileges[0]!;
+    assert.match(pool.message, / — needed to VM\.Config\.Cloudinit \(set cicustom and ipconfig0\); /);
+    assert.match(pool.fix!, /pveum acl modify \/pool\/pveflow --roles PVEflow --users lowpriv@pve/);
+    assert.match(pool.fix!, /--tokens 'lowpriv@pve!automation'/);
+    // Everything else about the cluster is fine: only privileges fail.
+    assert.deepEqual(failed(findings).filter((f) => !f.check.startsWith('pve.privileges')), []);
+  });
+
+  test('the answer has PVE’s shape: privileges with their propagate flag, for one path or for every path', async () => {
+    const one = await pve.call('GET', '/access/permissions', { path: '/storage/ceph' }, permissionsSchema);
+    assert.deepEqual(Object.keys(one), ['/storage/ceph']);
+    assert.deepEqual(Object.keys(one['/storage/ceph']!).sort(), ['Datastore.Audit']);
+    const nothing = await pve.call('GET', '/access/permissions', { path: '/nodes/pve1' }, permissionsSchema);
+    assert.deepEqual(nothing, { '/nodes/pve1': {} });
+    // The default token: Sys.Audit on / does not propagate (so no node metrics, no VM outside the pool).
+    const all = await rootPve.call('GET', '/access/permissions', { userid: TOKEN.id }, permissionsSchema);
+    assert.deepEqual(all['/'], { 'Sys.Audit': 0 });
+    assert.equal(all['/pool/pveflow']!['Pool.Allocate'], 1);
+    assert.equal(all['/vms/9000']!['VM.Clone'], 1, 'the template, a pool member, is listed with what the pool grants');
+    assert.equal(all['/nodes'], undefined, 'paths without any privilege are left out');
+  });
+
+  test('asking about another user needs Sys.Audit on /access; a token may ask about itself', async () => {
+    await assert.rejects(pve.call('GET', '/access/permissions', { userid: TOKEN.id }, permissionsSchema),
+      (err: PveApiError) => err.status === 403 && /\/access, Sys\.Audit/.test(err.message));
+    const self = await pve.call('GET', '/access/permissions', { userid: LOW.id, path: '/' }, permissionsSchema);
+    assert.deepEqual(self, { '/': {} });
+  });
+});
+
+describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which has no VM.Monitor)', () => {
   let grants: Record<string, string[]>;
-  let version = '9.1.3';
   let server: Server;
   let pve: PveClient;
-  const asked: string[] = [];
 
   before(async () => {
     const app = express();
     const data = (res: express.Response, value: unknown) => res.json({ data: value });
-    app.get('/api2/json/version', (_req, res) => data(res, { version, release: version.split('.').slice(0, 2).join('.') }));
+    app.get('/api2/json/version', (_req, res) => data(res, { version: '8.2.4', release: '8.2' }));
     app.get('/api2/json/cluster/resources', (_req, res) => data(res, [{ id: 'qemu/9000', type: 'qemu', vmid: 9000, node: 'pve1', template: 1 }]));
     app.get('/api2/json/nodes/pve1/qemu/9000/config', (_req, res) =>
-      data(res, { name: 'tpl', template: 1, agent: '1', scsi0: 'ceph:base-9000-disk-0,size=4G', ide2: 'ceph:vm-9000-cloudinit,media=cdrom', ide0: 'local:iso/debian.iso,media=cdrom' }));
-    app.get('/api2/json/nodes', (_req, res) => data(res, [{ node: 'pve1', status: 'online' }, { node: 'pve2', status: 'offline' }]));
+      data(res, { name: 'tpl', template: 1, agent: '1', scsi0: 'ceph:base-9000-disk-0,size=4G', ide2: 'ceph:vm-9000-cloudinit,media=cdrom' }));
+    app.get('/api2/json/nodes', (_req, res) => data(res, [{ node: 'pve1', status: 'online' }]));
     app.get('/api2/json/nodes/pve1/storage', (_req, res) => data(res, [{ storage: 'local', content: 'iso,snippets', active: 1, enabled: 1 }]));
     app.get('/api2/json/access/permissions', (req, res) => {
       const path = String(req.query.path);
-      asked.push(path);
       data(res, { [path]: Object.fromEntries((grants[path] ?? []).map((p) => [p, 1])) });
     });
     server = await new Promise<Server>((ok) => {
@@ -208,37 +288,8 @@ describe('effective privileges (GET /access/permissions, as PVE documents it)', 
     return Object.fromEntries(['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/'].map((p) => [p, all]));
   };
 
-  test('a token holding the PVEflow role everywhere passes every privilege check', async () => {
+  test('the guest agent needs VM.Monitor, and VM.GuestAgent.Audit does not stand in for it', async () => {
     grants = everything(9);
-    asked.length = 0;
-    const { findings } = await checkPve({ pve, token: TOKEN, settings: SETTINGS });
-    assert.deepEqual(failed(findings), []);
-    // The ISO on ide0 is not a storage clones allocate on; pve2 is offline and not checked for snippets.
-    assert.deepEqual(asked, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/']);
-  });
-
-  test('an under-privileged token gets exactly the missing privileges listed, per path, with the grant command', async () => {
-    version = '9.1.3';
-    grants = {
-      ...everything(9),
-      '/pool/pveflow': pveflowRolePrivileges(9).filter((p) => !['Pool.Allocate', 'VM.GuestAgent.Audit', 'VM.Config.Cloudinit'].includes(p)),
-      '/sdn/zones/localnetwork/vmbr0': [],
-      '/': ['Sys.Audit'],
-      '/storage/ceph': ['Datastore.Audit'],
-    };
-    const { findings } = await checkPve({ pve, token: TOKEN, settings: SETTINGS });
-    const bad = failed(findings);
-    assert.deepEqual(bad.map((f) => f.check), ['pve.privileges /pool/pveflow', 'pve.privileges /storage/ceph', 'pve.privileges /sdn/zones/localnetwork/vmbr0']);
-    assert.match(bad[0]!.message, /^the token lacks on \/pool\/pveflow: VM\.Config\.Cloudinit, VM\.GuestAgent\.Audit or VM\.GuestAgent\.Unrestricted, Pool\.Allocate — needed to /);
-    assert.match(bad[1]!.message, /^the token lacks on \/storage\/ceph: Datastore\.AllocateSpace — /);
-    assert.match(bad[2]!.message, /^the token lacks on \/sdn\/zones\/localnetwork\/vmbr0: SDN\.Use — /);
-    assert.match(bad[0]!.fix!, /pveum acl modify \/pool\/pveflow --roles PVEflow --users pveflow@pve/);
-    assert.match(bad[0]!.fix!, /--tokens 'pveflow@pve!automation'/);
-  });
-
-  test('on PVE 8 the guest agent needs VM.Monitor, and VM.GuestAgent.Audit does not stand in for it', async () => {
-    version = '8.2.4';
-    grants = { ...everything(9) };
     const { findings } = await checkPve({ pve, token: TOKEN, settings: SETTINGS });
     assert.deepEqual(failed(findings).map((f) => f.message.split(' — ')[0]), ['the token lacks on /pool/pveflow: VM.Monitor']);
     grants = everything(8);

@@ -24,6 +24,11 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
   let dataDir: string;
   /** Every HTTP answer the test saw: checked for secrets at the end. */
   const answers: string[] = [];
+  /** Everything the in-process stack wrote to stdout and stderr (console, the SDK's logger), from start to stop. */
+  const logs: string[] = [];
+  const streams = [process.stdout, process.stderr] as const;
+  const originalWrites = streams.map((s) => s.write);
+  const METRICS_TOKEN = `metrics-${generateApiKey()}`;
 
   /** The keys the stack is started with (API_KEYS): clear here, hashed by the API on load. */
   const keys = {
@@ -46,6 +51,13 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
 
   before(async () => {
     requireTemporalBinary('temporal');
+    streams.forEach((stream, i) => {
+      const write = originalWrites[i]!;
+      stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        logs.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+      }) as typeof stream.write;
+    });
     dataDir = mkdtempSync(join(tmpdir(), 'pveflow-e2e-'));
     stack = await startEmbeddedStack({
       env: {
@@ -59,12 +71,15 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
         SIM_NETBIRD_PORT: '0',
         SIM_TIMING: 'fast',
         API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
+        METRICS_TOKEN,
+        LOG_LEVEL: 'debug',
       },
     });
   });
 
   after(async () => {
     await stack?.stop();
+    streams.forEach((stream, i) => void (stream.write = originalWrites[i]!));
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -104,6 +119,29 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.ok(Number.isInteger(vmid) && node && ip && vpnHostname, JSON.stringify(fulfilled.device));
     assert.equal(fulfilled.build.progress, 100);
     assert.equal(fulfilled.build.state, 'completed');
+
+    // Prometheus metrics: behind METRICS_TOKEN; API traffic by route template, calls to Proxmox and NetBird by
+    // operation, open requests by status from visibility — and no serial, VMID or node in any label.
+    const scrape = async (token?: string) => {
+      const res = await fetch(`${stack.apiUrl}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      const text = await res.text();
+      answers.push(text);
+      return { status: res.status, text };
+    };
+    assert.equal((await scrape()).status, 401);
+    assert.equal((await scrape(keys.operator.key)).status, 401, 'an API key is not the metrics token');
+    const metrics = await waitFor('the request counted as Fulfilled', async () => {
+      const m = await scrape(METRICS_TOKEN);
+      assert.equal(m.status, 200);
+      return /^pveflow_requests\{status="Fulfilled"\} 1$/m.test(m.text) ? m.text : undefined;
+    });
+    assert.match(metrics, /^pveflow_builds_total\{outcome="completed"\} 1$/m);
+    assert.match(metrics, /^pveflow_http_requests_total\{method="POST",route="\/api\/device_requests",status="201"\} 1$/m);
+    assert.match(metrics, /^pveflow_http_requests_total\{method="GET",route="\/api\/device_requests\/:serial",status="200"\} \d+$/m);
+    assert.match(metrics, /^pveflow_upstream_calls_total\{system="proxmox",operation="POST \/nodes\/\{node\}\/qemu\/\{vmid\}\/clone",outcome="ok"\} 1$/m);
+    assert.match(metrics, /^pveflow_upstream_calls_total\{system="netbird",operation="POST \/api\/setup-keys",outcome="ok"\} 1$/m);
+    assert.match(metrics, /^pveflow_build_stage_duration_seconds_count\{stage="cloning",outcome="ok"\} 1$/m);
+    for (const id of [serial, `"${node}"`, String(vmid)]) assert.ok(!metrics.includes(id), `${id} in a metric label`);
 
     // The simulated cluster holds exactly that VM, with the requested size, in the pool, running.
     const vm = stack.world!.pve.dump().vms.find((v) => v.vmid === vmid);
@@ -190,8 +228,14 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.equal(after.setupKeys.filter((k) => k.name.includes(serial)).length, 0);
     assert.ok(after.users.every((u) => !u.auto_groups.includes(consultantsGroup.id)));
 
-    // No secret in any API answer or in the request's workflow histories.
-    const secrets = {
+    // No secret in any API answer, any log line or the request's workflow histories.
+    const sshKey = readFileSync(stack.config.SSH_PRIVATE_KEY_FILE!, 'utf8');
+    const sshKeyLines = sshKey.split('\n').filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+    assert.ok(sshKeyLines.length > 0, 'the SSH key has a body to look for');
+    const secrets: Record<string, string> = {
+      ...Object.fromEntries(sshKeyLines.map((l, i) => [`sshPrivateKey line ${i + 1}`, l])),
+      metricsToken: METRICS_TOKEN,
+      operatorKey: keys.operator.key,
       setupKey,
       pveToken: stack.config.PVE_TOKEN_SECRET!,
       netbirdToken: stack.config.NETBIRD_TOKEN!,
@@ -206,9 +250,13 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
         historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory()),
       ),
     );
+    // The dev server's own log too: it sees every payload and search attribute on their way in.
+    const logText = [...logs, readFileSync(join(dataDir, 'temporal.log'), 'utf8')].join('');
+    assert.ok(logs.length > 0, 'the stack wrote log lines (the capture works)');
     for (const [name, secret] of Object.entries(secrets)) {
       assert.ok(!otherAnswers.some((a) => a.includes(secret)), `${name} appears in an API answer`);
       assert.ok(!histories.some((h) => h.includes(secret)), `${name} appears in workflow history`);
+      assert.ok(!logText.includes(secret), `${name} appears in a log line`);
     }
     // And the payloads are encrypted at all: the requester's address, in the request's input and record, is not
     // readable without the key, while the codec-aware client reads it back.

@@ -107,6 +107,41 @@ describe('metrics', () => {
     assert.equal(upstreamErrorClass(new Error('boom')), 'other');
     assert.equal(pveOperation('GET', '/nodes/pve3/tasks/UPID:pve3:0001:0002:0003:qmclone:9000:x@pve!y:/status'), 'GET /nodes/{node}/tasks/{upid}/status');
     assert.equal(pveOperation('GET', '/cluster/resources'), 'GET /cluster/resources');
+    assert.equal(pveOperation('DELETE', '/cluster/ha/resources/vm%3A10042'), 'DELETE /cluster/ha/resources/{sid}');
+  });
+
+  test('GET /metrics with a token refuses scrapers without it, and appends the SDK’s text when it can', async () => {
+    const registry = new TextRegistry();
+    createPveflowMetrics(registry).builds.inc({ outcome: 'completed' });
+    let sdkUp = true;
+    const app = express();
+    app.get('/metrics', metricsEndpoint(registry, {
+      token: 'a-metrics-token-of-some-length',
+      append: async () => {
+        if (!sdkUp) throw new Error('exporter down');
+        return 'temporal_workflow_completed{namespace="default"} 3';
+      },
+    }));
+    const server = await new Promise<Server>((ok) => {
+      const s = app.listen(0, '127.0.0.1', () => ok(s));
+    });
+    const scrape = (authorization?: string) =>
+      fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, { headers: authorization ? { authorization } : {}, signal: AbortSignal.timeout(5_000) });
+    try {
+      assert.equal((await scrape()).status, 401);
+      assert.equal((await scrape('Bearer a-metrics-token-of-some-lengtX')).status, 401);
+      const ok = await scrape('Bearer a-metrics-token-of-some-length');
+      assert.equal(ok.status, 200);
+      const text = await ok.text();
+      assert.match(text, /^pveflow_builds_total\{outcome="completed"\} 1$/m);
+      assert.match(text, /^temporal_workflow_completed\{namespace="default"\} 3\n$/m);
+      sdkUp = false;
+      const without = await scrape('Bearer a-metrics-token-of-some-length');
+      assert.equal(without.status, 200, 'an unreachable SDK exporter does not fail our scrape');
+      assert.doesNotMatch(await without.text(), /temporal_workflow_completed/);
+    } finally {
+      await new Promise<void>((ok) => server.close(() => ok()));
+    }
   });
 
   test('GET /metrics serves the text format to a scraper', async () => {

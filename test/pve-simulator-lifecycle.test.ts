@@ -18,6 +18,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let h: PveHarness;
 before(async () => {
   const seed = defaultClusterSeed({ tokenSecret: HARNESS_SECRET, rootTokenSecret: HARNESS_ROOT_SECRET });
+  // This file's token lacks Sys.Audit on / (the HA test shows the 403 a pool-only token gets), unlike the default's.
+  seed.acls = seed.acls.filter((a) => a.path !== '/');
   seed.storages.push({ id: 'thick', type: 'lvm', content: ['images'], shared: false, total: 50 * GiB, used: 10 * GiB });
   seed.storages.push({ id: 'thin', type: 'lvmthin', content: ['images'], shared: false, total: 50 * GiB, used: 10 * GiB });
   h = await startPveHarness({ timing: FAST, seed });

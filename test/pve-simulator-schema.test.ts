@@ -64,6 +64,7 @@ const rows = (): Row[] => [
   { route: 'GET /nodes/{node}/qemu/{vmid}/snapshot/{snapname}', path: '/nodes/pve1/qemu/300/snapshot/s1', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   { route: 'POST /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback', path: '/nodes/pve1/qemu/300/snapshot/s1/rollback', bad: { start: '2' }, badParam: 'start', badText: /^type check \('boolean'\) failed - got '2'$/ },
   { route: 'DELETE /nodes/{node}/qemu/{vmid}/snapshot/{snapname}', path: '/nodes/pve1/qemu/300/snapshot/s1', bad: { force: '2' }, badParam: 'force', badText: /^type check \('boolean'\) failed - got '2'$/ },
+  { route: 'GET /access/permissions', path: '/access/permissions', bad: { userid: 'no-realm' }, badParam: 'userid', badText: /^value does not match the regex pattern$/, good: { path: '/pool/pveflow' } },
   { route: 'GET /cluster/ha/resources', path: '/cluster/ha/resources', bad: { type: 'vms' }, badParam: 'type', badText: /^value 'vms' does not have a value in the enumeration/, good: { type: 'vm' } },
   { route: 'POST /cluster/ha/resources', path: '/cluster/ha/resources', bad: { sid: 'vm:300', state: 'on' }, badParam: 'state', badText: /^value 'on' does not have a value in the enumeration/, good: { sid: 'vm:300', state: 'stopped' } },
   { route: 'GET /cluster/ha/resources/{sid}', path: '/cluster/ha/resources/vm:300', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },

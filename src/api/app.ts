@@ -15,6 +15,7 @@ import { docsRoutes } from './routes/docs';
 import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { webhookRoutes } from './routes/webhooks';
+import { httpMetrics, metricsEndpoint, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
 export interface AppDeps {
   client: Client;
@@ -28,6 +29,8 @@ export interface AppDeps {
   timings?: Partial<ApiTimings>;
   /** Serves Temporal UI's remote codec endpoint at /codec for operators' keys, answering `allowedOrigin` only. */
   codec?: { codec: PayloadCodec; allowedOrigin: string; namespaces: string[] };
+  /** Serves Prometheus metrics at /metrics (bearer `token` when set) and counts every request by route template. */
+  metrics?: { registry: MetricsRegistry; metrics: PveflowMetrics; token?: string; append?: () => Promise<string> };
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
@@ -35,6 +38,10 @@ export function createApp(deps: AppDeps): express.Express {
   const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, timings: { ...defaultApiTimings, ...deps.timings } });
   const app = express();
   app.disable('x-powered-by');
+  if (deps.metrics) {
+    app.use(httpMetrics(deps.metrics.metrics));
+    app.get('/metrics', metricsEndpoint(deps.metrics.registry, { token: deps.metrics.token, append: deps.metrics.append }));
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -4,6 +4,8 @@ import { temporalSettings } from '../temporal/settings';
 import { loadApiSettings } from './apiConfig';
 import { createApp } from './app';
 import { ApiKeyStore } from './auth/apiKeys';
+import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry } from '../observability';
+import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
@@ -17,7 +19,11 @@ async function main(): Promise<void> {
   if (!api.keys) throw new ConfigError('no API keys: set API_KEYS_FILE (or API_KEYS); the API never runs open');
   const temporal = temporalSettings(config);
   const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, namespace: temporal.namespace });
+  const tracingSettings = tracingSettingsFrom(config);
+  const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
+  const client = new Client({ connection, namespace: temporal.namespace, ...(tracing ? { interceptors: { workflow: tracing.clientInterceptors } } : {}) });
+  const registry = new TextRegistry({ onCollectError: (metric, err) => console.warn(`[pveflow] metric ${metric}: ${(err as Error).message}`) });
+  const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client) });
   const app = createApp({
     client,
     taskQueue: temporal.taskQueue,
@@ -25,12 +31,13 @@ async function main(): Promise<void> {
     apiKeys: new ApiKeyStore(api.keys),
     webhookSecret: api.webhookSecret,
     timings: api.timings,
+    metrics: { registry, metrics, token: config.METRICS_TOKEN },
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
     console.log(`[pveflow] API on http://${config.API_HOST}:${config.API_PORT}, Temporal ${temporal.address} (${temporal.namespace}/${temporal.taskQueue})`);
   });
   const stop = () => {
-    server.close(() => void connection.close().then(() => process.exit(0)));
+    server.close(() => void Promise.allSettled([tracing?.shutdown()]).then(() => connection.close()).then(() => process.exit(0)));
     server.closeAllConnections();
   };
   process.once('SIGTERM', stop);

@@ -16,6 +16,10 @@ import { ensureSyncSchedule } from '../temporal/syncSchedule';
 import { payloadCodecFrom } from '../temporal/codec';
 import { startDevServer, type RunningDevServer } from './devServer';
 import { simulatorTimings } from './simulatorTimings';
+import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry, upstreamCallRecorder } from '../observability';
+import { startMetricsServer } from '../observability/metricsServer';
+import { installSdkMetrics } from '../observability/sdkMetrics';
+import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 
 export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;
@@ -30,6 +34,8 @@ export interface EmbeddedStack {
   /** The simulated Proxmox, SFTP and NetBird, when no real endpoints were configured. */
   world?: SimulatedWorld;
   client: Client;
+  /** Prometheus metrics of the API and the worker (one process, one registry); the worker's own port when configured. */
+  metricsUrls: string[];
   stop(): Promise<void>;
 }
 
@@ -90,9 +96,25 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     }
     const config = loadConfig({ ...env, ...worldEnv, TEMPORAL_ADDRESS: address });
 
+    // The SDK's runtime is created with the first connection: its metrics exporter must be installed before.
+    let sdkMetrics: (() => Promise<string>) | undefined;
+    if (config.TEMPORAL_SDK_METRICS_ADDRESS) {
+      try {
+        sdkMetrics = installSdkMetrics(config.TEMPORAL_SDK_METRICS_ADDRESS);
+      } catch (err) {
+        console.warn(`[pveflow] the Temporal SDK's metrics are off: ${(err as Error).message}`);
+      }
+    }
+    const registry = new TextRegistry({ onCollectError: (metric, err) => console.warn(`[pveflow] metric ${metric}: ${(err as Error).message}`) });
+    let countRequests: (() => Promise<Record<string, number>>) | undefined;
+    const metrics = createPveflowMetrics(registry, { countRequests: () => countRequests?.() ?? Promise.resolve({}) });
+    const tracingSettings = tracingSettingsFrom(config);
+    const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
+    if (tracing) stops.push(() => tracing.shutdown());
+
     const workerConnection = await NativeConnection.connect({ address });
     stops.push(() => workerConnection.close());
-    const deps = createActivityDeps(config, codec?.codec);
+    const deps = createActivityDeps(config, codec?.codec, { onUpstreamCall: upstreamCallRecorder(metrics) });
     stops.push(() => closeActivityDeps(deps));
     const worker: Worker = await createWorker({
       connection: workerConnection,
@@ -101,6 +123,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       deps,
       workflowBundle: opts.workflowBundle,
       payloadCodec: codec?.codec,
+      metrics,
+      tracing,
     });
     const running = worker.run();
     stops.push(async () => {
@@ -114,7 +138,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       connection: clientConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       ...(codec ? { dataConverter: { payloadCodecs: [codec.codec] } } : {}),
+      ...(tracing ? { interceptors: { workflow: tracing.clientInterceptors } } : {}),
     });
+    countRequests = requestCountsFromVisibility(client);
     await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
     let apiKeys = apiSettings.keys;
     if (!apiKeys) {
@@ -138,6 +164,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       apiKeys: new ApiKeyStore(apiKeys),
       webhookSecret: apiSettings.webhookSecret,
       timings: apiSettings.timings,
+      metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
     });
     const server: Server = await new Promise((ok, fail) => {
       const s = app.listen(config.API_PORT, config.API_HOST, () => ok(s));
@@ -151,6 +178,14 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         }),
     );
     const apiPort = (server.address() as AddressInfo).port;
+    const metricsUrls = [`http://${config.API_HOST}:${apiPort}/metrics`];
+    if (config.WORKER_METRICS_PORT !== undefined) {
+      const workerMetrics = await startMetricsServer({
+        host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics,
+      });
+      stops.push(workerMetrics.close);
+      metricsUrls.push(workerMetrics.url);
+    }
 
     return {
       config,
@@ -158,6 +193,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       temporal: { address, uiUrl: dev?.uiUrl, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
       world,
       client,
+      metricsUrls,
       stop: stopAll,
     };
   } catch (err) {

@@ -6,10 +6,14 @@ export {
   createPveflowMetrics,
   measureUpstreamCall,
   pveOperation,
+  upstreamCallRecorder,
   upstreamErrorClass,
   type MetricsOptions,
+  type UpstreamCallHook,
   type PveflowMetrics,
   type SyncDriftKind,
   type UpstreamSystem,
 } from './metrics';
-export { metricsEndpoint } from './metricsEndpoint';
+export { metricsEndpoint, type MetricsEndpointOptions } from './metricsEndpoint';
+export { httpMetrics } from './httpMetrics';
+export { requestCountsFromVisibility } from './requestCounts';

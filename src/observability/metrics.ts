@@ -10,6 +10,25 @@ import type { Counter, Gauge, Histogram, MetricsRegistry } from './registry';
  * its own port: they are not re-exported here.
  */
 export type UpstreamSystem = 'proxmox' | 'netbird' | 'sftp';
+/**
+ * What pveflow's HTTP clients report after each call (their `onCall` option): `operation` is a bounded template
+ * (`GET /nodes/{node}/qemu/{vmid}/config`), `outcome` is `ok` or the error class. Kept free of the registry so the
+ * clients need nothing but this signature.
+ */
+export type UpstreamCallHook = (system: UpstreamSystem, operation: string, outcome: string, seconds: number) => void;
+
+/** The hook that counts and times each call in the metrics. */
+export function upstreamCallRecorder(metrics: Pick<PveflowMetrics, 'upstreamCalls' | 'upstreamCallDuration'>): UpstreamCallHook {
+  return (system, operation, outcome, seconds) => {
+    try {
+      metrics.upstreamCallDuration.observe({ system, operation }, seconds);
+      metrics.upstreamCalls.inc({ system, operation, outcome });
+    } catch {
+      // Counting a call must never fail it.
+    }
+  };
+}
+
 export type SyncDriftKind = 'vanished' | 'moved' | 'state_changed' | 'orphan';
 
 export interface PveflowMetrics {
@@ -153,6 +172,7 @@ export function pveOperation(method: string, path: string): string {
     .replace(/\/(qemu|lxc)\/\d+/, '/$1/{vmid}')
     .replace(/\/tasks\/[^/]+/, '/tasks/{upid}')
     .replace(/\/storage\/[^/]+/, '/storage/{storage}')
+    .replace(/^\/cluster\/ha\/resources\/[^/]+/, '/cluster/ha/resources/{sid}')
     .replace(/^\/pools\/[^/]+/, '/pools/{poolid}');
   return `${method} ${template}`;
 }

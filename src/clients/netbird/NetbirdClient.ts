@@ -3,6 +3,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { NetbirdApiError, isRetryableStatus } from './NetbirdApiError';
 import { backoffMs, DEFAULT_RETRY, parseRetryAfter, type RetryPolicy } from './retry';
+import { upstreamErrorClass, type UpstreamCallHook } from '../../observability/metrics';
 import {
   errorBodySchema,
   groupSchema,
@@ -34,6 +35,8 @@ export interface NetbirdClientOptions {
   retry?: Partial<RetryPolicy>;
   /** How the client waits between attempts; tests pass one that records the waits instead of sleeping. */
   sleep?: (ms: number) => Promise<void>;
+  /** Told of every HTTP attempt once it ends (a retried call counts each): the operation, `ok` or the error class, seconds. */
+  onCall?: UpstreamCallHook;
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -60,8 +63,10 @@ export class NetbirdClient {
   private readonly retry: RetryPolicy;
   private readonly agent: Agent;
   private readonly wait: (ms: number) => Promise<void>;
+  private readonly onCall?: UpstreamCallHook;
 
   constructor(opts: NetbirdClientOptions) {
+    this.onCall = opts.onCall;
     this.origin = opts.baseUrl.replace(/\/+$/, '').replace(/\/api$/, '');
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 15_000;
@@ -197,8 +202,13 @@ export class NetbirdClient {
     const url = `${this.origin}${path}${query.size ? `?${query}` : ''}`;
 
     for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
       const outcome = await this.attempt(method, url, call.body);
-      if (outcome.kind === 'ok') return this.parse(operation, path, outcome.status, outcome.body, call.schema, attempt);
+      const seconds = (performance.now() - started) / 1000;
+      if (outcome.kind === 'ok') {
+        this.onCall?.('netbird', operation, 'ok', seconds);
+        return this.parse(operation, path, outcome.status, outcome.body, call.schema, attempt);
+      }
 
       const error = new NetbirdApiError({
         operation,
@@ -209,6 +219,7 @@ export class NetbirdClient {
         retryAfterSeconds: outcome.kind === 'refused' ? outcome.retryAfterSeconds : undefined,
         cause: outcome.kind === 'transport' ? outcome.cause : undefined,
       });
+      this.onCall?.('netbird', operation, upstreamErrorClass(error), seconds);
       const limit = outcome.kind === 'refused' && outcome.status === 429 ? this.retry.rateLimitedAttempts : this.retry.attempts;
       if (attempt >= limit || !this.mayRetry(method, outcome)) throw error;
       await this.wait(backoffMs(this.retry, attempt, error.retryAfterSeconds));

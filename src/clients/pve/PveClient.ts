@@ -23,6 +23,7 @@ import {
   type VmStatus,
 } from './schemas';
 import { parseUpid } from './upid';
+import { pveOperation, upstreamErrorClass, type UpstreamCallHook } from '../../observability/metrics';
 
 export interface PveClientOptions {
   /** `https://host:8006` — the `/api2/json` prefix is added here. */
@@ -37,6 +38,8 @@ export interface PveClientOptions {
   /** Skip TLS verification: development only (refused in production by config). */
   insecureSkipVerify?: boolean;
   timeoutMs: number;
+  /** Told of every API call once it ends: a bounded route template, `ok` or the error class, and seconds taken. */
+  onCall?: UpstreamCallHook;
 }
 
 type Param = string | number | boolean | undefined;
@@ -52,8 +55,10 @@ export class PveClient {
   private readonly authHeader: string;
   private readonly dispatcher: Agent;
   private readonly timeoutMs: number;
+  private readonly onCall?: UpstreamCallHook;
 
   constructor(opts: PveClientOptions) {
+    this.onCall = opts.onCall;
     this.base = `${opts.endpoint.replace(/\/+$/, '')}/api2/json`;
     this.authHeader = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
     this.timeoutMs = opts.timeoutMs;
@@ -152,6 +157,26 @@ export class PveClient {
   // --- transport ---------------------------------------------------------------------------------------------------
 
   async call<S extends z.ZodType>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    params: Params,
+    schema: S,
+    signal?: AbortSignal,
+  ): Promise<z.output<S>> {
+    if (!this.onCall) return this.send(method, path, params, schema, signal);
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      return await this.send(method, path, params, schema, signal);
+    } catch (err) {
+      outcome = upstreamErrorClass(err);
+      throw err;
+    } finally {
+      this.onCall('proxmox', pveOperation(method, path), outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async send<S extends z.ZodType>(
     method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     params: Params,

@@ -5,6 +5,7 @@ import type { GuestBoot, Route, SimContext } from './context';
 import type { ControlOptions } from './control';
 import { Faults, type FaultClass, type FaultSet } from './faults';
 import { ConfigFlocks } from './flocks';
+import { accessRoutes } from './handlers/access';
 import { clusterRoutes } from './handlers/cluster';
 import { haRoutes } from './handlers/ha';
 import { cloneRoute } from './handlers/qemuClone';
@@ -78,13 +79,12 @@ export interface PveSimulator {
 
 const ROUTES: readonly Route[] = [
   ...clusterRoutes, ...createRoutes, cloneRoute, ...configRoutes, resizeRoute, ...powerRoutes, destroyRoute,
-  ...migrateRoutes, ...snapshotRoutes, ...haRoutes, ...taskRoutes, ...storageRoutes,
+  ...migrateRoutes, ...snapshotRoutes, ...haRoutes, ...taskRoutes, ...storageRoutes, ...accessRoutes,
 ];
 
 /** `METHOD /path/template` of every endpoint the simulator serves (for tests that must cover all of them). */
 export const implementedRoutes: readonly string[] = ROUTES.map((r) => `${r.method} ${r.path}`);
 
-export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
 /** Over `realisticTiming`; a storage allocation keeps its real ratio to the lock timeout unless given. */
 function mergeTiming(timing: Partial<PveTiming> | undefined): PveTiming {
   const merged = { ...realisticTiming, ...timing };
@@ -92,6 +92,7 @@ function mergeTiming(timing: Partial<PveTiming> | undefined): PveTiming {
   return merged;
 }
 
+export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
   const cluster = new ClusterState(opts.seed);
   const faults = new Faults();
   const sim: SimContext = {
@@ -100,7 +101,7 @@ function mergeTiming(timing: Partial<PveTiming> | undefined): PveTiming {
     capacity: new StorageCapacity(faults),
     tasks: new TaskRegistry(() => cluster.allocatePid(), faults),
     flocks: new ConfigFlocks(faults),
-    perms: new PermissionEngine(opts.seed.acls, cluster),
+    perms: new PermissionEngine(opts.seed.acls, cluster, opts.seed.roles),
     timing: mergeTiming(opts.timing),
     schema: PveApiSchema.fromReference(),
     snippetsDir: opts.snippetsDir,

@@ -63,9 +63,65 @@ export class PermissionEngine {
   private vmMemo = new Map<string, Set<string>>();
   private intersections = new WeakMap<Set<string>, WeakMap<Set<string>, Set<string>>>();
 
-  constructor(acls: AclSeed[], private readonly pools: PoolMembership) {
+  /** Built-in roles plus the seed's own (`pveum role add`); a custom role may not shadow a built-in one. */
+  private readonly roles: Record<string, readonly string[]>;
+
+  constructor(acls: AclSeed[], private readonly pools: PoolMembership, customRoles: Record<string, readonly string[]> = {}) {
     this.acls = acls.map((a) => ({ ...a, path: normalizePath(a.path) }));
+    for (const name of Object.keys(customRoles)) {
+      if (ROLES[name]) throw new Error(`custom role '${name}' would shadow the built-in role of that name`);
+    }
+    this.roles = { ...customRoles, ...ROLES };
     this.reindex();
+  }
+
+  /** Every path an ACL names (for `GET /access/permissions` without `path`). */
+  aclPaths(): string[] {
+    return [...new Set(this.acls.map((a) => a.path))];
+  }
+
+  /**
+   * The privileges `identity` holds on `path`, each with whether it propagates below it — what
+   * `GET /access/permissions` answers (`RPCEnvironment.pm permissions`). A privsep token's privilege propagates
+   * only where both its own and its user's grant do.
+   */
+  effectivePrivileges(identity: Identity, path: string): Record<string, 0 | 1> {
+    const p = normalizePath(path);
+    if (identity.userid === 'root@pam' && (!identity.tokenName || !identity.privsep)) {
+      return Object.fromEntries([...ALL_PRIVILEGES].map((priv) => [priv, 1 as const]));
+    }
+    const user = this.subjectPropagation(identity.userid, p);
+    const granted = identity.tokenName && identity.privsep ? intersect(this.subjectPropagation(authId(identity), p), user) : user;
+    return Object.fromEntries([...granted].map(([priv, propagate]) => [priv, propagate ? 1 : 0]));
+  }
+
+  private subjectPropagation(subject: string, path: string): Map<string, boolean> {
+    const out = this.walkWithPropagation(subject, path);
+    const vm = /^\/vms\/(\d+)$/.exec(path);
+    const storage = /^\/storage\/([^/]+)$/.exec(path);
+    const pools = vm
+      ? [this.pools.poolOfVm(Number(vm[1]))].filter((x): x is string => x !== undefined)
+      : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
+    for (const pool of pools) {
+      for (const [priv, propagate] of this.walkWithPropagation(subject, `/pool/${pool}`)) out.set(priv, (out.get(priv) ?? false) || propagate);
+    }
+    return out;
+  }
+
+  /** `walk`, keeping for each privilege whether the ACL that grants it propagates. */
+  private walkWithPropagation(subject: string, path: string): Map<string, boolean> {
+    const bySubject = this.index.get(subject);
+    let acls: AclSeed[] = [];
+    for (const level of bySubject ? prefixes(path) : []) {
+      const exact = level === path;
+      const here = (bySubject!.get(level) ?? []).filter((a) => exact || a.propagate !== false);
+      if (here.length) acls = here;
+    }
+    const out = new Map<string, boolean>();
+    for (const acl of acls) {
+      for (const priv of this.roles[acl.role] ?? []) out.set(priv, (out.get(priv) ?? false) || acl.propagate !== false);
+    }
+    return out;
   }
 
   private reindex(): void {
@@ -146,11 +202,17 @@ export class PermissionEngine {
       const here = (bySubject.get(level) ?? []).filter((a) => exact || a.propagate !== false);
       if (here.length) roles = here.map((a) => a.role);
     }
-    return roles.flatMap((r) => ROLES[r] ?? []);
+    return roles.flatMap((r) => this.roles[r] ?? []);
   }
 }
 
-function normalizePath(path: string): string {
+function intersect(a: Map<string, boolean>, b: Map<string, boolean>): Map<string, boolean> {
+  const both = new Map<string, boolean>();
+  for (const [priv, propagate] of a) if (b.has(priv)) both.set(priv, propagate && b.get(priv)!);
+  return both;
+}
+
+export function normalizePath(path: string): string {
   const p = `/${path.split('/').filter(Boolean).join('/')}`;
   return p;
 }

@@ -164,7 +164,8 @@ export function checkProp(
       return;
     }
   }
-  if (schema.pattern !== undefined && !new RegExp(`^(?:${schema.pattern})$`).test(value)) {
+  // Perl's stringified qr// groups (`(?^:...)`, e.g. `userid`'s pattern) are plain non-capturing groups in JS.
+  if (schema.pattern !== undefined && !new RegExp(`^(?:${schema.pattern.replaceAll('(?^:', '(?:')})$`).test(value)) {
     addError(errors, path, 'value does not match the regex pattern');
     return;
   }

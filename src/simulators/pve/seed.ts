@@ -67,6 +67,8 @@ export interface AclSeed {
 
 export interface ClusterSeed {
   nodes: NodeSeed[];
+  /** Custom roles (`pveum role add <name> --privs ...`), beside the built-in ones. */
+  roles?: Record<string, string[]>;
   storages: StorageSeed[];
   pools: PoolSeed[];
   vms: VmSeed[];
@@ -81,6 +83,16 @@ const GiB = 1024 ** 3;
 
 export const ROOT_TOKEN_ID = 'root@pam!pveflow-tests';
 
+/**
+ * What the default token holds beyond its built-in roles, so that it has every privilege `pveflow doctor` checks:
+ * `Pool.Allocate` on the pool, and `Sys.Audit` on `/` without propagation (docs/operations.md grants its role on `/`
+ * with `--propagate 0`, so that it reaches no VM outside the pool and no node's metrics).
+ */
+export const PVEFLOW_EXTRA_ROLES: Record<string, string[]> = {
+  PVEflowPool: ['Pool.Allocate'],
+  PVEflowAudit: ['Sys.Audit'],
+};
+
 export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?: string }): ClusterSeed {
   const node = (name: string, load: number, memUsed: number): NodeSeed => ({
     name, status: 'online', maxcpu: 32, cpu: load, maxmem: 256 * GiB, mem: memUsed * GiB,
@@ -92,6 +104,8 @@ export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?
     { path: '/storage/local-lvm', subject, role: 'PVEDatastoreUser' },
     { path: '/storage/ceph', subject, role: 'PVEDatastoreUser' },
     { path: '/sdn/zones/localnetwork', subject, role: 'PVESDNUser' },
+    { path: '/pool/pveflow', subject, role: 'PVEflowPool' },
+    { path: '/', subject, role: 'PVEflowAudit', propagate: false },
   ];
   return {
     nodes: [node('pve1', 0.18, 96), node('pve2', 0.07, 40), node('pve3', 0.35, 150)],
@@ -101,6 +115,7 @@ export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?
       { id: 'ceph', type: 'rbd', content: ['images', 'rootdir'], shared: true, total: 12_000 * GiB, used: 2_100 * GiB },
     ],
     pools: [{ poolid: 'pveflow', comment: 'VMs managed by pveflow' }],
+    roles: structuredClone(PVEFLOW_EXTRA_ROLES),
     vms: [
       {
         vmid: 9000,

@@ -28,6 +28,7 @@ const seedFileSchema = z.object({
   }).strict()),
   users: z.array(z.object({ userid: z.string().includes('@'), enable: z.boolean().optional() }).strict()),
   tokens: z.array(z.object({ tokenid: z.string().regex(/^\S+@\S+![A-Za-z][A-Za-z0-9.\-_]+$/), secret: z.string().optional(), privsep: z.boolean() }).strict()),
+  roles: z.record(z.string().regex(/^[A-Za-z0-9.\-_]+$/, 'a role name is letters, digits, . - _'), z.array(z.string())).optional(),
   acls: z.array(z.object({ path: z.string(), subject: z.string(), role: z.string(), propagate: z.boolean().optional() }).strict()),
   dhcpPrefix: z.string().optional(),
 }).strict();

@@ -1,0 +1,69 @@
+import { CancelledFailure, type Context } from '@temporalio/activity';
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import type { PveflowMetrics, SyncDriftKind } from './metrics';
+
+/**
+ * Build stage durations and sync drift, measured where the work happens — in the worker, around each activity —
+ * so the workflows stay as they are. A build stage is the time its activities took (retries included, the
+ * workflow's own bookkeeping between them not), labelled with the stage names the build reports; the undos a
+ * failed or cancelled build runs are the `undo` stage.
+ */
+const STAGE_OF_ACTIVITY: Record<string, string> = {
+  chooseNode: 'choosing-node',
+  reserveVmid: 'reserving-vmid',
+  cloneTemplate: 'cloning',
+  prepareCloudInit: 'uploading-snippet',
+  configureVm: 'configuring',
+  growDisk: 'configuring',
+  startVm: 'starting',
+  addToHa: 'starting',
+  waitForGuestIp: 'waiting-for-ip',
+  waitForPeer: 'vpn-peer',
+  grantVpnAccess: 'vpn-access',
+  revokeVpnAccess: 'undo',
+  destroyVm: 'undo',
+  removeSnippet: 'undo',
+  removeFromHa: 'undo',
+};
+
+const DRIFT_KIND: Record<string, SyncDriftKind> = { vanished: 'vanished', moved: 'moved', state: 'state_changed' };
+
+interface ObservedCluster {
+  drifts?: Array<{ drift?: { kind?: string } }>;
+  orphanCount?: number;
+}
+
+export function activityMetricsInterceptor(
+  metrics: Pick<PveflowMetrics, 'buildStageDuration' | 'syncDrift' | 'syncOrphans'>,
+): ActivityInterceptorsFactory {
+  return (ctx: Context) => ({
+    inbound: {
+      async execute(input, next) {
+        const { activityType, workflowType } = ctx.info;
+        const stage = workflowType === 'vmBuild' ? STAGE_OF_ACTIVITY[activityType] : undefined;
+        const started = performance.now();
+        let outcome = 'ok';
+        try {
+          const result = await next(input);
+          if (activityType === 'observeCluster') recordSync(metrics, result as ObservedCluster);
+          return result;
+        } catch (err) {
+          outcome = err instanceof CancelledFailure ? 'cancelled' : 'failed';
+          throw err;
+        } finally {
+          if (stage) metrics.buildStageDuration.observe({ stage, outcome }, (performance.now() - started) / 1000);
+        }
+      },
+    },
+  });
+}
+
+function recordSync(metrics: Pick<PveflowMetrics, 'syncDrift' | 'syncOrphans'>, seen: ObservedCluster): void {
+  for (const { drift } of seen.drifts ?? []) {
+    const kind = DRIFT_KIND[drift?.kind ?? ''];
+    if (kind) metrics.syncDrift.inc({ kind });
+  }
+  const orphans = seen.orphanCount ?? 0;
+  if (orphans > 0) metrics.syncDrift.inc({ kind: 'orphan' }, orphans);
+  metrics.syncOrphans.set({}, orphans);
+}
