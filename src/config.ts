@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { RequestPolicy } from './domain/requestPolicy';
+import { poolSize, type AddressPoolSpec } from './domain/addressPool';
+import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -111,6 +113,11 @@ export const configSchema = z.object({
    */
   PVE_CLONE_LIMIT_PER_NODE: z.coerce.number().int().min(0).max(1000).default(4),
   PVE_CLONE_LIMIT_PER_STORAGE: z.coerce.number().int().min(0).max(1000).default(4),
+  /** Static addresses for the VMs (`ipconfig0`) from this subnet, e.g. 10.20.30.0/24; unset: DHCP. Needs PVE_IP_GATEWAY. */
+  PVE_IP_POOL: z.string().optional(),
+  PVE_IP_GATEWAY: z.string().optional(),
+  /** Addresses of PVE_IP_POOL never handed out (used outside pveflow): `10.20.30.5,10.20.30.10-10.20.30.20,10.20.30.64/28`. */
+  PVE_IP_EXCLUDE: z.string().default(''),
   /** The storage full clones copy the template's disks to (unset: the template's own storage). */
   PVE_TARGET_STORAGE: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id').optional(),
   /** Make each VM an HA resource (state started) after its start; needs Sys.Console on / for the token. */
@@ -203,10 +210,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         '(request details, build logs) are stored in Temporal in clear. Generate a key: openssl rand -base64 32.',
     );
   }
+  addressPoolFromConfig(config); // refuses a pool it cannot use, at start-up rather than at the first build
   if (config.NETBIRD_API_URL && !config.NETBIRD_TOKEN) {
     throw new ConfigError('NETBIRD_API_URL is set: NETBIRD_TOKEN (a personal access token) is required too');
   }
   return config;
+}
+
+/** The static address pool (PVE_IP_POOL, PVE_IP_GATEWAY, PVE_IP_EXCLUDE), or undefined for DHCP. */
+export function addressPoolFromConfig(config: Config): AddressPoolSpec | undefined {
+  if (!config.PVE_IP_POOL) {
+    if (config.PVE_IP_GATEWAY) throw new ConfigError('PVE_IP_GATEWAY is set without PVE_IP_POOL: set the subnet too (e.g. PVE_IP_POOL=10.20.30.0/24), or unset it for DHCP');
+    return undefined;
+  }
+  const subnet = parseSubnet(config.PVE_IP_POOL);
+  if ('error' in subnet) throw new ConfigError(`PVE_IP_POOL ${subnet.error}`);
+  const range = subnetRange(subnet);
+  const gateway = parseIpv4(config.PVE_IP_GATEWAY ?? '');
+  if (gateway === undefined) throw new ConfigError('PVE_IP_POOL is set: PVE_IP_GATEWAY must be the IPv4 gateway of that subnet');
+  if (!inRanges(gateway, [range])) throw new ConfigError(`PVE_IP_GATEWAY ${config.PVE_IP_GATEWAY} is not inside PVE_IP_POOL ${config.PVE_IP_POOL}`);
+  const exclude = parseRangeList(config.PVE_IP_EXCLUDE);
+  if ('error' in exclude) throw new ConfigError(`PVE_IP_EXCLUDE ${exclude.error}`);
+  const pool: AddressPoolSpec = { range, prefix: subnet.prefix, gateway, exclude };
+  if (poolSize(pool) === 0) throw new ConfigError(`PVE_IP_EXCLUDE leaves no address of PVE_IP_POOL ${config.PVE_IP_POOL} to hand out`);
+  return pool;
 }
 
 /** The request policy the configuration gives new requests. */

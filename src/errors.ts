@@ -16,6 +16,8 @@ export const ErrorType = {
   PveVmidTaken: 'PveVmidTaken',
   /** No online node can take the VM (selector, capacity). */
   PveNoNodeAvailable: 'PveNoNodeAvailable',
+  /** Every address of PVE_IP_POOL is leased (or excluded). */
+  IpPoolExhausted: 'IpPoolExhausted',
   /** Retryable: a config/storage lock timeout, a locked VM, a proxy error (595/596), a transport failure. */
   PveTransient: 'PveTransient',
   /** The SFTP endpoint's host key is not the pinned one. */
@@ -44,6 +46,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   ErrorType.PveTaskFailed,
   ErrorType.PveVmidTaken,
   ErrorType.PveNoNodeAvailable,
+  ErrorType.IpPoolExhausted,
   ErrorType.SshHostKeyMismatch,
   ErrorType.SftpFailed,
   ErrorType.NetbirdRejected,

@@ -6,7 +6,7 @@ import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
 import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
-import { loadConfig, ConfigError, type Config } from './config';
+import { addressPoolFromConfig, loadConfig, ConfigError, type Config } from './config';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { payloadCodecFrom } from './temporal/codec';
 import { temporalSettings } from './temporal/settings';
@@ -103,6 +103,7 @@ export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec, 
       vlan: config.PVE_VLAN,
       fullCloneDefault: config.PVE_FULL_CLONE_DEFAULT,
       cloneLimits: { perNode: config.PVE_CLONE_LIMIT_PER_NODE, perStorage: config.PVE_CLONE_LIMIT_PER_STORAGE },
+      addressPool: addressPoolFromConfig(config),
       targetStorage: config.PVE_TARGET_STORAGE,
       ha: config.PVE_HA || config.PVE_HA_GROUP ? { group: config.PVE_HA_GROUP } : undefined,
       nodeSelector: config.PVE_NODE_SELECTOR,

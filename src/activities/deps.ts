@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { NetbirdClient } from '../clients/netbird';
 import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
+import type { AddressPoolSpec } from '../domain/addressPool';
 import type { CloneLimits } from './proxmox/cloneSlot';
 
 /** What the activities need from the world; built once in worker.ts (or by a test). */
@@ -25,6 +26,8 @@ export interface ActivitySettings {
   fullCloneDefault: boolean;
   /** Clones at once per node and per storage across all workers (PVE_CLONE_LIMIT_*); unset: no limit. */
   cloneLimits?: CloneLimits;
+  /** Static addresses from PVE_IP_POOL; unset: the VMs take DHCP. */
+  addressPool?: AddressPoolSpec;
   /** Where full clones copy the template's disks (PVE_TARGET_STORAGE); unset: each disk stays on its storage. */
   targetStorage?: string;
   /** Set when VMs are made HA resources after their start (PVE_HA / PVE_HA_GROUP); undefined: no HA. */

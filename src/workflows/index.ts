@@ -4,3 +4,4 @@ export { vmBuild } from './vmBuild';
 export { vmCompletion } from './vmCompletion';
 export { clusterSync } from './clusterSync';
 export { cloneSlots } from './cloneSlots';
+export { ipPool } from './ipPool';

@@ -109,7 +109,8 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     const { snippetVolid, credentials } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
-    await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    if (configured?.staticAddress) log(`static address ${configured.staticAddress} leased from the pool`);
     if (request.diskGiB) {
       log(`growing the boot disk to ${request.diskGiB} GiB`);
       await task.growDisk({ serial, vmid, node, diskGiB: request.diskGiB });

@@ -3,6 +3,7 @@ import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
+import { leaseStaticAddress } from './addressLease';
 import { awaitTask, earlierTask } from './runTask';
 import { bootDisk, net0For, smbios1For } from './vmSettings';
 
@@ -22,15 +23,18 @@ export interface ConfigureVmInput {
 /**
  * Sets the request's hardware, network, SMBIOS metadata, tags and cloud-init in one async config update, built on
  * the clone's own config (its SMBIOS UUID and MAC stay). Setting the same values twice changes nothing, so a retry
- * simply applies them again.
+ * simply applies them again. With PVE_IP_POOL the VM gets a static address leased to its request (the same one on
+ * every retry and rebuild until its VM is destroyed); without, DHCP.
  */
-export function configureActivities({ pve, settings }: ActivityDeps) {
+export function configureActivities({ pve, settings, temporal }: ActivityDeps) {
   return {
-    async configureVm(input: ConfigureVmInput): Promise<void> {
+    async configureVm(input: ConfigureVmInput): Promise<{ staticAddress?: string }> {
       const { serial, vmid, node } = input;
       const s = { serial, vmid, node };
       const names = deviceNames(serial, input.name);
-      if ((await earlierTask(pve, settings))?.ok) return;
+      const address = settings.addressPool ? await leaseStaticAddress(temporal.client, settings.addressPool, serial) : undefined;
+      const configured = address ? { staticAddress: address.address } : {};
+      if ((await earlierTask(pve, settings))?.ok) return configured;
       let upid: string;
       try {
         const current = await pve.vmConfig(node, vmid);
@@ -39,7 +43,7 @@ export function configureActivities({ pve, settings }: ActivityDeps) {
           memory: String(input.memoryMiB),
           agent: '1',
           net0: net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),
-          ipconfig0: 'ip=dhcp',
+          ipconfig0: address?.ipconfig0 ?? 'ip=dhcp',
           cicustom: `user=${input.snippetVolid}`,
           smbios1: smbios1For(current.raw.smbios1 as string | undefined, { vmName: names.hostname, templateVmid: input.templateVmid, serial, org: input.org }),
           tags: ['pveflow', names.tag].join(';'),
@@ -49,6 +53,7 @@ export function configureActivities({ pve, settings }: ActivityDeps) {
         throw pveFailure(err, s, 'configuring the VM');
       }
       await awaitTask(pve, upid, s, 'configuring the VM', settings);
+      return configured;
     },
 
     /** Grows the boot disk to the requested size; a disk already that large is left alone (Proxmox never shrinks). */

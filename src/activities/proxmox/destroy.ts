@@ -3,6 +3,7 @@ import { PveApiError } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
+import { releaseStaticAddress } from './addressLease';
 import { pveFailure } from './failures';
 import { earlierTask, taskFailure, taskOutcome } from './runTask';
 
@@ -18,9 +19,17 @@ export interface DestroyVmInput {
  * Destroys the request's VM with its disks. Only a VM carrying this request's marker is touched; a VM that is
  * already gone is success. A running VM is stopped first (destroy refuses running VMs).
  */
-export function destroyActivities({ pve, settings }: ActivityDeps) {
+export function destroyActivities({ pve, settings, temporal }: ActivityDeps) {
   return {
+    /** Destroys the VM, then gives its static address (if any) back to the pool: only a VM that is gone frees it. */
     async destroyVm(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
+      const outcome = await destroy(input);
+      if (settings.addressPool) await releaseStaticAddress(temporal.client, input.serial);
+      return outcome;
+    },
+  };
+
+  async function destroy(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
       const { serial, vmid } = input;
       const marker = deviceNames(serial, input.name).marker;
       if ((await earlierTask(pve, settings))?.ok) return 'destroyed';
@@ -90,6 +99,5 @@ export function destroyActivities({ pve, settings }: ActivityDeps) {
         throw taskFailure(outcome, { serial, vmid, node }, 'destroying the VM');
       }
       return 'destroyed';
-    },
-  };
+  }
 }

@@ -18,6 +18,9 @@ export interface RunState {
   startedAt: number;
   /** The guest's DHCP lease. */
   ipv4: string;
+  /** Set when cloud-init gave a static address (`ipconfig0: ip=a.b.c.d/nn`): no DHCP wait, this prefix. */
+  ipv4Prefix?: number;
+  staticIpv4?: boolean;
   agentTimers: NodeJS.Timeout[];
   /** Suspended to RAM (`qmpstatus: paused`); the process still runs. */
   paused?: boolean;
@@ -119,11 +122,14 @@ export class ClusterState implements PoolMembership {
   }
 
   markRunning(vm: VmState, at: number): RunState {
-    const lease = this.nextLease++;
+    // cloud-init configures `ipconfig0`'s static address; anything else asks the (simulated) DHCP server.
+    const fixed = /(?:^|,)ip=(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(vm.config.ipconfig0 ?? '');
+    const lease = fixed ? 0 : this.nextLease++;
     const run: RunState = {
       pid: this.allocatePid(),
       startedAt: at,
-      ipv4: `${this.dhcpPrefix}.${Math.floor(lease / 254) % 256}.${(lease % 254) + 1}`,
+      ipv4: fixed ? fixed[1]! : `${this.dhcpPrefix}.${Math.floor(lease / 254) % 256}.${(lease % 254) + 1}`,
+      ...(fixed ? { ipv4Prefix: Number(fixed[2]), staticIpv4: true } : {}),
       agentTimers: [],
     };
     vm.run = run;

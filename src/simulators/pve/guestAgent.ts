@@ -97,9 +97,9 @@ const stats = (n: number) => ({
 
 export function networkInterfaces(sim: SimContext, vm: VmState, run: RunState): unknown[] {
   const mac = macOf(vm);
-  const hasLease = Date.now() >= run.startedAt + sim.timing.agentStartMs + sim.timing.ipv4AfterAgentMs;
+  const hasLease = run.staticIpv4 || Date.now() >= run.startedAt + sim.timing.agentStartMs + sim.timing.ipv4AfterAgentMs;
   const eth0Addresses = [
-    ...(hasLease ? [{ 'ip-address': run.ipv4, 'ip-address-type': 'ipv4', prefix: 16 }] : []),
+    ...(hasLease ? [{ 'ip-address': run.ipv4, 'ip-address-type': 'ipv4', prefix: run.ipv4Prefix ?? 16 }] : []),
     { 'ip-address': linkLocal(mac), 'ip-address-type': 'ipv6', prefix: 64 },
   ];
   return [
