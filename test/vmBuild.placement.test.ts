@@ -88,14 +88,43 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     assert.equal(vmsAtEnd.length, 0, 'completion removed the VM');
   });
 
-  test('a template on local storage of a node the selector excludes: refused, naming the template, node, storage and remedy', async (t) => {
+  test('a template on local storage of a node the selector excludes: a full clone there, then a migration to a selected node', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    const { record, vmsAtSettle } = await build({ templateVmid: LOCAL_TEMPLATE, prepare: localTemplateOnPve3, env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }) });
+    let disks: string[] = [];
+    const { record, vmsAtEnd, world } = await build({
+      templateVmid: LOCAL_TEMPLATE,
+      prepare: localTemplateOnPve3,
+      env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }),
+      whileFulfilled: (w, r) => {
+        const vm = w.pve.dump().vms.find((v) => v.vmid === r.device.vmid);
+        disks = [vm?.config.scsi0 ?? ''];
+      },
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    assert.ok(['pve1', 'pve2'].includes(record.device.node ?? ''), `placed on ${record.device.node}`);
+    const messages = record.build?.log.map((l) => l.message) ?? [];
+    assert.ok(messages.includes(`node ${record.device.node} chosen; the template's disks are local to pve3: a full clone there first, then a migration`), messages.join('\n'));
+    assert.ok(messages.includes(`VM ${record.device.vmid} migrated to ${record.device.node}`));
+    assert.match(disks[0]!, new RegExp(`^local-lvm:vm-${record.device.vmid}-disk-0`), 'a full copy, not a linked clone of the local base');
+    const migrations = world.pve.dump().tasks.filter((t) => t.type === 'qmigrate');
+    assert.equal(migrations.length, 1);
+    assert.equal(migrations[0]!.exitstatus, 'OK');
+    assert.equal(vmsAtEnd.length, 0, 'completion removed the VM from its new node');
+  });
+
+  test('a template on local storage of an excluded node, and no room anywhere for the full copy a migration needs: refused with the remedy', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    // local-lvm is full everywhere: no node could hold the full copy a migration needs.
+    const prepare = async (w: SimulatedWorld) => {
+      await localTemplateOnPve3(w);
+      w.pve.faults.set({ noSpace: { storage: 'local-lvm' } });
+    };
+    const { record, vmsAtSettle } = await build({ templateVmid: LOCAL_TEMPLATE, prepare, env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }) });
     assert.equal(record.status, 'Failed');
     assert.equal(record.build?.stage, 'choosing-node');
     const error = record.build?.error ?? '';
     assert.match(error, new RegExp(`template ${LOCAL_TEMPLATE}, whose volumes are on local storage local-lvm of node pve3`));
-    assert.match(error, /PVE_NODE_SELECTOR \(pve1,pve2\) excludes/);
+    assert.match(error, /PVE_NODE_SELECTOR \(pve1,pve2\) excludes that node while no selected node has local-lvm with room to migrate the clone to/);
     assert.match(error, /Move the template's disks to shared storage/);
     assert.match(error, /add pve3 to PVE_NODE_SELECTOR/);
     assert.equal(vmsAtSettle.length, 0);

@@ -8,6 +8,7 @@ import { configureActivities } from './proxmox/configure';
 import { destroyActivities } from './proxmox/destroy';
 import { guestAgentActivities } from './proxmox/guestAgent';
 import { haActivities } from './proxmox/ha';
+import { migrateActivities } from './proxmox/migrate';
 import { placementActivities } from './proxmox/placement';
 import { TemplateConfigs } from './proxmox/templateConfigs';
 import { powerActivities } from './proxmox/power';
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...vmidActivities(deps),
     ...placementActivities(deps, templates),
     ...cloneActivities(deps, templates),
+    ...migrateActivities(deps),
     ...configureActivities(deps),
     ...powerActivities(deps),
     ...haActivities(deps),

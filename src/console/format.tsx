@@ -42,6 +42,7 @@ export const stageNames: Record<string, string> = {
   'reserving-vmid': 'Reserving a VMID',
   'choosing-node': 'Choosing a node',
   cloning: 'Cloning the template',
+  migrating: 'Moving the VM to its node',
   'uploading-snippet': 'Uploading cloud-init',
   configuring: 'Configuring the VM',
   starting: 'Starting the VM',

@@ -25,6 +25,7 @@ export type BuildStage =
   | 'reserving-vmid'
   | 'choosing-node'
   | 'cloning'
+  | 'migrating'
   | 'uploading-snippet'
   | 'configuring'
   | 'starting'

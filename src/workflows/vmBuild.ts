@@ -78,8 +78,13 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
-    const node = await api.chooseNode({ serial, memoryMiB: request.memoryMiB, templateVmid: request.templateVmid, fullClone: request.fullClone });
-    log(`node ${node} chosen`);
+    const placement = { serial, memoryMiB: request.memoryMiB, templateVmid: request.templateVmid, fullClone: request.fullClone };
+    // A template on local storage of a node that cannot take the VM: a full clone there, then a migration.
+    let cloneOn: string | undefined;
+    let node: string;
+    if (patched('vm-build-migrate-local-template')) ({ node, cloneOn } = await api.choosePlacement(placement));
+    else node = await api.chooseNode(placement);
+    log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
     stage('reserving-vmid', 10, 'reserving a VMID');
     const taken: number[] = [];
@@ -87,12 +92,14 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     let templateVmid: number;
     for (;;) {
       vmid = await api.reserveVmid({ serial, exclude: taken });
-      stage('cloning', 15, `cloning template onto node ${node} as VM ${vmid}`);
+      stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
       const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }) };
       undos.unshift(destroy);
       try {
-        ({ templateVmid } = await task.cloneTemplate({ serial, name: request.name, vmid, node, templateVmid: request.templateVmid, fullClone: request.fullClone }));
+        ({ templateVmid } = await task.cloneTemplate({
+          serial, name: request.name, vmid, node: cloneOn ?? node, templateVmid: request.templateVmid, fullClone: cloneOn ? true : request.fullClone,
+        }));
         break;
       } catch (err) {
         if (failureType(err) !== ErrorType.PveVmidTaken || taken.length >= MAX_VMID_COLLISIONS) throw err;
@@ -101,7 +108,12 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
         log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
       }
     }
-    log(`VM ${vmid} cloned on ${node}`);
+    log(`VM ${vmid} cloned on ${cloneOn ?? node}`);
+    if (cloneOn) {
+      stage('migrating', 25, `migrating VM ${vmid} from ${cloneOn} to ${node}`);
+      await task.migrateVm({ serial, vmid, from: cloneOn, to: node });
+      log(`VM ${vmid} migrated to ${node}`);
+    }
     await phase({ status: 'Provisioning', vmid, node });
 
     stage('uploading-snippet', 35, `uploading the cloud-init snippet to ${node}`);

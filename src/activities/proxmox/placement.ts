@@ -15,101 +15,141 @@ export interface ChooseNodeInput {
   fullClone?: boolean;
 }
 
+/** Where a VM is made: on `node`, or cloned on `cloneOn` (the template's node) and migrated to `node`. */
+export interface Placement {
+  node: string;
+  /** Set when the template's volumes are on local storage of a node that cannot take the VM. */
+  cloneOn?: string;
+}
+
 /**
  * The online node with the most free CPU, then memory, limited to PVE_NODE_SELECTOR, with the memory the request
  * asks for and, for a full clone, the template's disk size free on the storage it copies to. A template whose
- * volumes sit on local storage can only be cloned on its own node (proxmox-behaviour.md §6.4), so the VM goes
- * there, or the build is refused with what to change. A pool-scoped token sees nodes without metrics (no
- * Sys.Audit on /nodes), so then the node running the fewest of the pool's VMs wins.
+ * volumes sit on local storage can only be cloned on its own node (proxmox-behaviour.md §6.4): the VM goes there
+ * when that node can take it; when it cannot (left out by the selector, short of memory or space), the VM is fully
+ * cloned there and migrated to the best node that has the same local storages (linked clones of a local base
+ * cannot migrate). Only when no node can take it is the build refused, with what to change. A pool-scoped token
+ * sees nodes without metrics (no Sys.Audit on /nodes), so then the node running the fewest of the pool's VMs wins.
  *
  * Two Proxmox calls: the cluster's resources (nodes, storages and the template in one answer) and the template's
- * config (which storages its volumes are on).
+ * config (which storages its volumes are on), the latter shared with the clone for 30 s.
  */
 export function placementActivities({ pve, settings }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
+    /** The node alone, never through a migration: what builds started before migrations existed ask. */
     async chooseNode(input: ChooseNodeInput): Promise<string> {
-      const { serial, memoryMiB } = input;
-      const templateVmid = input.templateVmid ?? settings.templateVmid;
-      const full = input.fullClone ?? settings.fullCloneDefault;
-      let resources: ClusterResource[];
+      return (await place(input, false)).node;
+    },
+
+    async choosePlacement(input: ChooseNodeInput): Promise<Placement> {
+      return place(input, true);
+    },
+  };
+
+  async function place(input: ChooseNodeInput, mayMigrate: boolean): Promise<Placement> {
+    const { serial, memoryMiB } = input;
+    const templateVmid = input.templateVmid ?? settings.templateVmid;
+    const full = input.fullClone ?? settings.fullCloneDefault;
+    let resources: ClusterResource[];
+    try {
+      resources = await pve.clusterResources();
+    } catch (err) {
+      throw pveFailure(err, { serial }, 'listing cluster nodes and storages');
+    }
+    const nodes = resources.filter((r) => r.type === 'node');
+    const storages = resources.filter((r) => r.type === 'storage');
+    const template = resources.find((r) => r.type === 'qemu' && r.vmid === templateVmid && r.template);
+
+    // A template the token cannot see is the clone stage's to report (it names the pool and what to do); until
+    // then, place as if its disks were on shared storage and needed no space.
+    let volumes: ReturnType<typeof templateVolumes> = [];
+    if (template?.node) {
+      let config: VmConfig;
       try {
-        resources = await pve.clusterResources();
+        config = await templates.get(template.node, templateVmid);
       } catch (err) {
-        throw pveFailure(err, { serial }, 'listing cluster nodes and storages');
+        throw pveFailure(err, { serial, vmid: templateVmid, node: template.node }, `reading the disks of template ${templateVmid}`);
       }
-      const nodes = resources.filter((r) => r.type === 'node');
-      const storages = resources.filter((r) => r.type === 'storage');
-      const template = resources.find((r) => r.type === 'qemu' && r.vmid === templateVmid && r.template);
+      volumes = templateVolumes(config.raw);
+    }
+    const targetStorage = (f: boolean) => (f ? settings.targetStorage : undefined);
+    const plan: ClonePlan = clonePlan(volumes, storages, { full, targetStorage: targetStorage(full) });
+    const pinnedTo = plan.localStorages.length > 0 ? template?.node : undefined;
 
-      // A template the token cannot see is the clone stage's to report (it names the pool and what to do); until
-      // then, place as if its disks were on shared storage and needed no space.
-      let plan: ClonePlan = { spaceNeeded: {}, localStorages: [] };
-      if (template?.node) {
-        let config: VmConfig;
-        try {
-          config = await templates.get(template.node, templateVmid);
-        } catch (err) {
-          throw pveFailure(err, { serial, vmid: templateVmid, node: template.node }, `reading the disks of template ${templateVmid}`);
-        }
-        plan = clonePlan(templateVolumes(config.raw), storages, { full, targetStorage: full ? settings.targetStorage : undefined });
-      }
-      const pinnedTo = plan.localStorages.length > 0 ? template?.node : undefined;
-
-      const selected = (n: ClusterResource) => !settings.nodeSelector || settings.nodeSelector.includes(n.node ?? '');
-      const needBytes = memoryMiB * 1024 * 1024;
-      const memoryFits = (n: ClusterResource) => n.maxmem === undefined || n.mem === undefined || n.maxmem - n.mem >= needBytes;
-      /** The storages this node lacks for the clone, as `sid (free < needed)`; empty when it has all. */
-      const storageShortfall = (node: string) =>
-        Object.entries(plan.spaceNeeded).flatMap(([sid, bytes]) => {
-          if (!storages.some((s) => s.storage === sid)) return []; // not visible to the token: Proxmox judges it
-          const avail = storageAvail(storages, sid, node);
-          if (avail === undefined) return [`${sid} (not available on ${node})`];
-          return avail < bytes ? [`${sid} (${formatBytes(avail)} free < ${formatBytes(bytes)} needed)`] : [];
-        });
-
-      if (pinnedTo && !nodes.some((n) => n.node === pinnedTo && selected(n))) {
-        throw ApplicationFailure.create({
-          type: ErrorType.PveNoNodeAvailable,
-          nonRetryable: true,
-          message:
-            `request ${serial} needs template ${templateVmid}, whose volumes are on local storage ${plan.localStorages.join(', ')} of node ` +
-            `${pinnedTo}: Proxmox can clone it only on ${pinnedTo}, and PVE_NODE_SELECTOR (${settings.nodeSelector?.join(',')}) excludes ` +
-            `that node. Move the template's disks to shared storage (Hardware > Disk Action > Move Storage, or 'qm disk move'), ` +
-            `or add ${pinnedTo} to PVE_NODE_SELECTOR, then rebuild.`,
-        });
-      }
-
-      const candidates = nodes.filter((n) => n.status === 'online' && selected(n) && (!pinnedTo || n.node === pinnedTo));
-      const fits = candidates.filter((n) => memoryFits(n) && storageShortfall(n.node!).length === 0);
-      if (fits.length === 0) {
-        const seen = nodes.map((r) => `${r.node} (${r.status})`).join(', ');
-        const lacking = candidates.flatMap((n) => {
-          const why = [...(memoryFits(n) ? [] : ['memory']), ...storageShortfall(n.node!)];
-          return why.length ? [`${n.node}: ${why.join(', ')}`] : [];
-        });
-        const needs = [`${memoryMiB} MiB memory`, ...Object.entries(plan.spaceNeeded).map(([sid, b]) => `${formatBytes(b)} on ${sid} for a full clone`)];
-        throw ApplicationFailure.create({
-          type: ErrorType.PveNoNodeAvailable,
-          nonRetryable: true,
-          message:
-            `no node can take request ${serial}: nodes seen ${seen || 'none'}; selector ${settings.nodeSelector?.join(',') ?? 'none'}` +
-            `${pinnedTo ? `; template ${templateVmid} is on local storage of ${pinnedTo}, so only ${pinnedTo} can hold the clone` : ''}; ` +
-            `${needs.join(' and ')} needed${lacking.length ? ` (short: ${lacking.join('; ')})` : ''}. ` +
-            `Bring a node online, widen PVE_NODE_SELECTOR, free memory or storage` +
-            `${Object.keys(plan.spaceNeeded).length ? ', choose another PVE_TARGET_STORAGE or use a linked clone' : ''}, then rebuild.`,
-        });
-      }
-      const poolVmsOn = (node: string) => resources.filter((r) => r.type === 'qemu' && r.node === node && !r.template).length;
-      const score = (n: ClusterResource) => ({
-        freeCpu: n.maxcpu !== undefined && n.cpu !== undefined ? n.maxcpu * (1 - n.cpu) : -poolVmsOn(n.node!),
-        freeMem: n.maxmem !== undefined && n.mem !== undefined ? n.maxmem - n.mem : 0,
+    const selected = (n: ClusterResource) => !settings.nodeSelector || settings.nodeSelector.includes(n.node ?? '');
+    const needBytes = memoryMiB * 1024 * 1024;
+    const memoryFits = (n: ClusterResource) => n.maxmem === undefined || n.mem === undefined || n.maxmem - n.mem >= needBytes;
+    /** The storages this node lacks for the clone, as `sid (free < needed)`; empty when it has all. */
+    const shortfall = (p: ClonePlan, node: string) =>
+      Object.entries(p.spaceNeeded).flatMap(([sid, bytes]) => {
+        if (!storages.some((s) => s.storage === sid)) return []; // not visible to the token: Proxmox judges it
+        const avail = storageAvail(storages, sid, node);
+        if (avail === undefined) return [`${sid} (not available on ${node})`];
+        return avail < bytes ? [`${sid} (${formatBytes(avail)} free < ${formatBytes(bytes)} needed)`] : [];
       });
-      fits.sort((a, b) => {
+    const storageShortfall = (node: string) => shortfall(plan, node);
+    const poolVmsOn = (node: string) => resources.filter((r) => r.type === 'qemu' && r.node === node && !r.template).length;
+    const score = (n: ClusterResource) => ({
+      freeCpu: n.maxcpu !== undefined && n.cpu !== undefined ? n.maxcpu * (1 - n.cpu) : -poolVmsOn(n.node!),
+      freeMem: n.maxmem !== undefined && n.mem !== undefined ? n.maxmem - n.mem : 0,
+    });
+    const best = (list: ClusterResource[]) =>
+      [...list].sort((a, b) => {
         const sa = score(a);
         const sb = score(b);
         return sb.freeCpu - sa.freeCpu || sb.freeMem - sa.freeMem || a.node!.localeCompare(b.node!);
+      })[0];
+
+    if (pinnedTo) {
+      const home = nodes.find((n) => n.node === pinnedTo);
+      if (home && home.status === 'online' && selected(home) && memoryFits(home) && storageShortfall(pinnedTo).length === 0) return { node: pinnedTo };
+      if (mayMigrate && home?.status === 'online') {
+        // A full clone on the template's node (it needs the space there for a moment), then an offline migration
+        // to a node with the same local storages and room for the disks.
+        const copy = clonePlan(volumes, storages, { full: true, targetStorage: targetStorage(true) });
+        const movable = copy.localStorages.length > 0 && shortfall(copy, pinnedTo).length === 0;
+        const targets = nodes.filter(
+          (n) => n.node !== pinnedTo && n.status === 'online' && selected(n) && memoryFits(n) && shortfall(copy, n.node!).length === 0 &&
+            copy.localStorages.every((sid) => storageAvail(storages, sid, n.node!) !== undefined),
+        );
+        const to = movable ? best(targets) : undefined;
+        if (to) return { node: to.node!, cloneOn: pinnedTo };
+      }
+    }
+
+    if (pinnedTo && !nodes.some((n) => n.node === pinnedTo && selected(n))) {
+      throw ApplicationFailure.create({
+        type: ErrorType.PveNoNodeAvailable,
+        nonRetryable: true,
+        message:
+          `request ${serial} needs template ${templateVmid}, whose volumes are on local storage ${plan.localStorages.join(', ')} of node ` +
+          `${pinnedTo}: Proxmox can clone it only on ${pinnedTo}, and PVE_NODE_SELECTOR (${settings.nodeSelector?.join(',')}) excludes ` +
+          `that node${mayMigrate ? ` while no selected node has ${plan.localStorages.join(', ')} with room to migrate the clone to` : ''}. ` +
+          `Move the template's disks to shared storage (Hardware > Disk Action > Move Storage, or 'qm disk move'), ` +
+          `or add ${pinnedTo} to PVE_NODE_SELECTOR, then rebuild.`,
       });
-      return fits[0]!.node!;
-    },
-  };
+    }
+
+    const candidates = nodes.filter((n) => n.status === 'online' && selected(n) && (!pinnedTo || n.node === pinnedTo));
+    const fits = candidates.filter((n) => memoryFits(n) && storageShortfall(n.node!).length === 0);
+    if (fits.length === 0) {
+      const seen = nodes.map((r) => `${r.node} (${r.status})`).join(', ');
+      const lacking = candidates.flatMap((n) => {
+        const why = [...(memoryFits(n) ? [] : ['memory']), ...storageShortfall(n.node!)];
+        return why.length ? [`${n.node}: ${why.join(', ')}`] : [];
+      });
+      const needs = [`${memoryMiB} MiB memory`, ...Object.entries(plan.spaceNeeded).map(([sid, b]) => `${formatBytes(b)} on ${sid} for a full clone`)];
+      throw ApplicationFailure.create({
+        type: ErrorType.PveNoNodeAvailable,
+        nonRetryable: true,
+        message:
+          `no node can take request ${serial}: nodes seen ${seen || 'none'}; selector ${settings.nodeSelector?.join(',') ?? 'none'}` +
+          `${pinnedTo ? `; template ${templateVmid} is on local storage of ${pinnedTo}, so only ${pinnedTo} can hold the clone` : ''}; ` +
+          `${needs.join(' and ')} needed${lacking.length ? ` (short: ${lacking.join('; ')})` : ''}. ` +
+          `Bring a node online, widen PVE_NODE_SELECTOR, free memory or storage` +
+          `${Object.keys(plan.spaceNeeded).length ? ', choose another PVE_TARGET_STORAGE or use a linked clone' : ''}, then rebuild.`,
+      });
+    }
+    return { node: best(fits)!.node! };
+  }
 }

@@ -124,6 +124,11 @@ export class PveClient {
     return this.call('DELETE', `/nodes/${seg(node)}/qemu/${vmid}`, params, upidSchema);
   }
 
+  /** Offline migration of a stopped VM (its local disks go along); afterwards every call must name `target`. */
+  migrateVm(node: string, vmid: number, target: string): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/migrate`, { target }, upidSchema);
+  }
+
   // --- HA (Sys.Console on / to change, Sys.Audit on / to read) ---------------------------------------------------
 
   /** Makes a guest an HA resource (sync); a duplicate answers 500 `resource ID 'vm:N' already defined`. */
