@@ -11,6 +11,8 @@ import { closeActivityDeps, createActivityDeps, createWorker } from '../src/work
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmRequest } from '../src/workflows';
+import { cloneSlotsWorkflowId } from '../src/workflows/cloneSlotsMessages';
+import { ipPoolWorkflowId } from '../src/workflows/ipPoolMessages';
 import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord, RequestStatus } from '../src/workflows/types';
 import { historyToJson } from '../test/histories/historyJson';
@@ -25,14 +27,22 @@ import { waitFor } from '../test/support/waitFor';
  */
 /** HISTORIES_OUT writes elsewhere, e.g. to see what a re-recording would change before replacing the files. */
 const OUT = resolve(process.env.HISTORIES_OUT ?? resolve(__dirname, '../test/histories'));
+/**
+ * HISTORIES_ADD=1 records only the histories of the workflow types and paths added since the first recording
+ * (clone slots, address pool, a build with a static address) and keeps the older files: those are the proof that
+ * executions started by older workflow code still replay.
+ */
+const ADD_ONLY = process.env.HISTORIES_ADD === '1';
 
 async function main(): Promise<void> {
   const started = await startWorkflowHarness();
   if ('skipped' in started) throw new Error(`cannot record histories: ${started.skipped}`);
   const h = started;
   mkdirSync(OUT, { recursive: true });
-  for (const f of readdirSync(OUT)) if (f.endsWith('.json')) rmSync(join(OUT, f));
+  if (!ADD_ONLY) for (const f of readdirSync(OUT)) if (f.endsWith('.json')) rmSync(join(OUT, f));
   try {
+    await slotsAndAddresses(h);
+    if (ADD_ONLY) return;
     await happyPath(h);
     await failedThenRebuilt(h);
     await cancelledBuild(h);
@@ -162,6 +172,24 @@ async function syncRun(h: WorkflowHarness): Promise<void> {
     await closeActivityDeps(deps);
     await env.teardown();
   }
+}
+
+/** Two builds at once under one clone slot per storage, each with a static address: cloneSlots, ipPool, vmBuild. */
+async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
+  const taskQueue = 'rec-slots';
+  const world = await h.world({}, { PVE_CLONE_LIMIT_PER_STORAGE: '1', PVE_IP_POOL: '10.77.0.0/29', PVE_IP_GATEWAY: '10.77.0.1', PVE_IP_EXCLUDE: '10.77.0.2' });
+  await h.withWorker(world, taskQueue, async () => {
+    const handles = await Promise.all(['VM-RP010', 'VM-RP011'].map((serial) => startRequest(h, serial, taskQueue)));
+    await Promise.all(handles.map((handle) => handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] })));
+    for (const handle of handles) await until(handle, 'Fulfilled');
+    for (const handle of handles) {
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
+      await expectResult(handle, 'Completed');
+    }
+  });
+  await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-two-builds');
+  await save(h, ipPoolWorkflowId(taskQueue), 'ipPool-leased-and-released');
+  await save(h, 'vm-build-VM-RP010-1', 'vmBuild-static-address');
 }
 
 async function startRequest(h: WorkflowHarness, serial: string, taskQueue: string) {
