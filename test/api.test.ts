@@ -72,6 +72,8 @@ describe('HTTP API', () => {
     worldDir = mkdtempSync(join(tmpdir(), 'pveflow-api-world-'));
     world = await startSimulatedWorld({ dir: worldDir, timing: simulatorTimings.fast });
     const deps = createActivityDeps(loadConfig({ ...world.env }));
+    // The activities' own Temporal client (clone slots) must reach this server, not a default address.
+    deps.temporal.client = env.client;
     deps.settings.pollMinMs = 20;
     deps.settings.pollMaxMs = 200;
     const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });

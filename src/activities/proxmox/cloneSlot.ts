@@ -1,6 +1,7 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorType } from '../../errors';
 import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
 
 export interface CloneLimits {
@@ -19,6 +20,8 @@ export interface CloneLoad {
 /** A slot held longer than the clone activity may run is abandoned (its build was cancelled while it waited). */
 const SLOT_TTL_MS = 30 * 60_000;
 const HEARTBEAT_EVERY_MS = 5_000;
+/** Failed asks for a slot (Temporal unreachable) before the activity fails and Temporal retries it with backoff. */
+const MAX_FAILED_ASKS = 10;
 
 export function cloneSlotHolder(serial: string, vmid: number): string {
   return `clone:${serial}:${vmid}`;
@@ -52,7 +55,7 @@ export async function withCloneSlot<T>(
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   const release = () => handle.signal(releaseCloneSlotSignal, { holder: request.holder }).catch(() => undefined);
   try {
-    for (;;) {
+    for (let failed = 0; ; ) {
       ctx.cancellationSignal.throwIfAborted();
       try {
         const answer = await Promise.race([
@@ -69,7 +72,14 @@ export async function withCloneSlot<T>(
           await ensureCloneSlotsRunning(client, taskQueue);
           continue;
         }
-        // The slots workflow rolled over to a new run mid-wait, or Temporal blinked: ask again shortly.
+        // The slots workflow rolled over to a new run mid-wait, or Temporal blinked: ask again shortly. Still
+        // failing after a few tries, say so (the activity's retries take over, visible in Temporal UI).
+        if (++failed >= MAX_FAILED_ASKS) {
+          throw ApplicationFailure.create({
+            type: ErrorType.PveTransient,
+            message: `could not get a clone slot from workflow ${cloneSlotsWorkflowId(taskQueue)} on task queue ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`,
+          });
+        }
         await sleep(500);
       }
     }
