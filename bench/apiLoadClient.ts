@@ -13,6 +13,8 @@ const env = z
     RATE: z.coerce.number().positive().default(200),
     SECONDS: z.coerce.number().positive().default(30),
     WARMUP: z.coerce.number().int().min(0).default(50),
+    /** `1`: every POST carries its own Idempotency-Key, as a careful client would send. */
+    IDEMPOTENCY: z.enum(['0', '1']).default('0'),
   })
   .parse(process.env);
 
@@ -23,7 +25,11 @@ async function post(i: number): Promise<{ ms: number; status: number }> {
   try {
     const res = await fetch(`${env.API_URL}/api/device_requests`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${env.API_KEY}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${env.API_KEY}`,
+        'content-type': 'application/json',
+        ...(env.IDEMPOTENCY === '1' ? { 'idempotency-key': `load-${process.pid}-${i}` } : {}),
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),
     });

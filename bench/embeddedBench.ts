@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, cpus, totalmem } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,4 +107,48 @@ export function percentile(sorted: number[], p: number): number {
 export function machineLine(): string {
   const [l1, l5] = loadavg();
   return `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load avg ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1/5 min) at ${new Date().toISOString()}`;
+}
+
+/**
+ * CPU seconds (user + system) used so far by this process and by each kind of its child processes (by command
+ * name, e.g. `temporal` for the dev server), read from /proc: where a bench's CPU goes on a box with two cores.
+ * Empty children on systems without /proc.
+ */
+export function cpuSeconds(): { self: number; children: Record<string, number>; threads: Record<string, number> } {
+  const usage = process.cpuUsage();
+  const children: Record<string, number> = {};
+  const threads: Record<string, number> = {};
+  const tick = 100; // USER_HZ on Linux
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return { self: (usage.user + usage.system) / 1e6, children, threads };
+  }
+  // This process by thread: `main`; `node` for Node's worker threads (the workflow thread, and tsx's idle loader);
+  // `tokio-runtime-w` for the SDK's Rust core; libuv's pool.
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const name = tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      threads[name] = (threads[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      if (Number(fields[1]) !== process.pid) continue; // ppid
+      children[name] = (children[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / tick; // utime + stime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { self: (usage.user + usage.system) / 1e6, children, threads };
 }

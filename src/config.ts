@@ -77,6 +77,8 @@ export const configSchema = z.object({
   API_LOG_POLL_MS: z.coerce.number().int().min(50).default(1_000),
   /** How often a quiet log stream sends a comment, so proxies keep it open. */
   API_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15_000),
+  /** Submissions being started at once; past it a submission is refused at once (503, nothing created). */
+  API_MAX_STARTS_IN_FLIGHT: z.coerce.number().int().min(1).default(32),
 
   // Proxmox VE. Without PVE_ENDPOINT the embedded default starts the simulated cluster.
   PVE_ENDPOINT: z.url().optional(),

@@ -395,6 +395,122 @@ describe('HTTP API', () => {
     }
   });
 
+  test('an Idempotency-Key makes a retried submission find its request: one workflow, 201 then 200, another body is 409', async () => {
+    const idemKey = `order-${run}-${Date.now()}`;
+    const body = validRequestBody({ client: ORG_A, name: 'idem', period: { start: new Date(Date.now() + 30 * DAY).toISOString(), end: new Date(Date.now() + 37 * DAY).toISOString() } });
+    const headers = { 'idempotency-key': idemKey };
+
+    const first = await call('requesterA', 'POST', '/api/device_requests', body, headers);
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.equal(first.headers.get('idempotent-replayed'), null);
+    const serial: string = first.body.serial;
+    const runId = (await env.client.workflow.getHandle(`vm-request-${serial}`).describe()).runId;
+
+    // A retry, and one from another key of the same org: the same request, as it stands, and nothing new started.
+    for (const who of ['requesterA', 'adminA'] as const) {
+      const again = await call(who, 'POST', '/api/device_requests', body, headers);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.headers.get('idempotent-replayed'), 'true');
+      assert.equal(again.headers.get('location'), `/api/device_requests/${serial}`);
+      assert.deepEqual(again.body, { serial, status: 'Pending' });
+    }
+    // Defaults count as sent: leaving out `cores` is the same body as sending the default.
+    const { cores: _omitted, ...withoutCores } = { ...body, cores: 2 };
+    const sameWithDefault = await call('requesterA', 'POST', '/api/device_requests', { ...body, cores: 2 }, { 'idempotency-key': `${idemKey}-d` });
+    assert.equal(sameWithDefault.status, 201);
+    assert.equal((await call('requesterA', 'POST', '/api/device_requests', withoutCores, { 'idempotency-key': `${idemKey}-d` })).status, 200);
+
+    const changed = await call('requesterA', 'POST', '/api/device_requests', { ...body, memory_mib: 8192 }, headers);
+    assert.equal(changed.status, 409);
+    assert.match(changed.body.detail, new RegExp(`Idempotency-Key ${idemKey} was already used for request ${serial} with a different body`));
+
+    // Keys are per org: another org's same key is its own request.
+    const otherOrg = await call('requesterB', 'POST', '/api/device_requests', { ...body, client: ORG_B }, headers);
+    assert.equal(otherOrg.status, 201);
+    assert.notEqual(otherOrg.body.serial, serial);
+
+    assert.equal((await env.client.workflow.getHandle(`vm-request-${serial}`).describe()).runId, runId, 'still the first run');
+    const runs = await waitFor('the request in visibility', async () => {
+      const found = [];
+      for await (const wf of env.client.workflow.list({ query: `Serial = "${serial}"` })) found.push(wf.runId);
+      return found.length ? found : undefined;
+    });
+    assert.deepEqual(runs, [runId], 'one workflow for the key');
+
+    const starts = await countingStarts(async () => {
+      for (const bad of ['short', 'has space in it', 'x'.repeat(129), 'no/slashes/please']) {
+        const r = await call('requesterA', 'POST', '/api/device_requests', body, { 'idempotency-key': bad });
+        assert.equal(r.status, 400, bad);
+        assert.equal(r.body.issues[0].field, 'idempotency-key');
+        assert.match(r.body.issues[0].reason, /8-128 characters/);
+      }
+    });
+    assert.equal(starts, 0, 'nothing is started for a malformed key');
+  });
+
+  test('a submission whose start Temporal does not confirm in time says whether a retry is safe, and a keyed retry creates one request', async () => {
+    const slow = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), timings: { temporalTimeoutMs: 1 } });
+    const slowServer = await listen(slow);
+    const slowBase = `http://127.0.0.1:${(slowServer.address() as AddressInfo).port}`;
+    const idemKey = `late-${run}-${Date.now()}`;
+    const body = validRequestBody({ client: ORG_A, name: 'late', period: { start: new Date(Date.now() + 30 * DAY).toISOString(), end: new Date(Date.now() + 37 * DAY).toISOString() } });
+    const post = async (at: string, headers: Record<string, string>) => {
+      const r = await fetch(`${at}/api/device_requests`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${keys.requesterA.key}`, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+      return { status: r.status, body: await json(r) };
+    };
+    let keyed: { status: number; body: any };
+    try {
+      keyed = await post(slowBase, { 'idempotency-key': idemKey });
+      assert.equal(keyed.status, 504, JSON.stringify(keyed.body));
+      assert.match(keyed.body.detail, new RegExp(`request ${keyed.body.serial} may or may not have been created\. Retry with the same Idempotency-Key`));
+      const unkeyed = await post(slowBase, {});
+      assert.equal(unkeyed.status, 504);
+      assert.match(unkeyed.body.detail, new RegExp(`GET /api/device_requests/${unkeyed.body.serial} tells`));
+      assert.match(unkeyed.body.detail, /Idempotency-Key header/);
+    } finally {
+      slowServer.close();
+    }
+    const retried = await post(base, { 'idempotency-key': idemKey });
+    assert.ok([200, 201].includes(retried.status), JSON.stringify(retried.body));
+    assert.equal(retried.body.serial, keyed.body.serial, 'the retry lands on the serial the 504 named');
+    const again = await post(base, { 'idempotency-key': idemKey });
+    assert.equal(again.status, 200);
+    const runs = await waitFor('the request in visibility', async () => {
+      const found = [];
+      for await (const wf of env.client.workflow.list({ query: `Serial = "${retried.body.serial}"` })) found.push(wf.runId);
+      return found.length ? found : undefined;
+    });
+    assert.equal(runs.length, 1, 'one workflow, however the first start ended');
+  });
+
+  test('past the bound on starts in flight a submission is refused at once: 503 with Retry-After, and nothing is started', async () => {
+    const full = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), timings: { maxStartsInFlight: 0 } });
+    const fullServer = await listen(full);
+    try {
+      const starts = await countingStarts(async () => {
+        for (const headers of [{}, { 'idempotency-key': `busy-${run}-${Date.now()}` }] as Array<Record<string, string>>) {
+          const r = await fetch(`http://127.0.0.1:${(fullServer.address() as AddressInfo).port}/api/device_requests`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${keys.operator.key}`, 'content-type': 'application/json', ...headers },
+            body: JSON.stringify(validRequestBody()),
+          });
+          assert.equal(r.status, 503);
+          assert.equal(r.headers.get('retry-after'), '1');
+          const { detail } = await json(r);
+          assert.match(detail, /nothing was created for this one/);
+          assert.equal(/same Idempotency-Key/.test(detail), 'idempotency-key' in headers, 'a keyed caller is told to keep its key');
+        }
+      });
+      assert.equal(starts, 0);
+    } finally {
+      fullServer.close();
+    }
+  });
+
   test('bad input is 400 naming the field and the reason, and nothing is started or changed', async () => {
     const target = await submit(ORG_A);
     const starts = await countingStarts(async () => {

@@ -5,7 +5,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ActivitySettings } from '../src/activities/deps';
 import { accessActivities } from '../src/activities/netbird/access';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
-import { peerActivities } from '../src/activities/netbird/peer';
+import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
 import { NetbirdClient } from '../src/clients/netbird';
 import { deviceNames } from '../src/domain/deviceRequest';
 import { ErrorType } from '../src/errors';
@@ -180,6 +180,27 @@ describe('grantVpnAccess', () => {
     assert.deepEqual(sim.reachableFrom(peerId), []);
   });
 
+  test('with the device group the peer wait saw, the grant reads nothing but the users, and a group holding another peer is still corrected', async () => {
+    const { serial, name } = await bootVm();
+    const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
+    assert.equal(seen.deviceGroup?.peersCount, 1, 'the peer list shows the VM alone in its device group');
+    const before = exchanges.length;
+    await activities().grantVpnAccess({ serial, name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup });
+    const reads = exchanges.slice(before).filter((e) => e.method === 'GET').map((e) => e.template);
+    assert.deepEqual(reads, ['/api/users'], 'one read: the users');
+    assert.equal(stateOf(serial, name).policies.length, 1);
+    assert.ok(sim.reachableFrom(alicePeer).includes(seen.peerId));
+
+    // Another peer slipped into the device group: what the wait saw says so, and the grant puts the VM back alone.
+    const other = await bootVm();
+    const device = sim.dump().groups.find((g) => g.name === deviceNames(other.serial, other.name).deviceGroup)!;
+    await netbird.updateGroup(device.id, { name: device.name, peers: [other.peerId, outsiderPeer] });
+    const crowded: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial: other.serial, name: other.name });
+    assert.equal(crowded.deviceGroup?.peersCount, 2);
+    await activities().grantVpnAccess({ ...other, consultants: [ALICE], deviceGroup: crowded.deviceGroup });
+    assert.deepEqual(stateOf(other.serial, other.name).groups.find((g) => g.id === device.id)!.peers.map((p) => p.id), [other.peerId]);
+  });
+
   test('a consultant without a NetBird user is reported, and with missingConsultant=fail the grant fails naming them', async () => {
     const reported = await bootVm();
     const result = await activities().grantVpnAccess({ ...reported, consultants: [ALICE, NOBODY] });
@@ -202,7 +223,7 @@ describe('grantVpnAccess', () => {
     const vms = [];
     for (let i = 0; i < 20; i++) vms.push(await bootVm());
     const seen = exchanges.length;
-    sim.faults.set({ rateLimit: { requestsPerSecond: 200, burst: 10 } });
+    sim.faults.set({ rateLimit: { requestsPerSecond: 50, burst: 5 } });
     const grant = activities().grantVpnAccess;
     const results = await Promise.all(vms.map((vm) => grant({ ...vm, consultants: [ALICE, BOB] })));
     sim.faults.reset();

@@ -6,6 +6,11 @@ export interface ApiTimings {
   temporalTimeoutMs: number;
   logPollMs: number;
   sseHeartbeatMs: number;
+  /**
+   * Bound on submissions being started at once. Past it Temporal is answering slower than requests arrive: a clear
+   * "nothing was created, retry" beats queueing into the deadline, where the outcome of a start becomes unknown.
+   */
+  maxStartsInFlight: number;
 }
 
 export interface ApiSettings {
@@ -24,7 +29,12 @@ export function loadApiSettings(e: Config): ApiSettings {
   return {
     keys,
     webhookSecret: e.WEBHOOK_SECRET,
-    timings: { temporalTimeoutMs: e.API_TEMPORAL_TIMEOUT_MS, logPollMs: e.API_LOG_POLL_MS, sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS },
+    timings: {
+      temporalTimeoutMs: e.API_TEMPORAL_TIMEOUT_MS,
+      logPollMs: e.API_LOG_POLL_MS,
+      sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
+      maxStartsInFlight: e.API_MAX_STARTS_IN_FLIGHT,
+    },
   };
 }
 

@@ -2,6 +2,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasol
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
 import { rolesFor } from './auth/permissions';
+import { idempotencyHeaders } from './idempotency';
 import {
   actionBody,
   createDeviceRequestBody,
@@ -51,10 +52,20 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/api/device_requests',
     operationId: 'submitDeviceRequest',
     summary: 'Submit a VM request',
-    description: `Starts the request's workflow (Pending). A requester or admin submits only for their own org. ${who('submit')}`,
+    description:
+      `Starts the request's workflow (Pending). A requester or admin submits only for their own org. With an Idempotency-Key, a retry ` +
+      `answers 200 (header Idempotent-Replayed: true) with the request the first try created and starts nothing. ${who('submit')}`,
     security: secured,
-    request: { body: { required: true, content: { 'application/json': { schema: createDeviceRequestBody } } } },
-    responses: { 201: json(submittedSchema, 'Submitted.'), 400: invalid, ...problems, 503: unavailable },
+    request: { headers: idempotencyHeaders, body: { required: true, content: { 'application/json': { schema: createDeviceRequestBody } } } },
+    responses: {
+      201: json(submittedSchema, 'Submitted.'),
+      200: json(submittedSchema, 'A retry with the same Idempotency-Key: the request the first try created, as it stands.'),
+      400: invalid,
+      ...problems,
+      409: json(problemSchema, 'The Idempotency-Key was already used with a different body.'),
+      503: json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), or Temporal unreachable.'),
+      504: json(problemSchema, 'Temporal did not confirm the start in time: the request may exist (its serial is in the answer); retry with the same Idempotency-Key.'),
+    },
   });
   op({
     method: 'get',

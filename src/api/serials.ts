@@ -17,7 +17,19 @@ export function newSerial(): string {
  * by another request; a redelivery walks the same sequence and meets its own request at the same step.
  */
 export function serialForDelivery(deliveryId: string, candidate: number): string {
-  const digest = createHash('sha256').update(`pveflow-delivery:${deliveryId}:${candidate}`).digest();
+  return derivedSerial(`pveflow-delivery:${deliveryId}:${candidate}`);
+}
+
+/**
+ * The serial of a submission carrying an Idempotency-Key: derived from who submits (`scope`) and the key, so a retry
+ * lands on the same workflow id. `candidate` walks past serials other requests hold, like serialForDelivery.
+ */
+export function serialForIdempotencyKey(scope: string, key: string, candidate: number): string {
+  return derivedSerial(`pveflow-idempotency:${scope}:${key}:${candidate}`);
+}
+
+function derivedSerial(seed: string): string {
+  const digest = createHash('sha256').update(seed).digest();
   let s = '';
   // 32 symbols: 5 bits of the digest per character.
   for (let i = 0; i < LENGTH; i++) s += ALPHABET[digest[i]! & 31];

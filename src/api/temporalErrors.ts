@@ -26,6 +26,21 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
   return problem(res, 503, 'temporal unavailable', 'the workflow service did not answer; try again');
 }
 
+/**
+ * A submission's start that failed without a clear answer (deadline, Temporal unreachable): Temporal may have
+ * created the request anyway, so say how to find out, and how a retry stays safe.
+ */
+export function sendStartError(res: Response, err: unknown, serial: string, idempotencyKey: string | undefined): void {
+  if (res.headersSent) return;
+  const timedOut = isDeadline(err);
+  const what = timedOut ? 'Temporal did not confirm the start in time' : 'the workflow service did not answer';
+  const detail = idempotencyKey
+    ? `${what}: request ${serial} may or may not have been created. Retry with the same Idempotency-Key: a retry finds the request if it exists and never creates a second one.`
+    : `${what}: request ${serial} may have been created all the same. GET /api/device_requests/${serial} tells (still 404 a few seconds later: it was not); ` +
+      'resubmitting without checking may create a second request. Send an Idempotency-Key header to make retries safe.';
+  res.status(timedOut ? 504 : 503).json({ error: timedOut ? 'timeout' : 'temporal unavailable', detail, serial });
+}
+
 function isDeadline(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (isGrpcDeadlineError(e)) return true;

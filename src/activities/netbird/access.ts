@@ -4,8 +4,9 @@ import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { isFinalRefusal, netbirdFailure, step } from './failures';
-import { ensureGroup, findGroup } from './lookups';
+import { createOrAdoptGroup, ensureGroup, findGroup } from './lookups';
 import { vpnObjectNames } from '../../domain/vpnObjects';
+import type { DeviceGroupSeen } from './peer';
 import { accessPolicy, ensurePolicy } from './policy';
 import { changeAutoGroups } from './userGroups';
 
@@ -14,6 +15,8 @@ export interface GrantVpnAccessInput {
   name: string;
   peerId: string;
   consultants: string[];
+  /** waitForPeer's `deviceGroup`, when the workflow passes it on: the device group need not be read again. */
+  deviceGroup?: DeviceGroupSeen;
 }
 
 export interface GrantVpnAccessResult {
@@ -42,8 +45,12 @@ export interface RevokeVpnAccessResult {
  */
 export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
   return {
-    /** Idempotent: every object is found by name before it is created, and corrected when it differs. */
-    async grantVpnAccess({ serial, name, peerId, consultants }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
+    /**
+     * Idempotent: every object is found by name (or created, and adopted when NetBird says it exists) and corrected
+     * when it differs. The device group, made before the VM booted, is read; the consultants group and the policy,
+     * normally absent, are created first.
+     */
+    async grantVpnAccess({ serial, name, peerId, consultants, deviceGroup }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
       const names = deviceNames(serial, name);
       const readAt = performance.now();
       const users = await step(serial, 'listing NetBird users', () => netbird.listUsers());
@@ -61,13 +68,17 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
       }
 
       const device = await step(serial, `making NetBird group ${names.deviceGroup} hold VM peer ${peerId} alone`, async () => {
+        // The peer list showed the VM in its group, and nobody else in it: nothing to read or correct.
+        if (deviceGroup?.peersCount === 1) return { id: deviceGroup.id };
         const group = await ensureGroup(netbird, names.deviceGroup);
         const members = group.peers.map((p) => p.id);
         if (members.length === 1 && members[0] === peerId) return group;
         // Exactly the VM: a stale peer left in the group would be reachable by the consultants too.
         return netbird.updateGroup(group.id, { name: group.name, peers: [peerId] });
       });
-      const team = await step(serial, `creating NetBird group ${names.consultantsGroup}`, () => ensureGroup(netbird, names.consultantsGroup));
+      const { group: team, created: teamIsNew } = await step(serial, `creating NetBird group ${names.consultantsGroup}`, () =>
+        createOrAdoptGroup(netbird, names.consultantsGroup),
+      );
       for (const { user } of found) {
         if (user.auto_groups.includes(team.id)) continue;
         await step(serial, `adding ${names.consultantsGroup} to the auto_groups of NetBird user ${user.email}`, () =>
@@ -80,7 +91,8 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
         consultantsGroupId: team.id,
         deviceGroupId: device.id,
       });
-      await step(serial, `setting NetBird policy ${names.policy}`, () => ensurePolicy(netbird, wanted));
+      // A policy needs its groups: with the consultants group made just now, no earlier attempt got as far as one.
+      await step(serial, `setting NetBird policy ${names.policy}`, () => (teamIsNew ? netbird.createPolicy(wanted) : ensurePolicy(netbird, wanted)));
       return { missingConsultants: missing, grantedConsultants: found.map((f) => f.email) };
     },
 

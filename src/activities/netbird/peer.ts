@@ -10,6 +10,16 @@ export interface VpnPeer {
   peerId: string;
   vpnIp: string;
   vpnHostname: string;
+  /**
+   * The device group as the peer list showed it (the setup key put the VM there): handing it to grantVpnAccess
+   * saves that activity reading the group again. Absent when the peer was in no group of that name.
+   */
+  deviceGroup?: DeviceGroupSeen;
+}
+
+export interface DeviceGroupSeen {
+  id: string;
+  peersCount?: number;
 }
 
 /** Carried in heartbeats so that a retried attempt keeps the first attempt's deadline instead of starting anew. */
@@ -38,7 +48,11 @@ export function peerActivities({ netbird, settings }: Pick<ActivityDeps, 'netbir
           // The key's auto_groups put the VM in its device group; a same-named peer elsewhere is not ours.
           const ours = peers.filter((p) => p.groups.some((g) => g.name === deviceGroup));
           const peer = (ours.length ? ours : peers).at(-1);
-          if (peer) return { peerId: peer.id, vpnIp: peer.ip, vpnHostname: peer.dns_label };
+          if (peer) {
+            const group = peer.groups.find((g) => g.name === deviceGroup);
+            const seen = group && { id: group.id, ...(group.peers_count === undefined ? {} : { peersCount: group.peers_count }) };
+            return { peerId: peer.id, vpnIp: peer.ip, vpnHostname: peer.dns_label, ...(seen ? { deviceGroup: seen } : {}) };
+          }
         } catch (err) {
           if (isFinalRefusal(err) || !(err instanceof NetbirdApiError)) throw netbirdFailure(err, serial, `looking for NetBird peer ${hostname}`);
           unanswered = err;

@@ -5,8 +5,9 @@ import type { NetbirdClient, NetbirdUser } from '../../clients/netbird';
  * no version check, so two builds adding their group to the same consultant at once would each write back the list
  * they read, and one group would silently be lost. Changes to one user are therefore funnelled through one queue
  * per user in this worker process: whatever piles up while a write is under way is applied together in the next
- * read-and-write, so twenty builds for the same consultant cost a few NetBird calls, not forty. (Workers in other
- * processes can still interleave; NetBird offers no compare-and-swap to close that gap.)
+ * write, on top of what NetBird answered to the last one, so twenty builds for the same consultant cost a few NetBird
+ * calls, not forty. (Workers in other processes can still interleave; NetBird offers no compare-and-swap to close
+ * that gap.)
  */
 
 type Change = (groups: string[]) => string[];
@@ -25,8 +26,11 @@ interface Waiting {
 
 interface Queues {
   waiting: Map<string, Waiting[]>;
-  /** When this worker last finished writing each user. */
-  lastWrite: Map<string, number>;
+  /**
+   * Each user as NetBird answered this worker's last write of it, and when; `user` undefined when that write failed
+   * (it may or may not have landed, so only a new read tells).
+   */
+  lastWrite: Map<string, { at: number; user: NetbirdUser | undefined }>;
 }
 
 const perClient = new WeakMap<NetbirdClient, Queues>();
@@ -63,11 +67,13 @@ async function drain(netbird: NetbirdClient, q: Queues, userId: string): Promise
 }
 
 async function applyAll(netbird: NetbirdClient, q: Queues, userId: string, batch: Waiting[]): Promise<NetbirdUser | undefined> {
-  // A lone change on a snapshot read after this worker's last write needs no second read (one NetBird call saved
-  // per consultant in the common, uncontended case); anything else reads the user again.
-  const [only] = batch;
-  const fresh = batch.length === 1 && only && only.snapshot.readAt > (q.lastWrite.get(userId) ?? -Infinity);
-  const user = fresh ? only.snapshot.user : (await netbird.listUsers()).find((u) => u.id === userId);
+  // The newest thing this worker knows of the user is the base: the freshest snapshot the callers read, or what
+  // NetBird answered to this worker's own last write when that came later. Either saves a read per change; only a
+  // write that failed since forces one (builds for the same consultants otherwise read the users list twice).
+  const newest = batch.reduce((a, b) => (b.snapshot.readAt > a.snapshot.readAt ? b : a)).snapshot;
+  const written = q.lastWrite.get(userId);
+  const known = written && written.at > newest.readAt ? written.user : newest.user;
+  const user = known ?? (await netbird.listUsers()).find((u) => u.id === userId);
   if (!user) return undefined;
   const changes = batch.map((w) => w.change);
   const next = [...new Set(changes.reduce((groups, change) => change(groups), user.auto_groups))];
@@ -75,9 +81,12 @@ async function applyAll(netbird: NetbirdClient, q: Queues, userId: string, batch
   if (same) return user;
   try {
     // NetBird replaces role, auto_groups and is_blocked together: send the user's own values back.
-    return await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: next });
-  } finally {
-    // Even a failed write may have landed: later snapshots older than this are not to be trusted.
-    q.lastWrite.set(userId, performance.now());
+    const updated = await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: next });
+    q.lastWrite.set(userId, { at: performance.now(), user: updated });
+    return updated;
+  } catch (err) {
+    // Even a failed write may have landed: snapshots older than this are not to be trusted, nor is a guess.
+    q.lastWrite.set(userId, { at: performance.now(), user: undefined });
+    throw err;
   }
 }

@@ -5,7 +5,7 @@ import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { step } from '../netbird/failures';
-import { ensureGroup } from '../netbird/lookups';
+import { createOrAdoptGroup } from '../netbird/lookups';
 import { renderUserData } from './cloudInit';
 import type { GuestCredentials } from '../../domain/guestCredentials';
 import { generateGuestCredentials, sha512Crypt } from './guestCredentials';
@@ -32,11 +32,12 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
      */
     async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<{ snippetVolid: string; credentials: GuestCredentials }> {
       const names = deviceNames(serial, name);
-      const deviceGroup = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => ensureGroup(netbird, names.deviceGroup));
+      const device = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => createOrAdoptGroup(netbird, names.deviceGroup));
+      const deviceGroup = device.group;
       const setupKey = await step(serial, `creating NetBird setup key ${names.setupKey}`, async () => {
-        for (const stale of (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey)) {
-          await netbird.deleteSetupKey(stale.id);
-        }
+        // A device group made just now has no key yet: only an adopted one can have an earlier attempt's key.
+        const stale = device.created ? [] : (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey);
+        for (const key of stale) await netbird.deleteSetupKey(key.id);
         return netbird.createSetupKey({
           name: names.setupKey,
           type: 'one-off',

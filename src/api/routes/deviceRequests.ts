@@ -1,4 +1,4 @@
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -14,6 +14,7 @@ import {
   statusQuery,
   type UpdateResult,
 } from '../../workflows/messages';
+import { RequestStatusKey } from '../../workflows/searchAttributes';
 import type { RequestRecord } from '../../workflows/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
@@ -23,10 +24,15 @@ import { badRequest, problem } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
-import { newSerial, requestWorkflowId } from '../serials';
+import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
+import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
 import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
-import { sendTemporalError } from '../temporalErrors';
+import { StartAdmission } from '../startAdmission';
+import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
+
+/** How many serials a submission may walk past (taken by other requests) before giving up. */
+const MAX_SERIAL_CANDIDATES = 8;
 
 /**
  * `/api/device_requests`: submit, find, read and move a request through its life. Every change is a Workflow Update,
@@ -35,27 +41,51 @@ import { streamRequestLogs } from './requestLogs';
 export function deviceRequestRoutes(ctx: ApiContext): Router {
   const router = Router();
   const { client } = ctx;
+  const admission = new StartAdmission(ctx.timings.maxStartsInFlight);
 
   router.post('/', async (req, res) => {
     const principal = permit(res, 'submit');
     if (!principal) return;
+    const idempotency = idempotencyKeyOf(req);
+    if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
     const body = createDeviceRequestBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
     if (!mayActIn(principal, body.data.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
-    // A serial collision is astronomically rare, but the workflow id is the source of uniqueness: try again.
-    for (let i = 0; i < 3; i++) {
-      const built = toDeviceRequest(newSerial(), body.data);
+    const key = idempotency.key;
+    const scope = idempotencyScope(principal);
+    const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
+    // The workflow id is the source of uniqueness: a serial another request holds is walked past (a random one
+    // collides astronomically rarely; a derived one walks the same sequence on every retry and meets its request).
+    for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
+      const built = toDeviceRequest(key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate), body.data);
       if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
+      const serial = built.request.serial;
       try {
-        await startRequestWorkflow(ctx, built.request);
-        const serial = built.request.serial;
+        const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
+        if (!admitted) {
+          res.setHeader('Retry-After', '1');
+          return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+        }
         return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
       } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) continue;
-        return sendTemporalError(res, err);
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
       }
+      if (!memo) continue;
+      let existing: WorkflowExecutionDescription;
+      try {
+        existing = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).describe());
+      } catch (err) {
+        return sendTemporalError(res, err, serial);
+      }
+      const seen = compareWithExisting(existing.memo, memo);
+      if (seen === 'not ours') continue;
+      if (seen === 'other body') {
+        return problem(res, 409, 'conflict', `Idempotency-Key ${key} was already used for request ${serial} with a different body; a new request needs a new key`);
+      }
+      const status = existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending';
+      return res.status(200).location(`/api/device_requests/${serial}`).set('Idempotent-Replayed', 'true').json({ serial, status });
     }
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });
