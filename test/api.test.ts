@@ -586,6 +586,9 @@ describe('HTTP API', () => {
       'get /api/device_requests/{serial}/logs',
       'get /api/device_requests/{serial}/credentials',
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a) => `post /api/device_requests/{serial}/${a}`),
+      'post /api/classes',
+      'get /api/classes/{id}',
+      ...['approve', 'reject', 'cancel', 'complete'].map((a) => `post /api/classes/{id}/${a}`),
       'get /api/templates',
       'get /api/session',
       'post /api/hooks/device_requests',
@@ -614,7 +617,7 @@ describe('HTTP API', () => {
         assert.ok(operation.parameters?.some((x: any) => x.in === 'path' && `{${x.name}}` === p && x.required), `${op} declares ${p}`);
       }
       // Every documented operation exists: none falls through to the API's "no operation" answer.
-      const r = await fetch(`${base}${path.replace('{serial}', 'VM-ZZZZZ')}`, { method: method.toUpperCase(), signal: AbortSignal.timeout(10_000) });
+      const r = await fetch(`${base}${path.replace('{serial}', 'VM-ZZZZZ').replace('{id}', 'CL-ZZZZZ')}`, { method: method.toUpperCase(), signal: AbortSignal.timeout(10_000) });
       const text = await r.text();
       assert.ok(!/no operation/.test(text), `${op} is served (got ${r.status} ${text.slice(0, 200)})`);
     }
@@ -628,7 +631,7 @@ describe('HTTP API', () => {
     assert.equal(submission(validRequestBody({ root_password: 'x' })), false);
     assert.equal(submission(validRequestBody({ consultants: [] })), false);
     const listParams = doc.paths['/api/device_requests'].get.parameters.map((p: { name: string }) => p.name).sort();
-    assert.deepEqual(listParams, ['consultant', 'from', 'org', 'page_size', 'page_token', 'status', 'to']);
+    assert.deepEqual(listParams, ['class', 'consultant', 'from', 'org', 'page_size', 'page_token', 'status', 'to']);
     assert.ok(doc.paths['/api/device_requests'].post.security.length > 0);
     assert.equal(doc.paths['/api/hooks/device_requests'].post.security, undefined, 'the webhook is signed, not keyed');
 

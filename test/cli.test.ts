@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
 import { readServerSentEvents } from '../src/cli/sseReader';
 import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
 import { requireTemporalBinary } from '../src/temporal/binaries';
+import { pveflow, type Run } from './support/cliRunner';
 import { freePort } from './support/ports';
 import { waitFor } from './support/waitFor';
 
@@ -20,37 +20,6 @@ import { waitFor } from './support/waitFor';
  * build to its end, reads the IP and completes it; a requester of another org never sees it; and the exit codes a
  * script relies on.
  */
-
-const bin = resolve(__dirname, '..', 'bin', 'pveflow');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI; `onStdout` sees output as it arrives (to act while a long command is still running). */
-function pveflow(args: string[], env: Record<string, string | undefined>, opts: { stdin?: string; onStdout?: (soFar: string) => void } = {}): Promise<Run> {
-  return new Promise((ok, fail) => {
-    // Only what the CLI needs from the environment: never this process's own keys.
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      opts.onStdout?.(stdout);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // A CLI that never ends must fail the test, not hang the suite.
-    const guard = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    child.on('error', fail);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      ok({ code, stdout, stderr });
-    });
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
 
 const explain = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 

@@ -10,6 +10,7 @@ import { buildOpenApiDocument } from './openapi';
 import { createCodecServerRouter } from './codecServer';
 import { consoleRoutes } from './console';
 import { problem } from './problems';
+import { classRoutes } from './routes/classes';
 import { deviceRequestRoutes } from './routes/deviceRequests';
 import { docsRoutes } from './routes/docs';
 import { sessionRoutes } from './routes/session';
@@ -77,10 +78,13 @@ export function createApp(deps: AppDeps): express.Express {
   const auth = authenticate(deps.apiKeys);
   const json = express.json({ limit: '256kb' });
   app.use('/api/device_requests', auth, json, deviceRequestRoutes(ctx));
+  app.use('/api/classes', auth, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes());
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
+  // The web console, after every /api route: it is one more client of them, and may never shadow one.
+  app.use(consoleRoutes());
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
     if (res.headersSent) return;
     // Malformed JSON and oversized bodies are the caller's mistake; say so without echoing the body back.
@@ -91,8 +95,6 @@ export function createApp(deps: AppDeps): express.Express {
     console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');
   };
-  // The web console, after every /api route: it is one more client of them, and may never shadow one.
-  app.use(consoleRoutes());
   app.use(onError);
   return app;
 }

@@ -5,6 +5,9 @@ import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
 import {
   actionBody,
+  classAnswerSchema,
+  classIdParam,
+  createClassBody,
   createDeviceRequestBody,
   deliveryAnswerSchema,
   deliveryHeaders,
@@ -198,6 +201,39 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
     },
   });
+  op({
+    method: 'post',
+    path: '/api/classes',
+    operationId: 'submitClass',
+    summary: 'Submit a class: N identical VMs (a lab, an event)',
+    description:
+      `Starts one request per VM (\`<name>-01\` ... \`<name>-NN\`), all tagged with the class id (search attribute ClassId). ` +
+      `With an Idempotency-Key a retry starts only what the first try did not and answers 200 when nothing was missing. ${who('submit')}`,
+    security: secured,
+    request: { headers: idempotencyHeaders, body: { required: true, content: { 'application/json': { schema: createClassBody } } } },
+    responses: { 201: json(classAnswerSchema, 'The class and its requests.'), 200: json(classAnswerSchema, 'A retry: nothing new.'), 400: invalid, ...problems, 503: unavailable, 504: unavailable },
+  });
+  op({
+    method: 'get',
+    path: '/api/classes/{id}',
+    operationId: 'getClass',
+    summary: "A class's requests and their statuses",
+    security: secured,
+    request: { params: classIdParam },
+    responses: { 200: json(requestPageSchema, 'The requests of the class.'), ...problems, 404: notFound, 503: unavailable },
+  });
+  for (const action of ['approve', 'reject', 'cancel', 'complete'] as const) {
+    op({
+      method: 'post',
+      path: `/api/classes/{id}/${action}`,
+      operationId: `${action}Class`,
+      summary: `${action[0]!.toUpperCase()}${action.slice(1)} every open request of a class`,
+      description: `Each request answers for itself (its status, or why it refused); 409 when all refused. ${who(action)}`,
+      security: secured,
+      request: { params: classIdParam, body: { content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
+      responses: { 200: json(classAnswerSchema, 'What each request did.'), 409: json(classAnswerSchema, 'Every request refused.'), 400: invalid, ...problems, 404: notFound },
+    });
+  }
   op({ method: 'get', path: '/healthz', operationId: 'health', summary: 'Liveness', responses: { 200: json(healthSchema, 'The process serves.') } });
   op({
     method: 'get',

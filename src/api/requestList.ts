@@ -3,6 +3,7 @@ import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/pa
 import type { temporal } from '@temporalio/proto';
 import {
   BuildStatusKey,
+  ClassIdKey,
   ConsultantsKey,
   OrgKey,
   PeriodEndKey,
@@ -20,6 +21,8 @@ export interface RequestFilter {
   org?: string;
   status?: ListQuery['status'];
   consultant?: string;
+  /** The members of one class. */
+  class?: string;
   /** Period overlap: requests that end at or after `from` and start at or before `to`. */
   from?: string;
   to?: string;
@@ -34,6 +37,7 @@ export function visibilityQuery(f: RequestFilter): string {
   if (f.org !== undefined) clauses.push(`${OrgKey.name} = ${literal(f.org)}`);
   if (f.status !== undefined) clauses.push(`${RequestStatusKey.name} = ${literal(f.status)}`);
   if (f.consultant !== undefined) clauses.push(`${ConsultantsKey.name} = ${literal(f.consultant)}`);
+  if (f.class !== undefined) clauses.push(`${ClassIdKey.name} = ${literal(f.class)}`);
   // Inclusive bounds written as strict ones a millisecond out: the dev server's SQLite visibility compares stored
   // datetimes as text in its own format, so `<=` misses an exact match; our dates carry milliseconds at most.
   if (f.from !== undefined) clauses.push(`${PeriodEndKey.name} > ${literal(new Date(Date.parse(f.from) - 1).toISOString())}`);
@@ -103,6 +107,7 @@ function summaryOf(e: temporal.api.workflow.v1.IWorkflowExecutionInfo): RequestS
     ...optional('build_status', sa.get(BuildStatusKey)),
     ...optional('vm_id', sa.get(VmIdKey)),
     ...optional('node', sa.get(PveNodeKey)),
+    ...optional('class', sa.get(ClassIdKey)),
     consultants: sa.get(ConsultantsKey) ?? [],
     period: { ...optional('start', start?.toISOString()), ...optional('end', end?.toISOString()) },
     submitted_at: timestampOf(e.startTime) ?? '',

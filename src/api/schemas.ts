@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import { classIdSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import type { RequestStatus } from '../workflows/types';
 
 /**
@@ -35,6 +35,27 @@ export const createDeviceRequestBody = z
   .meta({ id: 'DeviceRequestSubmission' });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
+
+/** A class: `count` identical VMs (a lab, an event), each its own request named `<name>-01`, `<name>-02`, ... */
+export const createClassBody = z
+  .strictObject({
+    ...createDeviceRequestBody.shape,
+    name: vmNameSchema.max(37, 'at most 37 characters: each VM gets a -NN suffix').meta({ example: 'lab' }),
+    count: z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class'),
+  })
+  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
+  .meta({ id: 'ClassSubmission' });
+
+export type CreateClassBody = z.infer<typeof createClassBody>;
+
+export const classAnswerSchema = z
+  .object({
+    class: classIdSchema,
+    requests: z.array(z.object({ serial: serialSchema, name: z.string().optional(), status: z.string(), refused: z.string().optional() })),
+  })
+  .meta({ id: 'ClassAnswer' });
+
+export const classIdParam = z.strictObject({ id: classIdSchema.meta({ example: 'CL-4H7QX' }) });
 
 const note = z.string().max(2000).optional().meta({ description: 'Recorded on the request timeline.' });
 
@@ -75,6 +96,7 @@ export const listQuery = z
     org: orgSchema.optional(),
     status: requestStatusSchema.optional(),
     consultant: z.email().optional().meta({ description: 'Requests giving this consultant access.' }),
+    class: classIdSchema.optional().meta({ description: 'The requests of one class (see POST /api/classes).' }),
     from: dateTime('2026-12-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
     to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this.' }),
     page_size: z.coerce.number().int().min(1).max(100).default(25),
@@ -119,6 +141,7 @@ export const requestSummarySchema = z
     build_status: z.string().optional(),
     vm_id: z.number().int().optional(),
     node: z.string().optional(),
+    class: z.string().optional().meta({ description: 'The class (lab, event) the request belongs to' }),
     consultants: z.array(z.string()),
     period: z.object({ start: z.string().optional(), end: z.string().optional() }),
     submitted_at: z.string(),

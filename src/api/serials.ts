@@ -36,4 +36,21 @@ function derivedSerial(seed: string): string {
   return `VM-${s}`;
 }
 
+/** `CL-XXXXX`: a class of identical VMs submitted together; random, or derived from the submission's Idempotency-Key. */
+export function newClassId(): string {
+  return `CL-${newSerial().slice(3)}`;
+}
+
+export function classIdForIdempotencyKey(scope: string, key: string): string {
+  return `CL-${derivedSerial(`pveflow-class:${scope}:${key}`).slice(3)}`;
+}
+
+/**
+ * The serial of member `index` of a class: derived from the class id, so that a retried class submission lands on
+ * the members it already made. `candidate` walks past serials other requests hold, like serialForDelivery.
+ */
+export function serialForClassMember(classId: string, index: number, candidate: number): string {
+  return derivedSerial(`pveflow-class-member:${classId}:${index}:${candidate}`);
+}
+
 export const requestWorkflowId = (serial: string) => `vm-request-${serial}`;

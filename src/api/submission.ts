@@ -1,7 +1,7 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
-import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
+import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
@@ -55,6 +55,7 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
         { key: ConsultantsKey, value: request.consultants },
         { key: PeriodStartKey, value: new Date(request.period.start) },
         { key: PeriodEndKey, value: new Date(request.period.end) },
+        ...(request.class ? [{ key: ClassIdKey, value: request.class.id }] : []),
       ],
       staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
       staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,

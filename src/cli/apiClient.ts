@@ -48,8 +48,8 @@ export class ApiClient {
     return this.call<T>('GET', withQuery(path, query));
   }
 
-  async post<T = unknown>(path: string, body: unknown): Promise<ApiAnswer<T>> {
-    return this.call<T>('POST', path, body);
+  async post<T = unknown>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
+    return this.call<T>('POST', path, body, headers);
   }
 
   /**
@@ -66,8 +66,8 @@ export class ApiClient {
     return this.agent.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiAnswer<T>> {
-    const res = await this.send(method, path, body, { accept: 'application/json' });
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
+    const res = await this.send(method, path, body, { ...headers, accept: 'application/json' });
     const text = await readText(res, this.base);
     if (res.statusCode >= 400) throw refusal(res.statusCode, text);
     let parsed: unknown;

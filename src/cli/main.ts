@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CliError, usageError } from './cliError';
 import type { Command } from './command';
+import { classCommands } from './commands/classes';
 import { credentialsCommand } from './commands/credentials';
 import { doctorCommand } from './commands/doctor';
 import { logsCommand } from './commands/logs';
@@ -15,7 +16,7 @@ import { commandUsage, mainUsage } from './usage';
  * `pveflow`: the HTTP API from a shell. Tables for people, `--json` for scripts, and exit codes a script can branch
  * on (see usage.ts). It only ever talks to the API (doctor aside, which checks the cluster itself).
  */
-export const commands: readonly Command[] = [...requestCommands, logsCommand, credentialsCommand, templatesCommand, doctorCommand];
+export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, doctorCommand];
 
 /** Exit code for a failure that is pveflow's own bug, not the user's or the API's (EX_SOFTWARE). */
 const internalError = 70;

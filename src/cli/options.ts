@@ -32,6 +32,9 @@ export const optionSpec = {
   'full-clone': { type: 'boolean' },
   'linked-clone': { type: 'boolean' },
   'ssh-key': { type: 'string', multiple: true },
+  // classes new
+  count: { type: 'string' },
+  'idempotency-key': { type: 'string' },
   // actions
   note: { type: 'string' },
   reason: { type: 'string' },

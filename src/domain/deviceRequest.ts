@@ -6,6 +6,8 @@ import { z } from 'zod';
  */
 export const serialSchema = z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX');
 
+export const classIdSchema = z.string().regex(/^CL-[0-9A-Z]{5}$/, 'must look like CL-XXXXX');
+
 /** A DNS label: what Proxmox accepts as a VM name and cloud-init as a hostname. */
 export const vmNameSchema = z
   .string()
@@ -27,6 +29,8 @@ export const deviceRequestSchema = z
     /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */
     diskGiB: z.number().int().min(1).max(16_384).optional(),
     fullClone: z.boolean().optional(),
+    /** One of a class: N identical VMs asked for together (a lab, an event), each its own request. */
+    class: z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: z.number().int().min(2).max(50) }).optional(),
     sshKeys: z.array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key')).max(20).default([]),
   })
   .refine((r) => Date.parse(r.period.end) > Date.parse(r.period.start), {

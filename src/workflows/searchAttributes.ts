@@ -18,5 +18,8 @@ export const VmStateKey = defineSearchAttributeKey('VmState', SearchAttributeTyp
 export const PeriodStartKey = defineSearchAttributeKey('PeriodStart', SearchAttributeType.DATETIME);
 export const PeriodEndKey = defineSearchAttributeKey('PeriodEnd', SearchAttributeType.DATETIME);
 
+/** The class (a lab or an event: N identical VMs submitted together) a request belongs to (`ClassId = "CL-4H7QX"`). */
+export const ClassIdKey = defineSearchAttributeKey('ClassId', SearchAttributeType.KEYWORD);
+
 /** Name → type, for registering them with a server. */
-export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey, PeriodStartKey, PeriodEndKey, VmStateKey];
+export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey, PeriodStartKey, PeriodEndKey, VmStateKey, ClassIdKey];

@@ -1,0 +1,179 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+import { Router, type Request, type Response } from 'express';
+import type { DeviceRequest } from '../../domain/deviceRequest';
+import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateResult } from '../../workflows/messages';
+import { RequestStatusKey } from '../../workflows/searchAttributes';
+import { actorOf } from '../auth/apiKeys';
+import { permit } from '../auth/authenticate';
+import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import type { ApiContext } from '../context';
+import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
+import { badRequest, problem } from '../problems';
+import { listRequests } from '../requestList';
+import { actionBody, classIdParam, createClassBody, rejectBody, type RequestSummary } from '../schemas';
+import { classIdForIdempotencyKey, newClassId, requestWorkflowId, serialForClassMember } from '../serials';
+import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { sendStartError, sendTemporalError } from '../temporalErrors';
+
+/** How many serials one member may walk past (taken by other requests) before the submission gives up. */
+const MAX_SERIAL_CANDIDATES = 8;
+/** Updates sent at once when a whole class is approved or completed. */
+const UPDATES_AT_ONCE = 8;
+
+type Member = { serial: string; name: string; status: string; created: boolean };
+
+/**
+ * `/api/classes`: a lab or an event, N identical VMs asked for together. Each VM is its own request (its own
+ * workflow, build, lease and cleanup, findable by `ClassId` in Temporal UI); the class is what they share: one
+ * submission, one approval, one completion. Their builds run together, bounded by the clone slots per node and
+ * storage (PVE_CLONE_LIMIT_*), so that Proxmox's storage locks do not fail them.
+ */
+export function classRoutes(ctx: ApiContext): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const principal = permit(res, 'submit');
+    if (!principal) return;
+    const idempotency = idempotencyKeyOf(req);
+    if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
+    const body = createClassBody.safeParse(req.body ?? {});
+    if (!body.success) return badRequest(res, body.error);
+    const { count, ...shared } = body.data;
+    if (!mayActIn(principal, shared.client)) {
+      return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
+    }
+    // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
+    // answer meets the members the first try made and starts only the missing ones.
+    const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
+    const members: Member[] = [];
+    for (let index = 1; index <= count; index++) {
+      const name = `${shared.name}-${String(index).padStart(2, '0')}`;
+      const started = await startMember(ctx, classId, index, count, { ...shared, name });
+      if ('bad' in started) return badRequest(res, started.bad, 'body', toWireField);
+      if ('failed' in started) {
+        // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
+        return sendStartError(res, started.failed, started.serial, idempotency.key);
+      }
+      if ('exhausted' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
+      members.push({ ...started.member, name });
+    }
+    const replayed = members.every((m) => !m.created);
+    res
+      .status(replayed ? 200 : 201)
+      .location(`/api/classes/${classId}`)
+      .set(replayed ? { 'Idempotent-Replayed': 'true' } : {})
+      .json({ class: classId, requests: members.map(({ serial, name, status }) => ({ serial, name, status })) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const principal = permit(res, 'list');
+    if (!principal) return;
+    const id = classIdOf(req, res);
+    if (!id) return;
+    try {
+      const requests = await membersOf(ctx, id, orgOf(principal));
+      if (requests.length === 0) return problem(res, 404, 'not found', `no class ${id}`);
+      res.json({ class: id, requests });
+    } catch (err) {
+      sendTemporalError(res, err);
+    }
+  });
+
+  /** One action on every open member: each answers for itself, as it would alone. */
+  const action = <A>(name: Action, update: UpdateDefinition<UpdateResult, [A]>, parse: (req: Request, by: string) => { args: A } | { error: Parameters<typeof badRequest>[1] }) => {
+    router.post(`/:id/${name}`, async (req: Request, res: Response) => {
+      const principal = permit(res, name);
+      if (!principal) return;
+      const id = classIdOf(req, res);
+      if (!id) return;
+      const input = parse(req, actorOf(principal));
+      if ('error' in input) return badRequest(res, input.error);
+      let requests: RequestSummary[];
+      try {
+        requests = await membersOf(ctx, id, orgOf(principal));
+      } catch (err) {
+        return sendTemporalError(res, err);
+      }
+      if (requests.length === 0) return problem(res, 404, 'not found', `no class ${id}`);
+      const open = requests.filter((r) => r.open);
+      const results = await inBatches(open, UPDATES_AT_ONCE, async (r) => {
+        try {
+          const handle = ctx.client.workflow.getHandle(requestWorkflowId(r.serial));
+          const done = await ctx.temporal(() => handle.executeUpdate(update, { args: [input.args] }));
+          return { serial: r.serial, status: done.status };
+        } catch (err) {
+          return { serial: r.serial, status: r.status, refused: err instanceof Error ? err.message : String(err) };
+        }
+      });
+      const ended = requests.filter((r) => !r.open).map((r) => ({ serial: r.serial, status: r.status, refused: 'the request has ended' }));
+      const all = [...results, ...ended];
+      res.status(results.some((r) => !('refused' in r)) ? 200 : 409).json({ class: id, requests: all });
+    });
+  };
+  const noted = (req: Request, by: string) => {
+    const body = actionBody.safeParse(req.body ?? {});
+    return body.success ? { args: { by, ...(body.data.note ? { note: body.data.note } : {}) } } : { error: body.error };
+  };
+  action('approve', approveUpdate, noted);
+  action('cancel', cancelUpdate, noted);
+  action('complete', completeUpdate, noted);
+  action('reject', rejectUpdate, (req, by) => {
+    const body = rejectBody.safeParse(req.body ?? {});
+    return body.success ? { args: { by, reason: body.data.reason } } : { error: body.error };
+  });
+
+  return router;
+}
+
+type Started =
+  | { member: Omit<Member, 'name'> }
+  | { bad: Parameters<typeof badRequest>[1] }
+  | { failed: unknown; serial: string }
+  | { exhausted: true };
+
+/** Starts member `index` of the class, or finds it started by an earlier try of the same submission. */
+async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1]): Promise<Started> {
+  const marker = `${classId}#${index}`;
+  for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
+    const built = toDeviceRequest(serialForClassMember(classId, index, candidate), body);
+    if ('error' in built) return { bad: built.error };
+    const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
+    try {
+      await startRequestWorkflow(ctx, request, { classMember: marker });
+      return { member: { serial: request.serial, status: 'Pending', created: true } };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial: request.serial };
+    }
+    try {
+      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(request.serial)).describe());
+      // Another request holds this serial: walk on. Ours (same class and place): the earlier try made it.
+      if (existing.memo?.classMember === marker) {
+        return { member: { serial: request.serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
+      }
+    } catch (err) {
+      return { failed: err, serial: request.serial };
+    }
+  }
+  return { exhausted: true };
+}
+
+async function membersOf(ctx: ApiContext, classId: string, org: string | undefined): Promise<RequestSummary[]> {
+  const page = await listRequests(ctx, { class: classId, ...(org !== undefined ? { org } : {}) }, { size: 100 });
+  return page.items.sort((a, b) => a.serial.localeCompare(b.serial));
+}
+
+function classIdOf(req: Request, res: Response): string | undefined {
+  const parsed = classIdParam.safeParse(req.params);
+  if (!parsed.success) {
+    badRequest(res, parsed.error, 'path');
+    return undefined;
+  }
+  return parsed.data.id;
+}
+
+async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
+}

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateApiKey } from '../src/api/auth/apiKeys';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { referencePath } from '../src/reference';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { pveflow } from './support/cliRunner';
+import { freePort } from './support/ports';
+import { validRequestBody } from './support/requests';
+import { waitFor } from './support/waitFor';
+
+/**
+ * A class (a lab of N identical VMs) through the HTTP API of the embedded default: one submission makes N requests,
+ * a retry with the same Idempotency-Key makes none, one approval builds them all (under the clone slots), one
+ * completion removes them all. Another org never sees the class.
+ */
+const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+
+const SIZE = 4;
+
+describe('classes: N identical VMs as one submission', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
+  let stack: EmbeddedStack;
+  let dataDir: string;
+  const keys = {
+    requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
+    admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
+    other: { id: 'gus', role: 'requester', org: 'Globex', email: 'gus@globex.example', key: generateApiKey() },
+  };
+
+  const api = async (method: string, path: string, as: keyof typeof keys, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${stack.apiUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${keys[as].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  };
+
+  before(async () => {
+    requireTemporalBinary('temporal');
+    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-classes-'));
+    stack = await startEmbeddedStack({
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        TEMPORAL_PORT: String(await freePort()),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_TASK_QUEUE: `classes-${process.pid}`,
+        API_PORT: '0',
+        SIM_PVE_PORT: '0',
+        SIM_NETBIRD_PORT: '0',
+        SIM_TIMING: 'fast',
+        PVE_CLONE_LIMIT_PER_STORAGE: '2',
+        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
+      },
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('bad classes are refused at the field, and nothing is started', async () => {
+    const one = await api('POST', '/api/classes', 'requester', { ...validRequestBody({ name: 'lab' }), count: 1 });
+    assert.equal(one.status, 400);
+    assert.deepEqual(one.body.issues.map((i: { field: string }) => i.field), ['count']);
+    const long = await api('POST', '/api/classes', 'requester', { ...validRequestBody({ name: 'a'.repeat(38) }), count: 3 });
+    assert.equal(long.status, 400);
+    assert.match(JSON.stringify(long.body.issues), /"field":"name".*-NN suffix/);
+    const other = await api('POST', '/api/classes', 'other', { ...validRequestBody({ name: 'lab' }), count: 3 });
+    assert.equal(other.status, 403, 'Globex may not submit for Acme');
+    const listed = await api('GET', '/api/device_requests', 'admin');
+    assert.equal(listed.body.items.length, 0);
+  });
+
+  test('one submission, one approval, one completion for the whole class', async () => {
+    const body = { ...validRequestBody({ name: 'lab', consultants: ['alice@consultancy.example'] }), count: SIZE };
+    const idempotency = { 'idempotency-key': `class-${process.pid}-lab` };
+    const created = await api('POST', '/api/classes', 'requester', body, idempotency);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const classId: string = created.body.class;
+    assert.match(classId, /^CL-[0-9A-Z]{5}$/);
+    assert.deepEqual(created.body.requests.map((r: { name: string }) => r.name), ['lab-01', 'lab-02', 'lab-03', 'lab-04']);
+    const serials: string[] = created.body.requests.map((r: { serial: string }) => r.serial).sort();
+    assert.equal(new Set(serials).size, SIZE);
+
+    const again = await api('POST', '/api/classes', 'requester', body, idempotency);
+    assert.equal(again.status, 200, 'a retry with the same key creates nothing');
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.body.requests.map((r: { serial: string }) => r.serial).sort(), serials);
+
+    const members = await api('GET', `/api/classes/${classId}`, 'requester');
+    assert.equal(members.status, 200);
+    assert.deepEqual(members.body.requests.map((r: { serial: string }) => r.serial), serials);
+    assert.ok(members.body.requests.every((r: { class: string }) => r.class === classId));
+    assert.equal((await api('GET', `/api/classes/${classId}`, 'other')).status, 404, 'another org does not see the class');
+    assert.equal((await api('POST', `/api/classes/${classId}/approve`, 'requester', {})).status, 403, 'a requester cannot approve');
+
+    // The command line does the same through the same API.
+    const cli = (as: keyof typeof keys, ...args: string[]) => pveflow(args, { PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: keys[as].key });
+    const shown = await cli('requester', 'classes', 'show', classId, '--json');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.deepEqual(JSON.parse(shown.stdout).requests.map((r: { serial: string }) => r.serial), serials);
+    const tooSmall = await cli('requester', 'classes', 'new', '--count', '1', '--name', 'lab', '--client', 'Acme Corp', '--requester', 'rita@acme.example', '--consultant', 'alice@consultancy.example', '--start', 'now', '--end', '+1d');
+    assert.equal(tooSmall.code, 1, 'the API refused it');
+    assert.match(tooSmall.stderr, /count: a class has at least 2 VMs/);
+    const approved = await cli('admin', 'classes', 'approve', classId, '--json');
+    assert.equal(approved.code, 0, approved.stderr);
+    const approval = JSON.parse(approved.stdout);
+    assert.equal(approval.requests.length, SIZE);
+    assert.ok(approval.requests.every((r: { refused?: string }) => r.refused === undefined), approved.stdout);
+
+    await waitFor('the whole class to be fulfilled', async () => {
+      const now = await api('GET', `/api/classes/${classId}`, 'admin');
+      const statuses = now.body.requests.map((r: { status: string }) => r.status);
+      assert.ok(!statuses.includes('Failed'), JSON.stringify(now.body));
+      return statuses.every((s: string) => s === 'Fulfilled') || undefined;
+    }, 180_000);
+    const vms = stack.world!.pve.dump().vms.filter((v) => !v.template);
+    assert.equal(vms.length, SIZE, 'one VM per member');
+    assert.deepEqual(vms.map((v) => v.name?.replace(/-vm-[0-9a-z]{5}$/, '')).sort(), ['lab-01', 'lab-02', 'lab-03', 'lab-04']);
+
+    const completed = await api('POST', `/api/classes/${classId}/complete`, 'requester', {});
+    assert.equal(completed.status, 200, JSON.stringify(completed.body));
+    await waitFor('the whole class to be completed', async () => {
+      const now = await api('GET', `/api/classes/${classId}`, 'admin');
+      return now.body.requests.every((r: { status: string; open: boolean }) => r.status === 'Completed' && !r.open) || undefined;
+    }, 180_000);
+    assert.equal(stack.world!.pve.dump().vms.filter((v) => !v.template).length, 0, 'no VM left');
+  });
+});
