@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
-import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
-import { requireTemporalBinary } from '../src/temporal/binaries';
 import { pveflow } from './support/cliRunner';
-import { freePort } from './support/ports';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
+import { startTestStack, type TestStack } from './support/testStack';
 
 /**
  * A class (a lab of N identical VMs) through the HTTP API of the embedded default: one submission makes N requests,
@@ -24,7 +20,7 @@ const SIZE = 4;
 
 describe('classes: N identical VMs as one submission', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
   let stack: EmbeddedStack;
-  let dataDir: string;
+  let running: TestStack | undefined;
   const keys = {
     requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
     admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
@@ -42,28 +38,12 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
   };
 
   before(async () => {
-    requireTemporalBinary('temporal');
-    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-classes-'));
-    stack = await startEmbeddedStack({
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dataDir,
-        TEMPORAL_PORT: String(await freePort()),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        TEMPORAL_TASK_QUEUE: `classes-${process.pid}`,
-        API_PORT: '0',
-        SIM_PVE_PORT: '0',
-        SIM_NETBIRD_PORT: '0',
-        SIM_TIMING: 'fast',
-        PVE_CLONE_LIMIT_PER_STORAGE: '2',
-        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
-      },
-    });
+    running = await startTestStack('classes', Object.values(keys), { PVE_CLONE_LIMIT_PER_STORAGE: '2' });
+    stack = running.stack;
   });
 
   after(async () => {
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await running?.stop();
   });
 
   test('bad classes are refused at the field, and nothing is started', async () => {

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
 import { readServerSentEvents } from '../src/cli/sseReader';
-import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
-import { requireTemporalBinary } from '../src/temporal/binaries';
 import { pveflow, type Run } from './support/cliRunner';
 import { freePort } from './support/ports';
 import { waitFor } from './support/waitFor';
+import { startTestStack, type TestStack } from './support/testStack';
 
 /**
  * The `pveflow` command line, run as a user runs it (the bin shim, in a child process, the key in the environment)
@@ -111,7 +108,7 @@ if (missingReference && process.env.CI) throw new Error('reference data missing 
 
 describe('the pveflow command line against the embedded stack', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
   let stack: EmbeddedStack;
-  let dataDir: string;
+  let running: TestStack | undefined;
 
   const keys = {
     // A requester of Acme who is also a consultant on the request: files it, watches it, takes the logins.
@@ -122,28 +119,12 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
   const as = (who: keyof typeof keys) => ({ PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: keys[who].key });
 
   before(async () => {
-    requireTemporalBinary('temporal');
-    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-cli-'));
-    stack = await startEmbeddedStack({
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dataDir,
-        TEMPORAL_PORT: String(await freePort()),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        TEMPORAL_TASK_QUEUE: `cli-${process.pid}`,
-        API_PORT: '0',
-        SIM_PVE_PORT: '0',
-        SIM_NETBIRD_PORT: '0',
-        SIM_TIMING: 'fast',
-        API_LOG_POLL_MS: '200',
-        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
-      },
-    });
+    running = await startTestStack('cli', Object.values(keys), { API_LOG_POLL_MS: '200' });
+    stack = running.stack;
   });
 
   after(async () => {
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await running?.stop();
   });
 
   test('a consultant files a request, an admin approves it, the consultant follows the build to its IP and completes it', async () => {

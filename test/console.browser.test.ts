@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 import { request } from 'undici';
 import { generateApiKey } from '../src/api/auth/apiKeys';
 import { consoleCsp } from '../src/api/console';
-import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
 import { SYNC_SCHEDULE_ID } from '../src/temporal/syncSchedule';
-import { requireTemporalBinary } from '../src/temporal/binaries';
 import { browserMissing, launchChromium } from './support/browser';
-import { freePort } from './support/ports';
 import { waitFor } from './support/waitFor';
+import { startTestStack, type TestStack } from './support/testStack';
 
 /**
  * The web console in a real Chromium against the embedded default (`npm start`'s stack), driven the way people use
@@ -31,7 +29,7 @@ const phone: BrowserContextOptions = { viewport: { width: 390, height: 844 }, de
 
 describe('web console in a real browser', { skip: (missingReference && 'reference data (../shared/reference) absent') || noBrowser }, () => {
   let stack: EmbeddedStack;
-  let dataDir: string;
+  let running: TestStack | undefined;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
   /** What a page said that it should not have: script errors and refused content (a CSP too strict or a bug). */
@@ -75,23 +73,9 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
 
 
   before(async () => {
-    requireTemporalBinary('temporal');
     mkdirSync(artifacts, { recursive: true });
-    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-console-'));
-    stack = await startEmbeddedStack({
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dataDir,
-        TEMPORAL_PORT: String(await freePort()),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        TEMPORAL_TASK_QUEUE: `console-${process.pid}`,
-        API_PORT: '0',
-        SIM_PVE_PORT: '0',
-        SIM_NETBIRD_PORT: '0',
-        SIM_TIMING: 'fast',
-        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
-      },
-    });
+    running = await startTestStack('console', Object.values(keys));
+    stack = running.stack;
     // The form offers the templates the newest cluster sync saw: run one now rather than wait for the schedule.
     await stack.client.schedule.getHandle(SYNC_SCHEDULE_ID).trigger();
     browser = await launchChromium();
@@ -101,8 +85,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
   after(async () => {
     for (const c of contexts) await c.close().catch(() => {});
     await browser?.close();
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await running?.stop();
   });
 
   test('GET /api/session names the key holder, never the key', async () => {

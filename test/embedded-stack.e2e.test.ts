@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
-import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
-import { requireTemporalBinary } from '../src/temporal/binaries';
-import { freePort } from './support/ports';
 import { historyPlaintext } from './support/historyText';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
+import { startTestStack, type TestStack } from './support/testStack';
 
 /**
  * The embedded default (`npm start`'s stack) on free ports, driven only through the HTTP API, with the simulated
@@ -22,6 +20,7 @@ if (missingReference && process.env.CI) throw new Error('reference data missing 
 describe('embedded stack end to end', { skip: missingReference && 'reference data (../shared/reference) absent' }, () => {
   let stack: EmbeddedStack;
   let dataDir: string;
+  let running: TestStack | undefined;
   /** Every HTTP answer the test saw: checked for secrets at the end. */
   const answers: string[] = [];
   /** Everything the in-process stack wrote to stdout and stderr (console, the SDK's logger), from start to stop. */
@@ -50,7 +49,6 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
   };
 
   before(async () => {
-    requireTemporalBinary('temporal');
     streams.forEach((stream, i) => {
       const write = originalWrites[i]!;
       stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -58,29 +56,14 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
         return (write as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
       }) as typeof stream.write;
     });
-    dataDir = mkdtempSync(join(tmpdir(), 'pveflow-e2e-'));
-    stack = await startEmbeddedStack({
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: dataDir,
-        TEMPORAL_PORT: String(await freePort()),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        TEMPORAL_TASK_QUEUE: `e2e-${process.pid}`,
-        API_PORT: '0',
-        SIM_PVE_PORT: '0',
-        SIM_NETBIRD_PORT: '0',
-        SIM_TIMING: 'fast',
-        API_KEYS: JSON.stringify({ keys: Object.values(keys) }),
-        METRICS_TOKEN,
-        LOG_LEVEL: 'debug',
-      },
-    });
+    running = await startTestStack('e2e', Object.values(keys), { METRICS_TOKEN, LOG_LEVEL: 'debug' });
+    stack = running.stack;
+    dataDir = running.dataDir;
   });
 
   after(async () => {
-    await stack?.stop();
+    await running?.stop();
     streams.forEach((stream, i) => void (stream.write = originalWrites[i]!));
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('a request goes from submission through approval to a fulfilled VM and back to nothing', async () => {

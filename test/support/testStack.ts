@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedStack, type EmbeddedStack } from '../../src/embedded/stack';
+import { requireTemporalBinary } from '../../src/temporal/binaries';
+import { freePort } from './ports';
+
+export interface TestStack {
+  stack: EmbeddedStack;
+  /** DATA_DIR: the dev server's SQLite file and log, the codec key, the simulators' files. */
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The embedded default (`npm start`'s stack) for a test: its own data directory, free ports, fast simulated timings,
+ * its own task queue, and the API keys given (in clear, as API_KEYS). `env` adds or overrides settings.
+ */
+export async function startTestStack(name: string, keys: readonly object[], env: Record<string, string> = {}): Promise<TestStack> {
+  requireTemporalBinary('temporal');
+  const dataDir = mkdtempSync(join(tmpdir(), `pveflow-${name}-`));
+  const stack = await startEmbeddedStack({
+    env: {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      TEMPORAL_PORT: String(await freePort()),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      TEMPORAL_TASK_QUEUE: `${name}-${process.pid}`,
+      API_PORT: '0',
+      SIM_PVE_PORT: '0',
+      SIM_NETBIRD_PORT: '0',
+      SIM_TIMING: 'fast',
+      API_KEYS: JSON.stringify({ keys }),
+      ...env,
+    },
+  }).catch((err) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
+  return {
+    stack,
+    dataDir,
+    async stop() {
+      await stack.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
