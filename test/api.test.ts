@@ -465,10 +465,12 @@ describe('HTTP API', () => {
     let keyed: { status: number; body: any };
     try {
       keyed = await post(slowBase, { 'idempotency-key': idemKey });
-      assert.equal(keyed.status, 504, JSON.stringify(keyed.body));
+      // 504 when Temporal's deadline is what cut the start short, 503 when the call failed otherwise first: either
+      // way its outcome is unknown, and the answer must say so.
+      assert.ok([503, 504].includes(keyed.status), JSON.stringify(keyed.body));
       assert.match(keyed.body.detail, new RegExp(`request ${keyed.body.serial} may or may not have been created\. Retry with the same Idempotency-Key`));
       const unkeyed = await post(slowBase, {});
-      assert.equal(unkeyed.status, 504);
+      assert.ok([503, 504].includes(unkeyed.status), JSON.stringify(unkeyed.body));
       assert.match(unkeyed.body.detail, new RegExp(`GET /api/device_requests/${unkeyed.body.serial} tells`));
       assert.match(unkeyed.body.detail, /Idempotency-Key header/);
     } finally {

@@ -43,7 +43,9 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
   const grant = () => {
     for (let i = 0; i < waiting.length; ) {
       const r = waiting[i]!;
-      if (fits(r)) {
+      if (held.has(r.holder)) {
+        waiting.splice(i, 1); // asked twice (its first ask was cut off) and granted already
+      } else if (fits(r)) {
         held.set(r.holder, { holder: r.holder, keys: r.keys, expiresAt: Date.now() + r.ttlMs });
         waiting.splice(i, 1);
         taken++;
@@ -66,7 +68,8 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
       }
       const since = Date.now();
       withdrawn.delete(request.holder);
-      waiting.push({ ...request, since });
+      // An ask cut off (worker restart, continue-as-new) is asked again: one place in the queue per holder.
+      if (!waiting.some((w) => w.holder === request.holder)) waiting.push({ ...request, since });
       grant();
       await condition(() => held.has(request.holder) || withdrawn.has(request.holder));
       withdrawn.delete(request.holder);

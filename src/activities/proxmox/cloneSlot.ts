@@ -93,6 +93,16 @@ export async function withCloneSlot<T>(
   }
 }
 
+/** Frees `holder`'s slot (or withdraws its ask) on this worker's task queue; no slots workflow yet is fine. */
+export async function releaseCloneSlot(client: Client, holder: string): Promise<void> {
+  const handle = client.workflow.getHandle(cloneSlotsWorkflowId(Context.current().info.taskQueue));
+  try {
+    await handle.signal(releaseCloneSlotSignal, { holder });
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+}
+
 async function ensureCloneSlotsRunning(client: Client, taskQueue: string): Promise<void> {
   try {
     await client.workflow.start('cloneSlots', { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
