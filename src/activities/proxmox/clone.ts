@@ -4,7 +4,7 @@ import { classifyText, PveApiError, type ClusterResource, type PveClient, type T
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
-import { cloneSlotHolder, cloneSlotKeys, withCloneSlot } from './cloneSlot';
+import { cloneSlotHolder, cloneSlotKeys, releaseCloneSlot, withCloneSlot } from './cloneSlot';
 import { pveFailure } from './failures';
 import { earlierTask, taskFailure, taskOutcome } from './runTask';
 import { TemplateConfigs } from './templateConfigs';
@@ -40,8 +40,14 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
       const templateVmid = input.templateVmid ?? settings.templateVmid;
       const s = { serial, vmid, node };
 
+      // What an attempt that died before giving its clone slot back leaves: give it back on the way out.
+      const slotReleased = async (cloned: Cloned): Promise<Cloned> => {
+        if (settings.cloneLimits) await releaseCloneSlot(temporal.client, cloneSlotHolder(serial, vmid));
+        return cloned;
+      };
+
       // A retry after a worker crash waits for the clone already running; one that failed is why we retry: start anew.
-      if ((await earlierTask(pve, settings))?.ok) return { vmid, node, templateVmid };
+      if ((await earlierTask(pve, settings))?.ok) return slotReleased({ vmid, node, templateVmid });
 
       let resources: ClusterResource[];
       try {
@@ -51,7 +57,7 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
       }
       const vms = resources.filter((r) => r.type === 'qemu' || r.type === 'lxc');
       const existing = vms.find((r) => r.vmid === vmid);
-      if (existing) return adopt(existing);
+      if (existing) return slotReleased(await adopt(existing));
 
       const template = vms.find((r) => r.vmid === templateVmid);
       if (!template || !template.template || !template.node) {

@@ -53,7 +53,7 @@ export async function withCloneSlot<T>(
   const taskQueue = ctx.info.taskQueue;
   const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-  const release = () => handle.signal(releaseCloneSlotSignal, { holder: request.holder }).catch(() => undefined);
+  const releaseQuietly = () => releaseCloneSlot(client, request.holder).catch(() => undefined);
   try {
     for (let failed = 0; ; ) {
       ctx.cancellationSignal.throwIfAborted();
@@ -65,7 +65,7 @@ export async function withCloneSlot<T>(
         if (answer.granted) break;
       } catch (err) {
         if (ctx.cancellationSignal.aborted) {
-          await release();
+          await releaseQuietly();
           throw err;
         }
         if (err instanceof WorkflowNotFoundError || isClosedWorkflow(err)) {
@@ -86,11 +86,18 @@ export async function withCloneSlot<T>(
   } finally {
     clearInterval(beat);
   }
+  let cloned: T;
   try {
-    return await clone();
-  } finally {
-    await release();
+    cloned = await clone();
+  } catch (err) {
+    // The clone's own failure is what matters; a retry asks for the slot again under the same holder anyway.
+    await releaseQuietly();
+    throw err;
   }
+  // A release that fails fails the activity: its retry finds the clone done and releases again. Swallowed, the slot
+  // would stay held until it expires, and every clone behind it would wait.
+  await releaseCloneSlot(client, request.holder);
+  return cloned;
 }
 
 /** Frees `holder`'s slot (or withdraws its ask) on this worker's task queue; no slots workflow yet is fine. */
