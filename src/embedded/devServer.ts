@@ -24,6 +24,31 @@ export interface RunningDevServer {
   address: string;
   uiUrl: string;
   stop(): Promise<void>;
+  /**
+   * SIGKILL, no shutdown: what a crash or an OOM kill does (chaos tests restart it on the same file and port).
+   * Only for the project's own binary; the SDK's download runs under the SDK's control.
+   */
+  kill?(): Promise<void>;
+}
+
+/**
+ * WAL lets readers (the UI, visibility queries) proceed while the server writes; synchronous=NORMAL is the WAL
+ * setting SQLite recommends (durable across a process crash, only an OS crash can lose the last transactions).
+ * Chosen from measurements: docs/performance.md, "SQLite settings of the embedded default".
+ */
+export const defaultSqlitePragmas = ['journal_mode=wal', 'synchronous=normal'];
+
+/**
+ * `PVEFLOW_DEV_SERVER_SQLITE_PRAGMAS` (comma-separated `name=value`) replaces the defaults: for the benches that
+ * compare settings, not a deployment knob (a deployment with other needs runs its own Temporal cluster).
+ */
+function sqlitePragmasFromEnv(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+  const raw = env.PVEFLOW_DEV_SERVER_SQLITE_PRAGMAS?.trim();
+  if (!raw) return undefined;
+  const pragmas = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const bad = pragmas.find((p) => !/^[a-z_]+=[A-Za-z0-9_]+$/.test(p));
+  if (bad) throw new Error(`PVEFLOW_DEV_SERVER_SQLITE_PRAGMAS: "${bad}" is not name=value (e.g. journal_mode=wal,synchronous=full)`);
+  return pragmas;
 }
 
 const cliType: Record<SearchAttributeType, string> = {
@@ -37,9 +62,7 @@ const cliType: Record<SearchAttributeType, string> = {
 };
 
 /**
- * Temporal's dev server with its UI, on a SQLite file so that requests survive a restart. WAL lets readers (the UI,
- * visibility queries) proceed while the server writes; synchronous=NORMAL is the WAL setting SQLite recommends
- * (durable across a process crash, only an OS crash can lose the last transactions).
+ * Temporal's dev server with its UI, on a SQLite file so that requests survive a restart (`defaultSqlitePragmas`).
  * The project's own binary is run directly (its process is ours to stop); without one, the SDK downloads it.
  */
 export async function startDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
@@ -47,8 +70,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   const uiUrl = `http://${opts.ip}:${opts.uiPort}`;
   const args = [
     '--ui-disable-news-fetch',
-    '--sqlite-pragma', 'journal_mode=wal',
-    '--sqlite-pragma', 'synchronous=normal',
+    ...(sqlitePragmasFromEnv() ?? defaultSqlitePragmas).flatMap((p) => ['--sqlite-pragma', p]),
     '--ui-ip', opts.ip,
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
   ];
@@ -86,7 +108,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
     { stdio: ['ignore', openSync(opts.logFile, 'a'), openSync(opts.logFile, 'a')] },
   );
   await waitUntilServing(child, address, opts.logFile);
-  return { address, uiUrl, stop: () => stopChild(child) };
+  return { address, uiUrl, stop: () => stopChild(child), kill: () => killChild(child) };
 }
 
 async function waitUntilServing(child: ChildProcess, address: string, logFile: string): Promise<void> {
@@ -108,6 +130,13 @@ async function waitUntilServing(child: ChildProcess, address: string, logFile: s
       await sleep(250);
     }
   }
+}
+
+async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  await exited;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

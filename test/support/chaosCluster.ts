@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateApiKey } from '../../src/api/auth/apiKeys';
+import { startDevServer, type RunningDevServer } from '../../src/embedded/devServer';
+import type { SimulatedWorld } from '../../src/simulators/world';
+import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
+import { freePort } from './ports';
+
+/**
+ * pveflow as a deployment runs it, for the chaos tests: Temporal's dev server (the project's binary on a SQLite
+ * file), the API and the worker, each its own process that the test can SIGKILL. The simulated world stays in the
+ * test process: it is the cluster, which does not crash with pveflow.
+ */
+export interface ChaosCluster {
+  apiUrl: string;
+  operatorKey: string;
+  temporalAddress: string;
+  /** SIGKILL of the worker; the supervisor starts a new one at once. */
+  killWorker(): Promise<void>;
+  /** SIGKILL of the API; the supervisor starts a new one at once (on the same port). */
+  killApi(): Promise<void>;
+  /** SIGKILL of the dev server, then a new one on the same SQLite file and port once `downMs` have passed. */
+  killTemporal(downMs?: number): Promise<void>;
+  /** How often each process was started, for the test's own report. */
+  starts(): Record<'worker' | 'api' | 'temporal', number>;
+  /** The last lines of each process's log: what a failing assertion prints to be diagnosable. */
+  logTails(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+const root = resolve(__dirname, '..', '..');
+
+export async function startChaosCluster(opts: { dir: string; world: SimulatedWorld; taskQueue: string }): Promise<ChaosCluster> {
+  const logs = join(opts.dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const dbFile = join(opts.dir, 'temporal.db');
+  const operatorKey = generateApiKey();
+  const counts = { worker: 0, api: 0, temporal: 0 };
+  let stopping = false;
+
+  const startTemporal = async () => {
+    counts.temporal++;
+    return startDevServer({
+      ip: '127.0.0.1',
+      port: temporalPort,
+      uiPort,
+      dbFile,
+      namespace: 'default',
+      searchAttributes: searchAttributeDefinitions,
+      logFile: join(logs, 'temporal.log'),
+    });
+  };
+  let temporal: RunningDevServer = await startTemporal();
+  if (!temporal.kill) throw new Error('the chaos test needs the project\'s own Temporal binary (npm install puts it in .tools/bin)');
+  const temporalAddress = temporal.address;
+
+  const common = {
+    PATH: process.env.PATH,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_TASK_QUEUE: opts.taskQueue,
+    // A dead Temporal is answered 504 sooner: the client retries anyway.
+    API_TEMPORAL_TIMEOUT_MS: '5000',
+  };
+  const worker = supervise('worker', join(logs, 'worker.log'), ['src/worker.ts'], {
+    ...common,
+    ...opts.world.env,
+    SYNC_INTERVAL_S: '3600',
+    // The start-up checks read the cluster and NetBird on every restart; what is tested here is the builds.
+    PVEFLOW_DOCTOR: 'off',
+  });
+  const api = supervise('api', join(logs, 'api.log'), ['src/api/main.ts'], {
+    ...common,
+    API_HOST: '127.0.0.1',
+    API_PORT: String(apiPort),
+    API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }] }),
+  });
+
+  /**
+   * Keeps one process of its kind alive: a process that exits (killed, or gave up because Temporal was down at its
+   * start) is replaced after a short pause, as systemd's Restart=always would.
+   */
+  function supervise(name: 'worker' | 'api', logFile: string, args: string[], env: Record<string, string | undefined>) {
+    let child: ChildProcess | undefined;
+    const launch = () => {
+      counts[name]++;
+      const out = openSync(logFile, 'a');
+      const c = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env, stdio: ['ignore', out, out] });
+      child = c;
+      c.once('exit', () => {
+        if (stopping || child !== c) return;
+        setTimeout(() => {
+          if (!stopping && child === c) launch();
+        }, 500);
+      });
+    };
+    launch();
+    return {
+      async kill(signal: NodeJS.Signals = 'SIGKILL') {
+        const c = child;
+        if (!c || c.exitCode !== null || c.signalCode !== null) return;
+        const exited = new Promise((ok) => c.once('exit', ok));
+        c.kill(signal);
+        await exited;
+      },
+      async restart() {
+        const c = child;
+        child = undefined; // the exit handler of the killed one must not launch a second
+        if (c && c.exitCode === null && c.signalCode === null) {
+          const exited = new Promise((ok) => c.once('exit', ok));
+          c.kill('SIGKILL');
+          await exited;
+        }
+        launch();
+      },
+    };
+  }
+
+  return {
+    apiUrl: `http://127.0.0.1:${apiPort}`,
+    operatorKey,
+    temporalAddress,
+    killWorker: () => worker.restart(),
+    killApi: () => api.restart(),
+    async killTemporal(downMs = 2_000) {
+      await temporal.kill!();
+      await sleep(downMs);
+      temporal = await startTemporal();
+    },
+    starts: () => ({ ...counts }),
+    logTails(lines = 15) {
+      return ['temporal', 'api', 'worker']
+        .map((n) => {
+          let text = '';
+          try {
+            text = readFileSync(join(logs, `${n}.log`), 'utf8');
+          } catch {
+            /* not written yet */
+          }
+          return `--- ${n}.log (last ${lines} lines)\n${text.split('\n').slice(-lines - 1).join('\n')}`;
+        })
+        .join('\n');
+    },
+    async stop() {
+      stopping = true;
+      // Nothing of theirs needs a clean shutdown: everything durable is in Temporal.
+      await Promise.allSettled([worker.kill(), api.kill()]);
+      await temporal.stop();
+    },
+  };
+}
