@@ -11,9 +11,9 @@ import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { payloadCodecFrom } from './temporal/codec';
 import { temporalSettings } from './temporal/settings';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
-import { createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
+import { createLogger, createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
-import { installSdkMetrics } from './observability/sdkMetrics';
+import { installSdkRuntime } from './observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom, type Tracing } from './observability/tracing';
 import { workerObservabilityOptions } from './observability/workerObservability';
 
@@ -129,8 +129,10 @@ export async function closeActivityDeps(deps: ActivityDeps): Promise<void> {
 async function main(): Promise<void> {
   const config = loadConfig();
   const temporal = temporalSettings(config);
+  // One JSON line per event, redacted, the SDK's own lines included.
+  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL });
   // Before the first connection: that is when the SDK's runtime is created.
-  const sdkMetrics = config.TEMPORAL_SDK_METRICS_ADDRESS ? installSdkMetrics(config.TEMPORAL_SDK_METRICS_ADDRESS) : undefined;
+  const sdkMetrics = installSdkRuntime({ logger, metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
   const connection = await NativeConnection.connect({ address: temporal.address });
   const codec = payloadCodecFrom({ keys: config.PVEFLOW_CODEC_KEYS, keyFile: config.PVEFLOW_CODEC_KEY_FILE });
   const registry = new TextRegistry();
@@ -140,12 +142,12 @@ async function main(): Promise<void> {
   const deps = createActivityDeps(config, codec?.codec, { onUpstreamCall: upstreamCallRecorder(metrics) });
   if (config.WORKER_METRICS_PORT !== undefined) {
     const server = await startMetricsServer({ host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics });
-    console.log(`[pveflow] worker metrics on ${server.url}`);
+    logger.info('worker metrics served', { url: server.url });
   }
   if (config.PVEFLOW_DOCTOR !== 'off') {
     // What the seeds' operators get wrong, said before the first request fails on it.
     const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
-    console.log(formatFindings(findings));
+    logger[findings.some((f) => !f.ok) ? 'warn' : 'info'](`start-up checks:\n${formatFindings(findings)}`);
     if (config.PVEFLOW_DOCTOR === 'enforce' && findings.some((f) => !f.ok)) {
       throw new ConfigError('start-up checks failed (PVEFLOW_DOCTOR=enforce): fix the findings above, or set PVEFLOW_DOCTOR=warn');
     }

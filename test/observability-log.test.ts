@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { PveApiError } from '../src/clients/pve';
 import { generateSshKeyPair } from '../src/clients/sftp';
 import { createLogger, createRedactor, isSecretKey, type LoggerOptions } from '../src/observability';
+import { sdkLoggerFrom } from '../src/observability/sdkLogger';
 
 /** Every secret pveflow handles, in the places a careless log call would put it: none may reach a line. */
 const PVE_SECRET = randomUUID();
@@ -109,6 +110,27 @@ describe('logger', () => {
     assert.equal(line.bytes, `[${ROOT_PW.length} bytes]`);
     assert.equal(line.big, '10');
     assertClean(lines[0]!);
+  });
+});
+
+describe("the Temporal SDK's log lines", () => {
+  test('go through the same logger: level mapped, metadata kept as fields, secrets redacted', () => {
+    const { log, lines, text } = capture({ level: 'info', name: 'worker' });
+    const sdk = sdkLoggerFrom(log);
+    sdk.info('Worker state changed', { sdkComponent: 'worker', taskQueue: 'pveflow', state: 'RUNNING' });
+    sdk.warn(`activity failed: ${PVE_AUTH}`, { activityType: 'cloneTemplate', password: ROOT_PW });
+    sdk.log('ERROR', 'workflow task failed', { error: `token ${NETBIRD_PAT}` });
+    sdk.trace('dropped below info');
+    sdk.debug('dropped below info');
+    const parsed = lines.map((l) => JSON.parse(l));
+    assert.deepEqual(parsed.map((l) => [l.level, l.msg.split(':')[0], l.name, l.sdk]), [
+      ['info', 'Worker state changed', 'worker', true],
+      ['warn', 'activity failed', 'worker', true],
+      ['error', 'workflow task failed', 'worker', true],
+    ]);
+    assert.equal(parsed[0].taskQueue, 'pveflow');
+    assert.equal(parsed[1].activityType, 'cloneTemplate');
+    assertClean(text());
   });
 });
 

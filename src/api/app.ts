@@ -16,7 +16,7 @@ import { docsRoutes } from './routes/docs';
 import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { webhookRoutes } from './routes/webhooks';
-import { httpMetrics, metricsEndpoint, type MetricsRegistry, type PveflowMetrics } from '../observability';
+import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
 export interface AppDeps {
   client: Client;
@@ -32,6 +32,8 @@ export interface AppDeps {
   codec?: { codec: PayloadCodec; allowedOrigin: string; namespaces: string[] };
   /** Serves Prometheus metrics at /metrics (bearer `token` when set) and counts every request by route template. */
   metrics?: { registry: MetricsRegistry; metrics: PveflowMetrics; token?: string; append?: () => Promise<string> };
+  /** Where unexpected errors are logged (redacted JSON); unset: stderr. */
+  logger?: Logger;
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
@@ -92,7 +94,8 @@ export function createApp(deps: AppDeps): express.Express {
     if (status === 400) return problem(res, 400, 'invalid request', 'the body is not valid JSON');
     if (status === 413) return problem(res, 413, 'body too large', 'the limit is 256 kB');
     if (status < 500) return problem(res, status, 'invalid request');
-    console.error('[pveflow] API error:', err);
+    if (deps.logger) deps.logger.error('API error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    else console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');
   };
   app.use(onError);

@@ -4,7 +4,7 @@ import { temporalSettings } from '../temporal/settings';
 import { loadApiSettings } from './apiConfig';
 import { createApp } from './app';
 import { ApiKeyStore } from './auth/apiKeys';
-import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry } from '../observability';
+import { createLogger, createPveflowMetrics, requestCountsFromVisibility, TextRegistry } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 
 /**
@@ -18,11 +18,13 @@ async function main(): Promise<void> {
   const api = loadApiSettings(config);
   if (!api.keys) throw new ConfigError('no API keys: set API_KEYS_FILE (or API_KEYS); the API never runs open');
   const temporal = temporalSettings(config);
+  // One JSON line per event, redacted.
+  const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
   const connection = await Connection.connect({ address: temporal.address });
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = new Client({ connection, namespace: temporal.namespace, ...(tracing ? { interceptors: { workflow: tracing.clientInterceptors } } : {}) });
-  const registry = new TextRegistry({ onCollectError: (metric, err) => console.warn(`[pveflow] metric ${metric}: ${(err as Error).message}`) });
+  const registry = new TextRegistry({ onCollectError: (metric, err) => logger.warn('a metric could not be collected', { metric, error: (err as Error).message }) });
   const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client) });
   const app = createApp({
     client,
@@ -32,9 +34,10 @@ async function main(): Promise<void> {
     webhookSecret: api.webhookSecret,
     timings: api.timings,
     metrics: { registry, metrics, token: config.METRICS_TOKEN },
+    logger,
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    console.log(`[pveflow] API on http://${config.API_HOST}:${config.API_PORT}, Temporal ${temporal.address} (${temporal.namespace}/${temporal.taskQueue})`);
+    logger.info('API listening', { url: `http://${config.API_HOST}:${config.API_PORT}`, temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue });
   });
   const stop = () => {
     server.close(() => void Promise.allSettled([tracing?.shutdown()]).then(() => connection.close()).then(() => process.exit(0)));

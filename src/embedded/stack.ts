@@ -18,7 +18,7 @@ import { startDevServer, type RunningDevServer } from './devServer';
 import { simulatorTimings } from './simulatorTimings';
 import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
-import { installSdkMetrics } from '../observability/sdkMetrics';
+import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 
 export interface EmbeddedStackOptions {
@@ -100,7 +100,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     let sdkMetrics: (() => Promise<string>) | undefined;
     if (config.TEMPORAL_SDK_METRICS_ADDRESS) {
       try {
-        sdkMetrics = installSdkMetrics(config.TEMPORAL_SDK_METRICS_ADDRESS);
+        sdkMetrics = installSdkRuntime({ metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
       } catch (err) {
         console.warn(`[pveflow] the Temporal SDK's metrics are off: ${(err as Error).message}`);
       }

@@ -1,0 +1,25 @@
+import type { LogLevel as SdkLogLevel, LogMetadata, Logger as SdkLogger } from '@temporalio/common';
+import type { Logger } from './log';
+
+/**
+ * The Temporal SDK's log lines (worker lifecycle, workflow and activity `log` calls, Core's own) through pveflow's
+ * redacting JSON logger, so that a process writes one format and no SDK line can carry a secret in clear.
+ * For `Runtime.install({ logger })`, once per process, before the first connection.
+ */
+export function sdkLoggerFrom(logger: Logger): SdkLogger {
+  const write = (level: SdkLogLevel, message: string, meta?: LogMetadata) => {
+    const fields = { sdk: true, ...meta };
+    if (level === 'ERROR') logger.error(message, fields);
+    else if (level === 'WARN') logger.warn(message, fields);
+    else if (level === 'INFO') logger.info(message, fields);
+    else logger.debug(message, fields);
+  };
+  return {
+    log: write,
+    trace: (message, meta) => write('TRACE', message, meta),
+    debug: (message, meta) => write('DEBUG', message, meta),
+    info: (message, meta) => write('INFO', message, meta),
+    warn: (message, meta) => write('WARN', message, meta),
+    error: (message, meta) => write('ERROR', message, meta),
+  };
+}
