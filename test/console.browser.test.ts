@@ -60,7 +60,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     return page;
   };
 
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true, animations: 'disabled' });
 
   const signIn = async (page: Page, as: keyof typeof keys, screenshot?: string) => {
     await page.goto(`${stack.apiUrl}/`);
