@@ -10,8 +10,10 @@ import type { PveflowMetrics, SyncDriftKind } from './metrics';
  */
 const STAGE_OF_ACTIVITY: Record<string, string> = {
   chooseNode: 'choosing-node',
+  choosePlacement: 'choosing-node',
   reserveVmid: 'reserving-vmid',
   cloneTemplate: 'cloning',
+  migrateVm: 'migrating',
   prepareCloudInit: 'uploading-snippet',
   configureVm: 'configuring',
   growDisk: 'configuring',
