@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuSeconds, machineLine, percentile, startBenchStack } from './embeddedBench';
+import { cpuSeconds, machineLine, percentile, runBench, startBenchStack } from './embeddedBench';
 
 /**
  * Request intake of the embedded default: POST /api/device_requests at 200 per second for 30 s (BENCH_RATE,
@@ -35,44 +35,31 @@ async function runLoad(apiUrl: string, apiKey: string): Promise<LoadResult> {
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
 
-async function main(): Promise<void> {
-  const figures: string[] = [];
-  const b = await startBenchStack('zero', process.env.API_MAX_STARTS_IN_FLIGHT ? { API_MAX_STARTS_IN_FLIGHT: process.env.API_MAX_STARTS_IN_FLIGHT } : {});
-  try {
-    // The API shares its event loop with the worker's activities and SDK bridge: how long a ready callback waits.
-    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-    const before = cpuSeconds();
-    loopDelay.enable();
-    const load = await runLoad(b.stack.apiUrl, b.operatorKey);
-    loopDelay.disable();
-    const after = cpuSeconds();
-    const sorted = [...load.latenciesMs].sort((x, y) => x - y);
-    // Visibility lags the starts a little: count until two readings a second apart agree.
-    let started = -1;
-    for (let seen = -2; seen !== started; await sleep(1_000)) {
-      seen = started;
-      started = (await b.stack.client.workflow.count(`WorkflowType = 'vmRequest'`)).count;
-    }
-    // The load generator is a child too (node): it is the only one besides the dev server.
-    const devServerS = (after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0);
-    const selfS = after.self - before.self;
-    const perStart = (s: number) => ((s * 1000) / Math.max(1, started)).toFixed(2);
-    figures.push(machineLine());
-    figures.push(`api intake: POST /api/device_requests at ${RATE}/s for ${SECONDS} s from a second process on loopback (open loop), embedded default, SIM_TIMING=zero`);
-    // Every start beyond the 201s is a request its caller was told failed (or never heard about): what must not happen.
-    const unanswered = started - WARMUP - (load.statuses['201'] ?? 0);
-    figures.push(`answers: ${JSON.stringify(load.statuses)} in ${load.elapsedS.toFixed(1)} s; ${started - WARMUP} vmRequest workflows started (${unanswered} of them without a 201); generator's worst send lag ${load.maxLagMs.toFixed(1)} ms`);
-    figures.push(`CPU during the load: API + worker + simulators ${selfS.toFixed(1)} s (${perStart(selfS)} ms per start), dev server ${devServerS.toFixed(1)} s (${perStart(devServerS)} ms per start); ${(load.elapsedS * 2).toFixed(0)} s of 2 cores' time elapsed`);
-    figures.push(`API process event-loop delay during the load: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms  p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms  max ${(loopDelay.max / 1e6).toFixed(0)} ms`);
-    figures.push(`intake latency (201, workflow started): p50 ${percentile(sorted, 50).toFixed(1)} ms  p99 ${percentile(sorted, 99).toFixed(1)} ms  max ${sorted.at(-1)?.toFixed(1)} ms  (target p99 < 50 ms)`);
-  } finally {
-    await b.stop();
+runBench(() => startBenchStack('zero', process.env.API_MAX_STARTS_IN_FLIGHT ? { API_MAX_STARTS_IN_FLIGHT: process.env.API_MAX_STARTS_IN_FLIGHT } : {}), async (b, figures) => {
+  // The API shares its event loop with the worker's activities and SDK bridge: how long a ready callback waits.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  const before = cpuSeconds();
+  loopDelay.enable();
+  const load = await runLoad(b.stack.apiUrl, b.operatorKey);
+  loopDelay.disable();
+  const after = cpuSeconds();
+  const sorted = [...load.latenciesMs].sort((x, y) => x - y);
+  // Visibility lags the starts a little: count until two readings a second apart agree.
+  let started = -1;
+  for (let seen = -2; seen !== started; await sleep(1_000)) {
+    seen = started;
+    started = (await b.stack.client.workflow.count(`WorkflowType = 'vmRequest'`)).count;
   }
-  // After the stop: the stack's shutdown logs would otherwise bury the figures.
-  console.log(figures.join('\n'));
-}
-
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
+  // The load generator is a child too (node): it is the only one besides the dev server.
+  const devServerS = (after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0);
+  const selfS = after.self - before.self;
+  const perStart = (s: number) => ((s * 1000) / Math.max(1, started)).toFixed(2);
+  figures.push(machineLine());
+  figures.push(`api intake: POST /api/device_requests at ${RATE}/s for ${SECONDS} s from a second process on loopback (open loop), embedded default, SIM_TIMING=zero`);
+  // Every start beyond the 201s is a request its caller was told failed (or never heard about): what must not happen.
+  const unanswered = started - WARMUP - (load.statuses['201'] ?? 0);
+  figures.push(`answers: ${JSON.stringify(load.statuses)} in ${load.elapsedS.toFixed(1)} s; ${started - WARMUP} vmRequest workflows started (${unanswered} of them without a 201); generator's worst send lag ${load.maxLagMs.toFixed(1)} ms`);
+  figures.push(`CPU during the load: API + worker + simulators ${selfS.toFixed(1)} s (${perStart(selfS)} ms per start), dev server ${devServerS.toFixed(1)} s (${perStart(devServerS)} ms per start); ${(load.elapsedS * 2).toFixed(0)} s of 2 cores' time elapsed`);
+  figures.push(`API process event-loop delay during the load: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms  p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms  max ${(loopDelay.max / 1e6).toFixed(0)} ms`);
+  figures.push(`intake latency (201, workflow started): p50 ${percentile(sorted, 50).toFixed(1)} ms  p99 ${percentile(sorted, 99).toFixed(1)} ms  max ${sorted.at(-1)?.toFixed(1)} ms  (target p99 < 50 ms)`);
 });

@@ -1,5 +1,5 @@
 import { callsBetween, runLifecycles } from './lifecycle';
-import { machineLine, startBenchStack } from './embeddedBench';
+import { machineLine, runBench, startBenchStack } from './embeddedBench';
 
 /**
  * Proxmox and NetBird calls per build and per completion, as the simulators count them (every HTTP request, per
@@ -28,27 +28,14 @@ function report(out: string[], label: string, calls: Record<string, number>, n: 
   return { work: work / n, polls: polls / n };
 }
 
-async function main(): Promise<void> {
-  const figures: string[] = [];
-  const b = await startBenchStack('fast');
-  try {
-    const { calls } = await runLifecycles(b, N);
-    figures.push(`calls per request, averaged over ${N} lifecycles (SIM_TIMING=fast):`);
-    const buildPve = report(figures, 'Proxmox, build', callsBetween(calls.submitted.pve, calls.fulfilled.pve), N);
-    const buildNb = report(figures, 'NetBird, build', callsBetween(calls.submitted.netbird, calls.fulfilled.netbird), N, isBuildPoll);
-    const donePve = report(figures, 'Proxmox, completion', callsBetween(calls.fulfilled.pve, calls.completed.pve), N);
-    const doneNb = report(figures, 'NetBird, completion', callsBetween(calls.fulfilled.netbird, calls.completed.netbird), N);
-    figures.push(machineLine());
-    figures.push(`per build:      Proxmox ${buildPve.work.toFixed(1)} calls + ${buildPve.polls.toFixed(1)} polls; NetBird ${buildNb.work.toFixed(1)} calls + ${buildNb.polls.toFixed(1)} polls  (target ≤ 10 Proxmox + ≤ 5 NetBird besides polls)`);
-    figures.push(`per completion: Proxmox ${donePve.work.toFixed(1)} calls + ${donePve.polls.toFixed(1)} polls; NetBird ${doneNb.work.toFixed(1)} calls + ${doneNb.polls.toFixed(1)} polls`);
-  } finally {
-    await b.stop();
-  }
-  // After the stop: the stack's shutdown logs would otherwise bury the figures.
-  console.log(figures.join('\n'));
-}
-
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
+runBench(() => startBenchStack('fast'), async (b, figures) => {
+  const { calls } = await runLifecycles(b, N);
+  figures.push(`calls per request, averaged over ${N} lifecycles (SIM_TIMING=fast):`);
+  const buildPve = report(figures, 'Proxmox, build', callsBetween(calls.submitted.pve, calls.fulfilled.pve), N);
+  const buildNb = report(figures, 'NetBird, build', callsBetween(calls.submitted.netbird, calls.fulfilled.netbird), N, isBuildPoll);
+  const donePve = report(figures, 'Proxmox, completion', callsBetween(calls.fulfilled.pve, calls.completed.pve), N);
+  const doneNb = report(figures, 'NetBird, completion', callsBetween(calls.fulfilled.netbird, calls.completed.netbird), N);
+  figures.push(machineLine());
+  figures.push(`per build:      Proxmox ${buildPve.work.toFixed(1)} calls + ${buildPve.polls.toFixed(1)} polls; NetBird ${buildNb.work.toFixed(1)} calls + ${buildNb.polls.toFixed(1)} polls  (target ≤ 10 Proxmox + ≤ 5 NetBird besides polls)`);
+  figures.push(`per completion: Proxmox ${donePve.work.toFixed(1)} calls + ${donePve.polls.toFixed(1)} polls; NetBird ${doneNb.work.toFixed(1)} calls + ${doneNb.polls.toFixed(1)} polls`);
 });

@@ -152,3 +152,23 @@ export function cpuSeconds(): { self: number; children: Record<string, number>; 
   }
   return { self: (usage.user + usage.system) / 1e6, children, threads };
 }
+
+/**
+ * A bench's main: a fresh stack, the bench's own work adding its figures, the stack stopped, then the figures printed
+ * last (the stack's shutdown logs would otherwise bury them). A failure prints the error and exits 1.
+ */
+export function runBench(start: () => Promise<BenchStack>, bench: (b: BenchStack, figures: string[]) => Promise<void>): void {
+  void (async () => {
+    const figures: string[] = [];
+    const b = await start();
+    try {
+      await bench(b, figures);
+    } finally {
+      await b.stop();
+    }
+    console.log(figures.join('\n'));
+  })().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

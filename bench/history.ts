@@ -1,6 +1,6 @@
 import { temporal } from '@temporalio/proto';
 import { runLifecycles } from './lifecycle';
-import { machineLine, percentile, pool, startBenchStack } from './embeddedBench';
+import { machineLine, percentile, pool, runBench, startBenchStack } from './embeddedBench';
 
 /**
  * History events and bytes per build (the vmBuild workflow) and per request lifecycle (vmRequest from submission to
@@ -10,41 +10,28 @@ import { machineLine, percentile, pool, startBenchStack } from './embeddedBench'
  */
 const N = Number(process.env.BENCH_BUILDS ?? 20);
 
-async function main(): Promise<void> {
-  const figures: string[] = [];
-  const b = await startBenchStack('zero');
-  try {
-    const { serials } = await runLifecycles(b, N);
-    const sizeOf = async (workflowId: string) => {
-      const history = await b.stack.client.workflow.getHandle(workflowId).fetchHistory();
-      return { events: history.events?.length ?? 0, bytes: temporal.api.history.v1.History.encode(history).finish().length };
-    };
-    const rows = await pool(serials, 8, async (s) => {
-      const [request, build, completion] = await Promise.all([sizeOf(`vm-request-${s}`), sizeOf(`vm-build-${s}-1`), sizeOf(`vm-completion-${s}`)]);
-      return { request, build, completion };
-    });
-    const line = (label: string, pick: (r: (typeof rows)[number]) => { events: number; bytes: number }) => {
-      const events = rows.map((r) => pick(r).events).sort((x, y) => x - y);
-      const kb = rows.map((r) => pick(r).bytes / 1024).sort((x, y) => x - y);
-      figures.push(`${label.padEnd(34)} events p50 ${percentile(events, 50)}  max ${events.at(-1)}   size p50 ${percentile(kb, 50).toFixed(1)} KB  max ${kb.at(-1)!.toFixed(1)} KB`);
-    };
-    const sum = (a: { events: number; bytes: number }, ...more: Array<{ events: number; bytes: number }>) =>
-      more.reduce((acc, x) => ({ events: acc.events + x.events, bytes: acc.bytes + x.bytes }), a);
-    figures.push(machineLine());
-    figures.push(`history per execution over ${N} lifecycles (submit → approve → fulfilled → complete), SIM_TIMING=zero:`);
-    line('vmCompletion', (r) => r.completion);
-    line('vmRequest (whole lifecycle)', (r) => r.request);
-    line('per build (vmBuild)', (r) => r.build);
-    line('per request lifecycle (all three)', (r) => sum(r.request, r.build, r.completion));
-    figures.push('target: ≤ 100 events and ≤ 64 KB per workflow history');
-  } finally {
-    await b.stop();
-  }
-  // After the stop: the stack's shutdown logs would otherwise bury the figures.
-  console.log(figures.join('\n'));
-}
-
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
+runBench(() => startBenchStack('zero'), async (b, figures) => {
+  const { serials } = await runLifecycles(b, N);
+  const sizeOf = async (workflowId: string) => {
+    const history = await b.stack.client.workflow.getHandle(workflowId).fetchHistory();
+    return { events: history.events?.length ?? 0, bytes: temporal.api.history.v1.History.encode(history).finish().length };
+  };
+  const rows = await pool(serials, 8, async (s) => {
+    const [request, build, completion] = await Promise.all([sizeOf(`vm-request-${s}`), sizeOf(`vm-build-${s}-1`), sizeOf(`vm-completion-${s}`)]);
+    return { request, build, completion };
+  });
+  const line = (label: string, pick: (r: (typeof rows)[number]) => { events: number; bytes: number }) => {
+    const events = rows.map((r) => pick(r).events).sort((x, y) => x - y);
+    const kb = rows.map((r) => pick(r).bytes / 1024).sort((x, y) => x - y);
+    figures.push(`${label.padEnd(34)} events p50 ${percentile(events, 50)}  max ${events.at(-1)}   size p50 ${percentile(kb, 50).toFixed(1)} KB  max ${kb.at(-1)!.toFixed(1)} KB`);
+  };
+  const sum = (a: { events: number; bytes: number }, ...more: Array<{ events: number; bytes: number }>) =>
+    more.reduce((acc, x) => ({ events: acc.events + x.events, bytes: acc.bytes + x.bytes }), a);
+  figures.push(machineLine());
+  figures.push(`history per execution over ${N} lifecycles (submit → approve → fulfilled → complete), SIM_TIMING=zero:`);
+  line('vmCompletion', (r) => r.completion);
+  line('vmRequest (whole lifecycle)', (r) => r.request);
+  line('per build (vmBuild)', (r) => r.build);
+  line('per request lifecycle (all three)', (r) => sum(r.request, r.build, r.completion));
+  figures.push('target: ≤ 100 events and ≤ 64 KB per workflow history');
 });
