@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../../errors';
+import { LocalCloneGate } from './localCloneGate';
 import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
 
 export interface CloneLimits {
@@ -39,9 +40,10 @@ export function cloneSlotKeys(load: CloneLoad, limits: CloneLimits): Pick<CloneS
 }
 
 /**
- * Runs `clone` while holding a clone slot for its node and storages (see the cloneSlots workflow). Heartbeats while
- * it waits, withdraws when the activity is cancelled, and releases once `clone` has settled. A worker crash in between
- * leaves the slot held until the retried activity (same holder) takes it back or it expires.
+ * Runs `clone` while holding a clone slot for its node and storages (see the cloneSlots workflow). Waits first for
+ * room in this process (LocalCloneGate), then asks the workflow; heartbeats while it waits, withdraws when the
+ * activity is cancelled, and releases once `clone` has settled. A worker crash in between leaves the slot held until
+ * the retried activity (same holder) takes it back or it expires.
  */
 export async function withCloneSlot<T>(
   client: Client,
@@ -51,53 +53,77 @@ export async function withCloneSlot<T>(
   if (request.keys.length === 0) return clone();
   const ctx = Context.current();
   const taskQueue = ctx.info.taskQueue;
-  const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-  const releaseQuietly = () => releaseCloneSlot(client, request.holder).catch(() => undefined);
+  let leaveGate: () => void;
   try {
-    for (let failed = 0; ; ) {
-      ctx.cancellationSignal.throwIfAborted();
-      try {
-        const answer = await Promise.race([
-          handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...request, ttlMs: SLOT_TTL_MS }] }),
-          ctx.cancelled,
-        ]);
-        if (answer.granted) break;
-      } catch (err) {
-        if (ctx.cancellationSignal.aborted) {
-          await releaseQuietly();
-          throw err;
-        }
-        if (err instanceof WorkflowNotFoundError || isClosedWorkflow(err)) {
-          await ensureCloneSlotsRunning(client, taskQueue);
-          continue;
-        }
-        // The slots workflow rolled over to a new run mid-wait, or Temporal blinked: ask again shortly. Still
-        // failing after a few tries, say so (the activity's retries take over, visible in Temporal UI).
-        if (++failed >= MAX_FAILED_ASKS) {
-          throw ApplicationFailure.create({
-            type: ErrorType.PveTransient,
-            message: `could not get a clone slot from workflow ${cloneSlotsWorkflowId(taskQueue)} on task queue ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`,
-          });
-        }
-        await sleep(500);
-      }
-    }
-  } finally {
-    clearInterval(beat);
-  }
-  let cloned: T;
-  try {
-    cloned = await clone();
+    leaveGate = await localGate(client, taskQueue).enter(request.keys, request.limits, ctx.cancellationSignal);
   } catch (err) {
-    // The clone's own failure is what matters; a retry asks for the slot again under the same holder anyway.
-    await releaseQuietly();
+    clearInterval(beat);
     throw err;
   }
-  // A release that fails fails the activity: its retry finds the clone done and releases again. Swallowed, the slot
-  // would stay held until it expires, and every clone behind it would wait.
-  await releaseCloneSlot(client, request.holder);
-  return cloned;
+  try {
+    try {
+      await acquireCloneSlot(client, taskQueue, request);
+    } finally {
+      clearInterval(beat);
+    }
+    let cloned: T;
+    try {
+      cloned = await clone();
+    } catch (err) {
+      // The clone's own failure is what matters; a retry asks for the slot again under the same holder anyway.
+      await releaseCloneSlot(client, request.holder).catch(() => undefined);
+      throw err;
+    }
+    // A release that fails fails the activity: its retry finds the clone done and releases again. Swallowed, the slot
+    // would stay held until it expires, and every clone behind it would wait.
+    await releaseCloneSlot(client, request.holder);
+    return cloned;
+  } finally {
+    leaveGate();
+  }
+}
+
+/** Asks the slots workflow until it grants `request` (or the activity is cancelled: the ask is then withdrawn). */
+async function acquireCloneSlot(client: Client, taskQueue: string, request: { holder: string; keys: string[]; limits: Record<string, number> }): Promise<void> {
+  const ctx = Context.current();
+  const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+  for (let failed = 0; ; ) {
+    ctx.cancellationSignal.throwIfAborted();
+    try {
+      const answer = await Promise.race([handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...request, ttlMs: SLOT_TTL_MS }] }), ctx.cancelled]);
+      if (answer.granted) return;
+    } catch (err) {
+      if (ctx.cancellationSignal.aborted) {
+        await releaseCloneSlot(client, request.holder).catch(() => undefined);
+        throw err;
+      }
+      if (err instanceof WorkflowNotFoundError || isClosedWorkflow(err)) {
+        await ensureCloneSlotsRunning(client, taskQueue);
+        continue;
+      }
+      // The slots workflow rolled over to a new run mid-wait, or Temporal blinked: ask again shortly. Still
+      // failing after a few tries, say so (the activity's retries take over, visible in Temporal UI).
+      if (++failed >= MAX_FAILED_ASKS) {
+        throw ApplicationFailure.create({
+          type: ErrorType.PveTransient,
+          message: `could not get a clone slot from workflow ${cloneSlotsWorkflowId(taskQueue)} on task queue ${taskQueue}: ${err instanceof Error ? err.message : String(err)}`,
+        });
+      }
+      await sleep(500);
+    }
+  }
+}
+
+const gates = new WeakMap<Client, Map<string, LocalCloneGate>>();
+
+/** One gate per client and task queue: what one worker process asks of one slots workflow. */
+function localGate(client: Client, taskQueue: string): LocalCloneGate {
+  let perQueue = gates.get(client);
+  if (!perQueue) gates.set(client, (perQueue = new Map()));
+  let gate = perQueue.get(taskQueue);
+  if (!gate) perQueue.set(taskQueue, (gate = new LocalCloneGate()));
+  return gate;
 }
 
 /** Frees `holder`'s slot (or withdraws its ask) on this worker's task queue; no slots workflow yet is fine. */
