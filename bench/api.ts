@@ -35,7 +35,7 @@ async function runLoad(apiUrl: string, apiKey: string): Promise<LoadResult> {
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
 
-runBench(() => startBenchStack('zero', process.env.API_MAX_STARTS_IN_FLIGHT ? { API_MAX_STARTS_IN_FLIGHT: process.env.API_MAX_STARTS_IN_FLIGHT } : {}), async (b, figures) => {
+runBench(() => startBenchStack('zero'), async (b, figures) => {
   // The API shares its event loop with the worker's activities and SDK bridge: how long a ready callback waits.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   const before = cpuSeconds();

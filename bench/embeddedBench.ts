@@ -37,6 +37,7 @@ export async function startBenchStack(simTiming: 'zero' | 'fast' | 'realistic', 
       // The periodic clusterSync would add its own calls and events to what a build is measured to make.
       SYNC_INTERVAL_S: '86400',
       API_KEYS: JSON.stringify({ keys: [{ id: 'bench', role: 'operator', key: operatorKey }] }),
+      ...tuningFromEnv(),
       ...extraEnv,
     },
   });
@@ -60,6 +61,13 @@ export async function startBenchStack(simTiming: 'zero' | 'fast' | 'realistic', 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The settings a bench run may vary from its command line (e.g. `PVE_CLONE_LIMIT_PER_STORAGE=0 npm run bench:throughput`). */
+const TUNABLE = ['PVE_CLONE_LIMIT_PER_NODE', 'PVE_CLONE_LIMIT_PER_STORAGE', 'API_MAX_STARTS_IN_FLIGHT'] as const;
+
+function tuningFromEnv(): Record<string, string> {
+  return Object.fromEntries(TUNABLE.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
 }
 
 /** A request whose period started a minute ago: approving it builds at once. */
