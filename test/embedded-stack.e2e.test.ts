@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { generateApiKey } from '../src/api/auth/apiKeys';
 import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
@@ -164,24 +165,26 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.ok(audited.body.timeline.some((e: { event: string; by?: string }) => e.event === 'guest credentials revealed to alice@consultancy.example'));
     assert.deepEqual({ ...audited.body.credentials, revealedAt: undefined }, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: undefined });
 
-    // NetBird: one peer named after the VM, its device group, the consultants' group and a one-way policy.
+    // NetBird: one peer named after the VM, its device group, and a one-way policy from the consultants' standing groups.
     const nb = stack.world!.netbird.dump();
     const peers = nb.peers.filter((p) => p.name === hostname);
     assert.equal(peers.length, 1);
     const deviceGroup = nb.groups.find((g) => g.name === `device-${serial}`);
-    const consultantsGroup = nb.groups.find((g) => g.name === `consultants-${serial}`);
-    assert.ok(deviceGroup && consultantsGroup);
+    assert.ok(deviceGroup);
+    assert.ok(!nb.groups.some((g) => g.name === `consultants-${serial}`), 'no per-request consultants group');
     assert.ok(deviceGroup.peers.some((p) => p.id === peers[0]!.id), 'the VM peer is in its device group');
+    const standing = ['alice@consultancy.example', 'bob@consultancy.example'].map((email) => {
+      const group = nb.groups.find((g) => g.name === standingGroupName(email));
+      assert.ok(group, `${email} has a standing group`);
+      assert.ok(nb.users.find((u) => u.email === email)?.auto_groups.includes(group.id), `${email} carries ${group.name}`);
+      return group.id;
+    });
     const policy = nb.policies.find((p) => p.name.includes(serial));
     assert.ok(policy);
     assert.equal(policy.rules.length, 1);
     assert.equal(policy.rules[0]!.bidirectional, false, 'the VM can never reach back to the consultants');
-    assert.deepEqual(policy.rules[0]!.sources?.map((s) => s.id), [consultantsGroup.id]);
+    assert.deepEqual(policy.rules[0]!.sources?.map((s) => s.id).sort(), [...standing].sort());
     assert.deepEqual(policy.rules[0]!.destinations?.map((d) => d.id), [deviceGroup.id]);
-    for (const email of ['alice@consultancy.example', 'bob@consultancy.example']) {
-      const user = nb.users.find((u) => u.email === email);
-      assert.ok(user?.auto_groups.includes(consultantsGroup.id), `${email} carries consultants-${serial}`);
-    }
 
     // The build log, replayed as Server-Sent Events now that the build is done, ending with the build.
     const stream = await fetch(`${stack.apiUrl}/api/device_requests/${serial}/logs`, { headers: { authorization: `Bearer ${keys.requester.key}` } });
@@ -201,7 +204,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.deepEqual(done.leftovers, []);
     assert.ok(done.timeline.some((t: { by?: string }) => t.by === 'rita@acme.example'), 'the completion is recorded as the key holder\'s');
 
-    // Nothing is left: no VM, no snippet, no peer, no groups, no policy, no setup key, no user carries the group.
+    // Nothing of the request is left: no VM, no snippet, no peer, no device group, no policy, no setup key.
     assert.equal(stack.world!.pve.dump().vms.find((v) => v.vmid === vmid), undefined);
     assert.equal(readdirSync(snippetDir).filter((f) => f.includes(serial.toLowerCase())).length, 0);
     const after = stack.world!.netbird.dump();
@@ -209,7 +212,9 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.equal(after.groups.filter((g) => g.name.includes(serial)).length, 0);
     assert.equal(after.policies.filter((p) => p.name.includes(serial)).length, 0);
     assert.equal(after.setupKeys.filter((k) => k.name.includes(serial)).length, 0);
-    assert.ok(after.users.every((u) => !u.auto_groups.includes(consultantsGroup.id)));
+    // The consultants keep their standing groups, which no policy names any more.
+    assert.ok(standing.every((id) => after.groups.some((g) => g.id === id)));
+    assert.ok(!after.policies.some((p) => p.rules.some((r) => r.sources?.some((g) => standing.includes(g.id)))));
 
     // No secret in any API answer, any log line or the request's workflow histories.
     const sshKey = readFileSync(stack.config.SSH_PRIVATE_KEY_FILE!, 'utf8');

@@ -3,10 +3,11 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ActivitySettings } from '../src/activities/deps';
-import { accessActivities } from '../src/activities/netbird/access';
-import { vpnObjectsOf } from '../src/domain/vpnObjects';
+import { accessActivities, type GrantVpnAccessResult } from '../src/activities/netbird/access';
+import { vpnObjectNames, vpnObjectsOf } from '../src/domain/vpnObjects';
 import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
-import { NetbirdClient } from '../src/clients/netbird';
+import { standingGroupName } from '../src/activities/netbird/standingGroups';
+import { NetbirdApiError, NetbirdClient, type PolicyRequest } from '../src/clients/netbird';
 import { deviceNames } from '../src/domain/deviceRequest';
 import { ErrorType } from '../src/errors';
 import {
@@ -26,6 +27,11 @@ const TOKEN = 'nbp_accessTestToken000000000000000000000';
 const ALICE = 'alice@consultancy.example';
 const BOB = 'Bob@Consultancy.example';
 const NOBODY = 'dave@consultancy.example';
+/** Consultants each used by one test only: their first grant is that test's to observe. */
+const CAROL = 'carol@consultancy.example';
+const FRANK = 'frank@consultancy.example';
+const GRACE = 'grace@consultancy.example';
+const HEIDI = 'heidi@consultancy.example';
 
 const settings: ActivitySettings = {
   pool: 'pveflow',
@@ -51,6 +57,8 @@ let netbird: NetbirdClient;
 let alicePeer: string;
 let bobPeer: string;
 let outsiderPeer: string;
+let carolPeer: string;
+let frankPeer: string;
 let serialCounter = 0;
 
 function activities(overrides: Partial<ActivitySettings> = {}, client: NetbirdClient = netbird) {
@@ -59,29 +67,47 @@ function activities(overrides: Partial<ActivitySettings> = {}, client: NetbirdCl
 }
 
 /** What the build does before access is granted: device group, one-off key, the VM boots and joins, we find it. */
-async function bootVm(): Promise<{ serial: string; name: string; peerId: string }> {
+async function bootVm(): Promise<{ serial: string; name: string; peerId: string; seen: VpnPeer }> {
   const serial = `VM-${String(++serialCounter).padStart(5, '0')}`;
   const name = 'lab';
   const names = deviceNames(serial, name);
   const group = await netbird.createGroup({ name: names.deviceGroup, peers: [] });
   const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [group.id], usage_limit: 1 });
   assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
-  const peer: { peerId: string } = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
-  return { serial, name, peerId: peer.peerId };
+  const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
+  return { serial, name, peerId: seen.peerId, seen };
 }
 
-/** Everything of one request in the simulator's state. */
+/** Everything of one request in the simulator's state, and the policy's sources by group name. */
 function stateOf(serial: string, name: string) {
   const dump = sim.dump();
   const names = deviceNames(serial, name);
-  const consultants = dump.groups.find((g) => g.name === names.consultantsGroup);
+  const policies = dump.policies.filter((p) => p.name.includes(serial));
+  const groupName = (id: string) => dump.groups.find((g) => g.id === id)?.name ?? `(gone) ${id}`;
   return {
     peers: dump.peers.filter((p) => p.name === names.hostname),
     groups: dump.groups.filter((g) => g.name.includes(serial)),
-    policies: dump.policies.filter((p) => p.name.includes(serial)),
+    policies,
     setupKeys: dump.setupKeys.filter((k) => k.name.includes(serial)),
-    usersWithGroup: consultants ? dump.users.filter((u) => u.auto_groups.includes(consultants.id)).map((u) => u.email) : [],
+    sources: policies.flatMap((p) => p.rules.flatMap((r) => (r.sources ?? []).map((g) => groupName(g.id)))).sort(),
   };
+}
+
+/** A consultant's standing group as NetBird holds it, and whether their user carries it in auto_groups. */
+function standing(email: string) {
+  const dump = sim.dump();
+  const group = dump.groups.filter((g) => g.name === standingGroupName(email));
+  assert.ok(group.length <= 1, `one standing group for ${email}, not ${group.length}`);
+  const user = dump.users.find((u) => u.email === email.toLowerCase())!;
+  return { group: group[0], held: group[0] ? user.auto_groups.includes(group[0].id) : false, autoGroups: user.auto_groups };
+}
+
+/** NetBird calls `fn` made, per `METHOD route`, as the simulator counts them (as bench/calls.ts does). */
+async function callsDuring(fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const before = sim.callCounts();
+  await fn();
+  const after = sim.callCounts();
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
 }
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -102,6 +128,10 @@ before(async () => {
       { email: ALICE, name: 'Alice' },
       { email: BOB.toLowerCase(), name: 'Bob' },
       { email: 'eve@elsewhere.example', name: 'Eve' },
+      { email: CAROL, name: 'Carol' },
+      { email: FRANK, name: 'Frank' },
+      { email: GRACE, name: 'Grace' },
+      { email: HEIDI, name: 'Heidi' },
     ],
     onExchange: (e) => exchanges.push(e),
   });
@@ -111,6 +141,8 @@ before(async () => {
   alicePeer = sim.enrollUserPeer({ email: ALICE, hostname: 'alice-laptop' }).id;
   bobPeer = sim.enrollUserPeer({ email: BOB, hostname: 'bob-laptop' }).id;
   outsiderPeer = sim.enrollUserPeer({ email: 'eve@elsewhere.example', hostname: 'eve-laptop' }).id;
+  carolPeer = sim.enrollUserPeer({ email: CAROL, hostname: 'carol-laptop' }).id;
+  frankPeer = sim.enrollUserPeer({ email: FRANK, hostname: 'frank-laptop' }).id;
 });
 
 beforeEach(() => sim.faults.reset());
@@ -121,34 +153,173 @@ after(async () => {
 });
 
 describe('grantVpnAccess', () => {
-  test('leaves one peer, two groups, one one-way policy, and the consultants reaching the VM but never back', async () => {
+  test("leaves one peer, one device group, one one-way policy from the consultants' standing groups, and nobody reached back", async () => {
     const { serial, name, peerId } = await bootVm();
     const result = await activities().grantVpnAccess({ serial, name, peerId, consultants: [ALICE, BOB] });
-    assert.deepEqual(result, { missingConsultants: [], grantedConsultants: [ALICE, BOB] });
-
     const names = deviceNames(serial, name);
+    assert.deepEqual(result, { missingConsultants: [], grantedConsultants: [ALICE, BOB], policy: names.policy });
+
     const state = stateOf(serial, name);
     assert.deepEqual(state.peers.map((p) => p.id), [peerId]);
-    assert.deepEqual(state.groups.map((g) => g.name).sort(), [names.consultantsGroup, names.deviceGroup]);
-    const device = state.groups.find((g) => g.name === names.deviceGroup)!;
-    const team = state.groups.find((g) => g.name === names.consultantsGroup)!;
+    assert.deepEqual(state.groups.map((g) => g.name), [names.deviceGroup], 'no per-request consultants group');
+    const device = state.groups[0]!;
     assert.deepEqual(device.peers.map((p) => p.id), [peerId], 'the device group holds the VM alone');
     assert.equal(state.policies.length, 1);
     const [rule, ...moreRules] = state.policies[0]!.rules;
     assert.deepEqual(moreRules, []);
+    const alice = standing(ALICE);
+    const bob = standing(BOB);
     assert.deepEqual(
-      [rule!.action, rule!.bidirectional, rule!.sources?.map((g) => g.id), rule!.destinations?.map((g) => g.id)],
-      ['accept', false, [team.id], [device.id]],
+      [rule!.action, rule!.bidirectional, rule!.sources?.map((g) => g.id).sort(), rule!.destinations?.map((g) => g.id)],
+      ['accept', false, [alice.group!.id, bob.group!.id].sort(), [device.id]],
     );
-    assert.deepEqual(state.usersWithGroup.sort(), [ALICE, BOB.toLowerCase()]);
-    // Groups propagation put the consultants' existing machines into their group.
-    assert.deepEqual(team.peers.map((p) => p.id).sort(), [alicePeer, bobPeer].sort());
+    assert.deepEqual(state.sources, [standingGroupName(ALICE), standingGroupName(BOB)].sort());
+    assert.equal(standingGroupName(BOB), 'pveflow-consultant-bob@consultancy.example', 'the name is the e-mail, lowercased');
+    assert.ok(alice.held && bob.held, 'each consultant carries their standing group');
+    // Groups propagation put the consultants' existing machines into their standing groups.
+    assert.deepEqual(alice.group!.peers.map((p) => p.id), [alicePeer]);
+    assert.deepEqual(bob.group!.peers.map((p) => p.id), [bobPeer]);
 
     // Who may reach whom, from the simulator's policies and groups.
     assert.ok(sim.reachableFrom(alicePeer).includes(peerId), "Alice's laptop reaches the VM");
     assert.ok(sim.reachableFrom(bobPeer).includes(peerId), "Bob's laptop reaches the VM");
     assert.ok(!sim.reachableFrom(outsiderPeer).includes(peerId), 'a NetBird user on no request does not');
     assert.deepEqual(sim.reachableFrom(peerId), [], 'the VM reaches nobody: not the consultants, not anyone');
+  });
+
+  test("a consultant's first grant makes their standing group and writes their user once; the next request writes neither", async () => {
+    const first = await bootVm();
+    const calls = await callsDuring(() => activities().grantVpnAccess({ ...first, consultants: [CAROL], deviceGroup: first.seen.deviceGroup }));
+    assert.equal(calls['POST /api/groups'], 1, 'the standing group is made');
+    assert.equal(calls['PUT /api/users/{userId}'], 1, 'and given to the user, once');
+    const carol = standing(CAROL);
+    assert.ok(carol.held);
+    assert.deepEqual(carol.group!.peers.map((p) => p.id), [carolPeer]);
+    assert.ok(sim.reachableFrom(carolPeer).includes(first.peerId));
+
+    const second = await bootVm();
+    const again = await callsDuring(() => activities().grantVpnAccess({ ...second, consultants: [CAROL.toUpperCase()], deviceGroup: second.seen.deviceGroup }));
+    assert.equal(again['POST /api/groups'] ?? 0, 0, 'no group is made');
+    assert.equal(again['PUT /api/users/{userId}'] ?? 0, 0, 'no user is written');
+    assert.equal(standing(CAROL).group!.id, carol.group!.id, 'the same standing group');
+    assert.deepEqual(standing(CAROL).autoGroups, carol.autoGroups);
+    assert.deepEqual(stateOf(second.serial, second.name).sources, [standingGroupName(CAROL)]);
+    assert.ok(sim.reachableFrom(carolPeer).includes(second.peerId), 'Carol reaches both VMs');
+    assert.ok(sim.reachableFrom(carolPeer).includes(first.peerId));
+    assert.deepEqual(sim.reachableFrom(second.peerId), []);
+  });
+
+  test('a second grant for consultants seen before costs the users read and the policy, plus one group lookup after a restart', async () => {
+    const warm = await bootVm();
+    await activities().grantVpnAccess({ ...warm, consultants: [ALICE, BOB], deviceGroup: warm.seen.deviceGroup });
+
+    const vm = await bootVm();
+    const calls = await callsDuring(() => activities().grantVpnAccess({ ...vm, consultants: [ALICE, BOB], deviceGroup: vm.seen.deviceGroup }));
+    assert.deepEqual(calls, { 'GET /api/users': 1, 'POST /api/policies': 1 });
+
+    // A new worker process knows no ids yet: one read of the groups finds both consultants' standing groups.
+    const restarted = new NetbirdClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2_000 });
+    try {
+      const next = await bootVm();
+      const cold = await callsDuring(() => activities({}, restarted).grantVpnAccess({ ...next, consultants: [ALICE, BOB], deviceGroup: next.seen.deviceGroup }));
+      assert.deepEqual(cold, { 'GET /api/users': 1, 'GET /api/groups': 1, 'POST /api/policies': 1 });
+      assert.ok(Object.values(cold).reduce((a, b) => a + b, 0) <= 3);
+      assert.deepEqual(stateOf(next.serial, next.name).sources, [standingGroupName(ALICE), standingGroupName(BOB)].sort());
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  test('a standing group deleted behind pveflow\'s back is made anew on the next grant, although this worker cached its id', async () => {
+    const first = await bootVm();
+    const grant = activities().grantVpnAccess;
+    await grant({ ...first, consultants: [FRANK] });
+    const old = standing(FRANK).group!;
+    // An operator tidies NetBird by hand: the request's policy goes, Frank loses the group, the group is deleted.
+    await activities().revokeVpnAccess(first);
+    const frank = (await netbird.listUsers()).find((u) => u.email === FRANK)!;
+    await netbird.updateUser(frank.id, { role: frank.role, is_blocked: frank.is_blocked, auto_groups: frank.auto_groups.filter((g) => g !== old.id) });
+    await netbird.deleteGroup(old.id);
+    assert.equal(standing(FRANK).group, undefined);
+
+    const second = await bootVm();
+    const result = await grant({ ...second, consultants: [FRANK], deviceGroup: second.seen.deviceGroup });
+    assert.deepEqual(result.grantedConsultants, [FRANK]);
+    const now = standing(FRANK);
+    assert.ok(now.group && now.group.id !== old.id, 'a new standing group');
+    assert.ok(now.held, 'carried by Frank again');
+    assert.ok(!now.autoGroups.includes(old.id));
+    assert.deepEqual(stateOf(second.serial, second.name).sources, [standingGroupName(FRANK)]);
+    assert.ok(sim.reachableFrom(frankPeer).includes(second.peerId), "Frank's laptop reaches the VM");
+  });
+
+  test('a standing group deleted between the users read and the policy: the grant fails retryably, and its retry grants', async () => {
+    const warm = await bootVm();
+    // A client of its own, so that its cache holds Grace's group as this worker would.
+    const client = new NetbirdClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2_000 });
+    let sabotage = true;
+    const createPolicy = client.createPolicy.bind(client);
+    client.createPolicy = async (policy: PolicyRequest) => {
+      if (sabotage) {
+        sabotage = false;
+        const { group } = standing(GRACE);
+        const grace = (await netbird.listUsers()).find((u) => u.email === GRACE)!;
+        await netbird.updateUser(grace.id, { role: grace.role, is_blocked: grace.is_blocked, auto_groups: grace.auto_groups.filter((g) => g !== group!.id) });
+        await netbird.deleteGroup(group!.id);
+      }
+      return createPolicy(policy);
+    };
+    try {
+      // Grace's first grant (for another VM, its policy since revoked) leaves her group in this client's cache.
+      sabotage = false;
+      await activities({}, client).grantVpnAccess({ ...warm, consultants: [GRACE] });
+      await activities({}, client).revokeVpnAccess(warm);
+      sabotage = true;
+
+      const vm = await bootVm();
+      const input = { ...vm, consultants: [GRACE], deviceGroup: vm.seen.deviceGroup };
+      const err = await failure(new MockActivityEnvironment().run(activities({}, client).grantVpnAccess, input));
+      assert.equal(err.type, ErrorType.NetbirdTransient);
+      assert.equal(err.nonRetryable, false, 'Temporal retries it');
+      assert.match(err.message, /standing group was deleted meanwhile/);
+      assert.ok(!sim.reachableFrom(vm.peerId).length, 'the VM reaches nobody meanwhile');
+
+      const retried: GrantVpnAccessResult = await new MockActivityEnvironment({ attempt: 2 }).run(activities({}, client).grantVpnAccess, input);
+      assert.deepEqual(retried.grantedConsultants, [GRACE]);
+      const state = stateOf(vm.serial, vm.name);
+      assert.equal(state.policies.length, 1, 'the retry corrects the policy it finds, it makes no second one');
+      assert.deepEqual(state.sources, [standingGroupName(GRACE)]);
+      assert.ok(standing(GRACE).held);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('a NetBird that refuses the policy naming a standing group: retryable, and the cached ids are looked up again', async () => {
+    const vm = await bootVm();
+    const client = new NetbirdClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2_000 });
+    let refuse = false;
+    const createPolicy = client.createPolicy.bind(client);
+    client.createPolicy = async (policy: PolicyRequest) => {
+      if (!refuse) return createPolicy(policy);
+      refuse = false;
+      const message = `group ${policy.rules[0]!.sources[0]} not found`;
+      throw new NetbirdApiError({ operation: 'POST /api/policies', path: '/api/policies', status: 422, netbirdMessage: message, attempts: 1 });
+    };
+    try {
+      const warm = await bootVm();
+      await activities({}, client).grantVpnAccess({ ...warm, consultants: [ALICE] }); // Alice's id now cached
+      refuse = true;
+      const input = { ...vm, consultants: [ALICE], deviceGroup: vm.seen.deviceGroup };
+      const err = await failure(new MockActivityEnvironment().run(activities({}, client).grantVpnAccess, input));
+      assert.equal(err.type, ErrorType.NetbirdTransient);
+      assert.equal(err.nonRetryable, false);
+      const retry = await callsDuring(() => new MockActivityEnvironment({ attempt: 2 }).run(activities({}, client).grantVpnAccess, input));
+      assert.equal(retry['GET /api/groups'], 1, 'the cache was dropped: the standing group is looked up again');
+      assert.deepEqual(stateOf(vm.serial, vm.name).sources, [standingGroupName(ALICE)]);
+    } finally {
+      await client.close();
+    }
   });
 
   test('run twice leaves the same state, and corrects a policy, a device group and a duplicate that drifted', async () => {
@@ -164,7 +335,7 @@ describe('grantVpnAccess', () => {
     const names = deviceNames(serial, name);
     const [policy] = (await netbird.listPolicies()).filter((p) => p.name === names.policy);
     const device = first.groups.find((g) => g.name === names.deviceGroup)!;
-    const team = first.groups.find((g) => g.name === names.consultantsGroup)!;
+    const team = standing(ALICE).group!;
     const twoWay = { name: 'x', enabled: true, action: 'accept' as const, bidirectional: true, protocol: 'all' as const, sources: [team.id], destinations: [device.id] };
     await netbird.updatePolicy(policy!.id, { name: names.policy, enabled: true, rules: [twoWay, { ...twoWay, name: 'y', sources: [device.id] }] });
     await netbird.createPolicy({ name: names.policy, enabled: true, rules: [twoWay] });
@@ -180,9 +351,21 @@ describe('grantVpnAccess', () => {
     assert.deepEqual(sim.reachableFrom(peerId), []);
   });
 
+  test('a retried grant, or one whose device group holds another peer, looks for an earlier policy instead of adding a second', async () => {
+    const vm = await bootVm();
+    const input = { ...vm, consultants: [ALICE], deviceGroup: vm.seen.deviceGroup };
+    await new MockActivityEnvironment().run(activities().grantVpnAccess, input);
+    // The first attempt's policy landed but its answer was lost: the retry finds it.
+    await new MockActivityEnvironment({ attempt: 2 }).run(activities().grantVpnAccess, input);
+    assert.equal(stateOf(vm.serial, vm.name).policies.length, 1);
+    // A rebuild after the VM vanished: its device group still holds the lost VM's peer, and the old policy is there.
+    const rebuilt = { ...input, deviceGroup: { id: vm.seen.deviceGroup!.id, peersCount: 2 } };
+    await new MockActivityEnvironment().run(activities().grantVpnAccess, rebuilt);
+    assert.equal(stateOf(vm.serial, vm.name).policies.length, 1);
+  });
+
   test('with the device group the peer wait saw, the grant reads nothing but the users, and a group holding another peer is still corrected', async () => {
-    const { serial, name } = await bootVm();
-    const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
+    const { serial, name, seen } = await bootVm();
     assert.equal(seen.deviceGroup?.peersCount, 1, 'the peer list shows the VM alone in its device group');
     const before = exchanges.length;
     await activities().grantVpnAccess({ serial, name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup });
@@ -199,13 +382,22 @@ describe('grantVpnAccess', () => {
     assert.equal(crowded.deviceGroup?.peersCount, 2);
     await activities().grantVpnAccess({ ...other, consultants: [ALICE], deviceGroup: crowded.deviceGroup });
     assert.deepEqual(stateOf(other.serial, other.name).groups.find((g) => g.id === device.id)!.peers.map((p) => p.id), [other.peerId]);
+    assert.equal(stateOf(other.serial, other.name).policies.length, 1);
   });
 
-  test('a consultant without a NetBird user is reported, and with missingConsultant=fail the grant fails naming them', async () => {
+  test('a consultant without a NetBird user is reported; with nobody found there is no policy; with missingConsultant=fail the grant fails naming them', async () => {
     const reported = await bootVm();
     const result = await activities().grantVpnAccess({ ...reported, consultants: [ALICE, NOBODY] });
-    assert.deepEqual(result, { missingConsultants: [NOBODY], grantedConsultants: [ALICE] });
-    assert.deepEqual(stateOf(reported.serial, reported.name).usersWithGroup, [ALICE], 'the others still get access');
+    assert.deepEqual(result, { missingConsultants: [NOBODY], grantedConsultants: [ALICE], policy: deviceNames(reported.serial, reported.name).policy });
+    assert.deepEqual(stateOf(reported.serial, reported.name).sources, [standingGroupName(ALICE)], 'the others still get access');
+    assert.ok(!sim.dump().groups.some((g) => g.name === standingGroupName(NOBODY)), 'no group for someone without a user');
+
+    const nobody = await bootVm();
+    const alone = await activities().grantVpnAccess({ ...nobody, consultants: [NOBODY], deviceGroup: nobody.seen.deviceGroup });
+    assert.deepEqual(alone, { missingConsultants: [NOBODY], grantedConsultants: [], policy: null });
+    const empty = stateOf(nobody.serial, nobody.name);
+    assert.deepEqual([empty.policies.length, empty.groups.length], [0, 1], 'no policy, the device group as before');
+    assert.deepEqual(sim.reachableFrom(nobody.peerId), []);
 
     const failing = await bootVm();
     const policiesBefore = sim.callCounts()['POST /api/policies'] ?? 0;
@@ -214,8 +406,7 @@ describe('grantVpnAccess', () => {
     assert.equal(err.nonRetryable, true);
     assert.match(err.message, new RegExp(`${failing.serial}.*${NOBODY}, zoe@x\\.example`));
     assert.match(err.message, /Invite .* to NetBird.*rebuild the request/);
-    const state = stateOf(failing.serial, failing.name);
-    assert.deepEqual([state.policies.length, state.usersWithGroup.length], [0, 0], 'nothing was granted before failing');
+    assert.equal(stateOf(failing.serial, failing.name).policies.length, 0, 'nothing was granted before failing');
     assert.equal(sim.callCounts()['POST /api/policies'] ?? 0, policiesBefore);
   });
 
@@ -231,29 +422,86 @@ describe('grantVpnAccess', () => {
     const limited = exchanges.slice(seen).filter((e) => e.status === 429);
     assert.ok(limited.length >= 20, `the limiter refused only ${limited.length} requests: no storm`);
     assert.ok(results.every((r) => r.missingConsultants.length === 0));
+    assert.ok(standing(ALICE).held && standing(BOB).held, 'no consultant lost their group to a concurrent update');
     for (const vm of vms) {
       const state = stateOf(vm.serial, vm.name);
       assert.equal(state.policies.length, 1, `${vm.serial} has its policy`);
-      assert.deepEqual(state.usersWithGroup.sort(), [ALICE, BOB.toLowerCase()], `${vm.serial}: no consultant lost a group to a concurrent update`);
+      assert.deepEqual(state.sources, [standingGroupName(ALICE), standingGroupName(BOB)].sort());
       assert.ok(sim.reachableFrom(alicePeer).includes(vm.peerId));
       assert.deepEqual(sim.reachableFrom(vm.peerId), []);
     }
   });
+
+  test('concurrent first grants for a new consultant make one standing group and write the user once', async () => {
+    const vms: Array<Awaited<ReturnType<typeof bootVm>>> = [];
+    for (let i = 0; i < 6; i++) vms.push(await bootVm());
+    const calls = await callsDuring(() => Promise.all(vms.map((vm) => activities().grantVpnAccess({ ...vm, consultants: [HEIDI], deviceGroup: vm.seen.deviceGroup }))));
+    assert.equal(calls['POST /api/groups'], 1, 'one group made');
+    assert.equal(calls['GET /api/groups'], 1, 'one lookup: the other grants waited for it');
+    assert.equal(calls['PUT /api/users/{userId}'], 1, 'one user write');
+    assert.ok(standing(HEIDI).held);
+    for (const vm of vms) assert.deepEqual(stateOf(vm.serial, vm.name).sources, [standingGroupName(HEIDI)]);
+  });
 });
 
 describe('revokeVpnAccess', () => {
-  test('run twice removes everything, and the second run finds nothing left', async () => {
+  test("run twice removes everything of the request, leaves the consultants' standing groups, and the second run finds nothing", async () => {
     const vm = await bootVm();
     await activities().grantVpnAccess({ ...vm, consultants: [ALICE, BOB] });
     const revoke = activities().revokeVpnAccess;
     const first = await revoke(vm);
     assert.deepEqual(first.leftovers, []);
-    assert.equal(first.removed.length, 7, `removed: ${first.removed.join('; ')}`);
-    assert.deepEqual(stateOf(vm.serial, vm.name), { peers: [], groups: [], policies: [], setupKeys: [], usersWithGroup: [] });
+    assert.deepEqual(first.removed, vpnObjectsOf(vm.serial, vm.name), 'removed, in the words of vpnObjectsOf');
+    assert.deepEqual(stateOf(vm.serial, vm.name), { peers: [], groups: [], policies: [], setupKeys: [], sources: [] });
     assert.ok(!sim.reachableFrom(alicePeer).includes(vm.peerId));
+    assert.ok(standing(ALICE).held && standing(BOB).held, 'the standing groups stay with the consultants');
     assert.ok(sim.dump().users.every((u) => u.auto_groups.every((g) => sim.dump().groups.some((x) => x.id === g))));
 
     assert.deepEqual(await revoke(vm), { leftovers: [], removed: [] });
+  });
+
+  test('a request granted by the old model: consultants-<id> leaves the users\' auto_groups and is deleted', async () => {
+    const vm = await bootVm();
+    const names = deviceNames(vm.serial, vm.name);
+    const aliceBefore = standing(ALICE);
+    // What an older pveflow left: the per-request group in Alice's and Bob's auto_groups, and a policy from it.
+    const team = await netbird.createGroup({ name: names.consultantsGroup, peers: [] });
+    const device = stateOf(vm.serial, vm.name).groups.find((g) => g.name === names.deviceGroup)!;
+    for (const user of (await netbird.listUsers()).filter((u) => [ALICE, BOB.toLowerCase()].includes(u.email))) {
+      await netbird.updateUser(user.id, { role: user.role, is_blocked: user.is_blocked, auto_groups: [...user.auto_groups, team.id] });
+    }
+    await netbird.createPolicy({
+      name: names.policy,
+      enabled: true,
+      rules: [{ name: names.policy, enabled: true, action: 'accept', bidirectional: false, protocol: 'all', sources: [team.id], destinations: [device.id] }],
+    });
+    assert.ok(sim.reachableFrom(alicePeer).includes(vm.peerId));
+
+    const result = await activities().revokeVpnAccess(vm);
+    const objects = vpnObjectNames(vm.serial, vm.name);
+    assert.deepEqual(result.leftovers, []);
+    assert.deepEqual(result.removed, [
+      objects.peer,
+      objects.policy,
+      objects.setupKey,
+      objects.membershipOf(ALICE),
+      objects.membershipOf(BOB.toLowerCase()),
+      objects.consultantsGroup,
+      objects.deviceGroup,
+    ]);
+    assert.deepEqual(stateOf(vm.serial, vm.name).groups, []);
+    assert.ok(!sim.dump().users.some((u) => u.auto_groups.includes(team.id)), 'no user holds consultants-<id> any more');
+    assert.deepEqual(standing(ALICE), aliceBefore, "Alice's standing group and auto_groups are as before the old model's grant");
+    assert.deepEqual(await activities().revokeVpnAccess(vm), { leftovers: [], removed: [] });
+  });
+
+  test('the revoke of a request granted today reads the groups once and never the users', async () => {
+    const vm = await bootVm();
+    await activities().grantVpnAccess({ ...vm, consultants: [ALICE] });
+    const calls = await callsDuring(() => activities().revokeVpnAccess(vm));
+    assert.equal(calls['GET /api/groups'], 1);
+    assert.equal(calls['GET /api/users'] ?? 0, 0);
+    assert.equal(calls['PUT /api/users/{userId}'] ?? 0, 0);
   });
 
   test('NetBird down or silent: the revoke throws a retryable failure, and a later retry finishes the job', async () => {
@@ -292,7 +540,7 @@ describe('revokeVpnAccess', () => {
       const result = await activities().revokeVpnAccess(vm);
       assert.deepEqual(result.leftovers, [`NetBird group ${names.deviceGroup} (NetBird: 400 group has been linked to policy: ops-monitoring)`]);
       const state = stateOf(vm.serial, vm.name);
-      assert.deepEqual([state.peers, state.policies, state.setupKeys, state.usersWithGroup], [[], [], [], []]);
+      assert.deepEqual([state.peers, state.policies, state.setupKeys], [[], [], []]);
       assert.deepEqual(state.groups.map((g) => g.name), [names.deviceGroup]);
       assert.ok(result.leftovers.every((l) => vpnObjectsOf(vm.serial, vm.name).some((o) => l.startsWith(o))), 'leftovers use the words of vpnObjectsOf');
     } finally {
@@ -308,8 +556,6 @@ describe('vpnObjectsOf', () => {
       'NetBird peer web-vm-00042',
       'NetBird policy pveflow-VM-00042-consultants-to-device',
       'NetBird setup key pveflow-VM-00042',
-      "NetBird group consultants-VM-00042 in the consultants' users' auto_groups",
-      'NetBird group consultants-VM-00042',
       'NetBird group device-VM-00042',
     ]);
   });

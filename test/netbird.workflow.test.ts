@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
@@ -35,7 +36,8 @@ describe('NetBird failures across whole requests', { skip }, () => {
       assert.match(record.timeline.at(-1)!.event, /completed; left behind: NetBird peer lab-vm-nb001/);
       // They really are still there, as the record says.
       const nb = world.netbird.dump();
-      assert.equal(nb.groups.filter((g) => g.name.includes(serial)).length, 2);
+      assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [`device-${serial}`]);
+      assert.equal(nb.policies.filter((p) => p.name.includes(serial)).length, 1);
       assert.equal(nb.peers.filter((p) => p.name === 'lab-vm-nb001').length, 1);
     });
   });
@@ -72,9 +74,18 @@ describe('NetBird failures across whole requests', { skip }, () => {
         assert.equal(nb.peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 1, `${serial}: one peer`);
         assert.equal(nb.policies.filter((p) => p.name.includes(serial)).length, 1, `${serial}: one policy`);
       }
-      const alice = nb.users.find((u) => u.email === 'alice@consultancy.example')!;
-      const teams = nb.groups.filter((g) => g.name.startsWith('consultants-VM-NS')).map((g) => g.id);
-      assert.equal(teams.filter((id) => alice.auto_groups.includes(id)).length, 20, 'no consultant lost a group to a concurrent update');
+      // The consultant got one standing group, carries it, and every request's policy is from exactly that one.
+      const standing = ['alice@consultancy.example'].map((email) => {
+        const groups = nb.groups.filter((g) => g.name === standingGroupName(email));
+        assert.equal(groups.length, 1, `one standing group for ${email}`);
+        assert.ok(nb.users.find((u) => u.email === email)!.auto_groups.includes(groups[0]!.id), `${email} carries it`);
+        return groups[0]!.id;
+      });
+      assert.equal(nb.groups.filter((g) => g.name.startsWith('consultants-VM-NS')).length, 0, 'no per-request consultants group');
+      for (const serial of serials) {
+        const [policy] = nb.policies.filter((p) => p.name.includes(serial));
+        assert.deepEqual(policy!.rules[0]!.sources?.map((g) => g.id).sort(), [...standing].sort(), `${serial}: from the standing groups`);
+      }
       world.netbird.faults.reset();
       await Promise.all(handles.map((hd) => hd.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] })));
       await Promise.all(handles.map((hd) => hd.result()));

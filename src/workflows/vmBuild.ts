@@ -149,7 +149,11 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
 
     stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
-    const access = await api.grantVpnAccess({ serial, name: request.name, peerId: peer.peerId, consultants: request.consultants });
+    // The device group as the peer list showed it: the grant need not read it again. Activity arguments are not part of
+    // what a replay compares, so this needs no patch.
+    const access = await api.grantVpnAccess({
+      serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
+    });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
     if (access.missingConsultants.length > 0) {
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { STANDING_GROUP_PREFIX, standingGroupName } from '../../src/activities/netbird/standingGroups';
 import { deviceNames } from '../../src/domain/deviceRequest';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import type { NetbirdRateLimit } from '../../src/simulators/netbird/faults';
@@ -27,6 +28,8 @@ export interface ChaosScenario {
 }
 
 const ORG = 'Acme Corp';
+/** The consultants on every request: each has a NetBird user in the simulated world. */
+const CONSULTANTS = ['alice@consultancy.example'];
 const TEMPLATE_VMID = 9000;
 const active = new Set<string>(['Approved', 'Imaging', 'Provisioning', 'Configuring']);
 
@@ -75,7 +78,7 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
         // Arrivals spread over the first kills (1 s per build), so that kills also meet submissions and approvals.
         await sleep(Math.random() * s.builds * 1_000);
         // A period end of its own: a second request made by a retry would show up as a duplicate in the list.
-        const body = validRequestBody({ name: 'chaos', client: ORG, consultants: ['alice@consultancy.example'], cores: 1, memory_mib: 1024, period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() } });
+        const body = validRequestBody({ name: 'chaos', client: ORG, consultants: CONSULTANTS, cores: 1, memory_mib: 1024, period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() } });
         const serial = await client.submitOnce(body, `chaos-${t0}-${i}`);
         await client.actOnce(serial, 'approve', (status) => status !== 'Pending');
         return serial;
@@ -121,13 +124,22 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
       assert.equal(vm.lock, undefined, `VM ${vm.vmid} holds no lock`);
     }
 
-    // One NetBird peer, two groups, one policy per request, and nothing else new.
+    // One NetBird peer, one device group, one policy per request, the consultant's standing group, and nothing else new.
     const names = serials.map((serial) => deviceNames(serial, 'chaos'));
     const nb = w.netbird.dump();
     const added = <T extends { name: string }>(now: T[], then: T[]) => now.map((x) => x.name).filter((n) => !then.some((t) => t.name === n)).sort();
+    const standingNames = CONSULTANTS.map(standingGroupName);
     assert.deepEqual(added(nb.peers, before.nb.peers), names.map((n) => n.hostname).sort(), 'one peer per request');
-    assert.deepEqual(added(nb.groups, before.nb.groups), names.flatMap((n) => [n.deviceGroup, n.consultantsGroup]).sort(), 'two groups per request');
+    assert.deepEqual(
+      added(nb.groups, before.nb.groups),
+      [...names.map((n) => n.deviceGroup), ...standingNames.filter((g) => !before.nb.groups.some((b) => b.name === g))].sort(),
+      'one device group per request, and one standing group per consultant (however many workers made it at once)',
+    );
     assert.deepEqual(added(nb.policies, before.nb.policies), names.map((n) => n.policy).sort(), 'one policy per request');
+    const standingIds = nb.groups.filter((g) => standingNames.includes(g.name)).map((g) => g.id);
+    for (const policy of nb.policies.filter((p) => names.some((n) => n.policy === p.name))) {
+      assert.deepEqual(policy.rules.flatMap((r) => (r.sources ?? []).map((g) => g.id)).sort(), [...standingIds].sort(), `${policy.name}: from the standing groups`);
+    }
     const keys = added(nb.setupKeys, before.nb.setupKeys);
     assert.deepEqual(keys.filter((k) => !names.some((n) => n.setupKey === k)), [], 'no setup key but the requests\'');
     assert.equal(new Set(keys).size, keys.length, 'at most one setup key per request');
@@ -143,11 +155,19 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
     assert.deepEqual(w.pve.dump().vms.filter((v) => !before.vms.has(v.vmid)).map((v) => v.vmid), [], 'no VM left');
     const after = w.netbird.dump();
     assert.deepEqual(added(after.peers, before.nb.peers), [], 'no peer left');
-    assert.deepEqual(added(after.groups, before.nb.groups), [], 'no group left');
+    // Only the consultants' standing groups stay (they are the consultants', not a request's): no device group, no
+    // per-request consultants group.
+    const leftGroups = added(after.groups, before.nb.groups);
+    assert.deepEqual(leftGroups.filter((g) => !g.startsWith(STANDING_GROUP_PREFIX)), [], 'no group of a request left');
+    assert.ok(leftGroups.every((g) => standingNames.includes(g)), `only the standing groups of the consultants: ${leftGroups.join(', ')}`);
+    assert.ok(!after.groups.some((g) => names.some((n) => g.name === n.deviceGroup || g.name === n.consultantsGroup)), 'no device or consultants group left');
     assert.deepEqual(added(after.policies, before.nb.policies), [], 'no policy left');
+    const standingLeft = after.groups.filter((g) => g.name.startsWith(STANDING_GROUP_PREFIX)).map((g) => g.id);
+    const referring = after.policies.filter((p) => p.rules.some((r) => [...(r.sources ?? []), ...(r.destinations ?? [])].some((g) => standingLeft.includes(g.id))));
+    assert.deepEqual(referring.map((p) => p.name), [], 'no policy refers to a standing group');
     assert.deepEqual(added(after.setupKeys, before.nb.setupKeys), [], 'no setup key left');
     const memberships = after.users.flatMap((u) => (u.auto_groups ?? []).filter((g) => !before.nb.users.some((b) => b.id === u.id && (b.auto_groups ?? []).includes(g))));
-    assert.deepEqual(memberships, [], 'no consultant keeps a request\'s group');
+    assert.deepEqual(memberships.filter((g) => !standingLeft.includes(g)), [], 'no consultant keeps a request\'s group, only their standing one');
 
     const starts = c.starts();
     const faults = injector ? `; lock timeouts injected ${JSON.stringify(injector.injected())}` : '';

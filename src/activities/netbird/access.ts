@@ -1,13 +1,14 @@
-import { ApplicationFailure } from '@temporalio/activity';
-import type { NetbirdGroup, NetbirdUser } from '../../clients/netbird';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { NetbirdGroup, NetbirdPolicy, NetbirdUser } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceRequest';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { isFinalRefusal, netbirdFailure, step } from './failures';
-import { createOrAdoptGroup, ensureGroup, findGroup } from './lookups';
+import { ensureGroup } from './lookups';
 import { vpnObjectNames } from '../../domain/vpnObjects';
 import type { DeviceGroupSeen } from './peer';
 import { accessPolicy, ensurePolicy } from './policy';
+import { forgetStandingGroups, standingGroupIds, standingGroupName } from './standingGroups';
 import { changeAutoGroups } from './userGroups';
 
 export interface GrantVpnAccessInput {
@@ -22,8 +23,10 @@ export interface GrantVpnAccessInput {
 export interface GrantVpnAccessResult {
   /** Consultants with no NetBird user (setting `report`): no access until they sign up and the request is rebuilt. */
   missingConsultants: string[];
-  /** Consultants whose NetBird user now carries `consultants-<id>` (as written on the request). */
+  /** Consultants (as written on the request) whose standing group is a source of the request's policy. */
   grantedConsultants: string[];
+  /** The policy that grants the access, by name; null when no consultant has a NetBird user: nobody to grant. */
+  policy: string | null;
 }
 
 export interface RevokeVpnAccessResult {
@@ -34,24 +37,31 @@ export interface RevokeVpnAccessResult {
 }
 
 /**
- * The access model of the seeds: the VM's peer alone in `device-<id>`, the consultants' NetBird users carrying
- * `consultants-<id>` in their auto_groups, and one one-way policy from consultants to device, so the VM can never
- * open a connection back to a consultant's machine.
+ * The access model: the VM's peer alone in `device-<id>`; each consultant's NetBird user carrying their standing
+ * group `pveflow-consultant-<email>` in its auto_groups (made the first time that consultant is granted anything,
+ * see standingGroups.ts); and per request one one-way policy whose sources are the standing groups of the request's
+ * consultants and whose destination is the device group, so the VM can never open a connection back to a
+ * consultant's machine. A build writes no user once its consultants have been granted before.
  *
- * How the consultants' machines get into `consultants-<id>`: a user's auto_groups are the groups NetBird gives the
- * peers that user registers; with the account setting `groups_propagation_enabled` (on in current NetBird), adding
- * or removing a group in a user's auto_groups also moves the peers that user already has. pveflow relies on it and
- * never lists a consultant's peers itself.
+ * How the consultants' machines get into their standing groups: a user's auto_groups are the groups NetBird gives
+ * the peers that user registers; with the account setting `groups_propagation_enabled` (on in current NetBird),
+ * adding a group to a user's auto_groups also moves the peers that user already has. pveflow relies on it and never
+ * lists a consultant's peers itself.
+ *
+ * Requests granted before the standing groups (by a per-request `consultants-<id>` group in the consultants'
+ * auto_groups) are still cleaned up by `revokeVpnAccess`.
  */
 export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
   return {
     /**
      * Idempotent: every object is found by name (or created, and adopted when NetBird says it exists) and corrected
-     * when it differs. The device group, made before the VM booted, is read; the consultants group and the policy,
-     * normally absent, are created first.
+     * when it differs. The policy is created without a lookup only when none can exist yet: on the activity's first
+     * attempt, with the device group seen holding the new VM alone (a policy left by an earlier build would point
+     * at that group, adopted with the earlier VM's peer still in it).
      */
     async grantVpnAccess({ serial, name, peerId, consultants, deviceGroup }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
       const names = deviceNames(serial, name);
+      const firstLook = firstAttempt() && deviceGroup?.peersCount === 1;
       const readAt = performance.now();
       const users = await step(serial, 'listing NetBird users', () => netbird.listUsers());
       const { found, missing } = matchConsultants(consultants, users);
@@ -76,24 +86,48 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
         // Exactly the VM: a stale peer left in the group would be reachable by the consultants too.
         return netbird.updateGroup(group.id, { name: group.name, peers: [peerId] });
       });
-      const { group: team, created: teamIsNew } = await step(serial, `creating NetBird group ${names.consultantsGroup}`, () =>
-        createOrAdoptGroup(netbird, names.consultantsGroup),
-      );
-      for (const { user } of found) {
-        if (user.auto_groups.includes(team.id)) continue;
-        await step(serial, `adding ${names.consultantsGroup} to the auto_groups of NetBird user ${user.email}`, () =>
-          changeAutoGroups(netbird, { user, readAt }, (groups) => [...groups, team.id]),
-        );
+
+      if (found.length === 0) {
+        // Nobody to grant: no policy. One left by an earlier attempt or build would grant what the request no longer does.
+        if (!firstLook) {
+          await step(serial, `removing NetBird policy ${names.policy}`, async () => {
+            for (const p of (await netbird.listPolicies()).filter((p) => p.name === names.policy)) await netbird.deletePolicy(p.id);
+          });
+        }
+        return { missingConsultants: missing, grantedConsultants: [], policy: null };
       }
+
+      const emails = found.map((f) => f.user.email.toLowerCase());
+      const sources = await step(serial, `giving ${emails.join(', ')} their standing NetBird group (${standingGroupName('<email>')})`, () =>
+        standingGroupIds(netbird, found.map((f) => f.user), readAt),
+      );
       const wanted = accessPolicy({
         name: names.policy,
         description: `pveflow ${serial}: consultants may reach ${names.hostname}; never the other way round`,
-        consultantsGroupId: team.id,
+        sourceGroupIds: sources,
         deviceGroupId: device.id,
       });
-      // A policy needs its groups: with the consultants group made just now, no earlier attempt got as far as one.
-      await step(serial, `setting NetBird policy ${names.policy}`, () => (teamIsNew ? netbird.createPolicy(wanted) : ensurePolicy(netbird, wanted)));
-      return { missingConsultants: missing, grantedConsultants: found.map((f) => f.email) };
+      let policy: NetbirdPolicy;
+      try {
+        policy = firstLook ? await netbird.createPolicy(wanted) : await ensurePolicy(netbird, wanted);
+      } catch (err) {
+        // A NetBird that refuses a vanished group instead of dropping it: look the groups up again on the retry.
+        const named = [...sources, ...emails.map(standingGroupName)];
+        if (isFinalRefusal(err) && named.some((group) => err.netbirdMessage.includes(group))) {
+          forgetStandingGroups(netbird, sources);
+          throw vanishedGroups(serial, names.policy, err.netbirdMessage);
+        }
+        throw netbirdFailure(err, serial, `setting NetBird policy ${names.policy}`);
+      }
+      // NetBird keeps only the group ids that exist: a standing group deleted since the users were read is missing
+      // from the policy it answers with. The retry reads the users again and makes the group anew.
+      const kept = new Set((policy.rules[0]?.sources ?? []).map((g) => g.id));
+      const lost = sources.filter((id) => !kept.has(id));
+      if (lost.length > 0) {
+        forgetStandingGroups(netbird, sources);
+        throw vanishedGroups(serial, names.policy, `sources ${lost.join(', ')} no longer exist`);
+      }
+      return { missingConsultants: missing, grantedConsultants: found.map((f) => f.email), policy: names.policy };
     },
 
     /**
@@ -101,6 +135,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
      * setup key or a user cannot be deleted). What NetBird refuses for good is named in `leftovers` with its words,
      * and the rest still goes. A retryable failure (429, 5xx, no answer) is thrown as retryable: Temporal retries
      * the activity, and since every step finds its object by name again, the retry resumes where this one stopped.
+     * The consultants' standing groups stay: they belong to the consultants, and without the policy grant nothing.
      */
     async revokeVpnAccess({ serial, name }: { serial: string; name: string }): Promise<RevokeVpnAccessResult> {
       const names = deviceNames(serial, name);
@@ -138,37 +173,61 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
         return keys.length > 0;
       });
 
-      let team: NetbirdGroup | undefined;
-      let users: NetbirdUser[] = [];
-      let readAt = 0;
+      // One read of the groups finds both the device group and, for a request granted before the standing groups,
+      // its `consultants-<id>` (NetBird's name filter takes one name: two filtered reads would cost a call more).
+      let groups: NetbirdGroup[] | undefined;
       try {
-        team = await findGroup(netbird, names.consultantsGroup);
-        readAt = performance.now();
-        if (team) users = await netbird.listUsers();
+        groups = await netbird.listGroups();
       } catch (err) {
-        settle(err, [objects.membership, objects.consultantsGroup]);
+        settle(err, [objects.deviceGroup]);
       }
+      const team = groups?.find((g) => g.name === names.consultantsGroup);
       if (team) {
-        const teamId = team.id;
-        for (const user of users.filter((u) => u.auto_groups.includes(teamId))) {
+        let users: NetbirdUser[] = [];
+        const readAt = performance.now();
+        try {
+          users = await netbird.listUsers();
+        } catch (err) {
+          settle(err, [objects.membership, objects.consultantsGroup]);
+        }
+        for (const user of users.filter((u) => u.auto_groups.includes(team.id))) {
           await remove(objects.membershipOf(user.email), async () => {
-            await changeAutoGroups(netbird, { user, readAt }, (groups) => groups.filter((g) => g !== teamId));
+            await changeAutoGroups(netbird, { user, readAt }, (held) => held.filter((g) => g !== team.id));
             return true;
           });
         }
         await remove(objects.consultantsGroup, async () => {
-          await netbird.deleteGroup(teamId);
+          await netbird.deleteGroup(team.id);
           return true;
         });
       }
-      await remove(objects.deviceGroup, async () => {
-        const device = await findGroup(netbird, names.deviceGroup);
-        if (device) await netbird.deleteGroup(device.id);
-        return device !== undefined;
-      });
+      const device = groups?.find((g) => g.name === names.deviceGroup);
+      if (device) {
+        await remove(objects.deviceGroup, async () => {
+          await netbird.deleteGroup(device.id);
+          return true;
+        });
+      }
       return { leftovers, removed };
     },
   };
+}
+
+/** Whether this is the activity's first attempt (a direct call outside Temporal counts as one). */
+function firstAttempt(): boolean {
+  try {
+    return Context.current().info.attempt <= 1;
+  } catch {
+    return true;
+  }
+}
+
+/** Retryable: the retry reads the users again, and the standing groups are found or made anew. */
+function vanishedGroups(serial: string, policy: string, said: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorType.NetbirdTransient,
+    message: `setting NetBird policy ${policy} for request ${serial}: a consultant's standing group was deleted meanwhile (NetBird: ${said}); looking it up again`,
+  });
 }
 
 function matchConsultants(consultants: string[], users: NetbirdUser[]) {

@@ -1,10 +1,11 @@
 import type { NetbirdClient, NetbirdPolicy, PolicyRequest } from '../../clients/netbird';
 
 /**
- * The one policy of a request: a single one-way rule from `consultants-<id>` to `device-<id>`. `bidirectional:
- * false` is the point: the consultants' machines may open connections to the VM, the VM may open none back.
+ * The one policy of a request: a single one-way rule from the consultants' standing groups to `device-<id>`.
+ * `bidirectional: false` is the point: the consultants' machines may open connections to the VM, the VM may open
+ * none back.
  */
-export function accessPolicy(p: { name: string; description: string; consultantsGroupId: string; deviceGroupId: string }): PolicyRequest {
+export function accessPolicy(p: { name: string; description: string; sourceGroupIds: string[]; deviceGroupId: string }): PolicyRequest {
   return {
     name: p.name,
     description: p.description,
@@ -16,7 +17,7 @@ export function accessPolicy(p: { name: string; description: string; consultants
         action: 'accept',
         bidirectional: false,
         protocol: 'all',
-        sources: [p.consultantsGroupId],
+        sources: [...new Set(p.sourceGroupIds)],
         destinations: [p.deviceGroupId],
       },
     ],

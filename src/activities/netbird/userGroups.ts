@@ -1,13 +1,14 @@
 import type { NetbirdClient, NetbirdUser } from '../../clients/netbird';
 
 /**
- * Changing one NetBird user's auto_groups safely. NetBird's `PUT /api/users/{id}` replaces the whole list and has
- * no version check, so two builds adding their group to the same consultant at once would each write back the list
- * they read, and one group would silently be lost. Changes to one user are therefore funnelled through one queue
- * per user in this worker process: whatever piles up while a write is under way is applied together in the next
- * write, on top of what NetBird answered to the last one, so twenty builds for the same consultant cost a few NetBird
- * calls, not forty. (Workers in other processes can still interleave; NetBird offers no compare-and-swap to close
- * that gap.)
+ * Changing one NetBird user's auto_groups safely: a consultant's first grant adds their standing group, and the
+ * cleanup of a request granted before the standing groups removes its `consultants-<id>`. NetBird's
+ * `PUT /api/users/{id}` replaces the whole list and has no version check, so two changes to the same consultant at
+ * once would each write back the list they read, and one would silently be lost. Changes to one user are therefore
+ * funnelled through one queue per user in this worker process: whatever piles up while a write is under way is
+ * applied together in the next write, on top of what NetBird answered to the last one, so twenty cleanups for the
+ * same consultant cost a few NetBird calls, not forty. (Workers in other processes can still interleave; NetBird
+ * offers no compare-and-swap to close that gap. Between two first grants that is harmless: both add the same group.)
  */
 
 type Change = (groups: string[]) => string[];

@@ -245,7 +245,7 @@ export class NetbirdAccount {
 
   /**
    * A user's machine joined by logging in (`netbird up` with SSO): the peer belongs to the user and starts in the
-   * user's auto_groups, which is how a consultant's laptop gets into `consultants-<id>`.
+   * user's auto_groups, which is how a consultant's laptop gets into their standing group.
    */
   enrollForUser(email: string, hostname: string): PeerRecord {
     const user = [...this.users.values()].find((u) => u.email.toLowerCase() === email.toLowerCase());
