@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -29,8 +29,8 @@ import { waitFor } from '../test/support/waitFor';
 const OUT = resolve(process.env.HISTORIES_OUT ?? resolve(__dirname, '../test/histories'));
 /**
  * HISTORIES_ADD=1 records only the histories of the workflow types and paths added since the first recording
- * (clone slots, address pool, a build with a static address) and keeps the older files: those are the proof that
- * executions started by older workflow code still replay.
+ * (clone slots, address pool, a build with a static address, a build with local activities) that are not on file
+ * yet, and keeps the older files: those are the proof that executions started by older workflow code still replay.
  */
 const ADD_ONLY = process.env.HISTORIES_ADD === '1';
 
@@ -41,7 +41,14 @@ async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   if (!ADD_ONLY) for (const f of readdirSync(OUT)) if (f.endsWith('.json')) rmSync(join(OUT, f));
   try {
-    await slotsAndAddresses(h);
+    // Each later addition is recorded once and then kept, like the first recording.
+    const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
+      { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
+      { files: ['vmBuild-local-api-calls'], record: localApiCalls },
+    ];
+    for (const { files, record } of added) {
+      if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
+    }
     if (ADD_ONLY) return;
     await happyPath(h);
     await failedThenRebuilt(h);
@@ -190,6 +197,20 @@ async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
   await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-two-builds');
   await save(h, ipPoolWorkflowId(taskQueue), 'ipPool-leased-and-released');
   await save(h, 'vm-build-VM-RP010-1', 'vmBuild-static-address');
+}
+
+/** A build since its quick calls became local activities (`vm-build-local-api-calls`): markers, not activity events. */
+async function localApiCalls(h: WorkflowHarness): Promise<void> {
+  const serial = 'VM-RP020';
+  const world = await h.world();
+  await h.withWorker(world, `rec-${serial}`, async () => {
+    const handle = await startRequest(h, serial, `rec-${serial}`);
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+    await until(handle, 'Fulfilled');
+    await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
+    await expectResult(handle, 'Completed');
+  });
+  await save(h, `vm-build-${serial}-1`, 'vmBuild-local-api-calls');
 }
 
 async function startRequest(h: WorkflowHarness, serial: string, taskQueue: string) {

@@ -5,6 +5,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   TemporalFailure,
@@ -14,13 +15,14 @@ import {
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceRequest';
 import { ErrorType } from '../errors';
-import { apiCall, boundedWait, cleanup, proxmoxTask } from './activityOptions';
+import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from './messages';
 import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from './searchAttributes';
 import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from './types';
 
 type Activities = ReturnType<typeof createActivities>;
-const api = proxyActivities<Activities>(apiCall);
+const remoteApi = proxyActivities<Activities>(apiCall);
+const localApi = proxyLocalActivities<Activities>(localApiCall);
 const task = proxyActivities<Activities>(proxmoxTask);
 const wait = proxyActivities<Activities>(boundedWait);
 const undo = proxyActivities<Activities>(cleanup);
@@ -71,6 +73,9 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
   };
 
   upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: 'started' }]);
+  // The quick calls (placement, VMID, HA) run as local activities; builds started before run them as activities, as
+  // their histories say.
+  const api = patched('vm-build-local-api-calls') ? localApi : remoteApi;
   try {
     await phase({ status: 'Imaging' });
     // Registered first so that it runs last: a VM that booted with its setup key may still join NetBird until the
@@ -118,7 +123,9 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('uploading-snippet', 35, `uploading the cloud-init snippet to ${node}`);
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
-    const { snippetVolid, credentials } = await api.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+    // An activity even where the quick calls are local: an SFTP upload takes seconds, and while a local activity runs
+    // the workflow task stays open, so neither a status query nor a cancel would see the build in this stage.
+    const { snippetVolid, credentials } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
     const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
@@ -151,7 +158,9 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
     // The device group as the peer list showed it: the grant need not read it again. Activity arguments are not part of
     // what a replay compares, so this needs no patch.
-    const access = await api.grantVpnAccess({
+    // An activity too: the grant skips its policy lookup on a first attempt, and a local activity's attempts start
+    // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
+    const access = await remoteApi.grantVpnAccess({
       serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
     });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
