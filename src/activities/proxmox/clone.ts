@@ -105,7 +105,8 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
           if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, templateNode, err.pveMessage);
           throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`);
         }
-        const outcome = await taskOutcome(pve, upid, settings);
+        // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half.
+        const outcome = await taskOutcome(pve, upid, { ...settings, lagRatio: CLONE_POLL_LAG });
         if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
         return { vmid, node, templateVmid };
       }
@@ -126,6 +127,9 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
     },
   };
 }
+
+/** How late the end of a clone may be seen, as a share of its duration (see waitForTask's `lagRatio`). */
+const CLONE_POLL_LAG = 0.1;
 
 /** Proxmox refusing to clone across nodes or onto a storage (§4.8): the same call will be refused again. */
 const STORAGE_REFUSAL = /VM uses local storage|can't clone to non-shared storage|is not available on node|does not support vm images|storage '.*' does not exist/;

@@ -11,7 +11,7 @@ import { describe, type Subject } from './failures';
 export function taskOutcome(
   pve: PveClient,
   upid: string,
-  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>,
+  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & { lagRatio?: number },
   /** A preparatory task (a stop before a destroy) is heartbeated under its own key: a retry must not mistake it for the activity's own task. */
   as: 'upid' | 'preparatoryUpid' = 'upid',
 ): Promise<TaskOutcome> {
@@ -21,6 +21,7 @@ export function taskOutcome(
     signal: ctx.cancellationSignal,
     minPollMs: poll.pollMinMs,
     maxPollMs: poll.pollMaxMs,
+    ...(poll.lagRatio === undefined ? {} : { lagRatio: poll.lagRatio }),
     onPoll: () => ctx.heartbeat({ [as]: upid }),
   });
 }

@@ -17,6 +17,11 @@ export interface WaitOptions {
   onPoll?: (status: TaskStatus) => void;
   minPollMs?: number;
   maxPollMs?: number;
+  /**
+   * Instead of growing each pause by half, keep it at this share of how long the task has run (within min and max):
+   * the end of a task that holds something others wait for (a clone slot) is then seen at most that share late.
+   */
+  lagRatio?: number;
 }
 
 /** Success is `OK` or `WARNINGS: n` (UPID.pm status_is_error); anything else is the error text. */
@@ -29,8 +34,10 @@ export function isTaskSuccess(exitstatus: string | undefined): boolean {
  * are the caller's retry policy's business: they propagate, and the retried activity resumes waiting on the same UPID.
  */
 export async function waitForTask(pve: PveClient, upid: string, opts: WaitOptions = {}): Promise<TaskOutcome> {
-  let delay = opts.minPollMs ?? 100;
+  const minDelay = opts.minPollMs ?? 100;
   const maxDelay = opts.maxPollMs ?? 2_000;
+  const started = performance.now();
+  let delay = minDelay;
   for (;;) {
     const status = await pve.taskStatus(upid);
     opts.onPoll?.(status);
@@ -41,6 +48,7 @@ export async function waitForTask(pve: PveClient, upid: string, opts: WaitOption
       return { upid, ok, exitstatus, logTail };
     }
     await sleep(delay, undefined, { signal: opts.signal });
-    delay = Math.min(maxDelay, Math.round(delay * 1.5));
+    const grown = opts.lagRatio === undefined ? delay * 1.5 : Math.max(minDelay, (performance.now() - started) * opts.lagRatio);
+    delay = Math.min(maxDelay, Math.round(grown));
   }
 }
