@@ -105,8 +105,9 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
           if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, templateNode, err.pveMessage);
           throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`);
         }
-        // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half.
-        const outcome = await taskOutcome(pve, upid, { ...settings, lagRatio: CLONE_POLL_LAG });
+        // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half,
+        // and a short clone's within 100 ms.
+        const outcome = await taskOutcome(pve, upid, { ...settings, pollMinMs: Math.min(settings.pollMinMs, 100), lagRatio: CLONE_POLL_LAG });
         if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
         return { vmid, node, templateVmid };
       }
