@@ -29,7 +29,7 @@ import { waitFor } from '../test/support/waitFor';
 const OUT = resolve(process.env.HISTORIES_OUT ?? resolve(__dirname, '../test/histories'));
 /**
  * HISTORIES_ADD=1 records only the histories of the workflow types and paths added since the first recording
- * (clone slots, address pool, a build with a static address, a build with local activities) that are not on file
+ * (clone slots, address pool, a build with a static address, a build with local activities, a slot handover) that are not on file
  * yet, and keeps the older files: those are the proof that executions started by older workflow code still replay.
  */
 const ADD_ONLY = process.env.HISTORIES_ADD === '1';
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
       { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
       { files: ['vmBuild-local-api-calls'], record: localApiCalls },
+      { files: ['cloneSlots-handover'], record: slotHandover },
     ];
     for (const { files, record } of added) {
       if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
@@ -211,6 +212,21 @@ async function localApiCalls(h: WorkflowHarness): Promise<void> {
     await expectResult(handle, 'Completed');
   });
   await save(h, `vm-build-${serial}-1`, 'vmBuild-local-api-calls');
+}
+
+/** Two builds of one worker under one clone slot: the first hands its slot to the second (`handOverCloneSlot`). */
+async function slotHandover(h: WorkflowHarness): Promise<void> {
+  const taskQueue = 'rec-handover';
+  const world = await h.world({}, { PVE_CLONE_LIMIT_PER_STORAGE: '1' });
+  await h.withWorker(world, taskQueue, async () => {
+    const handles = await Promise.all(['VM-RP030', 'VM-RP031'].map((serial) => startRequest(h, serial, taskQueue)));
+    await Promise.all(handles.map((handle) => handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] })));
+    for (const handle of handles) await until(handle, 'Fulfilled');
+  });
+  const history = await h.env.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).fetchHistory();
+  const handedOver = history.events?.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'handOverCloneSlot');
+  if (!handedOver) throw new Error('no handOverCloneSlot in the slots workflow history: the second clone did not wait for the first');
+  await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-handover');
 }
 
 async function startRequest(h: WorkflowHarness, serial: string, taskQueue: string) {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { cloneSlotsQuery, cloneSlotsWorkflowId } from '../src/workflows/cloneSlotsMessages';
+import { cloneSlots, vmRequest } from '../src/workflows';
+import { acquireCloneSlotUpdate, cloneSlotsQuery, cloneSlotsWorkflowId, handOverCloneSlotUpdate } from '../src/workflows/cloneSlotsMessages';
 import { approveUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
 import { createLocalTemplate } from './support/localTemplate';
@@ -78,6 +78,40 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     const vms = world.pve.dump().vms.filter((v) => !v.template);
     assert.equal(vms.length, CLASS_SIZE, 'one VM per request');
     assert.ok(vms.every((v) => v.node === 'pve1'), 'all on the template node');
+  });
+
+  test('a slot handed over goes to the next clone only in its turn: an earlier ask from another worker comes first', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world();
+    const taskQueue = 'slots-handover';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const handle = await server.client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+      const ask = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 }, ttlMs: 600_000 });
+      const view = () => handle.query(cloneSlotsQuery);
+      try {
+        assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('a')] })).granted, true);
+        const otherWorker = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('other-worker')] });
+        await waitFor('the other worker\'s ask queued', async () => ((await view()).waiting.length === 1 ? true : undefined));
+
+        const first = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'a', next: ask('b') }] });
+        assert.equal(first.granted, false, 'the earlier ask is served first');
+        assert.equal((await otherWorker).granted, true);
+        assert.deepEqual((await view()).held.map((h) => h.holder), ['other-worker'], 'a released, the slot is the other worker\'s');
+        assert.deepEqual((await view()).waiting.map((w) => w.holder), ['b'], 'b keeps its place in the queue');
+
+        const bAsks = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('b')] });
+        const second = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'other-worker', next: ask('c') }] });
+        assert.equal(second.granted, false, 'b has waited longer than c');
+        assert.equal((await bAsks).granted, true, 'b\'s ask, made after its place was taken, is granted in that place');
+
+        const third = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'b', next: ask('c') }] });
+        assert.equal(third.granted, true, 'first in line, c gets the slot in the same step');
+        assert.deepEqual(await view(), { held: [{ holder: 'c', keys: ['storage/ceph'] }], waiting: [] });
+      } finally {
+        await handle.terminate();
+      }
+    }, server);
   });
 });
 

@@ -1,6 +1,6 @@
 import { HandlerUnfinishedPolicy } from '@temporalio/common';
 import { condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { acquireCloneSlotUpdate, cloneSlotsQuery, releaseCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from './cloneSlotsMessages';
+import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from './cloneSlotsMessages';
 
 export interface HeldSlot {
   holder: string;
@@ -78,6 +78,15 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
     // A caller cut off by continue-as-new asks the next run again.
     { unfinishedPolicy: HandlerUnfinishedPolicy.ABANDON },
   );
+  // A finished clone's slot and the next clone's ask in one step; first come, first served still decides.
+  setHandler(handOverCloneSlotUpdate, ({ from, next }) => {
+    acquisitions++;
+    held.delete(from);
+    withdrawn.delete(next.holder);
+    if (!held.has(next.holder) && !waiting.some((w) => w.holder === next.holder)) waiting.push({ ...next, since: Date.now() });
+    grant();
+    return { granted: held.has(next.holder) };
+  });
   setHandler(releaseCloneSlotSignal, ({ holder }) => {
     held.delete(holder);
     const i = waiting.findIndex((w) => w.holder === holder);

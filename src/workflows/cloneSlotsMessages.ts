@@ -23,6 +23,11 @@ export interface CloneSlotsView {
 
 /** Completes once the slot is the holder's (`granted`), or with `granted: false` when it was withdrawn while waiting. */
 export const acquireCloneSlotUpdate = defineUpdate<{ granted: boolean; waitedMs: number }, [CloneSlotRequest]>('acquireCloneSlot');
+/**
+ * Frees `from`'s slot and asks for one for `next` in the same workflow task, where a release and an ask took two:
+ * answers at once whether `next` was granted; if not, `next` keeps its place in the queue and asks as usual.
+ */
+export const handOverCloneSlotUpdate = defineUpdate<{ granted: boolean }, [{ from: string; next: CloneSlotRequest }]>('handOverCloneSlot');
 /** Frees a held slot, or withdraws a waiting request. Unknown holders are ignored. */
 export const releaseCloneSlotSignal = defineSignal<[{ holder: string }]>('releaseCloneSlot');
 export const cloneSlotsQuery = defineQuery<CloneSlotsView>('cloneSlots');

@@ -2,8 +2,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../../errors';
-import { LocalCloneGate } from './localCloneGate';
-import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
+import { LocalCloneGate, type GateEntry } from './localCloneGate';
+import { acquireCloneSlotUpdate, handOverCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
 
 export interface CloneLimits {
   /** Clones at once per node; 0: unlimited. */
@@ -41,39 +41,48 @@ export function cloneSlotKeys(load: CloneLoad, limits: CloneLimits): Pick<CloneS
 
 /**
  * Runs `clone` while holding a clone slot for its node and storages (see the cloneSlots workflow). Waits first for
- * room in this process (LocalCloneGate), then asks the workflow; heartbeats while it waits, withdraws when the
- * activity is cancelled, and releases once `clone` has settled. A worker crash in between leaves the slot held until
- * the retried activity (same holder) takes it back or it expires.
+ * room in this process (LocalCloneGate), then asks the workflow, unless the clone before it handed it its slot;
+ * heartbeats while it waits, withdraws when the activity is cancelled, and releases (or hands over) once `clone` has
+ * settled. A worker crash in between leaves the slot held until the retried activity (same holder) takes it back or
+ * it expires.
  */
-export async function withCloneSlot<T>(
-  client: Client,
-  request: { holder: string; keys: string[]; limits: Record<string, number> },
-  clone: () => Promise<T>,
-): Promise<T> {
+export async function withCloneSlot<T>(client: Client, request: SlotRequest, clone: () => Promise<T>): Promise<T> {
   if (request.keys.length === 0) return clone();
   const ctx = Context.current();
   const taskQueue = ctx.info.taskQueue;
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-  let leaveGate: () => void;
+  let entry: GateEntry<SlotRequest>;
   try {
-    leaveGate = await localGate(client, taskQueue).enter(request.keys, request.limits, ctx.cancellationSignal);
+    entry = await localGate(client, taskQueue).enter(request.keys, request.limits, ctx.cancellationSignal, request);
   } catch (err) {
     clearInterval(beat);
     throw err;
   }
   /**
-   * Gives the slot back, and this process's place to its next clone at once rather than after the release is
-   * through: that clone's ask and this release then reach the slots workflow together and are often settled in one
-   * workflow task, where one after the other took two. The workflow, not this gate, enforces the limits.
+   * Gives the slot back. When this process admits another clone in this one's place, the release and that clone's
+   * ask go to the slots workflow as one Update, settled in one workflow task where a Signal and an Update took two;
+   * the workflow still serves first come, first served, and a clone it does not grant asks as usual.
    */
-  const releasing = () => {
-    const released = releaseCloneSlot(client, request.holder);
-    leaveGate();
-    return released;
+  const releasing = async () => {
+    const [next, ...others] = entry.leaveHandingOver();
+    for (const other of others) other.hand(false);
+    if (!next) return releaseCloneSlot(client, request.holder);
+    try {
+      next.hand(await handOverCloneSlot(client, taskQueue, request.holder, next.request));
+    } catch (err) {
+      // Whether it landed is unknown: the next clone asks (a slot it was given is found by its holder), and this one
+      // releases, which is harmless if the handover did land.
+      next.hand(false);
+      await releaseCloneSlot(client, request.holder);
+    }
   };
   try {
     try {
-      await acquireCloneSlot(client, taskQueue, request);
+      if (!(await entry.handed)) await acquireCloneSlot(client, taskQueue, request);
+      else if (ctx.cancellationSignal.aborted) {
+        await releaseCloneSlot(client, request.holder).catch(() => undefined);
+        ctx.cancellationSignal.throwIfAborted();
+      }
     } finally {
       clearInterval(beat);
     }
@@ -90,8 +99,16 @@ export async function withCloneSlot<T>(
     await releasing();
     return cloned;
   } finally {
-    leaveGate();
+    entry.leave();
   }
+}
+
+type SlotRequest = { holder: string; keys: string[]; limits: Record<string, number> };
+
+async function handOverCloneSlot(client: Client, taskQueue: string, from: string, next: SlotRequest): Promise<boolean> {
+  const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+  const answer = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from, next: { ...next, ttlMs: SLOT_TTL_MS } }] });
+  return answer.granted;
 }
 
 /** Asks the slots workflow until it grants `request` (or the activity is cancelled: the ask is then withdrawn). */
@@ -99,8 +116,10 @@ async function acquireCloneSlot(client: Client, taskQueue: string, request: { ho
   const ctx = Context.current();
   const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
   for (let failed = 0; ; ) {
-    ctx.cancellationSignal.throwIfAborted();
     try {
+      // Inside the try: a clone cancelled before it asked may still have a place in the queue (a handover put it
+      // there), and the catch withdraws it.
+      ctx.cancellationSignal.throwIfAborted();
       const answer = await Promise.race([handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...request, ttlMs: SLOT_TTL_MS }] }), ctx.cancelled]);
       if (answer.granted) return;
     } catch (err) {
@@ -125,10 +144,10 @@ async function acquireCloneSlot(client: Client, taskQueue: string, request: { ho
   }
 }
 
-const gates = new WeakMap<Client, Map<string, LocalCloneGate>>();
+const gates = new WeakMap<Client, Map<string, LocalCloneGate<SlotRequest>>>();
 
 /** One gate per client and task queue: what one worker process asks of one slots workflow. */
-function localGate(client: Client, taskQueue: string): LocalCloneGate {
+function localGate(client: Client, taskQueue: string): LocalCloneGate<SlotRequest> {
   let perQueue = gates.get(client);
   if (!perQueue) gates.set(client, (perQueue = new Map()));
   let gate = perQueue.get(taskQueue);

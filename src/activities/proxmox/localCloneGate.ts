@@ -8,23 +8,32 @@
  * enough for Temporal to drop the speculative tasks the Updates ride on ("Workflow task not found"), evict the
  * workflow and replay its whole history: every slot turn then took seconds. Waiting in memory costs nothing, and a
  * worker that dies loses only its own queue (its activities are retried and queue again).
+ *
+ * A clone that leaves may hand its slot to a clone admitted in its place (`leaveHandingOver`): that clone's `handed`
+ * then says whether the workflow granted it the slot in the same step, so that it need not ask.
  */
-export class LocalCloneGate {
+export class LocalCloneGate<R> {
   private readonly inUse = new Map<string, number>();
-  private readonly waiting: Array<{ keys: string[]; limits: Record<string, number>; admit: () => void }> = [];
+  private readonly waiting: Array<Waiter<R>> = [];
+  /** The waiters admitted by the leave under way; collected by `leaveHandingOver`. */
+  private admittedNow: Array<Waiter<R>> = [];
 
-  /** Resolves once this process has room for a clone with `keys`; call the returned function when it is over. */
-  async enter(keys: string[], limits: Record<string, number>, signal: AbortSignal): Promise<() => void> {
+  /** Resolves once this process has room for a clone with `keys`; leave when it is over. */
+  async enter(keys: string[], limits: Record<string, number>, signal: AbortSignal, request: R): Promise<GateEntry<R>> {
     signal.throwIfAborted();
+    let tellHanded!: (granted: boolean) => void;
+    const handed = new Promise<boolean>((resolve) => (tellHanded = resolve));
     await new Promise<void>((resolve, reject) => {
-      const entry = { keys, limits, admit: resolve };
-      this.waiting.push(entry);
+      const waiter: Waiter<R> = { keys, limits, request, admit: resolve, tellHanded };
+      this.waiting.push(waiter);
       this.admit();
-      if (!this.waiting.includes(entry)) return;
+      // Admitted here, not by a clone leaving: nobody hands them anything.
+      for (const w of this.admittedNow.splice(0)) w.tellHanded(false);
+      if (!this.waiting.includes(waiter)) return;
       signal.addEventListener(
         'abort',
         () => {
-          const i = this.waiting.indexOf(entry);
+          const i = this.waiting.indexOf(waiter);
           if (i < 0) return; // admitted meanwhile: the caller leaves as usual
           this.waiting.splice(i, 1);
           reject(signal.reason);
@@ -33,11 +42,22 @@ export class LocalCloneGate {
       );
     });
     let left = false;
-    return () => {
-      if (left) return;
+    const leave = (): Array<Handover<R>> => {
+      if (left) return [];
       left = true;
       for (const key of keys) this.inUse.set(key, (this.inUse.get(key) ?? 1) - 1);
+      this.admittedNow = [];
       this.admit();
+      const admitted = this.admittedNow;
+      this.admittedNow = [];
+      return admitted.map((w) => ({ request: w.request, hand: w.tellHanded }));
+    };
+    return {
+      handed,
+      leave: () => {
+        for (const next of leave()) next.hand(false);
+      },
+      leaveHandingOver: leave,
     };
   }
 
@@ -48,8 +68,31 @@ export class LocalCloneGate {
       if (w.keys.every((key) => (this.inUse.get(key) ?? 0) < (w.limits[key] ?? Number.POSITIVE_INFINITY))) {
         for (const key of w.keys) this.inUse.set(key, (this.inUse.get(key) ?? 0) + 1);
         this.waiting.splice(i, 1);
+        this.admittedNow.push(w);
         w.admit();
       } else i++;
     }
   }
+}
+
+export interface GateEntry<R> {
+  /** Whether the clone that left before this one handed it its slot (granted by the workflow): then it need not ask. */
+  handed: Promise<boolean>;
+  /** Leaves; the clones admitted in its place ask for their slots themselves. Idempotent. */
+  leave(): void;
+  /** Leaves and returns the clones admitted in its place: the caller tells each whether it handed it its slot. */
+  leaveHandingOver(): Array<Handover<R>>;
+}
+
+export interface Handover<R> {
+  request: R;
+  hand(granted: boolean): void;
+}
+
+interface Waiter<R> {
+  keys: string[];
+  limits: Record<string, number>;
+  request: R;
+  admit: () => void;
+  tellHanded: (granted: boolean) => void;
 }
