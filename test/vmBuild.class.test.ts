@@ -5,6 +5,8 @@ import { cloneSlots, vmRequest } from '../src/workflows';
 import { acquireCloneSlotUpdate, cloneSlotsQuery, cloneSlotsWorkflowId, handOverCloneSlotUpdate } from '../src/workflows/cloneSlotsMessages';
 import { approveUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { withCloneSlot } from '../src/activities/proxmox/cloneSlot';
 import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
@@ -113,6 +115,32 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
       }
     }, server);
   });
+
+  test('a retried clone that still holds its slot gets through, not queued behind clones waiting for that slot', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world();
+    const taskQueue = 'slots-retry';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const client = server.client;
+      const handle = await client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+      const slot = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 } });
+      try {
+        // The slot of a clone whose worker died mid-clone: still held.
+        assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...slot('crashed'), ttlMs: 600_000 }] })).granted, true);
+        // A new clone in this worker takes this process's one place and waits for that slot.
+        const waiting = new MockActivityEnvironment({ attempt: 1, taskQueue }).run(() => withCloneSlot(client, slot('waiting'), async () => 'waiting cloned'));
+        await waitFor('the new clone queued in the workflow', async () => ((await handle.query(cloneSlotsQuery)).waiting.length === 1 ? true : undefined));
+        // The crashed clone's retry, in this worker: it must take its slot back and release it.
+        const retried = new MockActivityEnvironment({ attempt: 2, taskQueue }).run(() => withCloneSlot(client, slot('crashed'), async () => 'crashed cloned'));
+        assert.equal(await withTimeout(retried, 30_000, 'the retried clone waited behind the clone waiting for its slot'), 'crashed cloned');
+        assert.equal(await withTimeout(waiting, 30_000, 'the waiting clone never got the released slot'), 'waiting cloned');
+        assert.deepEqual(await handle.query(cloneSlotsQuery), { held: [], waiting: [] });
+      } finally {
+        await handle.terminate();
+      }
+    }, server);
+  });
 });
 
 /** Clone tasks that failed because a disk allocation gave up on the template storage's lock. */
@@ -133,4 +161,10 @@ function watchPeakClones(world: SimulatedWorld) {
     },
     stop: () => clearInterval(timer),
   };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

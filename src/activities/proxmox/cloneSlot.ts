@@ -53,7 +53,10 @@ export async function withCloneSlot<T>(client: Client, request: SlotRequest, clo
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   let entry: GateEntry<SlotRequest>;
   try {
-    entry = await localGate(client, taskQueue).enter(request.keys, request.limits, ctx.cancellationSignal, request);
+    // A retried clone may still hold its slot (its worker died holding it): queued in this process behind clones that
+    // wait for that very slot, it would never get to release it. It asks the workflow at once, which finds its slot
+    // by holder or queues it there.
+    entry = ctx.info.attempt > 1 ? unqueued() : await localGate(client, taskQueue).enter(request.keys, request.limits, ctx.cancellationSignal, request);
   } catch (err) {
     clearInterval(beat);
     throw err;
@@ -104,6 +107,11 @@ export async function withCloneSlot<T>(client: Client, request: SlotRequest, clo
 }
 
 type SlotRequest = { holder: string; keys: string[]; limits: Record<string, number> };
+
+/** A place outside this process's queue: nothing handed to it, nothing to hand on. */
+function unqueued(): GateEntry<SlotRequest> {
+  return { handed: Promise.resolve(false), leave() {}, leaveHandingOver: () => [] };
+}
 
 async function handOverCloneSlot(client: Client, taskQueue: string, from: string, next: SlotRequest): Promise<boolean> {
   const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
