@@ -65,14 +65,7 @@ async function main(): Promise<void> {
 /** approve → fulfilled → complete: vmRequest with its vmBuild and vmCompletion children. */
 async function happyPath(h: WorkflowHarness): Promise<void> {
   const serial = 'VM-RP001';
-  const world = await h.world();
-  await h.withWorker(world, `rec-${serial}`, async () => {
-    const handle = await startRequest(h, serial, `rec-${serial}`);
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    await until(handle, 'Fulfilled');
-    await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
-    await expectResult(handle, 'Completed');
-  });
+  await wholeLifecycle(h, serial);
   await save(h, `vm-request-${serial}`, 'vmRequest-happy-path');
   await save(h, `vm-build-${serial}-1`, 'vmBuild-completed');
   await save(h, `vm-completion-${serial}`, 'vmCompletion-completed');
@@ -203,6 +196,12 @@ async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
 /** A build since its quick calls became local activities (`vm-build-local-api-calls`): markers, not activity events. */
 async function localApiCalls(h: WorkflowHarness): Promise<void> {
   const serial = 'VM-RP020';
+  await wholeLifecycle(h, serial);
+  await save(h, `vm-build-${serial}-1`, 'vmBuild-local-api-calls');
+}
+
+/** One request approved, fulfilled and completed on its own task queue and a fresh world. */
+async function wholeLifecycle(h: WorkflowHarness, serial: string): Promise<void> {
   const world = await h.world();
   await h.withWorker(world, `rec-${serial}`, async () => {
     const handle = await startRequest(h, serial, `rec-${serial}`);
@@ -211,7 +210,6 @@ async function localApiCalls(h: WorkflowHarness): Promise<void> {
     await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
     await expectResult(handle, 'Completed');
   });
-  await save(h, `vm-build-${serial}-1`, 'vmBuild-local-api-calls');
 }
 
 /** Two builds of one worker under one clone slot: the first hands its slot to the second (`handOverCloneSlot`). */
