@@ -72,7 +72,7 @@ export async function withCloneSlot<T>(client: Client, request: SlotRequest, clo
     if (!next) return releaseCloneSlot(client, request.holder);
     try {
       next.hand(await handOverCloneSlot(client, taskQueue, request.holder, next.request));
-    } catch (err) {
+    } catch {
       // Whether it landed is unknown: the next clone asks (a slot it was given is found by its holder), and this one
       // releases, which is harmless if the handover did land.
       next.hand(false);
