@@ -8,7 +8,7 @@ import { vpnObjectNames, vpnObjectsOf } from '../src/domain/vpnObjects';
 import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { NetbirdApiError, NetbirdClient, type PolicyRequest } from '../src/clients/netbird';
-import { deviceNames } from '../src/domain/deviceRequest';
+import { deviceNames } from '../src/domain/deviceNames';
 import { ErrorType } from '../src/errors';
 import {
   createNetbirdSimulator,

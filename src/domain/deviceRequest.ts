@@ -39,20 +39,3 @@ export const deviceRequestSchema = z
   });
 
 export type DeviceRequest = z.infer<typeof deviceRequestSchema>;
-
-/** The names pveflow gives what it creates for a request: findable again after any crash. */
-export function deviceNames(serial: string, name: string) {
-  const slug = serial.toLowerCase();
-  return {
-    /** VM name in Proxmox, cloud-init hostname and NetBird peer name. */
-    hostname: `${name}-${slug}`,
-    snippetFile: `pveflow-${slug}-user-data.yaml`,
-    deviceGroup: `device-${serial}`,
-    consultantsGroup: `consultants-${serial}`,
-    policy: `pveflow-${serial}-consultants-to-device`,
-    setupKey: `pveflow-${serial}`,
-    /** First line of the VM description: the ownership marker checked before adopting or destroying a VM. */
-    marker: `pveflow:serial=${serial}`,
-    tag: slug,
-  };
-}

@@ -21,15 +21,4 @@ export const requestPolicySchema = z.object({
 
 export type RequestPolicy = z.infer<typeof requestPolicySchema>;
 
-export const defaultRequestPolicy: RequestPolicy = { pendingExpiryHours: 72, maxLeaseDays: 90, endNoticeHours: 24 };
-
-/** Whether the policy approves this request without an admin, and why. */
-export function autoApprovalReason(policy: RequestPolicy, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
-  const a = policy.autoApprove;
-  if (!a) return undefined;
-  if (a.orgs.includes(r.org)) return `auto-approved: org ${r.org} is trusted`;
-  if (a.maxCores > 0 && a.maxMemoryMiB > 0 && r.cores <= a.maxCores && r.memoryMiB <= a.maxMemoryMiB) {
-    return `auto-approved: ${r.cores} cores / ${r.memoryMiB} MiB is within ${a.maxCores} cores / ${a.maxMemoryMiB} MiB`;
-  }
-  return undefined;
-}
+export { autoApprovalReason, defaultRequestPolicy } from './requestPolicyRules';

@@ -1,4 +1,4 @@
-import { deviceNames } from './deviceRequest';
+import { deviceNames } from './deviceNames';
 
 /**
  * The NetBird objects one request can own, named the way an operator finds them in NetBird's dashboard. Pure (no

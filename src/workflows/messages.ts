@@ -1,25 +1,27 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { z } from 'zod';
 import type { GuestCredentials } from '../domain/guestCredentials';
 import type { BuildPhase, BuildTask, RequestRecord, VmDrift } from './types';
 
 /**
  * The messages of pveflow's workflows, defined once with stable names. The API imports these (and workflow types),
- * never workflow code. Update arguments are zod schemas: validators parse them synchronously.
+ * never workflow code. The update validators that check these arguments are in `updateArguments.ts`.
  */
 
-export const actorSchema = z.object({ by: z.string().min(1).max(200), note: z.string().max(2000).optional() });
-export type Actor = z.infer<typeof actorSchema>;
+/** Who acts on a request (an admin, a consultant, an operator in Temporal UI), and why. */
+export interface Actor {
+  by: string;
+  note?: string;
+}
 
-export const extendSchema = z.object({
-  by: z.string().min(1).max(200),
-  newEnd: z.iso.datetime({ offset: true }),
-  note: z.string().max(2000).optional(),
-});
-export type Extension = z.infer<typeof extendSchema>;
+export interface Extension extends Actor {
+  /** ISO 8601 date-time with an offset (`Z` or `+hh:mm`). */
+  newEnd: string;
+}
 
-export const rejectSchema = z.object({ by: z.string().min(1).max(200), reason: z.string().min(1).max(2000) });
-export type Rejection = z.infer<typeof rejectSchema>;
+export interface Rejection {
+  by: string;
+  reason: string;
+}
 
 /** Answer of every request-changing update: the status it left the request in. */
 export interface UpdateResult {

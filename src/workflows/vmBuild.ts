@@ -13,7 +13,7 @@ import {
   type ActivityFailure,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { deviceNames } from '../domain/deviceRequest';
+import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from './messages';

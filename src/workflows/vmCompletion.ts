@@ -1,7 +1,7 @@
 import { log, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
-import { deviceNames } from '../domain/deviceRequest';
+import { deviceNames } from '../domain/deviceNames';
 import { cleanup, proxmoxTask } from './activityOptions';
 import { SerialKey } from './searchAttributes';
 import type { VmCompletionInput, VmCompletionResult } from './types';

@@ -14,21 +14,18 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { deviceNames } from '../domain/deviceRequest';
+import { deviceNames } from '../domain/deviceNames';
 import type { GuestCredentials } from '../domain/guestCredentials';
-import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicy';
+import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicyRules';
 import { apiCall } from './activityOptions';
 import {
-  actorSchema,
   approveUpdate,
   buildPhaseSignal,
   buildReportSignal,
   cancelUpdate,
   completeUpdate,
-  extendSchema,
   extendUpdate,
   rebuildUpdate,
-  rejectSchema,
   rejectUpdate,
   revealCredentialsUpdate,
   statusQuery,
@@ -38,6 +35,7 @@ import {
 import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from './searchAttributes';
 import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
 import { vmBuild } from './vmBuild';
+import { parseActor, parseExtension, parseRejection } from './updateArguments';
 import { vmCompletion } from './vmCompletion';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
@@ -111,7 +109,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
     validator: (actor) => {
-      actorSchema.parse(actor);
+      parseActor('approve', actor);
       refuse('approve', ['Pending']);
     },
   });
@@ -123,7 +121,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
     validator: (rejection) => {
-      rejectSchema.parse(rejection);
+      parseRejection('reject', rejection);
       refuse('reject', ['Pending']);
     },
   });
@@ -136,7 +134,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
     validator: (actor) => {
-      actorSchema.parse(actor);
+      parseActor('rebuild', actor);
       refuse('rebuild', ['Failed', 'Cancelled']);
       if (rebuildRequested) throw new Error(`a rebuild of ${serial} is already queued`);
     },
@@ -150,7 +148,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
     validator: (actor) => {
-      actorSchema.parse(actor);
+      parseActor('complete', actor);
       refuse('complete', ['Approved', 'Fulfilled', 'Failed', 'Cancelled']);
       if (completeRequested) throw new Error(`completion of ${serial} is already under way`);
     },
@@ -165,7 +163,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
       validator: (actor) => {
-        actorSchema.parse(actor);
+        parseActor('cancel', actor);
         refuse('cancel', ['Approved', ...BUILDING]);
         if (cancelRequested) throw new Error(`a cancel of ${serial} is already under way`);
       },
@@ -182,7 +180,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     },
     {
       validator: (ext) => {
-        const { newEnd } = extendSchema.parse(ext);
+        const { newEnd } = parseExtension('extend', ext);
         refuse('extend', ['Pending', 'Approved', ...BUILDING, 'Fulfilled']);
         const end = Date.parse(newEnd);
         const start = Date.parse(record.request.period.start);

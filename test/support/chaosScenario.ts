@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { STANDING_GROUP_PREFIX, standingGroupName } from '../../src/activities/netbird/standingGroups';
-import { deviceNames } from '../../src/domain/deviceRequest';
+import { deviceNames } from '../../src/domain/deviceNames';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import type { NetbirdRateLimit } from '../../src/simulators/netbird/faults';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';

@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NetbirdGroup, NetbirdPolicy, NetbirdUser } from '../../clients/netbird';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { isFinalRefusal, netbirdFailure, step } from './failures';

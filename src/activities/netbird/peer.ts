@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetbirdApiError } from '../../clients/netbird';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { isFinalRefusal, netbirdFailure } from './failures';

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome, type VmConfig } from '../../clients/pve';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { cloneSlotHolder, cloneSlotKeys, releaseCloneSlot, withCloneSlot } from './cloneSlot';

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { PveApiError } from '../../clients/pve';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { releaseStaticAddress } from './addressLease';

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { SftpClient, SftpError } from '../../clients/sftp';
 import { ApplicationFailure } from '@temporalio/activity';
-import { deviceNames } from '../../domain/deviceRequest';
+import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { step } from '../netbird/failures';
