@@ -46,8 +46,9 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
         return cloned;
       };
 
-      // A retry after a worker crash waits for the clone already running; one that failed is why we retry: start anew.
-      if ((await earlierTask(pve, settings))?.ok) return slotReleased({ vmid, node, templateVmid });
+      // A retry after a worker crash waits for the clone already running (through a cancel, as below); one that failed is
+      // why we retry: start anew.
+      if ((await earlierTask(pve, { ...settings, outlastCancel: true }))?.ok) return slotReleased({ vmid, node, templateVmid });
 
       let resources: ClusterResource[];
       try {
@@ -106,8 +107,11 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
           throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`);
         }
         // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half,
-        // and a short clone's within 100 ms.
-        const outcome = await taskOutcome(pve, upid, { ...settings, pollMinMs: Math.min(settings.pollMinMs, 100), lagRatio: CLONE_POLL_LAG });
+        // and a short clone's within 100 ms. A cancelled build waits for the clone to end: Proxmox adds the VM to the
+        // pool only then, and until it does the undo's pool-scoped token cannot see (or destroy) it.
+        const outcome = await taskOutcome(pve, upid, {
+          ...settings, pollMinMs: Math.min(settings.pollMinMs, 100), lagRatio: CLONE_POLL_LAG, outlastCancel: true,
+        });
         if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
         return { vmid, node, templateVmid };
       }

@@ -1,4 +1,4 @@
-import { Context, ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { classifyText, waitForTask, type PveClient, type TaskOutcome } from '../../clients/pve';
 import { ErrorType } from '../../errors';
 import type { ActivitySettings } from '../deps';
@@ -11,19 +11,41 @@ import { describe, type Subject } from './failures';
 export function taskOutcome(
   pve: PveClient,
   upid: string,
-  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & { lagRatio?: number },
+  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & {
+    lagRatio?: number;
+    /**
+     * Keep waiting when the build is cancelled (a worker shutting down still stops the wait): for a task whose undo can
+     * only find what it made once the task has ended.
+     */
+    outlastCancel?: boolean;
+  },
   /** A preparatory task (a stop before a destroy) is heartbeated under its own key: a retry must not mistake it for the activity's own task. */
   as: 'upid' | 'preparatoryUpid' = 'upid',
 ): Promise<TaskOutcome> {
   const ctx = Context.current();
   ctx.heartbeat({ [as]: upid });
   return waitForTask(pve, upid, {
-    signal: ctx.cancellationSignal,
+    signal: poll.outlastCancel ? stopUnlessCancelled(ctx.cancellationSignal) : ctx.cancellationSignal,
     minPollMs: poll.pollMinMs,
     maxPollMs: poll.pollMaxMs,
     ...(poll.lagRatio === undefined ? {} : { lagRatio: poll.lagRatio }),
     onPoll: () => ctx.heartbeat({ [as]: upid }),
   });
+}
+
+/**
+ * The activity's cancellation signal without an operator's cancel: it still fires when the worker shuts down or the
+ * server no longer knows the attempt (timed out, reset, paused), where a retry resumes on the heartbeated UPID.
+ */
+function stopUnlessCancelled(activitySignal: AbortSignal): AbortSignal {
+  const stop = new AbortController();
+  const forward = () => {
+    const reason: unknown = activitySignal.reason;
+    if (!(reason instanceof CancelledFailure && reason.message === 'CANCELLED')) stop.abort(reason);
+  };
+  if (activitySignal.aborted) forward();
+  else activitySignal.addEventListener('abort', forward, { once: true });
+  return stop.signal;
 }
 
 /** A failed task as a failure naming what Proxmox logged: lock timeouts stay retryable, the rest is for an operator. */
@@ -54,7 +76,7 @@ export function resumedUpid(): string | undefined {
  * a worker crash never starts a second one. `ok` means that task did the work; a failed one is why this attempt
  * runs at all, so the caller starts anew; undefined means there was none.
  */
-export async function earlierTask(pve: PveClient, poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'>): Promise<TaskOutcome | undefined> {
+export async function earlierTask(pve: PveClient, poll: Parameters<typeof taskOutcome>[2]): Promise<TaskOutcome | undefined> {
   const upid = resumedUpid();
   return upid ? taskOutcome(pve, upid, poll) : undefined;
 }
