@@ -36,7 +36,7 @@ const LOG_LINES_KEPT = 200;
  * creates something registers its undo first; a failure or a cancel runs the undos, newest first, in a scope that
  * cannot be cancelled, and what could not be undone is named on the failure for an operator.
  */
-export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBuildResult> {
+export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuildInput): Promise<VmBuildResult> {
   const { serial } = request;
   const names = deviceNames(serial, request.name);
   const build: BuildTask = {
@@ -72,12 +72,12 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     await requestHandle?.signal(buildPhaseSignal, { attempt, ...p });
   };
 
-  upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: 'started' }]);
+  upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: requestMarkedImaging ? 'Imaging' : 'started' }]);
   // The quick calls (placement, VMID, HA) run as local activities; builds started before run them as activities, as
   // their histories say.
   const api = patched('vm-build-local-api-calls') ? localApi : remoteApi;
   try {
-    await phase({ status: 'Imaging' });
+    if (!requestMarkedImaging) await phase({ status: 'Imaging' });
     // Registered first so that it runs last: a VM that booted with its setup key may still join NetBird until the
     // VM is gone, so NetBird is cleaned only after the VM is destroyed. Harmless when nothing was made.
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
