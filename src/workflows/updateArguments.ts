@@ -4,7 +4,7 @@ import type { Actor, Extension, Rejection } from './messages';
  * The update validators' checks of their arguments. The API parses every body with zod before it sends an update;
  * these catch what reaches a workflow another way (Temporal UI, the CLI, a script). Written by hand because zod would
  * join the workflow bundle, whose modules the SDK evaluates once for every workflow it starts or replays: zod and its
- * schemas cost ≈ 16 ms of the workflow thread each time, measured (docs/performance.md).
+ * schemas cost ≈ 12 ms of the workflow thread each time, measured (docs/performance.md).
  */
 
 const ISO_DATE_TIME_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
