@@ -35,8 +35,8 @@ import {
 } from './messages';
 import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from './searchAttributes';
 import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
-import { vmBuild } from './vmBuild';
 import { parseActor, parseExtension, parseRejection } from './updateArguments';
+import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
