@@ -52,6 +52,11 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
       } else i++;
     }
   };
+  /** One place in the queue per holder: an ask cut off (worker restart, continue-as-new) is asked again. */
+  const enqueue = (request: CloneSlotRequest) => {
+    withdrawn.delete(request.holder);
+    if (!held.has(request.holder) && !waiting.some((w) => w.holder === request.holder)) waiting.push({ ...request, since: Date.now() });
+  };
   const expire = () => {
     for (const [holder, h] of held) if (h.expiresAt <= Date.now()) held.delete(holder);
   };
@@ -67,9 +72,7 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
         return { granted: true, waitedMs: 0 };
       }
       const since = Date.now();
-      withdrawn.delete(request.holder);
-      // An ask cut off (worker restart, continue-as-new) is asked again: one place in the queue per holder.
-      if (!waiting.some((w) => w.holder === request.holder)) waiting.push({ ...request, since });
+      enqueue(request);
       grant();
       await condition(() => held.has(request.holder) || withdrawn.has(request.holder));
       withdrawn.delete(request.holder);
@@ -82,8 +85,7 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
   setHandler(handOverCloneSlotUpdate, ({ from, next }) => {
     acquisitions++;
     held.delete(from);
-    withdrawn.delete(next.holder);
-    if (!held.has(next.holder) && !waiting.some((w) => w.holder === next.holder)) waiting.push({ ...next, since: Date.now() });
+    enqueue(next);
     grant();
     return { granted: held.has(next.holder) };
   });
