@@ -3,7 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../../errors';
 import { LocalCloneGate, type GateEntry } from './localCloneGate';
-import { acquireCloneSlotUpdate, handOverCloneSlotUpdate, cloneSlotsWorkflowId, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
+import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
 
 export interface CloneLimits {
   /** Clones at once per node; 0: unlimited. */
@@ -38,6 +38,9 @@ export function cloneSlotKeys(load: CloneLoad, limits: CloneLimits): Pick<CloneS
   const unique = new Map(keyed);
   return { keys: [...unique.keys()], limits: Object.fromEntries(unique) };
 }
+
+/** A clone's ask as this process makes it: how long the slot lasts unreleased is this module's to say (SLOT_TTL_MS). */
+type SlotRequest = Omit<CloneSlotRequest, 'ttlMs'>;
 
 /**
  * Runs `clone` while holding a clone slot for its node and storages (see the cloneSlots workflow). Waits first for
@@ -106,8 +109,6 @@ export async function withCloneSlot<T>(client: Client, request: SlotRequest, clo
   }
 }
 
-type SlotRequest = { holder: string; keys: string[]; limits: Record<string, number> };
-
 /** A place outside this process's queue: nothing handed to it, nothing to hand on. */
 function unqueued(): GateEntry<SlotRequest> {
   return { handed: Promise.resolve(false), leave() {}, leaveHandingOver: () => [] };
@@ -120,7 +121,7 @@ async function handOverCloneSlot(client: Client, taskQueue: string, from: string
 }
 
 /** Asks the slots workflow until it grants `request` (or the activity is cancelled: the ask is then withdrawn). */
-async function acquireCloneSlot(client: Client, taskQueue: string, request: { holder: string; keys: string[]; limits: Record<string, number> }): Promise<void> {
+async function acquireCloneSlot(client: Client, taskQueue: string, request: SlotRequest): Promise<void> {
   const ctx = Context.current();
   const handle = client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
   for (let failed = 0; ; ) {

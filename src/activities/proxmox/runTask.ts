@@ -4,6 +4,16 @@ import { ErrorType } from '../../errors';
 import type { ActivitySettings } from '../deps';
 import { describe, type Subject } from './failures';
 
+/** How a task is waited for. */
+export type TaskPolling = Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & {
+  lagRatio?: number;
+  /**
+   * Keep waiting when the build is cancelled (a worker shutting down still stops the wait): for a task whose undo can
+   * only find what it made once the task has ended.
+   */
+  outlastCancel?: boolean;
+};
+
 /**
  * Waits for a Proxmox task while heartbeating its UPID, so that a retry after a worker crash waits on the same
  * task instead of starting a second one.
@@ -11,14 +21,7 @@ import { describe, type Subject } from './failures';
 export function taskOutcome(
   pve: PveClient,
   upid: string,
-  poll: Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & {
-    lagRatio?: number;
-    /**
-     * Keep waiting when the build is cancelled (a worker shutting down still stops the wait): for a task whose undo can
-     * only find what it made once the task has ended.
-     */
-    outlastCancel?: boolean;
-  },
+  poll: TaskPolling,
   /** A preparatory task (a stop before a destroy) is heartbeated under its own key: a retry must not mistake it for the activity's own task. */
   as: 'upid' | 'preparatoryUpid' = 'upid',
 ): Promise<TaskOutcome> {
@@ -76,7 +79,7 @@ export function resumedUpid(): string | undefined {
  * a worker crash never starts a second one. `ok` means that task did the work; a failed one is why this attempt
  * runs at all, so the caller starts anew; undefined means there was none.
  */
-export async function earlierTask(pve: PveClient, poll: Parameters<typeof taskOutcome>[2]): Promise<TaskOutcome | undefined> {
+export async function earlierTask(pve: PveClient, poll: TaskPolling): Promise<TaskOutcome | undefined> {
   const upid = resumedUpid();
   return upid ? taskOutcome(pve, upid, poll) : undefined;
 }
