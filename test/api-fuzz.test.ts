@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
 import { signWebhook } from '../src/api/webhookSignature';
-import { defaultRequestPolicy } from '../src/domain/requestPolicy';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 import { validRequestBody } from './support/requests';

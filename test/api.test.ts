@@ -14,7 +14,7 @@ import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/a
 import { serialForDelivery } from '../src/api/serials';
 import { signWebhook } from '../src/api/webhookSignature';
 import { loadConfig } from '../src/config';
-import { defaultRequestPolicy } from '../src/domain/requestPolicy';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { referencePath } from '../src/reference';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';

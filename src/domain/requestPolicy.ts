@@ -20,5 +20,3 @@ export const requestPolicySchema = z.object({
 });
 
 export type RequestPolicy = z.infer<typeof requestPolicySchema>;
-
-export { autoApprovalReason, defaultRequestPolicy } from './requestPolicyRules';
