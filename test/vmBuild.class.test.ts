@@ -5,6 +5,7 @@ import { cloneSlots, vmRequest } from '../src/workflows';
 import { acquireCloneSlotUpdate, cloneSlotsQuery, cloneSlotsWorkflowId, handOverCloneSlotUpdate } from '../src/workflows/cloneSlotsMessages';
 import { approveUpdate, statusQuery } from '../src/workflows/messages';
 import type { RequestRecord } from '../src/workflows/types';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { withCloneSlot } from '../src/activities/proxmox/cloneSlot';
 import { createLocalTemplate } from './support/localTemplate';
@@ -24,6 +25,20 @@ const LOCAL_TEMPLATE = 9100;
 
 describe('a class of identical VMs under clone slots', { skip }, () => {
   const harness = useWorkflowHarness();
+
+  /** A cloneSlots workflow of its own on `taskQueue`, with a worker, for `fn`; terminated afterwards. */
+  async function withSlotsWorkflow(taskQueue: string, fn: (handle: WorkflowHandle<typeof cloneSlots>, client: Client) => Promise<void>) {
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world();
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const handle = await server.client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+      try {
+        await fn(handle, server.client);
+      } finally {
+        await handle.terminate();
+      }
+    }, server);
+  }
 
   async function buildClass(prefix: string, limits: { perNode: number; perStorage: number }) {
     const server = await harness.h.localEnv();
@@ -84,62 +99,46 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
 
   test('a slot handed over goes to the next clone only in its turn: an earlier ask from another worker comes first', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    const server = await harness.h.localEnv();
-    const world = await harness.h.world();
-    const taskQueue = 'slots-handover';
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await server.client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+    await withSlotsWorkflow('slots-handover', async (handle) => {
       const ask = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 }, ttlMs: 600_000 });
       const view = () => handle.query(cloneSlotsQuery);
-      try {
-        assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('a')] })).granted, true);
-        const otherWorker = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('other-worker')] });
-        await waitFor('the other worker\'s ask queued', async () => ((await view()).waiting.length === 1 ? true : undefined));
+      assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('a')] })).granted, true);
+      const otherWorker = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('other-worker')] });
+      await waitFor('the other worker\'s ask queued', async () => ((await view()).waiting.length === 1 ? true : undefined));
 
-        const first = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'a', next: ask('b') }] });
-        assert.equal(first.granted, false, 'the earlier ask is served first');
-        assert.equal((await otherWorker).granted, true);
-        assert.deepEqual((await view()).held.map((h) => h.holder), ['other-worker'], 'a released, the slot is the other worker\'s');
-        assert.deepEqual((await view()).waiting.map((w) => w.holder), ['b'], 'b keeps its place in the queue');
+      const first = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'a', next: ask('b') }] });
+      assert.equal(first.granted, false, 'the earlier ask is served first');
+      assert.equal((await otherWorker).granted, true);
+      assert.deepEqual((await view()).held.map((h) => h.holder), ['other-worker'], 'a released, the slot is the other worker\'s');
+      assert.deepEqual((await view()).waiting.map((w) => w.holder), ['b'], 'b keeps its place in the queue');
 
-        const bAsks = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('b')] });
-        const second = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'other-worker', next: ask('c') }] });
-        assert.equal(second.granted, false, 'b has waited longer than c');
-        assert.equal((await bAsks).granted, true, 'b\'s ask, made after its place was taken, is granted in that place');
+      const bAsks = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('b')] });
+      const second = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'other-worker', next: ask('c') }] });
+      assert.equal(second.granted, false, 'b has waited longer than c');
+      assert.equal((await bAsks).granted, true, 'b\'s ask, made after its place was taken, is granted in that place');
 
-        const third = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'b', next: ask('c') }] });
-        assert.equal(third.granted, true, 'first in line, c gets the slot in the same step');
-        assert.deepEqual(await view(), { held: [{ holder: 'c', keys: ['storage/ceph'] }], waiting: [] });
-      } finally {
-        await handle.terminate();
-      }
-    }, server);
+      const third = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'b', next: ask('c') }] });
+      assert.equal(third.granted, true, 'first in line, c gets the slot in the same step');
+      assert.deepEqual(await view(), { held: [{ holder: 'c', keys: ['storage/ceph'] }], waiting: [] });
+    });
   });
 
   test('a retried clone that still holds its slot gets through, not queued behind clones waiting for that slot', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    const server = await harness.h.localEnv();
-    const world = await harness.h.world();
     const taskQueue = 'slots-retry';
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const client = server.client;
-      const handle = await client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
+    await withSlotsWorkflow(taskQueue, async (handle, client) => {
       const slot = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 } });
-      try {
-        // The slot of a clone whose worker died mid-clone: still held.
-        assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...slot('crashed'), ttlMs: 600_000 }] })).granted, true);
-        // A new clone in this worker takes this process's one place and waits for that slot.
-        const waiting = new MockActivityEnvironment({ attempt: 1, taskQueue }).run(() => withCloneSlot(client, slot('waiting'), async () => 'waiting cloned'));
-        await waitFor('the new clone queued in the workflow', async () => ((await handle.query(cloneSlotsQuery)).waiting.length === 1 ? true : undefined));
-        // The crashed clone's retry, in this worker: it must take its slot back and release it.
-        const retried = new MockActivityEnvironment({ attempt: 2, taskQueue }).run(() => withCloneSlot(client, slot('crashed'), async () => 'crashed cloned'));
-        assert.equal(await withTimeout(retried, 30_000, 'the retried clone waited behind the clone waiting for its slot'), 'crashed cloned');
-        assert.equal(await withTimeout(waiting, 30_000, 'the waiting clone never got the released slot'), 'waiting cloned');
-        assert.deepEqual(await handle.query(cloneSlotsQuery), { held: [], waiting: [] });
-      } finally {
-        await handle.terminate();
-      }
-    }, server);
+      // The slot of a clone whose worker died mid-clone: still held.
+      assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...slot('crashed'), ttlMs: 600_000 }] })).granted, true);
+      // A new clone in this worker takes this process's one place and waits for that slot.
+      const waiting = new MockActivityEnvironment({ attempt: 1, taskQueue }).run(() => withCloneSlot(client, slot('waiting'), async () => 'waiting cloned'));
+      await waitFor('the new clone queued in the workflow', async () => ((await handle.query(cloneSlotsQuery)).waiting.length === 1 ? true : undefined));
+      // The crashed clone's retry, in this worker: it must take its slot back and release it.
+      const retried = new MockActivityEnvironment({ attempt: 2, taskQueue }).run(() => withCloneSlot(client, slot('crashed'), async () => 'crashed cloned'));
+      assert.equal(await withTimeout(retried, 30_000, 'the retried clone waited behind the clone waiting for its slot'), 'crashed cloned');
+      assert.equal(await withTimeout(waiting, 30_000, 'the waiting clone never got the released slot'), 'waiting cloned');
+      assert.deepEqual(await handle.query(cloneSlotsQuery), { held: [], waiting: [] });
+    });
   });
 });
 
