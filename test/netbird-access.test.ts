@@ -66,8 +66,11 @@ function activities(overrides: Partial<ActivitySettings> = {}, client: NetbirdCl
   return { ...accessActivities(deps), ...peerActivities(deps) };
 }
 
-/** What the build does before access is granted: device group, one-off key, the VM boots and joins, we find it. */
-async function bootVm(): Promise<{ serial: string; name: string; peerId: string; seen: VpnPeer }> {
+/**
+ * What the build does before access is granted: device group, one-off key, the VM boots and joins, we find it.
+ * `deviceGroupCreated` as prepareCloudInit reports it: the group is new.
+ */
+async function bootVm(): Promise<{ serial: string; name: string; peerId: string; seen: VpnPeer; deviceGroupCreated: boolean }> {
   const serial = `VM-${String(++serialCounter).padStart(5, '0')}`;
   const name = 'lab';
   const names = deviceNames(serial, name);
@@ -75,7 +78,7 @@ async function bootVm(): Promise<{ serial: string; name: string; peerId: string;
   const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [group.id], usage_limit: 1 });
   assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
   const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
-  return { serial, name, peerId: seen.peerId, seen };
+  return { serial, name, peerId: seen.peerId, seen, deviceGroupCreated: true };
 }
 
 /** Everything of one request in the simulator's state, and the policy's sources by group name. */
@@ -364,11 +367,33 @@ describe('grantVpnAccess', () => {
     assert.equal(stateOf(vm.serial, vm.name).policies.length, 1);
   });
 
+  test('a rebuild after a revoke that deleted the peer but not the policy adopts that policy instead of adding a second', async () => {
+    const vm = await bootVm();
+    await new MockActivityEnvironment().run(activities().grantVpnAccess, { ...vm, consultants: [ALICE], deviceGroup: vm.seen.deviceGroup });
+    const names = deviceNames(vm.serial, vm.name);
+    const [policy] = stateOf(vm.serial, vm.name).policies;
+    // The revoke got as far as the peer; NetBird refused the policy, so the device group (which it points at) stayed.
+    await netbird.deletePeer(vm.peerId);
+    const device = sim.dump().groups.find((g) => g.name === names.deviceGroup)!;
+    // The rebuild's VM joins the adopted group through a new key, and the peer list shows it alone there.
+    const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [device.id], usage_limit: 1 });
+    assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
+    const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial: vm.serial, name: vm.name });
+    assert.equal(seen.deviceGroup?.peersCount, 1, 'the adopted group holds the new VM alone');
+
+    await new MockActivityEnvironment().run(activities().grantVpnAccess, {
+      serial: vm.serial, name: vm.name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup, deviceGroupCreated: false,
+    });
+    const after = stateOf(vm.serial, vm.name);
+    assert.deepEqual(after.policies.map((p) => p.id), [policy!.id], 'the earlier policy is kept, and no second one of its name is made');
+    assert.ok(sim.reachableFrom(alicePeer).includes(seen.peerId));
+  });
+
   test('with the device group the peer wait saw, the grant reads nothing but the users, and a group holding another peer is still corrected', async () => {
     const { serial, name, seen } = await bootVm();
     assert.equal(seen.deviceGroup?.peersCount, 1, 'the peer list shows the VM alone in its device group');
     const before = exchanges.length;
-    await activities().grantVpnAccess({ serial, name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup });
+    await activities().grantVpnAccess({ serial, name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup, deviceGroupCreated: true });
     const reads = exchanges.slice(before).filter((e) => e.method === 'GET').map((e) => e.template);
     assert.deepEqual(reads, ['/api/users'], 'one read: the users');
     assert.equal(stateOf(serial, name).policies.length, 1);

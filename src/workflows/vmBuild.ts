@@ -125,7 +125,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
     // An activity even where the quick calls are local: an SFTP upload takes seconds, and while a local activity runs
     // the workflow task stays open, so neither a status query nor a cancel would see the build in this stage.
-    const { snippetVolid, credentials } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+    const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
     const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
@@ -162,6 +162,8 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
     const access = await remoteApi.grantVpnAccess({
       serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
+      // Undefined from a prepareCloudInit of an older worker: the grant then looks for an earlier policy.
+      ...(deviceGroupCreated ? { deviceGroupCreated } : {}),
     });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
     if (access.missingConsultants.length > 0) {

@@ -18,6 +18,8 @@ export interface GrantVpnAccessInput {
   consultants: string[];
   /** waitForPeer's `deviceGroup`, when the workflow passes it on: the device group need not be read again. */
   deviceGroup?: DeviceGroupSeen;
+  /** prepareCloudInit's `deviceGroupCreated`: the build made the device group, so no earlier policy points at it. */
+  deviceGroupCreated?: boolean;
 }
 
 export interface GrantVpnAccessResult {
@@ -56,12 +58,13 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
     /**
      * Idempotent: every object is found by name (or created, and adopted when NetBird says it exists) and corrected
      * when it differs. The policy is created without a lookup only when none can exist yet: on the activity's first
-     * attempt, with the device group seen holding the new VM alone (a policy left by an earlier build would point
-     * at that group, adopted with the earlier VM's peer still in it).
+     * attempt, in a device group this build made, seen holding the new VM alone. A policy left by an earlier build
+     * points at a group the build adopted: with the earlier VM's peer still in it, or without it when a revoke
+     * deleted the peer but NetBird refused to delete the policy (and therefore the group).
      */
-    async grantVpnAccess({ serial, name, peerId, consultants, deviceGroup }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
+    async grantVpnAccess({ serial, name, peerId, consultants, deviceGroup, deviceGroupCreated }: GrantVpnAccessInput): Promise<GrantVpnAccessResult> {
       const names = deviceNames(serial, name);
-      const firstLook = firstAttempt() && deviceGroup?.peersCount === 1;
+      const firstLook = firstAttempt() && deviceGroupCreated === true && deviceGroup?.peersCount === 1;
       const readAt = performance.now();
       const users = await step(serial, 'listing NetBird users', () => netbird.listUsers());
       const { found, missing } = matchConsultants(consultants, users);

@@ -17,6 +17,16 @@ export interface PrepareCloudInitInput {
   sshKeys: string[];
 }
 
+export interface PreparedCloudInit {
+  snippetVolid: string;
+  credentials: GuestCredentials;
+  /**
+   * Whether this attempt made the NetBird device group rather than adopting one: a group made now is referred to by
+   * no policy, so the grant may create the request's policy without looking for an earlier one.
+   */
+  deviceGroupCreated: boolean;
+}
+
 /**
  * Writes the VM's cloud-init user-data to its node, with a fresh one-off NetBird setup key inside. The key exists
  * in clear only here and in the snippet: never in the activity's result (workflow history) or a log line. A retry
@@ -30,7 +40,7 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
      * Returns the generated logins: they travel only in this result and the request's state, which the payload codec
      * encrypts, and reach a person once, through the credentials endpoint.
      */
-    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<{ snippetVolid: string; credentials: GuestCredentials }> {
+    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<PreparedCloudInit> {
       const names = deviceNames(serial, name);
       const device = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => createOrAdoptGroup(netbird, names.deviceGroup));
       const deviceGroup = device.group;
@@ -55,7 +65,7 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
         passwordHashes: { user: credentials.username, userHash: await sha512Crypt(credentials.password), rootHash: await sha512Crypt(credentials.rootPassword) },
       });
       await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
-      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials };
+      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials, deviceGroupCreated: device.created };
     },
 
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
