@@ -162,6 +162,20 @@ export function cpuSeconds(): { self: number; children: Record<string, number>; 
 }
 
 /**
+ * Returns once the dev server has used under 3 % of a core for two seconds in a row (idle, it uses about 1 %): the
+ * tasks still trailing behind a bench's last call are then done, and counted by a CPU reading taken after this.
+ */
+export async function untilDevServerQuiet(): Promise<void> {
+  const devServerS = () => cpuSeconds().children['temporal'] ?? 0;
+  for (let quiet = 0, last = devServerS(); quiet < 2; ) {
+    await sleep(1_000);
+    const now = devServerS();
+    quiet = now - last < 0.03 ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
+/**
  * A bench's main: a fresh stack, the bench's own work adding its figures, the stack stopped, then the figures printed
  * last (the stack's shutdown logs would otherwise bury them). A failure prints the error and exits 1.
  */

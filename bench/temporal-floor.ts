@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { startDevServer } from '../src/embedded/devServer';
 import { freePort } from '../test/support/ports';
-import { cpuSeconds, machineLine, pool } from './embeddedBench';
+import { cpuSeconds, machineLine, pool, untilDevServerQuiet } from './embeddedBench';
 import { approveSignal } from './temporalFloor/workflows';
 
 /**
@@ -46,13 +46,7 @@ async function measure(idle: IdleCpu, work: () => Promise<void>): Promise<Cost> 
   const t0 = Date.now();
   await work();
   const wallS = (Date.now() - t0) / 1000;
-  // Quiet: two seconds in a row under 3 % of a core (its background work for what was just done included; idle is ≈ 1 %).
-  for (let quiet = 0, last = devServerS(); quiet < 2; ) {
-    await sleep(1_000);
-    const now = devServerS();
-    quiet = now - last < 0.03 ? quiet + 1 : 0;
-    last = now;
-  }
+  await untilDevServerQuiet();
   const after = cpuSeconds();
   const measuredS = (Date.now() - t0) / 1000;
   return {
@@ -70,10 +64,6 @@ async function measureIdle(seconds: number): Promise<IdleCpu> {
     devServerMsPerS: (((after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0)) * 1000) / seconds,
     selfMsPerS: ((after.self - before.self) * 1000) / seconds,
   };
-}
-
-function devServerS(): number {
-  return cpuSeconds().children['temporal'] ?? 0;
 }
 
 void (async () => {
