@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuSeconds, machineLine, percentile, runBench, startBenchStack, untilDevServerQuiet } from './embeddedBench';
+import { cpuMsBetween, cpuSeconds, machineLine, percentile, runBench, startBenchStack, untilDevServerQuiet } from './embeddedBench';
 
 /**
  * Request intake of the embedded default: POST /api/device_requests at 200 per second for 30 s (BENCH_RATE,
@@ -53,8 +53,9 @@ runBench(() => startBenchStack('zero'), async (b, figures) => {
     started = (await b.stack.client.workflow.count(`WorkflowType = 'vmRequest'`)).count;
   }
   // The load generator is a child too (node): it is the only one besides the dev server.
-  const devServerS = (after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0);
-  const selfS = after.self - before.self;
+  const cpu = cpuMsBetween(before, after);
+  const devServerS = cpu.devServerMs / 1000;
+  const selfS = cpu.selfMs / 1000;
   const perStart = (s: number) => ((s * 1000) / Math.max(1, started)).toFixed(2);
   figures.push(machineLine());
   figures.push(`api intake: POST /api/device_requests at ${RATE}/s for ${SECONDS} s from a second process on loopback (open loop), embedded default, SIM_TIMING=zero`);

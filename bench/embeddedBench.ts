@@ -161,6 +161,16 @@ export function cpuSeconds(): { self: number; children: Record<string, number>; 
   return { self: (usage.user + usage.system) / 1e6, children, threads };
 }
 
+export type CpuReading = ReturnType<typeof cpuSeconds>;
+
+/** CPU milliseconds this process and the dev server spent between two readings of `cpuSeconds()`. */
+export function cpuMsBetween(before: CpuReading, after: CpuReading): { selfMs: number; devServerMs: number } {
+  return {
+    selfMs: (after.self - before.self) * 1000,
+    devServerMs: ((after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0)) * 1000,
+  };
+}
+
 /**
  * Returns once the dev server has used under 3 % of a core for two seconds in a row (idle, it uses about 1 %): the
  * tasks still trailing behind a bench's last call are then done, and counted by a CPU reading taken after this.

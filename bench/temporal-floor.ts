@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { startDevServer } from '../src/embedded/devServer';
 import { freePort } from '../test/support/ports';
-import { cpuSeconds, machineLine, pool, untilDevServerQuiet } from './embeddedBench';
+import { cpuMsBetween, cpuSeconds, machineLine, pool, untilDevServerQuiet } from './embeddedBench';
 import { approveSignal } from './temporalFloor/workflows';
 
 /**
@@ -47,23 +47,21 @@ async function measure(idle: IdleCpu, work: () => Promise<void>): Promise<Cost> 
   await work();
   const wallS = (Date.now() - t0) / 1000;
   await untilDevServerQuiet();
-  const after = cpuSeconds();
+  const { selfMs, devServerMs } = cpuMsBetween(before, cpuSeconds());
   const measuredS = (Date.now() - t0) / 1000;
-  return {
-    wallS,
-    devServerMs: ((after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0)) * 1000 - idle.devServerMsPerS * measuredS,
-    selfMs: (after.self - before.self) * 1000 - idle.selfMsPerS * measuredS,
-  };
+  return { wallS, devServerMs: devServerMs - idle.devServerMsPerS * measuredS, selfMs: selfMs - idle.selfMsPerS * measuredS };
 }
 
 async function measureIdle(seconds: number): Promise<IdleCpu> {
   const before = cpuSeconds();
   await sleep(seconds * 1000);
-  const after = cpuSeconds();
-  return {
-    devServerMsPerS: (((after.children['temporal'] ?? 0) - (before.children['temporal'] ?? 0)) * 1000) / seconds,
-    selfMsPerS: ((after.self - before.self) * 1000) / seconds,
-  };
+  const { selfMs, devServerMs } = cpuMsBetween(before, cpuSeconds());
+  return { devServerMsPerS: devServerMs / seconds, selfMsPerS: selfMs / seconds };
+}
+
+/** `fn` for 0 … n − 1, CONCURRENCY at a time, as callers of pveflow's API would. */
+async function eachOf(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  await pool(Array.from({ length: n }, (_, i) => i), CONCURRENCY, fn);
 }
 
 void (async () => {
@@ -90,23 +88,19 @@ void (async () => {
       const start = (id: string) => client.workflow.start('waitsForApproval', { taskQueue: TASK_QUEUE, workflowId: id });
       // The same workflows with no activity first: what their start and completion cost, to subtract.
       const runActivities = (count: number) => () =>
-        pool(Array.from({ length: ACTIVITY_WORKFLOWS }, (_, i) => i), CONCURRENCY, (i) =>
-          client.workflow.execute('runsActivities', { taskQueue: TASK_QUEUE, workflowId: `acts-${count}-${i}`, args: [count] }),
-        ).then(() => undefined);
+        eachOf(ACTIVITY_WORKFLOWS, (i) => client.workflow.execute('runsActivities', { taskQueue: TASK_QUEUE, workflowId: `acts-${count}-${i}`, args: [count] }));
       await runActivities(1)(); // warm-up
       const idle = await measureIdle(10);
       const bare = await measure(idle, runActivities(0));
       const activities = await measure(idle, runActivities(ACTIVITIES));
-      const starts = await measure(idle, async () => void (await pool(Array.from({ length: STARTS }, (_, i) => i), CONCURRENCY, (i) => start(`wait-${i}`))));
-      const signals = await measure(idle, async () => {
-        await pool(Array.from({ length: STARTS }, (_, i) => i), CONCURRENCY, (i) => client.workflow.getHandle(`wait-${i}`).signal(approveSignal));
-      });
+      const starts = await measure(idle, () => eachOf(STARTS, (i) => start(`wait-${i}`)));
+      const signals = await measure(idle, () => eachOf(STARTS, (i) => client.workflow.getHandle(`wait-${i}`).signal(approveSignal)));
       // Builds as throughput's are measured: the requests started first, then approval → every build closed.
-      await pool(Array.from({ length: BUILDS }, (_, i) => i), CONCURRENCY, (i) => client.workflow.start('requestShaped', { taskQueue: TASK_QUEUE, workflowId: `request-${i}` }));
-      await measure(idle, async () => undefined);
+      await eachOf(BUILDS, (i) => client.workflow.start('requestShaped', { taskQueue: TASK_QUEUE, workflowId: `request-${i}` }));
+      await untilDevServerQuiet();
       const builds = await measure(idle, async () => {
-        await pool(Array.from({ length: BUILDS }, (_, i) => i), CONCURRENCY, (i) => client.workflow.getHandle(`request-${i}`).signal(approveSignal));
-        await pool(Array.from({ length: BUILDS }, (_, i) => i), CONCURRENCY, (i) => client.workflow.getHandle(`request-${i}`).result());
+        await eachOf(BUILDS, (i) => client.workflow.getHandle(`request-${i}`).signal(approveSignal));
+        await eachOf(BUILDS, (i) => client.workflow.getHandle(`request-${i}`).result());
       });
       const perStart = starts.devServerMs / STARTS;
       const perSignal = signals.devServerMs / STARTS;

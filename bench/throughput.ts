@@ -1,4 +1,4 @@
-import { buildNowBody, countWorkflows, cpuSeconds, machineLine, percentile, pool, runBench, startBenchStack, waitForCount } from './embeddedBench';
+import { buildNowBody, countWorkflows, cpuMsBetween, cpuSeconds, machineLine, percentile, pool, runBench, startBenchStack, waitForCount } from './embeddedBench';
 
 /**
  * Build throughput of the embedded default: N requests (BENCH_BUILDS, default 200) submitted and approved through
@@ -47,8 +47,9 @@ runBench(() => startBenchStack('zero'), async (b, figures) => {
   figures.push(`build latency (approval → build closed): p50 ${(percentile(latencies, 50) / 1000).toFixed(2)} s  p95 ${(percentile(latencies, 95) / 1000).toFixed(2)} s`);
   figures.push(`build workflow duration (start → close): p50 ${(percentile(durations, 50) / 1000).toFixed(2)} s  p95 ${(percentile(durations, 95) / 1000).toFixed(2)} s`);
   // CPU per build is what two cores of their own would divide: 120 s of CPU per minute ÷ CPU per build.
-  const selfMs = ((cpuAfter.self - cpuBefore.self) * 1000) / N;
-  const devMs = (((cpuAfter.children['temporal'] ?? 0) - (cpuBefore.children['temporal'] ?? 0)) * 1000) / N;
+  const cpu = cpuMsBetween(cpuBefore, cpuAfter);
+  const selfMs = cpu.selfMs / N;
+  const devMs = cpu.devServerMs / N;
   figures.push(`CPU per build (approval → all closed): worker + API + simulators ${selfMs.toFixed(0)} ms, dev server ${devMs.toFixed(0)} ms; two free cores would allow ≈ ${(120_000 / (selfMs + devMs)).toFixed(0)} builds/min`);
   const byThread = Object.entries(cpuAfter.threads)
     .map(([name, sec]) => [name, ((sec - (cpuBefore.threads[name] ?? 0)) * 1000) / N] as const)
