@@ -75,10 +75,16 @@ async function bootVm(): Promise<{ serial: string; name: string; peerId: string;
   const name = 'lab';
   const names = deviceNames(serial, name);
   const group = await netbird.createGroup({ name: names.deviceGroup, peers: [] });
-  const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [group.id], usage_limit: 1 });
-  assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
-  const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
+  const seen = await joinDeviceGroup(serial, name, group.id);
   return { serial, name, peerId: seen.peerId, seen, deviceGroupCreated: true };
+}
+
+/** The VM boots with a fresh one-off key into its device group and joins; the peer wait finds it. */
+async function joinDeviceGroup(serial: string, name: string, groupId: string): Promise<VpnPeer> {
+  const names = deviceNames(serial, name);
+  const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [groupId], usage_limit: 1 });
+  assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
+  return new MockActivityEnvironment().run(activities().waitForPeer, { serial, name });
 }
 
 /** Everything of one request in the simulator's state, and the policy's sources by group name. */
@@ -376,9 +382,7 @@ describe('grantVpnAccess', () => {
     await netbird.deletePeer(vm.peerId);
     const device = sim.dump().groups.find((g) => g.name === names.deviceGroup)!;
     // The rebuild's VM joins the adopted group through a new key, and the peer list shows it alone there.
-    const key = await netbird.createSetupKey({ name: names.setupKey, type: 'one-off', expires_in: 86_400, auto_groups: [device.id], usage_limit: 1 });
-    assert.ok(sim.enrollPeer({ setupKey: key.key, hostname: names.hostname }));
-    const seen: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial: vm.serial, name: vm.name });
+    const seen = await joinDeviceGroup(vm.serial, vm.name, device.id);
     assert.equal(seen.deviceGroup?.peersCount, 1, 'the adopted group holds the new VM alone');
 
     await new MockActivityEnvironment().run(activities().grantVpnAccess, {
