@@ -163,7 +163,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     const access = await remoteApi.grantVpnAccess({
       serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
       // Undefined from a prepareCloudInit of an older worker: the grant then looks for an earlier policy.
-      ...(deviceGroupCreated ? { deviceGroupCreated } : {}),
+      deviceGroupCreated,
     });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
     if (access.missingConsultants.length > 0) {
