@@ -65,7 +65,7 @@ async function main(): Promise<void> {
       const deps: ActivityDeps = {
         pve,
         netbird: new NetbirdClient({ baseUrl: 'https://127.0.0.1:9', token: 'unused', timeoutMs: 1_000 }),
-        temporal: { client: env.client },
+        temporal: { client: env.client, taskQueue: parkedQueue },
         sftpTarget: () => {
           throw new Error('clusterSync uses no SFTP');
         },

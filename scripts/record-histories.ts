@@ -137,7 +137,7 @@ async function syncRun(h: WorkflowHarness): Promise<void> {
   const env = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
   });
-  const deps = createActivityDeps(loadConfig(world.env));
+  const deps = createActivityDeps(loadConfig({ ...world.env, TEMPORAL_TASK_QUEUE: taskQueue }));
   const ownClient = deps.temporal.client;
   deps.temporal.client = env.client;
   deps.settings.pollMinMs = 20;

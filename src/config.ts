@@ -61,7 +61,10 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('pveflow'),
   TEMPORAL_PORT: z.coerce.number().int().positive().default(7233),
-  TEMPORAL_UI_PORT: z.coerce.number().int().positive().default(8233),
+  /** Where operators open Temporal UI: pveflow's gateway, which signs operators in and decrypts (docs/operations.md). */
+  TEMPORAL_UI_PORT: z.coerce.number().int().min(0).default(8233),
+  /** A Temporal UI server for the gateway to front (the API alone; the embedded default uses the dev server's). */
+  TEMPORAL_UI_URL: z.url().optional(),
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).default(3000),

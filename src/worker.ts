@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
-import type { PayloadCodec } from '@temporalio/common';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
@@ -8,8 +7,7 @@ import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
 import { addressPoolFromConfig, loadConfig, ConfigError, type Config } from './config';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
-import { payloadCodecFrom } from './temporal/codec';
-import { temporalSettings } from './temporal/settings';
+import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
 import { createLogger, createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
@@ -28,28 +26,31 @@ export interface CreateWorkerOptions {
   deps: ActivityDeps;
   /** A pre-built bundle (tests build it once per file); otherwise the workflows are bundled at start-up. */
   workflowBundle?: WorkflowBundle;
-  /** Encrypts every payload the worker writes to Temporal (and decrypts what it reads). */
-  payloadCodec?: PayloadCodec;
+  /** Encrypts every payload the worker writes to Temporal (and decrypts what it reads): TemporalAccess's converter. */
+  dataConverter?: DataConverter;
   /** Build stage durations, build outcomes and sync drift go here (docs/operations.md, "Observability"). */
   metrics?: PveflowMetrics;
   /** OpenTelemetry spans for workflows and activities; the workflow half needs the worker to bundle its workflows. */
   tracing?: Tracing;
 }
 
-export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, payloadCodec, metrics, tracing }: CreateWorkerOptions): Promise<Worker> {
+export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, dataConverter, metrics, tracing }: CreateWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection,
     namespace,
     taskQueue,
-    ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}),
+    ...(dataConverter ? { dataConverter } : {}),
     activities: createActivities(deps),
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
     ...workerObservabilityOptions({ metrics, tracing, bundling: !workflowBundle }),
   });
 }
 
-/** Real clients for the endpoints in the configuration (the embedded default fills it with its simulators). */
-export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec, observe: { onUpstreamCall?: UpstreamCallHook } = {}): ActivityDeps {
+/**
+ * Real clients for the endpoints in the configuration (the embedded default fills it with its simulators). The
+ * activities' own Temporal client shares the worker's converter: both come from the same configuration.
+ */
+export function createActivityDeps(config: Config, observe: { onUpstreamCall?: UpstreamCallHook } = {}, access: TemporalAccess = temporalAccessFrom(config)): ActivityDeps {
   if (!config.PVE_ENDPOINT || !config.PVE_TOKEN_ID || !config.PVE_TOKEN_SECRET) {
     throw new ConfigError('PVE_ENDPOINT, PVE_TOKEN_ID and PVE_TOKEN_SECRET are required');
   }
@@ -60,16 +61,9 @@ export function createActivityDeps(config: Config, payloadCodec?: PayloadCodec, 
   const sshNodes = config.SSH_NODES;
   const fingerprints = config.SSH_HOST_FINGERPRINTS;
   const privateKey = readFileSync(config.SSH_PRIVATE_KEY_FILE, 'utf8');
-  const temporal = temporalSettings(config);
   return {
     // Lazy: connects on first use, so building the dependencies never blocks on Temporal.
-    temporal: {
-      client: new Client({
-        connection: Connection.lazy({ address: temporal.address }),
-        namespace: temporal.namespace,
-        ...(payloadCodec ? { dataConverter: { payloadCodecs: [payloadCodec] } } : {}),
-      }),
-    },
+    temporal: { client: createTemporalClient(access), taskQueue: access.settings.taskQueue },
     pve: new PveClient({
       endpoint: config.PVE_ENDPOINT,
       tokenId: config.PVE_TOKEN_ID,
@@ -128,18 +122,18 @@ export async function closeActivityDeps(deps: ActivityDeps): Promise<void> {
 /** `npm run worker`: a worker alone, for a deployment with its own Temporal cluster (docker-compose). */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const temporal = temporalSettings(config);
+  const access = temporalAccessFrom(config);
+  const temporal = access.settings;
   // One JSON line per event, redacted, the SDK's own lines included.
   const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL });
   // Before the first connection: that is when the SDK's runtime is created.
   const sdkMetrics = installSdkRuntime({ logger, metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
   const connection = await NativeConnection.connect({ address: temporal.address });
-  const codec = payloadCodecFrom({ keys: config.PVEFLOW_CODEC_KEYS, keyFile: config.PVEFLOW_CODEC_KEY_FILE });
   const registry = new TextRegistry();
   const metrics = createPveflowMetrics(registry);
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
-  const deps = createActivityDeps(config, codec?.codec, { onUpstreamCall: upstreamCallRecorder(metrics) });
+  const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
   if (config.WORKER_METRICS_PORT !== undefined) {
     const server = await startMetricsServer({ host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics });
     logger.info('worker metrics served', { url: server.url });
@@ -152,7 +146,8 @@ async function main(): Promise<void> {
       throw new ConfigError('start-up checks failed (PVEFLOW_DOCTOR=enforce): fix the findings above, or set PVEFLOW_DOCTOR=warn');
     }
   }
-  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, payloadCodec: codec?.codec, metrics, tracing });
+  const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, dataConverter: access.dataConverter, metrics, tracing });
+  logger.info('worker polling', { temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' });
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await tracing?.shutdown();

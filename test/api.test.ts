@@ -551,7 +551,15 @@ describe('HTTP API', () => {
   });
 
   test('templates come from the newest completed cluster sync, and 503 says why before the first', async () => {
-    const before = await call('requesterA', 'GET', '/api/templates');
+    // The stand-in sync runs on its own task queue, and an instance lists only its own syncs: ask the instance whose
+    // task queue that is (the same keys, the same Temporal).
+    const syncInstance = await listen(createApp({ client: env.client, taskQueue: syncQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)) }));
+    const templates = async () => {
+      const res = await fetch(`http://127.0.0.1:${(syncInstance.address() as AddressInfo).port}/api/templates`, { headers: { authorization: `Bearer ${keys.requesterA.key}` }, signal: AbortSignal.timeout(30_000) });
+      return { status: res.status, body: (await res.json()) as Answer["body"] };
+    };
+    try {
+    const before = await templates();
     assert.equal(before.status, 503);
     assert.match(before.body.detail, /no cluster sync has completed yet/);
 
@@ -568,10 +576,14 @@ describe('HTTP API', () => {
       await env.client.workflow.execute('clusterSync', { taskQueue: syncQueue, workflowId: `sync-${run}-${i}`, args: [r] });
     }
     const listed = await waitFor('the newest sync in visibility', async () => {
-      const r = await call('requesterA', 'GET', '/api/templates');
+      const r = await templates();
       return r.status === 200 && r.body.synced_at === '2026-01-01T00:01:00.000Z' ? r.body : undefined;
     }, 20_000);
     assert.deepEqual(listed.templates, [{ vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048 }]);
+    assert.equal((await call('requesterA', 'GET', '/api/templates')).status, 503, "another instance's syncs are not this one's");
+    } finally {
+      await new Promise<void>((ok) => syncInstance.close(() => ok()));
+    }
   });
 
   test('the OpenAPI document is valid, covers every route, and states what the API checks', async () => {

@@ -51,7 +51,7 @@ describe('clusterSync', { skip }, () => {
 
   test('one sync run tells each request what changed, reports orphans, lists templates; the next finds nothing new', async () => {
     const taskQueue = 'sync-test';
-    const deps = createActivityDeps(loadConfig(world.env));
+    const deps = createActivityDeps(loadConfig({ ...world.env, TEMPORAL_TASK_QUEUE: taskQueue }));
     const ownClient = deps.temporal.client;
     deps.temporal.client = env.client;
     deps.settings.pollMinMs = 20;

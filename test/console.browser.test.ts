@@ -8,7 +8,7 @@ import { generateApiKey } from '../src/api/auth/apiKeys';
 import { consoleCsp } from '../src/api/console';
 import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
-import { SYNC_SCHEDULE_ID } from '../src/temporal/syncSchedule';
+import { syncScheduleId } from '../src/temporal/instanceScope';
 import { browserMissing, launchChromium } from './support/browser';
 import { waitFor } from './support/waitFor';
 import { startTestStack, type TestStack } from './support/testStack';
@@ -77,7 +77,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     running = await startTestStack('console', Object.values(keys));
     stack = running.stack;
     // The form offers the templates the newest cluster sync saw: run one now rather than wait for the schedule.
-    await stack.client.schedule.getHandle(SYNC_SCHEDULE_ID).trigger();
+    await stack.client.schedule.getHandle(syncScheduleId(stack.temporal.taskQueue)).trigger();
     browser = await launchChromium();
     await waitFor('the first cluster sync', async () => ((await api('/api/templates', 'consultant')).status === 200 ? true : undefined), 60_000, 500);
   });

@@ -55,7 +55,7 @@ describe('worker observability', { skip }, () => {
   });
 
   async function withObservedWorker<T>(world: SimulatedWorld, taskQueue: string, metrics: PveflowMetrics, fn: (client: Client) => Promise<T>, env = harness.h.env): Promise<T> {
-    const deps = createActivityDeps(loadConfig(world.env), undefined, { onUpstreamCall: upstreamCallRecorder(metrics) });
+    const deps = createActivityDeps(loadConfig(world.env), { onUpstreamCall: upstreamCallRecorder(metrics) });
     const ownClient = deps.temporal.client;
     deps.temporal.client = env.client;
     deps.settings.pollMinMs = 20;

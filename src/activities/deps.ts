@@ -11,8 +11,11 @@ export interface ActivityDeps {
   /** The SFTP endpoint of a Proxmox node (its snippets directory), host key pinned. */
   sftpTarget(node: string): SftpTarget;
   netbird: NetbirdClient;
-  /** Temporal itself, for the few activities that read visibility (clusterSync finds the managed requests there). */
-  temporal: { client: Client };
+  /**
+   * Temporal itself, for the few activities that read visibility (clusterSync finds the managed requests there), and
+   * this pveflow instance's task queue: several instances may share a namespace, each sees only its own requests.
+   */
+  temporal: { client: Client; taskQueue: string };
   settings: ActivitySettings;
 }
 

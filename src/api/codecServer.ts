@@ -15,11 +15,14 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** True for an operator allowed to read payloads. Runs after CORS, so a browser can read the 401. */
   authorize(req: Request): boolean;
-  /** Temporal UI's origin, exactly as the browser sends it: `http://127.0.0.1:8233`. */
-  allowedOrigin: string;
+  /**
+   * Temporal UI's origin, exactly as the browser sends it (`http://127.0.0.1:8233`); or, for a codec served on the
+   * UI's own origin (the Temporal UI gateway), a function giving the origin the request was addressed to.
+   */
+  allowedOrigin: string | ((req: Request) => string);
   /** When given, a request for any other namespace (X-Namespace) is refused. */
   namespaces?: readonly string[];
-  /** Largest request body; Temporal's own limit for a gRPC message is 4 MiB. */
+  /** Largest request body, read only once the caller is authorized. */
   bodyLimit?: string;
 }
 
@@ -36,10 +39,12 @@ const bodySchema = z.object({
 type JsonPayload = z.infer<typeof bodySchema>['payloads'][number];
 
 export function createCodecServerRouter(opts: CodecServerOptions): Router {
-  const allowedOrigin = new URL(opts.allowedOrigin).origin;
+  const fixedOrigin = typeof opts.allowedOrigin === 'string' ? new URL(opts.allowedOrigin).origin : undefined;
+  const originFor = typeof opts.allowedOrigin === 'function' ? opts.allowedOrigin : () => fixedOrigin!;
   const router = express.Router();
 
   const cors: RequestHandler = (req, res, next) => {
+    const allowedOrigin = originFor(req);
     const origin = req.headers.origin;
     // No Origin: the CLI or curl, not a browser; nothing to declare. A foreign origin learns nothing, not even a 401.
     if (origin === undefined) return next();
@@ -95,9 +100,11 @@ export function createCodecServerRouter(opts: CodecServerOptions): Router {
     };
 
   router.use(cors);
-  router.use(express.json({ limit: opts.bodyLimit ?? '4mb' }));
+  // Who is asking comes before the body: an unauthorized caller costs us no parsing. Our payloads are small (a
+  // request's record is tens of kB), so a megabyte is room enough for a page of them.
+  const json = express.json({ limit: opts.bodyLimit ?? '1mb' });
   for (const direction of ['encode', 'decode'] as const) {
-    router.post(`/${direction}`, auth, handle(direction));
+    router.post(`/${direction}`, auth, json, handle(direction));
     router.all(`/${direction}`, (_req, res) => {
       res.setHeader('Allow', 'POST, OPTIONS');
       res.status(405).json({ error: 'method not allowed' });

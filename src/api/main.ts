@@ -1,45 +1,73 @@
-import { Client, Connection } from '@temporalio/client';
 import { ConfigError, loadConfig, requestPolicyFromConfig } from '../config';
-import { temporalSettings } from '../temporal/settings';
+import { Connection } from '@temporalio/client';
+import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
 import { loadApiSettings } from './apiConfig';
 import { createApp } from './app';
 import { ApiKeyStore } from './auth/apiKeys';
+import { serveTemporalUiGateway } from './temporalUi/gateway';
+import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createPveflowMetrics, requestCountsFromVisibility, TextRegistry } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
  * no dev server, no simulators, no worker. It refuses to start without API keys: an open API would let anyone
- * approve VMs.
+ * approve VMs. It reads and writes Temporal with the same data converter as the workers (TemporalAccess), serves
+ * `/codec` for Temporal UI and the CLI, and, given TEMPORAL_UI_URL, the Temporal UI gateway on TEMPORAL_UI_PORT.
  */
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS) throw new ConfigError('TEMPORAL_ADDRESS is required for the API alone (host:port of the Temporal frontend)');
   const api = loadApiSettings(config);
   if (!api.keys) throw new ConfigError('no API keys: set API_KEYS_FILE (or API_KEYS); the API never runs open');
-  const temporal = temporalSettings(config);
+  const access = temporalAccessFrom(config);
+  const temporal = access.settings;
   // One JSON line per event, redacted.
   const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
   const connection = await Connection.connect({ address: temporal.address });
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
-  const client = new Client({ connection, namespace: temporal.namespace, ...(tracing ? { interceptors: { workflow: tracing.clientInterceptors } } : {}) });
+  const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
+  const apiKeys = new ApiKeyStore(api.keys);
   const registry = new TextRegistry({ onCollectError: (metric, err) => logger.warn('a metric could not be collected', { metric, error: (err as Error).message }) });
-  const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client) });
+  const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client, temporal.taskQueue) });
+  const codec = access.codec;
+  const gateway =
+    codec && config.TEMPORAL_UI_URL
+      ? await serveTemporalUiGateway({
+          host: config.API_HOST,
+          port: config.TEMPORAL_UI_PORT,
+          upstream: config.TEMPORAL_UI_URL,
+          sessions: new OperatorSessions(apiKeys, codec.deriveKey(OPERATOR_SESSION_KEY_PURPOSE)),
+          codec: codec.codec,
+          namespaces: [temporal.namespace],
+        })
+      : undefined;
+  const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? gateway?.url;
   const app = createApp({
     client,
+    // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
+    ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
     taskQueue: temporal.taskQueue,
     policy: requestPolicyFromConfig(config),
-    apiKeys: new ApiKeyStore(api.keys),
+    apiKeys,
     webhookSecret: api.webhookSecret,
     timings: api.timings,
     metrics: { registry, metrics, token: config.METRICS_TOKEN },
     logger,
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info('API listening', { url: `http://${config.API_HOST}:${config.API_PORT}`, temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue });
+    logger.info('API listening', {
+      url: `http://${config.API_HOST}:${config.API_PORT}`,
+      temporal: temporal.address,
+      namespace: temporal.namespace,
+      taskQueue: temporal.taskQueue,
+      payloads: codec ? `encrypted (${codec.source})` : 'in clear',
+      ...(gateway ? { temporalUi: gateway.url } : {}),
+    });
   });
   const stop = () => {
+    void gateway?.close();
     server.close(() => void Promise.allSettled([tracing?.shutdown()]).then(() => connection.close()).then(() => process.exit(0)));
     server.closeAllConnections();
   };

@@ -18,7 +18,8 @@ export interface FoundRequest {
 /**
  * The request behind a serial, if the principal may see it. Read from the workflow's own description (its search
  * attributes are set at submission), so it needs no worker and is never stale. A request of another org is answered
- * exactly like an unknown serial: 404, so that keys of one org cannot probe another's serials.
+ * exactly like an unknown serial: 404, so that keys of one org cannot probe another's serials. So is a request of
+ * another pveflow instance sharing the namespace (another task queue): it is not this API's to read or change.
  */
 export async function findRequest(ctx: ApiContext, res: Response, principal: Principal, serial: string): Promise<FoundRequest | undefined> {
   let description;
@@ -29,7 +30,7 @@ export async function findRequest(ctx: ApiContext, res: Response, principal: Pri
     return undefined;
   }
   const org = description.typedSearchAttributes.get(OrgKey);
-  if (description.type !== 'vmRequest' || org === undefined || !mayActIn(principal, org)) {
+  if (description.type !== 'vmRequest' || description.taskQueue !== ctx.taskQueue || org === undefined || !mayActIn(principal, org)) {
     problem(res, 404, 'not found', `no request ${serial}`);
     return undefined;
   }

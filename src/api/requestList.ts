@@ -16,6 +16,7 @@ import {
 import type { ApiContext } from './context';
 import type { ListQuery, RequestSummary } from './schemas';
 import { requestStatuses } from './schemas';
+import { taskQueueClause } from '../temporal/instanceScope';
 
 export interface RequestFilter {
   org?: string;
@@ -32,8 +33,8 @@ export interface RequestFilter {
  * The visibility query for a filter. Values are already confined by the schemas to alphabets without quotes or
  * backslashes; `literal` refuses anything else rather than trying to escape it.
  */
-export function visibilityQuery(f: RequestFilter): string {
-  const clauses = ['WorkflowType = "vmRequest"'];
+export function visibilityQuery(f: RequestFilter, taskQueue: string): string {
+  const clauses = ['WorkflowType = "vmRequest"', taskQueueClause(taskQueue)];
   if (f.org !== undefined) clauses.push(`${OrgKey.name} = ${literal(f.org)}`);
   if (f.status !== undefined) clauses.push(`${RequestStatusKey.name} = ${literal(f.status)}`);
   if (f.consultant !== undefined) clauses.push(`${ConsultantsKey.name} = ${literal(f.consultant)}`);
@@ -63,7 +64,7 @@ export async function listRequests(
   const response = await ctx.temporal(() =>
     ctx.client.workflowService.listWorkflowExecutions({
       namespace: ctx.client.options.namespace,
-      query: visibilityQuery(filter),
+      query: visibilityQuery(filter, ctx.taskQueue),
       pageSize: page.size,
       nextPageToken: page.token,
     }),

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
 import { loadApiSettings } from '../api/apiConfig';
 import { createApp } from '../api/app';
@@ -13,8 +13,12 @@ import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
 import { searchAttributeDefinitions } from '../workflows/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
-import { payloadCodecFrom } from '../temporal/codec';
+import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { ensureKeyFile } from '../temporal/codec';
 import { startDevServer, type RunningDevServer } from './devServer';
+import { freePort } from '../net/freePort';
+import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
+import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
 import { simulatorTimings } from './simulatorTimings';
 import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
@@ -50,9 +54,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
-  // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given.
-  const codec = payloadCodecFrom({ keys: initial.PVEFLOW_CODEC_KEYS, keyFile: initial.PVEFLOW_CODEC_KEY_FILE }, { generateUnder: dataDir });
-  const apiUrl = `http://${initial.API_HOST}:${initial.API_PORT}`;
+  // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given,
+  // and from then on it is configuration like any other, so every client and worker below reads it the same way.
+  const codecEnv = initial.PVEFLOW_CODEC_KEYS || initial.PVEFLOW_CODEC_KEY_FILE ? {} : { PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(dataDir).path };
   const stops: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch((err) => console.error('[pveflow] while stopping:', err));
@@ -64,13 +68,14 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       dev = await startDevServer({
         ip: '127.0.0.1',
         port: initial.TEMPORAL_PORT,
-        uiPort: initial.TEMPORAL_UI_PORT,
+        // The UI itself on a loopback port of its own: operators reach it through the gateway, on TEMPORAL_UI_PORT.
+        uiPort: await freePort(),
         dbFile: join(dataDir, 'temporal.db'),
         namespace: initial.TEMPORAL_NAMESPACE,
         searchAttributes: searchAttributeDefinitions,
         logFile: join(dataDir, 'temporal.log'),
-        // The UI asks the API to decrypt what it shows (a port chosen at random is not known yet: no endpoint then).
-        codecEndpoint: codec && initial.API_PORT !== 0 ? `${apiUrl}/codec` : undefined,
+        // The UI asks its own origin (the gateway) to decrypt what it shows.
+        codecEndpoint: GATEWAY_CODEC_ENDPOINT,
       });
       stops.push(dev.stop);
     }
@@ -94,7 +99,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         ...(initial.NETBIRD_API_URL ? {} : pick(w, ['NETBIRD_API_URL', 'NETBIRD_TOKEN', 'NETBIRD_CA_FILE'])),
       };
     }
-    const config = loadConfig({ ...env, ...worldEnv, TEMPORAL_ADDRESS: address });
+    const config = loadConfig({ ...env, ...worldEnv, ...codecEnv, TEMPORAL_ADDRESS: address });
+    const access = temporalAccessFrom(config);
+    const codec = access.codec;
 
     // The SDK's runtime is created with the first connection: its metrics exporter must be installed before.
     let sdkMetrics: (() => Promise<string>) | undefined;
@@ -114,7 +121,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
 
     const workerConnection = await NativeConnection.connect({ address });
     stops.push(() => workerConnection.close());
-    const deps = createActivityDeps(config, codec?.codec, { onUpstreamCall: upstreamCallRecorder(metrics) });
+    const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
     stops.push(() => closeActivityDeps(deps));
     const worker: Worker = await createWorker({
       connection: workerConnection,
@@ -122,7 +129,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       deps,
       workflowBundle: opts.workflowBundle,
-      payloadCodec: codec?.codec,
+      dataConverter: access.dataConverter,
       metrics,
       tracing,
     });
@@ -134,13 +141,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
 
     const clientConnection = await Connection.connect({ address });
     stops.push(() => clientConnection.close());
-    const client = new Client({
-      connection: clientConnection,
-      namespace: config.TEMPORAL_NAMESPACE,
-      ...(codec ? { dataConverter: { payloadCodecs: [codec.codec] } } : {}),
-      ...(tracing ? { interceptors: { workflow: tracing.clientInterceptors } } : {}),
-    });
-    countRequests = requestCountsFromVisibility(client);
+    const client = createTemporalClient(access, { connection: clientConnection, interceptors: tracing?.clientInterceptors });
+    countRequests = requestCountsFromVisibility(client, config.TEMPORAL_TASK_QUEUE);
     await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
     let apiKeys = apiSettings.keys;
     if (!apiKeys) {
@@ -155,13 +157,29 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         console.log(`[pveflow] API keys from ${keysFile}`);
       }
     }
-    const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? dev?.uiUrl;
+    const apiKeyStore = new ApiKeyStore(apiKeys);
+    // Temporal UI, decrypting for signed-in operators: the dev server's UI, or the cluster's at TEMPORAL_UI_URL.
+    const uiUpstream = dev?.uiUrl ?? config.TEMPORAL_UI_URL;
+    let uiUrl: string | undefined;
+    if (uiUpstream && codec) {
+      const gateway = await serveTemporalUiGateway({
+        host: config.API_HOST,
+        port: config.TEMPORAL_UI_PORT,
+        upstream: uiUpstream,
+        sessions: new OperatorSessions(apiKeyStore, codec.deriveKey(OPERATOR_SESSION_KEY_PURPOSE)),
+        codec: codec.codec,
+        namespaces: [config.TEMPORAL_NAMESPACE],
+      });
+      stops.push(gateway.close);
+      uiUrl = gateway.url;
+    }
+    const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? uiUrl;
     const app = createApp({
       client,
       ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
-      apiKeys: new ApiKeyStore(apiKeys),
+      apiKeys: apiKeyStore,
       webhookSecret: apiSettings.webhookSecret,
       timings: apiSettings.timings,
       metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
@@ -190,7 +208,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     return {
       config,
       apiUrl: `http://${config.API_HOST}:${apiPort}`,
-      temporal: { address, uiUrl: dev?.uiUrl, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
+      temporal: { address, uiUrl, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
       world,
       client,
       metricsUrls,

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { RequestStatus } from '../workflows/types';
+import { taskQueueClause } from '../temporal/instanceScope';
 
 /**
  * Open device requests per status, from Temporal visibility at scrape time. Temporal groups counts only by
@@ -10,12 +11,12 @@ const OPEN_STATUSES: readonly RequestStatus[] = [
   'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Completing',
 ];
 
-export function requestCountsFromVisibility(client: Client, timeoutMs = 5_000): () => Promise<Record<string, number>> {
+export function requestCountsFromVisibility(client: Client, taskQueue: string, timeoutMs = 5_000): () => Promise<Record<string, number>> {
   return async () => {
     const counts = Promise.all(
       OPEN_STATUSES.map(async (status) => {
         const { count } = await client.workflow.count(
-          `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND RequestStatus = '${status}'`,
+          `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND RequestStatus = '${status}' AND ${taskQueueClause(taskQueue)}`,
         );
         return [status, count] as const;
       }),

@@ -3,6 +3,7 @@ import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateApiKey } from '../../src/api/auth/apiKeys';
+import { generateCodecKey } from '../../src/temporal/codec';
 import { startDevServer, type RunningDevServer } from '../../src/embedded/devServer';
 import type { SimulatedWorld } from '../../src/simulators/world';
 import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
@@ -17,6 +18,8 @@ export interface ChaosCluster {
   apiUrl: string;
   operatorKey: string;
   temporalAddress: string;
+  /** PVEFLOW_CODEC_KEYS of every process: what the test's own client needs to read what they wrote. */
+  codecKeys: string;
   /** SIGKILL of the worker; the supervisor starts a new one at once. */
   killWorker(): Promise<void>;
   /** SIGKILL of the API; the supervisor starts a new one at once (on the same port). */
@@ -38,6 +41,9 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const dbFile = join(opts.dir, 'temporal.db');
   const operatorKey = generateApiKey();
+  // Encrypted as a deployment is: the API and the worker must read each other's payloads through the same keys.
+  const codec = generateCodecKey();
+  const codecKeys = `${codec.id}:${codec.key.toString('base64')}`;
   const counts = { worker: 0, api: 0, temporal: 0 };
   let stopping = false;
 
@@ -61,6 +67,7 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     PATH: process.env.PATH,
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_TASK_QUEUE: opts.taskQueue,
+    PVEFLOW_CODEC_KEYS: codecKeys,
     // A dead Temporal is answered 504 sooner: the client retries anyway.
     API_TEMPORAL_TIMEOUT_MS: '5000',
   };
@@ -122,6 +129,7 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     apiUrl: `http://127.0.0.1:${apiPort}`,
     operatorKey,
     temporalAddress,
+    codecKeys,
     killWorker: () => worker.restart(),
     killApi: () => api.restart(),
     async killTemporal(downMs = 2_000) {

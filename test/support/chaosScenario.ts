@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
+import { loadConfig } from '../../src/config';
+import { createTemporalClient, temporalAccessFrom } from '../../src/temporal/access';
 import { STANDING_GROUP_PREFIX, standingGroupName } from '../../src/activities/netbird/standingGroups';
 import { deviceNames } from '../../src/domain/deviceNames';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
@@ -105,7 +107,8 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
     // Every clone gave its slot back, whatever was killed while it held one.
     const connection = await Connection.connect({ address: cluster.temporalAddress });
     try {
-      const slots = await new Client({ connection }).workflow.getHandle(cloneSlotsWorkflowId('chaos')).query(cloneSlotsQuery);
+      const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: cluster.temporalAddress, PVEFLOW_CODEC_KEYS: cluster.codecKeys }));
+      const slots = await createTemporalClient(access, { connection }).workflow.getHandle(cloneSlotsWorkflowId('chaos')).query(cloneSlotsQuery);
       assert.deepEqual(slots, { held: [], waiting: [] }, 'no clone slot left held or asked for');
     } finally {
       await connection.close();

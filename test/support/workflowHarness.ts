@@ -84,7 +84,7 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
     },
     async withWorker(world, taskQueue, fn, server = env) {
       const extra = worlds.find((w) => w.world === world)?.env ?? {};
-      const deps = createActivityDeps(loadConfig({ ...world.env, ...extra }));
+      const deps = createActivityDeps(loadConfig({ ...world.env, ...extra, TEMPORAL_TASK_QUEUE: taskQueue }));
       const ownClient = deps.temporal.client;
       deps.temporal.client = server.client; // visibility of the test server, not a default address
       // Fast polls: the simulator's tasks finish in milliseconds.

@@ -3,6 +3,7 @@ import type { ClusterResource } from '../../clients/pve';
 import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../workflows/types';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../workflows/searchAttributes';
 import type { ActivityDeps } from '../deps';
+import { taskQueueClause } from '../../temporal/instanceScope';
 import { pveFailure } from '../proxmox/failures';
 
 /** Orphans beyond this many are counted, not listed: the result must stay small at any cluster size. */
@@ -32,7 +33,7 @@ export function observeClusterActivities({ pve, temporal }: ActivityDeps) {
       } catch (err) {
         throw pveFailure(err, { serial: 'cluster sync' }, 'reading /cluster/resources');
       }
-      const managed = await managedVms(temporal.client);
+      const managed = await managedVms(temporal.client, temporal.taskQueue);
       const vms = new Map(resources.filter((r) => r.type === 'qemu' && r.vmid !== undefined).map((r) => [r.vmid!, r]));
 
       const drifts: Array<{ serial: string; drift: VmDrift }> = [];
@@ -73,10 +74,13 @@ export function observeClusterActivities({ pve, temporal }: ActivityDeps) {
   };
 }
 
-/** Every running request that has (or is getting) a VM, read from its search attributes. */
-async function managedVms(client: Client): Promise<ManagedVm[]> {
+/**
+ * Every running request of this pveflow instance that has (or is getting) a VM, read from its search attributes.
+ * Another instance sharing the namespace has its own task queue: its requests are not ours to call vanished.
+ */
+async function managedVms(client: Client, taskQueue: string): Promise<ManagedVm[]> {
   const out: ManagedVm[] = [];
-  const query = `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND VmId IS NOT NULL`;
+  const query = `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND VmId IS NOT NULL AND ${taskQueueClause(taskQueue)}`;
   for await (const wf of client.workflow.list({ query, pageSize: 1000 })) {
     const sa = wf.typedSearchAttributes;
     const vmid = sa.get(VmIdKey);

@@ -81,6 +81,11 @@ export class ApiKeyStore {
     return this.entries.length;
   }
 
+  /** The principal of a key id: a session minted for that key holds only while the key is still configured. */
+  principalById(id: string): Principal | undefined {
+    return this.entries.find((e) => e.principal.id === id)?.principal;
+  }
+
   /**
    * The principal holding `key`, or undefined. Every stored hash is compared in constant time and the loop never
    * stops early, so the answer's timing says nothing about which key (or how much of one) matched.

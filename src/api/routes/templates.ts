@@ -4,9 +4,12 @@ import { permit } from '../auth/authenticate';
 import type { ApiContext } from '../context';
 import { problem } from '../problems';
 import { sendTemporalError } from '../temporalErrors';
+import { taskQueueClause } from '../../temporal/instanceScope';
 
-/** The newest finished sync: visibility lists closed runs newest first (by close time). */
-export const latestSyncQuery = 'WorkflowType = "clusterSync" AND ExecutionStatus = "Completed"';
+/** This instance's newest finished sync: visibility lists closed runs newest first (by close time). */
+export function latestSyncQuery(taskQueue: string): string {
+  return `WorkflowType = "clusterSync" AND ExecutionStatus = "Completed" AND ${taskQueueClause(taskQueue)}`;
+}
 
 /**
  * `GET /api/templates`: the templates in the pool as the newest completed clusterSync run saw them. No second copy
@@ -18,7 +21,7 @@ export function templateRoutes(ctx: ApiContext): Router {
     if (!permit(res, 'templates')) return;
     try {
       const latest = await ctx.temporal(async () => {
-        for await (const run of ctx.client.workflow.list({ query: latestSyncQuery, pageSize: 1 })) return run;
+        for await (const run of ctx.client.workflow.list({ query: latestSyncQuery(ctx.taskQueue), pageSize: 1 })) return run;
         return undefined;
       });
       if (!latest) {

@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { AesGcmPayloadCodec } from './aesGcmCodec';
 import { ensureKeyFile } from './keyFile';
 import { loadKeyRing, type KeyRingSources } from './keyRing';
@@ -15,6 +16,11 @@ export interface CodecSetup {
   activeKeyId: string;
   /** Where the keys came from, for the start-up banner (never the keys themselves). */
   source: string;
+  /**
+   * A key for another purpose, derived from the active payload key (HKDF-SHA256, the purpose as info): every process
+   * holding the ring derives the same one, and none of them can get back to the payload key from it.
+   */
+  deriveKey(purpose: string): Buffer;
 }
 
 /**
@@ -31,6 +37,11 @@ export function payloadCodecFrom(sources: KeyRingSources, opts: { generateUnder?
   }
   const ring = loadKeyRing(effective);
   if (!ring) return undefined;
-  return { codec: new AesGcmPayloadCodec(ring), activeKeyId: ring.active.id, source };
+  return {
+    codec: new AesGcmPayloadCodec(ring),
+    activeKeyId: ring.active.id,
+    source,
+    deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', ring.active.key, Buffer.alloc(0), `pveflow ${purpose}`, 32)),
+  };
 }
 
