@@ -27,6 +27,25 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
 }
 
 /**
+ * An action (a workflow Update) whose answer did not come back: the Update may have been accepted and taken effect
+ * all the same — the deadline may have passed after the workflow ran it, or Temporal failed once it had it. Saying
+ * "failed" would be false half the time; say that the outcome is unknown and how to find it out. A refusal, an unknown
+ * request or a call never sent keep their own answers.
+ */
+export function sendUpdateError(res: Response, err: unknown, serial: string, action: string): void {
+  if (res.headersSent) return;
+  if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return sendTemporalError(res, err, serial);
+  const message = err instanceof Error ? err.message : String(err);
+  if (/not found/i.test(message) && /workflow/i.test(message)) return sendTemporalError(res, err, serial);
+  const timedOut = err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadline(err);
+  const detail =
+    `${timedOut ? 'Temporal did not confirm the' : 'the workflow service failed during the'} ${action} of request ${serial}: it may or may not ` +
+    `have taken effect. GET /api/device_requests/${serial} shows the request's status and timeline (the ${action} is on the ` +
+    `timeline if it happened): check there before sending it again.`;
+  res.status(timedOut ? 504 : 503).json({ error: 'outcome unknown', detail, serial });
+}
+
+/**
  * A submission's start that failed without a clear answer (deadline, Temporal unreachable): Temporal may have
  * created the request anyway, so say how to find out, and how a retry stays safe.
  */

@@ -28,7 +28,7 @@ import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScop
 import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
 import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { StartAdmission } from '../startAdmission';
-import { sendStartError, sendTemporalError } from '../temporalErrors';
+import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 
 /** How many serials a submission may walk past (taken by other requests) before giving up. */
@@ -172,7 +172,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
         const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
         res.json(result);
       } catch (err) {
-        sendTemporalError(res, err, serial);
+        sendUpdateError(res, err, serial, name);
       }
     });
   };
