@@ -35,7 +35,7 @@ export interface ChaosCluster {
 
 const root = resolve(__dirname, '..', '..');
 
-export async function startChaosCluster(opts: { dir: string; world: SimulatedWorld; taskQueue: string }): Promise<ChaosCluster> {
+export async function startChaosCluster(opts: { dir: string; world: SimulatedWorld; taskQueue: string; /** More API keys besides the operator's (API_KEYS entries, key in clear). */ keys?: object[] }): Promise<ChaosCluster> {
   const logs = join(opts.dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -82,7 +82,7 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     ...common,
     API_HOST: '127.0.0.1',
     API_PORT: String(apiPort),
-    API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }] }),
+    API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }, ...(opts.keys ?? [])] }),
   });
 
   /**
