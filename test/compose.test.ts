@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { configSchema } from '../src/config';
 import { isSecretKey, redactText } from '../src/observability';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 
 /**
- * The scaled topology as docker-compose.yml declares it. No Docker engine is needed: the file is parsed and its
- * shape checked; when the `docker compose` CLI is installed, `docker compose config` validates it too.
+ * The production topology as docker-compose.yml declares it. No Docker engine is needed: the file is parsed and its
+ * shape checked; when the `docker compose` CLI is installed, `docker compose config` validates it too. That it runs
+ * is the topology test's to show (test/topology.e2e.test.ts starts the same processes with the same environment).
  */
 const root = resolve(__dirname, '..');
 const composeText = readFileSync(join(root, 'docker-compose.yml'), 'utf8');
@@ -19,6 +21,8 @@ interface Service {
   image?: string;
   build?: string | { context: string };
   command?: string[] | string;
+  entrypoint?: string[];
+  volumes?: string[];
   environment?: Record<string, string>;
   env_file?: Array<string | { path: string; required?: boolean }>;
   depends_on?: Record<string, { condition: string }>;
@@ -31,14 +35,30 @@ const services = compose.services;
 const pveflowServices = ['api', 'worker'];
 
 describe('docker-compose.yml', () => {
-  test('Temporal on PostgreSQL, its UI, a setup step, the API and the workers', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['api', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker']);
+  test('Temporal on PostgreSQL, set up by the scripts an operator runs, its UI, the API and the workers', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['api', 'postgresql', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker']);
     const temporal = services.temporal!;
-    assert.match(temporal.image!, /^temporalio\/auto-setup:\d+\.\d+\.\d+$/);
+    assert.match(temporal.image!, /^temporalio\/server:1\.32\.\d+$/, 'the release the topology test builds');
     assert.equal(temporal.environment!.DB, 'postgres12');
     assert.equal(temporal.environment!.POSTGRES_SEEDS, 'postgresql');
-    assert.deepEqual(temporal.depends_on, { postgresql: { condition: 'service_healthy' } });
+    assert.deepEqual(temporal.depends_on, { 'temporal-schema': { condition: 'service_completed_successfully' } });
     assert.match(services.postgresql!.image!, /^postgres:\d+$/);
+    for (const [name, script] of [['temporal-schema', 'setup-schema.sh'], ['temporal-setup', 'register-namespace.sh']] as const) {
+      assert.deepEqual(services[name]!.entrypoint, ['sh', `/etc/pveflow/temporal/${script}`], name);
+      assert.ok(existsSync(join(root, 'deploy', 'temporal', script)), `deploy/temporal/${script}`);
+      assert.deepEqual(services[name]!.volumes, ['./deploy/temporal:/etc/pveflow/temporal:ro'], name);
+    }
+    assert.ok(existsSync(join(root, 'deploy', 'temporal', 'dynamicconfig.yaml')));
+  });
+
+  test('every variable compose gives the API and the workers is one pveflow reads, and what production needs is there', () => {
+    const known = new Set(Object.keys(configSchema.shape));
+    for (const name of pveflowServices) {
+      const env = services[name]!.environment!;
+      for (const key of Object.keys(env)) assert.ok(known.has(key), `${name}.${key} is not a pveflow setting (src/config.ts)`);
+      for (const key of ['NODE_ENV', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TASK_QUEUE', 'PVEFLOW_CODEC_KEY_FILE']) assert.ok(env[key], `${name} sets ${key}`);
+    }
+    assert.ok(services.api!.environment!.API_KEYS_FILE, 'the API never runs open');
   });
 
   test('the API and at least two workers run from the one image the Dockerfile builds', () => {
@@ -65,13 +85,14 @@ describe('docker-compose.yml', () => {
     for (const [name, entry] of entries) assert.ok(existsSync(join(root, entry)), `${name} runs ${entry}, which does not exist`);
   });
 
-  test("Temporal UI's codec endpoint is the API's /codec, and the API allows the UI's origin", () => {
-    const ui = services['temporal-ui']!.environment!;
-    assert.match(ui.TEMPORAL_CODEC_ENDPOINT!, /^\$\{PVEFLOW_PUBLIC_URL:-http:\/\/localhost:3000\}\/codec$/);
-    assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'true');
+  test("Temporal UI is reached through pveflow's gateway, which serves the UI's relative codec endpoint", () => {
+    const ui = services['temporal-ui']!;
+    assert.equal(ui.environment!.TEMPORAL_CODEC_ENDPOINT, '/codec');
+    assert.equal(ui.ports, undefined, 'not published: only the gateway reaches it');
+    const api = services.api!.environment!;
+    assert.equal(api.TEMPORAL_UI_URL, `http://temporal-ui:${ui.environment!.TEMPORAL_UI_PORT}`);
+    assert.ok(services.api!.ports!.includes(`127.0.0.1:${api.TEMPORAL_UI_PORT}:${api.TEMPORAL_UI_PORT}`), 'the gateway is published on loopback');
     assert.ok(services.api!.ports!.some((p) => p.endsWith(':3000')));
-    assert.match(services.api!.environment!.PVEFLOW_UI_ORIGIN!, /localhost:8080/);
-    assert.ok(services['temporal-ui']!.ports!.some((p) => p.endsWith(':8080')));
   });
 
   test('no secret is written in the file: secrets come from pveflow.env, .env and secrets/', () => {
@@ -87,7 +108,7 @@ describe('docker-compose.yml', () => {
     }
     for (const name of pveflowServices) {
       assert.deepEqual(services[name]!.env_file, [{ path: './pveflow.env', required: true }], name);
-      assert.deepEqual(services[name]!.secrets, ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys'], name);
+      assert.deepEqual(services[name]!.secrets!.slice(0, 3), ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys'], name);
     }
     assert.equal(redactText(composeText), composeText, 'nothing in the file has the shape of a secret');
   });
@@ -96,8 +117,8 @@ describe('docker-compose.yml', () => {
     const cliType: Record<string, string> = {
       KEYWORD: 'Keyword', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList',
     };
-    const script = (services['temporal-setup']!.command as string[]).join('\n');
-    const declared = /attributes="([^"]+)"/.exec(script)![1]!.split(' ').sort();
+    const script = readFileSync(join(root, 'deploy', 'temporal', 'register-namespace.sh'), 'utf8');
+    const declared = [...script.matchAll(/--name (\w+) --type (\w+)/g)].map((m) => `${m[1]}=${m[2]}`).sort();
     const expected = searchAttributeDefinitions.map((k) => `${k.name}=${cliType[k.type]}`).sort();
     assert.deepEqual(declared, expected);
   });
@@ -134,7 +155,7 @@ describe('docker-compose.yml', () => {
       writeFileSync(join(dir, '.env'), env);
       writeFileSync(join(dir, 'pveflow.env'), 'PVE_ENDPOINT=https://pve.example:8006\n');
       mkdirSync(join(dir, 'secrets'));
-      for (const f of ['pve-root-ca.pem', 'ssh_key', 'codec-keys.json']) writeFileSync(join(dir, 'secrets', f), '');
+      for (const f of ['pve-root-ca.pem', 'ssh_key', 'codec-keys.json', 'api-keys.json']) writeFileSync(join(dir, 'secrets', f), '');
       return fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });

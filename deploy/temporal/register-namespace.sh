@@ -1,0 +1,40 @@
+#!/bin/sh
+# pveflow's namespace and its search attributes on a Temporal cluster, with the `temporal` CLI and its own variables
+# (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE). Safe to run again: what exists is kept. The attributes are the ones
+# src/workflows/searchAttributes.ts defines (a test holds the two lists together); pveflow's workflows are refused
+# upserts of any attribute the namespace lacks.
+# TEMPORAL_NAMESPACE_RETENTION: how long closed workflows' histories are kept (default 30d).
+# Used as it is by docker-compose.yml (temporal-setup) and by the topology test.
+set -eu
+ns=${TEMPORAL_NAMESPACE:-default}
+retention=${TEMPORAL_NAMESPACE_RETENTION:-30d}
+
+tries=0
+until temporal operator cluster health >/dev/null 2>&1; do
+  tries=$((tries + 1)); [ "$tries" -lt 120 ] || { echo "register-namespace: Temporal at ${TEMPORAL_ADDRESS:-127.0.0.1:7233} is not healthy" >&2; exit 1; }
+  sleep 1
+done
+
+if temporal operator namespace describe --namespace "$ns" >/dev/null 2>&1; then
+  echo "register-namespace: namespace $ns exists"
+else
+  temporal operator namespace create --namespace "$ns" --retention "$retention"
+fi
+# A new namespace takes a moment to reach every service.
+tries=0
+until temporal operator search-attribute list --namespace "$ns" >/dev/null 2>&1; do
+  tries=$((tries + 1)); [ "$tries" -lt 60 ] || { echo "register-namespace: namespace $ns is not usable" >&2; exit 1; }
+  sleep 1
+done
+
+temporal operator search-attribute create --namespace "$ns" \
+  --name Serial --type Keyword  --name Org --type Keyword  --name RequestStatus --type Keyword \
+  --name BuildStatus --type Keyword  --name VmId --type Int  --name PveNode --type Keyword \
+  --name Consultants --type KeywordList  --name PeriodStart --type Datetime  --name PeriodEnd --type Datetime \
+  --name VmState --type Keyword  --name ClassId --type Keyword
+
+registered=$(temporal operator search-attribute list --namespace "$ns")
+for a in Serial Org RequestStatus BuildStatus VmId PveNode Consultants PeriodStart PeriodEnd VmState ClassId; do
+  echo "$registered" | grep -qw "$a" || { echo "register-namespace: search attribute $a is missing" >&2; exit 1; }
+done
+echo "register-namespace: $ns has pveflow's search attributes"
