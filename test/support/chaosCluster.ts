@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateApiKey } from '../../src/api/auth/apiKeys';
 import { generateCodecKey } from '../../src/temporal/codec';
@@ -8,6 +7,7 @@ import { startDevServer, type RunningDevServer } from '../../src/embedded/devSer
 import type { SimulatedWorld } from '../../src/simulators/world';
 import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
 import { freePort } from './ports';
+import { supervise } from './supervisor';
 
 /**
  * pveflow as a deployment runs it, for the chaos tests: Temporal's dev server (the project's binary on a SQLite
@@ -33,8 +33,6 @@ export interface ChaosCluster {
   stop(): Promise<void>;
 }
 
-const root = resolve(__dirname, '..', '..');
-
 export async function startChaosCluster(opts: { dir: string; world: SimulatedWorld; taskQueue: string; /** More API keys besides the operator's (API_KEYS entries, key in clear). */ keys?: object[] }): Promise<ChaosCluster> {
   const logs = join(opts.dir, 'logs');
   mkdirSync(logs, { recursive: true });
@@ -44,11 +42,10 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
   // Encrypted as a deployment is: the API and the worker must read each other's payloads through the same keys.
   const codec = generateCodecKey();
   const codecKeys = `${codec.id}:${codec.key.toString('base64')}`;
-  const counts = { worker: 0, api: 0, temporal: 0 };
-  let stopping = false;
+  let temporalStarts = 0;
 
   const startTemporal = async () => {
-    counts.temporal++;
+    temporalStarts++;
     return startDevServer({
       ip: '127.0.0.1',
       port: temporalPort,
@@ -71,73 +68,33 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     // A dead Temporal is answered 504 sooner: the client retries anyway.
     API_TEMPORAL_TIMEOUT_MS: '5000',
   };
-  const worker = supervise('worker', join(logs, 'worker.log'), ['src/worker.ts'], {
+  const worker = supervise('src/worker.ts', {
     ...common,
     ...opts.world.env,
     SYNC_INTERVAL_S: '3600',
     // The start-up checks read the cluster and NetBird on every restart; what is tested here is the builds.
     PVEFLOW_DOCTOR: 'off',
-  });
-  const api = supervise('api', join(logs, 'api.log'), ['src/api/main.ts'], {
+  }, join(logs, 'worker.log'));
+  const api = supervise('src/api/main.ts', {
     ...common,
     API_HOST: '127.0.0.1',
     API_PORT: String(apiPort),
     API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }, ...(opts.keys ?? [])] }),
-  });
-
-  /**
-   * Keeps one process of its kind alive: a process that exits (killed, or gave up because Temporal was down at its
-   * start) is replaced after a short pause, as systemd's Restart=always would.
-   */
-  function supervise(name: 'worker' | 'api', logFile: string, args: string[], env: Record<string, string | undefined>) {
-    let child: ChildProcess | undefined;
-    const launch = () => {
-      counts[name]++;
-      const out = openSync(logFile, 'a');
-      const c = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env, stdio: ['ignore', out, out] });
-      child = c;
-      c.once('exit', () => {
-        if (stopping || child !== c) return;
-        setTimeout(() => {
-          if (!stopping && child === c) launch();
-        }, 500);
-      });
-    };
-    launch();
-    return {
-      async kill(signal: NodeJS.Signals = 'SIGKILL') {
-        const c = child;
-        if (!c || c.exitCode !== null || c.signalCode !== null) return;
-        const exited = new Promise((ok) => c.once('exit', ok));
-        c.kill(signal);
-        await exited;
-      },
-      async restart() {
-        const c = child;
-        child = undefined; // the exit handler of the killed one must not launch a second
-        if (c && c.exitCode === null && c.signalCode === null) {
-          const exited = new Promise((ok) => c.once('exit', ok));
-          c.kill('SIGKILL');
-          await exited;
-        }
-        launch();
-      },
-    };
-  }
+  }, join(logs, 'api.log'));
 
   return {
     apiUrl: `http://127.0.0.1:${apiPort}`,
     operatorKey,
     temporalAddress,
     codecKeys,
-    killWorker: () => worker.restart(),
-    killApi: () => api.restart(),
+    killWorker: () => worker.killAndRestart(),
+    killApi: () => api.killAndRestart(),
     async killTemporal(downMs = 2_000) {
       await temporal.kill!();
       await sleep(downMs);
       temporal = await startTemporal();
     },
-    starts: () => ({ ...counts }),
+    starts: () => ({ worker: worker.starts(), api: api.starts(), temporal: temporalStarts }),
     logTails(lines = 15) {
       return ['temporal', 'api', 'worker']
         .map((n) => {
@@ -152,9 +109,8 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
         .join('\n');
     },
     async stop() {
-      stopping = true;
       // Nothing of theirs needs a clean shutdown: everything durable is in Temporal.
-      await Promise.allSettled([worker.kill(), api.kill()]);
+      await Promise.allSettled([worker.stop(), api.stop()]);
       await temporal.stop();
     },
   };
