@@ -53,7 +53,10 @@ export const configSchema = z.object({
   /** `id1:base64key,id2:base64key`, the first one encrypts; the others still decrypt (rotation). */
   PVEFLOW_CODEC_KEYS: z.string().min(1).optional(),
   PVEFLOW_CODEC_KEY_FILE: z.string().min(1).optional(),
-  /** Temporal UI's origin, the only one the codec endpoint answers (default: the embedded dev server's UI). */
+  /**
+   * Temporal UI's origin as operators' browsers reach it (the gateway behind your proxy): the only origin the API's
+   * /codec answers, and an `https` one marks the gateway's session cookie Secure. Default: the gateway's own address.
+   */
   PVEFLOW_UI_ORIGIN: z.url().optional(),
 
   // Temporal. Without TEMPORAL_ADDRESS the embedded default starts a dev server.

@@ -41,6 +41,7 @@ async function main(): Promise<void> {
           sessions: new OperatorSessions(apiKeys, codec.deriveKey(OPERATOR_SESSION_KEY_PURPOSE)),
           codec: codec.codec,
           namespaces: [temporal.namespace],
+          secureCookie: config.PVEFLOW_UI_ORIGIN?.startsWith('https:') ?? false,
         })
       : undefined;
   const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? gateway?.url;

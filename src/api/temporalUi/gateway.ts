@@ -23,6 +23,8 @@ export interface TemporalUiGatewayOptions {
   sessions: OperatorSessions;
   codec: PayloadCodec;
   namespaces: readonly string[];
+  /** Mark the session cookie Secure: the gateway is reached over HTTPS (behind a TLS proxy, it cannot tell itself). */
+  secureCookie?: boolean;
 }
 
 /** What the UI server must be told for the gateway's codec to be used: its codec endpoint, relative to its origin. */
@@ -32,7 +34,7 @@ export function createTemporalUiGateway(opts: TemporalUiGatewayOptions): express
   const upstream = new URL(opts.upstream);
   const app = express();
   app.disable('x-powered-by');
-  const secureCookie = (req: Request) => req.protocol === 'https';
+  const secureCookie = (req: Request) => opts.secureCookie === true || req.protocol === 'https';
 
   app.get('/pveflow/sign-in', (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
