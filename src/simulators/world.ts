@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import type { ClusterSeed } from './pve/seed';
 import { createSftpServer } from './sftp';
 import { simulatorTls } from './tls';
 
@@ -24,6 +25,8 @@ export interface WorldOptions {
    * built-in ones; `dir` is the directory it exposes, which then backs every node's snippets storage.
    */
   externalSsh?: { host: string; port: number; username: string; privateKey: string; hostKeyFingerprint: string; dir: string };
+  /** Changes to the default cluster (more pools, templates, ACLs): a test's own cluster shape. */
+  adjustSeed?(seed: ClusterSeed): ClusterSeed;
   /** NetBird users (the consultants); the embedded default seeds a few. */
   netbirdUsers?: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
 }
@@ -84,7 +87,8 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
 
     const tokenSecret = randomUUID();
     const rootTokenSecret = randomUUID();
-    const seed = defaultClusterSeed({ tokenSecret, rootTokenSecret });
+    const base = defaultClusterSeed({ tokenSecret, rootTokenSecret });
+    const seed = opts.adjustSeed ? opts.adjustSeed(base) : base;
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,

@@ -7,6 +7,8 @@ const root = resolve(__dirname, '..', '..');
 export interface Supervised {
   /** How often the process was started. */
   starts(): number;
+  /** The running process's pid (for CPU accounting), undefined between a kill and its replacement. */
+  pid(): number | undefined;
   /** SIGKILL; the supervisor starts a new one after its pause, as systemd's Restart=always (or compose's restart) would. */
   killAndRestart(): Promise<void>;
   /** Ends it for good. */
@@ -43,6 +45,7 @@ export function supervise(entry: string, env: Record<string, string | undefined>
   launch();
   return {
     starts: () => starts,
+    pid: () => child?.pid,
     async killAndRestart() {
       const c = child;
       child = undefined; // the exit handler of the killed one must not launch a second
