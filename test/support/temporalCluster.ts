@@ -372,8 +372,31 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       }
     }
   };
+  // A test file killed by a signal (the runner's timeout, Ctrl-C) never runs 'exit' handlers: a watchdog of its own
+  // process group ends what this process leaves behind, so no server keeps a shared machine busy.
+  const groupsFile = join(dir, 'process-groups');
+  const recordGroups = (): void => {
+    const pids = [server, ...uis].filter((c) => c?.pid && c.exitCode === null && c.signalCode === null).map((c) => c!.pid);
+    writeFileSync(groupsFile, pids.join('\n') + '\n');
+  };
+  const watchdog = spawn(
+    'bash',
+    [
+      '-c',
+      'while kill -0 "$1" 2>/dev/null; do sleep 2; done; ' +
+        'for g in $(cat "$2/process-groups" 2>/dev/null); do kill -KILL -- "-$g" 2>/dev/null; done; ' +
+        'pm=$(head -n1 "$3/postmaster.pid" 2>/dev/null) && kill -QUIT "$pm" 2>/dev/null; sleep 2; rm -rf -- "$2"',
+      'temporal-cluster-watchdog',
+      String(process.pid),
+      dir,
+      pgData,
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  watchdog.unref();
   const onExit = (): void => {
     killAllNow();
+    killGroup(watchdog.pid!, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
@@ -492,6 +515,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       } finally {
         closeSync(fd);
       }
+      recordGroups();
       const child = server;
       await waitUntil('the Temporal frontend to serve', START_TIMEOUT_MS, async () => {
         if (child.exitCode !== null || child.signalCode !== null) {
@@ -582,6 +606,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
           closeSync(fd);
         }
         uis.add(child);
+        recordGroups();
         const host = uiOpts.env?.TEMPORAL_UI_HOST ?? '127.0.0.1';
         const url = `http://${host}:${port}`;
         try {
@@ -608,6 +633,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         await Promise.all([...uis].map(stopUi));
         await killServer();
         await pg('pg_ctl', ['-D', pgData, '-m', 'immediate', '-w', 'stop'], { toLog: true }).catch(() => killAllNow());
+        killGroup(watchdog.pid!, 'SIGKILL');
         rmSync(dir, { recursive: true, force: true });
       },
     };
