@@ -48,6 +48,12 @@ export interface TemporalClusterOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Dynamic config entries added to (or replacing) the harness's own, as `key: value`. */
   dynamicConfig?: Record<string, unknown>;
+  /**
+   * How the server is configured: `file`, a config file of ours (`--config-file`); or `environment`, the server's
+   * embedded config template read from the environment variables the temporalio/server image takes (DB,
+   * POSTGRES_SEEDS, POSTGRES_PWD, BIND_ON_IP, ...), i.e. what a compose file sets. Default `file`.
+   */
+  serverConfig?: 'file' | 'environment';
 }
 
 export interface TemporalUi {
@@ -71,8 +77,13 @@ export interface RunningTemporalCluster {
   database: { user: string; password: string; socketDir: string };
   /** The temporary directory (PostgreSQL's data, the server's config and logs). */
   dir: string;
-  /** The server's config file, which `temporal-server --config-file` was given. */
+  /** The server's config file, which `temporal-server --config-file` was given (written in both modes, read in `file`). */
   configFile: string;
+  /**
+   * The environment the server was started with besides PATH and HOME: in `environment` mode its whole config
+   * (the temporalio/server image's variable names; the password as it is), in `file` mode nothing.
+   */
+  serverEnv: Record<string, string>;
   /**
    * The operator commands run to get here, in order, as a shell would run them: the `temporal` role's password
    * as `$TEMPORAL_DB_PASSWORD`, binaries by name (from /usr/lib/postgresql/<v>/bin and .tools/temporal-cluster/bin).
@@ -84,7 +95,10 @@ export interface RunningTemporalCluster {
   killServer(): Promise<void>;
   /** Starts the server again on the same config and ports (after `killServer()`, or stops it first), and waits for it. */
   restartServer(): Promise<void>;
-  /** `pg_ctl restart -m fast`: every connection Temporal holds is cut; it must reconnect. */
+  /**
+   * `pg_ctl restart -m fast`: every connection Temporal holds is cut. Its next calls may fail ("no usable database
+   * connection found") for the moment its pools take to reconnect (under a second here): callers retry, as clients do.
+   */
   restartPostgres(): Promise<void>;
   /** Temporal UI's server (scripts/temporal-ui) on a port of its own, talking to this cluster. */
   startUi(opts?: TemporalUiOptions): Promise<TemporalUi>;
@@ -502,13 +516,44 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       { mode: 0o600 },
     );
 
+    // The temporalio/server image's variables for the server's embedded config template: the same cluster as the
+    // file above.
+    const serverEnv: Record<string, string> =
+      opts.serverConfig === 'environment'
+        ? {
+            DB: 'postgres12',
+            DB_PORT: String(pgPort),
+            POSTGRES_SEEDS: '127.0.0.1',
+            POSTGRES_USER: 'temporal',
+            POSTGRES_PWD: password,
+            DBNAME: 'temporal',
+            VISIBILITY_DBNAME: 'temporal_visibility',
+            NUM_HISTORY_SHARDS: '4',
+            BIND_ON_IP: '127.0.0.1',
+            TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
+            FRONTEND_GRPC_PORT: String(frontendPort),
+            FRONTEND_HTTP_PORT: String(frontendHttpPort),
+            FRONTEND_MEMBERSHIP_PORT: String(frontendMembershipPort),
+            HISTORY_GRPC_PORT: String(historyPort),
+            HISTORY_MEMBERSHIP_PORT: String(historyMembershipPort),
+            MATCHING_GRPC_PORT: String(matchingPort),
+            MATCHING_MEMBERSHIP_PORT: String(matchingMembershipPort),
+            WORKER_GRPC_PORT: String(workerPort),
+            WORKER_MEMBERSHIP_PORT: String(workerMembershipPort),
+            DYNAMIC_CONFIG_FILE_PATH: dynamicConfigFile,
+            LOG_LEVEL: opts.logLevel ?? 'info',
+            TEMPORAL_ALLOW_NO_AUTH: 'true',
+          }
+        : {};
+    const serverArgs = opts.serverConfig === 'environment' ? ['start'] : ['--config-file', configFile, '--allow-no-auth', 'start'];
+
     const startServer = async (): Promise<void> => {
       const fd = openSync(serverLog, 'a');
       try {
         // Its own process group, so a kill reaches it whole.
-        server = spawn(bin.server, ['--config-file', configFile, '--allow-no-auth', 'start'], {
+        server = spawn(bin.server, serverArgs, {
           cwd: temporalDir,
-          env: { PATH: process.env.PATH, HOME: temporalDir },
+          env: { PATH: process.env.PATH, HOME: temporalDir, ...serverEnv },
           detached: true,
           stdio: ['ignore', fd, fd],
         });
@@ -526,7 +571,13 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         return health.code === 0 && /SERVING/.test(health.output);
       });
     };
-    commands.push(`temporal-server --config-file ${shellWord(configFile)} --allow-no-auth start`);
+    commands.push(
+      [
+        ...Object.entries(serverEnv).map(([name, value]) => `${name}=${name === 'POSTGRES_PWD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(value)}`),
+        'temporal-server',
+        ...serverArgs.map(shellWord),
+      ].join(' '),
+    );
     await startServer();
 
     // --- The namespace and the search attributes, with the commands the README gives.
@@ -571,6 +622,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       database: { user: 'temporal', password, socketDir },
       dir,
       configFile,
+      serverEnv,
       commands,
       timings: { postgresReadyMs: pgReadyMs, readyMs },
       killServer,
