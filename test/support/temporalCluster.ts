@@ -295,8 +295,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const namespace = opts.namespace;
 
   const dir = mkdtempSync(join(opts.dir ?? tmpdir(), 'pveflow-temporal-cluster-'));
-  // PostgreSQL's user must reach its directory below ours; others may look in, nothing in it is a secret worth more
-  // than the throwaway cluster it belongs to except the password file, kept 0600.
+  // PostgreSQL's user must get through ours to its own directory below; the server's config, which holds the
+  // database password, is in a directory only we can read.
   chmodSync(dir, 0o711);
   const pgDir = join(dir, 'postgres');
   const pgData = join(pgDir, 'data');
@@ -323,15 +323,11 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   let stopped = false;
 
   const pgEnv: NodeJS.ProcessEnv = { PATH: `${pgBin}:/usr/bin:/bin`, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC' };
-  const pgLogFd = (): number => {
-    const fd = openSync(pgLog, 'a');
-    return fd;
-  };
 
   /** A PostgreSQL command, as its user, recorded; a failure says what it printed. */
   const pg = async (tool: string, args: string[], opts2: { toLog?: boolean; record?: string } = {}): Promise<string> => {
     commands.push(opts2.record ?? [tool, ...args].map(shellWord).join(' '));
-    const fd = opts2.toLog ? pgLogFd() : undefined;
+    const fd = opts2.toLog ? openSync(pgLog, 'a') : undefined;
     try {
       const result = await run(join(pgBin, tool), args, { cwd: pgDir, env: pgEnv, user: pgUser, logFd: fd });
       if (result.code !== 0) {
@@ -422,37 +418,37 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       ...uiLogs.map((log) => `--- temporal-ui (${log})\n${tail(log, 2_000)}`),
     ].join('\n');
 
-  // --- PostgreSQL: a fresh cluster, TCP on 127.0.0.1 with passwords, the socket in our directory with trust for its
-  // owner's superuser (only the operator's own user reaches it).
   const startedAt = Date.now();
-  await pg('initdb', ['-D', pgData, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync']);
-  writeFileSync(
-    join(pgData, 'postgresql.conf'),
-    readFileSync(join(pgData, 'postgresql.conf'), 'utf8') +
-      [
-        '',
-        '# pveflow test cluster',
-        "listen_addresses = '127.0.0.1'",
-        `port = ${pgPort}`,
-        `unix_socket_directories = '${socketDir}'`,
-        // Each of Temporal's four services keeps its own pool (up to 20 + 2 connections each); two pveflow
-        // instances' tools and psql come on top.
-        'max_connections = 200',
-        // A throwaway cluster on a shared test machine: nothing here must survive an OS crash, and fsync would make
-        // every test wait on the disk. pg_ctl restart -m fast (a clean shutdown) still loses nothing.
-        'fsync = off',
-        'synchronous_commit = off',
-        'full_page_writes = off',
-        '',
-      ].join('\n'),
-  );
-  await pg('pg_ctl', ['-D', pgData, '-w', '-t', '60', 'start'], { toLog: true });
-  await pg('psql', ['-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE ROLE temporal WITH LOGIN CREATEDB PASSWORD '${password}'`], {
-    record: `psql -h ${shellWord(socketDir)} -p ${pgPort} -U postgres -d postgres -v ON_ERROR_STOP=1 -q -c "CREATE ROLE temporal WITH LOGIN CREATEDB PASSWORD '$TEMPORAL_DB_PASSWORD'"`,
-  });
-  const pgReadyMs = Date.now() - startedAt;
-
   try {
+    // --- PostgreSQL: a fresh cluster, TCP on 127.0.0.1 with passwords, the socket in our directory with trust for its
+    // owner's superuser (only the operator's own user reaches it).
+    await pg('initdb', ['-D', pgData, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    writeFileSync(
+      join(pgData, 'postgresql.conf'),
+      readFileSync(join(pgData, 'postgresql.conf'), 'utf8') +
+        [
+          '',
+          '# pveflow test cluster',
+          "listen_addresses = '127.0.0.1'",
+          `port = ${pgPort}`,
+          `unix_socket_directories = '${socketDir}'`,
+          // Each of Temporal's four services keeps its own pools (up to 20 + 10 connections each); two pveflow
+          // instances' tools and psql come on top.
+          'max_connections = 200',
+          // A throwaway cluster on a shared test machine: nothing here must survive an OS crash, and fsync would make
+          // every test wait on the disk. pg_ctl restart -m fast (a clean shutdown) still loses nothing.
+          'fsync = off',
+          'synchronous_commit = off',
+          'full_page_writes = off',
+          '',
+        ].join('\n'),
+    );
+    await pg('pg_ctl', ['-D', pgData, '-w', '-t', '60', 'start'], { toLog: true });
+    await pg('psql', ['-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE ROLE temporal WITH LOGIN CREATEDB PASSWORD '${password}'`], {
+      record: `psql -h ${shellWord(socketDir)} -p ${pgPort} -U postgres -d postgres -v ON_ERROR_STOP=1 -q -c "CREATE ROLE temporal WITH LOGIN CREATEDB PASSWORD '$TEMPORAL_DB_PASSWORD'"`,
+    });
+    const pgReadyMs = Date.now() - startedAt;
+
     // --- Temporal's schema, as its docs give it: the database, the versioning tables, then every versioned step.
     for (const [database, schema] of [
       ['temporal', 'temporal'],
