@@ -631,7 +631,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         await pg('pg_ctl', ['-D', pgData, '-m', 'fast', '-w', '-t', '60', 'restart'], { toLog: true });
       },
       startUi: async (uiOpts: TemporalUiOptions = {}) => {
-        const port = (await freeLowPorts(1))[0]!;
+        const port = uiOpts.env?.TEMPORAL_UI_PORT ? Number(uiOpts.env.TEMPORAL_UI_PORT) : (await freeLowPorts(1))[0]!;
         const log = join(dir, `temporal-ui-${port}.log`);
         uiLogs.push(log);
         const fd = openSync(log, 'a');
