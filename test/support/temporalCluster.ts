@@ -54,6 +54,11 @@ export interface TemporalClusterOptions {
    * POSTGRES_SEEDS, POSTGRES_PWD, BIND_ON_IP, ...), i.e. what a compose file sets. Default `file`.
    */
   serverConfig?: 'file' | 'environment';
+  /**
+   * postgresql.conf settings over the harness's (which turn fsync, synchronous_commit and full_page_writes off), e.g.
+   * `{ fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' }` for a bench that wants a durable database.
+   */
+  postgresSettings?: Record<string, string>;
 }
 
 export interface TemporalUi {
@@ -440,6 +445,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
           'fsync = off',
           'synchronous_commit = off',
           'full_page_writes = off',
+          // The last setting of a name wins.
+          ...Object.entries(opts.postgresSettings ?? {}).map(([name, value]) => `${name} = '${value.replace(/'/g, "''")}'`),
           '',
         ].join('\n'),
     );
