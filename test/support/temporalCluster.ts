@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SearchAttributeType } from '@temporalio/common';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
 import { resolveTemporalBinary } from '../../src/temporal/binaries';
 
@@ -59,6 +59,29 @@ export interface TemporalClusterOptions {
    * `{ fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' }` for a bench that wants a durable database.
    */
   postgresSettings?: Record<string, string>;
+  /**
+   * Set up and run exactly as docker-compose.yml does: the schema by deploy/temporal/setup-schema.sh with the
+   * `temporal-schema` service's variables, the server configured from the `temporal` service's variables (its embedded
+   * template, deploy/temporal/dynamicconfig.yaml), the namespace and search attributes by
+   * deploy/temporal/register-namespace.sh with the `temporal-setup` service's variables. Only what must differ outside
+   * containers is changed: hosts, ports and the database password. Implies `serverConfig: 'environment'`.
+   */
+  asDeployed?: boolean;
+}
+
+/** The environment docker-compose.yml gives one of its services (YAML merge keys resolved). */
+export function composeEnvironment(service: string): Record<string, string> {
+  const compose = parseYaml(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> };
+  const env = compose.services[service]?.environment;
+  if (!env) throw new Error(`docker-compose.yml has no environment for ${service}`);
+  return { ...env };
+}
+
+/** `base` with `here`'s values for the variables it has; a variable of `here` that `base` lacks is a mistake. */
+function overriding(service: string, base: Record<string, string>, here: Record<string, string>): Record<string, string> {
+  const unknown = Object.keys(here).filter((k) => !(k in base));
+  if (unknown.length) throw new Error(`${unknown.join(', ')}: not variables docker-compose.yml's ${service} service sets`);
+  return { ...base, ...here };
 }
 
 export interface TemporalUi {
@@ -457,13 +480,20 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     const pgReadyMs = Date.now() - startedAt;
 
     // --- Temporal's schema, as its docs give it: the database, the versioning tables, then every versioned step.
-    for (const [database, schema] of [
-      ['temporal', 'temporal'],
-      ['temporal_visibility', 'visibility'],
-    ] as const) {
-      await sqlTool(database, ['create-database']);
-      await sqlTool(database, ['setup-schema', '-v', '0.0']);
-      await sqlTool(database, ['update-schema', '-d', join(schemaDir, schema, 'versioned')]);
+    if (opts.asDeployed) {
+      const env = overriding('temporal-schema', composeEnvironment('temporal-schema'), { SQL_HOST: '127.0.0.1', SQL_PORT: String(pgPort), SQL_PASSWORD: password, TEMPORAL_SCHEMA_DIR: schemaDir });
+      commands.push(`${Object.entries(env).map(([k, v]) => `${k}=${k === 'SQL_PASSWORD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(v)}`).join(' ')} deploy/temporal/setup-schema.sh`);
+      const result = await run('sh', [join(root, 'deploy', 'temporal', 'setup-schema.sh')], { cwd: dir, env: { PATH: process.env.PATH, ...env, TEMPORAL_SQL_TOOL: bin.sqlTool } });
+      if (result.code !== 0) throw new Error(`deploy/temporal/setup-schema.sh exited ${result.code}: ${result.output.trim().slice(-3_000)}`);
+    } else {
+      for (const [database, schema] of [
+        ['temporal', 'temporal'],
+        ['temporal_visibility', 'visibility'],
+      ] as const) {
+        await sqlTool(database, ['create-database']);
+        await sqlTool(database, ['setup-schema', '-v', '0.0']);
+        await sqlTool(database, ['update-schema', '-d', join(schemaDir, schema, 'versioned')]);
+      }
     }
 
     // --- The server's config: development-postgres12.yaml's shape, our ports, no archival, no metrics endpoint.
@@ -521,8 +551,31 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
 
     // The temporalio/server image's variables for the server's embedded config template: the same cluster as the
     // file above.
-    const serverEnv: Record<string, string> =
-      opts.serverConfig === 'environment'
+    const ports: Record<string, string> = {
+      FRONTEND_GRPC_PORT: String(frontendPort),
+      FRONTEND_HTTP_PORT: String(frontendHttpPort),
+      FRONTEND_MEMBERSHIP_PORT: String(frontendMembershipPort),
+      HISTORY_GRPC_PORT: String(historyPort),
+      HISTORY_MEMBERSHIP_PORT: String(historyMembershipPort),
+      MATCHING_GRPC_PORT: String(matchingPort),
+      MATCHING_MEMBERSHIP_PORT: String(matchingMembershipPort),
+      WORKER_GRPC_PORT: String(workerPort),
+      WORKER_MEMBERSHIP_PORT: String(workerMembershipPort),
+    };
+    const serverEnv: Record<string, string> = opts.asDeployed
+      ? {
+          // compose's own variables, where they must differ here; then the ports, which compose leaves at defaults.
+          ...overriding('temporal', composeEnvironment('temporal'), {
+            DB_PORT: String(pgPort),
+            POSTGRES_SEEDS: '127.0.0.1',
+            POSTGRES_PWD: password,
+            BIND_ON_IP: '127.0.0.1',
+            DYNAMIC_CONFIG_FILE_PATH: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml'),
+          }),
+          ...ports,
+          LOG_LEVEL: opts.logLevel ?? 'info',
+        }
+      : opts.serverConfig === 'environment'
         ? {
             DB: 'postgres12',
             DB_PORT: String(pgPort),
@@ -548,7 +601,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
             TEMPORAL_ALLOW_NO_AUTH: 'true',
           }
         : {};
-    const serverArgs = opts.serverConfig === 'environment' ? ['start'] : ['--config-file', configFile, '--allow-no-auth', 'start'];
+    const serverArgs = opts.serverConfig === 'environment' || opts.asDeployed ? ['start'] : ['--config-file', configFile, '--allow-no-auth', 'start'];
 
     const startServer = async (): Promise<void> => {
       const fd = openSync(serverLog, 'a');
@@ -584,6 +637,12 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     await startServer();
 
     // --- The namespace and the search attributes, with the commands the README gives.
+    if (opts.asDeployed) {
+      const env = overriding('temporal-setup', composeEnvironment('temporal-setup'), { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace });
+      commands.push(`${Object.entries(env).map(([k, v]) => `${k}=${shellWord(v)}`).join(' ')} deploy/temporal/register-namespace.sh`);
+      const result = await run('sh', [join(root, 'deploy', 'temporal', 'register-namespace.sh')], { cwd: dir, env: { PATH: `${join(temporalCli, '..')}:${process.env.PATH}`, HOME: dir, ...env } });
+      if (result.code !== 0) throw new Error(`deploy/temporal/register-namespace.sh exited ${result.code}: ${result.output.trim().slice(-3_000)}`);
+    } else {
     const created = await cli(['operator', 'namespace', 'create', '--namespace', namespace, '--address', address]);
     if (created.code !== 0) throw new Error(`temporal operator namespace create failed: ${created.output.trim()}`);
     await waitUntil(`namespace ${namespace} to be usable`, 30_000, async () => {
@@ -597,6 +656,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       const list = await cli(['operator', 'search-attribute', 'list', '--namespace', namespace, '--address', address, '--output', 'json'], false);
       return list.code === 0 && searchAttributeDefinitions.every((key) => list.output.includes(`"${key.name}"`));
     });
+    }
     const readyMs = Date.now() - startedAt;
 
     const killServer = async (): Promise<void> => {
