@@ -1,6 +1,6 @@
 // Installs the third-party clients the suite drives against the simulators, into the git-ignored `.tools/`:
-// proxmoxer (PyPI) into the `.tools` venv, and NetBird's own Go REST client, built from test/clients/netbird-go
-// (Go module proxy) into `.tools/bin/netbird-rest-flow`. `.ci/run` runs it; locally `npm run tools:clients`.
+// proxmoxer (PyPI) into the `.tools` venv; NetBird's own Go REST client and go-proxmox, built from
+// test/clients/{netbird-go,go-proxmox} (Go module proxy) into `.tools/bin`. `.ci/run` runs it; locally `npm run tools:clients`.
 // Without python3 or go it fails in CI (CI=true) and only warns elsewhere: the tests then skip and say why.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -41,11 +41,16 @@ else {
   run(`proxmoxer (${pythonPins.join(', ')})`, join(tools, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet', ...pythonPins]);
 }
 
-// NetBird's Go REST client: go.mod/go.sum pin it, so the build downloads nothing else and changes nothing.
-if (!has('go', ['version'])) missing('go not found: the NetBird Go REST client (test/clients/netbird-go) not built');
+// The Go clients: each go.mod/go.sum pins its library, so a build downloads only those modules and changes nothing.
+const goClients = [
+  { dir: 'netbird-go', bin: 'netbird-rest-flow', what: "NetBird's Go REST client v0.77.1" },
+  { dir: 'go-proxmox', bin: 'go-proxmox-flow', what: 'go-proxmox v0.10.0' },
+];
+if (!has('go', ['version'])) missing('go not found: the Go clients in test/clients (NetBird REST client, go-proxmox) not built');
 else {
   mkdirSync(join(tools, 'bin'), { recursive: true });
-  run('netbird-rest-flow (NetBird Go REST client v0.77.1)', 'go',
-    ['build', '-mod=readonly', '-trimpath', '-o', join(tools, 'bin', 'netbird-rest-flow'), '.'],
-    { cwd: join(root, 'test', 'clients', 'netbird-go') });
+  for (const c of goClients) {
+    run(`${c.bin} (${c.what})`, 'go', ['build', '-mod=readonly', '-trimpath', '-o', join(tools, 'bin', c.bin), '.'],
+      { cwd: join(root, 'test', 'clients', c.dir) });
+  }
 }

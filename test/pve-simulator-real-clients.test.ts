@@ -7,13 +7,15 @@ import { after, before, test, type TestContext } from 'node:test';
 import { Agent, fetch } from 'undici';
 
 /**
- * proxmoxer (PyPI, installed by `npm run tools:clients` into the .tools venv) provisions a VM against
- * `npm run sim:pve` with the pool-scoped token pveflow itself uses: next free id, linked clone, `net0` without a
- * MAC (the simulator generates one, as Proxmox does), start, the guest agent's osinfo/host name/interfaces, stop,
- * delete. The flow lives in test/clients/proxmoxer/flow.py and exits non-zero at the first wrong answer.
+ * Established Proxmox clients provision a VM against `npm run sim:pve` with the pool-scoped token pveflow itself
+ * uses: next free id, linked clone, `net0` without a MAC (the simulator generates one, as Proxmox does), start, the
+ * guest agent's osinfo/host name/interfaces, stop, delete. proxmoxer (PyPI, in the .tools venv) runs
+ * test/clients/proxmoxer/flow.py; go-proxmox runs test/clients/go-proxmox (built into .tools/bin). Both are
+ * installed by `npm run tools:clients` and exit non-zero at the first wrong answer.
  */
 const root = resolve(__dirname, '..');
 const python = join(root, '.tools', 'bin', 'python');
+const goProxmox = join(root, '.tools', 'bin', 'go-proxmox-flow');
 const TOKEN_ID = 'pveflow@pve!automation';
 let child: ChildProcess;
 let dir: string;
@@ -46,13 +48,25 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function proxmoxerOrSkip(t: TestContext): boolean {
-  const found = existsSync(python) && spawnSync(python, ['-c', 'import proxmoxer'], { stdio: 'ignore' }).status === 0;
+/** A missing client fails in CI and skips elsewhere, saying how to install it. */
+function installedOrSkip(t: TestContext, found: boolean, why: string): boolean {
   if (found) return true;
-  const why = `proxmoxer is not installed in ${python}; run 'npm run tools:clients' (needs python3)`;
   if (process.env.CI) assert.fail(why);
   t.skip(why);
   return false;
+}
+
+const proxmoxerOrSkip = (t: TestContext) =>
+  installedOrSkip(t, existsSync(python) && spawnSync(python, ['-c', 'import proxmoxer'], { stdio: 'ignore' }).status === 0,
+    `proxmoxer is not installed in ${python}; run 'npm run tools:clients' (needs python3)`);
+
+/** Only the template is left: what a flow made is gone again, by the simulator's own state (not the client's word). */
+async function onlyTheTemplateLeft(): Promise<void> {
+  const state = await fetch(`${new URL(ready.url).origin}/_sim/state`, {
+    headers: { authorization: `Bearer ${ready.controlToken}` }, dispatcher: agent, signal: AbortSignal.timeout(10_000),
+  });
+  const vms = ((await state.json()) as { data: { vms: { vmid: number }[] } }).data.vms.map((v) => v.vmid);
+  assert.deepEqual(vms, [9000]);
 }
 
 test('proxmoxer clones, configures a NIC without a MAC, starts, reads the agent, stops and deletes a VM', async (t) => {
@@ -70,11 +84,23 @@ test('proxmoxer clones, configures a NIC without a MAC, starts, reads the agent,
   }
   assert.match(r.stdout, /^ok config virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0$/m);
   assert.match(r.stdout, /^FLOW_OK$/m);
+  await onlyTheTemplateLeft();
+});
 
-  // What the flow made is gone again: the simulator's own state says so, not the client.
-  const state = await fetch(`${new URL(ready.url).origin}/_sim/state`, {
-    headers: { authorization: `Bearer ${ready.controlToken}` }, dispatcher: agent, signal: AbortSignal.timeout(10_000),
+test('go-proxmox clones to the next free id (asking /cluster/status first), waits for the agent by osinfo, and cleans up', async (t) => {
+  if (!installedOrSkip(t, existsSync(goProxmox), `go-proxmox-flow is not built (${goProxmox}); run 'npm run tools:clients' (needs go)`)) return;
+  const r = spawnSync(goProxmox, [], {
+    encoding: 'utf8', timeout: 120_000,
+    env: {
+      PATH: process.env.PATH, PVE_API_URL: ready.url, PVE_TOKEN_ID: TOKEN_ID, PVE_TOKEN_SECRET: ready.tokens[TOKEN_ID],
+      PVE_CA_FILE: ready.caFile, PVE_POOL: 'pveflow',
+    },
   });
-  const vms = ((await state.json()) as { data: { vms: { vmid: number }[] } }).data.vms.map((v) => v.vmid);
-  assert.deepEqual(vms, [9000]);
+  assert.equal(r.status, 0, `go-proxmox-flow failed:\n${r.stdout}${r.stderr}`);
+  for (const step of ['version', 'cluster/status', 'clone', 'config', 'start', 'agent', 'stop', 'delete']) {
+    assert.match(r.stdout, new RegExp(`^ok ${step}`, 'm'), step);
+  }
+  assert.match(r.stdout, /^ok config virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0$/m);
+  assert.match(r.stdout, /^FLOW_OK$/m);
+  await onlyTheTemplateLeft();
 });
