@@ -43,7 +43,7 @@ describe('cluster status', () => {
     for (const e of entries.slice(1)) assert.match(String(e.ip), /^\d+\.\d+\.\d+\.\d+$/);
   });
 
-  test('an offline node is not online; losing the majority loses quorum', async () => {
+  test('an offline node is not online; losing the majority, or a quorum-loss fault, loses quorum', async () => {
     h.sim.faults.set({ nodeOffline: { node: 'pve2', error: 'refused' } });
     try {
       let entries = (await h.call('GET', '/cluster/status', { as: 'root' })).body!.data as Record<string, unknown>[];
@@ -55,6 +55,13 @@ describe('cluster status', () => {
       assert.deepEqual(entries.filter((e) => e.local === 1).map((e) => e.name), ['pve3'], 'the node still up answers');
     } finally {
       h.sim.faults.clear('nodeOffline');
+    }
+    h.sim.faults.set({ quorumLoss: {} });
+    try {
+      const entries = (await h.call('GET', '/cluster/status', { as: 'root' })).body!.data as Record<string, unknown>[];
+      assert.deepEqual([entries[0]!.quorate, entries.filter((e) => e.online === 1).length], [0, 3], 'corosync lost quorum, the nodes are up');
+    } finally {
+      h.sim.faults.clear('quorumLoss');
     }
   });
 

@@ -176,7 +176,7 @@ function clusterStatus(sim: SimContext): Record<string, unknown>[] {
   const nodes = [...sim.cluster.nodes.values()];
   const online = nodes.map((n) => nodeHealth(sim, n.name).online);
   const local = nodes.find((_, i) => online[i])?.name;
-  const quorate = online.filter(Boolean).length * 2 > nodes.length && !sim.faults.peek('quorumLoss', {});
+  const quorate = online.filter(Boolean).length * 2 > nodes.length && !sim.faults.peek('quorumLoss', { node: local });
   return [
     { type: 'cluster', id: 'cluster', name: sim.cluster.clusterName, nodes: nodes.length, quorate: quorate ? 1 : 0, version: nodes.length },
     ...nodes.map((n, i) => ({
