@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { gzipSync } from 'node:zlib';
+import { gzip } from 'node:zlib';
 import { Envelope, Params, type SimContext } from './context';
 import { CONTROL_PREFIX, handleControl, type ControlOptions } from './control';
 import { paramError, PveError } from './errors';
@@ -260,13 +260,18 @@ const acceptsGzip = new WeakSet<ServerResponse>();
  * accepts it and the body is over 1 KiB, whatever the status; Content-Length of what is actually sent.
  */
 function endWithBody(res: ServerResponse, body: string): void {
-  let bytes = Buffer.from(body, 'utf8');
-  if (bytes.length > 1024 && acceptsGzip.has(res)) {
-    bytes = gzipSync(bytes);
+  const bytes = Buffer.from(body, 'utf8');
+  const send = (out: Buffer) => {
+    res.setHeader('Content-Length', out.length);
+    res.end(out);
+  };
+  if (bytes.length <= 1024 || !acceptsGzip.has(res)) return send(bytes);
+  // Off the event loop: a 10,000-VM resource list is megabytes, and other requests must not wait for it.
+  gzip(bytes, (err, zipped) => {
+    if (err) return send(bytes);
     res.setHeader('Content-Encoding', 'gzip');
-  }
-  res.setHeader('Content-Length', bytes.length);
-  res.end(bytes);
+    send(zipped);
+  });
 }
 
 function sendData(res: ServerResponse, result: unknown): void {
