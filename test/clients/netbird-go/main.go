@@ -32,6 +32,7 @@ import (
 
 type flow struct {
 	ctx     context.Context
+	cancel  context.CancelFunc
 	client  *rest.Client
 	http    *http.Client
 	control string
@@ -44,6 +45,7 @@ func main() {
 	if err != nil {
 		fail("setup", err)
 	}
+	defer f.cancel()
 	f.run()
 	fmt.Println("FLOW_OK")
 }
@@ -69,9 +71,9 @@ func newFlow() (*flow, error) {
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	_ = cancel // the process ends with the flow
 	return &flow{
 		ctx:     ctx,
+		cancel:  cancel,
 		client:  rest.NewWithOptions(rest.WithManagementURL(url), rest.WithPAT(token), rest.WithHttpClient(httpClient), rest.WithUserAgent("pveflow-netbird-rest-flow")),
 		http:    httpClient,
 		control: os.Getenv("NETBIRD_SIM_CONTROL_URL"),
