@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const sim = createNetbirdSimulator({ tokens: [args.token], users: args.users, control: { token: args.controlToken } });
   const server = await sim.listen({ host: args.host, port: args.port, tls: { key: tls.key, cert: tls.cert } });
 
-  console.log(`NetBird management simulator: ${server.url}/api (${args.users.length} users, owner ${args.users[0]!.email})`);
+  console.log(`NetBird management simulator: ${server.url}/api (${args.users.length} user${args.users.length === 1 ? '' : 's'}, owner ${args.users[0]!.email})`);
   console.log(`CA certificate: ${tls.caFile}`);
   console.log(`Personal access token: Authorization: Token ${args.token}`);
   console.log(`Control endpoint: ${server.url}/_sim  (Authorization: Bearer ${args.controlToken})`);
