@@ -1,4 +1,5 @@
-import { alreadyExists, badRequest, invalidArgument, NetbirdEnrollmentError, notFound } from './errors';
+import { randomUUID } from 'node:crypto';
+import { alreadyExists, badRequest, invalidArgument, NetbirdEnrollmentError, NetbirdStatusError, notFound } from './errors';
 import { maskSetupKey, newSetupKeySecret, xidLike } from './ids';
 import { PeerAddressPool } from './ipam';
 
@@ -21,6 +22,10 @@ export interface UserRecord {
   autoGroups: string[];
   isBlocked: boolean;
   lastLogin: string;
+  /** A service user (created through the API, for automation): no email, no login, never `invited`. */
+  isServiceUser?: boolean;
+  /** Invited through the API and not logged in yet. */
+  invited?: boolean;
 }
 
 export interface PeerRecord {
@@ -137,6 +142,13 @@ export interface UserInput {
   auto_groups: string[];
   is_blocked: boolean;
 }
+export interface UserCreateInput {
+  email?: string;
+  name?: string;
+  role: string;
+  auto_groups: string[];
+  is_service_user: boolean;
+}
 
 export interface AccountOptions {
   users: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
@@ -157,6 +169,11 @@ export class NetbirdAccount {
   readonly policies = new Map<string, PolicyRecord>();
   readonly setupKeys = new Map<string, SetupKeyRecord>();
   readonly allGroupId: string;
+  /** The account's own id and when and by whom it was made (`GET /api/accounts`). */
+  readonly id = xidLike();
+  readonly createdAt: string;
+  readonly createdBy: string;
+  readonly peerNetwork: string;
   private readonly addresses: PeerAddressPool;
   private readonly labels = new Set<string>();
   private readonly now: () => Date;
@@ -165,6 +182,7 @@ export class NetbirdAccount {
   constructor(opts: AccountOptions) {
     this.now = opts.now ?? (() => new Date());
     this.groupsPropagation = opts.groupsPropagation ?? true;
+    this.peerNetwork = opts.peerNetwork;
     this.addresses = new PeerAddressPool(opts.peerNetwork);
     this.allGroupId = xidLike();
     this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
@@ -173,6 +191,12 @@ export class NetbirdAccount {
       const role = u.role ?? (i === 0 ? 'owner' : 'user');
       this.users.set(id, { id, email: u.email, name: u.name, role, autoGroups: [], isBlocked: false, lastLogin: this.stamp() });
     });
+    this.createdAt = this.stamp();
+    this.createdBy = [...this.users.values()].find((u) => u.role === 'owner')?.id ?? '';
+  }
+
+  get groupsPropagationEnabled(): boolean {
+    return this.groupsPropagation;
   }
 
   private stamp(): string {
@@ -180,6 +204,42 @@ export class NetbirdAccount {
   }
 
   // ---- users -------------------------------------------------------------------------------------------------
+
+  /**
+   * `POST /api/users` (NetBird's createUser → createServiceUser / inviteNewUser): a service user gets a UUID and is
+   * active at once; anyone else is invited through the identity provider (name and email required, never as owner,
+   * never an email already in the account). Auto groups are stored as given, as NetBird does.
+   */
+  createUser(input: UserCreateInput): UserRecord {
+    if (!(USER_ROLES as readonly string[]).includes(input.role)) throw invalidArgument(`unknown user role ${input.role}`);
+    const common = { role: input.role, autoGroups: [...new Set(input.auto_groups)], isBlocked: false, lastLogin: ZERO_TIME };
+    if (input.is_service_user) {
+      if (input.role === 'owner') throw invalidArgument("can't create a service user with owner role");
+      const user: UserRecord = { id: randomUUID(), email: '', name: input.name ?? '', isServiceUser: true, ...common };
+      this.users.set(user.id, user);
+      return user;
+    }
+    if (!input.name) throw invalidArgument("name can't be empty");
+    if (!input.email) throw invalidArgument("email can't be empty");
+    if (input.role === 'owner') throw invalidArgument("can't invite a user with owner role");
+    const email = input.email;
+    if ([...this.users.values()].some((u) => u.email.toLowerCase() === email.toLowerCase())) {
+      throw alreadyExists("can't invite a user with an existing netbird account");
+    }
+    const user: UserRecord = { id: xidLike(), email, name: input.name, invited: true, ...common };
+    this.users.set(user.id, user);
+    return user;
+  }
+
+  /** NetBird's DeleteUser: never oneself, never the owner; the user's peers go with a regular user. */
+  deleteUser(initiatorId: string | undefined, userId: string): void {
+    if (initiatorId === userId) throw invalidArgument('self deletion is not allowed');
+    const user = this.users.get(userId);
+    if (!user) throw notFound(`user: ${userId} not found`);
+    if (user.role === 'owner') throw new NetbirdStatusError(403, "can't delete a user with the owner role");
+    for (const peer of [...this.peers.values()]) if (peer.userId === userId) this.deletePeer(peer.id);
+    this.users.delete(userId);
+  }
 
   updateUser(userId: string, input: UserInput): UserRecord {
     const user = this.users.get(userId);
@@ -281,6 +341,30 @@ export class NetbirdAccount {
    * destinations, and the destinations reach the sources only when it is bidirectional. What NetBird distributes as
    * each peer's network map, reduced to who-may-reach-whom.
    */
+  /**
+   * The peers in `peerId`'s network map, which is what `GET /api/peers/{id}/accessible-peers` lists: every peer that
+   * shares an enabled rule of an enabled policy with it, on either side and whatever the rule's direction or action
+   * (the direction only shapes the firewall rules; NetBird's `GetPeerNetworkMapFromComponents`). An unknown peer
+   * has an empty map.
+   */
+  networkMapPeers(peerId: string): string[] {
+    if (!this.peers.has(peerId)) return [];
+    const found = new Set<string>();
+    const members = (groupIds: string[]) => groupIds.flatMap((id) => this.groups.get(id)?.peers ?? []);
+    for (const policy of this.policies.values()) {
+      if (!policy.enabled) continue;
+      for (const rule of policy.rules) {
+        if (!rule.enabled) continue;
+        const sources = members(rule.sources);
+        const destinations = members(rule.destinations);
+        if (sources.includes(peerId)) destinations.forEach((id) => found.add(id));
+        if (destinations.includes(peerId)) sources.forEach((id) => found.add(id));
+      }
+    }
+    found.delete(peerId);
+    return [...found].filter((id) => this.peers.has(id));
+  }
+
   reachableFrom(peerId: string): Set<string> {
     const reachable = new Set<string>();
     const members = (groupIds: string[]) => groupIds.flatMap((id) => this.groups.get(id)?.peers ?? []);
@@ -483,6 +567,13 @@ export class NetbirdAccount {
   createSetupKey(input: SetupKeyInput): SetupKeyRecord {
     if (!input.name) throw invalidArgument("setup key name shouldn't be empty");
     if (input.type !== 'one-off' && input.type !== 'reusable') throw invalidArgument(`unknown setup key type ${input.type}`);
+    // v0.77.1's handler: a one-off key is used once; asking it for more is refused rather than silently pinned to 1
+    // (0 still passes: the field is required, so 0 cannot be told from "nothing to say").
+    if (input.type === 'one-off' && input.usage_limit > 1) {
+      throw invalidArgument(
+        `usage_limit ${input.usage_limit} is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once`,
+      );
+    }
     if (input.expires_in < 0) throw invalidArgument('expiresIn can not be in the past');
     this.checkKeyGroups(input.auto_groups);
     const now = this.now();
@@ -506,9 +597,10 @@ export class NetbirdAccount {
   }
 
   updateSetupKey(keyId: string, input: { revoked: boolean; auto_groups: string[] }): SetupKeyRecord {
+    // NetBird checks the groups before it loads the key.
+    this.checkKeyGroups(input.auto_groups);
     const key = this.setupKey(keyId);
     if (key.revoked && !input.revoked) throw invalidArgument("can't un-revoke a revoked setup key");
-    this.checkKeyGroups(input.auto_groups);
     key.revoked = input.revoked;
     key.autoGroups = [...new Set(input.auto_groups)];
     key.updatedAt = this.stamp();
@@ -524,9 +616,12 @@ export class NetbirdAccount {
     return maskSetupKey(key.secret);
   }
 
+  /** `validateSetupKeyAutoGroups`, wrapped as InvalidArgument and lower-cased by `util.WriteError`. */
   private checkKeyGroups(ids: string[]): void {
-    if (ids.includes(this.allGroupId)) throw invalidArgument("can't add 'All' group to the setup key");
-    this.requireGroups(ids);
+    for (const id of ids) {
+      if (!this.groups.has(id)) throw invalidArgument(`invalid auto groups: group not found: ${id}`.toLowerCase());
+      if (id === this.allGroupId) throw invalidArgument("invalid auto groups: can't add 'all' group to the setup key");
+    }
   }
 }
 

@@ -2,7 +2,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { NetbirdAccount, type PeerRecord } from './account';
+import express from 'express';
 import { loadNetbirdContract } from './contract';
+import { NETBIRD_CONTROL_PREFIX, netbirdControlRouter, type NetbirdControlOptions } from './control';
 import { NO_FAULTS, type NetbirdFaults } from './faults';
 import { ClientRateLimiter } from './rateLimiter';
 import { createNetbirdApp, type NetbirdExchange } from './server';
@@ -19,6 +21,7 @@ export type { EnrollmentRefusal } from './errors';
 export type { NetbirdFaults, NetbirdRateLimit } from './faults';
 export type { NetbirdExchange } from './server';
 export { loadNetbirdContract, type NetbirdContract } from './contract';
+export type { NetbirdControlOptions } from './control';
 
 export interface NetbirdSimulatorOptions {
   /** Valid personal access tokens (sent as `Authorization: Token <PAT>`); they act as the first user. */
@@ -36,6 +39,8 @@ export interface NetbirdSimulatorOptions {
   groupsPropagation?: boolean;
   /** Sees every answered API request; tests use it to hold each response against the spec. */
   onExchange?: (exchange: NetbirdExchange) => void;
+  /** Enables the control endpoint (`/_sim/...`, outside `/api`) with this token; without it there is none. */
+  control?: NetbirdControlOptions;
 }
 
 /** A peer as the booting VM's side of the world sees it. */
@@ -112,7 +117,7 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
   const tokenOwnerId = (users.find((u) => u.role === 'owner' || u.role === 'admin') ?? users[0])?.id;
   const view: ViewContext = { account, dnsDomain, currentUserId: tokenOwnerId };
 
-  const app = createNetbirdApp({
+  const api = createNetbirdApp({
     account,
     contract: loadNetbirdContract(),
     tokens: new Set(opts.tokens),
@@ -123,8 +128,18 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     counts,
     onExchange: opts.onExchange,
   });
+  const app = express();
+  app.disable('x-powered-by');
+  if (opts.control) {
+    app.use(NETBIRD_CONTROL_PREFIX, netbirdControlRouter(opts.control, {
+      enrollPeer: (input) => simulator.enrollPeer(input),
+      enrollUserPeer: (input) => simulator.enrollUserPeer(input),
+      dump: () => simulator.dump(),
+    }));
+  }
+  app.use(api);
 
-  return {
+  const simulator: NetbirdSimulator = {
     async listen({ host = '127.0.0.1', port = 0, tls }) {
       const server: Server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert }, app) : createHttpServer(app);
       // The `down: 'reset'` fault: the TCP connection is reset before a byte is read (before TLS, too).
@@ -178,6 +193,7 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
       },
     },
   };
+  return simulator;
 
   function simPeer(peer: PeerRecord): SimPeer {
     return {

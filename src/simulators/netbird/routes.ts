@@ -4,9 +4,22 @@ import type {
   PeerInput,
   PolicyInput,
   SetupKeyInput,
+  UserCreateInput,
   UserInput,
 } from './account';
-import { groupView, peerBatchView, peerView, policyView, setupKeyView, userView, type ViewContext } from './views';
+import { invalidArgument, notFound } from './errors';
+import {
+  accessiblePeerView,
+  accountView,
+  currentUserView,
+  groupView,
+  peerBatchView,
+  peerView,
+  policyView,
+  setupKeyView,
+  userView,
+  type ViewContext,
+} from './views';
 
 /**
  * The operations the simulator serves, keyed by the spec's own path templates (so request and response schemas
@@ -30,6 +43,9 @@ export interface Route {
 }
 
 const param = (req: RouteRequest, name: string) => req.params[name] ?? '';
+/** Go's strconv.ParseBool; null where it fails. */
+const parseBool = (v: string): boolean | null =>
+  /^(1|t|T|TRUE|true|True)$/.test(v) ? true : /^(0|f|F|FALSE|false|False)$/.test(v) ? false : null;
 const acct = (req: RouteRequest): NetbirdAccount => req.view.account;
 
 export const routes: Route[] = [
@@ -38,8 +54,49 @@ export const routes: Route[] = [
     method: 'GET',
     template: '/api/users',
     hasBody: false,
-    handle: (req) =>
-      req.query.service_user === 'true' ? [] : [...acct(req).users.values()].map((u) => userView(req.view, u)),
+    handle: (req) => {
+      const wanted = req.query.service_user === undefined || req.query.service_user === '' ? undefined : parseBool(req.query.service_user);
+      if (wanted === null) throw invalidArgument('invalid service_user query parameter');
+      return [...acct(req).users.values()]
+        .filter((u) => wanted === undefined || (u.isServiceUser ?? false) === wanted)
+        .map((u) => userView(req.view, u));
+    },
+  },
+  {
+    method: 'POST',
+    template: '/api/users',
+    hasBody: true,
+    handle: (req) => userView(req.view, acct(req).createUser(req.body as UserCreateInput)),
+  },
+  {
+    method: 'GET',
+    template: '/api/users/current',
+    hasBody: false,
+    handle: (req) => {
+      const user = acct(req).users.get(req.view.currentUserId ?? '');
+      if (!user) throw notFound(`user: ${req.view.currentUserId ?? ''} not found`);
+      return currentUserView(req.view, user);
+    },
+  },
+  {
+    method: 'DELETE',
+    template: '/api/users/{userId}',
+    hasBody: false,
+    handle: (req) => (acct(req).deleteUser(req.view.currentUserId, param(req, 'userId')), {}),
+  },
+
+  // the account itself, and its network routes (the simulated account has none: VMs reach consultants peer to peer)
+  {
+    method: 'GET',
+    template: '/api/accounts',
+    hasBody: false,
+    handle: (req) => [accountView(req.view)],
+  },
+  {
+    method: 'GET',
+    template: '/api/routes',
+    hasBody: false,
+    handle: () => [],
   },
   {
     method: 'PUT',
@@ -57,6 +114,15 @@ export const routes: Route[] = [
       acct(req)
         .listPeers({ name: req.query.name, ip: req.query.ip })
         .map((p) => peerBatchView(req.view, p)),
+  },
+  {
+    method: 'GET',
+    template: '/api/peers/{peerId}/accessible-peers',
+    hasBody: false,
+    handle: (req) =>
+      acct(req)
+        .networkMapPeers(param(req, 'peerId'))
+        .map((id) => accessiblePeerView(req.view, acct(req).peer(id))),
   },
   {
     method: 'GET',

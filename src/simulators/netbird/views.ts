@@ -20,14 +20,89 @@ export function userView(ctx: ViewContext, u: UserRecord) {
     email: u.email,
     name: u.name,
     role: u.role,
-    status: u.isBlocked ? ('blocked' as const) : ('active' as const),
+    status: u.isBlocked ? ('blocked' as const) : u.invited ? ('invited' as const) : ('active' as const),
     last_login: u.lastLogin,
     auto_groups: [...u.autoGroups],
     is_current: u.id === ctx.currentUserId,
-    is_service_user: false,
+    is_service_user: u.isServiceUser ?? false,
     is_blocked: u.isBlocked,
     pending_approval: false,
     issued: 'api',
+  };
+}
+
+/** NetBird's permission modules (`permissions/modules`), each with read/create/update/delete. */
+const PERMISSION_MODULES = [
+  'networks', 'peers', 'remote_jobs', 'groups', 'settings', 'accounts', 'dns', 'nameservers', 'events', 'policies',
+  'routes', 'users', 'setup_keys', 'pats', 'identity_providers', 'services', 'agent_network',
+  'agent_network.providers', 'agent_network.policies', 'agent_network.guardrails', 'agent_network.budgets',
+  'agent_network.usage', 'agent_network.logs', 'agent_network.settings',
+];
+
+/**
+ * `GET /api/users/current`: the user plus what their role may do (`GetPermissionsByRole`). Owners may do all;
+ * admins all but change accounts; everyone else (user, auditor, ...) is shown as a restricted regular user.
+ */
+export function currentUserView(ctx: ViewContext, u: UserRecord) {
+  const all = u.role === 'owner' || u.role === 'admin';
+  const modules = Object.fromEntries(
+    PERMISSION_MODULES.map((m) => {
+      const allowed = all && !(u.role === 'admin' && m === 'accounts');
+      return [m, { read: all, create: allowed, update: allowed, delete: allowed }];
+    }),
+  );
+  return { ...userView(ctx, u), permissions: { is_restricted: !all, modules } };
+}
+
+/** `GET /api/accounts`: the one account the token's user belongs to, with a new account's default settings. */
+export function accountView(ctx: ViewContext) {
+  const a = ctx.account;
+  const owner = a.users.get(a.createdBy);
+  return {
+    id: a.id,
+    settings: {
+      peer_login_expiration_enabled: true,
+      peer_login_expiration: 86_400,
+      peer_inactivity_expiration_enabled: false,
+      peer_inactivity_expiration: 600,
+      regular_users_view_blocked: true,
+      groups_propagation_enabled: a.groupsPropagationEnabled,
+      jwt_groups_enabled: false,
+      jwt_groups_claim_name: '',
+      jwt_allow_groups: [] as string[],
+      routing_peer_dns_resolution_enabled: true,
+      dns_domain: ctx.dnsDomain,
+      network_range: a.peerNetwork,
+      peer_expose_enabled: false,
+      peer_expose_groups: [] as string[],
+      lazy_connection_enabled: false,
+      auto_update_version: 'disabled',
+      auto_update_always: false,
+      embedded_idp_enabled: false,
+      local_auth_disabled: false,
+    },
+    domain: owner?.email.split('@')[1] ?? '',
+    domain_category: 'private',
+    created_at: a.createdAt,
+    created_by: a.createdBy,
+    onboarding: { signup_form_pending: false, onboarding_flow_pending: false },
+  };
+}
+
+/** One entry of `GET /api/peers/{id}/accessible-peers` (NetBird's `peerToAccessiblePeer`). */
+export function accessiblePeerView(ctx: ViewContext, p: PeerRecord) {
+  return {
+    id: p.id,
+    name: p.name,
+    ip: p.ip,
+    dns_label: `${p.dnsLabel}.${ctx.dnsDomain}`,
+    user_id: p.userId,
+    os: 'Linux',
+    country_code: '',
+    city_name: '',
+    geoname_id: 0,
+    connected: true,
+    last_seen: p.lastSeen,
   };
 }
 

@@ -26,6 +26,8 @@ export interface RunState {
   paused?: boolean;
   /** A fault made this boot's guest agent never answer. */
   agentBroken?: boolean;
+  /** The host name cloud-init gave the guest at this boot (`get-host-name`). */
+  hostName?: string;
 }
 
 export interface SnapshotState {
@@ -81,6 +83,7 @@ export class ClusterState implements PoolMembership {
   /** When the simulated cluster came up (seeded offline nodes have been down since before that). */
   readonly bootedAt = Date.now();
   readonly dhcpPrefix: string;
+  readonly clusterName: string;
   private nextLease = 100;
   private nextPid = 0x1000 + Math.floor(Math.random() * 0x10000);
 
@@ -96,6 +99,7 @@ export class ClusterState implements PoolMembership {
       if (v.running) this.markRunning(vm, longAgo);
     }
     this.dhcpPrefix = seed.dhcpPrefix ?? '10.20';
+    this.clusterName = seed.clusterName ?? 'pveflow-sim';
   }
 
   poolOfVm(vmid: number): string | undefined {

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, normalize, sep } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import type { SimContext } from './context';
 import type { RunState, VmState } from './cluster';
 import { parseNamedPropertyString } from './formats';
@@ -49,6 +50,7 @@ function isFile(path: string): boolean {
 
 /** After a start: the guest boots, cloud-init runs, the agent answers — announce it once per start. */
 export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, userData: string | undefined): void {
+  run.hostName = cloudInitHostName(userData) ?? vm.config.name;
   // Without an enabled agent nothing in the guest answers, so nothing can tell the world that it booted.
   if (!agentEnabled(vm) || run.agentBroken) return;
   const timer = setTimeout(() => {
@@ -57,6 +59,25 @@ export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, u
   }, sim.timing.agentStartMs);
   timer.unref();
   run.agentTimers.push(timer);
+}
+
+/**
+ * The name cloud-init's `set_hostname` gives the guest: user-data's `hostname`, else the first label of its `fqdn`;
+ * undefined when user-data names none (then PVE's meta-data `local-hostname`, the VM name, applies).
+ */
+export function cloudInitHostName(userData: string | undefined): string | undefined {
+  if (!userData) return undefined;
+  let doc: unknown;
+  try {
+    doc = parseYaml(userData);
+  } catch {
+    return undefined;
+  }
+  if (!doc || typeof doc !== 'object') return undefined;
+  const { hostname, fqdn } = doc as { hostname?: unknown; fqdn?: unknown };
+  if (typeof hostname === 'string' && hostname) return hostname.split('.')[0];
+  if (typeof fqdn === 'string' && fqdn) return fqdn.split('.')[0];
+  return undefined;
 }
 
 export function agentEnabled(vm: VmState): boolean {

@@ -6,6 +6,7 @@ import type { ControlOptions } from './control';
 import { Faults, type FaultClass, type FaultSet } from './faults';
 import { ConfigFlocks } from './flocks';
 import { accessRoutes } from './handlers/access';
+import { agentRoutes } from './handlers/qemuAgent';
 import { clusterRoutes } from './handlers/cluster';
 import { haRoutes } from './handlers/ha';
 import { cloneRoute } from './handlers/qemuClone';
@@ -80,6 +81,7 @@ export interface PveSimulator {
 const ROUTES: readonly Route[] = [
   ...clusterRoutes, ...createRoutes, cloneRoute, ...configRoutes, resizeRoute, ...powerRoutes, destroyRoute,
   ...migrateRoutes, ...snapshotRoutes, ...haRoutes, ...taskRoutes, ...storageRoutes, ...accessRoutes,
+  ...agentRoutes,
 ];
 
 /** `METHOD /path/template` of every endpoint the simulator serves (for tests that must cover all of them). */

@@ -14,6 +14,8 @@ export interface NodeSeed {
   maxdisk: number;
   disk: number;
   uptime: number;
+  /** The address `/cluster/status` reports (corosync's ring address); `10.10.0.<n>` when omitted. */
+  ip?: string;
 }
 
 export interface StorageSeed {
@@ -66,6 +68,8 @@ export interface AclSeed {
 }
 
 export interface ClusterSeed {
+  /** The corosync cluster name `/cluster/status` reports; `pveflow-sim` when omitted. */
+  clusterName?: string;
   nodes: NodeSeed[];
   /** Custom roles (`pveum role add <name> --privs ...`), beside the built-in ones. */
   roles?: Record<string, string[]>;

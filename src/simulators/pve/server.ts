@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gzip } from 'node:zlib';
 import { Envelope, Params, type SimContext } from './context';
 import { CONTROL_PREFIX, handleControl, type ControlOptions } from './control';
 import { paramError, PveError } from './errors';
@@ -43,6 +44,8 @@ export function createApiServer(deps: ServerDeps, tls: { key: string; cert: stri
 
 async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { sim, router, credentials, counts } = deps;
+  // pve-http-server: `accept_gzip` when the header merely contains "gzip" (case-sensitive, q-values ignored).
+  if (/gzip/.test(req.headers['accept-encoding'] ?? '')) acceptsGzip.add(res);
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'https://pve.invalid');
   if (deps.control && (url.pathname === CONTROL_PREFIX || url.pathname.startsWith(`${CONTROL_PREFIX}/`))) {
@@ -249,14 +252,35 @@ function reasonPhrase(message: string): string {
   return (message.split('\n')[0] ?? '').replace(/[^\t\x20-\x7e\x80-\xff]/g, '?');
 }
 
+/** Responses whose request said it takes gzip. */
+const acceptsGzip = new WeakSet<ServerResponse>();
+
+/**
+ * Writes a JSON body the way `PVE::APIServer::AnyEvent::response` does: gzip (never deflate) when the client
+ * accepts it and the body is over 1 KiB, whatever the status; Content-Length of what is actually sent.
+ */
+function endWithBody(res: ServerResponse, body: string): void {
+  const bytes = Buffer.from(body, 'utf8');
+  const send = (out: Buffer) => {
+    res.setHeader('Content-Length', out.length);
+    res.end(out);
+  };
+  if (bytes.length <= 1024 || !acceptsGzip.has(res)) return send(bytes);
+  // Off the event loop: a 10,000-VM resource list is megabytes, and other requests must not wait for it.
+  gzip(bytes, (err, zipped) => {
+    if (err) return send(bytes);
+    res.setHeader('Content-Encoding', 'gzip');
+    send(zipped);
+  });
+}
+
 function sendData(res: ServerResponse, result: unknown): void {
   const envelope = result instanceof Envelope ? { data: result.data ?? null, ...result.siblings } : { data: result ?? null };
   const body = JSON.stringify(envelope);
   commonHeaders(res);
   res.statusCode = 200;
   res.statusMessage = 'OK';
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.end(body);
+  endWithBody(res, body);
 }
 
 function sendError(res: ServerResponse, err: PveError): void {
@@ -273,8 +297,7 @@ function sendError(res: ServerResponse, err: PveError): void {
   res.statusCode = err.status;
   res.statusMessage = reasonPhrase(err.message);
   res.setHeader('Connection', 'close');
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.end(body);
+  endWithBody(res, body);
 }
 
 /** HTTP-level rejects (HEAD, chunked, body on GET/DELETE, too large): plain-text body = reason. */

@@ -97,6 +97,12 @@ export const clusterRoutes: Route[] = [
   },
   {
     method: 'GET',
+    path: '/cluster/status',
+    permission: ({ identity }, sim) => sim.perms.check(identity, '/', ['Sys.Audit']),
+    handle: (_req, sim) => clusterStatus(sim),
+  },
+  {
+    method: 'GET',
     path: '/cluster/nextid',
     handle: ({ params }, sim) => {
       const wanted = params.int('vmid');
@@ -159,6 +165,25 @@ function raceForId(sim: SimContext, id: number, node?: string): void {
       vm.config = { name: `other-client-${id}`, memory: '512', cores: '1', smbios1: `uuid=${randomUUID()}` };
     },
   });
+}
+
+/**
+ * pvecm's view (`PVE::API2::ClusterConfig` status): one `cluster` entry, then one entry per node in corosync order.
+ * Booleans are 0/1 as Perl's JSON encoder writes them. The node answering is the first one online (pveproxy
+ * answers this call itself, it is not proxied); without quorum the cluster is not `quorate`.
+ */
+function clusterStatus(sim: SimContext): Record<string, unknown>[] {
+  const nodes = [...sim.cluster.nodes.values()];
+  const online = nodes.map((n) => nodeHealth(sim, n.name).online);
+  const local = nodes.find((_, i) => online[i])?.name;
+  const quorate = online.filter(Boolean).length * 2 > nodes.length && !sim.faults.peek('quorumLoss', { node: local });
+  return [
+    { type: 'cluster', id: 'cluster', name: sim.cluster.clusterName, nodes: nodes.length, quorate: quorate ? 1 : 0, version: nodes.length },
+    ...nodes.map((n, i) => ({
+      type: 'node', id: `node/${n.name}`, name: n.name, nodeid: i + 1, ip: n.ip ?? `10.10.0.${i + 1}`,
+      online: online[i] ? 1 : 0, local: n.name === local ? 1 : 0, level: '',
+    })),
+  ];
 }
 
 /** A stable, plausible SHA-256 fingerprint per node name (the simulator has one certificate for all nodes). */

@@ -3,6 +3,7 @@ import { assertRootOnly } from '../context';
 import { configDigest, DRIVE_KEY_RE, type VmConfig, type VmState } from '../cluster';
 import { lockTimeoutText, paramError, permissionError, pveDie } from '../errors';
 import { splitList } from '../formats';
+import { printNet } from '../nic';
 import { splitPropertyString, joinPropertyString } from '../propertyString';
 import { resolveProperty } from '../schema';
 import { sleep } from '../timing';
@@ -88,6 +89,7 @@ function prepareChange(req: ApiRequest, sim: SimContext): { vm: VmState; change:
     if (bridge) sim.perms.check(identity, `/sdn/zones/localnetwork/${bridge}`, ['SDN.Use']);
   }
   if (set.sshkeys !== undefined) assertSshKeys(set.sshkeys);
+  for (const key of Object.keys(set)) if (/^net\d+$/.test(key)) set[key] = printNet(set[key]!);
   if (set.tags !== undefined) set.tags = normalizeTags(set.tags);
   if (set.description !== undefined) set.description = set.description.replace(/\s+$/, '');
 

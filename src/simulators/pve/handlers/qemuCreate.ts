@@ -1,6 +1,7 @@
 import type { ApiRequest, Route, SimContext } from '../context';
-import { DRIVE_KEY_RE, newUuid, randomMac, type VmConfig, type VmState } from '../cluster';
+import { DRIVE_KEY_RE, newUuid, type VmConfig, type VmState } from '../cluster';
 import { lockTimeoutText, permissionError, pveDie } from '../errors';
+import { printNet } from '../nic';
 import { joinPropertyString, splitPropertyString } from '../propertyString';
 import { WorkerKilled } from '../tasks';
 import { sleep } from '../timing';
@@ -135,13 +136,7 @@ const create: Route = {
 /** What the create worker adds: identity (SMBIOS uuid, vmgenid, MACs), `meta`, a boot order. */
 function withCreateDefaults(input: VmConfig): VmConfig {
   const config: VmConfig = { ...input };
-  for (const key of Object.keys(config)) {
-    if (!/^net\d+$/.test(key)) continue;
-    const nic = splitPropertyString(config[key]!, 'model');
-    const model = nic.model ?? Object.keys(nic)[0] ?? 'virtio';
-    const hasMac = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(nic[model] ?? '') || nic.macaddr !== undefined;
-    if (!hasMac) config[key] = config[key]!.replace(new RegExp(`^${model}(?=,|$)`), `${model}=${randomMac()}`);
-  }
+  for (const key of Object.keys(config)) if (/^net\d+$/.test(key)) config[key] = printNet(config[key]!);
   config.smbios1 ??= `uuid=${newUuid()}`;
   config.vmgenid ??= newUuid();
   config.meta ??= `creation-qemu=9.0.2,ctime=${Math.floor(Date.now() / 1000)}`;
