@@ -25,6 +25,8 @@ export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests pass a bundle built once per file. */
   workflowBundle?: WorkflowBundle;
+  /** Forget the simulated world kept under DATA_DIR/sim and start an empty one (`npm start -- --reset-sim`). */
+  resetSim?: boolean;
 }
 
 export interface EmbeddedStack {
@@ -84,6 +86,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         pvePort: initial.SIM_PVE_PORT,
         netbirdPort: initial.SIM_NETBIRD_PORT,
         timing: simulatorTimings[initial.SIM_TIMING],
+        persist: { reset: opts.resetSim },
       });
       stops.push(world.stop);
       const w = world.env;
@@ -128,7 +131,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     });
     const running = worker.run();
     stops.push(async () => {
-      worker.shutdown();
+      // The SDK's own signal handler may have begun the shutdown already; the connection closes only once it is done.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     });
 

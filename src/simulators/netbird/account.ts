@@ -148,6 +148,21 @@ export interface AccountOptions {
    */
   groupsPropagation?: boolean;
   now?: () => Date;
+  /** The account as an earlier run left it (`snapshot()`), in place of `users` and a fresh `All` group. */
+  restore?: NetbirdAccountSnapshot;
+}
+
+/**
+ * What of an account outlives the simulator's process, as plain JSON: every record as the account holds it (setup
+ * keys with their secret, so that a VM still booting can enroll after a restart). A new kind of record joins here.
+ */
+export interface NetbirdAccountSnapshot {
+  allGroupId: string;
+  users: UserRecord[];
+  peers: PeerRecord[];
+  groups: GroupRecord[];
+  policies: PolicyRecord[];
+  setupKeys: SetupKeyRecord[];
 }
 
 export class NetbirdAccount {
@@ -166,6 +181,11 @@ export class NetbirdAccount {
     this.now = opts.now ?? (() => new Date());
     this.groupsPropagation = opts.groupsPropagation ?? true;
     this.addresses = new PeerAddressPool(opts.peerNetwork);
+    if (opts.restore) {
+      this.allGroupId = opts.restore.allGroupId;
+      this.load(opts.restore);
+      return;
+    }
     this.allGroupId = xidLike();
     this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
     opts.users.forEach((u, i) => {
@@ -173,6 +193,33 @@ export class NetbirdAccount {
       const role = u.role ?? (i === 0 ? 'owner' : 'user');
       this.users.set(id, { id, email: u.email, name: u.name, role, autoGroups: [], isBlocked: false, lastLogin: this.stamp() });
     });
+  }
+
+  snapshot(): NetbirdAccountSnapshot {
+    return structuredClone({
+      allGroupId: this.allGroupId,
+      users: [...this.users.values()],
+      peers: [...this.peers.values()],
+      groups: [...this.groups.values()],
+      policies: [...this.policies.values()],
+      setupKeys: [...this.setupKeys.values()],
+    });
+  }
+
+  private load(snapshot: NetbirdAccountSnapshot): void {
+    const copy = structuredClone(snapshot);
+    for (const u of copy.users) this.users.set(u.id, u);
+    for (const g of copy.groups) this.groups.set(g.id, g);
+    for (const p of copy.policies) this.policies.set(p.id, p);
+    for (const k of copy.setupKeys) this.setupKeys.set(k.id, k);
+    for (const p of copy.peers) {
+      this.peers.set(p.id, p);
+      if (this.addresses.contains(p.ip)) this.addresses.claim(p.ip);
+      this.labels.add(p.dnsLabel);
+    }
+    if (!this.groups.has(this.allGroupId)) {
+      this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [...this.peers.keys()], issued: 'api' });
+    }
   }
 
   private stamp(): string {

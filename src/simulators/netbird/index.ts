@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { NetbirdAccount, type PeerRecord } from './account';
+import { NetbirdAccount, type NetbirdAccountSnapshot, type PeerRecord } from './account';
 import { loadNetbirdContract } from './contract';
 import { NO_FAULTS, type NetbirdFaults } from './faults';
 import { ClientRateLimiter } from './rateLimiter';
@@ -19,6 +19,7 @@ export type { EnrollmentRefusal } from './errors';
 export type { NetbirdFaults, NetbirdRateLimit } from './faults';
 export type { NetbirdExchange } from './server';
 export { loadNetbirdContract, type NetbirdContract } from './contract';
+export type { NetbirdAccountSnapshot } from './account';
 
 export interface NetbirdSimulatorOptions {
   /** Valid personal access tokens (sent as `Authorization: Token <PAT>`); they act as the first user. */
@@ -36,6 +37,10 @@ export interface NetbirdSimulatorOptions {
   groupsPropagation?: boolean;
   /** Sees every answered API request; tests use it to hold each response against the spec. */
   onExchange?: (exchange: NetbirdExchange) => void;
+  /** The account as an earlier run left it (`snapshot()`): its users replace `users`. */
+  restore?: NetbirdAccountSnapshot;
+  /** Told after anything may have changed (a write request answered, a peer enrolled): a persisted world saves then. */
+  onChange?: () => void;
 }
 
 /** A peer as the booting VM's side of the world sees it. */
@@ -89,6 +94,8 @@ export interface NetbirdSimulator {
   /** Ids of the peers `peerId` may open connections to under the account's enabled accept rules. */
   reachableFrom(peerId: string): string[];
   dump(): NetbirdStateDump;
+  /** The state a restart keeps, as plain JSON, setup-key secrets included. */
+  snapshot(): NetbirdAccountSnapshot;
   /** Requests received per `METHOD /api/path/template`, including refused and fault-injected ones. */
   callCounts(): Record<string, number>;
   /**
@@ -103,7 +110,9 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     users: opts.users,
     peerNetwork: opts.peerNetwork ?? '100.64.0.0/10',
     groupsPropagation: opts.groupsPropagation,
+    restore: opts.restore,
   });
+  const changed = opts.onChange ?? (() => undefined);
   const dnsDomain = opts.dnsDomain ?? 'netbird.cloud';
   const counts = new Map<string, number>();
   let faults: NetbirdFaults = { ...NO_FAULTS };
@@ -131,6 +140,9 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
       server.on('connection', (socket: Socket) => {
         if (faults.down === 'reset') socket.resetAndDestroy();
       });
+      server.on('request', (req, res) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') res.once('finish', changed);
+      });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -150,10 +162,18 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
 
     enrollPeer({ setupKey, hostname }) {
       if (faults.peersNeverRegister) return undefined;
-      return simPeer(account.enroll(setupKey, hostname));
+      const peer = simPeer(account.enroll(setupKey, hostname));
+      changed();
+      return peer;
     },
 
-    enrollUserPeer: ({ email, hostname }) => simPeer(account.enrollForUser(email, hostname)),
+    enrollUserPeer({ email, hostname }) {
+      const peer = simPeer(account.enrollForUser(email, hostname));
+      changed();
+      return peer;
+    },
+
+    snapshot: () => account.snapshot(),
 
     reachableFrom: (peerId) => [...account.reachableFrom(peerId)],
 

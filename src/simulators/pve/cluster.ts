@@ -26,6 +26,8 @@ export interface RunState {
   paused?: boolean;
   /** A fault made this boot's guest agent never answer. */
   agentBroken?: boolean;
+  /** The guest's first boot was announced to the world (`onGuestBoot`): a restored VM is not booted twice. */
+  guestBooted?: boolean;
 }
 
 export interface SnapshotState {
@@ -81,7 +83,8 @@ export class ClusterState implements PoolMembership {
   /** When the simulated cluster came up (seeded offline nodes have been down since before that). */
   readonly bootedAt = Date.now();
   readonly dhcpPrefix: string;
-  private nextLease = 100;
+  /** The simulated DHCP server's next lease (kept in a snapshot, so that a restored world hands out no address twice). */
+  nextLease = 100;
   private nextPid = 0x1000 + Math.floor(Math.random() * 0x10000);
 
   constructor(seed: ClusterSeed) {
