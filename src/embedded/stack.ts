@@ -27,6 +27,8 @@ export interface EmbeddedStackOptions {
   workflowBundle?: WorkflowBundle;
   /** Forget the simulated world kept under DATA_DIR/sim and start an empty one (`npm start -- --reset-sim`). */
   resetSim?: boolean;
+  /** The process installed the SDK's runtime itself (`npm start`: its logger, its signals) with these metrics, if any. */
+  sdkRuntime?: { metrics?: () => Promise<string> };
 }
 
 export interface EmbeddedStack {
@@ -100,8 +102,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const config = loadConfig({ ...env, ...worldEnv, TEMPORAL_ADDRESS: address });
 
     // The SDK's runtime is created with the first connection: its metrics exporter must be installed before.
-    let sdkMetrics: (() => Promise<string>) | undefined;
-    if (config.TEMPORAL_SDK_METRICS_ADDRESS) {
+    let sdkMetrics: (() => Promise<string>) | undefined = opts.sdkRuntime?.metrics;
+    if (config.TEMPORAL_SDK_METRICS_ADDRESS && !opts.sdkRuntime) {
       try {
         sdkMetrics = installSdkRuntime({ metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
       } catch (err) {
