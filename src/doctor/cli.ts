@@ -18,13 +18,14 @@ async function main(): Promise<number> {
   }
   const config = loadConfig(checked.env);
   const deps = createActivityDeps(config);
+  if (checked.worldFile) console.error(simulatedWorldHint(checked.worldFile));
   try {
     const findings = await runDoctor({
       ...deps,
       token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! },
     });
     console.log(formatFindings(findings));
-    if (checked.worldFile) console.error(simulatedWorldHint(checked.worldFile));
+    if (checked.worldFile && findings.some((f) => !f.ok)) console.error(simulatedWorldHint(checked.worldFile, true));
     return findings.every((f) => f.ok) ? 0 : 1;
   } finally {
     await Promise.allSettled([deps.pve.close(), deps.netbird.close()]);

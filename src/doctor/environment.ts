@@ -22,7 +22,7 @@ export function doctorEnvironment(env: NodeJS.ProcessEnv): { env: NodeJS.Process
   return { env: { ...env, ...pick(PVE_ACCESS_KEYS), ...(env.NETBIRD_API_URL ? {} : pick(NETBIRD_ACCESS_KEYS)) }, worldFile: file };
 }
 
-/** Said under the findings when a check of the simulated world failed: the usual reason is that nothing serves it. */
-export function simulatedWorldHint(worldFile: string): string {
-  return `(checked the embedded default's simulated world from ${worldFile}: it answers only while \`npm start\` runs with this DATA_DIR)`;
+/** Said before the findings; when a check failed, with the usual reason: nothing serves the world right now. */
+export function simulatedWorldHint(worldFile: string, failed = false): string {
+  return `checking the embedded default's simulated world, from ${worldFile}${failed ? ': it answers only while `npm start` runs with this DATA_DIR' : ''}`;
 }

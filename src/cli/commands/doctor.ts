@@ -30,10 +30,11 @@ export const doctorCommand: Command = {
     const config = configured(() => loadConfig(env));
     const deps = configured(() => createActivityDeps(config));
     try {
+      if (worldFile && !ctx.json) ctx.err(simulatedWorldHint(worldFile));
       const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
       const passed = findings.every((f) => f.ok);
       ctx.out(ctx.json ? JSON.stringify(findings) : formatFindings(findings));
-      if (worldFile && !ctx.json) ctx.err(simulatedWorldHint(worldFile));
+      if (worldFile && !ctx.json && !passed) ctx.err(simulatedWorldHint(worldFile, true));
       return passed ? exitCodes.ok : exitCodes.refused;
     } finally {
       await Promise.allSettled([deps.pve.close(), deps.netbird.close()]);
