@@ -108,7 +108,7 @@ describe('the state file', () => {
     mkdirSync(d);
     let n = 0;
     let calls = 0;
-    const saver = new WorldSaver(join(d, WORLD_STATE_FILE), () => (calls++, snapshotOf(n)));
+    const saver = new WorldSaver(join(d, WORLD_STATE_FILE), () => (calls++, snapshotOf(n)), 20);
     for (n = 1; n <= 3; n++) saver.changed();
     n = 3;
     await saver.stop();
@@ -117,7 +117,7 @@ describe('the state file', () => {
     assert.deepEqual(readdirSync(d), [WORLD_STATE_FILE], 'no temporary file is left');
     const before = calls;
     saver.changed();
-    await new Promise((r) => setTimeout(r, 600));
+    await new Promise((r) => setTimeout(r, 100)); // five debounce periods (a test timing, not an assertion)
     assert.equal(calls, before, 'a stopped saver takes no snapshot');
   });
 

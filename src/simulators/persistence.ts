@@ -129,7 +129,7 @@ export class WorldSaver {
   constructor(
     readonly file: string,
     private readonly snapshot: () => WorldSnapshot,
-    private readonly debounceMs = 500,
+    private readonly debounceMs = 1_000,
   ) {}
 
   changed(): void {
