@@ -124,7 +124,9 @@ describe('the state file', () => {
   test('an unreadable or foreign state file is refused with the file named and the way out', () => {
     const d = join(dir, 'bad');
     mkdirSync(d);
+    writeFileSync(join(d, `${WORLD_STATE_FILE}.4242.tmp`), '{"format":"pveflow-sim');
     assert.equal(loadWorldState(d), undefined, 'no file: a new world');
+    assert.deepEqual(readdirSync(d), [], 'the leftover of a write cut short is removed');
     writeFileSync(join(d, WORLD_STATE_FILE), '{"format":"pveflow-simulated-world",');
     assert.throws(() => loadWorldState(d), (err: Error) => err.message.includes(join(d, WORLD_STATE_FILE)) && /cannot be read/.test(err.message) && /--reset-sim/.test(err.message));
     writeFileSync(join(d, WORLD_STATE_FILE), JSON.stringify({ ...snapshotOf(1), version: 99 }));

@@ -61,6 +61,10 @@ const snapshotSchema = z.object({
 /** The state an earlier run left in `dir`, or undefined when there is none. Throws, naming the file, when it is unusable. */
 export function loadWorldState(dir: string): WorldSnapshot | undefined {
   const file = join(dir, WORLD_STATE_FILE);
+  // A write cut short by a crash leaves its temporary file; the state file itself is the previous whole one.
+  if (existsSync(dir)) {
+    for (const f of readdirSync(dir)) if (/^world\.json\.\d+\.tmp$/.test(f)) rmSync(join(dir, f), { force: true });
+  }
   if (!existsSync(file)) return undefined;
   const fix = `start afresh with \`npm start -- --reset-sim\` (the simulated VMs and VPN peers are then gone), or restore the file from a backup`;
   let json: unknown;
