@@ -1,49 +1,95 @@
-import { ConfigError } from './config';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config';
+import { bannerLines } from './embedded/banner';
 import { startEmbeddedStack, type EmbeddedStack } from './embedded/stack';
+import { createLogger } from './observability';
+import { installSdkRuntime } from './observability/sdkMetrics';
+
+const USAGE = `usage: npm start [-- --reset-sim]
+
+Runs pveflow with everything it needs on this machine; what is not configured (README, "A real cluster") is
+simulated. The simulated world (VMs, snippets, VPN peers, tokens) is kept in DATA_DIR/sim across restarts.
+
+  --reset-sim   forget the simulated world and start an empty one (requests in Temporal are kept; the next
+                cluster sync reports the VMs they had as vanished)
+  --help        this text`;
 
 /**
  * `npm start`: the whole system on this machine. With no real endpoints configured it runs on its embedded
- * default (Temporal dev server, simulated Proxmox VE, SFTP nodes and NetBird); Ctrl-C stops all of it.
+ * default (Temporal dev server, simulated Proxmox VE, SFTP nodes and NetBird); Ctrl-C or SIGTERM stops all of it,
+ * in order, and a signal that arrives while it starts stops it as soon as it is up.
  */
 async function main(): Promise<void> {
-  console.log('[pveflow] starting…');
-  const stack = await startEmbeddedStack();
-  console.log(describe(stack));
+  let args;
+  try {
+    args = parseArgs({ options: { 'reset-sim': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, strict: true }).values;
+  } catch (err) {
+    console.error(`[pveflow] ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
 
+  let stack: EmbeddedStack | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
     console.log(`\n[pveflow] ${signal}: stopping…`);
-    await stack.stop();
+    await stack!.stop();
     console.log('[pveflow] stopped');
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return void console.log(`[pveflow] ${signal}: already stopping…`);
+    stopping = true;
+    if (stack) void stop(signal);
+    else console.log(`\n[pveflow] ${signal}: stopping as soon as everything has started…`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  console.log('[pveflow] starting…');
+  // The SDK's log lines through pveflow's logger (the bundler's report at debug), and no signal handler of its
+  // own: the workers stop in this process's order, before the connections and servers they use.
+  const initial = loadConfig();
+  const sdkRuntime = {
+    metrics: installSdkRuntime({
+      logger: createLogger({ name: 'pveflow', level: initial.LOG_LEVEL }),
+      metricsAddress: initial.TEMPORAL_SDK_METRICS_ADDRESS,
+      shutdownSignals: [],
+    }),
+  };
+  stack = await startEmbeddedStack({ resetSim: args['reset-sim'], sdkRuntime });
+  if (stopping) return stop('signal received while starting');
+  console.log(describe(stack).join('\n'));
 }
 
-function describe(stack: EmbeddedStack): string {
+function describe(stack: EmbeddedStack): string[] {
   const c = stack.config;
-  const sim = (real: boolean) => (real ? '' : ' (simulated)');
-  const lines = [
-    '',
-    'pveflow is running',
-    `  API                 ${stack.apiUrl}  (POST /api/device_requests)`,
-    stack.temporal.uiUrl ? `  Temporal UI         ${stack.temporal.uiUrl}  (find a request: Serial = "VM-XXXXX")` : undefined,
-    `  Temporal            ${stack.temporal.address}  namespace ${stack.temporal.namespace}, task queue ${stack.temporal.taskQueue}`,
-    `  Proxmox VE${sim(!stack.world || !!process.env.PVE_ENDPOINT).padEnd(10)}${c.PVE_ENDPOINT}  pool ${c.PVE_POOL}, template ${c.PVE_TEMPLATE_VMID}${c.PVE_CA_FILE ? `, CA ${c.PVE_CA_FILE}` : ''}`,
-    `  SFTP to nodes       ${Object.entries(c.SSH_NODES ?? {}).map(([n, a]) => `${n}=${a.host}:${a.port}`).join(' ')}`,
-    `  NetBird${sim(!stack.world || !!process.env.NETBIRD_API_URL).padEnd(13)}${c.NETBIRD_API_URL}`,
-    `  Metrics             ${stack.metricsUrls.join('  ')}${c.METRICS_TOKEN ? '  (bearer METRICS_TOKEN)' : ''}`,
-    `  Data                ${c.DATA_DIR}/`,
-    '',
-    'Ctrl-C stops everything.',
-  ];
-  return lines.filter((l) => l !== undefined).join('\n');
+  return bannerLines({
+    apiUrl: stack.apiUrl,
+    temporal: stack.temporal,
+    pve: {
+      endpoint: c.PVE_ENDPOINT ?? '',
+      simulated: !!stack.world && !process.env.PVE_ENDPOINT,
+      pool: c.PVE_POOL,
+      templateVmid: c.PVE_TEMPLATE_VMID,
+      caFile: c.PVE_CA_FILE,
+    },
+    sftpNodes: c.SSH_NODES ?? {},
+    netbird: { url: c.NETBIRD_API_URL ?? '', simulated: !!stack.world && !process.env.NETBIRD_API_URL },
+    webhook: !!c.WEBHOOK_SECRET,
+    metricsUrls: stack.metricsUrls,
+    metricsToken: !!c.METRICS_TOKEN,
+    dataDir: c.DATA_DIR,
+    ...(stack.world ? { world: { origin: stack.world.origin, accessFile: stack.world.accessFile } } : {}),
+  });
 }
 
 main().catch((err) => {
-  console.error(err instanceof ConfigError ? `[pveflow] ${err.message}` : err);
+  // What went wrong, in a line; the stack only for whoever asked for debug output.
+  const debug = process.env.LOG_LEVEL === 'debug';
+  console.error(err instanceof ConfigError || !debug ? `[pveflow] could not start: ${(err as Error).message ?? err}` : err);
   process.exit(1);
 });

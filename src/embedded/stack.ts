@@ -29,6 +29,10 @@ export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests pass a bundle built once per file. */
   workflowBundle?: WorkflowBundle;
+  /** Forget the simulated world kept under DATA_DIR/sim and start an empty one (`npm start -- --reset-sim`). */
+  resetSim?: boolean;
+  /** The process installed the SDK's runtime itself (`npm start`: its logger, its signals) with these metrics, if any. */
+  sdkRuntime?: { metrics?: () => Promise<string> };
 }
 
 export interface EmbeddedStack {
@@ -89,6 +93,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         pvePort: initial.SIM_PVE_PORT,
         netbirdPort: initial.SIM_NETBIRD_PORT,
         timing: simulatorTimings[initial.SIM_TIMING],
+        persist: { reset: opts.resetSim },
       });
       stops.push(world.stop);
       const w = world.env;
@@ -104,8 +109,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const codec = access.codec;
 
     // The SDK's runtime is created with the first connection: its metrics exporter must be installed before.
-    let sdkMetrics: (() => Promise<string>) | undefined;
-    if (config.TEMPORAL_SDK_METRICS_ADDRESS) {
+    let sdkMetrics: (() => Promise<string>) | undefined = opts.sdkRuntime?.metrics;
+    if (config.TEMPORAL_SDK_METRICS_ADDRESS && !opts.sdkRuntime) {
       try {
         sdkMetrics = installSdkRuntime({ metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
       } catch (err) {
@@ -135,7 +140,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     });
     const running = worker.run();
     stops.push(async () => {
-      worker.shutdown();
+      // The SDK's own signal handler may have begun the shutdown already; the connection closes only once it is done.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     });
 

@@ -7,8 +7,10 @@ import type { Logger } from './log';
  * For `Runtime.install({ logger })`, once per process, before the first connection.
  */
 export function sdkLoggerFrom(logger: Logger): SdkLogger {
-  const write = (level: SdkLogLevel, message: string, meta?: LogMetadata) => {
+  const write = (given: SdkLogLevel, message: string, meta?: LogMetadata) => {
     const fields = { sdk: true, ...meta };
+    // The bundler's report (webpack's module listing, the bundle's size) matters to someone debugging the bundle only.
+    const level = given === 'INFO' && isBundlerReport(message) ? 'DEBUG' : given;
     if (level === 'ERROR') logger.error(message, fields);
     else if (level === 'WARN') logger.warn(message, fields);
     else if (level === 'INFO') logger.info(message, fields);
@@ -22,4 +24,9 @@ export function sdkLoggerFrom(logger: Logger): SdkLogger {
     warn: (message, meta) => write('WARN', message, meta),
     error: (message, meta) => write('ERROR', message, meta),
   };
+}
+
+/** The worker's bundler logs webpack's stats text, then "Workflow bundle created", both at INFO. */
+export function isBundlerReport(message: string): boolean {
+  return message.startsWith('Workflow bundle created') || /^webpack \d+\.\d+\.\d+ compiled/m.test(message) || /^asset workflow-bundle-/m.test(message);
 }

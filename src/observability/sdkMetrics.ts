@@ -7,6 +7,11 @@ export interface SdkRuntimeOptions {
   logger?: Logger;
   /** `host:port` for the Core runtime's Prometheus exporter (TEMPORAL_SDK_METRICS_ADDRESS); unset: no SDK metrics. */
   metricsAddress?: string;
+  /**
+   * Signals on which the SDK shuts its workers down by itself (its default: SIGINT, SIGTERM, SIGQUIT, SIGUSR2).
+   * `[]` for a process that stops its parts in its own order (`npm start`).
+   */
+  shutdownSignals?: NodeJS.Signals[];
 }
 
 /**
@@ -19,6 +24,7 @@ export interface SdkRuntimeOptions {
 export function installSdkRuntime(opts: SdkRuntimeOptions): (() => Promise<string>) | undefined {
   const options: RuntimeOptions = {
     ...(opts.logger ? { logger: sdkLoggerFrom(opts.logger) } : {}),
+    ...(opts.shutdownSignals ? { shutdownSignals: opts.shutdownSignals } : {}),
     telemetryOptions: {
       // Core's own lines (polling, task errors) forwarded too, else they go to stderr in their own format.
       ...(opts.logger ? { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } } : {}),

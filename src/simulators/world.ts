@@ -7,6 +7,8 @@ import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
 import type { ClusterSeed } from './pve/seed';
 import { createSftpServer } from './sftp';
+import { WORLD_ACCESS_FILE, writeWorldAccessFile } from './inspection';
+import { loadWorldState, resetWorldState, WORLD_STATE_FILE, WorldSaver, type WorldSnapshot } from './persistence';
 import { simulatorTls } from './tls';
 
 /** Where a VM's snippets live on a real node, and so on the simulated nodes' SFTP endpoints. */
@@ -29,7 +31,18 @@ export interface WorldOptions {
   adjustSeed?(seed: ClusterSeed): ClusterSeed;
   /** NetBird users (the consultants); the embedded default seeds a few. */
   netbirdUsers?: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
+  /**
+   * Keep the world across restarts in `<dir>/world.json` (VMs, tasks, NetBird, tokens, SFTP keys and ports; the
+   * snippets are files in `dir` anyway) and start from it; `reset` forgets it first. Without it the world is new.
+   */
+  persist?: { reset?: boolean };
 }
+
+/** How a start found the world. */
+export type WorldOrigin =
+  | { kind: 'restored'; file: string; savedAt: string; vms: number; peers: number }
+  | { kind: 'new'; file?: string }
+  | { kind: 'reset'; file: string; hadState: boolean };
 
 /** How pveflow reaches the simulated world: the same settings a real cluster is given through the environment. */
 export type WorldEndpoints = {
@@ -57,6 +70,10 @@ export interface SimulatedWorld {
   rootToken: { id: string; secret: string };
   /** Each node's snippets directory on disk (what the SFTP endpoint writes into). */
   snippetsDirOf(node: string): string;
+  /** The world's endpoints, tokens, CA and host keys for a person or `pveflow doctor` (mode 0600; inspection.ts). */
+  accessFile: string;
+  origin: WorldOrigin;
+  /** Stops every server, then writes the world's state one last time (when persisted). */
   stop(): Promise<void>;
 }
 
@@ -79,14 +96,27 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
   const snippetsDirOf = (node: string) => external?.dir ?? join(opts.dir, 'nodes', node, 'snippets');
   const stops: Array<() => Promise<void>> = [];
 
+  const stateFile = join(opts.dir, WORLD_STATE_FILE);
+  let origin: WorldOrigin = { kind: 'new', ...(opts.persist ? { file: stateFile } : {}) };
+  if (opts.persist?.reset) origin = { kind: 'reset', file: stateFile, ...resetWorldState(opts.dir) };
+  const saved = opts.persist ? loadWorldState(opts.dir) : undefined;
+  if (saved) origin = { kind: 'restored', file: stateFile, savedAt: saved.savedAt, vms: saved.pve.vms.length, peers: saved.netbird.peers.length };
+  let saver: WorldSaver | undefined;
+  const changed = () => saver?.changed();
+
   try {
-    const netbirdToken = `nbp_${randomBytes(18).toString('base64url')}`;
-    const netbird = createNetbirdSimulator({ tokens: [netbirdToken], users: opts.netbirdUsers ?? defaultNetbirdUsers });
+    const netbirdToken = saved?.secrets.netbirdToken ?? `nbp_${randomBytes(18).toString('base64url')}`;
+    const netbird = createNetbirdSimulator({
+      tokens: [netbirdToken],
+      users: opts.netbirdUsers ?? defaultNetbirdUsers,
+      restore: saved?.netbird,
+      onChange: changed,
+    });
     const nb = await netbird.listen({ host, port: opts.netbirdPort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(nb.close);
 
-    const tokenSecret = randomUUID();
-    const rootTokenSecret = randomUUID();
+    const tokenSecret = saved?.secrets.pveToken ?? randomUUID();
+    const rootTokenSecret = saved?.secrets.pveRootToken ?? randomUUID();
     const base = defaultClusterSeed({ tokenSecret, rootTokenSecret });
     const seed = opts.adjustSeed ? opts.adjustSeed(base) : base;
     const pve = createPveSimulator({
@@ -94,55 +124,86 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       timing: opts.timing,
       snippetsDir: (node) => snippetsDirOf(node),
       onGuestBoot: (boot) => bootGuest(netbird, boot),
+      restore: saved?.pve,
+      onChange: changed,
     });
     const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(pveServer.close);
 
-    const client = external ? { privateKey: external.privateKey, publicKey: '' } : generateSshKeyPair('pveflow@embedded');
+    const client = external
+      ? { privateKey: external.privateKey, publicKey: '' }
+      : (saved?.sftp.client.publicKey ? saved.sftp.client : generateSshKeyPair('pveflow@embedded'));
     const keyFile = join(opts.dir, 'pveflow-ssh.key');
     writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
     const nodes: string[] = [];
     const fingerprints: string[] = [];
+    const sftpNodes: WorldSnapshot['sftp']['nodes'] = {};
     for (const node of pve.dump().nodes.map((n) => n.node)) {
       if (external) {
         nodes.push(`${node}=${external.host}:${external.port}`);
         fingerprints.push(`${node}=${external.hostKeyFingerprint}`);
         continue;
       }
+      const before = saved?.sftp.nodes[node];
+      const hostKey = before?.hostKey ?? generateSshKeyPair(`root@${node}`).privateKey;
       const sftp = createSftpServer({
-        hostKey: generateSshKeyPair(`root@${node}`).privateKey,
+        hostKey,
         username: 'root',
         authorizedKeys: [client.publicKey],
         mounts: { [SNIPPETS_DIR]: snippetsDirOf(node) },
       });
-      const running = await sftp.listen({ host, port: 0 });
+      // The same port as before when it is still free: an address someone noted keeps working.
+      const running = await sftp.listen({ host, port: before?.port ?? 0 }).catch(() => sftp.listen({ host, port: 0 }));
       stops.push(running.close);
       nodes.push(`${node}=${host}:${running.port}`);
       fingerprints.push(`${node}=${running.hostKeyFingerprint}`);
+      sftpNodes[node] = { hostKey, port: running.port };
     }
 
+    if (opts.persist) {
+      saver = new WorldSaver(stateFile, () => ({
+        format: 'pveflow-simulated-world',
+        version: 1,
+        savedAt: new Date().toISOString(),
+        secrets: { pveToken: tokenSecret, pveRootToken: rootTokenSecret, netbirdToken },
+        sftp: { client, nodes: sftpNodes },
+        pve: pve.snapshot(),
+        netbird: netbird.snapshot(),
+      }));
+      // The first state file at once: the tokens and keys of this world are then what the next start finds.
+      await saver.save();
+    }
+
+    const env: WorldEndpoints = {
+      PVE_ENDPOINT: new URL(pveServer.url).origin,
+      PVE_TOKEN_ID: 'pveflow@pve!automation',
+      PVE_TOKEN_SECRET: tokenSecret,
+      PVE_CA_FILE: tls.caFile,
+      PVE_POOL: 'pveflow',
+      PVE_TEMPLATE_VMID: '9000',
+      PVE_SNIPPETS_DIR: external?.dir ?? SNIPPETS_DIR,
+      SSH_USER: external?.username ?? 'root',
+      SSH_PRIVATE_KEY_FILE: keyFile,
+      SSH_NODES: nodes.join(','),
+      SSH_HOST_FINGERPRINTS: fingerprints.join(','),
+      NETBIRD_API_URL: new URL(nb.url).origin,
+      NETBIRD_TOKEN: netbirdToken,
+      NETBIRD_CA_FILE: tls.caFile,
+    };
+    const accessFile = join(opts.dir, WORLD_ACCESS_FILE);
+    writeWorldAccessFile(accessFile, { ...env, PVE_ROOT_TOKEN_ID: ROOT_TOKEN_ID, PVE_ROOT_TOKEN_SECRET: rootTokenSecret });
     return {
-      env: {
-        PVE_ENDPOINT: new URL(pveServer.url).origin,
-        PVE_TOKEN_ID: 'pveflow@pve!automation',
-        PVE_TOKEN_SECRET: tokenSecret,
-        PVE_CA_FILE: tls.caFile,
-        PVE_POOL: 'pveflow',
-        PVE_TEMPLATE_VMID: '9000',
-        PVE_SNIPPETS_DIR: external?.dir ?? SNIPPETS_DIR,
-        SSH_USER: external?.username ?? 'root',
-        SSH_PRIVATE_KEY_FILE: keyFile,
-        SSH_NODES: nodes.join(','),
-        SSH_HOST_FINGERPRINTS: fingerprints.join(','),
-        NETBIRD_API_URL: new URL(nb.url).origin,
-        NETBIRD_TOKEN: netbirdToken,
-        NETBIRD_CA_FILE: tls.caFile,
-      },
+      env,
       pve,
       netbird,
       rootToken: { id: ROOT_TOKEN_ID, secret: rootTokenSecret },
       snippetsDirOf,
-      stop: () => stopAll(stops),
+      accessFile,
+      origin,
+      stop: async () => {
+        await stopAll(stops);
+        await saver?.stop();
+      },
     };
   } catch (err) {
     await stopAll(stops);

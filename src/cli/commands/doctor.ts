@@ -5,7 +5,8 @@ import { exitCodes } from '../exitCodes';
 export const doctorCommand: Command = {
   words: ['doctor'],
   synopsis: '',
-  summary: 'check the real cluster, its nodes and NetBird from this environment (PVE_*, SSH_*, NETBIRD_*): not through the API',
+  summary:
+    'check the cluster, its nodes and NetBird from this environment (PVE_*, SSH_*, NETBIRD_*), not through the API; without PVE_ENDPOINT, the simulated world of npm start (DATA_DIR/sim/credentials.env)',
   flags: [],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
@@ -13,6 +14,7 @@ export const doctorCommand: Command = {
     /* eslint-disable @typescript-eslint/no-require-imports */
     const { ConfigError, loadConfig } = require('../../config') as typeof import('../../config');
     const { formatFindings, runDoctor } = require('../../doctor/runDoctor') as typeof import('../../doctor/runDoctor');
+    const { doctorEnvironment, simulatedWorldHint } = require('../../doctor/environment') as typeof import('../../doctor/environment');
     const { createActivityDeps } = require('../../worker') as typeof import('../../worker');
     /* eslint-enable @typescript-eslint/no-require-imports */
     // A setting missing or malformed is the operator's to fix, like a bad flag: exit 2 with the setting named.
@@ -24,13 +26,16 @@ export const doctorCommand: Command = {
         throw err;
       }
     };
-    const config = configured(() => loadConfig());
-    if (!config.PVE_ENDPOINT) throw usageError('PVE_ENDPOINT is not set: without it pveflow runs its simulated cluster, and there is nothing to check');
+    const { env, worldFile } = configured(() => doctorEnvironment(process.env));
+    const config = configured(() => loadConfig(env));
     const deps = configured(() => createActivityDeps(config));
     try {
+      if (worldFile && !ctx.json) ctx.err(simulatedWorldHint(worldFile));
       const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
+      const passed = findings.every((f) => f.ok);
       ctx.out(ctx.json ? JSON.stringify(findings) : formatFindings(findings));
-      return findings.every((f) => f.ok) ? exitCodes.ok : exitCodes.refused;
+      if (worldFile && !ctx.json && !passed) ctx.err(simulatedWorldHint(worldFile, true));
+      return passed ? exitCodes.ok : exitCodes.refused;
     } finally {
       await Promise.allSettled([deps.pve.close(), deps.netbird.close()]);
     }

@@ -160,6 +160,23 @@ export interface AccountOptions {
    */
   groupsPropagation?: boolean;
   now?: () => Date;
+  /** The account as an earlier run left it (`snapshot()`), in place of `users` and a fresh `All` group. */
+  restore?: NetbirdAccountSnapshot;
+}
+
+/**
+ * What of an account outlives the simulator's process, as plain JSON: every record as the account holds it (setup
+ * keys with their secret, so that a VM still booting can enroll after a restart). A new kind of record joins here.
+ */
+export interface NetbirdAccountSnapshot {
+  allGroupId: string;
+  users: UserRecord[];
+  peers: PeerRecord[];
+  groups: GroupRecord[];
+  policies: PolicyRecord[];
+  setupKeys: SetupKeyRecord[];
+  /** The account's own id and origin (absent in a snapshot of an older simulator: made anew). */
+  account?: { id: string; createdAt: string; createdBy: string };
 }
 
 export class NetbirdAccount {
@@ -170,7 +187,7 @@ export class NetbirdAccount {
   readonly setupKeys = new Map<string, SetupKeyRecord>();
   readonly allGroupId: string;
   /** The account's own id and when and by whom it was made (`GET /api/accounts`). */
-  readonly id = xidLike();
+  readonly id: string;
   readonly createdAt: string;
   readonly createdBy: string;
   readonly peerNetwork: string;
@@ -184,6 +201,15 @@ export class NetbirdAccount {
     this.groupsPropagation = opts.groupsPropagation ?? true;
     this.peerNetwork = opts.peerNetwork;
     this.addresses = new PeerAddressPool(opts.peerNetwork);
+    if (opts.restore) {
+      this.allGroupId = opts.restore.allGroupId;
+      this.load(opts.restore);
+      this.id = opts.restore.account?.id ?? xidLike();
+      this.createdAt = opts.restore.account?.createdAt ?? this.stamp();
+      this.createdBy = opts.restore.account?.createdBy ?? [...this.users.values()].find((u) => u.role === 'owner')?.id ?? '';
+      return;
+    }
+    this.id = xidLike();
     this.allGroupId = xidLike();
     this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
     opts.users.forEach((u, i) => {
@@ -197,6 +223,34 @@ export class NetbirdAccount {
 
   get groupsPropagationEnabled(): boolean {
     return this.groupsPropagation;
+  }
+
+  snapshot(): NetbirdAccountSnapshot {
+    return structuredClone({
+      allGroupId: this.allGroupId,
+      users: [...this.users.values()],
+      peers: [...this.peers.values()],
+      groups: [...this.groups.values()],
+      policies: [...this.policies.values()],
+      setupKeys: [...this.setupKeys.values()],
+      account: { id: this.id, createdAt: this.createdAt, createdBy: this.createdBy },
+    });
+  }
+
+  private load(snapshot: NetbirdAccountSnapshot): void {
+    const copy = structuredClone(snapshot);
+    for (const u of copy.users) this.users.set(u.id, u);
+    for (const g of copy.groups) this.groups.set(g.id, g);
+    for (const p of copy.policies) this.policies.set(p.id, p);
+    for (const k of copy.setupKeys) this.setupKeys.set(k.id, k);
+    for (const p of copy.peers) {
+      this.peers.set(p.id, p);
+      if (this.addresses.contains(p.ip)) this.addresses.claim(p.ip);
+      this.labels.add(p.dnsLabel);
+    }
+    if (!this.groups.has(this.allGroupId)) {
+      this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [...this.peers.keys()], issued: 'api' });
+    }
   }
 
   private stamp(): string {

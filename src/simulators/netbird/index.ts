@@ -1,8 +1,8 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { NetbirdAccount, type PeerRecord } from './account';
 import express from 'express';
+import { NetbirdAccount, type NetbirdAccountSnapshot, type PeerRecord } from './account';
 import { loadNetbirdContract } from './contract';
 import { NETBIRD_CONTROL_PREFIX, netbirdControlRouter, type NetbirdControlOptions } from './control';
 import { NO_FAULTS, type NetbirdFaults } from './faults';
@@ -22,6 +22,7 @@ export type { NetbirdFaults, NetbirdRateLimit } from './faults';
 export type { NetbirdExchange } from './server';
 export { loadNetbirdContract, type NetbirdContract } from './contract';
 export type { NetbirdControlOptions } from './control';
+export type { NetbirdAccountSnapshot } from './account';
 
 export interface NetbirdSimulatorOptions {
   /** Valid personal access tokens (sent as `Authorization: Token <PAT>`); they act as the first user. */
@@ -41,6 +42,10 @@ export interface NetbirdSimulatorOptions {
   onExchange?: (exchange: NetbirdExchange) => void;
   /** Enables the control endpoint (`/_sim/...`, outside `/api`) with this token; without it there is none. */
   control?: NetbirdControlOptions;
+  /** The account as an earlier run left it (`snapshot()`): its users replace `users`. */
+  restore?: NetbirdAccountSnapshot;
+  /** Told after anything may have changed (a write request answered, a peer enrolled): a persisted world saves then. */
+  onChange?: () => void;
 }
 
 /** A peer as the booting VM's side of the world sees it. */
@@ -94,6 +99,8 @@ export interface NetbirdSimulator {
   /** Ids of the peers `peerId` may open connections to under the account's enabled accept rules. */
   reachableFrom(peerId: string): string[];
   dump(): NetbirdStateDump;
+  /** The state a restart keeps, as plain JSON, setup-key secrets included. */
+  snapshot(): NetbirdAccountSnapshot;
   /** Requests received per `METHOD /api/path/template`, including refused and fault-injected ones. */
   callCounts(): Record<string, number>;
   /**
@@ -108,7 +115,9 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     users: opts.users,
     peerNetwork: opts.peerNetwork ?? '100.64.0.0/10',
     groupsPropagation: opts.groupsPropagation,
+    restore: opts.restore,
   });
+  const changed = opts.onChange ?? (() => undefined);
   const dnsDomain = opts.dnsDomain ?? 'netbird.cloud';
   const counts = new Map<string, number>();
   let faults: NetbirdFaults = { ...NO_FAULTS };
@@ -146,6 +155,9 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
       server.on('connection', (socket: Socket) => {
         if (faults.down === 'reset') socket.resetAndDestroy();
       });
+      server.on('request', (req, res) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') res.once('finish', changed);
+      });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -165,10 +177,18 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
 
     enrollPeer({ setupKey, hostname }) {
       if (faults.peersNeverRegister) return undefined;
-      return simPeer(account.enroll(setupKey, hostname));
+      const peer = simPeer(account.enroll(setupKey, hostname));
+      changed();
+      return peer;
     },
 
-    enrollUserPeer: ({ email, hostname }) => simPeer(account.enrollForUser(email, hostname)),
+    enrollUserPeer({ email, hostname }) {
+      const peer = simPeer(account.enrollForUser(email, hostname));
+      changed();
+      return peer;
+    },
+
+    snapshot: () => account.snapshot(),
 
     reachableFrom: (peerId) => [...account.reachableFrom(peerId)],
 

@@ -87,6 +87,16 @@ export class StorageCapacity {
     this.allocated.set(this.key(s, node), (this.allocated.get(this.key(s, node)) ?? 0) + bytes);
   }
 
+  /** Bytes allocated on top of the seed, per `sid` or `sid@node`: what a snapshot keeps. */
+  allocations(): Record<string, number> {
+    return Object.fromEntries(this.allocated);
+  }
+
+  restoreAllocations(allocations: Record<string, number>): void {
+    this.allocated.clear();
+    for (const [key, bytes] of Object.entries(allocations)) this.allocated.set(key, bytes);
+  }
+
   release(s: StorageSeed, node: string, bytes: number): void {
     const k = this.key(s, node);
     this.allocated.set(k, (this.allocated.get(k) ?? 0) - bytes);

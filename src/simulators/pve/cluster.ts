@@ -28,6 +28,8 @@ export interface RunState {
   agentBroken?: boolean;
   /** The host name cloud-init gave the guest at this boot (`get-host-name`). */
   hostName?: string;
+  /** The guest's first boot was announced to the world (`onGuestBoot`): a restored VM is not booted twice. */
+  guestBooted?: boolean;
 }
 
 export interface SnapshotState {
@@ -84,7 +86,8 @@ export class ClusterState implements PoolMembership {
   readonly bootedAt = Date.now();
   readonly dhcpPrefix: string;
   readonly clusterName: string;
-  private nextLease = 100;
+  /** The simulated DHCP server's next lease (kept in a snapshot, so that a restored world hands out no address twice). */
+  nextLease = 100;
   private nextPid = 0x1000 + Math.floor(Math.random() * 0x10000);
 
   constructor(seed: ClusterSeed) {

@@ -53,10 +53,13 @@ export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, u
   run.hostName = cloudInitHostName(userData) ?? vm.config.name;
   // Without an enabled agent nothing in the guest answers, so nothing can tell the world that it booted.
   if (!agentEnabled(vm) || run.agentBroken) return;
+  // A restored world resumes a boot that was under way: only the rest of the wait is left.
+  const delay = Math.max(0, run.startedAt + sim.timing.agentStartMs - Date.now());
   const timer = setTimeout(() => {
     if (vm.run !== run) return;
+    run.guestBooted = true;
     sim.onGuestBoot?.({ node: vm.node, vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, userData });
-  }, sim.timing.agentStartMs);
+  }, delay);
   timer.unref();
   run.agentTimers.push(timer);
 }

@@ -1,10 +1,12 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StorageCapacity } from './capacity';
-import { ClusterState } from './cluster';
+import { ClusterState, type VmState } from './cluster';
 import type { GuestBoot, Route, SimContext } from './context';
 import type { ControlOptions } from './control';
 import { Faults, type FaultClass, type FaultSet } from './faults';
 import { ConfigFlocks } from './flocks';
+import { readCloudInitSnippets, scheduleGuestBoot } from './guestAgent';
 import { accessRoutes } from './handlers/access';
 import { agentRoutes } from './handlers/qemuAgent';
 import { clusterRoutes } from './handlers/cluster';
@@ -25,6 +27,7 @@ import { Router } from './router';
 import { PveApiSchema } from './schema';
 import type { ClusterSeed } from './seed';
 import { createApiServer } from './server';
+import { restorePve, snapshotPve, type PveSnapshot } from './snapshot';
 import { TaskRegistry } from './tasks';
 import { realisticTiming, type PveTiming } from './timing';
 
@@ -41,6 +44,7 @@ export { defaultClusterSeed, ROOT_TOKEN_ID } from './seed';
 export type { TaskFailureFault, FaultSet, FaultClass } from './faults';
 export type { ControlOptions } from './control';
 export { generateSeed, type GenerateSeedOptions } from './seeds/generate';
+export type { PveSnapshot } from './snapshot';
 
 export interface PveSimulatorOptions {
   seed: ClusterSeed;
@@ -52,6 +56,10 @@ export interface PveSimulatorOptions {
   onGuestBoot?(boot: GuestBoot): void;
   /** Enables the control endpoint (`/_sim/...`, outside `/api2`) with this token; without it there is none. */
   control?: ControlOptions;
+  /** The state of an earlier run (`snapshot()`), in place of the seed's guests; the seed still gives the rest. */
+  restore?: PveSnapshot;
+  /** Told after anything may have changed (a write request answered, a task ended): a persisted world saves then. */
+  onChange?(): void;
 }
 
 export interface PveStateDump {
@@ -74,6 +82,8 @@ export interface PveSimulator {
   dump(): PveStateDump;
   /** Requests per `METHOD /path/template` (task status/log polls under their own keys). */
   callCounts(): Record<string, number>;
+  /** The state a restart keeps, as plain JSON (see `snapshot.ts`). */
+  snapshot(): PveSnapshot;
   /** Switch faults on and off for a test (the same classes `POST /_sim/faults` takes). */
   readonly faults: { set(faults: FaultSet): void; clear(kind?: FaultClass): void; list(): ReturnType<Faults['list']> };
 }
@@ -101,7 +111,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     cluster,
     faults,
     capacity: new StorageCapacity(faults),
-    tasks: new TaskRegistry(() => cluster.allocatePid(), faults),
+    tasks: new TaskRegistry(() => cluster.allocatePid(), faults, opts.onChange),
     flocks: new ConfigFlocks(faults),
     perms: new PermissionEngine(opts.seed.acls, cluster, opts.seed.roles),
     timing: mergeTiming(opts.timing),
@@ -115,6 +125,10 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     tokens: new Map(opts.seed.tokens.map((t) => [t.tokenid, t])),
   };
   const counts = new Map<string, number>();
+  if (opts.restore) {
+    const { booting } = restorePve(opts.restore, cluster, sim.tasks, sim.capacity);
+    for (const vm of booting) resumeGuestBoot(sim, vm);
+  }
 
   const dump = (): PveStateDump => ({
     nodes: [...cluster.nodes.values()].map((n) => ({ node: n.name, status: nodeHealth(sim, n.name).online ? 'online' : 'offline' })),
@@ -149,6 +163,12 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     },
     async listen({ host = '127.0.0.1', port = 0, tls }) {
       const server = createApiServer({ sim, router, credentials, counts, control: opts.control, dump }, tls);
+      if (opts.onChange) {
+        const changed = opts.onChange;
+        server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+          if (req.method !== 'GET' && req.method !== 'HEAD') res.once('finish', changed);
+        });
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -165,8 +185,20 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
       };
     },
     dump,
+    snapshot: () => snapshotPve(cluster, sim.tasks, sim.capacity),
     callCounts() {
       return Object.fromEntries(counts);
     },
   };
+}
+
+/** A guest that was booting when the earlier run stopped: cloud-init reads its snippets again and the boot goes on. */
+function resumeGuestBoot(sim: SimContext, vm: VmState): void {
+  let userData: string | undefined;
+  try {
+    userData = readCloudInitSnippets(sim, vm).userData;
+  } catch {
+    // The snippet went away in between: the guest boots without user-data, as a real one would.
+  }
+  scheduleGuestBoot(sim, vm, vm.run!, userData);
 }

@@ -1,6 +1,6 @@
 import { PveError, taskErrorText } from './errors';
 import { authId, type Identity } from './permissions';
-import { formatUpid, type Upid } from './upid';
+import { formatUpid, parseUpid, type Upid } from './upid';
 
 /**
  * Worker tasks (pve-common `RESTEnvironment.pm fork_worker`): each has a UPID, a log whose last line decides the
@@ -59,6 +59,8 @@ export class TaskRegistry {
   constructor(
     private readonly allocatePid: () => number,
     private readonly faults: TaskFaults,
+    /** Told when a task ended (its state changes have landed): a persisted world saves then. */
+    private readonly onSettled?: () => void,
   ) {}
 
   /**
@@ -116,6 +118,8 @@ export class TaskRegistry {
         }
         const text = taskErrorText(err);
         finish(text, `TASK ERROR: ${text}`);
+      } finally {
+        this.onSettled?.();
       }
     })();
     const list = this.byNode.get(opts.node) ?? [];
@@ -136,4 +140,33 @@ export class TaskRegistry {
   all(): TaskRecord[] {
     return [...this.byUpid.values()];
   }
+
+  /**
+   * Tasks of an earlier run of the simulator (a restored world). One still running then died with that run, as a
+   * worker dies with its node's daemons: stopped, `unexpected status`, no final line.
+   */
+  restore(tasks: readonly PersistedTask[]): void {
+    for (const t of tasks) {
+      const parsed = parseUpid(t.upid);
+      if (!parsed || this.byUpid.has(t.upid)) continue;
+      const stopped = t.status === 'stopped';
+      const record: TaskRecord = {
+        upid: t.upid,
+        parsed,
+        identity: { ...t.identity },
+        status: 'stopped',
+        exitstatus: stopped ? t.exitstatus : 'unexpected status',
+        endtime: stopped ? t.endtime : Math.floor(Date.now() / 1000),
+        lines: [...t.lines],
+        done: Promise.resolve(),
+      };
+      const list = this.byNode.get(parsed.node) ?? [];
+      list.push(record);
+      this.byNode.set(parsed.node, list);
+      this.byUpid.set(t.upid, record);
+    }
+  }
 }
+
+/** A task as a snapshot keeps it: plain JSON. */
+export type PersistedTask = Pick<TaskRecord, 'upid' | 'identity' | 'status' | 'exitstatus' | 'endtime' | 'lines'>;

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { generateApiKey } from '../src/api/auth/apiKeys';
+import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
+import { referencePath } from '../src/reference';
+import { readWorldAccessFile } from '../src/simulators/inspection';
+import { WORLD_STATE_FILE } from '../src/simulators/persistence';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { syncScheduleId } from '../src/temporal/instanceScope';
+import { freePort } from './support/ports';
+import { validRequestBody } from './support/requests';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The embedded default restarted on the same DATA_DIR: the simulated world (VMs, their leases, NetBird peers,
+ * snippets, tokens) is what it was, so a cluster sync after the restart finds every Fulfilled request's VM where
+ * it was; `--reset-sim` starts an empty world instead.
+ */
+const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
+if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
+
+const dataDir = mkdtempSync(join(tmpdir(), 'pveflow-restart-'));
+const operator = { id: 'ops', role: 'operator', key: generateApiKey() };
+let stack: EmbeddedStack | undefined;
+
+after(async () => {
+  await stack?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function start(resetSim = false): Promise<EmbeddedStack> {
+  requireTemporalBinary('temporal');
+  return startEmbeddedStack({
+    resetSim,
+    env: {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      TEMPORAL_PORT: String(await freePort()),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      TEMPORAL_TASK_QUEUE: `restart-${process.pid}`,
+      API_PORT: '0',
+      SIM_PVE_PORT: '0',
+      SIM_NETBIRD_PORT: '0',
+      SIM_TIMING: 'fast',
+      // The test runs the sync itself, once, after each restart.
+      SYNC_INTERVAL_S: '3600',
+      API_KEYS: JSON.stringify({ keys: [operator] }),
+    },
+  });
+}
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${stack!.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${operator.key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Triggers the cluster sync and waits for that run to finish. */
+async function syncOnce(): Promise<void> {
+  const schedule = stack!.client.schedule.getHandle(syncScheduleId(stack!.temporal.taskQueue));
+  const before = new Set((await schedule.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+  await schedule.trigger();
+  const run = await waitFor('the triggered cluster sync', async () =>
+    (await schedule.describe()).info.recentActions.find((a) => !before.has(a.action.workflow.workflowId)));
+  await stack!.client.workflow.getHandle(run.action.workflow.workflowId).result();
+}
+
+/** The guest's IPv4 as its QEMU guest agent reports it, asked with the root token from the world's access file. */
+async function guestIpv4(node: string, vmid: number): Promise<string | undefined> {
+  const access = readWorldAccessFile(stack!.world!.accessFile)!;
+  const dispatcher = new Agent({ connect: { ca: readFileSync(access.PVE_CA_FILE!) } });
+  try {
+    const res = await undiciFetch(`${access.PVE_ENDPOINT}/api2/json/nodes/${node}/qemu/${vmid}/agent/network-get-interfaces`, {
+      headers: { authorization: `PVEAPIToken=${access.PVE_ROOT_TOKEN_ID}=${access.PVE_ROOT_TOKEN_SECRET}` },
+      dispatcher,
+    });
+    assert.equal(res.status, 200, `the root token from ${stack!.world!.accessFile} is accepted`);
+    const body = (await res.json()) as { data: { result: Array<{ name: string; 'ip-addresses': Array<{ 'ip-address': string; 'ip-address-type': string }> }> } };
+    return body.data.result.find((i) => i.name === 'eth0')?.['ip-addresses'].find((a) => a['ip-address-type'] === 'ipv4')?.['ip-address'];
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+test('a restart keeps the simulated world: the sync finds the Fulfilled request\'s VM, lease and VPN peer; --reset-sim empties it', { skip: missingReference && 'reference data (../shared/reference) absent' }, async () => {
+  // First start: a new world; one request built to the end.
+  stack = await start();
+  assert.equal(stack.world!.origin.kind, 'new');
+  const created = await api('POST', '/api/device_requests', validRequestBody());
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const serial: string = created.body.serial;
+  assert.equal((await api('POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
+  const fulfilled = await waitFor('the request to be fulfilled', async () => {
+    const r = await api('GET', `/api/device_requests/${serial}`);
+    if (r.body.status === 'Failed') throw new Error(`build failed: ${JSON.stringify(r.body.build)}`);
+    return r.body.status === 'Fulfilled' ? r.body : undefined;
+  });
+  const { vmid, node, ip, vpnHostname } = fulfilled.device;
+  const firstAccess = readWorldAccessFile(stack.world!.accessFile)!;
+  const snippetsDir = stack.world!.snippetsDirOf(node);
+  const snippets = readdirSync(snippetsDir);
+  assert.ok(snippets.some((f) => f.includes(serial.toLowerCase())), 'the snippet is on the node');
+  const peerOf = (s: EmbeddedStack) => s.world!.netbird.dump().peers.find((p) => [p.name, p.hostname, p.dns_label].includes(vpnHostname));
+  const peer = peerOf(stack);
+  assert.ok(peer, `the VPN peer ${vpnHostname} is in NetBird`);
+  await stack.stop();
+  stack = undefined;
+
+  const stateFile = join(dataDir, 'sim', WORLD_STATE_FILE);
+  assert.equal(statSync(stateFile).mode & 0o777, 0o600, 'the state file holds secrets: only its owner reads it');
+  assert.ok(!readdirSync(join(dataDir, 'sim')).some((f) => f.endsWith('.tmp')), 'no temporary file is left behind');
+  const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+  assert.ok(saved.pve.vms.some((v: { vmid: number }) => v.vmid === vmid), 'the stop wrote the VM into the state file');
+
+  // Second start on the same DATA_DIR: the same world, the same tokens; a sync changes nothing.
+  stack = await start();
+  assert.equal(stack.world!.origin.kind, 'restored');
+  const access = readWorldAccessFile(stack.world!.accessFile)!;
+  for (const key of ['PVE_TOKEN_SECRET', 'PVE_ROOT_TOKEN_SECRET', 'NETBIRD_TOKEN', 'SSH_HOST_FINGERPRINTS'] as const) {
+    assert.equal(access[key], firstAccess[key], `${key} is what it was before the restart`);
+  }
+  const vm = stack.world!.pve.dump().vms.find((v) => v.vmid === vmid);
+  assert.ok(vm, `VM ${vmid} is still in the cluster`);
+  assert.equal(vm.node, node);
+  assert.equal(vm.status, 'running');
+  assert.equal(await guestIpv4(node, vmid), ip, 'the guest kept its lease');
+  assert.deepEqual(peerOf(stack), { ...peer, connected: peerOf(stack)!.connected }, 'the VPN peer is the same one');
+  assert.deepEqual(readdirSync(snippetsDir), snippets, 'the snippets are still on the node');
+
+  await syncOnce();
+  const after = await api('GET', `/api/device_requests/${serial}`);
+  assert.equal(after.body.status, 'Fulfilled', JSON.stringify(after.body.timeline));
+  assert.deepEqual(
+    { vmid: after.body.device.vmid, node: after.body.device.node, ip: after.body.device.ip, vpnHostname: after.body.device.vpnHostname },
+    { vmid, node, ip, vpnHostname },
+  );
+  await stack.stop();
+  stack = undefined;
+
+  // --reset-sim: an empty world (the template only), no peers, no snippets; new tokens.
+  stack = await start(true);
+  assert.deepEqual(stack.world!.origin, { kind: 'reset', file: stateFile, hadState: true });
+  assert.deepEqual(stack.world!.pve.dump().vms.map((v) => v.vmid), [9000]);
+  assert.deepEqual(stack.world!.netbird.dump().peers, []);
+  assert.ok(!existsSync(snippetsDir) || readdirSync(snippetsDir).length === 0, 'no snippet is left');
+  assert.notEqual(readWorldAccessFile(stack.world!.accessFile)!.PVE_TOKEN_SECRET, firstAccess.PVE_TOKEN_SECRET);
+  // The contrast that makes the second start's sync mean something: here the VM is gone, and the sync says so.
+  await syncOnce();
+  const vanished = await api('GET', `/api/device_requests/${serial}`);
+  assert.notEqual(vanished.body.status, 'Fulfilled', JSON.stringify(vanished.body));
+});
