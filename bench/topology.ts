@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const world = spawn(process.execPath, ['--import', 'tsx', 'test/support/worldProcess.ts', join(dir, 'world'), 'zero'], { cwd: root, stdio: 'ignore' });
   try {
     mkdirSync(join(dir, 'world'), { recursive: true });
-    cluster = await startTemporalCluster({ dir: join(dir, 'temporal'), namespace: 'default' });
+    cluster = await startTemporalCluster({ namespace: 'default', asDeployed: true, postgresSettings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' } });
     const c = cluster;
     const everything = (): Reading => {
       const t = c.cpuSeconds();

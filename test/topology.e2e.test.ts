@@ -69,7 +69,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pveflow-topology-'));
-    cluster = await startTemporalCluster({ dir: join(dir, 'temporal'), namespace: 'default', asDeployed: true });
+    cluster = await startTemporalCluster({ namespace: 'default', asDeployed: true });
 
     mkdirSync(join(dir, 'world'));
     worldProcess = spawn(process.execPath, ['--import', 'tsx', 'test/support/worldProcess.ts', join(dir, 'world')], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
