@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
-import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
 import { createSftpServer } from './sftp';
 import { simulatorTls } from './tls';
 
@@ -26,6 +26,8 @@ export interface WorldOptions {
   externalSsh?: { host: string; port: number; username: string; privateKey: string; hostKeyFingerprint: string; dir: string };
   /** NetBird users (the consultants); the embedded default seeds a few. */
   netbirdUsers?: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
+  /** Changes to the default cluster before it starts (tests: more users, tokens, roles and ACLs). */
+  adjustSeed?(seed: ClusterSeed): void;
 }
 
 /** How pveflow reaches the simulated world: the same settings a real cluster is given through the environment. */
@@ -85,6 +87,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     const tokenSecret = randomUUID();
     const rootTokenSecret = randomUUID();
     const seed = defaultClusterSeed({ tokenSecret, rootTokenSecret });
+    opts.adjustSeed?.(seed);
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,

@@ -22,7 +22,8 @@ export function describe(s: Subject): string {
  */
 export function permissionAdvice(pveMessage: string, needs?: string): string {
   const m = /Permission check failed \(([^,)]+), ([^)]+)\)/.exec(pveMessage);
-  if (m) return grantAdvice(m[2]!.split(/[|,]\s*/).map((p) => p.trim()).filter(Boolean), m[1]!.trim());
+  // `A|B` is Proxmox's "any of": granting the first is enough.
+  if (m) return grantAdvice(m[2]!.split(',').map((p) => p.split('|')[0]!.trim()).filter(Boolean), m[1]!.trim());
   return (
     `Proxmox did not say which privilege is missing${needs ? `; this call needs ${needs}` : ''}: grant what the token lacks through the ` +
     `PVEflow role, to both the token and its user (docs/operations.md lists the role and where to grant it; pveflow doctor names what is missing).`
