@@ -80,7 +80,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let cancelRequested = false;
   let vmVanished = false;
   /** Migrations the sync reported whose snippet has not followed yet; the lease loop empties it before any continue-as-new. */
-  const snippetMoves: Array<{ from: string; to: string }> = [];
+  const snippetMoves: Array<{ vmid: number; from: string; to: string }> = [];
   let attempt = record.build?.attempt ?? 0;
   /** The scope the current build runs in: cancelling it cancels the build, which then runs its undos. */
   let buildScope: CancellationScope | undefined;
@@ -236,7 +236,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     switch (drift.kind) {
       case 'moved':
         // The snippet follows in the lease loop (an activity cannot run in a signal handler).
-        snippetMoves.push({ from: drift.from, to: drift.to });
+        snippetMoves.push({ vmid: drift.vmid, from: drift.from, to: drift.to });
         record.device.node = drift.to;
         upsertSearchAttributes([{ key: PveNodeKey, value: drift.to }]);
         note(`VM ${drift.vmid} moved from ${drift.from} to ${drift.to} (migration or HA)`);
@@ -372,13 +372,15 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
         continue;
       }
       const move = snippetMoves.shift();
-      if (move) {
+      // A move about a VM this request no longer has (rebuilt since) would carry the new VM's snippet off.
+      if (move && move.vmid === record.device.vmid) {
         await follow
-          .moveSnippet({ serial, name: record.request.name, ...move })
+          .moveSnippet({ serial, name: record.request.name, from: move.from, to: move.to })
           .then((r) => note(r === 'absent' ? `no cloud-init snippet on ${move.from} to move to ${move.to}` : `cloud-init snippet moved from ${move.from} to ${move.to}`))
           .catch((err: Error) => note(`cloud-init snippet could not follow the VM from ${move.from} to ${move.to}: ${err.message}; completion removes it wherever it is`));
         continue;
       }
+      if (move) continue;
       if (workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: credentials });

@@ -22,6 +22,8 @@ export function describe(s: Subject): string {
  */
 export function permissionAdvice(pveMessage: string, needs?: string): string {
   const m = /Permission check failed \(([^,)]+), ([^)]+)\)/.exec(pveMessage);
+  const pool = /pool '([^']+)' does not exist/.exec(pveMessage);
+  if (pool) return `The pool ${pool[1]} does not exist: create it (pvesh create /pools --poolid ${pool[1]}) or set PVE_POOL to the pool pveflow's role is granted on (docs/operations.md).`;
   // `A|B` is Proxmox's "any of": granting the first is enough.
   if (m) return grantAdvice(m[2]!.split(',').map((p) => p.split('|')[0]!.trim()).filter(Boolean), m[1]!.trim());
   return (

@@ -77,7 +77,8 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings 
       const file = pathOf(deviceNames(serial, name).snippetFile);
       let others: string[] = [];
       try {
-        others = (await pve.nodes()).map((n) => n.node).filter((n) => n !== node);
+        // An offline node cannot be asked; its snippet, if any, is the record's node's or waits for it to return.
+        others = (await pve.nodes()).filter((n) => n.status === 'online' && n.node !== node).map((n) => n.node);
       } catch {
         // Proxmox unreachable: the node the record names is still worth cleaning; the others wait for the retry.
         others = [];
