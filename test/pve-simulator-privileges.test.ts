@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { configKeyPrivilege } from '../src/domain/pveConfigPrivileges';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { defaultClusterSeed } from '../src/simulators/pve';
 import { assertConfigKeyAllowed } from '../src/simulators/pve/handlers/qemuConfig';
@@ -28,13 +29,19 @@ const GROUPS: Array<{ group: string; privileges: string[]; any?: boolean; keys: 
     group: 'cloud-init', privileges: ['VM.Config.Cloudinit', 'VM.Config.Network'], any: true,
     keys: { ipconfig0: 'ip=dhcp', cicustom: 'user=local:snippets/x.yaml', ciuser: 'ops', nameserver: '10.0.0.53', searchdomain: 'lab.example' },
   },
+  // Checked elsewhere in qemu-server, by value: a disk, a CD-ROM, a serial socket, a SPICE USB port.
+  { group: 'disk', privileges: ['VM.Config.Disk'], keys: { scsi1: 'local-lvm:1', unused0: 'local-lvm:vm-300-disk-9' } },
+  { group: 'CD-ROM', privileges: ['VM.Config.CDROM'], keys: { ide3: 'none,media=cdrom' } },
+  { group: 'serial socket and SPICE USB', privileges: ['VM.Config.HWType'], keys: { serial0: 'socket', usb0: 'spice' } },
 ];
 const ROOT_ONLY: Record<string, string> = { args: '-no-reboot', lock: 'backup', hookscript: 'local:snippets/hook.pl', affinity: '0-1' };
+/** Real host devices: root@pam only, whatever privileges a token holds. */
+const ROOT_ONLY_VALUES: Record<string, string> = { serial1: '/dev/ttyS0', usb1: 'host=1234:5678' };
 
 const VMID = 300;
 const USER = 'table@pve';
-/** Enough to pass the config call's own check ("any VM.Config.*"), and in no key group. */
-const ENTRY = 'VM.Config.CDROM';
+/** Enough to pass the config call's own check ("any VM.Config.*"); no key group above needs it alone. */
+const ENTRY = 'VM.Config.CPU';
 const ALL_VM = ROLES.PVEVMAdmin!;
 
 const tokens = new Map<string, string>();
@@ -54,20 +61,33 @@ before(async () => {
   });
   seed.users.push({ userid: USER });
   seed.roles = { ...seed.roles };
-  seed.acls.push({ path: '/pool/pveflow', subject: USER, role: 'PVEVMAdmin' }, { path: '/sdn/zones/localnetwork', subject: USER, role: 'PVESDNUser' });
+  seed.acls.push(
+    { path: '/pool/pveflow', subject: USER, role: 'PVEVMAdmin' },
+    { path: '/sdn/zones/localnetwork', subject: USER, role: 'PVESDNUser' },
+    { path: '/storage', subject: USER, role: 'PVEDatastoreUser' },
+    { path: '/', subject: USER, role: 'SysModify', propagate: false },
+  );
+  seed.roles.SysModify = ['Sys.Modify'];
   const addToken = (name: string, privileges: readonly string[]) => {
     const tokenid = `${USER}!${name}`;
     const secret = `00000000-0000-4000-8000-${String(tokens.size).padStart(12, '0')}`;
     seed.tokens.push({ tokenid, secret, privsep: true });
     seed.roles![`Role_${name}`] = [...privileges];
-    seed.acls.push({ path: '/pool/pveflow', subject: tokenid, role: `Role_${name}` }, { path: '/sdn/zones/localnetwork', subject: tokenid, role: 'PVESDNUser' });
+    seed.acls.push(
+      { path: '/pool/pveflow', subject: tokenid, role: `Role_${name}` },
+      { path: '/sdn/zones/localnetwork', subject: tokenid, role: 'PVESDNUser' },
+      { path: '/storage', subject: tokenid, role: 'PVEDatastoreUser' },
+    );
+    if (name === 'modify') seed.acls.push({ path: '/', subject: tokenid, role: 'SysModify', propagate: false });
     tokens.set(name, `PVEAPIToken=${tokenid}=${secret}`);
   };
-  GROUPS.forEach(({ privileges }, i) => {
+  GROUPS.forEach(({ privileges, any }, i) => {
     addToken(`without${i}`, ALL_VM.filter((p) => !privileges.includes(p)));
-    for (const [j, p] of privileges.entries()) addToken(`only${i}_${j}`, [ENTRY, p]);
+    if (any) for (const [j, p] of privileges.entries()) addToken(`only${i}_${j}`, [ENTRY, p]);
+    else addToken(`only${i}_0`, [ENTRY, ...privileges]);
   });
   addToken('all', ALL_VM);
+  addToken('modify', ALL_VM);
   pve = await startPveHarness({ seed, timing: simulatorTimings.fast });
 });
 after(async () => pve?.close());
@@ -84,12 +104,12 @@ describe('simulated Proxmox VE: config keys need the privilege §4.9.1 names', (
         assert.equal(r.status, 403, `${key}: ${r.status} ${r.raw}`);
         for (const p of privileges) assert.match(r.statusText, new RegExp(`/vms/${VMID}, .*${p.replace('.', '\\.')}`), key);
         // Deleting a key needs what setting it does.
-        if (key !== 'net0') assert.equal((await pve.call('PUT', `/nodes/pve1/qemu/${VMID}/config`, { form: { delete: key }, auth: tokenFor(`without${i}`) })).status, 403, `delete ${key}`);
+        if (key !== 'net0' && !/^(scsi|ide|serial|usb|unused)\d+$/.test(key)) assert.equal((await pve.call('PUT', `/nodes/pve1/qemu/${VMID}/config`, { form: { delete: key }, auth: tokenFor(`without${i}`) })).status, 403, `delete ${key}`);
       }
     });
 
     test(`${group} keys are accepted with ${any ? 'either of ' : 'only '}${privileges.join(any ? ', ' : ' and ')}`, async () => {
-      const holders = any ? privileges.map((_, j) => `only${i}_${j}`) : privileges.length === 1 ? [`only${i}_0`] : [];
+      const holders = any ? privileges.map((_, j) => `only${i}_${j}`) : [`only${i}_0`];
       for (const holder of holders) {
         for (const [key, value] of Object.entries(keys)) {
           const r = await put(tokenFor(holder), { [key]: value });
@@ -109,6 +129,26 @@ describe('simulated Proxmox VE: config keys need the privilege §4.9.1 names', (
     }
     const config = (await pve.call('GET', `/nodes/pve1/qemu/${VMID}/config`, { as: 'root' })).body!.data as Record<string, unknown>;
     for (const key of Object.keys(ROOT_ONLY)) assert.equal(config[key], undefined, `${key} was not set`);
+  });
+
+  test('real host devices (a serial device, a host USB device) are root@pam’s alone', async () => {
+    for (const [key, value] of Object.entries(ROOT_ONLY_VALUES)) {
+      const r = await put(tokenFor('all'), { [key]: value });
+      assert.equal(r.status, 500, `${key}: ${r.status} ${r.raw}`);
+      assert.equal(r.body?.message, `only root can set '${key}' config\n`, key);
+    }
+  });
+
+  test('startup needs VM.Config.Options on the VM and Sys.Modify on /', async () => {
+    const refused = await put(tokenFor('all'), { startup: 'order=1' });
+    assert.equal(refused.status, 403, refused.raw);
+    assert.match(refused.statusText, /\/, Sys\.Modify/);
+    const accepted = await put(tokenFor('modify'), { startup: 'order=1' });
+    assert.equal(accepted.status, 200, accepted.raw);
+  });
+
+  test('vmstate (which the API schema does not let anyone send) needs both VM.Config.Disk and VM.PowerMgmt', () => {
+    assert.deepEqual(configKeyPrivilege('vmstate'), { all: ['VM.Config.Disk', 'VM.PowerMgmt'] });
   });
 
   test('root@pam itself (a ticket, not a token) may set them', () => {
