@@ -377,7 +377,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
         await follow
           .moveSnippet({ serial, name: record.request.name, from: move.from, to: move.to })
           .then((r) => note(r === 'absent' ? `no cloud-init snippet on ${move.from} to move to ${move.to}` : `cloud-init snippet moved from ${move.from} to ${move.to}`))
-          .catch((err: Error) => note(`cloud-init snippet could not follow the VM from ${move.from} to ${move.to}: ${err.message}; completion removes it wherever it is`));
+          .catch((err: Error) => note(`cloud-init snippet could not follow the VM from ${move.from} to ${move.to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${move.to} until it is there (completion removes it wherever it is)`));
         continue;
       }
       if (move) continue;
