@@ -9,7 +9,7 @@ import express from 'express';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveApiError, PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
-import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
+import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { permissionsSchema } from '../src/doctor/schemas';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID } from '../src/simulators/pve';
@@ -307,6 +307,15 @@ describe('token format', () => {
     assert.ok(!JSON.stringify(header).includes(SECRET), 'the secret is never echoed');
     assert.match(checkTokenFormat({ id: TOKEN.id, secret: 'hunter2' })[0]!.message, /not a UUID/);
     assert.match(checkTokenFormat({ id: 'pveflow@pve', secret: SECRET })[0]!.message, /not user@realm!tokenname/);
+  });
+});
+
+describe('what the doctor checks follows the settings', () => {
+  test('with PVE_HA the token also needs Sys.Console on /; without, nothing on /', () => {
+    const ctx = { pool: 'pveflow', templateVmid: 9000, bridge: 'vmbr0', storages: ['ceph'], snippetsStorage: 'local', pveMajor: 9 };
+    assert.equal(requiredPrivileges(ctx).some((p) => p.path === '/'), false);
+    const root = requiredPrivileges({ ...ctx, with: ['PVE_HA'] }).find((p) => p.path === '/');
+    assert.deepEqual(root?.requirements.map((r) => r.privilege), ['Sys.Console']);
   });
 });
 
