@@ -122,6 +122,48 @@ describe('the snippet follows a migrated VM', { skip }, () => {
     }
   });
 
+  test('a completion that cannot remove a copy of the snippet records it as left behind, naming the node', async () => {
+    const taskQueue = 'follow-leftover';
+    const serial = 'VM-FL003';
+    // pve3's host key no longer matches (a reinstalled node): pveflow refuses to talk to it, without retrying.
+    const fingerprints = world.env.SSH_HOST_FINGERPRINTS.split(',').map((e) => (e.startsWith('pve3=') ? `pve3=SHA256:${'A'.repeat(43)}` : e)).join(',');
+    const deps = createActivityDeps(loadConfig({ ...world.env, SSH_HOST_FINGERPRINTS: fingerprints, PVE_NODE_SELECTOR: 'pve1,pve2' }));
+    const ownClient = deps.temporal.client;
+    deps.temporal.client = env.client;
+    deps.settings.pollMinMs = 20;
+    deps.settings.pollMaxMs = 200;
+    const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
+    try {
+      await worker.runUntil(async () => {
+        const start = Date.now() - 60_000;
+        const request = deviceRequestSchema.parse({
+          serial, name: 'follow', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'],
+          period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 1, memoryMiB: 1024,
+        });
+        const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+        const built = await waitFor('fulfilled', async () => {
+          const r = await handle.query(statusQuery);
+          return r.status === 'Fulfilled' ? r : undefined;
+        });
+        // A copy on pve3, as a migration there and back whose copy could not be removed would leave it.
+        const file = deviceNames(serial, 'follow').snippetFile;
+        mkdirSync(world.snippetsDirOf('pve3'), { recursive: true });
+        copyFileSync(join(world.snippetsDirOf(built.device.node!), file), join(world.snippetsDirOf('pve3'), file));
+
+        await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+        const final = await handle.result();
+        assert.equal(final.status, 'Completed');
+        assert.equal(final.leftovers.length, 1, JSON.stringify(final.leftovers));
+        assert.match(final.leftovers[0]!, new RegExp(`^cloud-init snippet ${file.replace(/\./g, '\\.')} \\(SFTP to node pve3 for request ${serial}: `));
+        assert.deepEqual(nodesWithSnippet(serial), ['pve3'], 'removed where it could be, and still there where the record says');
+      });
+    } finally {
+      deps.temporal.client = ownClient;
+      await closeActivityDeps(deps);
+    }
+  });
+
   test('removing a snippet looks on every node, and a node it cannot reach fails the removal naming that node', async () => {
     const deps = createActivityDeps(loadConfig(world.env));
     try {

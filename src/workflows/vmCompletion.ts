@@ -32,7 +32,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
       // The activity's own message (what Proxmox or the node said) where the label alone cannot say where it is.
       const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
       leftovers.push(sayWhy ? `${what} (${cause})` : what);
-      log.warn(`completion of ${serial} left ${what}`, { error: (err as Error).message, workflowId: workflowInfo().workflowId });
+      log.warn(`completion of ${serial} left ${what}`, { error: cause, workflowId: workflowInfo().workflowId });
       return false;
     }
   };
