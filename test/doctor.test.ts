@@ -9,7 +9,7 @@ import express from 'express';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveApiError, PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
-import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
+import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { permissionsSchema } from '../src/doctor/schemas';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID } from '../src/simulators/pve';
@@ -58,9 +58,9 @@ describe('doctor against the simulated world', () => {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
     // Privileges are asked where PVE checks them: the pool, the template, the template's disk storage (ceph),
-    // the snippets storage, the bridge's SDN zone and the root.
+    // the snippets storage and the bridge's SDN zone; nothing on / (no call of a build or a completion needs it).
     const privileges = findings.filter((f) => f.check.startsWith('pve.privileges')).map((f) => f.check.slice('pve.privileges '.length));
-    assert.deepEqual(privileges, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/']);
+    assert.deepEqual(privileges, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0']);
   });
 
   test('the SFTP probe leaves nothing behind in the snippets directories', async () => {
@@ -168,8 +168,8 @@ describe('doctor against a simulator with a broken template and storage', () => 
 describe('effective privileges on the simulated cluster (GET /access/permissions)', () => {
   /**
    * The classic privilege-separation mistake: the user holds nearly everything, its token was granted less, and
-   * a privsep token gets only what both hold. The user's pool role (a custom one) lacks cloud-init and the guest
-   * agent; the token lacks Pool.Allocate, space on ceph, the SDN zone and Sys.Audit on /.
+   * a privsep token gets only what both hold. The user's pool role (a custom one) lacks the hardware type and the
+   * guest agent; the token lacks space on ceph and the SDN zone.
    */
   const LOW = { id: 'lowpriv@pve!automation', secret: '1f0e2d3c-4b5a-4697-8877-665544332211' };
   let server: { url: string; close(): Promise<void> };
@@ -178,7 +178,7 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
 
   before(async () => {
     const seed = defaultClusterSeed({ tokenSecret: SECRET, rootTokenSecret: ROOT_SECRET });
-    const vmPrivs = ROLES.PVEVMAdmin!.filter((p) => p !== 'VM.Config.Cloudinit' && !p.startsWith('VM.GuestAgent.'));
+    const vmPrivs = ROLES.PVEVMAdmin!.filter((p) => p !== 'VM.Config.HWType' && !p.startsWith('VM.GuestAgent.'));
     seed.roles = { ...seed.roles, VMAdminNoGuest: [...vmPrivs] };
     seed.users.push({ userid: 'lowpriv@pve' });
     seed.tokens.push({ tokenid: LOW.id, secret: LOW.secret, privsep: true });
@@ -215,18 +215,16 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
       ['pve.privileges /storage/ceph', false],
       ['pve.privileges /storage/local', true],
       ['pve.privileges /sdn/zones/localnetwork/vmbr0', false],
-      ['pve.privileges /', false],
     ]);
     const lacks = privileges.filter((f) => !f.ok).map((f) => f.message.split(' — ')[0]);
     assert.deepEqual(lacks, [
-      // Missing from the user (cloud-init, guest agent) and from the token (Pool.Allocate): privsep takes both away.
-      'the token lacks on /pool/pveflow: VM.Config.Cloudinit, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted, Pool.Allocate',
+      // Missing from the user (hardware type, guest agent) and from the token (space on ceph): privsep takes both away.
+      'the token lacks on /pool/pveflow: VM.Config.HWType, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted',
       'the token lacks on /storage/ceph: Datastore.AllocateSpace',
       'the token lacks on /sdn/zones/localnetwork/vmbr0: SDN.Use',
-      'the token lacks on /: Sys.Audit',
     ]);
     const pool = privileges[0]!;
-    assert.match(pool.message, / — needed to VM\.Config\.Cloudinit \(set cicustom and ipconfig0\); /);
+    assert.match(pool.message, / — needed to VM\.Config\.HWType \(write the SMBIOS metadata \(request serial, org, template\)\); /);
     assert.match(pool.fix!, /pveum acl modify \/pool\/pveflow --roles PVEflow --users lowpriv@pve/);
     assert.match(pool.fix!, /--tokens 'lowpriv@pve!automation'/);
     // Everything else about the cluster is fine: only privileges fail.
@@ -285,7 +283,7 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
 
   const everything = (major: number): Record<string, string[]> => {
     const all = pveflowRolePrivileges(major);
-    return Object.fromEntries(['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/'].map((p) => [p, all]));
+    return Object.fromEntries(['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0'].map((p) => [p, all]));
   };
 
   test('the guest agent needs VM.Monitor, and VM.GuestAgent.Audit does not stand in for it', async () => {
@@ -309,6 +307,15 @@ describe('token format', () => {
     assert.ok(!JSON.stringify(header).includes(SECRET), 'the secret is never echoed');
     assert.match(checkTokenFormat({ id: TOKEN.id, secret: 'hunter2' })[0]!.message, /not a UUID/);
     assert.match(checkTokenFormat({ id: 'pveflow@pve', secret: SECRET })[0]!.message, /not user@realm!tokenname/);
+  });
+});
+
+describe('what the doctor checks follows the settings', () => {
+  test('with PVE_HA the token also needs Sys.Console on /; without, nothing on /', () => {
+    const ctx = { pool: 'pveflow', templateVmid: 9000, bridge: 'vmbr0', storages: ['ceph'], snippetsStorage: 'local', pveMajor: 9 };
+    assert.equal(requiredPrivileges(ctx).some((p) => p.path === '/'), false);
+    const root = requiredPrivileges({ ...ctx, with: ['PVE_HA'] }).find((p) => p.path === '/');
+    assert.deepEqual(root?.requirements.map((r) => r.privilege), ['Sys.Console']);
   });
 });
 

@@ -113,7 +113,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     await r.run(async ({ status }) => {
       const failed = await status('Failed');
       assert.match(failed.build?.error ?? '', /Permission check failed/);
-      assert.match(failed.build?.error ?? '', /Grant the API token/);
+      assert.match(failed.build?.error ?? '', /pool not-our-pool does not exist: create it \(pvesh create \/pools --poolid not-our-pool\) or set PVE_POOL/);
       assertNothingLeft(r.world, r.serial);
     });
   });

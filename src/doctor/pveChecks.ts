@@ -10,6 +10,8 @@ export interface PveCheckSettings {
   snippetsStorage: string;
   /** When set, only these nodes take VMs: only they need the snippets storage. */
   nodeSelector?: string[];
+  /** PVE_HA is on: the token then also needs what HA resources need. */
+  ha?: unknown;
 }
 
 export interface PveCheckDeps {
@@ -64,8 +66,8 @@ export async function checkPve({ pve, token, settings }: PveCheckDeps): Promise<
 
   const template = await checkTemplate(pve, settings);
   findings.push(...template.findings);
-  const storages = [...template.storages, settings.snippetsStorage];
-  findings.push(...(await checkPrivileges(pve, token.id, requiredPrivileges({ ...settings, storages, pveMajor }))));
+  const needs = requiredPrivileges({ ...settings, storages: template.storages, pveMajor, with: settings.ha ? ['PVE_HA'] : [] });
+  findings.push(...(await checkPrivileges(pve, token.id, needs)));
 
   let nodes: string[] | undefined;
   try {

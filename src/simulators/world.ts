@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
-import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
-import type { ClusterSeed } from './pve/seed';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
 import { createSftpServer } from './sftp';
 import { WORLD_ACCESS_FILE, writeWorldAccessFile } from './inspection';
 import { loadWorldState, resetWorldState, WORLD_STATE_FILE, WorldSaver, type WorldSnapshot } from './persistence';
@@ -27,8 +26,8 @@ export interface WorldOptions {
    * built-in ones; `dir` is the directory it exposes, which then backs every node's snippets storage.
    */
   externalSsh?: { host: string; port: number; username: string; privateKey: string; hostKeyFingerprint: string; dir: string };
-  /** Changes to the default cluster (more pools, templates, ACLs): a test's own cluster shape. */
-  adjustSeed?(seed: ClusterSeed): ClusterSeed;
+  /** Changes to the default cluster before it starts (tests: more pools, templates, users, tokens, roles, ACLs). */
+  adjustSeed?(seed: ClusterSeed): ClusterSeed | void;
   /** NetBird users (the consultants); the embedded default seeds a few. */
   netbirdUsers?: Array<{ email: string; name: string; role?: 'owner' | 'admin' | 'user' }>;
   /**
@@ -118,7 +117,8 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     const tokenSecret = saved?.secrets.pveToken ?? randomUUID();
     const rootTokenSecret = saved?.secrets.pveRootToken ?? randomUUID();
     const base = defaultClusterSeed({ tokenSecret, rootTokenSecret });
-    const seed = opts.adjustSeed ? opts.adjustSeed(base) : base;
+    // A test's own cluster: changed in place, or replaced.
+    const seed = opts.adjustSeed?.(base) ?? base;
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,

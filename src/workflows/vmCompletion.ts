@@ -24,13 +24,15 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
   let vmDestroyed = vmid === undefined;
   upsertSearchAttributes([{ key: SerialKey, value: serial }]);
 
-  const attempt = async (what: string, step: () => Promise<unknown>) => {
+  const attempt = async (what: string, step: () => Promise<unknown>, sayWhy = false) => {
     try {
       await step();
       return true;
     } catch (err) {
-      leftovers.push(what);
-      log.warn(`completion of ${serial} left ${what}`, { error: (err as Error).message, workflowId: workflowInfo().workflowId });
+      // The activity's own message (what Proxmox or the node said) where the label alone cannot say where it is.
+      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      leftovers.push(sayWhy ? `${what} (${cause})` : what);
+      log.warn(`completion of ${serial} left ${what}`, { error: cause, workflowId: workflowInfo().workflowId });
       return false;
     }
   };
@@ -44,7 +46,8 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running
-    await attempt(`cloud-init snippet ${names.snippetFile} on ${node}`, () => tidy.removeSnippet({ serial, name, node }));
+    // Looked for on every node: a VM migrated behind pveflow's back may have left it anywhere.
+    await attempt(`cloud-init snippet ${names.snippetFile}`, () => tidy.removeSnippet({ serial, name, node }), true);
   }
   // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
   const vpn = await tidy

@@ -18,7 +18,7 @@ import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import type { GuestCredentials } from '../domain/guestCredentials';
 import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicyRules';
-import { apiCall } from './activityOptions';
+import { apiCall, cleanup } from './activityOptions';
 import {
   approveUpdate,
   buildPhaseSignal,
@@ -40,6 +40,7 @@ import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -78,6 +79,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let rebuildRequested = false;
   let cancelRequested = false;
   let vmVanished = false;
+  /** Migrations the sync reported whose snippet has not followed yet; the lease loop empties it before any continue-as-new. */
+  const snippetMoves: Array<{ vmid: number; from: string; to: string }> = [];
   let attempt = record.build?.attempt ?? 0;
   /** The scope the current build runs in: cancelling it cancels the build, which then runs its undos. */
   let buildScope: CancellationScope | undefined;
@@ -232,6 +235,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     record.drift = { ...drift, at: now() };
     switch (drift.kind) {
       case 'moved':
+        // The snippet follows in the lease loop (an activity cannot run in a signal handler).
+        snippetMoves.push({ vmid: drift.vmid, from: drift.from, to: drift.to });
         record.device.node = drift.to;
         upsertSearchAttributes([{ key: PveNodeKey, value: drift.to }]);
         note(`VM ${drift.vmid} moved from ${drift.from} to ${drift.to} (migration or HA)`);
@@ -366,11 +371,21 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
           .catch((err: Error) => note(`lease notice could not be sent: ${err.message}`));
         continue;
       }
+      const move = snippetMoves.shift();
+      // A move about a VM this request no longer has (rebuilt since) would carry the new VM's snippet off.
+      if (move && move.vmid === record.device.vmid) {
+        await follow
+          .moveSnippet({ serial, name: record.request.name, from: move.from, to: move.to })
+          .then((r) => note(r === 'absent' ? `no cloud-init snippet on ${move.from} to move to ${move.to}` : `cloud-init snippet moved from ${move.from} to ${move.to}`))
+          .catch((err: Error) => note(`cloud-init snippet could not follow the VM from ${move.from} to ${move.to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${move.to} until it is there (completion removes it wherever it is)`));
+        continue;
+      }
+      if (move) continue;
       if (workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: credentials });
       }
-      await condition(() => completeRequested || vmVanished || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
+      await condition(() => completeRequested || vmVanished || snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
     }
   }
 

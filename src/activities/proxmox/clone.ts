@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome, type VmConfig } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
+import { grantAdvice, privilegeNeeds, privilegeText } from '../../domain/pveflowPrivileges';
 import type { ActivityDeps } from '../deps';
 import { cloneSlotHolder, cloneSlotKeys, releaseCloneSlot, withCloneSlot } from './cloneSlot';
 import { pveFailure } from './failures';
@@ -67,7 +68,8 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
           nonRetryable: true,
           message:
             `template VM ${templateVmid} for request ${serial} is ${template ? 'not a template' : 'not visible to the API token'} ` +
-            `(pool '${settings.pool}'). Convert it to a template and add it to the pool, or set PVE_TEMPLATE_VMID, then rebuild.`,
+            `(pool '${settings.pool}'). Convert it to a template and add it to the pool, or set PVE_TEMPLATE_VMID, then rebuild.` +
+            (template ? '' : ` The token sees only what it holds VM.Audit on: ${grantAdvice(['VM.Audit', 'VM.Clone'], `/pool/${settings.pool}`)}`),
         });
       }
       const full = input.fullClone ?? settings.fullCloneDefault;
@@ -104,7 +106,7 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
         } catch (err) {
           if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
           if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, templateNode, err.pveMessage);
-          throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`);
+          throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`, cloneNeeds(templateVmid, settings.pool, settings.bridge));
         }
         // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half,
         // and a short clone's within 100 ms. A cancelled build waits for the clone to end: Proxmox adds the VM to the
@@ -174,4 +176,13 @@ async function cloneTaskFailure(pve: PveClient, outcome: TaskOutcome, s: { seria
     if (!free) return vmidTaken(s, outcome.exitstatus);
   }
   return taskFailure(outcome, s, 'cloning the template');
+}
+
+/** What a clone needs where (src/domain/pveflowPrivileges.ts), for a refusal that does not say. */
+function cloneNeeds(templateVmid: number, pool: string, bridge: string): string {
+  const where: Record<string, string> = { template: `/vms/${templateVmid}`, pool: `/pool/${pool}`, 'template-storages': "the template's storages", bridge: `/sdn/zones/localnetwork/${bridge}` };
+  return privilegeNeeds(undefined)
+    .filter((n) => n.call.includes('/clone'))
+    .map((n) => `${privilegeText(n.privilege)} on ${where[n.scope] ?? n.scope}`)
+    .join(', ');
 }

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { deviceNames } from '../../domain/deviceNames';
+import type { ConfigureKey } from '../../domain/pveflowPrivileges';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
@@ -38,8 +39,9 @@ export function configureActivities({ pve, settings, temporal }: ActivityDeps) {
       let upid: string;
       try {
         const current = await pve.vmConfig(node, vmid);
-        upid = await pve.updateVmConfig(node, vmid, {
-          cores: input.cores,
+        // Exactly CONFIGURE_KEYS: the privileges the token needs for this call are derived from that list.
+        const keys: Record<ConfigureKey, string> = {
+          cores: String(input.cores),
           memory: String(input.memoryMiB),
           agent: '1',
           net0: net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),
@@ -47,8 +49,8 @@ export function configureActivities({ pve, settings, temporal }: ActivityDeps) {
           cicustom: `user=${input.snippetVolid}`,
           smbios1: smbios1For(current.raw.smbios1 as string | undefined, { vmName: names.hostname, templateVmid: input.templateVmid, serial, org: input.org }),
           tags: ['pveflow', names.tag].join(';'),
-          digest: current.digest,
-        });
+        };
+        upid = await pve.updateVmConfig(node, vmid, { ...keys, digest: current.digest });
       } catch (err) {
         throw pveFailure(err, s, 'configuring the VM');
       }

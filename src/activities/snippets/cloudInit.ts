@@ -13,17 +13,22 @@ export interface CloudInitInput {
  * SHA-512 crypt hashes), the guest agent (the build waits on it for the IP), and NetBird joined with a one-off setup
  * key. Password logins over SSH stay off: the passwords are for the console and sudo. Rendered as YAML by a YAML library,
  * never by string concatenation, so no request field can inject cloud-init directives.
+ *
+ * Written against cloud-init's own schema (`cloud-init schema -c`, test/cloud-init-schema.test.ts): `chpasswd.users`
+ * needs cloud-init ≥ 22.3 and takes `type: hash` in lower case only (an unknown type leaves the root password unset
+ * on a real guest), and a key list may not be empty, so a request without SSH keys has no `ssh_authorized_keys`.
  */
 export function renderUserData({ hostname, sshKeys, netbird, passwordHashes }: CloudInitInput): string {
+  const keys = sshKeys.length > 0 ? { ssh_authorized_keys: sshKeys } : {};
   const doc = {
     hostname,
     manage_etc_hosts: true,
-    ssh_authorized_keys: sshKeys,
+    ...keys,
     users: [
       'default',
-      { name: passwordHashes.user, groups: ['sudo'], shell: '/bin/bash', lock_passwd: false, passwd: passwordHashes.userHash, ssh_authorized_keys: sshKeys },
+      { name: passwordHashes.user, groups: ['sudo'], shell: '/bin/bash', lock_passwd: false, passwd: passwordHashes.userHash, ...keys },
     ],
-    chpasswd: { expire: false, users: [{ name: 'root', password: passwordHashes.rootHash, type: 'HASH' }] },
+    chpasswd: { expire: false, users: [{ name: 'root', password: passwordHashes.rootHash, type: 'hash' }] },
     ssh_pwauth: false,
     package_update: true,
     packages: ['qemu-guest-agent', 'curl', 'ca-certificates'],

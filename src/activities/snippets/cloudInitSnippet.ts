@@ -32,7 +32,7 @@ export interface PreparedCloudInit {
  * in clear only here and in the snippet: never in the activity's result (workflow history) or a log line. A retry
  * deletes the earlier attempt's unused key (NetBird never shows a key twice) and writes the snippet again.
  */
-export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: ActivityDeps) {
+export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings }: ActivityDeps) {
   const pathOf = (file: string) => posix.join(settings.snippetsDir, file);
 
   return {
@@ -68,9 +68,49 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
       return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials, deviceGroupCreated: device.created };
     },
 
+    /**
+     * Removes the request's snippet from `node` and from every other node of the cluster: a VM migrated behind
+     * pveflow's back may have left it anywhere. A node that cannot be reached fails the removal, naming it, so that
+     * the completion records the snippet as left behind rather than forgetting it.
+     */
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
       const file = pathOf(deviceNames(serial, name).snippetFile);
-      return withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file));
+      let others: string[] = [];
+      try {
+        // An offline node cannot be asked; its snippet, if any, is the record's node's or waits for it to return.
+        others = (await pve.nodes()).filter((n) => n.status === 'online' && n.node !== node).map((n) => n.node);
+      } catch {
+        // Proxmox unreachable: the node the record names is still worth cleaning; the others wait for the retry.
+        others = [];
+      }
+      let removed = await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file)) === 'removed';
+      for (const other of others) {
+        let target: ReturnType<typeof sftpTarget>;
+        try {
+          target = sftpTarget(other);
+        } catch {
+          continue; // no SSH address: pveflow never wrote there
+        }
+        if ((await withSftp(target, serial, other, (sftp) => sftp.remove(file))) === 'removed') removed = true;
+      }
+      return removed ? 'removed' : 'absent';
+    },
+
+    /**
+     * The snippet follows its VM to the node it was found on (a migration by an operator or HA): Proxmox reads
+     * `cicustom` from the VM's own node at every start, so without it the next start fails. Copy, then remove the old
+     * one; a retry finds the copy already there and only removes.
+     */
+    async moveSnippet({ serial, name, from, to }: { serial: string; name: string; from: string; to: string }): Promise<'moved' | 'already-there' | 'absent'> {
+      const file = pathOf(deviceNames(serial, name).snippetFile);
+      const there = await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.read(file));
+      if (!there) {
+        const text = await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.read(file));
+        if (!text) return 'absent';
+        await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.upload(file, text));
+      }
+      await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.remove(file));
+      return there ? 'already-there' : 'moved';
     },
   };
 }

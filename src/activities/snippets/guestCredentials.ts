@@ -21,7 +21,7 @@ export function generateGuestCredentials(): GuestCredentials {
 const CRYPT_ROUNDS = 1000;
 
 /**
- * SHA-512 crypt (`$6$`), what cloud-init's `passwd` / `chpasswd` `type: HASH` take: only hashes go into the snippet,
+ * SHA-512 crypt (`$6$`), what cloud-init's `passwd` / `chpasswd` `type: hash` take: only hashes go into the snippet,
  * so the node's disk never holds a password in clear. For generated passwords only (see CRYPT_ROUNDS). unixcrypt is
  * an ES module; this project is CommonJS.
  */

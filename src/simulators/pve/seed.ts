@@ -88,9 +88,10 @@ const GiB = 1024 ** 3;
 export const ROOT_TOKEN_ID = 'root@pam!pveflow-tests';
 
 /**
- * What the default token holds beyond its built-in roles, so that it has every privilege `pveflow doctor` checks:
- * `Pool.Allocate` on the pool, and `Sys.Audit` on `/` without propagation (docs/operations.md grants its role on `/`
- * with `--propagate 0`, so that it reaches no VM outside the pool and no node's metrics).
+ * What the default token holds beyond its built-in roles: `Pool.Allocate` on the pool, and `Sys.Audit` on `/`
+ * without propagation (so that it reaches no VM outside the pool and no node's metrics). pveflow needs neither
+ * (docs/operations.md's role, src/domain/pveflowPrivileges.ts); they make the default token the over-granted kind
+ * operators often have, which the least-privilege test does not rely on.
  */
 export const PVEFLOW_EXTRA_ROLES: Record<string, string[]> = {
   PVEflowPool: ['Pool.Allocate'],

@@ -7,6 +7,7 @@ import { printNet } from '../nic';
 import { splitPropertyString, joinPropertyString } from '../propertyString';
 import { resolveProperty } from '../schema';
 import { sleep } from '../timing';
+import { configKeyPrivilege, grantsConfigKey } from '../../../domain/pveConfigPrivileges';
 import { allocateVolume, assertNotLocked, loadVm } from './qemuCommon';
 
 /**
@@ -24,14 +25,21 @@ const NON_CONFIG_PARAMS = new Set(['node', 'vmid', 'digest', 'delete', 'revert',
 const CONFIG_PRIVS = ['VM.Config.Disk', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network',
   'VM.Config.HWType', 'VM.Config.Options', 'VM.Config.Cloudinit'];
 
-export function privilegeFor(key: string): string {
-  if (/^(ciuser|cipassword|citype|ciupgrade|cicustom|searchdomain|nameserver|sshkeys|ipconfig\d+)$/.test(key)) return 'VM.Config.Cloudinit';
-  if (/^net\d+$/.test(key)) return 'VM.Config.Network';
-  if (DRIVE_KEY_RE.test(key) || /^unused\d+$/.test(key)) return 'VM.Config.Disk';
-  if (/^(memory|balloon|shares)$/.test(key)) return 'VM.Config.Memory';
-  if (/^(cores|sockets|vcpus|cpu|cpulimit|cpuunits|affinity|numa\d*)$/.test(key)) return 'VM.Config.CPU';
-  if (/^(vga|hostpci\d+|usb\d+|serial\d+|parallel\d+|audio0|scsihw|bios|machine|tablet|watchdog|rng0|ivshmem)$/.test(key)) return 'VM.Config.HWType';
-  return 'VM.Config.Options';
+/**
+ * `check_vm_modify_config_perm` (§4.9.1) for one key set to `value` (or deleted): the key group's privilege through
+ * `has`, which looks on the VM (and, on create, on the pool it joins); root-only keys for `root@pam` alone (a token
+ * of root is not root, §2.3).
+ */
+export function assertConfigKeyAllowed(req: ApiRequest, sim: SimContext, key: string, value: string | undefined, vmPath: string, has: (privs: string[]) => boolean): void {
+  const { identity } = req;
+  if (identity.userid === 'root@pam' && !identity.tokenName) return;
+  const need = configKeyPrivilege(key, value);
+  if ('rootOnly' in need) throw pveDie(`only root can set '${key}' config`);
+  if (!grantsConfigKey(need, (p) => has([p]))) {
+    const privs = 'all' in need ? need.all.filter((p) => !has([p])) : need.any;
+    throw permissionError(`${vmPath}, ${privs.join('all' in need ? ', ' : '|')}`);
+  }
+  if (key === 'startup') sim.perms.check(identity, '/', ['Sys.Modify']);
 }
 
 /** Config values come back as numbers when the schema types them integer/boolean (Perl's JSON encoder). */
@@ -82,8 +90,7 @@ function prepareChange(req: ApiRequest, sim: SimContext): { vm: VmState; change:
     if (set[opt] !== undefined) throw paramError({ delete: `you can't use '-${opt}' and -delete ${opt}' at the same time` });
   }
   for (const key of [...Object.keys(set), ...remove]) {
-    const priv = privilegeFor(key);
-    if (!sim.perms.has(identity, `/vms/${vmid}`, [priv])) throw permissionError(`/vms/${vmid}, ${priv}`);
+    assertConfigKeyAllowed(req, sim, key, set[key], `/vms/${vmid}`, (privs) => sim.perms.has(identity, `/vms/${vmid}`, privs));
   }
   for (const bridge of Object.entries(set).filter(([k]) => /^net\d+$/.test(k)).map(([, v]) => splitPropertyString(v, 'model').bridge)) {
     if (bridge) sim.perms.check(identity, `/sdn/zones/localnetwork/${bridge}`, ['SDN.Use']);

@@ -5,7 +5,7 @@ import { printNet } from '../nic';
 import { joinPropertyString, splitPropertyString } from '../propertyString';
 import { WorkerKilled } from '../tasks';
 import { sleep } from '../timing';
-import { assertSshKeys, normalizeTags, privilegeFor } from './qemuConfig';
+import { assertConfigKeyAllowed, assertSshKeys, normalizeTags } from './qemuConfig';
 import { allocateVolume, haManaged, loadVm } from './qemuCommon';
 import { startInBackground } from './qemuPower';
 import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
@@ -48,10 +48,9 @@ function checkCreatePermissions(req: ApiRequest, sim: SimContext): void {
   const vmPath = `/vms/${vmid}`;
   const has = (privs: string[]) => sim.perms.has(identity, vmPath, privs) || (pool !== undefined && sim.perms.has(identity, `/pool/${pool}`, privs));
   if (!has(['VM.Allocate'])) throw permissionError(pool !== undefined ? undefined : `${vmPath}, VM.Allocate`);
-  for (const key of Object.keys(params.values)) {
+  for (const [key, value] of Object.entries(params.values)) {
     if (NOT_CONFIG.has(key)) continue;
-    const priv = privilegeFor(key);
-    if (!has([priv])) throw permissionError(`${vmPath}, ${priv}`);
+    assertConfigKeyAllowed(req, sim, key, value, vmPath, has);
   }
 }
 

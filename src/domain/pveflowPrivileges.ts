@@ -1,0 +1,119 @@
+import { configKeyPrivilege } from './pveConfigPrivileges';
+
+// No zod here, no Node built-ins: activities, the doctor and tests import this; nothing in it touches the world.
+
+/**
+ * The Proxmox VE privileges pveflow's token needs, written once, from the calls a build and a completion make
+ * (proxmox-behaviour.md §4: where each call is checked, §4.9.1: which privilege each config key needs). The doctor
+ * checks exactly these (src/doctor/privileges.ts), docs/operations.md's role is `pveflowRole()` (a test compares
+ * them), and a failed call names what it needed from here.
+ */
+
+/** The config keys `configureVm` sends (besides `digest`): the configuring stage's privileges derive from them. */
+export const CONFIGURE_KEYS = ['cores', 'memory', 'agent', 'net0', 'ipconfig0', 'cicustom', 'smbios1', 'tags'] as const;
+export type ConfigureKey = (typeof CONFIGURE_KEYS)[number];
+
+const CONFIGURE_WHY: Record<ConfigureKey, string> = {
+  cores: 'set cores',
+  memory: 'set memory',
+  agent: 'turn the guest agent option on',
+  net0: 'keep the NIC on its bridge and VLAN',
+  ipconfig0: 'set the address (DHCP or static)',
+  cicustom: 'point cloud-init at the snippet',
+  smbios1: 'write the SMBIOS metadata (request serial, org, template)',
+  tags: 'tag the VM',
+};
+
+/** Where Proxmox checks a privilege: the pool (its VMs), the template, the template's storages, the snippets storage, the bridge's SDN zone, `/`. */
+export type PrivilegeScope = 'pool' | 'template' | 'template-storages' | 'snippets-storage' | 'bridge' | 'root';
+
+/** The stage of a build (as the build reports it), the completion, or the doctor's own look at the cluster. */
+export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'completing' | 'doctor';
+
+export interface PrivilegeNeed {
+  stage: PrivilegeStage;
+  /** The call, as an operator would look it up in the API viewer. */
+  call: string;
+  scope: PrivilegeScope;
+  /** A privilege, or a list of which any one suffices. */
+  privilege: string | readonly string[];
+  why: string;
+  /** Needed only with this setting or request (then not part of the role): when it is unset, nothing asks for it. */
+  onlyWith?: string;
+}
+
+/** PVE ≤ 8 checks VM.Monitor for agent calls; PVE 9 removed it and checks VM.GuestAgent.Audit (or .Unrestricted). */
+export function agentPrivilege(pveMajor: number | undefined): string | readonly string[] {
+  if (pveMajor === undefined) return ['VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted', 'VM.Monitor'];
+  return pveMajor >= 9 ? ['VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted'] : 'VM.Monitor';
+}
+
+const CONFIG = 'POST /nodes/{node}/qemu/{vmid}/config';
+
+/** Every call of a build and a completion that Proxmox checks, in the order a build makes them. */
+export function privilegeNeeds(pveMajor: number | undefined): PrivilegeNeed[] {
+  const configured: PrivilegeNeed[] = CONFIGURE_KEYS.map((key) => {
+    const need = configKeyPrivilege(key);
+    if ('rootOnly' in need) throw new Error(`configureVm sends ${key}, which only root@pam may set`);
+    const privilege = 'any' in need ? need.any : need.all.length === 1 ? need.all[0]! : need.all;
+    return { stage: 'configuring', call: `${CONFIG} ${key}`, scope: 'pool', privilege, why: CONFIGURE_WHY[key] };
+  });
+  return [
+    { stage: 'cloning', call: 'GET /cluster/resources', scope: 'template', privilege: 'VM.Audit', why: 'see the template (and, later, the VMs)' },
+    { stage: 'cloning', call: 'POST /nodes/{node}/qemu/{template}/clone', scope: 'template', privilege: 'VM.Clone', why: 'clone the template' },
+    { stage: 'cloning', call: 'POST /nodes/{node}/qemu/{template}/clone pool=', scope: 'pool', privilege: 'VM.Allocate', why: 'create the VMs in the pool' },
+    { stage: 'cloning', call: 'POST /nodes/{node}/qemu/{template}/clone', scope: 'template-storages', privilege: 'Datastore.AllocateSpace', why: 'allocate the clones’ volumes' },
+    { stage: 'cloning', call: 'POST /nodes/{node}/qemu/{template}/clone', scope: 'bridge', privilege: 'SDN.Use', why: 'attach the clone’s NIC to the bridge (PVE ≥ 8 checks it on every clone)' },
+    { stage: 'cloning', call: 'GET /nodes/{node}/qemu/{vmid}/config', scope: 'pool', privilege: 'VM.Audit', why: 'read the VMs’ config and status' },
+    { stage: 'migrating', call: 'POST /nodes/{node}/qemu/{vmid}/migrate', scope: 'pool', privilege: 'VM.Migrate', why: 'move a clone of a template on local storage to the chosen node', onlyWith: 'a template on local storage of a node that cannot take the VM' },
+    ...configured,
+    { stage: 'configuring', call: `${CONFIG} net0`, scope: 'bridge', privilege: 'SDN.Use', why: 'keep the NIC on its bridge' },
+    { stage: 'configuring', call: 'PUT /nodes/{node}/qemu/{vmid}/resize', scope: 'pool', privilege: 'VM.Config.Disk', why: 'grow the boot disk when a request asks for a disk size' },
+    { stage: 'starting', call: 'POST /nodes/{node}/qemu/{vmid}/status/start', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'start the VMs' },
+    { stage: 'starting', call: 'POST /cluster/ha/resources', scope: 'root', privilege: 'Sys.Console', why: 'make the VMs HA resources', onlyWith: 'PVE_HA' },
+    { stage: 'waiting-for-ip', call: 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces', scope: 'pool', privilege: agentPrivilege(pveMajor), why: 'ask the guest agent for the VM’s IP address' },
+    { stage: 'completing', call: 'POST /nodes/{node}/qemu/{vmid}/status/shutdown', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'shut down and stop the VMs' },
+    { stage: 'completing', call: 'DELETE /nodes/{node}/qemu/{vmid}', scope: 'pool', privilege: 'VM.Allocate', why: 'destroy the VMs' },
+    // The snippets go over SFTP, not through the API; the doctor reads the storage's content types with this.
+    { stage: 'doctor', call: 'GET /nodes/{node}/storage', scope: 'snippets-storage', privilege: 'Datastore.AllocateSpace', why: 'let pveflow doctor check that the snippets storage takes snippets on every node' },
+  ];
+}
+
+/** What a need asks, as text: `A` or `A or B`. */
+export function privilegeText(privilege: string | readonly string[]): string {
+  return typeof privilege === 'string' ? privilege : privilege.join(' or ');
+}
+
+/**
+ * The privileges of the role docs/operations.md tells operators to create, for PVE `pveMajor`: every need that is
+ * not tied to an optional setting; of alternatives, none when the role already holds one, else the first.
+ */
+export function pveflowRole(pveMajor: number): string[] {
+  const needs = privilegeNeeds(pveMajor).filter((n) => !n.onlyWith);
+  const role = new Set(needs.flatMap((n) => (typeof n.privilege === 'string' ? [n.privilege] : [])));
+  for (const n of needs) {
+    if (typeof n.privilege !== 'string' && !n.privilege.some((p) => role.has(p))) role.add(n.privilege[0]!);
+  }
+  return [...role].sort();
+}
+
+/** The first stage of a build (or the completion) that needs `privilege`, not counting optional ones. */
+export function firstStageNeeding(privilege: string, pveMajor: number): PrivilegeStage | undefined {
+  const role = new Set(pveflowRole(pveMajor));
+  return privilegeNeeds(pveMajor).find((n) => {
+    if (n.onlyWith) return false;
+    if (typeof n.privilege === 'string') return n.privilege === privilege;
+    // An alternative counts only when the role holds no other one of them.
+    return n.privilege.includes(privilege) && n.privilege.filter((p) => role.has(p)).length === 1;
+  })?.stage;
+}
+
+/** What an operator does about a missing privilege: one line to put into a failure's message. */
+export function grantAdvice(privileges: readonly string[], path: string | undefined): string {
+  const list = privileges.join(' ');
+  const where = path ? ` granted on ${path}${/^\/vms\/\d+$/.test(path) ? ' (for pveflow’s VMs: on the pool, PVE_POOL)' : ''}` : '';
+  return (
+    `Grant ${privileges.join(', ')}: add it to the PVEflow role (pveum role modify PVEflow --append 1 --privs "${list}") and make sure the role is${where} ` +
+    `to both the token and its user (a privilege-separated token holds only what both hold); docs/operations.md lists the role and the grants.`
+  );
+}
