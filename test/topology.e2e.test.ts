@@ -105,15 +105,15 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
         const env = compose.services[service]!.environment!;
         return Object.fromEntries(Object.keys(env).map((k) => [k, here[k] ?? env[k]!]));
       };
-      // pveflow.env: the cluster's endpoints and secrets, here the simulated world's.
-      const pveflowEnv = { ...world.env, ...overrides };
+      // pveflow.env: the cluster's endpoints and secrets, here the simulated world's; then what sets this instance apart.
+      const pveflowEnv = world.env;
       const base = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' };
       const logs = join(dir, `logs-${name}`);
       mkdirSync(logs);
-      const api = supervise('src/api/main.ts', { ...base, ...pveflowEnv, ...composeEnv('api') }, join(logs, 'api.log'));
-      const ws = Array.from({ length: workers }, (_, i) => supervise('src/worker.ts', { ...base, ...pveflowEnv, ...composeEnv('worker') }, join(logs, `worker-${i + 1}.log`)));
+      const api = supervise('src/api/main.ts', { ...base, ...pveflowEnv, ...composeEnv('api'), ...overrides }, join(logs, 'api.log'));
+      const ws = Array.from({ length: workers }, (_, i) => supervise('src/worker.ts', { ...base, ...pveflowEnv, ...composeEnv('worker'), ...overrides }, join(logs, `worker-${i + 1}.log`)));
       const apiUrl = `http://127.0.0.1:${apiPort}`;
-      const taskQueue = pveflowEnv.TEMPORAL_TASK_QUEUE ?? compose.services.worker!.environment!.TEMPORAL_TASK_QUEUE!;
+      const taskQueue = overrides.TEMPORAL_TASK_QUEUE ?? compose.services.worker!.environment!.TEMPORAL_TASK_QUEUE!;
       return { name, taskQueue, apiUrl, uiUrl: `http://127.0.0.1:${gatewayPort}`, api, workers: ws, client: chaosClient(apiUrl, operatorKey) };
     };
     a = await start('a', { PVE_VMID_RANGE: '10000-19999' }, 2);

@@ -29,14 +29,24 @@ export function payloadsInClear(history: unknown): string[] {
   return found;
 }
 
-/** Every workflow of a task queue with its unencrypted payloads, read with a client that has no codec keys. */
+/**
+ * Every workflow of a task queue with its unencrypted payloads, read with a client that has no codec keys — through the
+ * raw visibility call, since the client's own list would try to decode each workflow's (encrypted) memo.
+ */
 export async function clearPayloadsOfTaskQueue(rawClient: Client, taskQueue: string): Promise<{ workflows: number; findings: string[] }> {
   const findings: string[] = [];
   let workflows = 0;
-  for await (const wf of rawClient.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) {
-    workflows++;
-    const history = await rawClient.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-    for (const f of payloadsInClear(history)) findings.push(`${wf.workflowId}: ${f}`);
-  }
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await rawClient.workflowService.listWorkflowExecutions({ namespace: rawClient.options.namespace, query: `TaskQueue = '${taskQueue}'`, pageSize: 1000, nextPageToken });
+    for (const wf of page.executions ?? []) {
+      workflows++;
+      const { workflowId, runId } = wf.execution!;
+      const history = await rawClient.workflow.getHandle(workflowId!, runId!).fetchHistory();
+      for (const f of payloadsInClear(history)) findings.push(`${workflowId}: ${f}`);
+      for (const f of payloadsInClear({ memo: wf.memo })) findings.push(`${workflowId} (visibility): ${f}`);
+    }
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
   return { workflows, findings };
 }
