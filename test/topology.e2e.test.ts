@@ -146,7 +146,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
   const tails = () =>
     [a, b].flatMap((i) => ['api', ...i.workers.map((_, n) => `worker-${n + 1}`)].map((p) => `--- ${i.name}/${p}\n${logOf(i, p).split('\n').slice(-15).join('\n')}`)).join('\n') + `\n--- temporal\n${cluster.logs().split('\n').slice(-15).join('\n')}`;
 
-  test('twenty requests build through a worker kill, a Temporal crash and a PostgreSQL restart; half complete; nothing leaks, nothing in clear, two instances apart', async () => {
+  test('twenty requests build through a worker kill, a Temporal crash and a PostgreSQL restart; half complete; nothing leaks, nothing in clear, two instances apart', async (t) => {
     const base = Date.now() + 30 * 24 * 3600_000;
     const body = (name: string, i: number) => validRequestBody({ name, client: ORG, consultants: ['alice@consultancy.example'], cores: 1, memory_mib: 1024, period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() } });
 
@@ -168,15 +168,25 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
       ...bSerials.map((s) => b.client.actOnce(s, 'approve', (status) => status !== 'Pending')),
     ]);
 
-    // While they build: a worker SIGKILLed, the Temporal server SIGKILLed and restarted, PostgreSQL restarted.
+    // While they build: a worker SIGKILLed, the Temporal server SIGKILLed and restarted, PostgreSQL restarted. Where
+    // each landed is reported in the cluster's terms (VMs made, VMs running), to show it hit builds in flight.
+    const observer = new PveClient({ endpoint: world.env.PVE_ENDPOINT!, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE!), timeoutMs: 5_000 });
+    const moments: string[] = [];
+    const mark = async (what: string) => {
+      const vms = (await observer.clusterResources('vm').catch(() => [])).filter((r) => r.type === 'qemu' && !r.template);
+      moments.push(`${what}: ${vms.length} VMs, ${vms.filter((v) => v.status === 'running').length} running`);
+    };
     const chaos = (async () => {
       await sleep(2_000);
+      await mark('worker SIGKILL');
       await a.workers[0]!.killAndRestart();
       await sleep(3_000);
+      await mark('Temporal SIGKILL');
       await cluster.killServer();
       await sleep(2_000);
       await cluster.restartServer();
       await sleep(4_000);
+      await mark('PostgreSQL restart');
       await cluster.restartPostgres();
     })();
     await approvals;
@@ -192,6 +202,8 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
         throw new Error(`${(err as Error).message}\n${tails()}`);
       });
     const [aRecords, bRecords] = await Promise.all([fulfilled(a, aSerials), fulfilled(b, bSerials)]);
+    await observer.close();
+    t.diagnostic(`chaos landed at: ${moments.join('; ')} (of ${aSerials.length + bSerials.length} builds)`);
 
     // Half of A's requests are completed.
     const toComplete = aSerials.filter((_, i) => i % 2 === 0);
