@@ -12,6 +12,17 @@ export function badRequest(res: Response, error: z.ZodError, where: 'body' | 'pa
   res.status(400).json({ error: 'invalid request', issues });
 }
 
+/** Bad input found after parsing (a policy rule, a header): 400 with the issues as given. */
+export function badRequestIssues(res: Response, issues: Array<{ field: string; reason: string; rule?: string }>): void {
+  res.status(400).json({ error: 'invalid request', issues });
+}
+
 export function problem(res: Response, status: number, error: string, detail?: string): void {
   res.status(status).json(detail ? { error, detail } : { error });
+}
+
+/** A bound was reached (rateLimits.ts): 429 with Retry-After, nothing was done. */
+export function tooMany(res: Response, refusal: { retryAfterS: number; detail: string }): void {
+  res.setHeader('Retry-After', String(refusal.retryAfterS));
+  problem(res, 429, 'too many requests', refusal.detail);
 }

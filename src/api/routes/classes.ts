@@ -6,14 +6,14 @@ import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateR
 import { RequestStatusKey } from '../../workflows/searchAttributes';
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
-import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, problem } from '../problems';
+import { badRequest, badRequestIssues, problem } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, requestWorkflowId, serialForClassMember } from '../serials';
-import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 
 /** How many serials one member may walk past (taken by other requests) before the submission gives up. */
@@ -39,10 +39,14 @@ export function classRoutes(ctx: ApiContext): Router {
     if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
     const body = createClassBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
+    const policy = policyIssues(ctx.policy, body.data);
+    if (policy.length) return badRequestIssues(res, policy);
     const { count, ...shared } = body.data;
     if (!mayActIn(principal, shared.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
+    const asWho = requesterRefusal(principal, shared.requester);
+    if (asWho) return problem(res, 403, 'forbidden', asWho);
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);

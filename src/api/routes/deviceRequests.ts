@@ -18,15 +18,15 @@ import { RequestStatusKey } from '../../workflows/searchAttributes';
 import type { RequestRecord } from '../../workflows/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
-import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { badRequest, problem } from '../problems';
+import { badRequest, badRequestIssues, problem, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
-import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
@@ -50,9 +50,13 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
     const body = createDeviceRequestBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
+    const policy = policyIssues(ctx.policy, body.data);
+    if (policy.length) return badRequestIssues(res, policy);
     if (!mayActIn(principal, body.data.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
+    const asWho = requesterRefusal(principal, body.data.requester);
+    if (asWho) return problem(res, 403, 'forbidden', asWho);
     const key = idempotency.key;
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
@@ -130,7 +134,13 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const serial = serialOf(req, res);
     if (!serial) return;
     if (!(await findRequest(ctx, res, principal, serial))) return;
-    await streamRequestLogs(ctx, req, res, serial);
+    const slot = ctx.streams.acquire(principal.id);
+    if (!slot.ok) return tooMany(res, slot);
+    try {
+      await streamRequestLogs(ctx, req, res, serial);
+    } finally {
+      slot.release();
+    }
   });
 
   /**
