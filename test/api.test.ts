@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -330,22 +331,25 @@ describe('HTTP API', () => {
     assert.equal(badToken.body.issues[0].field, 'page_token');
   });
 
-  test('the webhook checks the HMAC signature and a redelivery starts nothing new', async () => {
+  test('the webhook checks the HMAC signature over time, delivery id and body; a redelivery starts nothing new', async () => {
     const deliveryId = `dlv-${run}-${Date.now()}`;
     const raw = JSON.stringify(validRequestBody({ client: ORG_B, name: 'hooked' }));
     const deliver = (body: string, headers: Record<string, string>) =>
       fetch(`${base}/api/hooks/device_requests`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-    const signed = (body: string, id = deliveryId) => ({ 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, body) });
+    const signed = (body: string, id = deliveryId) => ({ 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, id, body) });
 
     const refusedStarts = await countingStarts(async () => {
       const unsigned = await deliver(raw, { 'x-pveflow-delivery': deliveryId });
       assert.equal(unsigned.status, 401);
-      const wrongSecret = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': signWebhook('another-secret-entirely', raw) });
+      const wrongSecret = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': signWebhook('another-secret-entirely', deliveryId, raw) });
       assert.equal(wrongSecret.status, 401);
       assert.match((await json(wrongSecret)).detail, /signature does not match/);
       const tampered = await deliver(raw.replace('hooked', 'hacked'), signed(raw));
       assert.equal(tampered.status, 401, 'the signature covers the exact bytes');
-      const noDelivery = await deliver(raw, { 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, raw) });
+      const bodyOnly = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(raw).digest('hex')}` });
+      assert.equal(bodyOnly.status, 401, 'the old body-only signature is refused');
+      assert.match((await json(bodyOnly)).detail, /t=<unix seconds>,v1=/);
+      const noDelivery = await deliver(raw, { 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, deliveryId, raw) });
       assert.equal(noDelivery.status, 400);
       assert.equal((await json(noDelivery)).issues[0].field, 'x-pveflow-delivery');
       const badBody = JSON.stringify(validRequestBody({ consultants: ['not-an-email'] }));

@@ -1,0 +1,17 @@
+import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
+import { statusQuery } from '../../src/workflows/messages';
+import type { VmRequestInput } from '../../src/workflows/types';
+
+/** A stand-in vmRequest that stays Pending and answers its status: enough for the API's log stream to stay open. */
+export async function vmRequest(input: VmRequestInput): Promise<void> {
+  const at = new Date(workflowInfo().startTime).toISOString();
+  setHandler(statusQuery, () => ({
+    serial: input.request.serial,
+    request: input.request,
+    status: 'Pending' as const,
+    device: { hostname: input.request.name },
+    timeline: [{ at, event: 'submitted' }],
+    leftovers: [],
+  }));
+  await condition(() => false);
+}
