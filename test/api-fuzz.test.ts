@@ -10,6 +10,7 @@ import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 
 /**
@@ -269,6 +270,7 @@ describe('API bad input (property-based)', () => {
   let server: Server;
   let base: string;
   let starts = 0;
+  let checker: ResponseChecker;
 
   before(async () => {
     env = await TestWorkflowEnvironment.createLocal({
@@ -287,11 +289,14 @@ describe('API bad input (property-based)', () => {
       policy: defaultRequestPolicy,
       apiKeys: new ApiKeyStore([operator, requester]),
       webhookSecret: SECRET,
+      // A thousand writes from one key in seconds: the write bound is test/api-hardening's subject, not this one's.
+      timings: { writesPerMinute: 0 },
     });
     server = await new Promise<Server>((ok) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));
     });
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
   });
 
   after(async () => {
@@ -310,6 +315,7 @@ describe('API bad input (property-based)', () => {
         const context = `${c.what}: ${c.method} ${c.path} → ${res.status} ${text.slice(0, 300)}`;
         assert.ok(res.status < 500, `server error on ${context}`);
         assert.equal(res.status, c.status, context);
+        checker.check(c.method, c.path, { status: res.status, headers: res.headers, body: JSON.parse(text) });
         const answer = JSON.parse(text) as { error?: string; detail?: string; issues?: Array<{ field: string; reason: string }> };
         if ('field' in c.names) {
           const fields = (answer.issues ?? []).map((i) => i.field);

@@ -23,6 +23,7 @@ import { requireTemporalBinary } from '../src/temporal/binaries';
 import type { ClusterSyncResult } from '../src/workflows/types';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 import { createActivityDeps, createWorker } from '../src/worker';
+import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
@@ -65,6 +66,7 @@ describe('HTTP API', () => {
   const taskQueue = `api-${run}`;
   const syncQueue = `api-sync-${run}`;
   const workers: Array<{ worker: Worker; running: Promise<void> }> = [];
+  let checker: ResponseChecker;
 
   before(async () => {
     env = await TestWorkflowEnvironment.createLocal({
@@ -97,6 +99,7 @@ describe('HTTP API', () => {
     });
     server = await listen(app);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
   });
 
   after(async () => {
@@ -122,7 +125,10 @@ describe('HTTP API', () => {
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    const answer = { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    // Every answer these tests receive is one the OpenAPI document describes (status, headers, body shape).
+    checker.check(method, path, answer);
+    return answer;
   };
 
   /** A request in `org` whose period starts in a month: it waits, so approving it builds nothing. */
@@ -429,7 +435,7 @@ describe('HTTP API', () => {
     assert.match(changed.body.detail, new RegExp(`Idempotency-Key ${idemKey} was already used for request ${serial} with a different body`));
 
     // Keys are per org: another org's same key is its own request.
-    const otherOrg = await call('requesterB', 'POST', '/api/device_requests', { ...body, client: ORG_B }, headers);
+    const otherOrg = await call('requesterB', 'POST', '/api/device_requests', { ...body, client: ORG_B, requester: keys.requesterB.email }, headers);
     assert.equal(otherOrg.status, 201);
     assert.notEqual(otherOrg.body.serial, serial);
 

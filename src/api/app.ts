@@ -5,7 +5,7 @@ import type { RequestPolicy } from '../domain/requestPolicy';
 import { defaultApiTimings, type ApiTimings } from './apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
 import { authenticate, principalOf } from './auth/authenticate';
-import { requireJsonBody } from './contentType';
+import { refuseBlankJson, requireJsonBody } from './contentType';
 import { methodNotAllowed } from './methodNotAllowed';
 import { apiContext } from './context';
 import { buildOpenApiDocument } from './openapi';
@@ -90,7 +90,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (!taken.ok) return tooMany(res, taken);
     next();
   };
-  const json = [requireJsonBody(), express.json({ limit: '256kb' })];
+  const json = [requireJsonBody(), express.json({ limit: '256kb', verify: refuseBlankJson })];
   app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx));
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));

@@ -27,3 +27,13 @@ export function requireJsonBody(): RequestHandler {
     wrongContentType(res, req);
   };
 }
+
+/**
+ * express.json's `verify`: a body of only whitespace is not JSON, though the parser would take it for `{}` and the
+ * caller would hear about missing fields instead.
+ */
+export function refuseBlankJson(_req: unknown, _res: unknown, buf: Buffer): void {
+  if (buf.length > 0 && buf.toString('utf8').trim() === '') {
+    throw Object.assign(new Error('the body is blank'), { status: 400, type: 'entity.parse.failed' });
+  }
+}

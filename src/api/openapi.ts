@@ -161,7 +161,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       summary,
       description: `${description} A Workflow Update: the answer is the workflow's decision. Recorded as done by the key's holder. ${who(action)}`,
       security: secured,
-      request: { params: serialParam, body: { required: false, content: { 'application/json': { schema: body } } } },
+      // reject needs its reason and extend its new end; the others may be sent without a body.
+      request: { params: serialParam, body: { required: action === 'reject' || action === 'extend', content: { 'application/json': { schema: body } } } },
       responses: {
         200: json(updateResultSchema, 'Done; the status it left the request in.'),
         400: invalidBody,
@@ -258,7 +259,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       summary: `${action[0]!.toUpperCase()}${action.slice(1)} every open request of a class`,
       description: `Each request answers for itself (its status, or why it refused); 409 when all refused. ${who(action)}`,
       security: secured,
-      request: { params: classIdParam, body: { content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
+      request: { params: classIdParam, body: { required: action === 'reject', content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
       responses: {
         200: json(classAnswerSchema, 'What each request did.'),
         409: json(classAnswerSchema, 'Every request refused.'),

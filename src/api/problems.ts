@@ -7,7 +7,9 @@ export function badRequest(res: Response, error: z.ZodError, where: 'body' | 'pa
     const at = i.path.map(String);
     // An unknown field is named itself, so the caller sees which one to drop (a typo, or a setting we don't take).
     if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ field: rename([...at, k].join('.')), reason: 'unknown field' }));
-    return [{ field: at.length ? rename(at.join('.')) : `(${where})`, reason: i.message }];
+    // A rule between fields (which a schema cannot state) names itself, as the document's descriptions do.
+    const rule = i.code === 'custom' ? (i.params as { rule?: unknown } | undefined)?.rule : undefined;
+    return [{ field: at.length ? rename(at.join('.')) : `(${where})`, reason: i.message, ...(typeof rule === 'string' ? { rule } : {}) }];
   });
   res.status(400).json({ error: 'invalid request', issues });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { classIdSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import { classIdSchema, serialSchema, sshPublicKeySchema, vmNameSchema } from '../domain/deviceRequest';
+import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { RequestStatus } from '../workflows/types';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignature';
 
@@ -33,14 +34,19 @@ export const createDeviceRequestBody = z
     client: orgSchema,
     requester: email('rita@acme.example').meta({ description: "Who asks for the VM. A requester key's own email (a requester submits as itself)." }),
     consultants: z.array(email('alice@consultancy.example')).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
-    period: z.strictObject({ start: dateTime('2026-12-01T09:00:00Z'), end: dateTime('2026-12-15T18:00:00Z') }),
+    // The rules between the two dates are the request policy's (requestPolicyRules), checked after this schema.
+    period: z.strictObject({ start: dateTime('2026-12-01T09:00:00Z'), end: dateTime('2026-12-15T18:00:00Z') }).meta({
+      description:
+        `The lease. Policy rules, refused with 400 naming the field and the \`rule\`: end after start (end-before-start), end in the future ` +
+        `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
+        'A start in the future makes the build wait for it.',
+    }),
     template_vmid: z.number().int().min(100).max(999_999_999).optional(),
     cores: z.number().int().min(1).max(64).default(2),
     memory_mib: z.number().int().min(512).max(262_144).default(2048),
     full_clone: z.boolean().optional(),
-    ssh_keys: z.array(z.string().max(16_384)).max(20).default([]),
+    ssh_keys: z.array(sshPublicKeySchema.max(16_384)).max(20).default([]),
   })
-  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
   .meta({ id: 'DeviceRequestSubmission' });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
@@ -52,7 +58,6 @@ export const createClassBody = z
     name: vmNameSchema.max(37, 'at most 37 characters: each VM gets a -NN suffix').meta({ example: 'lab' }),
     count: z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class'),
   })
-  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
   .meta({ id: 'ClassSubmission' });
 
 export type CreateClassBody = z.infer<typeof createClassBody>;
@@ -107,7 +112,7 @@ export const listQuery = z
     consultant: email().optional().meta({ description: 'Requests giving this consultant access.' }),
     class: classIdSchema.optional().meta({ description: 'The requests of one class (see POST /api/classes).' }),
     from: dateTime('2026-12-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
-    to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this.' }),
+    to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this; not before `from` (400, rule to-before-from).' }),
     page_size: z.coerce.number().int().min(1).max(100).default(25),
     page_token: z
       .string()
@@ -116,7 +121,7 @@ export const listQuery = z
       .optional()
       .meta({ description: 'A next_page_token exactly as an earlier answer gave it; any other value is 400.' }),
   })
-  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { path: ['to'], message: 'must not be before from' });
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { path: ['to'], message: 'must not be before from', params: { rule: 'to-before-from' } });
 
 export type ListQuery = z.infer<typeof listQuery>;
 
@@ -137,7 +142,7 @@ const issueSchema = z
   .object({
     field: z.string().meta({ description: 'The field at fault: a body path (period.end), a header (content-type), a query or path parameter, or (body).' }),
     reason: z.string(),
-    rule: z.string().optional().meta({ description: 'The request policy rule a well-formed value breaks (max-lease, start-in-past, ...).' }),
+    rule: z.string().optional().meta({ description: 'The rule a well-formed value breaks, as this document states it: a request policy rule (max-lease, start-in-past, ...) or one between fields (to-before-from).' }),
   })
   .meta({ id: 'Issue' });
 

@@ -25,8 +25,11 @@ export class ResponseChecker {
   /** Every (operation, status) an answer was checked for: what the tests covered. */
   readonly seen = new Set<string>();
 
-  constructor(private readonly doc: OpenApiDocument) {
+  private readonly doc: OpenApiDocument;
+
+  constructor(doc: OpenApiDocument) {
     addFormats(this.ajv);
+    this.doc = withoutUntypedNullable(doc);
     this.templates = Object.keys(doc.paths).map((template) => ({
       template,
       pattern: new RegExp(`^${template.split('/').map((seg) => (/^\{.+\}$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))).join('/')}$`),
@@ -70,4 +73,16 @@ export class ResponseChecker {
     }
     if (!validate(body)) throw new Error(`${at}: the body does not match the document: ${this.ajv.errorsText(validate.errors)}; body ${JSON.stringify(body).slice(0, 400)}`);
   }
+}
+
+/**
+ * OpenAPI 3.0.3 gives `nullable` meaning only beside a `type` (a schema without one already allows null); zod's
+ * `unknown` is written as `{nullable: true}`, which ajv refuses to compile. Dropping it there changes no verdict.
+ */
+function withoutUntypedNullable<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(withoutUntypedNullable) as T;
+  if (!value || typeof value !== 'object') return value;
+  const o = value as Record<string, unknown>;
+  const out = Object.fromEntries(Object.entries(o).filter(([k]) => !(k === 'nullable' && o.type === undefined)).map(([k, v]) => [k, withoutUntypedNullable(v)]));
+  return out as T;
 }
