@@ -11,6 +11,7 @@ import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webh
  */
 
 /**
+ * Examples lie years ahead, so that the policy (an end in the future, a start not long past) takes a copied one.
  * The patterns below are the ones zod enforces, written into the document: `format` alone lets each validator apply
  * its own idea of an email or a date-time, and a client that trusts the document would send what we refuse.
  */
@@ -19,7 +20,15 @@ const dateTime = (example: string) => {
   return schema.meta({ example, pattern: schema._zod.pattern.source });
 };
 
-export const email = (example?: string) => z.email().meta({ pattern: z.regexes.email.source, ...(example ? { example } : {}) });
+/**
+ * An address as mail systems take it: zod's email syntax, within RFC 5321's lengths (at most 254 characters, a local
+ * part of at most 64, domain labels of at most 63 that neither start nor end with a hyphen). Looser addresses would be
+ * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them.
+ */
+const EMAIL =
+  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+
+export const email = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
 
 export const orgSchema = z
   .string()
@@ -35,7 +44,7 @@ export const createDeviceRequestBody = z
     requester: email('rita@acme.example').meta({ description: "Who asks for the VM. A requester key's own email (a requester submits as itself)." }),
     consultants: z.array(email('alice@consultancy.example')).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
     // The rules between the two dates are the request policy's (requestPolicyRules), checked after this schema.
-    period: z.strictObject({ start: dateTime('2026-12-01T09:00:00Z'), end: dateTime('2026-12-15T18:00:00Z') }).meta({
+    period: z.strictObject({ start: dateTime('2030-06-03T09:00:00Z'), end: dateTime('2030-06-17T18:00:00Z') }).meta({
       description:
         `The lease. Policy rules, refused with 400 naming the field and the \`rule\`: end after start (end-before-start), end in the future ` +
         `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
@@ -79,7 +88,7 @@ export const actionBody = z.strictObject({ note }).meta({ id: 'Action' });
 export const rejectBody = z.strictObject({ reason: z.string().min(1, 'say why the request is rejected').max(2000) }).meta({ id: 'Rejection' });
 
 export const extendBody = z
-  .strictObject({ new_end: dateTime('2026-12-22T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
+  .strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
   .meta({ id: 'Extension' });
 
 export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
@@ -111,8 +120,8 @@ export const listQuery = z
     status: requestStatusSchema.optional(),
     consultant: email().optional().meta({ description: 'Requests giving this consultant access.' }),
     class: classIdSchema.optional().meta({ description: 'The requests of one class (see POST /api/classes).' }),
-    from: dateTime('2026-12-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
-    to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this; not before `from` (400, rule to-before-from).' }),
+    from: dateTime('2030-06-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
+    to: dateTime('2030-06-30T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this; not before `from` (400, rule to-before-from).' }),
     page_size: z.coerce.number().int().min(1).max(100).default(25),
     page_token: z
       .string()
