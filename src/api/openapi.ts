@@ -115,7 +115,20 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     security: secured,
     request: { params: serialParam },
     responses: {
-      200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
+      200: {
+        description: 'An event stream; each event as below (`data` is JSON).',
+        content: {
+          'text/event-stream': {
+            schema: z
+              .object({
+                event: z.enum(['status', 'log', 'timeline', 'end', 'error']),
+                data: z.string().meta({ description: 'JSON: status {status, build?} · log {attempt, at, stage, message} · timeline {at, event, by?} · end {status, build_state?} · error {message}' }),
+                id: z.string().regex(/^\d{1,6}\.\d{1,9}\.\d{1,9}$/).optional().meta({ description: 'Send back as Last-Event-ID to resume.' }),
+              })
+              .meta({ id: 'LogStreamEvent' }),
+          },
+        },
+      },
       400: invalid,
       401: problems[401],
       404: notFound,
