@@ -47,8 +47,8 @@ describe('API hardening', () => {
   let starts = 0;
   const taskQueue = `hardening-${process.pid}`;
 
-  const serve = async (timings: Partial<ApiTimings> = {}): Promise<string> => {
-    const app = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), webhookSecret: SECRET, timings: { writesPerMinute: 0, ...timings } });
+  const serve = async (timings: Partial<ApiTimings> = {}, policy = defaultRequestPolicy): Promise<string> => {
+    const app = createApp({ client: env.client, taskQueue, policy, apiKeys: new ApiKeyStore(Object.values(keys)), webhookSecret: SECRET, timings: { writesPerMinute: 0, ...timings } });
     const server = await new Promise<Server>((ok) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));
     });
@@ -161,6 +161,41 @@ describe('API hardening', () => {
     // The longest lease the policy allows is taken.
     const longest = await call(base, 'POST', '/api/device_requests', { who: 'ops', body: validRequestBody({ period: { start: new Date(Date.now() + DAY).toISOString(), end: new Date(Date.now() + (1 + defaultRequestPolicy.maxLeaseDays) * DAY).toISOString() } }) });
     assert.equal(longest.status, 201, JSON.stringify(longest.body));
+  });
+
+  test('a retry of a request taken while the policy held finds it, though the policy would refuse it now', async () => {
+    // Time is not moved: a second API with a shorter maximum lease stands for "later, when the period no longer fits".
+    const later = await serve({}, { ...defaultRequestPolicy, maxLeaseDays: 5 });
+    const body = validRequestBody({ name: 'retried', ...future(1, 11) });
+    const key = `retry-${process.pid}-${Date.now()}`;
+    const first = await call(base, 'POST', '/api/device_requests', { who: 'ops', body, headers: { 'idempotency-key': key } });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const classFirst = await call(base, 'POST', '/api/classes', { who: 'ops', body: { ...body, name: 'lab', count: 2 }, headers: { 'idempotency-key': key } });
+    assert.equal(classFirst.status, 201, JSON.stringify(classFirst.body));
+    const delivery = `retry-${process.pid}-${Date.now()}`;
+    const text = JSON.stringify(body);
+    assert.equal((await deliver(text, delivery)).status, 201);
+
+    const started = await counting(async () => {
+      const retried = await call(later, 'POST', '/api/device_requests', { who: 'ops', body, headers: { 'idempotency-key': key } });
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      assert.equal((retried.body as { serial: string }).serial, (first.body as { serial: string }).serial);
+      const classRetried = await call(later, 'POST', '/api/classes', { who: 'ops', body: { ...body, name: 'lab', count: 2 }, headers: { 'idempotency-key': key } });
+      assert.equal(classRetried.status, 200, JSON.stringify(classRetried.body));
+      const redelivered = await call(later, 'POST', '/api/hooks/device_requests', { body: text, headers: { 'content-type': 'application/json', 'x-pveflow-delivery': delivery, 'x-pveflow-signature': signWebhook(SECRET, delivery, text) } });
+      assert.equal(redelivered.status, 200, JSON.stringify(redelivered.body));
+    });
+    assert.equal(started, 0, 'a retry starts nothing');
+
+    // A new key, a new delivery: the policy of now applies.
+    const fresh = await call(later, 'POST', '/api/device_requests', { who: 'ops', body, headers: { 'idempotency-key': `${key}-new` } });
+    assert.equal(fresh.status, 400);
+    assert.equal(issuesOf(fresh)[0]!.rule, 'max-lease');
+    const freshClass = await call(later, 'POST', '/api/classes', { who: 'ops', body: { ...body, name: 'lab', count: 2 }, headers: { 'idempotency-key': `${key}-new` } });
+    assert.equal(freshClass.status, 400);
+    const freshDelivery = await call(later, 'POST', '/api/hooks/device_requests', { body: text, headers: { 'content-type': 'application/json', 'x-pveflow-delivery': `${delivery}-new`, 'x-pveflow-signature': signWebhook(SECRET, `${delivery}-new`, text) } });
+    assert.equal(freshDelivery.status, 400);
+    assert.equal(issuesOf(freshDelivery)[0]!.rule, 'max-lease');
   });
 
   test('a body sent as text/plain or form-encoded is a 400 that names the content type, on every intake', async () => {

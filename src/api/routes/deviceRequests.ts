@@ -1,4 +1,4 @@
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowExecutionDescription } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -51,7 +51,9 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const body = createDeviceRequestBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
     const policy = policyIssues(ctx.policy, body.data);
-    if (policy.length) return badRequestIssues(res, policy);
+    // With an Idempotency-Key the refusal waits: a retry of a request made while the policy held (its period has
+    // since moved into the past) still finds that request. Without one there is nothing to find.
+    if (policy.length && idempotency.key === undefined) return badRequestIssues(res, policy);
     if (!mayActIn(principal, body.data.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
@@ -66,21 +68,25 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const built = toDeviceRequest(key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate), body.data);
       if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
       const serial = built.request.serial;
-      try {
-        const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
-        if (!admitted) {
-          res.setHeader('Retry-After', '1');
-          return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+      if (!policy.length) {
+        try {
+          const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
+          if (!admitted) {
+            res.setHeader('Retry-After', '1');
+            return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+          }
+          return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
         }
-        return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
       }
       if (!memo) continue;
       let existing: WorkflowExecutionDescription;
       try {
         existing = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).describe());
       } catch (err) {
+        // Not a retry of an earlier request: the policy's refusal stands.
+        if (policy.length && err instanceof WorkflowNotFoundError) return badRequestIssues(res, policy);
         return sendTemporalError(res, err, serial);
       }
       const seen = compareWithExisting(existing.memo, memo);
@@ -91,6 +97,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const status = existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending';
       return res.status(200).location(`/api/device_requests/${serial}`).set('Idempotent-Replayed', 'true').json({ serial, status });
     }
+    if (policy.length) return badRequestIssues(res, policy);
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });
 

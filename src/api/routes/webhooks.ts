@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import type { ApiContext } from '../context';
 import { badRequest, badRequestIssues, problem } from '../problems';
@@ -42,25 +42,29 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     }
     const body = createDeviceRequestBody.safeParse(json);
     if (!body.success) return badRequest(res, body.error);
+    // A redelivery of a request taken while the policy held (its period has since moved into the past) still finds
+    // it: the refusal stands only for a delivery that started nothing yet.
     const policy = policyIssues(ctx.policy, body.data);
-    if (policy.length) return badRequestIssues(res, policy);
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
 
     for (let candidate = 0; candidate < MAX_CANDIDATES; candidate++) {
       const built = toDeviceRequest(serialForDelivery(deliveryId, candidate), body.data);
       if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
       const serial = built.request.serial;
-      try {
-        await startRequestWorkflow(ctx, built.request, { deliveryId, bodySha256: bodyDigest });
-        return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, duplicate: false });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendTemporalError(res, err, serial);
+      if (!policy.length) {
+        try {
+          await startRequestWorkflow(ctx, built.request, { deliveryId, bodySha256: bodyDigest });
+          return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, duplicate: false });
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendTemporalError(res, err, serial);
+        }
       }
       // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
       let memo: Record<string, unknown> | undefined;
       try {
         memo = (await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe())).memo;
       } catch (err) {
+        if (policy.length && err instanceof WorkflowNotFoundError) return badRequestIssues(res, policy);
         return sendTemporalError(res, err, serial);
       }
       if (memo?.deliveryId !== deliveryId) continue;
@@ -69,6 +73,7 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
       }
       return res.status(200).location(`/api/device_requests/${serial}`).json({ serial, duplicate: true });
     }
+    if (policy.length) return badRequestIssues(res, policy);
     return problem(res, 503, 'conflict', `no free serial for delivery ${deliveryId}; try again later`);
   });
   return router;
