@@ -147,26 +147,27 @@ type Started =
 async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean): Promise<Started> {
   const marker = `${classId}#${index}`;
   for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-    const built = toDeviceRequest(serialForClassMember(classId, index, candidate), body);
-    if ('error' in built) return { bad: built.error };
-    const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
+    const serial = serialForClassMember(classId, index, candidate);
     if (mayStart) {
+      const built = toDeviceRequest(serial, body);
+      if ('error' in built) return { bad: built.error };
+      const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
       try {
         await startRequestWorkflow(ctx, request, { classMember: marker });
-        return { member: { serial: request.serial, status: 'Pending', created: true } };
+        return { member: { serial, status: 'Pending', created: true } };
       } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial: request.serial };
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial };
       }
     }
     try {
-      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(request.serial)).describe());
+      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe());
       // Another request holds this serial: walk on. Ours (same class and place): the earlier try made it.
       if (existing.memo?.classMember === marker) {
-        return { member: { serial: request.serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
+        return { member: { serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
       }
     } catch (err) {
       if (!mayStart && err instanceof WorkflowNotFoundError) return { refused: true };
-      return { failed: err, serial: request.serial };
+      return { failed: err, serial };
     }
   }
   return mayStart ? { exhausted: true } : { refused: true };

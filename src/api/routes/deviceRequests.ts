@@ -65,10 +65,10 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     // The workflow id is the source of uniqueness: a serial another request holds is walked past (a random one
     // collides astronomically rarely; a derived one walks the same sequence on every retry and meets its request).
     for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-      const built = toDeviceRequest(key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate), body.data);
-      if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
-      const serial = built.request.serial;
+      const serial = key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate);
       if (!policy.length) {
+        const built = toDeviceRequest(serial, body.data);
+        if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
         try {
           const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
           if (!admitted) {

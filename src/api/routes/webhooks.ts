@@ -48,10 +48,10 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
 
     for (let candidate = 0; candidate < MAX_CANDIDATES; candidate++) {
-      const built = toDeviceRequest(serialForDelivery(deliveryId, candidate), body.data);
-      if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
-      const serial = built.request.serial;
+      const serial = serialForDelivery(deliveryId, candidate);
       if (!policy.length) {
+        const built = toDeviceRequest(serial, body.data);
+        if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
         try {
           await startRequestWorkflow(ctx, built.request, { deliveryId, bodySha256: bodyDigest });
           return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, duplicate: false });
