@@ -10,6 +10,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import type { ApiTimings } from '../src/api/apiConfig';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
+import { WriteLimiter } from '../src/api/rateLimits';
 import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/webhookSignature';
 import { ConfigError, loadConfig } from '../src/config';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
@@ -282,6 +283,22 @@ describe('API hardening', () => {
     assert.match((refused.body as { detail: string }).detail, /key ada has used its 3 writes per minute/);
     assert.equal((await call(at, 'POST', '/api/device_requests/VM-ZZZZ9/approve', { who: 'ops', body: {} })).status, 404, 'another key has its own budget');
     assert.equal((await call(at, 'GET', '/api/device_requests/VM-ZZZZ9', { who: 'ada' })).status, 404, 'reads are not writes');
+  });
+
+  test('the write budget refills continuously: one write per 60/perMinute seconds after a burst', () => {
+    let now = 0;
+    const limiter = new WriteLimiter(6, () => now); // a burst of 6, then one every 10 s
+    for (let i = 0; i < 6; i++) assert.equal(limiter.take('k').ok, true);
+    const refused = limiter.take('k');
+    assert.ok(!refused.ok && refused.retryAfterS === 10, JSON.stringify(refused));
+    now += 9_999;
+    assert.equal(limiter.take('k').ok, false, 'not a full write yet');
+    now += 1;
+    assert.equal(limiter.take('k').ok, true, 'one write refilled');
+    now += 3_600_000;
+    for (let i = 0; i < 6; i++) assert.equal(limiter.take('k').ok, true, 'refilled to the burst, not beyond');
+    assert.equal(limiter.take('k').ok, false);
+    assert.equal(new WriteLimiter(0, () => now).take('k').ok, true, '0: no bound');
   });
 
   test('a method a known path does not serve is 405 with Allow; an unknown path is 404', async () => {
