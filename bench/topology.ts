@@ -121,6 +121,9 @@ async function main(): Promise<void> {
       API_PORT: String(apiPort),
       SYNC_INTERVAL_S: '86400',
       PVEFLOW_DOCTOR: 'off',
+      METRICS_TOKEN: `metrics-${generateApiKey()}`,
+      // One key drives the whole load: the per-key write budget is for people, not for a bench.
+      API_WRITES_PER_MINUTE: '0',
     };
     processes.push(supervise('src/api/main.ts', env, join(dir, 'api.log')));
     for (const i of [1, 2]) processes.push(supervise('src/worker.ts', env, join(dir, `worker-${i}.log`)));

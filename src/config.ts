@@ -85,6 +85,11 @@ export const configSchema = z.object({
   API_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15_000),
   /** Submissions being started at once; past it a submission is refused at once (503, nothing created). */
   API_MAX_STARTS_IN_FLIGHT: z.coerce.number().int().min(1).default(32),
+  /** Log streams (SSE) one key may hold open at once, and all keys together; past either: 429 with Retry-After. */
+  API_SSE_MAX_PER_KEY: z.coerce.number().int().min(1).default(8),
+  API_SSE_MAX: z.coerce.number().int().min(1).default(256),
+  /** Writes (POSTs) per key and minute, as a burst of that size refilled continuously; 0: no bound. Past it: 429. */
+  API_WRITES_PER_MINUTE: z.coerce.number().int().min(0).default(300),
 
   // Proxmox VE. Without PVE_ENDPOINT the embedded default starts the simulated cluster.
   PVE_ENDPOINT: z.url().optional(),
@@ -176,7 +181,7 @@ export const configSchema = z.object({
   GUEST_IP_WAIT_S: z.coerce.number().int().positive().default(900),
 
   // Observability (docs/operations.md, "Observability").
-  /** When set, `GET /metrics` (API and worker) needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  /** When set, `GET /metrics` (API and worker) needs `Authorization: Bearer <METRICS_TOKEN>`; required in production. */
   METRICS_TOKEN: z.string().min(16).optional(),
   /** The standalone worker's own `/metrics`; unset: none (the embedded default's API serves the shared one). */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).optional(),
@@ -211,6 +216,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         'token. Give the cluster CA with PVE_CA_FILE (/etc/pve/pve-root-ca.pem) or pin PVE_FINGERPRINT ' +
         '(the ssl_fingerprint shown by GET /nodes).',
     );
+  }
+  if (config.NODE_ENV === 'production') {
+    // Plain http would carry the Proxmox API token and the NetBird access token in clear to anyone on the path.
+    for (const name of ['PVE_ENDPOINT', 'NETBIRD_API_URL'] as const) {
+      const url = config[name];
+      if (url && new URL(url).protocol !== 'https:') {
+        throw new ConfigError(`${name}=${url} is refused when NODE_ENV=production: use https:// (the API token would cross the network in clear)`);
+      }
+    }
+    if (!config.METRICS_TOKEN) {
+      throw new ConfigError(
+        'NODE_ENV=production needs METRICS_TOKEN (at least 16 characters): /metrics is served only with it, as ' +
+          '"Authorization: Bearer <METRICS_TOKEN>" (Prometheus: authorization.credentials). Generate one: openssl rand -hex 24.',
+      );
+    }
   }
   if (config.NODE_ENV === 'production' && !config.PVEFLOW_CODEC_KEYS && !config.PVEFLOW_CODEC_KEY_FILE) {
     throw new ConfigError(

@@ -6,10 +6,11 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
-import { signWebhook } from '../src/api/webhookSignature';
+import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 
 /**
@@ -206,39 +207,46 @@ const forbiddenCases: fc.Arbitrary<Case> = fc.oneof(
   fc.constantFrom('approve', 'reject', 'cancel', 'rebuild').map((a) => ({ what: `requester ${a}s`, method: 'POST' as const, path: `/api/device_requests/${SERIAL}/${a}`, headers: { ...json, ...bearer(requester.key) }, body: JSON.stringify(a === 'reject' ? { reason: 'x' } : {}), status: 403, names: { detail: /rita|requester/ } })),
 );
 
-/** The webhook intake: unsigned, badly signed, or signed but wrong (delivery id, JSON, body). */
+/** The webhook intake: unsigned, badly signed, stale, or signed but wrong (delivery id, JSON, body). */
 const validDelivery = fc.stringMatching(/^[A-Za-z0-9._:-]{8,40}$/);
+type Signer = (delivery: string) => string | undefined;
+const signedRight: (body: string) => Signer = (body) => (delivery) => signWebhook(SECRET, delivery, body);
 const webhookCases: fc.Arbitrary<Case> = fc.oneof(
-  fc.oneof(fc.constant(undefined), fc.constantFrom('sha256=', 'sha1=abc', `sha256=${'g'.repeat(64)}`, 'SHA256=00'), fc.string({ maxLength: 70 })).map((signature) => ({
+  fc.oneof(fc.constant(undefined), fc.constantFrom('sha256=', 'sha1=abc', `sha256=${'0'.repeat(64)}`, `t=abc,v1=${'0'.repeat(64)}`, 't=1,v1=', `v1=${'0'.repeat(64)}`), fc.string({ maxLength: 70 })).map((signature) => ({
     what: `webhook with signature ${JSON.stringify(signature)}`,
     body: JSON.stringify(validRequestBody()),
-    signature,
+    sign: (() => signature) as Signer,
     status: 401,
     names: { detail: /X-Pveflow-Signature|signature/ } as Case['names'],
   })),
-  fc.record({ secret: fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s !== SECRET), tamper: fc.boolean() }).map(({ secret, tamper }) => {
+  fc.record({ secret: fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s !== SECRET), how: fc.constantFrom('tamper', 'secret', 'delivery') }).map(({ secret, how }) => {
     const body = JSON.stringify(validRequestBody());
-    // Either signed with the wrong secret, or signed right and changed on the way.
-    const signature = tamper ? signWebhook(SECRET, body) : signWebhook(secret, body);
-    return { what: tamper ? 'webhook body changed after signing' : 'webhook signed with another secret', body: tamper ? body.replace('kali', 'kalo') : body, signature, status: 401, names: { detail: /signature does not match/ } as Case['names'] };
+    // Signed with the wrong secret, signed right and changed on the way, or a signature taken from another delivery.
+    const sign: Signer = (delivery) => (how === 'secret' ? signWebhook(secret, delivery, body) : how === 'delivery' ? signWebhook(SECRET, `${delivery}-x`, body) : signWebhook(SECRET, delivery, body));
+    return { what: `webhook: ${how}`, body: how === 'tamper' ? body.replace('kali', 'kalo') : body, sign, status: 401, names: { detail: /signature does not match/ } as Case['names'] };
+  }),
+  fc.integer({ min: WEBHOOK_TOLERANCE_S + 5, max: 400 * 24 * 3600 }).chain((age) => fc.constantFrom(-age, age)).map((offset) => {
+    const body = JSON.stringify(validRequestBody());
+    return { what: `webhook signed ${offset} s from now`, body, sign: ((d) => signWebhook(SECRET, d, body, Date.now() + offset * 1000)) as Signer, status: 401, names: { detail: /timestamp/ } as Case['names'] };
   }),
   fc.oneof(fc.constantFrom('short', 'has space in it', 'semi;colon-123', 'x'.repeat(129)), fc.constant(undefined)).map((delivery) => {
     const body = JSON.stringify(validRequestBody());
-    return { what: `webhook with delivery ${JSON.stringify(delivery)}`, body, signature: signWebhook(SECRET, body), delivery, status: 400, names: { field: 'x-pveflow-delivery' } as Case['names'] };
+    return { what: `webhook with delivery ${JSON.stringify(delivery)}`, body, sign: signedRight(body), delivery, status: 400, names: { field: 'x-pveflow-delivery' } as Case['names'] };
   }),
-  notJson.map((text) => ({ what: 'webhook with signed bad JSON', body: text, signature: signWebhook(SECRET, text), status: 400, names: { detail: /not valid JSON/ } as Case['names'] })),
+  notJson.map((text) => ({ what: 'webhook with signed bad JSON', body: text, sign: signedRight(text), status: 400, names: { detail: /not valid JSON/ } as Case['names'] })),
   badSubmission.map(({ body, field, what }) => {
     const text = JSON.stringify(body);
-    return { what: `webhook: ${what}`, body: text, signature: signWebhook(SECRET, text), status: 400, names: { field } as Case['names'] };
+    return { what: `webhook: ${what}`, body: text, sign: signedRight(text), status: 400, names: { field } as Case['names'] };
   }),
 ).chain((c) =>
   validDelivery.map((id): Case => {
     const delivery = 'delivery' in c ? c.delivery : id;
+    const signature = c.sign(delivery ?? id);
     return {
       what: c.what,
       method: 'POST',
       path: '/api/hooks/device_requests',
-      headers: { ...json, ...(c.signature === undefined ? {} : { 'x-pveflow-signature': c.signature }), ...(delivery === undefined ? {} : { 'x-pveflow-delivery': delivery }) },
+      headers: { ...json, ...(signature === undefined ? {} : { 'x-pveflow-signature': signature }), ...(delivery === undefined ? {} : { 'x-pveflow-delivery': delivery }) },
       body: c.body,
       status: c.status,
       names: c.names,
@@ -262,6 +270,7 @@ describe('API bad input (property-based)', () => {
   let server: Server;
   let base: string;
   let starts = 0;
+  let checker: ResponseChecker;
 
   before(async () => {
     env = await TestWorkflowEnvironment.createLocal({
@@ -280,11 +289,14 @@ describe('API bad input (property-based)', () => {
       policy: defaultRequestPolicy,
       apiKeys: new ApiKeyStore([operator, requester]),
       webhookSecret: SECRET,
+      // A thousand writes from one key in seconds: the write bound is test/api-hardening's subject, not this one's.
+      timings: { writesPerMinute: 0 },
     });
     server = await new Promise<Server>((ok) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));
     });
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
   });
 
   after(async () => {
@@ -303,6 +315,7 @@ describe('API bad input (property-based)', () => {
         const context = `${c.what}: ${c.method} ${c.path} → ${res.status} ${text.slice(0, 300)}`;
         assert.ok(res.status < 500, `server error on ${context}`);
         assert.equal(res.status, c.status, context);
+        checker.check(c.method, c.path, { status: res.status, headers: res.headers, body: JSON.parse(text) });
         const answer = JSON.parse(text) as { error?: string; detail?: string; issues?: Array<{ field: string; reason: string }> };
         if ('field' in c.names) {
           const fields = (answer.issues ?? []).map((i) => i.field);

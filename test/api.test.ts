@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ import { requireTemporalBinary } from '../src/temporal/binaries';
 import type { ClusterSyncResult } from '../src/workflows/types';
 import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
 import { createActivityDeps, createWorker } from '../src/worker';
+import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
@@ -64,6 +66,7 @@ describe('HTTP API', () => {
   const taskQueue = `api-${run}`;
   const syncQueue = `api-sync-${run}`;
   const workers: Array<{ worker: Worker; running: Promise<void> }> = [];
+  let checker: ResponseChecker;
 
   before(async () => {
     env = await TestWorkflowEnvironment.createLocal({
@@ -96,6 +99,7 @@ describe('HTTP API', () => {
     });
     server = await listen(app);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
   });
 
   after(async () => {
@@ -121,7 +125,10 @@ describe('HTTP API', () => {
       signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    const answer = { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    // Every answer these tests receive is one the OpenAPI document describes (status, headers, body shape).
+    checker.check(method, path, answer);
+    return answer;
   };
 
   /** A request in `org` whose period starts in a month: it waits, so approving it builds nothing. */
@@ -330,22 +337,25 @@ describe('HTTP API', () => {
     assert.equal(badToken.body.issues[0].field, 'page_token');
   });
 
-  test('the webhook checks the HMAC signature and a redelivery starts nothing new', async () => {
+  test('the webhook checks the HMAC signature over time, delivery id and body; a redelivery starts nothing new', async () => {
     const deliveryId = `dlv-${run}-${Date.now()}`;
     const raw = JSON.stringify(validRequestBody({ client: ORG_B, name: 'hooked' }));
     const deliver = (body: string, headers: Record<string, string>) =>
       fetch(`${base}/api/hooks/device_requests`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-    const signed = (body: string, id = deliveryId) => ({ 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, body) });
+    const signed = (body: string, id = deliveryId) => ({ 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, id, body) });
 
     const refusedStarts = await countingStarts(async () => {
       const unsigned = await deliver(raw, { 'x-pveflow-delivery': deliveryId });
       assert.equal(unsigned.status, 401);
-      const wrongSecret = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': signWebhook('another-secret-entirely', raw) });
+      const wrongSecret = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': signWebhook('another-secret-entirely', deliveryId, raw) });
       assert.equal(wrongSecret.status, 401);
       assert.match((await json(wrongSecret)).detail, /signature does not match/);
       const tampered = await deliver(raw.replace('hooked', 'hacked'), signed(raw));
       assert.equal(tampered.status, 401, 'the signature covers the exact bytes');
-      const noDelivery = await deliver(raw, { 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, raw) });
+      const bodyOnly = await deliver(raw, { 'x-pveflow-delivery': deliveryId, 'x-pveflow-signature': `sha256=${createHmac('sha256', WEBHOOK_SECRET).update(raw).digest('hex')}` });
+      assert.equal(bodyOnly.status, 401, 'the old body-only signature is refused');
+      assert.match((await json(bodyOnly)).detail, /t=<unix seconds>,v1=/);
+      const noDelivery = await deliver(raw, { 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, deliveryId, raw) });
       assert.equal(noDelivery.status, 400);
       assert.equal((await json(noDelivery)).issues[0].field, 'x-pveflow-delivery');
       const badBody = JSON.stringify(validRequestBody({ consultants: ['not-an-email'] }));
@@ -425,7 +435,7 @@ describe('HTTP API', () => {
     assert.match(changed.body.detail, new RegExp(`Idempotency-Key ${idemKey} was already used for request ${serial} with a different body`));
 
     // Keys are per org: another org's same key is its own request.
-    const otherOrg = await call('requesterB', 'POST', '/api/device_requests', { ...body, client: ORG_B }, headers);
+    const otherOrg = await call('requesterB', 'POST', '/api/device_requests', { ...body, client: ORG_B, requester: keys.requesterB.email }, headers);
     assert.equal(otherOrg.status, 201);
     assert.notEqual(otherOrg.body.serial, serial);
 

@@ -65,6 +65,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
   let a: Instance;
   let b: Instance;
   const operatorKey = generateApiKey();
+  const metricsToken = `metrics-${generateApiKey()}`;
   const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> };
 
   before(async () => {
@@ -106,7 +107,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
         return Object.fromEntries(Object.keys(env).map((k) => [k, here[k] ?? env[k]!]));
       };
       // pveflow.env: the cluster's endpoints and secrets, here the simulated world's; then what sets this instance apart.
-      const pveflowEnv = world.env;
+      const pveflowEnv = { ...world.env, METRICS_TOKEN: metricsToken };
       const base = { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp' };
       const logs = join(dir, `logs-${name}`);
       mkdirSync(logs);

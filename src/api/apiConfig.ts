@@ -11,6 +11,11 @@ export interface ApiTimings {
    * "nothing was created, retry" beats queueing into the deadline, where the outcome of a start becomes unknown.
    */
   maxStartsInFlight: number;
+  /** Open log streams per key and overall (rateLimits.ts). */
+  maxStreamsPerKey: number;
+  maxStreams: number;
+  /** Writes per key and minute; 0: unbounded. */
+  writesPerMinute: number;
 }
 
 export interface ApiSettings {
@@ -34,6 +39,9 @@ export function loadApiSettings(e: Config): ApiSettings {
       logPollMs: e.API_LOG_POLL_MS,
       sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
       maxStartsInFlight: e.API_MAX_STARTS_IN_FLIGHT,
+      maxStreamsPerKey: e.API_SSE_MAX_PER_KEY,
+      maxStreams: e.API_SSE_MAX,
+      writesPerMinute: e.API_WRITES_PER_MINUTE,
     },
   };
 }

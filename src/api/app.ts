@@ -1,15 +1,17 @@
 import type { PayloadCodec } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import express, { type ErrorRequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { RequestPolicy } from '../domain/requestPolicy';
 import { defaultApiTimings, type ApiTimings } from './apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
-import { authenticate } from './auth/authenticate';
+import { authenticate, principalOf } from './auth/authenticate';
+import { refuseBlankJson, requireJsonBody } from './contentType';
+import { methodNotAllowed } from './methodNotAllowed';
 import { apiContext } from './context';
 import { buildOpenApiDocument } from './openapi';
 import { createCodecServerRouter } from './codecServer';
 import { consoleRoutes } from './console';
-import { problem } from './problems';
+import { problem, tooMany } from './problems';
 import { classRoutes } from './routes/classes';
 import { deviceRequestRoutes } from './routes/deviceRequests';
 import { docsRoutes } from './routes/docs';
@@ -72,15 +74,25 @@ export function createApp(deps: AppDeps): express.Express {
       }),
     );
   }
-  app.use('/api', docsRoutes(buildOpenApiDocument()));
+  const document = buildOpenApiDocument();
+  // A method a documented path does not serve is 405 with Allow, before any route can answer it otherwise.
+  app.use(methodNotAllowed(document));
+  app.use('/api', docsRoutes(document));
   // Before the JSON parser: the signature is over the raw bytes, so the intake reads the body itself.
   app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));
 
   // Who is calling comes first: an unknown caller learns nothing, not even that its body was malformed.
   const auth = authenticate(deps.apiKeys);
-  const json = express.json({ limit: '256kb' });
-  app.use('/api/device_requests', auth, json, deviceRequestRoutes(ctx));
-  app.use('/api/classes', auth, json, classRoutes(ctx));
+  // Then how much it may write, then what it sent: a body of another type is named as such, not as missing fields.
+  const writes: RequestHandler = (req, res, next) => {
+    if (req.method !== 'POST') return next();
+    const taken = ctx.writes.take(principalOf(res).id);
+    if (!taken.ok) return tooMany(res, taken);
+    next();
+  };
+  const json = [requireJsonBody(), express.json({ limit: '256kb', verify: refuseBlankJson })];
+  app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx));
+  app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes());
 
@@ -91,9 +103,13 @@ export function createApp(deps: AppDeps): express.Express {
     if (res.headersSent) return;
     // Malformed JSON and oversized bodies are the caller's mistake; say so without echoing the body back.
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
-    if (status === 400) return problem(res, 400, 'invalid request', 'the body is not valid JSON');
     if (status === 413) return problem(res, 413, 'body too large', 'the limit is 256 kB');
-    if (status < 500) return problem(res, status, 'invalid request');
+    if (status < 500) {
+      // The body parser's other refusals (not JSON, a charset or encoding it cannot read) are all bad input.
+      const reason = err?.type === 'entity.parse.failed' ? 'not valid JSON' : String(err?.message ?? 'unreadable');
+      res.status(400).json({ error: 'invalid request', detail: `the body is ${reason === 'not valid JSON' ? reason : `unreadable: ${reason}`}`, issues: [{ field: '(body)', reason }] });
+      return;
+    }
     if (deps.logger) deps.logger.error('API error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     else console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { RequestPolicy } from '../domain/requestPolicy';
 import type { ApiTimings } from './apiConfig';
+import { StreamLimiter, WriteLimiter } from './rateLimits';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
 export interface ApiContext {
@@ -8,13 +9,18 @@ export interface ApiContext {
   taskQueue: string;
   policy: RequestPolicy;
   timings: ApiTimings;
+  /** Open log streams per key and overall; writes per key. */
+  streams: StreamLimiter;
+  writes: WriteLimiter;
   /** Runs a Temporal call under the API's deadline: no HTTP answer waits on Temporal for ever. */
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }
 
-export function apiContext(deps: Omit<ApiContext, 'temporal'>): ApiContext {
+export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes'>): ApiContext {
   return {
     ...deps,
+    streams: new StreamLimiter(deps.timings.maxStreamsPerKey, deps.timings.maxStreams),
+    writes: new WriteLimiter(deps.timings.writesPerMinute),
     temporal: (fn) => deps.client.withDeadline(Date.now() + deps.timings.temporalTimeoutMs, fn),
   };
 }

@@ -1,12 +1,14 @@
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
+import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignature';
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
 import {
   actionBody,
   classAnswerSchema,
   classIdParam,
+  classMembersSchema,
   createClassBody,
   createDeviceRequestBody,
   deliveryAnswerSchema,
@@ -39,16 +41,25 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   const secured = [{ [bearer.name]: [] }];
 
   const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
+  const retryAfter = { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' as const, minimum: 1 } } };
   const problems = {
     401: json(problemSchema, 'No API key, or an unknown one.'),
     403: json(problemSchema, "The key's role or org may not do this."),
   };
-  const invalid = json(validationProblemSchema, 'Bad input: each field and the reason. Nothing was started or changed.');
+  const invalid = json(validationProblemSchema, 'Bad input: each field and the reason (and the policy rule, if one is broken). Nothing was started or changed.');
+  const invalidBody = json(
+    validationProblemSchema,
+    'Bad input: each field and the reason (a policy rule names itself in `rule`); also a body that is not JSON or not sent as Content-Type: application/json. Nothing was started or changed.',
+  );
   const notFound = json(problemSchema, 'No such request, or one of another org.');
-  const unavailable = json(problemSchema, 'Temporal unreachable (503) or too slow (504).');
+  const temporal = { 503: json(problemSchema, 'Temporal did not answer; try again.'), 504: json(problemSchema, 'Temporal did not answer in time (is a worker polling?).') };
+  const tooLarge = json(problemSchema, 'The body is larger than 256 kB.');
+  const tooMany = { ...json(problemSchema, 'Past the bound for this key (writes per minute, or open log streams) or for the API: nothing was done; see Retry-After.'), headers: retryAfter };
+  const internal = json(problemSchema, 'An unexpected error (logged on the server); nothing secret is in the answer.');
   const who = (action: Action) => `Roles: ${rolesFor[action].join(', ')}.`;
 
-  const op = (config: RouteConfig) => registry.registerPath(config);
+  // Every operation can fail unexpectedly: 500 is documented on all of them, with the same Problem body.
+  const op = (config: RouteConfig) => registry.registerPath({ ...config, responses: { ...config.responses, 500: internal } });
 
   op({
     method: 'post',
@@ -63,10 +74,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     responses: {
       201: json(submittedSchema, 'Submitted.'),
       200: json(submittedSchema, 'A retry with the same Idempotency-Key: the request the first try created, as it stands.'),
-      400: invalid,
+      400: invalidBody,
       ...problems,
       409: json(problemSchema, 'The Idempotency-Key was already used with a different body.'),
-      503: json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), or Temporal unreachable.'),
+      413: tooLarge,
+      429: tooMany,
+      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
       504: json(problemSchema, 'Temporal did not confirm the start in time: the request may exist (its serial is in the answer); retry with the same Idempotency-Key.'),
     },
   });
@@ -78,7 +91,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     description: `From Temporal visibility. Period filters select requests whose period overlaps [from, to]. A requester or admin sees only their org. ${who('list')}`,
     security: secured,
     request: { query: listQuery },
-    responses: { 200: json(requestPageSchema, 'One page; pass next_page_token as page_token for the next.'), 400: invalid, ...problems, 503: unavailable },
+    responses: { 200: json(requestPageSchema, 'One page; pass next_page_token as page_token for the next.'), 400: invalid, ...problems, ...temporal },
   });
   op({
     method: 'get',
@@ -88,7 +101,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     description: `Status, build (live stage, progress, log), device settings, timeline. Never a secret. ${who('read')}`,
     security: secured,
     request: { params: serialParam },
-    responses: { 200: json(requestRecordSchema, 'The record.'), 400: invalid, ...problems, 404: notFound, 503: unavailable },
+    responses: { 200: json(requestRecordSchema, 'The record.'), 400: invalid, 401: problems[401], 404: notFound, ...temporal },
   });
   op({
     method: 'get',
@@ -102,11 +115,25 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     security: secured,
     request: { params: serialParam },
     responses: {
-      200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
+      200: {
+        description: 'An event stream; each event as below (`data` is JSON).',
+        content: {
+          'text/event-stream': {
+            schema: z
+              .object({
+                event: z.enum(['status', 'log', 'timeline', 'end', 'error']),
+                data: z.string().meta({ description: 'JSON: status {status, build?} · log {attempt, at, stage, message} · timeline {at, event, by?} · end {status, build_state?} · error {message}' }),
+                id: z.string().regex(/^\d{1,6}\.\d{1,9}\.\d{1,9}$/).optional().meta({ description: 'Send back as Last-Event-ID to resume.' }),
+              })
+              .meta({ id: 'LogStreamEvent' }),
+          },
+        },
+      },
       400: invalid,
-      ...problems,
+      401: problems[401],
       404: notFound,
-      503: unavailable,
+      429: tooMany,
+      ...temporal,
     },
   });
 
@@ -126,8 +153,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       400: invalid,
       ...problems,
       404: notFound,
-      409: { description: 'Not a consultant of the request, already revealed, or no VM yet.' },
-      503: unavailable,
+      409: json(problemSchema, 'Not a consultant of the request, already revealed, or no VM yet.'),
+      ...temporal,
     },
   });
 
@@ -147,14 +174,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       summary,
       description: `${description} A Workflow Update: the answer is the workflow's decision. Recorded as done by the key's holder. ${who(action)}`,
       security: secured,
-      request: { params: serialParam, body: { required: false, content: { 'application/json': { schema: body } } } },
+      // reject needs its reason and extend its new end; the others may be sent without a body.
+      request: { params: serialParam, body: { required: action === 'reject' || action === 'extend', content: { 'application/json': { schema: body } } } },
       responses: {
         200: json(updateResultSchema, 'Done; the status it left the request in.'),
-        400: invalid,
+        400: invalidBody,
         ...problems,
         404: notFound,
         409: json(problemSchema, "The request's state does not allow this (the workflow's own words)."),
-        503: unavailable,
+        413: tooLarge,
+        429: tooMany,
+        ...temporal,
       },
     });
   }
@@ -181,7 +211,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: 'Templates in the pool',
     description: `As the newest completed cluster sync saw them. ${who('templates')}`,
     security: secured,
-    responses: { 200: json(templateListSchema, 'The templates.'), ...problems, 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.') },
+    responses: { 200: json(templateListSchema, 'The templates.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });
   op({
     method: 'post',
@@ -189,16 +219,19 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     operationId: 'receiveDeviceRequestWebhook',
     summary: 'Webhook intake for VM requests',
     description:
-      'Signed with HMAC-SHA256 of the raw body under WEBHOOK_SECRET (no API key). The serial is derived from X-Pveflow-Delivery: a redelivery ' +
-      'answers 200 with the same serial and starts nothing.',
+      `Signed instead of keyed: X-Pveflow-Signature: ${SIGNATURE_FORMAT}, with t within ${WEBHOOK_TOLERANCE_S} s of the server's clock ` +
+      '(a capture is worthless after that, and under another delivery id at once). The serial is derived from X-Pveflow-Delivery: a ' +
+      'redelivery answers 200 with the same serial and starts nothing. The request policy applies as for a submission.',
     request: { headers: deliveryHeaders, body: { required: true, content: { 'application/json': { schema: createDeviceRequestBody } } } },
     responses: {
       201: json(deliveryAnswerSchema, 'A new request was started.'),
       200: json(deliveryAnswerSchema, 'A redelivery: the request its first delivery started.'),
-      400: invalid,
-      401: json(problemSchema, 'Missing or wrong signature.'),
+      400: invalidBody,
+      401: json(problemSchema, `Missing or wrong signature, or signed more than ${WEBHOOK_TOLERANCE_S} s away from the server's clock.`),
       409: json(problemSchema, 'The delivery id was already used with a different body.'),
+      413: tooLarge,
       503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
+      504: temporal[504],
     },
   });
   op({
@@ -211,7 +244,16 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       `With an Idempotency-Key a retry starts only what the first try did not and answers 200 when nothing was missing. ${who('submit')}`,
     security: secured,
     request: { headers: idempotencyHeaders, body: { required: true, content: { 'application/json': { schema: createClassBody } } } },
-    responses: { 201: json(classAnswerSchema, 'The class and its requests.'), 200: json(classAnswerSchema, 'A retry: nothing new.'), 400: invalid, ...problems, 503: unavailable, 504: unavailable },
+    responses: {
+      201: json(classAnswerSchema, 'The class and its requests.'),
+      200: json(classAnswerSchema, 'A retry: nothing new.'),
+      400: invalidBody,
+      ...problems,
+      413: tooLarge,
+      429: tooMany,
+      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist).'),
+      504: json(problemSchema, 'Temporal did not confirm a start in time: `serial` may exist; retry with the same Idempotency-Key.'),
+    },
   });
   op({
     method: 'get',
@@ -220,7 +262,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     summary: "A class's requests and their statuses",
     security: secured,
     request: { params: classIdParam },
-    responses: { 200: json(requestPageSchema, 'The requests of the class.'), ...problems, 404: notFound, 503: unavailable },
+    responses: { 200: json(classMembersSchema, 'The requests of the class.'), 400: invalid, 401: problems[401], 404: json(problemSchema, 'No such class, or none of its requests in your org.'), ...temporal },
   });
   for (const action of ['approve', 'reject', 'cancel', 'complete'] as const) {
     op({
@@ -230,8 +272,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       summary: `${action[0]!.toUpperCase()}${action.slice(1)} every open request of a class`,
       description: `Each request answers for itself (its status, or why it refused); 409 when all refused. ${who(action)}`,
       security: secured,
-      request: { params: classIdParam, body: { content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
-      responses: { 200: json(classAnswerSchema, 'What each request did.'), 409: json(classAnswerSchema, 'Every request refused.'), 400: invalid, ...problems, 404: notFound },
+      request: { params: classIdParam, body: { required: action === 'reject', content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
+      responses: {
+        200: json(classAnswerSchema, 'What each request did.'),
+        409: json(classAnswerSchema, 'Every request refused.'),
+        400: invalidBody,
+        ...problems,
+        404: json(problemSchema, 'No such class, or none of its requests in your org.'),
+        413: tooLarge,
+        429: tooMany,
+        ...temporal,
+      },
     });
   }
   op({ method: 'get', path: '/healthz', operationId: 'health', summary: 'Liveness', responses: { 200: json(healthSchema, 'The process serves.') } });
@@ -250,7 +301,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     info: {
       title: 'pveflow API',
       version: '1.0.0',
-      description: 'Durable VM requests for Proxmox VE on Temporal: submit, approve, follow the build, extend, complete.',
+      description:
+        'Durable VM requests for Proxmox VE on Temporal: submit, approve, follow the build, extend, complete. Every 4xx and 5xx answer is a ' +
+        'Problem (`error`, `detail`, and `issues` on a 400). A method a listed path does not serve is 405 with `Allow`; an unlisted path is 404. ' +
+        'Bodies are JSON (Content-Type: application/json), at most 256 kB.',
     },
   });
 }

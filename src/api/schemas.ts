@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { classIdSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import { classIdSchema, serialSchema, sshPublicKeySchema, vmNameSchema } from '../domain/deviceRequest';
+import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { RequestStatus } from '../workflows/types';
+import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignature';
 
 /**
  * The HTTP API's wire shapes: the bodies and query strings it parses (field names are the wire's, snake_case) and the
@@ -8,8 +10,25 @@ import type { RequestStatus } from '../workflows/types';
  * field is a mistake the caller should hear about, not a silently ignored setting.
  */
 
-const dateTime = (example: string) =>
-  z.iso.datetime({ offset: true, message: `must be an ISO 8601 date-time, e.g. ${example}` }).meta({ example });
+/**
+ * Examples lie years ahead, so that the policy (an end in the future, a start not long past) takes a copied one.
+ * The patterns below are the ones zod enforces, written into the document: `format` alone lets each validator apply
+ * its own idea of an email or a date-time, and a client that trusts the document would send what we refuse.
+ */
+const dateTime = (example: string) => {
+  const schema = z.iso.datetime({ offset: true, message: `must be an ISO 8601 date-time, e.g. ${example}` });
+  return schema.meta({ example, pattern: schema._zod.pattern.source });
+};
+
+/**
+ * An address as mail systems take it: zod's email syntax, within RFC 5321's lengths (at most 254 characters, a local
+ * part of at most 64, domain labels of at most 63 that neither start nor end with a hyphen). Looser addresses would be
+ * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them.
+ */
+const EMAIL =
+  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+
+export const email = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
 
 export const orgSchema = z
   .string()
@@ -22,16 +41,21 @@ export const createDeviceRequestBody = z
   .strictObject({
     name: vmNameSchema.meta({ example: 'kali' }),
     client: orgSchema,
-    requester: z.email().meta({ example: 'rita@acme.example' }),
-    consultants: z.array(z.email()).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
-    period: z.strictObject({ start: dateTime('2026-12-01T09:00:00Z'), end: dateTime('2026-12-15T18:00:00Z') }),
+    requester: email('rita@acme.example').meta({ description: "Who asks for the VM. A requester key's own email (a requester submits as itself)." }),
+    consultants: z.array(email('alice@consultancy.example')).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
+    // The rules between the two dates are the request policy's (requestPolicyRules), checked after this schema.
+    period: z.strictObject({ start: dateTime('2030-06-03T09:00:00Z'), end: dateTime('2030-06-17T18:00:00Z') }).meta({
+      description:
+        `The lease. Policy rules, refused with 400 naming the field and the \`rule\`: end after start (end-before-start), end in the future ` +
+        `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
+        'A start in the future makes the build wait for it.',
+    }),
     template_vmid: z.number().int().min(100).max(999_999_999).optional(),
     cores: z.number().int().min(1).max(64).default(2),
     memory_mib: z.number().int().min(512).max(262_144).default(2048),
     full_clone: z.boolean().optional(),
-    ssh_keys: z.array(z.string().max(16_384)).max(20).default([]),
+    ssh_keys: z.array(sshPublicKeySchema.max(16_384)).max(20).default([]),
   })
-  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
   .meta({ id: 'DeviceRequestSubmission' });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
@@ -43,7 +67,6 @@ export const createClassBody = z
     name: vmNameSchema.max(37, 'at most 37 characters: each VM gets a -NN suffix').meta({ example: 'lab' }),
     count: z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class'),
   })
-  .refine((b) => Date.parse(b.period.end) > Date.parse(b.period.start), { path: ['period', 'end'], message: 'must be after period.start' })
   .meta({ id: 'ClassSubmission' });
 
 export type CreateClassBody = z.infer<typeof createClassBody>;
@@ -65,7 +88,7 @@ export const actionBody = z.strictObject({ note }).meta({ id: 'Action' });
 export const rejectBody = z.strictObject({ reason: z.string().min(1, 'say why the request is rejected').max(2000) }).meta({ id: 'Rejection' });
 
 export const extendBody = z
-  .strictObject({ new_end: dateTime('2026-12-22T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
+  .strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
   .meta({ id: 'Extension' });
 
 export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
@@ -95,14 +118,19 @@ export const listQuery = z
   .strictObject({
     org: orgSchema.optional(),
     status: requestStatusSchema.optional(),
-    consultant: z.email().optional().meta({ description: 'Requests giving this consultant access.' }),
+    consultant: email().optional().meta({ description: 'Requests giving this consultant access.' }),
     class: classIdSchema.optional().meta({ description: 'The requests of one class (see POST /api/classes).' }),
-    from: dateTime('2026-12-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
-    to: dateTime('2026-12-31T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this.' }),
+    from: dateTime('2030-06-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
+    to: dateTime('2030-06-30T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this; not before `from` (400, rule to-before-from).' }),
     page_size: z.coerce.number().int().min(1).max(100).default(25),
-    page_token: z.string().max(8192).regex(/^[A-Za-z0-9_-]+$/, 'must be a next_page_token from an earlier answer').optional(),
+    page_token: z
+      .string()
+      .max(8192)
+      .regex(/^[A-Za-z0-9_-]+$/, 'must be a next_page_token from an earlier answer')
+      .optional()
+      .meta({ description: 'A next_page_token exactly as an earlier answer gave it; any other value is 400.' }),
   })
-  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { path: ['to'], message: 'must not be before from' });
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { path: ['to'], message: 'must not be before from', params: { rule: 'to-before-from' } });
 
 export type ListQuery = z.infer<typeof listQuery>;
 
@@ -113,16 +141,32 @@ export const deliveryHeaders = z.object({
     .meta({ description: 'Unique per delivery; a redelivery repeats it and starts nothing new.' }),
   'x-pveflow-signature': z
     .string()
-    .regex(/^sha256=[0-9a-f]{64}$/, 'must be sha256=<hex HMAC-SHA256 of the raw body under WEBHOOK_SECRET>')
-    .meta({ description: 'sha256=<hex HMAC-SHA256 of the raw body, keyed with WEBHOOK_SECRET>' }),
+    .regex(SIGNATURE_PATTERN, `must be ${SIGNATURE_FORMAT}`)
+    .meta({ description: `${SIGNATURE_FORMAT}; t within ${WEBHOOK_TOLERANCE_S} s of the server's clock.`, example: `t=1764000000,v1=${'0'.repeat(64)}` }),
 });
 
 // ── Answers (documented; built by the routes) ────────────────────────────────────────────────────────────────────
 
-export const problemSchema = z.object({ error: z.string(), detail: z.string().optional() }).meta({ id: 'Problem' });
+const issueSchema = z
+  .object({
+    field: z.string().meta({ description: 'The field at fault: a body path (period.end), a header (content-type), a query or path parameter, or (body).' }),
+    reason: z.string(),
+    rule: z.string().optional().meta({ description: 'The rule a well-formed value breaks, as this document states it: a request policy rule (max-lease, start-in-past, ...) or one between fields (to-before-from).' }),
+  })
+  .meta({ id: 'Issue' });
 
-export const validationProblemSchema = z
-  .object({ error: z.literal('invalid request'), issues: z.array(z.object({ field: z.string(), reason: z.string() })) })
+/** Every 4xx and 5xx answer: `error` says what kind, `detail` what to do; a 400 lists the `issues`. */
+export const problemSchema = z
+  .object({
+    error: z.string(),
+    detail: z.string().optional(),
+    issues: z.array(issueSchema).optional(),
+    serial: serialSchema.optional().meta({ description: 'The request a failed start may have created (503/504 of a submission).' }),
+  })
+  .meta({ id: 'Problem' });
+
+export const validationProblemSchema = problemSchema
+  .extend({ error: z.literal('invalid request'), issues: z.array(issueSchema).min(1) })
   .meta({ id: 'ValidationProblem' });
 
 export const submittedSchema = z.object({ serial: serialSchema, status: requestStatusSchema }).meta({ id: 'Submitted' });
@@ -151,6 +195,8 @@ export const requestSummarySchema = z
   .meta({ id: 'DeviceRequestSummary' });
 
 export type RequestSummary = z.infer<typeof requestSummarySchema>;
+
+export const classMembersSchema = z.object({ class: classIdSchema, requests: z.array(requestSummarySchema) }).meta({ id: 'ClassMembers' });
 
 export const requestPageSchema = z
   .object({ items: z.array(requestSummarySchema), next_page_token: z.string().optional() })

@@ -1,6 +1,8 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
+import { periodRefusals } from '../domain/requestPolicyRules';
+import type { RequestPolicy } from '../domain/requestPolicy';
 import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
@@ -33,6 +35,21 @@ export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): { r
     sshKeys: b.ssh_keys,
   });
   return parsed.success ? { request: parsed.data } : { error: parsed.error };
+}
+
+/** An issue of a 400 answer; `rule` names the policy rule a valid-looking value breaks. */
+export interface Issue {
+  field: string;
+  reason: string;
+  rule?: string;
+}
+
+/**
+ * The policy's rules for a new request (the same functions the workflow's own validators use), checked before
+ * anything is started: a request the workflow would refuse later is refused now, with the field and the rule.
+ */
+export function policyIssues(policy: RequestPolicy, b: Pick<CreateDeviceRequestBody, 'period'>, now: number = Date.now()): Issue[] {
+  return periodRefusals(policy, b.period, now).map((r) => ({ field: r.field, reason: r.reason, rule: r.rule }));
 }
 
 /**

@@ -1,13 +1,54 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** `sha256=<hex>`: HMAC-SHA256 of the raw body under the shared secret, the convention GitHub and others use. */
-export function signWebhook(secret: string, rawBody: Buffer | string): string {
-  return `sha256=${createHmac('sha256', secret).update(rawBody).digest('hex')}`;
+/**
+ * The webhook's signature, in the shape Stripe and Standard Webhooks use: `X-Pveflow-Signature: t=<unix seconds>,v1=<hex>`
+ * where `<hex>` is HMAC-SHA256 under the shared secret of `<t>.<delivery id>.<raw body>`. Signing the delivery id
+ * means a captured body cannot be replayed under a fresh id; signing the time bounds how long a capture is worth
+ * anything (WEBHOOK_TOLERANCE_S either side of our clock). Several `v1=` entries may be sent (secret rotation): one
+ * match is enough.
+ */
+export const WEBHOOK_TOLERANCE_S = 300;
+
+export const SIGNATURE_FORMAT = 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<X-Pveflow-Delivery>.<raw body>" under WEBHOOK_SECRET>';
+
+/** Header syntax: the timestamp, then one to four v1 signatures (more than one while a secret is being rotated). */
+export const SIGNATURE_PATTERN = /^t=\d{1,12}(,v1=[0-9a-f]{64}){1,4}$/;
+
+export function webhookDigest(secret: string, timestamp: number, deliveryId: string, rawBody: Buffer | string): string {
+  return createHmac('sha256', secret).update(`${timestamp}.${deliveryId}.`).update(rawBody).digest('hex');
 }
 
-/** Constant-time check of a signature header against the raw body, exactly as received. */
-export function verifyWebhookSignature(secret: string, rawBody: Buffer, header: string): boolean {
-  const expected = Buffer.from(signWebhook(secret, rawBody));
-  const presented = Buffer.from(header);
-  return presented.length === expected.length && timingSafeEqual(presented, expected);
+/** The header a sender sets: `t=<unix>,v1=<hex>`. `at` is the sending time in ms (default: now). */
+export function signWebhook(secret: string, deliveryId: string, rawBody: Buffer | string, at: number = Date.now()): string {
+  const t = Math.floor(at / 1000);
+  return `t=${t},v1=${webhookDigest(secret, t, deliveryId, rawBody)}`;
+}
+
+export type SignatureCheck = { ok: true } | { ok: false; reason: 'malformed' | 'mismatch' | 'stale'; detail: string };
+
+/** Constant-time check of the header against the delivery id and the raw body exactly as received, then the window. */
+export function verifyWebhookSignature(secret: string, deliveryId: string, rawBody: Buffer, header: string, now: number = Date.now()): SignatureCheck {
+  if (!SIGNATURE_PATTERN.test(header)) return { ok: false, reason: 'malformed', detail: `X-Pveflow-Signature must be ${SIGNATURE_FORMAT}` };
+  const parts = header.split(',').map((p) => p.split('=', 2) as [string, string]);
+  const t = Number(parts.find(([k]) => k === 't')![1]);
+  const expected = Buffer.from(webhookDigest(secret, t, deliveryId, rawBody), 'hex');
+  // Every v1 is compared (no early exit), so the timing says nothing about which one matched.
+  let matched = false;
+  for (const [k, v] of parts) {
+    if (k !== 'v1') continue;
+    const presented = Buffer.from(v, 'hex');
+    if (presented.length === expected.length && timingSafeEqual(presented, expected)) matched = true;
+  }
+  if (!matched) {
+    return { ok: false, reason: 'mismatch', detail: 'the signature does not match: sign "<t>.<X-Pveflow-Delivery>.<raw body>" exactly as sent, with the shared secret' };
+  }
+  const skew = Math.abs(Math.floor(now / 1000) - t);
+  if (skew > WEBHOOK_TOLERANCE_S) {
+    return {
+      ok: false,
+      reason: 'stale',
+      detail: `the signature's timestamp t=${t} is ${skew} s away from this server's clock (at most ${WEBHOOK_TOLERANCE_S} s): sign each delivery when sending it, and check the sender's clock`,
+    };
+  }
+  return { ok: true };
 }

@@ -15,6 +15,9 @@ export const vmNameSchema = z
   .max(40)
   .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and inner hyphens only (a DNS label)');
 
+/** One line of an authorized_keys file: the key types cloud-init and OpenSSH take. */
+export const sshPublicKeySchema = z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key');
+
 export const deviceRequestSchema = z
   .object({
     serial: serialSchema,
@@ -31,7 +34,7 @@ export const deviceRequestSchema = z
     fullClone: z.boolean().optional(),
     /** One of a class: N identical VMs asked for together (a lab, an event), each its own request. */
     class: z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: z.number().int().min(2).max(50) }).optional(),
-    sshKeys: z.array(z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key')).max(20).default([]),
+    sshKeys: z.array(sshPublicKeySchema).max(20).default([]),
   })
   .refine((r) => Date.parse(r.period.end) > Date.parse(r.period.start), {
     path: ['period', 'end'],

@@ -15,3 +15,50 @@ export function autoApprovalReason(policy: RequestPolicy, r: { org: string; core
   }
   return undefined;
 }
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+/**
+ * How far in the past a period may start when it is submitted: a client's "now" that arrives a little late, a portal
+ * redelivering a webhook, a period that began this morning. Such a request is built as soon as it is approved.
+ */
+export const PERIOD_START_TOLERANCE_HOURS = 24;
+
+/** A rule of the policy a period breaks: the field at fault, the rule's name, and what to do. */
+export interface PeriodRefusal {
+  field: 'period.start' | 'period.end';
+  rule: 'end-in-past' | 'end-before-start' | 'start-in-past' | 'max-lease';
+  reason: string;
+}
+
+/**
+ * The lease rules for a period's end, the one source for both a submission (checked at intake) and an extension (the
+ * workflow's update validator): in the future, after the start, and at most `maxLeaseDays` from the start.
+ */
+export function leaseEndRefusal(policy: RequestPolicy, start: string, end: string, now: number): PeriodRefusal | undefined {
+  const s = Date.parse(start);
+  const e = Date.parse(end);
+  if (e <= now) return { field: 'period.end', rule: 'end-in-past', reason: `${end} is in the past: a lease must end in the future` };
+  if (e <= s) return { field: 'period.end', rule: 'end-before-start', reason: `${end} is not after the period's start ${start}` };
+  if (e - s > policy.maxLeaseDays * DAY) {
+    const days = Math.ceil((e - s) / DAY);
+    return { field: 'period.end', rule: 'max-lease', reason: `the lease would last ${days} days from its start; the policy allows at most ${policy.maxLeaseDays} days (maximum lease)` };
+  }
+  return undefined;
+}
+
+/** Every policy rule a new request's period breaks (empty: none), checked at submission, class and webhook intake. */
+export function periodRefusals(policy: RequestPolicy, period: { start: string; end: string }, now: number): PeriodRefusal[] {
+  const out: PeriodRefusal[] = [];
+  if (Date.parse(period.start) < now - PERIOD_START_TOLERANCE_HOURS * HOUR) {
+    out.push({
+      field: 'period.start',
+      rule: 'start-in-past',
+      reason: `${period.start} is more than ${PERIOD_START_TOLERANCE_HOURS} h in the past: a period may start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (use now, or a later date)`,
+    });
+  }
+  const end = leaseEndRefusal(policy, period.start, period.end, now);
+  if (end) out.push(end);
+  return out;
+}

@@ -29,6 +29,20 @@ export interface RunningDevServer {
    * Only for the project's own binary; the SDK's download runs under the SDK's control.
    */
   kill?(): Promise<void>;
+  /** The server's process, when it is the project's own binary run by us. */
+  pid?: number;
+}
+
+/** What the dev server needs from our environment to run: where things are, the locale, the clock, trusted CAs. */
+const DEV_SERVER_ENV = /^(PATH|HOME|USER|TMPDIR|TMP|TEMP|LANG|LANGUAGE|LC_[A-Z]+|TZ|SSL_CERT_FILE|SSL_CERT_DIR)$/;
+
+/**
+ * The dev server's environment: only DEV_SERVER_ENV. Ours holds API keys, the webhook secret, codec keys and the
+ * Proxmox and NetBird tokens; a child has no use for them, and anything that can read its environment
+ * (`/proc/<pid>/environ`, a crash report) would get them.
+ */
+export function devServerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name, value]) => value !== undefined && DEV_SERVER_ENV.test(name)));
 }
 
 /**
@@ -105,10 +119,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
       ...args,
       ...opts.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${cliType[k.type]}`]),
     ],
-    { stdio: ['ignore', openSync(opts.logFile, 'a'), openSync(opts.logFile, 'a')] },
+    { stdio: ['ignore', openSync(opts.logFile, 'a'), openSync(opts.logFile, 'a')], env: devServerEnv() },
   );
   await waitUntilServing(child, address, opts.logFile);
-  return { address, uiUrl, stop: () => stopChild(child), kill: () => killChild(child) };
+  return { address, uiUrl, pid: child.pid, stop: () => stopChild(child), kill: () => killChild(child) };
 }
 
 async function waitUntilServing(child: ChildProcess, address: string, logFile: string): Promise<void> {

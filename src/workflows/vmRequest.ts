@@ -17,7 +17,7 @@ import {
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import type { GuestCredentials } from '../domain/guestCredentials';
-import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicyRules';
+import { autoApprovalReason, defaultRequestPolicy, leaseEndRefusal } from '../domain/requestPolicyRules';
 import { apiCall, cleanup } from './activityOptions';
 import {
   approveUpdate,
@@ -43,7 +43,6 @@ const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
 
 const HOUR = 3600_000;
-const DAY = 24 * HOUR;
 const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
 
 /**
@@ -186,13 +185,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       validator: (ext) => {
         const { newEnd } = parseExtension('extend', ext);
         refuse('extend', ['Pending', 'Approved', ...BUILDING, 'Fulfilled']);
-        const end = Date.parse(newEnd);
-        const start = Date.parse(record.request.period.start);
-        if (end <= Date.now()) throw new Error(`cannot extend ${serial} to ${newEnd}: that is in the past`);
-        if (end <= start) throw new Error(`cannot extend ${serial} to ${newEnd}: the period starts ${record.request.period.start}`);
-        if (end - start > policy.maxLeaseDays * DAY) {
-          throw new Error(`cannot extend ${serial} to ${newEnd}: a lease may last at most ${policy.maxLeaseDays} days from its start`);
-        }
+        const refusal = leaseEndRefusal(policy, record.request.period.start, newEnd, Date.now());
+        if (refusal) throw new Error(`cannot extend ${serial} to ${newEnd}: ${refusal.reason}`);
       },
     },
   );

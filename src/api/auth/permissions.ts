@@ -53,3 +53,12 @@ export function mayActIn(p: Principal, org: string): boolean {
   const own = orgOf(p);
   return own === undefined || own === org;
 }
+
+/**
+ * A requester submits as themselves: the request's `requester` is the key's email (case aside), so the timeline's
+ * "requested by" is who actually asked. Admins and operators submit on others' behalf.
+ */
+export function requesterRefusal(p: Principal, requester: string): string | undefined {
+  if (p.role !== 'requester' || p.email.toLowerCase() === requester.toLowerCase()) return undefined;
+  return `key ${p.id} is a requester and submits as itself: requester must be ${p.email}, not ${requester}`;
+}

@@ -1,4 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { DeviceRequest } from '../../domain/deviceRequest';
@@ -6,14 +6,14 @@ import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateR
 import { RequestStatusKey } from '../../workflows/searchAttributes';
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
-import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, problem } from '../problems';
+import { badRequest, badRequestIssues, problem } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, requestWorkflowId, serialForClassMember } from '../serials';
-import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 
 /** How many serials one member may walk past (taken by other requests) before the submission gives up. */
@@ -39,18 +39,24 @@ export function classRoutes(ctx: ApiContext): Router {
     if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
     const body = createClassBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
+    const policy = policyIssues(ctx.policy, body.data);
+    // With an Idempotency-Key the refusal waits: a retry finds the members made while the policy held.
+    if (policy.length && idempotency.key === undefined) return badRequestIssues(res, policy);
     const { count, ...shared } = body.data;
     if (!mayActIn(principal, shared.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
+    const asWho = requesterRefusal(principal, shared.requester);
+    if (asWho) return problem(res, 403, 'forbidden', asWho);
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name });
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, policy.length === 0);
       if ('bad' in started) return badRequest(res, started.bad, 'body', toWireField);
+      if ('refused' in started) return badRequestIssues(res, policy);
       if ('failed' in started) {
         // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
         return sendStartError(res, started.failed, started.serial, idempotency.key);
@@ -130,32 +136,41 @@ type Started =
   | { member: Omit<Member, 'name'> }
   | { bad: Parameters<typeof badRequest>[1] }
   | { failed: unknown; serial: string }
-  | { exhausted: true };
+  | { exhausted: true }
+  /** Not started (the policy refuses it) and not found from an earlier try. */
+  | { refused: true };
 
-/** Starts member `index` of the class, or finds it started by an earlier try of the same submission. */
-async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1]): Promise<Started> {
+/**
+ * Starts member `index` of the class, or finds it started by an earlier try of the same submission. `mayStart` false:
+ * only finds it.
+ */
+async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean): Promise<Started> {
   const marker = `${classId}#${index}`;
   for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-    const built = toDeviceRequest(serialForClassMember(classId, index, candidate), body);
-    if ('error' in built) return { bad: built.error };
-    const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
-    try {
-      await startRequestWorkflow(ctx, request, { classMember: marker });
-      return { member: { serial: request.serial, status: 'Pending', created: true } };
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial: request.serial };
+    const serial = serialForClassMember(classId, index, candidate);
+    if (mayStart) {
+      const built = toDeviceRequest(serial, body);
+      if ('error' in built) return { bad: built.error };
+      const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
+      try {
+        await startRequestWorkflow(ctx, request, { classMember: marker });
+        return { member: { serial, status: 'Pending', created: true } };
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial };
+      }
     }
     try {
-      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(request.serial)).describe());
+      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe());
       // Another request holds this serial: walk on. Ours (same class and place): the earlier try made it.
       if (existing.memo?.classMember === marker) {
-        return { member: { serial: request.serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
+        return { member: { serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
       }
     } catch (err) {
-      return { failed: err, serial: request.serial };
+      if (!mayStart && err instanceof WorkflowNotFoundError) return { refused: true };
+      return { failed: err, serial };
     }
   }
-  return { exhausted: true };
+  return mayStart ? { exhausted: true } : { refused: true };
 }
 
 async function membersOf(ctx: ApiContext, classId: string, org: string | undefined): Promise<RequestSummary[]> {

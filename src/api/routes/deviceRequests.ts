@@ -1,4 +1,4 @@
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type WorkflowExecutionDescription } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -18,15 +18,15 @@ import { RequestStatusKey } from '../../workflows/searchAttributes';
 import type { RequestRecord } from '../../workflows/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
-import { mayActIn, orgOf, type Action } from '../auth/permissions';
+import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { badRequest, problem } from '../problems';
+import { badRequest, badRequestIssues, problem, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
-import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
@@ -50,33 +50,43 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
     const body = createDeviceRequestBody.safeParse(req.body ?? {});
     if (!body.success) return badRequest(res, body.error);
+    const policy = policyIssues(ctx.policy, body.data);
+    // With an Idempotency-Key the refusal waits: a retry of a request made while the policy held (its period has
+    // since moved into the past) still finds that request. Without one there is nothing to find.
+    if (policy.length && idempotency.key === undefined) return badRequestIssues(res, policy);
     if (!mayActIn(principal, body.data.client)) {
       return problem(res, 403, 'forbidden', `key ${principal.id} may submit requests only for ${orgOf(principal)}`);
     }
+    const asWho = requesterRefusal(principal, body.data.requester);
+    if (asWho) return problem(res, 403, 'forbidden', asWho);
     const key = idempotency.key;
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
     // The workflow id is the source of uniqueness: a serial another request holds is walked past (a random one
     // collides astronomically rarely; a derived one walks the same sequence on every retry and meets its request).
     for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-      const built = toDeviceRequest(key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate), body.data);
-      if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
-      const serial = built.request.serial;
-      try {
-        const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
-        if (!admitted) {
-          res.setHeader('Retry-After', '1');
-          return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+      const serial = key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate);
+      if (!policy.length) {
+        const built = toDeviceRequest(serial, body.data);
+        if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
+        try {
+          const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
+          if (!admitted) {
+            res.setHeader('Retry-After', '1');
+            return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+          }
+          return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
         }
-        return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
       }
       if (!memo) continue;
       let existing: WorkflowExecutionDescription;
       try {
         existing = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).describe());
       } catch (err) {
+        // Not a retry of an earlier request: the policy's refusal stands.
+        if (policy.length && err instanceof WorkflowNotFoundError) return badRequestIssues(res, policy);
         return sendTemporalError(res, err, serial);
       }
       const seen = compareWithExisting(existing.memo, memo);
@@ -87,6 +97,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const status = existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending';
       return res.status(200).location(`/api/device_requests/${serial}`).set('Idempotent-Replayed', 'true').json({ serial, status });
     }
+    if (policy.length) return badRequestIssues(res, policy);
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });
 
@@ -130,7 +141,13 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const serial = serialOf(req, res);
     if (!serial) return;
     if (!(await findRequest(ctx, res, principal, serial))) return;
-    await streamRequestLogs(ctx, req, res, serial);
+    const slot = ctx.streams.acquire(principal.id);
+    if (!slot.ok) return tooMany(res, slot);
+    try {
+      await streamRequestLogs(ctx, req, res, serial);
+    } finally {
+      slot.release();
+    }
   });
 
   /**
