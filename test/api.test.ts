@@ -652,7 +652,18 @@ describe('HTTP API', () => {
     assert.equal(live.status, 200);
     assert.match(live.contentType ?? '', /^text\/event-stream/);
     assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
-    assert.equal(events[0]!.event, 'status');
+    // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
+    const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
+    assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
+    assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
+    assert.ok(events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)), 'the guest IPv4 line before Fulfilled');
+    const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
+    events.forEach((e, i) => {
+      const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
+      if (!stage || !stageOrder.includes(stage)) return;
+      const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
+      assert.deepEqual(late.map((l) => l.data), [], `log lines of earlier stages after the status at ${stage}`);
+    });
     const end = events.at(-1)!;
     assert.equal(end.event, 'end', 'the stream ends with the build');
     assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });

@@ -29,7 +29,8 @@ const MAX_FAILURES = 3;
  * request's timeline, as Server-Sent Events. Ends with `end` once the build is done (or the request has ended); a
  * request long done replays its history and ends. A reconnecting client (Last-Event-ID) resumes where it was.
  *
- * Events: `log` {attempt, at, stage, message} · `timeline` {at, event, by?} · `status` {status, build?} ·
+ * Events: `log` {attempt, at, stage, message} · `timeline` {at, event, by?} · `status` {status, build?} (after the
+ * lines that led to it) ·
  * `end` {status, build_state?} · `error` {message}. Heartbeat: a `: heartbeat` comment.
  */
 export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Response, serial: string): Promise<void> {
@@ -48,11 +49,7 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
   for (;;) {
     const { record, build } = snapshot;
     if (build && build.attempt !== cursor.attempt) Object.assign(cursor, { attempt: build.attempt, log: 0 });
-    const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
-    if (JSON.stringify(status) !== lastStatus) {
-      lastStatus = JSON.stringify(status);
-      stream.send('status', status, idOf(cursor));
-    }
+    // The lines first, then the status they led to: a reader never sees `Fulfilled` before the build's last line.
     for (const item of newItems(cursor, build?.log ?? [], record.timeline)) {
       if ('stage' in item) {
         cursor.log += 1;
@@ -61,6 +58,11 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
         cursor.timeline += 1;
         stream.send('timeline', item, idOf(cursor));
       }
+    }
+    const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
+    if (JSON.stringify(status) !== lastStatus) {
+      lastStatus = JSON.stringify(status);
+      stream.send('status', status, idOf(cursor));
     }
     if (isDone(snapshot)) {
       stream.send('end', { status: record.status, ...(record.build ? { build_state: record.build.state } : {}) }, idOf(cursor));
