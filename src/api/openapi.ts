@@ -149,7 +149,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       security: secured,
       request: { params: serialParam, body: { required: false, content: { 'application/json': { schema: body } } } },
       responses: {
-        200: json(updateResultSchema, 'Done; the status it left the request in.'),
+        200: json(updateResultSchema, 'Done; the request as the action left it, once it took effect.'),
         400: invalid,
         ...problems,
         404: notFound,

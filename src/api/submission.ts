@@ -1,7 +1,7 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
-import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
+import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey, VmNameKey } from '../workflows/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
@@ -51,6 +51,7 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       typedSearchAttributes: [
         { key: SerialKey, value: request.serial },
         { key: OrgKey, value: request.org },
+        { key: VmNameKey, value: request.name },
         { key: RequestStatusKey, value: 'Pending' },
         { key: ConsultantsKey, value: request.consultants },
         { key: PeriodStartKey, value: new Date(request.period.start) },

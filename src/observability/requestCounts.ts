@@ -7,7 +7,7 @@ import type { RequestStatus } from '../workflows/types';
  * does not grow with the number of requests.
  */
 const OPEN_STATUSES: readonly RequestStatus[] = [
-  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Completing',
+  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Cancelling', 'Completing',
 ];
 
 export function requestCountsFromVisibility(client: Client, timeoutMs = 5_000): () => Promise<Record<string, number>> {

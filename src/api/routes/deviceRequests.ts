@@ -23,7 +23,7 @@ import type { ApiContext } from '../context';
 import { badRequest, problem } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
-import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
+import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
 import { startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
@@ -170,7 +170,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       try {
         const handle = client.workflow.getHandle(requestWorkflowId(serial));
         const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
-        res.json(result);
+        res.json(toUpdateAnswer(result));
       } catch (err) {
         sendTemporalError(res, err, serial);
       }
