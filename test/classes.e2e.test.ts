@@ -77,7 +77,9 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
 
     const members = await api('GET', `/api/classes/${classId}`, 'requester');
     assert.equal(members.status, 200);
-    assert.deepEqual(members.body.requests.map((r: { serial: string }) => r.serial), serials);
+    // In the class's order, each with its name: what tells the VMs apart.
+    const byName: string[] = created.body.requests.map((r: { serial: string }) => r.serial);
+    assert.deepEqual(members.body.requests.map((r: { serial: string; name: string }) => [r.serial, r.name]), byName.map((serial, i) => [serial, `lab-0${i + 1}`]));
     assert.ok(members.body.requests.every((r: { class: string }) => r.class === classId));
     assert.equal((await api('GET', `/api/classes/${classId}`, 'other')).status, 404, 'another org does not see the class');
     assert.equal((await api('POST', `/api/classes/${classId}/approve`, 'requester', {})).status, 403, 'a requester cannot approve');
@@ -86,10 +88,10 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
     const cli = (as: keyof typeof keys, ...args: string[]) => pveflow(args, { PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: keys[as].key });
     const shown = await cli('requester', 'classes', 'show', classId, '--json');
     assert.equal(shown.code, 0, shown.stderr);
-    assert.deepEqual(JSON.parse(shown.stdout).requests.map((r: { serial: string }) => r.serial), serials);
+    assert.deepEqual(JSON.parse(shown.stdout).requests.map((r: { serial: string }) => r.serial), byName);
     const tooSmall = await cli('requester', 'classes', 'new', '--count', '1', '--name', 'lab', '--client', 'Acme Corp', '--requester', 'rita@acme.example', '--consultant', 'alice@consultancy.example', '--start', 'now', '--end', '+1d');
-    assert.equal(tooSmall.code, 1, 'the API refused it');
-    assert.match(tooSmall.stderr, /count: a class has at least 2 VMs/);
+    assert.equal(tooSmall.code, 2, 'refused before sending');
+    assert.match(tooSmall.stderr, /--count must be 2-50/);
     const approved = await cli('admin', 'classes', 'approve', classId, '--json');
     assert.equal(approved.code, 0, approved.stderr);
     const approval = JSON.parse(approved.stdout);

@@ -160,7 +160,8 @@ async function startMember(ctx: ApiContext, classId: string, index: number, size
 
 async function membersOf(ctx: ApiContext, classId: string, org: string | undefined): Promise<RequestSummary[]> {
   const page = await listRequests(ctx, { class: classId, ...(org !== undefined ? { org } : {}) }, { size: 100 });
-  return page.items.sort((a, b) => a.serial.localeCompare(b.serial));
+  // In the class's own order (<name>-01, -02, ...), which is what its people call the VMs.
+  return page.items.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '') || a.serial.localeCompare(b.serial));
 }
 
 function classIdOf(req: Request, res: Response): string | undefined {
