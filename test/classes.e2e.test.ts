@@ -97,6 +97,11 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
     const approval = JSON.parse(approved.stdout);
     assert.equal(approval.requests.length, SIZE);
     assert.ok(approval.requests.every((r: { refused?: string }) => r.refused === undefined), approved.stdout);
+    // Each member answers as the approval left it, by name: Approved, its first build queued.
+    assert.deepEqual(
+      approval.requests.map((r: { name: string; status: string; build?: unknown }) => [r.name, r.status, r.build]),
+      ['lab-01', 'lab-02', 'lab-03', 'lab-04'].map((name) => [name, 'Approved', { attempt: 1, state: 'queued' }]),
+    );
 
     await waitFor('the whole class to be fulfilled', async () => {
       const now = await api('GET', `/api/classes/${classId}`, 'admin');
@@ -110,6 +115,7 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
 
     const completed = await api('POST', `/api/classes/${classId}/complete`, 'requester', {});
     assert.equal(completed.status, 200, JSON.stringify(completed.body));
+    assert.ok(completed.body.requests.every((r: { status: string }) => r.status === 'Completing'), JSON.stringify(completed.body));
     await waitFor('the whole class to be completed', async () => {
       const now = await api('GET', `/api/classes/${classId}`, 'admin');
       return now.body.requests.every((r: { status: string; open: boolean }) => r.status === 'Completed' && !r.open) || undefined;

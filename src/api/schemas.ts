@@ -53,7 +53,16 @@ export type CreateClassBody = z.infer<typeof createClassBody>;
 export const classAnswerSchema = z
   .object({
     class: classIdSchema,
-    requests: z.array(z.object({ serial: serialSchema, name: z.string().optional(), status: z.string(), refused: z.string().optional() })),
+    requests: z.array(
+      z.object({
+        serial: serialSchema,
+        name: z.string().optional(),
+        status: z.string().meta({ description: 'As the action left the request (or its status, when it refused).' }),
+        build: z.object({ attempt: z.number().int(), state: z.string() }).optional(),
+        builds_at: z.string().optional(),
+        refused: z.string().optional(),
+      }),
+    ),
   })
   .meta({ id: 'ClassAnswer' });
 

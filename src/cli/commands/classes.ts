@@ -12,7 +12,7 @@ const base = '/api/classes';
 
 interface ClassAnswer {
   class: string;
-  requests: Array<{ serial: string; name?: string; status: string; refused?: string }>;
+  requests: Array<{ serial: string; name?: string; status: string; build?: { attempt: number; state: string }; refused?: string }>;
 }
 
 function classIdArg(ctx: CliContext): string {
@@ -26,7 +26,13 @@ function classIdArg(ctx: CliContext): string {
 
 function printMembers(ctx: CliContext, answer: ClassAnswer): void {
   ctx.out(`class ${answer.class}`);
-  ctx.out(formatTable(['SERIAL', 'NAME', 'STATUS', 'REFUSED'], answer.requests.map((r) => [r.serial, r.name, r.status, r.refused]), { styled: ctx.styled }));
+  ctx.out(
+    formatTable(
+      ['SERIAL', 'NAME', 'STATUS', 'REFUSED'],
+      answer.requests.map((r) => [r.serial, r.name, r.build ? `${r.status} · build #${r.build.attempt} ${r.build.state}` : r.status, r.refused]),
+      { styled: ctx.styled },
+    ),
+  );
 }
 
 const submit: Command = {

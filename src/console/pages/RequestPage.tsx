@@ -258,7 +258,14 @@ function BuildProgress({ status, build }: { status: RequestStatus; build: LiveSt
   }
   const tone = build.state === 'failed' || build.state === 'cancelled' ? 'danger' : build.state === 'completed' ? 'success' : 'progress';
   const stage = stageNames[build.stage] ?? build.stage;
-  const caption = build.state === 'failed' ? `Failed while: ${stage.toLowerCase()}` : build.state === 'cancelled' ? 'Cancelled' : stage;
+  const caption =
+    build.state === 'failed'
+      ? `Failed while: ${stage.toLowerCase()}`
+      : build.state === 'cancelled'
+        ? 'Cancelled'
+        : build.state === 'cancelling' || status === 'Cancelling'
+          ? `Cancelling: undoing what was made (${stage.toLowerCase()})`
+          : stage;
   return <ProgressBar value={build.progress} label="Build progress" caption={caption} tone={tone} />;
 }
 
