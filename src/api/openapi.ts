@@ -98,7 +98,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     description:
       'Events: `status` {status, build?}, `log` {attempt, at, stage, message}, `timeline` {at, event, by?}, `end` {status, build_state?} ' +
       '(sent when the build is done or the request has ended, then the stream closes), `error` {message}. Heartbeat comments keep it open; ' +
-      `Last-Event-ID resumes. A finished request replays its history. ${who('logs')}`,
+      `Last-Event-ID resumes. A finished request replays its history. In order: a \`status\` comes after the lines that led to it. ${who('logs')}`,
     security: secured,
     request: { params: serialParam },
     responses: {
