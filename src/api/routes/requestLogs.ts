@@ -18,6 +18,8 @@ interface Snapshot {
   /** The build's log as its own workflow has it right now (live), or as the request recorded it (finished). */
   build?: BuildTask;
   open: boolean;
+  /** The running build could not be asked: its lines are not known this time, so neither is a status sent. */
+  buildUnknown?: boolean;
 }
 
 const FINISHED: ReadonlySet<BuildTask['state']> = new Set(['completed', 'failed', 'cancelled']);
@@ -60,7 +62,7 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
       }
     }
     const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
-    if (JSON.stringify(status) !== lastStatus) {
+    if (!snapshot.buildUnknown && JSON.stringify(status) !== lastStatus) {
       lastStatus = JSON.stringify(status);
       stream.send('status', status, idOf(cursor));
     }
@@ -92,7 +94,9 @@ async function snapshotOf(ctx: ApiContext, serial: string): Promise<Snapshot> {
     try {
       build = await ctx.temporal(() => ctx.client.workflow.getHandle(build!.workflowId).query(buildStatusQuery));
     } catch {
-      // Not started yet, or just ended: the request's own copy is the truth for this poll.
+      // Not started yet, or just ended: the request's own copy is all there is for this poll, and its status may be
+      // ahead of the lines it holds.
+      return { record, build, open, buildUnknown: true };
     }
   }
   return { record, build, open };
