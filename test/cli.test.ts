@@ -260,6 +260,7 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const logins = await pveflow(['credentials', serial], as('alice'));
     assert.equal(logins.code, 0, explain(logins));
     assert.match(logins.stdout, /^Username: +arrow$/m);
+    assert.match(logins.stderr, new RegExp(`^Handed to alice@consultancy\\.example at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC; ${serial} no longer holds them`, 'm'));
     const twice = await pveflow(['credentials', serial], as('alice'));
     assert.equal(twice.code, 1, `handed over once only: ${explain(twice)}`);
     assert.match(twice.stderr, /already revealed to alice@consultancy\.example/);

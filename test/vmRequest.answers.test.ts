@@ -11,6 +11,7 @@ import {
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
+  revealCredentialsUpdate,
   statusQuery,
 } from '../src/workflows/messages';
 import { BuildStatusKey, RequestStatusKey } from '../src/workflows/searchAttributes';
@@ -91,6 +92,13 @@ describe('vmRequest: what each update answers', { skip }, () => {
         build: { attempt: 2, state: 'completed' },
         periodEnd: end,
       });
+
+      // The logins, with what handing them over did: to whom and when, as the record now says.
+      const revealed = await handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: 'alice@consultancy.example' }] });
+      assert.equal(revealed.revealedTo, 'alice@consultancy.example');
+      assert.ok(revealed.username && revealed.password && revealed.rootPassword);
+      const afterReveal = await handle.query(statusQuery);
+      assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
 
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] }), { serial, status: 'Completing', build: { attempt: 2, state: 'completed' } });
       const done = await handle.result();

@@ -122,7 +122,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     security: secured,
     request: { params: serialParam },
     responses: {
-      200: json(z.object({ serial: z.string(), username: z.string(), password: z.string(), root_password: z.string() }), 'The logins.'),
+      200: json(
+        z.object({
+          serial: z.string(),
+          username: z.string(),
+          password: z.string(),
+          root_password: z.string(),
+          revealed_to: z.string().meta({ description: 'Who took them (the key holder): the request no longer holds them.' }),
+          revealed_at: z.string(),
+        }),
+        'The logins, and the handover they were: from now on nobody can ask again.',
+      ),
       400: invalid,
       ...problems,
       404: notFound,

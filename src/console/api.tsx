@@ -41,6 +41,8 @@ export interface Credentials {
   username: string;
   password: string;
   root_password: string;
+  revealed_to: string;
+  revealed_at: string;
 }
 
 export interface Issue {

@@ -57,7 +57,13 @@ export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
  * Hands the guest's generated logins to one of the request's consultants, once: the request forgets them in the same
  * step and its timeline records who took them. Refused for anyone who is not a consultant of the request.
  */
-export const revealCredentialsUpdate = defineUpdate<GuestCredentials, [{ by: string }]>('revealCredentials');
+export const revealCredentialsUpdate = defineUpdate<RevealedCredentials, [{ by: string }]>('revealCredentials');
+
+/** The logins, and what handing them over did: to whom, when; the request holds them no more. */
+export interface RevealedCredentials extends GuestCredentials {
+  revealedTo: string;
+  revealedAt: string;
+}
 
 /** From clusterSync: what changed about the request's VM in the cluster. */
 export const vmDriftSignal = defineSignal<[VmDrift]>('vmDrift');

@@ -247,9 +247,10 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     ({ by }) => {
       const revealed = credentials!;
       credentials = undefined;
-      record.credentials = { available: false, revealedTo: by, revealedAt: now() };
+      const revealedAt = now();
+      record.credentials = { available: false, revealedTo: by, revealedAt };
       note(`guest credentials revealed to ${by}`, by);
-      return revealed;
+      return { ...revealed, revealedTo: by, revealedAt };
     },
     {
       validator: ({ by }) => {

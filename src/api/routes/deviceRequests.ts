@@ -149,7 +149,8 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const handle = client.workflow.getHandle(requestWorkflowId(serial));
       const c = await ctx.temporal(() => handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: principal.email! }] }));
       res.setHeader('Cache-Control', 'no-store');
-      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword });
+      // What the handover did, with the logins: to whom and when; the request no longer holds them.
+      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword, revealed_to: c.revealedTo, revealed_at: c.revealedAt });
     } catch (err) {
       sendTemporalError(res, err, serial);
     }

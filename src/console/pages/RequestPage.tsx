@@ -307,7 +307,7 @@ function CredentialsCard({ record, isConsultant, revealed, onReveal }: { record:
       {revealed ? (
         <>
           <p class="alert alert-warning" role="status">
-            Shown this once: copy them now. pveflow has forgotten them.
+            Handed to {revealed.revealed_to} on {formatDateTime(revealed.revealed_at)} and shown this once: copy them now. pveflow has forgotten them.
           </p>
           <dl class="details">
             <Detail term="Username" value={revealed.username} mono />
