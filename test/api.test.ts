@@ -663,6 +663,21 @@ describe('HTTP API', () => {
     for (const op of expected) assert.ok(page.includes(`<code>${op.split(' ')[1]}</code>`), `the docs page lists ${op}`);
   });
 
+  test('an action answers with the request as it left it: Approved with when it builds, then Cancelled', async () => {
+    const serial = await submit(ORG_A);
+    const record = await recordOf(serial);
+    const approved = await call('adminA', 'POST', `/api/device_requests/${serial}/approve`, {});
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.deepEqual(approved.body, { serial, status: 'Approved', builds_at: record.request.period.start });
+    const end = new Date(Date.parse(record.request.period.end) + DAY).toISOString();
+    const extended = await call('requesterA', 'POST', `/api/device_requests/${serial}/extend`, { new_end: end });
+    assert.deepEqual(extended.body, { serial, status: 'Approved', period_end: end });
+    const cancelled = await call('adminA', 'POST', `/api/device_requests/${serial}/cancel`, { note: 'not needed' });
+    assert.deepEqual(cancelled.body, { serial, status: 'Cancelled' });
+    const completed = await call('adminA', 'POST', `/api/device_requests/${serial}/complete`, {});
+    assert.deepEqual(completed.body, { serial, status: 'Completing' });
+  });
+
   test('the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes', { skip: !referencePath('pve-api-schema.json') && !process.env.CI && 'reference data (../shared/reference) absent' }, async () => {
     const created = await call('operator', 'POST', '/api/device_requests', validRequestBody({ client: ORG_A, name: 'streamed' }));
     assert.equal(created.status, 201);
@@ -674,7 +689,18 @@ describe('HTTP API', () => {
     assert.equal(live.status, 200);
     assert.match(live.contentType ?? '', /^text\/event-stream/);
     assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
-    assert.equal(events[0]!.event, 'status');
+    // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
+    const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
+    assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
+    assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
+    assert.ok(events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)), 'the guest IPv4 line before Fulfilled');
+    const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
+    events.forEach((e, i) => {
+      const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
+      if (!stage || !stageOrder.includes(stage)) return;
+      const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
+      assert.deepEqual(late.map((l) => l.data), [], `log lines of earlier stages after the status at ${stage}`);
+    });
     const end = events.at(-1)!;
     assert.equal(end.event, 'end', 'the stream ends with the build');
     assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });
@@ -690,6 +716,15 @@ describe('HTTP API', () => {
     assert.ok(timeline.some((t) => /approved/.test(t.event) && t.by === 'ada@acme.example'), JSON.stringify(timeline));
     const progress = events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).build?.progress ?? 0);
     assert.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress only grows');
+
+    // The list tells this VM from others by name, and says how its build went.
+    const row = await waitFor('the list row with the build', async () => {
+      const page = await call('operator', 'GET', `/api/device_requests?org=${encodeURIComponent(ORG_A)}&status=Fulfilled&page_size=100`);
+      const item = page.body.items?.find((i: { serial: string }) => i.serial === serial);
+      return item?.build_status === 'completed' ? item : undefined;
+    });
+    assert.equal(row.name, 'streamed');
+    assert.equal(typeof row.vm_id, 'number');
 
     // After the build: the whole history at once, the same lines, then the end.
     const replay = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key).done;

@@ -19,6 +19,11 @@ import { startTestStack, type TestStack } from './support/testStack';
  */
 
 const explain = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+/** The output of a run that must have succeeded. */
+const r0 = (r: Run) => {
+  assert.equal(r.code, 0, explain(r));
+  return r.stdout;
+};
 
 describe('the SSE reader', () => {
   const stream = 'retry: 2000\n\n: heartbeat\n\nid: 1.1.0\nevent: log\ndata: {"message":"clone 40 %"}\n\nid: 1.1.1\r\nevent: end\r\ndata: {"status":"Fulfilled","build_state":"completed"}\r\n\r\n';
@@ -103,6 +108,76 @@ describe('logs -f over a connection that drops', () => {
   });
 });
 
+describe('the CLI checks what it can before sending anything', () => {
+  test('each bad value, duration, count or missing flag exits 2 naming the flag, and nothing reaches the API', async () => {
+    const reached: string[] = [];
+    const server = createServer((req, res) => {
+      reached.push(`${req.method} ${req.url}`);
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"the CLI should not have asked"}');
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const env = { PVEFLOW_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, PVEFLOW_API_KEY: 'pvf_test' };
+    const request = ['--name', 'kali', '--client', 'Acme Corp', '--requester', 'rita@acme.example', '--consultant', 'alice@consultancy.example'];
+    const period = ['--start', 'now', '--end', '+14d'];
+    // [arguments, what stderr must name]
+    const cases: Array<[string[], RegExp]> = [
+      [['requests', 'new', ...request, '--start', 'now', '--end', '+1q'], /--end "\+1q" is not a date: a duration is \+<n> and one of m/],
+      [['requests', 'new', ...request, '--start', 'tomorrow', '--end', '+1d'], /--start "tomorrow" is not a date/],
+      [['requests', 'new', ...request, '--start', '2026-12-01 09:00', '--end', '+1d'], /--start "2026-12-01 09:00" is not a date/],
+      [['requests', 'new', ...request, '--start', '2026-12-10T09:00:00Z', '--end', '2026-12-01T09:00:00Z'], /the period must end after it starts/],
+      [['requests', 'new', '--name', 'kali', ...period], /missing --client, --requester, --consultant/],
+      [['requests', 'new', ...request.slice(0, 6), '--consultant', 'alice', ...period], /--consultant "alice": must be an email address/],
+      [['requests', 'new', ...request, ...period, '--name', 'Kali Linux'], /--name "Kali Linux": lower-case letters/],
+      [['requests', 'new', ...request, ...period, '--name', 'x'.repeat(41)], /--name "x+": .*40/],
+      [['requests', 'new', ...request, ...period, '--memory-mib', '256'], /--memory-mib must be 512-262144/],
+      [['requests', 'new', ...request, ...period, '--cores', '0'], /--cores must be 1-64/],
+      [['requests', 'new', ...request, ...period, '--cores', 'two'], /--cores must be a whole number/],
+      [['requests', 'new', ...request, ...period, '--template-vmid', '99'], /--template-vmid must be 100-/],
+      [['requests', 'new', ...request, ...period, '--client', '"Acme"'], /--client/],
+      [['requests', 'reject', 'VM-AAAAA'], /reject needs --reason/],
+      [['requests', 'reject', 'VM-AAAAA', '--reason', ''], /--reason "": say why/],
+      [['requests', 'approve', 'VM-AAAAA', '--note', 'n'.repeat(2001)], /--note "n+": at most 2000/],
+      [['requests', 'extend', 'VM-AAAAA'], /extend needs --new-end/],
+      [['requests', 'extend', 'VM-AAAAA', '--new-end', '+2x'], /--new-end "\+2x" is not a date/],
+      [['requests', 'extend', 'VM-AAAAA', '--new-end', '2020-01-01T00:00:00Z'], /--new-end 2020-01-01T00:00:00Z is in the past/],
+      [['requests', 'list', '--status', 'Running'], /--status "Running": must be one of Pending, /],
+      [['requests', 'list', '--page-size', '0'], /--page-size must be 1-100/],
+      [['requests', 'list', '--page-size', 'lots'], /--page-size must be a whole number/],
+      [['requests', 'list', '--from', 'last week'], /--from "last week" is not a date/],
+      [['requests', 'list', '--from', '2026-12-10T00:00:00Z', '--to', '2026-12-01T00:00:00Z'], /--to 2026-12-01T00:00:00Z is before --from/],
+      [['requests', 'list', '--consultant', 'bob'], /--consultant "bob": must be an email address/],
+      [['requests', 'list', '--page-token', 'not a token'], /--page-token "not a token"/],
+      [['classes', 'new', ...request, ...period], /--count N: how many identical VMs \(2-50\)/],
+      [['classes', 'new', ...request, ...period, '--count', '1'], /--count must be 2-50/],
+      [['classes', 'new', ...request, ...period, '--count', '51'], /--count must be 2-50/],
+      [['classes', 'new', ...request, ...period, '--count', '3', '--name', 'x'.repeat(38)], /--name "x+": at most 37 characters/],
+      [['classes', 'new', ...request, ...period, '--count', '3', '--idempotency-key', 'short'], /--idempotency-key "short"/],
+      [['classes', 'reject', 'CL-AAAAA'], /reject needs --reason/],
+      [['requests', 'list', '--timeout', '0'], /--timeout must be a number of seconds above 0/],
+    ];
+    try {
+      for (const [args, named] of cases) {
+        const r = await pveflow(args, env);
+        assert.equal(r.code, 2, `${args.join(' ')}: ${explain(r)}`);
+        assert.match(r.stderr, named, `${args.join(' ')}: ${explain(r)}`);
+        assert.equal(r.stdout, '');
+        assert.deepEqual(reached, [], `${args.join(' ')} sent something`);
+      }
+      // The same values, made good, are sent: the checks refuse only what is wrong.
+      const good = await pveflow(['requests', 'list', '--status', 'Fulfilled', '--page-size', '5', '--from', 'now', '--to', '+1w'], env);
+      assert.equal(good.code, 5, explain(good));
+      assert.equal(reached.length, 1);
+      const sent = new URL(reached[0]!.replace(/^GET /, ''), 'http://x');
+      assert.equal(sent.pathname, '/api/device_requests');
+      assert.deepEqual([...sent.searchParams.keys()].sort(), ['from', 'page_size', 'status', 'to']);
+      assert.equal(sent.searchParams.get('page_size'), '5');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
+
 const missingReference = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
 if (missingReference && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
 
@@ -151,12 +226,14 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
 
     const approved = await pveflow(['requests', 'approve', serial, '--note', 'go ahead'], as('ada'));
     assert.equal(approved.code, 0, explain(approved));
-    assert.equal(approved.stdout, `${serial}  Approved\n`);
+    assert.equal(approved.stdout, `${serial}  Approved · build #1 queued\n`, 'the answer says what the approval did');
 
     const followed = await follow;
     assert.equal(followed.code, 0, explain(followed));
     const lines = followed.stdout.trimEnd().split('\n');
-    assert.equal(lines[0], '--- Pending', 'the stream began before the approval');
+    // What the request held when the stream opened (its submission), then its status: the stream began before the approval.
+    assert.match(lines[0]!, /^\d\d:\d\d:\d\d  \* +submitted by alice@consultancy\.example \(by alice@consultancy\.example\)$/);
+    assert.equal(lines[1], '--- Pending', 'the stream began before the approval');
     for (const stage of ['cloning', 'uploading-snippet', 'starting', 'waiting-for-ip', 'ready']) {
       assert.ok(lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${stage} +\\S`).test(l)), `a ${stage} log line in:\n${followed.stdout}`);
     }
@@ -183,6 +260,7 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const logins = await pveflow(['credentials', serial], as('alice'));
     assert.equal(logins.code, 0, explain(logins));
     assert.match(logins.stdout, /^Username: +arrow$/m);
+    assert.match(logins.stderr, new RegExp(`^Handed to alice@consultancy\\.example at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC; ${serial} no longer holds them`, 'm'));
     const twice = await pveflow(['credentials', serial], as('alice'));
     assert.equal(twice.code, 1, `handed over once only: ${explain(twice)}`);
     assert.match(twice.stderr, /already revealed to alice@consultancy\.example/);
@@ -191,9 +269,10 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const listed = await waitFor('the request in alice\'s list', async () => {
       const r = await pveflow(['requests', 'list'], as('alice'));
       assert.equal(r.code, 0, explain(r));
-      return r.stdout.split('\n').find((l) => l.startsWith(`${serial}  Fulfilled`));
+      return r.stdout.split('\n').find((l) => new RegExp(`^${serial} +kali +Fulfilled +completed `).test(l));
     });
     assert.match(listed, /Acme Corp/);
+    assert.match(r0(await pveflow(['requests', 'list'], as('alice'))), /^SERIAL +NAME +STATUS +BUILD +ORG/m);
 
     // Another org: the request does not exist for it, and its list stays its own.
     const outsider = await pveflow(['requests', 'show', serial], as('gina'));
@@ -210,7 +289,7 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const completed = await pveflow(['requests', 'complete', serial], as('alice'));
     assert.equal(completed.code, 0, explain(completed));
     // The workflow takes the completion and cleans up after answering.
-    assert.match(completed.stdout, new RegExp(`^${serial}  [A-Z][a-z]+\n$`));
+    assert.equal(completed.stdout, `${serial}  Completing · build #1 completed\n`);
     await waitFor('the request to be completed', async () => {
       const r = await pveflow(['requests', 'show', serial, '--json'], as('alice'));
       return JSON.parse(r.stdout).status === 'Completed' ? true : undefined;

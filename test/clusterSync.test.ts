@@ -15,7 +15,7 @@ import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { clusterSync, vmRequest } from '../src/workflows';
 import { approveUpdate, statusQuery } from '../src/workflows/messages';
-import { PveNodeKey, searchAttributeDefinitions, VmStateKey } from '../src/workflows/searchAttributes';
+import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/workflows/searchAttributes';
 import { harnessSkipReason, DAY } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
@@ -104,7 +104,15 @@ describe('clusterSync', { skip }, () => {
           const r = await a.handle.query(statusQuery);
           return r.status === 'Failed' ? r : undefined;
         });
-        assert.match(recordA.timeline.at(-1)!.event, new RegExp(`VM ${a.vmid} vanished from the cluster`));
+        assert.match(recordA.timeline.at(-1)!.event, new RegExp(`VM ${a.vmid} vanished from the cluster \\(last seen on ${a.node}\\); rebuild or complete the request`));
+        // The record is true about a VM that is gone: one line says so, and nothing still points at the VM.
+        assert.equal(recordA.timeline.filter((e) => /vanished/.test(e.event)).length, 1, JSON.stringify(recordA.timeline));
+        for (const field of ['vmid', 'node', 'ip', 'vpnIp', 'vpnHostname'] as const) assert.equal(recordA.device[field], undefined, `device.${field} cleared`);
+        await waitFor('A\'s search attributes cleared', async () => {
+          const sa = (await a.handle.describe()).typedSearchAttributes;
+          assert.equal(sa.get(RequestStatusKey), 'Failed');
+          return sa.get(VmStateKey) === undefined && sa.get(VmIdKey) === undefined && sa.get(PveNodeKey) === undefined ? true : undefined;
+        });
         const recordB = await b.handle.query(statusQuery);
         assert.equal(recordB.status, 'Fulfilled');
         assert.ok(recordB.timeline.some((e) => e.event === `VM ${b.vmid} is stopped in the cluster`));

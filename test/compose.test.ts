@@ -118,7 +118,7 @@ describe('docker-compose.yml', () => {
       KEYWORD: 'Keyword', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList',
     };
     const script = readFileSync(join(root, 'deploy', 'temporal', 'register-namespace.sh'), 'utf8');
-    const declared = [...script.matchAll(/--name (\w+) --type (\w+)/g)].map((m) => `${m[1]}=${m[2]}`).sort();
+    const declared = /^attributes="([^"]+)"$/m.exec(script)![1]!.split(' ').sort();
     const expected = searchAttributeDefinitions.map((k) => `${k.name}=${cliType[k.type]}`).sort();
     assert.deepEqual(declared, expected);
   });

@@ -48,7 +48,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
   };
 
   const open = async (options: BrowserContextOptions): Promise<Page> => {
-    const context = await browser.newContext({ ...options, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
+    const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'Europe/Berlin', ...options });
     contexts.push(context);
     const page = await context.newPage();
     page.setDefaultTimeout(30_000);
@@ -168,7 +168,8 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     const dialog = admin.getByRole('dialog');
     await dialog.getByRole('heading', { name: 'Approve this request?' }).waitFor();
     await dialog.getByRole('button', { name: 'Approve' }).click();
-    await admin.getByText(`Approve: done. ${serial} is Approved.`).waitFor();
+    // The answer says what the approval did: the build it queued.
+    await admin.getByText(`Approve: done. ${serial} is Approved; build 1 queued.`).waitFor();
 
     // ── The consultant's page follows the build live to 100 % and shows where the VM is.
     await consultant.locator('[role="progressbar"][aria-valuenow="100"]').waitFor({ timeout: 120_000 });
@@ -235,6 +236,62 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     for (const page of [consultant, admin, mobile, outsider]) {
       for (const key of Object.values(keys)) assert.ok(!page.url().includes(key.key), 'no key in any address');
     }
+    assert.deepEqual(pageProblems, []);
+  });
+
+  test("lists tell a class's VMs apart by name, dates follow the browser's locale, and the form's limits are the API's", async () => {
+    const now = Date.now();
+    const res = await fetch(`${stack.apiUrl}/api/classes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.consultant.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'lab',
+        count: 2,
+        client: 'Acme Corp',
+        requester: 'alice@consultancy.example',
+        consultants: ['alice@consultancy.example'],
+        period: { start: new Date(now + 30 * 86_400_000).toISOString(), end: new Date(now + 31 * 86_400_000).toISOString() },
+      }),
+    });
+    assert.equal(res.status, 201);
+    const submitted = (await res.json()) as { class: string; requests: Array<{ serial: string; name: string }> };
+    const names = await waitFor('the class with its names', async () => {
+      const c = await api(`/api/classes/${submitted.class}`, 'consultant');
+      return c.status === 200 && c.body.requests.length === 2 ? c.body.requests.map((r: { name?: string }) => r.name) : undefined;
+    });
+    assert.deepEqual(names, ['lab-01', 'lab-02'], 'a class\'s items carry their names');
+
+    const rowOf = (page: Page, serial: string) => page.locator('tr', { has: page.getByRole('link', { name: serial }) });
+    const [first] = submitted.requests;
+    // A German reader: day first, 24-hour clock.
+    const german = await open({ ...desktop, locale: 'de-DE' });
+    await signIn(german, 'consultant');
+    await rowOf(german, first!.serial).waitFor();
+    assert.equal(await rowOf(german, first!.serial).locator('td[data-label="Name"]').textContent(), 'lab-01');
+    const submittedDe = (await rowOf(german, first!.serial).getByText(/^Submitted /).textContent()) ?? '';
+    assert.match(submittedDe, /^Submitted \d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}$/, submittedDe);
+    // An American reader: month first, 12-hour clock; the same instant.
+    const american = await open({ ...desktop, locale: 'en-US' });
+    await signIn(american, 'consultant');
+    await rowOf(american, first!.serial).waitFor();
+    assert.match((await rowOf(american, first!.serial).getByText(/^Submitted /).textContent()) ?? '', /\d{1,2}:\d{2}\s?(AM|PM)$/);
+
+    // The form's limits are the API's (512 MiB, 1 core), whatever the template's own size.
+    await german.goto(`${stack.apiUrl}/#/requests/new`);
+    await german.getByRole('heading', { level: 1, name: 'New request' }).waitFor();
+    const memory = german.getByLabel('Memory (MiB)');
+    await waitFor('the template in the form', async () => ((await german.getByLabel('Template').inputValue()) === '9000' ? true : undefined));
+    assert.equal(await memory.getAttribute('min'), '512');
+    assert.equal(await german.getByLabel('CPU cores').getAttribute('min'), '1');
+    assert.match((await german.locator('#vm-memory-hint').textContent()) ?? '', /^512 to 262144 MiB/);
+    assert.equal(await german.getByLabel('VM name', { exact: true }).getAttribute('maxlength'), '40');
+    await german.getByLabel('VM name', { exact: true }).fill('small');
+    await memory.fill('768');
+    await german.getByLabel('CPU cores').fill('1');
+    await german.getByRole('button', { name: 'Submit request' }).click();
+    await german.waitForURL(/#\/requests\/VM-[0-9A-Z]{5}$/);
+    const small = (await api(`/api/device_requests/${/VM-[0-9A-Z]{5}$/.exec(german.url())![0]}`, 'consultant')).body;
+    assert.equal(small.request.memoryMiB, 768, 'what the form allows, the API takes');
     assert.deepEqual(pageProblems, []);
   });
 });

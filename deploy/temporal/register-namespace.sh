@@ -27,14 +27,14 @@ until temporal operator search-attribute list --namespace "$ns" >/dev/null 2>&1;
   sleep 1
 done
 
-temporal operator search-attribute create --namespace "$ns" \
-  --name Serial --type Keyword  --name Org --type Keyword  --name RequestStatus --type Keyword \
-  --name BuildStatus --type Keyword  --name VmId --type Int  --name PveNode --type Keyword \
-  --name Consultants --type KeywordList  --name PeriodStart --type Datetime  --name PeriodEnd --type Datetime \
-  --name VmState --type Keyword  --name ClassId --type Keyword
+# name=type, one word each: what the create command below is given, and what is checked after it.
+attributes="Serial=Keyword Org=Keyword RequestStatus=Keyword BuildStatus=Keyword VmId=Int PveNode=Keyword Consultants=KeywordList PeriodStart=Datetime PeriodEnd=Datetime VmState=Keyword ClassId=Keyword VmName=Keyword"
+set --
+for a in $attributes; do set -- "$@" --name "${a%%=*}" --type "${a#*=}"; done
+temporal operator search-attribute create --namespace "$ns" "$@"
 
 registered=$(temporal operator search-attribute list --namespace "$ns")
-for a in Serial Org RequestStatus BuildStatus VmId PveNode Consultants PeriodStart PeriodEnd VmState ClassId; do
-  echo "$registered" | grep -qw "$a" || { echo "register-namespace: search attribute $a is missing" >&2; exit 1; }
+for a in $attributes; do
+  echo "$registered" | grep -qw "${a%%=*}" || { echo "register-namespace: search attribute ${a%%=*} is missing" >&2; exit 1; }
 done
 echo "register-namespace: $ns has pveflow's search attributes"

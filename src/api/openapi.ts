@@ -1,7 +1,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
-import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignature';
+import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
 import {
@@ -111,7 +111,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     description:
       'Events: `status` {status, build?}, `log` {attempt, at, stage, message}, `timeline` {at, event, by?}, `end` {status, build_state?} ' +
       '(sent when the build is done or the request has ended, then the stream closes), `error` {message}. Heartbeat comments keep it open; ' +
-      `Last-Event-ID resumes. A finished request replays its history. ${who('logs')}`,
+      `Last-Event-ID resumes. A finished request replays its history. In order: a \`status\` comes after the lines that led to it. ${who('logs')}`,
     security: secured,
     request: { params: serialParam },
     responses: {
@@ -149,7 +149,17 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     security: secured,
     request: { params: serialParam },
     responses: {
-      200: json(z.object({ serial: z.string(), username: z.string(), password: z.string(), root_password: z.string() }), 'The logins.'),
+      200: json(
+        z.object({
+          serial: z.string(),
+          username: z.string(),
+          password: z.string(),
+          root_password: z.string(),
+          revealed_to: z.string().meta({ description: 'Who took them (the key holder): the request no longer holds them.' }),
+          revealed_at: z.string(),
+        }),
+        'The logins, and the handover they were: from now on nobody can ask again.',
+      ),
       400: invalid,
       ...problems,
       404: notFound,
@@ -177,7 +187,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       // reject needs its reason and extend its new end; the others may be sent without a body.
       request: { params: serialParam, body: { required: action === 'reject' || action === 'extend', content: { 'application/json': { schema: body } } } },
       responses: {
-        200: json(updateResultSchema, 'Done; the status it left the request in.'),
+        200: json(updateResultSchema, 'Done; the request as the action left it, once it took effect.'),
         400: invalidBody,
         ...problems,
         404: notFound,

@@ -12,6 +12,7 @@ import {
   RequestStatusKey,
   SerialKey,
   VmIdKey,
+  VmNameKey,
 } from '../workflows/searchAttributes';
 import type { ApiContext } from './context';
 import type { ListQuery, RequestSummary } from './schemas';
@@ -103,6 +104,7 @@ function summaryOf(e: temporal.api.workflow.v1.IWorkflowExecutionInfo): RequestS
   const closedAt = timestampOf(e.closeTime);
   return {
     serial,
+    ...optional('name', sa.get(VmNameKey)),
     org,
     status: status as RequestSummary['status'],
     ...optional('build_status', sa.get(BuildStatusKey)),

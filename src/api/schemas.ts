@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { classIdSchema, serialSchema, sshPublicKeySchema, vmNameSchema } from '../domain/deviceRequest';
+import { requestLimits } from '../domain/requestLimits';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
+import type { UpdateResult } from '../workflows/messages';
 import type { RequestStatus } from '../workflows/types';
-import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignature';
+import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
 /**
  * The HTTP API's wire shapes: the bodies and query strings it parses (field names are the wire's, snake_case) and the
@@ -51,8 +53,8 @@ export const createDeviceRequestBody = z
         'A start in the future makes the build wait for it.',
     }),
     template_vmid: z.number().int().min(100).max(999_999_999).optional(),
-    cores: z.number().int().min(1).max(64).default(2),
-    memory_mib: z.number().int().min(512).max(262_144).default(2048),
+    cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max).default(2),
+    memory_mib: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max).default(2048),
     full_clone: z.boolean().optional(),
     ssh_keys: z.array(sshPublicKeySchema.max(16_384)).max(20).default([]),
   })
@@ -74,7 +76,16 @@ export type CreateClassBody = z.infer<typeof createClassBody>;
 export const classAnswerSchema = z
   .object({
     class: classIdSchema,
-    requests: z.array(z.object({ serial: serialSchema, name: z.string().optional(), status: z.string(), refused: z.string().optional() })),
+    requests: z.array(
+      z.object({
+        serial: serialSchema,
+        name: z.string().optional(),
+        status: z.string().meta({ description: 'As the action left the request (or its status, when it refused).' }),
+        build: z.object({ attempt: z.number().int(), state: z.string() }).optional(),
+        builds_at: z.string().optional(),
+        refused: z.string().optional(),
+      }),
+    ),
   })
   .meta({ id: 'ClassAnswer' });
 
@@ -104,6 +115,7 @@ export const requestStatuses = [
   'Rejected',
   'Expired',
   'Cancelled',
+  'Cancelling',
   'Completing',
   'Completed',
 ] as const satisfies readonly RequestStatus[];
@@ -175,15 +187,43 @@ export const deliveryAnswerSchema = z
   .object({ serial: serialSchema, duplicate: z.boolean().meta({ description: 'true: an earlier delivery already started this request' }) })
   .meta({ id: 'DeliveryAccepted' });
 
-export const updateResultSchema = z.object({ serial: serialSchema, status: requestStatusSchema }).meta({ id: 'UpdateResult' });
+export const updateResultSchema = z
+  .object({
+    serial: serialSchema,
+    status: requestStatusSchema.meta({ description: 'The status once the action took effect (e.g. Cancelling while the build undoes its work).' }),
+    build: z
+      .object({ attempt: z.number().int(), state: z.enum(['queued', 'started', 'building', 'completed', 'failed', 'cancelling', 'cancelled']) })
+      .optional()
+      .meta({ description: 'The build the action queued, started or is cancelling (a rebuild: the new one); else the latest.' }),
+    builds_at: z.string().optional().meta({ description: 'Approved before the period starts: when the build starts.' }),
+    period_end: z.string().optional().meta({ description: 'An extension: the new end of the lease.' }),
+  })
+  .meta({ id: 'UpdateResult' });
+
+export type UpdateAnswer = z.infer<typeof updateResultSchema>;
+
+/** The workflow's answer in the wire's words. */
+export function toUpdateAnswer(r: UpdateResult): UpdateAnswer {
+  return {
+    serial: r.serial,
+    status: r.status,
+    ...(r.build ? { build: r.build } : {}),
+    ...(r.buildsAt ? { builds_at: r.buildsAt } : {}),
+    ...(r.periodEnd ? { period_end: r.periodEnd } : {}),
+  };
+}
 
 export const requestSummarySchema = z
   .object({
     serial: serialSchema,
+    name: z.string().optional().meta({ description: "The VM's name as requested (a class's VMs: <name>-01, <name>-02, ...)" }),
     org: z.string(),
     status: requestStatusSchema,
-    build_status: z.string().optional(),
-    vm_id: z.number().int().optional(),
+    build_status: z
+      .string()
+      .optional()
+      .meta({ description: 'The latest build: building, cancelling, completed, failed or cancelled; absent before the first' }),
+    vm_id: z.number().int().optional().meta({ description: 'While the request has a VM; absent once it is destroyed or gone' }),
     node: z.string().optional(),
     class: z.string().optional().meta({ description: 'The class (lab, event) the request belongs to' }),
     consultants: z.array(z.string()),

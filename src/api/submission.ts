@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
 import { periodRefusals } from '../domain/requestPolicyRules';
 import type { RequestPolicy } from '../domain/requestPolicy';
-import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey } from '../workflows/searchAttributes';
+import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey, VmNameKey } from '../workflows/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
@@ -68,6 +68,7 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       typedSearchAttributes: [
         { key: SerialKey, value: request.serial },
         { key: OrgKey, value: request.org },
+        { key: VmNameKey, value: request.name },
         { key: RequestStatusKey, value: 'Pending' },
         { key: ConsultantsKey, value: request.consultants },
         { key: PeriodStartKey, value: new Date(request.period.start) },

@@ -1,18 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/**
- * The webhook's signature, in the shape Stripe and Standard Webhooks use: `X-Pveflow-Signature: t=<unix seconds>,v1=<hex>`
- * where `<hex>` is HMAC-SHA256 under the shared secret of `<t>.<delivery id>.<raw body>`. Signing the delivery id
- * means a captured body cannot be replayed under a fresh id; signing the time bounds how long a capture is worth
- * anything (WEBHOOK_TOLERANCE_S either side of our clock). Several `v1=` entries may be sent (secret rotation): one
- * match is enough.
- */
-export const WEBHOOK_TOLERANCE_S = 300;
+import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
-export const SIGNATURE_FORMAT = 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<X-Pveflow-Delivery>.<raw body>" under WEBHOOK_SECRET>';
-
-/** Header syntax: the timestamp, then one to four v1 signatures (more than one while a secret is being rotated). */
-export const SIGNATURE_PATTERN = /^t=\d{1,12}(,v1=[0-9a-f]{64}){1,4}$/;
+export { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
 export function webhookDigest(secret: string, timestamp: number, deliveryId: string, rawBody: Buffer | string): string {
   return createHmac('sha256', secret).update(`${timestamp}.${deliveryId}.`).update(rawBody).digest('hex');

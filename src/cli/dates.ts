@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { usageError } from './cliError';
 
 const units: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
@@ -10,10 +11,15 @@ export function dateFlag(flag: string, value: string, base: Date = new Date()): 
   if (value === 'now') return new Date().toISOString();
   const relative = /^\+(\d{1,4})([mhdw])$/.exec(value);
   if (relative) return new Date(base.getTime() + Number(relative[1]) * units[relative[2]!]!).toISOString();
-  // Anything else goes to the API as given: it says precisely what is wrong with a date.
-  if (!value) throw usageError(`--${flag} needs a value: an ISO date-time (2026-12-01T09:00:00Z), now, or +14d`);
-  return value;
+  // The API's own rule for a date-time: ISO 8601 with an offset, and a real date (no 31 February).
+  if (isoDateTime.safeParse(value).success && !Number.isNaN(Date.parse(value))) return value;
+  const hint = value.startsWith('+') ? ': a duration is +<n> and one of m (minutes), h, d, w (e.g. +14d)' : '';
+  throw usageError(
+    `--${flag} ${JSON.stringify(value)} is not a date${hint}; give an ISO date-time with an offset (2026-12-01T09:00:00Z), now, or +<n>m|h|d|w`,
+  );
 }
+
+const isoDateTime = z.iso.datetime({ offset: true });
 
 /** `2026-12-01 09:00` (UTC): short enough for a table column, unambiguous for anyone reading it. */
 export function shortTime(iso: string | undefined): string | undefined {

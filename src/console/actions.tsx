@@ -1,4 +1,5 @@
-import type { RequestStatus, Role } from './api';
+import type { RequestStatus, Role, UpdateAnswer } from './api';
+import { formatDateTime } from './format';
 
 /**
  * Which actions the console offers, mirroring the API's roles (src/api/auth/permissions.ts) and the request
@@ -37,5 +38,14 @@ export const actionText: Record<ActionName, { label: string; title: string; expl
   },
 };
 
+/** What an action did, in the answer's words: `VM-7K2Q9 is Cancelling; build 1 cancelling.` */
+export function answerText(a: UpdateAnswer): string {
+  const parts = [`${a.serial} is ${a.status}`];
+  if (a.build) parts.push(`build ${a.build.attempt} ${a.build.state}`);
+  if (a.builds_at) parts.push(`it will be built ${formatDateTime(a.builds_at)}`);
+  if (a.period_end) parts.push(`the lease now ends ${formatDateTime(a.period_end)}`);
+  return `${parts.join('; ')}.`;
+}
+
 /** Statuses the request moves out of by itself: the page keeps watching while it is in one. */
-export const transitional: RequestStatus[] = ['Approved', ...BUILDING, 'Completing'];
+export const transitional: RequestStatus[] = ['Approved', ...BUILDING, 'Cancelling', 'Completing'];

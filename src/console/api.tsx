@@ -1,10 +1,11 @@
+import type { UpdateAnswer } from '../api/schemas';
 import type { RequestRecord, RequestStatus, TemplateInfo } from '../workflows/types';
 
 /**
  * The console's only way to the system: the HTTP API, with the session's key as a bearer token. Shapes are the API's
  * own (types imported, never redefined); an error keeps the API's words so that the page can show them.
  */
-export type { RequestRecord, RequestStatus, TemplateInfo };
+export type { RequestRecord, RequestStatus, TemplateInfo, UpdateAnswer };
 
 export type Role = 'requester' | 'admin' | 'operator';
 
@@ -17,6 +18,7 @@ export interface Session {
 
 export interface RequestSummary {
   serial: string;
+  name?: string;
   org: string;
   status: RequestStatus;
   build_status?: string;
@@ -39,6 +41,8 @@ export interface Credentials {
   username: string;
   password: string;
   root_password: string;
+  revealed_to: string;
+  revealed_at: string;
 }
 
 export interface Issue {

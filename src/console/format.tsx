@@ -1,7 +1,20 @@
 /** How the console writes dates, sizes and names: one place, the reader's locale. */
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+/**
+ * The languages the reader set in their browser, not the browser's own UI language (an English Chromium on a German
+ * desktop still reads 24-hour dates to a German reader); the locale decides the hour cycle.
+ */
+const locales = typeof navigator === 'undefined' ? undefined : [...navigator.languages];
+const dateTime = new Intl.DateTimeFormat(locales, { dateStyle: 'medium', timeStyle: 'short' });
+const dateOnly = new Intl.DateTimeFormat(locales, { dateStyle: 'medium' });
+const timeOnly = new Intl.DateTimeFormat(locales, { timeStyle: 'medium' });
+
+/** A log line's time of day, seconds included. */
+export function formatTime(iso: string | undefined): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : timeOnly.format(t);
+}
 
 export function formatDateTime(iso: string | undefined): string {
   if (!iso) return '—';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { requestLimits } from './requestLimits';
 
 /**
  * A VM request as pveflow keeps it in its workflow: the shape every edge (HTTP API, webhook) is parsed into. Only
@@ -12,7 +13,7 @@ export const classIdSchema = z.string().regex(/^CL-[0-9A-Z]{5}$/, 'must look lik
 export const vmNameSchema = z
   .string()
   .min(1)
-  .max(40)
+  .max(requestLimits.nameLength)
   .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and inner hyphens only (a DNS label)');
 
 /** One line of an authorized_keys file: the key types cloud-init and OpenSSH take. */

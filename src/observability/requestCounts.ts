@@ -8,7 +8,7 @@ import { taskQueueClause } from '../temporal/instanceScope';
  * does not grow with the number of requests.
  */
 const OPEN_STATUSES: readonly RequestStatus[] = [
-  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Completing',
+  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Cancelling', 'Completing',
 ];
 
 export function requestCountsFromVisibility(client: Client, taskQueue: string, timeoutMs = 5_000): () => Promise<Record<string, number>> {

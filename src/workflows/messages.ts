@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { GuestCredentials } from '../domain/guestCredentials';
-import type { BuildPhase, BuildTask, RequestRecord, VmDrift } from './types';
+import type { BuildPhase, BuildState, BuildTask, RequestRecord, VmDrift } from './types';
 
 /**
  * The messages of pveflow's workflows, defined once with stable names. The API imports these (and workflow types),
@@ -23,10 +23,20 @@ export interface Rejection {
   reason: string;
 }
 
-/** Answer of every request-changing update: the status it left the request in. */
+/**
+ * Answer of every request-changing update: the request as the action left it, once it took effect (not as it was
+ * before): `Cancelling` with the build being cancelled, `Approved` with the build it queued (or when it will be
+ * built), the new build of a rebuild, `Completing` once the cleanup started.
+ */
 export interface UpdateResult {
   serial: string;
   status: RequestRecord['status'];
+  /** The build the action concerns: the one it queued, started or is cancelling, else the latest. */
+  build?: { attempt: number; state: BuildState };
+  /** Approved before the period's start: the build starts then. */
+  buildsAt?: string;
+  /** An extension: the new end of the lease. */
+  periodEnd?: string;
 }
 
 export const approveUpdate = defineUpdate<UpdateResult, [Actor]>('approve');
@@ -47,7 +57,13 @@ export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
  * Hands the guest's generated logins to one of the request's consultants, once: the request forgets them in the same
  * step and its timeline records who took them. Refused for anyone who is not a consultant of the request.
  */
-export const revealCredentialsUpdate = defineUpdate<GuestCredentials, [{ by: string }]>('revealCredentials');
+export const revealCredentialsUpdate = defineUpdate<RevealedCredentials, [{ by: string }]>('revealCredentials');
+
+/** The logins, and what handing them over did: to whom, when; the request holds them no more. */
+export interface RevealedCredentials extends GuestCredentials {
+  revealedTo: string;
+  revealedAt: string;
+}
 
 /** From clusterSync: what changed about the request's VM in the cluster. */
 export const vmDriftSignal = defineSignal<[VmDrift]>('vmDrift');

@@ -7,6 +7,8 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
  */
 export const SerialKey = defineSearchAttributeKey('Serial', SearchAttributeType.KEYWORD);
 export const OrgKey = defineSearchAttributeKey('Org', SearchAttributeType.KEYWORD);
+/** The VM's name as requested (`lab-03`): what tells a class's VMs apart in a list. */
+export const VmNameKey = defineSearchAttributeKey('VmName', SearchAttributeType.KEYWORD);
 export const RequestStatusKey = defineSearchAttributeKey('RequestStatus', SearchAttributeType.KEYWORD);
 export const BuildStatusKey = defineSearchAttributeKey('BuildStatus', SearchAttributeType.KEYWORD);
 export const VmIdKey = defineSearchAttributeKey('VmId', SearchAttributeType.INT);
@@ -22,4 +24,4 @@ export const PeriodEndKey = defineSearchAttributeKey('PeriodEnd', SearchAttribut
 export const ClassIdKey = defineSearchAttributeKey('ClassId', SearchAttributeType.KEYWORD);
 
 /** Name → type, for registering them with a server. */
-export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey, PeriodStartKey, PeriodEndKey, VmStateKey, ClassIdKey];
+export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, BuildStatusKey, VmIdKey, PveNodeKey, ConsultantsKey, PeriodStartKey, PeriodEndKey, VmStateKey, ClassIdKey, VmNameKey];

@@ -14,6 +14,8 @@ export type RequestStatus =
   | 'Rejected'
   | 'Expired'
   | 'Cancelled'
+  /** A cancel reached a running build: its undos are removing what it made. */
+  | 'Cancelling'
   | 'Completing'
   | 'Completed';
 

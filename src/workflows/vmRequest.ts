@@ -14,6 +14,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import type { GuestCredentials } from '../domain/guestCredentials';
@@ -33,8 +34,20 @@ import {
   vmDriftSignal,
   type UpdateResult,
 } from './messages';
-import { ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from './searchAttributes';
-import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
+import {
+  BuildStatusKey,
+  ConsultantsKey,
+  OrgKey,
+  PeriodEndKey,
+  PeriodStartKey,
+  PveNodeKey,
+  RequestStatusKey,
+  SerialKey,
+  VmIdKey,
+  VmNameKey,
+  VmStateKey,
+} from './searchAttributes';
+import type { BuildState, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
 import { parseActor, parseExtension, parseRejection } from './updateArguments';
 import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
@@ -68,6 +81,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     upsertSearchAttributes([
       { key: SerialKey, value: serial },
       { key: OrgKey, value: record.request.org },
+      { key: VmNameKey, value: record.request.name },
       { key: ConsultantsKey, value: record.request.consultants },
       { key: RequestStatusKey, value: 'Pending' },
       { key: PeriodStartKey, value: new Date(record.request.period.start) },
@@ -89,13 +103,32 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let credentials: GuestCredentials | undefined = input.resumedCredentials;
 
   const now = () => new Date().toISOString();
-  const transition = (status: RequestStatus, event: string, by?: string) => {
+  /** `also`: search attributes that change with the status, upserted with it (one command, not two). */
+  const transition = (status: RequestStatus, event: string, by?: string, also: SearchAttributeUpdatePair[] = []) => {
     record.status = status;
     record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
-    upsertSearchAttributes([{ key: RequestStatusKey, value: status }]);
+    upsertSearchAttributes([{ key: RequestStatusKey, value: status }, ...also]);
   };
+  /** The VM is gone (destroyed, vanished, never made): nothing in the record or the search attributes points at it. */
+  const vmGone: SearchAttributeUpdatePair[] = [
+    { key: VmIdKey, value: null },
+    { key: PveNodeKey, value: null },
+    { key: VmStateKey, value: null },
+  ];
+  const forgetVm = () => {
+    for (const field of ['vmid', 'node', 'ip', 'vpnIp', 'vpnHostname'] as const) delete record.device[field];
+  };
+  const buildState = (state: BuildState): SearchAttributeUpdatePair => ({ key: BuildStatusKey, value: state });
   const note = (event: string, by?: string) => record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
-  const answer = (): UpdateResult => ({ serial, status: record.status });
+  /** What an update did, as the request stands once it took effect: its status and the build it concerns. */
+  const answer = (extra: Partial<UpdateResult> = {}): UpdateResult => ({
+    serial,
+    status: record.status,
+    ...(record.build ? { build: { attempt: record.build.attempt, state: record.build.state } } : {}),
+    ...extra,
+  });
+  /** Set when the completion runbook starts: a `complete` answers once the request is on its way out. */
+  let cleanupStarted = false;
   const refuse = (action: string, allowed: RequestStatus[]) => {
     if (!allowed.includes(record.status)) {
       throw new Error(`cannot ${action} request ${serial}: it is ${record.status} (only when ${allowed.join(' or ')})`);
@@ -108,7 +141,9 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     approveUpdate,
     ({ by, note: why }) => {
       transition('Approved', why ? `approved: ${why}` : 'approved', by);
-      return answer();
+      // The main body starts the build in this same workflow task when the period has begun; otherwise it waits.
+      const start = record.request.period.start;
+      return Date.parse(start) <= Date.now() ? answer({ build: { attempt: attempt + 1, state: 'queued' } }) : answer({ buildsAt: start });
     },
     {
     validator: (actor) => {
@@ -130,9 +165,12 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   });
   setHandler(
     rebuildUpdate,
-    ({ by }) => {
+    async ({ by }) => {
+      const before = attempt;
       rebuildRequested = true;
       note('rebuild requested', by);
+      // Answer with the new build, which the main body starts in this same workflow task (or the completion that won).
+      await condition(() => attempt > before || cleanupStarted);
       return answer();
     },
     {
@@ -144,9 +182,11 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   });
   setHandler(
     completeUpdate,
-    ({ by }) => {
+    async ({ by }) => {
       completeRequested = true;
       note('completion requested', by);
+      // A running lease or a waiting request turns to Completing within this workflow task: answer with that.
+      await condition(() => cleanupStarted);
       return answer();
     },
     {
@@ -158,16 +198,25 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   });
   setHandler(
     cancelUpdate,
-    ({ by, note: why }) => {
+    async ({ by, note: why }) => {
       cancelRequested = true;
-      note(why ? `cancel requested: ${why}` : 'cancel requested', by);
-      buildScope?.cancel();
+      const event = why ? `cancel requested: ${why}` : 'cancel requested';
+      if (buildScope && record.build) {
+        // The build's undos take their time: the request says Cancelling until the build reports it is cancelled.
+        record.build = { ...record.build, state: 'cancelling' };
+        transition('Cancelling', event, by, [buildState('cancelling')]);
+        buildScope.cancel();
+        return answer();
+      }
+      // No build yet: the main body ends the request's wait and marks it Cancelled in this same workflow task.
+      note(event, by);
+      await condition(() => record.status !== 'Approved');
       return answer();
     },
     {
       validator: (actor) => {
         parseActor('cancel', actor);
-        refuse('cancel', ['Approved', ...BUILDING]);
+        refuse('cancel', ['Approved', ...BUILDING]); // Cancelling: already under way
         if (cancelRequested) throw new Error(`a cancel of ${serial} is already under way`);
       },
     },
@@ -179,7 +228,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       record.request = { ...record.request, period: { ...record.request.period, end: newEnd } };
       note(`lease end moved from ${from} to ${newEnd}${why ? `: ${why}` : ''}`, by);
       upsertSearchAttributes([{ key: PeriodEndKey, value: new Date(newEnd) }]);
-      return answer();
+      return answer({ periodEnd: newEnd });
     },
     {
       validator: (ext) => {
@@ -195,9 +244,10 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     ({ by }) => {
       const revealed = credentials!;
       credentials = undefined;
-      record.credentials = { available: false, revealedTo: by, revealedAt: now() };
+      const revealedAt = now();
+      record.credentials = { available: false, revealedTo: by, revealedAt };
       note(`guest credentials revealed to ${by}`, by);
-      return revealed;
+      return { ...revealed, revealedTo: by, revealedAt };
     },
     {
       validator: ({ by }) => {
@@ -219,10 +269,15 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   });
   setHandler(buildPhaseSignal, (p) => {
     if (p.attempt !== attempt) return; // a late word from an earlier attempt
-    transition(p.status, `build ${p.attempt}: ${p.status.toLowerCase()}`);
     if (p.vmid) record.device.vmid = p.vmid;
     if (p.node) record.device.node = p.node;
-    if (p.vmid && p.node) upsertSearchAttributes([{ key: VmIdKey, value: p.vmid }, { key: PveNodeKey, value: p.node }]);
+    const where: SearchAttributeUpdatePair[] = p.vmid && p.node ? [{ key: VmIdKey, value: p.vmid }, { key: PveNodeKey, value: p.node }] : [];
+    // A phase the build entered before it heard of the cancel does not undo Cancelling.
+    if (record.status === 'Cancelling') {
+      if (where.length) upsertSearchAttributes(where);
+      return;
+    }
+    transition(p.status, `build ${p.attempt}: ${p.status.toLowerCase()}`, undefined, where);
   });
   setHandler(vmDriftSignal, (drift) => {
     if (drift.vmid !== record.device.vmid) return; // about a VM this request no longer has
@@ -240,8 +295,9 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
         upsertSearchAttributes([{ key: VmStateKey, value: drift.status }]);
         break;
       case 'vanished':
-        note(`VM ${drift.vmid} vanished from the cluster`);
+        // A fulfilled request says so once, in the transition to Failed that follows.
         if (record.status === 'Fulfilled') vmVanished = true;
+        else note(`VM ${drift.vmid} vanished from the cluster`);
         break;
     }
   });
@@ -285,10 +341,9 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (completeRequested || !vmVanished) return;
       vmVanished = false;
       forgetCredentials();
-      const lost = record.device.vmid;
-      record.device.vmid = undefined;
-      record.device.node = undefined;
-      transition('Failed', `VM ${lost} vanished from the cluster; rebuild or complete the request`);
+      const { vmid: lost, node: lastNode } = record.device;
+      forgetVm();
+      transition('Failed', `VM ${lost} vanished from the cluster (last seen on ${lastNode}); rebuild or complete the request`, undefined, vmGone);
       await waitForRebuildOrCompletion();
     }
   }
@@ -308,7 +363,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     buildScope = new CancellationScope();
     // Imaging from the moment the build is started, rather than when the build says so: a signal fewer per build.
     const requestMarkedImaging = patched('vm-request-marks-imaging');
-    if (requestMarkedImaging) transition('Imaging', `build ${attempt}: imaging`);
+    if (requestMarkedImaging) transition('Imaging', `build ${attempt}: imaging`, undefined, [buildState('building')]);
+    else upsertSearchAttributes([buildState('building')]);
     try {
       const result = await buildScope.run(() =>
         executeChild(vmBuild, {
@@ -323,8 +379,13 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       credentials = result.credentials;
       record.credentials = { available: credentials !== undefined };
       Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname });
-      upsertSearchAttributes([{ key: VmIdKey, value: result.vmid }, { key: PveNodeKey, value: result.node }, { key: VmStateKey, value: 'running' }]);
-      transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
+      cancelRequested = false; // a cancel that came too late for this build
+      transition('Fulfilled', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`, undefined, [
+        { key: VmIdKey, value: result.vmid },
+        { key: PveNodeKey, value: result.node },
+        { key: VmStateKey, value: 'running' },
+        buildState('completed'),
+      ]);
       return true;
     } catch (err) {
       // The request itself was cancelled: handled by the caller. A build cancelled by `cancel` or from Temporal UI
@@ -334,10 +395,10 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       cancelRequested = false;
       const reported = finalBuildReports.get(attempt);
       record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
-      record.device.vmid = undefined;
-      record.device.node = undefined;
-      if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`);
-      else transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`);
+      forgetVm();
+      const ended = [...vmGone, buildState(cancelled ? 'cancelled' : 'failed')];
+      if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`, undefined, ended);
+      else transition('Failed', `build ${attempt} failed: ${record.build.error ?? messageOf(err)}`, undefined, ended);
       await waitForRebuildOrCompletion();
       return false;
     } finally {
@@ -376,7 +437,9 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       }
       if (move) continue;
       if (workflowInfo().continueAsNewSuggested) {
-        await condition(allHandlersFinished);
+        // A `complete` handler waits for the completion to start: it must not hold up the lease it ends.
+        await condition(() => allHandlersFinished() || completeRequested || vmVanished);
+        if (completeRequested || vmVanished) continue;
         await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: credentials });
       }
       await condition(() => completeRequested || vmVanished || snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
@@ -392,6 +455,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   async function cleanUp(why: string): Promise<void> {
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
     forgetCredentials();
+    cleanupStarted = true;
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
@@ -401,7 +465,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     });
     record.leftovers = completion.leftovers;
     const outcome = completion.leftovers.length ? `left behind: ${completion.leftovers.join('; ')}` : 'nothing left behind';
-    transition(finalStatus, `${finalStatus === 'Cancelled' ? 'cancelled' : 'completed'}; ${outcome}`);
+    if (completion.vmDestroyed) forgetVm();
+    transition(finalStatus, `${finalStatus === 'Cancelled' ? 'cancelled' : 'completed'}; ${outcome}`, undefined, completion.vmDestroyed ? vmGone : []);
   }
 
   /** Logins of a VM that is gone are worth nothing to anyone: drop them. */

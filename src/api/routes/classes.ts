@@ -11,7 +11,7 @@ import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
 import { badRequest, badRequestIssues, problem } from '../problems';
 import { listRequests } from '../requestList';
-import { actionBody, classIdParam, createClassBody, rejectBody, type RequestSummary } from '../schemas';
+import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, requestWorkflowId, serialForClassMember } from '../serials';
 import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
@@ -107,12 +107,14 @@ export function classRoutes(ctx: ApiContext): Router {
         try {
           const handle = ctx.client.workflow.getHandle(requestWorkflowId(r.serial));
           const done = await ctx.temporal(() => handle.executeUpdate(update, { args: [input.args] }));
-          return { serial: r.serial, status: done.status };
+          // Each member answers as a request alone does: as the action left it.
+          const { build, builds_at } = toUpdateAnswer(done);
+          return { serial: r.serial, ...optionalName(r), status: done.status, ...(build ? { build } : {}), ...(builds_at ? { builds_at } : {}) };
         } catch (err) {
-          return { serial: r.serial, status: r.status, refused: err instanceof Error ? err.message : String(err) };
+          return { serial: r.serial, ...optionalName(r), status: r.status, refused: err instanceof Error ? err.message : String(err) };
         }
       });
-      const ended = requests.filter((r) => !r.open).map((r) => ({ serial: r.serial, status: r.status, refused: 'the request has ended' }));
+      const ended = requests.filter((r) => !r.open).map((r) => ({ serial: r.serial, ...optionalName(r), status: r.status, refused: 'the request has ended' }));
       const all = [...results, ...ended];
       res.status(results.some((r) => !('refused' in r)) ? 200 : 409).json({ class: id, requests: all });
     });
@@ -173,9 +175,12 @@ async function startMember(ctx: ApiContext, classId: string, index: number, size
   return mayStart ? { exhausted: true } : { refused: true };
 }
 
+const optionalName = (r: RequestSummary) => (r.name === undefined ? {} : { name: r.name });
+
 async function membersOf(ctx: ApiContext, classId: string, org: string | undefined): Promise<RequestSummary[]> {
   const page = await listRequests(ctx, { class: classId, ...(org !== undefined ? { org } : {}) }, { size: 100 });
-  return page.items.sort((a, b) => a.serial.localeCompare(b.serial));
+  // In the class's own order (<name>-01, -02, ...), which is what its people call the VMs.
+  return page.items.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '') || a.serial.localeCompare(b.serial));
 }
 
 function classIdOf(req: Request, res: Response): string | undefined {

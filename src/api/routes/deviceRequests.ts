@@ -23,7 +23,7 @@ import type { ApiContext } from '../context';
 import { badRequest, badRequestIssues, problem, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
-import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam } from '../schemas';
+import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
 import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
@@ -166,7 +166,8 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const handle = client.workflow.getHandle(requestWorkflowId(serial));
       const c = await ctx.temporal(() => handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: principal.email! }] }));
       res.setHeader('Cache-Control', 'no-store');
-      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword });
+      // What the handover did, with the logins: to whom and when; the request no longer holds them.
+      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword, revealed_to: c.revealedTo, revealed_at: c.revealedAt });
     } catch (err) {
       sendTemporalError(res, err, serial);
     }
@@ -187,7 +188,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       try {
         const handle = client.workflow.getHandle(requestWorkflowId(serial));
         const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
-        res.json(result);
+        res.json(toUpdateAnswer(result));
       } catch (err) {
         sendUpdateError(res, err, serial, name);
       }

@@ -18,6 +18,8 @@ interface Snapshot {
   /** The build's log as its own workflow has it right now (live), or as the request recorded it (finished). */
   build?: BuildTask;
   open: boolean;
+  /** The running build could not be asked: its lines are not known this time, so neither is a status sent. */
+  buildUnknown?: boolean;
 }
 
 const FINISHED: ReadonlySet<BuildTask['state']> = new Set(['completed', 'failed', 'cancelled']);
@@ -29,7 +31,8 @@ const MAX_FAILURES = 3;
  * request's timeline, as Server-Sent Events. Ends with `end` once the build is done (or the request has ended); a
  * request long done replays its history and ends. A reconnecting client (Last-Event-ID) resumes where it was.
  *
- * Events: `log` {attempt, at, stage, message} · `timeline` {at, event, by?} · `status` {status, build?} ·
+ * Events: `log` {attempt, at, stage, message} · `timeline` {at, event, by?} · `status` {status, build?} (after the
+ * lines that led to it) ·
  * `end` {status, build_state?} · `error` {message}. Heartbeat: a `: heartbeat` comment.
  */
 export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Response, serial: string): Promise<void> {
@@ -48,11 +51,7 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
   for (;;) {
     const { record, build } = snapshot;
     if (build && build.attempt !== cursor.attempt) Object.assign(cursor, { attempt: build.attempt, log: 0 });
-    const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
-    if (JSON.stringify(status) !== lastStatus) {
-      lastStatus = JSON.stringify(status);
-      stream.send('status', status, idOf(cursor));
-    }
+    // The lines first, then the status they led to: a reader never sees `Fulfilled` before the build's last line.
     for (const item of newItems(cursor, build?.log ?? [], record.timeline)) {
       if ('stage' in item) {
         cursor.log += 1;
@@ -61,6 +60,11 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
         cursor.timeline += 1;
         stream.send('timeline', item, idOf(cursor));
       }
+    }
+    const status = { status: record.status, ...(build ? { build: { attempt: build.attempt, state: build.state, stage: build.stage, progress: build.progress } } : {}) };
+    if (!snapshot.buildUnknown && JSON.stringify(status) !== lastStatus) {
+      lastStatus = JSON.stringify(status);
+      stream.send('status', status, idOf(cursor));
     }
     if (isDone(snapshot)) {
       stream.send('end', { status: record.status, ...(record.build ? { build_state: record.build.state } : {}) }, idOf(cursor));
@@ -90,7 +94,9 @@ async function snapshotOf(ctx: ApiContext, serial: string): Promise<Snapshot> {
     try {
       build = await ctx.temporal(() => ctx.client.workflow.getHandle(build!.workflowId).query(buildStatusQuery));
     } catch {
-      // Not started yet, or just ended: the request's own copy is the truth for this poll.
+      // Not started yet, or just ended: the request's own copy is all there is for this poll, and its status may be
+      // ahead of the lines it holds.
+      return { record, build, open, buildUnknown: true };
     }
   }
   return { record, build, open };

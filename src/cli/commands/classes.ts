@@ -1,5 +1,6 @@
 import type { RequestSummary } from '../../api/schemas';
 import { classIdSchema } from '../../domain/deviceRequest';
+import { bounds, checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';
 import type { Command } from '../command';
 import type { CliContext } from '../context';
@@ -11,7 +12,7 @@ const base = '/api/classes';
 
 interface ClassAnswer {
   class: string;
-  requests: Array<{ serial: string; name?: string; status: string; refused?: string }>;
+  requests: Array<{ serial: string; name?: string; status: string; build?: { attempt: number; state: string }; refused?: string }>;
 }
 
 function classIdArg(ctx: CliContext): string {
@@ -25,7 +26,13 @@ function classIdArg(ctx: CliContext): string {
 
 function printMembers(ctx: CliContext, answer: ClassAnswer): void {
   ctx.out(`class ${answer.class}`);
-  ctx.out(formatTable(['SERIAL', 'NAME', 'STATUS', 'REFUSED'], answer.requests.map((r) => [r.serial, r.name, r.status, r.refused]), { styled: ctx.styled }));
+  ctx.out(
+    formatTable(
+      ['SERIAL', 'NAME', 'STATUS', 'REFUSED'],
+      answer.requests.map((r) => [r.serial, r.name, r.build ? `${r.status} · build #${r.build.attempt} ${r.build.state}` : r.status, r.refused]),
+      { styled: ctx.styled },
+    ),
+  );
 }
 
 const submit: Command = {
@@ -35,10 +42,10 @@ const submit: Command = {
   flags: ['count', 'idempotency-key', 'file', 'name', 'client', 'requester', 'consultant', 'start', 'end', 'cores', 'memory-mib', 'template-vmid', 'full-clone', 'linked-clone', 'ssh-key'],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
-    const count = ctx.flags.count;
-    if (count === undefined || !/^\d+$/.test(count)) throw usageError('--count N: how many identical VMs (2-50)');
-    const key = ctx.flags['idempotency-key'];
-    const answer = await ctx.api().post<ClassAnswer>(base, { ...submissionBody(ctx), count: Number(count) }, key ? { 'idempotency-key': key } : {});
+    if (ctx.flags.count === undefined) throw usageError(`--count N: how many identical VMs (${bounds.count.min}-${bounds.count.max})`);
+    const count = wholeNumber('count', ctx.flags.count, bounds.count, 'how many identical VMs');
+    const key = ctx.flags['idempotency-key'] === undefined ? undefined : checked('idempotency-key', ctx.flags['idempotency-key'], flagSchemas.idempotencyKey);
+    const answer = await ctx.api().post<ClassAnswer>(base, { ...submissionBody(ctx, { className: true }), count }, key ? { 'idempotency-key': key } : {});
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     printMembers(ctx, answer.body);
     return exitCodes.ok;
@@ -54,7 +61,11 @@ const show: Command = {
     const answer = await ctx.api().get<{ class: string; requests: RequestSummary[] }>(`${base}/${classIdArg(ctx)}`);
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     ctx.out(`class ${answer.body.class}`);
-    ctx.out(formatTable(['SERIAL', 'STATUS', 'BUILD', 'NODE', 'VMID'], answer.body.requests.map((r) => [r.serial, r.status, r.build_status, r.node, r.vm_id]), { styled: ctx.styled }));
+    ctx.out(
+      formatTable(['SERIAL', 'NAME', 'STATUS', 'BUILD', 'NODE', 'VMID'], answer.body.requests.map((r) => [r.serial, r.name, r.status, r.build_status, r.node, r.vm_id]), {
+        styled: ctx.styled,
+      }),
+    );
     return exitCodes.ok;
   },
 };
@@ -67,7 +78,9 @@ function action(name: string, summary: string, flags: Command['flags'], synopsis
     summary,
     flags,
     async run(ctx) {
-      const answer = await ctx.api().post<ClassAnswer>(`${base}/${classIdArg(ctx)}/${name}`, body(ctx));
+      const id = classIdArg(ctx);
+      const payload = body(ctx); // checked before anything is sent
+      const answer = await ctx.api().post<ClassAnswer>(`${base}/${id}/${name}`, payload);
       if (ctx.json) ctx.out(answer.text);
       else printMembers(ctx, answer.body);
       return answer.body.requests.some((r) => r.refused) ? exitCodes.refused : exitCodes.ok;
@@ -75,13 +88,16 @@ function action(name: string, summary: string, flags: Command['flags'], synopsis
   };
 }
 
-const withNote = (ctx: CliContext) => (ctx.flags.note === undefined ? {} : { note: ctx.flags.note });
+const withNote = (ctx: CliContext) => (ctx.flags.note === undefined ? {} : { note: checked('note', ctx.flags.note, flagSchemas.note) });
 
 export const classCommands: readonly Command[] = [
   submit,
   show,
   action('approve', 'approve every pending request of the class (admin, operator)', ['note'], '[--note TEXT]', withNote),
-  action('reject', 'reject the class, saying why (admin, operator)', ['reason'], '--reason TEXT', (ctx) => (ctx.flags.reason === undefined ? {} : { reason: ctx.flags.reason })),
+  action('reject', 'reject the class, saying why (admin, operator)', ['reason'], '--reason TEXT', (ctx) => {
+    if (ctx.flags.reason === undefined) throw usageError('reject needs --reason TEXT: the requesters read it on the timeline');
+    return { reason: checked('reason', ctx.flags.reason, flagSchemas.reason) };
+  }),
   action('cancel', "cancel the class's builds (admin, operator)", ['note'], '[--note TEXT]', withNote),
   action('complete', 'end every request of the class now: VMs and VPN access are removed', ['note'], '[--note TEXT]', withNote),
 ];

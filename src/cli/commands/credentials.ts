@@ -1,6 +1,7 @@
 import type { Command } from '../command';
 import { serialArg } from '../context';
 import { exitCodes } from '../exitCodes';
+import { shortTime } from '../dates';
 import { formatFields } from '../output/table';
 
 export const credentialsCommand: Command = {
@@ -10,7 +11,9 @@ export const credentialsCommand: Command = {
   flags: [],
   async run(ctx) {
     const serial = serialArg(ctx);
-    const answer = await ctx.api().get<{ serial: string; username: string; password: string; root_password: string }>(`/api/device_requests/${serial}/credentials`);
+    const answer = await ctx.api().get<{ serial: string; username: string; password: string; root_password: string; revealed_to: string; revealed_at: string }>(
+      `/api/device_requests/${serial}/credentials`,
+    );
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     const c = answer.body;
     ctx.out(
@@ -21,7 +24,7 @@ export const credentialsCommand: Command = {
         ['Root password', c.root_password],
       ]),
     );
-    ctx.err('These are shown only this once: store them in your password manager now.');
+    ctx.err(`Handed to ${c.revealed_to} at ${shortTime(c.revealed_at)} UTC; ${c.serial} no longer holds them: store them in your password manager now.`);
     return exitCodes.ok;
   },
 };

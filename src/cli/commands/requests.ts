@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { RequestSummary } from '../../api/schemas';
+import type { RequestSummary, UpdateAnswer } from '../../api/schemas';
 import type { RequestRecord } from '../../workflows/types';
+import { bounds, checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';
 import type { Command } from '../command';
 import { serialArg, type CliContext } from '../context';
@@ -23,14 +24,17 @@ const list: Command = {
     noArgs(ctx);
     const f = ctx.flags;
     if ((f.consultant?.length ?? 0) > 1) throw usageError('requests list filters by one --consultant');
+    const from = f.from === undefined ? undefined : dateFlag('from', f.from);
+    const to = f.to === undefined ? undefined : dateFlag('to', f.to);
+    if (from && to && Date.parse(to) < Date.parse(from)) throw usageError(`--to ${to} is before --from ${from}`);
     const answer = await ctx.api().get<{ items: RequestSummary[]; next_page_token?: string }>(base, {
-      org: f.org,
-      status: f.status,
-      consultant: f.consultant?.[0],
-      from: f.from === undefined ? undefined : dateFlag('from', f.from),
-      to: f.to === undefined ? undefined : dateFlag('to', f.to),
-      page_size: f['page-size'],
-      page_token: f['page-token'],
+      org: f.org === undefined ? undefined : checked('org', f.org, flagSchemas.org),
+      status: f.status === undefined ? undefined : checked('status', f.status, flagSchemas.status),
+      consultant: f.consultant?.[0] === undefined ? undefined : checked('consultant', f.consultant[0], flagSchemas.email),
+      from,
+      to,
+      page_size: f['page-size'] === undefined ? undefined : String(wholeNumber('page-size', f['page-size'], bounds.pageSize, 'requests per page')),
+      page_token: f['page-token'] === undefined ? undefined : checked('page-token', f['page-token'], flagSchemas.pageToken),
     });
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     const { items, next_page_token } = answer.body;
@@ -38,8 +42,8 @@ const list: Command = {
     else {
       ctx.out(
         formatTable(
-          ['SERIAL', 'STATUS', 'BUILD', 'ORG', 'NODE', 'VMID', 'START (UTC)', 'END (UTC)', 'CONSULTANTS'],
-          items.map((r) => [r.serial, r.status, r.build_status, r.org, r.node, r.vm_id, shortTime(r.period.start), shortTime(r.period.end), r.consultants.join(', ')]),
+          ['SERIAL', 'NAME', 'STATUS', 'BUILD', 'ORG', 'NODE', 'VMID', 'START (UTC)', 'END (UTC)', 'CONSULTANTS'],
+          items.map((r) => [r.serial, r.name, r.status, r.build_status, r.org, r.node, r.vm_id, shortTime(r.period.start), shortTime(r.period.end), r.consultants.join(', ')]),
           { styled: ctx.styled },
         ),
       );
@@ -113,31 +117,53 @@ const submit: Command = {
   },
 };
 
-/** The submission's body: the file's JSON (if any) with each flag given laid over it. The API judges the result. */
-export function submissionBody(ctx: CliContext): Record<string, unknown> {
+/** Flags `requests new` cannot do without when no --file supplies the rest. */
+const requiredForSubmission = [
+  ['name', 'name'],
+  ['client', 'client'],
+  ['requester', 'requester'],
+  ['consultant', 'consultants'],
+  ['start', 'period.start'],
+  ['end', 'period.end'],
+] as const;
+
+/**
+ * The submission's body: the file's JSON (if any) with each flag given laid over it. Every flag's value is checked
+ * here by the API's own rules (exit 2, nothing sent); what a file holds is the API's to judge.
+ */
+export function submissionBody(ctx: CliContext, opts: { className?: boolean } = {}): Record<string, unknown> {
   const f = ctx.flags;
+  if (f.file === undefined) {
+    const missing = requiredForSubmission.filter(([flag]) => f[flag] === undefined).map(([flag]) => `--${flag}`);
+    if (missing.length) throw usageError(`missing ${missing.join(', ')} (or give them in a --file body)`);
+  }
   const body: Record<string, unknown> = f.file === undefined ? {} : readBodyFile(f.file);
   const set = (key: string, value: unknown) => {
     if (value !== undefined) body[key] = value;
   };
-  set('name', f.name);
-  set('client', f.client);
-  set('requester', f.requester);
-  set('consultants', f.consultant?.flatMap((c) => c.split(',').map((s) => s.trim()).filter(Boolean)));
+  set('name', f.name === undefined ? undefined : checked('name', f.name, opts.className ? flagSchemas.className : flagSchemas.name));
+  set('client', f.client === undefined ? undefined : checked('client', f.client, flagSchemas.org));
+  set('requester', f.requester === undefined ? undefined : checked('requester', f.requester, flagSchemas.email));
+  set('consultants', f.consultant?.flatMap((c) => c.split(',').map((s) => s.trim()).filter(Boolean)).map((c) => checked('consultant', c, flagSchemas.email)));
+  if (f.consultant !== undefined && (body.consultants as unknown[]).length === 0) throw usageError('--consultant needs at least one email address');
   if (f.start !== undefined || f.end !== undefined) {
     const period = { ...(isObject(body.period) ? body.period : {}) } as Record<string, unknown>;
     if (f.start !== undefined) period.start = dateFlag('start', f.start);
     // A relative end (+14d) counts from the start when there is one.
     const start = typeof period.start === 'string' && !Number.isNaN(Date.parse(period.start)) ? new Date(period.start) : new Date();
     if (f.end !== undefined) period.end = dateFlag('end', f.end, start);
+    if (typeof period.start === 'string' && typeof period.end === 'string' && !(Date.parse(period.end) > Date.parse(period.start))) {
+      throw usageError(`the period must end after it starts: ${period.start} → ${period.end}`);
+    }
     body.period = period;
   }
-  set('cores', integerFlag('cores', f.cores));
-  set('memory_mib', integerFlag('memory-mib', f['memory-mib']));
-  set('template_vmid', integerFlag('template-vmid', f['template-vmid']));
+  set('cores', integerFlag('cores', f.cores, bounds.cores, 'CPU cores'));
+  set('memory_mib', integerFlag('memory-mib', f['memory-mib'], bounds.memoryMiB, 'MiB of memory'));
+  set('template_vmid', integerFlag('template-vmid', f['template-vmid'], bounds.templateVmid, "the template's VMID"));
   if (f['full-clone'] && f['linked-clone']) throw usageError('--full-clone and --linked-clone exclude each other');
   if (f['full-clone']) body.full_clone = true;
   if (f['linked-clone']) body.full_clone = false;
+  if (f['ssh-key']?.some((k) => !k.trim())) throw usageError('--ssh-key needs a public key (e.g. "ssh-ed25519 AAAA... you@host")');
   set('ssh_keys', f['ssh-key']);
   return body;
 }
@@ -161,10 +187,8 @@ function readBodyFile(path: string): Record<string, unknown> {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function integerFlag(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(value)) throw usageError(`--${flag} must be a whole number, not "${value}"`);
-  return Number(value);
+function integerFlag(flag: string, value: string | undefined, range: { min: number; max: number }, what: string): number | undefined {
+  return value === undefined ? undefined : wholeNumber(flag, value, range, what);
 }
 
 /** approve, reject, cancel, rebuild, extend, complete: a Workflow Update through the API; the answer is the new status. */
@@ -176,29 +200,44 @@ function action(name: string, summary: string, flags: Command['flags'], synopsis
     flags,
     async run(ctx) {
       const serial = serialArg(ctx);
-      const answer = await ctx.api().post<{ serial: string; status: string }>(`${base}/${serial}/${name}`, body(ctx));
+      const payload = body(ctx); // checked before anything is sent
+      const answer = await ctx.api().post<UpdateAnswer>(`${base}/${serial}/${name}`, payload);
       if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
-      ctx.out(`${answer.body.serial}  ${answer.body.status}`);
+      ctx.out(answerText(answer.body));
       return exitCodes.ok;
     },
   };
 }
 
-const withNote = (ctx: CliContext) => (ctx.flags.note === undefined ? {} : { note: ctx.flags.note });
+/** `VM-7K2Q9  Cancelling · build #1 cancelling`: the request as the action left it. */
+export function answerText(a: UpdateAnswer): string {
+  const more = [
+    ...(a.build ? [`build #${a.build.attempt} ${a.build.state}`] : []),
+    ...(a.builds_at ? [`builds at ${shortTime(a.builds_at)} UTC`] : []),
+    ...(a.period_end ? [`ends ${shortTime(a.period_end)} UTC`] : []),
+  ];
+  return `${a.serial}  ${[a.status, ...more].join(' · ')}`;
+}
+
+const withNote = (ctx: CliContext) => (ctx.flags.note === undefined ? {} : { note: checked('note', ctx.flags.note, flagSchemas.note) });
 
 export const requestCommands: readonly Command[] = [
   list,
   show,
   submit,
   action('approve', 'approve a pending request (admin, operator)', ['note'], '[--note TEXT]', withNote),
-  action('reject', 'reject a pending request, saying why (admin, operator)', ['reason'], '--reason TEXT', (ctx) =>
-    ctx.flags.reason === undefined ? {} : { reason: ctx.flags.reason },
-  ),
+  action('reject', 'reject a pending request, saying why (admin, operator)', ['reason'], '--reason TEXT', (ctx) => {
+    if (ctx.flags.reason === undefined) throw usageError('reject needs --reason TEXT: the requester reads it on the timeline');
+    return { reason: checked('reason', ctx.flags.reason, flagSchemas.reason) };
+  }),
   action('cancel', 'cancel a request before or during its build (admin, operator)', ['note'], '[--note TEXT]', withNote),
   action('rebuild', 'build a failed request again (admin, operator)', ['note'], '[--note TEXT]', withNote),
-  action('extend', 'move the end of the period', ['new-end', 'note'], '--new-end DATE [--note TEXT]', (ctx) => ({
-    ...(ctx.flags['new-end'] === undefined ? {} : { new_end: dateFlag('new-end', ctx.flags['new-end']) }),
-    ...withNote(ctx),
-  })),
+  action('extend', 'move the end of the period', ['new-end', 'note'], '--new-end DATE [--note TEXT]', (ctx) => {
+    const newEnd = ctx.flags['new-end'];
+    if (newEnd === undefined) throw usageError('extend needs --new-end DATE: the new end of the period');
+    const at = dateFlag('new-end', newEnd);
+    if (Date.parse(at) <= Date.now()) throw usageError(`--new-end ${at} is in the past: a lease can only be moved to a later end`);
+    return { new_end: at, ...withNote(ctx) };
+  }),
   action('complete', 'end the request now: the VM and its VPN access are removed', ['note'], '[--note TEXT]', withNote),
 ];

@@ -11,6 +11,7 @@ const tones: Record<RequestStatus, string> = {
   Rejected: 'danger',
   Expired: 'muted',
   Cancelled: 'muted',
+  Cancelling: 'progress',
   Completing: 'progress',
   Completed: 'muted',
 };

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Auth } from '../App';
+import { requestLimits } from '../../domain/requestLimits';
 import { api, ApiError, type TemplateInfo } from '../api';
 import { Field } from '../components/Field';
 import { formatMemory, fromLocalInput, toLocalInput } from '../format';
@@ -63,8 +64,9 @@ export function NewRequest({ auth }: { auth: Auth }) {
           setForm((f) => ({
             ...f,
             template: String(first.vmid),
-            cores: String(Math.max(Number(f.cores) || 0, first.cores ?? 1)),
-            memory: String(Math.max(Number(f.memory) || 0, first.memoryMiB ?? 512)),
+            // The template's own size is the suggestion; the API's limits are the only floor (a clone may be smaller).
+            cores: String(first.cores ?? f.cores),
+            memory: String(first.memoryMiB ?? f.memory),
           }));
         }
       },
@@ -77,8 +79,7 @@ export function NewRequest({ auth }: { auth: Auth }) {
   }, []);
 
   const template = templates?.find((t) => String(t.vmid) === form.template);
-  const minCores = template?.cores ?? 1;
-  const minMemory = Math.max(512, template?.memoryMiB ?? 512);
+  const { cores: coreLimits, memoryMiB: memoryLimits } = requestLimits;
   const set = (key: keyof typeof form) => (e: Event) => {
     const value = (e.currentTarget as HTMLInputElement).value;
     setForm((f) => ({ ...f, [key]: value }));
@@ -86,10 +87,11 @@ export function NewRequest({ auth }: { auth: Auth }) {
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    // The template's size is a floor (a clone cannot be smaller); the API checks everything else.
+    // The API's own limits, said before sending; the API checks everything else.
     const local: Errors = {};
-    if (template && Number(form.cores) < minCores) local.cores = `at least ${minCores}: the template ${template.name} has ${minCores} cores`;
-    if (template && Number(form.memory) < minMemory) local.memory_mib = `at least ${minMemory} MiB: the template ${template.name} has ${formatMemory(minMemory)}`;
+    const outside = (v: string, l: { min: number; max: number }) => v.trim() !== '' && !(Number.isInteger(Number(v)) && Number(v) >= l.min && Number(v) <= l.max);
+    if (outside(form.cores, coreLimits)) local.cores = `a whole number from ${coreLimits.min} to ${coreLimits.max}`;
+    if (outside(form.memory, memoryLimits)) local.memory_mib = `a whole number of MiB from ${memoryLimits.min} to ${memoryLimits.max}`;
     if (Object.keys(local).length) return setErrors(local);
 
     const number = (v: string) => (v.trim() === '' ? undefined : Number(v));
@@ -161,8 +163,8 @@ export function NewRequest({ auth }: { auth: Auth }) {
         <fieldset>
           <legend>The VM</legend>
           <div class="grid">
-            <Field id="vm-name" label="VM name" hint="Lower-case letters, digits and hyphens; it becomes the hostname." error={errors.name}>
-              {input('vm-name', 'name', 'name', { type: 'text', autoComplete: 'off', spellcheck: false, required: true, placeholder: 'kali' })}
+            <Field id="vm-name" label="VM name" hint={`Up to ${requestLimits.nameLength} lower-case letters, digits and inner hyphens; it becomes the hostname.`} error={errors.name}>
+              {input('vm-name', 'name', 'name', { type: 'text', autoComplete: 'off', spellcheck: false, required: true, placeholder: 'kali', maxLength: requestLimits.nameLength })}
             </Field>
             <Field id="vm-template" label="Template" hint={templateNote ?? (template ? templateSummary(template) : undefined)} error={errors.template_vmid}>
               {(describedBy, invalid) => (
@@ -177,11 +179,16 @@ export function NewRequest({ auth }: { auth: Auth }) {
                 </select>
               )}
             </Field>
-            <Field id="vm-cores" label="CPU cores" hint={template ? `At least ${minCores}.` : undefined} error={errors.cores}>
-              {input('vm-cores', 'cores', 'cores', { type: 'number', inputMode: 'numeric', min: minCores, max: 64, step: 1 })}
+            <Field id="vm-cores" label="CPU cores" hint={`${coreLimits.min} to ${coreLimits.max}${template?.cores ? `; the template has ${template.cores}` : ''}.`} error={errors.cores}>
+              {input('vm-cores', 'cores', 'cores', { type: 'number', inputMode: 'numeric', min: coreLimits.min, max: coreLimits.max, step: 1 })}
             </Field>
-            <Field id="vm-memory" label="Memory (MiB)" hint={template ? `At least ${minMemory} MiB.` : undefined} error={errors.memory_mib}>
-              {input('vm-memory', 'memory', 'memory_mib', { type: 'number', inputMode: 'numeric', min: minMemory, max: 262144, step: 512 })}
+            <Field
+              id="vm-memory"
+              label="Memory (MiB)"
+              hint={`${memoryLimits.min} to ${memoryLimits.max} MiB${template?.memoryMiB ? `; the template has ${formatMemory(template.memoryMiB)}` : ''}.`}
+              error={errors.memory_mib}
+            >
+              {input('vm-memory', 'memory', 'memory_mib', { type: 'number', inputMode: 'numeric', min: memoryLimits.min, max: memoryLimits.max, step: 1 })}
             </Field>
             <div class="field">
               <span class="label">Disk</span>

@@ -6,8 +6,10 @@ import { StatusBadge } from '../components/StatusBadge';
 import { formatDateTime, formatPeriod, stageNames } from '../format';
 import { href } from '../router';
 
-const statuses: RequestStatus[] = ['Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Rejected', 'Expired', 'Cancelled', 'Completing', 'Completed'];
-const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
+const statuses: RequestStatus[] = ['Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Rejected', 'Expired', 'Cancelled', 'Cancelling', 'Completing', 'Completed'];
+const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring', 'Cancelling'];
+/** The latest build's outcome, as the list has it (no request to ask once the build is over). */
+const buildOutcome: Record<string, string> = { completed: 'Built', failed: 'Build failed', cancelled: 'Build cancelled', cancelling: 'Cancelling', building: 'Building' };
 
 interface Filters {
   status: string;
@@ -142,6 +144,7 @@ export function RequestList({ auth }: { auth: Auth }) {
             <thead>
               <tr>
                 <th scope="col">Request</th>
+                <th scope="col">Name</th>
                 <th scope="col">Client</th>
                 <th scope="col">Status</th>
                 <th scope="col">Build</th>
@@ -160,6 +163,7 @@ export function RequestList({ auth }: { auth: Auth }) {
                       <div class="muted small">Submitted {formatDateTime(r.submitted_at)}</div>
                     </div>
                   </td>
+                  <td data-label="Name" class="vm-name">{r.name ?? <span class="muted">—</span>}</td>
                   <td data-label="Client">{r.org}</td>
                   <td data-label="Status">
                     <StatusBadge status={r.status} />
@@ -221,7 +225,8 @@ function RowProgress({ auth, summary }: { auth: Auth; summary: RequestSummary })
     const failed = build?.state === 'failed' || summary.status === 'Failed';
     return <ProgressBar value={build?.progress ?? 0} label={label} caption={failed ? 'Failed' : build ? (stageNames[build.stage] ?? build.stage) : 'Building'} tone={failed ? 'danger' : 'progress'} />;
   }
-  return <span class="muted">—</span>;
+  const outcome = summary.build_status ? buildOutcome[summary.build_status] : undefined;
+  return outcome ? <span class="build-outcome">{outcome}</span> : <span class="muted">—</span>;
 }
 
 function fieldName(field: string): string {

@@ -1,11 +1,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Auth } from '../App';
-import { actionText, allowedActions, transitional, type ActionName } from '../actions';
-import { api, ApiError, requestPath, type Credentials, type RequestRecord, type RequestStatus } from '../api';
+import { actionText, allowedActions, answerText, transitional, type ActionName } from '../actions';
+import { api, ApiError, requestPath, type Credentials, type RequestRecord, type RequestStatus, type UpdateAnswer } from '../api';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ProgressBar } from '../components/ProgressBar';
 import { StatusBadge } from '../components/StatusBadge';
-import { formatDateTime, formatMemory, fromLocalInput, stageNames, toLocalInput } from '../format';
+import { formatDateTime, formatMemory, formatTime, fromLocalInput, stageNames, toLocalInput } from '../format';
 import { href } from '../router';
 import { followEventStream } from '../sse';
 import { NotFound } from './NotFound';
@@ -258,7 +258,14 @@ function BuildProgress({ status, build }: { status: RequestStatus; build: LiveSt
   }
   const tone = build.state === 'failed' || build.state === 'cancelled' ? 'danger' : build.state === 'completed' ? 'success' : 'progress';
   const stage = stageNames[build.stage] ?? build.stage;
-  const caption = build.state === 'failed' ? `Failed while: ${stage.toLowerCase()}` : build.state === 'cancelled' ? 'Cancelled' : stage;
+  const caption =
+    build.state === 'failed'
+      ? `Failed while: ${stage.toLowerCase()}`
+      : build.state === 'cancelled'
+        ? 'Cancelled'
+        : build.state === 'cancelling' || status === 'Cancelling'
+          ? `Cancelling: undoing what was made (${stage.toLowerCase()})`
+          : stage;
   return <ProgressBar value={build.progress} label="Build progress" caption={caption} tone={tone} />;
 }
 
@@ -273,7 +280,7 @@ function BuildLog({ lines }: { lines: LogLine[] }) {
     <ol class="log" ref={ref} role="log" aria-live="polite" aria-label="Build log" tabIndex={0}>
       {lines.map((l) => (
         <li>
-          <time dateTime={l.at}>{new Date(l.at).toLocaleTimeString()}</time>
+          <time dateTime={l.at}>{formatTime(l.at)}</time>
           <span class="log-stage">{l.stage}</span>
           <span class="log-message">{l.message}</span>
         </li>
@@ -300,7 +307,7 @@ function CredentialsCard({ record, isConsultant, revealed, onReveal }: { record:
       {revealed ? (
         <>
           <p class="alert alert-warning" role="status">
-            Shown this once: copy them now. pveflow has forgotten them.
+            Handed to {revealed.revealed_to} on {formatDateTime(revealed.revealed_at)} and shown this once: copy them now. pveflow has forgotten them.
           </p>
           <dl class="details">
             <Detail term="Username" value={revealed.username} mono />
@@ -375,8 +382,8 @@ function ActionDialog(props: { auth: Auth; serial: string; action: ActionName; r
     setBusy(true);
     setError(undefined);
     try {
-      const result = await api<{ serial: string; status: string }>(props.auth.key, `${requestPath(props.serial)}/${action}`, { method: 'POST', body });
-      props.onDone(`${text.label}: done. ${result.serial} is ${result.status}.`);
+      const result = await api<UpdateAnswer>(props.auth.key, `${requestPath(props.serial)}/${action}`, { method: 'POST', body });
+      props.onDone(`${text.label}: done. ${answerText(result)}`);
     } catch (err) {
       props.auth.onApiError(err);
       const issues = err instanceof ApiError ? err.issues.map((i) => i.reason).join('; ') : '';

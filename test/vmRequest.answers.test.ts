@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { SimulatedWorld } from '../src/simulators/world';
+import { vmRequest } from '../src/workflows';
+import {
+  approveUpdate,
+  buildStatusQuery,
+  cancelUpdate,
+  completeUpdate,
+  extendUpdate,
+  rebuildUpdate,
+  rejectUpdate,
+  revealCredentialsUpdate,
+  statusQuery,
+} from '../src/workflows/messages';
+import { BuildStatusKey, RequestStatusKey } from '../src/workflows/searchAttributes';
+import type { BuildStage, RequestRecord } from '../src/workflows/types';
+import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * Each Update answers with the request as the action left it, once it took effect — not as it was before: a cancel
+ * of a running build says Cancelling, an approval says which build it queued (or when it will be built), a rebuild
+ * answers the new build, a completion says Completing. On the time-skipping server, the real activities against
+ * the simulators.
+ */
+const skip = harnessSkipReason();
+
+describe('vmRequest: what each update answers', { skip }, () => {
+  const harness = useWorkflowHarness();
+  let world: SimulatedWorld;
+  let n = 0;
+
+  before(async () => {
+    // The clone is held open long enough to cancel the build in it.
+    if (!harness.skipped) world = await harness.h.world({ linkedCloneMs: 2_000 });
+  });
+
+  const start = async (serial: string, startsInDays = 0) => {
+    const request = await harness.h.request(serial);
+    if (startsInDays) {
+      const startsAt = Date.parse(request.period.start) + startsInDays * DAY;
+      request.period = { start: new Date(startsAt).toISOString(), end: new Date(startsAt + 7 * DAY).toISOString() };
+    }
+    const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `answers-${serial}`, args: [{ request }] });
+    return { handle, request };
+  };
+  const statusOf = (handle: WorkflowHandle<typeof vmRequest>, s: RequestRecord['status']) =>
+    waitFor(`${handle.workflowId} ${s}`, async () => {
+      const r = await handle.query(statusQuery);
+      if (r.status === 'Failed' && s !== 'Failed') throw new Error(`failed: ${JSON.stringify(r.build)}`);
+      return r.status === s ? r : undefined;
+    });
+  const stageOf = (serial: string, attempt: number, s: BuildStage) =>
+    waitFor(`build ${attempt} of ${serial} at ${s}`, async () => {
+      const b = await harness.h.env.client.workflow.getHandle(`vm-build-${serial}-${attempt}`).query(buildStatusQuery);
+      return b.stage === s ? true : undefined;
+    });
+  const serialNext = () => `VM-AN${String(++n).padStart(3, '0')}`;
+
+  test('approve answers Approved with build 1 queued; cancel during the clone answers Cancelling; rebuild answers build 2; complete answers Completing', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const serial = serialNext();
+    await harness.h.withWorker(world, `answers-${serial}`, async () => {
+      const { handle } = await start(serial);
+      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', build: { attempt: 1, state: 'queued' } });
+
+      await stageOf(serial, 1, 'cloning');
+      const cancelling = await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada', note: 'wrong size' }] });
+      assert.deepEqual(cancelling, { serial, status: 'Cancelling', build: { attempt: 1, state: 'cancelling' } });
+      // What the answer says is what the record and Temporal's search attributes say, until the undos are done.
+      const during = await handle.query(statusQuery);
+      assert.ok(['Cancelling', 'Cancelled'].includes(during.status), during.status);
+      await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), (err: Error) => /cannot cancel|already under way/.test(String((err.cause as Error)?.message)));
+      const cancelled = await statusOf(handle, 'Cancelled');
+      assert.equal(cancelled.build?.state, 'cancelled');
+      assert.equal(cancelled.device.vmid, undefined);
+      assert.ok(cancelled.timeline.some((e) => e.event === 'cancel requested: wrong size' && e.by === 'ada'));
+      assert.ok(!cancelled.timeline.some((e) => /^build 1: (provisioning|configuring)/.test(e.event) && e.at > cancelled.timeline.find((x) => x.event.startsWith('cancel requested'))!.at), 'a late phase does not undo Cancelling');
+
+      // A rebuild of a Cancelled request answers the build it started, not "Cancelled".
+      const rebuilt = await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'ada' }] });
+      assert.deepEqual(rebuilt, { serial, status: 'Imaging', build: { attempt: 2, state: 'queued' } });
+      const fulfilled = await statusOf(handle, 'Fulfilled');
+      assert.equal(fulfilled.build?.attempt, 2);
+
+      const end = new Date(Date.parse(fulfilled.request.period.end) + 2 * DAY).toISOString();
+      assert.deepEqual(await handle.executeUpdate(extendUpdate, { args: [{ by: 'rita', newEnd: end }] }), {
+        serial,
+        status: 'Fulfilled',
+        build: { attempt: 2, state: 'completed' },
+        periodEnd: end,
+      });
+
+      // The logins, with what handing them over did: to whom and when, as the record now says.
+      const revealed = await handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: 'alice@consultancy.example' }] });
+      assert.equal(revealed.revealedTo, 'alice@consultancy.example');
+      assert.ok(revealed.username && revealed.password && revealed.rootPassword);
+      const afterReveal = await handle.query(statusQuery);
+      assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
+
+      assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] }), { serial, status: 'Completing', build: { attempt: 2, state: 'completed' } });
+      const done = await handle.result();
+      assert.equal(done.status, 'Completed');
+      assert.equal(done.device.vmid, undefined, 'no VMID once the VM is destroyed');
+      assert.equal(done.device.ip, undefined);
+      const sa = (await handle.describe()).typedSearchAttributes;
+      assert.equal(sa.get(RequestStatusKey), 'Completed');
+      assert.equal(sa.get(BuildStatusKey), 'completed');
+    });
+  });
+
+  test('approve before the period answers when it will be built; cancel then answers Cancelled; complete answers Completing; reject answers Rejected', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const serial = serialNext();
+    const other = serialNext();
+    await harness.h.withWorker(world, `answers-${serial}`, async () => {
+      const { handle, request } = await start(serial, 7);
+      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', buildsAt: request.period.start });
+      assert.deepEqual(await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Cancelled' });
+      const record = await handle.query(statusQuery);
+      assert.equal(record.build, undefined, 'nothing was built');
+      assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Completing' });
+      assert.equal((await handle.result()).status, 'Cancelled');
+    });
+    await harness.h.withWorker(world, `answers-${other}`, async () => {
+      const { handle } = await start(other, 7);
+      assert.deepEqual(await handle.executeUpdate(rejectUpdate, { args: [{ by: 'ada', reason: 'no budget' }] }), { serial: other, status: 'Rejected' });
+      assert.equal((await handle.result()).status, 'Rejected');
+    });
+  });
+});
