@@ -50,6 +50,14 @@ export interface BuildTask {
   error?: string;
   /** What a failed build could not undo: for an operator. */
   leftovers: string[];
+  /** The VM among them, if its destroy failed: the request's completion destroys it. */
+  leftoverVm?: LeftoverVm;
+}
+
+/** A VM a failed or cancelled build could not destroy; completion tries again. */
+export interface LeftoverVm {
+  vmid: number;
+  node: string;
 }
 
 /** Where the request's VM lives and how to reach it. Never a secret. */
@@ -78,6 +86,8 @@ export interface RequestRecord {
   timeline: TimelineEntry[];
   /** What completion could not remove, named exactly. */
   leftovers: string[];
+  /** VMs earlier builds left behind (their destroy failed): completion destroys them with the request's VM. */
+  leftoverVms?: LeftoverVm[];
   /** Whether the guest's logins are waiting to be revealed, and to whom they were. Never the logins themselves. */
   credentials?: { available: boolean; revealedTo?: string; revealedAt?: string };
   /** The period end the lease notice went out for (an extension re-arms it). */
@@ -155,6 +165,8 @@ export interface VmCompletionInput {
   name: string;
   vmid?: number;
   node?: string;
+  /** VMs failed builds could not destroy: destroyed (with their snippets) too. */
+  leftoverVms?: LeftoverVm[];
 }
 
 export interface VmCompletionResult {

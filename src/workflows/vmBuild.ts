@@ -52,7 +52,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
   setHandler(buildStatusQuery, () => build);
   const parent = workflowInfo().parent;
   const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
-  const undos: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  const undos: Array<{ what: string; run: () => Promise<unknown>; vm?: { vmid: number; node: string } }> = [];
 
   const stage = (next: BuildStage, progress: number, message: string) => {
     build.state = 'building';
@@ -100,7 +100,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
       vmid = await api.reserveVmid({ serial, exclude: taken });
       stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
-      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }) };
+      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
       undos.unshift(destroy);
       try {
         ({ templateVmid } = await task.cloneTemplate({
@@ -191,6 +191,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
           log(`undone: ${step.what}`);
         } catch (undoErr) {
           build.leftovers.push(step.what);
+          if (step.vm) build.leftoverVm = step.vm;
           log(`could not undo ${step.what}: ${rootMessage(undoErr)}`);
         }
       }

@@ -335,6 +335,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       cancelRequested = false;
       const reported = finalBuildReports.get(attempt);
       record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
+      // The VM the build could not destroy is still the request's: completion must find it, whatever builds come next.
+      if (record.build.leftoverVm) record.leftoverVms = [...(record.leftoverVms ?? []), record.build.leftoverVm];
       record.device.vmid = undefined;
       record.device.node = undefined;
       if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`);
@@ -386,7 +388,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
-      args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node }],
+      args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node, ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}) }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,
     });
