@@ -1,5 +1,5 @@
 import type { DeviceRequest } from '../domain/deviceRequest';
-import type { GuestCredentials } from '../domain/guestCredentials';
+import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
 
 /** What a person sees: the request's status as the seeds' console names it. */
@@ -136,7 +136,7 @@ export interface VmRequestInput {
   /** A fulfilled request continued-as-new to keep its history small carries its record over. */
   resumed?: RequestRecord;
   /** ... and its not yet revealed guest logins. */
-  resumedCredentials?: GuestCredentials;
+  resumedCredentials?: SealedCredentials;
 }
 
 export interface VmBuildInput {
@@ -151,7 +151,7 @@ export interface VmBuildInput {
 
 export interface VmBuildResult {
   /** The guest's generated logins: kept out of the record, revealed once through `revealCredentials`. */
-  credentials?: GuestCredentials;
+  credentials?: SealedCredentials;
   vmid: number;
   node: string;
   ip: string;

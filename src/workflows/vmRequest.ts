@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
-import type { GuestCredentials } from '../domain/guestCredentials';
+import type { SealedCredentials } from '../domain/guestCredentials';
 import { autoApprovalReason, defaultRequestPolicy } from '../domain/requestPolicyRules';
 import { apiCall } from './activityOptions';
 import {
@@ -83,8 +83,11 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let buildScope: CancellationScope | undefined;
   /** A cancelled build cannot carry its record in its failure: it reports it by signal before it ends. */
   const finalBuildReports = new Map<number, BuildTask>();
-  /** The guest's logins, never in the record (queries would show them): encrypted state until revealed once. */
-  let credentials: GuestCredentials | undefined = input.resumedCredentials;
+  /**
+   * The guest's logins, never in the record (queries would show them), sealed under the request's credential key,
+   * which is destroyed once they are revealed or the request ends: after that no history holds them readable.
+   */
+  let credentials: SealedCredentials | undefined = input.resumedCredentials;
 
   const now = () => new Date().toISOString();
   const transition = (status: RequestStatus, event: string, by?: string) => {
@@ -195,11 +198,13 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   );
   setHandler(
     revealCredentialsUpdate,
-    ({ by }) => {
+    async ({ by }) => {
       const revealed = credentials!;
       credentials = undefined;
       record.credentials = { available: false, revealedTo: by, revealedAt: now() };
       note(`guest credentials revealed to ${by}`, by);
+      // The API read the key before it asked: shredded before the answer, no one after it can open any copy.
+      await shredCredentials();
       return revealed;
     },
     {
@@ -286,6 +291,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (completeRequested || !vmVanished) return;
       vmVanished = false;
       forgetCredentials();
+      await shredCredentials();
       const lost = record.device.vmid;
       record.device.vmid = undefined;
       record.device.node = undefined;
@@ -385,6 +391,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   async function cleanUp(why: string): Promise<void> {
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
     forgetCredentials();
+    await shredCredentials();
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
@@ -401,6 +408,13 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   function forgetCredentials(): void {
     credentials = undefined;
     if (record.credentials) record.credentials.available = false;
+  }
+
+  /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
+  async function shredCredentials(): Promise<void> {
+    await notify.destroyCredentialKey({ serial }).catch((err: Error) => {
+      note(`the guest credentials' key could not be destroyed (${err.message}): delete ${serial}.key.json from CREDENTIAL_KEYS_DIR`);
+    });
   }
 
   async function finish(): Promise<RequestRecord> {

@@ -7,7 +7,7 @@ import type { ActivityDeps } from '../deps';
 import { step } from '../netbird/failures';
 import { createOrAdoptGroup } from '../netbird/lookups';
 import { renderUserData } from './cloudInit';
-import type { GuestCredentials } from '../../domain/guestCredentials';
+import type { SealedCredentials } from '../../domain/guestCredentials';
 import { generateGuestCredentials, sha512Crypt } from './guestCredentials';
 
 export interface PrepareCloudInitInput {
@@ -19,7 +19,8 @@ export interface PrepareCloudInitInput {
 
 export interface PreparedCloudInit {
   snippetVolid: string;
-  credentials: GuestCredentials;
+  /** Sealed under the request's credential key: history only ever holds this. */
+  credentials: SealedCredentials;
   /**
    * Whether this attempt made the NetBird device group rather than adopting one: a group made now is referred to by
    * no policy, so the grant may create the request's policy without looking for an earlier one.
@@ -32,7 +33,7 @@ export interface PreparedCloudInit {
  * in clear only here and in the snippet: never in the activity's result (workflow history) or a log line. A retry
  * deletes the earlier attempt's unused key (NetBird never shows a key twice) and writes the snippet again.
  */
-export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: ActivityDeps) {
+export function cloudInitSnippetActivities({ netbird, sftpTarget, settings, credentialKeys }: ActivityDeps) {
   const pathOf = (file: string) => posix.join(settings.snippetsDir, file);
 
   return {
@@ -65,7 +66,13 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings }: Ac
         passwordHashes: { user: credentials.username, userHash: await sha512Crypt(credentials.password), rootHash: await sha512Crypt(credentials.rootPassword) },
       });
       await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
-      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials, deviceGroupCreated: device.created };
+      const sealed = await credentialKeys.seal(serial, credentials);
+      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials: sealed, deviceGroupCreated: device.created };
+    },
+
+    /** Crypto-shreds the request's guest credentials: every sealed copy in Temporal becomes unreadable. */
+    async destroyCredentialKey({ serial }: { serial: string }): Promise<'destroyed' | 'absent'> {
+      return (await credentialKeys.destroy(serial)) ? 'destroyed' : 'absent';
     },
 
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
