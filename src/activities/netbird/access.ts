@@ -1,3 +1,4 @@
+import { whileHeartbeating } from '../heartbeating';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NetbirdGroup, NetbirdPolicy, NetbirdUser } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceNames';
@@ -141,29 +142,30 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
      * The consultants' standing groups stay: they belong to the consultants, and without the policy grant nothing.
      */
     async revokeVpnAccess({ serial, name }: { serial: string; name: string }): Promise<RevokeVpnAccessResult> {
-      const names = deviceNames(serial, name);
-      const objects = vpnObjectNames(serial, name);
-      const leftovers: string[] = [];
-      const removed: string[] = [];
-      /** A final refusal becomes a leftover for each object it leaves behind; anything retryable is thrown. */
-      const settle = (err: unknown, left: string[]) => {
-        if (!isFinalRefusal(err)) throw netbirdFailure(err, serial, `removing ${left.join(', ')}`);
-        const said = `${err.status ?? 'no answer'} ${err.netbirdMessage}`;
-        for (const what of left) leftovers.push(`${what} (NetBird: ${said})`);
-      };
-      /** `fn` answers whether it found something to remove; a 404 means another attempt got there first. */
-      const remove = async (what: string, fn: () => Promise<boolean>) => {
-        try {
-          if (await fn()) removed.push(what);
-        } catch (err) {
-          if (!(isFinalRefusal(err) && err.notFound)) settle(err, [what]);
-        }
-      };
+      return whileHeartbeating(async () => {
+        const names = deviceNames(serial, name);
+        const objects = vpnObjectNames(serial, name);
+        const leftovers: string[] = [];
+        const removed: string[] = [];
+        /** A final refusal becomes a leftover for each object it leaves behind; anything retryable is thrown. */
+        const settle = (err: unknown, left: string[]) => {
+          if (!isFinalRefusal(err)) throw netbirdFailure(err, serial, `removing ${left.join(', ')}`);
+          const said = `${err.status ?? 'no answer'} ${err.netbirdMessage}`;
+          for (const what of left) leftovers.push(`${what} (NetBird: ${said})`);
+        };
+        /** `fn` answers whether it found something to remove; a 404 means another attempt got there first. */
+        const remove = async (what: string, fn: () => Promise<boolean>) => {
+          try {
+            if (await fn()) removed.push(what);
+          } catch (err) {
+            if (!(isFinalRefusal(err) && err.notFound)) settle(err, [what]);
+          }
+        };
 
-      await remove(objects.peer, async () => {
-        const peers = await netbird.peersNamed(names.hostname);
-        for (const peer of peers) await netbird.deletePeer(peer.id);
-        return peers.length > 0;
+        await remove(objects.peer, async () => {
+          const peers = await netbird.peersNamed(names.hostname);
+          for (const peer of peers) await netbird.deletePeer(peer.id);
+          return peers.length > 0;
       });
       await remove(objects.policy, async () => {
         const policies = (await netbird.listPolicies()).filter((p) => p.name === names.policy);
@@ -212,6 +214,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
         });
       }
       return { leftovers, removed };
+      });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { whileHeartbeating } from '../heartbeating';
 import { posix } from 'node:path';
 import { SftpClient, SftpError } from '../../clients/sftp';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -76,8 +77,10 @@ export function cloudInitSnippetActivities({ netbird, sftpTarget, settings, cred
     },
 
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
-      const file = pathOf(deviceNames(serial, name).snippetFile);
-      return withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file));
+      return whileHeartbeating(async () => {
+        const file = pathOf(deviceNames(serial, name).snippetFile);
+        return withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file));
+      });
     },
   };
 }
