@@ -9,7 +9,12 @@ const BEAT_MS = 5_000;
  * never times out an attempt that is still running — which would start its retry beside it.
  */
 export async function whileHeartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return work(); // called as a plain function (a test, a script): there is nobody to heartbeat to
+  }
   ctx.heartbeat();
   const timer = setInterval(() => ctx.heartbeat(), BEAT_MS);
   try {
