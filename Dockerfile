@@ -17,6 +17,7 @@ COPY tsconfig.json ./
 COPY src ./src
 
 # Secrets arrive at run time (env file, /run/secrets); nothing secret is baked into a layer. Not root.
+RUN mkdir -p /var/lib/pveflow/credential-keys && chown node:node /var/lib/pveflow/credential-keys && chmod 700 /var/lib/pveflow/credential-keys
 USER node
 
 # The worker by default; the API service overrides the command.

@@ -8,6 +8,7 @@ import { createActivities } from '../src/activities';
 import type { ActivityDeps } from '../src/activities/deps';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveClient } from '../src/clients/pve';
+import { CredentialKeys } from '../src/credentials/credentialKeys';
 import { createPveSimulator, generateSeed, zeroTiming } from '../src/simulators/pve';
 import { simulatorTls } from '../src/simulators/tls';
 import { requireTemporalBinary } from '../src/temporal/binaries';
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
         pve,
         netbird: new NetbirdClient({ baseUrl: 'https://127.0.0.1:9', token: 'unused', timeoutMs: 1_000 }),
         temporal: { client: env.client, taskQueue: parkedQueue },
+        credentialKeys: new CredentialKeys(join(tmpdir(), 'pveflow-bench-sync-keys')), // clusterSync seals nothing
         sftpTarget: () => {
           throw new Error('clusterSync uses no SFTP');
         },

@@ -116,6 +116,7 @@ async function main(): Promise<void> {
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: 'pveflow',
       PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(secrets).path,
+      CREDENTIAL_KEYS_DIR: join(secrets, 'credential-keys'),
       API_KEYS_FILE: join(secrets, 'api-keys.json'),
       API_HOST: '127.0.0.1',
       API_PORT: String(apiPort),

@@ -54,6 +54,11 @@ export const configSchema = z.object({
   PVEFLOW_CODEC_KEYS: z.string().min(1).optional(),
   PVEFLOW_CODEC_KEY_FILE: z.string().min(1).optional(),
   /**
+   * Where the per-request keys that seal guest credentials live (crypto-shredding): a directory the API and every
+   * worker share, and nothing else. Default: `<DATA_DIR>/credential-keys`.
+   */
+  CREDENTIAL_KEYS_DIR: z.string().min(1).optional(),
+  /**
    * Temporal UI's origin as operators' browsers reach it (the gateway behind your proxy): the only origin the API's
    * /codec answers, and an `https` one marks the gateway's session cookie Secure. Default: the gateway's own address.
    */
@@ -277,4 +282,9 @@ export function requestPolicyFromConfig(config: Config): RequestPolicy {
     noticeWebhookUrl: config.REQUEST_NOTICE_WEBHOOK_URL,
     ...(autoApprove ? { autoApprove } : {}),
   };
+}
+
+/** The credential key directory (CREDENTIAL_KEYS_DIR, else under DATA_DIR): the API and the workers must agree on it. */
+export function credentialKeysDir(config: Pick<Config, 'CREDENTIAL_KEYS_DIR' | 'DATA_DIR'>): string {
+  return config.CREDENTIAL_KEYS_DIR ?? `${config.DATA_DIR.replace(/\/+$/, '')}/credential-keys`;
 }

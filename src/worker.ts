@@ -5,7 +5,8 @@ import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
 import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
-import { addressPoolFromConfig, loadConfig, ConfigError, type Config } from './config';
+import { addressPoolFromConfig, credentialKeysDir, loadConfig, ConfigError, type Config } from './config';
+import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
@@ -89,6 +90,7 @@ export function createActivityDeps(config: Config, observe: { onUpstreamCall?: U
       }
       return { ...address, username: config.SSH_USER, privateKey, hostKeyFingerprint };
     },
+    credentialKeys: new CredentialKeys(credentialKeysDir(config)),
     settings: {
       pool: config.PVE_POOL,
       vmidRange: config.PVE_VMID_RANGE,

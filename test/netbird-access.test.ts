@@ -617,3 +617,27 @@ test('every response the activities received validates against the NetBird spec'
   );
   assert.deepEqual(problems, []);
 });
+
+describe('peers are the request\'s only when its setup key made them', () => {
+  test('a same-named peer outside the device group is never taken for the VM, nor deleted by the revoke', async () => {
+    const serial = `VM-${String(++serialCounter).padStart(5, '0')}`;
+    const name = 'lab';
+    const names = deviceNames(serial, name);
+    const group = await netbird.createGroup({ name: names.deviceGroup, peers: [] });
+    // Someone's laptop carries the VM's hostname: NetBird names peers by what they say they are.
+    const impostor = sim.enrollUserPeer({ email: 'eve@elsewhere.example', hostname: names.hostname });
+    await assert.rejects(
+      new MockActivityEnvironment().run(activities({ peerWaitSeconds: 1 }).waitForPeer, { serial, name }),
+      (err: ApplicationFailure) => err.type === ErrorType.WaitTimedOut,
+      'the impostor alone is not the VM',
+    );
+
+    const seen = await joinDeviceGroup(serial, name, group.id);
+    assert.notEqual(seen.peerId, impostor.id, 'the peer the setup key put in the device group');
+
+    const revoked = (await new MockActivityEnvironment().run(activities().revokeVpnAccess, { serial, name })) as { leftovers: string[] };
+    assert.deepEqual(revoked.leftovers, []);
+    const left = sim.dump().peers.filter((p) => p.name === names.hostname).map((p) => p.id);
+    assert.deepEqual(left, [impostor.id], 'the VM peer deleted, the same-named stranger kept');
+  });
+});

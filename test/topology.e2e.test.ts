@@ -95,6 +95,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
         PVE_CA_FILE: world.env.PVE_CA_FILE!,
         SSH_PRIVATE_KEY_FILE: world.env.SSH_PRIVATE_KEY_FILE!,
         PVEFLOW_CODEC_KEY_FILE: codecKeyFile,
+        CREDENTIAL_KEYS_DIR: join(dir, `credential-keys-${name}`),
         API_HOST: '127.0.0.1',
         API_PORT: String(apiPort),
         API_KEYS_FILE: apiKeysFile,

@@ -96,7 +96,9 @@ describe('vmRequest: what each update answers', { skip }, () => {
       // The logins, with what handing them over did: to whom and when, as the record now says.
       const revealed = await handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: 'alice@consultancy.example' }] });
       assert.equal(revealed.revealedTo, 'alice@consultancy.example');
-      assert.ok(revealed.username && revealed.password && revealed.rootPassword);
+      // Sealed under the request's credential key (crypto-shredding): the API opens them, no history can.
+      assert.ok(revealed.keyId && revealed.ciphertext && revealed.iv && revealed.tag);
+      assert.ok(!('password' in revealed) && !('rootPassword' in revealed), 'no login in clear in the answer');
       const afterReveal = await handle.query(statusQuery);
       assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
 

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { NetbirdClient } from '../clients/netbird';
 import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
+import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { AddressPoolSpec } from '../domain/addressPool';
 import type { CloneLimits } from './proxmox/cloneSlot';
 
@@ -17,6 +18,8 @@ export interface ActivityDeps {
    */
   temporal: { client: Client; taskQueue: string };
   settings: ActivitySettings;
+  /** The per-request keys guest credentials are sealed with (shared with the API, destroyed at reveal and end). */
+  credentialKeys: CredentialKeys;
 }
 
 export interface ActivitySettings {

@@ -8,6 +8,7 @@ import { authenticate, principalOf } from './auth/authenticate';
 import { refuseBlankJson, requireJsonBody } from './contentType';
 import { methodNotAllowed } from './methodNotAllowed';
 import { apiContext } from './context';
+import type { CredentialKeys } from '../credentials/credentialKeys';
 import { buildOpenApiDocument } from './openapi';
 import { createCodecServerRouter } from './codecServer';
 import { consoleRoutes } from './console';
@@ -36,11 +37,13 @@ export interface AppDeps {
   metrics?: { registry: MetricsRegistry; metrics: PveflowMetrics; token?: string; append?: () => Promise<string> };
   /** Where unexpected errors are logged (redacted JSON); unset: stderr. */
   logger?: Logger;
+  /** The per-request keys of guest credentials (CREDENTIAL_KEYS_DIR, shared with the workers); unset: reveals answer 503. */
+  credentialKeys?: CredentialKeys;
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
-  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, timings: { ...defaultApiTimings, ...deps.timings } });
+  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys });
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { RequestPolicy } from '../domain/requestPolicy';
+import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 
@@ -12,6 +13,8 @@ export interface ApiContext {
   /** Open log streams per key and overall; writes per key. */
   streams: StreamLimiter;
   writes: WriteLimiter;
+  /** The store guest credentials are sealed with (shared with the workers); unset: reveals answer 503. */
+  credentialKeys?: CredentialKeys;
   /** Runs a Temporal call under the API's deadline: no HTTP answer waits on Temporal for ever. */
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }

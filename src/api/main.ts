@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, requestPolicyFromConfig } from '../config';
+import { ConfigError, credentialKeysDir, loadConfig, requestPolicyFromConfig } from '../config';
+import { CredentialKeys } from '../credentials/credentialKeys';
 import { Connection } from '@temporalio/client';
 import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
 import { loadApiSettings } from './apiConfig';
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     taskQueue: temporal.taskQueue,
     policy: requestPolicyFromConfig(config),
     apiKeys,
+    // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
+    credentialKeys: new CredentialKeys(credentialKeysDir(config)),
     webhookSecret: api.webhookSecret,
     timings: api.timings,
     metrics: { registry, metrics, token: config.METRICS_TOKEN },

@@ -8,7 +8,8 @@ import { loadApiSettings } from '../api/apiConfig';
 import { createApp } from '../api/app';
 import { ApiKeyStore } from '../api/auth/apiKeys';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
-import { loadConfig, requestPolicyFromConfig, type Config } from '../config';
+import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
+import { CredentialKeys } from '../credentials/credentialKeys';
 import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
 import { searchAttributeDefinitions } from '../workflows/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
@@ -189,6 +190,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       webhookSecret: apiSettings.webhookSecret,
       timings: apiSettings.timings,
       metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
+      credentialKeys: new CredentialKeys(credentialKeysDir(config)),
     });
     const server: Server = await new Promise((ok, fail) => {
       const s = app.listen(config.API_PORT, config.API_HOST, () => ok(s));

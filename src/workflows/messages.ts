@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { GuestCredentials } from '../domain/guestCredentials';
+import type { SealedCredentials } from '../domain/guestCredentials';
 import type { BuildPhase, BuildState, BuildTask, RequestRecord, VmDrift } from './types';
 
 /**
@@ -55,12 +55,13 @@ export const buildStatusQuery = defineQuery<BuildTask>('buildStatus');
 export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
 /**
  * Hands the guest's generated logins to one of the request's consultants, once: the request forgets them in the same
- * step and its timeline records who took them. Refused for anyone who is not a consultant of the request.
+ * step, destroys the key they are sealed under before it answers, and its timeline records who took them. The answer
+ * is sealed: the API opens it with the key it read before asking. Refused for anyone who is not a consultant.
  */
 export const revealCredentialsUpdate = defineUpdate<RevealedCredentials, [{ by: string }]>('revealCredentials');
 
-/** The logins, and what handing them over did: to whom, when; the request holds them no more. */
-export interface RevealedCredentials extends GuestCredentials {
+/** The logins, sealed, and what handing them over did: to whom, when; the request holds them no more. */
+export interface RevealedCredentials extends SealedCredentials {
   revealedTo: string;
   revealedAt: string;
 }

@@ -1,5 +1,5 @@
 import type { DeviceRequest } from '../domain/deviceRequest';
-import type { GuestCredentials } from '../domain/guestCredentials';
+import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
 
 /** What a person sees: the request's status as the seeds' console names it. */
@@ -52,6 +52,14 @@ export interface BuildTask {
   error?: string;
   /** What a failed build could not undo: for an operator. */
   leftovers: string[];
+  /** The VM among them, if its destroy failed: the request's completion destroys it. */
+  leftoverVm?: LeftoverVm;
+}
+
+/** A VM a failed or cancelled build could not destroy; completion tries again. */
+export interface LeftoverVm {
+  vmid: number;
+  node: string;
 }
 
 /** Where the request's VM lives and how to reach it. Never a secret. */
@@ -80,6 +88,8 @@ export interface RequestRecord {
   timeline: TimelineEntry[];
   /** What completion could not remove, named exactly. */
   leftovers: string[];
+  /** VMs earlier builds left behind (their destroy failed): completion destroys them with the request's VM. */
+  leftoverVms?: LeftoverVm[];
   /** Whether the guest's logins are waiting to be revealed, and to whom they were. Never the logins themselves. */
   credentials?: { available: boolean; revealedTo?: string; revealedAt?: string };
   /** The period end the lease notice went out for (an extension re-arms it). */
@@ -128,7 +138,7 @@ export interface VmRequestInput {
   /** A fulfilled request continued-as-new to keep its history small carries its record over. */
   resumed?: RequestRecord;
   /** ... and its not yet revealed guest logins. */
-  resumedCredentials?: GuestCredentials;
+  resumedCredentials?: SealedCredentials;
 }
 
 export interface VmBuildInput {
@@ -143,7 +153,7 @@ export interface VmBuildInput {
 
 export interface VmBuildResult {
   /** The guest's generated logins: kept out of the record, revealed once through `revealCredentials`. */
-  credentials?: GuestCredentials;
+  credentials?: SealedCredentials;
   vmid: number;
   node: string;
   ip: string;
@@ -157,6 +167,8 @@ export interface VmCompletionInput {
   name: string;
   vmid?: number;
   node?: string;
+  /** VMs failed builds could not destroy: destroyed (with their snippets) too. */
+  leftoverVms?: LeftoverVm[];
 }
 
 export interface VmCompletionResult {

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   getExternalWorkflowHandle,
   isCancellation,
   patched,
@@ -51,7 +52,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
   setHandler(buildStatusQuery, () => build);
   const parent = workflowInfo().parent;
   const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
-  const undos: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  const undos: Array<{ what: string; run: () => Promise<unknown>; vm?: { vmid: number; node: string } }> = [];
 
   const stage = (next: BuildStage, progress: number, message: string) => {
     build.state = 'building';
@@ -99,7 +100,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
       vmid = await api.reserveVmid({ serial, exclude: taken });
       stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
-      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }) };
+      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
       undos.unshift(destroy);
       try {
         ({ templateVmid } = await task.cloneTemplate({
@@ -107,8 +108,10 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
         }));
         break;
       } catch (err) {
-        if (failureType(err) !== ErrorType.PveVmidTaken || taken.length >= MAX_VMID_COLLISIONS) throw err;
+        // Only a VMID the clone proved someone else's loses its undo; any other failure keeps it, since the VM may be ours.
+        if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
         undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
+        if (taken.length >= MAX_VMID_COLLISIONS) throw err;
         taken.push(vmid);
         log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
       }
@@ -175,7 +178,9 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     upsertSearchAttributes([{ key: BuildStatusKey, value: 'completed' }]);
     return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
   } catch (err) {
-    const cancelled = isCancellation(err);
+    // A cancelled build whose running activity then failed (a clone answer lost after the cancel arrived) was still
+    // cancelled: the server reports that activity's failure, not a cancellation.
+    const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
     build.state = cancelled ? 'cancelling' : 'failed';
     build.error = cancelled ? 'cancelled' : rootMessage(err);
     log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
@@ -186,6 +191,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
           log(`undone: ${step.what}`);
         } catch (undoErr) {
           build.leftovers.push(step.what);
+          if (step.vm) build.leftoverVm = step.vm;
           log(`could not undo ${step.what}: ${rootMessage(undoErr)}`);
         }
       }
@@ -194,7 +200,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
       build.state = 'cancelled';
       upsertSearchAttributes([{ key: BuildStatusKey, value: 'cancelled' }]);
       await CancellationScope.nonCancellable(async () => requestHandle?.signal(buildReportSignal, build));
-      throw err;
+      throw isCancellation(err) ? err : new CancelledFailure('cancelled', [], err instanceof Error ? err : undefined);
     }
     upsertSearchAttributes([{ key: BuildStatusKey, value: 'failed' }]);
     throw ApplicationFailure.create({

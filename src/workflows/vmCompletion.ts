@@ -49,6 +49,13 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     // Looked for on every node: a VM migrated behind pveflow's back may have left it anywhere.
     await attempt(`cloud-init snippet ${names.snippetFile}`, () => tidy.removeSnippet({ serial, name, node }), true);
   }
+  // What failed builds could not destroy, now that nothing else will: after the request's own VM, before NetBird
+  // (a VM that booted with its setup key may still join until it is gone).
+  for (const left of input.leftoverVms ?? []) {
+    if (left.vmid === vmid) continue;
+    if (!(await attempt(`VM ${left.vmid} on ${left.node} (left by a failed build)`, () => task.destroyVm({ serial, name, vmid: left.vmid, node: left.node })))) continue;
+    await attempt(`cloud-init snippet ${names.snippetFile} on ${left.node}`, () => tidy.removeSnippet({ serial, name, node: left.node }));
+  }
   // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
   const vpn = await tidy
     .revokeVpnAccess({ serial, name })

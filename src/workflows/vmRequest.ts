@@ -17,7 +17,7 @@ import {
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
-import type { GuestCredentials } from '../domain/guestCredentials';
+import type { SealedCredentials } from '../domain/guestCredentials';
 import { autoApprovalReason, defaultRequestPolicy, leaseEndRefusal } from '../domain/requestPolicyRules';
 import { apiCall, cleanup } from './activityOptions';
 import {
@@ -99,8 +99,11 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   let buildScope: CancellationScope | undefined;
   /** A cancelled build cannot carry its record in its failure: it reports it by signal before it ends. */
   const finalBuildReports = new Map<number, BuildTask>();
-  /** The guest's logins, never in the record (queries would show them): encrypted state until revealed once. */
-  let credentials: GuestCredentials | undefined = input.resumedCredentials;
+  /**
+   * The guest's logins, never in the record (queries would show them), sealed under the request's credential key,
+   * which is destroyed once they are revealed or the request ends: after that no history holds them readable.
+   */
+  let credentials: SealedCredentials | undefined = input.resumedCredentials;
 
   const now = () => new Date().toISOString();
   /** `also`: search attributes that change with the status, upserted with it (one command, not two). */
@@ -241,12 +244,14 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   );
   setHandler(
     revealCredentialsUpdate,
-    ({ by }) => {
+    async ({ by }) => {
       const revealed = credentials!;
       credentials = undefined;
       const revealedAt = now();
       record.credentials = { available: false, revealedTo: by, revealedAt };
       note(`guest credentials revealed to ${by}`, by);
+      // The API read the key before it asked: shredded before the answer, no one after it can open any copy.
+      await shredCredentials();
       return { ...revealed, revealedTo: by, revealedAt };
     },
     {
@@ -341,6 +346,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (completeRequested || !vmVanished) return;
       vmVanished = false;
       forgetCredentials();
+      await shredCredentials();
       const { vmid: lost, node: lastNode } = record.device;
       forgetVm();
       transition('Failed', `VM ${lost} vanished from the cluster (last seen on ${lastNode}); rebuild or complete the request`, undefined, vmGone);
@@ -395,6 +401,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       cancelRequested = false;
       const reported = finalBuildReports.get(attempt);
       record.build = buildOf(err) ?? reported ?? { ...record.build, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err) };
+      // The VM the build could not destroy is still the request's: completion must find it, whatever builds come next.
+      if (record.build.leftoverVm) record.leftoverVms = [...(record.leftoverVms ?? []), record.build.leftoverVm];
       forgetVm();
       const ended = [...vmGone, buildState(cancelled ? 'cancelled' : 'failed')];
       if (cancelled) transition('Cancelled', `build ${attempt} cancelled${record.build.leftovers.length ? `; left behind: ${record.build.leftovers.join('; ')}` : ''}`, undefined, ended);
@@ -456,10 +464,11 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
     forgetCredentials();
     cleanupStarted = true;
+    await shredCredentials();
     transition('Completing', why);
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
-      args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node }],
+      args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node, ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}) }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,
     });
@@ -473,6 +482,13 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   function forgetCredentials(): void {
     credentials = undefined;
     if (record.credentials) record.credentials.available = false;
+  }
+
+  /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
+  async function shredCredentials(): Promise<void> {
+    await notify.destroyCredentialKey({ serial }).catch((err: Error) => {
+      note(`the guest credentials' key could not be destroyed (${err.message}): delete ${serial}.key.json from CREDENTIAL_KEYS_DIR`);
+    });
   }
 
   async function finish(): Promise<RequestRecord> {

@@ -65,6 +65,8 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_TASK_QUEUE: opts.taskQueue,
     PVEFLOW_CODEC_KEYS: codecKeys,
+    // Shared by the API and the worker, as a deployment's volume is: the worker seals, the API opens.
+    CREDENTIAL_KEYS_DIR: join(opts.dir, 'credential-keys'),
     // A dead Temporal is answered 504 sooner: the client retries anyway.
     API_TEMPORAL_TIMEOUT_MS: '5000',
   };

@@ -83,8 +83,11 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
       return local;
     },
     async withWorker(world, taskQueue, fn, server = env) {
-      const extra = worlds.find((w) => w.world === world)?.env ?? {};
-      const deps = createActivityDeps(loadConfig({ ...world.env, ...extra, TEMPORAL_TASK_QUEUE: taskQueue }));
+      const entry = worlds.find((w) => w.world === world);
+      const extra = entry?.env ?? {};
+      // The world's own key store: tests never leave credential keys in the project's .data.
+      const keysDir = entry ? { CREDENTIAL_KEYS_DIR: join(entry.dir, 'credential-keys') } : {};
+      const deps = createActivityDeps(loadConfig({ ...keysDir, ...world.env, ...extra, TEMPORAL_TASK_QUEUE: taskQueue }));
       const ownClient = deps.temporal.client;
       deps.temporal.client = server.client; // visibility of the test server, not a default address
       // Fast polls: the simulator's tasks finish in milliseconds.

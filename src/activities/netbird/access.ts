@@ -1,3 +1,4 @@
+import { whileHeartbeating } from '../heartbeating';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NetbirdGroup, NetbirdPolicy, NetbirdUser } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceNames';
@@ -141,77 +142,81 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
      * The consultants' standing groups stay: they belong to the consultants, and without the policy grant nothing.
      */
     async revokeVpnAccess({ serial, name }: { serial: string; name: string }): Promise<RevokeVpnAccessResult> {
-      const names = deviceNames(serial, name);
-      const objects = vpnObjectNames(serial, name);
-      const leftovers: string[] = [];
-      const removed: string[] = [];
-      /** A final refusal becomes a leftover for each object it leaves behind; anything retryable is thrown. */
-      const settle = (err: unknown, left: string[]) => {
-        if (!isFinalRefusal(err)) throw netbirdFailure(err, serial, `removing ${left.join(', ')}`);
-        const said = `${err.status ?? 'no answer'} ${err.netbirdMessage}`;
-        for (const what of left) leftovers.push(`${what} (NetBird: ${said})`);
-      };
-      /** `fn` answers whether it found something to remove; a 404 means another attempt got there first. */
-      const remove = async (what: string, fn: () => Promise<boolean>) => {
-        try {
-          if (await fn()) removed.push(what);
-        } catch (err) {
-          if (!(isFinalRefusal(err) && err.notFound)) settle(err, [what]);
-        }
-      };
+      return whileHeartbeating(async () => {
+        const names = deviceNames(serial, name);
+        const objects = vpnObjectNames(serial, name);
+        const leftovers: string[] = [];
+        const removed: string[] = [];
+        /** A final refusal becomes a leftover for each object it leaves behind; anything retryable is thrown. */
+        const settle = (err: unknown, left: string[]) => {
+          if (!isFinalRefusal(err)) throw netbirdFailure(err, serial, `removing ${left.join(', ')}`);
+          const said = `${err.status ?? 'no answer'} ${err.netbirdMessage}`;
+          for (const what of left) leftovers.push(`${what} (NetBird: ${said})`);
+        };
+        /** `fn` answers whether it found something to remove; a 404 means another attempt got there first. */
+        const remove = async (what: string, fn: () => Promise<boolean>) => {
+          try {
+            if (await fn()) removed.push(what);
+          } catch (err) {
+            if (!(isFinalRefusal(err) && err.notFound)) settle(err, [what]);
+          }
+        };
 
-      await remove(objects.peer, async () => {
-        const peers = await netbird.peersNamed(names.hostname);
-        for (const peer of peers) await netbird.deletePeer(peer.id);
-        return peers.length > 0;
-      });
-      await remove(objects.policy, async () => {
-        const policies = (await netbird.listPolicies()).filter((p) => p.name === names.policy);
-        for (const policy of policies) await netbird.deletePolicy(policy.id);
-        return policies.length > 0;
-      });
-      await remove(objects.setupKey, async () => {
-        const keys = (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey);
-        for (const key of keys) await netbird.deleteSetupKey(key.id);
-        return keys.length > 0;
-      });
+        await remove(objects.peer, async () => {
+          // Only peers the request's setup key made (its auto_groups put them in the device group): a same-named
+          // peer elsewhere is someone else's machine, never deleted.
+          const peers = (await netbird.peersNamed(names.hostname)).filter((p) => p.groups.some((g) => g.name === names.deviceGroup));
+          for (const peer of peers) await netbird.deletePeer(peer.id);
+          return peers.length > 0;
+        });
+        await remove(objects.policy, async () => {
+          const policies = (await netbird.listPolicies()).filter((p) => p.name === names.policy);
+          for (const policy of policies) await netbird.deletePolicy(policy.id);
+          return policies.length > 0;
+        });
+        await remove(objects.setupKey, async () => {
+          const keys = (await netbird.listSetupKeys()).filter((k) => k.name === names.setupKey);
+          for (const key of keys) await netbird.deleteSetupKey(key.id);
+          return keys.length > 0;
+        });
 
-      // One read of the groups finds both the device group and, for a request granted before the standing groups,
-      // its `consultants-<id>` (NetBird's name filter takes one name: two filtered reads would cost a call more).
-      let groups: NetbirdGroup[] | undefined;
-      try {
-        groups = await netbird.listGroups();
-      } catch (err) {
-        settle(err, [objects.deviceGroup]);
-      }
-      const team = groups?.find((g) => g.name === names.consultantsGroup);
-      if (team) {
-        let users: NetbirdUser[] = [];
-        const readAt = performance.now();
+        // One read of the groups finds both the device group and, for a request granted before the standing groups,
+        // its `consultants-<id>` (NetBird's name filter takes one name: two filtered reads would cost a call more).
+        let groups: NetbirdGroup[] | undefined;
         try {
-          users = await netbird.listUsers();
+          groups = await netbird.listGroups();
         } catch (err) {
-          settle(err, [objects.membership, objects.consultantsGroup]);
+          settle(err, [objects.deviceGroup]);
         }
-        for (const user of users.filter((u) => u.auto_groups.includes(team.id))) {
-          await remove(objects.membershipOf(user.email), async () => {
-            await changeAutoGroups(netbird, { user, readAt }, (held) => held.filter((g) => g !== team.id));
+        const team = groups?.find((g) => g.name === names.consultantsGroup);
+        if (team) {
+          let users: NetbirdUser[] = [];
+          const readAt = performance.now();
+          try {
+            users = await netbird.listUsers();
+          } catch (err) {
+            settle(err, [objects.membership, objects.consultantsGroup]);
+          }
+          for (const user of users.filter((u) => u.auto_groups.includes(team.id))) {
+            await remove(objects.membershipOf(user.email), async () => {
+              await changeAutoGroups(netbird, { user, readAt }, (held) => held.filter((g) => g !== team.id));
+              return true;
+            });
+          }
+          await remove(objects.consultantsGroup, async () => {
+            await netbird.deleteGroup(team.id);
             return true;
           });
         }
-        await remove(objects.consultantsGroup, async () => {
-          await netbird.deleteGroup(team.id);
-          return true;
-        });
-      }
-      const device = groups?.find((g) => g.name === names.deviceGroup);
-      if (device) {
-        await remove(objects.deviceGroup, async () => {
-          await netbird.deleteGroup(device.id);
-          return true;
-        });
-      }
-      return { leftovers, removed };
+        const device = groups?.find((g) => g.name === names.deviceGroup);
+        if (device) {
+          await remove(objects.deviceGroup, async () => {
+            await netbird.deleteGroup(device.id);
+            return true;
+          });
+        }
+        return { leftovers, removed };
+      });
     },
   };
 }

@@ -45,9 +45,10 @@ export function peerActivities({ netbird, settings }: Pick<ActivityDeps, 'netbir
         try {
           const peers = await netbird.peersNamed(hostname);
           unanswered = undefined;
-          // The key's auto_groups put the VM in its device group; a same-named peer elsewhere is not ours.
+          // Only the request's setup key puts a peer in its device group (the key's auto_groups): a peer of that name
+          // outside the group joined some other way, and is never taken for the VM, however long it is the only one.
           const ours = peers.filter((p) => p.groups.some((g) => g.name === deviceGroup));
-          const peer = (ours.length ? ours : peers).at(-1);
+          const peer = ours.at(-1);
           if (peer) {
             const group = peer.groups.find((g) => g.name === deviceGroup);
             const seen = group && { id: group.id, ...(group.peers_count === undefined ? {} : { peersCount: group.peers_count }) };

@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskOutcome, type VmConfig } from '../../clients/pve';
+import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskListEntry, type TaskOutcome, type VmConfig } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import { grantAdvice, privilegeNeeds, privilegeText } from '../../domain/pveflowPrivileges';
@@ -30,8 +30,9 @@ export interface CloneTemplateInput {
 
 /**
  * Clones the template into `vmid` on `node`, inside the pool, with the request's ownership marker in the
- * description. Idempotent: a retry waits on the earlier attempt's task, or adopts the VM it made (marker checked);
- * a VMID held by anything else is never touched and reported as taken, so the build picks another.
+ * description. Idempotent: a retry waits on the earlier attempt's task, or adopts the VM it made (marker checked),
+ * even when that attempt never learnt its task's UPID (found in the node's task list); a VMID held by anything else is
+ * never touched and reported as taken, so the build picks another.
  */
 export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
@@ -104,7 +105,7 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
             description: `${names.marker}\nManaged by pveflow for request ${serial}. Do not edit by hand.`,
           });
         } catch (err) {
-          if (err instanceof PveApiError && err.errorClass === 'alreadyExists') throw vmidTaken(s, err.pveMessage);
+          if (err instanceof PveApiError && err.errorClass === 'alreadyExists') return predecessorsClone(templateNode, full, err.pveMessage);
           if (err instanceof PveApiError && STORAGE_REFUSAL.test(err.pveMessage)) throw storageRefusal(s, templateVmid, templateNode, err.pveMessage);
           throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`, cloneNeeds(templateVmid, settings.pool, settings.bridge));
         }
@@ -114,8 +115,59 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
         const outcome = await taskOutcome(pve, upid, {
           ...settings, pollMinMs: Math.min(settings.pollMinMs, 100), lagRatio: CLONE_POLL_LAG, outlastCancel: true,
         });
-        if (!outcome.ok) throw await cloneTaskFailure(pve, outcome, s);
+        if (!outcome.ok) {
+          const failure = await cloneTaskFailure(pve, outcome, s);
+          if (failure.type === ErrorType.PveVmidTaken) return predecessorsClone(templateNode, full, outcome.exitstatus);
+          throw failure;
+        }
         return { vmid, node, templateVmid };
+      }
+
+      /**
+       * Proxmox says the VMID exists. On a first attempt nobody of this activity asked for it: another client's. On a
+       * retry it may be the clone an earlier attempt started before it could heartbeat the UPID (a lost answer, a worker
+       * that died): Proxmox adds that VM to the pool only when its clone ends, so the token cannot see it yet. The retry
+       * waits for every clone of the template this token started since the activity was first scheduled, then looks
+       * again: our VM is adopted; it is reported taken only when it is provably someone else's, because a taken VMID
+       * loses its destroy undo.
+       */
+      async function predecessorsClone(templateNode: string, full: boolean, said: string): Promise<Cloned> {
+        const info = Context.current().info;
+        if (info.attempt <= 1) throw vmidTaken(s, said);
+        const since = Math.floor(info.scheduledTimestampMs / 1000) - CLOCK_SKEW_S;
+        const ownClones = () =>
+          pve.ownCloneTasks(templateNode, { sourceVmid: templateVmid, since, source: 'all' }).catch((err) => {
+            throw pveFailure(err, { ...s, node: templateNode }, `listing the clone tasks of template ${templateVmid}`);
+          });
+        const earlier = await ownClones();
+        for (const t of earlier.filter(running)) {
+          // Heartbeated under its own key: a retry must not take another request's clone for this activity's task.
+          await taskOutcome(pve, t.upid, { ...settings, outlastCancel: true }, 'preparatoryUpid');
+        }
+        // Read where our clone puts it rather than in /cluster/resources, which lags the pool by a status cycle.
+        const inPool = await pve.vmConfig(node, vmid).then(
+          () => true,
+          (err) => (err instanceof PveApiError && (err.errorClass === 'permission' || err.errorClass === 'notFound') ? false : Promise.reject(pveFailure(err, s, 'looking for the VM an earlier attempt cloned'))),
+        );
+        if (inPool) return adopt({ id: `qemu/${vmid}`, type: 'qemu', vmid, node }); // the marker decides: ours is adopted, anyone else's is taken
+        const exists = await pve.nextId(vmid).then(
+          () => false,
+          (err) => (err instanceof PveApiError && err.errorClass === 'alreadyExists' ? true : Promise.reject(pveFailure(err, s, 'checking the VMID'))),
+        );
+        // The earlier clone failed and Proxmox removed its placeholder: the VMID is free again, for us.
+        if (!exists) return clone(templateNode, full);
+        // Outside the pool and still there: an ended clone of ours would be in the pool or gone, except one whose
+        // Proxmox worker was killed, which leaves its `lock: clone` placeholder behind.
+        const killed = (await ownClones()).filter((t) => !running(t) && t.status === 'unexpected status');
+        if (killed.length === 0) throw vmidTaken(s, said);
+        throw ApplicationFailure.create({
+          type: ErrorType.PveTaskFailed,
+          nonRetryable: true,
+          message:
+            `VM ${vmid} for request ${serial} exists outside pool '${settings.pool}', and a clone of template ${templateVmid} by this ` +
+            `token on ${templateNode} was killed (${killed.map((t) => t.upid).join(', ')}): it may be this request's half-made ` +
+            `clone. As root on ${templateNode}: 'qm config ${vmid}'; if it is, 'qm unlock ${vmid}' and 'qm destroy ${vmid} --purge', then rebuild.`,
+        });
       }
 
       async function adopt(vm: ClusterResource): Promise<Cloned> {
@@ -133,6 +185,14 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
       }
     },
   };
+}
+
+/** How far a node's clock may lag the worker's when tasks are listed by start time (NTP keeps it to well under this). */
+const CLOCK_SKEW_S = 300;
+
+/** A task-list entry of a task still running: the list gives a status only to tasks that ended. */
+function running(t: TaskListEntry): boolean {
+  return t.status === undefined || t.status === 'running';
 }
 
 /** How late the end of a clone may be seen, as a share of its duration (see waitForTask's `lagRatio`). */

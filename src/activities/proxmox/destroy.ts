@@ -32,6 +32,29 @@ export function destroyActivities({ pve, settings, temporal }: ActivityDeps) {
     },
   };
 
+  async function vmidExists(vmid: number): Promise<boolean> {
+    return pve.nextId(vmid).then(
+      () => false,
+      (err) => (err instanceof PveApiError && err.errorClass === 'alreadyExists' ? true : Promise.reject(err)),
+    );
+  }
+
+  /**
+   * Waits (heartbeating) for every clone this token is running anywhere in the cluster; whether there was one. A
+   * qmclone task names its source, not the VM it makes, so which clone makes the VM cannot be told before it ends.
+   */
+  async function waitForOwnClones(): Promise<boolean> {
+    let waited = false;
+    for (const { node } of await pve.nodes()) {
+      const clones = await pve.ownCloneTasks(node, { source: 'active' }).catch(() => []); // an offline node clones nothing
+      for (const t of clones) {
+        await taskOutcome(pve, t.upid, { ...settings, outlastCancel: true }, 'preparatoryUpid');
+        waited = true;
+      }
+    }
+    return waited;
+  }
+
   async function destroy(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
       const { serial, vmid } = input;
       const marker = deviceNames(serial, input.name).marker;
@@ -40,15 +63,20 @@ export function destroyActivities({ pve, settings, temporal }: ActivityDeps) {
       let node = input.node;
       {
         try {
-          const vm = (await pve.clusterResources('vm')).find((r) => r.vmid === vmid);
-          if (!vm) {
-            // Not visible to the pool token: really gone, or a clone whose Proxmox worker died before adding it to the
-            // pool. nextid tells the two apart (it sees every VMID in the cluster).
-            const exists = await pve.nextId(vmid).then(
-              () => false,
-              (err) => err instanceof PveApiError && err.errorClass === 'alreadyExists',
+          let vm = (await pve.clusterResources('vm')).find((r) => r.vmid === vmid);
+          // Not visible to the pool token: really gone, a clone still copying (Proxmox adds it to the pool at its end;
+          // its build may have been cancelled before it learnt the clone's UPID), or a clone whose Proxmox worker died
+          // before adding it. nextid tells gone from there (it sees every VMID in the cluster); our running clones are
+          // waited for, then the VM looked for again.
+          if (!vm && (await vmidExists(vmid)) && (await waitForOwnClones())) {
+            // Where the clone put it; /cluster/resources lags the pool by a status cycle.
+            vm = await pve.vmConfig(node, vmid).then(
+              () => ({ id: `qemu/${vmid}`, type: 'qemu', vmid, node }),
+              (err) => (err instanceof PveApiError && (err.errorClass === 'permission' || err.errorClass === 'notFound') ? undefined : Promise.reject(err)),
             );
-            if (!exists) return 'absent';
+          }
+          if (!vm) {
+            if (!(await vmidExists(vmid))) return 'absent';
             throw ApplicationFailure.create({
               type: ErrorType.PveTaskFailed,
               nonRetryable: true,

@@ -1,3 +1,4 @@
+import { whileHeartbeating } from '../heartbeating';
 import { ApplicationFailure } from '@temporalio/activity';
 import { PveApiError } from '../../clients/pve';
 import { ErrorType } from '../../errors';
@@ -38,14 +39,16 @@ export function haActivities({ pve, settings }: ActivityDeps) {
      * goes with the VM, whose destroy passes purge=1.
      */
     async removeFromHa({ serial, vmid, node }: HaInput): Promise<'removed' | 'absent'> {
-      if (!settings.ha) return 'absent';
-      try {
-        await pve.removeHaResource(`vm:${vmid}`);
-      } catch (err) {
-        if (err instanceof PveApiError && /not HA managed|no such resource/.test(err.pveMessage)) return 'absent';
-        throw haFailure(err, { serial, vmid, node }, `removing VM ${vmid} from HA`);
-      }
-      return 'removed';
+      return whileHeartbeating(async () => {
+        if (!settings.ha) return 'absent';
+        try {
+          await pve.removeHaResource(`vm:${vmid}`);
+        } catch (err) {
+          if (err instanceof PveApiError && /not HA managed|no such resource/.test(err.pveMessage)) return 'absent';
+          throw haFailure(err, { serial, vmid, node }, `removing VM ${vmid} from HA`);
+        }
+        return 'removed';
+      });
     },
   };
 }

@@ -1,3 +1,4 @@
+import { whileHeartbeating } from '../heartbeating';
 import { posix } from 'node:path';
 import { SftpClient, SftpError } from '../../clients/sftp';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -7,7 +8,7 @@ import type { ActivityDeps } from '../deps';
 import { step } from '../netbird/failures';
 import { createOrAdoptGroup } from '../netbird/lookups';
 import { renderUserData } from './cloudInit';
-import type { GuestCredentials } from '../../domain/guestCredentials';
+import type { SealedCredentials } from '../../domain/guestCredentials';
 import { generateGuestCredentials, sha512Crypt } from './guestCredentials';
 
 export interface PrepareCloudInitInput {
@@ -19,7 +20,8 @@ export interface PrepareCloudInitInput {
 
 export interface PreparedCloudInit {
   snippetVolid: string;
-  credentials: GuestCredentials;
+  /** Sealed under the request's credential key: history only ever holds this. */
+  credentials: SealedCredentials;
   /**
    * Whether this attempt made the NetBird device group rather than adopting one: a group made now is referred to by
    * no policy, so the grant may create the request's policy without looking for an earlier one.
@@ -32,7 +34,7 @@ export interface PreparedCloudInit {
  * in clear only here and in the snippet: never in the activity's result (workflow history) or a log line. A retry
  * deletes the earlier attempt's unused key (NetBird never shows a key twice) and writes the snippet again.
  */
-export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings }: ActivityDeps) {
+export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings, credentialKeys }: ActivityDeps) {
   const pathOf = (file: string) => posix.join(settings.snippetsDir, file);
 
   return {
@@ -65,7 +67,13 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings 
         passwordHashes: { user: credentials.username, userHash: await sha512Crypt(credentials.password), rootHash: await sha512Crypt(credentials.rootPassword) },
       });
       await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
-      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials, deviceGroupCreated: device.created };
+      const sealed = await credentialKeys.seal(serial, credentials);
+      return { snippetVolid: `${settings.snippetsStorage}:snippets/${names.snippetFile}`, credentials: sealed, deviceGroupCreated: device.created };
+    },
+
+    /** Crypto-shreds the request's guest credentials: every sealed copy in Temporal becomes unreadable. */
+    async destroyCredentialKey({ serial }: { serial: string }): Promise<'destroyed' | 'absent'> {
+      return (await credentialKeys.destroy(serial)) ? 'destroyed' : 'absent';
     },
 
     /**
@@ -74,26 +82,28 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings 
      * the completion records the snippet as left behind rather than forgetting it.
      */
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
-      const file = pathOf(deviceNames(serial, name).snippetFile);
-      let others: string[] = [];
-      try {
-        // An offline node cannot be asked; its snippet, if any, is the record's node's or waits for it to return.
-        others = (await pve.nodes()).filter((n) => n.status === 'online' && n.node !== node).map((n) => n.node);
-      } catch {
-        // Proxmox unreachable: the node the record names is still worth cleaning; the others wait for the retry.
-        others = [];
-      }
-      let removed = await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file)) === 'removed';
-      for (const other of others) {
-        let target: ReturnType<typeof sftpTarget>;
+      return whileHeartbeating(async () => {
+        const file = pathOf(deviceNames(serial, name).snippetFile);
+        let others: string[] = [];
         try {
-          target = sftpTarget(other);
+          // An offline node cannot be asked; its snippet, if any, is the record's node's or waits for it to return.
+          others = (await pve.nodes()).filter((n) => n.status === 'online' && n.node !== node).map((n) => n.node);
         } catch {
-          continue; // no SSH address: pveflow never wrote there
+          // Proxmox unreachable: the node the record names is still worth cleaning; the others wait for the retry.
+          others = [];
         }
-        if ((await withSftp(target, serial, other, (sftp) => sftp.remove(file))) === 'removed') removed = true;
-      }
-      return removed ? 'removed' : 'absent';
+        let removed = await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file)) === 'removed';
+        for (const other of others) {
+          let target: ReturnType<typeof sftpTarget>;
+          try {
+            target = sftpTarget(other);
+          } catch {
+            continue; // no SSH address: pveflow never wrote there
+          }
+          if ((await withSftp(target, serial, other, (sftp) => sftp.remove(file))) === 'removed') removed = true;
+        }
+        return removed ? 'removed' : 'absent';
+      });
     },
 
     /**

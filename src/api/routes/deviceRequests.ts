@@ -30,6 +30,7 @@ import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
+import { CredentialsShredded, revealCredentials } from '../credentialReveal';
 
 /** How many serials a submission may walk past (taken by other requests) before giving up. */
 const MAX_SERIAL_CANDIDATES = 8;
@@ -162,13 +163,14 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const found = await findRequest(ctx, res, principal, serial);
     if (!found) return;
     if (!principal.email) return problem(res, 403, 'forbidden', `key ${principal.id} has no email: credentials go to a consultant of the request only`);
+    if (!ctx.credentialKeys) return problem(res, 503, 'unavailable', 'this API has no credential key store (CREDENTIAL_KEYS_DIR): credentials cannot be revealed');
     try {
-      const handle = client.workflow.getHandle(requestWorkflowId(serial));
-      const c = await ctx.temporal(() => handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: principal.email! }] }));
+      const c = await revealCredentials(client, ctx.credentialKeys, serial, requestWorkflowId(serial), principal.email, ctx.temporal);
       res.setHeader('Cache-Control', 'no-store');
       // What the handover did, with the logins: to whom and when; the request no longer holds them.
       res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword, revealed_to: c.revealedTo, revealed_at: c.revealedAt });
     } catch (err) {
+      if (err instanceof CredentialsShredded) return problem(res, 500, 'misconfigured', err.message);
       sendTemporalError(res, err, serial);
     }
   });

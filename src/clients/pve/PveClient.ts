@@ -56,9 +56,12 @@ export class PveClient {
   private readonly dispatcher: Agent;
   private readonly timeoutMs: number;
   private readonly onCall?: UpstreamCallHook;
+  /** `user@realm!tokenname`: what the UPIDs of the tasks this client starts carry as their user. */
+  readonly tokenId: string;
 
   constructor(opts: PveClientOptions) {
     this.onCall = opts.onCall;
+    this.tokenId = opts.tokenId;
     this.base = `${opts.endpoint.replace(/\/+$/, '')}/api2/json`;
     this.authHeader = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
     this.timeoutMs = opts.timeoutMs;
@@ -151,6 +154,25 @@ export class PveClient {
   /** Tasks still running for a VM on a node: tells a live lock from a stale one left by a killed worker. */
   activeTasks(node: string, vmid: number): Promise<TaskListEntry[]> {
     return this.call('GET', `/nodes/${seg(node)}/tasks`, { vmid, source: 'active' }, taskListSchema);
+  }
+
+  /**
+   * The clone tasks on `node` (where their source lives: clones run there) that this client's token started: of
+   * template `sourceVmid` only, at or after `since` (epoch seconds), running only (`active`) or ended too (reference
+   * §3.4). A `qmclone` task's id is its source, not the new VM: this is how a retry finds the clone an earlier attempt
+   * started but never learnt the UPID of.
+   */
+  async ownCloneTasks(node: string, opts: { sourceVmid?: number; since?: number; source: 'active' | 'all' }): Promise<TaskListEntry[]> {
+    const params = { vmid: opts.sourceVmid, typefilter: 'qmclone', source: opts.source, since: opts.since, limit: 1000 };
+    const tasks = await this.call('GET', `/nodes/${seg(node)}/tasks`, params, taskListSchema);
+    // An auditor's list holds everyone's tasks: keep the ones whose UPID names exactly this token.
+    return tasks.filter((t) => {
+      try {
+        return parseUpid(t.upid).user === this.tokenId;
+      } catch {
+        return false;
+      }
+    });
   }
 
   async taskLogTail(upid: string, lines = 20): Promise<string[]> {

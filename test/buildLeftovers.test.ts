@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { vmRequest } from '../src/workflows';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
+import type { RequestRecord } from '../src/workflows/types';
+import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { waitFor } from './support/waitFor';
+
+/**
+ * A failed build whose undo could not destroy its VM leaves that VM to the request: the completion must destroy it
+ * (issue 18), not end "nothing left behind" while the VM still runs up the cluster's bill.
+ */
+const skip = harnessSkipReason();
+
+describe("a failed build's leftovers", { skip }, () => {
+  const harness = useWorkflowHarness();
+
+  test('the VM a failed build could not destroy is destroyed at completion', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const serial = 'VM-LO001';
+    const world = await harness.h.world();
+    // The build fails configuring its VM; its undo's destroy is refused once (a 501 is not retried).
+    world.pve.faults.set({ taskFailure: { type: 'qmconfig', error: 'injected: cloud-init drive could not be regenerated', times: 1 } });
+    world.pve.faults.set({ errorRate: { rate: 1, status: 501, message: 'Method not implemented', route: 'DELETE /nodes/{node}/qemu/{vmid}', times: 1 } });
+    const taskQueue = `leftovers-${serial}`;
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial) }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const failed: RequestRecord = await waitFor(`${serial} failed`, async () => {
+        const r = await handle.query(statusQuery);
+        return r.status === 'Failed' ? r : undefined;
+      }, 120_000);
+      const ours = () => world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial));
+      assert.equal(failed.build?.stage, 'configuring', failed.build?.error);
+      assert.equal(ours().length, 1, 'the undo could not destroy the VM');
+      assert.deepEqual(failed.build?.leftovers, [`VM ${ours()[0]!.vmid}`]);
+
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      const done = await handle.result();
+      assert.deepEqual(ours(), [], 'completion destroyed the VM the build left');
+      assert.deepEqual(done.leftovers, []);
+      assert.match(done.timeline.at(-1)!.event, /nothing left behind/);
+    });
+  });
+});
