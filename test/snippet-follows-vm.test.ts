@@ -61,7 +61,8 @@ describe('the snippet follows a migrated VM', { skip }, () => {
   test('migrated out of band, seen by the sync, restarted through pveflow and completed: nothing is left on any node', async () => {
     const taskQueue = 'follow-test';
     const serial = 'VM-FL001';
-    const deps = createActivityDeps(loadConfig(world.env));
+    // The sync sees the requests of its own instance: this task queue's.
+    const deps = createActivityDeps(loadConfig({ ...world.env, TEMPORAL_TASK_QUEUE: taskQueue }));
     const ownClient = deps.temporal.client;
     deps.temporal.client = env.client;
     deps.settings.pollMinMs = 20;

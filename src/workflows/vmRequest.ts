@@ -346,10 +346,10 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (completeRequested || !vmVanished) return;
       vmVanished = false;
       forgetCredentials();
-      await shredCredentials();
       const { vmid: lost, node: lastNode } = record.device;
       forgetVm();
       transition('Failed', `VM ${lost} vanished from the cluster (last seen on ${lastNode}); rebuild or complete the request`, undefined, vmGone);
+      await shredCredentials();
       await waitForRebuildOrCompletion();
     }
   }
@@ -463,9 +463,10 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   async function cleanUp(why: string): Promise<void> {
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
     forgetCredentials();
-    cleanupStarted = true;
     await shredCredentials();
     transition('Completing', why);
+    // After the transition: a waiting `complete` answers with the request on its way out.
+    cleanupStarted = true;
     const completion = await executeChild(vmCompletion, {
       workflowId: `vm-completion-${serial}`,
       args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node, ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}) }],
