@@ -102,8 +102,9 @@ test('npm start prints where everything is, serves the API, and SIGINT stops eve
     const list = `http://127.0.0.1:${ports.api}/api/device_requests`;
     assert.equal((await fetch(list)).status, 401);
     assert.equal((await fetch(list, { headers: { authorization: `Bearer ${apiKey}` } })).status, 200);
-    const ui = await fetch(`http://127.0.0.1:${ports.ui}/`);
-    assert.equal(ui.status, 200, 'Temporal UI answers');
+    // Temporal UI, behind pveflow's gateway: the sign-in page for anyone, the UI itself for operators only.
+    assert.equal((await fetch(`http://127.0.0.1:${ports.ui}/pveflow/sign-in`)).status, 200, 'the Temporal UI gateway answers');
+    assert.equal((await fetch(`http://127.0.0.1:${ports.ui}/api/v1/settings`)).status, 401, 'the UI needs an operator session');
 
     // The simulated world's credentials: one file, named by the banner, only for its owner, and enough for a person
     // (the pool token and the root token against the simulated Proxmox) and for `pveflow doctor` with no settings.
