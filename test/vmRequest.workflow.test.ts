@@ -67,23 +67,22 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     });
   });
 
-  test('the lease ends by itself at the end of the period (30 days, skipped)', async (t) => {
+  test('the lease ends by itself at the end of the period', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A2';
+    // On the dev server, with a period that ends 40 s after it began: the time-skipping server's own skipping waits for
+    // every workflow it holds to be idle, which the earlier tests' long-lived ones need not be.
+    const local = await harness.h.localEnv();
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, {
-        workflowId: `vm-request-${serial}`,
-        taskQueue: `wf-${serial}`,
-        args: [{ request: await harness.h.request(serial) }],
-      });
+      const request = await harness.h.request(serial, { periodDays: 100_000 / DAY }, local);
+      const handle = await local.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `wf-${serial}`, args: [{ request }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const before = await harness.h.env.currentTimeMs();
-      const record = await handle.result(); // the test server skips the 30-day timer once the build is done
-      assert.equal(record.status, 'Completed');
-      assert.ok((await harness.h.env.currentTimeMs()) - before >= 29 * DAY, 'time was skipped to the period end');
+      const record = await handle.result();
+      assert.equal(record.status, 'Completed', JSON.stringify(record.timeline));
+      assert.ok(Date.now() >= Date.parse(request.period.end), 'not before the period end');
       assert.ok(record.timeline.some((e) => e.event === 'the period ended'));
       assert.equal(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial)).length, 0);
-    });
+    }, local);
   });
 
   test('a rejected request builds nothing', async (t) => {
