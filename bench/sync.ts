@@ -13,7 +13,7 @@ import { createPveSimulator, generateSeed, zeroTiming } from '../src/simulators/
 import { simulatorTls } from '../src/simulators/tls';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { clusterSync } from '../src/workflows';
-import { PveNodeKey, RequestStatusKey, SerialKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/workflows/searchAttributes';
+import { PveNodeKey, RequestStatusKey, SerialKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/contracts/searchAttributes';
 
 /**
  * clusterSync over 100, 1,000 and 10,000 simulated VMs (5 nodes, half of them in the pveflow pool) with 100

@@ -8,16 +8,15 @@ import { loadConfig } from '../src/config';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmRequest } from '../src/workflows';
-import { cloneSlotsWorkflowId } from '../src/workflows/cloneSlotsMessages';
-import { ipPoolWorkflowId } from '../src/workflows/ipPoolMessages';
-import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, statusQuery } from '../src/workflows/messages';
-import type { RequestRecord, RequestStatus } from '../src/workflows/types';
+import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
+import type { RequestRecord, RequestStatus } from '../src/contracts/types';
 import { historyToJson } from '../test/histories/historyJson';
 import { DAY, startWorkflowHarness, type WorkflowHarness } from '../test/support/workflowHarness';
 import { waitFor } from '../test/support/waitFor';
+import { cloneSlotsWorkflowId, ipPoolWorkflowId } from '../src/contracts/workflowIds';
 
 /**
  * Records the histories `test/replay.test.ts` replays: one per path through every workflow type, made by the real

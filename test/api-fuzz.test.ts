@@ -9,7 +9,7 @@ import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
 import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 

@@ -16,7 +16,7 @@ import { ConfigError, loadConfig } from '../src/config';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { startDevServer } from '../src/embedded/devServer';
 import { requireTemporalBinary, resolveTemporalBinary } from '../src/temporal/binaries';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { ResponseChecker, type Answer, type OpenApiDocument } from './support/openapiResponses';
 import { freePort } from './support/ports';
 import { validRequestBody } from './support/requests';

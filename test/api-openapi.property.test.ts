@@ -10,7 +10,7 @@ import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
 import { signWebhook } from '../src/api/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
-import type { RequestRecord } from '../src/workflows/types';
+import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

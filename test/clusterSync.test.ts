@@ -14,8 +14,8 @@ import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/worl
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { clusterSync, vmRequest } from '../src/workflows';
-import { approveUpdate, statusQuery } from '../src/workflows/messages';
-import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/workflows/searchAttributes';
+import { approveUpdate, statusQuery } from '../src/contracts/messages';
+import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/contracts/searchAttributes';
 import { harnessSkipReason, DAY } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { configSchema } from '../src/config';
 import { isSecretKey, redactText } from '../src/observability';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 
 /**
  * The production topology as docker-compose.yml declares it. No Docker engine is needed: the file is parsed and its

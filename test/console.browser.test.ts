@@ -8,10 +8,10 @@ import { generateApiKey } from '../src/api/auth/apiKeys';
 import { consoleCsp } from '../src/api/console';
 import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
-import { syncScheduleId } from '../src/temporal/instanceScope';
 import { browserMissing, launchChromium } from './support/browser';
 import { waitFor } from './support/waitFor';
 import { startTestStack, type TestStack } from './support/testStack';
+import { syncScheduleId } from '../src/contracts/workflowIds';
 
 /**
  * The web console in a real Chromium against the embedded default (`npm start`'s stack), driven the way people use

@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { revealCredentials } from '../src/api/credentialReveal';
 import { CredentialKeys } from '../src/credentials/credentialKeys';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, revealCredentialsUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, completeUpdate, revealCredentialsUpdate, statusQuery } from '../src/contracts/messages';
 import { historyPlaintext } from './support/historyText';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';

@@ -13,7 +13,7 @@ import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { vmBuild, vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
 import { waitFor } from './support/waitFor';
 import { harnessSkipReason, useWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

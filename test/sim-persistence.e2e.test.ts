@@ -10,10 +10,10 @@ import { referencePath } from '../src/reference';
 import { readWorldAccessFile } from '../src/simulators/inspection';
 import { WORLD_STATE_FILE } from '../src/simulators/persistence';
 import { requireTemporalBinary } from '../src/temporal/binaries';
-import { syncScheduleId } from '../src/temporal/instanceScope';
 import { freePort } from './support/ports';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
+import { syncScheduleId } from '../src/contracts/workflowIds';
 
 /**
  * The embedded default restarted on the same DATA_DIR: the simulated world (VMs, their leases, NetBird peers,

@@ -17,8 +17,8 @@ import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/worl
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { clusterSync, vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { harnessSkipReason, DAY } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
-import { RequestStatusKey, SerialKey } from '../src/workflows/searchAttributes';
+import { RequestStatusKey, SerialKey } from '../src/contracts/searchAttributes';
 import { proceedSignal, survivesRestarts } from './support/clusterSmokeWorkflows';
 import { quietLogger } from './support/quietLogger';
 import { startTemporalCluster, temporalClusterUnavailable, type RunningTemporalCluster } from './support/temporalCluster';

@@ -15,7 +15,6 @@ import { deviceNames } from '../src/domain/deviceNames';
 import { referencePath } from '../src/reference';
 import { createTemporalClient, temporalAccessFrom } from '../src/temporal/access';
 import { ensureKeyFile } from '../src/temporal/codec';
-import { syncScheduleId } from '../src/temporal/instanceScope';
 import { browserMissing, launchChromium } from './support/browser';
 import { chaosClient, type ChaosClient } from './support/chaosClient';
 import { clearPayloadsOfTaskQueue } from './support/historyPayloads';
@@ -26,6 +25,7 @@ import { composeEnvironment, startTemporalCluster, temporalClusterUnavailable, t
 import { readWorkflowInTemporalUi } from './support/temporalUiCheck';
 import { waitFor } from './support/waitFor';
 import { SECOND_POOL, type WorldFile } from './support/worldProcess';
+import { syncScheduleId } from '../src/contracts/workflowIds';
 
 /**
  * The production topology, run for real (`npm run test:topology`): Temporal's server built from its Go module on

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { parseActor, parseExtension, parseRejection } from '../src/workflows/updateArguments';
+import { parseActor, parseExtension, parseRejection } from '../src/contracts/updateArguments';
 import { quietLogger } from './support/quietLogger';
 
 describe('update arguments checked inside the workflow', () => {

@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { cloneSlots, vmRequest } from '../src/workflows';
-import { acquireCloneSlotUpdate, cloneSlotsQuery, cloneSlotsWorkflowId, handOverCloneSlotUpdate } from '../src/workflows/cloneSlotsMessages';
-import { approveUpdate, statusQuery } from '../src/workflows/messages';
-import type { RequestRecord } from '../src/workflows/types';
+import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate } from '../src/contracts/cloneSlotsMessages';
+import { approveUpdate, statusQuery } from '../src/contracts/messages';
+import type { RequestRecord } from '../src/contracts/types';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { withCloneSlot } from '../src/activities/proxmox/cloneSlot';
 import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
+import { cloneSlotsWorkflowId } from '../src/contracts/workflowIds';
 
 /**
  * A class of identical VMs built at once from a template on one node's local storage (proxmox-behaviour.md §5,

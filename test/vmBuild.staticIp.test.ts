@@ -3,11 +3,12 @@ import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
-import { addressLeasesQuery, ipPoolWorkflowId } from '../src/workflows/ipPoolMessages';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/workflows/messages';
-import type { RequestRecord } from '../src/workflows/types';
+import { addressLeasesQuery } from '../src/contracts/ipPoolMessages';
+import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
+import { ipPoolWorkflowId } from '../src/contracts/workflowIds';
 
 /**
  * Static addresses from a pool with exclusions (PVE_IP_POOL, PVE_IP_GATEWAY, PVE_IP_EXCLUDE): each VM gets the lowest

@@ -4,9 +4,9 @@ import { describe, test } from 'node:test';
 import type { PveTiming } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, rebuildUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { BuildStage, RequestRecord } from '../src/workflows/types';
+import type { BuildStage, RequestRecord } from '../src/contracts/types';
 
 interface RequestProbe {
   handle: WorkflowHandle<typeof vmRequest>;

@@ -13,9 +13,9 @@ import {
   rejectUpdate,
   revealCredentialsUpdate,
   statusQuery,
-} from '../src/workflows/messages';
-import { BuildStatusKey, RequestStatusKey } from '../src/workflows/searchAttributes';
-import type { BuildStage, RequestRecord } from '../src/workflows/types';
+} from '../src/contracts/messages';
+import { BuildStatusKey, RequestStatusKey } from '../src/contracts/searchAttributes';
+import type { BuildStage, RequestRecord } from '../src/contracts/types';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

@@ -6,7 +6,7 @@ import type { RequestPolicy } from '../src/domain/requestPolicy';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, extendUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, extendUpdate, statusQuery } from '../src/contracts/messages';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

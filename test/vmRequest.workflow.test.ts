@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, rejectUpdate, statusQuery } from '../src/workflows/messages';
+import { approveUpdate, completeUpdate, rejectUpdate, statusQuery } from '../src/contracts/messages';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

@@ -11,9 +11,9 @@ import type { PveTiming } from '../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, completeUpdate, statusQuery } from '../src/workflows/messages';
-import { searchAttributeDefinitions } from '../src/workflows/searchAttributes';
-import type { BuildStage } from '../src/workflows/types';
+import { approveUpdate, buildStatusQuery, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
+import type { BuildStage } from '../src/contracts/types';
 import { harnessSkipReason, DAY } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 

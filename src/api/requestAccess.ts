@@ -3,9 +3,9 @@ import type { Principal } from './auth/apiKeys';
 import { mayActIn } from './auth/permissions';
 import type { ApiContext } from './context';
 import { problem } from './problems';
-import { requestWorkflowId } from './serials';
 import { sendTemporalError } from './temporalErrors';
-import { OrgKey, RequestStatusKey } from '../workflows/searchAttributes';
+import { OrgKey, RequestStatusKey } from '../contracts/searchAttributes';
+import { requestWorkflowId } from '../contracts/workflowIds';
 
 export interface FoundRequest {
   serial: string;

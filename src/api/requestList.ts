@@ -13,7 +13,7 @@ import {
   SerialKey,
   VmIdKey,
   VmNameKey,
-} from '../workflows/searchAttributes';
+} from '../contracts/searchAttributes';
 import type { ApiContext } from './context';
 import type { ListQuery, RequestSummary } from './schemas';
 import { requestStatuses } from './schemas';

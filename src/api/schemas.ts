@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { classIdSchema, serialSchema, sshPublicKeySchema, vmNameSchema } from '../domain/deviceRequest';
 import { requestLimits } from '../domain/requestLimits';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
-import type { UpdateResult } from '../workflows/messages';
-import type { RequestStatus } from '../workflows/types';
+import type { UpdateResult } from '../contracts/messages';
+import type { RequestStatus } from '../contracts/types';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
 /**

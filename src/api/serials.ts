@@ -53,4 +53,3 @@ export function serialForClassMember(classId: string, index: number, candidate: 
   return derivedSerial(`pveflow-class-member:${classId}:${index}:${candidate}`);
 }
 
-export const requestWorkflowId = (serial: string) => `vm-request-${serial}`;

@@ -3,11 +3,11 @@ import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
 import { periodRefusals } from '../domain/requestPolicyRules';
 import type { RequestPolicy } from '../domain/requestPolicy';
-import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey, VmNameKey } from '../workflows/searchAttributes';
+import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey, VmNameKey } from '../contracts/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
-import { requestWorkflowId } from './serials';
+import { requestWorkflowId } from '../contracts/workflowIds';
 
 /** Domain field → wire field, so that a 400 names the field the caller sent. */
 const wireNames: Record<string, string> = {

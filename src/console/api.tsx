@@ -1,5 +1,5 @@
 import type { UpdateAnswer } from '../api/schemas';
-import type { RequestRecord, RequestStatus, TemplateInfo } from '../workflows/types';
+import type { RequestRecord, RequestStatus, TemplateInfo } from '../contracts/types';
 
 /**
  * The console's only way to the system: the HTTP API, with the session's key as a bearer token. Shapes are the API's

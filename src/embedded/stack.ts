@@ -11,7 +11,7 @@ import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
 import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
-import { searchAttributeDefinitions } from '../workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../contracts/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
 import { createTemporalClient, temporalAccessFrom } from '../temporal/access';

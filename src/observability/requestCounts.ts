@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import type { RequestStatus } from '../workflows/types';
+import type { RequestStatus } from '../contracts/types';
 import { taskQueueClause } from '../temporal/instanceScope';
 
 /**

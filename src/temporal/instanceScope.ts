@@ -11,12 +11,3 @@ export function taskQueueClause(taskQueue: string): string {
   return `TaskQueue = '${taskQueue}'`;
 }
 
-/** The sync Schedule of one instance: one per task queue, so instances never rewrite each other's. */
-export function syncScheduleId(taskQueue: string): string {
-  return `pveflow-cluster-sync-${taskQueue}`;
-}
-
-/** The id each run of an instance's sync starts with (the Schedule appends its time). */
-export function syncWorkflowId(taskQueue: string): string {
-  return `cluster-sync-${taskQueue}`;
-}

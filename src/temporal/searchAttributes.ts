@@ -1,7 +1,7 @@
 import type { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { searchAttributeDefinitions } from '../workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../contracts/searchAttributes';
 
 const IndexedValueType = temporal.api.enums.v1.IndexedValueType;
 

@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { clusterSync } from '../workflows/clusterSync';
-import { syncScheduleId, syncWorkflowId } from './instanceScope';
+import { syncScheduleId, syncWorkflowId } from '../contracts/workflowIds';
 
 /**
  * The Schedule that runs clusterSync every `intervalSeconds`, overlapping runs skipped. One per pveflow instance (its

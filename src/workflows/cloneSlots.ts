@@ -1,6 +1,6 @@
 import { HandlerUnfinishedPolicy } from '@temporalio/common';
 import { condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from './cloneSlotsMessages';
+import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from '../contracts/cloneSlotsMessages';
 
 export interface HeldSlot {
   holder: string;

@@ -1,8 +1,8 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { apiCall } from './activityOptions';
-import { vmDriftSignal } from './messages';
-import type { ClusterSyncResult } from './types';
+import { vmDriftSignal } from '../contracts/messages';
+import type { ClusterSyncResult } from '../contracts/types';
 
 const sync = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, startToCloseTimeout: '5 minutes', retry: { ...apiCall.retry, maximumAttempts: 3 } });
 

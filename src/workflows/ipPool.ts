@@ -2,7 +2,7 @@ import { ApplicationFailure, condition, continueAsNew, setHandler, workflowInfo 
 import { describePool, firstFreeAddress, poolSize } from '../domain/addressPool';
 import { formatIpv4, parseIpv4 } from '../domain/ipv4';
 import { ErrorType } from '../errors';
-import { addressLeasesQuery, leaseAddressUpdate, releaseAddressSignal, type AddressLease } from './ipPoolMessages';
+import { addressLeasesQuery, leaseAddressUpdate, releaseAddressSignal, type AddressLease } from '../contracts/ipPoolMessages';
 
 export interface IpPoolInput {
   /** Carried over by continue-as-new. */

@@ -17,9 +17,9 @@ import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
-import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from './messages';
-import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from './searchAttributes';
-import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from './types';
+import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
+import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from '../contracts/searchAttributes';
+import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
 
 type Activities = ReturnType<typeof createActivities>;
 const remoteApi = proxyActivities<Activities>(apiCall);

@@ -3,8 +3,8 @@ import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
 import { cleanup, proxmoxTask } from './activityOptions';
-import { SerialKey } from './searchAttributes';
-import type { VmCompletionInput, VmCompletionResult } from './types';
+import { SerialKey } from '../contracts/searchAttributes';
+import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
 
 type Activities = ReturnType<typeof createActivities>;
 const task = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '10 minutes' });

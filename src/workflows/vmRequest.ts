@@ -33,7 +33,7 @@ import {
   statusQuery,
   vmDriftSignal,
   type UpdateResult,
-} from './messages';
+} from '../contracts/messages';
 import {
   BuildStatusKey,
   ConsultantsKey,
@@ -46,9 +46,10 @@ import {
   VmIdKey,
   VmNameKey,
   VmStateKey,
-} from './searchAttributes';
-import type { BuildState, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from './types';
-import { parseActor, parseExtension, parseRejection } from './updateArguments';
+} from '../contracts/searchAttributes';
+import type { BuildState, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from '../contracts/types';
+import { buildWorkflowId, completionWorkflowId } from '../contracts/workflowIds';
+import { parseActor, parseExtension, parseRejection } from '../contracts/updateArguments';
 import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
 
@@ -364,7 +365,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     }
     attempt += 1;
     rebuildRequested = false;
-    const buildId = `vm-build-${serial}-${attempt}`;
+    const buildId = buildWorkflowId(serial, attempt);
     record.build = { workflowId: buildId, attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [] };
     buildScope = new CancellationScope();
     // Imaging from the moment the build is started, rather than when the build says so: a signal fewer per build.
@@ -468,7 +469,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     // After the transition: a waiting `complete` answers with the request on its way out.
     cleanupStarted = true;
     const completion = await executeChild(vmCompletion, {
-      workflowId: `vm-completion-${serial}`,
+      workflowId: completionWorkflowId(serial),
       args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node, ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}) }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,

@@ -5,7 +5,7 @@ import { generateApiKey } from '../../src/api/auth/apiKeys';
 import { generateCodecKey } from '../../src/temporal/codec';
 import { startDevServer, type RunningDevServer } from '../../src/embedded/devServer';
 import type { SimulatedWorld } from '../../src/simulators/world';
-import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../../src/contracts/searchAttributes';
 import { freePort } from './ports';
 import { supervise } from './supervisor';
 

@@ -11,12 +11,13 @@ import { deviceNames } from '../../src/domain/deviceNames';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import type { NetbirdRateLimit } from '../../src/simulators/netbird/faults';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
-import { cloneSlotsQuery, cloneSlotsWorkflowId } from '../../src/workflows/cloneSlotsMessages';
+import { cloneSlotsQuery } from '../../src/contracts/cloneSlotsMessages';
 import { startChaosCluster, type ChaosCluster } from './chaosCluster';
 import { chaosClient } from './chaosClient';
 import { injectLockTimeouts, type LockTimeoutInjector } from './chaosFaults';
 import { validRequestBody } from './requests';
 import { waitFor } from './waitFor';
+import { cloneSlotsWorkflowId } from '../../src/contracts/workflowIds';
 
 export type Victim = 'worker' | 'api' | 'temporal';
 

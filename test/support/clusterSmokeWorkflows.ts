@@ -1,5 +1,5 @@
 import { condition, defineSignal, proxyActivities, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
-import { RequestStatusKey } from '../../src/workflows/searchAttributes';
+import { RequestStatusKey } from '../../src/contracts/searchAttributes';
 
 /**
  * The least a workflow needs to prove a Temporal cluster keeps its word across crashes (test/temporal-cluster.test.ts):

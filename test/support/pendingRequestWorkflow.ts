@@ -1,6 +1,6 @@
 import { condition, setHandler, workflowInfo } from '@temporalio/workflow';
-import { statusQuery } from '../../src/workflows/messages';
-import type { VmRequestInput } from '../../src/workflows/types';
+import { statusQuery } from '../../src/contracts/messages';
+import type { VmRequestInput } from '../../src/contracts/types';
 
 /** A stand-in vmRequest that stays Pending and answers its status: enough for the API's log stream to stay open. */
 export async function vmRequest(input: VmRequestInput): Promise<void> {

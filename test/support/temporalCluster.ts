@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml, stringify } from 'yaml';
-import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../../src/contracts/searchAttributes';
 import { resolveTemporalBinary } from '../../src/temporal/binaries';
 
 /**

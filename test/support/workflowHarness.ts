@@ -12,7 +12,7 @@ import type { PveTiming } from '../../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
 import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
-import { searchAttributeDefinitions } from '../../src/workflows/searchAttributes';
+import { searchAttributeDefinitions } from '../../src/contracts/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../../src/worker';
 import { startSshd, type RunningSshd } from './sshd';
 import { quietLogger } from './quietLogger';

@@ -3,7 +3,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUp
 import type { AddressPoolSpec } from '../../domain/addressPool';
 import { formatIpv4 } from '../../domain/ipv4';
 import { ErrorType } from '../../errors';
-import { ipPoolWorkflowId, leaseAddressUpdate, releaseAddressSignal } from '../../workflows/ipPoolMessages';
+import { leaseAddressUpdate, releaseAddressSignal } from '../../contracts/ipPoolMessages';
+import { ipPoolWorkflowId } from '../../contracts/workflowIds';
 
 /** A VM's static address, as `ipconfig0` takes it. */
 export interface StaticAddress {

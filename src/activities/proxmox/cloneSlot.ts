@@ -3,7 +3,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../../errors';
 import { LocalCloneGate, type GateEntry } from './localCloneGate';
-import { acquireCloneSlotUpdate, cloneSlotsWorkflowId, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest } from '../../workflows/cloneSlotsMessages';
+import { acquireCloneSlotUpdate, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest } from '../../contracts/cloneSlotsMessages';
+import { cloneSlotsWorkflowId } from '../../contracts/workflowIds';
 
 export interface CloneLimits {
   /** Clones at once per node; 0: unlimited. */

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { ClusterResource } from '../../clients/pve';
-import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../workflows/types';
-import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../workflows/searchAttributes';
+import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../contracts/types';
+import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
 import { taskQueueClause } from '../../temporal/instanceScope';
 import { pveFailure } from '../proxmox/failures';

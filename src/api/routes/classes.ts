@@ -2,8 +2,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@te
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { DeviceRequest } from '../../domain/deviceRequest';
-import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateResult } from '../../workflows/messages';
-import { RequestStatusKey } from '../../workflows/searchAttributes';
+import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateResult } from '../../contracts/messages';
+import { RequestStatusKey } from '../../contracts/searchAttributes';
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
@@ -12,9 +12,10 @@ import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
 import { badRequest, badRequestIssues, problem } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
-import { classIdForIdempotencyKey, newClassId, requestWorkflowId, serialForClassMember } from '../serials';
+import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
 import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
+import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** How many serials one member may walk past (taken by other requests) before the submission gives up. */
 const MAX_SERIAL_CANDIDATES = 8;

@@ -13,9 +13,9 @@ import {
   revealCredentialsUpdate,
   statusQuery,
   type UpdateResult,
-} from '../../workflows/messages';
-import { RequestStatusKey } from '../../workflows/searchAttributes';
-import type { RequestRecord } from '../../workflows/types';
+} from '../../contracts/messages';
+import { RequestStatusKey } from '../../contracts/searchAttributes';
+import type { RequestRecord } from '../../contracts/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
@@ -25,12 +25,13 @@ import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
-import { newSerial, requestWorkflowId, serialForIdempotencyKey } from '../serials';
+import { newSerial, serialForIdempotencyKey } from '../serials';
 import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 import { CredentialsShredded, revealCredentials } from '../credentialReveal';
+import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** How many serials a submission may walk past (taken by other requests) before giving up. */
 const MAX_SERIAL_CANDIDATES = 8;

@@ -1,10 +1,10 @@
 import type { Request, Response } from 'express';
-import { buildStatusQuery, statusQuery } from '../../workflows/messages';
-import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../workflows/types';
+import { buildStatusQuery, statusQuery } from '../../contracts/messages';
+import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../contracts/types';
 import type { ApiContext } from '../context';
-import { requestWorkflowId } from '../serials';
 import { EventStream } from '../sse';
 import { sendTemporalError } from '../temporalErrors';
+import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** Where a client is in a request's stream: the build attempt, lines of its log, entries of the timeline seen. */
 interface Cursor {

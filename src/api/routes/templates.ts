@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { ClusterSyncResult } from '../../workflows/types';
+import type { ClusterSyncResult } from '../../contracts/types';
 import { permit } from '../auth/authenticate';
 import type { ApiContext } from '../context';
 import { problem } from '../problems';

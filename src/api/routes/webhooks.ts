@@ -4,11 +4,12 @@ import express, { Router } from 'express';
 import type { ApiContext } from '../context';
 import { badRequest, badRequestIssues, problem } from '../problems';
 import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
-import { requestWorkflowId, serialForDelivery } from '../serials';
+import { serialForDelivery } from '../serials';
 import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
 import { SIGNATURE_FORMAT, verifyWebhookSignature } from '../webhookSignature';
+import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** How many derived serials a delivery may walk past (taken by other requests) before giving up. */
 const MAX_CANDIDATES = 8;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RequestRecord } from '../../workflows/types';
+import type { RequestRecord } from '../../contracts/types';
 import { CliError } from '../cliError';
 import type { Command } from '../command';
 import { serialArg, type CliContext } from '../context';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RequestSummary, UpdateAnswer } from '../../api/schemas';
-import type { RequestRecord } from '../../workflows/types';
+import type { RequestRecord } from '../../contracts/types';
 import { bounds, checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';
 import type { Command } from '../command';

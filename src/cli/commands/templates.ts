@@ -1,4 +1,4 @@
-import type { TemplateInfo } from '../../workflows/types';
+import type { TemplateInfo } from '../../contracts/types';
 import { usageError } from '../cliError';
 import type { Command } from '../command';
 import { shortTime } from '../dates';

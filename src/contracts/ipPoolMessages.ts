@@ -1,10 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AddressPoolSpec } from '../domain/addressPool';
 
-/** The address pool of a deployment (its workers share a task queue, and the cluster's network). */
-export function ipPoolWorkflowId(taskQueue: string): string {
-  return `pveflow-ip-pool-${taskQueue}`;
-}
 
 export interface AddressLease {
   serial: string;

@@ -1,9 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
-/** The one clone-slots workflow of a deployment (its workers share a task queue, and the cluster). */
-export function cloneSlotsWorkflowId(taskQueue: string): string {
-  return `pveflow-clone-slots-${taskQueue}`;
-}
 
 export interface CloneSlotRequest {
   /** Who holds the slot: stable across retries of the same clone (`clone:<serial>:<vmid>`). */
