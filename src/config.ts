@@ -177,6 +177,10 @@ export const configSchema = z.object({
   AUTO_APPROVE_ORGS: commaList.default([]),
   AUTO_APPROVE_MAX_CORES: z.coerce.number().int().min(0).default(0),
   AUTO_APPROVE_MAX_MEMORY_MIB: z.coerce.number().int().min(0).default(0),
+  /** Snapshots a request may hold at once (day-2 operations). */
+  REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(3),
+  /** What a day-2 shutdown or reboot gives the guest before pveflow stops it. */
+  REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(120),
   /** How often clusterSync compares the cluster with the requests (a Temporal Schedule). */
   SYNC_INTERVAL_S: z.coerce.number().int().min(5).default(60),
 
@@ -281,6 +285,8 @@ export function requestPolicyFromConfig(config: Config): RequestPolicy {
     endNoticeHours: config.REQUEST_END_NOTICE_H,
     noticeWebhookUrl: config.REQUEST_NOTICE_WEBHOOK_URL,
     ...(autoApprove ? { autoApprove } : {}),
+    snapshotLimit: config.REQUEST_SNAPSHOT_LIMIT,
+    shutdownTimeoutSeconds: config.REQUEST_SHUTDOWN_TIMEOUT_S,
   };
 }
 

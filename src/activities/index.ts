@@ -14,6 +14,10 @@ import { TemplateConfigs } from './proxmox/templateConfigs';
 import { powerActivities } from './proxmox/power';
 import { vmidActivities } from './proxmox/vmid';
 import { cloudInitSnippetActivities } from './snippets/cloudInitSnippet';
+import { powerControlActivities } from './proxmox/powerControl';
+import { reconfigureActivities } from './proxmox/reconfigure';
+import { snapshotActivities } from './proxmox/snapshots';
+import { liveMigrateActivities } from './proxmox/liveMigrate';
 
 export type { ActivityDeps, ActivitySettings } from './deps';
 
@@ -35,5 +39,9 @@ export function createActivities(deps: ActivityDeps) {
     ...accessActivities(deps),
     ...leaseNoticeActivities(),
     ...observeClusterActivities(deps),
+    ...powerControlActivities(deps),
+    ...reconfigureActivities(deps),
+    ...snapshotActivities(deps),
+    ...liveMigrateActivities(deps),
   };
 }

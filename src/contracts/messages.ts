@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { SealedCredentials } from '../domain/guestCredentials';
 import type { BuildPhase, BuildState, BuildTask, RequestRecord, VmDrift } from './types';
+import type { MigrateArgs, OperationResult, PowerArgs, ReconfigureArgs, SnapshotArgs } from './vmOperations';
 
 /**
  * The messages of pveflow's workflows, defined once with stable names. The API imports these (and workflow types),
@@ -70,3 +71,13 @@ export interface RevealedCredentials extends SealedCredentials {
 export const vmDriftSignal = defineSignal<[VmDrift]>('vmDrift');
 /** Internal: a cancelled build's final record (log, leftovers), sent before it ends as cancelled. */
 export const buildReportSignal = defineSignal<[BuildTask]>('buildReport');
+
+/*
+ * Day-2 operations on the request's VM (src/contracts/vmOperations.ts): each answers once the operation has ended,
+ * with what it did; refused (with the reason) when the request's state, the caller's role or a limit does not allow
+ * it, or while another one runs. The same `id` twice does one thing: the second asks for the first's answer.
+ */
+export const powerUpdate = defineUpdate<OperationResult, [PowerArgs]>('power');
+export const reconfigureUpdate = defineUpdate<OperationResult, [ReconfigureArgs]>('reconfigure');
+export const snapshotUpdate = defineUpdate<OperationResult, [SnapshotArgs]>('snapshot');
+export const migrateUpdate = defineUpdate<OperationResult, [MigrateArgs]>('migrate');

@@ -1,6 +1,7 @@
 import type { DeviceRequest } from '../domain/deviceRequest';
 import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
+import type { OperationRecord, SnapshotRecord } from './vmOperations';
 
 /** What a person sees: the request's status as the seeds' console names it. */
 export type RequestStatus =
@@ -70,6 +71,8 @@ export interface DeviceSettings {
   ip?: string;
   vpnIp?: string;
   vpnHostname?: string;
+  /** As the last day-2 operation (or the sync) left it. */
+  power?: 'running' | 'stopped';
 }
 
 export interface TimelineEntry {
@@ -96,6 +99,10 @@ export interface RequestRecord {
   noticeSentFor?: string;
   /** The last difference clusterSync found between the record and the cluster. */
   drift?: VmDrift & { at: string };
+  /** The day-2 operations on the VM, latest last (bounded); the one still `running`, if any, is the only one. */
+  operations?: OperationRecord[];
+  /** The snapshots pveflow took of the VM for this request, oldest first. */
+  snapshots?: SnapshotRecord[];
 }
 
 /** What clusterSync saw about a request's VM. */

@@ -17,6 +17,10 @@ export const requestPolicySchema = z.object({
   autoApprove: z
     .object({ orgs: z.array(z.string()), maxCores: z.number().int().min(0), maxMemoryMiB: z.number().int().min(0) })
     .optional(),
+  /** How many snapshots of its VM a request may hold at once (day-2 operations); absent: 3. */
+  snapshotLimit: z.number().int().min(0).optional(),
+  /** How long a day-2 shutdown or reboot gives the guest before pveflow stops it; absent: 120 s. */
+  shutdownTimeoutSeconds: z.number().int().positive().optional(),
 });
 
 export type RequestPolicy = z.infer<typeof requestPolicySchema>;

@@ -52,6 +52,7 @@ import { buildWorkflowId, completionWorkflowId } from '../contracts/workflowIds'
 import { parseActor, parseExtension, parseRejection } from '../contracts/updateArguments';
 import { vmBuild } from './vmBuild';
 import { vmCompletion } from './vmCompletion';
+import { handleVmOperations } from './vmOperations';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
@@ -270,6 +271,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       },
     },
   );
+  // Day-2 operations on the built VM (power, reconfigure, snapshots, migrate): vmOperations.ts.
+  const operations = handleVmOperations({ record, policy, ending: () => completeRequested || cleanupStarted, note, upsert: upsertSearchAttributes });
   setHandler(buildReportSignal, (build) => {
     finalBuildReports.set(build.attempt, build);
   });
@@ -462,6 +465,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
 
   /** The end of the request: the completion runbook as a child, and what it could not remove on the record. */
   async function cleanUp(why: string): Promise<void> {
+    // A day-2 operation under way finishes first: the completion must not shut down a VM in mid-migration.
+    await condition(operations.idle);
     const finalStatus = record.status === 'Cancelled' ? 'Cancelled' : 'Completed';
     forgetCredentials();
     await shredCredentials();

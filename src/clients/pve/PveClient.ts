@@ -8,6 +8,8 @@ import {
   nextIdSchema,
   noDataSchema,
   nodeSchema,
+  pendingConfigSchema,
+  snapshotListSchema,
   taskListSchema,
   taskLogSchema,
   taskStatusSchema,
@@ -17,6 +19,8 @@ import {
   vmStatusSchema,
   type ClusterResource,
   type GuestInterfaces,
+  type PendingConfigEntry,
+  type SnapshotEntry,
   type TaskListEntry,
   type TaskStatus,
   type VmConfig,
@@ -115,7 +119,7 @@ export class PveClient {
     return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/status/current`, {}, vmStatusSchema);
   }
 
-  vmPower(node: string, vmid: number, action: 'start' | 'stop' | 'shutdown', params: Params = {}): Promise<string> {
+  vmPower(node: string, vmid: number, action: 'start' | 'stop' | 'shutdown' | 'reboot', params: Params = {}): Promise<string> {
     return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/status/${action}`, params, upidSchema);
   }
 
@@ -130,6 +134,33 @@ export class PveClient {
   /** Offline migration of a stopped VM (its local disks go along); afterwards every call must name `target`. */
   migrateVm(node: string, vmid: number, target: string): Promise<string> {
     return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/migrate`, { target }, upidSchema);
+  }
+
+  /** Live migration of a running VM, its local disks copied along (`with-local-disks` is harmless without any). */
+  migrateRunningVm(node: string, vmid: number, target: string): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/migrate`, { target, online: true, 'with-local-disks': true }, upidSchema);
+  }
+
+  /** The config keys whose change waits for the next start (`pending`) or whose deletion does. */
+  vmPendingConfig(node: string, vmid: number): Promise<PendingConfigEntry[]> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/pending`, {}, pendingConfigSchema);
+  }
+
+  snapshots(node: string, vmid: number): Promise<SnapshotEntry[]> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/snapshot`, {}, snapshotListSchema);
+  }
+
+  createSnapshot(node: string, vmid: number, params: { snapname: string; vmstate?: boolean; description?: string }): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/snapshot`, params, upidSchema);
+  }
+
+  /** Stops a running VM and puts its disks (and config) back as they were; a RAM snapshot resumes, `start` boots. */
+  rollbackSnapshot(node: string, vmid: number, snapname: string, params: { start?: boolean } = {}): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/snapshot/${seg(snapname)}/rollback`, params, upidSchema);
+  }
+
+  deleteSnapshot(node: string, vmid: number, snapname: string): Promise<string> {
+    return this.call('DELETE', `/nodes/${seg(node)}/qemu/${vmid}/snapshot/${seg(snapname)}`, {}, upidSchema);
   }
 
   // --- HA (Sys.Console on / to change, Sys.Audit on / to read) ---------------------------------------------------

@@ -107,3 +107,15 @@ export const upidSchema = z.string();
 /** Synchronous calls that answer `{"data": null}` (HA resource create/delete). */
 export const noDataSchema = z.null().or(z.undefined()).transform(() => undefined);
 export const nextIdSchema = num;
+
+/** `GET .../snapshot`: the VM's snapshots and, last, `current` (where the VM is now). */
+export const snapshotListSchema = z.array(
+  z.object({ name: z.string(), snaptime: num.optional(), vmstate: flag.optional(), description: z.string().optional(), parent: z.string().optional() }).loose(),
+);
+export type SnapshotEntry = z.infer<typeof snapshotListSchema>[number];
+
+/** `GET .../pending`: each key's value now, the value waiting for the next start, or its pending deletion. */
+export const pendingConfigSchema = z.array(
+  z.object({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: flag.optional() }).loose(),
+);
+export type PendingConfigEntry = z.infer<typeof pendingConfigSchema>[number];

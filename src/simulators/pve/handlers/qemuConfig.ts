@@ -135,8 +135,10 @@ function appliesWhileRunning(vm: VmState, key: string): boolean {
   if (/^net\d+$/.test(key)) return features.includes('network');
   if (/^(scsi|virtio)\d+$/.test(key)) return features.includes('disk');
   if (/^usb\d+$/.test(key)) return features.includes('usb');
-  if (key === 'memory') return features.includes('memory');
-  if (/^(cores|vcpus)$/.test(key)) return features.includes('cpu');
+  // qemu-server plugs memory DIMMs only into a NUMA guest, and CPUs only as `vcpus` (within sockets × cores): a new
+  // `cores` always waits for a restart (`vmconfig_hotplug_pending`, PVE::QemuServer::Memory).
+  if (key === 'memory') return features.includes('memory') && (vm.config.numa === '1');
+  if (key === 'vcpus') return features.includes('cpu');
   return false;
 }
 

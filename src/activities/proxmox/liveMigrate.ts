@@ -1,0 +1,69 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ErrorType } from '../../errors';
+import type { ActivityDeps } from '../deps';
+import { describe, pveFailure } from './failures';
+import { awaitTask, earlierTask } from './runTask';
+
+export interface MoveVmInput {
+  serial: string;
+  vmid: number;
+  /** Where the request's record says the VM is. */
+  from: string;
+  to: string;
+}
+
+/** How long an HA-managed VM may take to arrive after its `hamigrate` task ended. */
+const HA_ARRIVAL_S = 600;
+
+/**
+ * A day-2 migration: a running VM moves online (its local disks copied along), a stopped one offline. Idempotent:
+ * the VM is looked for where it is now (a retry after the move finds it on `to` and does nothing), and a retry waits
+ * on the earlier attempt's task. Ends only once the cluster shows the VM on `to` (HA moves it after its task ends).
+ */
+export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
+  const whereIs = async (vmid: number) => (await pve.clusterResources('vm')).find((r) => r.vmid === vmid)?.node;
+
+  return {
+    async moveVm({ serial, vmid, from, to }: MoveVmInput): Promise<{ online: boolean }> {
+      const s = { serial, vmid, node: from };
+      const doing = `migrating the VM from ${from} to ${to}`;
+      const earlier = await earlierTask(pve, settings);
+      let online = false;
+      if (!earlier?.ok) {
+        let upid: string;
+        try {
+          const at = (await whereIs(vmid)) ?? from;
+          if (at === to) return { online: false };
+          online = (await pve.vmStatus(at, vmid)).status === 'running';
+          upid = online ? await pve.migrateRunningVm(at, vmid, to) : await pve.migrateVm(at, vmid, to);
+        } catch (err) {
+          throw pveFailure(err, { ...s, node: from }, doing, 'VM.Migrate');
+        }
+        await awaitTask(pve, upid, s, doing, settings);
+      }
+      const ctx = Context.current();
+      const deadline = Date.now() + HA_ARRIVAL_S * 1000;
+      let delay = settings.pollMinMs;
+      for (;;) {
+        let at: string | undefined;
+        try {
+          at = await whereIs(vmid);
+        } catch (err) {
+          throw pveFailure(err, s, doing);
+        }
+        if (at === to) return { online };
+        if (Date.now() > deadline) {
+          throw ApplicationFailure.create({
+            type: ErrorType.WaitTimedOut,
+            nonRetryable: true,
+            message: `${describe(s)}: Proxmox's migration task ended but the VM is on ${at ?? 'no node'}, not ${to}, ${HA_ARRIVAL_S} s later; check ha-manager status and the task log.`,
+          });
+        }
+        ctx.heartbeat({ arriving: to });
+        await sleep(delay, undefined, { signal: ctx.cancellationSignal });
+        delay = Math.min(settings.pollMaxMs, Math.round(delay * 1.5));
+      }
+    },
+  };
+}

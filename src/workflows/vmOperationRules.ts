@@ -1,0 +1,107 @@
+import type { RequestStatus } from '../contracts/types';
+import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../contracts/vmOperations';
+
+/**
+ * When a day-2 operation may run on a request's VM: plain rules the request's update validators ask, tested without
+ * Temporal (test/vmOperationRules.test.ts). The VM must be built and the request not on its way out; one operation
+ * at a time; migration is for operators; snapshots within the request's limit.
+ */
+
+export interface OperationSituation {
+  serial: string;
+  status: RequestStatus;
+  /** A completion was asked for (or the lease ended): the VM is about to go. */
+  ending: boolean;
+  vmid?: number;
+  node?: string;
+  /** The operations the request remembers (the running one among them). */
+  operations: OperationRecord[];
+  snapshots: SnapshotRecord[];
+  snapshotLimit: number;
+}
+
+const BUILDING: RequestStatus[] = ['Approved', 'Imaging', 'Provisioning', 'Configuring'];
+const ENDING: RequestStatus[] = ['Completing', 'Completed', 'Cancelling', 'Cancelled', 'Rejected', 'Expired'];
+const OPERATORS_ONLY: Array<VmOperation['kind']> = ['migrate'];
+
+/** The operation in words, for the timeline and the answers. */
+export function describeOperation(op: VmOperation): string {
+  switch (op.kind) {
+    case 'power':
+      return `power ${op.action}`;
+    case 'reconfigure': {
+      const parts = [
+        op.cores !== undefined ? `cores ${op.cores}` : undefined,
+        op.memoryMiB !== undefined ? `memory ${op.memoryMiB} MiB` : undefined,
+        op.diskGiB !== undefined ? `disk ${op.diskGiB} GiB` : undefined,
+      ].filter(Boolean);
+      return `reconfigure ${parts.join(', ')}${op.confirmReboot ? ' (reboot confirmed)' : ''}`;
+    }
+    case 'snapshot':
+      return `snapshot ${op.action} ${op.name}${op.action === 'create' && op.withRam ? ' with RAM' : ''}`;
+    case 'migrate':
+      return `migrate to ${op.target}`;
+  }
+}
+
+/** The operation this id already asked for, if any: the same id again is the same operation, answered once. */
+export function earlierWithId(s: OperationSituation, id: string): OperationRecord | undefined {
+  return s.operations.find((o) => o.id === id);
+}
+
+/** Why `caller` may not run `op` now, or undefined when it may. */
+export function operationRefusal(s: OperationSituation, caller: OperationCaller, op: VmOperation): string | undefined {
+  const what = describeOperation(op);
+  const earlier = earlierWithId(s, caller.id);
+  if (earlier) {
+    return sameOperation(earlier.operation, op) ? undefined : `operation id ${caller.id} was already used for ${earlier.what}: a new operation needs a new id`;
+  }
+  const state = stateRefusal(s);
+  if (state) return `cannot ${what} on request ${s.serial}: ${state}`;
+  const role = roleRefusal(caller.role, op);
+  if (role) return role;
+  const running = s.operations.find((o) => o.state === 'running');
+  if (running) return `cannot ${what} on request ${s.serial}: ${running.what} (id ${running.id}, by ${running.by}, since ${running.startedAt}) is running; one operation at a time`;
+  return kindRefusal(s, op);
+}
+
+function stateRefusal(s: OperationSituation): string | undefined {
+  if (BUILDING.includes(s.status)) return `its VM is not built yet (it is ${s.status}; day-2 operations need Fulfilled)`;
+  if (ENDING.includes(s.status)) return `it is ${s.status}: its VM is gone or going`;
+  if (s.status !== 'Fulfilled') return `it is ${s.status}: day-2 operations need a built VM (Fulfilled); rebuild or complete it`;
+  if (s.ending) return 'its completion has been asked for';
+  if (s.vmid === undefined || s.node === undefined) return 'it has no VM';
+  return undefined;
+}
+
+export function roleRefusal(role: CallerRole, op: VmOperation): string | undefined {
+  if (OPERATORS_ONLY.includes(op.kind) && role !== 'operator') return `${op.kind} is for operators only; the caller is a ${role}`;
+  return undefined;
+}
+
+function kindRefusal(s: OperationSituation, op: VmOperation): string | undefined {
+  switch (op.kind) {
+    case 'snapshot': {
+      const known = s.snapshots.some((x) => x.name === op.name);
+      if (op.action === 'create') {
+        if (known) return `request ${s.serial} already has a snapshot ${op.name}: choose another name`;
+        if (s.snapshots.length >= s.snapshotLimit) {
+          return `request ${s.serial} has ${s.snapshots.length} snapshots, its limit (REQUEST_SNAPSHOT_LIMIT) is ${s.snapshotLimit}: delete one first`;
+        }
+        return undefined;
+      }
+      return known ? undefined : `request ${s.serial} has no snapshot ${op.name} (it has ${s.snapshots.map((x) => x.name).join(', ') || 'none'})`;
+    }
+    case 'migrate':
+      return op.target === s.node ? `the VM of request ${s.serial} is on ${op.target} already` : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function sameOperation(a: VmOperation, b: VmOperation): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** How many finished operations a request keeps on its record (the timeline keeps every one anyway). */
+export const OPERATIONS_KEPT = 20;

@@ -1,0 +1,228 @@
+import { ApplicationFailure, condition, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { createActivities } from '../activities';
+import type { RequestPolicy } from '../domain/requestPolicy';
+import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../contracts/messages';
+import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../contracts/operationArguments';
+import { PveNodeKey, VmStateKey } from '../contracts/searchAttributes';
+import type { RequestRecord } from '../contracts/types';
+import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../contracts/vmOperations';
+import { apiCall, cleanup, proxmoxTask } from './activityOptions';
+import { describeOperation, earlierWithId, operationRefusal, OPERATIONS_KEPT, type OperationSituation } from './vmOperationRules';
+
+type Activities = ReturnType<typeof createActivities>;
+const look = proxyActivities<Activities>(apiCall);
+const task = proxyActivities<Activities>(proxmoxTask);
+const follow = proxyActivities<Activities>(cleanup);
+
+/** What the request lends its day-2 operations: its record, its policy, and how it writes its timeline. */
+export interface OperationHost {
+  record: RequestRecord;
+  policy: RequestPolicy;
+  /** A completion was asked for (or the lease is ending): no operation starts any more. */
+  ending(): boolean;
+  note(event: string, by?: string): void;
+  upsert(pairs: SearchAttributeUpdatePair[]): void;
+}
+
+/** Refused by the VM's own state (a reboot the caller did not confirm, a disk that would shrink): nothing changed. */
+const REFUSED = 'OperationRefused';
+
+/**
+ * The day-2 operations of a request's VM, as Updates on the request: each validated against the rules
+ * (vmOperationRules.ts), recorded on the timeline with who and why, run as activities that finish or find what an
+ * earlier attempt did, and answered once it has ended. Registered before the request's first await.
+ */
+export function handleVmOperations(host: OperationHost): { idle: () => boolean } {
+  const { record } = host;
+  const situation = (): OperationSituation => ({
+    serial: record.serial,
+    status: record.status,
+    ending: host.ending(),
+    vmid: record.device.vmid,
+    node: record.device.node,
+    operations: record.operations ?? [],
+    snapshots: record.snapshots ?? [],
+    snapshotLimit: host.policy.snapshotLimit ?? 3,
+  });
+  const shutdownTimeoutSeconds = () => host.policy.shutdownTimeoutSeconds ?? 120;
+
+  const register = (parse: (arg: unknown) => { caller: OperationCaller; operation: VmOperation }) => ({
+    handler: (arg: unknown) => run(parse(arg)),
+    validator: (arg: unknown) => {
+      const { caller, operation } = parse(arg);
+      const refusal = operationRefusal(situation(), caller, operation);
+      if (refusal) throw new Error(refusal);
+    },
+  });
+  for (const [update, parse] of [
+    [powerUpdate, parsePowerArgs],
+    [reconfigureUpdate, parseReconfigureArgs],
+    [snapshotUpdate, parseSnapshotArgs],
+    [migrateUpdate, parseMigrateArgs],
+  ] as const) {
+    const { handler, validator } = register(parse);
+    setHandler(update, handler as never, { validator: validator as never });
+  }
+
+  async function run({ caller, operation }: { caller: OperationCaller; operation: VmOperation }): Promise<OperationResult> {
+    const earlier = earlierWithId(situation(), caller.id);
+    if (earlier) {
+      // The same id again (a retried call): the first one's answer, once it has one.
+      await condition(() => earlier.state !== 'running');
+      return answer(earlier);
+    }
+    const op: OperationRecord = {
+      id: caller.id,
+      what: describeOperation(operation),
+      operation,
+      by: caller.by,
+      role: caller.role,
+      ...(caller.note ? { note: caller.note } : {}),
+      startedAt: new Date().toISOString(),
+      state: 'running',
+    };
+    const finished = (record.operations ?? []).slice(-(OPERATIONS_KEPT - 1));
+    record.operations = [...finished, op];
+    host.note(`${op.what} asked${caller.note ? `: ${caller.note}` : ''}`, caller.by);
+    try {
+      op.outcome = await perform(operation, caller);
+      op.state = 'succeeded';
+      host.note(`${op.what}: ${op.outcome}`);
+    } catch (err) {
+      const refused = err instanceof ApplicationFailure && err.type === REFUSED;
+      op.state = refused ? 'refused' : 'failed';
+      op.outcome = causeOf(err);
+      host.note(`${op.what} ${refused ? 'refused' : 'failed'}: ${op.outcome}`);
+    } finally {
+      op.endedAt = new Date().toISOString();
+    }
+    return answer(op);
+  }
+
+  function answer(op: OperationRecord): OperationResult {
+    // A refusal is the caller's to hear as one (409 at the API), however often it asks.
+    if (op.state === 'refused') throw ApplicationFailure.create({ type: REFUSED, nonRetryable: true, message: op.outcome ?? 'refused' });
+    return {
+      serial: record.serial,
+      status: record.status,
+      operation: op,
+      ...(record.device.node ? { node: record.device.node } : {}),
+      ...(record.device.power ? { power: record.device.power } : {}),
+      snapshots: record.snapshots ?? [],
+    };
+  }
+
+  const setPower = (power: 'running' | 'stopped') => {
+    record.device.power = power;
+    host.upsert([{ key: VmStateKey, value: power }]);
+  };
+
+  async function perform(operation: VmOperation, caller: OperationCaller): Promise<string> {
+    const ref = { serial: record.serial, vmid: record.device.vmid!, node: record.device.node! };
+    switch (operation.kind) {
+      case 'power': {
+        const timeoutSeconds = shutdownTimeoutSeconds();
+        switch (operation.action) {
+          case 'start':
+            await task.startVm(ref);
+            setPower('running');
+            return 'started';
+          case 'stop':
+            setPower(await task.stopVm(ref));
+            return 'stopped';
+          case 'shutdown': {
+            const r = await task.shutdownGuest({ ...ref, timeoutSeconds });
+            setPower(r.power);
+            return r.outcome;
+          }
+          case 'reboot': {
+            const r = await task.rebootVm({ ...ref, timeoutSeconds });
+            setPower(r.power);
+            return r.outcome;
+          }
+        }
+        break;
+      }
+      case 'reconfigure': {
+        const plan = await look.planReconfigure({ ...ref, cores: operation.cores, memoryMiB: operation.memoryMiB, diskGiB: operation.diskGiB });
+        if (plan.refusal) throw refusedBecause(`${plan.refusal.field}: ${plan.refusal.reason}`);
+        if (plan.rebootNeeded && !operation.confirmReboot) {
+          throw refusedBecause(
+            `a reboot is needed to apply ${plan.afterReboot.join(', ')} (${plan.rebootNeeded}); nothing was changed. Send confirm_reboot: true to apply it with a reboot` +
+              (plan.live.length ? ` (${plan.live.join(', ')} would apply live)` : ''),
+          );
+        }
+        const done: string[] = [];
+        if (Object.keys(plan.set).length || plan.remove.length) {
+          const { pending } = await task.applyVmConfig({ ...ref, set: plan.set, remove: plan.remove });
+          if (pending.length && record.device.power !== 'stopped') {
+            const r = await task.rebootVm({ ...ref, timeoutSeconds: shutdownTimeoutSeconds() });
+            setPower(r.power);
+            done.push(`after a reboot: ${plan.afterReboot.join(', ') || pending.join(', ')} (${r.outcome})`);
+          }
+        }
+        if (plan.grow) await task.growDisk({ ...ref, diskGiB: plan.grow.sizeGiB });
+        if (plan.live.length) done.unshift(`live: ${plan.live.join(', ')}`);
+        // The request states the VM's size: a rebuild builds it at the new one, and what the org holds counts it.
+        record.request = {
+          ...record.request,
+          ...(operation.cores !== undefined ? { cores: operation.cores } : {}),
+          ...(operation.memoryMiB !== undefined ? { memoryMiB: operation.memoryMiB } : {}),
+          ...(operation.diskGiB !== undefined ? { diskGiB: operation.diskGiB } : {}),
+        };
+        return done.length ? done.join('; ') : 'nothing to change: the VM has that size already';
+      }
+      case 'snapshot': {
+        const snap = { ...ref, name: operation.name };
+        switch (operation.action) {
+          case 'create': {
+            const r = await task.createSnapshot({ ...snap, withRam: operation.withRam ?? false, ...(operation.description ? { description: operation.description } : {}) });
+            record.snapshots = [
+              ...(record.snapshots ?? []),
+              { name: operation.name, takenAt: new Date().toISOString(), by: caller.by, withRam: r.withRam, ...(operation.description ? { description: operation.description } : {}) },
+            ];
+            return r.withRam ? 'taken, with the guest’s memory' : 'taken';
+          }
+          case 'revert': {
+            const r = await task.revertSnapshot({ ...snap, start: record.device.power !== 'stopped' });
+            setPower(r.power);
+            return `reverted; the VM is ${r.power}`;
+          }
+          case 'delete': {
+            const r = await task.deleteSnapshot(snap);
+            record.snapshots = (record.snapshots ?? []).filter((s) => s.name !== operation.name);
+            return r === 'absent' ? 'it was gone from the VM already' : 'deleted';
+          }
+        }
+        break;
+      }
+      case 'migrate': {
+        const from = ref.node;
+        const to = operation.target;
+        const r = await task.moveVm({ serial: ref.serial, vmid: ref.vmid, from, to });
+        record.device.node = to;
+        host.upsert([{ key: PveNodeKey, value: to }]);
+        // Proxmox reads the snippet from the VM's own node at every start: it follows now, not at the next sync.
+        const snippet = await follow
+          .moveSnippet({ serial: record.serial, name: record.request.name, from, to })
+          .then((m) => (m === 'absent' ? `no cloud-init snippet on ${from} to move` : `cloud-init snippet moved to ${to}`))
+          .catch((err: Error) => `the cloud-init snippet could not follow (${causeOf(err)}): the VM cannot start on ${to} until it is there`);
+        return `${r.online ? 'moved online' : 'moved'} from ${from} to ${to}; ${snippet}`;
+      }
+    }
+    throw new Error('unreachable');
+  }
+
+  return { idle: () => !(record.operations ?? []).some((o) => o.state === 'running') };
+}
+
+function refusedBecause(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: REFUSED, nonRetryable: true, message });
+}
+
+/** The activity's own words (what Proxmox said), not Temporal's wrapper. */
+function causeOf(err: unknown): string {
+  const e = err as { cause?: Error; message?: string };
+  return e.cause?.message ?? e.message ?? String(err);
+}
