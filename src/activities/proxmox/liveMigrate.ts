@@ -33,11 +33,23 @@ export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
       if (!earlier?.ok) {
         let upid: string;
         try {
+          const nodes = await pve.nodes();
+          const target = nodes.find((n) => n.node === to);
+          if (!target || target.status !== 'online') {
+            throw ApplicationFailure.create({
+              type: ErrorType.InvalidRequest,
+              nonRetryable: true,
+              message:
+                `cannot migrate the VM of request ${serial} (VM ${vmid}) to ${to}: ` +
+                (target ? `the node is ${target.status}` : `no such node in the cluster (nodes: ${nodes.map((n) => n.node).sort().join(', ')})`),
+            });
+          }
           const at = (await whereIs(vmid)) ?? from;
           if (at === to) return { online: false };
           online = (await pve.vmStatus(at, vmid)).status === 'running';
           upid = online ? await pve.migrateRunningVm(at, vmid, to) : await pve.migrateVm(at, vmid, to);
         } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
           throw pveFailure(err, { ...s, node: from }, doing, 'VM.Migrate');
         }
         await awaitTask(pve, upid, s, doing, settings);
