@@ -18,6 +18,7 @@ import { deviceRequestRoutes } from './routes/deviceRequests';
 import { docsRoutes } from './routes/docs';
 import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
+import { vmOperationRoutes } from './routes/vmOperations';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
@@ -94,7 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   };
   const json = [requireJsonBody(), express.json({ limit: '256kb', verify: refuseBlankJson })];
-  app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx));
+  app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx), vmOperationRoutes(ctx));
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes());

@@ -4,6 +4,7 @@ import type { Action } from './auth/permissions';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
+import { registerVmOperationPaths } from './vmOperationsOpenApi';
 import {
   actionBody,
   classAnswerSchema,
@@ -198,6 +199,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       },
     });
   }
+
+  registerVmOperationPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
 
   op({
     method: 'get',

@@ -266,10 +266,13 @@ export const requestRecordSchema = z
       ip: z.string().optional(),
       vpnIp: z.string().optional(),
       vpnHostname: z.string().optional(),
+      power: z.enum(['running', 'stopped']).optional(),
     }),
     timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
     leftovers: z.array(z.string()),
     drift: z.looseObject({ kind: z.string(), at: z.string() }).optional(),
+    operations: z.array(z.looseObject({ id: z.string(), what: z.string(), state: z.string(), by: z.string(), startedAt: z.string() })).optional().meta({ description: 'Day-2 operations on the VM, latest last.' }),
+    snapshots: z.array(z.looseObject({ name: z.string(), takenAt: z.string(), by: z.string(), withRam: z.boolean() })).optional(),
   })
   .meta({ id: 'DeviceRequestRecord', description: 'The whole record of a request, never a secret.' });
 

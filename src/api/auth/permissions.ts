@@ -17,7 +17,12 @@ export type Action =
   | 'extend'
   | 'complete'
   | 'credentials'
-  | 'templates';
+  | 'templates'
+  // Day-2 operations on a request's VM.
+  | 'power'
+  | 'reconfigure'
+  | 'snapshot'
+  | 'migrate';
 
 const everyone: Role[] = ['requester', 'admin', 'operator'];
 const deciders: Role[] = ['admin', 'operator'];
@@ -36,6 +41,11 @@ export const rolesFor: Record<Action, readonly Role[]> = {
   reject: deciders,
   cancel: deciders,
   rebuild: deciders,
+  power: everyone,
+  reconfigure: everyone,
+  snapshot: everyone,
+  // Where a VM runs is the cluster's business: operators only.
+  migrate: ['operator'],
 };
 
 /** Why the principal's role may not do `action`, or undefined when it may. */

@@ -1,0 +1,136 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { UpdateDefinition } from '@temporalio/common';
+import { Router, type Request, type Response } from 'express';
+import type { z } from 'zod';
+import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate, statusQuery } from '../../contracts/messages';
+import type { OperationCaller, OperationResult } from '../../contracts/vmOperations';
+import { requestWorkflowId } from '../../contracts/workflowIds';
+import { actorOf, type Principal } from '../auth/apiKeys';
+import { permit } from '../auth/authenticate';
+import type { Action } from '../auth/permissions';
+import type { ApiContext } from '../context';
+import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
+import { badRequest, problem } from '../problems';
+import { findRequest } from '../requestAccess';
+import { serialParam } from '../schemas';
+import { sendTemporalError, sendUpdateError } from '../temporalErrors';
+import {
+  migrateBody,
+  operationNoteBody,
+  powerBody,
+  reconfigureBody,
+  snapshotBody,
+  snapshotParams,
+  toOperationAnswer,
+  toSnapshot,
+} from '../vmOperationSchemas';
+
+/**
+ * The day-2 operations on a request's VM: power, reconfigure, snapshots, migrate. Each is a Workflow Update on the
+ * request, which decides (its state, one operation at a time, the snapshot limit) and answers once the operation
+ * has ended; the role is checked here and again by the workflow. An `Idempotency-Key` makes a retry safe: the same
+ * key is the same operation, done once.
+ */
+export function vmOperationRoutes(ctx: ApiContext): Router {
+  const router = Router();
+
+  /** Role, input, the request as the key may see it, then the workflow's decision and the operation's outcome. */
+  const operate = async <B>(
+    req: Request,
+    res: Response,
+    action: Action,
+    kind: string,
+    schema: z.ZodType<B>,
+    update: UpdateDefinition<OperationResult, [never]>,
+    toArgs: (body: B, caller: OperationCaller) => object,
+    params: z.ZodType<{ serial: string }> = serialParam,
+  ) => {
+    const principal: Principal | undefined = permit(res, action);
+    if (!principal) return;
+    const path = params.safeParse(req.params);
+    if (!path.success) return badRequest(res, path.error, 'path');
+    const idempotency = idempotencyKeyOf(req);
+    if ('error' in idempotency) return badRequest(res, idempotency.error, 'headers');
+    const body = schema.safeParse(req.body ?? {});
+    if (!body.success) return badRequest(res, body.error);
+    const { serial } = path.data;
+    const found = await findRequest(ctx, res, principal, serial);
+    if (!found) return;
+    if (!found.open) return problem(res, 409, 'refused', `cannot ${kind} on request ${serial}: it has ended (${found.status ?? 'closed'})`);
+    const id = operationId(principal, idempotency.key);
+    const note = (body.data as { note?: string }).note;
+    const caller: OperationCaller = { id, by: actorOf(principal), role: principal.role, ...(note ? { note } : {}) };
+    try {
+      const handle = ctx.client.workflow.getHandle(requestWorkflowId(serial));
+      const args = toArgs(body.data, caller);
+      // Temporal answers a known update id with that update's outcome without asking the workflow: the id carries what
+      // is asked too, so that a key reused for another operation reaches the workflow, which refuses it.
+      const updateId = `${kind}:${id}:${createHash('sha256').update(JSON.stringify(args)).digest('hex').slice(0, 16)}`;
+      const result = await ctx.temporal(() => handle.executeUpdate(update, { args: [args as never], updateId }));
+      const answer = toOperationAnswer(result);
+      if (result.operation.state === 'failed') {
+        return res.status(502).json({ error: 'operation failed', detail: `${result.operation.what} on request ${serial} failed: ${result.operation.outcome ?? 'no reason given'}`, ...answer });
+      }
+      res.json(answer);
+    } catch (err) {
+      sendUpdateError(res, err, serial, kind);
+    }
+  };
+
+  router.post('/:serial/power', (req, res) =>
+    operate(req, res, 'power', 'power', powerBody, powerUpdate as never, (b, c) => ({ ...c, action: b.action })),
+  );
+  router.post('/:serial/reconfigure', (req, res) =>
+    operate(req, res, 'reconfigure', 'reconfigure', reconfigureBody, reconfigureUpdate as never, (b, c) => ({
+      ...c,
+      ...(b.cores !== undefined ? { cores: b.cores } : {}),
+      ...(b.memory_mib !== undefined ? { memoryMiB: b.memory_mib } : {}),
+      ...(b.disk_gib !== undefined ? { diskGiB: b.disk_gib } : {}),
+      ...(b.confirm_reboot ? { confirmReboot: true } : {}),
+    })),
+  );
+  router.post('/:serial/snapshots', (req, res) =>
+    operate(req, res, 'snapshot', 'snapshot', snapshotBody, snapshotUpdate as never, (b, c) => ({
+      ...c,
+      action: 'create',
+      name: b.name,
+      ...(b.with_ram ? { withRam: true } : {}),
+      ...(b.description ? { description: b.description } : {}),
+    })),
+  );
+  router.post('/:serial/snapshots/:name/revert', (req, res) =>
+    operate(req, res, 'snapshot', 'snapshot', operationNoteBody, snapshotUpdate as never, (_b, c) => ({ ...c, action: 'revert', name: req.params.name }), snapshotParams),
+  );
+  router.delete('/:serial/snapshots/:name', (req, res) =>
+    operate(req, res, 'snapshot', 'snapshot', operationNoteBody, snapshotUpdate as never, (_b, c) => ({ ...c, action: 'delete', name: req.params.name }), snapshotParams),
+  );
+  router.post('/:serial/migrate', (req, res) =>
+    operate(req, res, 'migrate', 'migrate', migrateBody, migrateUpdate as never, (b, c) => ({ ...c, target: b.target })),
+  );
+
+  router.get('/:serial/snapshots', async (req, res) => {
+    const principal = permit(res, 'read');
+    if (!principal) return;
+    const path = serialParam.safeParse(req.params);
+    if (!path.success) return badRequest(res, path.error, 'path');
+    const { serial } = path.data;
+    if (!(await findRequest(ctx, res, principal, serial))) return;
+    try {
+      const record = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
+      res.json({ serial, limit: ctx.policy.snapshotLimit ?? 3, snapshots: (record.snapshots ?? []).map(toSnapshot) });
+    } catch (err) {
+      sendTemporalError(res, err, serial);
+    }
+  });
+
+  return router;
+}
+
+/**
+ * The operation's id: from the caller's Idempotency-Key (scoped like a submission's, so two orgs never meet, and
+ * hashed: the workflow's ids are short), else new.
+ */
+function operationId(principal: Principal, key: string | undefined): string {
+  if (key === undefined) return `r-${randomUUID()}`;
+  return `k-${createHash('sha256').update(`${idempotencyScope(principal)}\n${key}`).digest('hex').slice(0, 32)}`;
+}

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { createApp } from '../src/api/app';
+import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
+import { PveClient } from '../src/clients/pve';
+import { loadConfig } from '../src/config';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
+import { simulatorTimings } from '../src/embedded/simulatorTimings';
+import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
+import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
+import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
+import { validRequestBody } from './support/requests';
+import { quietLogger } from './support/quietLogger';
+import { waitFor } from './support/waitFor';
+
+/**
+ * The day-2 operations through the HTTP API, on a real Temporal dev server with the real workflows and activities
+ * against the simulated cluster: what each role may do, 400 naming the field, 409 with the workflow's reason, the
+ * same Idempotency-Key done once. Every answer is checked against the OpenAPI document.
+ */
+const ORG_A = 'Acme Corp';
+const key = <E extends ApiKeyEntry>(entry: E) => ({ ...entry, key: generateApiKey() });
+const keys = {
+  requester: key({ id: 'rita', role: 'requester' as const, org: ORG_A, email: 'rita@acme.example' }),
+  admin: key({ id: 'ada', role: 'admin' as const, org: ORG_A, email: 'ada@acme.example' }),
+  other: key({ id: 'gus', role: 'requester' as const, org: 'Globex', email: 'gus@globex.example' }),
+  operator: key({ id: 'ops', role: 'operator' as const }),
+};
+type KeyName = keyof typeof keys;
+
+describe('day-2 operations through the HTTP API', () => {
+  let env: TestWorkflowEnvironment;
+  let world: SimulatedWorld;
+  let dir: string;
+  let server: Server;
+  let base: string;
+  let checker: ResponseChecker;
+  let worker: Worker;
+  let running: Promise<void>;
+  let deps: ReturnType<typeof createActivityDeps>;
+  let root: PveClient;
+  const taskQueue = `day2-api-${process.pid}`;
+
+  before(async () => {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
+    });
+    dir = mkdtempSync(join(tmpdir(), 'pveflow-day2-api-'));
+    world = await startSimulatedWorld({ dir, timing: { ...simulatorTimings.fast, snapshotMs: 20, migrateMs: 40 } });
+    root = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE), timeoutMs: 10_000 });
+    deps = createActivityDeps(loadConfig({ ...world.env, CREDENTIAL_KEYS_DIR: join(dir, 'keys') }));
+    deps.temporal.client = env.client;
+    deps.settings.pollMinMs = 20;
+    deps.settings.pollMaxMs = 200;
+    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });
+    worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
+    running = worker.run();
+    const app = createApp({
+      client: env.client,
+      taskQueue,
+      policy: { ...defaultRequestPolicy, snapshotLimit: 1, shutdownTimeoutSeconds: 10 },
+      apiKeys: new ApiKeyStore(Object.values(keys)),
+      webhookSecret: `whsec-${generateApiKey()}`,
+      timings: { logPollMs: 100, sseHeartbeatMs: 150 },
+    });
+    server = await new Promise<Server>((ok, fail) => {
+      const s = app.listen(0, '127.0.0.1', () => ok(s));
+      s.once('error', fail);
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
+  });
+  after(async () => {
+    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    worker?.shutdown();
+    await running;
+    if (deps) await closeActivityDeps(deps);
+    await root?.close();
+    await world?.stop();
+    await env?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const call = async (who: KeyName, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${keys[who].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await res.text();
+    const answer = { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    checker.check(method, path, answer);
+    return answer;
+  };
+
+  /** A request of ORG_A whose period has begun, approved and built. */
+  async function fulfilled(): Promise<{ serial: string; vmid: number; node: string }> {
+    const now = Date.now();
+    const created = await call('requester', 'POST', '/api/device_requests', validRequestBody({ period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const serial: string = created.body.serial;
+    assert.equal((await call('admin', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
+    const record = await waitFor('fulfilled', async () => {
+      const r = await call('requester', 'GET', `/api/device_requests/${serial}`);
+      return r.body.status === 'Fulfilled' ? r.body : undefined;
+    }, 120_000);
+    return { serial, vmid: record.device.vmid, node: record.device.node };
+  }
+
+  test('power and reconfigure: bad input is a 400 naming the field, a reboot unconfirmed a 409, the same Idempotency-Key one shutdown', async () => {
+    const { serial, vmid, node } = await fulfilled();
+    const at = (what: string) => `/api/device_requests/${serial}/${what}`;
+
+    const bad = await call('requester', 'POST', at('power'), { action: 'hibernate' });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body.issues.map((i: { field: string }) => i.field), ['action']);
+    assert.deepEqual((await call('requester', 'POST', at('reconfigure'), { note: 'nothing' })).body.issues.map((i: { field: string }) => i.field), ['cores']);
+    assert.deepEqual((await call('requester', 'POST', at('reconfigure'), { memory_mib: 100 })).body.issues.map((i: { field: string }) => i.field), ['memory_mib']);
+    assert.equal((await call('other', 'POST', at('power'), { action: 'stop' })).status, 404, 'another org’s request does not exist for its keys');
+
+    const idem = { 'idempotency-key': 'shutdown-for-the-weekend' };
+    const first = await call('requester', 'POST', at('power'), { action: 'shutdown', note: 'weekend' }, idem);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.operation.state, 'succeeded');
+    assert.equal(first.body.operation.by, 'rita@acme.example');
+    assert.equal(first.body.power, 'stopped');
+    const again = await call('requester', 'POST', at('power'), { action: 'shutdown', note: 'weekend' }, idem);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body.operation, first.body.operation, 'the same operation, answered again');
+    const reused = await call('requester', 'POST', at('power'), { action: 'start' }, idem);
+    assert.equal(reused.status, 409);
+    assert.match(reused.body.detail, /was already used for power shutdown/);
+
+    // Stopped: every change applies at once. Running with Proxmox's default hotplug: cores need a reboot.
+    const stoppedChange = await call('admin', 'POST', at('reconfigure'), { cores: 3 });
+    assert.equal(stoppedChange.body.operation.outcome, 'live: cores 2 → 3');
+    assert.equal((await call('requester', 'POST', at('power'), { action: 'start' })).body.power, 'running');
+    const unconfirmed = await call('requester', 'POST', at('reconfigure'), { cores: 4, disk_gib: 12 });
+    assert.equal(unconfirmed.status, 409);
+    assert.match(unconfirmed.body.detail, /^a reboot is needed to apply cores 3 → 4 \(CPU hot-plug is off in the VM's hotplug option\); nothing was changed\. Send confirm_reboot: true to apply it with a reboot \(disk 4 → 12 GiB would apply live\)$/);
+    assert.equal((await root.vmConfig(node, vmid)).raw.cores, 3);
+    const confirmed = await call('requester', 'POST', at('reconfigure'), { cores: 4, disk_gib: 12, confirm_reboot: true });
+    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+    assert.equal(confirmed.body.operation.outcome, 'live: disk 4 → 12 GiB; after a reboot: cores 3 → 4 (rebooted)');
+    const shrink = await call('requester', 'POST', at('reconfigure'), { disk_gib: 5 });
+    assert.equal(shrink.status, 409);
+    assert.match(shrink.body.detail, /diskGiB: the disk is 12 GiB and Proxmox only grows disks/);
+
+    const record = (await call('requester', 'GET', `/api/device_requests/${serial}`)).body;
+    assert.equal(record.timeline.filter((e: { event: string }) => e.event === 'power shutdown asked: weekend').length, 1);
+    assert.deepEqual(record.operations.map((o: { what: string; state: string }) => `${o.what}: ${o.state}`), [
+      'power shutdown: succeeded',
+      'reconfigure cores 3: succeeded',
+      'power start: succeeded',
+      'reconfigure cores 4, disk 12 GiB: refused',
+      'reconfigure cores 4, disk 12 GiB (reboot confirmed): succeeded',
+      'reconfigure disk 5 GiB: refused',
+    ]);
+  });
+
+  test('snapshots and migration: the limit, revert and delete by name, migration for operators only', async () => {
+    const { serial, node } = await fulfilled();
+    const at = (what: string) => `/api/device_requests/${serial}/${what}`;
+    assert.equal((await call('requester', 'POST', at('snapshots'), { name: '9lives' })).body.issues[0].field, 'name');
+    const taken = await call('requester', 'POST', at('snapshots'), { name: 'clean', with_ram: true, description: 'as built' });
+    assert.equal(taken.status, 200, JSON.stringify(taken.body));
+    assert.deepEqual(taken.body.snapshots.map((s: { name: string; with_ram: boolean }) => [s.name, s.with_ram]), [['clean', true]]);
+    const over = await call('requester', 'POST', at('snapshots'), { name: 'second' });
+    assert.equal(over.status, 409);
+    assert.match(over.body.detail, /has 1 snapshots, its limit \(REQUEST_SNAPSHOT_LIMIT\) is 1: delete one first/);
+    const listed = await call('requester', 'GET', at('snapshots'));
+    assert.deepEqual([listed.body.limit, listed.body.snapshots.map((s: { name: string }) => s.name)], [1, ['clean']]);
+    assert.equal((await call('requester', 'POST', at('snapshots/clean/revert'), {})).body.operation.outcome, 'reverted; the VM is running');
+    assert.equal((await call('requester', 'DELETE', at('snapshots/clean'))).body.operation.outcome, 'deleted');
+    const gone = await call('requester', 'DELETE', at('snapshots/clean'));
+    assert.equal(gone.status, 409);
+    assert.match(gone.body.detail, /has no snapshot clean \(it has none\)/);
+
+    const target = ['pve1', 'pve2', 'pve3'].find((n) => n !== node)!;
+    const forbidden = await call('admin', 'POST', at('migrate'), { target });
+    assert.equal(forbidden.status, 403);
+    assert.match(forbidden.body.detail, /migrate needs the role operator/);
+    assert.equal((await call('operator', 'POST', at('migrate'), { target: node })).status, 409);
+    const moved = await call('operator', 'POST', at('migrate'), { target, note: 'maintenance' });
+    assert.equal(moved.status, 200, JSON.stringify(moved.body));
+    assert.equal(moved.body.node, target);
+    assert.equal((await call('requester', 'GET', `/api/device_requests/${serial}`)).body.device.node, target);
+  });
+
+  test('a request whose VM is not built refuses every operation with 409 and the reason', async () => {
+    const now = Date.now();
+    const created = await call('requester', 'POST', '/api/device_requests', validRequestBody({ period: { start: new Date(now + 30 * 24 * 3600_000).toISOString(), end: new Date(now + 31 * 24 * 3600_000).toISOString() } }));
+    const serial = created.body.serial;
+    const r = await call('requester', 'POST', `/api/device_requests/${serial}/power`, { action: 'start' });
+    assert.equal(r.status, 409);
+    assert.match(r.body.detail, new RegExp(`^cannot power start on request ${serial}: it is Pending: day-2 operations need a built VM`));
+    assert.equal((await call('admin', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
+    const approved = await call('requester', 'POST', `/api/device_requests/${serial}/snapshots`, { name: 'early' });
+    assert.equal(approved.status, 409);
+    assert.match(approved.body.detail, /its VM is not built yet \(it is Approved; day-2 operations need Fulfilled\)/);
+  });
+});
