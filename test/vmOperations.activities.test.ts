@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps } from '../src/worker';
+import { pveflowRole } from '../src/domain/pveflowPrivileges';
 import { harnessSkipReason } from './support/workflowHarness';
 
 /**
@@ -20,6 +21,7 @@ import { harnessSkipReason } from './support/workflowHarness';
  * 2.5 s to shut down, so a 1 s bound meets a guest that ignores the shutdown.
  */
 const skip = harnessSkipReason();
+const NO_SNAPSHOT = { id: 'nosnap@pve!automation', secret: '4f1d2c3b-0000-4000-8000-00000000d2d2' };
 
 describe('day-2 activities against the simulated Proxmox', { skip }, () => {
   let world: SimulatedWorld;
@@ -31,7 +33,19 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pveflow-day2-'));
-    world = await startSimulatedWorld({ dir, timing: { ...simulatorTimings.fast, shutdownMs: 2_500, snapshotMs: 20, migrateMs: 40 } });
+    world = await startSimulatedWorld({
+      dir,
+      timing: { ...simulatorTimings.fast, shutdownMs: 2_500, snapshotMs: 20, migrateMs: 40 },
+      // A token holding the documented role without VM.Snapshot, granted where docs/operations.md grants it.
+      adjustSeed: (seed) => {
+        seed.users.push({ userid: 'nosnap@pve' });
+        seed.tokens.push({ tokenid: NO_SNAPSHOT.id, secret: NO_SNAPSHOT.secret, privsep: true });
+        seed.roles = { ...seed.roles, PVEflowNoSnapshot: pveflowRole(9).filter((p) => p !== 'VM.Snapshot') };
+        for (const path of ['/pool/pveflow', '/storage/local', '/storage/ceph', '/sdn/zones/localnetwork/vmbr0']) {
+          for (const subject of ['nosnap@pve', NO_SNAPSHOT.id]) seed.acls.push({ path, subject, role: 'PVEflowNoSnapshot', propagate: false });
+        }
+      },
+    });
     root = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE), timeoutMs: 10_000 });
     deps = createActivityDeps(loadConfig(world.env));
     deps.settings.pollMinMs = 20;
@@ -137,5 +151,22 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
       assert.match(err.message, /cannot migrate the VM of request VM-DAY201 \(VM \d+\) to pve9: no such node in the cluster \(nodes: pve1, pve2, pve3\)/);
       return true;
     });
+  });
+
+  test('a token whose role lacks VM.Snapshot fails the snapshot at once, naming the privilege and how to grant it', async () => {
+    const ref = await vm();
+    const lacking = createActivityDeps(loadConfig({ ...world.env, PVE_TOKEN_ID: NO_SNAPSHOT.id, PVE_TOKEN_SECRET: NO_SNAPSHOT.secret }));
+    try {
+      await assert.rejects(run(createActivities(lacking).createSnapshot, { ...ref, name: 'denied', withRam: false }), (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure, String(err));
+        assert.equal(err.type, 'PvePermissionDenied');
+        assert.equal(err.nonRetryable, true);
+        assert.match(err.message, /taking snapshot denied for request VM-DAY201, VM \d+, node pve1: Proxmox said "Permission check failed/);
+        assert.match(err.message, /Grant VM\.Snapshot: add it to the PVEflow role/);
+        return true;
+      });
+    } finally {
+      await closeActivityDeps(lacking);
+    }
   });
 });

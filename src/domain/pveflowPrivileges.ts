@@ -28,7 +28,7 @@ const CONFIGURE_WHY: Record<ConfigureKey, string> = {
 export type PrivilegeScope = 'pool' | 'template' | 'template-storages' | 'snippets-storage' | 'bridge' | 'root';
 
 /** The stage of a build (as the build reports it), the completion, or the doctor's own look at the cluster. */
-export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'completing' | 'doctor';
+export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'completing' | 'doctor' | 'day-2';
 
 export interface PrivilegeNeed {
   stage: PrivilegeStage;
@@ -74,6 +74,11 @@ export function privilegeNeeds(pveMajor: number | undefined): PrivilegeNeed[] {
     { stage: 'waiting-for-ip', call: 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces', scope: 'pool', privilege: agentPrivilege(pveMajor), why: 'ask the guest agent for the VM’s IP address' },
     { stage: 'completing', call: 'POST /nodes/{node}/qemu/{vmid}/status/shutdown', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'shut down and stop the VMs' },
     { stage: 'completing', call: 'DELETE /nodes/{node}/qemu/{vmid}', scope: 'pool', privilege: 'VM.Allocate', why: 'destroy the VMs' },
+    // Day-2 operations on a built VM (src/workflows/vmOperations.ts): no build needs these, the request's users do.
+    { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/status/reboot', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'start, shut down, reboot and stop the VMs on request' },
+    { stage: 'day-2', call: `${CONFIG} vcpus`, scope: 'pool', privilege: 'VM.Config.CPU', why: 'change a VM’s CPUs (hot-plugged as vcpus where the VM allows)' },
+    { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/snapshot', scope: 'pool', privilege: 'VM.Snapshot', why: 'take, revert to and delete snapshots of the VMs' },
+    { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/migrate online=1', scope: 'pool', privilege: 'VM.Migrate', why: 'move a VM to another node (operators, day-2)' },
     // The snippets go over SFTP, not through the API; the doctor reads the storage's content types with this.
     { stage: 'doctor', call: 'GET /nodes/{node}/storage', scope: 'snippets-storage', privilege: 'Datastore.AllocateSpace', why: 'let pveflow doctor check that the snippets storage takes snippets on every node' },
   ];
