@@ -41,6 +41,12 @@ export const optionSpec = {
   'new-end': { type: 'string' },
   // logs
   follow: { type: 'boolean', short: 'f' },
+  // vm (day-2 operations)
+  'disk-gib': { type: 'string' },
+  'confirm-reboot': { type: 'boolean' },
+  'with-ram': { type: 'boolean' },
+  description: { type: 'string' },
+  target: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export type Flag = keyof typeof optionSpec;
