@@ -5,6 +5,7 @@ import { api, ApiError, requestPath, type Credentials, type RequestRecord, type 
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { ProgressBar } from '../components/ProgressBar';
 import { StatusBadge } from '../components/StatusBadge';
+import { VmOperations } from '../components/VmOperations';
 import { formatDateTime, formatMemory, formatTime, fromLocalInput, stageNames, toLocalInput } from '../format';
 import { href } from '../router';
 import { followEventStream } from '../sse';
@@ -172,6 +173,8 @@ export function RequestPage({ auth, serial }: { auth: Auth; serial: string }) {
               <Detail term="Template" value={req.templateVmid?.toString() ?? 'default'} />
             </dl>
           </section>
+
+          <VmOperations auth={auth} serial={serial} record={record} onDone={afterAction} />
 
           <CredentialsCard record={record} isConsultant={isConsultant} revealed={credentials} onReveal={() => setDialog('reveal')} />
 
