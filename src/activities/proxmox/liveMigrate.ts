@@ -23,13 +23,13 @@ const HA_ARRIVAL_S = 600;
  */
 export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
   const whereIs = async (vmid: number) => (await pve.clusterResources('vm')).find((r) => r.vmid === vmid)?.node;
+  const runsOn = async (node: string, vmid: number) => (await pve.vmStatus(node, vmid)).status === 'running';
 
   return {
     async moveVm({ serial, vmid, from, to }: MoveVmInput): Promise<{ online: boolean }> {
       const s = { serial, vmid, node: from };
       const doing = `migrating the VM from ${from} to ${to}`;
       const earlier = await earlierTask(pve, settings);
-      let online = false;
       if (!earlier?.ok) {
         let upid: string;
         try {
@@ -45,8 +45,9 @@ export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
             });
           }
           const at = (await whereIs(vmid)) ?? from;
-          if (at === to) return { online: false };
-          online = (await pve.vmStatus(at, vmid)).status === 'running';
+          // Already there: an earlier attempt moved it (the request refuses a migration to where the VM is).
+          if (at === to) return { online: await runsOn(to, vmid) };
+          const online = (await pve.vmStatus(at, vmid)).status === 'running';
           upid = online ? await pve.migrateRunningVm(at, vmid, to) : await pve.migrateVm(at, vmid, to);
         } catch (err) {
           if (err instanceof ApplicationFailure) throw err;
@@ -64,7 +65,8 @@ export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
         } catch (err) {
           throw pveFailure(err, s, doing);
         }
-        if (at === to) return { online };
+        // A running VM moves online and keeps running; a stopped one moves offline: how it moved, even after a restart.
+        if (at === to) return { online: await runsOn(to, vmid).catch((err) => { throw pveFailure(err, s, doing); }) };
         if (Date.now() > deadline) {
           throw ApplicationFailure.create({
             type: ErrorType.WaitTimedOut,
