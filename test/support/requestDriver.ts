@@ -2,7 +2,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { approveUpdate, buildStatusQuery, statusQuery, type UpdateResult } from '../../src/contracts/messages';
 import type { BuildStage, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from '../../src/contracts/types';
 import { buildWorkflowId, requestWorkflowId } from '../../src/contracts/workflowIds';
-import type { DeviceRequest } from '../../src/domain/deviceRequest';
+import { deviceRequestSchema, type DeviceRequest } from '../../src/domain/deviceRequest';
 import type { vmRequest } from '../../src/workflows';
 import { waitFor } from './waitFor';
 
@@ -42,6 +42,28 @@ export interface RequestDriver {
   startApproved(request: DeviceRequest, opts?: StartOptions & { by?: string }): Promise<DrivenRequest>;
   /** A request already started (by the API, the CLI, an earlier step). */
   existing(serial: string): DrivenRequest;
+}
+
+const DAY = 24 * 3600_000;
+
+/**
+ * A valid request whose period began a minute before `nowMs` (a test server's clock where time skips) and lasts
+ * `periodDays`: tests change one thing at a time from here. For the API's wire form, see `validRequestBody`.
+ */
+export function deviceRequest(serial: string, overrides: Partial<DeviceRequest> & { periodDays?: number } = {}, nowMs = Date.now()): DeviceRequest {
+  const { periodDays = 30, ...rest } = overrides;
+  const start = nowMs - 60_000;
+  return deviceRequestSchema.parse({
+    serial,
+    name: 'lab',
+    org: 'Acme Corp',
+    requester: 'rita@acme.example',
+    consultants: ['alice@consultancy.example'],
+    period: { start: new Date(start).toISOString(), end: new Date(start + periodDays * DAY).toISOString() },
+    cores: 2,
+    memoryMiB: 2048,
+    ...rest,
+  });
 }
 
 /** Requests over `client`, their workflows on `taskQueue`. */
