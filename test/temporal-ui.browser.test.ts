@@ -6,7 +6,7 @@ import { SESSION_COOKIE } from '../src/api/temporalUi/operatorSessions';
 import { referencePath } from '../src/reference';
 import { browserMissing, launchChromium } from './support/browser';
 import { validRequestBody } from './support/requests';
-import { apiRequestDriver } from './support/apiRequestDriver';
+import { apiRequestDriver, keyedApiCall } from './support/apiRequestDriver';
 import { readWorkflowInTemporalUi } from './support/temporalUiCheck';
 import { startTestStack, type TestStack } from './support/testStack';
 
@@ -30,14 +30,7 @@ describe('Temporal UI through the gateway', { skip: (missingReference && 'refere
     running = await startTestStack('temporal-ui', [operator, requester]);
     browser = await launchChromium();
     // The operator submits: its key is the one the test holds in clear.
-    const requests = apiRequestDriver(async (method, path, _as, body) => {
-      const res = await fetch(`${running.stack.apiUrl}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${operator.key}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      return { status: res.status, body: await res.json() };
-    });
+    const requests = apiRequestDriver(keyedApiCall(() => running.stack.apiUrl, operator.key));
     serial = (await requests.startPending(validRequestBody({ name: 'ui-decoded-name' }))).serial;
   });
 

@@ -35,8 +35,24 @@ export interface ApiRequestDriver {
   startPending(body?: Record<string, unknown>): Promise<ApiDrivenRequest>;
   /** Submits and approves it; asserts both took effect. */
   startApproved(body?: Record<string, unknown>): Promise<ApiDrivenRequest>;
+  /** Submits a class of `count` identical requests (POST /api/classes); asserts it was created. */
+  startClass(body: Record<string, unknown>, count: number): Promise<{ classId: string; created: ApiAnswer; requests: ApiDrivenRequest[] }>;
   /** A request submitted some other way (the CLI, the console, a class). */
   existing(serial: string): ApiDrivenRequest;
+}
+
+/** For a test with one key and no helper of its own: every call made with `key` against `base` (read when called). */
+export function keyedApiCall(base: () => string, key: string): ApiCall {
+  return async (method, path, _as, body) => {
+    const res = await fetch(`${base()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : text };
+  };
 }
 
 export function apiRequestDriver(call: ApiCall): ApiRequestDriver {
@@ -82,6 +98,12 @@ export function apiRequestDriver(call: ApiCall): ApiRequestDriver {
       const approved = await r.approve();
       assert.equal(approved.status, 200, JSON.stringify(approved.body));
       return r;
+    },
+    async startClass(body, count) {
+      const created = await call('POST', '/api/classes', 'submitter', { ...body, count });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const requests = (created.body.requests as Array<{ serial: string }>).map((r) => driven(r.serial, created));
+      return { classId: String(created.body.class), created, requests };
     },
     existing: (serial) => driven(serial, { status: 0, body: undefined }),
   };
