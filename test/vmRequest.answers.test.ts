@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import {
-  approveUpdate,
   cancelUpdate,
   completeUpdate,
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
   revealCredentialsUpdate,
-  statusQuery,
 } from '../src/contracts/messages';
 import { BuildStatusKey, RequestStatusKey } from '../src/contracts/searchAttributes';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
@@ -47,14 +45,14 @@ describe('vmRequest: what each update answers', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = serialNext();
     await harness.h.withWorker(world, `answers-${serial}`, async () => {
-      const { handle, waitForStatus, waitForBuildStage } = await start(serial);
-      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', build: { attempt: 1, state: 'queued' } });
+      const { handle, approve, record: recordNow, waitForStatus, waitForBuildStage } = await start(serial);
+      assert.deepEqual(await approve('ada'), { serial, status: 'Approved', build: { attempt: 1, state: 'queued' } });
 
       await waitForBuildStage('cloning');
       const cancelling = await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada', note: 'wrong size' }] });
       assert.deepEqual(cancelling, { serial, status: 'Cancelling', build: { attempt: 1, state: 'cancelling' } });
       // What the answer says is what the record and Temporal's search attributes say, until the undos are done.
-      const during = await handle.query(statusQuery);
+      const during = await recordNow();
       assert.ok(['Cancelling', 'Cancelled'].includes(during.status), during.status);
       await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), (err: Error) => /cannot cancel|already under way/.test(String((err.cause as Error)?.message)));
       const cancelled = await waitForStatus('Cancelled');
@@ -83,7 +81,7 @@ describe('vmRequest: what each update answers', { skip }, () => {
       // Sealed under the request's credential key (crypto-shredding): the API opens them, no history can.
       assert.ok(revealed.keyId && revealed.ciphertext && revealed.iv && revealed.tag);
       assert.ok(!('password' in revealed) && !('rootPassword' in revealed), 'no login in clear in the answer');
-      const afterReveal = await handle.query(statusQuery);
+      const afterReveal = await recordNow();
       assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
 
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] }), { serial, status: 'Completing', build: { attempt: 2, state: 'completed' } });
@@ -102,10 +100,10 @@ describe('vmRequest: what each update answers', { skip }, () => {
     const serial = serialNext();
     const other = serialNext();
     await harness.h.withWorker(world, `answers-${serial}`, async () => {
-      const { handle, request } = await start(serial, 7);
-      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', buildsAt: request.period.start });
+      const { handle, request, approve, record: recordNow } = await start(serial, 7);
+      assert.deepEqual(await approve('ada'), { serial, status: 'Approved', buildsAt: request.period.start });
       assert.deepEqual(await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Cancelled' });
-      const record = await handle.query(statusQuery);
+      const record = await recordNow();
       assert.equal(record.build, undefined, 'nothing was built');
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Completing' });
       assert.equal((await handle.result()).status, 'Cancelled');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { approveUpdate, completeUpdate, rejectUpdate } from '../src/contracts/messages';
+import { completeUpdate, rejectUpdate } from '../src/contracts/messages';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
@@ -24,12 +24,12 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A1';
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
-      const { handle, record: recordNow, waitForStatus } = await requestDriver(harness.h.env.client, `wf-${serial}`).startPending(await harness.h.request(serial, { diskGiB: 10 }));
+      const { handle, approve, record: recordNow, waitForStatus } = await requestDriver(harness.h.env.client, `wf-${serial}`).startPending(await harness.h.request(serial, { diskGiB: 10 }));
       assert.equal((await recordNow()).status, 'Pending');
       await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) =>
         /cannot complete request VM-WF2A1: it is Pending/.test(String((err.cause as Error | undefined)?.message)),
       );
-      assert.equal((await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] })).status, 'Approved');
+      assert.equal((await approve('admin')).status, 'Approved');
 
       const fulfilled = await waitForStatus('Fulfilled');
       const { vmid, node } = fulfilled.device;
