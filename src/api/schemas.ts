@@ -3,6 +3,7 @@ import { classIdSchema, dateTimeSchema as dateTime, emailSchema as email, orgSch
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
 import type { RequestStatus } from '../contracts/types';
+import { quotaSchema } from '../domain/quotas';
 import { wireShape } from './requestWire';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
@@ -147,6 +148,16 @@ export const problemSchema = z
     detail: z.string().optional(),
     issues: z.array(issueSchema).optional(),
     serial: serialSchema.optional().meta({ description: 'The request a failed start may have created (503/504 of a submission).' }),
+    quota: z
+      .object({
+        org: z.string(),
+        quota: z.enum(['vms', 'cores', 'memory_mib', 'disk_gib']),
+        use: z.number().int().meta({ description: "What the org's open requests hold now." }),
+        asked: z.number().int().meta({ description: 'What the submission or approval would add.' }),
+        limit: z.number().int(),
+      })
+      .optional()
+      .meta({ description: 'A 409 "quota exceeded": the quota, its current use, what was asked and the limit.' }),
   })
   .meta({ id: 'Problem' });
 
@@ -261,5 +272,28 @@ export const templateListSchema = z
     ),
   })
   .meta({ id: 'TemplateList' });
+
+const usageSchema = z.object({ vms: z.number().int(), cores: z.number().int(), memory_mib: z.number().int(), disk_gib: z.number().int() });
+
+export const sessionSchema = z
+  .object({
+    id: z.string(),
+    role: z.enum(['requester', 'admin', 'operator']),
+    org: z.string().optional(),
+    email: z.string().optional(),
+    quotas: z
+      .array(
+        z.object({
+          org: z.string(),
+          limits: quotaSchema.meta({ description: 'The limits that apply to the org (its own, or the `*` entry); a limit left out is none.' }),
+          use: usageSchema.meta({ description: "What the org's open requests hold now (every running request but Rejected, Expired, Completed and Cancelled ones)." }),
+        }),
+      )
+      .optional()
+      .meta({ description: "Per org the key sees that has a quota (its own; an operator's: every org PVEFLOW_QUOTAS names): limits and use. Absent when none has, or when Temporal could not be asked." }),
+  })
+  .meta({ id: 'Session' });
+
+export type SessionAnswer = z.infer<typeof sessionSchema>;
 
 export const healthSchema = z.object({ status: z.string() }).meta({ id: 'Health' });

@@ -19,14 +19,15 @@ import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem, tooMany } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, serialForIdempotencyKey } from '../serials';
-import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
 import { startIdempotently } from '../startIdempotently';
+import { approvalQuotaExcess } from '../quotaUse';
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
@@ -59,6 +60,14 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const asWho = requesterRefusal(principal, body.data.requester);
     if (asWho) return problem(res, 403, 'forbidden', asWho);
     const key = idempotency.key;
+    let overQuota;
+    try {
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, body.data);
+    } catch (err) {
+      return sendTemporalError(res, err);
+    }
+    // Like the policy's refusal, the quota's waits for a look for the request an earlier try (under the quota) made.
+    if (overQuota && key === undefined) return quotaExceeded(res, overQuota);
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
     // A random serial collides astronomically rarely; a derived one walks the same sequence on every retry.
@@ -66,7 +75,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       serialAt: (candidate) => (key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate)),
       build: (serial) => toDeviceRequest(serial, body.data),
       ...(memo ? { memo, recognise: (existing) => compareWithExisting(existing, memo) } : {}),
-      mayStart: !policy.length,
+      mayStart: !policy.length && !overQuota,
       admission,
     });
     if ('started' in outcome) return res.status(201).location(`/api/device_requests/${outcome.started}`).json({ serial: outcome.started, status: 'Pending' });
@@ -84,6 +93,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     }
     // Not a retry of an earlier request: the policy's refusal stands.
     if (policy.length) return badRequestIssues(res, policy);
+    if (overQuota) return quotaExceeded(res, overQuota);
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });
 
@@ -172,6 +182,16 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const found = await findRequest(ctx, res, principal, serial);
       if (!found) return;
       if (!found.open) return problem(res, 409, 'refused', `cannot ${name} request ${serial}: it has ended (${found.status ?? 'closed'})`);
+      if (name === 'approve' && found.status === 'Pending') {
+        // The quota again, as it stands now: the build starts on approval.
+        let excess;
+        try {
+          excess = await approvalQuotaExcess(ctx, found.org, serial);
+        } catch (err) {
+          return sendTemporalError(res, err, serial);
+        }
+        if (excess) return quotaExceeded(res, excess);
+      }
       try {
         const handle = client.workflow.getHandle(requestWorkflowId(serial));
         const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
