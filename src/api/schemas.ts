@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { classIdSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import { classIdSchema, classSizeSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
 import type { RequestStatus } from '../contracts/types';
@@ -41,7 +41,7 @@ export const createClassBody = z
   .strictObject({
     ...createDeviceRequestBody.shape,
     name: vmNameSchema.max(37, 'at most 37 characters: each VM gets a -NN suffix').meta({ example: 'lab' }),
-    count: z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class'),
+    count: classSizeSchema,
   })
   .meta({ id: 'ClassSubmission' });
 
