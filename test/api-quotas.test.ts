@@ -151,7 +151,9 @@ describe('quotas per org', () => {
 
   test('a submission past a quota is 409 naming the quota, its use and the limit, and starts nothing', async () => {
     const org = 'Q Submit';
-    await submit(org);
+    const firstBody = bodyFor(org);
+    const first = await call('operator', 'POST', '/api/device_requests', firstBody, { 'idempotency-key': `quota-${run}-first` });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
     await submit(org);
     await waitListed(org, 2);
     let refused!: Answer;
@@ -180,6 +182,12 @@ describe('quotas per org', () => {
     const keyed = await call('operator', 'POST', '/api/device_requests', bodyFor(org), { 'idempotency-key': `quota-${run}-keyed` });
     assert.equal(keyed.status, 409, JSON.stringify(keyed.body));
     assert.equal((await listed(org)).length, 2, 'nothing was started past the quota');
+
+    // A retry of a submission the quota took still finds its request, full as the org now is.
+    const retry = await call('operator', 'POST', '/api/device_requests', firstBody, { 'idempotency-key': `quota-${run}-first` });
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(retry.body.serial, first.body.serial);
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
 
     // Another org is not counted against this one.
     await submit('Q Class', { cores: 2 });
