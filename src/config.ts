@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { RequestPolicy } from './domain/requestPolicy';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
+import { quotaConfigSchema } from './domain/quotas';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -181,6 +182,22 @@ export const configSchema = z.object({
   REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(3),
   /** What a day-2 shutdown or reboot gives the guest before pveflow stops it. */
   REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(120),
+  /**
+   * Quotas per org (README, "Quotas"): JSON, `{"Acme Corp": {"vms": 10, "cores": 40, "memory_mib": 81920, "disk_gib": 800}, "*": {"vms": 4}}`.
+   * Enforced by the API at submission and approval; unset: no quotas.
+   */
+  PVEFLOW_QUOTAS: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(quotaConfigSchema)
+    .default({}),
   /** How often clusterSync compares the cluster with the requests (a Temporal Schedule). */
   SYNC_INTERVAL_S: z.coerce.number().int().min(5).default(60),
 

@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
     taskQueue: temporal.taskQueue,
     policy: requestPolicyFromConfig(config),
+    quotas: config.PVEFLOW_QUOTAS,
     apiKeys,
     // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
     credentialKeys: new CredentialKeys(credentialKeysDir(config)),

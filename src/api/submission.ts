@@ -7,34 +7,27 @@ import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, Reque
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
+import { fromWire, toWireField } from './requestWire';
 import { requestWorkflowId } from '../contracts/workflowIds';
+import { sizeOf, times, type QuotaExcess } from '../domain/quotas';
+import { QUOTA_SIZE_MEMO, quotaExcess, type Leaving } from './quotaUse';
 
-/** Domain field → wire field, so that a 400 names the field the caller sent. */
-const wireNames: Record<string, string> = {
-  org: 'client',
-  templateVmid: 'template_vmid',
-  memoryMiB: 'memory_mib',
-  fullClone: 'full_clone',
-  sshKeys: 'ssh_keys',
-};
-export const toWireField = (field: string) => field.replace(/^[^.]+/, (head) => wireNames[head] ?? head);
-
-/** The submission as the domain keeps it; the domain's own rules (e.g. OpenSSH key syntax) apply here. */
+/** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): { request: DeviceRequest } | { error: z.ZodError } {
-  const parsed = deviceRequestSchema.safeParse({
-    serial,
-    name: b.name,
-    org: b.client,
-    requester: b.requester,
-    consultants: b.consultants,
-    period: b.period,
-    templateVmid: b.template_vmid,
-    cores: b.cores,
-    memoryMiB: b.memory_mib,
-    fullClone: b.full_clone,
-    sshKeys: b.ssh_keys,
-  });
+  const parsed = deviceRequestSchema.safeParse({ serial, ...fromWire(b) });
   return parsed.success ? { request: parsed.data } : { error: parsed.error };
+}
+
+export { toWireField };
+
+/**
+ * The quota `count` requests like this body would exceed for its org, on top of what the org's open requests hold
+ * (undefined: they fit). The one check behind the submission, the class and the webhook; throws Temporal's errors.
+ */
+export function submissionQuotaExcess(ctx: ApiContext, b: CreateDeviceRequestBody, count = 1, leaving?: Leaving): Promise<QuotaExcess | undefined> {
+  // The body's fields in the domain's words, as the request will be counted once it runs.
+  const one = sizeOf(fromWire(b) as Parameters<typeof sizeOf>[0]);
+  return quotaExcess(ctx, b.client, times(one, count), leaving);
 }
 
 /** An issue of a 400 answer; `rule` names the policy rule a valid-looking value breaks. */
@@ -64,7 +57,8 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       taskQueue: ctx.taskQueue,
       args: [{ request, policy: ctx.policy }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      ...(memo ? { memo } : {}),
+      // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
+      memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request) },
       typedSearchAttributes: [
         { key: SerialKey, value: request.serial },
         { key: OrgKey, value: request.org },

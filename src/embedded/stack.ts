@@ -186,6 +186,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
+      quotas: config.PVEFLOW_QUOTAS,
       apiKeys: apiKeyStore,
       webhookSecret: apiSettings.webhookSecret,
       timings: apiSettings.timings,

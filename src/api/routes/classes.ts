@@ -1,24 +1,22 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
-import type { DeviceRequest } from '../../domain/deviceRequest';
 import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateResult } from '../../contracts/messages';
-import { RequestStatusKey } from '../../contracts/searchAttributes';
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, badRequestIssues, problem } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
-import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
+import { startIdempotently } from '../startIdempotently';
+import { approvalQuotaExcess } from '../quotaUse';
+import { describeExcess } from '../../domain/quotas';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
-/** How many serials one member may walk past (taken by other requests) before the submission gives up. */
-const MAX_SERIAL_CANDIDATES = 8;
 /** Updates sent at once when a whole class is approved or completed. */
 const UPDATES_AT_ONCE = 8;
 
@@ -52,18 +50,28 @@ export function classRoutes(ctx: ApiContext): Router {
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
+    // The whole class is counted against the quota, before any member starts: it fits whole or not at all. Members an
+    // earlier try made are the class's own, not counted twice.
+    let overQuota;
+    try {
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, shared, count, { classId });
+    } catch (err) {
+      return sendTemporalError(res, err);
+    }
+    if (overQuota && idempotency.key === undefined) return quotaExceeded(res, overQuota);
+    const mayStart = policy.length === 0 && !overQuota;
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name }, policy.length === 0);
-      if ('bad' in started) return badRequest(res, started.bad, 'body', toWireField);
-      if ('refused' in started) return badRequestIssues(res, policy);
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, mayStart);
+      if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
+      if ('notFound' in started) return overQuota ? quotaExceeded(res, overQuota) : badRequestIssues(res, policy);
       if ('failed' in started) {
         // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
         return sendStartError(res, started.failed, started.serial, idempotency.key);
       }
-      if ('exhausted' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
-      members.push({ ...started.member, name });
+      if ('exhausted' in started || 'busy' in started || 'otherBody' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
+      members.push('started' in started ? { serial: started.started, status: 'Pending', created: true, name } : { serial: started.found, status: started.status, created: false, name });
     }
     const replayed = members.every((m) => !m.created);
     res
@@ -104,7 +112,19 @@ export function classRoutes(ctx: ApiContext): Router {
       }
       if (requests.length === 0) return problem(res, 404, 'not found', `no class ${id}`);
       const open = requests.filter((r) => r.open);
+      // Approval checks the quota again, once for the class: its members count alike, so they fit or refuse together.
+      let overQuota: string | undefined;
+      const pending = name === 'approve' ? open.find((r) => r.status === 'Pending') : undefined;
+      if (pending) {
+        try {
+          const excess = await approvalQuotaExcess(ctx, pending.org, pending.serial);
+          overQuota = excess && describeExcess(excess);
+        } catch (err) {
+          return sendTemporalError(res, err);
+        }
+      }
       const results = await inBatches(open, UPDATES_AT_ONCE, async (r) => {
+        if (overQuota && r.status === 'Pending') return { serial: r.serial, ...optionalName(r), status: r.status, refused: overQuota };
         try {
           const handle = ctx.client.workflow.getHandle(requestWorkflowId(r.serial));
           const done = await ctx.temporal(() => handle.executeUpdate(update, { args: [input.args] }));
@@ -135,45 +155,22 @@ export function classRoutes(ctx: ApiContext): Router {
   return router;
 }
 
-type Started =
-  | { member: Omit<Member, 'name'> }
-  | { bad: Parameters<typeof badRequest>[1] }
-  | { failed: unknown; serial: string }
-  | { exhausted: true }
-  /** Not started (the policy refuses it) and not found from an earlier try. */
-  | { refused: true };
-
 /**
- * Starts member `index` of the class, or finds it started by an earlier try of the same submission. `mayStart` false:
- * only finds it.
+ * Starts member `index` of the class, or finds it started by an earlier try of the same submission (same class and
+ * place, kept in its memo). `mayStart` false: only finds it.
  */
-async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean): Promise<Started> {
+function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean) {
   const marker = `${classId}#${index}`;
-  for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-    const serial = serialForClassMember(classId, index, candidate);
-    if (mayStart) {
+  return startIdempotently(ctx, {
+    serialAt: (candidate) => serialForClassMember(classId, index, candidate),
+    build: (serial) => {
       const built = toDeviceRequest(serial, body);
-      if ('error' in built) return { bad: built.error };
-      const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
-      try {
-        await startRequestWorkflow(ctx, request, { classMember: marker });
-        return { member: { serial, status: 'Pending', created: true } };
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial };
-      }
-    }
-    try {
-      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe());
-      // Another request holds this serial: walk on. Ours (same class and place): the earlier try made it.
-      if (existing.memo?.classMember === marker) {
-        return { member: { serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
-      }
-    } catch (err) {
-      if (!mayStart && err instanceof WorkflowNotFoundError) return { refused: true };
-      return { failed: err, serial };
-    }
-  }
-  return mayStart ? { exhausted: true } : { refused: true };
+      return 'error' in built ? built : { request: { ...built.request, class: { id: classId, index, size } } };
+    },
+    memo: { classMember: marker },
+    recognise: (memo) => (memo?.classMember === marker ? 'same request' : 'not ours'),
+    mayStart,
+  });
 }
 
 const optionalName = (r: RequestSummary) => (r.name === undefined ? {} : { name: r.name });
