@@ -34,6 +34,8 @@ const keys = {
   admin: key({ id: 'ada', role: 'admin' as const, org: ORG_A, email: 'ada@acme.example' }),
   other: key({ id: 'gus', role: 'requester' as const, org: 'Globex', email: 'gus@globex.example' }),
   operator: key({ id: 'ops', role: 'operator' as const }),
+  quotaOrg: key({ id: 'quinn', role: 'requester' as const, org: 'Quota Org', email: 'quinn@quota.example' }),
+  quotaAdmin: key({ id: 'qadmin', role: 'admin' as const, org: 'Quota Org', email: 'qadmin@quota.example' }),
 };
 type KeyName = keyof typeof keys;
 
@@ -68,6 +70,7 @@ describe('day-2 operations through the HTTP API', () => {
       client: env.client,
       taskQueue,
       policy: { ...defaultRequestPolicy, snapshotLimit: 1, shutdownTimeoutSeconds: 10 },
+      quotas: { 'Quota Org': { cores: 5 } },
       apiKeys: new ApiKeyStore(Object.values(keys)),
       webhookSecret: `whsec-${generateApiKey()}`,
       timings: { logPollMs: 100, sseHeartbeatMs: 150 },
@@ -104,15 +107,15 @@ describe('day-2 operations through the HTTP API', () => {
     return answer;
   };
 
-  /** A request of ORG_A whose period has begun, approved and built. */
-  async function fulfilled(): Promise<{ serial: string; vmid: number; node: string }> {
+  /** A request of ORG_A (or of the quota's org) whose period has begun, approved and built. */
+  async function fulfilled(who: { requester: KeyName; admin: KeyName; client: string; requesterEmail: string } = { requester: 'requester', admin: 'admin', client: ORG_A, requesterEmail: 'rita@acme.example' }): Promise<{ serial: string; vmid: number; node: string }> {
     const now = Date.now();
-    const created = await call('requester', 'POST', '/api/device_requests', validRequestBody({ period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
+    const created = await call(who.requester, 'POST', '/api/device_requests', validRequestBody({ client: who.client, requester: who.requesterEmail, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const serial: string = created.body.serial;
-    assert.equal((await call('admin', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
+    assert.equal((await call(who.admin, 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
     const record = await waitFor('fulfilled', async () => {
-      const r = await call('requester', 'GET', `/api/device_requests/${serial}`);
+      const r = await call(who.requester, 'GET', `/api/device_requests/${serial}`);
       return r.body.status === 'Fulfilled' ? r.body : undefined;
     }, 120_000);
     return { serial, vmid: record.device.vmid, node: record.device.node };
@@ -209,5 +212,20 @@ describe('day-2 operations through the HTTP API', () => {
     const approved = await call('requester', 'POST', `/api/device_requests/${serial}/snapshots`, { name: 'early' });
     assert.equal(approved.status, 409);
     assert.match(approved.body.detail, /its VM is not built yet \(it is Approved; day-2 operations need Fulfilled\)/);
+  });
+
+  test("a VM that grows holds more of its org's quota: a resize past it is a 409 naming it, and what it holds counts for the next submission", async () => {
+    const { serial } = await fulfilled({ requester: 'quotaOrg', admin: 'quotaAdmin', client: 'Quota Org', requesterEmail: 'quinn@quota.example' });
+    const over = await call('quotaOrg', 'POST', `/api/device_requests/${serial}/reconfigure`, { cores: 6, confirm_reboot: true });
+    assert.equal(over.status, 409, JSON.stringify(over.body));
+    assert.equal(over.body.error, 'quota exceeded');
+    assert.deepEqual(over.body.quota, { org: 'Quota Org', quota: 'cores', use: 0, asked: 6, limit: 5 });
+    const grown = await call('quotaOrg', 'POST', `/api/device_requests/${serial}/reconfigure`, { cores: 4, confirm_reboot: true });
+    assert.equal(grown.status, 200, JSON.stringify(grown.body));
+    // The org now holds 4 cores: a second request of 2 would make 6.
+    const now = Date.now();
+    const second = await call('quotaOrg', 'POST', '/api/device_requests', validRequestBody({ client: 'Quota Org', requester: 'quinn@quota.example', period: { start: new Date(now + 86_400_000).toISOString(), end: new Date(now + 2 * 86_400_000).toISOString() }, cores: 2 }));
+    assert.equal(second.status, 409, JSON.stringify(second.body));
+    assert.deepEqual(second.body.quota, { org: 'Quota Org', quota: 'cores', use: 4, asked: 2, limit: 5 });
   });
 });

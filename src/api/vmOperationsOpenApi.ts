@@ -76,7 +76,9 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
       `A disk never shrinks (409). ${common} ${who('reconfigure')}`,
     security: h.secured,
     request: { params: serialParam, headers, body: body(reconfigureBody) },
-    responses: answers(`${state}; or the change needs a reboot that was not confirmed, or would shrink the disk (nothing changed).`),
+    responses: answers(
+      `${state}; or the change needs a reboot that was not confirmed, or would shrink the disk; or \`quota exceeded\`: the VM at its new size and the org's other open requests would pass a quota (\`quota\` names it, its use and the limit). Nothing changed.`,
+    ),
   });
   h.op({
     method: 'get',

@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import type { RequestPolicy } from '../domain/requestPolicy';
@@ -171,6 +171,8 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
           ...(operation.memoryMiB !== undefined ? { memoryMiB: operation.memoryMiB } : {}),
           ...(operation.diskGiB !== undefined ? { diskGiB: operation.diskGiB } : {}),
         };
+        // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
+        upsertMemo({ quotaSize: { vms: 1, cores: record.request.cores, memory_mib: record.request.memoryMiB, disk_gib: record.request.diskGiB ?? 0 } });
         return done.length ? done.join('; ') : 'nothing to change: the VM has that size already';
       }
       case 'snapshot': {

@@ -10,7 +10,9 @@ import { permit } from '../auth/authenticate';
 import type { Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, problem } from '../problems';
+import { badRequest, problem, quotaExceeded } from '../problems';
+import { quotaExcess } from '../quotaUse';
+import { quotaFor, sizeOf } from '../../domain/quotas';
 import { findRequest } from '../requestAccess';
 import { serialParam } from '../schemas';
 import { sendTemporalError, sendUpdateError } from '../temporalErrors';
@@ -44,6 +46,8 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     update: UpdateDefinition<OperationResult, [never]>,
     toArgs: (body: B, caller: OperationCaller) => object,
     params: z.ZodType<{ serial: string }> = serialParam,
+    /** A check before the update (the org's quotas): true when it answered the caller itself. */
+    before?: (serial: string, org: string, body: B) => Promise<boolean>,
   ) => {
     const principal: Principal | undefined = permit(res, action);
     if (!principal) return;
@@ -57,6 +61,11 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     const found = await findRequest(ctx, res, principal, serial);
     if (!found) return;
     if (!found.open) return problem(res, 409, 'refused', `cannot ${kind} on request ${serial}: it has ended (${found.status ?? 'closed'})`);
+    try {
+      if (before && (await before(serial, found.org, body.data))) return;
+    } catch (err) {
+      return sendTemporalError(res, err, serial);
+    }
     const id = operationId(principal, idempotency.key);
     const note = (body.data as { note?: string }).note;
     const caller: OperationCaller = { id, by: actorOf(principal), role: principal.role, ...(note ? { note } : {}) };
@@ -81,13 +90,34 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     operate(req, res, 'power', 'power', powerBody, powerUpdate as never, (b, c) => ({ ...c, action: b.action })),
   );
   router.post('/:serial/reconfigure', (req, res) =>
-    operate(req, res, 'reconfigure', 'reconfigure', reconfigureBody, reconfigureUpdate as never, (b, c) => ({
-      ...c,
-      ...(b.cores !== undefined ? { cores: b.cores } : {}),
-      ...(b.memory_mib !== undefined ? { memoryMiB: b.memory_mib } : {}),
-      ...(b.disk_gib !== undefined ? { diskGiB: b.disk_gib } : {}),
-      ...(b.confirm_reboot ? { confirmReboot: true } : {}),
-    })),
+    operate(
+      req,
+      res,
+      'reconfigure',
+      'reconfigure',
+      reconfigureBody,
+      reconfigureUpdate as never,
+      (b, c) => ({
+        ...c,
+        ...(b.cores !== undefined ? { cores: b.cores } : {}),
+        ...(b.memory_mib !== undefined ? { memoryMiB: b.memory_mib } : {}),
+        ...(b.disk_gib !== undefined ? { diskGiB: b.disk_gib } : {}),
+        ...(b.confirm_reboot ? { confirmReboot: true } : {}),
+      }),
+      serialParam,
+      // A VM that grows holds more of its org's quotas: counted like a submission, this request at its new size.
+      async (serial, org, b) => {
+        if (!quotaFor(ctx.quotas, org)) return false;
+        const { request } = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
+        const grown = sizeOf({ cores: b.cores ?? request.cores, memoryMiB: b.memory_mib ?? request.memoryMiB, diskGiB: b.disk_gib ?? request.diskGiB });
+        const now = sizeOf(request);
+        if (grown.cores <= now.cores && grown.memory_mib <= now.memory_mib && grown.disk_gib <= now.disk_gib) return false;
+        const excess = await quotaExcess(ctx, org, grown, { serial });
+        if (!excess) return false;
+        quotaExceeded(res, excess);
+        return true;
+      },
+    ),
   );
   router.post('/:serial/snapshots', (req, res) =>
     operate(req, res, 'snapshot', 'snapshot', snapshotBody, snapshotUpdate as never, (b, c) => ({
