@@ -171,4 +171,14 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
       await closeActivityDeps(lacking);
     }
   });
+
+  test('power on an HA-managed VM: the HA stack acts after its task has ended, and the activity waits until it has', async () => {
+    const ref = await vm();
+    await root.addHaResource({ sid: `vm:${ref.vmid}`, state: 'started' });
+    assert.deepEqual(await run(acts.shutdownGuest, { ...ref, timeoutSeconds: 10 }), { power: 'stopped', outcome: 'the guest shut down' });
+    assert.equal(await status(ref), 'stopped', 'stopped when the activity answered, not later');
+    assert.ok(world.pve.dump().tasks.some((t) => t.type === 'hastop' && t.id === String(ref.vmid)), 'through the HA stack');
+    assert.deepEqual(await run(acts.rebootVm, { ...ref, timeoutSeconds: 10 }), { power: 'running', outcome: 'the VM was stopped: started' });
+    assert.equal(await status(ref), 'running');
+  });
 });
