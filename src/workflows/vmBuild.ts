@@ -19,7 +19,7 @@ import { ErrorType } from '../errors';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
-import { buildSearchAttributes } from './searchAttributes';
+import { buildSearchAttributes } from '../contracts/searchAttributes';
 
 type Activities = ReturnType<typeof createActivities>;
 const remoteApi = proxyActivities<Activities>(apiCall);

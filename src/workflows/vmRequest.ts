@@ -6,7 +6,7 @@ import { cleanUp } from './request/completion';
 import { shredCredentials } from './request/credentials';
 import { setRequestHandlers } from './request/handlers';
 import { holdLease } from './request/lease';
-import { requestSearchAttributes } from './searchAttributes';
+import { requestSearchAttributes } from '../contracts/searchAttributes';
 import { attemptOf, requestStateOf, type RequestState } from './request/state';
 import { move } from './request/timeline';
 

@@ -290,7 +290,7 @@ function BuildAttempts({ record }: { record: RequestRecord }) {
                 {b.durationSeconds !== undefined ? ` · took ${b.durationSeconds} s` : ''}
                 {b.error ? ` · ${b.error}` : ''}
               </summary>
-              {b === record.build ? <p class="muted small">Its log is the build log above.</p> : <BuildLog lines={b.log} />}
+              {b === record.build ? <p class="muted small">Its log is the build log above.</p> : <BuildLog lines={b.log} label={`Log of attempt ${b.attempt}`} />}
             </details>
           </li>
         ))}
@@ -299,7 +299,7 @@ function BuildAttempts({ record }: { record: RequestRecord }) {
   );
 }
 
-function BuildLog({ lines }: { lines: Array<Omit<LogLine, 'attempt'>> }) {
+function BuildLog({ lines, label = 'Build log' }: { lines: Array<Omit<LogLine, 'attempt'>>; label?: string }) {
   const ref = useRef<HTMLOListElement>(null);
   useEffect(() => {
     const el = ref.current;
@@ -307,7 +307,7 @@ function BuildLog({ lines }: { lines: Array<Omit<LogLine, 'attempt'>> }) {
   }, [lines.length]);
   if (!lines.length) return <p class="muted">The log starts when the build does.</p>;
   return (
-    <ol class="log" ref={ref} role="log" aria-live="polite" aria-label="Build log" tabIndex={0}>
+    <ol class="log" ref={ref} role="log" aria-live="polite" aria-label={label} tabIndex={0}>
       {lines.map((l) => (
         <li>
           <time dateTime={l.at}>{formatTime(l.at)}</time>

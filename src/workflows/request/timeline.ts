@@ -1,7 +1,7 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { UpdateResult } from '../../contracts/messages';
 import { after, type RequestAction, type RequestEvent } from '../requestLifecycle';
-import { requestSearchAttributes } from '../searchAttributes';
+import { requestSearchAttributes } from '../../contracts/searchAttributes';
 import type { RequestState } from './state';
 
 const now = () => new Date().toISOString();
