@@ -16,7 +16,8 @@ const HOUR = 3600_000;
  * One VM request from submission to cleanup: the system of record for it. An admin approves (or the policy does;
  * unapproved requests expire); at the period's start the VM is built; it is fulfilled until the period ends (which
  * `extend` moves) or someone completes it early; then it is cleaned up. A failed or cancelled build, or a VM that
- * vanished from the cluster, waits for a rebuild or a completion. Which action is allowed when: requestLifecycle.ts.
+ * vanished from the cluster, waits for a rebuild or a completion. Which action is allowed when: requestLifecycle.ts;
+ * each step's detail beside it in request/ (handlers, buildAttempt, lease, drift, credentials, completion, timeline).
  */
 export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   const state = requestStateOf(input, new Date().toISOString());
