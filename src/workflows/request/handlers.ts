@@ -42,7 +42,12 @@ export function setRequestHandlers(state: RequestState): void {
       const start = record.request.period.start;
       return Date.parse(start) <= Date.now() ? answer(state, { build: { attempt: attemptOf(state) + 1, state: 'queued' } }) : answer(state, { buildsAt: start });
     },
-    { validator: (actor) => (parseActor('approve', actor), allowed('approve')) },
+    {
+      validator: (actor) => {
+        parseActor('approve', actor);
+        allowed('approve');
+      },
+    },
   );
   setHandler(
     rejectUpdate,
@@ -50,7 +55,12 @@ export function setRequestHandlers(state: RequestState): void {
       move(state, 'reject', `rejected: ${reason}`, by);
       return answer(state);
     },
-    { validator: (rejection) => (parseRejection('reject', rejection), allowed('reject')) },
+    {
+      validator: (rejection) => {
+        parseRejection('reject', rejection);
+        allowed('reject');
+      },
+    },
   );
   setHandler(
     rebuildUpdate,
