@@ -13,8 +13,6 @@ import {
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';
-import type { RequestRecord } from '../../contracts/types';
-import { RequestStatusKey } from '../../contracts/searchAttributes';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
