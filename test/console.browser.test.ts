@@ -184,6 +184,8 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     assert.equal(ip, record.device.ip, 'the page shows the IP the API has');
     assert.equal(await consultant.locator('dt:text-is("VPN hostname") + dd').textContent(), record.device.vpnHostname);
     assert.equal(await consultant.locator('dt:text-is("VMID") + dd').textContent(), String(record.device.vmid));
+    // Each build attempt, with the VM it made, where, and its build time.
+    await consultant.locator('.attempts summary', { hasText: new RegExp(`^Attempt 1: completed · VM ${record.device.vmid} on ${record.device.node} · started .* · took \\d+ s$`) }).waitFor();
     assert.equal(await status.textContent(), 'Fulfilled');
     assert.ok((await consultant.locator('.log li').count()) >= 5, 'the build log was streamed');
     await shot(consultant, 'request-desktop');

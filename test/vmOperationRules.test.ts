@@ -4,7 +4,7 @@ import type { RequestStatus } from '../src/contracts/types';
 import type { OperationCaller, OperationRecord, VmOperation } from '../src/contracts/vmOperations';
 import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../src/contracts/operationArguments';
 import { planReconfigure, rebootReason, type VmHardware } from '../src/domain/reconfigurePlan';
-import { operationRefusal, type OperationSituation } from '../src/workflows/vmOperationRules';
+import { operationRefusal, type OperationSituation } from '../src/workflows/request/operationRules';
 
 const fulfilled = (over: Partial<OperationSituation> = {}): OperationSituation => ({
   serial: 'VM-OPS01',
@@ -25,24 +25,26 @@ const running = (over: Partial<OperationRecord> = {}): OperationRecord => ({
 });
 
 describe('when a day-2 operation may run', () => {
-  test('only on a built VM: refused while building, waiting, failed, ending or ended, each saying why', () => {
-    const cases: Array<[RequestStatus, RegExp]> = [
-      ['Pending', /it is Pending: day-2 operations need a built VM/],
-      ['Approved', /not built yet \(it is Approved/],
-      ['Imaging', /not built yet \(it is Imaging/],
-      ['Configuring', /not built yet \(it is Configuring/],
-      ['Failed', /it is Failed: day-2 operations need a built VM \(Fulfilled\); rebuild or complete it/],
-      ['Cancelling', /it is Cancelling: its VM is gone or going/],
-      ['Completing', /it is Completing: its VM is gone or going/],
-      ['Completed', /it is Completed/],
+  test('only on a built VM: the lifecycle table refuses every other state, saying why; and not once a completion is asked', () => {
+    const cases: Array<[RequestStatus, string]> = [
+      ['Pending', 'it waits for an approval'],
+      ['Approved', 'its build has not started yet'],
+      ['Imaging', 'its build is running (cancel it, or wait for it to end)'],
+      ['Configuring', 'its build is running (cancel it, or wait for it to end)'],
+      ['Failed', 'its last build failed (rebuild or complete it)'],
+      ['Cancelling', 'its build is being cancelled and is undoing what it made'],
+      ['Completing', 'its VM and access are being removed'],
+      ['Completed', 'it has ended'],
     ];
-    for (const [status, reason] of cases) {
-      const refusal = operationRefusal(fulfilled({ status }), rita(), shutdown);
-      assert.match(refusal ?? '', /^cannot power shutdown on request VM-OPS01: /, status);
-      assert.match(refusal ?? '', reason, status);
+    for (const [status, why] of cases) {
+      assert.equal(
+        operationRefusal(fulfilled({ status }), rita(), shutdown),
+        `cannot power request VM-OPS01: it is ${status} — ${why}; power only when Fulfilled (power shutdown)`,
+        status,
+      );
     }
     assert.equal(operationRefusal(fulfilled(), rita(), shutdown), undefined);
-    assert.match(operationRefusal(fulfilled({ ending: true }), rita(), shutdown) ?? '', /its completion has been asked for/);
+    assert.equal(operationRefusal(fulfilled({ ending: true }), rita(), shutdown), 'cannot power shutdown on request VM-OPS01: its completion has been asked for');
   });
 
   test('migration is for operators; the other operations for every role', () => {

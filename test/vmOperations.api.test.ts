@@ -207,11 +207,11 @@ describe('day-2 operations through the HTTP API', () => {
     const serial = created.body.serial;
     const r = await call('requester', 'POST', `/api/device_requests/${serial}/power`, { action: 'start' });
     assert.equal(r.status, 409);
-    assert.match(r.body.detail, new RegExp(`^cannot power start on request ${serial}: it is Pending: day-2 operations need a built VM`));
+    assert.match(r.body.detail, new RegExp(`^cannot power request ${serial}: it is Pending — it waits for an approval; power only when Fulfilled \\(power start\\)$`));
     assert.equal((await call('admin', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
     const approved = await call('requester', 'POST', `/api/device_requests/${serial}/snapshots`, { name: 'early' });
     assert.equal(approved.status, 409);
-    assert.match(approved.body.detail, /its VM is not built yet \(it is Approved; day-2 operations need Fulfilled\)/);
+    assert.match(approved.body.detail, /^cannot snapshot request VM-[0-9A-Z]{5}: it is Approved — its build has not started yet; snapshot only when Fulfilled \(snapshot create early\)$/);
   });
 
   test("a VM that grows holds more of its org's quota: a resize past it is a 409 naming it, and what it holds counts for the next submission", async () => {

@@ -119,7 +119,7 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
       ['power reboot', 'succeeded', 'operator@acme.example'],
       ['power stop', 'succeeded', 'requester@acme.example'],
     ]);
-    assert.equal(r.device.power, 'stopped');
+    assert.equal(r.device.state, 'stopped');
   });
 
   test('reconfigure: live where the VM hot-plugs, refused until a reboot is confirmed where it does not', async () => {
@@ -194,7 +194,7 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
       workflowId: 'vm-request-VM-OPS05', taskQueue,
       args: [{ request: deviceRequestSchema.parse({ serial: 'VM-OPS05', name: 'ops', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + DAY).toISOString() }, cores: 1, memoryMiB: 1024 }) }],
     });
-    await refusal(pending.executeUpdate(powerUpdate, { args: [{ ...call('admin'), action: 'stop' }] }), /^cannot power stop on request VM-OPS05: it is Pending: day-2 operations need a built VM/);
+    await refusal(pending.executeUpdate(powerUpdate, { args: [{ ...call('admin'), action: 'stop' }] }), /^cannot power request VM-OPS05: it is Pending — it waits for an approval; power only when Fulfilled \(power stop\)$/);
     await pending.terminate('test over');
 
     const { handle } = await fulfilled('VM-OPS06');
@@ -215,7 +215,7 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
     await refusal(handle.executeUpdate(powerUpdate, { args: [{ ...first, action: 'start' }] }), /operation id op-\d+ was already used for power shutdown/);
 
     await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
-    await refusal(handle.executeUpdate(powerUpdate, { args: [{ ...call('operator'), action: 'start' }] }), /on request VM-OPS06: it is Completing: its VM is gone or going$|its completion has been asked for/);
+    await refusal(handle.executeUpdate(powerUpdate, { args: [{ ...call('operator'), action: 'start' }] }), /^cannot power request VM-OPS06: it is Completing — its VM and access are being removed; power only when Fulfilled \(power start\)$|^cannot power start on request VM-OPS06: its completion has been asked for$/);
     assert.equal((await handle.result()).status, 'Completed');
   });
 });

@@ -235,6 +235,11 @@ const buildSchema = z.object({
   log: z.array(z.object({ at: z.string(), stage: z.string(), message: z.string() })),
   error: z.string().optional(),
   leftovers: z.array(z.string()),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+  durationSeconds: z.number().optional().meta({ description: 'The build time, once it ended.' }),
+  vmid: z.number().int().optional().meta({ description: 'The VM this attempt made.' }),
+  node: z.string().optional().meta({ description: 'The node this attempt placed it on.' }),
 });
 
 export const requestRecordSchema = z
@@ -243,6 +248,10 @@ export const requestRecordSchema = z
     request: z.looseObject({ serial: z.string(), name: z.string(), org: z.string(), requester: z.string(), consultants: z.array(z.string()) }),
     status: requestStatusSchema,
     build: buildSchema.optional(),
+    previousBuilds: z
+      .array(buildSchema)
+      .optional()
+      .meta({ description: 'The build attempts before `build`, oldest first (the last few), each with its own log.' }),
     device: z.object({
       vmid: z.number().int().optional(),
       node: z.string().optional(),
@@ -250,7 +259,7 @@ export const requestRecordSchema = z
       ip: z.string().optional(),
       vpnIp: z.string().optional(),
       vpnHostname: z.string().optional(),
-      power: z.enum(['running', 'stopped']).optional(),
+      state: z.string().optional(),
     }),
     timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
     leftovers: z.array(z.string()),

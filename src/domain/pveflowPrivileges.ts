@@ -74,7 +74,7 @@ export function privilegeNeeds(pveMajor: number | undefined): PrivilegeNeed[] {
     { stage: 'waiting-for-ip', call: 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces', scope: 'pool', privilege: agentPrivilege(pveMajor), why: 'ask the guest agent for the VM’s IP address' },
     { stage: 'completing', call: 'POST /nodes/{node}/qemu/{vmid}/status/shutdown', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'shut down and stop the VMs' },
     { stage: 'completing', call: 'DELETE /nodes/{node}/qemu/{vmid}', scope: 'pool', privilege: 'VM.Allocate', why: 'destroy the VMs' },
-    // Day-2 operations on a built VM (src/workflows/vmOperations.ts): no build needs these, the request's users do.
+    // Day-2 operations on a built VM (src/workflows/request/operations.ts): no build needs these, the request's users do.
     { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/status/reboot', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'start, shut down, reboot and stop the VMs on request' },
     { stage: 'day-2', call: `${CONFIG} vcpus`, scope: 'pool', privilege: 'VM.Config.CPU', why: 'change a VM’s CPUs (hot-plugged as vcpus where the VM allows)' },
     { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/snapshot', scope: 'pool', privilege: 'VM.Snapshot', why: 'take, revert to and delete snapshots of the VMs' },

@@ -4,7 +4,6 @@ import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import {
   approveUpdate,
-  buildStatusQuery,
   cancelUpdate,
   completeUpdate,
   extendUpdate,
@@ -14,13 +13,13 @@ import {
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';
-import type { RequestRecord } from '../../contracts/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
+import { withCurrentBuild } from '../requestBuild';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
@@ -125,7 +124,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
       const record = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
-      res.json(await withLiveBuild(ctx, record));
+      res.json(await withCurrentBuild(ctx, record));
     } catch (err) {
       sendTemporalError(res, err, serial);
     }
@@ -231,15 +230,4 @@ const GRPC_INVALID_ARGUMENT = 3;
 /** The list query is ours and always valid, so an argument Temporal refuses can only be the caller's page token. */
 function isBadPageToken(err: unknown): boolean {
   return isGrpcServiceError(err) && err.code === GRPC_INVALID_ARGUMENT;
-}
-
-/** While a build runs, its own workflow holds the live stage, progress and log: ask it rather than keep a copy. */
-async function withLiveBuild(ctx: ApiContext, record: RequestRecord): Promise<RequestRecord> {
-  const build = record.build;
-  if (!build || ['completed', 'failed', 'cancelled'].includes(build.state)) return record;
-  try {
-    return { ...record, build: await ctx.temporal(() => ctx.client.workflow.getHandle(build.workflowId).query(buildStatusQuery)) };
-  } catch {
-    return record; // the build has not started yet, or just ended: the request's own view is the truth then
-  }
 }

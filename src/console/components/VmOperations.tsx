@@ -4,6 +4,7 @@ import { api, ApiError, requestPath, type RequestRecord } from '../api';
 import type { operationAnswerSchema } from '../../api/vmOperationSchemas';
 import type { z } from 'zod';
 import { formatDateTime } from '../format';
+import { decide } from '../../workflows/requestLifecycle';
 import { ConfirmDialog } from './ConfirmDialog';
 
 type Answer = z.infer<typeof operationAnswerSchema>;
@@ -27,14 +28,15 @@ const POWER: Record<PowerAction, { label: string; title: string; explain: string
 
 /**
  * The day-2 operations on a built VM, offered as the API allows them (src/api/auth/permissions.ts, the request's
- * rules in src/workflows/vmOperationRules.ts): power, resize, snapshots, and migration for operators. Only an offer:
+ * lifecycle table and src/workflows/request/operationRules.ts): power, resize, snapshots, and migration for operators. Only an offer:
  * the API and the request decide, and their refusal is shown in their words.
  */
 export function VmOperations({ auth, serial, record, onDone }: { auth: Auth; serial: string; record: RequestRecord; onDone: (message: string) => void }) {
   const [ask, setAsk] = useState<Ask>();
-  if (record.status !== 'Fulfilled' || record.device.vmid === undefined) return null;
+  // The lifecycle table's rows for the day-2 operations (the workflow's validators ask the same table).
+  if (!decide(record.status, 'power').allowed || record.device.vmid === undefined) return null;
   const running = record.operations?.find((o) => o.state === 'running');
-  const power = record.device.power ?? 'running';
+  const power = record.device.state === 'stopped' ? 'stopped' : 'running';
   const snapshots = record.snapshots ?? [];
   const recent = (record.operations ?? []).slice(-5).reverse();
   const powerActions: PowerAction[] = power === 'stopped' ? ['start'] : ['shutdown', 'reboot', 'stop'];

@@ -1,28 +1,22 @@
 import { ApplicationFailure, condition, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
-import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { createActivities } from '../activities';
-import type { RequestPolicy } from '../domain/requestPolicy';
-import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../contracts/messages';
-import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../contracts/operationArguments';
-import { PveNodeKey, VmStateKey } from '../contracts/searchAttributes';
-import type { RequestRecord } from '../contracts/types';
-import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../contracts/vmOperations';
-import { apiCall, cleanup, proxmoxTask } from './activityOptions';
-import { describeOperation, earlierWithId, operationRefusal, OPERATIONS_KEPT, type OperationSituation } from './vmOperationRules';
+import type { createActivities } from '../../activities';
+import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../../contracts/messages';
+import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../../contracts/operationArguments';
+import type { RequestRecord } from '../../contracts/types';
+import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../../contracts/vmOperations';
+import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
+import { describeOperation, earlierWithId, operationRefusal, OPERATIONS_KEPT, type OperationSituation } from './operationRules';
+import type { RequestState } from './state';
+import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
 const look = proxyActivities<Activities>(apiCall);
 const task = proxyActivities<Activities>(proxmoxTask);
 const follow = proxyActivities<Activities>(cleanup);
 
-/** What the request lends its day-2 operations: its record, its policy, and how it writes its timeline. */
-export interface OperationHost {
-  record: RequestRecord;
-  policy: RequestPolicy;
-  /** A completion was asked for (or the lease is ending): no operation starts any more. */
-  ending(): boolean;
-  note(event: string, by?: string): void;
-  upsert(pairs: SearchAttributeUpdatePair[]): void;
+/** The day-2 operation under way on the request's VM, if any: the completion and a migration the sync saw wait for it. */
+export function runningOperation(record: RequestRecord): OperationRecord | undefined {
+  return record.operations?.find((o) => o.state === 'running');
 }
 
 /** Refused by the VM's own state (a reboot the caller did not confirm, a disk that would shrink): nothing changed. */
@@ -30,22 +24,23 @@ const REFUSED = 'OperationRefused';
 
 /**
  * The day-2 operations of a request's VM, as Updates on the request: each validated against the rules
- * (vmOperationRules.ts), recorded on the timeline with who and why, run as activities that finish or find what an
+ * (operationRules.ts, after the lifecycle table), recorded on the timeline with who and why, run as activities that finish or find what an
  * earlier attempt did, and answered once it has ended. Registered before the request's first await.
  */
-export function handleVmOperations(host: OperationHost): { idle: () => boolean } {
-  const { record } = host;
+export function setOperationHandlers(state: RequestState): void {
+  const { record } = state;
   const situation = (): OperationSituation => ({
     serial: record.serial,
     status: record.status,
-    ending: host.ending(),
+    // A completion was asked for, or the lease ended and the completion is starting: the VM is about to go.
+    ending: state.asked.complete || state.cleanupStarted,
     vmid: record.device.vmid,
     node: record.device.node,
     operations: record.operations ?? [],
     snapshots: record.snapshots ?? [],
-    snapshotLimit: host.policy.snapshotLimit ?? 3,
+    snapshotLimit: state.policy.snapshotLimit ?? 3,
   });
-  const shutdownTimeoutSeconds = () => host.policy.shutdownTimeoutSeconds ?? 120;
+  const shutdownTimeoutSeconds = () => state.policy.shutdownTimeoutSeconds ?? 120;
 
   const register = (parse: (arg: unknown) => { caller: OperationCaller; operation: VmOperation }) => ({
     handler: (arg: unknown) => run(parse(arg)),
@@ -84,16 +79,16 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
     };
     const finished = (record.operations ?? []).slice(-(OPERATIONS_KEPT - 1));
     record.operations = [...finished, op];
-    host.note(`${op.what} asked${caller.note ? `: ${caller.note}` : ''}`, caller.by);
+    note(state, `${op.what} asked${caller.note ? `: ${caller.note}` : ''}`, caller.by);
     try {
       op.outcome = await perform(operation, caller);
       op.state = 'succeeded';
-      host.note(`${op.what}: ${op.outcome}`);
+      note(state, `${op.what}: ${op.outcome}`);
     } catch (err) {
       const refused = err instanceof ApplicationFailure && err.type === REFUSED;
       op.state = refused ? 'refused' : 'failed';
       op.outcome = causeOf(err);
-      host.note(`${op.what} ${refused ? 'refused' : 'failed'}: ${op.outcome}`);
+      note(state, `${op.what} ${refused ? 'refused' : 'failed'}: ${op.outcome}`);
     } finally {
       op.endedAt = new Date().toISOString();
     }
@@ -108,14 +103,15 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
       status: record.status,
       operation: op,
       ...(record.device.node ? { node: record.device.node } : {}),
-      ...(record.device.power ? { power: record.device.power } : {}),
+      ...(powerOf(record) ? { power: powerOf(record) } : {}),
       snapshots: record.snapshots ?? [],
     };
   }
 
+  // The VM's state has one place, the record's device (the sync writes it too); the search attributes follow it.
   const setPower = (power: 'running' | 'stopped') => {
-    record.device.power = power;
-    host.upsert([{ key: VmStateKey, value: power }]);
+    record.device.state = power;
+    publish(state);
   };
 
   async function perform(operation: VmOperation, caller: OperationCaller): Promise<string> {
@@ -156,7 +152,7 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
         const done: string[] = [];
         if (Object.keys(plan.set).length || plan.remove.length) {
           const { pending } = await task.applyVmConfig({ ...ref, set: plan.set, remove: plan.remove });
-          if (pending.length && record.device.power !== 'stopped') {
+          if (pending.length && powerOf(record) !== 'stopped') {
             const r = await task.rebootVm({ ...ref, timeoutSeconds: shutdownTimeoutSeconds() });
             setPower(r.power);
             done.push(`after a reboot: ${plan.afterReboot.join(', ') || pending.join(', ')} (${r.outcome})`);
@@ -187,7 +183,7 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
             return r.withRam ? 'taken, with the guest’s memory' : 'taken';
           }
           case 'revert': {
-            const r = await task.revertSnapshot({ ...snap, start: record.device.power !== 'stopped' });
+            const r = await task.revertSnapshot({ ...snap, start: powerOf(record) !== 'stopped' });
             setPower(r.power);
             return `reverted; the VM is ${r.power}`;
           }
@@ -204,7 +200,7 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
         const to = operation.target;
         const r = await task.moveVm({ serial: ref.serial, vmid: ref.vmid, from, to });
         record.device.node = to;
-        host.upsert([{ key: PveNodeKey, value: to }]);
+        publish(state);
         // Proxmox reads the snippet from the VM's own node at every start: it follows now, not at the next sync.
         const snippet = await follow
           .moveSnippet({ serial: record.serial, name: record.request.name, from, to })
@@ -216,7 +212,12 @@ export function handleVmOperations(host: OperationHost): { idle: () => boolean }
     throw new Error('unreachable');
   }
 
-  return { idle: () => !(record.operations ?? []).some((o) => o.state === 'running') };
+}
+
+/** running or stopped as far as the request knows (the sync reports Proxmox's words; `paused` counts as running). */
+function powerOf(record: RequestRecord): 'running' | 'stopped' | undefined {
+  const s = record.device.state;
+  return s === undefined ? undefined : s === 'stopped' ? 'stopped' : 'running';
 }
 
 function refusedBecause(message: string): ApplicationFailure {

@@ -1,10 +1,12 @@
-import type { RequestStatus } from '../contracts/types';
-import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../contracts/vmOperations';
+import type { RequestStatus } from '../../contracts/types';
+import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../../contracts/vmOperations';
+import { refusal } from '../requestLifecycle';
 
 /**
  * When a day-2 operation may run on a request's VM: plain rules the request's update validators ask, tested without
- * Temporal (test/vmOperationRules.test.ts). The VM must be built and the request not on its way out; one operation
- * at a time; migration is for operators; snapshots within the request's limit.
+ * Temporal (test/vmOperationRules.test.ts). In which states, the lifecycle table says (its rows power, reconfigure,
+ * snapshot, migrate); these add what the table cannot know: the request on its way out, one operation at a time,
+ * migration for operators, snapshots within the request's limit, the same id answered once.
  */
 
 export interface OperationSituation {
@@ -20,8 +22,6 @@ export interface OperationSituation {
   snapshotLimit: number;
 }
 
-const BUILDING: RequestStatus[] = ['Approved', 'Imaging', 'Provisioning', 'Configuring'];
-const ENDING: RequestStatus[] = ['Completing', 'Completed', 'Cancelling', 'Cancelled', 'Rejected', 'Expired'];
 const OPERATORS_ONLY: Array<VmOperation['kind']> = ['migrate'];
 
 /** The operation in words, for the timeline and the answers. */
@@ -56,22 +56,15 @@ export function operationRefusal(s: OperationSituation, caller: OperationCaller,
   if (earlier) {
     return sameOperation(earlier.operation, op) ? undefined : `operation id ${caller.id} was already used for ${earlier.what}: a new operation needs a new id`;
   }
-  const state = stateRefusal(s);
-  if (state) return `cannot ${what} on request ${s.serial}: ${state}`;
+  const state = refusal(s.serial, s.status, op.kind);
+  if (state) return `${state} (${what})`;
+  if (s.ending) return `cannot ${what} on request ${s.serial}: its completion has been asked for`;
+  if (s.vmid === undefined || s.node === undefined) return `cannot ${what} on request ${s.serial}: it has no VM`;
   const role = roleRefusal(caller.role, op);
   if (role) return role;
   const running = s.operations.find((o) => o.state === 'running');
   if (running) return `cannot ${what} on request ${s.serial}: ${running.what} (id ${running.id}, by ${running.by}, since ${running.startedAt}) is running; one operation at a time`;
   return kindRefusal(s, op);
-}
-
-function stateRefusal(s: OperationSituation): string | undefined {
-  if (BUILDING.includes(s.status)) return `its VM is not built yet (it is ${s.status}; day-2 operations need Fulfilled)`;
-  if (ENDING.includes(s.status)) return `it is ${s.status}: its VM is gone or going`;
-  if (s.status !== 'Fulfilled') return `it is ${s.status}: day-2 operations need a built VM (Fulfilled); rebuild or complete it`;
-  if (s.ending) return 'its completion has been asked for';
-  if (s.vmid === undefined || s.node === undefined) return 'it has no VM';
-  return undefined;
 }
 
 export function roleRefusal(role: CallerRole, op: VmOperation): string | undefined {
