@@ -20,7 +20,7 @@ import { closeActivityDeps, createActivityDeps, createWorker } from '../src/work
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
 import { quietLogger } from './support/quietLogger';
-import { waitFor } from './support/waitFor';
+import { apiRequestDriver, type ApiActor } from './support/apiRequestDriver';
 
 /**
  * The day-2 operations through the HTTP API, on a real Temporal dev server with the real workflows and activities
@@ -107,18 +107,14 @@ describe('day-2 operations through the HTTP API', () => {
     return answer;
   };
 
-  /** A request of ORG_A (or of the quota's org) whose period has begun, approved and built. */
+  /** A request of ORG_A (or of the quota's org) whose period has begun, approved and built, driven over the API. */
   async function fulfilled(who: { requester: KeyName; admin: KeyName; client: string; requesterEmail: string } = { requester: 'requester', admin: 'admin', client: ORG_A, requesterEmail: 'rita@acme.example' }): Promise<{ serial: string; vmid: number; node: string }> {
+    const as: Record<ApiActor, KeyName> = { submitter: who.requester, approver: who.admin, reader: who.requester };
+    const driver = apiRequestDriver((method, path, actor, body) => call(as[actor], method, path, body));
     const now = Date.now();
-    const created = await call(who.requester, 'POST', '/api/device_requests', validRequestBody({ client: who.client, requester: who.requesterEmail, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const serial: string = created.body.serial;
-    assert.equal((await call(who.admin, 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
-    const record = await waitFor('fulfilled', async () => {
-      const r = await call(who.requester, 'GET', `/api/device_requests/${serial}`);
-      return r.body.status === 'Fulfilled' ? r.body : undefined;
-    }, 120_000);
-    return { serial, vmid: record.device.vmid, node: record.device.node };
+    const request = await driver.startApproved(validRequestBody({ client: who.client, requester: who.requesterEmail, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
+    const record = await request.waitForStatus('Fulfilled', { timeoutMs: 120_000 });
+    return { serial: request.serial, vmid: record.device.vmid, node: record.device.node };
   }
 
   test('power and reconfigure: bad input is a 400 naming the field, a reboot unconfirmed a 409, the same Idempotency-Key one shutdown', async () => {

@@ -9,10 +9,10 @@ import { deviceNames } from '../src/domain/deviceNames';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, migrateUpdate, statusQuery } from '../src/contracts/messages';
+import { migrateUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { harnessSkipReason } from './support/workflowHarness';
+import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -58,17 +58,9 @@ describe('a worker killed mid-operation', { skip }, () => {
     const serial = 'VM-CRSH1';
     const taskQueue = 'day2-crash';
     const first = workerProcess(taskQueue);
-    const start = Date.now() - 60_000;
-    const handle = await env.client.workflow.start(vmRequest, {
-      workflowId: `vm-request-${serial}`,
-      taskQueue,
-      args: [{ request: { serial, name: 'crash', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + DAY).toISOString() }, cores: 2, memoryMiB: 2048, sshKeys: [] } }],
-    });
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    const built = await waitFor('Fulfilled', async () => {
-      const r = await handle.query(statusQuery);
-      return r.status === 'Fulfilled' ? r : undefined;
-    }, 120_000);
+    const request = await requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'crash' }));
+    const { handle } = request;
+    const built = await request.waitForStatus('Fulfilled', { timeoutMs: 120_000 });
     const from = built.device.node!;
     const to = ['pve1', 'pve2', 'pve3'].find((n) => n !== from)!;
 

@@ -9,18 +9,18 @@ import { bundleWorkflowCode, type Worker, type WorkflowBundle } from '@temporali
 import { PveClient, waitForTask } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
 import { deviceNames } from '../src/domain/deviceNames';
-import { deviceRequestSchema } from '../src/domain/deviceRequest';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate, statusQuery } from '../src/contracts/messages';
+import type { vmRequest } from '../src/workflows';
+import { completeUpdate, migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate, statusQuery } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { RequestRecord } from '../src/contracts/types';
 import type { CallerRole, OperationResult } from '../src/contracts/vmOperations';
-import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { harnessSkipReason } from './support/workflowHarness';
+import { deviceRequest, requestDriver } from './support/requestDriver';
 import { quietLogger } from './support/quietLogger';
 import { waitFor } from './support/waitFor';
 
@@ -72,20 +72,10 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
   let ids = 0;
   const call = (role: CallerRole, note?: string) => ({ id: `op-${++ids}`, by: `${role}@acme.example`, role, ...(note ? { note } : {}) });
 
+  const policy = { ...defaultRequestPolicy, snapshotLimit: 2, shutdownTimeoutSeconds: 10 };
   async function fulfilled(serial: string): Promise<{ handle: WorkflowHandle<typeof vmRequest>; record: RequestRecord }> {
-    const start = Date.now() - 60_000;
-    const request = deviceRequestSchema.parse({
-      serial, name: 'ops', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'],
-      period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 2, memoryMiB: 2048,
-    });
-    const policy = { ...defaultRequestPolicy, snapshotLimit: 2, shutdownTimeoutSeconds: 10 };
-    const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request, policy }] });
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    const record = await waitFor('fulfilled', async () => {
-      const r = await handle.query(statusQuery);
-      return r.status === 'Fulfilled' ? r : undefined;
-    });
-    return { handle, record };
+    const driven = await requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'ops' }), { policy });
+    return { handle: driven.handle, record: await driven.waitForStatus('Fulfilled') };
   }
   const refusal = async (p: Promise<unknown>, reason: RegExp) =>
     assert.rejects(p, (err: unknown) => {
@@ -189,11 +179,7 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
   });
 
   test('refusals: before the VM is built, one at a time (naming the running one), the same id answered once, none after completion', async () => {
-    const start = Date.now() - 60_000;
-    const pending = await env.client.workflow.start(vmRequest, {
-      workflowId: 'vm-request-VM-OPS05', taskQueue,
-      args: [{ request: deviceRequestSchema.parse({ serial: 'VM-OPS05', name: 'ops', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + DAY).toISOString() }, cores: 1, memoryMiB: 1024 }) }],
-    });
+    const { handle: pending } = await requestDriver(env.client, taskQueue).startPending(deviceRequest('VM-OPS05', { name: 'ops' }), { policy });
     await refusal(pending.executeUpdate(powerUpdate, { args: [{ ...call('admin'), action: 'stop' }] }), /^cannot power request VM-OPS05: it is Pending — it waits for an approval; power only when Fulfilled \(power stop\)$/);
     await pending.terminate('test over');
 
