@@ -186,6 +186,16 @@ describe('day-2 operations through the HTTP API', () => {
     assert.equal(gone.status, 409);
     assert.match(gone.body.detail, /has no snapshot clean \(it has none\)/);
 
+    // Proxmox fails the snapshot task: the operation fails (502, saying what Proxmox said), recorded as failed.
+    world.pve.faults.set({ taskFailure: { type: 'qmsnapshot', error: 'snapshot feature is not available' } });
+    const failed = await call('requester', 'POST', at('snapshots'), { name: 'doomed' });
+    assert.equal(failed.status, 502, JSON.stringify(failed.body));
+    assert.match(failed.body.detail, new RegExp(`^snapshot create doomed on request ${serial} failed: taking snapshot doomed for request ${serial}, VM \\d+, node \\w+ failed in Proxmox task UPID:[^ ]+: snapshot feature is not available$`));
+    assert.equal(failed.body.operation.state, 'failed');
+    assert.deepEqual(failed.body.snapshots, [], 'a snapshot that failed is not the request’s');
+    const afterFailure = await call('requester', 'GET', `/api/device_requests/${serial}`);
+    assert.ok(afterFailure.body.timeline.some((e: { event: string }) => /^snapshot create doomed failed: /.test(e.event)));
+
     const target = ['pve1', 'pve2', 'pve3'].find((n) => n !== node)!;
     const forbidden = await call('admin', 'POST', at('migrate'), { target });
     assert.equal(forbidden.status, 403);

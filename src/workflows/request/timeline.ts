@@ -26,6 +26,8 @@ export function move(state: RequestState, event: RequestAction | RequestEvent, t
 /** The VM is gone (destroyed, vanished, never made): nothing in the record points at it. */
 export function forgetVm({ record }: RequestState): void {
   for (const field of ['vmid', 'node', 'ip', 'vpnIp', 'vpnHostname', 'state'] as const) delete record.device[field];
+  // Its snapshots went with it: a rebuilt VM starts with none.
+  delete record.snapshots;
 }
 
 /** What an update did, as the request stands once it took effect: its status and the build it concerns. */
