@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
   if (config.WORKER_METRICS_PORT !== undefined) {
     const server = await startMetricsServer({ host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics });
-    logger.info('worker metrics served', { url: server.url });
+    logger.info({ url: server.url }, 'worker metrics served');
   }
   if (config.PVEFLOW_DOCTOR !== 'off') {
     // What the seeds' operators get wrong, said before the first request fails on it.
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     }
   }
   const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, dataConverter: access.dataConverter, metrics, tracing });
-  logger.info('worker polling', { temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' });
+  logger.info({ temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' }, 'worker polling');
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await tracing?.shutdown();

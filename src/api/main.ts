@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
   const apiKeys = new ApiKeyStore(api.keys);
-  const registry = new TextRegistry({ onCollectError: (metric, err) => logger.warn('a metric could not be collected', { metric, error: (err as Error).message }) });
+  const registry = new TextRegistry({ onCollectError: (metric, err) => logger.warn({ metric, error: (err as Error).message }, 'a metric could not be collected') });
   const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client, temporal.taskQueue) });
   const codec = access.codec;
   const gateway =
@@ -61,14 +61,14 @@ async function main(): Promise<void> {
     logger,
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info('API listening', {
+    logger.info({
       url: `http://${config.API_HOST}:${config.API_PORT}`,
       temporal: temporal.address,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
       payloads: codec ? `encrypted (${codec.source})` : 'in clear',
       ...(gateway ? { temporalUi: gateway.url } : {}),
-    });
+    }, 'API listening');
   });
   const stop = () => {
     void gateway?.close();
