@@ -10,7 +10,7 @@ import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
-import { createLogger, createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
+import { createLogger, createMetricsRegistry, createPveflowMetrics, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
 import { installSdkRuntime } from './observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom, type Tracing } from './observability/tracing';
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   // Before the first connection: that is when the SDK's runtime is created.
   const sdkMetrics = installSdkRuntime({ logger, metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
   const connection = await NativeConnection.connect({ address: temporal.address });
-  const registry = new TextRegistry();
+  const registry = createMetricsRegistry();
   const metrics = createPveflowMetrics(registry);
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
