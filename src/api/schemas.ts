@@ -28,7 +28,7 @@ const dateTime = (example: string) => {
  * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them.
  */
 const EMAIL =
-  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+-]+\.)*[A-Za-z0-9_'+-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
 
 export const email = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
 

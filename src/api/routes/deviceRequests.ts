@@ -10,7 +10,6 @@ import {
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
-  revealCredentialsUpdate,
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';
