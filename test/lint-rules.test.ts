@@ -35,6 +35,10 @@ describe('lint', () => {
       'src/observability/requestCounts.ts',
       'export async function later(): Promise<void> {}\nexport function forgets(): void {\n  later();\n}\nexport function meansIt(): void {\n  void later();\n}\n',
     );
-    assert.deepEqual(broken.map((m) => m.split(':')[0]), ['@typescript-eslint/no-floating-promises'], broken.join('\n'));
+    assert.deepEqual(
+      broken.map((m) => m.split(':')[0]),
+      ['@typescript-eslint/no-floating-promises'],
+      broken.join('\n'),
+    );
   });
 });
