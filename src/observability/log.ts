@@ -61,4 +61,4 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 }
 
 /** For tests and for code that must take a logger but has nothing to say. */
-export const silentLogger: Logger = pino({ level: 'silent' });
+export const silentLogger: Logger = pino({ level: 'silent' }, { write: () => undefined });
