@@ -9,7 +9,6 @@ import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmRequest } from '../src/workflows';
 import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
 import type { RequestRecord, RequestStatus } from '../src/contracts/types';
@@ -234,7 +233,7 @@ async function until(handle: WorkflowHandle<typeof vmRequest>, status: RequestSt
     }, 120_000, 50);
   } catch (err) {
     // What it was doing instead is what a re-recorder needs to see.
-    throw new Error(`${(err as Error).message}; it is ${last?.status}: ${JSON.stringify(last?.timeline.slice(-3))} build ${JSON.stringify(last?.build?.log.slice(-3))}`);
+    throw new Error(`${(err as Error).message}; it is ${last?.status}: ${JSON.stringify(last?.timeline.slice(-3))} build ${JSON.stringify(last?.build?.log.slice(-3))}`, { cause: err });
   }
 }
 
