@@ -30,13 +30,15 @@ describe('pveflow vm', () => {
   let reply: (s: Seen) => { status: number; body: unknown } = () => ({ status: 500, body: { error: 'unexpected' } });
 
   before(async () => {
-    server = createServer(async (req: IncomingMessage, res) => {
+    server = createServer((req: IncomingMessage, res) => {
       let text = '';
-      for await (const chunk of req) text += chunk;
-      const s: Seen = { method: req.method!, url: req.url!, body: text ? JSON.parse(text) : undefined, ...(req.headers['idempotency-key'] ? { idempotencyKey: String(req.headers['idempotency-key']) } : {}) };
-      seen.push(s);
-      const r = reply(s);
-      res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const s: Seen = { method: req.method!, url: req.url!, body: text ? JSON.parse(text) : undefined, ...(req.headers['idempotency-key'] ? { idempotencyKey: String(req.headers['idempotency-key']) } : {}) };
+        seen.push(s);
+        const r = reply(s);
+        res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
+      });
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     env = { PVEFLOW_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, PVEFLOW_API_KEY: 'pvf_test' };

@@ -37,7 +37,7 @@ describe('day-2 operations in the web console', { skip: (missingReference && 're
       headers: { authorization: `Bearer ${keys[as].key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
-    return { status: res.status, body: (await res.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { status: res.status, body: (await res.json()) as any };  
   };
 
   before(async () => {

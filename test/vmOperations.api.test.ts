@@ -93,7 +93,7 @@ describe('day-2 operations through the HTTP API', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+   
   const call = async (who: KeyName, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${base}${path}`, {
       method,
