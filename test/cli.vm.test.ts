@@ -115,4 +115,22 @@ describe('pveflow vm', () => {
     assert.match(migrate.stderr, /migrate needs the role operator/);
     assert.deepEqual(seen.shift()?.body, { target: 'pve3' });
   });
+
+  test('requests show names the VM’s state, its snapshots and the last operation', async () => {
+    reply = () => ({
+      status: 200,
+      body: {
+        serial: 'VM-AAAAA', status: 'Fulfilled', timeline: [], leftovers: [],
+        request: { serial: 'VM-AAAAA', name: 'kali', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: '2026-12-03T10:00:00.000Z', end: '2026-12-10T10:00:00.000Z' }, cores: 2, memoryMiB: 2048 },
+        device: { hostname: 'kali-vm-aaaaa', vmid: 2001, node: 'pve2', state: 'stopped' },
+        snapshots: [{ name: 'clean', takenAt: '2026-12-03T10:05:00.000Z', by: 'rita@acme.example', withRam: false }],
+        operations: [{ id: 'k-1', what: 'power shutdown', operation: { kind: 'power', action: 'shutdown' }, by: 'rita@acme.example', role: 'requester', startedAt: '2026-12-03T11:00:00.000Z', state: 'succeeded', outcome: 'the guest shut down' }],
+      },
+    });
+    const shown = await pveflow(['requests', 'show', 'VM-AAAAA'], env);
+    assert.equal(shown.code, 0, explain(shown));
+    assert.match(shown.stdout, /^VM state: +stopped$/m);
+    assert.match(shown.stdout, /^Snapshots: +clean$/m);
+    assert.match(shown.stdout, /^Last operation: +power shutdown: succeeded \(the guest shut down\) by rita@acme\.example, 2026-12-03 11:00$/m);
+  });
 });

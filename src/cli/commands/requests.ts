@@ -84,6 +84,10 @@ const show: Command = {
         ['Credentials', credentialState(r)],
         ...(r.leftovers.length ? ([['Left over', r.leftovers.join('; ')]] as const) : []),
         ...(r.drift ? ([['Drift', `${r.drift.kind} (seen ${shortTime(r.drift.at)})`]] as const) : []),
+        // Day-2 operations (pveflow vm ...): the VM's state, its snapshots, the operation under way or the last one.
+        ['VM state', r.device.state],
+        ...(r.snapshots?.length ? ([['Snapshots', r.snapshots.map((x) => x.name).join(', ')]] as const) : []),
+        ...(r.operations?.length ? ([['Last operation', operationLine(r.operations[r.operations.length - 1]!)]] as const) : []),
       ]),
     );
     const builds = [...(r.previousBuilds ?? []), ...(build ? [build] : [])];
@@ -104,6 +108,10 @@ const show: Command = {
     return exitCodes.ok;
   },
 };
+
+function operationLine(o: NonNullable<RequestRecord['operations']>[number]): string {
+  return `${o.what}: ${o.state}${o.outcome ? ` (${o.outcome})` : ''} by ${o.by}, ${shortTime(o.startedAt)}`;
+}
 
 function credentialState(r: RequestRecord): string | undefined {
   const c = r.credentials;
