@@ -181,4 +181,12 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
     assert.deepEqual(await run(acts.rebootVm, { ...ref, timeoutSeconds: 10 }), { power: 'running', outcome: 'the VM was stopped: started' });
     assert.equal(await status(ref), 'running');
   });
+
+  test('migrate an HA-managed VM: its hamigrate task ends at once, and the activity waits until the VM is on the target', async () => {
+    const ref = await vm();
+    await root.addHaResource({ sid: `vm:${ref.vmid}`, state: 'started' });
+    assert.deepEqual(await run(acts.moveVm, { serial: ref.serial, vmid: ref.vmid, from: 'pve1', to: 'pve3' }), { online: true });
+    assert.equal(world.pve.dump().vms.find((v) => v.vmid === ref.vmid)?.node, 'pve3', 'there when the activity answered');
+    assert.ok(world.pve.dump().tasks.some((t) => t.type === 'hamigrate' && t.id === String(ref.vmid)), 'through the HA stack');
+  });
 });
