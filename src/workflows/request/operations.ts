@@ -10,6 +10,7 @@ import type { RequestState } from './state';
 import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
+type ParsedOperation = { caller: OperationCaller; operation: VmOperation };
 const look = proxyActivities<Activities>(apiCall);
 const task = proxyActivities<Activities>(proxmoxTask);
 const follow = proxyActivities<Activities>(cleanup);
@@ -24,8 +25,8 @@ const REFUSED = 'OperationRefused';
 
 /**
  * The day-2 operations of a request's VM, as Updates on the request: each validated against the rules
- * (operationRules.ts, after the lifecycle table), recorded on the timeline with who and why, run as activities that finish or find what an
- * earlier attempt did, and answered once it has ended. Registered before the request's first await.
+ * (operationRules.ts, after the lifecycle table), recorded on the timeline with who and why, run as activities that
+ * finish or find what an earlier attempt did, and answered once it has ended. Registered before the first await.
  */
 export function setOperationHandlers(state: RequestState): void {
   const { record } = state;
@@ -42,25 +43,18 @@ export function setOperationHandlers(state: RequestState): void {
   });
   const shutdownTimeoutSeconds = () => state.policy.shutdownTimeoutSeconds ?? 120;
 
-  const register = (parse: (arg: unknown) => { caller: OperationCaller; operation: VmOperation }) => ({
-    handler: (arg: unknown) => run(parse(arg)),
-    validator: (arg: unknown) => {
-      const { caller, operation } = parse(arg);
-      const refusal = operationRefusal(situation(), caller, operation);
-      if (refusal) throw new Error(refusal);
-    },
-  });
-  for (const [update, parse] of [
-    [powerUpdate, parsePowerArgs],
-    [reconfigureUpdate, parseReconfigureArgs],
-    [snapshotUpdate, parseSnapshotArgs],
-    [migrateUpdate, parseMigrateArgs],
-  ] as const) {
-    const { handler, validator } = register(parse);
-    setHandler(update, handler as never, { validator: validator as never });
-  }
+  /** The validator: the arguments' shape, then the rules; the handler parses the same arguments again and runs it. */
+  const checked = (parse: (arg: unknown) => ParsedOperation) => (arg: unknown) => {
+    const { caller, operation } = parse(arg);
+    const refusal = operationRefusal(situation(), caller, operation);
+    if (refusal) throw new Error(refusal);
+  };
+  setHandler(powerUpdate, (args) => run(parsePowerArgs(args)), { validator: checked(parsePowerArgs) });
+  setHandler(reconfigureUpdate, (args) => run(parseReconfigureArgs(args)), { validator: checked(parseReconfigureArgs) });
+  setHandler(snapshotUpdate, (args) => run(parseSnapshotArgs(args)), { validator: checked(parseSnapshotArgs) });
+  setHandler(migrateUpdate, (args) => run(parseMigrateArgs(args)), { validator: checked(parseMigrateArgs) });
 
-  async function run({ caller, operation }: { caller: OperationCaller; operation: VmOperation }): Promise<OperationResult> {
+  async function run({ caller, operation }: ParsedOperation): Promise<OperationResult> {
     const earlier = earlierWithId(situation(), caller.id);
     if (earlier) {
       // The same id again (a retried call): the first one's answer, once it has one.
