@@ -10,6 +10,7 @@ import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
+import { ensureCoordinators } from './temporal/coordinators';
 import { createLogger, createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
 import { installSdkRuntime } from './observability/sdkMetrics';
@@ -36,6 +37,8 @@ export interface CreateWorkerOptions {
 }
 
 export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, dataConverter, metrics, tracing }: CreateWorkerOptions): Promise<Worker> {
+  // The coordinators the builds signal run before the first build can: started here, never by an activity.
+  await ensureCoordinators(deps.temporal.client, taskQueue);
   return Worker.create({
     connection,
     namespace,

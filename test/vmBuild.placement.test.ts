@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { ClusterSeed } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { vmRequest } from '../src/workflows';
 import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
@@ -174,5 +175,32 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     assert.deepEqual(record.build?.leftovers, []);
     assert.equal(vmsAtSettle.length, 0, 'the started VM was destroyed by the undo');
     assert.deepEqual(world.pve.dump().ha, []);
+  });
+
+  test('a class of 6 approved at once on 3 equal nodes spreads, 2 on each: builds choosing together account for each other', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    // The real-time server: six builds at once (the time-skipping one is not safe under many parallel workflows).
+    const server = await harness.h.localEnv();
+    const equal = (seed: ClusterSeed) => {
+      seed.nodes = seed.nodes.map((n) => ({ ...n, cpu: 0.2, mem: 64 * 1024 ** 3 }));
+    };
+    const world = await harness.h.world({}, {}, equal);
+    const taskQueue = 'placement-class';
+    const records = await harness.h.withWorker(world, taskQueue, async () => {
+      const handles = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+        const serial = `VM-SPR${String(i).padStart(2, '0')}`;
+        const handle = await server.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial, {}, server) }] });
+        await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+        return handle;
+      }));
+      return Promise.all(handles.map((handle) => waitFor(`${handle.workflowId} to settle`, async () => {
+        const r = await handle.query(statusQuery);
+        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
+      }, 180_000)));
+    }, server);
+    for (const r of records) assert.equal(r.status, 'Fulfilled', `${r.serial}: ${r.build?.error}`);
+    const perNode: Record<string, number> = {};
+    for (const vm of world.pve.dump().vms.filter((v) => !v.template)) perNode[vm.node] = (perNode[vm.node] ?? 0) + 1;
+    assert.deepEqual(perNode, { pve1: 2, pve2: 2, pve3: 2 });
   });
 });

@@ -16,6 +16,7 @@ import {
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
+import { cloneSlotsOf } from './cloneSlot';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from '../contracts/searchAttributes';
@@ -52,6 +53,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
   setHandler(buildStatusQuery, () => build);
   const parent = workflowInfo().parent;
   const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const slots = cloneSlotsOf(workflowInfo().workflowId, workflowInfo().taskQueue);
   const undos: Array<{ what: string; run: () => Promise<unknown>; vm?: { vmid: number; node: string } }> = [];
 
   const stage = (next: BuildStage, progress: number, message: string) => {
@@ -84,12 +86,10 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
-    const placement = { serial, memoryMiB: request.memoryMiB, templateVmid: request.templateVmid, fullClone: request.fullClone };
-    // A template on local storage of a node that cannot take the VM: a full clone there, then a migration.
-    let cloneOn: string | undefined;
-    let node: string;
-    if (patched('vm-build-migrate-local-template')) ({ node, cloneOn } = await api.choosePlacement(placement));
-    else node = await api.chooseNode(placement);
+    const plan = await api.planPlacement({ serial, memoryMiB: request.memoryMiB, cores: request.cores, templateVmid: request.templateVmid, fullClone: request.fullClone });
+    stage('waiting-for-clone-slot', 8, `waiting for a clone slot on ${plan.cloneLoad}`);
+    // Asked before anything is made: a build that ends from here on releases its place and slot (see the catch).
+    const { node, cloneOn } = await slots.acquire(plan);
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
     stage('reserving-vmid', 10, 'reserving a VMID');
@@ -116,6 +116,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
         log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
       }
     }
+    await slots.releaseSlot(vmid);
     log(`VM ${vmid} cloned on ${cloneOn ?? node}`);
     if (cloneOn) {
       stage('migrating', 25, `migrating VM ${vmid} from ${cloneOn} to ${node}`);
@@ -173,6 +174,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
     }
 
+    await slots.releasePlace();
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
     build.state = 'completed';
     upsertSearchAttributes([{ key: BuildStatusKey, value: 'completed' }]);
@@ -185,6 +187,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     build.error = cancelled ? 'cancelled' : rootMessage(err);
     log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
     await CancellationScope.nonCancellable(async () => {
+      await slots.releasePlace();
       for (const step of undos) {
         try {
           await step.run();
