@@ -40,11 +40,15 @@ export function cloneSlotsOf(holder: string, taskQueue: string) {
       slotHeld = true;
       return grant!;
     },
-    /** The clone has ended: its slot goes to the next clone; the place stays reserved until the cluster counts `vmid`. */
-    async releaseSlot(vmid: number): Promise<void> {
+    /**
+     * The clone has ended: its slot goes to the next clone; the place stays reserved until the cluster counts `vmid`.
+     * Sent with the build's next step rather than before it: the next clone waits on this signal, not the build. A
+     * coordinator gone meanwhile frees nothing; releasePlace says so at the end of the build.
+     */
+    releaseSlot(vmid: number): void {
       if (!slotHeld) return;
       slotHeld = false;
-      await coordinator.signal(releaseCloneSlotSignal, { holder, vmid });
+      void coordinator.signal(releaseCloneSlotSignal, { holder, vmid }).catch(() => undefined);
     },
     /** The build is over (done, failed or cancelled): frees its slot, its place and any ask still waiting. */
     async releasePlace(): Promise<void> {

@@ -87,17 +87,18 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
     const plan = await api.planPlacement({ serial, memoryMiB: request.memoryMiB, cores: request.cores, templateVmid: request.templateVmid, fullClone: request.fullClone });
-    stage('waiting-for-clone-slot', 8, `waiting for a clone slot on ${plan.cloneLoad}`);
+    // The VMID before the slot: the slot is then held only for the clone itself (Proxmox reserves no VMID, §4.5, so
+    // reserving earlier changes nothing; the clone detects a collision either way).
+    stage('reserving-vmid', 7, 'reserving a VMID');
+    const taken: number[] = [];
+    let vmid = await api.reserveVmid({ serial, exclude: taken });
+    stage('waiting-for-clone-slot', 10, `waiting for a clone slot on ${plan.cloneLoad}`);
     // Asked before anything is made: a build that ends from here on releases its place and slot (see the catch).
     const { node, cloneOn } = await slots.acquire(plan);
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
-    stage('reserving-vmid', 10, 'reserving a VMID');
-    const taken: number[] = [];
-    let vmid: number;
     let templateVmid: number;
-    for (;;) {
-      vmid = await api.reserveVmid({ serial, exclude: taken });
+    for (;; vmid = await api.reserveVmid({ serial, exclude: taken })) {
       stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
       const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
@@ -116,7 +117,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
         log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
       }
     }
-    await slots.releaseSlot(vmid);
+    slots.releaseSlot(vmid);
     log(`VM ${vmid} cloned on ${cloneOn ?? node}`);
     if (cloneOn) {
       stage('migrating', 25, `migrating VM ${vmid} from ${cloneOn} to ${node}`);
