@@ -122,6 +122,28 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
       await blocker.terminate();
     }, server);
   });
+
+  test('a build that finds no clone-slots coordinator fails saying what to do, having made nothing', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world();
+    const taskQueue = 'slots-missing';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      // The worker started it; an operator terminated it since.
+      await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).terminate('test: coordinator gone');
+      const request = await harness.h.request('VM-CLM00', {}, server);
+      const handle = await server.client.workflow.start(vmRequest, { workflowId: 'vm-request-VM-CLM00', taskQueue, args: [{ request }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const record = await waitFor('the build to fail', async () => {
+        const r = await handle.query(statusQuery);
+        return r.status === 'Failed' ? r : undefined;
+      });
+      assert.equal(record.build?.stage, 'waiting-for-clone-slot');
+      assert.match(record.build?.error ?? '', /pveflow-clone-slots-slots-missing/);
+      assert.match(record.build?.error ?? '', /Start or restart a worker for that task queue, then rebuild/);
+      assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
+    }, server);
+  });
 });
 
 /** Clone tasks that failed because a disk allocation gave up on the template storage's lock. */
