@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { RequestPolicy } from '../domain/requestPolicy';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
+import type { RequestChoiceSettings } from './requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
@@ -15,6 +16,8 @@ export interface ApiContext {
   writes: WriteLimiter;
   /** The store guest credentials are sealed with (shared with the workers); unset: reveals answer 503. */
   credentialKeys?: CredentialKeys;
+  /** The image catalogue's configuration, the allowed networks and the limits of a request's choices. */
+  choices: RequestChoiceSettings;
   /** Runs a Temporal call under the API's deadline: no HTTP answer waits on Temporal for ever. */
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }

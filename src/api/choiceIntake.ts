@@ -1,0 +1,67 @@
+import { choiceLimitRefusals } from '../domain/choiceLimits';
+import type { CloudInitChoices } from '../domain/cloudInitChoices';
+import { imageRefusals } from '../domain/imageCatalogue';
+import { networkRefusal, type NetworkChoice } from '../domain/networks';
+import type { ApiContext } from './context';
+import { currentCatalogue } from './imageCatalogue';
+import type { Issue } from './submission';
+
+/** The parts of a request the image and the choices are checked against (the domain's names). */
+export interface ChoicesAsked {
+  org: string;
+  cores: number;
+  memoryMiB: number;
+  diskGiB?: number;
+  image?: string;
+  network?: NetworkChoice;
+  cloudInit?: CloudInitChoices;
+}
+
+export type ChoiceVerdict =
+  | { ok: true; resolved: { templateVmid?: number; diskGiB?: number } }
+  | { ok: false; issues: Issue[] }
+  | { ok: false; notReady: string };
+
+/**
+ * The intake's checks of a request's image and choices against the configuration and the catalogue, before anything
+ * is started: the network on the allowed list, the sizes and counts within the limits, the image known, offered to
+ * the org and its minimums met. An accepted image resolves to its template (what the build clones) and, when the
+ * request asks no disk size, to the image's minimum disk.
+ *
+ * A request that names no image is built from the default template (PVE_TEMPLATE_VMID); when the catalogue holds an
+ * image of it, that image's rules apply too.
+ */
+export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'temporal' | 'choices'>, r: ChoicesAsked): Promise<ChoiceVerdict> {
+  const issues: Issue[] = [];
+  if (r.network) {
+    const refused = networkRefusal(ctx.choices.networks, r.network);
+    if (refused) issues.push(refused);
+  }
+  issues.push(...choiceLimitRefusals(ctx.choices.limits, r));
+  if (issues.length) return { ok: false, issues };
+
+  // Read only when needed: a request without an image waits for no sync.
+  const catalogue = await currentCatalogue(ctx);
+  if (!catalogue) {
+    if (r.image === undefined) return { ok: true, resolved: {} };
+    return { ok: false, notReady: `the image catalogue comes from the cluster sync and none has completed yet (every SYNC_INTERVAL_S seconds): image ${r.image} cannot be checked. Retry in a minute; nothing was created.` };
+  }
+  const image = r.image === undefined ? catalogue.images.find((i) => i.templateVmid === ctx.choices.defaultTemplateVmid) : catalogue.images.find((i) => i.name === r.image);
+  if (!image) {
+    if (r.image === undefined) return { ok: true, resolved: {} };
+    const missing = catalogue.missing.find((c) => c.name === r.image);
+    const offered = catalogue.images.filter((i) => !i.orgs || i.orgs.includes(r.org)).map((i) => i.name);
+    return {
+      ok: false,
+      issues: [
+        missing
+          ? { field: 'image', reason: `image ${r.image} is configured, but its template ${missing.template} is not in the pool (as of the cluster sync at ${catalogue.at}); an operator must restore it` }
+          : { field: 'image', reason: `no image ${r.image}; images: ${offered.join(', ') || 'none'} (GET /api/images)` },
+      ],
+    };
+  }
+  const refused = imageRefusals(image, r);
+  if (refused.length) return { ok: false, issues: refused.map((i) => (r.image === undefined && i.field === 'image' ? { ...i, reason: `${i.reason} (the default image; name another with image)` } : i)) };
+  const diskGiB = r.diskGiB === undefined && image.minimum.diskGiB > 0 ? image.minimum.diskGiB : undefined;
+  return { ok: true, resolved: { templateVmid: image.templateVmid, ...(diskGiB !== undefined ? { diskGiB } : {}) } };
+}
