@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { classIdSchema, serialSchema, sshPublicKeySchema, vmNameSchema } from '../domain/deviceRequest';
-import { requestLimits } from '../domain/requestLimits';
+import { classIdSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
 import type { RequestStatus } from '../contracts/types';
+import { wireShape } from './requestWire';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
 /**
@@ -12,51 +12,24 @@ import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webh
  * field is a mistake the caller should hear about, not a silently ignored setting.
  */
 
-/**
- * Examples lie years ahead, so that the policy (an end in the future, a start not long past) takes a copied one.
- * The patterns below are the ones zod enforces, written into the document: `format` alone lets each validator apply
- * its own idea of an email or a date-time, and a client that trusts the document would send what we refuse.
- */
-const dateTime = (example: string) => {
-  const schema = z.iso.datetime({ offset: true, message: `must be an ISO 8601 date-time, e.g. ${example}` });
-  return schema.meta({ example, pattern: schema._zod.pattern.source });
-};
+// The date-time, email and org rules are the domain's (domain/deviceRequest), examples included.
+export { orgSchema };
 
-/**
- * An address as mail systems take it: zod's email syntax, within RFC 5321's lengths (at most 254 characters, a local
- * part of at most 64, domain labels of at most 63 that neither start nor end with a hyphen). Looser addresses would be
- * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them.
- */
-const EMAIL =
-  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
-
-export const email = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
-
-export const orgSchema = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ - only')
-  .meta({ description: 'The client organisation the VM is for.', example: 'Acme Corp' });
-
+/** The request's wire shape: the domain's fields under their wire names (requestWire), with the API's defaults and words. */
 export const createDeviceRequestBody = z
   .strictObject({
-    name: vmNameSchema.meta({ example: 'kali' }),
-    client: orgSchema,
-    requester: email('rita@acme.example').meta({ description: "Who asks for the VM. A requester key's own email (a requester submits as itself)." }),
-    consultants: z.array(email('alice@consultancy.example')).min(1, 'name at least one consultant').max(50).meta({ description: 'Who gets VPN access to the VM.' }),
-    // The rules between the two dates are the request policy's (requestPolicyRules), checked after this schema.
-    period: z.strictObject({ start: dateTime('2030-06-03T09:00:00Z'), end: dateTime('2030-06-17T18:00:00Z') }).meta({
+    ...wireShape,
+    requester: wireShape.requester.meta({ description: "Who asks for the VM. A requester key's own email (a requester submits as itself)." }),
+    consultants: wireShape.consultants.meta({ description: 'Who gets VPN access to the VM.' }),
+    period: wireShape.period.meta({
       description:
         `The lease. Policy rules, refused with 400 naming the field and the \`rule\`: end after start (end-before-start), end in the future ` +
         `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
         'A start in the future makes the build wait for it.',
     }),
-    template_vmid: z.number().int().min(100).max(999_999_999).optional(),
-    cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max).default(2),
-    memory_mib: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max).default(2048),
-    full_clone: z.boolean().optional(),
-    ssh_keys: z.array(sshPublicKeySchema.max(16_384)).max(20).default([]),
+    cores: wireShape.cores.default(2),
+    memory_mib: wireShape.memory_mib.default(2048),
+    ssh_keys: wireShape.ssh_keys.default([]),
   })
   .meta({ id: 'DeviceRequestSubmission' });
 

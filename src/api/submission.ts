@@ -7,35 +7,16 @@ import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, Reque
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
+import { fromWire, toWireField } from './requestWire';
 import { requestWorkflowId } from '../contracts/workflowIds';
 
-/** Domain field → wire field, so that a 400 names the field the caller sent. */
-const wireNames: Record<string, string> = {
-  org: 'client',
-  templateVmid: 'template_vmid',
-  memoryMiB: 'memory_mib',
-  fullClone: 'full_clone',
-  sshKeys: 'ssh_keys',
-};
-export const toWireField = (field: string) => field.replace(/^[^.]+/, (head) => wireNames[head] ?? head);
-
-/** The submission as the domain keeps it; the domain's own rules (e.g. OpenSSH key syntax) apply here. */
+/** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): { request: DeviceRequest } | { error: z.ZodError } {
-  const parsed = deviceRequestSchema.safeParse({
-    serial,
-    name: b.name,
-    org: b.client,
-    requester: b.requester,
-    consultants: b.consultants,
-    period: b.period,
-    templateVmid: b.template_vmid,
-    cores: b.cores,
-    memoryMiB: b.memory_mib,
-    fullClone: b.full_clone,
-    sshKeys: b.ssh_keys,
-  });
+  const parsed = deviceRequestSchema.safeParse({ serial, ...fromWire(b) });
   return parsed.success ? { request: parsed.data } : { error: parsed.error };
 }
+
+export { toWireField };
 
 /** An issue of a 400 answer; `rule` names the policy rule a valid-looking value breaks. */
 export interface Issue {

@@ -4,6 +4,10 @@ import { requestLimits } from './requestLimits';
 /**
  * A VM request as pveflow keeps it in its workflow: the shape every edge (HTTP API, webhook) is parsed into. Only
  * plain JSON, never a secret: it travels in workflow history.
+ *
+ * The rules of each field are stated here once. The API's wire shape (snake_case, with its defaults, examples and
+ * descriptions) is derived from `requestFields` by renaming (src/api/requestWire.ts), so a rule changed here changes
+ * what the API checks and what its OpenAPI document says.
  */
 export const serialSchema = z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX');
 
@@ -19,23 +23,59 @@ export const vmNameSchema = z
 /** One line of an authorized_keys file: the key types cloud-init and OpenSSH take. */
 export const sshPublicKeySchema = z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( \S.*)?$/, 'not an OpenSSH public key');
 
+/**
+ * An address as mail systems take it: zod's email syntax, within RFC 5321's lengths (at most 254 characters, a local
+ * part of at most 64, domain labels of at most 63 that neither start nor end with a hyphen). Looser addresses would be
+ * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them. The pattern
+ * is written into the OpenAPI document too: `format` alone lets each validator apply its own idea of an email.
+ */
+const EMAIL =
+  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+\-]+\.)*[A-Za-z0-9_'+\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+
+export const emailSchema = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
+
+export const orgSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ - only')
+  .meta({ description: 'The client organisation the VM is for.', example: 'Acme Corp' });
+
+/** Examples lie years ahead, so that the policy (an end in the future, a start not long past) takes a copied one. */
+export const dateTimeSchema = (example: string) => {
+  const schema = z.iso.datetime({ offset: true, message: `must be an ISO 8601 date-time, e.g. ${example}` });
+  return schema.meta({ example, pattern: schema._zod.pattern.source });
+};
+
+/** Who asks, for whom, when and what: the fields a submission carries (a class and the serial are given by pveflow). */
+export const requestFields = {
+  name: vmNameSchema.meta({ example: 'kali' }),
+  org: orgSchema,
+  requester: emailSchema('rita@acme.example'),
+  consultants: z.array(emailSchema('alice@consultancy.example')).min(1, 'name at least one consultant').max(50),
+  // The rules between the two dates are the request policy's (requestPolicyRules), checked at intake and by the workflow.
+  period: z.strictObject({ start: dateTimeSchema('2030-06-03T09:00:00Z'), end: dateTimeSchema('2030-06-17T18:00:00Z') }),
+  templateVmid: z.number().int().min(100).max(999_999_999).optional(),
+  cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max),
+  memoryMiB: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max),
+  /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */
+  diskGiB: z.number().int().min(1).max(16_384).optional(),
+  fullClone: z.boolean().optional(),
+  sshKeys: z.array(sshPublicKeySchema.max(16_384)).max(20),
+};
+
+export type RequestFields = { [K in keyof typeof requestFields]: z.infer<(typeof requestFields)[K]> };
+
+/** One of a class: N identical VMs asked for together (a lab, an event), each its own request. */
+export const classMembershipSchema = z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: z.number().int().min(2).max(50) });
+
 export const deviceRequestSchema = z
   .object({
     serial: serialSchema,
-    name: vmNameSchema,
-    org: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ -'),
-    requester: z.email(),
-    consultants: z.array(z.email()).min(1).max(50),
-    period: z.object({ start: z.iso.datetime({ offset: true }), end: z.iso.datetime({ offset: true }) }),
-    templateVmid: z.number().int().min(100).max(999_999_999).optional(),
-    cores: z.number().int().min(1).max(64),
-    memoryMiB: z.number().int().min(512).max(262_144),
-    /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */
-    diskGiB: z.number().int().min(1).max(16_384).optional(),
-    fullClone: z.boolean().optional(),
-    /** One of a class: N identical VMs asked for together (a lab, an event), each its own request. */
-    class: z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: z.number().int().min(2).max(50) }).optional(),
-    sshKeys: z.array(sshPublicKeySchema).max(20).default([]),
+    ...requestFields,
+    // Domain objects built in code and tests (not from the wire) may leave the keys out.
+    sshKeys: requestFields.sshKeys.default([]),
+    class: classMembershipSchema.optional(),
   })
   .refine((r) => Date.parse(r.period.end) > Date.parse(r.period.start), {
     path: ['period', 'end'],

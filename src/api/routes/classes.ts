@@ -1,9 +1,6 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
-import type { DeviceRequest } from '../../domain/deviceRequest';
 import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateResult } from '../../contracts/messages';
-import { RequestStatusKey } from '../../contracts/searchAttributes';
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
@@ -13,12 +10,11 @@ import { badRequest, badRequestIssues, problem } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
-import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { startIdempotently } from '../startIdempotently';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
-/** How many serials one member may walk past (taken by other requests) before the submission gives up. */
-const MAX_SERIAL_CANDIDATES = 8;
 /** Updates sent at once when a whole class is approved or completed. */
 const UPDATES_AT_ONCE = 8;
 
@@ -56,14 +52,14 @@ export function classRoutes(ctx: ApiContext): Router {
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
       const started = await startMember(ctx, classId, index, count, { ...shared, name }, policy.length === 0);
-      if ('bad' in started) return badRequest(res, started.bad, 'body', toWireField);
-      if ('refused' in started) return badRequestIssues(res, policy);
+      if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
+      if ('notFound' in started) return badRequestIssues(res, policy);
       if ('failed' in started) {
         // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
         return sendStartError(res, started.failed, started.serial, idempotency.key);
       }
-      if ('exhausted' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
-      members.push({ ...started.member, name });
+      if ('exhausted' in started || 'busy' in started || 'otherBody' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
+      members.push('started' in started ? { serial: started.started, status: 'Pending', created: true, name } : { serial: started.found, status: started.status, created: false, name });
     }
     const replayed = members.every((m) => !m.created);
     res
@@ -135,45 +131,22 @@ export function classRoutes(ctx: ApiContext): Router {
   return router;
 }
 
-type Started =
-  | { member: Omit<Member, 'name'> }
-  | { bad: Parameters<typeof badRequest>[1] }
-  | { failed: unknown; serial: string }
-  | { exhausted: true }
-  /** Not started (the policy refuses it) and not found from an earlier try. */
-  | { refused: true };
-
 /**
- * Starts member `index` of the class, or finds it started by an earlier try of the same submission. `mayStart` false:
- * only finds it.
+ * Starts member `index` of the class, or finds it started by an earlier try of the same submission (same class and
+ * place, kept in its memo). `mayStart` false: only finds it.
  */
-async function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean): Promise<Started> {
+function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean) {
   const marker = `${classId}#${index}`;
-  for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-    const serial = serialForClassMember(classId, index, candidate);
-    if (mayStart) {
+  return startIdempotently(ctx, {
+    serialAt: (candidate) => serialForClassMember(classId, index, candidate),
+    build: (serial) => {
       const built = toDeviceRequest(serial, body);
-      if ('error' in built) return { bad: built.error };
-      const request: DeviceRequest = { ...built.request, class: { id: classId, index, size } };
-      try {
-        await startRequestWorkflow(ctx, request, { classMember: marker });
-        return { member: { serial, status: 'Pending', created: true } };
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return { failed: err, serial };
-      }
-    }
-    try {
-      const existing = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe());
-      // Another request holds this serial: walk on. Ours (same class and place): the earlier try made it.
-      if (existing.memo?.classMember === marker) {
-        return { member: { serial, status: existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending', created: false } };
-      }
-    } catch (err) {
-      if (!mayStart && err instanceof WorkflowNotFoundError) return { refused: true };
-      return { failed: err, serial };
-    }
-  }
-  return mayStart ? { exhausted: true } : { refused: true };
+      return 'error' in built ? built : { request: { ...built.request, class: { id: classId, index, size } } };
+    },
+    memo: { classMember: marker },
+    recognise: (memo) => (memo?.classMember === marker ? 'same request' : 'not ours'),
+    mayStart,
+  });
 }
 
 const optionalName = (r: RequestSummary) => (r.name === undefined ? {} : { name: r.name });

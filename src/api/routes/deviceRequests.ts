@@ -1,4 +1,4 @@
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
+import { isGrpcServiceError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
@@ -14,7 +14,6 @@ import {
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';
-import { RequestStatusKey } from '../../contracts/searchAttributes';
 import type { RequestRecord } from '../../contracts/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
@@ -26,15 +25,13 @@ import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, serialForIdempotencyKey } from '../serials';
-import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { startIdempotently } from '../startIdempotently';
 import { StartAdmission } from '../startAdmission';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 import { CredentialsShredded, revealCredentials } from '../credentialReveal';
 import { requestWorkflowId } from '../../contracts/workflowIds';
-
-/** How many serials a submission may walk past (taken by other requests) before giving up. */
-const MAX_SERIAL_CANDIDATES = 8;
 
 /**
  * `/api/device_requests`: submit, find, read and move a request through its life. Every change is a Workflow Update,
@@ -64,41 +61,28 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const key = idempotency.key;
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
-    // The workflow id is the source of uniqueness: a serial another request holds is walked past (a random one
-    // collides astronomically rarely; a derived one walks the same sequence on every retry and meets its request).
-    for (let candidate = 0; candidate < MAX_SERIAL_CANDIDATES; candidate++) {
-      const serial = key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate);
-      if (!policy.length) {
-        const built = toDeviceRequest(serial, body.data);
-        if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
-        try {
-          const admitted = await admission.run(() => startRequestWorkflow(ctx, built.request, memo));
-          if (!admitted) {
-            res.setHeader('Retry-After', '1');
-            return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
-          }
-          return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, status: 'Pending' });
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendStartError(res, err, serial, key);
-        }
-      }
-      if (!memo) continue;
-      let existing: WorkflowExecutionDescription;
-      try {
-        existing = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).describe());
-      } catch (err) {
-        // Not a retry of an earlier request: the policy's refusal stands.
-        if (policy.length && err instanceof WorkflowNotFoundError) return badRequestIssues(res, policy);
-        return sendTemporalError(res, err, serial);
-      }
-      const seen = compareWithExisting(existing.memo, memo);
-      if (seen === 'not ours') continue;
-      if (seen === 'other body') {
-        return problem(res, 409, 'conflict', `Idempotency-Key ${key} was already used for request ${serial} with a different body; a new request needs a new key`);
-      }
-      const status = existing.typedSearchAttributes.get(RequestStatusKey) ?? 'Pending';
-      return res.status(200).location(`/api/device_requests/${serial}`).set('Idempotent-Replayed', 'true').json({ serial, status });
+    // A random serial collides astronomically rarely; a derived one walks the same sequence on every retry.
+    const outcome = await startIdempotently(ctx, {
+      serialAt: (candidate) => (key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate)),
+      build: (serial) => toDeviceRequest(serial, body.data),
+      ...(memo ? { memo, recognise: (existing) => compareWithExisting(existing, memo) } : {}),
+      mayStart: !policy.length,
+      admission,
+    });
+    if ('started' in outcome) return res.status(201).location(`/api/device_requests/${outcome.started}`).json({ serial: outcome.started, status: 'Pending' });
+    if ('found' in outcome) {
+      return res.status(200).location(`/api/device_requests/${outcome.found}`).set('Idempotent-Replayed', 'true').json({ serial: outcome.found, status: outcome.status });
     }
+    if ('invalid' in outcome) return badRequest(res, outcome.invalid, 'body', toWireField);
+    if ('busy' in outcome) {
+      res.setHeader('Retry-After', '1');
+      return problem(res, 503, 'busy', `${admission.busy} submissions are being started already: nothing was created for this one. Retry in a second${key === undefined ? '' : ' with the same Idempotency-Key'}.`);
+    }
+    if ('failed' in outcome) return outcome.during === 'start' ? sendStartError(res, outcome.failed, outcome.serial, key) : sendTemporalError(res, outcome.failed, outcome.serial);
+    if ('otherBody' in outcome) {
+      return problem(res, 409, 'conflict', `Idempotency-Key ${key} was already used for request ${outcome.otherBody} with a different body; a new request needs a new key`);
+    }
+    // Not a retry of an earlier request: the policy's refusal stands.
     if (policy.length) return badRequestIssues(res, policy);
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });

@@ -1,18 +1,15 @@
 import { createHash } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import type { ApiContext } from '../context';
 import { badRequest, badRequestIssues, problem } from '../problems';
 import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
 import { serialForDelivery } from '../serials';
-import { policyIssues, startRequestWorkflow, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { startIdempotently } from '../startIdempotently';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
 import { SIGNATURE_FORMAT, verifyWebhookSignature } from '../webhookSignature';
 import { requestWorkflowId } from '../../contracts/workflowIds';
-
-/** How many derived serials a delivery may walk past (taken by other requests) before giving up. */
-const MAX_CANDIDATES = 8;
 
 /**
  * `POST /api/hooks/device_requests`: a request portal's webhook. The signature (over the time, the delivery id and the
@@ -48,31 +45,20 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     const policy = policyIssues(ctx.policy, body.data);
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
 
-    for (let candidate = 0; candidate < MAX_CANDIDATES; candidate++) {
-      const serial = serialForDelivery(deliveryId, candidate);
-      if (!policy.length) {
-        const built = toDeviceRequest(serial, body.data);
-        if ('error' in built) return badRequest(res, built.error, 'body', toWireField);
-        try {
-          await startRequestWorkflow(ctx, built.request, { deliveryId, bodySha256: bodyDigest });
-          return res.status(201).location(`/api/device_requests/${serial}`).json({ serial, duplicate: false });
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) return sendTemporalError(res, err, serial);
-        }
-      }
+    const outcome = await startIdempotently(ctx, {
+      serialAt: (candidate) => serialForDelivery(deliveryId, candidate),
+      build: (serial) => toDeviceRequest(serial, body.data),
+      memo: { deliveryId, bodySha256: bodyDigest },
       // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
-      let memo: Record<string, unknown> | undefined;
-      try {
-        memo = (await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).describe())).memo;
-      } catch (err) {
-        if (policy.length && err instanceof WorkflowNotFoundError) return badRequestIssues(res, policy);
-        return sendTemporalError(res, err, serial);
-      }
-      if (memo?.deliveryId !== deliveryId) continue;
-      if (memo.bodySha256 !== bodyDigest) {
-        return problem(res, 409, 'conflict', `delivery ${deliveryId} was already received with a different body (request ${serial}); a new request needs a new delivery id`);
-      }
-      return res.status(200).location(`/api/device_requests/${serial}`).json({ serial, duplicate: true });
+      recognise: (memo) => (memo?.deliveryId !== deliveryId ? 'not ours' : memo.bodySha256 === bodyDigest ? 'same request' : 'other body'),
+      mayStart: !policy.length,
+    });
+    if ('started' in outcome) return res.status(201).location(`/api/device_requests/${outcome.started}`).json({ serial: outcome.started, duplicate: false });
+    if ('found' in outcome) return res.status(200).location(`/api/device_requests/${outcome.found}`).json({ serial: outcome.found, duplicate: true });
+    if ('invalid' in outcome) return badRequest(res, outcome.invalid, 'body', toWireField);
+    if ('failed' in outcome) return sendTemporalError(res, outcome.failed, outcome.serial);
+    if ('otherBody' in outcome) {
+      return problem(res, 409, 'conflict', `delivery ${deliveryId} was already received with a different body (request ${outcome.otherBody}); a new request needs a new delivery id`);
     }
     if (policy.length) return badRequestIssues(res, policy);
     return problem(res, 503, 'conflict', `no free serial for delivery ${deliveryId}; try again later`);

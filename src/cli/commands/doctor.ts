@@ -10,7 +10,9 @@ export const doctorCommand: Command = {
   flags: [],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
-    // Loaded here: the worker's dependencies are heavy and no other command needs them.
+    // The one entry point of the doctor (the worker runs the same checks at start-up). The doctor takes its clients
+    // from the composition root (worker.ts) and never imports it: loaded here, as the worker's dependencies are heavy
+    // and no other command needs them.
     /* eslint-disable @typescript-eslint/no-require-imports */
     const { ConfigError, loadConfig } = require('../../config') as typeof import('../../config');
     const { formatFindings, runDoctor } = require('../../doctor/runDoctor') as typeof import('../../doctor/runDoctor');
