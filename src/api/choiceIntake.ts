@@ -2,9 +2,14 @@ import { choiceLimitRefusals } from '../domain/choiceLimits';
 import type { CloudInitChoices } from '../domain/cloudInitChoices';
 import { imageRefusals } from '../domain/imageCatalogue';
 import { networkRefusal, type NetworkChoice } from '../domain/networks';
+import type { Response } from 'express';
 import type { ApiContext } from './context';
 import { currentCatalogue } from './imageCatalogue';
+import { badRequestIssues, problem } from './problems';
+import { fromWire } from './requestWire';
+import type { CreateDeviceRequestBody } from './schemas';
 import type { Issue } from './submission';
+import { sendTemporalError } from './temporalErrors';
 
 /** The parts of a request the image and the choices are checked against (the domain's names). */
 export interface ChoicesAsked {
@@ -64,4 +69,25 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
   if (refused.length) return { ok: false, issues: refused.map((i) => (r.image === undefined && i.field === 'image' ? { ...i, reason: `${i.reason} (the default image; name another with image)` } : i)) };
   const diskGiB = r.diskGiB === undefined && image.minimum.diskGiB > 0 ? image.minimum.diskGiB : undefined;
   return { ok: true, resolved: { templateVmid: image.templateVmid, ...(diskGiB !== undefined ? { diskGiB } : {}) } };
+}
+
+export type ResolvedChoices = Extract<ChoiceVerdict, { ok: true }>['resolved'];
+
+/**
+ * The checks above for a parsed submission (a request, a class, a webhook delivery), answering the refusal itself:
+ * the resolved template and disk, or undefined once a 400 (or a 503 before the first sync) has been sent.
+ */
+export async function intakeChoices(ctx: ApiContext, res: Response, body: CreateDeviceRequestBody): Promise<ResolvedChoices | undefined> {
+  const r = fromWire(body);
+  let verdict: ChoiceVerdict;
+  try {
+    verdict = await checkChoices(ctx, { org: body.client, cores: body.cores, memoryMiB: body.memory_mib, diskGiB: r.diskGiB, image: r.image, network: r.network, cloudInit: r.cloudInit });
+  } catch (err) {
+    sendTemporalError(res, err);
+    return undefined;
+  }
+  if (verdict.ok) return verdict.resolved;
+  if ('notReady' in verdict) problem(res, 503, 'not ready', verdict.notReady);
+  else badRequestIssues(res, verdict.issues);
+  return undefined;
 }

@@ -23,6 +23,7 @@ import {
   serialParam,
   submittedSchema,
   templateListSchema,
+  imageListSchema,
   updateResultSchema,
   validationProblemSchema,
 } from './schemas';
@@ -79,7 +80,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       409: json(problemSchema, 'The Idempotency-Key was already used with a different body.'),
       413: tooLarge,
       429: tooMany,
-      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
+      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
       504: json(problemSchema, 'Temporal did not confirm the start in time: the request may exist (its serial is in the answer); retry with the same Idempotency-Key.'),
     },
   });
@@ -222,6 +223,15 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     description: `As the newest completed cluster sync saw them. ${who('templates')}`,
     security: secured,
     responses: { 200: json(templateListSchema, 'The templates.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
+  });
+  op({
+    method: 'get',
+    path: '/api/images',
+    operationId: 'listImages',
+    summary: 'Images a submission may name',
+    description: `The pool's templates as the newest completed cluster sync saw them, named and refined by the configuration (PVEFLOW_IMAGES). A requester or admin sees the images offered to their org. ${who('images')}`,
+    security: secured,
+    responses: { 200: json(imageListSchema, 'The images.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });
   op({
     method: 'post',

@@ -11,6 +11,7 @@ import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
 import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices, type ResolvedChoices } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
@@ -45,13 +46,15 @@ export function classRoutes(ctx: ApiContext): Router {
     }
     const asWho = requesterRefusal(principal, shared.requester);
     if (asWho) return problem(res, 403, 'forbidden', asWho);
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name }, policy.length === 0);
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, policy.length === 0);
       if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
       if ('notFound' in started) return badRequestIssues(res, policy);
       if ('failed' in started) {
@@ -135,12 +138,12 @@ export function classRoutes(ctx: ApiContext): Router {
  * Starts member `index` of the class, or finds it started by an earlier try of the same submission (same class and
  * place, kept in its memo). `mayStart` false: only finds it.
  */
-function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean) {
+function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], resolved: ResolvedChoices, mayStart: boolean) {
   const marker = `${classId}#${index}`;
   return startIdempotently(ctx, {
     serialAt: (candidate) => serialForClassMember(classId, index, candidate),
     build: (serial) => {
-      const built = toDeviceRequest(serial, body);
+      const built = toDeviceRequest(serial, body, resolved);
       return 'error' in built ? built : { request: { ...built.request, class: { id: classId, index, size } } };
     },
     memo: { classMember: marker },

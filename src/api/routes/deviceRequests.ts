@@ -28,6 +28,7 @@ import { newSerial, serialForIdempotencyKey } from '../serials';
 import { policyIssues, toDeviceRequest, toWireField } from '../submission';
 import { startIdempotently } from '../startIdempotently';
 import { StartAdmission } from '../startAdmission';
+import { intakeChoices } from '../choiceIntake';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 import { CredentialsShredded, revealCredentials } from '../credentialReveal';
@@ -58,13 +59,15 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     }
     const asWho = requesterRefusal(principal, body.data.requester);
     if (asWho) return problem(res, 403, 'forbidden', asWho);
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
     const key = idempotency.key;
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
     // A random serial collides astronomically rarely; a derived one walks the same sequence on every retry.
     const outcome = await startIdempotently(ctx, {
       serialAt: (candidate) => (key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate)),
-      build: (serial) => toDeviceRequest(serial, body.data),
+      build: (serial) => toDeviceRequest(serial, body.data, resolved),
       ...(memo ? { memo, recognise: (existing) => compareWithExisting(existing, memo) } : {}),
       mayStart: !policy.length,
       admission,

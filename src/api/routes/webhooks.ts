@@ -5,6 +5,7 @@ import { badRequest, badRequestIssues, problem } from '../problems';
 import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
 import { serialForDelivery } from '../serials';
 import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
@@ -44,10 +45,12 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     // it: the refusal stands only for a delivery that started nothing yet.
     const policy = policyIssues(ctx.policy, body.data);
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
 
     const outcome = await startIdempotently(ctx, {
       serialAt: (candidate) => serialForDelivery(deliveryId, candidate),
-      build: (serial) => toDeviceRequest(serial, body.data),
+      build: (serial) => toDeviceRequest(serial, body.data, resolved),
       memo: { deliveryId, bodySha256: bodyDigest },
       // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
       recognise: (memo) => (memo?.deliveryId !== deliveryId ? 'not ours' : memo.bodySha256 === bodyDigest ? 'same request' : 'other body'),
