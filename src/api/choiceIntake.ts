@@ -49,7 +49,7 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
   const catalogue = await currentCatalogue(ctx);
   if (!catalogue) {
     if (r.image === undefined) return { ok: true, resolved: {} };
-    return { ok: false, notReady: `the image catalogue comes from the cluster sync and none has completed yet (every SYNC_INTERVAL_S seconds): image ${r.image} cannot be checked. Retry in a minute; nothing was created.` };
+    return { ok: false, notReady: `the image catalogue comes from the cluster sync and none has completed yet (every ${ctx.choices.syncIntervalS} s): image ${r.image} cannot be checked. Retry after that; nothing was created.` };
   }
   const image = r.image === undefined ? catalogue.images.find((i) => i.templateVmid === ctx.choices.defaultTemplateVmid) : catalogue.images.find((i) => i.name === r.image);
   if (!image) {
@@ -87,7 +87,10 @@ export async function intakeChoices(ctx: ApiContext, res: Response, body: Create
     return undefined;
   }
   if (verdict.ok) return verdict.resolved;
-  if ('notReady' in verdict) problem(res, 503, 'not ready', verdict.notReady);
+  if ('notReady' in verdict) {
+    res.setHeader('Retry-After', String(ctx.choices.syncIntervalS));
+    problem(res, 503, 'not ready', verdict.notReady);
+  }
   else badRequestIssues(res, verdict.issues);
   return undefined;
 }

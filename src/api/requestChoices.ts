@@ -12,12 +12,15 @@ export interface RequestChoiceSettings {
   defaultTemplateVmid: number;
   networks: AllowedNetwork[];
   limits: ChoiceLimits;
+  /** SYNC_INTERVAL_S: how long a caller waits, at most, for the first catalogue. */
+  syncIntervalS: number;
 }
 
 export const defaultRequestChoiceSettings: RequestChoiceSettings = {
   defaultTemplateVmid: 9000,
   networks: [{ bridge: 'vmbr0' }],
   limits: defaultChoiceLimits,
+  syncIntervalS: 60,
 };
 
 export function requestChoicesFromConfig(config: Config): RequestChoiceSettings {
@@ -28,6 +31,7 @@ export function requestChoicesFromConfig(config: Config): RequestChoiceSettings 
   return {
     ...imagesOf(config),
     defaultTemplateVmid: config.PVE_TEMPLATE_VMID,
+    syncIntervalS: config.SYNC_INTERVAL_S,
     networks: [own, ...networks],
     limits: {
       packages: config.CLOUD_INIT_MAX_PACKAGES,
