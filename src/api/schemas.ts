@@ -297,4 +297,6 @@ export const imageListSchema = z
   })
   .meta({ id: 'ImageList' });
 
+export type ImageList = z.infer<typeof imageListSchema>;
+
 export const healthSchema = z.object({ status: z.string() }).meta({ id: 'Health' });
