@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
@@ -308,6 +311,42 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const recorded = await pveflow(['logs', serial], as('alice'));
     assert.equal(recorded.code, 0, explain(recorded));
     assert.match(recorded.stdout, /  cloning  /);
+  });
+
+  test('pveflow images lists the catalogue; requests new names an image and the first-boot choices by flags', async () => {
+    // The schedule runs the first sync at once: the catalogue is there soon after start.
+    const listed = await waitFor('the catalogue', async () => {
+      const r = await pveflow(['images'], as('alice'));
+      return r.code === 0 ? r : undefined;
+    }, 60_000, 500);
+    assert.match(listed.stdout, /^IMAGE +OS +TEMPLATE +MIN CORES +MIN MEMORY MiB +MIN DISK GiB$/m);
+    assert.match(listed.stdout, /^debian-12-cloudinit \(default\) +- +9000 +1 +512 +4$/m);
+    const images = JSON.parse(r0(await pveflow(['images', '--json'], as('alice')))).images;
+    assert.deepEqual(images.map((i: { name: string }) => i.name), ['debian-12-cloudinit']);
+
+    const dir = mkdtempSync(join(tmpdir(), 'pveflow-cli-choices-'));
+    try {
+      writeFileSync(join(dir, 'cloud.yaml'), '#cloud-config\ntimezone: Europe/Paris\n');
+      writeFileSync(join(dir, 'motd'), 'welcome\n');
+      const request = ['requests', 'new', '--json', '--name', 'web', '--client', 'Acme Corp', '--requester', 'alice@consultancy.example', '--consultant', 'alice@consultancy.example', '--start', '+30d', '--end', '+31d'];
+      const choices = ['--disk-gib', '8', '--bridge', 'vmbr0', '--package', 'htop', '--package', 'nginx', '--runcmd', 'echo hi', '--write-file', `/etc/motd=${join(dir, 'motd')}`, '--cloud-config', join(dir, 'cloud.yaml')];
+      const { serial } = JSON.parse(r0(await pveflow([...request, '--image', 'debian-12-cloudinit', ...choices], as('alice'))));
+      const shown = JSON.parse(r0(await pveflow(['requests', 'show', serial, '--json'], as('alice'))));
+      assert.equal(shown.request.image, 'debian-12-cloudinit');
+      assert.equal(shown.request.templateVmid, 9000);
+      assert.equal(shown.request.diskGiB, 8);
+      assert.deepEqual(shown.request.network, { bridge: 'vmbr0' });
+      assert.deepEqual(shown.request.cloudInit, { packages: ['htop', 'nginx'], runcmd: ['echo hi'], write_files: [{ path: '/etc/motd', content: 'welcome\n' }], cloud_config: { timezone: 'Europe/Paris' } });
+
+      const unknown = await pveflow([...request, '--image', 'nope'], as('alice'));
+      assert.equal(unknown.code, 1, explain(unknown));
+      assert.match(unknown.stderr, /^ {2}image: no image nope; images: debian-12-cloudinit/m);
+      const offList = await pveflow([...request, '--bridge', 'vmbr7'], as('alice'));
+      assert.equal(offList.code, 1, explain(offList));
+      assert.match(offList.stderr, /^ {2}network\.bridge: bridge vmbr7 is not allowed/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('invalid input names each field and its reason, and exits 1', async () => {
