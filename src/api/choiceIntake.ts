@@ -45,8 +45,14 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
   issues.push(...choiceLimitRefusals(ctx.choices.limits, r));
   if (issues.length) return { ok: false, issues };
 
-  // Read only when needed: a request without an image waits for no sync.
-  const catalogue = await currentCatalogue(ctx);
+  let catalogue: Awaited<ReturnType<typeof currentCatalogue>>;
+  try {
+    catalogue = await currentCatalogue(ctx);
+  } catch (err) {
+    // The default image's rules are checked when they can be: a request naming no image never fails on the catalogue.
+    if (r.image === undefined) return { ok: true, resolved: {} };
+    throw err;
+  }
   if (!catalogue) {
     if (r.image === undefined) return { ok: true, resolved: {} };
     return { ok: false, notReady: `the image catalogue comes from the cluster sync and none has completed yet (every ${ctx.choices.syncIntervalS} s): image ${r.image} cannot be checked. Retry after that; nothing was created.` };

@@ -163,7 +163,9 @@ export const cloudConfigFragmentSchema = z.record(z.string(), z.unknown()).super
       for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message });
     }
   }
-});
+})
+  // Any JSON value per key, as far as the document goes: the keys and their shapes are the allowlist's, stated above.
+  .meta({ additionalProperties: true, description: `A cloud-config mapping of these keys only: ${fragmentKeys.join(', ')}.` });
 
 export const cloudInitChoicesSchema = z.strictObject({
   packages: z.array(packageNameSchema).min(1).max(cloudInitHardLimits.packages).optional(),
