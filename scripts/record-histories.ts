@@ -28,8 +28,7 @@ import { cloneSlotsWorkflowId, ipPoolWorkflowId } from '../src/contracts/workflo
 const OUT = resolve(process.env.HISTORIES_OUT ?? resolve(__dirname, '../test/histories'));
 /**
  * HISTORIES_ADD=1 records only the histories of the workflow types and paths added since the first recording
- * (clone slots, address pool, a build with a static address, a build with local activities, a slot handover, a request
- * that marks itself Imaging) that are not on file
+ * (clone slots, address pool, a build with a static address, a slot handover) that are not on file
  * yet, and keeps the older files: those are the proof that executions started by older workflow code still replay.
  */
 const ADD_ONLY = process.env.HISTORIES_ADD === '1';
@@ -47,9 +46,7 @@ async function main(): Promise<void> {
     // Each later addition is recorded once and then kept, like the first recording.
     const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
       { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
-      { files: ['vmBuild-local-api-calls'], record: localApiCalls },
       { files: ['cloneSlots-handover'], record: slotHandover },
-      { files: ['vmRequest-marks-imaging', 'vmBuild-request-marked-imaging'], record: requestMarksImaging },
     ];
     for (const { files, record } of added) {
       if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
@@ -194,21 +191,6 @@ async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
   await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-two-builds');
   await save(h, ipPoolWorkflowId(taskQueue), 'ipPool-leased-and-released');
   await save(h, 'vm-build-VM-RP010-1', 'vmBuild-static-address');
-}
-
-/** A build since its quick calls became local activities (`vm-build-local-api-calls`): markers, not activity events. */
-async function localApiCalls(h: WorkflowHarness): Promise<void> {
-  const serial = 'VM-RP020';
-  await wholeLifecycle(h, serial);
-  await save(h, `vm-build-${serial}-1`, 'vmBuild-local-api-calls');
-}
-
-/** A request that marks itself Imaging as it starts its build (`vm-request-marks-imaging`), and that build. */
-async function requestMarksImaging(h: WorkflowHarness): Promise<void> {
-  const serial = 'VM-RP040';
-  await wholeLifecycle(h, serial);
-  await save(h, `vm-request-${serial}`, 'vmRequest-marks-imaging');
-  await save(h, `vm-build-${serial}-1`, 'vmBuild-request-marked-imaging');
 }
 
 /** One request approved, fulfilled and completed on its own task queue and a fresh world. */

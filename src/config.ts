@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { RequestPolicy } from './domain/requestPolicy';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
+import { quotaConfigSchema } from './domain/quotas';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -189,6 +190,22 @@ export const configSchema = z.object({
   CLOUD_INIT_MAX_RUNCMD: z.coerce.number().int().min(0).max(200).default(30),
   CLOUD_INIT_MAX_WRITE_FILES: z.coerce.number().int().min(0).max(50).default(10),
   CLOUD_INIT_MAX_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(32 * 1024),
+  /**
+   * Quotas per org (README, "Quotas"): JSON, `{"Acme Corp": {"vms": 10, "cores": 40, "memory_mib": 81920, "disk_gib": 800}, "*": {"vms": 4}}`.
+   * Enforced by the API at submission and approval; unset: no quotas.
+   */
+  PVEFLOW_QUOTAS: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(quotaConfigSchema)
+    .default({}),
   /** How often clusterSync compares the cluster with the requests (a Temporal Schedule). */
   SYNC_INTERVAL_S: z.coerce.number().int().min(5).default(60),
 

@@ -14,6 +14,7 @@ import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver, keyedApiCall } from './support/apiRequestDriver';
 
 /**
  * Requests generated from the OpenAPI document the API serves — its paths, parameters and body schemas, nothing
@@ -110,11 +111,9 @@ describe('the API against requests generated from its OpenAPI document', () => {
     checker = new ResponseChecker(doc);
     // A request and a class that exist, so that generated paths reach them as well as unknown ones.
     const period = { start: new Date(Date.now() + DAY).toISOString(), end: new Date(Date.now() + 3 * DAY).toISOString() };
-    const headers = { authorization: `Bearer ${operator.key}`, 'content-type': 'application/json' };
-    const r = (await (await fetch(`${base}/api/device_requests`, { method: 'POST', headers, body: JSON.stringify(validRequestBody({ period })) })).json()) as { serial: string };
-    const c = (await (await fetch(`${base}/api/classes`, { method: 'POST', headers, body: JSON.stringify({ ...validRequestBody({ period }), name: 'lab', count: 2 }) })).json()) as { class: string };
-    known.serial.push(r.serial);
-    known.id.push(c.class);
+    const requests = apiRequestDriver(keyedApiCall(() => base, operator.key));
+    known.serial.push((await requests.startPending(validRequestBody({ period }))).serial);
+    known.id.push((await requests.startClass({ ...validRequestBody({ period }), name: 'lab' }, 2)).classId);
   });
 
   after(async () => {

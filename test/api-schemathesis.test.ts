@@ -16,6 +16,7 @@ import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { ClusterSyncResult } from '../src/contracts/types';
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver, keyedApiCall } from './support/apiRequestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -67,9 +68,9 @@ describe('schemathesis against /api/openapi.json', { skip: missing && !process.e
     await env.client.workflow.execute('clusterSync', { taskQueue, workflowId: `sync-${process.pid}`, args: [synced] });
     await waitFor('the sync in visibility', async () => ((await fetch(`${base}/api/templates`, { headers: auth })).status === 200 ? true : undefined), 20_000);
     const period = { start: new Date(Date.now() + 24 * 3600_000).toISOString(), end: new Date(Date.now() + 3 * 24 * 3600_000).toISOString() };
-    const post = async (path: string, body: object) => (await fetch(`${base}${path}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json();
-    serial = ((await post('/api/device_requests', validRequestBody({ period }))) as { serial: string }).serial;
-    classId = ((await post('/api/classes', { ...validRequestBody({ period }), name: 'lab', count: 2 })) as { class: string }).class;
+    const requests = apiRequestDriver(keyedApiCall(() => base, operator.key));
+    serial = (await requests.startPending(validRequestBody({ period }))).serial;
+    classId = (await requests.startClass({ ...validRequestBody({ period }), name: 'lab' }, 2)).classId;
     configDir = mkdtempSync(join(tmpdir(), 'pveflow-schemathesis-'));
   });
 

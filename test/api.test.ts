@@ -25,6 +25,7 @@ import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { createActivityDeps, createWorker } from '../src/worker';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver } from './support/apiRequestDriver';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
 
@@ -131,22 +132,16 @@ describe('HTTP API', () => {
     return answer;
   };
 
+  const requests = apiRequestDriver((method, path, as, body) => call(({ submitter: 'operator', approver: 'adminA', reader: 'operator' } as const)[as], method, path, body));
+
   /** A request in `org` whose period starts in a month: it waits, so approving it builds nothing. */
   const submit = async (org = ORG_A, overrides: Record<string, unknown> = {}): Promise<string> => {
     const now = Date.now();
-    const created = await call('operator', 'POST', '/api/device_requests', {
-      ...validRequestBody({ client: org, period: { start: new Date(now + 30 * DAY).toISOString(), end: new Date(now + 37 * DAY).toISOString() } }),
-      ...overrides,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    return created.body.serial;
+    const period = { start: new Date(now + 30 * DAY).toISOString(), end: new Date(now + 37 * DAY).toISOString() };
+    return (await requests.startPending({ ...validRequestBody({ client: org, period }), ...overrides })).serial;
   };
 
-  const recordOf = async (serial: string) => {
-    const r = await call('operator', 'GET', `/api/device_requests/${serial}`);
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body;
-  };
+  const recordOf = (serial: string) => requests.existing(serial).record();
 
   /** Counts workflow starts through the app's client while `fn` runs. */
   const countingStarts = async (fn: () => Promise<void>): Promise<number> => {
@@ -681,11 +676,10 @@ describe('HTTP API', () => {
   });
 
   test('the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes', { skip: !referencePath('pve-api-schema.json') && !process.env.CI && 'reference data (../shared/reference) absent' }, async () => {
-    const created = await call('operator', 'POST', '/api/device_requests', validRequestBody({ client: ORG_A, name: 'streamed' }));
-    assert.equal(created.status, 201);
-    const serial: string = created.body.serial;
+    const request = await requests.startPending(validRequestBody({ client: ORG_A, name: 'streamed' }));
+    const { serial } = request;
     const live = openStream(`${base}/api/device_requests/${serial}/logs`, keys.requesterA.key);
-    assert.equal((await call('adminA', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
+    assert.equal((await request.approve()).status, 200);
     const events = await live.done;
 
     assert.equal(live.status, 200);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * A failed build whose undo could not destroy its VM leaves that VM to the request: the completion must destroy it
@@ -24,12 +23,8 @@ describe("a failed build's leftovers", { skip }, () => {
     world.pve.faults.set({ errorRate: { rate: 1, status: 501, message: 'Method not implemented', route: 'DELETE /nodes/{node}/qemu/{vmid}', times: 1 } });
     const taskQueue = `leftovers-${serial}`;
     await harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial) }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const failed: RequestRecord = await waitFor(`${serial} failed`, async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Failed' ? r : undefined;
-      }, 120_000);
+      const { handle, waitForStatus } = await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial));
+      const failed: RequestRecord = await waitForStatus('Failed', { timeoutMs: 120_000 });
       const ours = () => world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial));
       assert.equal(failed.build?.stage, 'configuring', failed.build?.error);
       assert.equal(ours().length, 1, 'the undo could not destroy the VM');

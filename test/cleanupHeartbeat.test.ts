@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * Cleanup within its heartbeat (issue 18): a revoke of NetBird access makes about eight calls, each of which may ride
@@ -22,11 +21,8 @@ describe('cleanup activities heartbeat', { skip }, () => {
     const server = await harness.h.localEnv();
     const world = await harness.h.world();
     await harness.h.withWorker(world, `heartbeat-${serial}`, async () => {
-      const handle = await server.client.workflow.start(vmRequest, {
-        workflowId: `vm-request-${serial}`, taskQueue: `heartbeat-${serial}`, args: [{ request: await harness.h.request(serial, {}, server) }],
-      });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      await waitFor(`${serial} fulfilled`, async () => ((await handle.query(statusQuery)).status === 'Fulfilled' ? true : undefined), 120_000);
+      const { handle, waitForStatus } = await requestDriver(server.client, `heartbeat-${serial}`).startApproved(await harness.h.request(serial, {}, server));
+      await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
 
       // Every call ~5 s, the first ones refused 429: the revoke's ~8 calls take well past 30 s.
       world.netbird.faults.set({ latencyMs: 5_000, failNextRequests: 3, failStatus: 429, retryAfterSeconds: 1 });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { buildStatusQuery, cancelUpdate, completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * The clone-retry leak (issue 18): Proxmox starts the clone, but the attempt that asked for it fails before it can
@@ -27,13 +27,7 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
     world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
 
   async function start(serial: string, taskQueue: string, server = harness.h.env) {
-    const handle = await server.client.workflow.start(vmRequest, {
-      workflowId: `vm-request-${serial}`,
-      taskQueue,
-      args: [{ request: await harness.h.request(serial, {}, server) }],
-    });
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    return handle;
+    return requestDriver(server.client, taskQueue).startApproved(await harness.h.request(serial, {}, server));
   }
 
   test('the retry adopts the clone its predecessor started: exactly one VM, and none after completion', async (t) => {
@@ -43,11 +37,8 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
     const world = await harness.h.world({ proxyTimeoutMs: 200, linkedCloneMs: 6_000 });
     world.pve.faults.set({ slowSync: { route: CLONE_ROUTE, times: 1 } });
     await harness.h.withWorker(world, `clone-retry-${serial}`, async () => {
-      const handle = await start(serial, `clone-retry-${serial}`);
-      const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-      }, 120_000);
+      const { handle, waitForStatus } = await start(serial, `clone-retry-${serial}`);
+      const record: RequestRecord = await waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
       assert.equal(record.status, 'Fulfilled', record.build?.error);
       assert.equal(world.pve.callCounts()[CLONE_ROUTE], 2, 'the lost clone request, and the retry that found its VMID existing');
       const vms = vmsOf(world, serial);
@@ -71,12 +62,12 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
     // A real dev server: the time-skipping one drops an activity whose attempt fails after its cancel was requested.
     const server = await harness.h.localEnv();
     await harness.h.withWorker(world, `clone-cancel-${serial}`, async () => {
-      const handle = await start(serial, `clone-cancel-${serial}`, server);
+      const { handle, record: recordNow } = await start(serial, `clone-cancel-${serial}`, server);
       await waitFor('the clone running in Proxmox', async () => (world.pve.dump().tasks.some((task) => task.type === 'qmclone' && task.status === 'running') ? true : undefined), 60_000);
       await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
       let last: RequestRecord | undefined;
       const record: RequestRecord = await waitFor(`${serial} cancelled`, async () => {
-        last = await handle.query(statusQuery);
+        last = await recordNow();
         return last.status === 'Cancelled' ? last : undefined;
       }, 120_000).catch(async (err: Error) => {
         const build = server.client.workflow.getHandle(`vm-build-${serial}-1`);

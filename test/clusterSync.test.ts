@@ -8,15 +8,14 @@ import { z } from 'zod';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { PveClient, waitForTask } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
-import { deviceRequestSchema } from '../src/domain/deviceRequest';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
-import { clusterSync, vmRequest } from '../src/workflows';
-import { approveUpdate, statusQuery } from '../src/contracts/messages';
+import { clusterSync } from '../src/workflows';
 import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/contracts/searchAttributes';
-import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { harnessSkipReason } from './support/workflowHarness';
+import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -59,16 +58,11 @@ describe('clusterSync', { skip }, () => {
     const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
     try {
       await worker.runUntil(async () => {
-        const start = Date.now() - 60_000;
+        const requests = requestDriver(env.client, taskQueue);
         const fulfilled = async (serial: string) => {
-          const request = deviceRequestSchema.parse({ serial, name: 'sync', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 1, memoryMiB: 1024 });
-          const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-          const r = await waitFor(`${serial} fulfilled`, async () => {
-            const s = await handle.query(statusQuery);
-            return s.status === 'Fulfilled' ? s : undefined;
-          });
-          return { handle, vmid: r.device.vmid!, node: r.device.node! };
+          const driven = await requests.startApproved(deviceRequest(serial, { name: 'sync', cores: 1, memoryMiB: 1024 }));
+          const r = await driven.waitForStatus('Fulfilled');
+          return { ...driven, vmid: r.device.vmid!, node: r.device.node! };
         };
         const a = await fulfilled('VM-SY001');
         const b = await fulfilled('VM-SY002');
@@ -100,10 +94,7 @@ describe('clusterSync', { skip }, () => {
         assert.equal(result.orphanCount, 1);
         assert.deepEqual(result.templates.map((t) => [t.vmid, t.name]), [[9000, 'debian-12-cloudinit']]);
 
-        const recordA = await waitFor('A failed', async () => {
-          const r = await a.handle.query(statusQuery);
-          return r.status === 'Failed' ? r : undefined;
-        });
+        const recordA = await a.waitForStatus('Failed');
         assert.match(recordA.timeline.at(-1)!.event, new RegExp(`VM ${a.vmid} vanished from the cluster \\(last seen on ${a.node}\\); rebuild or complete the request`));
         // The record is true about a VM that is gone: one line says so, and nothing still points at the VM.
         assert.equal(recordA.timeline.filter((e) => /vanished/.test(e.event)).length, 1, JSON.stringify(recordA.timeline));
@@ -113,12 +104,12 @@ describe('clusterSync', { skip }, () => {
           assert.equal(sa.get(RequestStatusKey), 'Failed');
           return sa.get(VmStateKey) === undefined && sa.get(VmIdKey) === undefined && sa.get(PveNodeKey) === undefined ? true : undefined;
         });
-        const recordB = await b.handle.query(statusQuery);
+        const recordB = await b.record();
         assert.equal(recordB.status, 'Fulfilled');
         assert.ok(recordB.timeline.some((e) => e.event === `VM ${b.vmid} is stopped in the cluster`));
         assert.equal(recordB.drift?.kind, 'state');
         const recordC = await waitFor('C knows its new node', async () => {
-          const r = await c.handle.query(statusQuery);
+          const r = await c.record();
           return r.device.node === elsewhere ? r : undefined;
         });
         assert.equal(recordC.status, 'Fulfilled');

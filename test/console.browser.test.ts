@@ -74,7 +74,8 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
 
   before(async () => {
     mkdirSync(artifacts, { recursive: true });
-    running = await startTestStack('console', Object.values(keys));
+    // Globex has a quota (Acme Corp none): the header shows what its open requests hold of it.
+    running = await startTestStack('console', Object.values(keys), { PVEFLOW_QUOTAS: JSON.stringify({ Globex: { vms: 3, cores: 12 } }) });
     stack = running.stack;
     // The form offers the templates the newest cluster sync saw: run one now rather than wait for the schedule.
     await stack.client.schedule.getHandle(syncScheduleId(stack.temporal.taskQueue)).trigger();
@@ -196,6 +197,8 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     assert.equal(ip, record.device.ip, 'the page shows the IP the API has');
     assert.equal(await consultant.locator('dt:text-is("VPN hostname") + dd').textContent(), record.device.vpnHostname);
     assert.equal(await consultant.locator('dt:text-is("VMID") + dd').textContent(), String(record.device.vmid));
+    // Each build attempt, with the VM it made, where, and its build time.
+    await consultant.locator('.attempts summary', { hasText: new RegExp(`^Attempt 1: completed · VM ${record.device.vmid} on ${record.device.node} · started .* · took \\d+ s$`) }).waitFor();
     assert.equal(await status.textContent(), 'Fulfilled');
     assert.ok((await consultant.locator('.log li').count()) >= 5, 'the build log was streamed');
     await shot(consultant, 'request-desktop');
@@ -241,6 +244,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     const outsider = await open(desktop);
     await signIn(outsider, 'otherOrg');
     await outsider.getByText('No requests match.').waitFor();
+    await outsider.getByRole('banner').getByText('Globex: 0/3 VMs · 0/12 cores').waitFor();
     assert.equal(await outsider.getByRole('link', { name: serial }).count(), 0);
     await outsider.goto(`${stack.apiUrl}/#/requests/${serial}`);
     await outsider.getByRole('heading', { level: 1, name: 'Not found' }).waitFor();

@@ -6,11 +6,10 @@ import { after, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { revealCredentials } from '../src/api/credentialReveal';
 import { CredentialKeys } from '../src/credentials/credentialKeys';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, revealCredentialsUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
 import { historyPlaintext } from './support/historyText';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * "Credentials are shown once" (issue 18): after the consultant's reveal, and after the request's end, no history
@@ -41,9 +40,8 @@ describe('guest credentials are crypto-shredded', { skip }, () => {
     const keys = new CredentialKeys(keysDir);
     const { client } = harness.h.env;
     await harness.h.withWorker(world, `shred-${serial}`, async () => {
-      const handle = await client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `shred-${serial}`, args: [{ request: await harness.h.request(serial) }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      await waitFor(`${serial} fulfilled`, async () => ((await handle.query(statusQuery)).status === 'Fulfilled' ? true : undefined), 120_000);
+      const { handle, waitForStatus } = await requestDriver(client, `shred-${serial}`).startApproved(await harness.h.request(serial));
+      await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
       assert.ok(await keys.read(serial), 'the sealing key exists until the reveal');
 
       const logins = await revealCredentials(client, keys, serial, handle.workflowId, 'alice@consultancy.example', (fn) => fn());
@@ -74,9 +72,8 @@ describe('guest credentials are crypto-shredded', { skip }, () => {
     const keys = new CredentialKeys(keysDir);
     const { client } = harness.h.env;
     await harness.h.withWorker(world, `shred-${serial}`, async () => {
-      const handle = await client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `shred-${serial}`, args: [{ request: await harness.h.request(serial) }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      await waitFor(`${serial} fulfilled`, async () => ((await handle.query(statusQuery)).status === 'Fulfilled' ? true : undefined), 120_000);
+      const { handle, waitForStatus } = await requestDriver(client, `shred-${serial}`).startApproved(await harness.h.request(serial));
+      await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
       const key = await keys.read(serial);
       assert.ok(key);
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });

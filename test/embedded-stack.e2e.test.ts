@@ -8,6 +8,7 @@ import type { EmbeddedStack } from '../src/embedded/stack';
 import { referencePath } from '../src/reference';
 import { historyPlaintext } from './support/historyText';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver } from './support/apiRequestDriver';
 import { waitFor } from './support/waitFor';
 import { startTestStack, type TestStack } from './support/testStack';
 
@@ -49,6 +50,8 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
 
+  const requests = apiRequestDriver((method, path, as, body) => api(method, path, body, ({ submitter: 'requester', approver: 'admin', reader: 'operator' } as const)[as]));
+
   before(async () => {
     streams.forEach((stream, i) => {
       const write = originalWrites[i]!;
@@ -68,9 +71,8 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
   });
 
   test('a request goes from submission through approval to a fulfilled VM and back to nothing', async () => {
-    const created = await api('POST', '/api/device_requests', validRequestBody(), 'requester');
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const serial: string = created.body.serial;
+    const request = await requests.startPending(validRequestBody());
+    const { serial } = request;
     assert.match(serial, /^VM-[0-9A-Z]{5}$/);
 
     const pending = await api('GET', `/api/device_requests/${serial}`, undefined, 'requester');
@@ -86,7 +88,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     const byRequester = await api('POST', `/api/device_requests/${serial}/approve`, {}, 'requester');
     assert.equal(byRequester.status, 403, 'only admins approve');
 
-    const approved = await api('POST', `/api/device_requests/${serial}/approve`, {}, 'admin');
+    const approved = await request.approve();
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.equal(approved.body.status, 'Approved');
 
@@ -94,11 +96,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.equal(twice.status, 409, 'a second approval is refused, not ignored');
     assert.match(twice.body.detail, /cannot approve/);
 
-    const fulfilled = await waitFor('the request to be fulfilled', async () => {
-      const r = await api('GET', `/api/device_requests/${serial}`);
-      if (r.body.status === 'Failed') throw new Error(`build failed: ${JSON.stringify(r.body.build)}`);
-      return r.body.status === 'Fulfilled' ? r.body : undefined;
-    });
+    const fulfilled = await request.waitForStatus('Fulfilled');
     const { vmid, node, ip, vpnHostname, hostname } = fulfilled.device;
     assert.ok(Number.isInteger(vmid) && node && ip && vpnHostname, JSON.stringify(fulfilled.device));
     assert.equal(fulfilled.build.progress, 100);
@@ -197,10 +195,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
 
     const completing = await api('POST', `/api/device_requests/${serial}/complete`, {}, 'requester');
     assert.equal(completing.status, 200, JSON.stringify(completing.body));
-    const done = await waitFor('the request to be completed', async () => {
-      const r = await api('GET', `/api/device_requests/${serial}`);
-      return r.body.status === 'Completed' ? r.body : undefined;
-    });
+    const done = await request.waitForStatus('Completed');
     assert.deepEqual(done.leftovers, []);
     assert.ok(done.timeline.some((t: { by?: string }) => t.by === 'rita@acme.example'), 'the completion is recorded as the key holder\'s');
 

@@ -12,9 +12,9 @@ import { firstStageNeeding, pveflowRole } from '../src/domain/pveflowPrivileges'
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
-import { vmBuild, vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
-import { waitFor } from './support/waitFor';
+import { vmBuild } from '../src/workflows';
+import { completeUpdate } from '../src/contracts/messages';
+import { requestDriver } from './support/requestDriver';
 import { harnessSkipReason, useWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
 
 /**
@@ -110,13 +110,8 @@ describe('least privilege: the documented role, and each of its privileges taken
     await withToken(h, w, DOCUMENTED, taskQueue, async () => {
       // A disk size too: a request may ask for one, and growing the disk is one more privilege.
       const request = await h.request(serial, { diskGiB: 8 });
-      const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const fulfilled = await waitFor('Fulfilled', async () => {
-        const r = await handle.query(statusQuery);
-        if (r.status === 'Failed') throw new Error(`the build failed: ${JSON.stringify(r.build?.error ?? r)}`);
-        return r.status === 'Fulfilled' ? r : undefined;
-      });
+      const { handle, waitForStatus } = await requestDriver(h.env.client, taskQueue).startApproved(request);
+      const fulfilled = await waitForStatus('Fulfilled');
       const vmid = fulfilled.device.vmid!;
       const vm = w.pve.dump().vms.find((v) => v.vmid === vmid)!;
       assert.match(vm.config.smbios1 ?? '', /serial=/, 'the SMBIOS metadata was written');

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
+import { requestDriver } from './support/requestDriver';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
@@ -18,12 +18,8 @@ describe('NetBird failures across whole requests', { skip }, () => {
     const serial = 'VM-NB001';
     const world = await harness.h.world();
     await harness.h.withWorker(world, `nb-${serial}`, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `nb-${serial}`, args: [{ request: await harness.h.request(serial) }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const fulfilled = await waitFor('Fulfilled', async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' ? r : undefined;
-      });
+      const { handle, waitForStatus } = await requestDriver(harness.h.env.client, `nb-${serial}`).startApproved(await harness.h.request(serial));
+      const fulfilled = await waitForStatus('Fulfilled');
       world.netbird.faults.set({ down: 'unavailable' });
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
       const record = await handle.result();
@@ -49,17 +45,13 @@ describe('NetBird failures across whole requests', { skip }, () => {
     const serials = Array.from({ length: 20 }, (_, i) => `VM-NS${String(i).padStart(3, '0')}`);
     const server = await harness.h.localEnv(); // real time and real concurrency: nothing here needs skipped time
     await harness.h.withWorker(world, 'nb-storm', async () => {
-      const handles = await Promise.all(
-        serials.map(async (serial) => {
-          const handle = await server.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: 'nb-storm', args: [{ request: await harness.h.request(serial, {}, server) }] });
-          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-          return handle;
-        }),
-      );
+      const requests = requestDriver(server.client, 'nb-storm');
+      const driven = await Promise.all(serials.map(async (serial) => requests.startApproved(await harness.h.request(serial, {}, server))));
+      const handles = driven.map((r) => r.handle);
       const statuses = await waitFor(
         'all 20 builds to finish',
         async () => {
-          const all = await Promise.all(handles.map((hd) => hd.query(statusQuery)));
+          const all = await Promise.all(driven.map((r) => r.record()));
           return all.every((r) => r.status === 'Fulfilled' || r.status === 'Failed') ? all : undefined;
         },
         240_000,

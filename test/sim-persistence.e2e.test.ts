@@ -12,6 +12,7 @@ import { WORLD_STATE_FILE } from '../src/simulators/persistence';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { freePort } from './support/ports';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver } from './support/apiRequestDriver';
 import { waitFor } from './support/waitFor';
 import { syncScheduleId } from '../src/contracts/workflowIds';
 
@@ -94,15 +95,10 @@ test('a restart keeps the simulated world: the sync finds the Fulfilled request\
   // First start: a new world; one request built to the end.
   stack = await start();
   assert.equal(stack.world!.origin.kind, 'new');
-  const created = await api('POST', '/api/device_requests', validRequestBody());
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const serial: string = created.body.serial;
-  assert.equal((await api('POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
-  const fulfilled = await waitFor('the request to be fulfilled', async () => {
-    const r = await api('GET', `/api/device_requests/${serial}`);
-    if (r.body.status === 'Failed') throw new Error(`build failed: ${JSON.stringify(r.body.build)}`);
-    return r.body.status === 'Fulfilled' ? r.body : undefined;
-  });
+  // The operator key submits, approves and reads.
+  const request = await apiRequestDriver((method, path, _as, body) => api(method, path, body)).startApproved(validRequestBody());
+  const { serial } = request;
+  const fulfilled = await request.waitForStatus('Fulfilled');
   const { vmid, node, ip, vpnHostname } = fulfilled.device;
   const firstAccess = readWorldAccessFile(stack.world!.accessFile)!;
   const snippetsDir = stack.world!.snippetsDirOf(node);

@@ -11,15 +11,15 @@ import { createActivities } from '../src/activities';
 import { PveClient, waitForTask } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
 import { deviceNames } from '../src/domain/deviceNames';
-import { deviceRequestSchema } from '../src/domain/deviceRequest';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
-import { clusterSync, vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { clusterSync } from '../src/workflows';
+import { completeUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { harnessSkipReason } from './support/workflowHarness';
+import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -70,17 +70,8 @@ describe('the snippet follows a migrated VM', { skip }, () => {
     const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
     try {
       await worker.runUntil(async () => {
-        const start = Date.now() - 60_000;
-        const request = deviceRequestSchema.parse({
-          serial, name: 'follow', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'],
-          period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 1, memoryMiB: 1024,
-        });
-        const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-        await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-        const built = await waitFor('fulfilled', async () => {
-          const s = await handle.query(statusQuery);
-          return s.status === 'Fulfilled' ? s : undefined;
-        });
+        const { handle, waitForStatus, record: recordNow } = await requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'follow', cores: 1, memoryMiB: 1024 }));
+        const built = await waitForStatus('Fulfilled');
         const vmid = built.device.vmid!;
         const from = built.device.node!;
         assert.deepEqual(nodesWithSnippet(serial), [from]);
@@ -99,7 +90,7 @@ describe('the snippet follows a migrated VM', { skip }, () => {
         const sync = await env.client.workflow.execute(clusterSync, { workflowId: `cluster-sync-${serial}`, taskQueue });
         assert.ok(sync.drifts.some((d) => d.serial === serial && d.drift.kind === 'moved'), JSON.stringify(sync.drifts));
         const record = await waitFor('the snippet followed', async () => {
-          const r = await handle.query(statusQuery);
+          const r = await recordNow();
           return r.timeline.some((e) => e.event === `cloud-init snippet moved from ${from} to ${to}`) ? r : undefined;
         });
         assert.equal(record.device.node, to);
@@ -136,17 +127,8 @@ describe('the snippet follows a migrated VM', { skip }, () => {
     const worker = await createWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: bundle });
     try {
       await worker.runUntil(async () => {
-        const start = Date.now() - 60_000;
-        const request = deviceRequestSchema.parse({
-          serial, name: 'follow', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'],
-          period: { start: new Date(start).toISOString(), end: new Date(start + 30 * DAY).toISOString() }, cores: 1, memoryMiB: 1024,
-        });
-        const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-        await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-        const built = await waitFor('fulfilled', async () => {
-          const r = await handle.query(statusQuery);
-          return r.status === 'Fulfilled' ? r : undefined;
-        });
+        const { handle, waitForStatus } = await requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'follow', cores: 1, memoryMiB: 1024 }));
+        const built = await waitForStatus('Fulfilled');
         // A copy on pve3, as a migration there and back whose copy could not be removed would leave it.
         const file = deviceNames(serial, 'follow').snippetFile;
         mkdirSync(world.snippetsDirOf('pve3'), { recursive: true });

@@ -12,6 +12,7 @@ import { startChaosCluster, type ChaosCluster } from './support/chaosCluster';
 import { clearPayloadsOfTaskQueue } from './support/historyPayloads';
 import { historyPlaintext } from './support/historyText';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver } from './support/apiRequestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -58,6 +59,12 @@ describe('API and worker as separate processes, payloads encrypted', { skip: mis
     return { status: res.status, text, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : undefined };
   };
 
+  const requests = apiRequestDriver((method, path, as, body) => api(method, path, ({ submitter: 'requester', approver: 'admin', reader: 'requester' } as const)[as], body));
+  /** A failed build in another process: its logs say why. */
+  const withLogs = (err: Error): never => {
+    throw new Error(`${err.message}\n${cluster.logTails()}`);
+  };
+
   test('a whole request through the API alone answers what happened, and Temporal holds only ciphertext', async () => {
     const sshKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNwbGl0LXByb2Nlc3Nlcy1tYXJrZXIta2V5LTAwMDA split@test';
     const name = 'split-marker-name';
@@ -66,24 +73,18 @@ describe('API and worker as separate processes, payloads encrypted', { skip: mis
     // Reads are answered by the workflow (a query): a worker must be polling, or the API rightly answers 504.
     await waitFor('the worker to poll', async () => /worker polling/.test(cluster.logTails(400)) || undefined, 120_000);
 
-    const created = await api('POST', '/api/device_requests', 'requester', validRequestBody({ name, ssh_keys: [sshKey], consultants: ['alice@consultancy.example'] }));
-    assert.equal(created.status, 201, created.text);
-    const serial: string = created.body.serial;
+    const request = await requests.startPending(validRequestBody({ name, ssh_keys: [sshKey], consultants: ['alice@consultancy.example'] }));
+    const { serial } = request;
 
     const pending = await api('GET', `/api/device_requests/${serial}`, 'requester');
     assert.equal(pending.status, 200, `the API reads what it wrote: ${pending.text}`);
     assert.equal(pending.body.status, 'Pending');
     assert.equal(pending.body.request.name, name);
 
-    const approved = await api('POST', `/api/device_requests/${serial}/approve`, 'admin', {});
-    assert.equal(approved.status, 200, `an approval that took effect is answered as such: ${approved.text}`);
+    const approved = await request.approve();
+    assert.equal(approved.status, 200, `an approval that took effect is answered as such: ${JSON.stringify(approved.body)}`);
 
-    const fulfilled = await waitFor('the request to be fulfilled', async () => {
-      const r = await api('GET', `/api/device_requests/${serial}`, 'requester');
-      assert.equal(r.status, 200, r.text);
-      if (r.body.status === 'Failed') throw new Error(`build failed: ${r.text}\n${cluster.logTails()}`);
-      return r.body.status === 'Fulfilled' ? r.body : undefined;
-    }, 120_000);
+    const fulfilled = await request.waitForStatus('Fulfilled', { timeoutMs: 120_000 }).catch(withLogs);
     assert.ok(fulfilled.device.ip && fulfilled.device.vmid, JSON.stringify(fulfilled.device));
 
     const logs = await fetch(`${cluster.apiUrl}/api/device_requests/${serial}/logs`, { headers: { authorization: `Bearer ${keys.requester.key}` }, signal: AbortSignal.timeout(30_000) });
@@ -102,11 +103,7 @@ describe('API and worker as separate processes, payloads encrypted', { skip: mis
 
     const completing = await api('POST', `/api/device_requests/${serial}/complete`, 'requester', {});
     assert.equal(completing.status, 200, completing.text);
-    const done = await waitFor('the request to be completed', async () => {
-      const r = await api('GET', `/api/device_requests/${serial}`, 'requester');
-      assert.equal(r.status, 200, r.text);
-      return r.body.status === 'Completed' ? r.body : undefined;
-    }, 120_000);
+    const done = await request.waitForStatus('Completed', { timeoutMs: 120_000 });
     assert.equal(done.status, 'Completed');
     assert.equal(world.pve.dump().vms.filter((v) => v.vmid === fulfilled.device.vmid).length, 0, 'the VM is gone');
 

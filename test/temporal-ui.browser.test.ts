@@ -6,6 +6,7 @@ import { SESSION_COOKIE } from '../src/api/temporalUi/operatorSessions';
 import { referencePath } from '../src/reference';
 import { browserMissing, launchChromium } from './support/browser';
 import { validRequestBody } from './support/requests';
+import { apiRequestDriver, keyedApiCall } from './support/apiRequestDriver';
 import { readWorkflowInTemporalUi } from './support/temporalUiCheck';
 import { startTestStack, type TestStack } from './support/testStack';
 
@@ -28,13 +29,9 @@ describe('Temporal UI through the gateway', { skip: (missingReference && 'refere
   before(async () => {
     running = await startTestStack('temporal-ui', [operator, requester]);
     browser = await launchChromium();
-    const res = await fetch(`${running.stack.apiUrl}/api/device_requests`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${operator.key}`, 'content-type': 'application/json' },
-      body: JSON.stringify(validRequestBody({ name: 'ui-decoded-name' })),
-    });
-    assert.equal(res.status, 201);
-    serial = ((await res.json()) as { serial: string }).serial;
+    // The operator submits: its key is the one the test holds in clear.
+    const requests = apiRequestDriver(keyedApiCall(() => running.stack.apiUrl, operator.key));
+    serial = (await requests.startPending(validRequestBody({ name: 'ui-decoded-name' }))).serial;
   });
 
   after(async () => {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { cloneSlots, vmRequest } from '../src/workflows';
+import { cloneSlots } from '../src/workflows';
 import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate } from '../src/contracts/cloneSlotsMessages';
-import { approveUpdate, statusQuery } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -11,6 +10,7 @@ import { withCloneSlot } from '../src/activities/proxmox/cloneSlot';
 import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 import { cloneSlotsWorkflowId } from '../src/contracts/workflowIds';
 
 /**
@@ -53,22 +53,11 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
       const peak = watchPeakClones(world);
       try {
         const serials = Array.from({ length: CLASS_SIZE }, (_, i) => `VM-${prefix}${String(i).padStart(2, '0')}`);
-        const handles = await Promise.all(
-          serials.map(async (serial) => {
-            const request = await harness.h.request(serial, { templateVmid: LOCAL_TEMPLATE, name: 'lab' }, server);
-            const handle = await server.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-            await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-            return handle;
-          }),
+        const requests = requestDriver(server.client, taskQueue);
+        const driven = await Promise.all(
+          serials.map(async (serial) => requests.startApproved(await harness.h.request(serial, { templateVmid: LOCAL_TEMPLATE, name: 'lab' }, server))),
         );
-        const records: RequestRecord[] = await Promise.all(
-          handles.map((handle) =>
-            waitFor(`${handle.workflowId} to settle`, async () => {
-              const r = await handle.query(statusQuery);
-              return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-            }, 180_000),
-          ),
-        );
+        const records: RequestRecord[] = await Promise.all(driven.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
         const slots = limits.perNode + limits.perStorage > 0
           ? await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery)
           : undefined;

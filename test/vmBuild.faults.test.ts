@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
+import { requestDriver } from './support/requestDriver';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
 
 /**
  * The failure classes of proxmox-behaviour.md §6 injected into whole builds by the simulator: each build either
@@ -24,12 +23,8 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
     opts.prepare(world);
     const taskQueue = `faults-${serial}`;
     return harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial, { fullClone: opts.fullClone }) }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-      }, 120_000);
+      const { handle, waitForStatus } = await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial, { fullClone: opts.fullClone }));
+      const record: RequestRecord = await waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
       const vms = world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
       if (record.status === 'Fulfilled') {
         await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });

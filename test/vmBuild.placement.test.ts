@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * Where a build puts its VM and what it adds around it: storage space for full clones, templates on a node's local
@@ -40,12 +39,8 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     const taskQueue = `placement-${serial}`;
     return harness.h.withWorker(world, taskQueue, async () => {
       const request = await harness.h.request(serial, { fullClone: opts.fullClone, templateVmid: opts.templateVmid, ...(opts.consultants ? { consultants: opts.consultants } : {}) });
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      const record: RequestRecord = await waitFor(`${serial} to settle`, async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-      }, 120_000);
+      const { handle, waitForStatus } = await requestDriver(harness.h.env.client, taskQueue).startApproved(request);
+      const record: RequestRecord = await waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
       const vmsAtSettle = ownVms(world, serial);
       if (record.status === 'Fulfilled') {
         opts.whileFulfilled?.(world, record);

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
 import { addressLeasesQuery } from '../src/contracts/ipPoolMessages';
-import { approveUpdate, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 import { ipPoolWorkflowId } from '../src/contracts/workflowIds';
 
 /**
@@ -45,12 +44,8 @@ describe('static addresses from a pool', { skip }, () => {
 
   async function settle(serial: string, taskQueue: string): Promise<RequestRecord> {
     const request = await harness.h.request(serial);
-    const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    return waitFor(`${serial} to settle`, async () => {
-      const r = await handle.query(statusQuery);
-      return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-    }, 120_000);
+    const driven = await requestDriver(harness.h.env.client, taskQueue).startApproved(request);
+    return driven.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
   }
   const ipconfigOf = (world: SimulatedWorld, vmid: number | undefined) => world.pve.dump().vms.find((v) => v.vmid === vmid)?.config.ipconfig0;
 
@@ -68,8 +63,9 @@ describe('static addresses from a pool', { skip }, () => {
       const second = await settle('VM-IP002', taskQueue);
       assert.equal(second.device.ip, '10.77.0.4', '.5 is excluded, .3 is taken');
 
-      await harness.h.env.client.workflow.getHandle('vm-request-VM-IP001').executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
-      await harness.h.env.client.workflow.getHandle('vm-request-VM-IP001').result();
+      const { handle: firstHandle } = requestDriver(harness.h.env.client, taskQueue).existing('VM-IP001');
+      await firstHandle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      await firstHandle.result();
       const leases = await harness.h.env.client.workflow.getHandle(ipPoolWorkflowId(taskQueue)).query(addressLeasesQuery);
       assert.deepEqual(leases, [{ serial: 'VM-IP002', address: '10.77.0.4' }], 'completion gave .3 back');
 

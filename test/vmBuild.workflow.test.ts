@@ -3,20 +3,10 @@ import { readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { PveTiming } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, cancelUpdate, completeUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
-import type { WorkflowHandle } from '@temporalio/client';
-import type { BuildStage, RequestRecord } from '../src/contracts/types';
-
-interface RequestProbe {
-  handle: WorkflowHandle<typeof vmRequest>;
-  /** Waits until the request is in this status. */
-  status: (s: RequestRecord['status']) => Promise<RequestRecord>;
-  /** Waits until build 1 is at this stage. */
-  stage: (s: BuildStage) => Promise<unknown>;
-}
+import { cancelUpdate, completeUpdate, rebuildUpdate } from '../src/contracts/messages';
+import type { BuildStage } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver, type DrivenRequest } from './support/requestDriver';
 
 /**
  * The build saga on a real Temporal server against the simulators: each failure ends `failed` with the undo done and
@@ -37,26 +27,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     return {
       serial,
       world,
-      run<T>(fn: (probe: RequestProbe) => Promise<T>) {
-        const start = async () => {
-          const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial) }] });
-          await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-          return handle;
-        };
-        return harness.h.withWorker(world, taskQueue, async () => {
-          const handle = await start();
-          const status = (s: RequestRecord['status']) =>
-            waitFor(`request ${serial} ${s}`, async () => {
-              const r = await handle.query(statusQuery);
-              return r.status === s ? r : undefined;
-            });
-          const stage = (s: BuildStage) =>
-            waitFor(`build of ${serial} at ${s}`, async () => {
-              const b = await harness.h.env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery);
-              return b.stage === s ? true : undefined;
-            });
-          return fn({ handle, status, stage });
-        });
+      run<T>(fn: (request: DrivenRequest) => Promise<T>) {
+        return harness.h.withWorker(world, taskQueue, async () => fn(await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial))));
       },
     };
   }
@@ -77,8 +49,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const error = "clone failed: copy failed: command '/usr/bin/qemu-img convert -p -n -f raw -O raw' failed: exit code 1";
     const r = await approvedRequest({ prepare: (w) => w.pve.faults.set({ taskFailure: { type: 'qmclone', error } }) });
-    await r.run(async ({ handle, status }) => {
-      const failed = await status('Failed');
+    await r.run(async ({ handle, waitForStatus }) => {
+      const failed = await waitForStatus('Failed');
       assert.equal(failed.build?.state, 'failed');
       assert.equal(failed.build?.stage, 'cloning');
       assert.match(failed.build?.error ?? '', /qemu-img convert/);
@@ -87,7 +59,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
       assertNothingLeft(r.world, r.serial);
 
       await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'admin' }] });
-      const fulfilled = await status('Fulfilled');
+      const fulfilled = await waitForStatus('Fulfilled');
       assert.equal(fulfilled.build?.attempt, 2);
       assert.equal(fulfilled.build?.workflowId, `vm-build-${r.serial}-2`);
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
@@ -99,8 +71,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('a missing template fails at once, naming the template and the setting to fix', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ env: { PVE_TEMPLATE_VMID: '9999' } });
-    await r.run(async ({ status }) => {
-      const failed = await status('Failed');
+    await r.run(async ({ waitForStatus }) => {
+      const failed = await waitForStatus('Failed');
       assert.match(failed.build?.error ?? '', /template VM 9999/);
       assert.match(failed.build?.error ?? '', /PVE_TEMPLATE_VMID/);
       assertNothingLeft(r.world, r.serial);
@@ -110,8 +82,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('a token without rights on the pool fails with Proxmox\'s permission message and what to grant', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ env: { PVE_POOL: 'not-our-pool' } });
-    await r.run(async ({ status }) => {
-      const failed = await status('Failed');
+    await r.run(async ({ waitForStatus }) => {
+      const failed = await waitForStatus('Failed');
       assert.match(failed.build?.error ?? '', /Permission check failed/);
       assert.match(failed.build?.error ?? '', /pool not-our-pool does not exist: create it \(pvesh create \/pools --poolid not-our-pool\) or set PVE_POOL/);
       assertNothingLeft(r.world, r.serial);
@@ -121,8 +93,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('a guest agent that never answers ends the bounded wait; the VM is destroyed', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 }, env: { GUEST_IP_WAIT_S: '1' } });
-    await r.run(async ({ status }) => {
-      const failed = await status('Failed');
+    await r.run(async ({ waitForStatus }) => {
+      const failed = await waitForStatus('Failed');
       assert.equal(failed.build?.stage, 'waiting-for-ip');
       assert.match(failed.build?.error ?? '', /reported no IPv4 within 1 s/);
       assert.match(failed.build?.error ?? '', /qemu-guest-agent/);
@@ -133,10 +105,10 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('cancel during the clone leaves no VM behind', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { linkedCloneMs: 2_000 } });
-    await r.run(async ({ handle, stage, status }) => {
-      await stage('cloning');
+    await r.run(async ({ handle, waitForBuildStage, waitForStatus }) => {
+      await waitForBuildStage('cloning');
       await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
-      const cancelled = await status('Cancelled');
+      const cancelled = await waitForStatus('Cancelled');
       assert.equal(cancelled.build?.state, 'cancelled');
       assert.deepEqual(cancelled.build?.leftovers, []);
       assertNothingLeft(r.world, r.serial);
@@ -146,10 +118,10 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('cancel while waiting for the guest IP removes the VM, its snippet and the NetBird objects', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
-    await r.run(async ({ handle, stage, status }) => {
-      await stage('waiting-for-ip');
+    await r.run(async ({ handle, waitForBuildStage, waitForStatus }) => {
+      await waitForBuildStage('waiting-for-ip');
       await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin', note: 'wrong template' }] });
-      await status('Cancelled');
+      await waitForStatus('Cancelled');
       assertNothingLeft(r.world, r.serial);
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
       assert.equal((await handle.result()).status, 'Cancelled');
@@ -167,10 +139,10 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     test(`cancel during ${stage} leaves nothing behind`, async (t) => {
       if (harness.skipped) return t.skip(harness.skipped);
       const r = await approvedRequest({ timing, prepare: hold });
-      await r.run(async ({ handle, stage: atStage, status }) => {
+      await r.run(async ({ handle, waitForBuildStage: atStage, waitForStatus }) => {
         await atStage(stage);
         await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
-        const cancelled = await status('Cancelled');
+        const cancelled = await waitForStatus('Cancelled');
         assert.equal(cancelled.build?.state, 'cancelled');
         r.world.netbird.faults.reset();
         assertNothingLeft(r.world, r.serial);
@@ -181,10 +153,10 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('cancelling the build from Temporal UI behaves like the API cancel', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ timing: { agentStartMs: 3_600_000 } });
-    await r.run(async ({ stage, status }) => {
-      await stage('waiting-for-ip');
+    await r.run(async ({ waitForBuildStage, waitForStatus }) => {
+      await waitForBuildStage('waiting-for-ip');
       await harness.h.env.client.workflow.getHandle(`vm-build-${r.serial}-1`).cancel();
-      const cancelled = await status('Cancelled');
+      const cancelled = await waitForStatus('Cancelled');
       assert.equal(cancelled.build?.state, 'cancelled');
       assert.ok(cancelled.build?.log.some((l) => l.message.startsWith('undone: VM')), 'the log says what was undone');
       assertNothingLeft(r.world, r.serial);
@@ -194,8 +166,8 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   test('a cancel that does not fit the state is refused with the reason', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({});
-    await r.run(async ({ handle, status }) => {
-      await status('Fulfilled');
+    await r.run(async ({ handle, waitForStatus }) => {
+      await waitForStatus('Fulfilled');
       await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] }), (err: Error) =>
         /cannot cancel request .*: it is Fulfilled/.test(String((err.cause as Error | undefined)?.message)),
       );

@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import type { WorkflowHandle } from '@temporalio/client';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
 import {
-  approveUpdate,
-  buildStatusQuery,
   cancelUpdate,
   completeUpdate,
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
   revealCredentialsUpdate,
-  statusQuery,
 } from '../src/contracts/messages';
 import { BuildStatusKey, RequestStatusKey } from '../src/contracts/searchAttributes';
-import type { BuildStage, RequestRecord } from '../src/contracts/types';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * Each Update answers with the request as the action left it, once it took effect — not as it was before: a cancel
@@ -43,37 +37,25 @@ describe('vmRequest: what each update answers', { skip }, () => {
       const startsAt = Date.parse(request.period.start) + startsInDays * DAY;
       request.period = { start: new Date(startsAt).toISOString(), end: new Date(startsAt + 7 * DAY).toISOString() };
     }
-    const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `answers-${serial}`, args: [{ request }] });
-    return { handle, request };
+    return { ...(await requestDriver(harness.h.env.client, `answers-${serial}`).startPending(request)), request };
   };
-  const statusOf = (handle: WorkflowHandle<typeof vmRequest>, s: RequestRecord['status']) =>
-    waitFor(`${handle.workflowId} ${s}`, async () => {
-      const r = await handle.query(statusQuery);
-      if (r.status === 'Failed' && s !== 'Failed') throw new Error(`failed: ${JSON.stringify(r.build)}`);
-      return r.status === s ? r : undefined;
-    });
-  const stageOf = (serial: string, attempt: number, s: BuildStage) =>
-    waitFor(`build ${attempt} of ${serial} at ${s}`, async () => {
-      const b = await harness.h.env.client.workflow.getHandle(`vm-build-${serial}-${attempt}`).query(buildStatusQuery);
-      return b.stage === s ? true : undefined;
-    });
   const serialNext = () => `VM-AN${String(++n).padStart(3, '0')}`;
 
   test('approve answers Approved with build 1 queued; cancel during the clone answers Cancelling; rebuild answers build 2; complete answers Completing', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = serialNext();
     await harness.h.withWorker(world, `answers-${serial}`, async () => {
-      const { handle } = await start(serial);
-      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', build: { attempt: 1, state: 'queued' } });
+      const { handle, approve, record: recordNow, waitForStatus, waitForBuildStage } = await start(serial);
+      assert.deepEqual(await approve('ada'), { serial, status: 'Approved', build: { attempt: 1, state: 'queued' } });
 
-      await stageOf(serial, 1, 'cloning');
+      await waitForBuildStage('cloning');
       const cancelling = await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada', note: 'wrong size' }] });
       assert.deepEqual(cancelling, { serial, status: 'Cancelling', build: { attempt: 1, state: 'cancelling' } });
       // What the answer says is what the record and Temporal's search attributes say, until the undos are done.
-      const during = await handle.query(statusQuery);
+      const during = await recordNow();
       assert.ok(['Cancelling', 'Cancelled'].includes(during.status), during.status);
       await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), (err: Error) => /cannot cancel|already under way/.test(String((err.cause as Error)?.message)));
-      const cancelled = await statusOf(handle, 'Cancelled');
+      const cancelled = await waitForStatus('Cancelled');
       assert.equal(cancelled.build?.state, 'cancelled');
       assert.equal(cancelled.device.vmid, undefined);
       assert.ok(cancelled.timeline.some((e) => e.event === 'cancel requested: wrong size' && e.by === 'ada'));
@@ -82,7 +64,7 @@ describe('vmRequest: what each update answers', { skip }, () => {
       // A rebuild of a Cancelled request answers the build it started, not "Cancelled".
       const rebuilt = await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'ada' }] });
       assert.deepEqual(rebuilt, { serial, status: 'Imaging', build: { attempt: 2, state: 'queued' } });
-      const fulfilled = await statusOf(handle, 'Fulfilled');
+      const fulfilled = await waitForStatus('Fulfilled');
       assert.equal(fulfilled.build?.attempt, 2);
 
       const end = new Date(Date.parse(fulfilled.request.period.end) + 2 * DAY).toISOString();
@@ -99,7 +81,7 @@ describe('vmRequest: what each update answers', { skip }, () => {
       // Sealed under the request's credential key (crypto-shredding): the API opens them, no history can.
       assert.ok(revealed.keyId && revealed.ciphertext && revealed.iv && revealed.tag);
       assert.ok(!('password' in revealed) && !('rootPassword' in revealed), 'no login in clear in the answer');
-      const afterReveal = await handle.query(statusQuery);
+      const afterReveal = await recordNow();
       assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
 
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] }), { serial, status: 'Completing', build: { attempt: 2, state: 'completed' } });
@@ -118,10 +100,10 @@ describe('vmRequest: what each update answers', { skip }, () => {
     const serial = serialNext();
     const other = serialNext();
     await harness.h.withWorker(world, `answers-${serial}`, async () => {
-      const { handle, request } = await start(serial, 7);
-      assert.deepEqual(await handle.executeUpdate(approveUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Approved', buildsAt: request.period.start });
+      const { handle, request, approve, record: recordNow } = await start(serial, 7);
+      assert.deepEqual(await approve('ada'), { serial, status: 'Approved', buildsAt: request.period.start });
       assert.deepEqual(await handle.executeUpdate(cancelUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Cancelled' });
-      const record = await handle.query(statusQuery);
+      const record = await recordNow();
       assert.equal(record.build, undefined, 'nothing was built');
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'ada' }] }), { serial, status: 'Completing' });
       assert.equal((await handle.result()).status, 'Cancelled');

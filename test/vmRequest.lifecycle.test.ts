@@ -5,10 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import type { RequestPolicy } from '../src/domain/requestPolicy';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, extendUpdate, statusQuery } from '../src/contracts/messages';
+import { extendUpdate } from '../src/contracts/messages';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /** The request as a lease, in skipped time: expiry, auto-approval, a start days ahead, extension and the end notice. */
 const skip = harnessSkipReason();
@@ -47,7 +46,7 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
     await harness.h.withWorker(world, `lc-${serial}`, async () => {
       const policy: RequestPolicy = { ...defaultRequestPolicy, pendingExpiryHours: 48 };
       const started = await harness.h.env.currentTimeMs();
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await harness.h.request(serial), policy }] });
+      const { handle } = await requestDriver(harness.h.env.client, `lc-${serial}`).startPending(await harness.h.request(serial), { policy });
       const record = await handle.result();
       assert.equal(record.status, 'Expired');
       assert.match(record.timeline.at(-1)!.event, /not approved within 48 h/);
@@ -61,7 +60,7 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
     const serial = 'VM-LC002';
     await harness.h.withWorker(world, `lc-${serial}`, async () => {
       const policy: RequestPolicy = { ...defaultRequestPolicy, autoApprove: { orgs: ['Acme Corp'], maxCores: 0, maxMemoryMiB: 0 } };
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request: await harness.h.request(serial, { periodDays: 2 }), policy }] });
+      const { handle } = await requestDriver(harness.h.env.client, `lc-${serial}`).startPending(await harness.h.request(serial, { periodDays: 2 }), { policy });
       const record = await handle.result(); // built, then the 2-day lease runs out in skipped time
       assert.equal(record.timeline[1]!.event, 'auto-approved: org Acme Corp is trusted');
       assert.equal(record.timeline[1]!.by, 'policy');
@@ -81,17 +80,13 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
       const end = start + 7 * DAY;
       const request = await harness.h.request(serial);
       request.period = { start: new Date(start).toISOString(), end: new Date(end).toISOString() };
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `lc-${serial}`, args: [{ request, policy }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const { handle, record: recordNow, waitForStatus } = await requestDriver(harness.h.env.client, `lc-${serial}`).startApproved(request, { policy });
 
       await harness.h.env.sleep(6 * DAY);
-      assert.equal((await handle.query(statusQuery)).status, 'Approved', 'nothing is built before the period starts');
+      assert.equal((await recordNow()).status, 'Approved', 'nothing is built before the period starts');
       assert.equal(vmsOf(serial).length, 0);
       await harness.h.env.sleep(DAY + HOUR);
-      const fulfilled = await waitFor('Fulfilled', async () => {
-        const r = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' ? r : undefined;
-      });
+      const fulfilled = await waitForStatus('Fulfilled');
       assert.equal(vmsOf(serial).length, 1);
 
       const refusals: Array<[string, RegExp]> = [

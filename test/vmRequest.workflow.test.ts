@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, rejectUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate, rejectUpdate } from '../src/contracts/messages';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * vmRequest on Temporal's time-skipping test server, with the real activities against the simulated Proxmox VE and
@@ -25,22 +24,14 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A1';
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, {
-        workflowId: `vm-request-${serial}`,
-        taskQueue: `wf-${serial}`,
-        args: [{ request: await harness.h.request(serial, { diskGiB: 10 }) }],
-      });
-      assert.equal((await handle.query(statusQuery)).status, 'Pending');
+      const { handle, approve, record: recordNow, waitForStatus } = await requestDriver(harness.h.env.client, `wf-${serial}`).startPending(await harness.h.request(serial, { diskGiB: 10 }));
+      assert.equal((await recordNow()).status, 'Pending');
       await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) =>
         /cannot complete request VM-WF2A1: it is Pending/.test(String((err.cause as Error | undefined)?.message)),
       );
-      assert.equal((await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] })).status, 'Approved');
+      assert.equal((await approve('admin')).status, 'Approved');
 
-      const fulfilled = await waitFor('Fulfilled', async () => {
-        const r = await handle.query(statusQuery);
-        if (r.status === 'Failed') throw new Error(JSON.stringify(r.build));
-        return r.status === 'Fulfilled' ? r : undefined;
-      });
+      const fulfilled = await waitForStatus('Fulfilled');
       const { vmid, node } = fulfilled.device;
       const vm = world.pve.dump().vms.find((v) => v.vmid === vmid && v.node === node && v.status === 'running');
       assert.ok(vm, `VM ${vmid} running on ${node}`);
@@ -75,8 +66,7 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     const local = await harness.h.localEnv();
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
       const request = await harness.h.request(serial, { periodDays: 100_000 / DAY }, local);
-      const handle = await local.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `wf-${serial}`, args: [{ request }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const { handle } = await requestDriver(local.client, `wf-${serial}`).startApproved(request);
       const record = await handle.result();
       assert.equal(record.status, 'Completed', JSON.stringify(record.timeline));
       assert.ok(Date.now() >= Date.parse(request.period.end), 'not before the period end');
@@ -89,11 +79,7 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-WF2A3';
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, {
-        workflowId: `vm-request-${serial}`,
-        taskQueue: `wf-${serial}`,
-        args: [{ request: await harness.h.request(serial, { periodDays: 1 }) }],
-      });
+      const { handle } = await requestDriver(harness.h.env.client, `wf-${serial}`).startPending(await harness.h.request(serial, { periodDays: 1 }));
       const vmsBefore = world.pve.dump().vms.length;
       await handle.executeUpdate(rejectUpdate, { args: [{ by: 'admin', reason: 'no budget' }] });
       const record = await handle.result();

@@ -10,11 +10,10 @@ import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import type { PveTiming } from '../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, buildStatusQuery, completeUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import type { BuildStage } from '../src/contracts/types';
-import { harnessSkipReason, DAY } from './support/workflowHarness';
+import { harnessSkipReason } from './support/workflowHarness';
+import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -65,24 +64,11 @@ describe('a worker killed mid-build', { skip }, () => {
     await exit;
   }
 
-  async function startRequest(serial: string, taskQueue: string) {
-    const start = Date.now() - 60_000;
-    const handle = await env.client.workflow.start(vmRequest, {
-      workflowId: `vm-request-${serial}`,
-      taskQueue,
-      args: [{ request: { serial, name: 'crash', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: new Date(start).toISOString(), end: new Date(start + DAY).toISOString() }, cores: 2, memoryMiB: 2048, sshKeys: [] } }],
-    });
-    await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-    const atStage = (stage: BuildStage) =>
-      waitFor(`build at ${stage}`, async () => ((await env.client.workflow.getHandle(`vm-build-${serial}-1`).query(buildStatusQuery)).stage === stage ? true : undefined), 120_000, 100);
-    const fulfilled = () =>
-      waitFor('Fulfilled', async () => {
-        const r = await handle.query(statusQuery);
-        if (r.status === 'Failed') throw new Error(`build failed: ${r.build?.error}`);
-        return r.status === 'Fulfilled' ? r : undefined;
-      }, 180_000, 500);
-    return { handle, atStage, fulfilled };
-  }
+  /** A request whose period runs one day from now, approved: the worker process builds it at once. */
+  const startRequest = (serial: string, taskQueue: string) =>
+    requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'crash', periodDays: 1 }));
+  /** Worker restarts take their time: wait long, look often. */
+  const patiently = { timeoutMs: 120_000, everyMs: 100 };
 
   function vmsOf(w: SimulatedWorld, serial: string) {
     return w.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(serial.toLowerCase()));
@@ -94,12 +80,12 @@ describe('a worker killed mid-build', { skip }, () => {
     const w = await world({ linkedCloneMs: 8_000 });
     const first = workerProcess(w, taskQueue);
     const r = await startRequest(serial, taskQueue);
-    await r.atStage('cloning');
+    await r.waitForBuildStage('cloning', patiently);
     await waitFor('the clone task to run in Proxmox', async () => (w.pve.dump().tasks.some((t) => t.type === 'qmclone' && t.status === 'running') ? true : undefined));
     await killed(first);
     workerProcess(w, taskQueue);
 
-    const record = await r.fulfilled();
+    const record = await r.waitForStatus('Fulfilled', { timeoutMs: 180_000, everyMs: 500 });
     const vms = vmsOf(w, serial);
     assert.equal(vms.length, 1, `exactly one VM for ${serial}: ${JSON.stringify(vms.map((v) => v.vmid))}`);
     assert.equal(vms[0]!.vmid, record.device.vmid);
@@ -116,14 +102,14 @@ describe('a worker killed mid-build', { skip }, () => {
     const w = await world({ agentStartMs: 1_000 });
     const first = workerProcess(w, taskQueue);
     const r = await startRequest(serial, taskQueue);
-    await r.atStage('waiting-for-ip');
+    await r.waitForBuildStage('waiting-for-ip', patiently);
     w.netbird.faults.set({ latencyMs: 4_000 }); // holds the NetBird step open long enough to kill the worker in it
-    await r.atStage('vpn-peer');
+    await r.waitForBuildStage('vpn-peer', patiently);
     await killed(first);
     w.netbird.faults.reset();
     workerProcess(w, taskQueue);
 
-    await r.fulfilled();
+    await r.waitForStatus('Fulfilled', { timeoutMs: 180_000, everyMs: 500 });
     const nb = w.netbird.dump();
     assert.equal(nb.peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 1);
     assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [`device-${serial}`]);

@@ -2,6 +2,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { RequestPolicy } from '../domain/requestPolicy';
+import type { QuotaConfig } from '../domain/quotas';
 import { defaultApiTimings, type ApiTimings } from './apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
 import { authenticate, principalOf } from './auth/authenticate';
@@ -28,6 +29,8 @@ export interface AppDeps {
   taskQueue: string;
   /** Fixed into every request submitted through this API (see requestPolicyFromConfig). */
   policy: RequestPolicy;
+  /** Quotas per org (PVEFLOW_QUOTAS); unset: none. */
+  quotas?: QuotaConfig;
   /** Who may call the API. An empty store locks every authenticated route. */
   apiKeys: ApiKeyStore;
   /** The webhook intake's HMAC secret; without it the intake answers 503. */
@@ -47,7 +50,7 @@ export interface AppDeps {
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
-  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings });
+  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings });
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {
@@ -102,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
   app.use('/api/images', auth, imageRoutes(ctx));
-  app.use('/api/session', auth, sessionRoutes());
+  app.use('/api/session', auth, sessionRoutes(ctx));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
   // The web console, after every /api route: it is one more client of them, and may never shadow one.

@@ -100,3 +100,8 @@ export async function intakeChoices(ctx: ApiContext, res: Response, body: Create
   else badRequestIssues(res, verdict.issues);
   return undefined;
 }
+
+/** The body as the request will be counted by a quota: the disk it will have once the image's minimum is applied. */
+export function withResolvedDisk<B extends { disk_gib?: number }>(body: B, resolved: ResolvedChoices): B {
+  return body.disk_gib === undefined && resolved.diskGiB !== undefined ? { ...body, disk_gib: resolved.diskGiB } : body;
+}

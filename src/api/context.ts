@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { RequestPolicy } from '../domain/requestPolicy';
+import type { QuotaConfig } from '../domain/quotas';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
 import type { RequestChoiceSettings } from './requestChoices';
@@ -10,6 +11,8 @@ export interface ApiContext {
   client: Client;
   taskQueue: string;
   policy: RequestPolicy;
+  /** Per org, enforced at submission and approval (quotaUse.ts); empty: none. */
+  quotas: QuotaConfig;
   timings: ApiTimings;
   /** Open log streams per key and overall; writes per key. */
   streams: StreamLimiter;

@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     taskQueue: temporal.taskQueue,
     policy: requestPolicyFromConfig(config),
     choices: requestChoicesFromConfig(config),
+    quotas: config.PVEFLOW_QUOTAS,
     apiKeys,
     // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
     credentialKeys: new CredentialKeys(credentialKeysDir(config)),

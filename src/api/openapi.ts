@@ -21,6 +21,7 @@ import {
   requestPageSchema,
   requestRecordSchema,
   serialParam,
+  sessionSchema,
   submittedSchema,
   templateListSchema,
   imageListSchema,
@@ -77,7 +78,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       200: json(submittedSchema, 'A retry with the same Idempotency-Key: the request the first try created, as it stands.'),
       400: invalidBody,
       ...problems,
-      409: json(problemSchema, 'The Idempotency-Key was already used with a different body.'),
+      409: json(problemSchema, 'The Idempotency-Key was already used with a different body; or `quota exceeded`: the org\'s open requests and this one would pass a quota (`quota` names it, its use and the limit). Nothing was started.'),
       413: tooLarge,
       429: tooMany,
       503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
@@ -192,7 +193,12 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
         400: invalidBody,
         ...problems,
         404: notFound,
-        409: json(problemSchema, "The request's state does not allow this (the workflow's own words)."),
+        409: json(
+          problemSchema,
+          action === 'approve'
+            ? "The request's state does not allow this (the workflow's own words); or `quota exceeded`: the org's open requests pass a quota now (`quota` names it, its use and the limit). Nothing changed."
+            : "The request's state does not allow this (the workflow's own words).",
+        ),
         413: tooLarge,
         429: tooMany,
         ...temporal,
@@ -205,13 +211,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/api/session',
     operationId: 'getSession',
     summary: 'Who the key belongs to',
-    description: 'The id, role, org (requester, admin) and email of the presented key: what a client needs to offer only what its holder may do. Never the key.',
+    description: "The id, role, org (requester, admin) and email of the presented key: what a client needs to offer only what its holder may do; and per org it sees, the quota's limits and what the org's open requests hold. Never the key.",
     security: secured,
     responses: {
-      200: json(
-        z.object({ id: z.string(), role: z.enum(['requester', 'admin', 'operator']), org: z.string().optional(), email: z.string().optional() }).meta({ id: 'Session' }),
-        'The key holder.',
-      ),
+      200: json(sessionSchema, 'The key holder, and the quota use of the orgs it sees.'),
       401: problems[401],
     },
   });
@@ -248,7 +251,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       200: json(deliveryAnswerSchema, 'A redelivery: the request its first delivery started.'),
       400: invalidBody,
       401: json(problemSchema, `Missing or wrong signature, or signed more than ${WEBHOOK_TOLERANCE_S} s away from the server's clock.`),
-      409: json(problemSchema, 'The delivery id was already used with a different body.'),
+      409: json(problemSchema, 'The delivery id was already used with a different body; or `quota exceeded` (`quota` names it, its use and the limit): nothing was started.'),
       413: tooLarge,
       503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
       504: temporal[504],
@@ -269,6 +272,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       200: json(classAnswerSchema, 'A retry: nothing new.'),
       400: invalidBody,
       ...problems,
+      409: json(problemSchema, '`quota exceeded`: the whole class would pass a quota of the org (`quota` names it, its use, what the class asks and the limit). No member was started.'),
       413: tooLarge,
       429: tooMany,
       503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist).'),
@@ -290,7 +294,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       path: `/api/classes/{id}/${action}`,
       operationId: `${action}Class`,
       summary: `${action[0]!.toUpperCase()}${action.slice(1)} every open request of a class`,
-      description: `Each request answers for itself (its status, or why it refused); 409 when all refused. ${who(action)}`,
+      description: `Each request answers for itself (its status, or why it refused); 409 when all refused.${action === 'approve' ? " Approval checks the org's quotas again: over one, every pending member is refused with the quota, its use and the limit in `refused`." : ''} ${who(action)}`,
       security: secured,
       request: { params: classIdParam, body: { required: action === 'reject', content: { 'application/json': { schema: action === 'reject' ? rejectBody : actionBody } } } },
       responses: {

@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import type { z } from 'zod';
+import { describeExcess, type QuotaExcess } from '../domain/quotas';
 
 /** Bad input: 400 with each field and the reason. Nothing was started or changed. */
 export function badRequest(res: Response, error: z.ZodError, where: 'body' | 'path' | 'query' | 'headers' = 'body', rename: (field: string) => string = (f) => f): void {
@@ -21,6 +22,11 @@ export function badRequestIssues(res: Response, issues: Array<{ field: string; r
 
 export function problem(res: Response, status: number, error: string, detail?: string): void {
   res.status(status).json(detail ? { error, detail } : { error });
+}
+
+/** A quota of the org would be exceeded: 409 naming the quota, its use, the ask and the limit. Nothing was started or changed. */
+export function quotaExceeded(res: Response, excess: QuotaExcess): void {
+  res.status(409).json({ error: 'quota exceeded', detail: describeExcess(excess), quota: excess });
 }
 
 /** A bound was reached (rateLimits.ts): 429 with Retry-After, nothing was done. */

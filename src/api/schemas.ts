@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { classIdSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
+import { classIdSchema, classSizeSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
 import type { RequestStatus } from '../contracts/types';
+import { quotaSchema } from '../domain/quotas';
 import { wireShape } from './requestWire';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 
@@ -54,7 +55,7 @@ export const createClassBody = z
   .strictObject({
     ...createDeviceRequestBody.shape,
     name: vmNameSchema.max(37, 'at most 37 characters: each VM gets a -NN suffix').meta({ example: 'lab' }),
-    count: z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class'),
+    count: classSizeSchema,
   })
   .meta({ id: 'ClassSubmission' });
 
@@ -161,6 +162,16 @@ export const problemSchema = z
     detail: z.string().optional(),
     issues: z.array(issueSchema).optional(),
     serial: serialSchema.optional().meta({ description: 'The request a failed start may have created (503/504 of a submission).' }),
+    quota: z
+      .object({
+        org: z.string(),
+        quota: z.enum(['vms', 'cores', 'memory_mib', 'disk_gib']),
+        use: z.number().int().meta({ description: "What the org's open requests hold now." }),
+        asked: z.number().int().meta({ description: 'What the submission or approval would add.' }),
+        limit: z.number().int(),
+      })
+      .optional()
+      .meta({ description: 'A 409 "quota exceeded": the quota, its current use, what was asked and the limit.' }),
   })
   .meta({ id: 'Problem' });
 
@@ -238,6 +249,11 @@ const buildSchema = z.object({
   log: z.array(z.object({ at: z.string(), stage: z.string(), message: z.string() })),
   error: z.string().optional(),
   leftovers: z.array(z.string()),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+  durationSeconds: z.number().optional().meta({ description: 'The build time, once it ended.' }),
+  vmid: z.number().int().optional().meta({ description: 'The VM this attempt made.' }),
+  node: z.string().optional().meta({ description: 'The node this attempt placed it on.' }),
 });
 
 export const requestRecordSchema = z
@@ -246,6 +262,10 @@ export const requestRecordSchema = z
     request: z.looseObject({ serial: z.string(), name: z.string(), org: z.string(), requester: z.string(), consultants: z.array(z.string()) }),
     status: requestStatusSchema,
     build: buildSchema.optional(),
+    previousBuilds: z
+      .array(buildSchema)
+      .optional()
+      .meta({ description: 'The build attempts before `build`, oldest first (the last few), each with its own log.' }),
     device: z.object({
       vmid: z.number().int().optional(),
       node: z.string().optional(),
@@ -253,6 +273,7 @@ export const requestRecordSchema = z
       ip: z.string().optional(),
       vpnIp: z.string().optional(),
       vpnHostname: z.string().optional(),
+      state: z.string().optional(),
     }),
     timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
     leftovers: z.array(z.string()),
@@ -298,5 +319,27 @@ export const imageListSchema = z
   .meta({ id: 'ImageList' });
 
 export type ImageList = z.infer<typeof imageListSchema>;
+const usageSchema = z.object({ vms: z.number().int(), cores: z.number().int(), memory_mib: z.number().int(), disk_gib: z.number().int() });
+
+export const sessionSchema = z
+  .object({
+    id: z.string(),
+    role: z.enum(['requester', 'admin', 'operator']),
+    org: z.string().optional(),
+    email: z.string().optional(),
+    quotas: z
+      .array(
+        z.object({
+          org: z.string(),
+          limits: quotaSchema.meta({ description: 'The limits that apply to the org (its own, or the `*` entry); a limit left out is none.' }),
+          use: usageSchema.meta({ description: "What the org's open requests hold now (every running request but Rejected, Expired, Completed and Cancelled ones)." }),
+        }),
+      )
+      .optional()
+      .meta({ description: "Per org the key sees that has a quota (its own; an operator's: every org PVEFLOW_QUOTAS names): limits and use. Absent when none has, or when Temporal could not be asked." }),
+  })
+  .meta({ id: 'Session' });
+
+export type SessionAnswer = z.infer<typeof sessionSchema>;
 
 export const healthSchema = z.object({ status: z.string() }).meta({ id: 'Health' });

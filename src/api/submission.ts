@@ -10,6 +10,8 @@ import type { CreateDeviceRequestBody } from './schemas';
 import { fromWire, toWireField } from './requestWire';
 import type { ResolvedChoices } from './choiceIntake';
 import { requestWorkflowId } from '../contracts/workflowIds';
+import { sizeOf, times, type QuotaExcess } from '../domain/quotas';
+import { QUOTA_SIZE_MEMO, quotaExcess, type Leaving } from './quotaUse';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {
@@ -19,6 +21,16 @@ export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, reso
 }
 
 export { toWireField };
+
+/**
+ * The quota `count` requests like this body would exceed for its org, on top of what the org's open requests hold
+ * (undefined: they fit). The one check behind the submission, the class and the webhook; throws Temporal's errors.
+ */
+export function submissionQuotaExcess(ctx: ApiContext, b: CreateDeviceRequestBody, count = 1, leaving?: Leaving): Promise<QuotaExcess | undefined> {
+  // The body's fields in the domain's words, as the request will be counted once it runs.
+  const one = sizeOf(fromWire(b) as Parameters<typeof sizeOf>[0]);
+  return quotaExcess(ctx, b.client, times(one, count), leaving);
+}
 
 /** An issue of a 400 answer; `rule` names the policy rule a valid-looking value breaks. */
 export interface Issue {
@@ -47,7 +59,8 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       taskQueue: ctx.taskQueue,
       args: [{ request, policy: ctx.policy }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      ...(memo ? { memo } : {}),
+      // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
+      memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request) },
       typedSearchAttributes: [
         { key: SerialKey, value: request.serial },
         { key: OrgKey, value: request.org },

@@ -6,7 +6,7 @@ import { RequestList } from './pages/RequestList';
 import { RequestPage } from './pages/RequestPage';
 import { SignIn } from './pages/SignIn';
 import { href, useRoute } from './router';
-import { describeSession, storedKey, storeKey, whoIs } from './session';
+import { describeQuotas, describeSession, storedKey, storeKey, whoIs } from './session';
 
 /** What every page gets: the key to call the API with, who holds it, and a way out when the key stops working. */
 export interface Auth {
@@ -91,6 +91,11 @@ export function App() {
               {state.session.email ?? state.session.id}
             </span>
             <span class="who-role">{describeSession(state.session)}</span>
+            {describeQuotas(state.session).map((line) => (
+              <span key={line} class="who-quota" title="Quota: what the open requests hold of the limit">
+                {line}
+              </span>
+            ))}
           </div>
           <button type="button" class="button button-quiet button-small" onClick={() => signOut()}>
             Sign out

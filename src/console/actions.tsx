@@ -1,27 +1,27 @@
 import type { RequestStatus, Role, UpdateAnswer } from './api';
+import { BUILDING, decide } from '../workflows/requestLifecycle';
 import { formatDateTime } from './format';
 
 /**
- * Which actions the console offers, mirroring the API's roles (src/api/auth/permissions.ts) and the request
- * workflow's states. Only an offer: the API and the workflow decide, and their refusal is shown as they word it.
+ * Which actions the console offers, mirroring the API's roles (src/api/auth/permissions.ts) and asking the request's
+ * lifecycle table (the one the workflow's validators ask) in which states. Only an offer: the API and the workflow
+ * decide, and their refusal is shown as they word it.
  */
 export type ActionName = 'approve' | 'reject' | 'cancel' | 'rebuild' | 'extend' | 'complete';
 
-const BUILDING: RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
-
-const rules: Record<ActionName, { roles: Role[]; states: RequestStatus[] }> = {
-  approve: { roles: ['admin', 'operator'], states: ['Pending'] },
-  reject: { roles: ['admin', 'operator'], states: ['Pending'] },
-  cancel: { roles: ['admin', 'operator'], states: ['Approved', ...BUILDING] },
-  rebuild: { roles: ['admin', 'operator'], states: ['Failed', 'Cancelled'] },
-  extend: { roles: ['requester', 'admin', 'operator'], states: ['Pending', 'Approved', ...BUILDING, 'Fulfilled'] },
-  complete: { roles: ['requester', 'admin', 'operator'], states: ['Approved', 'Fulfilled', 'Failed', 'Cancelled'] },
+const roles: Record<ActionName, Role[]> = {
+  approve: ['admin', 'operator'],
+  reject: ['admin', 'operator'],
+  cancel: ['admin', 'operator'],
+  rebuild: ['admin', 'operator'],
+  extend: ['requester', 'admin', 'operator'],
+  complete: ['requester', 'admin', 'operator'],
 };
 
 export const actionOrder: ActionName[] = ['approve', 'reject', 'rebuild', 'extend', 'cancel', 'complete'];
 
 export function allowedActions(role: Role, status: RequestStatus): ActionName[] {
-  return actionOrder.filter((a) => rules[a].roles.includes(role) && rules[a].states.includes(status));
+  return actionOrder.filter((a) => roles[a].includes(role) && decide(status, a).allowed);
 }
 
 export const actionText: Record<ActionName, { label: string; title: string; explain: string; danger?: boolean }> = {

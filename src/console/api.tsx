@@ -1,4 +1,4 @@
-import type { ImageList, UpdateAnswer } from '../api/schemas';
+import type { ImageList, SessionAnswer, UpdateAnswer } from '../api/schemas';
 import type { RequestRecord, RequestStatus, TemplateInfo } from '../contracts/types';
 
 /**
@@ -15,6 +15,8 @@ export interface Session {
   role: Role;
   org?: string;
   email?: string;
+  /** Per org the key sees: its quota's limits and what its open requests hold (when the API could count them). */
+  quotas?: SessionAnswer['quotas'];
 }
 
 export interface RequestSummary {

@@ -30,3 +30,23 @@ export function describeSession(s: Session): string {
   const role = { requester: 'Requester', admin: 'Admin', operator: 'Operator' }[s.role];
   return s.org ? `${role} · ${s.org}` : `${role} · all organisations`;
 }
+
+const quotaUnits = [
+  ['vms', 'VMs', 1],
+  ['cores', 'cores', 1],
+  ['memory_mib', 'GiB memory', 1024],
+  ['disk_gib', 'GiB disk', 1],
+] as const;
+
+/** "Acme Corp: 2/4 VMs · 8/16 cores": what each org's open requests hold of the limits it has (none: nothing shown). */
+export function describeQuotas(s: Session): string[] {
+  return (s.quotas ?? []).flatMap((q) => {
+    const parts = quotaUnits.flatMap(([name, unit, per]) => {
+      const limit = q.limits[name];
+      if (limit === undefined) return [];
+      const show = (n: number) => (per === 1 ? String(n) : String(Math.round((n / per) * 10) / 10));
+      return [`${show(q.use[name])}/${show(limit)} ${unit}`];
+    });
+    return parts.length ? [`${q.org}: ${parts.join(' · ')}`] : [];
+  });
+}

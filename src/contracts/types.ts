@@ -42,13 +42,25 @@ export interface BuildLogLine {
   message: string;
 }
 
+/**
+ * The build task of one attempt. While the build runs, its own workflow holds it (`buildStatus` query); once it ended,
+ * its request keeps it (`build`, then among `previousBuilds`). Read it through the API's `currentBuild`.
+ */
 export interface BuildTask {
   workflowId: string;
   attempt: number;
   state: BuildState;
   stage: BuildStage;
   progress: number;
+  /** The last lines of this attempt's log (bounded). */
   log: BuildLogLine[];
+  /** When the build workflow started and ended, and how long it took (ARROW's "build time"). */
+  startedAt?: string;
+  endedAt?: string;
+  durationSeconds?: number;
+  /** The VM this attempt made and where (the request's `device` says where the VM is now). */
+  vmid?: number;
+  node?: string;
   error?: string;
   /** What a failed build could not undo: for an operator. */
   leftovers: string[];
@@ -70,6 +82,8 @@ export interface DeviceSettings {
   ip?: string;
   vpnIp?: string;
   vpnHostname?: string;
+  /** The VM's state as clusterSync last reported it (`running` once built). */
+  state?: string;
 }
 
 export interface TimelineEntry {
@@ -83,7 +97,10 @@ export interface RequestRecord {
   serial: string;
   request: DeviceRequest;
   status: RequestStatus;
+  /** The latest build attempt. */
   build?: BuildTask;
+  /** The attempts before it, oldest first (the last few, each with its own bounded log): a rebuild keeps them. */
+  previousBuilds?: BuildTask[];
   device: DeviceSettings;
   timeline: TimelineEntry[];
   /** What completion could not remove, named exactly. */
@@ -133,7 +150,7 @@ export interface ClusterSyncResult {
 
 export interface VmRequestInput {
   request: DeviceRequest;
-  /** Fixed at submission from configuration; absent in requests started before policies existed. */
+  /** Fixed at submission from configuration; a request started by hand (tests, tools) gets `defaultRequestPolicy`. */
   policy?: RequestPolicy;
   /** A fulfilled request continued-as-new to keep its history small carries its record over. */
   resumed?: RequestRecord;
@@ -144,11 +161,6 @@ export interface VmRequestInput {
 export interface VmBuildInput {
   request: DeviceRequest;
   attempt: number;
-  /**
-   * The request marked itself Imaging as it started this build, so the build sends no `Imaging` phase: one signal and
-   * two workflow tasks fewer per build. Absent in builds started before the request did so.
-   */
-  requestMarkedImaging?: boolean;
 }
 
 export interface VmBuildResult {
@@ -179,7 +191,7 @@ export interface VmCompletionResult {
 /** Sent by a build to its request at each phase change, so the request's status and search attributes follow. */
 export interface BuildPhase {
   attempt: number;
-  status: Extract<RequestStatus, 'Imaging' | 'Provisioning' | 'Configuring'>;
+  status: Extract<RequestStatus, 'Provisioning' | 'Configuring'>;
   vmid?: number;
   node?: string;
 }

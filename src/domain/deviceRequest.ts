@@ -77,7 +77,9 @@ export const requestFields = {
 export type RequestFields = { [K in keyof typeof requestFields]: z.infer<(typeof requestFields)[K]> };
 
 /** One of a class: N identical VMs asked for together (a lab, an event), each its own request. */
-export const classMembershipSchema = z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: z.number().int().min(2).max(50) });
+export const classSizeSchema = z.number().int().min(2, 'a class has at least 2 VMs (submit one VM as a device request)').max(50, 'at most 50 VMs per class');
+
+export const classMembershipSchema = z.object({ id: classIdSchema, index: z.number().int().min(1).max(50), size: classSizeSchema });
 
 export const deviceRequestSchema = z
   .object({

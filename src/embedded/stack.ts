@@ -188,6 +188,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
       choices: requestChoicesFromConfig(config),
+      quotas: config.PVEFLOW_QUOTAS,
       apiKeys: apiKeyStore,
       webhookSecret: apiSettings.webhookSecret,
       timings: apiSettings.timings,

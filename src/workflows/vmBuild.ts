@@ -18,12 +18,13 @@ import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
-import { BuildStatusKey, PveNodeKey, SerialKey, VmIdKey } from '../contracts/searchAttributes';
-import type { BuildPhase, BuildStage, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
+import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
+import { buildSearchAttributes } from '../contracts/searchAttributes';
 
 type Activities = ReturnType<typeof createActivities>;
 const remoteApi = proxyActivities<Activities>(apiCall);
-const localApi = proxyLocalActivities<Activities>(localApiCall);
+/** The quick calls (placement, VMID, HA): local activities. */
+const api = proxyLocalActivities<Activities>(localApiCall);
 const task = proxyActivities<Activities>(proxmoxTask);
 const wait = proxyActivities<Activities>(boundedWait);
 const undo = proxyActivities<Activities>(cleanup);
@@ -37,7 +38,7 @@ const LOG_LINES_KEPT = 200;
  * creates something registers its undo first; a failure or a cancel runs the undos, newest first, in a scope that
  * cannot be cancelled, and what could not be undone is named on the failure for an operator.
  */
-export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuildInput): Promise<VmBuildResult> {
+export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBuildResult> {
   const { serial } = request;
   const names = deviceNames(serial, request.name);
   const build: BuildTask = {
@@ -48,7 +49,9 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     progress: 0,
     log: [],
     leftovers: [],
+    startedAt: new Date().toISOString(),
   };
+  // The build's task has one owner while it runs: this workflow (its request keeps it once it ended).
   setHandler(buildStatusQuery, () => build);
   const parent = workflowInfo().parent;
   const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
@@ -64,21 +67,22 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     build.log.push({ at: new Date().toISOString(), stage: build.stage, message });
     if (build.log.length > LOG_LINES_KEPT) build.log.splice(0, build.log.length - LOG_LINES_KEPT);
   };
+  const publish = () => upsertSearchAttributes(buildSearchAttributes(serial, build));
+  /** The request's status follows the build's phases; the VM is known from Provisioning on. */
   const phase = async (p: Omit<BuildPhase, 'attempt'>) => {
-    upsertSearchAttributes([
-      { key: BuildStatusKey, value: p.status },
-      ...(p.vmid ? [{ key: VmIdKey, value: p.vmid }] : []),
-      ...(p.node ? [{ key: PveNodeKey, value: p.node }] : []),
-    ]);
+    Object.assign(build, p.vmid ? { vmid: p.vmid } : {}, p.node ? { node: p.node } : {});
+    publish();
     await requestHandle?.signal(buildPhaseSignal, { attempt, ...p });
   };
+  const end = (state: BuildState) => {
+    build.state = state;
+    build.endedAt = new Date().toISOString();
+    build.durationSeconds = Math.round((Date.parse(build.endedAt) - Date.parse(build.startedAt!)) / 1000);
+    publish();
+  };
 
-  upsertSearchAttributes([{ key: SerialKey, value: serial }, { key: BuildStatusKey, value: requestMarkedImaging ? 'Imaging' : 'started' }]);
-  // The quick calls (placement, VMID, HA) run as local activities; builds started before run them as activities, as
-  // their histories say.
-  const api = patched('vm-build-local-api-calls') ? localApi : remoteApi;
+  publish();
   try {
-    if (!requestMarkedImaging) await phase({ status: 'Imaging' });
     // Registered first so that it runs last: a VM that booted with its setup key may still join NetBird until the
     // VM is gone, so NetBird is cleaned only after the VM is destroyed. Harmless when nothing was made.
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
@@ -140,13 +144,11 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
 
     stage('starting', 55, `starting VM ${vmid}`);
     await task.startVm({ serial, vmid, node });
-    if (patched('vm-build-ha')) {
-      // Registered only once added: a cancel during the add leaves a resource that destroyVm's purge=1 removes.
-      const ha = await api.addToHa({ serial, vmid, node });
-      if (ha.added) {
-        undos.unshift({ what: `HA resource vm:${vmid}`, run: () => undo.removeFromHa({ serial, vmid, node }) });
-        log(`VM ${vmid} is an HA resource${ha.group ? ` in group ${ha.group}` : ''}`);
-      }
+    // Registered only once added: a cancel during the add leaves a resource that destroyVm's purge=1 removes.
+    const ha = await api.addToHa({ serial, vmid, node });
+    if (ha.added) {
+      undos.unshift({ what: `HA resource vm:${vmid}`, run: () => undo.removeFromHa({ serial, vmid, node }) });
+      log(`VM ${vmid} is an HA resource${ha.group ? ` in group ${ha.group}` : ''}`);
     }
 
     stage('waiting-for-ip', 65, 'waiting for the guest agent to report an IPv4 address');
@@ -159,13 +161,11 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
 
     stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
-    // The device group as the peer list showed it: the grant need not read it again. Activity arguments are not part of
-    // what a replay compares, so this needs no patch.
+    // The device group as the peer list showed it: the grant need not read it again.
     // An activity too: the grant skips its policy lookup on a first attempt, and a local activity's attempts start
     // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
     const access = await remoteApi.grantVpnAccess({
       serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
-      // Undefined from a prepareCloudInit of an older worker: the grant then looks for an earlier policy.
       deviceGroupCreated,
     });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
@@ -174,8 +174,7 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
     }
 
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
-    build.state = 'completed';
-    upsertSearchAttributes([{ key: BuildStatusKey, value: 'completed' }]);
+    end('completed');
     return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
   } catch (err) {
     // A cancelled build whose running activity then failed (a clone answer lost after the cancel arrived) was still
@@ -197,12 +196,11 @@ export async function vmBuild({ request, attempt, requestMarkedImaging }: VmBuil
       }
     });
     if (cancelled) {
-      build.state = 'cancelled';
-      upsertSearchAttributes([{ key: BuildStatusKey, value: 'cancelled' }]);
+      end('cancelled');
       await CancellationScope.nonCancellable(async () => requestHandle?.signal(buildReportSignal, build));
       throw isCancellation(err) ? err : new CancelledFailure('cancelled', [], err instanceof Error ? err : undefined);
     }
-    upsertSearchAttributes([{ key: BuildStatusKey, value: 'failed' }]);
+    end('failed');
     throw ApplicationFailure.create({
       type: 'BuildFailed',
       nonRetryable: true,

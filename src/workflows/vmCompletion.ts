@@ -1,4 +1,4 @@
-import { log, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
@@ -39,10 +39,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
 
   if (vmid !== undefined && node !== undefined) {
     // Out of HA first: HA would otherwise restart the VM pveflow stops (and HA stops only request a stop).
-    // A patch: completions that started before this step existed replay without it (test/replay.test.ts).
-    if (patched('vm-completion-remove-from-ha')) {
-      await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
-    }
+    await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
     await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running

@@ -5,7 +5,7 @@ import { after, before } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { deviceRequestSchema, type DeviceRequest } from '../../src/domain/deviceRequest';
+import type { DeviceRequest } from '../../src/domain/deviceRequest';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import { referencePath } from '../../src/reference';
 import type { PveTiming } from '../../src/simulators/pve';
@@ -16,6 +16,7 @@ import { searchAttributeDefinitions } from '../../src/contracts/searchAttributes
 import { closeActivityDeps, createActivityDeps, createWorker } from '../../src/worker';
 import { startSshd, type RunningSshd } from './sshd';
 import { quietLogger } from './quietLogger';
+import { deviceRequest } from './requestDriver';
 
 /**
  * What every workflow test file needs: Temporal's time-skipping test server, the workflow bundle built once, a
@@ -102,19 +103,7 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
       }
     },
     async request(serial, overrides = {}, server = env) {
-      const { periodDays = 30, ...rest } = overrides;
-      const start = (await server.currentTimeMs()) - 60_000;
-      return deviceRequestSchema.parse({
-        serial,
-        name: 'lab',
-        org: 'Acme Corp',
-        requester: 'rita@acme.example',
-        consultants: ['alice@consultancy.example'],
-        period: { start: new Date(start).toISOString(), end: new Date(start + periodDays * DAY).toISOString() },
-        cores: 2,
-        memoryMiB: 2048,
-        ...rest,
-      });
+      return deviceRequest(serial, overrides, await server.currentTimeMs());
     },
     async stop() {
       for (const w of worlds) {

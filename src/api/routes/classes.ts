@@ -6,13 +6,15 @@ import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, badRequestIssues, problem } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
-import { policyIssues, toDeviceRequest, toWireField } from '../submission';
-import { intakeChoices, type ResolvedChoices } from '../choiceIntake';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices, withResolvedDisk, type ResolvedChoices } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
+import { approvalQuotaExcess } from '../quotaUse';
+import { describeExcess } from '../../domain/quotas';
 import { sendStartError, sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
@@ -51,12 +53,22 @@ export function classRoutes(ctx: ApiContext): Router {
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
+    // The whole class is counted against the quota, before any member starts: it fits whole or not at all. Members an
+    // earlier try made are the class's own, not counted twice.
+    let overQuota;
+    try {
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(shared, resolved), count, { classId });
+    } catch (err) {
+      return sendTemporalError(res, err);
+    }
+    if (overQuota && idempotency.key === undefined) return quotaExceeded(res, overQuota);
+    const mayStart = policy.length === 0 && !overQuota;
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, policy.length === 0);
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, mayStart);
       if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
-      if ('notFound' in started) return badRequestIssues(res, policy);
+      if ('notFound' in started) return overQuota ? quotaExceeded(res, overQuota) : badRequestIssues(res, policy);
       if ('failed' in started) {
         // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
         return sendStartError(res, started.failed, started.serial, idempotency.key);
@@ -103,7 +115,19 @@ export function classRoutes(ctx: ApiContext): Router {
       }
       if (requests.length === 0) return problem(res, 404, 'not found', `no class ${id}`);
       const open = requests.filter((r) => r.open);
+      // Approval checks the quota again, once for the class: its members count alike, so they fit or refuse together.
+      let overQuota: string | undefined;
+      const pending = name === 'approve' ? open.find((r) => r.status === 'Pending') : undefined;
+      if (pending) {
+        try {
+          const excess = await approvalQuotaExcess(ctx, pending.org, pending.serial);
+          overQuota = excess && describeExcess(excess);
+        } catch (err) {
+          return sendTemporalError(res, err);
+        }
+      }
       const results = await inBatches(open, UPDATES_AT_ONCE, async (r) => {
+        if (overQuota && r.status === 'Pending') return { serial: r.serial, ...optionalName(r), status: r.status, refused: overQuota };
         try {
           const handle = ctx.client.workflow.getHandle(requestWorkflowId(r.serial));
           const done = await ctx.temporal(() => handle.executeUpdate(update, { args: [input.args] }));

@@ -4,7 +4,6 @@ import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import {
   approveUpdate,
-  buildStatusQuery,
   cancelUpdate,
   completeUpdate,
   extendUpdate,
@@ -14,21 +13,22 @@ import {
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';
-import type { RequestRecord } from '../../contracts/types';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem, tooMany } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '../problems';
 import { findRequest } from '../requestAccess';
+import { withCurrentBuild } from '../requestBuild';
 import { decodePageToken, listRequests } from '../requestList';
 import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
 import { newSerial, serialForIdempotencyKey } from '../serials';
-import { policyIssues, toDeviceRequest, toWireField } from '../submission';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
 import { startIdempotently } from '../startIdempotently';
+import { approvalQuotaExcess } from '../quotaUse';
 import { StartAdmission } from '../startAdmission';
-import { intakeChoices } from '../choiceIntake';
+import { intakeChoices, withResolvedDisk } from '../choiceIntake';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 import { CredentialsShredded, revealCredentials } from '../credentialReveal';
@@ -62,6 +62,14 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     const resolved = await intakeChoices(ctx, res, body.data);
     if (!resolved) return;
     const key = idempotency.key;
+    let overQuota;
+    try {
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(body.data, resolved));
+    } catch (err) {
+      return sendTemporalError(res, err);
+    }
+    // Like the policy's refusal, the quota's waits for a look for the request an earlier try (under the quota) made.
+    if (overQuota && key === undefined) return quotaExceeded(res, overQuota);
     const scope = idempotencyScope(principal);
     const memo = key === undefined ? undefined : idempotencyMemo(scope, key, body.data);
     // A random serial collides astronomically rarely; a derived one walks the same sequence on every retry.
@@ -69,7 +77,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       serialAt: (candidate) => (key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate)),
       build: (serial) => toDeviceRequest(serial, body.data, resolved),
       ...(memo ? { memo, recognise: (existing) => compareWithExisting(existing, memo) } : {}),
-      mayStart: !policy.length,
+      mayStart: !policy.length && !overQuota,
       admission,
     });
     if ('started' in outcome) return res.status(201).location(`/api/device_requests/${outcome.started}`).json({ serial: outcome.started, status: 'Pending' });
@@ -87,6 +95,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     }
     // Not a retry of an earlier request: the policy's refusal stands.
     if (policy.length) return badRequestIssues(res, policy);
+    if (overQuota) return quotaExceeded(res, overQuota);
     return problem(res, 503, 'conflict', 'could not allocate a unique serial; try again');
   });
 
@@ -118,7 +127,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
       const record = await ctx.temporal(() => client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
-      res.json(await withLiveBuild(ctx, record));
+      res.json(await withCurrentBuild(ctx, record));
     } catch (err) {
       sendTemporalError(res, err, serial);
     }
@@ -175,6 +184,16 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const found = await findRequest(ctx, res, principal, serial);
       if (!found) return;
       if (!found.open) return problem(res, 409, 'refused', `cannot ${name} request ${serial}: it has ended (${found.status ?? 'closed'})`);
+      if (name === 'approve' && found.status === 'Pending') {
+        // The quota again, as it stands now: the build starts on approval.
+        let excess;
+        try {
+          excess = await approvalQuotaExcess(ctx, found.org, serial);
+        } catch (err) {
+          return sendTemporalError(res, err, serial);
+        }
+        if (excess) return quotaExceeded(res, excess);
+      }
       try {
         const handle = client.workflow.getHandle(requestWorkflowId(serial));
         const result: UpdateResult = await ctx.temporal(() => handle.executeUpdate(update, { args: [toArgs(body.data, actorOf(principal))] }));
@@ -214,15 +233,4 @@ const GRPC_INVALID_ARGUMENT = 3;
 /** The list query is ours and always valid, so an argument Temporal refuses can only be the caller's page token. */
 function isBadPageToken(err: unknown): boolean {
   return isGrpcServiceError(err) && err.code === GRPC_INVALID_ARGUMENT;
-}
-
-/** While a build runs, its own workflow holds the live stage, progress and log: ask it rather than keep a copy. */
-async function withLiveBuild(ctx: ApiContext, record: RequestRecord): Promise<RequestRecord> {
-  const build = record.build;
-  if (!build || ['completed', 'failed', 'cancelled'].includes(build.state)) return record;
-  try {
-    return { ...record, build: await ctx.temporal(() => ctx.client.workflow.getHandle(build.workflowId).query(buildStatusQuery)) };
-  } catch {
-    return record; // the build has not started yet, or just ended: the request's own view is the truth then
-  }
 }

@@ -1,7 +1,8 @@
 import type { Request, Response } from 'express';
-import { buildStatusQuery, statusQuery } from '../../contracts/messages';
+import { statusQuery } from '../../contracts/messages';
 import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../contracts/types';
 import type { ApiContext } from '../context';
+import { buildFinished, currentBuild } from '../requestBuild';
 import { EventStream } from '../sse';
 import { sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
@@ -22,7 +23,6 @@ interface Snapshot {
   buildUnknown?: boolean;
 }
 
-const FINISHED: ReadonlySet<BuildTask['state']> = new Set(['completed', 'failed', 'cancelled']);
 /** Consecutive failed polls before the stream gives up and says so. */
 const MAX_FAILURES = 3;
 
@@ -89,22 +89,15 @@ async function snapshotOf(ctx: ApiContext, serial: string): Promise<Snapshot> {
   const handle = ctx.client.workflow.getHandle(requestWorkflowId(serial));
   const [record, description] = await Promise.all([ctx.temporal(() => handle.query(statusQuery)), ctx.temporal(() => handle.describe())]);
   const open = description.status.name === 'RUNNING';
-  let build = record.build;
-  if (build && !FINISHED.has(build.state)) {
-    try {
-      build = await ctx.temporal(() => ctx.client.workflow.getHandle(build!.workflowId).query(buildStatusQuery));
-    } catch {
-      // Not started yet, or just ended: the request's own copy is all there is for this poll, and its status may be
-      // ahead of the lines it holds.
-      return { record, build, open, buildUnknown: true };
-    }
-  }
-  return { record, build, open };
+  // A build not asked this time: the request's own copy is all there is for this poll, and its status may be ahead
+  // of the lines it holds.
+  const { build, unknown } = await currentBuild(ctx, record);
+  return { record, build, open, ...(unknown ? { buildUnknown: true } : {}) };
 }
 
 /** Done: the request has ended, or its current build has finished (the record already holds its final log). */
 function isDone({ record, open }: Snapshot): boolean {
-  return !open || (record.build !== undefined && FINISHED.has(record.build.state));
+  return !open || (record.build !== undefined && buildFinished(record.build));
 }
 
 /** Log lines and timeline entries past the cursor, in time order (log first on a tie: it says what happened). */

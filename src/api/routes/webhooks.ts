@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import express, { Router } from 'express';
 import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
 import { serialForDelivery } from '../serials';
-import { policyIssues, toDeviceRequest, toWireField } from '../submission';
-import { intakeChoices } from '../choiceIntake';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices, withResolvedDisk } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
@@ -47,6 +47,12 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
     const resolved = await intakeChoices(ctx, res, body.data);
     if (!resolved) return;
+    let overQuota;
+    try {
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(body.data, resolved));
+    } catch (err) {
+      return sendTemporalError(res, err);
+    }
 
     const outcome = await startIdempotently(ctx, {
       serialAt: (candidate) => serialForDelivery(deliveryId, candidate),
@@ -54,7 +60,8 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
       memo: { deliveryId, bodySha256: bodyDigest },
       // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
       recognise: (memo) => (memo?.deliveryId !== deliveryId ? 'not ours' : memo.bodySha256 === bodyDigest ? 'same request' : 'other body'),
-      mayStart: !policy.length,
+      // Over quota, a redelivery still finds what its first delivery started; a new delivery starts nothing.
+      mayStart: !policy.length && !overQuota,
     });
     if ('started' in outcome) return res.status(201).location(`/api/device_requests/${outcome.started}`).json({ serial: outcome.started, duplicate: false });
     if ('found' in outcome) return res.status(200).location(`/api/device_requests/${outcome.found}`).json({ serial: outcome.found, duplicate: true });
@@ -64,6 +71,7 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
       return problem(res, 409, 'conflict', `delivery ${deliveryId} was already received with a different body (request ${outcome.otherBody}); a new request needs a new delivery id`);
     }
     if (policy.length) return badRequestIssues(res, policy);
+    if (overQuota) return quotaExceeded(res, overQuota);
     return problem(res, 503, 'conflict', `no free serial for delivery ${deliveryId}; try again later`);
   });
   return router;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RequestRecord } from '../../contracts/types';
+import type { BuildTask, RequestRecord } from '../../contracts/types';
 import { CliError } from '../cliError';
 import type { Command } from '../command';
 import { serialArg, type CliContext } from '../context';
@@ -27,6 +27,14 @@ interface EndLine {
   build_state?: string;
 }
 
+type BuildAttempt = Pick<BuildTask, 'attempt' | 'state' | 'startedAt' | 'endedAt' | 'durationSeconds' | 'vmid' | 'node' | 'error'>;
+/** On the same instant: an attempt's heading before its lines, its lines before the timeline entry they led to. */
+const order: Record<string, number> = { build: 0, log: 1, timeline: 2 };
+
+const attemptOf = (b: Omit<BuildTask, 'log'>): BuildAttempt => ({
+  attempt: b.attempt, state: b.state, startedAt: b.startedAt, endedAt: b.endedAt, durationSeconds: b.durationSeconds, vmid: b.vmid, node: b.node, error: b.error,
+});
+
 /** Reconnections in a row (with Last-Event-ID) before a dropped stream counts as the API being gone. */
 const MAX_RECONNECTS = 5;
 
@@ -44,13 +52,18 @@ export const logsCommand: Command = {
 /** Without -f: what the request holds right now, in time order, and done. */
 async function printRecorded(ctx: CliContext, serial: string): Promise<ExitCode> {
   const { body: record } = await ctx.api().get<RequestRecord>(`/api/device_requests/${serial}`);
-  const attempt = record.build?.attempt;
+  // Every attempt the record keeps, each headed by what it was (node, VM, build time), then its own lines.
+  const builds = [...(record.previousBuilds ?? []), ...(record.build ? [record.build] : [])];
   const items = [
-    ...(record.build?.log ?? []).map((l) => ({ at: l.at, event: 'log', data: { attempt, ...l } as object })),
+    ...builds.flatMap(({ log, ...build }) => [
+      ...(build.startedAt ?? log[0]?.at ? [{ at: (build.startedAt ?? log[0]?.at)!, event: 'build', data: attemptOf(build) as object }] : []),
+      ...log.map((l) => ({ at: l.at, event: 'log', data: { attempt: build.attempt, ...l } as object })),
+    ]),
     ...record.timeline.map((t) => ({ at: t.at, event: 'timeline', data: t as object })),
-  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.event === 'log' ? -1 : 1));
+  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : order[a.event]! - order[b.event]!));
   for (const item of items) {
     if (ctx.json) ctx.out(JSON.stringify({ event: item.event, data: item.data }));
+    else if (item.event === 'build') ctx.out(attemptText(item.data as BuildAttempt));
     else ctx.out(item.event === 'log' ? logText(item.data as LogLine) : timelineText(item.data as TimelineLine));
   }
   if (!ctx.json) ctx.out(statusText({ status: record.status, ...(record.build ? { build: record.build } : {}) }));
@@ -127,5 +140,7 @@ function printEvent(ctx: CliContext, serial: string, event: ServerSentEvent): Ex
 const stageWidth = 17;
 const logText = (l: LogLine) => `${clockTime(l.at)}  ${l.stage.padEnd(stageWidth)}  ${l.message}`;
 const timelineText = (t: TimelineLine) => `${clockTime(t.at)}  ${'*'.padEnd(stageWidth)}  ${t.event}${t.by ? ` (by ${t.by})` : ''}`;
+const attemptText = (b: BuildAttempt) =>
+  `=== build #${b.attempt} ${b.state}${b.vmid ? ` · VM ${b.vmid}` : ''}${b.node ? ` on ${b.node}` : ''}${b.durationSeconds !== undefined ? ` · took ${b.durationSeconds} s` : ''}`;
 const statusText = (s: StatusLine) =>
   `--- ${s.status}${s.build ? ` · build #${s.build.attempt} ${s.build.state} · ${s.build.stage} ${s.build.progress} %` : ''}`;

@@ -87,6 +87,17 @@ const show: Command = {
         ...(r.drift ? ([['Drift', `${r.drift.kind} (seen ${shortTime(r.drift.at)})`]] as const) : []),
       ]),
     );
+    const builds = [...(r.previousBuilds ?? []), ...(build ? [build] : [])];
+    if (builds.length) {
+      ctx.out('');
+      ctx.out(
+        formatTable(
+          ['BUILD', 'STATE', 'NODE', 'VMID', 'STARTED (UTC)', 'ENDED (UTC)', 'TOOK', 'ERROR'],
+          builds.map((b) => [`#${b.attempt}`, b.state, b.node, b.vmid, shortTime(b.startedAt), shortTime(b.endedAt), b.durationSeconds !== undefined ? `${b.durationSeconds} s` : undefined, b.error]),
+          { styled: ctx.styled },
+        ),
+      );
+    }
     if (r.timeline.length) {
       ctx.out('');
       ctx.out(formatTable(['AT (UTC)', 'EVENT', 'BY'], r.timeline.map((t) => [shortTime(t.at), t.event, t.by]), { styled: ctx.styled }));

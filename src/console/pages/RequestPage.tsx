@@ -185,6 +185,8 @@ export function RequestPage({ auth, serial }: { auth: Auth; serial: string }) {
             {stream.note && <p class="muted small">{stream.note}</p>}
             <BuildLog lines={log} />
           </section>
+
+          <BuildAttempts record={record} />
         </div>
 
         <aside class="request-side">
@@ -271,7 +273,35 @@ function BuildProgress({ status, build }: { status: RequestStatus; build: LiveSt
   return <ProgressBar value={build.progress} label="Build progress" caption={caption} tone={tone} />;
 }
 
-function BuildLog({ lines }: { lines: LogLine[] }) {
+/** Every attempt the record keeps: where it put the VM, how long it took, and (for earlier ones) its own log. */
+function BuildAttempts({ record }: { record: RequestRecord }) {
+  const builds = [...(record.previousBuilds ?? []), ...(record.build ? [record.build] : [])];
+  if (!builds.length) return null;
+  return (
+    <section class="card" aria-labelledby="attempts-title">
+      <h2 id="attempts-title">Build attempts</h2>
+      <ol class="plain attempts">
+        {builds.map((b) => (
+          <li>
+            <details>
+              <summary>
+                Attempt {b.attempt}: {b.state}
+                {b.vmid ? ` · VM ${b.vmid}` : ''}
+                {b.node ? ` on ${b.node}` : ''}
+                {b.startedAt ? ` · started ${formatDateTime(b.startedAt)}` : ''}
+                {b.durationSeconds !== undefined ? ` · took ${b.durationSeconds} s` : ''}
+                {b.error ? ` · ${b.error}` : ''}
+              </summary>
+              {b === record.build ? <p class="muted small">Its log is the build log above.</p> : <BuildLog lines={b.log} label={`Log of attempt ${b.attempt}`} />}
+            </details>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function BuildLog({ lines, label = 'Build log' }: { lines: Array<Omit<LogLine, 'attempt'>>; label?: string }) {
   const ref = useRef<HTMLOListElement>(null);
   useEffect(() => {
     const el = ref.current;
@@ -279,7 +309,7 @@ function BuildLog({ lines }: { lines: LogLine[] }) {
   }, [lines.length]);
   if (!lines.length) return <p class="muted">The log starts when the build does.</p>;
   return (
-    <ol class="log" ref={ref} role="log" aria-live="polite" aria-label="Build log" tabIndex={0}>
+    <ol class="log" ref={ref} role="log" aria-live="polite" aria-label={label} tabIndex={0}>
       {lines.map((l) => (
         <li>
           <time dateTime={l.at}>{formatTime(l.at)}</time>

@@ -1,0 +1,31 @@
+import type { VmDrift } from '../../contracts/types';
+import { note, publish } from './timeline';
+import type { RequestState } from './state';
+
+/**
+ * What clusterSync found different about the request's VM: a move (the snippet must follow, in the lease, since an
+ * activity cannot run in a signal handler), a state change, or the VM gone (a fulfilled request then fails).
+ */
+export function applyDrift(state: RequestState, drift: VmDrift): void {
+  const { record } = state;
+  if (drift.vmid !== record.device.vmid) return; // about a VM this request no longer has
+  record.drift = { ...drift, at: new Date().toISOString() };
+  switch (drift.kind) {
+    case 'moved':
+      state.snippetMoves.push({ vmid: drift.vmid, from: drift.from, to: drift.to });
+      record.device.node = drift.to;
+      note(state, `VM ${drift.vmid} moved from ${drift.from} to ${drift.to} (migration or HA)`);
+      publish(state);
+      break;
+    case 'state':
+      record.device.state = drift.status;
+      note(state, `VM ${drift.vmid} is ${drift.status} in the cluster`);
+      publish(state);
+      break;
+    case 'vanished':
+      // A fulfilled request says so once, in the transition to Failed that follows.
+      if (record.status === 'Fulfilled') state.vmVanished = true;
+      else note(state, `VM ${drift.vmid} vanished from the cluster`);
+      break;
+  }
+}

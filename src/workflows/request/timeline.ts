@@ -1,0 +1,39 @@
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import type { UpdateResult } from '../../contracts/messages';
+import { after, type RequestAction, type RequestEvent } from '../requestLifecycle';
+import { requestSearchAttributes } from '../../contracts/searchAttributes';
+import type { RequestState } from './state';
+
+const now = () => new Date().toISOString();
+
+/** Something happened that does not change the status: on the timeline, with who did it. */
+export function note({ record }: RequestState, event: string, by?: string): void {
+  record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
+}
+
+/** The search attributes follow the record: called after every change an operator searches by. */
+export function publish({ record }: RequestState): void {
+  upsertSearchAttributes(requestSearchAttributes(record));
+}
+
+/** Moves the request to the status the lifecycle table gives for `event`, on the timeline and in its search attributes. */
+export function move(state: RequestState, event: RequestAction | RequestEvent, text: string, by?: string): void {
+  state.record.status = after(state.record.status, event);
+  note(state, text, by);
+  publish(state);
+}
+
+/** The VM is gone (destroyed, vanished, never made): nothing in the record points at it. */
+export function forgetVm({ record }: RequestState): void {
+  for (const field of ['vmid', 'node', 'ip', 'vpnIp', 'vpnHostname', 'state'] as const) delete record.device[field];
+}
+
+/** What an update did, as the request stands once it took effect: its status and the build it concerns. */
+export function answer({ serial, record }: RequestState, extra: Partial<UpdateResult> = {}): UpdateResult {
+  return {
+    serial,
+    status: record.status,
+    ...(record.build ? { build: { attempt: record.build.attempt, state: record.build.state } } : {}),
+    ...extra,
+  };
+}
