@@ -10,6 +10,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/api/requestChoices';
+import { signWebhook } from '../src/api/webhookSignature';
 import type { ClusterSyncResult } from '../src/contracts/types';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { DeviceRequest } from '../src/domain/deviceRequest';
@@ -204,6 +205,21 @@ describe('intake of images and choices', () => {
     const answer = await call('operator', 'POST', '/api/classes', { ...validRequestBody({ name: 'lab', network: { bridge: 'vmbr9' } }), count: 3 });
     assert.equal(answer.status, 400);
     assert.deepEqual(answer.body.issues.map((i: { field: string }) => i.field), ['network.bridge']);
+  });
+
+  test('a webhook delivery is checked the same way', async () => {
+    const raw = JSON.stringify(validRequestBody({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }));
+    const id = `delivery-${run}-choices`;
+    const res = await fetch(`${base}/api/hooks/device_requests`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook('whsec-test', id, raw) },
+      body: raw,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const answer = { status: res.status, headers: res.headers, body: (await res.json()) as { issues?: unknown } };
+    checker.check('POST', '/api/hooks/device_requests', answer);
+    assert.equal(answer.status, 400, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body.issues, [{ field: 'image', reason: 'image ubuntu is not offered to Globex' }]);
   });
 
   test("an accepted request carries its image's template, the image's minimum disk and its choices into the workflow", async () => {

@@ -337,6 +337,11 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
       assert.equal(shown.request.diskGiB, 8);
       assert.deepEqual(shown.request.network, { bridge: 'vmbr0' });
       assert.deepEqual(shown.request.cloudInit, { packages: ['htop', 'nginx'], runcmd: ['echo hi'], write_files: [{ path: '/etc/motd', content: 'welcome\n' }], cloud_config: { timezone: 'Europe/Paris' } });
+      const text = r0(await pveflow(['requests', 'show', serial], as('alice')));
+      assert.match(text, /^Image: +debian-12-cloudinit$/m);
+      assert.match(text, /^Size: +2 cores, 2048 MiB, 8 GiB disk$/m);
+      assert.match(text, /^Network: +vmbr0$/m);
+      assert.match(text, /^First boot: +packages \(2\), runcmd \(1\), write_files \(1\), cloud_config \(1\)$/m);
 
       const unknown = await pveflow([...request, '--image', 'nope'], as('alice'));
       assert.equal(unknown.code, 1, explain(unknown));

@@ -253,7 +253,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       401: json(problemSchema, `Missing or wrong signature, or signed more than ${WEBHOOK_TOLERANCE_S} s away from the server's clock.`),
       409: json(problemSchema, 'The delivery id was already used with a different body; or `quota exceeded` (`quota` names it, its use and the limit): nothing was started.'),
       413: tooLarge,
-      503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
+      503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable.'),
       504: temporal[504],
     },
   });
@@ -275,7 +275,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       409: json(problemSchema, '`quota exceeded`: the whole class would pass a quota of the org (`quota` names it, its use, what the class asks and the limit). No member was started.'),
       413: tooLarge,
       429: tooMany,
-      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist).'),
+      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist); or an `image` named before the first cluster sync (nothing was created).'),
       504: json(problemSchema, 'Temporal did not confirm a start in time: `serial` may exist; retry with the same Idempotency-Key.'),
     },
   });
