@@ -129,7 +129,7 @@ export function cpuSeconds(): { self: number; children: Record<string, number>; 
   const children: Record<string, number> = {};
   const threads: Record<string, number> = {};
   const tick = 100; // USER_HZ on Linux
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {

@@ -9,10 +9,10 @@ import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmRequest } from '../src/workflows';
 import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
 import type { RequestRecord, RequestStatus } from '../src/contracts/types';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { historyToJson } from '../test/histories/historyJson';
 import { DAY, startWorkflowHarness, type WorkflowHarness } from '../test/support/workflowHarness';
 import { waitFor } from '../test/support/waitFor';
@@ -113,7 +113,7 @@ async function extendedLease(h: WorkflowHarness): Promise<void> {
   const world = await h.world();
   await h.withWorker(world, `rec-${serial}`, async () => {
     const request = await h.request(serial, { periodDays: 7 });
-    const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `rec-${serial}`, args: [{ request }] });
+    const handle = await h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue: `rec-${serial}`, args: [{ request, policy: defaultRequestPolicy }] });
     await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
     await until(handle, 'Fulfilled');
     const newEnd = new Date(Date.parse(request.period.end) + 3 * DAY).toISOString();
@@ -146,7 +146,7 @@ async function syncRun(h: WorkflowHarness): Promise<void> {
       // The dev server runs on the wall clock, not on the test server's skipped one.
       const period = { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(Date.now() + 30 * DAY).toISOString() };
       const request = await h.request(serial, { period });
-      const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
+      const handle = await env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request, policy: defaultRequestPolicy }] });
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
       const { vmid } = (await until(handle, 'Fulfilled')).device;
       await waitFor('the request visible with its VM', async () => {
@@ -221,7 +221,7 @@ async function slotHandover(h: WorkflowHarness): Promise<void> {
 }
 
 async function startRequest(h: WorkflowHarness, serial: string, taskQueue: string) {
-  return h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await h.request(serial) }] });
+  return h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await h.request(serial), policy: defaultRequestPolicy }] });
 }
 
 async function until(handle: WorkflowHandle<typeof vmRequest>, status: RequestStatus): Promise<RequestRecord> {
@@ -233,7 +233,7 @@ async function until(handle: WorkflowHandle<typeof vmRequest>, status: RequestSt
     }, 120_000, 50);
   } catch (err) {
     // What it was doing instead is what a re-recorder needs to see.
-    throw new Error(`${(err as Error).message}; it is ${last?.status}: ${JSON.stringify(last?.timeline.slice(-3))} build ${JSON.stringify(last?.build?.log.slice(-3))}`);
+    throw new Error(`${(err as Error).message}; it is ${last?.status}: ${JSON.stringify(last?.timeline.slice(-3))} build ${JSON.stringify(last?.build?.log.slice(-3))}`, { cause: err });
   }
 }
 

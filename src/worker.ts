@@ -10,7 +10,7 @@ import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
-import { createLogger, createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
+import { createLogger, createMetricsRegistry, createPveflowMetrics, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
 import { installSdkRuntime } from './observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom, type Tracing } from './observability/tracing';
@@ -131,14 +131,14 @@ async function main(): Promise<void> {
   // Before the first connection: that is when the SDK's runtime is created.
   const sdkMetrics = installSdkRuntime({ logger, metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
   const connection = await NativeConnection.connect({ address: temporal.address });
-  const registry = new TextRegistry();
+  const registry = createMetricsRegistry();
   const metrics = createPveflowMetrics(registry);
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
   if (config.WORKER_METRICS_PORT !== undefined) {
     const server = await startMetricsServer({ host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics });
-    logger.info('worker metrics served', { url: server.url });
+    logger.info({ url: server.url }, 'worker metrics served');
   }
   if (config.PVEFLOW_DOCTOR !== 'off') {
     // What the seeds' operators get wrong, said before the first request fails on it.
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     }
   }
   const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, dataConverter: access.dataConverter, metrics, tracing });
-  logger.info('worker polling', { temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' });
+  logger.info({ temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' }, 'worker polling');
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await tracing?.shutdown();

@@ -474,7 +474,7 @@ describe('HTTP API', () => {
       // 504 when Temporal's deadline is what cut the start short, 503 when the call failed otherwise first: either
       // way its outcome is unknown, and the answer must say so.
       assert.ok([503, 504].includes(keyed.status), JSON.stringify(keyed.body));
-      assert.match(keyed.body.detail, new RegExp(`request ${keyed.body.serial} may or may not have been created\. Retry with the same Idempotency-Key`));
+      assert.match(keyed.body.detail, new RegExp(`request ${keyed.body.serial} may or may not have been created\\. Retry with the same Idempotency-Key`));
       const unkeyed = await post(slowBase, {});
       assert.ok([503, 504].includes(unkeyed.status), JSON.stringify(unkeyed.body));
       assert.match(unkeyed.body.detail, new RegExp(`GET /api/device_requests/${unkeyed.body.serial} tells`));

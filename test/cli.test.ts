@@ -264,6 +264,7 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     assert.equal(table.code, 0, explain(table));
     assert.match(table.stdout, new RegExp(`^IP: +${record.device.ip.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(table.stdout, /^Build: +#1 completed, ready 100 %$/m);
+    // eslint-disable-next-line no-control-regex -- ESC, the start of a terminal escape, is what must be absent
     assert.doesNotMatch(table.stdout, /\x1b\[/, 'no terminal styling when stdout is not a terminal');
 
     const logins = await pveflow(['credentials', serial], as('alice'));

@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { PveApiError } from '../src/clients/pve';
 import { generateSshKeyPair } from '../src/clients/sftp';
 import { createLogger, createRedactor, isSecretKey, type LoggerOptions } from '../src/observability';
+import { SECRET_KEYS, secretKeyPaths } from '../src/observability/redact';
 import { sdkLoggerFrom } from '../src/observability/sdkLogger';
 
 /** Every secret pveflow handles, in the places a careless log call would put it: none may reach a line. */
@@ -33,7 +34,7 @@ function assertClean(text: string) {
 describe('logger', () => {
   test('lines are one JSON object each with time, level, msg, bindings and fields', () => {
     const { log, lines } = capture({ name: 'worker' });
-    log.child({ serial: 'VM-7K2Q9' }).info('clone started', { vmid: 10042, node: 'pve2' });
+    log.child({ serial: 'VM-7K2Q9' }).info({ vmid: 10042, node: 'pve2' }, 'clone started');
     assert.equal(lines.length, 1);
     assert.ok(lines[0]!.endsWith('\n'));
     assert.deepEqual(JSON.parse(lines[0]!), {
@@ -53,14 +54,14 @@ describe('logger', () => {
 
   test('secrets in fields named like secrets never reach the output, at any depth', () => {
     const { log, text } = capture();
-    log.info('config loaded', {
+    log.info({
       PVE_TOKEN_SECRET: PVE_SECRET,
       netbird: { token: NETBIRD_PAT, setupKey: SETUP_KEY },
       seeds: [{ root_pw: ROOT_PW }, { arrowPassword: ROOT_PW }],
       headers: { Authorization: BEARER, cookie: `s=${ROOT_PW}` },
       ssh: { privateKey: SSH_KEY },
       codec: { key: 'k1:AAAA' },
-    });
+    }, 'config loaded');
     assertClean(text());
     const line = JSON.parse(text());
     assert.equal(line.netbird.token, '[REDACTED]');
@@ -69,13 +70,13 @@ describe('logger', () => {
 
   test('secrets with a known shape are cut out of any string: messages, errors, URLs, unnamed fields', () => {
     const { log, text } = capture();
-    log.error(`request failed with ${PVE_AUTH}`, {
+    log.error({
       detail: `authorization: ${BEARER}`,
       userData: `#cloud-config\npassword: ${SHA512_HASH}\nnetbird up --setup-key x ${NETBIRD_PAT}`,
       dump: `here is a key\n${SSH_KEY}\nand another ${RSA_PEM}`,
       truncated: SSH_KEY.slice(0, 120),
       err: new Error(`PVE said no to ${PVE_AUTH}`),
-    });
+    }, `request failed with ${PVE_AUTH}`);
     assertClean(text());
     const line = JSON.parse(text());
     assert.match(line.msg, /PVEAPIToken=pveflow@pve!automation=\[REDACTED\]/, 'the token id stays for the operator');
@@ -85,7 +86,7 @@ describe('logger', () => {
 
   test('secret values given at start-up are cut out verbatim, wherever they appear', () => {
     const { log, text } = capture({ knownSecrets: [SETUP_KEY, ROOT_PW, 'short'] });
-    log.warn(`peer joined with ${SETUP_KEY}`, { note: `pw=${ROOT_PW}`, harmless: 'short words stay short' });
+    log.warn({ note: `pw=${ROOT_PW}`, harmless: 'short words stay short' }, `peer joined with ${SETUP_KEY}`);
     assertClean(text());
     assert.match(text(), /short words stay short/, 'secrets under 8 characters are not searched for');
   });
@@ -93,7 +94,7 @@ describe('logger', () => {
   test("errors thrown by pveflow's clients log without the token", () => {
     const { log, text } = capture({ knownSecrets: [PVE_SECRET] });
     const err = new PveApiError({ method: 'GET', path: '/version', status: 401, reason: 'authentication failure', cause: new Error(PVE_AUTH) });
-    log.error('Proxmox refused the token', { err });
+    log.error({ err }, 'Proxmox refused the token');
     assertClean(text());
     assert.match(text(), /authentication failure/);
   });
@@ -102,7 +103,7 @@ describe('logger', () => {
     const { log, lines } = capture();
     const loop: Record<string, unknown> = { a: 1 };
     loop.self = loop;
-    log.info('odd fields', { loop, bytes: Buffer.from(ROOT_PW), level: 'error', msg: 'forged', time: 'never', big: 10n });
+    log.info({ loop, bytes: Buffer.from(ROOT_PW), level: 'error', msg: 'forged', time: 'never', big: 10n }, 'odd fields');
     const line = JSON.parse(lines[0]!);
     assert.equal(line.level, 'info');
     assert.equal(line.msg, 'odd fields');
@@ -110,6 +111,34 @@ describe('logger', () => {
     assert.equal(line.bytes, `[${ROOT_PW.length} bytes]`);
     assert.equal(line.big, '10');
     assertClean(lines[0]!);
+  });
+});
+
+describe("pino's redaction", () => {
+  test('objects interpolated into the message lose their secret keys and secret shapes', () => {
+    const { log, lines } = capture();
+    log.info('config %j from %s', { NETBIRD_TOKEN: NETBIRD_PAT, nested: { password: ROOT_PW, node: 'pve2' } }, PVE_AUTH);
+    assertClean(lines.join(''));
+    const { msg } = JSON.parse(lines[0]!);
+    assert.match(msg, /"NETBIRD_TOKEN":"\[REDACTED\]"/);
+    assert.match(msg, /"node":"pve2"/);
+    assert.match(msg, /automation=\[REDACTED\]/);
+  });
+
+  test("a child's bindings are redacted like fields and cannot forge a line's level", () => {
+    const { log, lines } = capture();
+    log.child({ serial: 'VM-1', setupKey: SETUP_KEY, note: `via ${NETBIRD_PAT}`, level: 'fatal' }).warn('peer late');
+    assertClean(lines.join(''));
+    const line = JSON.parse(lines[0]!);
+    assert.equal(line.level, 'warn');
+    assert.equal(line.serial, 'VM-1');
+    assert.equal(line.setupKey, '[REDACTED]');
+  });
+
+  test('every key pino redacts is a secret by name too, at each depth the paths reach', () => {
+    for (const key of SECRET_KEYS) assert.ok(isSecretKey(key), key);
+    const paths = secretKeyPaths();
+    assert.ok(paths.includes('*.*.*.PVE_TOKEN_SECRET') && paths.includes('*.*["set-cookie"]'), paths.slice(0, 8).join(' '));
   });
 });
 

@@ -11,7 +11,7 @@ import {
   measureUpstreamCall,
   metricsEndpoint,
   pveOperation,
-  TextRegistry,
+  createMetricsRegistry,
   upstreamErrorClass,
 } from '../src/observability';
 
@@ -22,7 +22,7 @@ function lines(text: string, name: string): string[] {
 
 describe('metrics', () => {
   test('counters, gauges and histograms render in the text exposition format', async () => {
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const m = createPveflowMetrics(registry);
     m.builds.inc({ outcome: 'completed' });
     m.builds.inc({ outcome: 'completed' }, 2);
@@ -37,27 +37,28 @@ describe('metrics', () => {
     assert.deepEqual(lines(text, 'pveflow_sync_orphan_vms '), ['pveflow_sync_orphan_vms 4']);
     assert.match(text, /^# TYPE pveflow_build_stage_duration_seconds histogram$/m);
     const h = lines(text, 'pveflow_build_stage_duration_seconds_');
-    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{stage="cloning",outcome="ok",le="0.05"} 0'));
-    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{stage="cloning",outcome="ok",le="0.25"} 1'));
-    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{stage="cloning",outcome="ok",le="2.5"} 1'));
-    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{stage="cloning",outcome="ok",le="5"} 2'));
-    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{stage="cloning",outcome="ok",le="+Inf"} 2'));
+    // prom-client writes `le` first; the order of labels carries no meaning in the exposition format.
+    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{le="0.05",stage="cloning",outcome="ok"} 0'));
+    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{le="0.25",stage="cloning",outcome="ok"} 1'));
+    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{le="2.5",stage="cloning",outcome="ok"} 1'));
+    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{le="5",stage="cloning",outcome="ok"} 2'));
+    assert.ok(h.includes('pveflow_build_stage_duration_seconds_bucket{le="+Inf",stage="cloning",outcome="ok"} 2'));
     assert.ok(h.includes('pveflow_build_stage_duration_seconds_sum{stage="cloning",outcome="ok"} 3.2'));
     assert.ok(h.includes('pveflow_build_stage_duration_seconds_count{stage="cloning",outcome="ok"} 2'));
   });
 
   test('label values are escaped; wrong label sets and falling counters are programming errors', async () => {
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const m = createPveflowMetrics(registry);
     m.httpRequests.inc({ method: 'GET', route: 'a"b\\c\nd', status: '200' });
     assert.match(await registry.metrics(), /route="a\\"b\\\\c\\nd"/);
-    assert.throws(() => m.builds.inc({ outcome: 'x', extra: 'y' } as never), /takes labels outcome/);
-    assert.throws(() => m.builds.inc({ outcome: 'x' }, -1), /only goes up/);
-    assert.throws(() => createPveflowMetrics(registry), /registered twice/);
+    assert.throws(() => m.builds.inc({ outcome: 'x', extra: 'y' } as never), /label "extra" is not included in initial labelset: \[ 'outcome' \]/);
+    assert.throws(() => m.builds.inc({ outcome: 'x' }, -1), /not possible to decrease a counter/);
+    assert.throws(() => createPveflowMetrics(registry), /pveflow_requests has already been registered/);
   });
 
   test('pveflow_requests is refreshed from the counter at each scrape; states that emptied disappear', async () => {
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     let counts: Record<string, number> = { Pending: 2, Fulfilled: 5 };
     createPveflowMetrics(registry, { countRequests: async () => counts });
     assert.deepEqual(lines(await registry.metrics(), 'pveflow_requests{'), ['pveflow_requests{status="Pending"} 2', 'pveflow_requests{status="Fulfilled"} 5']);
@@ -67,9 +68,10 @@ describe('metrics', () => {
 
   test('a failing collector keeps the last values and is reported, the scrape still succeeds', async () => {
     const failures: string[] = [];
-    const registry = new TextRegistry({ onCollectError: (name) => failures.push(name) });
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     let fail = false;
     createPveflowMetrics(registry, {
+      onCollectError: (name) => failures.push(name),
       countRequests: async () => {
         if (fail) throw new Error('Temporal unreachable');
         return { Pending: 1 };
@@ -82,7 +84,7 @@ describe('metrics', () => {
   });
 
   test('upstream calls are timed and counted with their outcome, errors rethrown untouched', async () => {
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const m = createPveflowMetrics(registry);
     let t = 0;
     const clock = () => t;
@@ -111,7 +113,7 @@ describe('metrics', () => {
   });
 
   test('GET /metrics with a token refuses scrapers without it, and appends the SDK’s text when it can', async () => {
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     createPveflowMetrics(registry).builds.inc({ outcome: 'completed' });
     let sdkUp = true;
     const app = express();
@@ -144,8 +146,8 @@ describe('metrics', () => {
     }
   });
 
-  test('GET /metrics serves the text format to a scraper', async () => {
-    const registry = new TextRegistry();
+  test('GET /metrics serves the text format to a scraper, with the process metrics beside pveflow\'s', async () => {
+    const registry = createMetricsRegistry();
     createPveflowMetrics(registry).builds.inc({ outcome: 'failed' });
     const app = express();
     app.get('/metrics', metricsEndpoint(registry));
@@ -156,7 +158,12 @@ describe('metrics', () => {
       const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, { signal: AbortSignal.timeout(5_000) });
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-      assert.match(await res.text(), /pveflow_builds_total\{outcome="failed"\} 1/);
+      const text = await res.text();
+      assert.match(text, /pveflow_builds_total\{outcome="failed"\} 1/);
+      for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+        assert.match(text, new RegExp(`^# TYPE ${name} \\w+\n(?:${name} [0-9.e+-]+\n)`, 'm'), name);
+      }
+      assert.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
     } finally {
       await new Promise<void>((ok) => server.close(() => ok()));
     }

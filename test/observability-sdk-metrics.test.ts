@@ -22,14 +22,14 @@ test('one scrape of the worker’s /metrics has pveflow’s metrics and the SDK�
   writeFileSync(script, `
     import { TestWorkflowEnvironment } from ${JSON.stringify(require.resolve('@temporalio/testing'))};
     import { Worker } from ${JSON.stringify(require.resolve('@temporalio/worker'))};
-    import { createPveflowMetrics, TextRegistry } from ${JSON.stringify(join(src, 'observability'))};
+    import { createMetricsRegistry, createPveflowMetrics } from ${JSON.stringify(join(src, 'observability'))};
     import { startMetricsServer } from ${JSON.stringify(join(src, 'observability', 'metricsServer'))};
     import { installSdkMetrics } from ${JSON.stringify(join(src, 'observability', 'sdkMetrics'))};
 
     async function main() {
       const sdk = installSdkMetrics('127.0.0.1:${await freePort()}');
       const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: ${JSON.stringify(server)} } } });
-      const registry = new TextRegistry();
+      const registry = createMetricsRegistry();
       createPveflowMetrics(registry).builds.inc({ outcome: 'completed' });
       const metrics = await startMetricsServer({ host: '127.0.0.1', port: 0, registry, append: sdk });
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'sdk-metrics', activities: { noop: async () => undefined } });
@@ -52,6 +52,8 @@ test('one scrape of the worker’s /metrics has pveflow’s metrics and the SDK�
     const { text } = JSON.parse(stdout.slice(stdout.lastIndexOf('{"text"'))) as { text: string };
     assert.match(text, /^pveflow_builds_total\{outcome="completed"\} 1$/m);
     assert.match(text, /^temporal_\w+/m, 'the SDK’s own metrics are appended');
+    assert.match(text, /^process_resident_memory_bytes \d+$/m, 'and the worker process’s own (prom-client’s default metrics)');
+    assert.match(text, /^nodejs_eventloop_lag_seconds [0-9.e+-]+$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { loadConfig } from '../src/config';
-import { createPveflowMetrics, TextRegistry, upstreamCallRecorder, type PveflowMetrics } from '../src/observability';
+import { createMetricsRegistry, createPveflowMetrics, upstreamCallRecorder, type PveflowMetrics } from '../src/observability';
 import { createTracing, tracingSettingsFrom, type Tracing } from '../src/observability/tracing';
 import { BUILD_OUTCOMES_MODULE } from '../src/observability/workerObservability';
 import type { SimulatedWorld } from '../src/simulators/world';
@@ -73,7 +73,7 @@ describe('worker observability', { skip }, () => {
   test('a completed build counts its outcome, times its stages, counts calls by template and exports its spans', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const world = await harness.h.world();
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const metrics = createPveflowMetrics(registry);
     const serial = 'VM-OBS01';
     const taskQueue = `obs-${process.pid}-ok`;
@@ -116,7 +116,7 @@ describe('worker observability', { skip }, () => {
   test('a failed build counts as failed, and the failing stage and the undos are timed with their outcome', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const world = await harness.h.world();
-    const registry = new TextRegistry();
+    const registry = createMetricsRegistry({ defaultMetrics: false });
     const metrics = createPveflowMetrics(registry);
     const serial = 'VM-OBS02';
     const taskQueue = `obs-${process.pid}-fail`;

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, completeUpdate, rebuildUpdate, statusQuery } from '../src/contracts/messages';
+import { completeUpdate, rebuildUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * The record keeps every build attempt (the last few): a rebuild no longer replaces the failed attempt's log, its
@@ -25,13 +24,9 @@ describe('vmRequest: one record per build attempt', { skip }, () => {
     // The VM's first start fails once, after it was cloned and placed: attempt 1 knows its node and VM.
     world.pve.faults.set({ taskFailure: { type: 'qmstart', error } });
     await harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request: await harness.h.request(serial) }] });
-      const status = (s: RequestRecord['status']) =>
-        waitFor(`request ${serial} ${s}`, async () => {
-          const r = await handle.query(statusQuery);
-          return r.status === s ? r : undefined;
-        });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
+      const driven = await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial));
+      const { handle } = driven;
+      const status = (s: RequestRecord['status']) => driven.waitForStatus(s);
       const failed = await status('Failed');
       const first = failed.build!;
       assert.equal(first.attempt, 1);

@@ -121,7 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(400).json({ error: 'invalid request', detail: `the body is ${reason === 'not valid JSON' ? reason : `unreadable: ${reason}`}`, issues: [{ field: '(body)', reason }] });
       return;
     }
-    if (deps.logger) deps.logger.error('API error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    if (deps.logger) deps.logger.error({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'API error');
     else console.error('[pveflow] API error:', err);
     problem(res, 500, 'internal error');
   };

@@ -7,7 +7,7 @@ import { createApp } from './app';
 import { ApiKeyStore } from './auth/apiKeys';
 import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
-import { createLogger, createPveflowMetrics, requestCountsFromVisibility, TextRegistry } from '../observability';
+import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 import { requestChoicesFromConfig } from './requestChoices';
 
@@ -31,8 +31,11 @@ async function main(): Promise<void> {
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
   const apiKeys = new ApiKeyStore(api.keys);
-  const registry = new TextRegistry({ onCollectError: (metric, err) => logger.warn('a metric could not be collected', { metric, error: (err as Error).message }) });
-  const metrics = createPveflowMetrics(registry, { countRequests: requestCountsFromVisibility(client, temporal.taskQueue) });
+  const registry = createMetricsRegistry();
+  const metrics = createPveflowMetrics(registry, {
+    countRequests: requestCountsFromVisibility(client, temporal.taskQueue),
+    onCollectError: (metric, err) => logger.warn({ metric, error: (err as Error).message }, 'a metric could not be collected'),
+  });
   const codec = access.codec;
   const gateway =
     codec && config.TEMPORAL_UI_URL
@@ -64,14 +67,14 @@ async function main(): Promise<void> {
     logger,
   });
   const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info('API listening', {
+    logger.info({
       url: `http://${config.API_HOST}:${config.API_PORT}`,
       temporal: temporal.address,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
       payloads: codec ? `encrypted (${codec.source})` : 'in clear',
       ...(gateway ? { temporalUi: gateway.url } : {}),
-    });
+    }, 'API listening');
   });
   const stop = () => {
     void gateway?.close();

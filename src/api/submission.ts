@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
 import { periodRefusals } from '../domain/requestPolicyRules';
 import type { RequestPolicy } from '../domain/requestPolicy';
-import { ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, RequestStatusKey, SerialKey, VmNameKey } from '../contracts/searchAttributes';
+import { submittedSearchAttributes } from '../contracts/searchAttributes';
 import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
@@ -61,16 +61,7 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
       memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request) },
-      typedSearchAttributes: [
-        { key: SerialKey, value: request.serial },
-        { key: OrgKey, value: request.org },
-        { key: VmNameKey, value: request.name },
-        { key: RequestStatusKey, value: 'Pending' },
-        { key: ConsultantsKey, value: request.consultants },
-        { key: PeriodStartKey, value: new Date(request.period.start) },
-        { key: PeriodEndKey, value: new Date(request.period.end) },
-        ...(request.class ? [{ key: ClassIdKey, value: request.class.id }] : []),
-      ],
+      typedSearchAttributes: submittedSearchAttributes(request),
       staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
       staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,
     }),

@@ -1,4 +1,4 @@
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { BuildTask, RequestRecord } from './types';
 
 /**
@@ -36,7 +36,7 @@ export const searchAttributeDefinitions = [SerialKey, OrgKey, RequestStatusKey, 
  * How an operator finds a request in Temporal UI, computed from its record alone: upserted whole at each change, so
  * no attribute can disagree with the record. A VM the request no longer has clears VmId, PveNode and VmState.
  */
-export function requestSearchAttributes(record: RequestRecord): SearchAttributeUpdatePair[] {
+export function requestSearchAttributes(record: Pick<RequestRecord, 'serial' | 'request' | 'status' | 'build'> & { device: Partial<RequestRecord['device']> }): SearchAttributeUpdatePair[] {
   const { request, device, build } = record;
   return [
     { key: SerialKey, value: record.serial },
@@ -51,7 +51,13 @@ export function requestSearchAttributes(record: RequestRecord): SearchAttributeU
     { key: VmIdKey, value: device.vmid ?? null },
     { key: PveNodeKey, value: device.node ?? null },
     { key: VmStateKey, value: device.vmid !== undefined ? (device.state ?? null) : null },
+    { key: ClassIdKey, value: request.class?.id ?? null },
   ];
+}
+
+/** What a request is found by from the moment it is submitted: its search attributes as a Pending request without a VM. */
+export function submittedSearchAttributes(request: RequestRecord['request']): SearchAttributePair[] {
+  return requestSearchAttributes({ serial: request.serial, request, status: 'Pending', device: {} }).filter((pair): pair is SearchAttributePair => pair.value !== null);
 }
 
 /** A build's search attributes, computed from its task: which request, how far, which VM where. */

@@ -150,8 +150,8 @@ export interface ClusterSyncResult {
 
 export interface VmRequestInput {
   request: DeviceRequest;
-  /** Fixed at submission from configuration; a request started by hand (tests, tools) gets `defaultRequestPolicy`. */
-  policy?: RequestPolicy;
+  /** Fixed at submission from configuration (the API passes it; so do the test driver and the tools). */
+  policy: RequestPolicy;
   /** A fulfilled request continued-as-new to keep its history small carries its record over. */
   resumed?: RequestRecord;
   /** ... and its not yet revealed guest logins. */

@@ -21,7 +21,7 @@ import { freePort } from '../net/freePort';
 import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
 import { simulatorTimings } from './simulatorTimings';
-import { createPveflowMetrics, requestCountsFromVisibility, TextRegistry, upstreamCallRecorder } from '../observability';
+import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
 import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
@@ -119,9 +119,12 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         console.warn(`[pveflow] the Temporal SDK's metrics are off: ${(err as Error).message}`);
       }
     }
-    const registry = new TextRegistry({ onCollectError: (metric, err) => console.warn(`[pveflow] metric ${metric}: ${(err as Error).message}`) });
+    const registry = createMetricsRegistry();
     let countRequests: (() => Promise<Record<string, number>>) | undefined;
-    const metrics = createPveflowMetrics(registry, { countRequests: () => countRequests?.() ?? Promise.resolve({}) });
+    const metrics = createPveflowMetrics(registry, {
+      countRequests: () => countRequests?.() ?? Promise.resolve({}),
+      onCollectError: (metric, err) => console.warn(`[pveflow] metric ${metric}: ${(err as Error).message}`),
+    });
     const tracingSettings = tracingSettingsFrom(config);
     const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
     if (tracing) stops.push(() => tracing.shutdown());

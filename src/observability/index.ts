@@ -1,7 +1,7 @@
 /** Logs and metrics: what an operator reads and scrapes. Secrets never leave through either. */
 export { createLogger, silentLogger, type Logger, type LoggerOptions, type LogFields, type LogLevel } from './log';
 export { createRedactor, isSecretKey, redactText, REDACTED, type Redactor, type RedactorOptions } from './redact';
-export { TextRegistry, type Counter, type Gauge, type Histogram, type Labels, type MetricsRegistry } from './registry';
+export { createMetricsRegistry, type MetricsRegistry } from './registry';
 export {
   createPveflowMetrics,
   measureUpstreamCall,

@@ -1,4 +1,5 @@
-import type { Counter, Gauge, Histogram, MetricsRegistry } from './registry';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { MetricsRegistry } from './registry';
 
 /**
  * Every metric pveflow exports, by name, in one place. Names follow Prometheus' conventions (`_total` counters,
@@ -31,24 +32,40 @@ export function upstreamCallRecorder(metrics: Pick<PveflowMetrics, 'upstreamCall
 
 export type SyncDriftKind = 'vanished' | 'moved' | 'state_changed' | 'orphan';
 
+/**
+ * prom-client's instruments as pveflow's code sees them: every label required, so that tsc refuses a series without
+ * its labels (prom-client's own types make them optional, and it would export an unlabelled series).
+ */
+type Labels<L extends string> = Record<L, string>;
+interface LabelledCounter<L extends string> {
+  inc(labels: Labels<L>, value?: number): void;
+}
+interface LabelledGauge<L extends string> {
+  set(labels: Labels<L>, value: number): void;
+  reset(): void;
+}
+interface LabelledHistogram<L extends string> {
+  observe(labels: Labels<L>, value: number): void;
+}
+
 export interface PveflowMetrics {
   /** `pveflow_requests{status}`: open requests per status, from Temporal visibility at scrape time. */
-  requests: Gauge<'status'>;
+  requests: LabelledGauge<'status'>;
   /** `pveflow_builds_total{outcome}`: finished build attempts (completed, failed, cancelled). */
-  builds: Counter<'outcome'>;
+  builds: LabelledCounter<'outcome'>;
   /** `pveflow_build_stage_duration_seconds{stage,outcome}`: how long each build stage took (clone, wait for IP...). */
-  buildStageDuration: Histogram<'stage' | 'outcome'>;
+  buildStageDuration: LabelledHistogram<'stage' | 'outcome'>;
   /** `pveflow_upstream_calls_total{system,operation,outcome}`: outcome is `ok` or the error class. */
-  upstreamCalls: Counter<'system' | 'operation' | 'outcome'>;
+  upstreamCalls: LabelledCounter<'system' | 'operation' | 'outcome'>;
   /** `pveflow_upstream_call_duration_seconds{system,operation}`. */
-  upstreamCallDuration: Histogram<'system' | 'operation'>;
+  upstreamCallDuration: LabelledHistogram<'system' | 'operation'>;
   /** `pveflow_sync_drift_total{kind}`: what cluster sync found different from the requests' records. */
-  syncDrift: Counter<'kind'>;
+  syncDrift: LabelledCounter<'kind'>;
   /** `pveflow_sync_orphan_vms`: VMs in the pool that no request owns, as of the last sync run. */
-  syncOrphans: Gauge<never>;
+  syncOrphans: LabelledGauge<never>;
   /** `pveflow_http_requests_total{method,route,status}` and its duration: the API's own traffic. */
-  httpRequests: Counter<'method' | 'route' | 'status'>;
-  httpRequestDuration: Histogram<'method' | 'route'>;
+  httpRequests: LabelledCounter<'method' | 'route' | 'status'>;
+  httpRequestDuration: LabelledHistogram<'method' | 'route'>;
 }
 
 /** Seconds. Builds take from seconds (zero-latency simulator) to many minutes (a full clone, a slow first boot). */
@@ -59,64 +76,85 @@ const CALL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 export interface MetricsOptions {
   /** Counts open requests by status (e.g. a visibility count per status); refreshes `pveflow_requests` per scrape. */
   countRequests?: () => Promise<Record<string, number>>;
+  /**
+   * Told when a collector fails. The gauge keeps what it had and the scrape goes on: prom-client would fail the whole
+   * scrape, and one unreachable visibility store must not blind Prometheus to everything else.
+   */
+  onCollectError?: (metric: string, err: unknown) => void;
 }
 
 export function createPveflowMetrics(registry: MetricsRegistry, opts: MetricsOptions = {}): PveflowMetrics {
-  const countRequests = opts.countRequests;
+  const { countRequests, onCollectError } = opts;
+  const registers = [registry];
   return {
-    requests: registry.gauge({
+    requests: new Gauge({
       name: 'pveflow_requests',
       help: 'Open device requests by status (Temporal visibility, counted at scrape time).',
       labelNames: ['status'],
+      registers,
       ...(countRequests && {
-        collect: async (gauge) => {
-          const counts = await countRequests();
-          gauge.reset();
-          for (const [status, n] of Object.entries(counts)) gauge.set({ status }, n);
+        async collect(this: Gauge<'status'>) {
+          let counts: Record<string, number>;
+          try {
+            counts = await countRequests();
+          } catch (err) {
+            onCollectError?.('pveflow_requests', err);
+            return;
+          }
+          this.reset();
+          for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
         },
       }),
     }),
-    builds: registry.counter({
+    builds: new Counter({
       name: 'pveflow_builds_total',
       help: 'Finished build attempts by outcome.',
       labelNames: ['outcome'],
+      registers,
     }),
-    buildStageDuration: registry.histogram({
+    buildStageDuration: new Histogram({
       name: 'pveflow_build_stage_duration_seconds',
       help: 'Duration of each build stage, by stage and outcome.',
       labelNames: ['stage', 'outcome'],
+      registers,
       buckets: STAGE_BUCKETS,
     }),
-    upstreamCalls: registry.counter({
+    upstreamCalls: new Counter({
       name: 'pveflow_upstream_calls_total',
       help: 'Calls to Proxmox VE, NetBird and the nodes over SFTP, by operation and outcome (ok or the error class).',
       labelNames: ['system', 'operation', 'outcome'],
+      registers,
     }),
-    upstreamCallDuration: registry.histogram({
+    upstreamCallDuration: new Histogram({
       name: 'pveflow_upstream_call_duration_seconds',
       help: 'Latency of calls to Proxmox VE, NetBird and SFTP, by operation.',
       labelNames: ['system', 'operation'],
+      registers,
       buckets: CALL_BUCKETS,
     }),
-    syncDrift: registry.counter({
+    syncDrift: new Counter({
       name: 'pveflow_sync_drift_total',
       help: 'Differences cluster sync found between the cluster and the requests, by kind.',
       labelNames: ['kind'],
+      registers,
     }),
-    syncOrphans: registry.gauge({
+    syncOrphans: new Gauge({
       name: 'pveflow_sync_orphan_vms',
       help: 'VMs in the pool that no request owns, as of the last sync run.',
       labelNames: [],
+      registers,
     }),
-    httpRequests: registry.counter({
+    httpRequests: new Counter({
       name: 'pveflow_http_requests_total',
       help: 'API requests by method, route template and status code.',
       labelNames: ['method', 'route', 'status'],
+      registers,
     }),
-    httpRequestDuration: registry.histogram({
+    httpRequestDuration: new Histogram({
       name: 'pveflow_http_request_duration_seconds',
       help: 'API request latency by method and route template.',
       labelNames: ['method', 'route'],
+      registers,
       buckets: CALL_BUCKETS,
     }),
   };

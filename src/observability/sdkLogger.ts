@@ -3,7 +3,7 @@ import type { Logger } from './log';
 
 /**
  * The Temporal SDK's log lines (worker lifecycle, workflow and activity `log` calls, Core's own) through pveflow's
- * redacting JSON logger, so that a process writes one format and no SDK line can carry a secret in clear.
+ * pino logger and its redaction, so that a process writes one format and no SDK line can carry a secret in clear.
  * For `Runtime.install({ logger })`, once per process, before the first connection.
  */
 export function sdkLoggerFrom(logger: Logger): SdkLogger {
@@ -11,10 +11,10 @@ export function sdkLoggerFrom(logger: Logger): SdkLogger {
     const fields = { sdk: true, ...meta };
     // The bundler's report (webpack's module listing, the bundle's size) matters to someone debugging the bundle only.
     const level = given === 'INFO' && isBundlerReport(message) ? 'DEBUG' : given;
-    if (level === 'ERROR') logger.error(message, fields);
-    else if (level === 'WARN') logger.warn(message, fields);
-    else if (level === 'INFO') logger.info(message, fields);
-    else logger.debug(message, fields);
+    if (level === 'ERROR') logger.error(fields, message);
+    else if (level === 'WARN') logger.warn(fields, message);
+    else if (level === 'INFO') logger.info(fields, message);
+    else logger.debug(fields, message);
   };
   return {
     log: write,

@@ -71,7 +71,7 @@ export function loadWorldState(dir: string): WorldSnapshot | undefined {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`the simulated world's state ${file} cannot be read (${(err as Error).message}): ${fix}`);
+    throw new Error(`the simulated world's state ${file} cannot be read (${(err as Error).message}): ${fix}`, { cause: err });
   }
   const parsed = snapshotSchema.safeParse(json);
   if (!parsed.success) {

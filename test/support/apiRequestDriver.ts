@@ -10,7 +10,7 @@ export type ApiActor = 'submitter' | 'approver' | 'reader';
 /** An answer of the API as a test's HTTP helper returns it (JSON bodies parsed). */
 export interface ApiAnswer {
   status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's JSON, read field by field by the tests
+  /** The API's JSON, read field by field by the tests. */
   body: any;
 }
 

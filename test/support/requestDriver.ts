@@ -1,3 +1,4 @@
+import { defaultRequestPolicy } from '../../src/domain/requestPolicyRules';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { approveUpdate, buildStatusQuery, statusQuery, type UpdateResult } from '../../src/contracts/messages';
 import type { BuildStage, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from '../../src/contracts/types';
@@ -33,7 +34,8 @@ export interface WaitOptions {
 }
 
 /** What a start adds to the request: the policy fixed at submission, a resumed record. */
-export type StartOptions = Omit<VmRequestInput, 'request'>;
+/** The workflow's input beside the request; the policy defaults to the one the API would fix without configuration. */
+export type StartOptions = Partial<Omit<VmRequestInput, 'request'>>;
 
 export interface RequestDriver {
   /** Starts `request`'s workflow; it waits for approval (Pending). */
@@ -105,7 +107,7 @@ export function requestDriver(client: Client, taskQueue: string): RequestDriver 
     const handle = await client.workflow.start<typeof vmRequest>('vmRequest', {
       workflowId: requestWorkflowId(request.serial),
       taskQueue,
-      args: [{ request, ...opts }],
+      args: [{ request, policy: defaultRequestPolicy, ...opts }],
     });
     return driven(request.serial, handle);
   };

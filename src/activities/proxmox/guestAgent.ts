@@ -18,7 +18,7 @@ export function guestAgentActivities({ pve, settings }: ActivityDeps) {
       const ctx = Context.current();
       const deadline = Date.now() + timeoutSeconds * 1000;
       let delay = settings.pollMinMs;
-      let lastSeen = 'no answer yet';
+      let lastSeen: string;
       for (;;) {
         try {
           const ip = firstUsableIpv4(await pve.guestNetworkInterfaces(ref.node, ref.vmid));

@@ -88,7 +88,7 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings,
     async removeSnippet({ serial, name, node }: { serial: string; name: string; node: string }): Promise<'removed' | 'absent'> {
       return whileHeartbeating(async () => {
         const file = pathOf(deviceNames(serial, name).snippetFile);
-        let others: string[] = [];
+        let others: string[];
         try {
           // An offline node cannot be asked; its snippet, if any, is the record's node's or waits for it to return.
           others = (await pve.nodes()).filter((n) => n.status === 'online' && n.node !== node).map((n) => n.node);

@@ -9,7 +9,6 @@ import {
   extendUpdate,
   rebuildUpdate,
   rejectUpdate,
-  revealCredentialsUpdate,
   statusQuery,
   type UpdateResult,
 } from '../../contracts/messages';

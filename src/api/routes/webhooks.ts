@@ -10,7 +10,6 @@ import { startIdempotently } from '../startIdempotently';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
 import { SIGNATURE_FORMAT, verifyWebhookSignature } from '../webhookSignature';
-import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /**
  * `POST /api/hooks/device_requests`: a request portal's webhook. The signature (over the time, the delivery id and the

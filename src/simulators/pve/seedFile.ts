@@ -38,7 +38,7 @@ export function loadSeedFile(path: string): { seed: ClusterSeed; generatedSecret
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read seed ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot read seed ${path}: ${(err as Error).message}`, { cause: err });
   }
   const parsed = seedFileSchema.safeParse(json);
   if (!parsed.success) {

@@ -107,7 +107,7 @@ export const cloneRoute: Route = {
                 try {
                   await allocateVolume(sim, sid, node, bytes, d.cloudinit ? `vm-${newid}-cloudinit` : `vm-${newid}-disk-${index++}`);
                 } catch (err) {
-                  throw new Error(`clone failed: ${err instanceof Error ? err.message : String(err)}`);
+                  throw new Error(`clone failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
                 }
                 allocated.push({ sid, bytes });
               }

@@ -119,7 +119,7 @@ const create: Route = {
           if (err instanceof WorkerKilled) throw err;
           for (const a of allocated) sim.capacity.release(sim.cluster.storages.get(a.storage)!, node, a.bytes);
           sim.cluster.removeVm(vmid);
-          throw new Error(`unable to create VM ${vmid} - ${err instanceof Error ? err.message : String(err)}`);
+          throw new Error(`unable to create VM ${vmid} - ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
         vm.config = withCreateDefaults(config);
         vm.pool = params.str('pool');
