@@ -4,13 +4,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { deviceNames } from '../src/domain/deviceNames';
-import { vmRequest } from '../src/workflows';
-import { approveUpdate, statusQuery } from '../src/contracts/messages';
-import type { RequestRecord } from '../src/contracts/types';
 import { netbirdEnrollmentOf } from '../src/simulators/world';
 import { parsePropertyString } from '../src/activities/proxmox/vmSettings';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
-import { waitFor } from './support/waitFor';
+import { requestDriver } from './support/requestDriver';
 
 /**
  * A request with choices built on the simulators, through a real sshd: the snippet on the node carries pveflow's
@@ -40,12 +37,8 @@ describe('a request with choices builds with them', { skip }, () => {
       },
     });
     const record = await harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await harness.h.env.client.workflow.start(vmRequest, { workflowId: `vm-request-${serial}`, taskQueue, args: [{ request }] });
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] });
-      return waitFor(`${serial} to settle`, async () => {
-        const r: RequestRecord = await handle.query(statusQuery);
-        return r.status === 'Fulfilled' || r.status === 'Failed' ? r : undefined;
-      }, 120_000);
+      const driven = await requestDriver(harness.h.env.client, taskQueue).startApproved(request);
+      return driven.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
     });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
 
