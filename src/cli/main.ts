@@ -7,6 +7,7 @@ import { doctorCommand } from './commands/doctor';
 import { logsCommand } from './commands/logs';
 import { requestCommands } from './commands/requests';
 import { templatesCommand } from './commands/templates';
+import { imagesCommand } from './commands/images';
 import { createContext, type CliIo } from './context';
 import { exitCodes } from './exitCodes';
 import { globalFlags, optionSpec, type FlagValues } from './options';
@@ -16,7 +17,7 @@ import { commandUsage, mainUsage } from './usage';
  * `pveflow`: the HTTP API from a shell. Tables for people, `--json` for scripts, and exit codes a script can branch
  * on (see usage.ts). It only ever talks to the API (doctor aside, which checks the cluster itself).
  */
-export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, doctorCommand];
+export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, imagesCommand, doctorCommand];
 
 /** Exit code for a failure that is pveflow's own bug, not the user's or the API's (EX_SOFTWARE). */
 const internalError = 70;

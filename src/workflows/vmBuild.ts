@@ -134,10 +134,10 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
     // An activity even where the quick calls are local: an SFTP upload takes seconds, and while a local activity runs
     // the workflow task stays open, so neither a status query nor a cancel would see the build in this stage.
-    const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+    const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys, cloudInit: request.cloudInit });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
-    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid, network: request.network });
     if (configured?.staticAddress) log(`static address ${configured.staticAddress} leased from the pool`);
     if (request.diskGiB) {
       log(`growing the boot disk to ${request.diskGiB} GiB`);

@@ -17,7 +17,8 @@ export type Action =
   | 'extend'
   | 'complete'
   | 'credentials'
-  | 'templates';
+  | 'templates'
+  | 'images';
 
 const everyone: Role[] = ['requester', 'admin', 'operator'];
 const deciders: Role[] = ['admin', 'operator'];
@@ -32,6 +33,7 @@ export const rolesFor: Record<Action, readonly Role[]> = {
   // Everyone may ask; the request itself hands them only to its consultants (by the key's email).
   credentials: everyone,
   templates: everyone,
+  images: everyone,
   approve: deciders,
   reject: deciders,
   cancel: deciders,
