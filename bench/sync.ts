@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { createNetbirdGroups } from '../src/worker';
 import { createActivities } from '../src/activities';
 import type { ActivityDeps } from '../src/activities/deps';
 import { NetbirdClient } from '../src/clients/netbird';
@@ -63,9 +64,11 @@ async function main(): Promise<void> {
       );
       await waitVisible(env, `TaskQueue = '${parkedQueue}'`, parked.length);
 
+      const unusedNetbird = new NetbirdClient({ baseUrl: 'https://127.0.0.1:9', token: 'unused', timeoutMs: 1_000 });
       const deps: ActivityDeps = {
         pve,
-        netbird: new NetbirdClient({ baseUrl: 'https://127.0.0.1:9', token: 'unused', timeoutMs: 1_000 }),
+        netbird: unusedNetbird,
+        netbirdGroups: createNetbirdGroups(unusedNetbird),
         temporal: { client: env.client, taskQueue: parkedQueue },
         credentialKeys: new CredentialKeys(join(tmpdir(), 'pveflow-bench-sync-keys')), // clusterSync seals nothing
         sftpTarget: () => {

@@ -46,7 +46,6 @@ async function main(): Promise<void> {
     // Each later addition is recorded once and then kept, like the first recording.
     const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
       { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
-      { files: ['cloneSlots-handover'], record: slotHandover },
     ];
     for (const { files, record } of added) {
       if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
@@ -175,7 +174,7 @@ async function syncRun(h: WorkflowHarness): Promise<void> {
   }
 }
 
-/** Two builds at once under one clone slot per storage, each with a static address: cloneSlots, ipPool, vmBuild. */
+/** Two builds at once under one clone slot per storage (one waits for the other's release), each with a static address: cloneSlots, ipPool, vmBuild. */
 async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
   const taskQueue = 'rec-slots';
   const world = await h.world({}, { PVE_CLONE_LIMIT_PER_STORAGE: '1', PVE_IP_POOL: '10.77.0.0/29', PVE_IP_GATEWAY: '10.77.0.1', PVE_IP_EXCLUDE: '10.77.0.2' });
@@ -203,21 +202,6 @@ async function wholeLifecycle(h: WorkflowHarness, serial: string): Promise<void>
     await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] });
     await expectResult(handle, 'Completed');
   });
-}
-
-/** Two builds of one worker under one clone slot: the first hands its slot to the second (`handOverCloneSlot`). */
-async function slotHandover(h: WorkflowHarness): Promise<void> {
-  const taskQueue = 'rec-handover';
-  const world = await h.world({}, { PVE_CLONE_LIMIT_PER_STORAGE: '1' });
-  await h.withWorker(world, taskQueue, async () => {
-    const handles = await Promise.all(['VM-RP030', 'VM-RP031'].map((serial) => startRequest(h, serial, taskQueue)));
-    await Promise.all(handles.map((handle) => handle.executeUpdate(approveUpdate, { args: [{ by: 'admin' }] })));
-    for (const handle of handles) await until(handle, 'Fulfilled');
-  });
-  const history = await h.env.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).fetchHistory();
-  const handedOver = history.events?.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'handOverCloneSlot');
-  if (!handedOver) throw new Error('no handOverCloneSlot in the slots workflow history: the second clone did not wait for the first');
-  await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-handover');
 }
 
 async function startRequest(h: WorkflowHarness, serial: string, taskQueue: string) {

@@ -182,6 +182,18 @@ export const configSchema = z.object({
   REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(3),
   /** What a day-2 shutdown or reboot gives the guest before pveflow stops it. */
   REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(120),
+  // The image catalogue and a request's choices (docs/images-and-choices.md).
+  /** Inline JSON `{"images": [{"name", "template": vmid|name, "os"?, "min_cores"?, "min_memory_mib"?, "min_disk_gib"?, "orgs"?}]}`. */
+  PVEFLOW_IMAGES: z.string().min(1).optional(),
+  /** The same JSON in a file. Unset (both): every template of the pool is an image named after it. */
+  PVEFLOW_IMAGES_FILE: z.string().min(1).optional(),
+  /** The networks a request may put its VM on: `vmbr0,vmbr1:100,vmbr1:200-299` (unset: only PVE_BRIDGE / PVE_VLAN). */
+  PVE_NETWORKS: z.string().optional(),
+  REQUEST_MAX_DISK_GIB: z.coerce.number().int().min(1).max(16_384).default(1024),
+  CLOUD_INIT_MAX_PACKAGES: z.coerce.number().int().min(0).max(200).default(30),
+  CLOUD_INIT_MAX_RUNCMD: z.coerce.number().int().min(0).max(200).default(30),
+  CLOUD_INIT_MAX_WRITE_FILES: z.coerce.number().int().min(0).max(50).default(10),
+  CLOUD_INIT_MAX_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(32 * 1024),
   /**
    * Quotas per org (README, "Quotas"): JSON, `{"Acme Corp": {"vms": 10, "cores": 40, "memory_mib": 81920, "disk_gib": 800}, "*": {"vms": 4}}`.
    * Enforced by the API at submission and approval; unset: no quotas.

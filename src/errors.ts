@@ -18,6 +18,8 @@ export const ErrorType = {
   PveNoNodeAvailable: 'PveNoNodeAvailable',
   /** Every address of PVE_IP_POOL is leased (or excluded). */
   IpPoolExhausted: 'IpPoolExhausted',
+  /** A coordinator workflow (clone slots, address pool) is not running: the workers start it at start-up. */
+  CoordinatorMissing: 'CoordinatorMissing',
   /** Retryable: a config/storage lock timeout, a locked VM, a proxy error (595/596), a transport failure. */
   PveTransient: 'PveTransient',
   /** The SFTP endpoint's host key is not the pinned one. */
@@ -47,6 +49,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   ErrorType.PveVmidTaken,
   ErrorType.PveNoNodeAvailable,
   ErrorType.IpPoolExhausted,
+  ErrorType.CoordinatorMissing,
   ErrorType.SshHostKeyMismatch,
   ErrorType.SftpFailed,
   ErrorType.NetbirdRejected,

@@ -3,6 +3,8 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
+import { StandingGroups } from './activities/netbird/standingGroups';
+import { UserGroupWriter } from './activities/netbird/userGroups';
 import { NetbirdClient } from './clients/netbird';
 import { PveClient } from './clients/pve';
 import { addressPoolFromConfig, credentialKeysDir, loadConfig, ConfigError, type Config } from './config';
@@ -10,6 +12,7 @@ import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
 import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
+import { ensureCoordinators } from './temporal/coordinators';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
 import { startMetricsServer } from './observability/metricsServer';
 import { installSdkRuntime } from './observability/sdkMetrics';
@@ -36,6 +39,8 @@ export interface CreateWorkerOptions {
 }
 
 export async function createWorker({ connection, namespace, taskQueue, deps, workflowBundle, dataConverter, metrics, tracing }: CreateWorkerOptions): Promise<Worker> {
+  // The coordinators the builds signal run before the first build can: started here, never by an activity.
+  await ensureCoordinators(deps.temporal.client, taskQueue);
   return Worker.create({
     connection,
     namespace,
@@ -62,6 +67,13 @@ export function createActivityDeps(config: Config, observe: { onUpstreamCall?: U
   const sshNodes = config.SSH_NODES;
   const fingerprints = config.SSH_HOST_FINGERPRINTS;
   const privateKey = readFileSync(config.SSH_PRIVATE_KEY_FILE, 'utf8');
+  const netbird = new NetbirdClient({
+    baseUrl: config.NETBIRD_API_URL,
+    token: config.NETBIRD_TOKEN,
+    timeoutMs: config.NETBIRD_TIMEOUT_MS,
+    ca: config.NETBIRD_CA_FILE ? readFileSync(config.NETBIRD_CA_FILE) : undefined,
+    onCall: observe.onUpstreamCall,
+  });
   return {
     // Lazy: connects on first use, so building the dependencies never blocks on Temporal.
     temporal: { client: createTemporalClient(access), taskQueue: access.settings.taskQueue },
@@ -75,13 +87,8 @@ export function createActivityDeps(config: Config, observe: { onUpstreamCall?: U
       timeoutMs: config.PVE_TIMEOUT_MS,
       onCall: observe.onUpstreamCall,
     }),
-    netbird: new NetbirdClient({
-      baseUrl: config.NETBIRD_API_URL,
-      token: config.NETBIRD_TOKEN,
-      timeoutMs: config.NETBIRD_TIMEOUT_MS,
-      ca: config.NETBIRD_CA_FILE ? readFileSync(config.NETBIRD_CA_FILE) : undefined,
-      onCall: observe.onUpstreamCall,
-    }),
+    netbird,
+    netbirdGroups: createNetbirdGroups(netbird),
     sftpTarget(node) {
       const address = sshNodes[node];
       const hostKeyFingerprint = fingerprints[node];
@@ -114,6 +121,12 @@ export function createActivityDeps(config: Config, observe: { onUpstreamCall?: U
       pollMaxMs: 2_000,
     },
   };
+}
+
+/** The NetBird group caches and write queues of one worker process, shared by all its activities. */
+export function createNetbirdGroups(netbird: NetbirdClient): ActivityDeps['netbirdGroups'] {
+  const userGroups = new UserGroupWriter(netbird);
+  return { standingGroups: new StandingGroups(netbird, userGroups), userGroups };
 }
 
 /** Closes what createActivityDeps opened (HTTP keep-alive pools, the lazy Temporal connection). */

@@ -58,12 +58,12 @@ const notSerial = fc
   .filter((s) => !/^VM-[0-9A-Z]{5}$/.test(s) && s !== '.' && s !== '..' && !s.includes('/') && !s.includes('\\') && !s.includes('?') && !s.includes('#'));
 const unknownKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k));
 
-const SUBMISSION_KEYS = ['name', 'client', 'requester', 'consultants', 'period', 'template_vmid', 'cores', 'memory_mib', 'full_clone', 'ssh_keys'];
+const SUBMISSION_KEYS = ['name', 'client', 'requester', 'consultants', 'period', 'image', 'cores', 'memory_mib', 'disk_gib', 'full_clone', 'ssh_keys', 'network', 'cloud_init'];
 
 /** A valid submission with exactly one thing wrong, and the field the answer must name. */
 const badSubmission: fc.Arbitrary<{ body: Record<string, unknown>; field: string; what: string }> = fc.oneof(
   fc.record({ key: fc.constantFrom('name', 'client', 'requester'), v: notString }).map(({ key, v }) => ({ body: validRequestBody({ [key]: v }), field: key, what: `${key} not a string` })),
-  fc.record({ key: fc.constantFrom('cores', 'memory_mib', 'template_vmid'), v: notNumber }).map(({ key, v }) => ({ body: validRequestBody({ [key]: v }), field: key, what: `${key} not a number` })),
+  fc.record({ key: fc.constantFrom('cores', 'memory_mib', 'disk_gib'), v: notNumber }).map(({ key, v }) => ({ body: validRequestBody({ [key]: v }), field: key, what: `${key} not a number` })),
   fc.record({ key: fc.constantFrom('consultants', 'ssh_keys'), v: notArray }).map(({ key, v }) => ({ body: validRequestBody({ [key]: v }), field: key, what: `${key} not an array` })),
   notBoolean.map((v) => ({ body: validRequestBody({ full_clone: v }), field: 'full_clone', what: 'full_clone not a boolean' })),
   notObject.map((v) => ({ body: validRequestBody({ period: v }), field: 'period', what: 'period not an object' })),
@@ -179,7 +179,7 @@ const badAuthorization = fc.oneof(
   fc.string({ minLength: 1, maxLength: 60 }).filter((s) => /^[\x21-\x7e][\x20-\x7e]*$/.test(s)),
 );
 const authCases: fc.Arbitrary<Case> = fc
-  .record({ authorization: badAuthorization, route: fc.constantFrom('submit', 'list', 'read', 'logs', 'templates', ...ACTIONS) })
+  .record({ authorization: badAuthorization, route: fc.constantFrom('submit', 'list', 'read', 'logs', 'templates', 'images', ...ACTIONS) })
   .map(({ authorization, route }) => {
     const target: Record<string, [Case['method'], string, unknown]> = {
       submit: ['POST', '/api/device_requests', validRequestBody()],
@@ -187,6 +187,7 @@ const authCases: fc.Arbitrary<Case> = fc
       read: ['GET', `/api/device_requests/${SERIAL}`, undefined],
       logs: ['GET', `/api/device_requests/${SERIAL}/logs`, undefined],
       templates: ['GET', '/api/templates', undefined],
+      images: ['GET', '/api/images', undefined],
       ...Object.fromEntries(ACTIONS.map((a) => [a, ['POST', `/api/device_requests/${SERIAL}/${a}`, a === 'reject' ? { reason: 'x' } : a === 'extend' ? { new_end: '2030-01-01T00:00:00Z' } : {}]])),
     };
     const [method, path, body] = target[route]!;

@@ -26,6 +26,7 @@ import { ResponseChecker, type OpenApiDocument } from './support/openapiResponse
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
+import { defaultRequestChoiceSettings } from '../src/api/requestChoices';
 
 /**
  * Quotas per org through the HTTP API, on a real Temporal dev server with a worker running the real workflows on the
@@ -212,7 +213,7 @@ describe('quotas per org', () => {
     const first = await submit(org);
     await waitListed(org, 1);
     // A submission that raced past the count (another API replica counting at the same moment): started around it.
-    const ctx = apiContext({ client: env.client, taskQueue, policy: defaultRequestPolicy, quotas: {}, timings: defaultApiTimings });
+    const ctx = apiContext({ client: env.client, taskQueue, policy: defaultRequestPolicy, quotas: {}, timings: defaultApiTimings, choices: defaultRequestChoiceSettings });
     const raced = toDeviceRequest('VM-QZZZ2', createDeviceRequestBody.parse(bodyFor(org)));
     assert.ok('request' in raced);
     await startRequestWorkflow(ctx, raced.request);

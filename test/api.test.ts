@@ -170,6 +170,7 @@ describe('HTTP API', () => {
       ['GET', `/api/device_requests/${serial}/credentials`],
       ...['approve', 'reject', 'cancel', 'rebuild', 'extend', 'complete'].map((a): [string, string] => ['POST', `/api/device_requests/${serial}/${a}`]),
       ['GET', '/api/templates'],
+      ['GET', '/api/images'],
       ['GET', '/api/session'],
     ];
     for (const [method, path] of operations) {
@@ -609,6 +610,7 @@ describe('HTTP API', () => {
       'get /api/classes/{id}',
       ...['approve', 'reject', 'cancel', 'complete'].map((a) => `post /api/classes/{id}/${a}`),
       'get /api/templates',
+      'get /api/images',
       'get /api/session',
       'post /api/hooks/device_requests',
       'get /healthz',

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
@@ -132,7 +135,13 @@ describe('the CLI checks what it can before sending anything', () => {
       [['requests', 'new', ...request, ...period, '--memory-mib', '256'], /--memory-mib must be 512-262144/],
       [['requests', 'new', ...request, ...period, '--cores', '0'], /--cores must be 1-64/],
       [['requests', 'new', ...request, ...period, '--cores', 'two'], /--cores must be a whole number/],
-      [['requests', 'new', ...request, ...period, '--template-vmid', '99'], /--template-vmid must be 100-/],
+      [['requests', 'new', ...request, ...period, '--disk-gib', '0'], /--disk-gib must be 1-/],
+      [['requests', 'new', ...request, ...period, '--image', 'Debian 12'], /--image "Debian 12": lower-case/],
+      [['requests', 'new', ...request, ...period, '--vlan', '100'], /--vlan needs --bridge/],
+      [['requests', 'new', ...request, ...period, '--bridge', 'vmbr1', '--vlan', '5000'], /--vlan must be 1-4094/],
+      [['requests', 'new', ...request, ...period, '--package', 'nginx; rm'], /--package "nginx; rm": a package name/],
+      [['requests', 'new', ...request, ...period, '--write-file', '/etc/motd'], /--write-file \/etc\/motd: give GUEST_PATH=LOCAL_FILE/],
+      [['requests', 'new', ...request, ...period, '--cloud-config', '/nonexistent.yaml'], /--cloud-config: cannot read/],
       [['requests', 'new', ...request, ...period, '--client', '"Acme"'], /--client/],
       [['requests', 'reject', 'VM-AAAAA'], /reject needs --reason/],
       [['requests', 'reject', 'VM-AAAAA', '--reason', ''], /--reason "": say why/],
@@ -303,6 +312,47 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     const recorded = await pveflow(['logs', serial], as('alice'));
     assert.equal(recorded.code, 0, explain(recorded));
     assert.match(recorded.stdout, /  cloning  /);
+  });
+
+  test('pveflow images lists the catalogue; requests new names an image and the first-boot choices by flags', async () => {
+    // The schedule runs the first sync at once: the catalogue is there soon after start.
+    const listed = await waitFor('the catalogue', async () => {
+      const r = await pveflow(['images'], as('alice'));
+      return r.code === 0 ? r : undefined;
+    }, 60_000, 500);
+    assert.match(listed.stdout, /^IMAGE +OS +TEMPLATE +MIN CORES +MIN MEMORY MiB +MIN DISK GiB$/m);
+    assert.match(listed.stdout, /^debian-12-cloudinit \(default\) +- +9000 +1 +512 +4$/m);
+    const images = JSON.parse(r0(await pveflow(['images', '--json'], as('alice')))).images;
+    assert.deepEqual(images.map((i: { name: string }) => i.name), ['debian-12-cloudinit']);
+
+    const dir = mkdtempSync(join(tmpdir(), 'pveflow-cli-choices-'));
+    try {
+      writeFileSync(join(dir, 'cloud.yaml'), '#cloud-config\ntimezone: Europe/Paris\n');
+      writeFileSync(join(dir, 'motd'), 'welcome\n');
+      const request = ['requests', 'new', '--json', '--name', 'web', '--client', 'Acme Corp', '--requester', 'alice@consultancy.example', '--consultant', 'alice@consultancy.example', '--start', '+30d', '--end', '+31d'];
+      const choices = ['--disk-gib', '8', '--bridge', 'vmbr0', '--package', 'htop', '--package', 'nginx', '--runcmd', 'echo hi', '--write-file', `/etc/motd=${join(dir, 'motd')}`, '--cloud-config', join(dir, 'cloud.yaml')];
+      const { serial } = JSON.parse(r0(await pveflow([...request, '--image', 'debian-12-cloudinit', ...choices], as('alice'))));
+      const shown = JSON.parse(r0(await pveflow(['requests', 'show', serial, '--json'], as('alice'))));
+      assert.equal(shown.request.image, 'debian-12-cloudinit');
+      assert.equal(shown.request.templateVmid, 9000);
+      assert.equal(shown.request.diskGiB, 8);
+      assert.deepEqual(shown.request.network, { bridge: 'vmbr0' });
+      assert.deepEqual(shown.request.cloudInit, { packages: ['htop', 'nginx'], runcmd: ['echo hi'], write_files: [{ path: '/etc/motd', content: 'welcome\n' }], cloud_config: { timezone: 'Europe/Paris' } });
+      const text = r0(await pveflow(['requests', 'show', serial], as('alice')));
+      assert.match(text, /^Image: +debian-12-cloudinit$/m);
+      assert.match(text, /^Size: +2 cores, 2048 MiB, 8 GiB disk$/m);
+      assert.match(text, /^Network: +vmbr0$/m);
+      assert.match(text, /^First boot: +packages \(2\), runcmd \(1\), write_files \(1\), cloud_config \(1\)$/m);
+
+      const unknown = await pveflow([...request, '--image', 'nope'], as('alice'));
+      assert.equal(unknown.code, 1, explain(unknown));
+      assert.match(unknown.stderr, /^ {2}image: no image nope; images: debian-12-cloudinit/m);
+      const offList = await pveflow([...request, '--bridge', 'vmbr7'], as('alice'));
+      assert.equal(offList.code, 1, explain(offList));
+      assert.match(offList.stderr, /^ {2}network\.bridge: bridge vmbr7 is not allowed/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('invalid input names each field and its reason, and exits 1', async () => {

@@ -12,6 +12,7 @@ import { renderUserData } from '../src/activities/snippets/cloudInit';
 import { loadConfig } from '../src/config';
 import { deviceNames } from '../src/domain/deviceNames';
 import { deviceRequestSchema } from '../src/domain/deviceRequest';
+import { fragmentKeys, type CloudInitChoices } from '../src/domain/cloudInitChoices';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { netbirdEnrollmentOf, startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps } from '../src/worker';
@@ -84,14 +85,14 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
   });
 
   /** What the build's snippet stage writes to the node, read back from the node's snippets directory. */
-  async function snippetOf(deps: ActivityDeps, name: string, sshKeys: string[]): Promise<{ file: string; text: string; hostname: string }> {
+  async function snippetOf(deps: ActivityDeps, name: string, sshKeys: string[], cloudInit?: CloudInitChoices): Promise<{ file: string; text: string; hostname: string }> {
     const request = deviceRequestSchema.parse({
       serial: `VM-CI${String(++serial).padStart(3, '0')}`, name, org: 'Acme Corp', requester: 'rita@acme.example',
       consultants: ['alice@consultancy.example'], period: { start: '2026-01-01T00:00:00Z', end: '2026-02-01T00:00:00Z' },
-      cores: 1, memoryMiB: 512, sshKeys,
+      cores: 1, memoryMiB: 512, sshKeys, ...(cloudInit ? { cloudInit } : {}),
     });
     const node = 'pve2';
-    await new MockActivityEnvironment().run(createActivities(deps).prepareCloudInit, { serial: request.serial, name: request.name, node, sshKeys: request.sshKeys });
+    await new MockActivityEnvironment().run(createActivities(deps).prepareCloudInit, { serial: request.serial, name: request.name, node, sshKeys: request.sshKeys, cloudInit: request.cloudInit });
     const file = join(world.snippetsDirOf(node), deviceNames(request.serial, request.name).snippetFile);
     return { file, text: readFileSync(file, 'utf8'), hostname: deviceNames(request.serial, request.name).hostname };
   }
@@ -127,6 +128,60 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
         assert.ok(netbirdEnrollmentOf(text), 'the guest still finds its NetBird enrolment');
       });
     }
+  }
+
+  /**
+   * Every kind of choice a request may make, each on its own and all together: whatever the intake accepts, the merged
+   * user-data must be what cloud-init takes.
+   */
+  const PEM = `-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2xvdWQtaW5pdCB0ZXN0IGNlcnRpZmljYXRlMAoGCCqGSM49\n-----END CERTIFICATE-----\n`;
+  const fragment: Required<NonNullable<CloudInitChoices['cloud_config']>> = {
+    timezone: 'Europe/Paris',
+    locale: 'en_GB.UTF-8',
+    keyboard: { layout: 'gb', variant: '' },
+    package_upgrade: true,
+    ntp: { enabled: true, servers: ['ntp1.example.org'], pools: ['0.debian.pool.ntp.org'] },
+    ca_certs: { remove_defaults: false, trusted: [PEM] },
+    apt: { proxy: 'http://proxy.example.org:3128', https_proxy: 'http://proxy.example.org:3128' },
+    mounts: [['/dev/vdb', '/data', 'ext4', 'defaults,nofail', '0', '2']],
+    swap: { filename: '/swap.img', size: 'auto', maxsize: 2147483648 },
+    final_message: 'pveflow: ready after $UPTIME seconds',
+  };
+  const choiceCases: Array<{ what: string; choices: CloudInitChoices }> = [
+    { what: 'extra packages, one pinned', choices: { packages: ['nginx', 'python3-pip', 'htop=3.2.2-2'] } },
+    { what: 'runcmd as shell lines and argument vectors', choices: { runcmd: ['echo "a: b" > /tmp/x', ['systemctl', 'enable', '--now', 'nginx'], '- {not: yaml} | >'] } },
+    {
+      what: 'write_files, text and base64, deferred, appended, owned',
+      choices: {
+        write_files: [
+          { path: '/etc/motd', content: 'Welcome\n---\nkey: value\n' },
+          { path: '/opt/app/config.b64', content: Buffer.from('secret: no').toString('base64'), encoding: 'b64', permissions: '0600' },
+          { path: '/home/arrow/.bashrc', content: 'alias ll="ls -l"\n', append: true, defer: true, owner: 'arrow:arrow' },
+        ],
+      },
+    },
+    ...fragmentKeys.map((key) => ({ what: `a cloud-config fragment with ${key}`, choices: { cloud_config: { [key]: fragment[key] } } })),
+    { what: 'everything at once', choices: { packages: ['nginx'], runcmd: ['echo done'], write_files: [{ path: '/etc/motd', content: 'hi' }], cloud_config: fragment } },
+  ];
+
+  for (const { what, choices } of choiceCases) {
+    test(`the user-data merged with the request's choices is valid for cloud-init: ${what}`, async () => {
+      const parsed = deviceRequestSchema.shape.cloudInit.safeParse(choices);
+      assert.ok(parsed.success, `the intake accepts this case: ${JSON.stringify(parsed.error?.issues)}`);
+      const { file, text, hostname } = await snippetOf(depsDhcp, 'kali', [ED25519], parsed.data);
+      assertValid(cloudInitSchema(cloudInit as string, file), what, text);
+
+      const doc = parse(text) as Record<string, any>;
+      assert.equal(doc.hostname, hostname);
+      assert.equal(doc.users.find((u: unknown) => typeof u === 'object').name, 'arrow', "pveflow's login is the one created");
+      assert.deepEqual(doc.packages.slice(0, 3), ['qemu-guest-agent', 'curl', 'ca-certificates']);
+      assert.deepEqual(doc.runcmd[0], ['systemctl', 'enable', '--now', 'qemu-guest-agent'], 'the guest agent comes first');
+      assert.ok(netbirdEnrollmentOf(text), 'the guest still finds its NetBird enrolment');
+      for (const p of choices.packages ?? []) assert.ok(doc.packages.includes(p), p);
+      if (choices.runcmd) assert.deepEqual(doc.runcmd.slice(-choices.runcmd.length), choices.runcmd);
+      if (choices.write_files) assert.deepEqual(doc.write_files.map((f: { path: string }) => f.path), choices.write_files.map((f) => f.path));
+      for (const [key, value] of Object.entries(choices.cloud_config ?? {})) assert.deepEqual(doc[key], value, key);
+    });
   }
 
   test('the checker can fail: cloud-init refuses an upper-case hash type and an empty key list', () => {

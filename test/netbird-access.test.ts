@@ -7,6 +7,7 @@ import { accessActivities, type GrantVpnAccessResult } from '../src/activities/n
 import { vpnObjectNames, vpnObjectsOf } from '../src/domain/vpnObjects';
 import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
+import { createNetbirdGroups } from '../src/worker';
 import { NetbirdApiError, NetbirdClient, type PolicyRequest } from '../src/clients/netbird';
 import { deviceNames } from '../src/domain/deviceNames';
 import { ErrorType } from '../src/errors';
@@ -61,8 +62,12 @@ let carolPeer: string;
 let frankPeer: string;
 let serialCounter = 0;
 
+/** One worker process's caches per client, as the composition root builds them once. */
+const groupsOf = new Map<NetbirdClient, ReturnType<typeof createNetbirdGroups>>();
+
 function activities(overrides: Partial<ActivitySettings> = {}, client: NetbirdClient = netbird) {
-  const deps = { netbird: client, settings: { ...settings, ...overrides } };
+  if (!groupsOf.has(client)) groupsOf.set(client, createNetbirdGroups(client));
+  const deps = { netbird: client, netbirdGroups: groupsOf.get(client)!, settings: { ...settings, ...overrides } };
   return { ...accessActivities(deps), ...peerActivities(deps) };
 }
 

@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { cloneSlots } from '../src/workflows';
-import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate } from '../src/contracts/cloneSlotsMessages';
+import { cloneSlotsQuery, releasePlacementSignal, requestCloneSlotSignal } from '../src/contracts/cloneSlotsMessages';
+import { buildStatusQuery, cancelUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { withCloneSlot } from '../src/activities/proxmox/cloneSlot';
 import { createLocalTemplate } from './support/localTemplate';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
+import { buildWorkflowId, cloneSlotsWorkflowId } from '../src/contracts/workflowIds';
 import { requestDriver } from './support/requestDriver';
-import { cloneSlotsWorkflowId } from '../src/contracts/workflowIds';
 
 /**
  * A class of identical VMs built at once from a template on one node's local storage (proxmox-behaviour.md §5,
@@ -26,20 +23,6 @@ const LOCAL_TEMPLATE = 9100;
 
 describe('a class of identical VMs under clone slots', { skip }, () => {
   const harness = useWorkflowHarness();
-
-  /** A cloneSlots workflow of its own on `taskQueue`, with a worker, for `fn`; terminated afterwards. */
-  async function withSlotsWorkflow(taskQueue: string, fn: (handle: WorkflowHandle<typeof cloneSlots>, client: Client) => Promise<void>) {
-    const server = await harness.h.localEnv();
-    const world = await harness.h.world();
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const handle = await server.client.workflow.start(cloneSlots, { workflowId: cloneSlotsWorkflowId(taskQueue), taskQueue, args: [{}] });
-      try {
-        await fn(handle, server.client);
-      } finally {
-        await handle.terminate();
-      }
-    }, server);
-  }
 
   async function buildClass(prefix: string, limits: { perNode: number; perStorage: number }) {
     const server = await harness.h.localEnv();
@@ -81,54 +64,69 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     for (const r of records) assert.equal(r.status, 'Fulfilled', `${r.serial}: ${r.build?.error}`);
     assert.ok(peak <= 2, `clones ran ${peak} at once`);
     assert.equal(storageLockTimeouts, 0);
-    assert.deepEqual(slots, { held: [], waiting: [] }, 'every slot was given back');
+    assert.deepEqual(slots, { held: [], waiting: [], reserved: [] }, 'every slot and place was given back');
     const vms = world.pve.dump().vms.filter((v) => !v.template);
     assert.equal(vms.length, CLASS_SIZE, 'one VM per request');
     assert.ok(vms.every((v) => v.node === 'pve1'), 'all on the template node');
   });
 
-  test('a slot handed over goes to the next clone only in its turn: an earlier ask from another worker comes first', async (t) => {
+  test('a build waits for its clone slot in plain sight, and cancelled while waiting gives its place back', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    await withSlotsWorkflow('slots-handover', async (handle) => {
-      const ask = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 }, ttlMs: 600_000 });
-      const view = () => handle.query(cloneSlotsQuery);
-      assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('a')] })).granted, true);
-      const otherWorker = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('other-worker')] });
-      await waitFor('the other worker\'s ask queued', async () => ((await view()).waiting.length === 1 ? true : undefined));
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world({}, { PVE_CLONE_LIMIT_PER_NODE: '1', PVE_CLONE_LIMIT_PER_STORAGE: '1' });
+    await createLocalTemplate(world, 'pve1', LOCAL_TEMPLATE);
+    const taskQueue = 'slots-cancel';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+      // The slot of pve1's clones, held by a request still pending approval: any running workflow can hold one.
+      const driver = requestDriver(server.client, taskQueue);
+      const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CLB00', {}, server));
+      await slots.signal(requestCloneSlotSignal, {
+        holder: blocker.workflowId, keys: ['node/pve1'], limits: { 'node/pve1': 1 }, offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }], need: { cpu: 0, mem: 0 }, running: [], ttlMs: 600_000,
+      });
+      await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
 
-      const first = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'a', next: ask('b') }] });
-      assert.equal(first.granted, false, 'the earlier ask is served first');
-      assert.equal((await otherWorker).granted, true);
-      assert.deepEqual((await view()).held.map((h) => h.holder), ['other-worker'], 'a released, the slot is the other worker\'s');
-      assert.deepEqual((await view()).waiting.map((w) => w.holder), ['b'], 'b keeps its place in the queue');
+      const request = await harness.h.request('VM-CLW00', { templateVmid: LOCAL_TEMPLATE }, server);
+      const { handle } = await driver.startApproved(request);
+      const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLW00', 1));
+      const status = await waitFor('the build to wait for its slot', async () => {
+        const b = await build.query(buildStatusQuery).catch(() => undefined);
+        return b?.stage === 'waiting-for-clone-slot' ? b : undefined;
+      });
+      assert.match(status.log.at(-1)?.message ?? '', /^waiting for a clone slot on pve1\/local-lvm/);
+      const view = await slots.query(cloneSlotsQuery);
+      assert.deepEqual(view.waiting.map((w) => w.holder), [build.workflowId]);
+      assert.deepEqual(view.reserved.map((r) => r.holder).sort(), [blocker.workflowId, build.workflowId].sort());
+      const history = JSON.stringify((await build.fetchHistory()).events);
+      assert.ok(history.includes('requestCloneSlot'), 'the ask is in the build\'s history');
 
-      const bAsks = handle.executeUpdate(acquireCloneSlotUpdate, { args: [ask('b')] });
-      const second = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'other-worker', next: ask('c') }] });
-      assert.equal(second.granted, false, 'b has waited longer than c');
-      assert.equal((await bAsks).granted, true, 'b\'s ask, made after its place was taken, is granted in that place');
-
-      const third = await handle.executeUpdate(handOverCloneSlotUpdate, { args: [{ from: 'b', next: ask('c') }] });
-      assert.equal(third.granted, true, 'first in line, c gets the slot in the same step');
-      assert.deepEqual(await view(), { held: [{ holder: 'c', keys: ['storage/ceph'] }], waiting: [] });
-    });
+      await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
+      await waitFor('the cancelled build to give its place back', async () => {
+        const v = await slots.query(cloneSlotsQuery);
+        return v.waiting.length === 0 && !v.reserved.some((r) => r.holder === build.workflowId) ? true : undefined;
+      });
+      assert.deepEqual((await slots.query(cloneSlotsQuery)).held.map((h) => h.holder), [blocker.workflowId], 'the blocker keeps its slot');
+      assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
+      await slots.signal(releasePlacementSignal, { holder: blocker.workflowId });
+      await blocker.terminate();
+    }, server);
   });
 
-  test('a retried clone that still holds its slot gets through, not queued behind clones waiting for that slot', async (t) => {
+  test('a build that finds no clone-slots coordinator fails saying what to do, having made nothing', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    const taskQueue = 'slots-retry';
-    await withSlotsWorkflow(taskQueue, async (handle, client) => {
-      const slot = (holder: string) => ({ holder, keys: ['storage/ceph'], limits: { 'storage/ceph': 1 } });
-      // The slot of a clone whose worker died mid-clone: still held.
-      assert.equal((await handle.executeUpdate(acquireCloneSlotUpdate, { args: [{ ...slot('crashed'), ttlMs: 600_000 }] })).granted, true);
-      // A new clone in this worker takes this process's one place and waits for that slot.
-      const waiting = new MockActivityEnvironment({ attempt: 1, taskQueue }).run(() => withCloneSlot(client, slot('waiting'), async () => 'waiting cloned'));
-      await waitFor('the new clone queued in the workflow', async () => ((await handle.query(cloneSlotsQuery)).waiting.length === 1 ? true : undefined));
-      // The crashed clone's retry, in this worker: it must take its slot back and release it.
-      const retried = new MockActivityEnvironment({ attempt: 2, taskQueue }).run(() => withCloneSlot(client, slot('crashed'), async () => 'crashed cloned'));
-      assert.equal(await withTimeout(retried, 30_000, 'the retried clone waited behind the clone waiting for its slot'), 'crashed cloned');
-      assert.equal(await withTimeout(waiting, 30_000, 'the waiting clone never got the released slot'), 'waiting cloned');
-      assert.deepEqual(await handle.query(cloneSlotsQuery), { held: [], waiting: [] });
-    });
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world();
+    const taskQueue = 'slots-missing';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      // The worker started it; an operator terminated it since.
+      await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).terminate('test: coordinator gone');
+      const request = await harness.h.request('VM-CLM00', {}, server);
+      const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus('Failed');
+      assert.equal(record.build?.stage, 'waiting-for-clone-slot');
+      assert.match(record.build?.error ?? '', /pveflow-clone-slots-slots-missing/);
+      assert.match(record.build?.error ?? '', /Start or restart a worker for that task queue, then rebuild/);
+      assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
+    }, server);
   });
 });
 
@@ -150,10 +148,4 @@ function watchPeakClones(world: SimulatedWorld) {
     },
     stop: () => clearInterval(timer),
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { ClusterSeed } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
@@ -169,5 +170,26 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     assert.deepEqual(record.build?.leftovers, []);
     assert.equal(vmsAtSettle.length, 0, 'the started VM was destroyed by the undo');
     assert.deepEqual(world.pve.dump().ha, []);
+  });
+
+  test('a class of 6 approved at once on 3 equal nodes spreads, 2 on each: builds choosing together account for each other', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    // The real-time server: six builds at once (the time-skipping one is not safe under many parallel workflows).
+    const server = await harness.h.localEnv();
+    const equal = (seed: ClusterSeed) => {
+      seed.nodes = seed.nodes.map((n) => ({ ...n, cpu: 0.2, mem: 64 * 1024 ** 3 }));
+    };
+    const world = await harness.h.world({}, {}, equal);
+    const taskQueue = 'placement-class';
+    const records = await harness.h.withWorker(world, taskQueue, async () => {
+      const driver = requestDriver(server.client, taskQueue);
+      const requests = await Promise.all(Array.from({ length: 6 }, async (_, i) => driver.startApproved(await harness.h.request(`VM-SPR${String(i).padStart(2, '0')}`, {}, server))));
+      // Failed is a settled answer here too: the assertion below names the build's error.
+      return Promise.all(requests.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
+    }, server);
+    for (const r of records) assert.equal(r.status, 'Fulfilled', `${r.serial}: ${r.build?.error}`);
+    const perNode: Record<string, number> = {};
+    for (const vm of world.pve.dump().vms.filter((v) => !v.template)) perNode[vm.node] = (perNode[vm.node] ?? 0) + 1;
+    assert.deepEqual(perNode, { pve1: 2, pve2: 2, pve3: 2 });
   });
 });

@@ -5,6 +5,8 @@ import type { SftpTarget } from '../clients/sftp';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { AddressPoolSpec } from '../domain/addressPool';
 import type { CloneLimits } from './proxmox/cloneSlot';
+import type { StandingGroups } from './netbird/standingGroups';
+import type { UserGroupWriter } from './netbird/userGroups';
 
 /** What the activities need from the world; built once in worker.ts (or by a test). */
 export interface ActivityDeps {
@@ -12,6 +14,8 @@ export interface ActivityDeps {
   /** The SFTP endpoint of a Proxmox node (its snippets directory), host key pinned. */
   sftpTarget(node: string): SftpTarget;
   netbird: NetbirdClient;
+  /** This process's NetBird group caches and per-user write queues (netbird/standingGroups.ts, userGroups.ts). */
+  netbirdGroups: { standingGroups: StandingGroups; userGroups: UserGroupWriter };
   /**
    * Temporal itself, for the few activities that read visibility (clusterSync finds the managed requests there), and
    * this pveflow instance's task queue: several instances may share a namespace, each sees only its own requests.

@@ -27,7 +27,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...vmidActivities(deps),
     ...placementActivities(deps, templates),
-    ...cloneActivities(deps, templates),
+    ...cloneActivities(deps),
     ...migrateActivities(deps),
     ...configureActivities(deps),
     ...powerActivities(deps),

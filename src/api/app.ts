@@ -20,6 +20,8 @@ import { docsRoutes } from './routes/docs';
 import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { vmOperationRoutes } from './routes/vmOperations';
+import { imageRoutes } from './routes/images';
+import { defaultRequestChoiceSettings, type RequestChoiceSettings } from './requestChoices';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
@@ -43,11 +45,13 @@ export interface AppDeps {
   logger?: Logger;
   /** The per-request keys of guest credentials (CREDENTIAL_KEYS_DIR, shared with the workers); unset: reveals answer 503. */
   credentialKeys?: CredentialKeys;
+  /** The image catalogue's configuration and the bounds of a request's choices (requestChoicesFromConfig); unset: the defaults. */
+  choices?: RequestChoiceSettings;
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
-  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys });
+  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings });
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {
@@ -101,6 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx), vmOperationRoutes(ctx));
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
+  app.use('/api/images', auth, imageRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes(ctx));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));

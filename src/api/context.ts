@@ -3,6 +3,7 @@ import type { RequestPolicy } from '../domain/requestPolicy';
 import type { QuotaConfig } from '../domain/quotas';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
+import type { RequestChoiceSettings } from './requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
@@ -18,6 +19,8 @@ export interface ApiContext {
   writes: WriteLimiter;
   /** The store guest credentials are sealed with (shared with the workers); unset: reveals answer 503. */
   credentialKeys?: CredentialKeys;
+  /** The image catalogue's configuration, the allowed networks and the limits of a request's choices. */
+  choices: RequestChoiceSettings;
   /** Runs a Temporal call under the API's deadline: no HTTP answer waits on Temporal for ever. */
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }

@@ -9,6 +9,7 @@ import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
+import { requestChoicesFromConfig } from './requestChoices';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
     ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
     taskQueue: temporal.taskQueue,
     policy: requestPolicyFromConfig(config),
+    choices: requestChoicesFromConfig(config),
     quotas: config.PVEFLOW_QUOTAS,
     apiKeys,
     // The per-request keys the workers sealed guest logins with: the same directory as every worker's.

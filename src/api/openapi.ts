@@ -25,6 +25,7 @@ import {
   sessionSchema,
   submittedSchema,
   templateListSchema,
+  imageListSchema,
   updateResultSchema,
   validationProblemSchema,
 } from './schemas';
@@ -81,7 +82,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       409: json(problemSchema, 'The Idempotency-Key was already used with a different body; or `quota exceeded`: the org\'s open requests and this one would pass a quota (`quota` names it, its use and the limit). Nothing was started.'),
       413: tooLarge,
       429: tooMany,
-      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
+      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
       504: json(problemSchema, 'Temporal did not confirm the start in time: the request may exist (its serial is in the answer); retry with the same Idempotency-Key.'),
     },
   });
@@ -230,6 +231,15 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     responses: { 200: json(templateListSchema, 'The templates.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });
   op({
+    method: 'get',
+    path: '/api/images',
+    operationId: 'listImages',
+    summary: 'Images a submission may name',
+    description: `The pool's templates as the newest completed cluster sync saw them, named and refined by the configuration (PVEFLOW_IMAGES). A requester or admin sees the images offered to their org. ${who('images')}`,
+    security: secured,
+    responses: { 200: json(imageListSchema, 'The images.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
+  });
+  op({
     method: 'post',
     path: '/api/hooks/device_requests',
     operationId: 'receiveDeviceRequestWebhook',
@@ -246,7 +256,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       401: json(problemSchema, `Missing or wrong signature, or signed more than ${WEBHOOK_TOLERANCE_S} s away from the server's clock.`),
       409: json(problemSchema, 'The delivery id was already used with a different body; or `quota exceeded` (`quota` names it, its use and the limit): nothing was started.'),
       413: tooLarge,
-      503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), or Temporal unreachable.'),
+      503: json(problemSchema, 'The intake is off (no WEBHOOK_SECRET), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable.'),
       504: temporal[504],
     },
   });
@@ -268,7 +278,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       409: json(problemSchema, '`quota exceeded`: the whole class would pass a quota of the org (`quota` names it, its use, what the class asks and the limit). No member was started.'),
       413: tooLarge,
       429: tooMany,
-      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist).'),
+      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist); or an `image` named before the first cluster sync (nothing was created).'),
       504: json(problemSchema, 'Temporal did not confirm a start in time: `serial` may exist; retry with the same Idempotency-Key.'),
     },
   });

@@ -2,7 +2,7 @@ import { requestFields, type RequestFields } from '../domain/deviceRequest';
 
 /**
  * The request's fields under the names the wire gives them (snake_case; the org is the `client`). A domain field
- * missing here is not taken from the wire (e.g. `diskGiB`, until a submission may ask for a disk size). This map is
+ * missing here is not taken from the wire (`templateVmid`: the intake resolves it from the image). This map is
  * the only place the two vocabularies meet: the wire schema, the domain object built from a body and the field a 400
  * names are all derived from it.
  */
@@ -12,11 +12,14 @@ export const wireNames = {
   requester: 'requester',
   consultants: 'consultants',
   period: 'period',
-  templateVmid: 'template_vmid',
+  image: 'image',
   cores: 'cores',
   memoryMiB: 'memory_mib',
+  diskGiB: 'disk_gib',
   fullClone: 'full_clone',
   sshKeys: 'ssh_keys',
+  network: 'network',
+  cloudInit: 'cloud_init',
 } as const satisfies Partial<Record<keyof typeof requestFields, string>>;
 
 type WireNames = typeof wireNames;

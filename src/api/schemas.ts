@@ -31,6 +31,20 @@ export const createDeviceRequestBody = z
     cores: wireShape.cores.default(2),
     memory_mib: wireShape.memory_mib.default(2048),
     ssh_keys: wireShape.ssh_keys.default([]),
+    image: wireShape.image.meta({
+      description:
+        'A catalogue image (GET /api/images). Refused with 400 naming the field when unknown, not offered to the client, or when cores, ' +
+        "memory_mib or disk_gib is below its minimum. Absent: the default template, under its image's rules when the catalogue has one.",
+      example: 'debian-12',
+    }),
+    disk_gib: wireShape.disk_gib.meta({ description: "The boot disk, grown to this size during the build (never shrunk); at most REQUEST_MAX_DISK_GIB. Absent: the image's minimum." }),
+    network: wireShape.network.meta({ description: "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS). Absent: the default network." }),
+    cloud_init: wireShape.cloud_init.meta({
+      description:
+        "Added to the guest's first boot, merged under pveflow's own user-data (docs/images-and-choices.md): packages (installed after the guest agent), " +
+        "runcmd (run after pveflow's commands), write_files (never under pveflow's paths) and cloud_config, a mapping of the cloud-config keys " +
+        'pveflow passes on. Keys that are pveflow\'s (users, chpasswd, hostname, ...) are refused with 400 naming them. Counts and size within CLOUD_INIT_MAX_*.',
+    }),
   })
   .meta({ id: 'DeviceRequestSubmission' });
 
@@ -285,6 +299,28 @@ export const templateListSchema = z
   })
   .meta({ id: 'TemplateList' });
 
+export const imageListSchema = z
+  .object({
+    synced_at: z.string().meta({ description: "When the cluster sync that saw the images' templates ran." }),
+    images: z.array(
+      z.object({
+        name: z.string().meta({ description: 'What a submission names in `image`.' }),
+        os: z.string().optional(),
+        description: z.string().optional(),
+        template_vmid: z.number().int(),
+        template_name: z.string(),
+        node: z.string(),
+        min_cores: z.number().int(),
+        min_memory_mib: z.number().int(),
+        min_disk_gib: z.number().int().meta({ description: "The configured minimum, never below the template's own disk." }),
+        orgs: z.array(z.string()).optional().meta({ description: 'Operators only: the organisations the image is reserved to (absent: every one).' }),
+        default: z.boolean().meta({ description: 'The image of the default template: what a submission without `image` is built from.' }),
+      }),
+    ),
+  })
+  .meta({ id: 'ImageList' });
+
+export type ImageList = z.infer<typeof imageListSchema>;
 const usageSchema = z.object({ vms: z.number().int(), cores: z.number().int(), memory_mib: z.number().int(), disk_gib: z.number().int() });
 
 export const sessionSchema = z

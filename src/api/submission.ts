@@ -8,13 +8,15 @@ import type { vmRequest } from '../workflows/vmRequest';
 import type { ApiContext } from './context';
 import type { CreateDeviceRequestBody } from './schemas';
 import { fromWire, toWireField } from './requestWire';
+import type { ResolvedChoices } from './choiceIntake';
 import { requestWorkflowId } from '../contracts/workflowIds';
 import { sizeOf, times, type QuotaExcess } from '../domain/quotas';
 import { QUOTA_SIZE_MEMO, quotaExcess, type Leaving } from './quotaUse';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
-export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody): { request: DeviceRequest } | { error: z.ZodError } {
-  const parsed = deviceRequestSchema.safeParse({ serial, ...fromWire(b) });
+export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {
+  // The intake's resolution (the image's template, its minimum disk) completes what the body says.
+  const parsed = deviceRequestSchema.safeParse({ serial, ...fromWire(b), ...resolved });
   return parsed.success ? { request: parsed.data } : { error: parsed.error };
 }
 

@@ -3,6 +3,9 @@ import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectB
 import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/idempotency';
 import { vmNameSchema } from '../domain/deviceRequest';
 import { usageError } from './cliError';
+import { imageNameSchema } from '../domain/imageCatalogue';
+import { bridgeNameSchema } from '../domain/networks';
+import { packageNameSchema } from '../domain/cloudInitChoices';
 
 /**
  * What a flag's value must be, checked before anything is sent (exit 2, as the help promises). The rules are the
@@ -34,7 +37,8 @@ function boundsOf(schema: z.ZodType): { min: number; max: number } {
 export const bounds = {
   cores: boundsOf(createDeviceRequestBody.shape.cores),
   memoryMiB: boundsOf(createDeviceRequestBody.shape.memory_mib),
-  templateVmid: boundsOf(createDeviceRequestBody.shape.template_vmid),
+  diskGiB: boundsOf(createDeviceRequestBody.shape.disk_gib),
+  vlan: { min: 1, max: 4094 },
   count: boundsOf(createClassBody.shape.count),
   pageSize: { min: 1, max: 100 },
 };
@@ -49,4 +53,7 @@ export const flagSchemas = {
   note: z.string().max(2000, 'at most 2000 characters'),
   idempotencyKey: idempotencyHeaders.shape[IDEMPOTENCY_HEADER].unwrap(),
   pageToken: listQuery.shape.page_token.unwrap(),
+  image: imageNameSchema,
+  bridge: bridgeNameSchema,
+  package: packageNameSchema,
 };

@@ -28,7 +28,14 @@ export const optionSpec = {
   end: { type: 'string' },
   cores: { type: 'string' },
   'memory-mib': { type: 'string' },
-  'template-vmid': { type: 'string' },
+  image: { type: 'string' },
+  'disk-gib': { type: 'string' },
+  bridge: { type: 'string' },
+  vlan: { type: 'string' },
+  package: { type: 'string', multiple: true },
+  runcmd: { type: 'string', multiple: true },
+  'write-file': { type: 'string', multiple: true },
+  'cloud-config': { type: 'string' },
   'full-clone': { type: 'boolean' },
   'linked-clone': { type: 'boolean' },
   'ssh-key': { type: 'string', multiple: true },
@@ -41,8 +48,7 @@ export const optionSpec = {
   'new-end': { type: 'string' },
   // logs
   follow: { type: 'boolean', short: 'f' },
-  // vm (day-2 operations)
-  'disk-gib': { type: 'string' },
+  // vm (day-2 operations; vm resize shares --disk-gib with requests new)
   'confirm-reboot': { type: 'boolean' },
   'with-ram': { type: 'boolean' },
   description: { type: 'string' },

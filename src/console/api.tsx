@@ -1,11 +1,12 @@
-import type { SessionAnswer, UpdateAnswer } from '../api/schemas';
+import type { ImageList, SessionAnswer, UpdateAnswer } from '../api/schemas';
 import type { RequestRecord, RequestStatus, TemplateInfo } from '../contracts/types';
 
 /**
  * The console's only way to the system: the HTTP API, with the session's key as a bearer token. Shapes are the API's
  * own (types imported, never redefined); an error keeps the API's words so that the page can show them.
  */
-export type { RequestRecord, RequestStatus, TemplateInfo, UpdateAnswer };
+export type { ImageList, RequestRecord, RequestStatus, TemplateInfo, UpdateAnswer };
+export type ImageInfo = ImageList['images'][number];
 
 export type Role = 'requester' | 'admin' | 'operator';
 

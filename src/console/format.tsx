@@ -54,6 +54,7 @@ export const stageNames: Record<string, string> = {
   queued: 'Queued',
   'reserving-vmid': 'Reserving a VMID',
   'choosing-node': 'Choosing a node',
+  'waiting-for-clone-slot': 'Waiting for a clone slot',
   cloning: 'Cloning the template',
   migrating: 'Moving the VM to its node',
   'uploading-snippet': 'Uploading cloud-init',

@@ -27,6 +27,7 @@ export type BuildStage =
   | 'queued'
   | 'reserving-vmid'
   | 'choosing-node'
+  | 'waiting-for-clone-slot'
   | 'cloning'
   | 'migrating'
   | 'uploading-snippet'

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { cloudInitChoicesSchema } from './cloudInitChoices';
+import { imageNameSchema } from './imageCatalogue';
+import { networkChoiceSchema } from './networks';
 import { requestLimits } from './requestLimits';
 
 /**
@@ -55,6 +58,9 @@ export const requestFields = {
   consultants: z.array(emailSchema('alice@consultancy.example')).min(1, 'name at least one consultant').max(50),
   // The rules between the two dates are the request policy's (requestPolicyRules), checked at intake and by the workflow.
   period: z.strictObject({ start: dateTimeSchema('2030-06-03T09:00:00Z'), end: dateTimeSchema('2030-06-17T18:00:00Z') }),
+  /** The catalogue image the VM is built from (domain/imageCatalogue); absent: the default template. */
+  image: imageNameSchema.optional(),
+  /** The template the build clones: the image's, resolved at intake (absent: PVE_TEMPLATE_VMID). Not on the wire. */
   templateVmid: z.number().int().min(100).max(999_999_999).optional(),
   cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max),
   memoryMiB: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max),
@@ -62,6 +68,10 @@ export const requestFields = {
   diskGiB: z.number().int().min(1).max(16_384).optional(),
   fullClone: z.boolean().optional(),
   sshKeys: z.array(sshPublicKeySchema.max(16_384)).max(20),
+  /** The bridge/VLAN of the VM's first NIC, from the allowed list (PVE_NETWORKS); absent: PVE_BRIDGE / PVE_VLAN. */
+  network: networkChoiceSchema.optional(),
+  /** Packages, commands, files and a cloud-config fragment, merged under pveflow's own user-data. */
+  cloudInit: cloudInitChoicesSchema.optional(),
 };
 
 export type RequestFields = { [K in keyof typeof requestFields]: z.infer<(typeof requestFields)[K]> };

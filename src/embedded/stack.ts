@@ -25,6 +25,7 @@ import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibilit
 import { startMetricsServer } from '../observability/metricsServer';
 import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
+import { requestChoicesFromConfig } from '../api/requestChoices';
 
 export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;
@@ -189,6 +190,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
+      choices: requestChoicesFromConfig(config),
       quotas: config.PVEFLOW_QUOTAS,
       apiKeys: apiKeyStore,
       webhookSecret: apiSettings.webhookSecret,

@@ -9,8 +9,7 @@ import type { PveflowMetrics, SyncDriftKind } from './metrics';
  * failed or cancelled build runs are the `undo` stage.
  */
 const STAGE_OF_ACTIVITY: Record<string, string> = {
-  chooseNode: 'choosing-node',
-  choosePlacement: 'choosing-node',
+  planPlacement: 'choosing-node',
   reserveVmid: 'reserving-vmid',
   cloneTemplate: 'cloning',
   migrateVm: 'migrating',

@@ -12,7 +12,8 @@ export async function ensureSyncSchedule(client: Client, taskQueue: string, inte
   const spec = { intervals: [{ every: `${intervalSeconds}s` }] };
   const action = { type: 'startWorkflow' as const, workflowType: 'clusterSync' as const, workflowId: syncWorkflowId(taskQueue), taskQueue, args: [] as Parameters<typeof clusterSync> };
   try {
-    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP } });
+    // The first run at once: the image catalogue (GET /api/images, a submission's `image`) is read from the sync.
+    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP }, state: { triggerImmediately: true } });
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
     await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action, policies: { ...prev.policies, overlap: ScheduleOverlapPolicy.SKIP } }));

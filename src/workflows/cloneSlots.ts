@@ -1,122 +1,122 @@
-import { HandlerUnfinishedPolicy } from '@temporalio/common';
-import { condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { acquireCloneSlotUpdate, cloneSlotsQuery, handOverCloneSlotUpdate, releaseCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from '../contracts/cloneSlotsMessages';
+import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
+import { grantCloneSlots } from '../domain/cloneSlotGrant';
+import { choosePlacementOffer, uncountedReservations, type PlacementReservation } from '../domain/placementReservation';
+import {
+  cloneSlotGrantedSignal, cloneSlotsQuery, releaseCloneSlotSignal, releasePlacementSignal, requestCloneSlotSignal,
+  type CloneSlotRequest, type CloneSlotsView,
+} from '../contracts/cloneSlotsMessages';
 
 export interface HeldSlot {
   holder: string;
   keys: string[];
-  /** Workflow time (ms) after which a holder that never released is presumed dead and its slot freed. */
+  /** Workflow time (ms) after which a holder that never released is presumed gone and its slot freed. */
+  expiresAt: number;
+}
+
+export interface WaitingAsk extends CloneSlotRequest {
+  since: number;
+  node: string;
+  cloneOn?: string;
+}
+
+export interface Reservation extends PlacementReservation {
   expiresAt: number;
 }
 
 export interface CloneSlotsInput {
   /** Carried over by continue-as-new. */
   held?: HeldSlot[];
+  waiting?: WaitingAsk[];
+  reserved?: Reservation[];
 }
 
-/** Keeps a run's history short: a new run after this many acquisitions (or when Temporal suggests it). */
-const ACQUISITIONS_PER_RUN = 1000;
+/** Keeps a run's history short: a new run after this many asks (or when Temporal suggests it). */
+const ASKS_PER_RUN = 1000;
+/** A place is reserved at most this long: a build that never ends (terminated) stops counting after it. */
+const RESERVATION_TTL_MS = 2 * 3600_000;
 
 /**
- * The clone slots of the cluster: how many clones may run at once per node and per storage, for every build of
- * every worker. Proxmox serializes disk allocation on a storage lock (a node flock for local storage, a cluster lock
- * for shared storage) and gives up after 10 s (proxmox-behaviour.md §5, §6.1): a class of 30 identical VMs cloned at
- * once fails on it. A clone activity acquires a slot for its node and the storages it allocates on before it asks
- * Proxmox, and releases it when the clone task has ended; waiting clones are served first come, first served
- * wherever their node and storages have room.
- *
- * One long-lived workflow per deployment (`pveflow-clone-slots-<task queue>`), continued as new to keep its history short.
- * A holder that crashed is found again by its id when its activity retries; one that never comes back (its build was
- * cancelled) is freed when its slot expires.
+ * The coordinator of the builds of one deployment (`pveflow-clone-slots-<task queue>`), in the shape of Temporal's
+ * mutex sample: a build signals its ask, the coordinator signals the grant back, the build signals the release.
+ * It decides two things, one ask after the other:
+ * - where the build goes: the best offer after the places reserved by builds whose VMs the cluster does not count yet
+ *   (domain/placementReservation.ts), so that builds choosing at the same moment spread;
+ * - when it may clone: clones at once per node and per storage (domain/cloneSlotGrant.ts), because Proxmox gives up
+ *   on a storage lock after 10 s (proxmox-behaviour.md §5, §6.1).
+ * Started by every worker at start-up (the composition root), continued as new to keep its history short.
  */
 export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
   const held = new Map<string, HeldSlot>((input.held ?? []).map((h) => [h.holder, h]));
-  const waiting: Array<CloneSlotRequest & { since: number }> = [];
-  const withdrawn = new Set<string>();
-  let acquisitions = 0;
-  /** Bumped whenever a slot is taken, so the loop below re-arms its expiry timer. */
-  let taken = 0;
+  const waiting: WaitingAsk[] = [...(input.waiting ?? [])];
+  let reserved: Reservation[] = [...(input.reserved ?? [])];
+  let asks = 0;
+  /** Grants on their way to their builds: a new run starts only once they have landed. */
+  let granting = 0;
 
-  const inUse = (key: string) => [...held.values()].filter((h) => h.keys.includes(key)).length;
-  const fits = (r: CloneSlotRequest) => r.keys.every((key) => inUse(key) < (r.limits[key] ?? Number.POSITIVE_INFINITY));
-  /** First come, first served, but a clone whose node and storages have room never waits behind one whose do not. */
-  const grant = () => {
-    for (let i = 0; i < waiting.length; ) {
-      const r = waiting[i]!;
-      if (held.has(r.holder)) {
-        waiting.splice(i, 1); // asked twice (its first ask was cut off) and granted already
-      } else if (fits(r)) {
-        held.set(r.holder, { holder: r.holder, keys: r.keys, expiresAt: Date.now() + r.ttlMs });
-        waiting.splice(i, 1);
-        taken++;
-      } else i++;
-    }
-  };
-  /** One place in the queue per holder: an ask cut off (worker restart, continue-as-new) is asked again. */
-  const enqueue = (request: CloneSlotRequest) => {
-    withdrawn.delete(request.holder);
-    if (!held.has(request.holder) && !waiting.some((w) => w.holder === request.holder)) waiting.push({ ...request, since: Date.now() });
-  };
-  const expire = () => {
-    for (const [holder, h] of held) if (h.expiresAt <= Date.now()) held.delete(holder);
-  };
-
-  setHandler(
-    acquireCloneSlotUpdate,
-    async (request) => {
-      acquisitions++;
-      const again = held.get(request.holder);
-      if (again) {
-        // The same clone after a worker crash: it still holds its slot.
-        again.expiresAt = Date.now() + request.ttlMs;
-        return { granted: true, waitedMs: 0 };
-      }
-      const since = Date.now();
-      enqueue(request);
-      grant();
-      await condition(() => held.has(request.holder) || withdrawn.has(request.holder));
-      withdrawn.delete(request.holder);
-      return { granted: held.has(request.holder), waitedMs: Date.now() - since };
-    },
-    // A caller cut off by continue-as-new asks the next run again.
-    { unfinishedPolicy: HandlerUnfinishedPolicy.ABANDON },
-  );
-  // A finished clone's slot and the next clone's ask in one step; first come, first served still decides.
-  setHandler(handOverCloneSlotUpdate, ({ from, next }) => {
-    acquisitions++;
-    held.delete(from);
-    enqueue(next);
-    grant();
-    return { granted: held.has(next.holder) };
-  });
-  setHandler(releaseCloneSlotSignal, ({ holder }) => {
+  const free = (holder: string) => {
     held.delete(holder);
     const i = waiting.findIndex((w) => w.holder === holder);
-    if (i >= 0) {
-      waiting.splice(i, 1);
-      withdrawn.add(holder);
+    if (i >= 0) waiting.splice(i, 1);
+  };
+  const grant = () => {
+    for (const ask of grantCloneSlots([...held.values()], waiting)) {
+      const w = ask as WaitingAsk;
+      waiting.splice(waiting.indexOf(w), 1);
+      held.set(w.holder, { holder: w.holder, keys: w.keys, expiresAt: Date.now() + w.ttlMs });
+      granting++;
+      getExternalWorkflowHandle(w.holder)
+        .signal(cloneSlotGrantedSignal, { node: w.node, ...(w.cloneOn ? { cloneOn: w.cloneOn } : {}), waitedMs: Date.now() - w.since })
+        // The build is gone (terminated): nobody will release, so free its slot and place now.
+        .catch(() => {
+          free(w.holder);
+          reserved = reserved.filter((r) => r.holder !== w.holder);
+          grant();
+        })
+        .finally(() => granting--);
     }
+  };
+
+  setHandler(requestCloneSlotSignal, (ask) => {
+    if (held.has(ask.holder) || waiting.some((w) => w.holder === ask.holder)) return;
+    asks++;
+    reserved = uncountedReservations(reserved, new Set(ask.running)).filter((r) => r.holder !== ask.holder);
+    // The placement plan always offers one place at least.
+    const place: { node: string; cloneOn?: string } = choosePlacementOffer(ask.offers, ask.need, reserved) ?? { node: ask.offers[0]?.node ?? '' };
+    reserved.push({ holder: ask.holder, node: place.node, ...ask.need, expiresAt: Date.now() + RESERVATION_TTL_MS });
+    waiting.push({ ...ask, node: place.node, ...(place.cloneOn ? { cloneOn: place.cloneOn } : {}), since: Date.now() });
+    grant();
+  });
+  setHandler(releaseCloneSlotSignal, ({ holder, vmid }) => {
+    free(holder);
+    const r = reserved.find((x) => x.holder === holder);
+    if (r && vmid !== undefined) r.vmid = vmid;
+    grant();
+  });
+  setHandler(releasePlacementSignal, ({ holder }) => {
+    free(holder);
+    reserved = reserved.filter((r) => r.holder !== holder);
     grant();
   });
   setHandler(cloneSlotsQuery, (): CloneSlotsView => ({
     held: [...held.values()].map(({ holder, keys }) => ({ holder, keys })),
     waiting: waiting.map(({ holder, keys, since }) => ({ holder, keys, since: new Date(since).toISOString() })),
+    reserved: reserved.map(({ holder, node, vmid }) => ({ holder, node, ...(vmid !== undefined ? { vmid } : {}) })),
   }));
 
+  const rollOver = () => asks >= ASKS_PER_RUN || workflowInfo().continueAsNewSuggested;
   for (;;) {
-    const next = Math.min(...[...held.values()].map((h) => h.expiresAt));
-    const due = Number.isFinite(next) ? Math.max(1, next - Date.now()) : undefined;
-    const rollOver = () => acquisitions >= ACQUISITIONS_PER_RUN || workflowInfo().continueAsNewSuggested;
-    const seen = taken;
-    const wake = () => rollOver() || taken !== seen;
-    if (due === undefined) await condition(wake);
-    else await condition(wake, due);
-    expire();
+    const next = Math.min(...[...held.values()].map((h) => h.expiresAt), ...reserved.map((r) => r.expiresAt));
+    const seen = asks;
+    const wake = () => rollOver() || asks !== seen;
+    if (Number.isFinite(next)) await condition(wake, Math.max(1, next - Date.now()));
+    else await condition(wake);
+    for (const [holder, h] of held) if (h.expiresAt <= Date.now()) held.delete(holder);
+    reserved = reserved.filter((r) => r.expiresAt > Date.now());
     grant();
     if (rollOver()) {
-      // Hand over between clones where possible; a waiter cut off anyway asks the next run again.
-      await condition(() => waiting.length === 0, '1 minute');
-      await continueAsNew<typeof cloneSlots>({ held: [...held.values()] });
+      // Everything lives in the state carried over; only grants still in flight must land first.
+      await condition(() => granting === 0);
+      await continueAsNew<typeof cloneSlots>({ held: [...held.values()], waiting, reserved });
     }
   }
 }

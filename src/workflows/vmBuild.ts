@@ -16,6 +16,7 @@ import {
 import type { createActivities } from '../activities';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
+import { cloneSlotsOf } from './cloneSlot';
 import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
@@ -55,6 +56,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
   setHandler(buildStatusQuery, () => build);
   const parent = workflowInfo().parent;
   const requestHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const slots = cloneSlotsOf(workflowInfo().workflowId, workflowInfo().taskQueue);
   const undos: Array<{ what: string; run: () => Promise<unknown>; vm?: { vmid: number; node: string } }> = [];
 
   const stage = (next: BuildStage, progress: number, message: string) => {
@@ -88,20 +90,19 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
-    const placement = { serial, memoryMiB: request.memoryMiB, templateVmid: request.templateVmid, fullClone: request.fullClone };
-    // A template on local storage of a node that cannot take the VM: a full clone there, then a migration.
-    let cloneOn: string | undefined;
-    let node: string;
-    if (patched('vm-build-migrate-local-template')) ({ node, cloneOn } = await api.choosePlacement(placement));
-    else node = await api.chooseNode(placement);
+    const plan = await api.planPlacement({ serial, memoryMiB: request.memoryMiB, cores: request.cores, templateVmid: request.templateVmid, fullClone: request.fullClone });
+    // The VMID before the slot: the slot is then held only for the clone itself (Proxmox reserves no VMID, §4.5, so
+    // reserving earlier changes nothing; the clone detects a collision either way).
+    stage('reserving-vmid', 7, 'reserving a VMID');
+    const taken: number[] = [];
+    let vmid = await api.reserveVmid({ serial, exclude: taken });
+    stage('waiting-for-clone-slot', 10, `waiting for a clone slot on ${plan.cloneLoad}`);
+    // Asked before anything is made: a build that ends from here on releases its place and slot (see the catch).
+    const { node, cloneOn } = await slots.acquire(plan);
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
-    stage('reserving-vmid', 10, 'reserving a VMID');
-    const taken: number[] = [];
-    let vmid: number;
     let templateVmid: number;
-    for (;;) {
-      vmid = await api.reserveVmid({ serial, exclude: taken });
+    for (;; vmid = await api.reserveVmid({ serial, exclude: taken })) {
       stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
       const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
@@ -120,6 +121,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
         log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
       }
     }
+    slots.releaseSlot(vmid);
     log(`VM ${vmid} cloned on ${cloneOn ?? node}`);
     if (cloneOn) {
       stage('migrating', 25, `migrating VM ${vmid} from ${cloneOn} to ${node}`);
@@ -132,10 +134,10 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `cloud-init snippet ${names.snippetFile} on ${node}`, run: () => undo.removeSnippet({ serial, name: request.name, node }) });
     // An activity even where the quick calls are local: an SFTP upload takes seconds, and while a local activity runs
     // the workflow task stays open, so neither a status query nor a cancel would see the build in this stage.
-    const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys });
+    const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys, cloudInit: request.cloudInit });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
-    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid });
+    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid, network: request.network });
     if (configured?.staticAddress) log(`static address ${configured.staticAddress} leased from the pool`);
     if (request.diskGiB) {
       log(`growing the boot disk to ${request.diskGiB} GiB`);
@@ -173,6 +175,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
     }
 
+    await slots.releasePlace();
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
     end('completed');
     return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
@@ -184,6 +187,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     build.error = cancelled ? 'cancelled' : rootMessage(err);
     log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
     await CancellationScope.nonCancellable(async () => {
+      await slots.releasePlace();
       for (const step of undos) {
         try {
           await step.run();

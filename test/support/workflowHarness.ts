@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config';
 import type { DeviceRequest } from '../../src/domain/deviceRequest';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import { referencePath } from '../../src/reference';
-import type { PveTiming } from '../../src/simulators/pve';
+import type { ClusterSeed, PveTiming } from '../../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
 import { registerSearchAttributes } from '../../src/temporal/searchAttributes';
@@ -28,7 +28,7 @@ export interface WorkflowHarness {
   bundle: WorkflowBundle;
   sshd: RunningSshd;
   /** A new simulated Proxmox + NetBird, uploading snippets through the shared sshd. */
-  world(timing?: Partial<PveTiming>, env?: Record<string, string>): Promise<SimulatedWorld>;
+  world(timing?: Partial<PveTiming>, env?: Record<string, string>, adjustSeed?: (seed: ClusterSeed) => ClusterSeed | void): Promise<SimulatedWorld>;
   /**
    * A Temporal dev server in real time, started on first use: for tests about concurrency rather than time (the
    * time-skipping server's Java implementation is not safe under many parallel workflows: "Unbalanced lock and
@@ -67,11 +67,12 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
     env,
     bundle,
     sshd,
-    async world(timing = {}, extraEnv = {}) {
+    async world(timing = {}, extraEnv = {}, adjustSeed = undefined) {
       const dir = mkdtempSync(join(tmpdir(), 'pveflow-world-'));
       const world = await startSimulatedWorld({
         dir,
         timing: { ...simulatorTimings.fast, ...timing },
+        ...(adjustSeed ? { adjustSeed } : {}),
         externalSsh: { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostKeyFingerprint: sshd.hostKeyFingerprint, dir: sshd.dir },
       });
       worlds.push({ world, dir, env: extraEnv });

@@ -9,8 +9,7 @@ import { ensureGroup } from './lookups';
 import { vpnObjectNames } from '../../domain/vpnObjects';
 import type { DeviceGroupSeen } from './peer';
 import { accessPolicy, ensurePolicy } from './policy';
-import { forgetStandingGroups, standingGroupIds, standingGroupName } from './standingGroups';
-import { changeAutoGroups } from './userGroups';
+import { standingGroupName } from './standingGroups';
 
 export interface GrantVpnAccessInput {
   serial: string;
@@ -54,7 +53,8 @@ export interface RevokeVpnAccessResult {
  * Requests granted before the standing groups (by a per-request `consultants-<id>` group in the consultants'
  * auto_groups) are still cleaned up by `revokeVpnAccess`.
  */
-export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
+export function accessActivities({ netbird, settings, netbirdGroups }: Pick<ActivityDeps, 'netbird' | 'settings' | 'netbirdGroups'>) {
+  const { standingGroups, userGroups } = netbirdGroups;
   return {
     /**
      * Idempotent: every object is found by name (or created, and adopted when NetBird says it exists) and corrected
@@ -103,7 +103,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
 
       const emails = found.map((f) => f.user.email.toLowerCase());
       const sources = await step(serial, `giving ${emails.join(', ')} their standing NetBird group (${standingGroupName('<email>')})`, () =>
-        standingGroupIds(netbird, found.map((f) => f.user), readAt),
+        standingGroups.ids(found.map((f) => f.user), readAt),
       );
       const wanted = accessPolicy({
         name: names.policy,
@@ -118,7 +118,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
         // A NetBird that refuses a vanished group instead of dropping it: look the groups up again on the retry.
         const named = [...sources, ...emails.map(standingGroupName)];
         if (isFinalRefusal(err) && named.some((group) => err.netbirdMessage.includes(group))) {
-          forgetStandingGroups(netbird, sources);
+          standingGroups.forget(sources);
           throw vanishedGroups(serial, names.policy, err.netbirdMessage);
         }
         throw netbirdFailure(err, serial, `setting NetBird policy ${names.policy}`);
@@ -128,7 +128,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
       const kept = new Set((policy.rules[0]?.sources ?? []).map((g) => g.id));
       const lost = sources.filter((id) => !kept.has(id));
       if (lost.length > 0) {
-        forgetStandingGroups(netbird, sources);
+        standingGroups.forget(sources);
         throw vanishedGroups(serial, names.policy, `sources ${lost.join(', ')} no longer exist`);
       }
       return { missingConsultants: missing, grantedConsultants: found.map((f) => f.email), policy: names.policy };
@@ -199,7 +199,7 @@ export function accessActivities({ netbird, settings }: Pick<ActivityDeps, 'netb
           }
           for (const user of users.filter((u) => u.auto_groups.includes(team.id))) {
             await remove(objects.membershipOf(user.email), async () => {
-              await changeAutoGroups(netbird, { user, readAt }, (held) => held.filter((g) => g !== team.id));
+              await userGroups.change({ user, readAt }, (held) => held.filter((g) => g !== team.id));
               return true;
             });
           }

@@ -34,24 +34,30 @@ interface Queues {
   lastWrite: Map<string, { at: number; user: NetbirdUser | undefined }>;
 }
 
-const perClient = new WeakMap<NetbirdClient, Queues>();
+/**
+ * The per-user queues of one worker process: built once in the composition root (src/worker.ts) and shared by every
+ * activity, since the queues only help when all changes of the process go through them.
+ */
+export class UserGroupWriter {
+  private readonly queues: Queues = { waiting: new Map(), lastWrite: new Map() };
 
-/** Applies `change` to the user's current auto_groups; undefined when the user no longer exists. */
-export function changeAutoGroups(netbird: NetbirdClient, snapshot: UserSnapshot, change: Change): Promise<NetbirdUser | undefined> {
-  let queues = perClient.get(netbird);
-  if (!queues) perClient.set(netbird, (queues = { waiting: new Map(), lastWrite: new Map() }));
-  const q = queues;
-  const userId = snapshot.user.id;
-  return new Promise((resolve, reject) => {
-    const waiting: Waiting = { snapshot, change, settle: (o) => ('error' in o ? reject(o.error) : resolve(o.user)) };
-    const queue = q.waiting.get(userId);
-    if (queue) {
-      queue.push(waiting);
-      return;
-    }
-    q.waiting.set(userId, [waiting]);
-    void drain(netbird, q, userId);
-  });
+  constructor(private readonly netbird: NetbirdClient) {}
+
+  /** Applies `change` to the user's current auto_groups; undefined when the user no longer exists. */
+  change(snapshot: UserSnapshot, change: Change): Promise<NetbirdUser | undefined> {
+    const q = this.queues;
+    const userId = snapshot.user.id;
+    return new Promise((resolve, reject) => {
+      const waiting: Waiting = { snapshot, change, settle: (o) => ('error' in o ? reject(o.error) : resolve(o.user)) };
+      const queue = q.waiting.get(userId);
+      if (queue) {
+        queue.push(waiting);
+        return;
+      }
+      q.waiting.set(userId, [waiting]);
+      void drain(this.netbird, q, userId);
+    });
+  }
 }
 
 async function drain(netbird: NetbirdClient, q: Queues, userId: string): Promise<void> {

@@ -1,15 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskListEntry, type TaskOutcome, type VmConfig } from '../../clients/pve';
+import { classifyText, PveApiError, type ClusterResource, type PveClient, type TaskListEntry, type TaskOutcome } from '../../clients/pve';
 import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import { grantAdvice, privilegeNeeds, privilegeText } from '../../domain/pveflowPrivileges';
 import type { ActivityDeps } from '../deps';
-import { cloneSlotHolder, cloneSlotKeys, releaseCloneSlot, withCloneSlot } from './cloneSlot';
 import { pveFailure } from './failures';
 import { earlierTask, taskFailure, taskOutcome } from './runTask';
-import { TemplateConfigs } from './templateConfigs';
-import { cloneDestinations, templateVolumes } from './templateStorage';
 
 export interface Cloned {
   vmid: number;
@@ -34,7 +31,7 @@ export interface CloneTemplateInput {
  * even when that attempt never learnt its task's UPID (found in the node's task list); a VMID held by anything else is
  * never touched and reported as taken, so the build picks another.
  */
-export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templates = new TemplateConfigs(pve)) {
+export function cloneActivities({ pve, settings }: ActivityDeps) {
   return {
     async cloneTemplate(input: CloneTemplateInput): Promise<Cloned> {
       const { serial, vmid, node } = input;
@@ -42,15 +39,9 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
       const templateVmid = input.templateVmid ?? settings.templateVmid;
       const s = { serial, vmid, node };
 
-      // What an attempt that died before giving its clone slot back leaves: give it back on the way out.
-      const slotReleased = async (cloned: Cloned): Promise<Cloned> => {
-        if (settings.cloneLimits) await releaseCloneSlot(temporal.client, cloneSlotHolder(serial, vmid));
-        return cloned;
-      };
-
       // A retry after a worker crash waits for the clone already running (through a cancel, as below); one that failed is
       // why we retry: start anew.
-      if ((await earlierTask(pve, { ...settings, outlastCancel: true }))?.ok) return slotReleased({ vmid, node, templateVmid });
+      if ((await earlierTask(pve, { ...settings, outlastCancel: true }))?.ok) return { vmid, node, templateVmid };
 
       let resources: ClusterResource[];
       try {
@@ -60,7 +51,7 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
       }
       const vms = resources.filter((r) => r.type === 'qemu' || r.type === 'lxc');
       const existing = vms.find((r) => r.vmid === vmid);
-      if (existing) return slotReleased(await adopt(existing));
+      if (existing) return adopt(existing);
 
       const template = vms.find((r) => r.vmid === templateVmid);
       if (!template || !template.template || !template.node) {
@@ -74,23 +65,8 @@ export function cloneActivities({ pve, settings, temporal }: ActivityDeps, templ
         });
       }
       const full = input.fullClone ?? settings.fullCloneDefault;
-      const slot = settings.cloneLimits ? await cloneSlotFor(template.node, full) : { keys: [], limits: {} };
-      return withCloneSlot(temporal.client, { holder: cloneSlotHolder(serial, vmid), ...slot }, () => clone(template.node!, full));
-
-
-      /** The node and storages this clone loads, as slot keys (the template's config is cached briefly per worker). */
-      async function cloneSlotFor(templateNode: string, full: boolean) {
-        let config: VmConfig;
-        try {
-          config = await templates.get(templateNode, templateVmid);
-        } catch (err) {
-          throw pveFailure(err, { ...s, node: templateNode }, `reading the disks of template ${templateVmid}`);
-        }
-        const shared = (sid: string) => resources.some((r) => r.type === 'storage' && r.storage === sid && r.shared);
-        const destinations = cloneDestinations(templateVolumes(config.raw), { full, targetStorage: full ? settings.targetStorage : undefined });
-        // Proxmox runs the clone's allocations on the template's node, whatever the target.
-        return cloneSlotKeys({ node: templateNode, storages: destinations.map((id) => ({ id, shared: shared(id) })) }, settings.cloneLimits!);
-      }
+      // The build holds the clone slot for this clone's node and storages (it asked the clone-slots coordinator).
+      return clone(template.node, full);
 
       async function clone(templateNode: string, full: boolean): Promise<Cloned> {
         let upid: string;

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { deviceNames } from '../../domain/deviceNames';
 import type { ConfigureKey } from '../../domain/pveflowPrivileges';
+import type { NetworkChoice } from '../../domain/networks';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
@@ -19,6 +20,8 @@ export interface ConfigureVmInput {
   memoryMiB: number;
   /** `local:snippets/<file>` — the cloud-init user-data uploaded for this VM. */
   snippetVolid: string;
+  /** The bridge and VLAN the request chose (checked at intake against PVE_NETWORKS); absent: PVE_BRIDGE / PVE_VLAN. */
+  network?: NetworkChoice;
 }
 
 /**
@@ -44,7 +47,7 @@ export function configureActivities({ pve, settings, temporal }: ActivityDeps) {
           cores: String(input.cores),
           memory: String(input.memoryMiB),
           agent: '1',
-          net0: net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),
+          net0: input.network ? net0For(current.raw.net0 as string | undefined, input.network.bridge, input.network.vlan) : net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),
           ipconfig0: address?.ipconfig0 ?? 'ip=dhcp',
           cicustom: `user=${input.snippetVolid}`,
           smbios1: smbios1For(current.raw.smbios1 as string | undefined, { vmName: names.hostname, templateVmid: input.templateVmid, serial, org: input.org }),

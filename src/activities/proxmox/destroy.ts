@@ -4,7 +4,6 @@ import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { releaseStaticAddress } from './addressLease';
-import { cloneSlotHolder, releaseCloneSlot } from './cloneSlot';
 import { pveFailure } from './failures';
 import { earlierTask, taskFailure, taskOutcome } from './runTask';
 
@@ -25,8 +24,6 @@ export function destroyActivities({ pve, settings, temporal }: ActivityDeps) {
     /** Destroys the VM, then gives its static address (if any) back to the pool: only a VM that is gone frees it. */
     async destroyVm(input: DestroyVmInput): Promise<'destroyed' | 'absent'> {
       const outcome = await destroy(input);
-      // A clone cut off before it gave its slot back (its build cancelled while its worker was down) frees it here.
-      if (settings.cloneLimits) await releaseCloneSlot(temporal.client, cloneSlotHolder(input.serial, input.vmid));
       if (settings.addressPool) await releaseStaticAddress(temporal.client, input.serial);
       return outcome;
     },

@@ -4,50 +4,55 @@ import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
 import { TemplateConfigs } from './templateConfigs';
-import { clonePlan, formatBytes, storageAvail, templateVolumes, type ClonePlan } from './templateStorage';
+import { cloneSlotKeys } from './cloneSlot';
+import { clonePlan, cloneDestinations, formatBytes, storageAvail, templateVolumes, type ClonePlan } from './templateStorage';
+import type { CloneSlotRequest } from '../../contracts/cloneSlotsMessages';
 
 export interface ChooseNodeInput {
   serial: string;
   memoryMiB: number;
+  cores: number;
   /** The request's template (else PVE_TEMPLATE_VMID): where its disks live decides where the VM can be made. */
   templateVmid?: number;
   /** The request's clone mode (else PVE_FULL_CLONE_DEFAULT): a full clone needs the disks' size free. */
   fullClone?: boolean;
 }
 
-/** Where a VM is made: on `node`, or cloned on `cloneOn` (the template's node) and migrated to `node`. */
-export interface Placement {
-  node: string;
-  /** Set when the template's volumes are on local storage of a node that cannot take the VM. */
-  cloneOn?: string;
-}
+/**
+ * What a build asks the clone-slots coordinator for (all but who asks and for how long): the places it may go, each
+ * on `node` or cloned on `cloneOn` (the template's node, its volumes local there) and migrated to `node`; what it
+ * takes of a node; the pool's running VMs; and the clone slot keys of its clone, which runs on the template's node
+ * whatever the target.
+ */
+export type PlacementPlan = Omit<CloneSlotRequest, 'holder' | 'ttlMs'> & {
+  /** Where the clone loads, for the build's log: `<node>/<storage>,…`. */
+  cloneLoad: string;
+};
 
 /**
- * The online node with the most free CPU, then memory, limited to PVE_NODE_SELECTOR, with the memory the request
+ * The online nodes that can take the VM, best first by free CPU, then memory (the coordinator picks among them,
+ * counting what builds placed at the same moment reserve), limited to PVE_NODE_SELECTOR, with the memory the request
  * asks for and, for a full clone, the template's disk size free on the storage it copies to. A template whose
  * volumes sit on local storage can only be cloned on its own node (proxmox-behaviour.md §6.4): the VM goes there
  * when that node can take it; when it cannot (left out by the selector, short of memory or space), the VM is fully
  * cloned there and migrated to the best node that has the same local storages (linked clones of a local base
  * cannot migrate). Only when no node can take it is the build refused, with what to change. A pool-scoped token
  * sees nodes without metrics (no Sys.Audit on /nodes), so then the node running the fewest of the pool's VMs wins.
+ * A local activity: it only reads, and its plan is what the build then asks the coordinator for.
  *
  * Two Proxmox calls: the cluster's resources (nodes, storages and the template in one answer) and the template's
  * config (which storages its volumes are on), the latter shared with the clone for 30 s.
  */
 export function placementActivities({ pve, settings }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
-    /** The node alone, never through a migration: what builds started before migrations existed ask. */
-    async chooseNode(input: ChooseNodeInput): Promise<string> {
-      return (await place(input, false)).node;
-    },
-
-    async choosePlacement(input: ChooseNodeInput): Promise<Placement> {
-      return place(input, true);
+    async planPlacement(input: ChooseNodeInput): Promise<PlacementPlan> {
+      return place(input);
     },
   };
 
-  async function place(input: ChooseNodeInput, mayMigrate: boolean): Promise<Placement> {
+  async function place(input: ChooseNodeInput): Promise<PlacementPlan> {
     const { serial, memoryMiB } = input;
+    const mayMigrate = true;
     const templateVmid = input.templateVmid ?? settings.templateVmid;
     const full = input.fullClone ?? settings.fullCloneDefault;
     let resources: ClusterResource[];
@@ -93,16 +98,27 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
       freeCpu: n.maxcpu !== undefined && n.cpu !== undefined ? n.maxcpu * (1 - n.cpu) : -poolVmsOn(n.node!),
       freeMem: n.maxmem !== undefined && n.mem !== undefined ? n.maxmem - n.mem : 0,
     });
-    const best = (list: ClusterResource[]) =>
-      [...list].sort((a, b) => {
-        const sa = score(a);
-        const sb = score(b);
-        return sb.freeCpu - sa.freeCpu || sb.freeMem - sa.freeMem || a.node!.localeCompare(b.node!);
-      })[0];
+    const metrics = nodes.some((n) => n.maxcpu !== undefined && n.cpu !== undefined);
+    const running = resources.filter((r) => r.type === 'qemu' && r.status === 'running' && r.node).map((r) => `${r.node}/${r.vmid}`);
+    /** The clone runs on the template's node; a linked clone allocates on the template's storages, a full one where it copies to. */
+    const slotFor = (f: boolean) => {
+      const destinations = cloneDestinations(volumes, { full: f, targetStorage: targetStorage(f) });
+      const cloneNode = template?.node ?? '';
+      const keyed = settings.cloneLimits && cloneNode
+        ? cloneSlotKeys({ node: cloneNode, storages: destinations.map((id) => ({ id, shared: storages.some((r) => r.storage === id && r.shared) })) }, settings.cloneLimits)
+        : { keys: [], limits: {} };
+      return { ...keyed, cloneLoad: `${cloneNode || 'the template\'s node'}/${destinations.join(',') || 'its storages'}` };
+    };
+    const planOf = (list: ClusterResource[], f: boolean, cloneOn?: string): PlacementPlan => ({
+      offers: list.map((n) => ({ node: n.node!, ...(cloneOn ? { cloneOn } : {}), ...score(n) })),
+      need: metrics ? { cpu: input.cores, mem: needBytes } : { cpu: 1, mem: 0 },
+      running,
+      ...slotFor(f),
+    });
 
     if (pinnedTo) {
       const home = nodes.find((n) => n.node === pinnedTo);
-      if (home && home.status === 'online' && selected(home) && memoryFits(home) && storageShortfall(pinnedTo).length === 0) return { node: pinnedTo };
+      if (home && home.status === 'online' && selected(home) && memoryFits(home) && storageShortfall(pinnedTo).length === 0) return planOf([home], full);
       if (mayMigrate && home?.status === 'online') {
         // A full clone on the template's node (it needs the space there for a moment), then an offline migration
         // to a node with the same local storages and room for the disks.
@@ -112,8 +128,7 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
           (n) => n.node !== pinnedTo && n.status === 'online' && selected(n) && memoryFits(n) && shortfall(copy, n.node!).length === 0 &&
             copy.localStorages.every((sid) => storageAvail(storages, sid, n.node!) !== undefined),
         );
-        const to = movable ? best(targets) : undefined;
-        if (to) return { node: to.node!, cloneOn: pinnedTo };
+        if (movable && targets.length > 0) return planOf(targets, true, pinnedTo);
       }
     }
 
@@ -150,6 +165,6 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
           `${Object.keys(plan.spaceNeeded).length ? ', choose another PVE_TARGET_STORAGE or use a linked clone' : ''}, then rebuild.`,
       });
     }
-    return { node: best(fits)!.node! };
+    return planOf(fits, full);
   }
 }

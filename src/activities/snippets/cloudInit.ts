@@ -1,4 +1,6 @@
 import { stringify } from 'yaml';
+import type { CloudInitChoices } from '../../domain/cloudInitChoices';
+import { mergeUserData } from './userDataMerge';
 
 export interface CloudInitInput {
   hostname: string;
@@ -6,6 +8,8 @@ export interface CloudInitInput {
   netbird: { managementUrl: string; setupKey: string };
   /** SHA-512 crypt hashes of the generated passwords (never the passwords). */
   passwordHashes: { user: string; userHash: string; rootHash: string };
+  /** The request's packages, commands, files and cloud-config fragment, merged under pveflow's keys. */
+  choices?: CloudInitChoices;
 }
 
 /**
@@ -18,7 +22,7 @@ export interface CloudInitInput {
  * needs cloud-init ≥ 22.3 and takes `type: hash` in lower case only (an unknown type leaves the root password unset
  * on a real guest), and a key list may not be empty, so a request without SSH keys has no `ssh_authorized_keys`.
  */
-export function renderUserData({ hostname, sshKeys, netbird, passwordHashes }: CloudInitInput): string {
+export function renderUserData({ hostname, sshKeys, netbird, passwordHashes, choices }: CloudInitInput): string {
   const keys = sshKeys.length > 0 ? { ssh_authorized_keys: sshKeys } : {};
   const doc = {
     hostname,
@@ -38,5 +42,5 @@ export function renderUserData({ hostname, sshKeys, netbird, passwordHashes }: C
       ['netbird', 'up', '--management-url', netbird.managementUrl, '--setup-key', netbird.setupKey, '--hostname', hostname],
     ],
   };
-  return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+  return `#cloud-config\n${stringify(mergeUserData(doc, choices), { lineWidth: 0 })}`;
 }

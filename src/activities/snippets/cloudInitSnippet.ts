@@ -9,6 +9,7 @@ import { step } from '../netbird/failures';
 import { createOrAdoptGroup } from '../netbird/lookups';
 import { renderUserData } from './cloudInit';
 import type { SealedCredentials } from '../../domain/guestCredentials';
+import type { CloudInitChoices } from '../../domain/cloudInitChoices';
 import { generateGuestCredentials, sha512Crypt } from './guestCredentials';
 
 export interface PrepareCloudInitInput {
@@ -16,6 +17,8 @@ export interface PrepareCloudInitInput {
   name: string;
   node: string;
   sshKeys: string[];
+  /** The request's packages, commands, files and cloud-config fragment (checked at intake), merged under pveflow's keys. */
+  cloudInit?: CloudInitChoices;
 }
 
 export interface PreparedCloudInit {
@@ -42,7 +45,7 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings,
      * Returns the generated logins: they travel only in this result and the request's state, which the payload codec
      * encrypts, and reach a person once, through the credentials endpoint.
      */
-    async prepareCloudInit({ serial, name, node, sshKeys }: PrepareCloudInitInput): Promise<PreparedCloudInit> {
+    async prepareCloudInit({ serial, name, node, sshKeys, cloudInit }: PrepareCloudInitInput): Promise<PreparedCloudInit> {
       const names = deviceNames(serial, name);
       const device = await step(serial, `creating NetBird group ${names.deviceGroup}`, () => createOrAdoptGroup(netbird, names.deviceGroup));
       const deviceGroup = device.group;
@@ -65,6 +68,7 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings,
         sshKeys,
         netbird: { managementUrl: settings.netbirdManagementUrl, setupKey: setupKey.key },
         passwordHashes: { user: credentials.username, userHash: await sha512Crypt(credentials.password), rootHash: await sha512Crypt(credentials.rootPassword) },
+        ...(cloudInit ? { choices: cloudInit } : {}),
       });
       await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.upload(pathOf(names.snippetFile), userData));
       const sealed = await credentialKeys.seal(serial, credentials);

@@ -18,6 +18,7 @@ export type Action =
   | 'complete'
   | 'credentials'
   | 'templates'
+  | 'images'
   // Day-2 operations on a request's VM.
   | 'power'
   | 'reconfigure'
@@ -37,6 +38,7 @@ export const rolesFor: Record<Action, readonly Role[]> = {
   // Everyone may ask; the request itself hands them only to its consultants (by the key's email).
   credentials: everyone,
   templates: everyone,
+  images: everyone,
   approve: deciders,
   reject: deciders,
   cancel: deciders,

@@ -11,6 +11,7 @@ import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
 import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices, withResolvedDisk, type ResolvedChoices } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
 import { approvalQuotaExcess } from '../quotaUse';
 import { describeExcess } from '../../domain/quotas';
@@ -47,6 +48,8 @@ export function classRoutes(ctx: ApiContext): Router {
     }
     const asWho = requesterRefusal(principal, shared.requester);
     if (asWho) return problem(res, 403, 'forbidden', asWho);
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
     // With an Idempotency-Key the class id, and from it every member's serial, is derived: a retry after a lost
     // answer meets the members the first try made and starts only the missing ones.
     const classId = idempotency.key === undefined ? newClassId() : classIdForIdempotencyKey(idempotencyScope(principal), idempotency.key);
@@ -54,7 +57,7 @@ export function classRoutes(ctx: ApiContext): Router {
     // earlier try made are the class's own, not counted twice.
     let overQuota;
     try {
-      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, shared, count, { classId });
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(shared, resolved), count, { classId });
     } catch (err) {
       return sendTemporalError(res, err);
     }
@@ -63,7 +66,7 @@ export function classRoutes(ctx: ApiContext): Router {
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name }, mayStart);
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, mayStart);
       if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
       if ('notFound' in started) return overQuota ? quotaExceeded(res, overQuota) : badRequestIssues(res, policy);
       if ('failed' in started) {
@@ -159,12 +162,12 @@ export function classRoutes(ctx: ApiContext): Router {
  * Starts member `index` of the class, or finds it started by an earlier try of the same submission (same class and
  * place, kept in its memo). `mayStart` false: only finds it.
  */
-function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], mayStart: boolean) {
+function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], resolved: ResolvedChoices, mayStart: boolean) {
   const marker = `${classId}#${index}`;
   return startIdempotently(ctx, {
     serialAt: (candidate) => serialForClassMember(classId, index, candidate),
     build: (serial) => {
-      const built = toDeviceRequest(serial, body);
+      const built = toDeviceRequest(serial, body, resolved);
       return 'error' in built ? built : { request: { ...built.request, class: { id: classId, index, size } } };
     },
     memo: { classMember: marker },

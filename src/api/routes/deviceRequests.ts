@@ -27,6 +27,7 @@ import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } fro
 import { startIdempotently } from '../startIdempotently';
 import { approvalQuotaExcess } from '../quotaUse';
 import { StartAdmission } from '../startAdmission';
+import { intakeChoices, withResolvedDisk } from '../choiceIntake';
 import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
 import { streamRequestLogs } from './requestLogs';
 import { CredentialsShredded, revealCredentials } from '../credentialReveal';
@@ -57,10 +58,12 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     }
     const asWho = requesterRefusal(principal, body.data.requester);
     if (asWho) return problem(res, 403, 'forbidden', asWho);
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
     const key = idempotency.key;
     let overQuota;
     try {
-      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, body.data);
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(body.data, resolved));
     } catch (err) {
       return sendTemporalError(res, err);
     }
@@ -71,7 +74,7 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     // A random serial collides astronomically rarely; a derived one walks the same sequence on every retry.
     const outcome = await startIdempotently(ctx, {
       serialAt: (candidate) => (key === undefined ? newSerial() : serialForIdempotencyKey(scope, key, candidate)),
-      build: (serial) => toDeviceRequest(serial, body.data),
+      build: (serial) => toDeviceRequest(serial, body.data, resolved),
       ...(memo ? { memo, recognise: (existing) => compareWithExisting(existing, memo) } : {}),
       mayStart: !policy.length && !overQuota,
       admission,

@@ -5,6 +5,7 @@ import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problem
 import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
 import { serialForDelivery } from '../serials';
 import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
+import { intakeChoices, withResolvedDisk } from '../choiceIntake';
 import { startIdempotently } from '../startIdempotently';
 import { sendTemporalError } from '../temporalErrors';
 import { isJson, wrongContentType } from '../contentType';
@@ -43,16 +44,18 @@ export function webhookRoutes(ctx: ApiContext, secret: string | undefined): Rout
     // it: the refusal stands only for a delivery that started nothing yet.
     const policy = policyIssues(ctx.policy, body.data);
     const bodyDigest = createHash('sha256').update(raw).digest('hex');
+    const resolved = await intakeChoices(ctx, res, body.data);
+    if (!resolved) return;
     let overQuota;
     try {
-      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, body.data);
+      overQuota = policy.length ? undefined : await submissionQuotaExcess(ctx, withResolvedDisk(body.data, resolved));
     } catch (err) {
       return sendTemporalError(res, err);
     }
 
     const outcome = await startIdempotently(ctx, {
       serialAt: (candidate) => serialForDelivery(deliveryId, candidate),
-      build: (serial) => toDeviceRequest(serial, body.data),
+      build: (serial) => toDeviceRequest(serial, body.data, resolved),
       memo: { deliveryId, bodySha256: bodyDigest },
       // Taken: by this very delivery (a redelivery), or by another request that happens to hold the same serial.
       recognise: (memo) => (memo?.deliveryId !== deliveryId ? 'not ours' : memo.bodySha256 === bodyDigest ? 'same request' : 'other body'),

@@ -7,6 +7,7 @@ import type { CliContext } from '../context';
 import { exitCodes } from '../exitCodes';
 import { formatTable } from '../output/table';
 import { submissionBody } from './requests';
+import { choiceFlags } from './choiceFlags';
 
 const base = '/api/classes';
 
@@ -39,7 +40,7 @@ const submit: Command = {
   words: ['classes', 'new'],
   synopsis: '--count N [--idempotency-key KEY] [the flags of requests new]',
   summary: 'file a class: N identical VMs (a lab, an event), each its own request named <name>-01...',
-  flags: ['count', 'idempotency-key', 'file', 'name', 'client', 'requester', 'consultant', 'start', 'end', 'cores', 'memory-mib', 'template-vmid', 'full-clone', 'linked-clone', 'ssh-key'],
+  flags: ['count', 'idempotency-key', 'file', 'name', 'client', 'requester', 'consultant', 'start', 'end', ...choiceFlags, 'cores', 'memory-mib', 'full-clone', 'linked-clone', 'ssh-key'],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
     if (ctx.flags.count === undefined) throw usageError(`--count N: how many identical VMs (${bounds.count.min}-${bounds.count.max})`);

@@ -8,6 +8,7 @@ import { serialArg, type CliContext } from '../context';
 import { dateFlag, shortTime } from '../dates';
 import { exitCodes } from '../exitCodes';
 import { formatFields, formatTable } from '../output/table';
+import { choiceFlags, setChoices } from './choiceFlags';
 
 const base = '/api/device_requests';
 
@@ -72,6 +73,10 @@ const show: Command = {
         ['Requester', r.request.requester],
         ['Consultants', r.request.consultants.join(', ')],
         ['Period (UTC)', `${shortTime(r.request.period?.start) ?? '?'} → ${shortTime(r.request.period?.end) ?? '?'}`],
+        ['Image', r.request.image ?? (r.request.templateVmid !== undefined ? `template ${r.request.templateVmid}` : 'default')],
+        ['Size', `${r.request.cores} cores, ${r.request.memoryMiB} MiB${r.request.diskGiB ? `, ${r.request.diskGiB} GiB disk` : ''}`],
+        ...(r.request.network ? ([['Network', `${r.request.network.bridge}${r.request.network.vlan !== undefined ? ` VLAN ${r.request.network.vlan}` : ''}`]] as const) : []),
+        ...(r.request.cloudInit ? ([['First boot', Object.entries(r.request.cloudInit).map(([k, v]) => `${k} (${Array.isArray(v) ? v.length : Object.keys(v ?? {}).length})`).join(', ')]] as const) : []),
         ['Status', r.status],
         ['Build', build ? `#${build.attempt} ${build.state}, ${build.stage} ${build.progress} %` : undefined],
         ...(build?.error ? ([['Build error', build.error]] as const) : []),
@@ -123,9 +128,9 @@ function credentialState(r: RequestRecord): string | undefined {
 const submit: Command = {
   words: ['requests', 'new'],
   synopsis:
-    '[--file FILE|-] --name NAME --client ORG --requester EMAIL --consultant EMAIL... --start DATE --end DATE [--cores N] [--memory-mib N] [--template-vmid N] [--full-clone|--linked-clone] [--ssh-key KEY...]',
+    '[--file FILE|-] --name NAME --client ORG --requester EMAIL --consultant EMAIL... --start DATE --end DATE [--image NAME] [--cores N] [--memory-mib N] [--disk-gib N] [--bridge BR [--vlan N]] [--full-clone|--linked-clone] [--ssh-key KEY...] [--package PKG...] [--runcmd CMD...] [--write-file GUEST_PATH=LOCAL_FILE...] [--cloud-config YAML_FILE]',
   summary: 'file a request, from flags or a JSON body (a file, or - for stdin); flags override the file',
-  flags: ['file', 'name', 'client', 'requester', 'consultant', 'start', 'end', 'cores', 'memory-mib', 'template-vmid', 'full-clone', 'linked-clone', 'ssh-key'],
+  flags: ['file', 'name', 'client', 'requester', 'consultant', 'start', 'end', ...choiceFlags, 'cores', 'memory-mib', 'full-clone', 'linked-clone', 'ssh-key'],
   async run(ctx) {
     noArgs(ctx);
     const body = submissionBody(ctx);
@@ -178,7 +183,7 @@ export function submissionBody(ctx: CliContext, opts: { className?: boolean } = 
   }
   set('cores', integerFlag('cores', f.cores, bounds.cores, 'CPU cores'));
   set('memory_mib', integerFlag('memory-mib', f['memory-mib'], bounds.memoryMiB, 'MiB of memory'));
-  set('template_vmid', integerFlag('template-vmid', f['template-vmid'], bounds.templateVmid, "the template's VMID"));
+  setChoices(body, f);
   if (f['full-clone'] && f['linked-clone']) throw usageError('--full-clone and --linked-clone exclude each other');
   if (f['full-clone']) body.full_clone = true;
   if (f['linked-clone']) body.full_clone = false;

@@ -170,7 +170,9 @@ export function RequestPage({ auth, serial }: { auth: Auth; serial: string }) {
               <Detail term="VPN IP" value={record.device.vpnIp} mono />
               <Detail term="Hostname" value={record.device.hostname} mono />
               <Detail term="Size" value={`${req.cores} cores · ${formatMemory(req.memoryMiB)}${req.diskGiB ? ` · ${req.diskGiB} GiB` : ''}`} />
-              <Detail term="Template" value={req.templateVmid?.toString() ?? 'default'} />
+              <Detail term="Image" value={req.image ? `${req.image}${req.templateVmid ? ` (template ${req.templateVmid})` : ''}` : req.templateVmid ? `template ${req.templateVmid}` : 'default'} />
+              <Detail term="Network" value={req.network ? `${req.network.bridge}${req.network.vlan !== undefined ? `, VLAN ${req.network.vlan}` : ''}` : 'default'} />
+              {req.cloudInit && <Detail term="First boot" value={firstBootSummary(req.cloudInit)} />}
             </dl>
           </section>
 
@@ -448,4 +450,15 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** What the request adds to the guest's first boot, counted: the record holds the whole of it. */
+function firstBootSummary(c: NonNullable<RequestRecord['request']['cloudInit']>): string {
+  const parts = [
+    c.packages?.length ? `packages ${c.packages.join(', ')}` : undefined,
+    c.runcmd?.length ? `${c.runcmd.length} command${c.runcmd.length > 1 ? 's' : ''}` : undefined,
+    c.write_files?.length ? `files ${c.write_files.map((f) => f.path).join(', ')}` : undefined,
+    c.cloud_config && Object.keys(c.cloud_config).length ? `cloud-config ${Object.keys(c.cloud_config).join(', ')}` : undefined,
+  ].filter(Boolean);
+  return parts.join(' · ') || 'nothing added';
 }

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config';
+import { requestChoicesFromConfig } from '../src/api/requestChoices';
+import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
+import { cloudInitChoicesSchema, pveflowKeys } from '../src/domain/cloudInitChoices';
+import { imageCatalogue, imageRefusals, missingImages, type PoolTemplate } from '../src/domain/imageCatalogue';
+import { networkRefusal, parseAllowedNetworks } from '../src/domain/networks';
+
+/** The rules of a request's choices and the image catalogue, as plain functions (no Temporal, no API). */
+
+const issuesOf = (value: unknown) => {
+  const parsed = cloudInitChoicesSchema.safeParse(value);
+  return parsed.success ? [] : parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+};
+
+describe('cloud-init choices: what a request may add', () => {
+  test("every key pveflow owns is refused in a fragment, naming the key and why", () => {
+    for (const key of ['users', 'user', 'chpasswd', 'password', 'hostname', 'fqdn', 'ssh_authorized_keys', 'ssh_pwauth', 'runcmd', 'packages', 'write_files', 'package_update', 'power_state', 'merge_how']) {
+      const issues = issuesOf({ cloud_config: { [key]: key === 'ssh_pwauth' ? true : ['x'] } });
+      assert.equal(issues.length, 1, key);
+      assert.equal(issues[0]!.path, `cloud_config.${key}`);
+      assert.equal(issues[0]!.message, pveflowKeys[key]);
+    }
+    assert.match(issuesOf({ cloud_config: { users: [{ name: 'mallory' }] } })[0]!.message, /generated logins/);
+  });
+
+  test('a key pveflow does not pass on is refused, listing the ones it does', () => {
+    const [issue] = issuesOf({ cloud_config: { bootcmd: ['reboot'] } });
+    assert.equal(issue!.path, 'cloud_config.bootcmd');
+    assert.match(issue!.message, /not a key pveflow passes on.*timezone/);
+  });
+
+  test("an allowed key in the wrong shape is refused at its own path", () => {
+    assert.deepEqual(issuesOf({ cloud_config: { timezone: 'Europe/Paris', ntp: { servers: ['ntp.example.org'] } } }), []);
+    assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.path, 'cloud_config.timezone');
+    assert.equal(issuesOf({ cloud_config: { ntp: { servers: ['bad host!'] } } })[0]!.path, 'cloud_config.ntp.servers.0');
+    assert.equal(issuesOf({ cloud_config: { apt: { proxy: 'ftp://x' } } })[0]!.path, 'cloud_config.apt.proxy');
+  });
+
+  test('write_files under pveflow\'s paths, relative or with .. are refused', () => {
+    for (const path of ['/etc/shadow', '/etc/sudoers.d/me', '/etc/ssh/sshd_config.d/x.conf', '/etc/netbird/config.json', '/var/lib/cloud/instance/x', '/etc/systemd/system/qemu-guest-agent.service']) {
+      const [issue] = issuesOf({ write_files: [{ path, content: 'x' }] });
+      assert.equal(issue?.path, 'write_files.0.path', path);
+      assert.match(issue!.message, /pveflow's/, path);
+    }
+    for (const path of ['etc/motd', '/etc/../etc/shadow', '/etc/', '/opt//x']) assert.equal(issuesOf({ write_files: [{ path }] })[0]?.path, 'write_files.0.path', path);
+    assert.deepEqual(issuesOf({ write_files: [{ path: '/etc/motd', content: 'hi', permissions: '0644', owner: 'root:root' }] }), []);
+  });
+
+  test('package names and commands are checked', () => {
+    assert.deepEqual(issuesOf({ packages: ['nginx', 'python3-pip', 'htop=3.2.2-2'], runcmd: ['echo hi', ['systemctl', 'enable', 'nginx']] }), []);
+    assert.equal(issuesOf({ packages: ['nginx; rm -rf /'] })[0]!.path, 'packages.0');
+    assert.equal(issuesOf({ runcmd: [[]] })[0]!.path.startsWith('runcmd.0'), true);
+    assert.equal(issuesOf({ runcmd: ['a\0b'] })[0]!.path.startsWith('runcmd.0'), true);
+  });
+
+  test('the configured limits: counts, total size and disk, each naming its field and setting', () => {
+    const limits = { ...defaultChoiceLimits, packages: 2, runcmd: 1, writeFiles: 1, bytes: 200, maxDiskGiB: 100 };
+    assert.deepEqual(choiceLimitRefusals(limits, { diskGiB: 100, cloudInit: { packages: ['a', 'b'] } }), []);
+    const refused = choiceLimitRefusals(limits, {
+      diskGiB: 101,
+      cloudInit: { packages: ['a', 'b', 'c'], runcmd: ['x', 'y'], write_files: [{ path: '/a', content: 'x'.repeat(300) }, { path: '/b', content: '' }] },
+    });
+    assert.deepEqual(refused.map((i) => i.field), ['disk_gib', 'cloud_init.packages', 'cloud_init.runcmd', 'cloud_init.write_files', 'cloud_init']);
+    assert.match(refused[1]!.reason, /at most 2 \(CLOUD_INIT_MAX_PACKAGES\), 3 given/);
+    assert.match(refused[4]!.reason, /CLOUD_INIT_MAX_BYTES/);
+  });
+});
+
+describe('networks: the allowed list', () => {
+  const allowed = parseAllowedNetworks('vmbr0,vmbr1:100,vmbr1:200-299');
+  test('parses bridges, single VLANs and ranges, and refuses what it cannot read', () => {
+    assert.deepEqual(allowed, [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 100 } }, { bridge: 'vmbr1', vlans: { min: 200, max: 299 } }]);
+    for (const bad of ['vmbr0:0', 'vmbr0:5000', 'vmbr0:300-200', 'br idge', '1abc']) assert.ok('error' in parseAllowedNetworks(bad), bad);
+  });
+  test('a choice on the list passes; a bridge off it names network.bridge, a VLAN off it network.vlan', () => {
+    if ('error' in allowed) throw new Error(allowed.error);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0' }), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 250 }), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.field, 'network.bridge');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.field, 'network.vlan');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' })?.field, 'network.vlan', 'vmbr1 only tagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 })?.field, 'network.vlan', 'vmbr0 only untagged');
+  });
+  test('the configuration always allows the default network, and refuses a list it cannot read', () => {
+    assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVE_BRIDGE: 'vmbr2', PVE_VLAN: '7', PVE_NETWORKS: 'vmbr3' })).networks, [{ bridge: 'vmbr2', vlans: { min: 7, max: 7 } }, { bridge: 'vmbr3' }]);
+    assert.throws(() => requestChoicesFromConfig(loadConfig({ PVE_NETWORKS: 'vmbr1:x' })), (e: unknown) => e instanceof ConfigError && /PVE_NETWORKS/.test(e.message));
+  });
+});
+
+describe('image catalogue', () => {
+  const templates: PoolTemplate[] = [
+    { vmid: 9001, name: 'Ubuntu-24.04', node: 'pve2', diskGiB: 8 },
+    { vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048, diskGiB: 4 },
+    { vmid: 9002, name: 'debian-12-cloudinit', node: 'pve3', diskGiB: 4 },
+  ];
+
+  test('without configuration every template is an image named after it, a second of the same name suffixed with its VMID', () => {
+    const images = imageCatalogue(templates);
+    assert.deepEqual(images.map((i) => [i.name, i.templateVmid]), [['debian-12-cloudinit', 9000], ['ubuntu-24.04', 9001], ['debian-12-cloudinit-9002', 9002]]);
+    assert.deepEqual(images[0]!.minimum, { cores: 1, memoryMiB: 512, diskGiB: 4 }, "the template's disk is the floor");
+  });
+
+  test('with configuration only the configured images, by VMID or template name, with their minimums and orgs', () => {
+    const configured = [
+      { name: 'debian-12', template: 9000, os: 'Debian 12', min_memory_mib: 1024, min_disk_gib: 2 },
+      { name: 'ubuntu', template: 'Ubuntu-24.04', min_cores: 2, min_disk_gib: 20, orgs: ['Acme Corp'] },
+      { name: 'gone', template: 9999 },
+    ];
+    const images = imageCatalogue(templates, configured);
+    assert.deepEqual(images.map((i) => [i.name, i.templateVmid, i.os]), [['debian-12', 9000, 'Debian 12'], ['ubuntu', 9001, undefined]]);
+    assert.deepEqual(images[0]!.minimum, { cores: 1, memoryMiB: 1024, diskGiB: 4 }, 'a configured disk minimum below the template\'s is the template\'s');
+    assert.deepEqual(images[1]!.minimum, { cores: 2, memoryMiB: 512, diskGiB: 20 });
+    assert.deepEqual(missingImages(templates, configured).map((c) => c.name), ['gone']);
+  });
+
+  test('a request below a minimum, or of an org the image is not offered to, is refused naming the field', () => {
+    const [, ubuntu] = imageCatalogue(templates, [{ name: 'debian-12', template: 9000 }, { name: 'ubuntu', template: 9001, min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] }]);
+    assert.deepEqual(imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 2, memoryMiB: 4096, diskGiB: 20 }), []);
+    assert.deepEqual(imageRefusals(ubuntu!, { org: 'Globex', cores: 2, memoryMiB: 4096 }).map((i) => i.field), ['image']);
+    const below = imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 1, memoryMiB: 2048, diskGiB: 10 });
+    assert.deepEqual(below.map((i) => i.field), ['cores', 'memory_mib', 'disk_gib']);
+    assert.match(below[1]!.reason, /2048 MiB is below image ubuntu's minimum of 4096 MiB/);
+  });
+
+  test('the configuration is read from PVEFLOW_IMAGES and refused, saying where, when it is wrong', () => {
+    const images = JSON.stringify({ images: [{ name: 'debian-12', template: 9000, orgs: ['Acme Corp'] }] });
+    assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVEFLOW_IMAGES: images })).images, [{ name: 'debian-12', template: 9000, orgs: ['Acme Corp'] }]);
+    assert.equal(requestChoicesFromConfig(loadConfig({})).images, undefined);
+    const refusal = (env: Record<string, string>) => {
+      try {
+        requestChoicesFromConfig(loadConfig(env));
+        return 'accepted';
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.message;
+      }
+    };
+    assert.match(refusal({ PVEFLOW_IMAGES: '{' }), /PVEFLOW_IMAGES is not JSON/);
+    assert.match(refusal({ PVEFLOW_IMAGES: JSON.stringify({ images: [{ name: 'Debian', template: 9000 }] }) }), /images\.0\.name/);
+    assert.match(refusal({ PVEFLOW_IMAGES: JSON.stringify({ images: [{ name: 'a', template: 9000 }, { name: 'a', template: 9001 }] }) }), /unique/);
+    assert.match(refusal({ PVEFLOW_IMAGES_FILE: '/nonexistent/images.json' }), /cannot be read/);
+  });
+});
