@@ -23,7 +23,7 @@ export const reconfigureBody = z
   .strictObject({
     cores: z.number().int().min(1).max(OPERATION_LIMITS.maxCores).optional(),
     memory_mib: z.number().int().min(OPERATION_LIMITS.minMemoryMiB).max(OPERATION_LIMITS.maxMemoryMiB).optional(),
-    disk_gib: z.number().int().min(1).max(OPERATION_LIMITS.maxDiskGiB).optional().meta({ description: 'The boot disk’s new size; disks only grow.' }),
+    disk_gib: z.number().int().min(1).max(OPERATION_LIMITS.maxDiskGiB).optional().meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB.' }),
     confirm_reboot: z.boolean().optional().meta({
       description: 'A change Proxmox cannot hot-plug into the running VM needs a reboot: without this it is refused (409, saying why) and nothing changes.',
     }),

@@ -10,7 +10,7 @@ import { permit } from '../auth/authenticate';
 import type { Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
 import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, problem, quotaExceeded } from '../problems';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { quotaExcess } from '../quotaUse';
 import { quotaFor, sizeOf } from '../../domain/quotas';
 import { findRequest } from '../requestAccess';
@@ -105,8 +105,14 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
         ...(b.confirm_reboot ? { confirmReboot: true } : {}),
       }),
       serialParam,
-      // A VM that grows holds more of its org's quotas: counted like a submission, this request at its new size.
+      // A disk within the bound a submission has; a VM that grows holds more of its org's quotas: counted like a
+      // submission, this request at its new size.
       async (serial, org, b) => {
+        const maxDisk = ctx.choices.limits.maxDiskGiB;
+        if (b.disk_gib !== undefined && b.disk_gib > maxDisk) {
+          badRequestIssues(res, [{ field: 'disk_gib', reason: `at most ${maxDisk} GiB (REQUEST_MAX_DISK_GIB)` }]);
+          return true;
+        }
         if (!quotaFor(ctx.quotas, org)) return false;
         const { request } = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
         const grown = sizeOf({ cores: b.cores ?? request.cores, memoryMiB: b.memory_mib ?? request.memoryMiB, diskGiB: b.disk_gib ?? request.diskGiB });
