@@ -35,6 +35,8 @@ function valuesOf(schema: Schema, doc: OpenApiDocument): fc.Arbitrary<unknown> {
   if (schema.$ref) return valuesOf(resolve(schema.$ref, doc), doc);
   if (schema.allOf) return valuesOf(merge(schema.allOf.map((s: Schema) => (s.$ref ? resolve(s.$ref, doc) : s))), doc);
   if (schema.enum) return fc.constantFrom(...schema.enum);
+  const alternatives = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined;
+  if (alternatives) return fc.oneof(...alternatives.map((s) => valuesOf(s, doc)));
   switch (schema.type) {
     case 'object': {
       const props = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([k, s]) => [k, valuesOf(s as Schema, doc)]));
