@@ -3,8 +3,7 @@ import { add, excessOf, holdsQuota, noUsage, quotaFor, type QuotaExcess, type Us
 import { taskQueueClause } from '../temporal/instanceScope';
 import type { ApiContext } from './context';
 
-/** The memo key under which every request keeps the size it is counted at (startRequestWorkflow sets it). */
-export const QUOTA_SIZE_MEMO = 'quotaSize';
+import { QUOTA_SIZE_MEMO } from '../contracts/memos';
 
 /** What the count leaves out: a request being approved (it is the demand), a class whose earlier try made members. */
 export interface Leaving {

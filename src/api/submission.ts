@@ -11,7 +11,8 @@ import { fromWire, toWireField } from './requestWire';
 import type { ResolvedChoices } from './choiceIntake';
 import { requestWorkflowId } from '../contracts/workflowIds';
 import { sizeOf, times, type QuotaExcess } from '../domain/quotas';
-import { QUOTA_SIZE_MEMO, quotaExcess, type Leaving } from './quotaUse';
+import { quotaExcess, type Leaving } from './quotaUse';
+import { QUOTA_SIZE_MEMO } from '../contracts/memos';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {

@@ -4,7 +4,6 @@ import {
   CancelledFailure,
   getExternalWorkflowHandle,
   isCancellation,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,

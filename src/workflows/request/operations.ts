@@ -1,3 +1,5 @@
+import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { sizeOf } from '../../domain/quotas';
 import { ApplicationFailure, condition, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../../contracts/messages';
@@ -162,7 +164,7 @@ export function setOperationHandlers(state: RequestState): void {
           ...(operation.diskGiB !== undefined ? { diskGiB: operation.diskGiB } : {}),
         };
         // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
-        upsertMemo({ quotaSize: { vms: 1, cores: record.request.cores, memory_mib: record.request.memoryMiB, disk_gib: record.request.diskGiB ?? 0 } });
+        upsertMemo({ [QUOTA_SIZE_MEMO]: sizeOf(record.request) });
         return done.length ? done.join('; ') : 'nothing to change: the VM has that size already';
       }
       case 'snapshot': {
