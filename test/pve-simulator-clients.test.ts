@@ -13,7 +13,9 @@ import { defaultClusterSeed, ROOT_TOKEN_ID, type PveTiming } from '../src/simula
  * a MAC for a NIC set without one (proxmoxer users set `net0=virtio,bridge=vmbr0`), and gzip as pveproxy sends it.
  */
 const FAST: Partial<PveTiming> = {
-  linkedCloneMs: 20, configMs: 5, startMs: 10, stopMs: 10, destroyMs: 10, agentStartMs: 40, ipv4AfterAgentMs: 10,
+  linkedCloneMs: 20, configMs: 5, startMs: 10, stopMs: 10, destroyMs: 10,
+  // Long enough that the call right after the start still finds the agent down on a loaded machine.
+  agentStartMs: 1500, ipv4AfterAgentMs: 10,
   flockTimeoutMs: 400, authFailureDelayMs: 10,
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
