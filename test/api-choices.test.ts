@@ -123,12 +123,19 @@ describe('intake of images and choices', () => {
     if (answer.status === 201) accepted.push(answer.body.serial);
     return answer;
   };
-  /** A 400 whose issues name exactly these fields, each reason matching. */
-  const refused = async (overrides: Record<string, unknown>, expected: Record<string, RegExp>, who: KeyName = 'operator') => {
+  /**
+   * A 400 whose issues name exactly these fields, each reason matching, and each the rule given (a check the schema
+   * states, by its pattern or bounds, names none).
+   */
+  const refused = async (overrides: Record<string, unknown>, expected: Record<string, RegExp | { reason: RegExp; rule: string }>, who: KeyName = 'operator') => {
     const answer = await submit(overrides, who);
     assert.equal(answer.status, 400, JSON.stringify(answer.body));
     assert.deepEqual(answer.body.issues.map((i: { field: string }) => i.field).sort(), Object.keys(expected).sort(), JSON.stringify(answer.body.issues));
-    for (const issue of answer.body.issues as Array<{ field: string; reason: string }>) assert.match(issue.reason, expected[issue.field]!, issue.field);
+    for (const issue of answer.body.issues as Array<{ field: string; reason: string; rule?: string }>) {
+      const want = expected[issue.field]!;
+      assert.match(issue.reason, want instanceof RegExp ? want : want.reason, issue.field);
+      assert.equal(issue.rule, want instanceof RegExp ? undefined : want.rule, issue.field);
+    }
   };
   const startedWith = (serial: string) => env.client.workflow.getHandle(`vm-request-${serial}`).result() as Promise<DeviceRequest>;
 
@@ -160,40 +167,44 @@ describe('intake of images and choices', () => {
   });
 
   test('an unknown image, or one whose template left the pool, is refused naming image', async () => {
-    await refused({ image: 'nope' }, { image: /no image nope; images: debian-12, ubuntu/ });
-    await refused({ image: 'gone' }, { image: /template 9999 is not in the pool/ });
+    await refused({ image: 'nope' }, { image: { reason: /no image nope; images: debian-12, ubuntu/, rule: 'image-unknown' } });
+    await refused({ image: 'gone' }, { image: { reason: /template 9999 is not in the pool/, rule: 'image-template-missing' } });
     await refused({ image: 'Not An Image' }, { image: /lower-case/ });
   });
 
   test('an image not offered to the org is refused naming image', async () => {
-    await refused({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }, { image: /not offered to Globex/ }, 'requesterB');
+    await refused({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }, { image: { reason: /not offered to Globex/, rule: 'image-not-offered' } }, 'requesterB');
   });
 
   test("a request below its image's minimums is refused naming each field", async () => {
-    await refused({ image: 'ubuntu', cores: 1, memory_mib: 2048, disk_gib: 10 }, { cores: /below image ubuntu's minimum of 2/, memory_mib: /minimum of 4096 MiB/, disk_gib: /minimum of 20 GiB/ });
-    await refused({ memory_mib: 512 }, { memory_mib: /below image debian-12's minimum of 1024 MiB/ }, 'requesterA');
+    await refused({ image: 'ubuntu', cores: 1, memory_mib: 2048, disk_gib: 10 }, {
+      cores: { reason: /below image ubuntu's minimum of 2/, rule: 'below-image-minimum' },
+      memory_mib: { reason: /minimum of 4096 MiB/, rule: 'below-image-minimum' },
+      disk_gib: { reason: /minimum of 20 GiB/, rule: 'below-image-minimum' },
+    });
+    await refused({ memory_mib: 512 }, { memory_mib: { reason: /below image debian-12's minimum of 1024 MiB/, rule: 'below-image-minimum' } }, 'requesterA');
   });
 
   test('a network off the allowed list is refused naming network.bridge or network.vlan', async () => {
-    await refused({ network: { bridge: 'vmbr9' } }, { 'network.bridge': /bridge vmbr9 is not allowed; allowed: vmbr0 untagged, vmbr1 VLAN 100-199/ });
-    await refused({ network: { bridge: 'vmbr1', vlan: 300 } }, { 'network.vlan': /VLAN 300 is not allowed on vmbr1/ });
+    await refused({ network: { bridge: 'vmbr9' } }, { 'network.bridge': { reason: /bridge vmbr9 is not allowed; allowed: vmbr0 untagged, vmbr1 VLAN 100-199/, rule: 'network-not-allowed' } });
+    await refused({ network: { bridge: 'vmbr1', vlan: 300 } }, { 'network.vlan': { reason: /VLAN 300 is not allowed on vmbr1/, rule: 'network-not-allowed' } });
     await refused({ network: { bridge: 'vmbr1', vlan: 5000 } }, { 'network.vlan': /4094/ });
   });
 
   test('choices beyond the configured limits are refused naming the field and the setting', async () => {
-    await refused({ cloud_init: { packages: ['a', 'b', 'c', 'd'] } }, { 'cloud_init.packages': /at most 3 \(CLOUD_INIT_MAX_PACKAGES\), 4 given/ });
-    await refused({ cloud_init: { runcmd: ['a', 'b', 'c'] } }, { 'cloud_init.runcmd': /CLOUD_INIT_MAX_RUNCMD/ });
-    await refused({ cloud_init: { write_files: [{ path: '/etc/a', content: 'x'.repeat(5000) }] } }, { cloud_init: /CLOUD_INIT_MAX_BYTES/ });
-    await refused({ disk_gib: 101 }, { disk_gib: /at most 100 GiB \(REQUEST_MAX_DISK_GIB\)/ });
+    await refused({ cloud_init: { packages: ['a', 'b', 'c', 'd'] } }, { 'cloud_init.packages': { reason: /at most 3 \(CLOUD_INIT_MAX_PACKAGES\), 4 given/, rule: 'choice-limit' } });
+    await refused({ cloud_init: { runcmd: ['a', 'b', 'c'] } }, { 'cloud_init.runcmd': { reason: /CLOUD_INIT_MAX_RUNCMD/, rule: 'choice-limit' } });
+    await refused({ cloud_init: { write_files: [{ path: '/etc/a', content: 'x'.repeat(5000) }] } }, { cloud_init: { reason: /CLOUD_INIT_MAX_BYTES/, rule: 'choice-limit' } });
+    await refused({ disk_gib: 101 }, { disk_gib: { reason: /at most 100 GiB \(REQUEST_MAX_DISK_GIB\)/, rule: 'choice-limit' } });
   });
 
   test("a fragment that reaches for pveflow's users, passwords, agent or enrolment is refused naming the key", async () => {
-    await refused({ cloud_init: { cloud_config: { users: [{ name: 'mallory', sudo: 'ALL=(ALL) NOPASSWD:ALL' }] } } }, { 'cloud_init.cloud_config.users': /generated logins/ });
-    await refused({ cloud_init: { cloud_config: { chpasswd: { expire: false } } } }, { 'cloud_init.cloud_config.chpasswd': /generated logins/ });
-    await refused({ cloud_init: { cloud_config: { runcmd: ['systemctl stop qemu-guest-agent'] } } }, { 'cloud_init.cloud_config.runcmd': /use cloud_init.runcmd/ });
-    await refused({ cloud_init: { cloud_config: { power_state: { mode: 'poweroff' } } } }, { 'cloud_init.cloud_config.power_state': /guest agent/ });
-    await refused({ cloud_init: { cloud_config: { bootcmd: ['true'] } } }, { 'cloud_init.cloud_config.bootcmd': /not a key pveflow passes on/ });
-    await refused({ cloud_init: { write_files: [{ path: '/etc/netbird/config.json', content: '{}' }] } }, { 'cloud_init.write_files.0.path': /pveflow's/ });
+    await refused({ cloud_init: { cloud_config: { users: [{ name: 'mallory', sudo: 'ALL=(ALL) NOPASSWD:ALL' }] } } }, { 'cloud_init.cloud_config.users': { reason: /generated logins/, rule: 'pveflow-key' } });
+    await refused({ cloud_init: { cloud_config: { chpasswd: { expire: false } } } }, { 'cloud_init.cloud_config.chpasswd': { reason: /generated logins/, rule: 'pveflow-key' } });
+    await refused({ cloud_init: { cloud_config: { runcmd: ['systemctl stop qemu-guest-agent'] } } }, { 'cloud_init.cloud_config.runcmd': { reason: /use cloud_init.runcmd/, rule: 'pveflow-key' } });
+    await refused({ cloud_init: { cloud_config: { power_state: { mode: 'poweroff' } } } }, { 'cloud_init.cloud_config.power_state': { reason: /guest agent/, rule: 'pveflow-key' } });
+    await refused({ cloud_init: { cloud_config: { bootcmd: ['true'] } } }, { 'cloud_init.cloud_config.bootcmd': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
+    await refused({ cloud_init: { write_files: [{ path: '/etc/netbird/config.json', content: '{}' }] } }, { 'cloud_init.write_files.0.path': { reason: /pveflow's/, rule: 'protected-path' } });
     await refused({ cloud_init: { packages: ['nginx && curl evil'] } }, { 'cloud_init.packages.0': /package name/ });
   });
 
@@ -204,7 +215,7 @@ describe('intake of images and choices', () => {
   test('a class is checked the same way before any member starts', async () => {
     const answer = await call('operator', 'POST', '/api/classes', { ...validRequestBody({ name: 'lab', network: { bridge: 'vmbr9' } }), count: 3 });
     assert.equal(answer.status, 400);
-    assert.deepEqual(answer.body.issues.map((i: { field: string }) => i.field), ['network.bridge']);
+    assert.deepEqual(answer.body.issues.map((i: { field: string; rule?: string }) => [i.field, i.rule]), [['network.bridge', 'network-not-allowed']]);
   });
 
   test('a webhook delivery is checked the same way', async () => {
@@ -219,7 +230,7 @@ describe('intake of images and choices', () => {
     const answer = { status: res.status, headers: res.headers, body: (await res.json()) as { issues?: unknown } };
     checker.check('POST', '/api/hooks/device_requests', answer);
     assert.equal(answer.status, 400, JSON.stringify(answer.body));
-    assert.deepEqual(answer.body.issues, [{ field: 'image', reason: 'image ubuntu is not offered to Globex' }]);
+    assert.deepEqual(answer.body.issues, [{ field: 'image', reason: 'image ubuntu is not offered to Globex', rule: 'image-not-offered' }]);
   });
 
   test("an accepted request carries its image's template, the image's minimum disk and its choices into the workflow", async () => {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
+import { buildOpenApiDocument } from '../src/api/openapi';
 import { requestChoicesFromConfig } from '../src/api/requestChoices';
 import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
+import { choiceRules, type ChoiceRule } from '../src/domain/choiceRules';
 import { cloudInitChoicesSchema, pveflowKeys } from '../src/domain/cloudInitChoices';
 import { imageCatalogue, imageRefusals, missingImages, type PoolTemplate } from '../src/domain/imageCatalogue';
 import { networkRefusal, parseAllowedNetworks } from '../src/domain/networks';
@@ -11,7 +13,7 @@ import { networkRefusal, parseAllowedNetworks } from '../src/domain/networks';
 
 const issuesOf = (value: unknown) => {
   const parsed = cloudInitChoicesSchema.safeParse(value);
-  return parsed.success ? [] : parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  return parsed.success ? [] : parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message, rule: (i as { params?: { rule?: string } }).params?.rule }));
 };
 
 describe('cloud-init choices: what a request may add', () => {
@@ -21,6 +23,7 @@ describe('cloud-init choices: what a request may add', () => {
       assert.equal(issues.length, 1, key);
       assert.equal(issues[0]!.path, `cloud_config.${key}`);
       assert.equal(issues[0]!.message, pveflowKeys[key]);
+      assert.equal(issues[0]!.rule, 'pveflow-key', key);
     }
     assert.match(issuesOf({ cloud_config: { users: [{ name: 'mallory' }] } })[0]!.message, /generated logins/);
   });
@@ -29,11 +32,13 @@ describe('cloud-init choices: what a request may add', () => {
     const [issue] = issuesOf({ cloud_config: { bootcmd: ['reboot'] } });
     assert.equal(issue!.path, 'cloud_config.bootcmd');
     assert.match(issue!.message, /not a key pveflow passes on.*timezone/);
+    assert.equal(issue!.rule, 'cloud-config-key');
   });
 
   test("an allowed key in the wrong shape is refused at its own path", () => {
     assert.deepEqual(issuesOf({ cloud_config: { timezone: 'Europe/Paris', ntp: { servers: ['ntp.example.org'] } } }), []);
     assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.path, 'cloud_config.timezone');
+    assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.rule, 'cloud-config-value');
     assert.equal(issuesOf({ cloud_config: { ntp: { servers: ['bad host!'] } } })[0]!.path, 'cloud_config.ntp.servers.0');
     assert.equal(issuesOf({ cloud_config: { apt: { proxy: 'ftp://x' } } })[0]!.path, 'cloud_config.apt.proxy');
   });
@@ -43,8 +48,11 @@ describe('cloud-init choices: what a request may add', () => {
       const [issue] = issuesOf({ write_files: [{ path, content: 'x' }] });
       assert.equal(issue?.path, 'write_files.0.path', path);
       assert.match(issue!.message, /pveflow's/, path);
+      assert.equal(issue!.rule, 'protected-path', path);
     }
     for (const path of ['etc/motd', '/etc/../etc/shadow', '/etc/', '/opt//x']) assert.equal(issuesOf({ write_files: [{ path }] })[0]?.path, 'write_files.0.path', path);
+    // Dot segments and // are not in the path's pattern: they name their rule.
+    for (const path of ['/opt/./x', '/etc/../tmp/x', '/opt//x']) assert.deepEqual(issuesOf({ write_files: [{ path }] }).map((i) => i.rule), ['path-not-normalised'], path);
     assert.deepEqual(issuesOf({ write_files: [{ path: '/etc/motd', content: 'hi', permissions: '0644', owner: 'root:root' }] }), []);
   });
 
@@ -65,6 +73,7 @@ describe('cloud-init choices: what a request may add', () => {
     assert.deepEqual(refused.map((i) => i.field), ['disk_gib', 'cloud_init.packages', 'cloud_init.runcmd', 'cloud_init.write_files', 'cloud_init']);
     assert.match(refused[1]!.reason, /at most 2 \(CLOUD_INIT_MAX_PACKAGES\), 3 given/);
     assert.match(refused[4]!.reason, /CLOUD_INIT_MAX_BYTES/);
+    assert.deepEqual(new Set(refused.map((i) => i.rule)), new Set(['choice-limit']));
   });
 });
 
@@ -82,6 +91,8 @@ describe('networks: the allowed list', () => {
     assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.field, 'network.vlan');
     assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' })?.field, 'network.vlan', 'vmbr1 only tagged');
     assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 })?.field, 'network.vlan', 'vmbr0 only untagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.rule, 'network-not-allowed');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.rule, 'network-not-allowed');
   });
   test('the configuration always allows the default network, and refuses a list it cannot read', () => {
     assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVE_BRIDGE: 'vmbr2', PVE_VLAN: '7', PVE_NETWORKS: 'vmbr3' })).networks, [{ bridge: 'vmbr2', vlans: { min: 7, max: 7 } }, { bridge: 'vmbr3' }]);
@@ -118,9 +129,9 @@ describe('image catalogue', () => {
   test('a request below a minimum, or of an org the image is not offered to, is refused naming the field', () => {
     const [, ubuntu] = imageCatalogue(templates, [{ name: 'debian-12', template: 9000 }, { name: 'ubuntu', template: 9001, min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] }]);
     assert.deepEqual(imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 2, memoryMiB: 4096, diskGiB: 20 }), []);
-    assert.deepEqual(imageRefusals(ubuntu!, { org: 'Globex', cores: 2, memoryMiB: 4096 }).map((i) => i.field), ['image']);
+    assert.deepEqual(imageRefusals(ubuntu!, { org: 'Globex', cores: 2, memoryMiB: 4096 }).map((i) => [i.field, i.rule]), [['image', 'image-not-offered']]);
     const below = imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 1, memoryMiB: 2048, diskGiB: 10 });
-    assert.deepEqual(below.map((i) => i.field), ['cores', 'memory_mib', 'disk_gib']);
+    assert.deepEqual(below.map((i) => [i.field, i.rule]), [['cores', 'below-image-minimum'], ['memory_mib', 'below-image-minimum'], ['disk_gib', 'below-image-minimum']]);
     assert.match(below[1]!.reason, /2048 MiB is below image ubuntu's minimum of 4096 MiB/);
   });
 
@@ -143,3 +154,48 @@ describe('image catalogue', () => {
     assert.match(refusal({ PVEFLOW_IMAGES_FILE: '/nonexistent/images.json' }), /cannot be read/);
   });
 });
+
+describe('the rules of the images and choices in the OpenAPI document', () => {
+  // Where a client reads each rule: the description of the field its 400 names (or of the image, for its minimums).
+  const statedAt: Record<ChoiceRule, string[][]> = {
+    'image-unknown': [['image']],
+    'image-template-missing': [['image']],
+    'image-not-offered': [['image']],
+    'below-image-minimum': [['image'], ['cores'], ['memory_mib'], ['disk_gib']],
+    'network-not-allowed': [['network']],
+    'choice-limit': [['disk_gib'], ['cloud_init']],
+    'pveflow-key': [['cloud_init'], ['cloud_init', 'cloud_config']],
+    'cloud-config-key': [['cloud_init'], ['cloud_init', 'cloud_config']],
+    'cloud-config-value': [['cloud_init'], ['cloud_init', 'cloud_config']],
+    'protected-path': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
+    'path-not-normalised': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
+  };
+
+  test("every rule is stated where the document describes the field, for a request, a class and a webhook delivery", () => {
+    assert.deepEqual(Object.keys(statedAt).sort(), Object.keys(choiceRules).sort(), 'a rule without a place in the document');
+    const schemas = buildOpenApiDocument().components!.schemas! as Record<string, Schema>;
+    for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {
+      for (const [rule, places] of Object.entries(statedAt)) {
+        for (const place of places) {
+          const description = descriptionAt(schemas[submission]!, place, schemas);
+          assert.match(description ?? '', new RegExp(`\\b${rule}\\b`), `${submission} ${place.join('.')}: ${rule}`);
+        }
+      }
+    }
+  });
+});
+
+type Schema = { description?: string; properties?: Record<string, Schema>; items?: Schema; $ref?: string; anyOf?: Schema[]; allOf?: Schema[] };
+
+/** The description of the property at `path` (through arrays' items and $refs). */
+function descriptionAt(schema: Schema, path: string[], schemas: Record<string, Schema>): string | undefined {
+  const deref = (s: Schema): Schema => (s.$ref ? deref(schemas[s.$ref.replace('#/components/schemas/', '')]!) : s);
+  let at = deref(schema);
+  for (const name of path) {
+    at = deref(at.items ?? at);
+    const next = at.properties?.[name] ?? at.allOf?.map(deref).find((s) => s.properties?.[name])?.properties?.[name];
+    if (!next) return undefined;
+    at = next;
+  }
+  return at.description ?? deref(at).description;
+}

@@ -1,4 +1,5 @@
 import { choiceLimitRefusals } from '../domain/choiceLimits';
+import type { ChoiceRefusal } from '../domain/choiceRules';
 import type { CloudInitChoices } from '../domain/cloudInitChoices';
 import { imageRefusals } from '../domain/imageCatalogue';
 import { networkRefusal, type NetworkChoice } from '../domain/networks';
@@ -8,7 +9,6 @@ import { currentCatalogue } from './imageCatalogue';
 import { badRequestIssues, problem } from './problems';
 import { fromWire } from './requestWire';
 import type { CreateDeviceRequestBody } from './schemas';
-import type { Issue } from './submission';
 import { sendTemporalError } from './temporalErrors';
 
 /** The parts of a request the image and the choices are checked against (the domain's names). */
@@ -24,7 +24,7 @@ export interface ChoicesAsked {
 
 export type ChoiceVerdict =
   | { ok: true; resolved: { templateVmid?: number; diskGiB?: number } }
-  | { ok: false; issues: Issue[] }
+  | { ok: false; issues: ChoiceRefusal[] }
   | { ok: false; notReady: string };
 
 /**
@@ -37,7 +37,7 @@ export type ChoiceVerdict =
  * image of it, that image's rules apply too.
  */
 export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'temporal' | 'choices'>, r: ChoicesAsked): Promise<ChoiceVerdict> {
-  const issues: Issue[] = [];
+  const issues: ChoiceRefusal[] = [];
   if (r.network) {
     const refused = networkRefusal(ctx.choices.networks, r.network);
     if (refused) issues.push(refused);
@@ -66,8 +66,8 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
       ok: false,
       issues: [
         missing
-          ? { field: 'image', reason: `image ${r.image} is configured, but its template ${missing.template} is not in the pool (as of the cluster sync at ${catalogue.at}); an operator must restore it` }
-          : { field: 'image', reason: `no image ${r.image}; images: ${offered.join(', ') || 'none'} (GET /api/images)` },
+          ? { field: 'image', reason: `image ${r.image} is configured, but its template ${missing.template} is not in the pool (as of the cluster sync at ${catalogue.at}); an operator must restore it`, rule: 'image-template-missing' }
+          : { field: 'image', reason: `no image ${r.image}; images: ${offered.join(', ') || 'none'} (GET /api/images)`, rule: 'image-unknown' },
       ],
     };
   }

@@ -28,25 +28,41 @@ export const createDeviceRequestBody = z
         `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
         'A start in the future makes the build wait for it.',
     }),
-    cores: wireShape.cores.default(2),
-    memory_mib: wireShape.memory_mib.default(2048),
+    cores: wireShape.cores.default(2).meta({ description: "At least the image's minimum: else 400 naming the field, rule below-image-minimum." }),
+    memory_mib: wireShape.memory_mib.default(2048).meta({ description: "At least the image's minimum: else 400 naming the field, rule below-image-minimum." }),
     ssh_keys: wireShape.ssh_keys.default([]),
     image: wireShape.image.meta({
       description:
-        'A catalogue image (GET /api/images). Refused with 400 naming the field when unknown, not offered to the client, or when cores, ' +
-        "memory_mib or disk_gib is below its minimum. Absent: the default template, under its image's rules when the catalogue has one.",
+        'A catalogue image (GET /api/images). Refused with 400 naming the field and the `rule`: no such image (image-unknown); configured, but ' +
+        'its template is not in the pool (image-template-missing); reserved to other organisations than the client (image-not-offered). cores, ' +
+        "memory_mib or disk_gib below its minimum is refused naming that field (below-image-minimum). Absent: the default template, under its image's " +
+        'rules when the catalogue has one.',
       example: 'debian-12',
     }),
-    disk_gib: wireShape.disk_gib.meta({ description: "The boot disk, grown to this size during the build (never shrunk); at most REQUEST_MAX_DISK_GIB. Absent: the image's minimum." }),
-    network: wireShape.network.meta({ description: "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS). Absent: the default network." }),
+    disk_gib: wireShape.disk_gib.meta({
+      description:
+        "The boot disk, grown to this size during the build (never shrunk). Refused with 400 naming the field and the `rule`: above REQUEST_MAX_DISK_GIB " +
+        "(choice-limit), below the image's minimum (below-image-minimum). Absent: the image's minimum.",
+    }),
+    network: wireShape.network.meta({
+      description:
+        "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " +
+        'rule network-not-allowed. Absent: the default network.',
+    }),
     cloud_init: wireShape.cloud_init.meta({
       description:
         "Added to the guest's first boot, merged under pveflow's own user-data (docs/images-and-choices.md): packages (installed after the guest agent), " +
-        "runcmd (run after pveflow's commands), write_files (never under pveflow's paths) and cloud_config, a mapping of the cloud-config keys " +
-        'pveflow passes on. Keys that are pveflow\'s (users, chpasswd, hostname, ...) are refused with 400 naming them. Counts and size within CLOUD_INIT_MAX_*.',
+        "runcmd (run after pveflow's commands), write_files (never under pveflow's paths: rules protected-path, path-not-normalised) and cloud_config, " +
+        "a mapping of the cloud-config keys pveflow passes on (rules pveflow-key, cloud-config-key, cloud-config-value). Counts and size within " +
+        'CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES and _BYTES: else 400 naming the field, rule choice-limit.',
     }),
   })
-  .meta({ id: 'DeviceRequestSubmission' });
+  .meta({
+    id: 'DeviceRequestSubmission',
+    description:
+      "A request counts against its org's quotas (PVEFLOW_QUOTAS: VMs, cores, memory_mib, disk_gib) from submission until it ends: over one, 409 " +
+      '`quota exceeded` naming the quota, its use and the limit.',
+  });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
 
@@ -151,7 +167,14 @@ const issueSchema = z
   .object({
     field: z.string().meta({ description: 'The field at fault: a body path (period.end), a header (content-type), a query or path parameter, or (body).' }),
     reason: z.string(),
-    rule: z.string().optional().meta({ description: 'The rule a well-formed value breaks, as this document states it: a request policy rule (max-lease, start-in-past, ...) or one between fields (to-before-from).' }),
+    rule: z
+      .string()
+      .optional()
+      .meta({
+        description:
+          'The rule a well-formed value breaks, as this document states it where it describes the field: a request policy rule (max-lease, ' +
+          'start-in-past, ...), one between fields (to-before-from), or an image or choice rule (image-unknown, choice-limit, network-not-allowed, ...).',
+      }),
   })
   .meta({ id: 'Issue' });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ChoiceRule } from './choiceRules';
 
 /**
  * What a request may add to the guest's first boot: extra packages, extra `runcmd`, `write_files` and a fragment of
@@ -31,7 +32,8 @@ export const packageNameSchema = z
   .regex(/^[a-z0-9][a-z0-9+._-]*(=[A-Za-z0-9.+~:_-]+)?$/, 'a package name (letters, digits, + . _ -), optionally =version');
 
 const noNul = (s: string) => !s.includes('\0');
-const commandPart = z.string().min(1).max(cloudInitHardLimits.commandLength).refine(noNul, 'must not contain a NUL character');
+// A pattern rather than a refinement: the OpenAPI document then states it, and a client's validator checks it.
+const commandPart = z.string().min(1).max(cloudInitHardLimits.commandLength).regex(/^[^\0]*$/, 'must not contain a NUL character');
 
 /** As cloud-init takes it: a shell line (`"echo hi"`) or an argument vector (`["systemctl", "enable", "nginx"]`). */
 export const commandSchema = z.union([commandPart, z.array(commandPart).min(1).max(64)]);
@@ -71,10 +73,15 @@ const filePathSchema = z
   .min(2)
   .max(1024)
   .regex(/^\/[^\0]*[^/]$/, 'an absolute path to a file')
-  .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//'), 'no . or .. segments, no //')
+  .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//'), { message: 'no . or .. segments, no //', params: { rule: 'path-not-normalised' satisfies ChoiceRule } })
   .superRefine((p, ctx) => {
     const hit = protectedPath(p);
-    if (hit) ctx.addIssue({ code: 'custom', message: `${hit} is pveflow's: it carries the generated logins, the guest agent, the VPN enrolment or cloud-init itself` });
+    if (hit) ctx.addIssue({ code: 'custom', message: `${hit} is pveflow's: it carries the generated logins, the guest agent, the VPN enrolment or cloud-init itself`, params: { rule: 'protected-path' satisfies ChoiceRule } });
+  })
+  .meta({
+    description:
+      'An absolute file path. Refused with 400 naming the field and the `rule`: a . or .. segment, or // (path-not-normalised); a path under ' +
+      `pveflow's own files (protected-path): ${protectedPathPrefixes.join(', ')}.`,
   });
 
 export const writeFileSchema = z.strictObject({
@@ -150,22 +157,30 @@ export const fragmentKeys = Object.keys(fragmentKeySchemas) as Array<keyof typeo
 export const cloudConfigFragmentSchema = z.record(z.string(), z.unknown()).superRefine((fragment, ctx) => {
   for (const [key, value] of Object.entries(fragment)) {
     if (key in pveflowKeys) {
-      ctx.addIssue({ code: 'custom', path: [key], message: pveflowKeys[key]! });
+      ctx.addIssue({ code: 'custom', path: [key], message: pveflowKeys[key]!, params: { rule: 'pveflow-key' satisfies ChoiceRule } });
       continue;
     }
     const schema = (fragmentKeySchemas as Record<string, z.ZodType>)[key];
     if (!schema) {
-      ctx.addIssue({ code: 'custom', path: [key], message: `not a key pveflow passes on to cloud-init; allowed: ${fragmentKeys.join(', ')}` });
+      ctx.addIssue({ code: 'custom', path: [key], message: `not a key pveflow passes on to cloud-init; allowed: ${fragmentKeys.join(', ')}`, params: { rule: 'cloud-config-key' satisfies ChoiceRule } });
       continue;
     }
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message });
+      for (const issue of parsed.error.issues) {
+        ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message, params: { rule: 'cloud-config-value' satisfies ChoiceRule } });
+      }
     }
   }
 })
-  // Any JSON value per key, as far as the document goes: the keys and their shapes are the allowlist's, stated above.
-  .meta({ additionalProperties: true, description: `A cloud-config mapping of these keys only: ${fragmentKeys.join(', ')}.` });
+  // Any JSON value per key, as far as the document goes: the keys and their shapes are the allowlist's, stated here.
+  .meta({
+    additionalProperties: true,
+    description:
+      `A cloud-config mapping of these keys only: ${fragmentKeys.join(', ')}, each in the shape cloud-init's schema gives it. Refused with 400 ` +
+      "naming the key and the `rule`: a key that carries pveflow's own user-data (pveflow-key): " +
+      `${Object.keys(pveflowKeys).join(', ')}; any other key not listed (cloud-config-key); a value not in its key's shape (cloud-config-value).`,
+  });
 
 export const cloudInitChoicesSchema = z.strictObject({
   packages: z.array(packageNameSchema).min(1).max(cloudInitHardLimits.packages).optional(),

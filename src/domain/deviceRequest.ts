@@ -92,6 +92,8 @@ export const deviceRequestSchema = z
   .refine((r) => Date.parse(r.period.end) > Date.parse(r.period.start), {
     path: ['period', 'end'],
     message: 'must be after period.start',
+    // The policy's name for it (requestPolicyRules), should a request reach this far without the policy's check.
+    params: { rule: 'end-before-start' },
   });
 
 export type DeviceRequest = z.infer<typeof deviceRequestSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ChoiceRefusal } from './choiceRules';
 import { requestLimits } from './requestLimits';
 
 /**
@@ -105,17 +106,12 @@ export function missingImages(templates: PoolTemplate[], configured: ConfiguredI
   return (configured ?? []).filter((c) => !templateOf(templates, c));
 }
 
-export interface ImageIssue {
-  field: string;
-  reason: string;
-}
-
 /** Why a request for `org` with these resources may not use `image` (empty: it may). Fields are the wire's. */
-export function imageRefusals(image: Image, r: { org: string; cores: number; memoryMiB: number; diskGiB?: number }): ImageIssue[] {
-  if (image.orgs && !image.orgs.includes(r.org)) return [{ field: 'image', reason: `image ${image.name} is not offered to ${r.org}` }];
-  const issues: ImageIssue[] = [];
+export function imageRefusals(image: Image, r: { org: string; cores: number; memoryMiB: number; diskGiB?: number }): ChoiceRefusal[] {
+  if (image.orgs && !image.orgs.includes(r.org)) return [{ field: 'image', reason: `image ${image.name} is not offered to ${r.org}`, rule: 'image-not-offered' }];
+  const issues: ChoiceRefusal[] = [];
   const below = (field: string, asked: number, min: number, unit: string) => {
-    if (asked < min) issues.push({ field, reason: `${asked}${unit} is below image ${image.name}'s minimum of ${min}${unit}` });
+    if (asked < min) issues.push({ field, reason: `${asked}${unit} is below image ${image.name}'s minimum of ${min}${unit}`, rule: 'below-image-minimum' });
   };
   below('cores', r.cores, image.minimum.cores, '');
   below('memory_mib', r.memoryMiB, image.minimum.memoryMiB, ' MiB');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ChoiceRefusal } from './choiceRules';
 
 /** A Linux bridge (or SDN VNet) name as Proxmox takes it in `net0`'s `bridge=`. */
 export const bridgeNameSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, 'a bridge name (e.g. vmbr0): a letter, then up to 14 letters, digits, _ . -');
@@ -40,12 +41,12 @@ export function parseAllowedNetworks(text: string): AllowedNetwork[] | { error: 
 
 export const describeNetwork = (n: AllowedNetwork) => (n.vlans ? `${n.bridge} VLAN ${n.vlans.min === n.vlans.max ? n.vlans.min : `${n.vlans.min}-${n.vlans.max}`}` : `${n.bridge} untagged`);
 
-/** Why `choice` is not on the allowed list, or undefined when it is. */
-export function networkRefusal(allowed: AllowedNetwork[], choice: NetworkChoice): { field: string; reason: string } | undefined {
+/** Why `choice` is not on the allowed list (rule network-not-allowed), or undefined when it is. */
+export function networkRefusal(allowed: AllowedNetwork[], choice: NetworkChoice): ChoiceRefusal | undefined {
   const fits = (n: AllowedNetwork) => n.bridge === choice.bridge && (choice.vlan === undefined ? !n.vlans : !!n.vlans && choice.vlan >= n.vlans.min && choice.vlan <= n.vlans.max);
   if (allowed.some(fits)) return undefined;
   const onBridge = allowed.filter((n) => n.bridge === choice.bridge);
   const list = allowed.map(describeNetwork).join(', ') || 'none';
-  if (onBridge.length === 0) return { field: 'network.bridge', reason: `bridge ${choice.bridge} is not allowed; allowed: ${list}` };
-  return { field: 'network.vlan', reason: `${choice.vlan === undefined ? 'untagged' : `VLAN ${choice.vlan}`} is not allowed on ${choice.bridge}; allowed: ${list}` };
+  if (onBridge.length === 0) return { field: 'network.bridge', reason: `bridge ${choice.bridge} is not allowed; allowed: ${list}`, rule: 'network-not-allowed' };
+  return { field: 'network.vlan', reason: `${choice.vlan === undefined ? 'untagged' : `VLAN ${choice.vlan}`} is not allowed on ${choice.bridge}; allowed: ${list}`, rule: 'network-not-allowed' };
 }
