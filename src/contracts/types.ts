@@ -1,3 +1,4 @@
+import type { PoolTemplate } from '../domain/imageCatalogue';
 import type { DeviceRequest } from '../domain/deviceRequest';
 import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
@@ -127,14 +128,8 @@ export type VmDrift =
   | { kind: 'moved'; vmid: number; from: string; to: string }
   | { kind: 'state'; vmid: number; status: string };
 
-export interface TemplateInfo {
-  vmid: number;
-  name: string;
-  node: string;
-  cores?: number;
-  memoryMiB?: number;
-  diskGiB?: number;
-}
+/** A template in the pool as the cluster sync reports it: the domain's, where the image catalogue is drawn from it. */
+export type TemplateInfo = PoolTemplate;
 
 /** A VM in the pool that no request owns: reported for an operator, never deleted by pveflow. */
 export interface OrphanVm {

@@ -31,7 +31,7 @@ export const imagesConfigSchema = z
   .strictObject({ images: z.array(configuredImageSchema).max(500) })
   .refine((c) => new Set(c.images.map((i) => i.name)).size === c.images.length, { path: ['images'], message: 'image names must be unique' });
 
-/** A template as the cluster sync reports it (TemplateInfo). */
+/** A template in the pool as the cluster sync reports it (contracts' TemplateInfo is this). */
 export interface PoolTemplate {
   vmid: number;
   name: string;
