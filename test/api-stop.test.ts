@@ -30,7 +30,10 @@ describe("the API's stop", () => {
       await api.stop();
       assert.equal(inFlight.size, 0, 'the stop resolved before the call in flight had settled');
       assert.ok((await asked) instanceof Error, 'the open connection was ended by the stop');
-      await assert.rejects(inFlight.run(() => client.workflowService.getSystemInfo({})), ApiStopping);
+      await assert.rejects(
+        inFlight.run(() => client.workflowService.getSystemInfo({})),
+        ApiStopping,
+      );
     } finally {
       await api.stop();
       await connection.close();
