@@ -243,13 +243,15 @@ describe('API hardening', () => {
     const at = await serve({ maxStreamsPerKey: 2, maxStreams: 3, logPollMs: 200, sseHeartbeatMs: 1000 });
     const created = await call(at, 'POST', '/api/device_requests', { who: 'ops', body: validRequestBody(future(2, 4)) });
     const serial = (created.body as { serial: string }).serial;
-    const open: AbortController[] = [];
+    // An open stream is held as a client holds it, by its body's reader: an unreferenced fetch Response is cancelled
+    // when it is garbage-collected, which closes its connection and would free its place behind the test's back.
+    const open: Array<{ abort: AbortController; reader: ReadableStreamDefaultReader<Uint8Array> }> = [];
     const stream = async (who: Who): Promise<Answer> => {
       const abort = new AbortController();
       const res = await fetch(`${at}/api/device_requests/${serial}/logs`, { headers: { authorization: `Bearer ${keys[who].key}` }, signal: abort.signal });
       const answer = { status: res.status, headers: res.headers, body: res.headers.get('content-type')?.includes('json') ? await res.json() : undefined };
       checker.check('GET', `/api/device_requests/${serial}/logs`, answer);
-      if (res.status === 200) open.push(abort);
+      if (res.status === 200) open.push({ abort, reader: res.body!.getReader() });
       else abort.abort();
       return answer;
     };
@@ -264,13 +266,13 @@ describe('API hardening', () => {
       const full = await stream('ops');
       assert.equal(full.status, 429, 'past the overall bound');
       assert.match((full.body as { detail: string }).detail, /3 log streams are open on this API/);
-      open.shift()!.abort();
+      open.shift()!.abort.abort();
       await waitFor('the closed stream to free its place', async () => {
         const again = await stream('ops');
         return again.status === 200 ? again : undefined;
       });
     } finally {
-      for (const a of open) a.abort();
+      for (const held of open) held.abort.abort();
     }
   });
 

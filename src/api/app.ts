@@ -9,6 +9,7 @@ import { authenticate, principalOf } from './auth/authenticate';
 import { refuseBlankJson, requireJsonBody } from './contentType';
 import { methodNotAllowed } from './methodNotAllowed';
 import { apiContext } from './context';
+import type { InFlightCalls } from './inFlightCalls';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import { buildOpenApiDocument } from './openapi';
 import { createCodecServerRouter } from './codecServer';
@@ -47,11 +48,13 @@ export interface AppDeps {
   credentialKeys?: CredentialKeys;
   /** The image catalogue's configuration and the bounds of a request's choices (requestChoicesFromConfig); unset: the defaults. */
   choices?: RequestChoiceSettings;
+  /** Where the API's Temporal calls are counted, for the stop to wait for them (serveApi); unset: the app's own. */
+  inFlight?: InFlightCalls;
 }
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
-  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings });
+  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings }, deps.inFlight);
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {

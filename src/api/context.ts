@@ -5,6 +5,7 @@ import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
 import type { RequestChoiceSettings } from './requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
+import { InFlightCalls } from './inFlightCalls';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
 export interface ApiContext {
@@ -21,15 +22,18 @@ export interface ApiContext {
   credentialKeys?: CredentialKeys;
   /** The image catalogue's configuration, the allowed networks and the limits of a request's choices. */
   choices: RequestChoiceSettings;
-  /** Runs a Temporal call under the API's deadline: no HTTP answer waits on Temporal for ever. */
+  /**
+   * Runs a Temporal call under the API's deadline (no HTTP answer waits on Temporal for ever), counted among the calls
+   * in flight that the API's stop waits for (inFlightCalls.ts). Every Temporal call of the API goes through here.
+   */
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }
 
-export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes'>): ApiContext {
+export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes'>, inFlight = new InFlightCalls()): ApiContext {
   return {
     ...deps,
     streams: new StreamLimiter(deps.timings.maxStreamsPerKey, deps.timings.maxStreams),
     writes: new WriteLimiter(deps.timings.writesPerMinute),
-    temporal: (fn) => deps.client.withDeadline(Date.now() + deps.timings.temporalTimeoutMs, fn),
+    temporal: (fn) => inFlight.run(() => deps.client.withDeadline(Date.now() + deps.timings.temporalTimeoutMs, fn)),
   };
 }

@@ -3,7 +3,8 @@ import { CredentialKeys } from '../credentials/credentialKeys';
 import { Connection } from '@temporalio/client';
 import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
 import { loadApiSettings } from './apiConfig';
-import { createApp } from './app';
+import { InFlightCalls } from './inFlightCalls';
+import { serveApi } from './serve';
 import { ApiKeyStore } from './auth/apiKeys';
 import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
@@ -32,8 +33,11 @@ async function main(): Promise<void> {
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
   const apiKeys = new ApiKeyStore(api.keys);
   const registry = createMetricsRegistry();
+  // The metrics' count is one more of the API's Temporal calls: the stop waits for it too.
+  const apiCalls = new InFlightCalls();
+  const visibleCounts = requestCountsFromVisibility(client, temporal.taskQueue);
   const metrics = createPveflowMetrics(registry, {
-    countRequests: requestCountsFromVisibility(client, temporal.taskQueue),
+    countRequests: () => apiCalls.run(visibleCounts),
     onCollectError: (metric, err) => logger.warn({ metric, error: (err as Error).message }, 'a metric could not be collected'),
   });
   const codec = access.codec;
@@ -50,8 +54,9 @@ async function main(): Promise<void> {
         })
       : undefined;
   const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? gateway?.url;
-  const app = createApp({
+  const serving = await serveApi({
     client,
+    inFlight: apiCalls,
     // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
     ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
     taskQueue: temporal.taskQueue,
@@ -65,21 +70,19 @@ async function main(): Promise<void> {
     timings: api.timings,
     metrics: { registry, metrics, token: config.METRICS_TOKEN },
     logger,
-  });
-  const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info({
-      url: `http://${config.API_HOST}:${config.API_PORT}`,
-      temporal: temporal.address,
-      namespace: temporal.namespace,
-      taskQueue: temporal.taskQueue,
-      payloads: codec ? `encrypted (${codec.source})` : 'in clear',
-      ...(gateway ? { temporalUi: gateway.url } : {}),
-    }, 'API listening');
-  });
+  }, config.API_HOST, config.API_PORT);
+  logger.info({
+    url: `http://${config.API_HOST}:${serving.port}`,
+    temporal: temporal.address,
+    namespace: temporal.namespace,
+    taskQueue: temporal.taskQueue,
+    payloads: codec ? `encrypted (${codec.source})` : 'in clear',
+    ...(gateway ? { temporalUi: gateway.url } : {}),
+  }, 'API listening');
   const stop = () => {
     void gateway?.close();
-    server.close(() => void Promise.allSettled([tracing?.shutdown()]).then(() => connection.close()).then(() => process.exit(0)));
-    server.closeAllConnections();
+    // The connection closes only after the API's calls in flight have settled (serveApi's stop).
+    void serving.stop().then(() => Promise.allSettled([tracing?.shutdown()])).then(() => connection.close()).then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

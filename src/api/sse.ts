@@ -23,6 +23,9 @@ export class EventStream {
     res.write('retry: 2000\n\n');
     this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), heartbeatMs);
     res.on('close', () => this.finish());
+    // A client that left while the stream was being prepared (its first look at Temporal) closed the response
+    // already, and 'close' is not emitted twice: without this the stream's poller would poll for ever.
+    if (res.closed) this.finish();
   }
 
   get closed(): boolean {

@@ -6,6 +6,7 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import type { Response } from 'express';
+import { ApiStopping } from './inFlightCalls';
 import { problem } from './problems';
 
 /**
@@ -15,6 +16,7 @@ import { problem } from './problems';
  */
 export function sendTemporalError(res: Response, err: unknown, serial?: string): void {
   if (res.headersSent) return;
+  if (err instanceof ApiStopping) return problem(res, 503, 'stopping', 'this API is stopping; try again in a moment (or at another instance)');
   if (err instanceof WorkflowNotFoundError) return problem(res, 404, 'not found', `no request ${serial ?? ''}`.trim());
   if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(res, 409, 'conflict', err.message);
   if (err instanceof WorkflowUpdateFailedError) return problem(res, 409, 'refused', err.cause?.message ?? err.message);
@@ -34,7 +36,8 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
  */
 export function sendUpdateError(res: Response, err: unknown, serial: string, action: string): void {
   if (res.headersSent) return;
-  if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return sendTemporalError(res, err, serial);
+  // Never sent (the API is stopping) is as certain an answer as a refusal: nothing took effect.
+  if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError || err instanceof ApiStopping) return sendTemporalError(res, err, serial);
   const message = err instanceof Error ? err.message : String(err);
   if (/not found/i.test(message) && /workflow/i.test(message)) return sendTemporalError(res, err, serial);
   const timedOut = err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadline(err);
@@ -51,6 +54,7 @@ export function sendUpdateError(res: Response, err: unknown, serial: string, act
  */
 export function sendStartError(res: Response, err: unknown, serial: string, idempotencyKey: string | undefined): void {
   if (res.headersSent) return;
+  if (err instanceof ApiStopping) return sendTemporalError(res, err, serial); // never sent: nothing was created
   const timedOut = isDeadline(err);
   const what = timedOut ? 'Temporal did not confirm the start in time' : 'the workflow service did not answer';
   const detail = idempotencyKey

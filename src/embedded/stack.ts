@@ -1,11 +1,10 @@
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Connection, type Client } from '@temporalio/client';
 import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
 import { loadApiSettings } from '../api/apiConfig';
-import { createApp } from '../api/app';
+import { InFlightCalls } from '../api/inFlightCalls';
+import { serveApi } from '../api/serve';
 import { ApiKeyStore } from '../api/auth/apiKeys';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
@@ -153,7 +152,10 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const clientConnection = await Connection.connect({ address });
     stops.push(() => clientConnection.close());
     const client = createTemporalClient(access, { connection: clientConnection, interceptors: tracing?.clientInterceptors });
-    countRequests = requestCountsFromVisibility(client, config.TEMPORAL_TASK_QUEUE);
+    // The metrics' count is one more of the API's Temporal calls: the API's stop waits for it too.
+    const apiCalls = new InFlightCalls();
+    const visibleCounts = requestCountsFromVisibility(client, config.TEMPORAL_TASK_QUEUE);
+    countRequests = () => apiCalls.run(visibleCounts);
     await ensureSyncSchedule(client, config.TEMPORAL_TASK_QUEUE, config.SYNC_INTERVAL_S);
     let apiKeys = apiSettings.keys;
     if (!apiKeys) {
@@ -185,8 +187,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       uiUrl = gateway.url;
     }
     const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? uiUrl;
-    const app = createApp({
+    const api = await serveApi({
       client,
+      inFlight: apiCalls,
       ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       policy: requestPolicyFromConfig(config),
@@ -197,19 +200,10 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       timings: apiSettings.timings,
       metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
       credentialKeys: new CredentialKeys(credentialKeysDir(config)),
-    });
-    const server: Server = await new Promise((ok, fail) => {
-      const s = app.listen(config.API_PORT, config.API_HOST, () => ok(s));
-      s.once('error', fail);
-    });
-    stops.push(
-      () =>
-        new Promise<void>((ok) => {
-          server.close(() => ok());
-          server.closeAllConnections(); // SSE streams and keep-alive sockets would otherwise hold the close
-        }),
-    );
-    const apiPort = (server.address() as AddressInfo).port;
+    }, config.API_HOST, config.API_PORT);
+    // Before the client's connection closes (the stops run in reverse): the API's calls in flight settle first.
+    stops.push(api.stop);
+    const apiPort = api.port;
     const metricsUrls = [`http://${config.API_HOST}:${apiPort}/metrics`];
     if (config.WORKER_METRICS_PORT !== undefined) {
       const workerMetrics = await startMetricsServer({

@@ -3,6 +3,7 @@ import { statusQuery } from '../../contracts/messages';
 import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../contracts/types';
 import type { ApiContext } from '../context';
 import { buildFinished, currentBuild } from '../requestBuild';
+import { ApiStopping } from '../inFlightCalls';
 import { EventStream } from '../sse';
 import { sendTemporalError } from '../temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
@@ -77,7 +78,8 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
       snapshot = await snapshotOf(ctx, serial);
       failures = 0;
     } catch (err) {
-      if (++failures >= MAX_FAILURES) {
+      // A stopping API sends nothing more to Temporal: the stream ends now rather than after its failures.
+      if (err instanceof ApiStopping || ++failures >= MAX_FAILURES) {
         stream.send('error', { message: `lost touch with request ${serial}: ${err instanceof Error ? err.message : String(err)}; reconnect to resume` });
         return stream.close();
       }
