@@ -128,7 +128,7 @@ describe('day-2 operations through the HTTP API', () => {
     assert.deepEqual((await call('requester', 'POST', at('reconfigure'), { memory_mib: 100 })).body.issues.map((i: { field: string }) => i.field), ['memory_mib']);
     const huge = await call('requester', 'POST', at('reconfigure'), { disk_gib: 5000 });
     assert.equal(huge.status, 400);
-    assert.deepEqual(huge.body.issues, [{ field: 'disk_gib', reason: 'at most 1024 GiB (REQUEST_MAX_DISK_GIB)' }]);
+    assert.deepEqual(huge.body.issues, [{ field: 'disk_gib', reason: 'at most 1024 GiB (REQUEST_MAX_DISK_GIB)', rule: 'choice-limit' }]);
     assert.equal((await call('other', 'POST', at('power'), { action: 'stop' })).status, 404, 'another org’s request does not exist for its keys');
 
     const idem = { 'idempotency-key': 'shutdown-for-the-weekend' };

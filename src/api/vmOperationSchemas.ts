@@ -23,7 +23,13 @@ export const reconfigureBody = z
   .strictObject({
     cores: z.number().int().min(1).max(OPERATION_LIMITS.maxCores).optional(),
     memory_mib: z.number().int().min(OPERATION_LIMITS.minMemoryMiB).max(OPERATION_LIMITS.maxMemoryMiB).optional(),
-    disk_gib: z.number().int().min(1).max(OPERATION_LIMITS.maxDiskGiB).optional().meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB.' }),
+    disk_gib: z
+      .number()
+      .int()
+      .min(1)
+      .max(OPERATION_LIMITS.maxDiskGiB)
+      .optional()
+      .meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB (else 400, rule choice-limit).' }),
     confirm_reboot: z.boolean().optional().meta({
       description: 'A change Proxmox cannot hot-plug into the running VM needs a reboot: without this it is refused (409, saying why) and nothing changes.',
     }),
@@ -32,13 +38,15 @@ export const reconfigureBody = z
   .refine((b) => b.cores !== undefined || b.memory_mib !== undefined || b.disk_gib !== undefined, {
     message: 'give cores, memory_mib or disk_gib: there is nothing to change',
     path: ['cores'],
+    params: { rule: 'nothing-to-change' },
   })
-  .meta({ id: 'Reconfigure' });
+  .meta({ id: 'Reconfigure', description: 'At least one of cores, memory_mib and disk_gib (else 400, rule nothing-to-change).' });
 
 const snapshotName = z
   .string()
   .regex(SNAPSHOT_NAME, 'must start with a letter and hold only letters, digits, - and _ (at most 40)')
-  .refine((n) => n !== 'current' && n !== 'pending', 'current and pending are Proxmox’s own names');
+  .refine((n) => n !== 'current' && n !== 'pending', { message: 'current and pending are Proxmox’s own names', params: { rule: 'reserved-snapshot-name' } })
+  .meta({ description: 'Not current or pending, Proxmox’s own names (else 400, rule reserved-snapshot-name).' });
 
 export const snapshotBody = z
   .strictObject({

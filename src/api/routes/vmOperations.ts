@@ -110,7 +110,7 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
       async (serial, org, b) => {
         const maxDisk = ctx.choices.limits.maxDiskGiB;
         if (b.disk_gib !== undefined && b.disk_gib > maxDisk) {
-          badRequestIssues(res, [{ field: 'disk_gib', reason: `at most ${maxDisk} GiB (REQUEST_MAX_DISK_GIB)` }]);
+          badRequestIssues(res, [{ field: 'disk_gib', reason: `at most ${maxDisk} GiB (REQUEST_MAX_DISK_GIB)`, rule: 'choice-limit' }]);
           return true;
         }
         if (!quotaFor(ctx.quotas, org)) return false;
