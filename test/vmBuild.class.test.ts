@@ -112,6 +112,25 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     }, server);
   });
 
+  test('with no clone limit and one place to go, a build neither asks nor waits', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world({}, { PVE_CLONE_LIMIT_PER_NODE: '0', PVE_CLONE_LIMIT_PER_STORAGE: '0' });
+    await createLocalTemplate(world, 'pve1', LOCAL_TEMPLATE);
+    const taskQueue = 'slots-sole';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const request = await harness.h.request('VM-CLS00', { templateVmid: LOCAL_TEMPLATE }, server);
+      const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus(['Fulfilled', 'Failed']);
+      assert.equal(record.status, 'Fulfilled', record.build?.error);
+      const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLS00', 1));
+      const history = JSON.stringify((await build.fetchHistory()).events);
+      assert.ok(!history.includes('requestCloneSlot') && !history.includes('releasePlacement'), 'no signal to the coordinator');
+      assert.ok(!record.build?.log.some((l) => l.stage === 'waiting-for-clone-slot'), 'no wait for a clone slot');
+      assert.deepEqual(await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery), { held: [], waiting: [], reserved: [] });
+      assert.deepEqual(world.pve.dump().vms.filter((v) => !v.template).map((v) => v.node), ['pve1']);
+    }, server);
+  });
+
   test('a build that finds no clone-slots coordinator fails saying what to do, having made nothing', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const server = await harness.h.localEnv();

@@ -1,4 +1,4 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { grantCloneSlots } from '../domain/cloneSlotGrant';
 import { choosePlacementOffer, uncountedReservations, type PlacementReservation } from '../domain/placementReservation';
 import {
@@ -52,6 +52,11 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
   let asks = 0;
   /** Grants on their way to their builds: a new run starts only once they have landed. */
   let granting = 0;
+  /**
+   * Something changed that may free a slot. The handlers only record what they were told; the grants are decided once
+   * per workflow task, after every signal that task brought: one task serves a burst of asks and releases.
+   */
+  let changed = false;
 
   const free = (holder: string) => {
     held.delete(holder);
@@ -59,18 +64,19 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
     if (i >= 0) waiting.splice(i, 1);
   };
   const grant = () => {
+    changed = false;
     for (const ask of grantCloneSlots([...held.values()], waiting)) {
       const w = ask as WaitingAsk;
       waiting.splice(waiting.indexOf(w), 1);
       held.set(w.holder, { holder: w.holder, keys: w.keys, expiresAt: Date.now() + w.ttlMs });
       granting++;
-      getExternalWorkflowHandle(w.holder)
+      void getExternalWorkflowHandle(w.holder)
         .signal(cloneSlotGrantedSignal, { node: w.node, ...(w.cloneOn ? { cloneOn: w.cloneOn } : {}), waitedMs: Date.now() - w.since })
         // The build is gone (terminated): nobody will release, so free its slot and place now.
         .catch(() => {
           free(w.holder);
           reserved = reserved.filter((r) => r.holder !== w.holder);
-          grant();
+          changed = true;
         })
         .finally(() => granting--);
     }
@@ -80,22 +86,23 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
     if (held.has(ask.holder) || waiting.some((w) => w.holder === ask.holder)) return;
     asks++;
     reserved = uncountedReservations(reserved, new Set(ask.running)).filter((r) => r.holder !== ask.holder);
-    // The placement plan always offers one place at least.
+    // The placement plan always offers one place at least. Places are chosen one ask after the other, in the order
+    // the asks arrived, so that builds asking in the same task still account for each other.
     const place: { node: string; cloneOn?: string } = choosePlacementOffer(ask.offers, ask.need, reserved) ?? { node: ask.offers[0]?.node ?? '' };
     reserved.push({ holder: ask.holder, node: place.node, ...ask.need, expiresAt: Date.now() + RESERVATION_TTL_MS });
     waiting.push({ ...ask, node: place.node, ...(place.cloneOn ? { cloneOn: place.cloneOn } : {}), since: Date.now() });
-    grant();
+    changed = true;
   });
   setHandler(releaseCloneSlotSignal, ({ holder, vmid }) => {
     free(holder);
     const r = reserved.find((x) => x.holder === holder);
     if (r && vmid !== undefined) r.vmid = vmid;
-    grant();
+    changed = true;
   });
   setHandler(releasePlacementSignal, ({ holder }) => {
     free(holder);
     reserved = reserved.filter((r) => r.holder !== holder);
-    grant();
+    changed = true;
   });
   setHandler(cloneSlotsQuery, (): CloneSlotsView => ({
     held: [...held.values()].map(({ holder, keys }) => ({ holder, keys })),
@@ -104,14 +111,23 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
   }));
 
   const rollOver = () => asks >= ASKS_PER_RUN || workflowInfo().continueAsNewSuggested;
+  /**
+   * Frees what its holder never gave back (a terminated build). One timer at a time, for the earliest expiry: a
+   * release does not move it (it fires for nothing at worst, and is set again), so asks and releases start no timers.
+   */
+  const expire = async () => {
+    for (;;) {
+      const earliest = () => Math.min(...[...held.values()].map((h) => h.expiresAt), ...reserved.map((r) => r.expiresAt));
+      if (Number.isFinite(earliest())) await sleep(Math.max(1, earliest() - Date.now()));
+      else await condition(() => Number.isFinite(earliest()));
+      for (const [holder, h] of held) if (h.expiresAt <= Date.now()) held.delete(holder);
+      reserved = reserved.filter((r) => r.expiresAt > Date.now());
+      changed = true;
+    }
+  };
+  void expire();
   for (;;) {
-    const next = Math.min(...[...held.values()].map((h) => h.expiresAt), ...reserved.map((r) => r.expiresAt));
-    const seen = asks;
-    const wake = () => rollOver() || asks !== seen;
-    if (Number.isFinite(next)) await condition(wake, Math.max(1, next - Date.now()));
-    else await condition(wake);
-    for (const [holder, h] of held) if (h.expiresAt <= Date.now()) held.delete(holder);
-    reserved = reserved.filter((r) => r.expiresAt > Date.now());
+    await condition(() => changed || rollOver());
     grant();
     if (rollOver()) {
       // Everything lives in the state carried over; only grants still in flight must land first.

@@ -95,9 +95,11 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     stage('reserving-vmid', 7, 'reserving a VMID');
     const taken: number[] = [];
     let vmid = await api.reserveVmid({ serial, exclude: taken });
-    stage('waiting-for-clone-slot', 10, `waiting for a clone slot on ${plan.cloneLoad}`);
+    // With no clone limit and one place to go, there is nothing to wait for and nobody to spread against.
+    const sole = plan.keys.length === 0 && plan.offers.length === 1 ? plan.offers[0] : undefined;
+    if (!sole) stage('waiting-for-clone-slot', 10, `waiting for a clone slot on ${plan.cloneLoad}`);
     // Asked before anything is made: a build that ends from here on releases its place and slot (see the catch).
-    const { node, cloneOn } = await slots.acquire(plan);
+    const { node, cloneOn } = sole ?? (await slots.acquire(plan));
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
     let templateVmid: number;
@@ -153,6 +155,8 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     }
 
     stage('waiting-for-ip', 65, 'waiting for the guest agent to report an IPv4 address');
+    // The VM runs: the cluster counts it from now on, so its place is given back with the request's next phase.
+    slots.releasePlace();
     await phase({ status: 'Configuring', vmid, node });
     const ip = await wait.waitForGuestIp({ serial, vmid, node });
     log(`guest IPv4 ${ip}`);
@@ -174,7 +178,6 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
     }
 
-    await slots.releasePlace();
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
     end('completed');
     return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
@@ -186,7 +189,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     build.error = cancelled ? 'cancelled' : rootMessage(err);
     log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
     await CancellationScope.nonCancellable(async () => {
-      await slots.releasePlace();
+      slots.releasePlace();
       for (const step of undos) {
         try {
           await step.run();
