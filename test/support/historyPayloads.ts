@@ -33,7 +33,12 @@ export function payloadsInClear(history: unknown): string[] {
  * Every workflow of a task queue with its unencrypted payloads, read with a client that has no codec keys — through the
  * raw visibility call, since the client's own list would try to decode each workflow's (encrypted) memo.
  */
-export async function clearPayloadsOfTaskQueue(rawClient: Client, taskQueue: string): Promise<{ workflows: number; findings: string[] }> {
+export async function clearPayloadsOfTaskQueue(
+  rawClient: Client,
+  taskQueue: string,
+  /** Sees each history as read, for checks of its own (a secret's text). */
+  onHistory: (workflowId: string, history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>) => void = () => {},
+): Promise<{ workflows: number; findings: string[] }> {
   const findings: string[] = [];
   let workflows = 0;
   let nextPageToken: Uint8Array | undefined;
@@ -43,6 +48,7 @@ export async function clearPayloadsOfTaskQueue(rawClient: Client, taskQueue: str
       workflows++;
       const { workflowId, runId } = wf.execution!;
       const history = await rawClient.workflow.getHandle(workflowId!, runId!).fetchHistory();
+      onHistory(workflowId!, history);
       for (const f of payloadsInClear(history)) findings.push(`${workflowId}: ${f}`);
       for (const f of payloadsInClear({ memo: wf.memo })) findings.push(`${workflowId} (visibility): ${f}`);
     }
