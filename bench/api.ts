@@ -35,34 +35,41 @@ async function runLoad(apiUrl: string, apiKey: string): Promise<LoadResult> {
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
 }
 
-runBench(() => startBenchStack('zero'), async (b, figures) => {
-  // The API shares its event loop with the worker's activities and SDK bridge: how long a ready callback waits.
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  const before = cpuSeconds();
-  loopDelay.enable();
-  const load = await runLoad(b.stack.apiUrl, b.operatorKey);
-  loopDelay.disable();
-  // The worker takes the first task of the last starts after their 201s: their CPU counts too.
-  await untilDevServerQuiet();
-  const after = cpuSeconds();
-  const sorted = [...load.latenciesMs].sort((x, y) => x - y);
-  // Visibility lags the starts a little: count until two readings a second apart agree.
-  let started = -1;
-  for (let seen = -2; seen !== started; await sleep(1_000)) {
-    seen = started;
-    started = (await b.stack.client.workflow.count(`WorkflowType = 'vmRequest'`)).count;
-  }
-  // The load generator is a child too (node): it is the only one besides the dev server.
-  const cpu = cpuMsBetween(before, after);
-  const devServerS = cpu.devServerMs / 1000;
-  const selfS = cpu.selfMs / 1000;
-  const perStart = (s: number) => ((s * 1000) / Math.max(1, started)).toFixed(2);
-  figures.push(machineLine());
-  figures.push(`api intake: POST /api/device_requests at ${RATE}/s for ${SECONDS} s from a second process on loopback (open loop), embedded default, SIM_TIMING=zero`);
-  // Every start beyond the 201s is a request its caller was told failed (or never heard about): what must not happen.
-  const unanswered = started - WARMUP - (load.statuses['201'] ?? 0);
-  figures.push(`answers: ${JSON.stringify(load.statuses)} in ${load.elapsedS.toFixed(1)} s; ${started - WARMUP} vmRequest workflows started (${unanswered} of them without a 201); generator's worst send lag ${load.maxLagMs.toFixed(1)} ms`);
-  figures.push(`CPU for the load, until the dev server was quiet again: API + worker + simulators ${selfS.toFixed(1)} s (${perStart(selfS)} ms per start), dev server ${devServerS.toFixed(1)} s (${perStart(devServerS)} ms per start); ${(load.elapsedS * 2).toFixed(0)} s of 2 cores' time elapsed`);
-  figures.push(`API process event-loop delay during the load: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms  p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms  max ${(loopDelay.max / 1e6).toFixed(0)} ms`);
-  figures.push(`intake latency (201, workflow started): p50 ${percentile(sorted, 50).toFixed(1)} ms  p99 ${percentile(sorted, 99).toFixed(1)} ms  max ${sorted.at(-1)?.toFixed(1)} ms  (target p99 < 50 ms)`);
-});
+runBench(
+  () => startBenchStack('zero'),
+  async (b, figures) => {
+    // The API shares its event loop with the worker's activities and SDK bridge: how long a ready callback waits.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    const before = cpuSeconds();
+    loopDelay.enable();
+    const load = await runLoad(b.stack.apiUrl, b.operatorKey);
+    loopDelay.disable();
+    // The worker takes the first task of the last starts after their 201s: their CPU counts too.
+    await untilDevServerQuiet();
+    const after = cpuSeconds();
+    const sorted = [...load.latenciesMs].sort((x, y) => x - y);
+    // Visibility lags the starts a little: count until two readings a second apart agree.
+    let started = -1;
+    for (let seen = -2; seen !== started; await sleep(1_000)) {
+      seen = started;
+      started = (await b.stack.client.workflow.count(`WorkflowType = 'vmRequest'`)).count;
+    }
+    // The load generator is a child too (node): it is the only one besides the dev server.
+    const cpu = cpuMsBetween(before, after);
+    const devServerS = cpu.devServerMs / 1000;
+    const selfS = cpu.selfMs / 1000;
+    const perStart = (s: number) => ((s * 1000) / Math.max(1, started)).toFixed(2);
+    figures.push(machineLine());
+    figures.push(`api intake: POST /api/device_requests at ${RATE}/s for ${SECONDS} s from a second process on loopback (open loop), embedded default, SIM_TIMING=zero`);
+    // Every start beyond the 201s is a request its caller was told failed (or never heard about): what must not happen.
+    const unanswered = started - WARMUP - (load.statuses['201'] ?? 0);
+    figures.push(
+      `answers: ${JSON.stringify(load.statuses)} in ${load.elapsedS.toFixed(1)} s; ${started - WARMUP} vmRequest workflows started (${unanswered} of them without a 201); generator's worst send lag ${load.maxLagMs.toFixed(1)} ms`,
+    );
+    figures.push(
+      `CPU for the load, until the dev server was quiet again: API + worker + simulators ${selfS.toFixed(1)} s (${perStart(selfS)} ms per start), dev server ${devServerS.toFixed(1)} s (${perStart(devServerS)} ms per start); ${(load.elapsedS * 2).toFixed(0)} s of 2 cores' time elapsed`,
+    );
+    figures.push(`API process event-loop delay during the load: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms  p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms  max ${(loopDelay.max / 1e6).toFixed(0)} ms`);
+    figures.push(`intake latency (201, workflow started): p50 ${percentile(sorted, 50).toFixed(1)} ms  p99 ${percentile(sorted, 99).toFixed(1)} ms  max ${sorted.at(-1)?.toFixed(1)} ms  (target p99 < 50 ms)`);
+  },
+);

@@ -28,14 +28,19 @@ function report(out: string[], label: string, calls: Record<string, number>, n: 
   return { work: work / n, polls: polls / n };
 }
 
-runBench(() => startBenchStack('fast'), async (b, figures) => {
-  const { calls } = await runLifecycles(b, N);
-  figures.push(`calls per request, averaged over ${N} lifecycles (SIM_TIMING=fast):`);
-  const buildPve = report(figures, 'Proxmox, build', callsBetween(calls.submitted.pve, calls.fulfilled.pve), N);
-  const buildNb = report(figures, 'NetBird, build', callsBetween(calls.submitted.netbird, calls.fulfilled.netbird), N, isBuildPoll);
-  const donePve = report(figures, 'Proxmox, completion', callsBetween(calls.fulfilled.pve, calls.completed.pve), N);
-  const doneNb = report(figures, 'NetBird, completion', callsBetween(calls.fulfilled.netbird, calls.completed.netbird), N);
-  figures.push(machineLine());
-  figures.push(`per build:      Proxmox ${buildPve.work.toFixed(1)} calls + ${buildPve.polls.toFixed(1)} polls; NetBird ${buildNb.work.toFixed(1)} calls + ${buildNb.polls.toFixed(1)} polls  (target ≤ 10 Proxmox + ≤ 5 NetBird besides polls)`);
-  figures.push(`per completion: Proxmox ${donePve.work.toFixed(1)} calls + ${donePve.polls.toFixed(1)} polls; NetBird ${doneNb.work.toFixed(1)} calls + ${doneNb.polls.toFixed(1)} polls`);
-});
+runBench(
+  () => startBenchStack('fast'),
+  async (b, figures) => {
+    const { calls } = await runLifecycles(b, N);
+    figures.push(`calls per request, averaged over ${N} lifecycles (SIM_TIMING=fast):`);
+    const buildPve = report(figures, 'Proxmox, build', callsBetween(calls.submitted.pve, calls.fulfilled.pve), N);
+    const buildNb = report(figures, 'NetBird, build', callsBetween(calls.submitted.netbird, calls.fulfilled.netbird), N, isBuildPoll);
+    const donePve = report(figures, 'Proxmox, completion', callsBetween(calls.fulfilled.pve, calls.completed.pve), N);
+    const doneNb = report(figures, 'NetBird, completion', callsBetween(calls.fulfilled.netbird, calls.completed.netbird), N);
+    figures.push(machineLine());
+    figures.push(
+      `per build:      Proxmox ${buildPve.work.toFixed(1)} calls + ${buildPve.polls.toFixed(1)} polls; NetBird ${buildNb.work.toFixed(1)} calls + ${buildNb.polls.toFixed(1)} polls  (target ≤ 10 Proxmox + ≤ 5 NetBird besides polls)`,
+    );
+    figures.push(`per completion: Proxmox ${donePve.work.toFixed(1)} calls + ${donePve.polls.toFixed(1)} polls; NetBird ${doneNb.work.toFixed(1)} calls + ${doneNb.polls.toFixed(1)} polls`);
+  },
+);

@@ -26,10 +26,22 @@ async function main(): Promise<void> {
     // Holders that exist and take the grant signal: workflows on a task queue nobody polls.
     const holders = await Promise.all(Array.from({ length: N }, (_, i) => env.client.workflow.start('cloneSlots', { workflowId: `bench-holder-${i}`, taskQueue: 'bench-nobody', args: [{}] })));
     const t0 = Date.now();
-    await Promise.all(holders.map((h) => slots.signal(requestCloneSlotSignal, {
-      holder: h.workflowId, keys: ['storage/ceph'], limits: { 'storage/ceph': 2 },
-      offers: [{ node: 'pve1', freeCpu: 10, freeMem: 0 }, { node: 'pve2', freeCpu: 10, freeMem: 0 }], need: { cpu: 1, mem: 0 }, running: [], ttlMs: 600_000,
-    })));
+    await Promise.all(
+      holders.map((h) =>
+        slots.signal(requestCloneSlotSignal, {
+          holder: h.workflowId,
+          keys: ['storage/ceph'],
+          limits: { 'storage/ceph': 2 },
+          offers: [
+            { node: 'pve1', freeCpu: 10, freeMem: 0 },
+            { node: 'pve2', freeCpu: 10, freeMem: 0 },
+          ],
+          need: { cpu: 1, mem: 0 },
+          running: [],
+          ttlMs: 600_000,
+        }),
+      ),
+    );
     const served = new Set<string>();
     let maxWaiting = 0;
     while (served.size < N) {

@@ -179,7 +179,7 @@ export function cpuMsBetween(before: CpuReading, after: CpuReading): { selfMs: n
  */
 export async function untilDevServerQuiet(): Promise<void> {
   const devServerS = () => cpuSeconds().children['temporal'] ?? 0;
-  for (let quiet = 0, last = devServerS(); quiet < 2; ) {
+  for (let quiet = 0, last = devServerS(); quiet < 2;) {
     await sleep(1_000);
     const now = devServerS();
     quiet = now - last < 0.03 ? quiet + 1 : 0;

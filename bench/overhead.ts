@@ -23,20 +23,28 @@ async function main(): Promise<void> {
   const figures: string[] = [];
   const b = await startBenchStack('realistic');
   try {
-    const floor = floorOf(N, { ...realisticTiming, ...simulatorTimings.realistic }, {
-      perNode: b.stack.config.PVE_CLONE_LIMIT_PER_NODE,
-      perStorage: b.stack.config.PVE_CLONE_LIMIT_PER_STORAGE,
-      templateVmid: b.stack.config.PVE_TEMPLATE_VMID,
-      world: b.stack.world!,
-    });
+    const floor = floorOf(
+      N,
+      { ...realisticTiming, ...simulatorTimings.realistic },
+      {
+        perNode: b.stack.config.PVE_CLONE_LIMIT_PER_NODE,
+        perStorage: b.stack.config.PVE_CLONE_LIMIT_PER_STORAGE,
+        templateVmid: b.stack.config.PVE_TEMPLATE_VMID,
+        world: b.stack.world!,
+      },
+    );
 
     // On a loaded box the API's Temporal deadline can pass: a submission is retried under its Idempotency-Key, an
     // approval until the request has left Pending. Neither is part of the measured builds.
-    const serials = await pool(Array.from({ length: N }, (_, i) => i), API_CONCURRENCY, async (i) => {
-      const body = buildNowBody(i);
-      const answer = await retrying(`submission ${i}`, () => call(b, 'POST', '/api/device_requests', body, { 'idempotency-key': `overhead-${process.pid}-${i}` }));
-      return answer.body.serial as string;
-    });
+    const serials = await pool(
+      Array.from({ length: N }, (_, i) => i),
+      API_CONCURRENCY,
+      async (i) => {
+        const body = buildNowBody(i);
+        const answer = await retrying(`submission ${i}`, () => call(b, 'POST', '/api/device_requests', body, { 'idempotency-key': `overhead-${process.pid}-${i}` }));
+        return answer.body.serial as string;
+      },
+    );
     const t0 = Date.now();
     await pool(serials, API_CONCURRENCY, (serial) =>
       retrying(`approval of ${serial}`, async () => {
@@ -47,11 +55,17 @@ async function main(): Promise<void> {
       }),
     );
     const approveSecs = (Date.now() - t0) / 1000;
-    await waitForCount(`${N} builds completed`, N, async () => {
-      const failed = await countWorkflows(b.stack, `WorkflowType = 'vmBuild' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed'`);
-      if (failed > 0) throw new Error(`${failed} build(s) did not complete: see Temporal UI`);
-      return countWorkflows(b.stack, `WorkflowType = 'vmBuild' AND ExecutionStatus = 'Completed'`);
-    }, 30 * 60_000, 1_000);
+    await waitForCount(
+      `${N} builds completed`,
+      N,
+      async () => {
+        const failed = await countWorkflows(b.stack, `WorkflowType = 'vmBuild' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed'`);
+        if (failed > 0) throw new Error(`${failed} build(s) did not complete: see Temporal UI`);
+        return countWorkflows(b.stack, `WorkflowType = 'vmBuild' AND ExecutionStatus = 'Completed'`);
+      },
+      30 * 60_000,
+      1_000,
+    );
 
     let lastClose = 0;
     let lastSerial = serials[0]!;
@@ -70,7 +84,9 @@ async function main(): Promise<void> {
     figures.push(machineLine());
     figures.push(`overhead: ${N} parallel builds, SIM_TIMING=realistic, embedded default (dev server on SQLite, one worker, API in-process)`);
     figures.push(`floor: ${floor.explain}`);
-    figures.push(`approvals sent in ${approveSecs.toFixed(1)} s (${API_CONCURRENCY} at a time); build workflow duration p50 ${(percentile(durations, 50) / 1000).toFixed(1)} s, p95 ${(percentile(durations, 95) / 1000).toFixed(1)} s (one build alone: ≥ ${(floor.oneBuildMs / 1000).toFixed(1)} s)`);
+    figures.push(
+      `approvals sent in ${approveSecs.toFixed(1)} s (${API_CONCURRENCY} at a time); build workflow duration p50 ${(percentile(durations, 50) / 1000).toFixed(1)} s, p95 ${(percentile(durations, 95) / 1000).toFixed(1)} s (one build alone: ≥ ${(floor.oneBuildMs / 1000).toFixed(1)} s)`,
+    );
     figures.push(`the last build (${lastSerial}), from its first log line:`);
     for (const l of log) figures.push(`  +${((Date.parse(l.at) - logStart) / 1000).toFixed(1).padStart(5)} s  ${l.stage}: ${l.message.slice(0, 110)}`);
     figures.push(`wall time (first approval → last build closed) ${wall.toFixed(1)} s; floor ${(floor.ms / 1000).toFixed(1)} s; ratio ${(wall / (floor.ms / 1000)).toFixed(2)}  (target ≤ 1.2)`);

@@ -25,7 +25,7 @@ async function measure(vms: number): Promise<{ vms: number; p50: number; p95: nu
       const r = await h.call('GET', '/cluster/resources', { as: 'root', noParse: true });
       const ms = performance.now() - t0;
       if (r.status !== 200) throw new Error(`GET /cluster/resources: ${r.status} ${r.statusText}`);
-      if (i === 0) items = ((JSON.parse(r.raw) as { data: unknown[] }).data).length;
+      if (i === 0) items = (JSON.parse(r.raw) as { data: unknown[] }).data.length;
       if (i >= WARMUP) times.push(ms);
     }
     times.sort((a, b) => a - b);

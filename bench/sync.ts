@@ -74,7 +74,22 @@ async function main(): Promise<void> {
         sftpTarget: () => {
           throw new Error('clusterSync uses no SFTP');
         },
-        settings: { pool: 'pveflow', vmidRange: { min: 10_000, max: 99_999 }, templateVmid: 9000, bridge: 'vmbr0', fullCloneDefault: false, snippetsStorage: 'local', snippetsDir: '/var/lib/vz/snippets', netbirdManagementUrl: 'https://127.0.0.1:9', setupKeyTtlSeconds: 86_400, missingConsultant: 'report', guestIpWaitSeconds: 60, peerWaitSeconds: 60, pollMinMs: 50, pollMaxMs: 500 },
+        settings: {
+          pool: 'pveflow',
+          vmidRange: { min: 10_000, max: 99_999 },
+          templateVmid: 9000,
+          bridge: 'vmbr0',
+          fullCloneDefault: false,
+          snippetsStorage: 'local',
+          snippetsDir: '/var/lib/vz/snippets',
+          netbirdManagementUrl: 'https://127.0.0.1:9',
+          setupKeyTtlSeconds: 86_400,
+          missingConsultant: 'report',
+          guestIpWaitSeconds: 60,
+          peerWaitSeconds: 60,
+          pollMinMs: 50,
+          pollMaxMs: 500,
+        },
       };
       const taskQueue = `bench-sync-${size}`;
       const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(deps) });

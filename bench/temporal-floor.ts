@@ -61,7 +61,11 @@ async function measureIdle(seconds: number): Promise<IdleCpu> {
 
 /** `fn` for 0 … n − 1, CONCURRENCY at a time, as callers of pveflow's API would. */
 async function eachOf(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  await pool(Array.from({ length: n }, (_, i) => i), CONCURRENCY, fn);
+  await pool(
+    Array.from({ length: n }, (_, i) => i),
+    CONCURRENCY,
+    fn,
+  );
 }
 
 void (async () => {
@@ -87,8 +91,7 @@ void (async () => {
     await worker.runUntil(async () => {
       const start = (id: string) => client.workflow.start('waitsForApproval', { taskQueue: TASK_QUEUE, workflowId: id });
       // The same workflows with no activity first: what their start and completion cost, to subtract.
-      const runActivities = (count: number) => () =>
-        eachOf(ACTIVITY_WORKFLOWS, (i) => client.workflow.execute('runsActivities', { taskQueue: TASK_QUEUE, workflowId: `acts-${count}-${i}`, args: [count] }));
+      const runActivities = (count: number) => () => eachOf(ACTIVITY_WORKFLOWS, (i) => client.workflow.execute('runsActivities', { taskQueue: TASK_QUEUE, workflowId: `acts-${count}-${i}`, args: [count] }));
       await runActivities(1)(); // warm-up
       const idle = await measureIdle(10);
       const bare = await measure(idle, runActivities(0));
@@ -108,14 +111,24 @@ void (async () => {
       const perActivity = (activities.devServerMs - bare.devServerMs) / roundTrips;
       const selfPerActivity = (activities.selfMs - bare.selfMs) / roundTrips;
       figures.push(machineLine());
-      figures.push(`temporal floor: dev server on its SQLite file (${dev.address}), trivial workflows, no pveflow code, ${CONCURRENCY} calls at a time; each figure runs until the dev server is quiet, idle CPU (dev server ${idle.devServerMsPerS.toFixed(1)} ms/s, this process ${idle.selfMsPerS.toFixed(1)} ms/s) subtracted`);
-      figures.push(`start (workflow waits for a signal): ${STARTS} in ${starts.wallS.toFixed(1)} s = ${(STARTS / starts.wallS).toFixed(0)}/s; CPU per start: dev server ${perStart.toFixed(2)} ms, this process (client + worker) ${(starts.selfMs / STARTS).toFixed(2)} ms`);
+      figures.push(
+        `temporal floor: dev server on its SQLite file (${dev.address}), trivial workflows, no pveflow code, ${CONCURRENCY} calls at a time; each figure runs until the dev server is quiet, idle CPU (dev server ${idle.devServerMsPerS.toFixed(1)} ms/s, this process ${idle.selfMsPerS.toFixed(1)} ms/s) subtracted`,
+      );
+      figures.push(
+        `start (workflow waits for a signal): ${STARTS} in ${starts.wallS.toFixed(1)} s = ${(STARTS / starts.wallS).toFixed(0)}/s; CPU per start: dev server ${perStart.toFixed(2)} ms, this process (client + worker) ${(starts.selfMs / STARTS).toFixed(2)} ms`,
+      );
       figures.push(`signal that completes the workflow: ${STARTS} in ${signals.wallS.toFixed(1)} s; CPU per signal: dev server ${perSignal.toFixed(2)} ms, this process ${(signals.selfMs / STARTS).toFixed(2)} ms`);
-      figures.push(`activity round trip (no-op, ${ACTIVITY_WORKFLOWS} workflows × ${ACTIVITIES} one after the other, ${activities.wallS.toFixed(1)} s; the same workflows without activities subtracted): CPU per activity: dev server ${perActivity.toFixed(2)} ms, this process ${selfPerActivity.toFixed(2)} ms`);
+      figures.push(
+        `activity round trip (no-op, ${ACTIVITY_WORKFLOWS} workflows × ${ACTIVITIES} one after the other, ${activities.wallS.toFixed(1)} s; the same workflows without activities subtracted): CPU per activity: dev server ${perActivity.toFixed(2)} ms, this process ${selfPerActivity.toFixed(2)} ms`,
+      );
       const perStartAll = perStart + starts.selfMs / STARTS;
-      figures.push(`ceilings on 2 cores: ${(2000 / perStart).toFixed(0)} starts/s if the dev server had both cores to itself, ${(2000 / perStartAll).toFixed(0)} with the worker's share (bench:api's target: 200/s with room to spare for p99 < 50 ms)`);
+      figures.push(
+        `ceilings on 2 cores: ${(2000 / perStart).toFixed(0)} starts/s if the dev server had both cores to itself, ${(2000 / perStartAll).toFixed(0)} with the worker's share (bench:api's target: 200/s with room to spare for p99 < 50 ms)`,
+      );
       const perBuild = (builds.devServerMs + builds.selfMs) / BUILDS;
-      figures.push(`a build's Temporal traffic alone (request approved, child build of 7 no-op activities and 2 phase signals): ${BUILDS} in ${builds.wallS.toFixed(1)} s = ${((BUILDS * 60) / builds.wallS).toFixed(0)} builds/min; CPU per build: dev server ${(builds.devServerMs / BUILDS).toFixed(0)} ms, this process ${(builds.selfMs / BUILDS).toFixed(0)} ms`);
+      figures.push(
+        `a build's Temporal traffic alone (request approved, child build of 7 no-op activities and 2 phase signals): ${BUILDS} in ${builds.wallS.toFixed(1)} s = ${((BUILDS * 60) / builds.wallS).toFixed(0)} builds/min; CPU per build: dev server ${(builds.devServerMs / BUILDS).toFixed(0)} ms, this process ${(builds.selfMs / BUILDS).toFixed(0)} ms`,
+      );
       figures.push(`ceiling on 2 cores for builds with no work in them: ${(120_000 / perBuild).toFixed(0)} builds/min (bench:throughput's target: 300/min, i.e. ≤ 400 ms of CPU per build, the work included)`);
     });
   } finally {

@@ -92,7 +92,9 @@ async function main(): Promise<void> {
       floorPerMin = (FLOOR_BUILDS * 60_000) / (after.at - before.at);
       floorCpu = perBuild(before, after, FLOOR_BUILDS);
     });
-    figures.push(`floor on this Temporal (${c.address}, PostgreSQL): ${FLOOR_BUILDS} build-shaped workflows, ${floorPerMin.toFixed(0)} builds/min, CPU per build ${floorCpu.toFixed(0)} ms (server + PostgreSQL + this process)`);
+    figures.push(
+      `floor on this Temporal (${c.address}, PostgreSQL): ${FLOOR_BUILDS} build-shaped workflows, ${floorPerMin.toFixed(0)} builds/min, CPU per build ${floorCpu.toFixed(0)} ms (server + PostgreSQL + this process)`,
+    );
 
     // pveflow as compose runs it.
     const worldFile = await (async () => {
@@ -130,19 +132,33 @@ async function main(): Promise<void> {
     for (const i of [1, 2]) processes.push(supervise('src/worker.ts', env, join(dir, `worker-${i}.log`)));
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${apiUrl}${path}`, { method, headers: { authorization: `Bearer ${operatorKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${operatorKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(60_000),
+      });
       const text = await res.text();
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
       return JSON.parse(text);
     };
     for (let i = 0; ; i++) {
       const polling = [1, 2].every((w) => existsSync(join(dir, `worker-${w}.log`)) && /worker polling/.test(readFileSync(join(dir, `worker-${w}.log`), 'utf8')));
-      const ready = polling && (await fetch(`${apiUrl}/readyz`).then((r) => r.ok, () => false));
+      const ready =
+        polling &&
+        (await fetch(`${apiUrl}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ));
       if (ready) break;
       if (i > 600) throw new Error('pveflow did not start: see the logs under ' + dir);
       await sleep(500);
     }
-    const serials = await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => (await api('POST', '/api/device_requests', buildNowBody(i))).serial as string);
+    const serials = await pool(
+      Array.from({ length: N }, (_, i) => i),
+      CONCURRENCY,
+      async (i) => (await api('POST', '/api/device_requests', buildNowBody(i))).serial as string,
+    );
     await sleep(2_000);
     const before = everything();
     await pool(serials, CONCURRENCY, (s) => api('POST', `/api/device_requests/${s}/approve`, {}));
@@ -156,7 +172,9 @@ async function main(): Promise<void> {
     const after = everything();
     const perMin = (N * 60_000) / (after.at - before.at);
     const cpu = perBuild(before, after, N);
-    figures.push(`pveflow on the topology (API + 2 workers as processes, codec on, world with zero latency): ${N} builds, ${perMin.toFixed(0)} builds/min, CPU per build ${cpu.toFixed(0)} ms (every process: server, PostgreSQL, API, workers, world, this one)`);
+    figures.push(
+      `pveflow on the topology (API + 2 workers as processes, codec on, world with zero latency): ${N} builds, ${perMin.toFixed(0)} builds/min, CPU per build ${cpu.toFixed(0)} ms (every process: server, PostgreSQL, API, workers, world, this one)`,
+    );
     figures.push(`ratio to the floor: builds/min ${(perMin / floorPerMin).toFixed(2)} (target ≥ 0.8), CPU per build ${(cpu / floorCpu).toFixed(2)} (target ≤ 1.25)`);
     await connection.close();
   } finally {

@@ -21,8 +21,7 @@ if (!python) {
   process.exit(0);
 }
 run(python, ['-m', 'venv', tools]);
-run(join(tools, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet',
-  ...Object.entries(pins).map(([name, version]) => `${name}==${version}`)]);
+run(join(tools, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet', ...Object.entries(pins).map(([name, version]) => `${name}==${version}`)]);
 for (const f of wanted) {
   if (!existsSync(f)) {
     console.error(`[pveflow] ${f} is missing after installing ${JSON.stringify(pins)}`);

@@ -50,7 +50,6 @@ if (!has('go', ['version'])) missing('go not found: the Go clients in test/clien
 else {
   mkdirSync(join(tools, 'bin'), { recursive: true });
   for (const c of goClients) {
-    run(`${c.bin} (${c.what})`, 'go', ['build', '-mod=readonly', '-trimpath', '-o', join(tools, 'bin', c.bin), '.'],
-      { cwd: join(root, 'test', 'clients', c.dir) });
+    run(`${c.bin} (${c.what})`, 'go', ['build', '-mod=readonly', '-trimpath', '-o', join(tools, 'bin', c.bin), '.'], { cwd: join(root, 'test', 'clients', c.dir) });
   }
 }

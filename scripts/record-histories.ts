@@ -44,9 +44,7 @@ async function main(): Promise<void> {
     // after the other scenarios, their long-lived workflows (clone slots, address pool) keep it from skipping.
     if (!ADD_ONLY) await extendedLease(h);
     // Each later addition is recorded once and then kept, like the first recording.
-    const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
-      { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
-    ];
+    const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [{ files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses }];
     for (const { files, record } of added) {
       if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
     }
@@ -211,10 +209,15 @@ async function startRequest(h: WorkflowHarness, serial: string, taskQueue: strin
 async function until(handle: WorkflowHandle<typeof vmRequest>, status: RequestStatus): Promise<RequestRecord> {
   let last: RequestRecord | undefined;
   try {
-    return await waitFor(`${handle.workflowId} ${status}`, async () => {
-      last = await handle.query(statusQuery);
-      return last.status === status ? last : undefined;
-    }, 120_000, 50);
+    return await waitFor(
+      `${handle.workflowId} ${status}`,
+      async () => {
+        last = await handle.query(statusQuery);
+        return last.status === status ? last : undefined;
+      },
+      120_000,
+      50,
+    );
   } catch (err) {
     // What it was doing instead is what a re-recorder needs to see.
     throw new Error(`${(err as Error).message}; it is ${last?.status}: ${JSON.stringify(last?.timeline.slice(-3))} build ${JSON.stringify(last?.build?.log.slice(-3))}`, { cause: err });

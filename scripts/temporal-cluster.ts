@@ -12,9 +12,7 @@ import { startTemporalCluster } from '../test/support/temporalCluster';
 void (async () => {
   const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
   const cluster = await startTemporalCluster({ namespace });
-  const uiEnv = Object.fromEntries(
-    Object.entries(process.env).filter((e): e is [string, string] => /^TEMPORAL_(UI|CODEC|CORS|CSRF|FORWARD)_/.test(e[0]) && e[1] !== undefined),
-  );
+  const uiEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^TEMPORAL_(UI|CODEC|CORS|CSRF|FORWARD)_/.test(e[0]) && e[1] !== undefined));
   const ui = await cluster.startUi({ codecEndpoint: process.env.TEMPORAL_CODEC_ENDPOINT, env: uiEnv });
   console.log(
     [

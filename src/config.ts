@@ -9,18 +9,22 @@ import { quotaConfigSchema } from './domain/quotas';
  * clients that need them; they never enter a workflow's input, a log line or an API response.
  */
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const commaList = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const commaList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
 /** `pve1=10.0.0.11:22,pve2=10.0.0.12` → { pve1: {host, port} } */
 const nodeAddressMap = z.string().transform((s, ctx) => {
   const out: Record<string, { host: string; port: number }> = {};
-  for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const entry of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9.-]*)=([^:=\s]+)(?::(\d+))?$/.exec(entry);
     if (!m) {
       ctx.addIssue({ code: 'custom', message: `'${entry}' is not node=host[:port]` });
@@ -34,7 +38,10 @@ const nodeAddressMap = z.string().transform((s, ctx) => {
 /** `pve1=SHA256:abc,pve2=SHA256:def` → { pve1: 'SHA256:abc' } */
 const nodeFingerprintMap = z.string().transform((s, ctx) => {
   const out: Record<string, string> = {};
-  for (const entry of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const entry of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9.-]*)=(SHA256:[A-Za-z0-9+/]+={0,2})$/.exec(entry);
     if (!m) {
       ctx.addIssue({ code: 'custom', message: `'${entry}' is not node=SHA256:<fingerprint>` });
@@ -138,11 +145,17 @@ export const configSchema = z.object({
   /** Addresses of PVE_IP_POOL never handed out (used outside pveflow): `10.20.30.5,10.20.30.10-10.20.30.20,10.20.30.64/28`. */
   PVE_IP_EXCLUDE: z.string().default(''),
   /** The storage full clones copy the template's disks to (unset: the template's own storage). */
-  PVE_TARGET_STORAGE: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id').optional(),
+  PVE_TARGET_STORAGE: z
+    .string()
+    .regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id')
+    .optional(),
   /** Make each VM an HA resource (state started) after its start; needs Sys.Console on / for the token. */
   PVE_HA: bool.default(false),
   /** The HA group new HA resources join; setting it turns PVE_HA on. */
-  PVE_HA_GROUP: z.string().regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be an HA group id').optional(),
+  PVE_HA_GROUP: z
+    .string()
+    .regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be an HA group id')
+    .optional(),
   PVE_SNIPPETS_STORAGE: z.string().default('local'),
   PVE_SNIPPETS_DIR: z.string().default('/var/lib/vz/snippets'),
   PVE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
@@ -193,7 +206,12 @@ export const configSchema = z.object({
   CLOUD_INIT_MAX_PACKAGES: z.coerce.number().int().min(0).max(200).default(30),
   CLOUD_INIT_MAX_RUNCMD: z.coerce.number().int().min(0).max(200).default(30),
   CLOUD_INIT_MAX_WRITE_FILES: z.coerce.number().int().min(0).max(50).default(10),
-  CLOUD_INIT_MAX_BYTES: z.coerce.number().int().min(0).max(1024 * 1024).default(32 * 1024),
+  CLOUD_INIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024)
+    .default(32 * 1024),
   /**
    * Quotas per org (README, "Quotas"): JSON, `{"Acme Corp": {"vms": 10, "cores": 40, "memory_mib": 81920, "disk_gib": 800}, "*": {"vms": 4}}`.
    * Enforced by the API at submission and approval; unset: no quotas.
@@ -225,7 +243,10 @@ export const configSchema = z.object({
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).optional(),
   WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
   /** `host:port` for the Temporal SDK's Prometheus exporter (loopback); its text is appended to the worker's /metrics. */
-  TEMPORAL_SDK_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'host:port').optional(),
+  TEMPORAL_SDK_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'host:port')
+    .optional(),
   /** Tracing: `otlp` or an OTLP endpoint turns it on; `off` keeps it off even with the endpoint set. */
   PVEFLOW_TRACING: z.enum(['off', 'otlp']).optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),

@@ -25,9 +25,5 @@ const warned = new Set<string>();
 export function warnReferenceMissing(what: string, file: ReferenceFile): void {
   if (warned.has(file)) return;
   warned.add(file);
-  process.emitWarning(
-    `${file} not found in ${referenceDir()}: the ${what} runs WITHOUT schema validation. ` +
-      `Set PVEFLOW_REFERENCE_DIR to the folder holding the reference data.`,
-    { code: 'PVEFLOW_NO_REFERENCE' },
-  );
+  process.emitWarning(`${file} not found in ${referenceDir()}: the ${what} runs WITHOUT schema validation. ` + `Set PVEFLOW_REFERENCE_DIR to the folder holding the reference data.`, { code: 'PVEFLOW_NO_REFERENCE' });
 }

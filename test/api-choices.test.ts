@@ -76,10 +76,7 @@ describe('intake of images and choices', () => {
       server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
     });
     stubDir = mkdtempSync(join(tmpdir(), 'pveflow-choices-'));
-    writeFileSync(
-      join(stubDir, 'workflows.js'),
-      'exports.clusterSync = async function clusterSync(result) { return result; };\nexports.vmRequest = async function vmRequest(input) { return input.request; };\n',
-    );
+    writeFileSync(join(stubDir, 'workflows.js'), 'exports.clusterSync = async function clusterSync(result) { return result; };\nexports.vmRequest = async function vmRequest(input) { return input.request; };\n');
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: join(stubDir, 'workflows.js'),
       logger: quietLogger,
@@ -97,7 +94,11 @@ describe('intake of images and choices', () => {
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     if (worker) {
       worker.worker.shutdown();
       await worker.running;
@@ -154,7 +155,10 @@ describe('intake of images and choices', () => {
 
   test('GET /api/images: each org sees the images offered to it; operators see all, with their orgs', async () => {
     const forGlobex = await call('requesterB', 'GET', '/api/images');
-    assert.deepEqual(forGlobex.body.images.map((i: { name: string }) => i.name), ['debian-12']);
+    assert.deepEqual(
+      forGlobex.body.images.map((i: { name: string }) => i.name),
+      ['debian-12'],
+    );
     assert.equal('orgs' in forGlobex.body.images[0], false);
     const forOps = await call('operator', 'GET', '/api/images');
     assert.deepEqual(
@@ -177,11 +181,14 @@ describe('intake of images and choices', () => {
   });
 
   test("a request below its image's minimums is refused naming each field", async () => {
-    await refused({ image: 'ubuntu', cores: 1, memory_mib: 2048, disk_gib: 10 }, {
-      cores: { reason: /below image ubuntu's minimum of 2/, rule: 'below-image-minimum' },
-      memory_mib: { reason: /minimum of 4096 MiB/, rule: 'below-image-minimum' },
-      disk_gib: { reason: /minimum of 20 GiB/, rule: 'below-image-minimum' },
-    });
+    await refused(
+      { image: 'ubuntu', cores: 1, memory_mib: 2048, disk_gib: 10 },
+      {
+        cores: { reason: /below image ubuntu's minimum of 2/, rule: 'below-image-minimum' },
+        memory_mib: { reason: /minimum of 4096 MiB/, rule: 'below-image-minimum' },
+        disk_gib: { reason: /minimum of 20 GiB/, rule: 'below-image-minimum' },
+      },
+    );
     await refused({ memory_mib: 512 }, { memory_mib: { reason: /below image debian-12's minimum of 1024 MiB/, rule: 'below-image-minimum' } }, 'requesterA');
   });
 
@@ -215,7 +222,10 @@ describe('intake of images and choices', () => {
   test('a class is checked the same way before any member starts', async () => {
     const answer = await call('operator', 'POST', '/api/classes', { ...validRequestBody({ name: 'lab', network: { bridge: 'vmbr9' } }), count: 3 });
     assert.equal(answer.status, 400);
-    assert.deepEqual(answer.body.issues.map((i: { field: string; rule?: string }) => [i.field, i.rule]), [['network.bridge', 'network-not-allowed']]);
+    assert.deepEqual(
+      answer.body.issues.map((i: { field: string; rule?: string }) => [i.field, i.rule]),
+      [['network.bridge', 'network-not-allowed']],
+    );
   });
 
   test('a webhook delivery is checked the same way', async () => {

@@ -48,14 +48,17 @@ const notNumber = fc.oneof(fc.string({ maxLength: 8 }), fc.boolean(), fc.constan
 const notArray = fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constant({}));
 const notBoolean = fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.constant(null), fc.constant([]));
 const notObject = fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constant([]));
-const notEmail = fc.oneof(fc.string({ maxLength: 30 }).filter((s) => !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s)), fc.constant('rita@'), fc.constant('@acme.example'), fc.constant('rita acme.example'));
+const notEmail = fc.oneof(
+  fc.string({ maxLength: 30 }).filter((s) => !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s)),
+  fc.constant('rita@'),
+  fc.constant('@acme.example'),
+  fc.constant('rita acme.example'),
+);
 const notDateTime = fc.oneof(
   fc.constantFrom('tomorrow', '2026-13-01T09:00:00Z', '2026-12-01', '2026-12-01T09:00:00', '2026-12-01 09:00:00Z', '', '2026-02-30T25:61:00Z', 'next friday'),
   fc.string({ maxLength: 20 }).filter((s) => Number.isNaN(Date.parse(s))),
 );
-const notSerial = fc
-  .string({ minLength: 1, maxLength: 20 })
-  .filter((s) => !/^VM-[0-9A-Z]{5}$/.test(s) && s !== '.' && s !== '..' && !s.includes('/') && !s.includes('\\') && !s.includes('?') && !s.includes('#'));
+const notSerial = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/^VM-[0-9A-Z]{5}$/.test(s) && s !== '.' && s !== '..' && !s.includes('/') && !s.includes('\\') && !s.includes('?') && !s.includes('#'));
 const unknownKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k));
 
 const SUBMISSION_KEYS = ['name', 'client', 'requester', 'consultants', 'period', 'image', 'cores', 'memory_mib', 'disk_gib', 'full_clone', 'ssh_keys', 'network', 'cloud_init'];
@@ -142,21 +145,22 @@ const actionCases: fc.Arbitrary<Case> = badActionBody.map(({ action, body, field
 }));
 
 /** Serials that are not serials, on every route that takes one (a valid body, so the serial is what is wrong). */
-const badSerialCases: fc.Arbitrary<Case> = fc
-  .record({ serial: notSerial, route: fc.constantFrom('read', 'logs', ...ACTIONS) })
-  .map(({ serial, route }) => {
-    const path = `/api/device_requests/${encodeURIComponent(serial)}${route === 'read' ? '' : `/${route}`}`;
-    const post = route !== 'read' && route !== 'logs';
-    const body = route === 'reject' ? { reason: 'no budget' } : route === 'extend' ? { new_end: '2030-01-01T00:00:00Z' } : {};
-    return { what: `${route} with serial ${JSON.stringify(serial)}`, method: post ? 'POST' : 'GET', path, headers: asOperator, ...(post ? { body: JSON.stringify(body) } : {}), status: 400, names: { field: 'serial' } };
-  });
+const badSerialCases: fc.Arbitrary<Case> = fc.record({ serial: notSerial, route: fc.constantFrom('read', 'logs', ...ACTIONS) }).map(({ serial, route }) => {
+  const path = `/api/device_requests/${encodeURIComponent(serial)}${route === 'read' ? '' : `/${route}`}`;
+  const post = route !== 'read' && route !== 'logs';
+  const body = route === 'reject' ? { reason: 'no budget' } : route === 'extend' ? { new_end: '2030-01-01T00:00:00Z' } : {};
+  return { what: `${route} with serial ${JSON.stringify(serial)}`, method: post ? 'POST' : 'GET', path, headers: asOperator, ...(post ? { body: JSON.stringify(body) } : {}), status: 400, names: { field: 'serial' } };
+});
 
 /** Filters of the list that are not filters. */
 const badQueryCases: fc.Arbitrary<Case> = fc
   .oneof(
     notDateTime.filter((v) => v !== '').map((v) => ({ q: { from: v }, field: 'from' })),
     notDateTime.filter((v) => v !== '').map((v) => ({ q: { to: v }, field: 'to' })),
-    fc.string({ maxLength: 10 }).filter((s) => !['Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Rejected', 'Expired', 'Cancelled', 'Completing', 'Completed'].includes(s)).map((v) => ({ q: { status: v }, field: 'status' })),
+    fc
+      .string({ maxLength: 10 })
+      .filter((s) => !['Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Rejected', 'Expired', 'Cancelled', 'Completing', 'Completed'].includes(s))
+      .map((v) => ({ q: { status: v }, field: 'status' })),
     fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 101 }), fc.constantFrom('ten', '1.5')).map((v) => ({ q: { page_size: String(v) }, field: 'page_size' })),
     fc.constantFrom("x' OR 1=1", 'a b', 'tok"en', '$$$').map((v) => ({ q: { page_token: v }, field: 'page_token' })),
     notEmail.filter((v) => v !== '').map((v) => ({ q: { consultant: v }, field: 'consultant' })),
@@ -175,85 +179,109 @@ const badQueryCases: fc.Arbitrary<Case> = fc
 const badAuthorization = fc.oneof(
   fc.constant(undefined),
   fc.constantFrom('Bearer', 'Bearer ', `Basic ${Buffer.from('ops:secret').toString('base64')}`, `Token ${operator.key}`, `Bearer ${operator.key}x`, `Bearer ${operator.key.slice(0, -1)}`, `Bearer  ${operator.key} extra`),
-  fc.string({ minLength: 1, maxLength: 60 }).filter((s) => /^[\x20-\x7e]+$/.test(s)).map((s) => `Bearer ${s}`),
+  fc
+    .string({ minLength: 1, maxLength: 60 })
+    .filter((s) => /^[\x20-\x7e]+$/.test(s))
+    .map((s) => `Bearer ${s}`),
   fc.string({ minLength: 1, maxLength: 60 }).filter((s) => /^[\x21-\x7e][\x20-\x7e]*$/.test(s)),
 );
-const authCases: fc.Arbitrary<Case> = fc
-  .record({ authorization: badAuthorization, route: fc.constantFrom('submit', 'list', 'read', 'logs', 'templates', 'images', ...ACTIONS) })
-  .map(({ authorization, route }) => {
-    const target: Record<string, [Case['method'], string, unknown]> = {
-      submit: ['POST', '/api/device_requests', validRequestBody()],
-      list: ['GET', '/api/device_requests', undefined],
-      read: ['GET', `/api/device_requests/${SERIAL}`, undefined],
-      logs: ['GET', `/api/device_requests/${SERIAL}/logs`, undefined],
-      templates: ['GET', '/api/templates', undefined],
-      images: ['GET', '/api/images', undefined],
-      ...Object.fromEntries(ACTIONS.map((a) => [a, ['POST', `/api/device_requests/${SERIAL}/${a}`, a === 'reject' ? { reason: 'x' } : a === 'extend' ? { new_end: '2030-01-01T00:00:00Z' } : {}]])),
-    };
-    const [method, path, body] = target[route]!;
-    return {
-      what: `${route} with authorization ${JSON.stringify(authorization)}`,
-      method,
-      path,
-      headers: { ...json, ...(authorization === undefined ? {} : { authorization }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      status: 401,
-      names: { detail: /Authorization: Bearer/ },
-    };
-  });
+const authCases: fc.Arbitrary<Case> = fc.record({ authorization: badAuthorization, route: fc.constantFrom('submit', 'list', 'read', 'logs', 'templates', 'images', ...ACTIONS) }).map(({ authorization, route }) => {
+  const target: Record<string, [Case['method'], string, unknown]> = {
+    submit: ['POST', '/api/device_requests', validRequestBody()],
+    list: ['GET', '/api/device_requests', undefined],
+    read: ['GET', `/api/device_requests/${SERIAL}`, undefined],
+    logs: ['GET', `/api/device_requests/${SERIAL}/logs`, undefined],
+    templates: ['GET', '/api/templates', undefined],
+    images: ['GET', '/api/images', undefined],
+    ...Object.fromEntries(ACTIONS.map((a) => [a, ['POST', `/api/device_requests/${SERIAL}/${a}`, a === 'reject' ? { reason: 'x' } : a === 'extend' ? { new_end: '2030-01-01T00:00:00Z' } : {}]])),
+  };
+  const [method, path, body] = target[route]!;
+  return {
+    what: `${route} with authorization ${JSON.stringify(authorization)}`,
+    method,
+    path,
+    headers: { ...json, ...(authorization === undefined ? {} : { authorization }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    status: 401,
+    names: { detail: /Authorization: Bearer/ },
+  };
+});
 
 /** A real key of a requester, acting outside its role or its org: refused, naming the key. */
 const forbiddenCases: fc.Arbitrary<Case> = fc.oneof(
-  fc.constantFrom('Globex', 'Initech', 'Umbrella').map((org) => ({ what: `requester submits for ${org}`, method: 'POST' as const, path: '/api/device_requests', headers: { ...json, ...bearer(requester.key) }, body: JSON.stringify(validRequestBody({ client: org })), status: 403, names: { detail: /key rita/ } })),
-  fc.constantFrom('approve', 'reject', 'cancel', 'rebuild').map((a) => ({ what: `requester ${a}s`, method: 'POST' as const, path: `/api/device_requests/${SERIAL}/${a}`, headers: { ...json, ...bearer(requester.key) }, body: JSON.stringify(a === 'reject' ? { reason: 'x' } : {}), status: 403, names: { detail: /rita|requester/ } })),
+  fc.constantFrom('Globex', 'Initech', 'Umbrella').map((org) => ({
+    what: `requester submits for ${org}`,
+    method: 'POST' as const,
+    path: '/api/device_requests',
+    headers: { ...json, ...bearer(requester.key) },
+    body: JSON.stringify(validRequestBody({ client: org })),
+    status: 403,
+    names: { detail: /key rita/ },
+  })),
+  fc.constantFrom('approve', 'reject', 'cancel', 'rebuild').map((a) => ({
+    what: `requester ${a}s`,
+    method: 'POST' as const,
+    path: `/api/device_requests/${SERIAL}/${a}`,
+    headers: { ...json, ...bearer(requester.key) },
+    body: JSON.stringify(a === 'reject' ? { reason: 'x' } : {}),
+    status: 403,
+    names: { detail: /rita|requester/ },
+  })),
 );
 
 /** The webhook intake: unsigned, badly signed, stale, or signed but wrong (delivery id, JSON, body). */
 const validDelivery = fc.stringMatching(/^[A-Za-z0-9._:-]{8,40}$/);
 type Signer = (delivery: string) => string | undefined;
 const signedRight: (body: string) => Signer = (body) => (delivery) => signWebhook(SECRET, delivery, body);
-const webhookCases: fc.Arbitrary<Case> = fc.oneof(
-  fc.oneof(fc.constant(undefined), fc.constantFrom('sha256=', 'sha1=abc', `sha256=${'0'.repeat(64)}`, `t=abc,v1=${'0'.repeat(64)}`, 't=1,v1=', `v1=${'0'.repeat(64)}`), fc.string({ maxLength: 70 })).map((signature) => ({
-    what: `webhook with signature ${JSON.stringify(signature)}`,
-    body: JSON.stringify(validRequestBody()),
-    sign: (() => signature) as Signer,
-    status: 401,
-    names: { detail: /X-Pveflow-Signature|signature/ } as Case['names'],
-  })),
-  fc.record({ secret: fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s !== SECRET), how: fc.constantFrom('tamper', 'secret', 'delivery') }).map(({ secret, how }) => {
-    const body = JSON.stringify(validRequestBody());
-    // Signed with the wrong secret, signed right and changed on the way, or a signature taken from another delivery.
-    const sign: Signer = (delivery) => (how === 'secret' ? signWebhook(secret, delivery, body) : how === 'delivery' ? signWebhook(SECRET, `${delivery}-x`, body) : signWebhook(SECRET, delivery, body));
-    return { what: `webhook: ${how}`, body: how === 'tamper' ? body.replace('kali', 'kalo') : body, sign, status: 401, names: { detail: /signature does not match/ } as Case['names'] };
-  }),
-  fc.integer({ min: WEBHOOK_TOLERANCE_S + 5, max: 400 * 24 * 3600 }).chain((age) => fc.constantFrom(-age, age)).map((offset) => {
-    const body = JSON.stringify(validRequestBody());
-    return { what: `webhook signed ${offset} s from now`, body, sign: ((d) => signWebhook(SECRET, d, body, Date.now() + offset * 1000)) as Signer, status: 401, names: { detail: /timestamp/ } as Case['names'] };
-  }),
-  fc.oneof(fc.constantFrom('short', 'has space in it', 'semi;colon-123', 'x'.repeat(129)), fc.constant(undefined)).map((delivery) => {
-    const body = JSON.stringify(validRequestBody());
-    return { what: `webhook with delivery ${JSON.stringify(delivery)}`, body, sign: signedRight(body), delivery, status: 400, names: { field: 'x-pveflow-delivery' } as Case['names'] };
-  }),
-  notJson.map((text) => ({ what: 'webhook with signed bad JSON', body: text, sign: signedRight(text), status: 400, names: { detail: /not valid JSON/ } as Case['names'] })),
-  badSubmission.map(({ body, field, what }) => {
-    const text = JSON.stringify(body);
-    return { what: `webhook: ${what}`, body: text, sign: signedRight(text), status: 400, names: { field } as Case['names'] };
-  }),
-).chain((c) =>
-  validDelivery.map((id): Case => {
-    const delivery = 'delivery' in c ? c.delivery : id;
-    const signature = c.sign(delivery ?? id);
-    return {
-      what: c.what,
-      method: 'POST',
-      path: '/api/hooks/device_requests',
-      headers: { ...json, ...(signature === undefined ? {} : { 'x-pveflow-signature': signature }), ...(delivery === undefined ? {} : { 'x-pveflow-delivery': delivery }) },
-      body: c.body,
-      status: c.status,
-      names: c.names,
-    };
-  }),
-);
+const webhookCases: fc.Arbitrary<Case> = fc
+  .oneof(
+    fc
+      .oneof(fc.constant(undefined), fc.constantFrom('sha256=', 'sha1=abc', `sha256=${'0'.repeat(64)}`, `t=abc,v1=${'0'.repeat(64)}`, 't=1,v1=', `v1=${'0'.repeat(64)}`), fc.string({ maxLength: 70 }))
+      .map((signature) => ({
+        what: `webhook with signature ${JSON.stringify(signature)}`,
+        body: JSON.stringify(validRequestBody()),
+        sign: (() => signature) as Signer,
+        status: 401,
+        names: { detail: /X-Pveflow-Signature|signature/ } as Case['names'],
+      })),
+    fc.record({ secret: fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s !== SECRET), how: fc.constantFrom('tamper', 'secret', 'delivery') }).map(({ secret, how }) => {
+      const body = JSON.stringify(validRequestBody());
+      // Signed with the wrong secret, signed right and changed on the way, or a signature taken from another delivery.
+      const sign: Signer = (delivery) => (how === 'secret' ? signWebhook(secret, delivery, body) : how === 'delivery' ? signWebhook(SECRET, `${delivery}-x`, body) : signWebhook(SECRET, delivery, body));
+      return { what: `webhook: ${how}`, body: how === 'tamper' ? body.replace('kali', 'kalo') : body, sign, status: 401, names: { detail: /signature does not match/ } as Case['names'] };
+    }),
+    fc
+      .integer({ min: WEBHOOK_TOLERANCE_S + 5, max: 400 * 24 * 3600 })
+      .chain((age) => fc.constantFrom(-age, age))
+      .map((offset) => {
+        const body = JSON.stringify(validRequestBody());
+        return { what: `webhook signed ${offset} s from now`, body, sign: ((d) => signWebhook(SECRET, d, body, Date.now() + offset * 1000)) as Signer, status: 401, names: { detail: /timestamp/ } as Case['names'] };
+      }),
+    fc.oneof(fc.constantFrom('short', 'has space in it', 'semi;colon-123', 'x'.repeat(129)), fc.constant(undefined)).map((delivery) => {
+      const body = JSON.stringify(validRequestBody());
+      return { what: `webhook with delivery ${JSON.stringify(delivery)}`, body, sign: signedRight(body), delivery, status: 400, names: { field: 'x-pveflow-delivery' } as Case['names'] };
+    }),
+    notJson.map((text) => ({ what: 'webhook with signed bad JSON', body: text, sign: signedRight(text), status: 400, names: { detail: /not valid JSON/ } as Case['names'] })),
+    badSubmission.map(({ body, field, what }) => {
+      const text = JSON.stringify(body);
+      return { what: `webhook: ${what}`, body: text, sign: signedRight(text), status: 400, names: { field } as Case['names'] };
+    }),
+  )
+  .chain((c) =>
+    validDelivery.map((id): Case => {
+      const delivery = 'delivery' in c ? c.delivery : id;
+      const signature = c.sign(delivery ?? id);
+      return {
+        what: c.what,
+        method: 'POST',
+        path: '/api/hooks/device_requests',
+        headers: { ...json, ...(signature === undefined ? {} : { 'x-pveflow-signature': signature }), ...(delivery === undefined ? {} : { 'x-pveflow-delivery': delivery }) },
+        body: c.body,
+        status: c.status,
+        names: c.names,
+      };
+    }),
+  );
 
 const anyBadCall = fc.oneof(
   { arbitrary: submissionCases, weight: 4 },
@@ -301,7 +329,11 @@ describe('API bad input (property-based)', () => {
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     await env?.teardown();
   });
 
@@ -321,7 +353,10 @@ describe('API bad input (property-based)', () => {
         if ('field' in c.names) {
           const fields = (answer.issues ?? []).map((i) => i.field);
           assert.ok(fields.includes(c.names.field), `${context}: no issue names ${c.names.field}`);
-          assert.ok(answer.issues!.every((i) => i.reason.length > 0), `${context}: an issue without a reason`);
+          assert.ok(
+            answer.issues!.every((i) => i.reason.length > 0),
+            `${context}: an issue without a reason`,
+          );
         } else {
           assert.match(answer.detail ?? '', c.names.detail, context);
         }
@@ -330,7 +365,10 @@ describe('API bad input (property-based)', () => {
     );
     assert.equal(starts, 0, 'a workflow start was attempted for invalid input');
     assert.equal(await countExecutions(env), executionsBefore, 'a workflow exists that invalid input started');
-    assert.ok([...seen.keys()].every((s) => s >= 400 && s < 500), JSON.stringify(Object.fromEntries(seen)));
+    assert.ok(
+      [...seen.keys()].every((s) => s >= 400 && s < 500),
+      JSON.stringify(Object.fromEntries(seen)),
+    );
   });
 });
 

@@ -76,7 +76,11 @@ describe('API hardening', () => {
   });
 
   after(async () => {
-    for (const s of servers) await new Promise<void>((ok) => { s.close(() => ok()); s.closeAllConnections(); });
+    for (const s of servers)
+      await new Promise<void>((ok) => {
+        s.close(() => ok());
+        s.closeAllConnections();
+      });
     worker?.shutdown();
     await running;
     await env?.teardown();
@@ -88,7 +92,11 @@ describe('API hardening', () => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' || opts.body instanceof Uint8Array ? opts.body : JSON.stringify(opts.body);
     const res = await fetch(`${at}${path}`, {
       method,
-      headers: { ...(opts.who ? { authorization: `Bearer ${keys[opts.who].key}` } : {}), ...(typeof opts.body === 'object' && !(opts.body instanceof Uint8Array) ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+      headers: {
+        ...(opts.who ? { authorization: `Bearer ${keys[opts.who].key}` } : {}),
+        ...(typeof opts.body === 'object' && !(opts.body instanceof Uint8Array) ? { 'content-type': 'application/json' } : {}),
+        ...opts.headers,
+      },
       body,
       signal: AbortSignal.timeout(30_000),
     });
@@ -160,7 +168,10 @@ describe('API hardening', () => {
     });
     assert.equal(started, 0, 'nothing the policy refuses was started');
     // The longest lease the policy allows is taken.
-    const longest = await call(base, 'POST', '/api/device_requests', { who: 'ops', body: validRequestBody({ period: { start: new Date(Date.now() + DAY).toISOString(), end: new Date(Date.now() + (1 + defaultRequestPolicy.maxLeaseDays) * DAY).toISOString() } }) });
+    const longest = await call(base, 'POST', '/api/device_requests', {
+      who: 'ops',
+      body: validRequestBody({ period: { start: new Date(Date.now() + DAY).toISOString(), end: new Date(Date.now() + (1 + defaultRequestPolicy.maxLeaseDays) * DAY).toISOString() } }),
+    });
     assert.equal(longest.status, 201, JSON.stringify(longest.body));
   });
 
@@ -183,7 +194,10 @@ describe('API hardening', () => {
       assert.equal((retried.body as { serial: string }).serial, (first.body as { serial: string }).serial);
       const classRetried = await call(later, 'POST', '/api/classes', { who: 'ops', body: { ...body, name: 'lab', count: 2 }, headers: { 'idempotency-key': key } });
       assert.equal(classRetried.status, 200, JSON.stringify(classRetried.body));
-      const redelivered = await call(later, 'POST', '/api/hooks/device_requests', { body: text, headers: { 'content-type': 'application/json', 'x-pveflow-delivery': delivery, 'x-pveflow-signature': signWebhook(SECRET, delivery, text) } });
+      const redelivered = await call(later, 'POST', '/api/hooks/device_requests', {
+        body: text,
+        headers: { 'content-type': 'application/json', 'x-pveflow-delivery': delivery, 'x-pveflow-signature': signWebhook(SECRET, delivery, text) },
+      });
       assert.equal(redelivered.status, 200, JSON.stringify(redelivered.body));
     });
     assert.equal(started, 0, 'a retry starts nothing');
@@ -194,7 +208,10 @@ describe('API hardening', () => {
     assert.equal(issuesOf(fresh)[0]!.rule, 'max-lease');
     const freshClass = await call(later, 'POST', '/api/classes', { who: 'ops', body: { ...body, name: 'lab', count: 2 }, headers: { 'idempotency-key': `${key}-new` } });
     assert.equal(freshClass.status, 400);
-    const freshDelivery = await call(later, 'POST', '/api/hooks/device_requests', { body: text, headers: { 'content-type': 'application/json', 'x-pveflow-delivery': `${delivery}-new`, 'x-pveflow-signature': signWebhook(SECRET, `${delivery}-new`, text) } });
+    const freshDelivery = await call(later, 'POST', '/api/hooks/device_requests', {
+      body: text,
+      headers: { 'content-type': 'application/json', 'x-pveflow-delivery': `${delivery}-new`, 'x-pveflow-signature': signWebhook(SECRET, `${delivery}-new`, text) },
+    });
     assert.equal(freshDelivery.status, 400);
     assert.equal(issuesOf(freshDelivery)[0]!.rule, 'max-lease');
   });
@@ -212,7 +229,10 @@ describe('API hardening', () => {
         ];
         for (const a of answers) {
           assert.equal(a.status, 400, JSON.stringify(a.body));
-          assert.deepEqual(issuesOf(a).map((i) => i.field), ['content-type']);
+          assert.deepEqual(
+            issuesOf(a).map((i) => i.field),
+            ['content-type'],
+          );
           assert.match((a.body as { detail: string }).detail, new RegExp(`Content-Type: application/json, not ${type.replace('+', '\\+')}`));
         }
       }
@@ -322,35 +342,56 @@ describe('API hardening', () => {
   test('production refuses plain http endpoints for Proxmox and NetBird and a /metrics without its token', () => {
     const production = { NODE_ENV: 'production', PVEFLOW_CODEC_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`, METRICS_TOKEN: 'metrics-token-0123456789' };
     const pve = { PVE_TOKEN_ID: 'pveflow@pve!automation', PVE_TOKEN_SECRET: 'x' };
-    assert.throws(() => loadConfig({ ...production, ...pve, PVE_ENDPOINT: 'http://pve.example:8006' }), (e: Error) => e instanceof ConfigError && /PVE_ENDPOINT=http:\/\/pve\.example:8006 is refused when NODE_ENV=production: use https/.test(e.message));
-    assert.throws(() => loadConfig({ ...production, NETBIRD_API_URL: 'http://netbird.example', NETBIRD_TOKEN: 'x' }), (e: Error) => e instanceof ConfigError && /NETBIRD_API_URL=.* is refused/.test(e.message));
+    assert.throws(
+      () => loadConfig({ ...production, ...pve, PVE_ENDPOINT: 'http://pve.example:8006' }),
+      (e: Error) => e instanceof ConfigError && /PVE_ENDPOINT=http:\/\/pve\.example:8006 is refused when NODE_ENV=production: use https/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...production, NETBIRD_API_URL: 'http://netbird.example', NETBIRD_TOKEN: 'x' }),
+      (e: Error) => e instanceof ConfigError && /NETBIRD_API_URL=.* is refused/.test(e.message),
+    );
     assert.doesNotThrow(() => loadConfig({ ...production, ...pve, PVE_ENDPOINT: 'https://pve.example:8006', NETBIRD_API_URL: 'https://netbird.example', NETBIRD_TOKEN: 'x' }));
     assert.doesNotThrow(() => loadConfig({ ...pve, PVE_ENDPOINT: 'http://pve.example:8006' }), 'development may use http (the simulators, a lab)');
     const { METRICS_TOKEN: _, ...noToken } = production;
-    assert.throws(() => loadConfig(noToken), (e: Error) => e instanceof ConfigError && /NODE_ENV=production needs METRICS_TOKEN/.test(e.message));
+    assert.throws(
+      () => loadConfig(noToken),
+      (e: Error) => e instanceof ConfigError && /NODE_ENV=production needs METRICS_TOKEN/.test(e.message),
+    );
   });
 
-  test("the dev server child is started without the API's secrets in its environment", { skip: resolveTemporalBinary('temporal').type !== 'existing-path' && !process.env.CI && 'no project Temporal binary' }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pveflow-devenv-'));
-    const secrets = { API_KEYS: JSON.stringify({ keys: [{ id: 'x', role: 'operator', key: generateApiKey() }] }), WEBHOOK_SECRET: SECRET, PVE_TOKEN_SECRET: 'pve-secret-value', NETBIRD_TOKEN: 'nb-secret-value', PVEFLOW_CODEC_KEYS: 'k1:c2VjcmV0' };
-    const saved = Object.fromEntries(Object.keys(secrets).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, secrets);
-    let server;
-    try {
-      server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), uiPort: await freePort(), dbFile: join(dir, 't.db'), namespace: 'default', searchAttributes: [], logFile: join(dir, 'log') });
-    } finally {
-      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    }
-    try {
-      assert.ok(server.pid, 'the project binary runs as our child');
-      const environ = readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0').filter(Boolean);
-      const names = environ.map((e) => e.split('=')[0]);
-      for (const name of Object.keys(secrets)) assert.ok(!names.includes(name), `${name} reached the dev server`);
-      for (const value of Object.values(secrets)) assert.ok(!environ.some((e) => e.includes(value)), 'a secret value reached the dev server');
-      assert.ok(names.includes('PATH'), 'what it needs to run is kept');
-    } finally {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  test(
+    "the dev server child is started without the API's secrets in its environment",
+    { skip: resolveTemporalBinary('temporal').type !== 'existing-path' && !process.env.CI && 'no project Temporal binary' },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pveflow-devenv-'));
+      const secrets = {
+        API_KEYS: JSON.stringify({ keys: [{ id: 'x', role: 'operator', key: generateApiKey() }] }),
+        WEBHOOK_SECRET: SECRET,
+        PVE_TOKEN_SECRET: 'pve-secret-value',
+        NETBIRD_TOKEN: 'nb-secret-value',
+        PVEFLOW_CODEC_KEYS: 'k1:c2VjcmV0',
+      };
+      const saved = Object.fromEntries(Object.keys(secrets).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, secrets);
+      let server;
+      try {
+        server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), uiPort: await freePort(), dbFile: join(dir, 't.db'), namespace: 'default', searchAttributes: [], logFile: join(dir, 'log') });
+      } finally {
+        for (const [k, v] of Object.entries(saved))
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+      }
+      try {
+        assert.ok(server.pid, 'the project binary runs as our child');
+        const environ = readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0').filter(Boolean);
+        const names = environ.map((e) => e.split('=')[0]);
+        for (const name of Object.keys(secrets)) assert.ok(!names.includes(name), `${name} reached the dev server`);
+        for (const value of Object.values(secrets)) assert.ok(!environ.some((e) => e.includes(value)), 'a secret value reached the dev server');
+        assert.ok(names.includes('PATH'), 'what it needs to run is kept');
+      } finally {
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -65,12 +65,19 @@ function stringsOf(schema: Schema): fc.Arbitrary<string> {
     ? fc.stringMatching(new RegExp(schema.pattern.replace(/\(\?=[^()]*\)/g, ''))).filter((s) => fits(s) && full.test(s))
     : fc.string({ minLength: schema.minLength ?? 0, maxLength: Math.min(schema.maxLength ?? 40, 40) });
   // Dates near now as well as anywhere the pattern allows: most of a period's rules are about now.
-  if (schema.format === 'date-time') return fc.oneof(byPattern, fc.integer({ min: -2 * DAY, max: 120 * DAY }).map((ms) => new Date(Date.now() + ms).toISOString()));
+  if (schema.format === 'date-time')
+    return fc.oneof(
+      byPattern,
+      fc.integer({ min: -2 * DAY, max: 120 * DAY }).map((ms) => new Date(Date.now() + ms).toISOString()),
+    );
   return byPattern;
 }
 
 function resolve(ref: string, doc: OpenApiDocument): Schema {
-  return ref.replace(/^#\//, '').split('/').reduce((o: any, p) => o?.[p], doc) as Schema;
+  return ref
+    .replace(/^#\//, '')
+    .split('/')
+    .reduce((o: any, p) => o?.[p], doc) as Schema;
 }
 
 function merge(parts: Schema[]): Schema {
@@ -119,7 +126,11 @@ describe('the API against requests generated from its OpenAPI document', () => {
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     worker?.shutdown();
     await running;
     await env?.teardown();
@@ -156,7 +167,12 @@ describe('the API against requests generated from its OpenAPI document', () => {
                 method: method.toUpperCase(),
                 template,
                 path: `${filled}${qs ? `?${qs}` : ''}`,
-                headers: { ...(op.security?.length ? { authorization: `Bearer ${operator.key}` } : {}), ...(text === undefined ? {} : { 'content-type': 'application/json' }), ...(h as Record<string, string>), ...signed },
+                headers: {
+                  ...(op.security?.length ? { authorization: `Bearer ${operator.key}` } : {}),
+                  ...(text === undefined ? {} : { 'content-type': 'application/json' }),
+                  ...(h as Record<string, string>),
+                  ...signed,
+                },
                 ...(text === undefined ? {} : { body: text }),
                 bodyValid: true,
               };

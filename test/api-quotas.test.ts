@@ -92,7 +92,11 @@ describe('quotas per org', () => {
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     worker?.shutdown();
     await running;
     await world?.stop();

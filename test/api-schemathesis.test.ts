@@ -75,7 +75,11 @@ describe('schemathesis against /api/openapi.json', { skip: missing && !process.e
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     worker?.shutdown();
     await running;
     await env?.teardown();
@@ -104,13 +108,20 @@ describe('schemathesis against /api/openapi.json', { skip: missing && !process.e
       ].join('\n'),
     );
     const args = [
-      '--config-file', config,
-      'run', `${base}/api/openapi.json`,
-      '--header', `Authorization: Bearer ${operator.key}`,
-      '--max-examples', process.env.PVEFLOW_SCHEMATHESIS_EXAMPLES ?? '15',
-      '--workers', '1',
-      '--request-timeout', '15',
-      '--seed', process.env.PVEFLOW_SCHEMATHESIS_SEED ?? '1',
+      '--config-file',
+      config,
+      'run',
+      `${base}/api/openapi.json`,
+      '--header',
+      `Authorization: Bearer ${operator.key}`,
+      '--max-examples',
+      process.env.PVEFLOW_SCHEMATHESIS_EXAMPLES ?? '15',
+      '--workers',
+      '1',
+      '--request-timeout',
+      '15',
+      '--seed',
+      process.env.PVEFLOW_SCHEMATHESIS_SEED ?? '1',
       '--no-color',
     ];
     const { code, output } = await new Promise<{ code: number | null; output: string }>((ok) => {

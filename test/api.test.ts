@@ -104,7 +104,11 @@ describe('HTTP API', () => {
   });
 
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     for (const { worker, running } of workers) {
       worker.shutdown();
       await running;
@@ -266,7 +270,10 @@ describe('HTTP API', () => {
     assert.equal(spoofed.status, 400, 'by is not a body field');
     const rec = await recordOf(approved);
     assert.equal(rec.status, 'Approved');
-    assert.ok(rec.timeline.some((t: { by?: string }) => t.by === 'ada@acme.example'), JSON.stringify(rec.timeline));
+    assert.ok(
+      rec.timeline.some((t: { by?: string }) => t.by === 'ada@acme.example'),
+      JSON.stringify(rec.timeline),
+    );
     const cancelled = await call('operator', 'POST', `/api/device_requests/${approved}/cancel`, {});
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
     assert.ok((await recordOf(approved)).timeline.some((t: { by?: string }) => t.by === 'operator:ops'));
@@ -298,10 +305,7 @@ describe('HTTP API', () => {
     assert.deepEqual(await serials('operator', q({ from: '2030-12-06T00:00:00Z', to: '2031-01-05T09:00:00Z' })), [r1, r2, r3].sort());
 
     const item = (await call('operator', 'GET', `/api/device_requests?${q({ consultant: c2 })}`)).body.items[0];
-    assert.deepEqual(
-      { serial: item.serial, org: item.org, status: item.status, consultants: item.consultants, open: item.open },
-      { serial: r2, org: 'List Alpha', status: 'Approved', consultants: [c2], open: true },
-    );
+    assert.deepEqual({ serial: item.serial, org: item.org, status: item.status, consultants: item.consultants, open: item.open }, { serial: r2, org: 'List Alpha', status: 'Approved', consultants: [c2], open: true });
     assert.equal(item.period.start, '2031-01-05T09:00:00.000Z');
 
     // One per page, with the token carrying on where the last page stopped.
@@ -336,8 +340,7 @@ describe('HTTP API', () => {
   test('the webhook checks the HMAC signature over time, delivery id and body; a redelivery starts nothing new', async () => {
     const deliveryId = `dlv-${run}-${Date.now()}`;
     const raw = JSON.stringify(validRequestBody({ client: ORG_B, name: 'hooked' }));
-    const deliver = (body: string, headers: Record<string, string>) =>
-      fetch(`${base}/api/hooks/device_requests`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const deliver = (body: string, headers: Record<string, string>) => fetch(`${base}/api/hooks/device_requests`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
     const signed = (body: string, id = deliveryId) => ({ 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook(WEBHOOK_SECRET, id, body) });
 
     const refusedStarts = await countingStarts(async () => {
@@ -543,7 +546,10 @@ describe('HTTP API', () => {
         assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body)}`);
         const fields = r.body.issues.map((i: { field: string }) => i.field);
         assert.ok(fields.includes(field), `${what}: expected field ${field}, got ${fields.join(', ')}`);
-        assert.ok(r.body.issues.every((i: { reason: string }) => i.reason.length > 0), what);
+        assert.ok(
+          r.body.issues.every((i: { reason: string }) => i.reason.length > 0),
+          what,
+        );
       }
       const notJson = await call('operator', 'POST', `/api/device_requests/${target}/approve`, '{"note": ');
       assert.equal(notJson.status, 400);
@@ -562,31 +568,35 @@ describe('HTTP API', () => {
     const syncInstance = await listen(createApp({ client: env.client, taskQueue: syncQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)) }));
     const templates = async () => {
       const res = await fetch(`http://127.0.0.1:${(syncInstance.address() as AddressInfo).port}/api/templates`, { headers: { authorization: `Bearer ${keys.requesterA.key}` }, signal: AbortSignal.timeout(30_000) });
-      return { status: res.status, body: (await res.json()) as Answer["body"] };
+      return { status: res.status, body: (await res.json()) as Answer['body'] };
     };
     try {
-    const before = await templates();
-    assert.equal(before.status, 503);
-    assert.match(before.body.detail, /no cluster sync has completed yet/);
+      const before = await templates();
+      assert.equal(before.status, 503);
+      assert.match(before.body.detail, /no cluster sync has completed yet/);
 
-    const result = (at: string, name: string): ClusterSyncResult => ({
-      at,
-      vmsSeen: 3,
-      requestsChecked: 0,
-      drifts: [],
-      orphans: [],
-      orphanCount: 0,
-      templates: [{ vmid: 9000, name, node: 'pve1', cores: 2, memoryMiB: 2048 }],
-    });
-    for (const [i, r] of [result('2026-01-01T00:00:00.000Z', 'debian-11'), result('2026-01-01T00:01:00.000Z', 'debian-12-cloudinit')].entries()) {
-      await env.client.workflow.execute('clusterSync', { taskQueue: syncQueue, workflowId: `sync-${run}-${i}`, args: [r] });
-    }
-    const listed = await waitFor('the newest sync in visibility', async () => {
-      const r = await templates();
-      return r.status === 200 && r.body.synced_at === '2026-01-01T00:01:00.000Z' ? r.body : undefined;
-    }, 20_000);
-    assert.deepEqual(listed.templates, [{ vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048 }]);
-    assert.equal((await call('requesterA', 'GET', '/api/templates')).status, 503, "another instance's syncs are not this one's");
+      const result = (at: string, name: string): ClusterSyncResult => ({
+        at,
+        vmsSeen: 3,
+        requestsChecked: 0,
+        drifts: [],
+        orphans: [],
+        orphanCount: 0,
+        templates: [{ vmid: 9000, name, node: 'pve1', cores: 2, memoryMiB: 2048 }],
+      });
+      for (const [i, r] of [result('2026-01-01T00:00:00.000Z', 'debian-11'), result('2026-01-01T00:01:00.000Z', 'debian-12-cloudinit')].entries()) {
+        await env.client.workflow.execute('clusterSync', { taskQueue: syncQueue, workflowId: `sync-${run}-${i}`, args: [r] });
+      }
+      const listed = await waitFor(
+        'the newest sync in visibility',
+        async () => {
+          const r = await templates();
+          return r.status === 200 && r.body.synced_at === '2026-01-01T00:01:00.000Z' ? r.body : undefined;
+        },
+        20_000,
+      );
+      assert.deepEqual(listed.templates, [{ vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048 }]);
+      assert.equal((await call('requesterA', 'GET', '/api/templates')).status, 503, "another instance's syncs are not this one's");
     } finally {
       await new Promise<void>((ok) => syncInstance.close(() => ok()));
     }
@@ -625,7 +635,10 @@ describe('HTTP API', () => {
     const refs: string[] = [];
     JSON.stringify(doc, (k, v) => (k === '$ref' ? (refs.push(v), v) : v));
     for (const ref of refs) {
-      const target = ref.replace(/^#\//, '').split('/').reduce((o: any, p) => o?.[p], doc);
+      const target = ref
+        .replace(/^#\//, '')
+        .split('/')
+        .reduce((o: any, p) => o?.[p], doc);
       assert.ok(target, `${ref} resolves`);
     }
     for (const op of documented) {
@@ -635,7 +648,10 @@ describe('HTTP API', () => {
       ids.add(operation.operationId);
       assert.ok(Object.keys(operation.responses).length > 0, `${op} documents its answers`);
       for (const p of path.match(/\{(\w+)\}/g) ?? []) {
-        assert.ok(operation.parameters?.some((x: any) => x.in === 'path' && `{${x.name}}` === p && x.required), `${op} declares ${p}`);
+        assert.ok(
+          operation.parameters?.some((x: any) => x.in === 'path' && `{${x.name}}` === p && x.required),
+          `${op} declares ${p}`,
+        );
       }
       // Every documented operation exists: none falls through to the API's "no operation" answer.
       const r = await fetch(`${base}${path.replace('{serial}', 'VM-ZZZZZ').replace('{id}', 'CL-ZZZZZ')}`, { method: method.toUpperCase(), signal: AbortSignal.timeout(10_000) });
@@ -675,87 +691,111 @@ describe('HTTP API', () => {
     assert.deepEqual(completed.body, { serial, status: 'Completing' });
   });
 
-  test('the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes', { skip: !referencePath('pve-api-schema.json') && !process.env.CI && 'reference data (../shared/reference) absent' }, async () => {
-    const request = await requests.startPending(validRequestBody({ client: ORG_A, name: 'streamed' }));
-    const { serial } = request;
-    const live = openStream(`${base}/api/device_requests/${serial}/logs`, keys.requesterA.key);
-    assert.equal((await request.approve()).status, 200);
-    const events = await live.done;
+  test(
+    'the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes',
+    { skip: !referencePath('pve-api-schema.json') && !process.env.CI && 'reference data (../shared/reference) absent' },
+    async () => {
+      const request = await requests.startPending(validRequestBody({ client: ORG_A, name: 'streamed' }));
+      const { serial } = request;
+      const live = openStream(`${base}/api/device_requests/${serial}/logs`, keys.requesterA.key);
+      assert.equal((await request.approve()).status, 200);
+      const events = await live.done;
 
-    assert.equal(live.status, 200);
-    assert.match(live.contentType ?? '', /^text\/event-stream/);
-    assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
-    // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
-    const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
-    assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
-    assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
-    assert.ok(events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)), 'the guest IPv4 line before Fulfilled');
-    const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
-    events.forEach((e, i) => {
-      const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
-      if (!stage || !stageOrder.includes(stage)) return;
-      const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
-      assert.deepEqual(late.map((l) => l.data), [], `log lines of earlier stages after the status at ${stage}`);
-    });
-    const end = events.at(-1)!;
-    assert.equal(end.event, 'end', 'the stream ends with the build');
-    assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });
-    for (const e of events) {
-      assert.ok(e.id && /^\d+\.\d+\.\d+$/.test(e.id), `every event carries a resumable id: ${JSON.stringify(e)}`);
-      assert.doesNotThrow(() => JSON.parse(e.data), 'data is one line of JSON');
-    }
-    const logs = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data));
-    assert.ok(logs.length >= 5, `build log lines streamed: ${logs.length}`);
-    assert.ok(logs.every((l) => l.attempt === 1 && l.at && l.stage && l.message));
-    assert.ok(logs.some((l) => l.stage === 'cloning') && logs.some((l) => l.stage === 'ready'), JSON.stringify(logs.map((l) => l.stage)));
-    const timeline = events.filter((e) => e.event === 'timeline').map((e) => JSON.parse(e.data));
-    assert.ok(timeline.some((t) => /approved/.test(t.event) && t.by === 'ada@acme.example'), JSON.stringify(timeline));
-    const progress = events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).build?.progress ?? 0);
-    assert.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress only grows');
+      assert.equal(live.status, 200);
+      assert.match(live.contentType ?? '', /^text\/event-stream/);
+      assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
+      // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
+      const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
+      assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
+      assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
+      assert.ok(
+        events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)),
+        'the guest IPv4 line before Fulfilled',
+      );
+      const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
+      events.forEach((e, i) => {
+        const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
+        if (!stage || !stageOrder.includes(stage)) return;
+        const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
+        assert.deepEqual(
+          late.map((l) => l.data),
+          [],
+          `log lines of earlier stages after the status at ${stage}`,
+        );
+      });
+      const end = events.at(-1)!;
+      assert.equal(end.event, 'end', 'the stream ends with the build');
+      assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });
+      for (const e of events) {
+        assert.ok(e.id && /^\d+\.\d+\.\d+$/.test(e.id), `every event carries a resumable id: ${JSON.stringify(e)}`);
+        assert.doesNotThrow(() => JSON.parse(e.data), 'data is one line of JSON');
+      }
+      const logs = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data));
+      assert.ok(logs.length >= 5, `build log lines streamed: ${logs.length}`);
+      assert.ok(logs.every((l) => l.attempt === 1 && l.at && l.stage && l.message));
+      assert.ok(logs.some((l) => l.stage === 'cloning') && logs.some((l) => l.stage === 'ready'), JSON.stringify(logs.map((l) => l.stage)));
+      const timeline = events.filter((e) => e.event === 'timeline').map((e) => JSON.parse(e.data));
+      assert.ok(
+        timeline.some((t) => /approved/.test(t.event) && t.by === 'ada@acme.example'),
+        JSON.stringify(timeline),
+      );
+      const progress = events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).build?.progress ?? 0);
+      assert.deepEqual(
+        progress,
+        [...progress].sort((a, b) => a - b),
+        'progress only grows',
+      );
 
-    // The list tells this VM from others by name, and says how its build went.
-    const row = await waitFor('the list row with the build', async () => {
-      const page = await call('operator', 'GET', `/api/device_requests?org=${encodeURIComponent(ORG_A)}&status=Fulfilled&page_size=100`);
-      const item = page.body.items?.find((i: { serial: string }) => i.serial === serial);
-      return item?.build_status === 'completed' ? item : undefined;
-    });
-    assert.equal(row.name, 'streamed');
-    assert.equal(typeof row.vm_id, 'number');
+      // The list tells this VM from others by name, and says how its build went.
+      const row = await waitFor('the list row with the build', async () => {
+        const page = await call('operator', 'GET', `/api/device_requests?org=${encodeURIComponent(ORG_A)}&status=Fulfilled&page_size=100`);
+        const item = page.body.items?.find((i: { serial: string }) => i.serial === serial);
+        return item?.build_status === 'completed' ? item : undefined;
+      });
+      assert.equal(row.name, 'streamed');
+      assert.equal(typeof row.vm_id, 'number');
 
-    // After the build: the whole history at once, the same lines, then the end.
-    const replay = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key).done;
-    assert.deepEqual(replay.filter((e) => e.event === 'log').map((e) => e.data), logs.map((l) => JSON.stringify(l)));
-    assert.equal(replay.at(-1)!.event, 'end');
+      // After the build: the whole history at once, the same lines, then the end.
+      const replay = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key).done;
+      assert.deepEqual(
+        replay.filter((e) => e.event === 'log').map((e) => e.data),
+        logs.map((l) => JSON.stringify(l)),
+      );
+      assert.equal(replay.at(-1)!.event, 'end');
 
-    // A client that reconnects with Last-Event-ID gets only what it had not seen.
-    const middle = events.filter((e) => e.event === 'log')[2]!;
-    const resumed = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key, middle.id).done;
-    const resumedLogs = resumed.filter((e) => e.event === 'log').map((e) => e.data);
-    assert.deepEqual(resumedLogs, logs.slice(3).map((l) => JSON.stringify(l)));
+      // A client that reconnects with Last-Event-ID gets only what it had not seen.
+      const middle = events.filter((e) => e.event === 'log')[2]!;
+      const resumed = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key, middle.id).done;
+      const resumedLogs = resumed.filter((e) => e.event === 'log').map((e) => e.data);
+      assert.deepEqual(
+        resumedLogs,
+        logs.slice(3).map((l) => JSON.stringify(l)),
+      );
 
-    // A client that hangs up stops the polling behind its stream.
-    const waiting = await submit(ORG_A);
-    let polls = 0;
-    const workflow = env.client.workflow;
-    const getHandle = workflow.getHandle.bind(workflow);
-    workflow.getHandle = ((id: string, ...rest: unknown[]) => {
-      if (id === `vm-request-${waiting}`) polls += 1;
-      return (getHandle as (...a: unknown[]) => ReturnType<typeof getHandle>)(id, ...rest);
-    }) as typeof workflow.getHandle;
-    try {
-      const abort = new AbortController();
-      const res = await fetch(`${base}/api/device_requests/${waiting}/logs`, { headers: { authorization: `Bearer ${keys.operator.key}` }, signal: abort.signal });
-      assert.equal(res.status, 200);
-      await waitFor('a few polls', async () => (polls >= 3 ? true : undefined), 10_000, 50);
-      abort.abort();
-      await new Promise((r) => setTimeout(r, 300));
-      const afterHangUp = polls;
-      await new Promise((r) => setTimeout(r, 500));
-      assert.equal(polls, afterHangUp, 'no polling after the client left');
-    } finally {
-      workflow.getHandle = getHandle;
-    }
-  });
+      // A client that hangs up stops the polling behind its stream.
+      const waiting = await submit(ORG_A);
+      let polls = 0;
+      const workflow = env.client.workflow;
+      const getHandle = workflow.getHandle.bind(workflow);
+      workflow.getHandle = ((id: string, ...rest: unknown[]) => {
+        if (id === `vm-request-${waiting}`) polls += 1;
+        return (getHandle as (...a: unknown[]) => ReturnType<typeof getHandle>)(id, ...rest);
+      }) as typeof workflow.getHandle;
+      try {
+        const abort = new AbortController();
+        const res = await fetch(`${base}/api/device_requests/${waiting}/logs`, { headers: { authorization: `Bearer ${keys.operator.key}` }, signal: abort.signal });
+        assert.equal(res.status, 200);
+        await waitFor('a few polls', async () => (polls >= 3 ? true : undefined), 10_000, 50);
+        abort.abort();
+        await new Promise((r) => setTimeout(r, 300));
+        const afterHangUp = polls;
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(polls, afterHangUp, 'no polling after the client left');
+      } finally {
+        workflow.getHandle = getHandle;
+      }
+    },
+  );
 });
 
 interface SseEvent {
@@ -828,4 +868,3 @@ function stubBundle(dir: string): Promise<WorkflowBundle> {
     webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, modules: [...(config.resolve?.modules ?? ['node_modules']), resolve(__dirname, '..', 'node_modules')] } }),
   });
 }
-

@@ -67,15 +67,27 @@ describe('docs/architecture.md', () => {
   test('every folder of src/ and every workflow is named', () => {
     const folders = readdirSync(join(root, 'src')).filter((entry) => statSync(join(root, 'src', entry)).isDirectory());
     const names = new Set(named.map((n) => n.name));
-    assert.deepEqual(folders.filter((f) => !names.has(`src/${f}/`)), [], 'folders of src/ the doc does not name');
-    assert.deepEqual(workflows.filter((w) => !names.has(w)), [], 'workflows the doc does not name');
+    assert.deepEqual(
+      folders.filter((f) => !names.has(`src/${f}/`)),
+      [],
+      'folders of src/ the doc does not name',
+    );
+    assert.deepEqual(
+      workflows.filter((w) => !names.has(w)),
+      [],
+      'workflows the doc does not name',
+    );
     assert.ok(workflows.length >= 6, `the workflows are read from src/workflows/index.ts (${workflows.join(', ')})`);
   });
 
-  test('its one diagram shows every workflow and passes Mermaid\'s parser', async () => {
+  test("its one diagram shows every workflow and passes Mermaid's parser", async () => {
     assert.equal(mermaidBlocks.length, 1, 'one diagram');
     const diagram = mermaidBlocks[0]!;
-    assert.deepEqual(workflows.filter((w) => !diagram.includes(w)), [], 'workflows missing from the diagram');
+    assert.deepEqual(
+      workflows.filter((w) => !diagram.includes(w)),
+      [],
+      'workflows missing from the diagram',
+    );
     // Mermaid sanitizes labels with DOMPurify, which needs a DOM: jsdom's, no browser.
     const { JSDOM } = await import('jsdom');
     const { window } = new JSDOM('<!doctype html><html><body></body></html>');

@@ -49,7 +49,10 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
   test('bad classes are refused at the field, and nothing is started', async () => {
     const one = await api('POST', '/api/classes', 'requester', { ...validRequestBody({ name: 'lab' }), count: 1 });
     assert.equal(one.status, 400);
-    assert.deepEqual(one.body.issues.map((i: { field: string }) => i.field), ['count']);
+    assert.deepEqual(
+      one.body.issues.map((i: { field: string }) => i.field),
+      ['count'],
+    );
     const long = await api('POST', '/api/classes', 'requester', { ...validRequestBody({ name: 'a'.repeat(38) }), count: 3 });
     assert.equal(long.status, 400);
     assert.match(JSON.stringify(long.body.issues), /"field":"name".*-NN suffix/);
@@ -66,7 +69,10 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const classId: string = created.body.class;
     assert.match(classId, /^CL-[0-9A-Z]{5}$/);
-    assert.deepEqual(created.body.requests.map((r: { name: string }) => r.name), ['lab-01', 'lab-02', 'lab-03', 'lab-04']);
+    assert.deepEqual(
+      created.body.requests.map((r: { name: string }) => r.name),
+      ['lab-01', 'lab-02', 'lab-03', 'lab-04'],
+    );
     const serials: string[] = created.body.requests.map((r: { serial: string }) => r.serial).sort();
     assert.equal(new Set(serials).size, SIZE);
 
@@ -79,7 +85,10 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
     assert.equal(members.status, 200);
     // In the class's order, each with its name: what tells the VMs apart.
     const byName: string[] = created.body.requests.map((r: { serial: string }) => r.serial);
-    assert.deepEqual(members.body.requests.map((r: { serial: string; name: string }) => [r.serial, r.name]), byName.map((serial, i) => [serial, `lab-0${i + 1}`]));
+    assert.deepEqual(
+      members.body.requests.map((r: { serial: string; name: string }) => [r.serial, r.name]),
+      byName.map((serial, i) => [serial, `lab-0${i + 1}`]),
+    );
     assert.ok(members.body.requests.every((r: { class: string }) => r.class === classId));
     assert.equal((await api('GET', `/api/classes/${classId}`, 'other')).status, 404, 'another org does not see the class');
     assert.equal((await api('POST', `/api/classes/${classId}/approve`, 'requester', {})).status, 403, 'a requester cannot approve');
@@ -88,38 +97,73 @@ describe('classes: N identical VMs as one submission', { skip: missingReference 
     const cli = (as: keyof typeof keys, ...args: string[]) => pveflow(args, { PVEFLOW_API_URL: stack.apiUrl, PVEFLOW_API_KEY: keys[as].key });
     const shown = await cli('requester', 'classes', 'show', classId, '--json');
     assert.equal(shown.code, 0, shown.stderr);
-    assert.deepEqual(JSON.parse(shown.stdout).requests.map((r: { serial: string }) => r.serial), byName);
-    const tooSmall = await cli('requester', 'classes', 'new', '--count', '1', '--name', 'lab', '--client', 'Acme Corp', '--requester', 'rita@acme.example', '--consultant', 'alice@consultancy.example', '--start', 'now', '--end', '+1d');
+    assert.deepEqual(
+      JSON.parse(shown.stdout).requests.map((r: { serial: string }) => r.serial),
+      byName,
+    );
+    const tooSmall = await cli(
+      'requester',
+      'classes',
+      'new',
+      '--count',
+      '1',
+      '--name',
+      'lab',
+      '--client',
+      'Acme Corp',
+      '--requester',
+      'rita@acme.example',
+      '--consultant',
+      'alice@consultancy.example',
+      '--start',
+      'now',
+      '--end',
+      '+1d',
+    );
     assert.equal(tooSmall.code, 2, 'refused before sending');
     assert.match(tooSmall.stderr, /--count must be 2-50/);
     const approved = await cli('admin', 'classes', 'approve', classId, '--json');
     assert.equal(approved.code, 0, approved.stderr);
     const approval = JSON.parse(approved.stdout);
     assert.equal(approval.requests.length, SIZE);
-    assert.ok(approval.requests.every((r: { refused?: string }) => r.refused === undefined), approved.stdout);
+    assert.ok(
+      approval.requests.every((r: { refused?: string }) => r.refused === undefined),
+      approved.stdout,
+    );
     // Each member answers as the approval left it, by name: Approved, its first build queued.
     assert.deepEqual(
       approval.requests.map((r: { name: string; status: string; build?: unknown }) => [r.name, r.status, r.build]),
       ['lab-01', 'lab-02', 'lab-03', 'lab-04'].map((name) => [name, 'Approved', { attempt: 1, state: 'queued' }]),
     );
 
-    await waitFor('the whole class to be fulfilled', async () => {
-      const now = await api('GET', `/api/classes/${classId}`, 'admin');
-      const statuses = now.body.requests.map((r: { status: string }) => r.status);
-      assert.ok(!statuses.includes('Failed'), JSON.stringify(now.body));
-      return statuses.every((s: string) => s === 'Fulfilled') || undefined;
-    }, 180_000);
+    await waitFor(
+      'the whole class to be fulfilled',
+      async () => {
+        const now = await api('GET', `/api/classes/${classId}`, 'admin');
+        const statuses = now.body.requests.map((r: { status: string }) => r.status);
+        assert.ok(!statuses.includes('Failed'), JSON.stringify(now.body));
+        return statuses.every((s: string) => s === 'Fulfilled') || undefined;
+      },
+      180_000,
+    );
     const vms = stack.world!.pve.dump().vms.filter((v) => !v.template);
     assert.equal(vms.length, SIZE, 'one VM per member');
     assert.deepEqual(vms.map((v) => v.name?.replace(/-vm-[0-9a-z]{5}$/, '')).sort(), ['lab-01', 'lab-02', 'lab-03', 'lab-04']);
 
     const completed = await api('POST', `/api/classes/${classId}/complete`, 'requester', {});
     assert.equal(completed.status, 200, JSON.stringify(completed.body));
-    assert.ok(completed.body.requests.every((r: { status: string }) => r.status === 'Completing'), JSON.stringify(completed.body));
-    await waitFor('the whole class to be completed', async () => {
-      const now = await api('GET', `/api/classes/${classId}`, 'admin');
-      return now.body.requests.every((r: { status: string; open: boolean }) => r.status === 'Completed' && !r.open) || undefined;
-    }, 180_000);
+    assert.ok(
+      completed.body.requests.every((r: { status: string }) => r.status === 'Completing'),
+      JSON.stringify(completed.body),
+    );
+    await waitFor(
+      'the whole class to be completed',
+      async () => {
+        const now = await api('GET', `/api/classes/${classId}`, 'admin');
+        return now.body.requests.every((r: { status: string; open: boolean }) => r.status === 'Completed' && !r.open) || undefined;
+      },
+      180_000,
+    );
     assert.equal(stack.world!.pve.dump().vms.filter((v) => !v.template).length, 0, 'no VM left');
   });
 });

@@ -20,27 +20,32 @@ describe('cleanup activities heartbeat', { skip }, () => {
     const serial = 'VM-HB001';
     const server = await harness.h.localEnv();
     const world = await harness.h.world();
-    await harness.h.withWorker(world, `heartbeat-${serial}`, async () => {
-      const { handle, waitForStatus } = await requestDriver(server.client, `heartbeat-${serial}`).startApproved(await harness.h.request(serial, {}, server));
-      await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
+    await harness.h.withWorker(
+      world,
+      `heartbeat-${serial}`,
+      async () => {
+        const { handle, waitForStatus } = await requestDriver(server.client, `heartbeat-${serial}`).startApproved(await harness.h.request(serial, {}, server));
+        await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
 
-      // Every call ~5 s, the first ones refused 429: the revoke's ~8 calls take well past 30 s.
-      world.netbird.faults.set({ latencyMs: 5_000, failNextRequests: 3, failStatus: 429, retryAfterSeconds: 1 });
-      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
-      const done = await handle.result();
-      world.netbird.faults.reset();
-      assert.deepEqual(done.leftovers, []);
+        // Every call ~5 s, the first ones refused 429: the revoke's ~8 calls take well past 30 s.
+        world.netbird.faults.set({ latencyMs: 5_000, failNextRequests: 3, failStatus: 429, retryAfterSeconds: 1 });
+        await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+        const done = await handle.result();
+        world.netbird.faults.reset();
+        assert.deepEqual(done.leftovers, []);
 
-      const history = await server.client.workflow.getHandle(`vm-completion-${serial}`).fetchHistory();
-      const events = history.events ?? [];
-      const scheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'revokeVpnAccess').map((e) => String(e.eventId)));
-      const attempts = events.filter((e) => scheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId))).map((e) => e.activityTaskStartedEventAttributes?.attempt);
-      assert.deepEqual(attempts, [1], 'one attempt: none timed out while still running');
+        const history = await server.client.workflow.getHandle(`vm-completion-${serial}`).fetchHistory();
+        const events = history.events ?? [];
+        const scheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'revokeVpnAccess').map((e) => String(e.eventId)));
+        const attempts = events.filter((e) => scheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId))).map((e) => e.activityTaskStartedEventAttributes?.attempt);
+        assert.deepEqual(attempts, [1], 'one attempt: none timed out while still running');
 
-      const nb = world.netbird.dump();
-      assert.ok(!nb.groups.some((g) => g.name.includes(serial)), 'device group removed');
-      assert.ok(!nb.policies.some((p) => p.name.includes(serial)), 'policy removed');
-      assert.ok(!nb.setupKeys.some((k) => k.name.includes(serial)), 'setup key removed');
-    }, server);
+        const nb = world.netbird.dump();
+        assert.ok(!nb.groups.some((g) => g.name.includes(serial)), 'device group removed');
+        assert.ok(!nb.policies.some((p) => p.name.includes(serial)), 'policy removed');
+        assert.ok(!nb.setupKeys.some((k) => k.name.includes(serial)), 'setup key removed');
+      },
+      server,
+    );
   });
 });

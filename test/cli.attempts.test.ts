@@ -13,24 +13,52 @@ import { pveflow, type Run } from './support/cliRunner';
 const explain = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 const attempt = (n: number, over: Partial<BuildTask>): BuildTask => ({
-  workflowId: `vm-build-VM-AAAAA-${n}`, attempt: n, state: 'completed', stage: 'ready', progress: 100, log: [], leftovers: [], ...over,
+  workflowId: `vm-build-VM-AAAAA-${n}`,
+  attempt: n,
+  state: 'completed',
+  stage: 'ready',
+  progress: 100,
+  log: [],
+  leftovers: [],
+  ...over,
 });
 const record: RequestRecord = {
   serial: 'VM-AAAAA',
   request: {
-    serial: 'VM-AAAAA', name: 'kali', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'],
-    period: { start: '2026-12-01T09:00:00Z', end: '2026-12-15T18:00:00Z' }, cores: 2, memoryMiB: 2048, sshKeys: [],
+    serial: 'VM-AAAAA',
+    name: 'kali',
+    org: 'Acme Corp',
+    requester: 'rita@acme.example',
+    consultants: ['alice@consultancy.example'],
+    period: { start: '2026-12-01T09:00:00Z', end: '2026-12-15T18:00:00Z' },
+    cores: 2,
+    memoryMiB: 2048,
+    sshKeys: [],
   } as RequestRecord['request'],
   status: 'Fulfilled',
   previousBuilds: [
     attempt(1, {
-      state: 'failed', stage: 'starting', progress: 55, vmid: 101, node: 'pve2', error: 'start failed: QEMU exited with code 1',
-      startedAt: '2026-12-01T09:00:00Z', endedAt: '2026-12-01T09:00:40Z', durationSeconds: 40,
-      log: [{ at: '2026-12-01T09:00:05Z', stage: 'cloning', message: 'VM 101 cloned on pve2' }, { at: '2026-12-01T09:00:39Z', stage: 'starting', message: 'failed at starting' }],
+      state: 'failed',
+      stage: 'starting',
+      progress: 55,
+      vmid: 101,
+      node: 'pve2',
+      error: 'start failed: QEMU exited with code 1',
+      startedAt: '2026-12-01T09:00:00Z',
+      endedAt: '2026-12-01T09:00:40Z',
+      durationSeconds: 40,
+      log: [
+        { at: '2026-12-01T09:00:05Z', stage: 'cloning', message: 'VM 101 cloned on pve2' },
+        { at: '2026-12-01T09:00:39Z', stage: 'starting', message: 'failed at starting' },
+      ],
     }),
   ],
   build: attempt(2, {
-    vmid: 102, node: 'pve3', startedAt: '2026-12-01T10:00:00Z', endedAt: '2026-12-01T10:01:30Z', durationSeconds: 90,
+    vmid: 102,
+    node: 'pve3',
+    startedAt: '2026-12-01T10:00:00Z',
+    endedAt: '2026-12-01T10:01:30Z',
+    durationSeconds: 90,
     log: [{ at: '2026-12-01T10:01:30Z', stage: 'ready', message: 'VM 102 ready on pve3' }],
   }),
   device: { hostname: 'kali-vm-aaaaa', vmid: 102, node: 'pve3' },
@@ -53,8 +81,15 @@ describe('the CLI shows each build attempt', () => {
       const at = (pattern: RegExp) => lines.findIndex((l) => pattern.test(l));
       const order = [/^=== build #1 failed · VM 101 on pve2 · took 40 s$/, /VM 101 cloned on pve2/, /build 1 failed/, /^=== build #2 completed · VM 102 on pve3 · took 90 s$/, /VM 102 ready on pve3/];
       const found = order.map(at);
-      assert.ok(found.every((i) => i >= 0), explain(logs));
-      assert.deepEqual([...found].sort((a, b) => a - b), found, `in time order: ${explain(logs)}`);
+      assert.ok(
+        found.every((i) => i >= 0),
+        explain(logs),
+      );
+      assert.deepEqual(
+        [...found].sort((a, b) => a - b),
+        found,
+        `in time order: ${explain(logs)}`,
+      );
 
       const show = await pveflow(['requests', 'show', 'VM-AAAAA'], env);
       assert.equal(show.code, 0, explain(show));

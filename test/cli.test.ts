@@ -88,22 +88,25 @@ describe('logs -f over a connection that drops', () => {
       const r = await pveflow(['logs', '-f', 'VM-AAAAA'], { PVEFLOW_API_URL: `http://127.0.0.1:${port}`, PVEFLOW_API_KEY: 'pvf_test' });
       assert.equal(r.code, 1, explain(r));
       assert.deepEqual(seen, [undefined, '1.1.0']);
-      assert.deepEqual(r.stdout.trimEnd().split('\n'), [
-        '09:00:01  cloning            cloning template',
-        '09:00:02  cloning            Proxmox refused the clone',
-      ]);
+      assert.deepEqual(r.stdout.trimEnd().split('\n'), ['09:00:01  cloning            cloning template', '09:00:02  cloning            Proxmox refused the clone']);
       assert.match(r.stderr, /reconnecting/);
       assert.match(r.stderr, /VM-AAAAA: build failed \(request Failed\)/);
 
       // For scripts: each event as the API sent it, one per line, with the id to resume from.
       const scripted = await pveflow(['logs', '-f', 'VM-AAAAA', '--json'], { PVEFLOW_API_URL: `http://127.0.0.1:${port}`, PVEFLOW_API_KEY: 'pvf_test' });
       assert.equal(scripted.code, 1, explain(scripted));
-      const events = scripted.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
-      assert.deepEqual(events.map((e) => [e.event, e.id, e.data.message ?? e.data.build_state]), [
-        ['log', '1.1.0', 'cloning template'],
-        ['log', '1.2.0', 'Proxmox refused the clone'],
-        ['end', '1.2.0', 'failed'],
-      ]);
+      const events = scripted.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        events.map((e) => [e.event, e.id, e.data.message ?? e.data.build_state]),
+        [
+          ['log', '1.1.0', 'cloning template'],
+          ['log', '1.2.0', 'Proxmox refused the clone'],
+          ['end', '1.2.0', 'failed'],
+        ],
+      );
     } finally {
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
@@ -213,9 +216,29 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
 
   test('a consultant files a request, an admin approves it, the consultant follows the build to its IP and completes it', async () => {
     const filed = await pveflow(
-      ['requests', 'new', '--json', '--name', 'kali', '--client', 'Acme Corp', '--requester', 'alice@consultancy.example',
-        '--consultant', 'alice@consultancy.example', '--consultant', 'bob@consultancy.example', '--start', 'now', '--end', '+7d',
-        '--cores', '2', '--memory-mib', '2048'],
+      [
+        'requests',
+        'new',
+        '--json',
+        '--name',
+        'kali',
+        '--client',
+        'Acme Corp',
+        '--requester',
+        'alice@consultancy.example',
+        '--consultant',
+        'alice@consultancy.example',
+        '--consultant',
+        'bob@consultancy.example',
+        '--start',
+        'now',
+        '--end',
+        '+7d',
+        '--cores',
+        '2',
+        '--memory-mib',
+        '2048',
+      ],
       as('alice'),
     );
     assert.equal(filed.code, 0, explain(filed));
@@ -244,10 +267,19 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     assert.match(lines[0]!, /^\d\d:\d\d:\d\d  \* +submitted by alice@consultancy\.example \(by alice@consultancy\.example\)$/);
     assert.equal(lines[1], '--- Pending', 'the stream began before the approval');
     for (const stage of ['cloning', 'uploading-snippet', 'starting', 'waiting-for-ip', 'ready']) {
-      assert.ok(lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${stage} +\\S`).test(l)), `a ${stage} log line in:\n${followed.stdout}`);
+      assert.ok(
+        lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${stage} +\\S`).test(l)),
+        `a ${stage} log line in:\n${followed.stdout}`,
+      );
     }
-    assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d  \* +approved: go ahead \(by ada@acme\.example\)$/.test(l)), 'the approval is on the timeline');
-    assert.ok(lines.some((l) => /^--- Fulfilled · build #1 completed · ready 100 %$/.test(l)), `built to 100 %:\n${followed.stdout}`);
+    assert.ok(
+      lines.some((l) => /^\d\d:\d\d:\d\d  \* +approved: go ahead \(by ada@acme\.example\)$/.test(l)),
+      'the approval is on the timeline',
+    );
+    assert.ok(
+      lines.some((l) => /^--- Fulfilled · build #1 completed · ready 100 %$/.test(l)),
+      `built to 100 %:\n${followed.stdout}`,
+    );
     assert.equal(lines.at(-1), `--- ${serial}: built (Fulfilled)`);
 
     // --json is the API's answer as it came.
@@ -276,7 +308,7 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
     assert.match(twice.stderr, /already revealed to alice@consultancy\.example/);
 
     // The list comes from visibility, which catches up on its own time.
-    const listed = await waitFor('the request in alice\'s list', async () => {
+    const listed = await waitFor("the request in alice's list", async () => {
       const r = await pveflow(['requests', 'list'], as('alice'));
       assert.equal(r.code, 0, explain(r));
       return r.stdout.split('\n').find((l) => new RegExp(`^${serial} +kali +Fulfilled +completed `).test(l));
@@ -316,21 +348,44 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
 
   test('pveflow images lists the catalogue; requests new names an image and the first-boot choices by flags', async () => {
     // The schedule runs the first sync at once: the catalogue is there soon after start.
-    const listed = await waitFor('the catalogue', async () => {
-      const r = await pveflow(['images'], as('alice'));
-      return r.code === 0 ? r : undefined;
-    }, 60_000, 500);
+    const listed = await waitFor(
+      'the catalogue',
+      async () => {
+        const r = await pveflow(['images'], as('alice'));
+        return r.code === 0 ? r : undefined;
+      },
+      60_000,
+      500,
+    );
     assert.match(listed.stdout, /^IMAGE +OS +TEMPLATE +MIN CORES +MIN MEMORY MiB +MIN DISK GiB$/m);
     assert.match(listed.stdout, /^debian-12-cloudinit \(default\) +- +9000 +1 +512 +4$/m);
     const images = JSON.parse(r0(await pveflow(['images', '--json'], as('alice')))).images;
-    assert.deepEqual(images.map((i: { name: string }) => i.name), ['debian-12-cloudinit']);
+    assert.deepEqual(
+      images.map((i: { name: string }) => i.name),
+      ['debian-12-cloudinit'],
+    );
 
     const dir = mkdtempSync(join(tmpdir(), 'pveflow-cli-choices-'));
     try {
       writeFileSync(join(dir, 'cloud.yaml'), '#cloud-config\ntimezone: Europe/Paris\n');
       writeFileSync(join(dir, 'motd'), 'welcome\n');
       const request = ['requests', 'new', '--json', '--name', 'web', '--client', 'Acme Corp', '--requester', 'alice@consultancy.example', '--consultant', 'alice@consultancy.example', '--start', '+30d', '--end', '+31d'];
-      const choices = ['--disk-gib', '8', '--bridge', 'vmbr0', '--package', 'htop', '--package', 'nginx', '--runcmd', 'echo hi', '--write-file', `/etc/motd=${join(dir, 'motd')}`, '--cloud-config', join(dir, 'cloud.yaml')];
+      const choices = [
+        '--disk-gib',
+        '8',
+        '--bridge',
+        'vmbr0',
+        '--package',
+        'htop',
+        '--package',
+        'nginx',
+        '--runcmd',
+        'echo hi',
+        '--write-file',
+        `/etc/motd=${join(dir, 'motd')}`,
+        '--cloud-config',
+        join(dir, 'cloud.yaml'),
+      ];
       const { serial } = JSON.parse(r0(await pveflow([...request, '--image', 'debian-12-cloudinit', ...choices], as('alice'))));
       const shown = JSON.parse(r0(await pveflow(['requests', 'show', serial, '--json'], as('alice'))));
       assert.equal(shown.request.image, 'debian-12-cloudinit');
@@ -366,11 +421,22 @@ describe('the pveflow command line against the embedded stack', { skip: missingR
 
     const scripted = await pveflow(['requests', 'new', '--file', '-', '--json', '--name', 'kali'], as('alice'), { stdin: JSON.stringify(body) });
     assert.equal(scripted.code, 1, explain(scripted));
-    assert.deepEqual(JSON.parse(scripted.stdout).issues.map((i: { field: string }) => i.field), ['consultants.0'], 'the flag overrode the file');
+    assert.deepEqual(
+      JSON.parse(scripted.stdout).issues.map((i: { field: string }) => i.field),
+      ['consultants.0'],
+      'the flag overrode the file',
+    );
   });
 
   test('exit codes: 2 for usage, 3 for a wrong key, 5 for an API that is not there', async () => {
-    for (const args of [['requests', 'frobnicate'], ['requests', 'list', '--bogus'], ['requests', 'show'], ['requests', 'show', 'not-a-serial'], ['logs', 'VM-AAAAA', '--reason', 'x'], ['requests', 'new', '--cores', 'two']]) {
+    for (const args of [
+      ['requests', 'frobnicate'],
+      ['requests', 'list', '--bogus'],
+      ['requests', 'show'],
+      ['requests', 'show', 'not-a-serial'],
+      ['logs', 'VM-AAAAA', '--reason', 'x'],
+      ['requests', 'new', '--cores', 'two'],
+    ]) {
       const r = await pveflow(args, as('alice'));
       assert.equal(r.code, 2, `${args.join(' ')}: ${explain(r)}`);
       assert.match(r.stderr, /^pveflow: /);

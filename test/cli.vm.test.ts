@@ -18,7 +18,11 @@ interface Seen {
 
 const explain = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 const answer = (what: string, outcome: string, extra = {}) => ({
-  serial: 'VM-AAAAA', status: 'Fulfilled', node: 'pve2', power: 'stopped', snapshots: [],
+  serial: 'VM-AAAAA',
+  status: 'Fulfilled',
+  node: 'pve2',
+  power: 'stopped',
+  snapshots: [],
   operation: { id: 'k-1', what, state: 'succeeded', outcome, by: 'rita@acme.example', role: 'requester', started_at: '2026-12-03T10:00:00.000Z', ended_at: '2026-12-03T10:00:02.000Z' },
   ...extra,
 });
@@ -120,11 +124,34 @@ describe('pveflow vm', () => {
     reply = () => ({
       status: 200,
       body: {
-        serial: 'VM-AAAAA', status: 'Fulfilled', timeline: [], leftovers: [],
-        request: { serial: 'VM-AAAAA', name: 'kali', org: 'Acme Corp', requester: 'rita@acme.example', consultants: ['alice@consultancy.example'], period: { start: '2026-12-03T10:00:00.000Z', end: '2026-12-10T10:00:00.000Z' }, cores: 2, memoryMiB: 2048 },
+        serial: 'VM-AAAAA',
+        status: 'Fulfilled',
+        timeline: [],
+        leftovers: [],
+        request: {
+          serial: 'VM-AAAAA',
+          name: 'kali',
+          org: 'Acme Corp',
+          requester: 'rita@acme.example',
+          consultants: ['alice@consultancy.example'],
+          period: { start: '2026-12-03T10:00:00.000Z', end: '2026-12-10T10:00:00.000Z' },
+          cores: 2,
+          memoryMiB: 2048,
+        },
         device: { hostname: 'kali-vm-aaaaa', vmid: 2001, node: 'pve2', state: 'stopped' },
         snapshots: [{ name: 'clean', takenAt: '2026-12-03T10:05:00.000Z', by: 'rita@acme.example', withRam: false }],
-        operations: [{ id: 'k-1', what: 'power shutdown', operation: { kind: 'power', action: 'shutdown' }, by: 'rita@acme.example', role: 'requester', startedAt: '2026-12-03T11:00:00.000Z', state: 'succeeded', outcome: 'the guest shut down' }],
+        operations: [
+          {
+            id: 'k-1',
+            what: 'power shutdown',
+            operation: { kind: 'power', action: 'shutdown' },
+            by: 'rita@acme.example',
+            role: 'requester',
+            startedAt: '2026-12-03T11:00:00.000Z',
+            state: 'succeeded',
+            outcome: 'the guest shut down',
+          },
+        ],
       },
     });
     const shown = await pveflow(['requests', 'show', 'VM-AAAAA'], env);

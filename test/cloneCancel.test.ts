@@ -70,6 +70,9 @@ describe('cloneTemplate cancelled while Proxmox clones', () => {
     // The wait's abort, which the worker reports as the activity's cancellation.
     await assert.rejects(cloned, { name: 'AbortError' });
     assert.equal(task()?.status, 'running', 'the worker did not wait for the clone');
-    assert.ok(beats.some((d) => d?.upid === task()?.upid), 'the task was heartbeated for the retry');
+    assert.ok(
+      beats.some((d) => d?.upid === task()?.upid),
+      'the task was heartbeated for the retry',
+    );
   });
 });

@@ -23,8 +23,7 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
   let n = 0;
 
   /** Every VM of `serial` in the simulated cluster, and every half-made clone (whose description is not written yet). */
-  const vmsOf = (world: SimulatedWorld, serial: string) =>
-    world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
+  const vmsOf = (world: SimulatedWorld, serial: string) => world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
 
   async function start(serial: string, taskQueue: string, server = harness.h.env) {
     return requestDriver(server.client, taskQueue).startApproved(await harness.h.request(serial, {}, server));
@@ -42,7 +41,11 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
       assert.equal(record.status, 'Fulfilled', record.build?.error);
       assert.equal(world.pve.callCounts()[CLONE_ROUTE], 2, 'the lost clone request, and the retry that found its VMID existing');
       const vms = vmsOf(world, serial);
-      assert.deepEqual(vms.map((v) => v.vmid), [record.device.vmid], 'one VM, the one the request records');
+      assert.deepEqual(
+        vms.map((v) => v.vmid),
+        [record.device.vmid],
+        'one VM, the one the request records',
+      );
       assert.ok(!record.build?.log.some((l) => /was taken/.test(l.message)), 'the build did not move to another VMID');
 
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
@@ -61,23 +64,32 @@ describe('a clone retry after the clone request was lost', { skip }, () => {
     world.pve.faults.set({ slowSync: { route: CLONE_ROUTE, times: 1 } });
     // A real dev server: the time-skipping one drops an activity whose attempt fails after its cancel was requested.
     const server = await harness.h.localEnv();
-    await harness.h.withWorker(world, `clone-cancel-${serial}`, async () => {
-      const { handle, record: recordNow } = await start(serial, `clone-cancel-${serial}`, server);
-      await waitFor('the clone running in Proxmox', async () => (world.pve.dump().tasks.some((task) => task.type === 'qmclone' && task.status === 'running') ? true : undefined), 60_000);
-      await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
-      let last: RequestRecord | undefined;
-      const record: RequestRecord = await waitFor(`${serial} cancelled`, async () => {
-        last = await recordNow();
-        return last.status === 'Cancelled' ? last : undefined;
-      }, 120_000).catch(async (err: Error) => {
-        const build = server.client.workflow.getHandle(`vm-build-${serial}-1`);
-        throw new Error(`${err.message}: ${JSON.stringify({ status: last?.status, build: await build.query(buildStatusQuery) })}`);
-      });
-      assert.deepEqual(record.build?.leftovers, [], JSON.stringify(record.build?.log.slice(-4)));
-      assert.deepEqual(vmsOf(world, serial), [], 'the clone was destroyed once it ended');
-      assert.ok(!world.pve.dump().tasks.some((task) => task.status === 'running'), 'nothing still running');
-      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
-      await handle.result();
-    }, server);
+    await harness.h.withWorker(
+      world,
+      `clone-cancel-${serial}`,
+      async () => {
+        const { handle, record: recordNow } = await start(serial, `clone-cancel-${serial}`, server);
+        await waitFor('the clone running in Proxmox', async () => (world.pve.dump().tasks.some((task) => task.type === 'qmclone' && task.status === 'running') ? true : undefined), 60_000);
+        await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
+        let last: RequestRecord | undefined;
+        const record: RequestRecord = await waitFor(
+          `${serial} cancelled`,
+          async () => {
+            last = await recordNow();
+            return last.status === 'Cancelled' ? last : undefined;
+          },
+          120_000,
+        ).catch(async (err: Error) => {
+          const build = server.client.workflow.getHandle(`vm-build-${serial}-1`);
+          throw new Error(`${err.message}: ${JSON.stringify({ status: last?.status, build: await build.query(buildStatusQuery) })}`);
+        });
+        assert.deepEqual(record.build?.leftovers, [], JSON.stringify(record.build?.log.slice(-4)));
+        assert.deepEqual(vmsOf(world, serial), [], 'the clone was destroyed once it ended');
+        assert.ok(!world.pve.dump().tasks.some((task) => task.status === 'running'), 'nothing still running');
+        await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+        await handle.result();
+      },
+      server,
+    );
   });
 });

@@ -31,7 +31,10 @@ describe('the clone slot grant', () => {
   });
 
   test('a key without a limit never waits, and an ask without keys is granted at once', () => {
-    const waiting = [{ holder: 'a', keys: ['node/pve1'], limits: {} }, { holder: 'b', keys: [], limits: {} }];
+    const waiting = [
+      { holder: 'a', keys: ['node/pve1'], limits: {} },
+      { holder: 'b', keys: [], limits: {} },
+    ];
     assert.deepEqual(holders(grantCloneSlots([{ keys: ['node/pve1'] }, { keys: ['node/pve1'] }], waiting)), ['a', 'b']);
   });
 });

@@ -34,7 +34,7 @@ function findCloudInit(): string | { skipped: string } {
       // not in this directory
     }
   }
-  const reason = "cloud-init is not installed (apt-get install -y cloud-init): the user-data is not checked by real cloud-init";
+  const reason = 'cloud-init is not installed (apt-get install -y cloud-init): the user-data is not checked by real cloud-init';
   if (process.env.CI) throw new Error(`${reason}; CI must install it (.ci/run)`);
   return { skipped: reason };
 }
@@ -87,9 +87,16 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
   /** What the build's snippet stage writes to the node, read back from the node's snippets directory. */
   async function snippetOf(deps: ActivityDeps, name: string, sshKeys: string[], cloudInit?: CloudInitChoices): Promise<{ file: string; text: string; hostname: string }> {
     const request = deviceRequestSchema.parse({
-      serial: `VM-CI${String(++serial).padStart(3, '0')}`, name, org: 'Acme Corp', requester: 'rita@acme.example',
-      consultants: ['alice@consultancy.example'], period: { start: '2026-01-01T00:00:00Z', end: '2026-02-01T00:00:00Z' },
-      cores: 1, memoryMiB: 512, sshKeys, ...(cloudInit ? { cloudInit } : {}),
+      serial: `VM-CI${String(++serial).padStart(3, '0')}`,
+      name,
+      org: 'Acme Corp',
+      requester: 'rita@acme.example',
+      consultants: ['alice@consultancy.example'],
+      period: { start: '2026-01-01T00:00:00Z', end: '2026-02-01T00:00:00Z' },
+      cores: 1,
+      memoryMiB: 512,
+      sshKeys,
+      ...(cloudInit ? { cloudInit } : {}),
     });
     const node = 'pve2';
     await new MockActivityEnvironment().run(createActivities(deps).prepareCloudInit, { serial: request.serial, name: request.name, node, sshKeys: request.sshKeys, cloudInit: request.cloudInit });
@@ -112,7 +119,10 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
 
         // Valid is not enough: the logins must be set the way cloud-init defines them.
         const doc = parse(text) as Record<string, any>;
-        assert.deepEqual(doc.chpasswd.users.map((u: { name: string; type: string }) => [u.name, u.type]), [['root', 'hash']]);
+        assert.deepEqual(
+          doc.chpasswd.users.map((u: { name: string; type: string }) => [u.name, u.type]),
+          [['root', 'hash']],
+        );
         assert.match(doc.chpasswd.users[0].password, /^\$6\$/);
         const user = doc.users.find((u: unknown) => typeof u === 'object');
         assert.match(user.passwd, /^\$6\$/);
@@ -179,7 +189,11 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
       assert.ok(netbirdEnrollmentOf(text), 'the guest still finds its NetBird enrolment');
       for (const p of choices.packages ?? []) assert.ok(doc.packages.includes(p), p);
       if (choices.runcmd) assert.deepEqual(doc.runcmd.slice(-choices.runcmd.length), choices.runcmd);
-      if (choices.write_files) assert.deepEqual(doc.write_files.map((f: { path: string }) => f.path), choices.write_files.map((f) => f.path));
+      if (choices.write_files)
+        assert.deepEqual(
+          doc.write_files.map((f: { path: string }) => f.path),
+          choices.write_files.map((f) => f.path),
+        );
       for (const [key, value] of Object.entries(choices.cloud_config ?? {})) assert.deepEqual(doc[key], value, key);
     });
   }
@@ -187,9 +201,13 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
   test('the checker can fail: cloud-init refuses an upper-case hash type and an empty key list', () => {
     // Guards the test above against a cloud-init that accepts anything (or a wrapper that always exits 0).
     const bad = renderUserData({
-      hostname: 'kali-vm-bad01', sshKeys: [], netbird: { managementUrl: 'https://netbird.example.test', setupKey: 'A'.repeat(36) },
+      hostname: 'kali-vm-bad01',
+      sshKeys: [],
+      netbird: { managementUrl: 'https://netbird.example.test', setupKey: 'A'.repeat(36) },
       passwordHashes: { user: 'arrow', userHash: '$6$x$y', rootHash: '$6$x$y' },
-    }).replace('type: hash', 'type: HASH').replace('manage_etc_hosts: true', 'manage_etc_hosts: true\nssh_authorized_keys: []');
+    })
+      .replace('type: hash', 'type: HASH')
+      .replace('manage_etc_hosts: true', 'manage_etc_hosts: true\nssh_authorized_keys: []');
     const file = join(dir, 'bad-user-data.yaml');
     writeFileSync(file, bad);
     const verdict = cloudInitSchema(cloudInit as string, file);

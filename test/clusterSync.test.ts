@@ -84,22 +84,29 @@ describe('clusterSync', { skip }, () => {
         await done(root.cloneVm('pve1', 9000, { newid: 4242, name: 'hand-made', pool: 'pveflow' }));
 
         const result = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-1', taskQueue });
-        assert.deepEqual(
-          result.drifts.map((d) => [d.serial, d.drift.kind]).sort(),
-          [['VM-SY001', 'vanished'], ['VM-SY002', 'state'], ['VM-SY003', 'moved']],
-        );
+        assert.deepEqual(result.drifts.map((d) => [d.serial, d.drift.kind]).sort(), [
+          ['VM-SY001', 'vanished'],
+          ['VM-SY002', 'state'],
+          ['VM-SY003', 'moved'],
+        ]);
         const moved = result.drifts.find((d) => d.serial === 'VM-SY003')!.drift;
         assert.deepEqual(moved, { kind: 'moved', vmid: c.vmid, from: c.node, to: elsewhere });
-        assert.deepEqual(result.orphans.map((o) => o.vmid), [4242]);
+        assert.deepEqual(
+          result.orphans.map((o) => o.vmid),
+          [4242],
+        );
         assert.equal(result.orphanCount, 1);
-        assert.deepEqual(result.templates.map((t) => [t.vmid, t.name]), [[9000, 'debian-12-cloudinit']]);
+        assert.deepEqual(
+          result.templates.map((t) => [t.vmid, t.name]),
+          [[9000, 'debian-12-cloudinit']],
+        );
 
         const recordA = await a.waitForStatus('Failed');
         assert.match(recordA.timeline.at(-1)!.event, new RegExp(`VM ${a.vmid} vanished from the cluster \\(last seen on ${a.node}\\); rebuild or complete the request`));
         // The record is true about a VM that is gone: one line says so, and nothing still points at the VM.
         assert.equal(recordA.timeline.filter((e) => /vanished/.test(e.event)).length, 1, JSON.stringify(recordA.timeline));
         for (const field of ['vmid', 'node', 'ip', 'vpnIp', 'vpnHostname'] as const) assert.equal(recordA.device[field], undefined, `device.${field} cleared`);
-        await waitFor('A\'s search attributes cleared', async () => {
+        await waitFor("A's search attributes cleared", async () => {
           const sa = (await a.handle.describe()).typedSearchAttributes;
           assert.equal(sa.get(RequestStatusKey), 'Failed');
           return sa.get(VmStateKey) === undefined && sa.get(VmIdKey) === undefined && sa.get(PveNodeKey) === undefined ? true : undefined;

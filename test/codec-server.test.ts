@@ -20,12 +20,15 @@ let base: string;
 before(async () => {
   const app = express();
   // Mounted the way the API will mount it: before the API's own (smaller) JSON parser.
-  app.use('/codec', createCodecServerRouter({
-    codec,
-    authorize: bearerTokenAuthorizer([OPERATOR_TOKEN]),
-    allowedOrigin: UI_ORIGIN,
-    namespaces: ['default'],
-  }));
+  app.use(
+    '/codec',
+    createCodecServerRouter({
+      codec,
+      authorize: bearerTokenAuthorizer([OPERATOR_TOKEN]),
+      allowedOrigin: UI_ORIGIN,
+      namespaces: ['default'],
+    }),
+  );
   app.use(express.json({ limit: '1kb' }));
   server = await new Promise<Server>((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));

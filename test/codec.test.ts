@@ -5,19 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import {
-  AesGcmPayloadCodec,
-  CodecKeyError,
-  ensureKeyFile,
-  KeyRing,
-  loadKeyRing,
-  METADATA_KEY_ID,
-  parseKeyFile,
-  parseKeyList,
-  payloadCodecFrom,
-  PayloadDecryptionError,
-  rotateKeyFile,
-} from '../src/temporal/codec';
+import { AesGcmPayloadCodec, CodecKeyError, ensureKeyFile, KeyRing, loadKeyRing, METADATA_KEY_ID, parseKeyFile, parseKeyList, payloadCodecFrom, PayloadDecryptionError, rotateKeyFile } from '../src/temporal/codec';
 
 const dir = mkdtempSync(join(tmpdir(), 'pveflow-codec-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,10 +32,7 @@ describe('AesGcmPayloadCodec', () => {
 
   test('an encoded payload contains none of the plaintext, only the key id', async () => {
     const [encoded] = await codec.encode([toPayload(input)]);
-    const wire = Buffer.concat([
-      ...Object.values(encoded!.metadata ?? {}).map((v) => Buffer.from(v)),
-      Buffer.from(encoded!.data ?? []),
-    ]).toString('latin1');
+    const wire = Buffer.concat([...Object.values(encoded!.metadata ?? {}).map((v) => Buffer.from(v)), Buffer.from(encoded!.data ?? [])]).toString('latin1');
     for (const secret of [input.rootPassword, SECRET, '6a1c0c47', 'VM-7K2Q9', 'json/plain', 'horse']) {
       assert.ok(!wire.includes(secret), `'${secret}' is readable in the encoded payload`);
     }
@@ -127,16 +112,22 @@ describe('key ring sources', () => {
     const json = parseKeyFile(JSON.stringify({ keys: [{ id: 'a', key: a }] }), 'keys.json');
     assert.equal(json[0]!.key.toString('base64'), a);
     const lines = parseKeyFile(`# rotated 2025-01\nb:${b64()}\n\na:${a}  # old\n`, 'keys.txt');
-    assert.deepEqual(lines.map((k) => k.id), ['b', 'a']);
+    assert.deepEqual(
+      lines.map((k) => k.id),
+      ['b', 'a'],
+    );
   });
 
   test('bad keys are refused without quoting the key material', () => {
     const short = randomBytes(16).toString('base64');
-    assert.throws(() => new KeyRing(parseKeyList(`k:${short}`)), (err: Error) => {
-      assert.match(err.message, /'k' is 16 bytes; AES-256 needs exactly 32/);
-      assert.ok(!err.message.includes(short));
-      return true;
-    });
+    assert.throws(
+      () => new KeyRing(parseKeyList(`k:${short}`)),
+      (err: Error) => {
+        assert.match(err.message, /'k' is 16 bytes; AES-256 needs exactly 32/);
+        assert.ok(!err.message.includes(short));
+        return true;
+      },
+    );
     assert.throws(() => parseKeyList('no-colon-here'), /is not 'id:base64key'/);
     assert.throws(() => parseKeyList('k:not base64!'), /not base64/);
     assert.throws(() => new KeyRing(parseKeyList(`k:${b64()},k:${b64()}`)), /appears twice/);

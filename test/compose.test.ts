@@ -43,7 +43,10 @@ describe('docker-compose.yml', () => {
     assert.equal(temporal.environment!.POSTGRES_SEEDS, 'postgresql');
     assert.deepEqual(temporal.depends_on, { 'temporal-schema': { condition: 'service_completed_successfully' } });
     assert.match(services.postgresql!.image!, /^postgres:\d+$/);
-    for (const [name, script] of [['temporal-schema', 'setup-schema.sh'], ['temporal-setup', 'register-namespace.sh']] as const) {
+    for (const [name, script] of [
+      ['temporal-schema', 'setup-schema.sh'],
+      ['temporal-setup', 'register-namespace.sh'],
+    ] as const) {
       assert.deepEqual(services[name]!.entrypoint, ['sh', `/etc/pveflow/temporal/${script}`], name);
       assert.ok(existsSync(join(root, 'deploy', 'temporal', script)), `deploy/temporal/${script}`);
       assert.deepEqual(services[name]!.volumes, ['./deploy/temporal:/etc/pveflow/temporal:ro'], name);
@@ -73,10 +76,14 @@ describe('docker-compose.yml', () => {
       const s = services[name]!;
       assert.equal(s.environment!.TEMPORAL_ADDRESS, 'temporal:7233', name);
       assert.equal(s.environment!.NODE_ENV, 'production', name);
-      assert.deepEqual(s.depends_on, {
-        temporal: { condition: 'service_started' },
-        'temporal-setup': { condition: 'service_completed_successfully' },
-      }, name);
+      assert.deepEqual(
+        s.depends_on,
+        {
+          temporal: { condition: 'service_started' },
+          'temporal-setup': { condition: 'service_completed_successfully' },
+        },
+        name,
+      );
     }
   });
 
@@ -115,7 +122,13 @@ describe('docker-compose.yml', () => {
 
   test('the search attributes registered are exactly those the workflows define', () => {
     const cliType: Record<string, string> = {
-      KEYWORD: 'Keyword', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList',
+      KEYWORD: 'Keyword',
+      TEXT: 'Text',
+      INT: 'Int',
+      DOUBLE: 'Double',
+      BOOL: 'Bool',
+      DATETIME: 'Datetime',
+      KEYWORD_LIST: 'KeywordList',
     };
     const script = readFileSync(join(root, 'deploy', 'temporal', 'register-namespace.sh'), 'utf8');
     const declared = /^attributes="([^"]+)"$/m.exec(script)![1]!.split(' ').sort();

@@ -71,7 +71,6 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     await page.getByRole('heading', { level: 1, name: 'Requests' }).waitFor();
   };
 
-
   before(async () => {
     mkdirSync(artifacts, { recursive: true });
     // Globex has a quota (Acme Corp none): the header shows what its open requests hold of it.
@@ -276,7 +275,7 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
       const c = await api(`/api/classes/${submitted.class}`, 'consultant');
       return c.status === 200 && c.body.requests.length === 2 ? c.body.requests.map((r: { name?: string }) => r.name) : undefined;
     });
-    assert.deepEqual(names, ['lab-01', 'lab-02'], 'a class\'s items carry their names');
+    assert.deepEqual(names, ['lab-01', 'lab-02'], "a class's items carry their names");
 
     const rowOf = (page: Page, serial: string) => page.locator('tr', { has: page.getByRole('link', { name: serial }) });
     const [first] = submitted.requests;
@@ -285,13 +284,21 @@ describe('web console in a real browser', { skip: (missingReference && 'referenc
     await signIn(german, 'consultant');
     await rowOf(german, first!.serial).waitFor();
     assert.equal(await rowOf(german, first!.serial).locator('td[data-label="Name"]').textContent(), 'lab-01');
-    const submittedDe = (await rowOf(german, first!.serial).getByText(/^Submitted /).textContent()) ?? '';
+    const submittedDe =
+      (await rowOf(german, first!.serial)
+        .getByText(/^Submitted /)
+        .textContent()) ?? '';
     assert.match(submittedDe, /^Submitted \d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}$/, submittedDe);
     // An American reader: month first, 12-hour clock; the same instant.
     const american = await open({ ...desktop, locale: 'en-US' });
     await signIn(american, 'consultant');
     await rowOf(american, first!.serial).waitFor();
-    assert.match((await rowOf(american, first!.serial).getByText(/^Submitted /).textContent()) ?? '', /\d{1,2}:\d{2}\s?(AM|PM)$/);
+    assert.match(
+      (await rowOf(american, first!.serial)
+        .getByText(/^Submitted /)
+        .textContent()) ?? '',
+      /\d{1,2}:\d{2}\s?(AM|PM)$/,
+    );
 
     // The form's limits are the API's (512 MiB, 1 core), whatever the template's own size.
     await german.goto(`${stack.apiUrl}/#/requests/new`);

@@ -37,7 +37,7 @@ describe('day-2 operations in the web console', { skip: (missingReference && 're
       headers: { authorization: `Bearer ${keys[as].key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
-    return { status: res.status, body: (await res.json()) as any };  
+    return { status: res.status, body: (await res.json()) as any };
   };
 
   before(async () => {
@@ -66,7 +66,12 @@ describe('day-2 operations in the web console', { skip: (missingReference && 're
 
   test('power, snapshot and a resize whose reboot the user allows; migration for operators only', async () => {
     const now = Date.now();
-    const created = await call('requester', 'POST', '/api/device_requests', validRequestBody({ period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 86_400_000).toISOString() }, cores: 2, memory_mib: 2048 }));
+    const created = await call(
+      'requester',
+      'POST',
+      '/api/device_requests',
+      validRequestBody({ period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 86_400_000).toISOString() }, cores: 2, memory_mib: 2048 }),
+    );
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const serial: string = created.body.serial;
     assert.equal((await call('admin', 'POST', `/api/device_requests/${serial}/approve`, {})).status, 200);
@@ -102,13 +107,10 @@ describe('day-2 operations in the web console', { skip: (missingReference && 're
     await page.screenshot({ path: join(artifacts, 'request-operations.png'), fullPage: true, animations: 'disabled' });
 
     const record = (await call('requester', 'GET', `/api/device_requests/${serial}`)).body;
-    assert.deepEqual(record.operations.map((o: { what: string; state: string }) => `${o.what}: ${o.state}`), [
-      'power shutdown: succeeded',
-      'power start: succeeded',
-      'snapshot create clean: succeeded',
-      'reconfigure cores 4: refused',
-      'reconfigure cores 4 (reboot confirmed): succeeded',
-    ]);
+    assert.deepEqual(
+      record.operations.map((o: { what: string; state: string }) => `${o.what}: ${o.state}`),
+      ['power shutdown: succeeded', 'power start: succeeded', 'snapshot create clean: succeeded', 'reconfigure cores 4: refused', 'reconfigure cores 4 (reboot confirmed): succeeded'],
+    );
 
     const operator = await open('operator', serial);
     await operator.getByRole('region', { name: 'Operate the VM' }).getByRole('button', { name: 'Migrate' }).click();
@@ -116,7 +118,10 @@ describe('day-2 operations in the web console', { skip: (missingReference && 're
     await operator.getByRole('dialog').getByLabel('Target node').fill(target);
     await operator.getByRole('dialog').getByRole('button', { name: 'Migrate' }).click();
     // The notice (and the timeline) say what the migration did.
-    await operator.getByRole('status').getByText(new RegExp(`^migrate to ${target}: moved online from ${record.device.node} to ${target}; cloud-init snippet moved to ${target}\\.$`)).waitFor();
+    await operator
+      .getByRole('status')
+      .getByText(new RegExp(`^migrate to ${target}: moved online from ${record.device.node} to ${target}; cloud-init snippet moved to ${target}\\.$`))
+      .waitFor();
     assert.equal((await call('operator', 'GET', `/api/device_requests/${serial}`)).body.device.node, target);
     assert.deepEqual(pageProblems, []);
   });

@@ -27,7 +27,10 @@ describe('guest credentials are crypto-shredded', { skip }, () => {
   async function histories(client: Client, serial: string): Promise<string> {
     const texts: string[] = [];
     for (const id of [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`]) {
-      const history = await client.workflow.getHandle(id).fetchHistory().catch(() => undefined); // no cleanup yet
+      const history = await client.workflow
+        .getHandle(id)
+        .fetchHistory()
+        .catch(() => undefined); // no cleanup yet
       if (history) texts.push(historyPlaintext(history));
     }
     return texts.join('\n');
@@ -50,12 +53,16 @@ describe('guest credentials are crypto-shredded', { skip }, () => {
       const secrets = [logins.password, logins.rootPassword];
 
       assert.equal(await keys.read(serial), undefined, 'the key was destroyed before the reveal answered');
-      assert.deepEqual(readdirSync(keysDir).filter((f) => f.startsWith(serial)), []);
+      assert.deepEqual(
+        readdirSync(keysDir).filter((f) => f.startsWith(serial)),
+        [],
+      );
       const afterReveal = await histories(client, serial);
       assert.ok(afterReveal.includes('revealCredentials'), 'the reveal is in the history that was searched');
       for (const s of secrets) assert.ok(!afterReveal.includes(s), 'no password in any history after the reveal');
       await assert.rejects(handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: 'alice@consultancy.example' }] }), (err: Error) =>
-        /already revealed to alice/.test(String((err.cause as Error | undefined)?.message)));
+        /already revealed to alice/.test(String((err.cause as Error | undefined)?.message)),
+      );
 
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
       await handle.result();

@@ -28,7 +28,11 @@ const SECRET = '6a1c0c47-5b6e-4a53-9d7f-1c2b3d4e5f60';
 const ROOT_SECRET = '0d9c8b7a-6f5e-4d3c-8b2a-190817263544';
 const TOKEN = { id: 'pveflow@pve!automation', secret: SECRET };
 const SETTINGS: PveCheckSettings & { snippetsDir: string } = {
-  pool: 'pveflow', templateVmid: 9000, bridge: 'vmbr0', snippetsStorage: 'local', snippetsDir: '/var/lib/vz/snippets',
+  pool: 'pveflow',
+  templateVmid: 9000,
+  bridge: 'vmbr0',
+  snippetsStorage: 'local',
+  snippetsDir: '/var/lib/vz/snippets',
 };
 
 let world: SimulatedWorld;
@@ -54,7 +58,19 @@ describe('doctor against the simulated world', () => {
   test('token, privileges, template, snippets storage, SFTP on every node and NetBird all pass', async () => {
     const findings = await runDoctor({ ...deps, token });
     assert.deepEqual(failed(findings), [], JSON.stringify(failed(findings), null, 2));
-    for (const check of ['pve.token-format', 'pve.auth', 'pve.template', 'pve.template.is-template', 'pve.template.agent', 'pve.template.cloudinit', 'pve.snippets', 'sftp pve1', 'sftp pve2', 'sftp pve3', 'netbird.token']) {
+    for (const check of [
+      'pve.token-format',
+      'pve.auth',
+      'pve.template',
+      'pve.template.is-template',
+      'pve.template.agent',
+      'pve.template.cloudinit',
+      'pve.snippets',
+      'sftp pve1',
+      'sftp pve2',
+      'sftp pve3',
+      'netbird.token',
+    ]) {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
     // Privileges are asked where PVE checks them: the pool, the template, the template's disk storage (ceph),
@@ -110,7 +126,13 @@ describe('doctor against the simulated world', () => {
     try {
       const { findings, nodes } = await checkPve({ pve, token: { ...token, secret: '00000000-0000-4000-8000-000000000000' }, settings: SETTINGS });
       assert.equal(nodes, undefined);
-      assert.deepEqual(findings.map((f) => [f.check, f.ok]), [['pve.token-format', true], ['pve.auth', false]]);
+      assert.deepEqual(
+        findings.map((f) => [f.check, f.ok]),
+        [
+          ['pve.token-format', true],
+          ['pve.auth', false],
+        ],
+      );
       assert.match(findings[1]!.fix!, /pveum user token list pveflow@pve/);
     } finally {
       await pve.close();
@@ -146,10 +168,13 @@ describe('doctor against a simulator with a broken template and storage', () => 
       assert.equal(get('pve.template.cloudinit').ok, false);
       assert.match(get('pve.template.cloudinit').fix!, /--ide2 <storage>:cloudinit/);
       // Only the selected nodes are checked, each with the exact command.
-      assert.deepEqual(findings.filter((f) => f.check.startsWith('pve.snippets')).map((f) => [f.check, f.ok, f.fix]), [
-        ['pve.snippets pve1', false, 'pvesm set local --content iso,vztmpl,snippets'],
-        ['pve.snippets pve2', false, 'pvesm set local --content iso,vztmpl,snippets'],
-      ]);
+      assert.deepEqual(
+        findings.filter((f) => f.check.startsWith('pve.snippets')).map((f) => [f.check, f.ok, f.fix]),
+        [
+          ['pve.snippets pve1', false, 'pvesm set local --content iso,vztmpl,snippets'],
+          ['pve.snippets pve2', false, 'pvesm set local --content iso,vztmpl,snippets'],
+        ],
+      );
     } finally {
       await pve.close();
       await server.close();
@@ -209,13 +234,16 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
   test('an under-privileged token gets exactly the missing privileges listed, per path, with the grant command', async () => {
     const { findings } = await checkPve({ pve, token: LOW, settings: SETTINGS });
     const privileges = findings.filter((f) => f.check.startsWith('pve.privileges'));
-    assert.deepEqual(privileges.map((f) => [f.check, f.ok]), [
-      ['pve.privileges /pool/pveflow', false],
-      ['pve.privileges /vms/9000', true],
-      ['pve.privileges /storage/ceph', false],
-      ['pve.privileges /storage/local', true],
-      ['pve.privileges /sdn/zones/localnetwork/vmbr0', false],
-    ]);
+    assert.deepEqual(
+      privileges.map((f) => [f.check, f.ok]),
+      [
+        ['pve.privileges /pool/pveflow', false],
+        ['pve.privileges /vms/9000', true],
+        ['pve.privileges /storage/ceph', false],
+        ['pve.privileges /storage/local', true],
+        ['pve.privileges /sdn/zones/localnetwork/vmbr0', false],
+      ],
+    );
     const lacks = privileges.filter((f) => !f.ok).map((f) => f.message.split(' — ')[0]);
     assert.deepEqual(lacks, [
       // Missing from the user (hardware type, guest agent) and from the token (space on ceph): privsep takes both away.
@@ -228,7 +256,10 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
     assert.match(pool.fix!, /pveum acl modify \/pool\/pveflow --roles PVEflow --users lowpriv@pve/);
     assert.match(pool.fix!, /--tokens 'lowpriv@pve!automation'/);
     // Everything else about the cluster is fine: only privileges fail.
-    assert.deepEqual(failed(findings).filter((f) => !f.check.startsWith('pve.privileges')), []);
+    assert.deepEqual(
+      failed(findings).filter((f) => !f.check.startsWith('pve.privileges')),
+      [],
+    );
   });
 
   test('the answer has PVE’s shape: privileges with their propagate flag, for one path or for every path', async () => {
@@ -246,8 +277,7 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
   });
 
   test('asking about another user needs Sys.Audit on /access; a token may ask about itself', async () => {
-    await assert.rejects(pve.call('GET', '/access/permissions', { userid: TOKEN.id }, permissionsSchema),
-      (err: PveApiError) => err.status === 403 && /\/access, Sys\.Audit/.test(err.message));
+    await assert.rejects(pve.call('GET', '/access/permissions', { userid: TOKEN.id }, permissionsSchema), (err: PveApiError) => err.status === 403 && /\/access, Sys\.Audit/.test(err.message));
     const self = await pve.call('GET', '/access/permissions', { userid: LOW.id, path: '/' }, permissionsSchema);
     assert.deepEqual(self, { '/': {} });
   });
@@ -263,8 +293,7 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
     const data = (res: express.Response, value: unknown) => res.json({ data: value });
     app.get('/api2/json/version', (_req, res) => data(res, { version: '8.2.4', release: '8.2' }));
     app.get('/api2/json/cluster/resources', (_req, res) => data(res, [{ id: 'qemu/9000', type: 'qemu', vmid: 9000, node: 'pve1', template: 1 }]));
-    app.get('/api2/json/nodes/pve1/qemu/9000/config', (_req, res) =>
-      data(res, { name: 'tpl', template: 1, agent: '1', scsi0: 'ceph:base-9000-disk-0,size=4G', ide2: 'ceph:vm-9000-cloudinit,media=cdrom' }));
+    app.get('/api2/json/nodes/pve1/qemu/9000/config', (_req, res) => data(res, { name: 'tpl', template: 1, agent: '1', scsi0: 'ceph:base-9000-disk-0,size=4G', ide2: 'ceph:vm-9000-cloudinit,media=cdrom' }));
     app.get('/api2/json/nodes', (_req, res) => data(res, [{ node: 'pve1', status: 'online' }]));
     app.get('/api2/json/nodes/pve1/storage', (_req, res) => data(res, [{ storage: 'local', content: 'iso,snippets', active: 1, enabled: 1 }]));
     app.get('/api2/json/access/permissions', (req, res) => {
@@ -289,7 +318,10 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
   test('the guest agent needs VM.Monitor, and VM.GuestAgent.Audit does not stand in for it', async () => {
     grants = everything(9);
     const { findings } = await checkPve({ pve, token: TOKEN, settings: SETTINGS });
-    assert.deepEqual(failed(findings).map((f) => f.message.split(' — ')[0]), ['the token lacks on /pool/pveflow: VM.Monitor']);
+    assert.deepEqual(
+      failed(findings).map((f) => f.message.split(' — ')[0]),
+      ['the token lacks on /pool/pveflow: VM.Monitor'],
+    );
     grants = everything(8);
     assert.deepEqual(failed((await checkPve({ pve, token: TOKEN, settings: SETTINGS })).findings), []);
   });
@@ -297,7 +329,10 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
 
 describe('token format', () => {
   test('a well-formed id and UUID secret pass', () => {
-    assert.deepEqual(checkTokenFormat(TOKEN).map((f) => f.ok), [true]);
+    assert.deepEqual(
+      checkTokenFormat(TOKEN).map((f) => f.ok),
+      [true],
+    );
   });
 
   test('a pasted header, a non-UUID secret and an id without token name each say what to set', () => {
@@ -313,14 +348,20 @@ describe('token format', () => {
 describe('what the doctor checks follows the settings', () => {
   test('with PVE_HA the token also needs Sys.Console on /; without, nothing on /', () => {
     const ctx = { pool: 'pveflow', templateVmid: 9000, bridge: 'vmbr0', storages: ['ceph'], snippetsStorage: 'local', pveMajor: 9 };
-    assert.equal(requiredPrivileges(ctx).some((p) => p.path === '/'), false);
+    assert.equal(
+      requiredPrivileges(ctx).some((p) => p.path === '/'),
+      false,
+    );
     const root = requiredPrivileges({ ...ctx, with: ['PVE_HA'] }).find((p) => p.path === '/');
-    assert.deepEqual(root?.requirements.map((r) => r.privilege), ['Sys.Console']);
+    assert.deepEqual(
+      root?.requirements.map((r) => r.privilege),
+      ['Sys.Console'],
+    );
   });
 });
 
 describe('docs/operations.md', () => {
-  test("the role it tells operators to create holds exactly the privileges the doctor checks", () => {
+  test('the role it tells operators to create holds exactly the privileges the doctor checks', () => {
     const doc = readFileSync(join(__dirname, '..', 'docs', 'operations.md'), 'utf8');
     const privs = /pveum role add PVEflow --privs "([^"]+)"/.exec(doc)?.[1]?.split(' ');
     assert.deepEqual(privs, pveflowRolePrivileges(9));

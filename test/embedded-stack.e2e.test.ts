@@ -170,7 +170,10 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     const deviceGroup = nb.groups.find((g) => g.name === `device-${serial}`);
     assert.ok(deviceGroup);
     assert.ok(!nb.groups.some((g) => g.name === `consultants-${serial}`), 'no per-request consultants group');
-    assert.ok(deviceGroup.peers.some((p) => p.id === peers[0]!.id), 'the VM peer is in its device group');
+    assert.ok(
+      deviceGroup.peers.some((p) => p.id === peers[0]!.id),
+      'the VM peer is in its device group',
+    );
     const standing = ['alice@consultancy.example', 'bob@consultancy.example'].map((email) => {
       const group = nb.groups.find((g) => g.name === standingGroupName(email));
       assert.ok(group, `${email} has a standing group`);
@@ -182,7 +185,10 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.equal(policy.rules.length, 1);
     assert.equal(policy.rules[0]!.bidirectional, false, 'the VM can never reach back to the consultants');
     assert.deepEqual(policy.rules[0]!.sources?.map((s) => s.id).sort(), [...standing].sort());
-    assert.deepEqual(policy.rules[0]!.destinations?.map((d) => d.id), [deviceGroup.id]);
+    assert.deepEqual(
+      policy.rules[0]!.destinations?.map((d) => d.id),
+      [deviceGroup.id],
+    );
 
     // The build log, replayed as Server-Sent Events now that the build is done, ending with the build.
     const stream = await fetch(`${stack.apiUrl}/api/device_requests/${serial}/logs`, { headers: { authorization: `Bearer ${keys.requester.key}` } });
@@ -197,10 +203,16 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     assert.equal(completing.status, 200, JSON.stringify(completing.body));
     const done = await request.waitForStatus('Completed');
     assert.deepEqual(done.leftovers, []);
-    assert.ok(done.timeline.some((t: { by?: string }) => t.by === 'rita@acme.example'), 'the completion is recorded as the key holder\'s');
+    assert.ok(
+      done.timeline.some((t: { by?: string }) => t.by === 'rita@acme.example'),
+      "the completion is recorded as the key holder's",
+    );
 
     // Nothing of the request is left: no VM, no snippet, no peer, no device group, no policy, no setup key.
-    assert.equal(stack.world!.pve.dump().vms.find((v) => v.vmid === vmid), undefined);
+    assert.equal(
+      stack.world!.pve.dump().vms.find((v) => v.vmid === vmid),
+      undefined,
+    );
     assert.equal(readdirSync(snippetDir).filter((f) => f.includes(serial.toLowerCase())).length, 0);
     const after = stack.world!.netbird.dump();
     assert.equal(after.peers.filter((p) => p.name === hostname).length, 0);
@@ -228,11 +240,7 @@ describe('embedded stack end to end', { skip: missingReference && 'reference dat
     };
     const otherAnswers = answers.filter((_, i) => i !== credentialAnswer); // the one answer whose job is to carry them
     // Histories as read without the codec key: every payload byte decoded as text.
-    const histories = await Promise.all(
-      [`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) =>
-        historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory()),
-      ),
-    );
+    const histories = await Promise.all([`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) => historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory())));
     // The dev server's own log too: it sees every payload and search attribute on their way in.
     const logText = [...logs, readFileSync(join(dataDir, 'temporal.log'), 'utf8')].join('');
     assert.ok(logs.length > 0, 'the stack wrote log lines (the capture works)');

@@ -63,7 +63,14 @@ describe('least privilege: the documented role, and each of its privileges taken
       externalSsh: { host: h.sshd.host, port: h.sshd.port, username: h.sshd.username, privateKey: h.sshd.privateKey, hostKeyFingerprint: h.sshd.hostKeyFingerprint, dir: h.sshd.dir },
       adjustSeed: (seed) => {
         grant(seed, DOCUMENTED, 'PVEflow', ROLE);
-        ROLE.forEach((p, i) => grant(seed, lacking(i), `PVEflowWithout${i}`, ROLE.filter((q) => q !== p)));
+        ROLE.forEach((p, i) =>
+          grant(
+            seed,
+            lacking(i),
+            `PVEflowWithout${i}`,
+            ROLE.filter((q) => q !== p),
+          ),
+        );
       },
     });
     return world;
@@ -103,7 +110,10 @@ describe('least privilege: the documented role, and each of its privileges taken
     if (harness.skipped) return t.skip(harness.skipped);
     const h = harness.h;
     const w = await theWorld(h);
-    assert.deepEqual((await doctorFindings(w, DOCUMENTED)).filter((f) => !f.ok), []);
+    assert.deepEqual(
+      (await doctorFindings(w, DOCUMENTED)).filter((f) => !f.ok),
+      [],
+    );
 
     const serial = 'VM-LP001';
     const taskQueue = `least-${serial}`;
@@ -121,7 +131,11 @@ describe('least privilege: the documented role, and each of its privileges taken
       const record = await handle.result();
       assert.equal(record.status, 'Completed');
       assert.deepEqual(record.leftovers, []);
-      assert.equal(w.pve.dump().vms.some((v) => v.vmid === vmid), false, 'the VM is destroyed');
+      assert.equal(
+        w.pve.dump().vms.some((v) => v.vmid === vmid),
+        false,
+        'the VM is destroyed',
+      );
       assert.equal(existsSync(join(w.snippetsDirOf(fulfilled.device.node!), deviceNames(serial, 'lab').snippetFile)), false, 'the snippet is removed');
     });
   });
@@ -133,7 +147,10 @@ describe('least privilege: the documented role, and each of its privileges taken
     for (const [i, privilege] of ROLE.entries()) {
       const token = lacking(i);
       const failed = (await doctorFindings(w, token)).filter((f) => !f.ok);
-      assert.ok(failed.some((f) => f.check.startsWith('pve.privileges') && f.message.includes(privilege)), `doctor without ${privilege}: ${JSON.stringify(failed)}`);
+      assert.ok(
+        failed.some((f) => f.check.startsWith('pve.privileges') && f.message.includes(privilege)),
+        `doctor without ${privilege}: ${JSON.stringify(failed)}`,
+      );
 
       const stage = firstStageNeeding(privilege, 9);
       // No build needs a day-2 operation's privilege: test/vmOperations.activities.test.ts shows the operation naming it.
@@ -154,7 +171,11 @@ describe('least privilege: the documented role, and each of its privileges taken
       assert.ok(message.includes(privilege), `names ${privilege}: ${message}`);
       assert.match(message, /PVEflow role/, `says what to grant: ${message}`);
       // What the failed build made is undone: no VM of this request is left.
-      assert.equal(w.pve.dump().vms.some((v) => v.name === deviceNames(serial, 'lab').hostname), false, `no VM left without ${privilege}`);
+      assert.equal(
+        w.pve.dump().vms.some((v) => v.name === deviceNames(serial, 'lab').hostname),
+        false,
+        `no VM left without ${privilege}`,
+      );
     }
   });
 });

@@ -11,13 +11,7 @@ import { createNetbirdGroups } from '../src/worker';
 import { NetbirdApiError, NetbirdClient, type PolicyRequest } from '../src/clients/netbird';
 import { deviceNames } from '../src/domain/deviceNames';
 import { ErrorType } from '../src/errors';
-import {
-  createNetbirdSimulator,
-  loadNetbirdContract,
-  type NetbirdExchange,
-  type NetbirdListening,
-  type NetbirdSimulator,
-} from '../src/simulators/netbird';
+import { createNetbirdSimulator, loadNetbirdContract, type NetbirdExchange, type NetbirdListening, type NetbirdSimulator } from '../src/simulators/netbird';
 
 /**
  * The NetBird activities against the simulated NetBird over HTTP: the access model they leave behind, judged from
@@ -121,7 +115,11 @@ async function callsDuring(fn: () => Promise<unknown>): Promise<Record<string, n
   const before = sim.callCounts();
   await fn();
   const after = sim.callCounts();
-  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([k, v]) => [k, v - (before[k] ?? 0)])
+      .filter(([, v]) => (v as number) > 0),
+  );
 }
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -174,25 +172,39 @@ describe('grantVpnAccess', () => {
     assert.deepEqual(result, { missingConsultants: [], grantedConsultants: [ALICE, BOB], policy: names.policy });
 
     const state = stateOf(serial, name);
-    assert.deepEqual(state.peers.map((p) => p.id), [peerId]);
-    assert.deepEqual(state.groups.map((g) => g.name), [names.deviceGroup], 'no per-request consultants group');
+    assert.deepEqual(
+      state.peers.map((p) => p.id),
+      [peerId],
+    );
+    assert.deepEqual(
+      state.groups.map((g) => g.name),
+      [names.deviceGroup],
+      'no per-request consultants group',
+    );
     const device = state.groups[0]!;
-    assert.deepEqual(device.peers.map((p) => p.id), [peerId], 'the device group holds the VM alone');
+    assert.deepEqual(
+      device.peers.map((p) => p.id),
+      [peerId],
+      'the device group holds the VM alone',
+    );
     assert.equal(state.policies.length, 1);
     const [rule, ...moreRules] = state.policies[0]!.rules;
     assert.deepEqual(moreRules, []);
     const alice = standing(ALICE);
     const bob = standing(BOB);
-    assert.deepEqual(
-      [rule!.action, rule!.bidirectional, rule!.sources?.map((g) => g.id).sort(), rule!.destinations?.map((g) => g.id)],
-      ['accept', false, [alice.group!.id, bob.group!.id].sort(), [device.id]],
-    );
+    assert.deepEqual([rule!.action, rule!.bidirectional, rule!.sources?.map((g) => g.id).sort(), rule!.destinations?.map((g) => g.id)], ['accept', false, [alice.group!.id, bob.group!.id].sort(), [device.id]]);
     assert.deepEqual(state.sources, [standingGroupName(ALICE), standingGroupName(BOB)].sort());
     assert.equal(standingGroupName(BOB), 'pveflow-consultant-bob@consultancy.example', 'the name is the e-mail, lowercased');
     assert.ok(alice.held && bob.held, 'each consultant carries their standing group');
     // Groups propagation put the consultants' existing machines into their standing groups.
-    assert.deepEqual(alice.group!.peers.map((p) => p.id), [alicePeer]);
-    assert.deepEqual(bob.group!.peers.map((p) => p.id), [bobPeer]);
+    assert.deepEqual(
+      alice.group!.peers.map((p) => p.id),
+      [alicePeer],
+    );
+    assert.deepEqual(
+      bob.group!.peers.map((p) => p.id),
+      [bobPeer],
+    );
 
     // Who may reach whom, from the simulator's policies and groups.
     assert.ok(sim.reachableFrom(alicePeer).includes(peerId), "Alice's laptop reaches the VM");
@@ -208,7 +220,10 @@ describe('grantVpnAccess', () => {
     assert.equal(calls['PUT /api/users/{userId}'], 1, 'and given to the user, once');
     const carol = standing(CAROL);
     assert.ok(carol.held);
-    assert.deepEqual(carol.group!.peers.map((p) => p.id), [carolPeer]);
+    assert.deepEqual(
+      carol.group!.peers.map((p) => p.id),
+      [carolPeer],
+    );
     assert.ok(sim.reachableFrom(carolPeer).includes(first.peerId));
 
     const second = await bootVm();
@@ -244,7 +259,7 @@ describe('grantVpnAccess', () => {
     }
   });
 
-  test('a standing group deleted behind pveflow\'s back is made anew on the next grant, although this worker cached its id', async () => {
+  test("a standing group deleted behind pveflow's back is made anew on the next grant, although this worker cached its id", async () => {
     const first = await bootVm();
     const grant = activities().grantVpnAccess;
     await grant({ ...first, consultants: [FRANK] });
@@ -360,8 +375,14 @@ describe('grantVpnAccess', () => {
     const healed = stateOf(serial, name);
     assert.equal(healed.policies.length, 1);
     assert.equal(healed.policies[0]!.id, policy!.id, 'the policy is corrected in place');
-    assert.deepEqual(healed.policies[0]!.rules.map((r) => [r.bidirectional, r.sources?.map((g) => g.id)]), [[false, [team.id]]]);
-    assert.deepEqual(healed.groups.find((g) => g.name === names.deviceGroup)!.peers.map((p) => p.id), [peerId]);
+    assert.deepEqual(
+      healed.policies[0]!.rules.map((r) => [r.bidirectional, r.sources?.map((g) => g.id)]),
+      [[false, [team.id]]],
+    );
+    assert.deepEqual(
+      healed.groups.find((g) => g.name === names.deviceGroup)!.peers.map((p) => p.id),
+      [peerId],
+    );
     assert.deepEqual(sim.reachableFrom(peerId), []);
   });
 
@@ -391,10 +412,19 @@ describe('grantVpnAccess', () => {
     assert.equal(seen.deviceGroup?.peersCount, 1, 'the adopted group holds the new VM alone');
 
     await new MockActivityEnvironment().run(activities().grantVpnAccess, {
-      serial: vm.serial, name: vm.name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup, deviceGroupCreated: false,
+      serial: vm.serial,
+      name: vm.name,
+      peerId: seen.peerId,
+      consultants: [ALICE],
+      deviceGroup: seen.deviceGroup,
+      deviceGroupCreated: false,
     });
     const after = stateOf(vm.serial, vm.name);
-    assert.deepEqual(after.policies.map((p) => p.id), [policy!.id], 'the earlier policy is kept, and no second one of its name is made');
+    assert.deepEqual(
+      after.policies.map((p) => p.id),
+      [policy!.id],
+      'the earlier policy is kept, and no second one of its name is made',
+    );
     assert.ok(sim.reachableFrom(alicePeer).includes(seen.peerId));
   });
 
@@ -403,7 +433,10 @@ describe('grantVpnAccess', () => {
     assert.equal(seen.deviceGroup?.peersCount, 1, 'the peer list shows the VM alone in its device group');
     const before = exchanges.length;
     await activities().grantVpnAccess({ serial, name, peerId: seen.peerId, consultants: [ALICE], deviceGroup: seen.deviceGroup, deviceGroupCreated: true });
-    const reads = exchanges.slice(before).filter((e) => e.method === 'GET').map((e) => e.template);
+    const reads = exchanges
+      .slice(before)
+      .filter((e) => e.method === 'GET')
+      .map((e) => e.template);
     assert.deepEqual(reads, ['/api/users'], 'one read: the users');
     assert.equal(stateOf(serial, name).policies.length, 1);
     assert.ok(sim.reachableFrom(alicePeer).includes(seen.peerId));
@@ -415,7 +448,12 @@ describe('grantVpnAccess', () => {
     const crowded: VpnPeer = await new MockActivityEnvironment().run(activities().waitForPeer, { serial: other.serial, name: other.name });
     assert.equal(crowded.deviceGroup?.peersCount, 2);
     await activities().grantVpnAccess({ ...other, consultants: [ALICE], deviceGroup: crowded.deviceGroup });
-    assert.deepEqual(stateOf(other.serial, other.name).groups.find((g) => g.id === device.id)!.peers.map((p) => p.id), [other.peerId]);
+    assert.deepEqual(
+      stateOf(other.serial, other.name)
+        .groups.find((g) => g.id === device.id)!
+        .peers.map((p) => p.id),
+      [other.peerId],
+    );
     assert.equal(stateOf(other.serial, other.name).policies.length, 1);
   });
 
@@ -494,7 +532,7 @@ describe('revokeVpnAccess', () => {
     assert.deepEqual(await revoke(vm), { leftovers: [], removed: [] });
   });
 
-  test('a request granted by the old model: consultants-<id> leaves the users\' auto_groups and is deleted', async () => {
+  test("a request granted by the old model: consultants-<id> leaves the users' auto_groups and is deleted", async () => {
     const vm = await bootVm();
     const names = deviceNames(vm.serial, vm.name);
     const aliceBefore = standing(ALICE);
@@ -514,15 +552,7 @@ describe('revokeVpnAccess', () => {
     const result = await activities().revokeVpnAccess(vm);
     const objects = vpnObjectNames(vm.serial, vm.name);
     assert.deepEqual(result.leftovers, []);
-    assert.deepEqual(result.removed, [
-      objects.peer,
-      objects.policy,
-      objects.setupKey,
-      objects.membershipOf(ALICE),
-      objects.membershipOf(BOB.toLowerCase()),
-      objects.consultantsGroup,
-      objects.deviceGroup,
-    ]);
+    assert.deepEqual(result.removed, [objects.peer, objects.policy, objects.setupKey, objects.membershipOf(ALICE), objects.membershipOf(BOB.toLowerCase()), objects.consultantsGroup, objects.deviceGroup]);
     assert.deepEqual(stateOf(vm.serial, vm.name).groups, []);
     assert.ok(!sim.dump().users.some((u) => u.auto_groups.includes(team.id)), 'no user holds consultants-<id> any more');
     assert.deepEqual(standing(ALICE), aliceBefore, "Alice's standing group and auto_groups are as before the old model's grant");
@@ -575,8 +605,14 @@ describe('revokeVpnAccess', () => {
       assert.deepEqual(result.leftovers, [`NetBird group ${names.deviceGroup} (NetBird: 400 group has been linked to policy: ops-monitoring)`]);
       const state = stateOf(vm.serial, vm.name);
       assert.deepEqual([state.peers, state.policies, state.setupKeys], [[], [], []]);
-      assert.deepEqual(state.groups.map((g) => g.name), [names.deviceGroup]);
-      assert.ok(result.leftovers.every((l) => vpnObjectsOf(vm.serial, vm.name).some((o) => l.startsWith(o))), 'leftovers use the words of vpnObjectsOf');
+      assert.deepEqual(
+        state.groups.map((g) => g.name),
+        [names.deviceGroup],
+      );
+      assert.ok(
+        result.leftovers.every((l) => vpnObjectsOf(vm.serial, vm.name).some((o) => l.startsWith(o))),
+        'leftovers use the words of vpnObjectsOf',
+      );
     } finally {
       await netbird.deletePolicy(ops.id);
     }
@@ -586,12 +622,7 @@ describe('revokeVpnAccess', () => {
 
 describe('vpnObjectsOf', () => {
   test('names every NetBird object a request can have', () => {
-    assert.deepEqual(vpnObjectsOf('VM-00042', 'web'), [
-      'NetBird peer web-vm-00042',
-      'NetBird policy pveflow-VM-00042-consultants-to-device',
-      'NetBird setup key pveflow-VM-00042',
-      'NetBird group device-VM-00042',
-    ]);
+    assert.deepEqual(vpnObjectsOf('VM-00042', 'web'), ['NetBird peer web-vm-00042', 'NetBird policy pveflow-VM-00042-consultants-to-device', 'NetBird setup key pveflow-VM-00042', 'NetBird group device-VM-00042']);
   });
 });
 
@@ -617,13 +648,11 @@ test('every response the activities received validates against the NetBird spec'
     t.skip('netbird-openapi.yml not found (set PVEFLOW_REFERENCE_DIR): responses not checked against the spec');
     return;
   }
-  const problems = exchanges.flatMap((e) =>
-    contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`),
-  );
+  const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
   assert.deepEqual(problems, []);
 });
 
-describe('peers are the request\'s only when its setup key made them', () => {
+describe("peers are the request's only when its setup key made them", () => {
   test('a same-named peer outside the device group is never taken for the VM, nor deleted by the revoke', async () => {
     const serial = `VM-${String(++serialCounter).padStart(5, '0')}`;
     const name = 'lab';
@@ -642,7 +671,10 @@ describe('peers are the request\'s only when its setup key made them', () => {
 
     const revoked = (await new MockActivityEnvironment().run(activities().revokeVpnAccess, { serial, name })) as { leftovers: string[] };
     assert.deepEqual(revoked.leftovers, []);
-    const left = sim.dump().peers.filter((p) => p.name === names.hostname).map((p) => p.id);
+    const left = sim
+      .dump()
+      .peers.filter((p) => p.name === names.hostname)
+      .map((p) => p.id);
     assert.deepEqual(left, [impostor.id], 'the VM peer deleted, the same-named stranger kept');
   });
 });

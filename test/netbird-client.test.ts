@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { generate } from 'selfsigned';
 import { NetbirdApiError, NetbirdClient, type NetbirdClientOptions } from '../src/clients/netbird';
-import {
-  createNetbirdSimulator,
-  loadNetbirdContract,
-  type NetbirdExchange,
-  type NetbirdListening,
-  type NetbirdSimulator,
-} from '../src/simulators/netbird';
+import { createNetbirdSimulator, loadNetbirdContract, type NetbirdExchange, type NetbirdListening, type NetbirdSimulator } from '../src/simulators/netbird';
 
 const TOKEN = 'nbp_clientTestToken11111111111111111111';
 const exchanges: NetbirdExchange[] = [];
@@ -44,7 +38,10 @@ async function rejection(promise: Promise<unknown>): Promise<NetbirdApiError> {
 before(async () => {
   sim = createNetbirdSimulator({
     tokens: [TOKEN],
-    users: [{ email: 'owner@example.test', name: 'Olga Owner' }, { email: 'c@example.test', name: 'Carl', role: 'user' }],
+    users: [
+      { email: 'owner@example.test', name: 'Olga Owner' },
+      { email: 'c@example.test', name: 'Carl', role: 'user' },
+    ],
     onExchange: (e) => exchanges.push(e),
   });
   server = await sim.listen({});
@@ -65,7 +62,10 @@ describe('NetbirdClient against the simulator', () => {
     const nb = client();
     const device = await nb.createGroup({ name: 'device-VM-00001' });
     const consultants = await nb.createGroup({ name: 'consultants-VM-00001' });
-    assert.deepEqual((await nb.listGroups({ name: 'device-VM-00001' })).map((g) => g.id), [device.id]);
+    assert.deepEqual(
+      (await nb.listGroups({ name: 'device-VM-00001' })).map((g) => g.id),
+      [device.id],
+    );
 
     const key = await nb.createSetupKey({ name: 'VM-00001', type: 'one-off', expires_in: 86_400, auto_groups: [device.id], usage_limit: 1 });
     assert.equal(key.valid, true);
@@ -196,9 +196,7 @@ describe('NetbirdClient against the simulator', () => {
       return;
     }
     assert.ok(exchanges.length > 25, `saw only ${exchanges.length} responses`);
-    const problems = exchanges.flatMap((e) =>
-      contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`),
-    );
+    const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
     assert.deepEqual(problems, []);
   });
 });

@@ -60,11 +60,14 @@ after(async () => {
 });
 
 describe('NetBird rate limiter', () => {
-  test('per client IP: the burst passes, then 429 with NetBird\'s body and Retry-After, without taking a token', async () => {
+  test("per client IP: the burst passes, then 429 with NetBird's body and Retry-After, without taking a token", async () => {
     sim.faults.set({ rateLimit: { requestsPerSecond: 2, burst: 3 } });
     const answers = [];
     for (let i = 0; i < 6; i++) answers.push(await get());
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 429]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 429, 429, 429],
+    );
     assert.deepEqual(answers[3]!.body, { message: 'rate limit exceeded, please try again later', code: 429 });
     assert.equal(answers[3]!.retryAfter, '1', 'whole seconds until the bucket holds a token again');
 
@@ -77,7 +80,7 @@ describe('NetBird rate limiter', () => {
     for (let i = 0; i < 5; i++) assert.equal((await get()).status, 200);
   });
 
-  test('like NetBird\'s own middleware it can refuse without Retry-After, and the client then backs off by itself', async () => {
+  test("like NetBird's own middleware it can refuse without Retry-After, and the client then backs off by itself", async () => {
     sim.faults.set({ rateLimit: { requestsPerSecond: 20, burst: 1, retryAfter: false } });
     const first = await get();
     const refused = await get();
@@ -110,7 +113,10 @@ describe('NetBird rate limiter', () => {
     try {
       assert.ok(await client.listUsers());
       assert.equal(waits.length, 4);
-      assert.ok(waits.every((w) => w >= 1_000), `every wait honours Retry-After: ${waits.join(', ')}`);
+      assert.ok(
+        waits.every((w) => w >= 1_000),
+        `every wait honours Retry-After: ${waits.join(', ')}`,
+      );
       sim.faults.set({ failNextRequests: 5, failStatus: 429 });
       const err = await client.listUsers().catch((e: unknown) => e);
       assert.ok(err instanceof NetbirdApiError);
@@ -132,7 +138,7 @@ describe('NetBird down or silent', () => {
     assert.ok(Date.now() - started >= 100, 'held before answering');
   });
 
-  test('down=unavailable answers every request 503 in NetBird\'s shape, before authentication', async () => {
+  test("down=unavailable answers every request 503 in NetBird's shape, before authentication", async () => {
     sim.faults.set({ down: 'unavailable' });
     const res = await request(`${server.url}/api/peers`);
     assert.equal(res.statusCode, 503);
@@ -186,7 +192,14 @@ describe("users' own peers and groups propagation", () => {
   });
 
   test('without groups propagation, a change reaches only the peers the user registers afterwards', async () => {
-    const own = createNetbirdSimulator({ tokens: [TOKEN], users: [{ email: 'o@x.test', name: 'O' }, { email: 'u@x.test', name: 'U' }], groupsPropagation: false });
+    const own = createNetbirdSimulator({
+      tokens: [TOKEN],
+      users: [
+        { email: 'o@x.test', name: 'O' },
+        { email: 'u@x.test', name: 'U' },
+      ],
+      groupsPropagation: false,
+    });
     const listening = await own.listen({});
     const client = new NetbirdClient({ baseUrl: listening.url, token: TOKEN });
     try {
@@ -195,7 +208,10 @@ describe("users' own peers and groups propagation", () => {
       const user = (await client.listUsers()).find((u) => u.email === 'u@x.test')!;
       await client.updateUser(user.id, { role: 'user', is_blocked: false, auto_groups: [group.id] });
       const afterwards = own.enrollUserPeer({ email: 'u@x.test', hostname: 'after' });
-      assert.deepEqual((await client.getGroup(group.id)).peers.map((p) => p.id), [afterwards.id]);
+      assert.deepEqual(
+        (await client.getGroup(group.id)).peers.map((p) => p.id),
+        [afterwards.id],
+      );
       assert.ok(!(await client.getPeer(before.id)).groups.some((g) => g.id === group.id));
     } finally {
       await client.close();

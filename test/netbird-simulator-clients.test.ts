@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import {
-  createNetbirdSimulator,
-  loadNetbirdContract,
-  type NetbirdExchange,
-  type NetbirdListening,
-  type NetbirdSimulator,
-} from '../src/simulators/netbird';
+import { createNetbirdSimulator, loadNetbirdContract, type NetbirdExchange, type NetbirdListening, type NetbirdSimulator } from '../src/simulators/netbird';
 
 /**
  * What NetBird's own clients (its Go REST client, the Terraform provider) call beyond pveflow's own requests:
@@ -46,7 +40,7 @@ before(async () => {
 after(() => server.close());
 
 describe('users', () => {
-  test('current: the token\'s user, with what its role may do', async () => {
+  test("current: the token's user, with what its role may do", async () => {
     const me = await api('GET', '/api/users/current');
     assert.equal(me.status, 200);
     assert.equal(me.body.email, 'owner@example.test');
@@ -66,9 +60,15 @@ describe('users', () => {
     assert.deepEqual([invited.body.status, invited.body.is_service_user], ['invited', false]);
 
     const services = await api('GET', '/api/users?service_user=true');
-    assert.deepEqual(services.body.map((u: { id: string }) => u.id), [bot.body.id]);
+    assert.deepEqual(
+      services.body.map((u: { id: string }) => u.id),
+      [bot.body.id],
+    );
     const humans = await api('GET', '/api/users?service_user=false');
-    assert.deepEqual(humans.body.map((u: { email: string }) => u.email), ['owner@example.test', 'carl@consultancy.example', 'dana@consultancy.example']);
+    assert.deepEqual(
+      humans.body.map((u: { email: string }) => u.email),
+      ['owner@example.test', 'carl@consultancy.example', 'dana@consultancy.example'],
+    );
     assert.equal((await api('GET', '/api/users')).body.length, 4);
     assert.equal((await api('GET', '/api/users?service_user=maybe')).status, 422);
   });
@@ -90,7 +90,7 @@ describe('users', () => {
     assert.equal(sim.dump().users.length, before, 'nothing was created');
   });
 
-  test('delete: never oneself, never the owner; a deleted user\'s machines leave with them', async () => {
+  test("delete: never oneself, never the owner; a deleted user's machines leave with them", async () => {
     const me = (await api('GET', '/api/users/current')).body;
     assert.deepEqual(await api('DELETE', `/api/users/${me.id}`).then((r) => [r.status, r.body.message]), [422, 'self deletion is not allowed']);
     const carl = sim.dump().users.find((u) => u.email === 'carl@consultancy.example')!;
@@ -100,8 +100,13 @@ describe('users', () => {
     assert.equal((await api('DELETE', `/api/users/${carl.id}`)).status, 404);
 
     // A token of an admin (the first owner-or-admin user holds the tokens) meets the owner it may not delete.
-    const other = createNetbirdSimulator({ tokens: [TOKEN], users: [
-      { email: 'ada@example.test', name: 'Ada Admin', role: 'admin' }, { email: 'olga@example.test', name: 'Olga', role: 'owner' }] });
+    const other = createNetbirdSimulator({
+      tokens: [TOKEN],
+      users: [
+        { email: 'ada@example.test', name: 'Ada Admin', role: 'admin' },
+        { email: 'olga@example.test', name: 'Olga', role: 'owner' },
+      ],
+    });
     const listening = await other.listen({});
     try {
       const owner = other.dump().users.find((u) => u.role === 'owner')!;
@@ -120,8 +125,7 @@ describe('account, routes, accessible peers', () => {
     assert.equal(r.body.length, 1);
     const [account] = r.body;
     const owner = sim.dump().users.find((u) => u.role === 'owner')!;
-    assert.deepEqual([account.created_by, account.domain, account.settings.network_range, account.settings.dns_domain],
-      [owner.id, 'example.test', '100.64.0.0/10', 'netbird.cloud']);
+    assert.deepEqual([account.created_by, account.domain, account.settings.network_range, account.settings.dns_domain], [owner.id, 'example.test', '100.64.0.0/10', 'netbird.cloud']);
   });
 
   test('routes: the simulated account has none', async () => {
@@ -140,17 +144,21 @@ describe('account, routes, accessible peers', () => {
     const ids = async (peer: string) => (await api('GET', `/api/peers/${peer}/accessible-peers`)).body.map((p: { id: string }) => p.id).sort();
 
     assert.deepEqual(await ids(laptop.id), [], 'no policy, no map');
-    const policy = (await api('POST', '/api/policies', {
-      name: 'team to devices', enabled: true,
-      rules: [{ name: 'r', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['22'], sources: [team.id], destinations: [devices.id] }],
-    })).body;
+    const policy = (
+      await api('POST', '/api/policies', {
+        name: 'team to devices',
+        enabled: true,
+        rules: [{ name: 'r', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['22'], sources: [team.id], destinations: [devices.id] }],
+      })
+    ).body;
     assert.deepEqual(await ids(laptop.id), [vm.id, other.id].sort());
     assert.deepEqual(await ids(vm.id), [laptop.id], 'the destination sees its source too; vm-2 is no peer of vm-1');
     const entry = (await api('GET', `/api/peers/${vm.id}/accessible-peers`)).body[0];
     assert.deepEqual([entry.name, entry.ip, entry.dns_label, entry.user_id], ['laptop', laptop.ip, laptop.dnsLabel, '']);
 
     await api('PUT', `/api/policies/${policy.id}`, {
-      name: 'team to devices', enabled: false,
+      name: 'team to devices',
+      enabled: false,
       rules: [{ name: 'r', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['22'], sources: [team.id], destinations: [devices.id] }],
     });
     assert.deepEqual(await ids(laptop.id), [], 'a disabled policy connects nobody');
@@ -162,12 +170,11 @@ describe('account, routes, accessible peers', () => {
 describe('setup keys as v0.77.1 enforces them', () => {
   const body = (extra: Record<string, unknown>) => ({ name: 'key', type: 'one-off', expires_in: 86_400, auto_groups: [], usage_limit: 0, ...extra });
 
-  test('a one-off key with a usage limit above 1 is refused with 422 and NetBird\'s words; nothing is created', async () => {
+  test("a one-off key with a usage limit above 1 is refused with 422 and NetBird's words; nothing is created", async () => {
     const before = sim.dump().setupKeys.length;
     const r = await api('POST', '/api/setup-keys', body({ usage_limit: 5 }));
     assert.equal(r.status, 422);
-    assert.equal(r.body.message,
-      'usage_limit 5 is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once');
+    assert.equal(r.body.message, 'usage_limit 5 is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once');
     assert.equal(sim.dump().setupKeys.length, before);
   });
 
@@ -200,14 +207,13 @@ test('the management API never compresses, even when asked to', async () => {
   assert.ok(JSON.stringify(r.body).length > 1024, 'a body large enough that a compressing server would compress it');
 });
 
-test('every answer in this file matches the spec\'s response schema', (t) => {
+test("every answer in this file matches the spec's response schema", (t) => {
   if (!contract) {
     if (process.env.CI) assert.fail('netbird-openapi.yml is missing: CI must run against the NetBird spec');
     t.skip('netbird-openapi.yml not found (set PVEFLOW_REFERENCE_DIR)');
     return;
   }
   assert.ok(exchanges.length > 30);
-  const problems = exchanges.flatMap((e) =>
-    contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
+  const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
   assert.deepEqual(problems, []);
 });

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { request } from 'undici';
-import {
-  createNetbirdSimulator,
-  loadNetbirdContract,
-  NetbirdEnrollmentError,
-  type NetbirdExchange,
-  type NetbirdListening,
-  type NetbirdSimulator,
-} from '../src/simulators/netbird';
+import { createNetbirdSimulator, loadNetbirdContract, NetbirdEnrollmentError, type NetbirdExchange, type NetbirdListening, type NetbirdSimulator } from '../src/simulators/netbird';
 
 const TOKEN = 'nbp_simulatorTestToken0000000000000000';
 const contract = loadNetbirdContract();
@@ -137,9 +130,7 @@ describe('NetBird simulator', () => {
 
     const device = (await api('POST', '/api/groups', { name: 'device-in-use' })).body;
     const consultants = (await api('POST', '/api/groups', { name: 'consultants-in-use' })).body;
-    const policy = (
-      await api('POST', '/api/policies', { name: 'access-in-use', enabled: true, rules: [ruleBody([consultants.id], [device.id])] })
-    ).body;
+    const policy = (await api('POST', '/api/policies', { name: 'access-in-use', enabled: true, rules: [ruleBody([consultants.id], [device.id])] })).body;
     const byPolicy = await api('DELETE', `/api/groups/${device.id}`);
     assert.equal(byPolicy.status, 400);
     assert.equal(byPolicy.body.message, 'group has been linked to policy: access-in-use');
@@ -166,7 +157,7 @@ describe('NetBird simulator', () => {
     assert.equal((await api('GET', `/api/groups/${device.id}`)).status, 404);
   });
 
-  test('a booting VM joins as a peer in the key\'s auto_groups, with an IP in the CGNAT range and a DNS name', async () => {
+  test("a booting VM joins as a peer in the key's auto_groups, with an IP in the CGNAT range and a DNS name", async () => {
     const device = (await api('POST', '/api/groups', { name: 'device-enroll' })).body;
     const created = await api('POST', '/api/setup-keys', setupKeyBody([device.id]));
     assert.equal(created.status, 200);
@@ -256,7 +247,10 @@ describe('NetBird simulator', () => {
     assert.equal(updated.body.enabled, false);
     assert.equal(updated.body.rules[0].id, rule.id);
     assert.equal(updated.body.rules[0].bidirectional, true);
-    assert.equal((await api('GET', '/api/policies')).body.some((p: { id: string }) => p.id === created.id), true);
+    assert.equal(
+      (await api('GET', '/api/policies')).body.some((p: { id: string }) => p.id === created.id),
+      true,
+    );
   });
 
   test('call counts are kept per operation template', async () => {
@@ -266,7 +260,7 @@ describe('NetBird simulator', () => {
     assert.equal(sim.callCounts()['GET /api/groups/{groupId}'], before + 2);
   });
 
-  test('injected 5xx answers carry NetBird\'s error shape and Retry-After when asked', async () => {
+  test("injected 5xx answers carry NetBird's error shape and Retry-After when asked", async () => {
     sim.faults.set({ failNextRequests: 1, failStatus: 429, retryAfterSeconds: 3 });
     const res = await request(`${server.url}/api/groups`, { headers: { authorization: `Token ${TOKEN}` } });
     assert.equal(res.statusCode, 429);
@@ -285,9 +279,7 @@ describe('NetBird simulator', () => {
     for (const op of ['GET /api/peers', 'GET /api/groups/{groupId}', 'POST /api/policies', 'POST /api/setup-keys', 'GET /api/users']) {
       assert.ok(templates.has(op), `no successful ${op} was checked`);
     }
-    const problems = exchanges.flatMap((e) =>
-      contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`),
-    );
+    const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
     assert.deepEqual(problems, []);
   });
 });

@@ -62,10 +62,14 @@ async function npmStart(extraArgs: string[] = []): Promise<Started> {
     kill: () => void (child.exitCode === null && child.kill('SIGKILL')),
   };
   try {
-    await waitFor('the start banner', async () => {
-      if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${out}`);
-      return out.includes('Ctrl-C stops everything') ? true : undefined;
-    }, 120_000);
+    await waitFor(
+      'the start banner',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${out}`);
+        return out.includes('Ctrl-C stops everything') ? true : undefined;
+      },
+      120_000,
+    );
   } catch (err) {
     started.kill();
     throw err;
@@ -88,7 +92,7 @@ test('npm start prints where everything is, serves the API, and SIGINT stops eve
     }
     assert.match(out, /Webhook +http:\/\/\S+\/api\/hooks\/device_requests +off: set WEBHOOK_SECRET/, 'the banner says the webhook is off and how to turn it on');
     assert.match(out, /Ctrl-C stops everything/);
-    assert.doesNotMatch(out, /webpack|workflow-bundle-|modules by path/, 'the bundler\'s report is debug output');
+    assert.doesNotMatch(out, /webpack|workflow-bundle-|modules by path/, "the bundler's report is debug output");
     const health = await fetch(`http://127.0.0.1:${ports.api}/readyz`);
     assert.equal(health.status, 200);
 
@@ -117,7 +121,10 @@ test('npm start prints where everything is, serves the API, and SIGINT stops eve
     assert.match(access.SSH_HOST_FINGERPRINTS!, /^pve1=SHA256:\S+,pve2=SHA256:\S+,pve3=SHA256:\S+$/);
     const ca = new Agent({ connect: { ca: readFileSync(access.PVE_CA_FILE!) } });
     try {
-      for (const [id, secret] of [[access.PVE_TOKEN_ID, access.PVE_TOKEN_SECRET], [access.PVE_ROOT_TOKEN_ID, access.PVE_ROOT_TOKEN_SECRET]]) {
+      for (const [id, secret] of [
+        [access.PVE_TOKEN_ID, access.PVE_TOKEN_SECRET],
+        [access.PVE_ROOT_TOKEN_ID, access.PVE_ROOT_TOKEN_SECRET],
+      ]) {
         const res = await undiciFetch(`${access.PVE_ENDPOINT}/api2/json/cluster/resources`, { headers: { authorization: `PVEAPIToken=${id}=${secret}` }, dispatcher: ca });
         assert.equal(res.status, 200, `the token ${id} from the credentials file is accepted`);
       }

@@ -38,7 +38,13 @@ describe('logger', () => {
     assert.equal(lines.length, 1);
     assert.ok(lines[0]!.endsWith('\n'));
     assert.deepEqual(JSON.parse(lines[0]!), {
-      time: '2025-01-01T00:00:00.000Z', level: 'info', msg: 'clone started', name: 'worker', serial: 'VM-7K2Q9', vmid: 10042, node: 'pve2',
+      time: '2025-01-01T00:00:00.000Z',
+      level: 'info',
+      msg: 'clone started',
+      name: 'worker',
+      serial: 'VM-7K2Q9',
+      vmid: 10042,
+      node: 'pve2',
     });
   });
 
@@ -48,20 +54,26 @@ describe('logger', () => {
     log.info('x');
     log.warn('w');
     log.error('e');
-    assert.deepEqual(lines.map((l) => JSON.parse(l).level), ['warn', 'error']);
+    assert.deepEqual(
+      lines.map((l) => JSON.parse(l).level),
+      ['warn', 'error'],
+    );
     assert.equal(log.isLevelEnabled('info'), false);
   });
 
   test('secrets in fields named like secrets never reach the output, at any depth', () => {
     const { log, text } = capture();
-    log.info({
-      PVE_TOKEN_SECRET: PVE_SECRET,
-      netbird: { token: NETBIRD_PAT, setupKey: SETUP_KEY },
-      seeds: [{ root_pw: ROOT_PW }, { arrowPassword: ROOT_PW }],
-      headers: { Authorization: BEARER, cookie: `s=${ROOT_PW}` },
-      ssh: { privateKey: SSH_KEY },
-      codec: { key: 'k1:AAAA' },
-    }, 'config loaded');
+    log.info(
+      {
+        PVE_TOKEN_SECRET: PVE_SECRET,
+        netbird: { token: NETBIRD_PAT, setupKey: SETUP_KEY },
+        seeds: [{ root_pw: ROOT_PW }, { arrowPassword: ROOT_PW }],
+        headers: { Authorization: BEARER, cookie: `s=${ROOT_PW}` },
+        ssh: { privateKey: SSH_KEY },
+        codec: { key: 'k1:AAAA' },
+      },
+      'config loaded',
+    );
     assertClean(text());
     const line = JSON.parse(text());
     assert.equal(line.netbird.token, '[REDACTED]');
@@ -70,13 +82,16 @@ describe('logger', () => {
 
   test('secrets with a known shape are cut out of any string: messages, errors, URLs, unnamed fields', () => {
     const { log, text } = capture();
-    log.error({
-      detail: `authorization: ${BEARER}`,
-      userData: `#cloud-config\npassword: ${SHA512_HASH}\nnetbird up --setup-key x ${NETBIRD_PAT}`,
-      dump: `here is a key\n${SSH_KEY}\nand another ${RSA_PEM}`,
-      truncated: SSH_KEY.slice(0, 120),
-      err: new Error(`PVE said no to ${PVE_AUTH}`),
-    }, `request failed with ${PVE_AUTH}`);
+    log.error(
+      {
+        detail: `authorization: ${BEARER}`,
+        userData: `#cloud-config\npassword: ${SHA512_HASH}\nnetbird up --setup-key x ${NETBIRD_PAT}`,
+        dump: `here is a key\n${SSH_KEY}\nand another ${RSA_PEM}`,
+        truncated: SSH_KEY.slice(0, 120),
+        err: new Error(`PVE said no to ${PVE_AUTH}`),
+      },
+      `request failed with ${PVE_AUTH}`,
+    );
     assertClean(text());
     const line = JSON.parse(text());
     assert.match(line.msg, /PVEAPIToken=pveflow@pve!automation=\[REDACTED\]/, 'the token id stays for the operator');
@@ -152,11 +167,14 @@ describe("the Temporal SDK's log lines", () => {
     sdk.trace('dropped below info');
     sdk.debug('dropped below info');
     const parsed = lines.map((l) => JSON.parse(l));
-    assert.deepEqual(parsed.map((l) => [l.level, l.msg.split(':')[0], l.name, l.sdk]), [
-      ['info', 'Worker state changed', 'worker', true],
-      ['warn', 'activity failed', 'worker', true],
-      ['error', 'workflow task failed', 'worker', true],
-    ]);
+    assert.deepEqual(
+      parsed.map((l) => [l.level, l.msg.split(':')[0], l.name, l.sdk]),
+      [
+        ['info', 'Worker state changed', 'worker', true],
+        ['warn', 'activity failed', 'worker', true],
+        ['error', 'workflow task failed', 'worker', true],
+      ],
+    );
     assert.equal(parsed[0].taskQueue, 'pveflow');
     assert.equal(parsed[1].activityType, 'cloneTemplate');
     assertClean(text());

@@ -6,14 +6,7 @@ import express from 'express';
 import { PveApiError } from '../src/clients/pve';
 import { SftpError } from '../src/clients/sftp';
 import { NetbirdApiError } from '../src/clients/netbird/NetbirdApiError';
-import {
-  createPveflowMetrics,
-  measureUpstreamCall,
-  metricsEndpoint,
-  pveOperation,
-  createMetricsRegistry,
-  upstreamErrorClass,
-} from '../src/observability';
+import { createPveflowMetrics, measureUpstreamCall, metricsEndpoint, pveOperation, createMetricsRegistry, upstreamErrorClass } from '../src/observability';
 
 /** The metric catalogue rendered in Prometheus' text format, as a scraper reads it. */
 function lines(text: string, name: string): string[] {
@@ -91,7 +84,18 @@ describe('metrics', () => {
     const op = { system: 'proxmox' as const, operation: pveOperation('POST', '/nodes/pve1/qemu/9000/clone') };
     await measureUpstreamCall(m, op, async () => void (t += 120), clock);
     const refused = new PveApiError({ method: 'POST', path: '/nodes/pve1/qemu/9000/clone', status: 403, reason: 'Permission check failed' });
-    await assert.rejects(measureUpstreamCall(m, op, async () => { t += 5; throw refused; }, clock), (err) => err === refused);
+    await assert.rejects(
+      measureUpstreamCall(
+        m,
+        op,
+        async () => {
+          t += 5;
+          throw refused;
+        },
+        clock,
+      ),
+      (err) => err === refused,
+    );
     const text = await registry.metrics();
     assert.deepEqual(lines(text, 'pveflow_upstream_calls_total{'), [
       'pveflow_upstream_calls_total{system="proxmox",operation="POST /nodes/{node}/qemu/{vmid}/clone",outcome="ok"} 1',
@@ -101,11 +105,10 @@ describe('metrics', () => {
   });
 
   test('error classes come from what the clients already know, and stay a bounded set', () => {
-    assert.equal(upstreamErrorClass(new PveApiError({ method: 'GET', path: '/x', status: 500, reason: "VM is locked (clone)" })), 'locked');
+    assert.equal(upstreamErrorClass(new PveApiError({ method: 'GET', path: '/x', status: 500, reason: 'VM is locked (clone)' })), 'locked');
     assert.equal(upstreamErrorClass(new SftpError('x', { kind: 'host-key-mismatch', retryable: false, host: 'h', port: 22 })), 'host-key-mismatch');
     const nb = (status?: number) => new NetbirdApiError({ operation: 'GET /api/users', path: '/api/users', status, netbirdMessage: 'x', attempts: 1 });
-    assert.deepEqual([nb(401), nb(403), nb(404), nb(429), nb(502), nb(400), nb()].map(upstreamErrorClass),
-      ['auth', 'permission', 'notFound', 'rateLimited', 'server', 'param', 'transport']);
+    assert.deepEqual([nb(401), nb(403), nb(404), nb(429), nb(502), nb(400), nb()].map(upstreamErrorClass), ['auth', 'permission', 'notFound', 'rateLimited', 'server', 'param', 'transport']);
     assert.equal(upstreamErrorClass(new Error('boom')), 'other');
     assert.equal(pveOperation('GET', '/nodes/pve3/tasks/UPID:pve3:0001:0002:0003:qmclone:9000:x@pve!y:/status'), 'GET /nodes/{node}/tasks/{upid}/status');
     assert.equal(pveOperation('GET', '/cluster/resources'), 'GET /cluster/resources');
@@ -117,18 +120,20 @@ describe('metrics', () => {
     createPveflowMetrics(registry).builds.inc({ outcome: 'completed' });
     let sdkUp = true;
     const app = express();
-    app.get('/metrics', metricsEndpoint(registry, {
-      token: 'a-metrics-token-of-some-length',
-      append: async () => {
-        if (!sdkUp) throw new Error('exporter down');
-        return 'temporal_workflow_completed{namespace="default"} 3';
-      },
-    }));
+    app.get(
+      '/metrics',
+      metricsEndpoint(registry, {
+        token: 'a-metrics-token-of-some-length',
+        append: async () => {
+          if (!sdkUp) throw new Error('exporter down');
+          return 'temporal_workflow_completed{namespace="default"} 3';
+        },
+      }),
+    );
     const server = await new Promise<Server>((ok) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));
     });
-    const scrape = (authorization?: string) =>
-      fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, { headers: authorization ? { authorization } : {}, signal: AbortSignal.timeout(5_000) });
+    const scrape = (authorization?: string) => fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`, { headers: authorization ? { authorization } : {}, signal: AbortSignal.timeout(5_000) });
     try {
       assert.equal((await scrape()).status, 401);
       assert.equal((await scrape('Bearer a-metrics-token-of-some-lengtX')).status, 401);
@@ -146,7 +151,7 @@ describe('metrics', () => {
     }
   });
 
-  test('GET /metrics serves the text format to a scraper, with the process metrics beside pveflow\'s', async () => {
+  test("GET /metrics serves the text format to a scraper, with the process metrics beside pveflow's", async () => {
     const registry = createMetricsRegistry();
     createPveflowMetrics(registry).builds.inc({ outcome: 'failed' });
     const app = express();

@@ -19,7 +19,9 @@ test('one scrape of the worker’s /metrics has pveflow’s metrics and the SDK�
   const src = resolve(__dirname, '..', 'src');
   // Outside the repository, so every import is by absolute path.
   const script = join(dir, 'child.ts');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { TestWorkflowEnvironment } from ${JSON.stringify(require.resolve('@temporalio/testing'))};
     import { Worker } from ${JSON.stringify(require.resolve('@temporalio/worker'))};
     import { createMetricsRegistry, createPveflowMetrics } from ${JSON.stringify(join(src, 'observability'))};
@@ -42,7 +44,8 @@ test('one scrape of the worker’s /metrics has pveflow’s metrics and the SDK�
       await env.teardown();
     }
     main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
-  `);
+  `,
+  );
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], {
       cwd: resolve(__dirname, '..'),

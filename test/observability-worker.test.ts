@@ -79,12 +79,18 @@ describe('worker observability', { skip }, () => {
     const taskQueue = `obs-${process.pid}-ok`;
     // The dev server: cluster sync reads visibility, which the time-skipping server does not serve.
     const local = await harness.h.localEnv();
-    const result = await withObservedWorker(world, taskQueue, metrics, async (client) => {
-      const built = await client.workflow.execute(vmBuild, { workflowId: `vm-build-${serial}-1`, taskQueue, args: [{ request: await harness.h.request(serial, {}, local), attempt: 1 }] });
-      // The build's VM belongs to no request: the next sync run calls it an orphan.
-      await client.workflow.execute(clusterSync, { workflowId: `sync-${serial}`, taskQueue });
-      return built;
-    }, local);
+    const result = await withObservedWorker(
+      world,
+      taskQueue,
+      metrics,
+      async (client) => {
+        const built = await client.workflow.execute(vmBuild, { workflowId: `vm-build-${serial}-1`, taskQueue, args: [{ request: await harness.h.request(serial, {}, local), attempt: 1 }] });
+        // The build's VM belongs to no request: the next sync run calls it an orphan.
+        await client.workflow.execute(clusterSync, { workflowId: `sync-${serial}`, taskQueue });
+        return built;
+      },
+      local,
+    );
     const text = await registry.metrics();
 
     assert.match(text, /^pveflow_builds_total\{outcome="completed"\} 1$/m);

@@ -18,22 +18,38 @@ describe('placement with reservations', () => {
   });
 
   test('the freer node takes more: reservations are subtracted from what each node has free', () => {
-    const offers: PlacementOffer[] = [{ node: 'big', freeCpu: 30, freeMem: 200 * GiB }, { node: 'small', freeCpu: 26, freeMem: 200 * GiB }];
+    const offers: PlacementOffer[] = [
+      { node: 'big', freeCpu: 30, freeMem: 200 * GiB },
+      { node: 'small', freeCpu: 26, freeMem: 200 * GiB },
+    ];
     const reserved: PlacementReservation[] = [];
     for (let i = 0; i < 4; i++) reserved.push({ holder: `b${i}`, node: choosePlacementOffer(offers, need, reserved)!.node, ...need });
-    assert.deepEqual(reserved.map((r) => r.node), ['big', 'big', 'small', 'big']);
+    assert.deepEqual(
+      reserved.map((r) => r.node),
+      ['big', 'big', 'small', 'big'],
+    );
   });
 
   test('a node whose memory the reservations exhaust comes after one that still fits, however much cpu it has', () => {
-    const offers: PlacementOffer[] = [{ node: 'cpu-rich', freeCpu: 60, freeMem: 3 * GiB }, { node: 'roomy', freeCpu: 10, freeMem: 64 * GiB }];
+    const offers: PlacementOffer[] = [
+      { node: 'cpu-rich', freeCpu: 60, freeMem: 3 * GiB },
+      { node: 'roomy', freeCpu: 10, freeMem: 64 * GiB },
+    ];
     const reserved = [{ holder: 'x', node: 'cpu-rich', ...need }];
     assert.equal(choosePlacementOffer(offers, need, [])!.node, 'cpu-rich');
     assert.equal(choosePlacementOffer(offers, need, reserved)!.node, 'roomy');
   });
 
   test('a reservation stops counting once the cluster shows its VM running on its node', () => {
-    const reserved: PlacementReservation[] = [{ holder: 'a', node: 'pve1', vmid: 101, ...need }, { holder: 'b', node: 'pve1', ...need }, { holder: 'c', node: 'pve2', vmid: 102, ...need }];
-    assert.deepEqual(uncountedReservations(reserved, new Set(['pve1/101', 'pve1/102'])).map((r) => r.holder), ['b', 'c']);
+    const reserved: PlacementReservation[] = [
+      { holder: 'a', node: 'pve1', vmid: 101, ...need },
+      { holder: 'b', node: 'pve1', ...need },
+      { holder: 'c', node: 'pve2', vmid: 102, ...need },
+    ];
+    assert.deepEqual(
+      uncountedReservations(reserved, new Set(['pve1/101', 'pve1/102'])).map((r) => r.holder),
+      ['b', 'c'],
+    );
   });
 
   test('no offer, no choice', () => {

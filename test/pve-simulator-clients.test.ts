@@ -13,10 +13,16 @@ import { defaultClusterSeed, ROOT_TOKEN_ID, type PveTiming } from '../src/simula
  * a MAC for a NIC set without one (proxmoxer users set `net0=virtio,bridge=vmbr0`), and gzip as pveproxy sends it.
  */
 const FAST: Partial<PveTiming> = {
-  linkedCloneMs: 20, configMs: 5, startMs: 10, stopMs: 10, destroyMs: 10,
+  linkedCloneMs: 20,
+  configMs: 5,
+  startMs: 10,
+  stopMs: 10,
+  destroyMs: 10,
   // Long enough that the call right after the start still finds the agent down on a loaded machine.
-  agentStartMs: 1500, ipv4AfterAgentMs: 10,
-  flockTimeoutMs: 400, authFailureDelayMs: 10,
+  agentStartMs: 1500,
+  ipv4AfterAgentMs: 10,
+  flockTimeoutMs: 400,
+  authFailureDelayMs: 10,
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,11 +43,14 @@ describe('cluster status', () => {
     assert.equal(r.status, 200);
     const entries = r.body!.data as Record<string, unknown>[];
     assert.deepEqual(entries[0], { type: 'cluster', id: 'cluster', name: 'pveflow-sim', nodes: 3, quorate: 1, version: 3 });
-    assert.deepEqual(entries.slice(1).map((e) => [e.type, e.id, e.name, e.nodeid, e.online, e.local]), [
-      ['node', 'node/pve1', 'pve1', 1, 1, 1],
-      ['node', 'node/pve2', 'pve2', 2, 1, 0],
-      ['node', 'node/pve3', 'pve3', 3, 1, 0],
-    ]);
+    assert.deepEqual(
+      entries.slice(1).map((e) => [e.type, e.id, e.name, e.nodeid, e.online, e.local]),
+      [
+        ['node', 'node/pve1', 'pve1', 1, 1, 1],
+        ['node', 'node/pve2', 'pve2', 2, 1, 0],
+        ['node', 'node/pve3', 'pve3', 3, 1, 0],
+      ],
+    );
     for (const e of entries.slice(1)) assert.match(String(e.ip), /^\d+\.\d+\.\d+\.\d+$/);
   });
 
@@ -54,7 +63,11 @@ describe('cluster status', () => {
       h.sim.faults.set({ nodeOffline: { node: 'pve1', error: 'refused' } });
       entries = (await h.call('GET', '/cluster/status', { as: 'root' })).body!.data as Record<string, unknown>[];
       assert.equal(entries[0]!.quorate, 0);
-      assert.deepEqual(entries.filter((e) => e.local === 1).map((e) => e.name), ['pve3'], 'the node still up answers');
+      assert.deepEqual(
+        entries.filter((e) => e.local === 1).map((e) => e.name),
+        ['pve3'],
+        'the node still up answers',
+      );
     } finally {
       h.sim.faults.clear('nodeOffline');
     }
@@ -96,7 +109,7 @@ describe('guest agent and NICs on a clone', () => {
     assert.equal(kept.net1, 'e1000=02:AA:BB:CC:DD:EE,bridge=vmbr1,tag=7', 'a given MAC is kept');
   });
 
-  test('osinfo and host-name answer once the agent is up; before that PVE\'s agent errors', async () => {
+  test("osinfo and host-name answer once the agent is up; before that PVE's agent errors", async () => {
     const down = await h.call('GET', `/nodes/pve1/qemu/${vmid}/agent/get-osinfo`);
     assert.equal(down.status, 500);
     assert.equal(down.statusText, `VM ${vmid} is not running`);
@@ -160,7 +173,11 @@ describe('gzip as pveproxy sends it', () => {
   });
 
   test('no gzip without Accept-Encoding, for deflate alone, or for a small body', async () => {
-    for (const [path, enc] of [['/cluster/resources', undefined], ['/cluster/resources', 'deflate'], ['/version', 'gzip']] as const) {
+    for (const [path, enc] of [
+      ['/cluster/resources', undefined],
+      ['/cluster/resources', 'deflate'],
+      ['/version', 'gzip'],
+    ] as const) {
       const res = await get(path, enc);
       assert.equal(res.headers['content-encoding'], undefined, `${path} ${enc}`);
       JSON.parse(await res.body.text());

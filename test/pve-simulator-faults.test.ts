@@ -9,9 +9,21 @@ import { startPveHarness, type PveHarness } from '../src/simulators/pve/harness'
  * through the control endpoint.
  */
 const FAST: Partial<PveTiming> = {
-  linkedCloneMs: 30, fullCloneMsPerGiB: 5, configMs: 5, startMs: 10, stopMs: 10, shutdownMs: 10, destroyMs: 10,
-  createMs: 10, agentStartMs: 60, ipv4AfterAgentMs: 20, resourcesLagMs: 40, authFailureDelayMs: 10,
-  flockTimeoutMs: 120, proxyTimeoutMs: 150, rrdExpiryMs: 300,
+  linkedCloneMs: 30,
+  fullCloneMsPerGiB: 5,
+  configMs: 5,
+  startMs: 10,
+  stopMs: 10,
+  shutdownMs: 10,
+  destroyMs: 10,
+  createMs: 10,
+  agentStartMs: 60,
+  ipv4AfterAgentMs: 20,
+  resourcesLagMs: 40,
+  authFailureDelayMs: 10,
+  flockTimeoutMs: 120,
+  proxyTimeoutMs: 150,
+  rrdExpiryMs: 300,
 };
 const CONTROL = 'control-secret-for-tests';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,7 +55,7 @@ describe('locks', () => {
   });
 
   test('storageLockTimeout: local storage fails with the flock text, shared with the cfs-lock text; no VM is left', async () => {
-    h.sim.faults.set({ storageLockTimeout: { storage: 'local-lvm', times: 1 }, });
+    h.sim.faults.set({ storageLockTimeout: { storage: 'local-lvm', times: 1 } });
     const local = await h.task('POST', '/nodes/pve1/qemu/9000/clone', { as: 'root', form: { newid: '300', full: '1', storage: 'local-lvm' } });
     assert.equal(local.exitstatus, "clone failed: can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout");
     h.sim.faults.set({ storageLockTimeout: { storage: 'ceph', times: 1 } });
@@ -113,7 +125,7 @@ describe('capacity and cluster', () => {
     assert.equal((await h.call('GET', '/nodes/pve2/status', { as: 'root' })).status, 200);
   });
 
-  test('quorumLoss: writes fail with PVE\'s text, reads still work; a node-scoped loss spares the other nodes', async () => {
+  test("quorumLoss: writes fail with PVE's text, reads still work; a node-scoped loss spares the other nodes", async () => {
     h.sim.faults.set({ quorumLoss: {} });
     const clone = await h.call('POST', '/nodes/pve1/qemu/9000/clone', { form: { newid: '330', pool: 'pveflow' } });
     assert.equal(clone.status, 500);
@@ -141,7 +153,7 @@ describe('capacity and cluster', () => {
 });
 
 describe('tasks, agent and transport', () => {
-  test('taskFailure targets a vmid: the other VM\'s task is untouched', async () => {
+  test("taskFailure targets a vmid: the other VM's task is untouched", async () => {
     h.sim.faults.set({ taskFailure: { type: 'qmconfig', vmid: 101, error: 'hotplug problem - injected' } });
     assert.equal((await h.task('POST', '/nodes/pve1/qemu/100/config', { form: { cores: '2' } })).exitstatus, 'OK');
     assert.equal((await h.task('POST', '/nodes/pve2/qemu/101/config', { as: 'root', form: { cores: '2' } })).exitstatus, 'hotplug problem - injected');
@@ -194,7 +206,10 @@ describe('control endpoint', () => {
     const set = await h.control('POST', '/_sim/faults', CONTROL, { quorumLoss: {} });
     assert.equal(set.status, 200);
     assert.equal((await h.call('POST', '/nodes/pve1/qemu/100/status/start')).statusText, 'cluster not ready - no quorum?');
-    assert.deepEqual(((await h.control('GET', '/_sim/faults', CONTROL)).body!.data as { kind: string }[]).map((f) => f.kind), ['quorumLoss']);
+    assert.deepEqual(
+      ((await h.control('GET', '/_sim/faults', CONTROL)).body!.data as { kind: string }[]).map((f) => f.kind),
+      ['quorumLoss'],
+    );
     assert.equal((await h.control('DELETE', '/_sim/faults?kind=quorumLoss', CONTROL)).status, 200);
     assert.deepEqual(h.sim.faults.list(), []);
     const state = (await h.control('GET', '/_sim/state', CONTROL)).body!.data as { vms: { vmid: number }[] };

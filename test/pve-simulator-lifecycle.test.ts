@@ -8,9 +8,25 @@ import { HARNESS_ROOT_SECRET, HARNESS_SECRET, startPveHarness, type PveHarness }
  * reboot/reset/suspend/resume, migrate, snapshots, HA resources, storage capacity, the task list filters.
  */
 const FAST: Partial<PveTiming> = {
-  linkedCloneMs: 20, fullCloneMsPerGiB: 2, configMs: 5, startMs: 10, stopMs: 10, shutdownMs: 10, destroyMs: 10,
-  createMs: 10, resizeMs: 5, migrateMs: 20, snapshotMs: 10, haActionMs: 30, agentStartMs: 40, ipv4AfterAgentMs: 10,
-  resourcesLagMs: 20, authFailureDelayMs: 10, flockTimeoutMs: 200, proxyTimeoutMs: 100, rrdExpiryMs: 200,
+  linkedCloneMs: 20,
+  fullCloneMsPerGiB: 2,
+  configMs: 5,
+  startMs: 10,
+  stopMs: 10,
+  shutdownMs: 10,
+  destroyMs: 10,
+  createMs: 10,
+  resizeMs: 5,
+  migrateMs: 20,
+  snapshotMs: 10,
+  haActionMs: 30,
+  agentStartMs: 40,
+  ipv4AfterAgentMs: 10,
+  resourcesLagMs: 20,
+  authFailureDelayMs: 10,
+  flockTimeoutMs: 200,
+  proxyTimeoutMs: 100,
+  rrdExpiryMs: 200,
 };
 const GiB = 1024 ** 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,8 +42,7 @@ before(async () => {
 });
 after(() => h.close());
 
-const config = async (node: string, vmid: number, query = '') =>
-  (await h.call('GET', `/nodes/${node}/qemu/${vmid}/config${query}`, { as: 'root' })).body!.data as Record<string, unknown>;
+const config = async (node: string, vmid: number, query = '') => (await h.call('GET', `/nodes/${node}/qemu/${vmid}/config${query}`, { as: 'root' })).body!.data as Record<string, unknown>;
 
 describe('create', () => {
   test('create writes the lock: create placeholder before answering, allocates disks in the worker, joins the pool', async () => {
@@ -101,8 +116,14 @@ describe('resize and pending', () => {
     assert.equal(current.agent, '1', 'the deletion is pending');
     assert.equal((await config('pve1', 200)).cores, 4, 'GET merges pending by default');
     const pending = (await h.call('GET', '/nodes/pve1/qemu/200/pending')).body!.data as { key: string; value?: unknown; pending?: unknown; delete?: number }[];
-    assert.deepEqual(pending.find((p) => p.key === 'cores'), { key: 'cores', pending: 4 });
-    assert.deepEqual(pending.find((p) => p.key === 'agent'), { key: 'agent', value: '1', delete: 1 });
+    assert.deepEqual(
+      pending.find((p) => p.key === 'cores'),
+      { key: 'cores', pending: 4 },
+    );
+    assert.deepEqual(
+      pending.find((p) => p.key === 'agent'),
+      { key: 'agent', value: '1', delete: 1 },
+    );
     assert.equal((await h.task('POST', '/nodes/pve1/qemu/200/status/stop')).exitstatus, 'OK');
     const applied = await config('pve1', 200, '?current=1');
     assert.equal(applied.cores, 4);
@@ -184,7 +205,10 @@ describe('migrate, snapshots, HA', () => {
     assert.equal(snap.exitstatus, 'OK');
     assert.equal((await h.task('POST', '/nodes/pve1/qemu/200/snapshot', { form: { snapname: 'before' } })).exitstatus, "snapshot name 'before' already used");
     const list = (await h.call('GET', '/nodes/pve1/qemu/200/snapshot')).body!.data as { name: string; description: string; parent?: string }[];
-    assert.deepEqual(list.map((s) => s.name), ['before', 'current']);
+    assert.deepEqual(
+      list.map((s) => s.name),
+      ['before', 'current'],
+    );
     assert.equal(list[1]!.description, 'You are here!');
     assert.equal(list[1]!.parent, 'before');
     await h.call('PUT', '/nodes/pve1/qemu/200/config', { form: { description: 'after' } });
@@ -205,7 +229,10 @@ describe('migrate, snapshots, HA', () => {
     assert.equal((await h.call('POST', '/cluster/ha/resources', { as: 'root', form: { sid: 'vm:200', state: 'stopped' } })).status, 200);
     assert.equal((await h.call('POST', '/cluster/ha/resources', { as: 'root', form: { sid: '200' } })).statusText, "resource ID 'vm:200' already defined");
     const list = (await h.call('GET', '/cluster/ha/resources', { as: 'root' })).body!.data as { sid: string; state: string }[];
-    assert.deepEqual(list.map((r) => [r.sid, r.state]), [['vm:200', 'stopped']]);
+    assert.deepEqual(
+      list.map((r) => [r.sid, r.state]),
+      [['vm:200', 'stopped']],
+    );
     const start = await h.task('POST', '/nodes/pve1/qemu/200/status/start');
     assert.match(start.upid, /:hastart:200:/);
     assert.equal(start.exitstatus, 'OK');

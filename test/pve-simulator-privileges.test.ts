@@ -18,7 +18,8 @@ const GROUPS: Array<{ group: string; privileges: string[]; any?: boolean; keys: 
   { group: 'CPU', privileges: ['VM.Config.CPU'], keys: { cores: '2', sockets: '1', cpuunits: '100', cpulimit: '1', numa: '0', cpu: 'host' } },
   { group: 'memory', privileges: ['VM.Config.Memory'], keys: { memory: '1024', balloon: '512', shares: '500' } },
   {
-    group: 'hardware type', privileges: ['VM.Config.HWType'],
+    group: 'hardware type',
+    privileges: ['VM.Config.HWType'],
     keys: { smbios1: 'uuid=8c3f1e1a-0300-4a59-9d3e-000000000300,manufacturer=cHZlZmxvdw==,base64=1', vga: 'std', tablet: '0', acpi: '1', kvm: '1', machine: 'q35', scsihw: 'virtio-scsi-pci', hotplug: 'network,disk' },
   },
   { group: 'options', privileges: ['VM.Config.Options'], keys: { agent: '1', name: 'renamed', description: 'notes', onboot: '1', ostype: 'l26', protection: '0', tags: 'a;b' } },
@@ -26,7 +27,9 @@ const GROUPS: Array<{ group: string; privileges: string[]; any?: boolean; keys: 
   { group: 'disk options', privileges: ['VM.Config.Disk'], keys: { boot: 'order=scsi0', vmstatestorage: 'local-lvm' } },
   { group: 'network', privileges: ['VM.Config.Network'], keys: { net0: 'virtio=BC:24:11:03:00:01,bridge=vmbr0' } },
   {
-    group: 'cloud-init', privileges: ['VM.Config.Cloudinit', 'VM.Config.Network'], any: true,
+    group: 'cloud-init',
+    privileges: ['VM.Config.Cloudinit', 'VM.Config.Network'],
+    any: true,
     keys: { ipconfig0: 'ip=dhcp', cicustom: 'user=local:snippets/x.yaml', ciuser: 'ops', nameserver: '10.0.0.53', searchdomain: 'lab.example' },
   },
   // Checked elsewhere in qemu-server, by value: a disk, a CD-ROM, a serial socket, a SPICE USB port.
@@ -56,7 +59,9 @@ let pve: PveHarness;
 before(async () => {
   const seed = defaultClusterSeed({ tokenSecret: HARNESS_SECRET, rootTokenSecret: HARNESS_ROOT_SECRET });
   seed.vms.push({
-    vmid: VMID, node: 'pve1', pool: 'pveflow',
+    vmid: VMID,
+    node: 'pve1',
+    pool: 'pveflow',
     config: { name: 'table', cores: 1, memory: '512', scsi0: 'local-lvm:vm-300-disk-0,size=4G', net0: 'virtio=BC:24:11:03:00:00,bridge=vmbr0', scsihw: 'virtio-scsi-pci' },
   });
   seed.users.push({ userid: USER });
@@ -82,7 +87,10 @@ before(async () => {
     tokens.set(name, `PVEAPIToken=${tokenid}=${secret}`);
   };
   GROUPS.forEach(({ privileges, any }, i) => {
-    addToken(`without${i}`, ALL_VM.filter((p) => !privileges.includes(p)));
+    addToken(
+      `without${i}`,
+      ALL_VM.filter((p) => !privileges.includes(p)),
+    );
     if (any) for (const [j, p] of privileges.entries()) addToken(`only${i}_${j}`, [ENTRY, p]);
     else addToken(`only${i}_0`, [ENTRY, ...privileges]);
   });
@@ -104,7 +112,8 @@ describe('simulated Proxmox VE: config keys need the privilege §4.9.1 names', (
         assert.equal(r.status, 403, `${key}: ${r.status} ${r.raw}`);
         for (const p of privileges) assert.match(r.statusText, new RegExp(`/vms/${VMID}, .*${p.replace('.', '\\.')}`), key);
         // Deleting a key needs what setting it does.
-        if (key !== 'net0' && !/^(scsi|ide|serial|usb|unused)\d+$/.test(key)) assert.equal((await pve.call('PUT', `/nodes/pve1/qemu/${VMID}/config`, { form: { delete: key }, auth: tokenFor(`without${i}`) })).status, 403, `delete ${key}`);
+        if (key !== 'net0' && !/^(scsi|ide|serial|usb|unused)\d+$/.test(key))
+          assert.equal((await pve.call('PUT', `/nodes/pve1/qemu/${VMID}/config`, { form: { delete: key }, auth: tokenFor(`without${i}`) })).status, 403, `delete ${key}`);
       }
     });
 

@@ -24,8 +24,7 @@ let agent: Agent;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pve-sim-proxmoxer-'));
-  child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/simulators/pve/standalone.ts'),
-    '--port', '0', '--dir', dir, '--timing', 'zero'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/simulators/pve/standalone.ts'), '--port', '0', '--dir', dir, '--timing', 'zero'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   ready = await new Promise((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`sim:pve did not start: ${out}`)), 30_000);
@@ -57,13 +56,14 @@ function installedOrSkip(t: TestContext, found: boolean, why: string): boolean {
 }
 
 const proxmoxerOrSkip = (t: TestContext) =>
-  installedOrSkip(t, existsSync(python) && spawnSync(python, ['-c', 'import proxmoxer'], { stdio: 'ignore' }).status === 0,
-    `proxmoxer is not installed in ${python}; run 'npm run tools:clients' (needs python3)`);
+  installedOrSkip(t, existsSync(python) && spawnSync(python, ['-c', 'import proxmoxer'], { stdio: 'ignore' }).status === 0, `proxmoxer is not installed in ${python}; run 'npm run tools:clients' (needs python3)`);
 
 /** Only the template is left: what a flow made is gone again, by the simulator's own state (not the client's word). */
 async function onlyTheTemplateLeft(): Promise<void> {
   const state = await fetch(`${new URL(ready.url).origin}/_sim/state`, {
-    headers: { authorization: `Bearer ${ready.controlToken}` }, dispatcher: agent, signal: AbortSignal.timeout(10_000),
+    headers: { authorization: `Bearer ${ready.controlToken}` },
+    dispatcher: agent,
+    signal: AbortSignal.timeout(10_000),
   });
   const vms = ((await state.json()) as { data: { vms: { vmid: number }[] } }).data.vms.map((v) => v.vmid);
   assert.deepEqual(vms, [9000]);
@@ -72,10 +72,15 @@ async function onlyTheTemplateLeft(): Promise<void> {
 test('proxmoxer clones, configures a NIC without a MAC, starts, reads the agent, stops and deletes a VM', async (t) => {
   if (!proxmoxerOrSkip(t)) return;
   const r = spawnSync(python, [join(root, 'test/clients/proxmoxer/flow.py')], {
-    encoding: 'utf8', timeout: 120_000,
+    encoding: 'utf8',
+    timeout: 120_000,
     env: {
-      PATH: process.env.PATH, PVE_HOST: new URL(ready.url).host, PVE_TOKEN_ID: TOKEN_ID,
-      PVE_TOKEN_SECRET: ready.tokens[TOKEN_ID], PVE_CA_FILE: ready.caFile, PVE_POOL: 'pveflow',
+      PATH: process.env.PATH,
+      PVE_HOST: new URL(ready.url).host,
+      PVE_TOKEN_ID: TOKEN_ID,
+      PVE_TOKEN_SECRET: ready.tokens[TOKEN_ID],
+      PVE_CA_FILE: ready.caFile,
+      PVE_POOL: 'pveflow',
     },
   });
   assert.equal(r.status, 0, `flow.py failed:\n${r.stdout}${r.stderr}`);
@@ -90,10 +95,15 @@ test('proxmoxer clones, configures a NIC without a MAC, starts, reads the agent,
 test('go-proxmox clones to the next free id (asking /cluster/status first), waits for the agent by osinfo, and cleans up', async (t) => {
   if (!installedOrSkip(t, existsSync(goProxmox), `go-proxmox-flow is not built (${goProxmox}); run 'npm run tools:clients' (needs go)`)) return;
   const r = spawnSync(goProxmox, [], {
-    encoding: 'utf8', timeout: 120_000,
+    encoding: 'utf8',
+    timeout: 120_000,
     env: {
-      PATH: process.env.PATH, PVE_API_URL: ready.url, PVE_TOKEN_ID: TOKEN_ID, PVE_TOKEN_SECRET: ready.tokens[TOKEN_ID],
-      PVE_CA_FILE: ready.caFile, PVE_POOL: 'pveflow',
+      PATH: process.env.PATH,
+      PVE_API_URL: ready.url,
+      PVE_TOKEN_ID: TOKEN_ID,
+      PVE_TOKEN_SECRET: ready.tokens[TOKEN_ID],
+      PVE_CA_FILE: ready.caFile,
+      PVE_POOL: 'pveflow',
     },
   });
   assert.equal(r.status, 0, `go-proxmox-flow failed:\n${r.stdout}${r.stderr}`);

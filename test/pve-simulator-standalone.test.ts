@@ -18,9 +18,25 @@ let agent: Agent;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pve-sim-standalone-'));
-  child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/simulators/pve/standalone.ts'),
-    '--port', '0', '--seed', join(root, 'src/simulators/pve/seeds/three-nodes.json'), '--dir', dir,
-    '--state-out', join(dir, 'state.json'), '--timing', 'zero'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(root, 'src/simulators/pve/standalone.ts'),
+      '--port',
+      '0',
+      '--seed',
+      join(root, 'src/simulators/pve/seeds/three-nodes.json'),
+      '--dir',
+      dir,
+      '--state-out',
+      join(dir, 'state.json'),
+      '--timing',
+      'zero',
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   ready = await new Promise((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`standalone did not start: ${out}`)), 30_000);
@@ -43,8 +59,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const get = (path: string, auth: string) =>
-  fetch(`${ready.url}${path}`, { headers: { authorization: auth }, dispatcher: agent, signal: AbortSignal.timeout(10_000) });
+const get = (path: string, auth: string) => fetch(`${ready.url}${path}`, { headers: { authorization: auth }, dispatcher: agent, signal: AbortSignal.timeout(10_000) });
 
 test('serves the seed cluster over HTTPS trusted through the written CA, with the printed (generated) token', async () => {
   assert.ok(existsSync(ready.caFile));
@@ -53,13 +68,19 @@ test('serves the seed cluster over HTTPS trusted through the written CA, with th
   const res = await get('/cluster/resources?type=vm', `PVEAPIToken=root@pam!sim=${secret}`);
   assert.equal(res.status, 200);
   const vms = ((await res.json()) as { data: { vmid: number; node: string }[] }).data;
-  assert.deepEqual(vms.map((v) => [v.vmid, v.node]).sort(), [[101, 'pve2'], [102, 'pve3'], [9000, 'pve1']]);
+  assert.deepEqual(vms.map((v) => [v.vmid, v.node]).sort(), [
+    [101, 'pve2'],
+    [102, 'pve3'],
+    [9000, 'pve1'],
+  ]);
 });
 
 test('the control endpoint takes faults; SIGUSR2 writes the state file', async () => {
   const origin = new URL(ready.url).origin;
   const set = await fetch(`${origin}/_sim/faults`, {
-    method: 'POST', dispatcher: agent, signal: AbortSignal.timeout(10_000),
+    method: 'POST',
+    dispatcher: agent,
+    signal: AbortSignal.timeout(10_000),
     headers: { authorization: `Bearer ${ready.controlToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({ nodeOffline: { node: 'pve3', error: 'refused' } }),
   });
@@ -71,5 +92,8 @@ test('the control endpoint takes faults; SIGUSR2 writes the state file', async (
   const file = join(dir, 'state.json');
   for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
   const state = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { node: string; status: string }[] };
-  assert.deepEqual(state.nodes.find((n) => n.node === 'pve3'), { node: 'pve3', status: 'offline' });
+  assert.deepEqual(
+    state.nodes.find((n) => n.node === 'pve3'),
+    { node: 'pve3', status: 'offline' },
+  );
 });

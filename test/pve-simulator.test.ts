@@ -5,14 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'selfsigned';
 import { Agent, fetch, request } from 'undici';
-import {
-  createPveSimulator,
-  defaultClusterSeed,
-  ROOT_TOKEN_ID,
-  type GuestBoot,
-  type PveSimulator,
-  type PveTiming,
-} from '../src/simulators/pve';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type GuestBoot, type PveSimulator, type PveTiming } from '../src/simulators/pve';
 import { referencePath } from '../src/reference';
 
 /**
@@ -25,8 +18,18 @@ const ROOT_SECRET = 'root-secret-for-tests';
 const UPID_RE = /^UPID:[a-zA-Z0-9-]+:[0-9A-F]{8}:[0-9A-F]{8,9}:[0-9A-F]{8}:[^:\s/]+:[^:\s/]*:[^:\s/]+:$/;
 
 const FAST: Partial<PveTiming> = {
-  linkedCloneMs: 120, fullCloneMsPerGiB: 40, configMs: 10, startMs: 40, stopMs: 20, shutdownMs: 30, destroyMs: 30,
-  agentStartMs: 150, ipv4AfterAgentMs: 150, resourcesLagMs: 250, authFailureDelayMs: 120, flockTimeoutMs: 400,
+  linkedCloneMs: 120,
+  fullCloneMsPerGiB: 40,
+  configMs: 10,
+  startMs: 40,
+  stopMs: 20,
+  shutdownMs: 30,
+  destroyMs: 30,
+  agentStartMs: 150,
+  ipv4AfterAgentMs: 150,
+  resourcesLagMs: 250,
+  authFailureDelayMs: 120,
+  flockTimeoutMs: 400,
 };
 
 interface Reply {
@@ -89,7 +92,12 @@ async function startHarness(timing: Partial<PveTiming> = FAST): Promise<Harness>
     throw new Error(`task ${upid} did not finish`);
   };
   return {
-    sim, url: server.url, boots, snippets, call, waitTask,
+    sim,
+    url: server.url,
+    boots,
+    snippets,
+    call,
+    waitTask,
     close: async () => {
       await server.close();
       await agent.close();
@@ -109,7 +117,8 @@ async function cloneAndWait(h: Harness, newid: number, extra: Record<string, str
 
 before(async () => {
   const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
-    keySize: 2048, algorithm: 'sha256',
+    keySize: 2048,
+    algorithm: 'sha256',
     extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
   } as Parameters<typeof generate>[1]);
   tls = { key: pems.private, cert: pems.cert };
@@ -148,7 +157,9 @@ describe('transport, auth and envelope', () => {
   test('a body on DELETE is refused with 501', async () => {
     const agent = new Agent({ connect: { ca: tls.cert } });
     const res = await request(`${h.url}/nodes/pve1/qemu/100`, {
-      method: 'DELETE', dispatcher: agent, body: 'purge=1',
+      method: 'DELETE',
+      dispatcher: agent,
+      body: 'purge=1',
       headers: { authorization: `PVEAPIToken=${TOKEN}=${SECRET}`, 'content-type': 'application/x-www-form-urlencoded' },
     });
     assert.equal(res.statusCode, 501);
@@ -179,7 +190,8 @@ describe('transport, auth and envelope', () => {
 
   test('parameter errors are 400 with per-parameter texts; forms accept booleans only as 0/1, JSON also true/false', async () => {
     const r = await h.call('PUT', '/nodes/pve1/qemu/9000/config', {
-      as: 'root', form: { onboot: 'true', cores: 'abc', net40: 'virtio,bridge=vmbr0', bogus: '1' },
+      as: 'root',
+      form: { onboot: 'true', cores: 'abc', net40: 'virtio,bridge=vmbr0', bogus: '1' },
     });
     assert.equal(r.status, 400);
     assert.equal(r.statusText, 'Parameter verification failed.');
@@ -227,7 +239,10 @@ describe('nextid, resources, pools', () => {
   test('pools list with members; an unknown pool is 500', async () => {
     const r = await h.call('GET', '/pools?poolid=pveflow', { as: 'root' });
     const [pool] = r.body!.data as { poolid: string; members: { vmid: number }[] }[];
-    assert.deepEqual(pool!.members.map((m) => m.vmid), [9000]);
+    assert.deepEqual(
+      pool!.members.map((m) => m.vmid),
+      [9000],
+    );
     const missing = await h.call('GET', '/pools?poolid=nope', { as: 'root' });
     assert.equal(missing.statusText, "pool 'nope' does not exist");
   });
@@ -343,7 +358,10 @@ describe('clone', () => {
     h.sim.faults.set({ taskFailure: { type: 'qmclone', error: "clone failed: cfs-lock 'storage-ceph' error: got lock request timeout" } });
     const { status } = await cloneAndWait(h, 180);
     assert.equal(status.exitstatus, "clone failed: cfs-lock 'storage-ceph' error: got lock request timeout");
-    assert.equal(h.sim.dump().vms.some((v) => v.vmid === 180), false);
+    assert.equal(
+      h.sim.dump().vms.some((v) => v.vmid === 180),
+      false,
+    );
   });
 });
 
@@ -382,7 +400,9 @@ describe('config', () => {
     const formBody = 'description=hello+world';
     const agent = new Agent({ connect: { ca: tls.cert } });
     const res = await fetch(`${h.url}/nodes/pve1/qemu/100/config`, {
-      method: 'PUT', body: formBody, dispatcher: agent,
+      method: 'PUT',
+      body: formBody,
+      dispatcher: agent,
       headers: { authorization: `PVEAPIToken=${TOKEN}=${SECRET}`, 'content-type': 'application/x-www-form-urlencoded' },
     });
     assert.equal(res.status, 200);
@@ -445,7 +465,10 @@ describe('power, guest agent, destroy', () => {
     assert.deepEqual((await h.call('POST', '/nodes/pve1/qemu/100/agent/ping')).body, { data: { result: {} } });
     const noLease = (await h.call('GET', '/nodes/pve1/qemu/100/agent/network-get-interfaces')).body!.data as { result: { name: string; 'ip-addresses': { 'ip-address-type': string; 'ip-address': string }[] }[] };
     const eth0 = noLease.result.find((i) => i.name === 'eth0')!;
-    assert.deepEqual(eth0['ip-addresses'].map((a) => a['ip-address-type']), ['ipv6']);
+    assert.deepEqual(
+      eth0['ip-addresses'].map((a) => a['ip-address-type']),
+      ['ipv6'],
+    );
     assert.match(eth0['ip-addresses'][0]!['ip-address'], /^fe80::/);
 
     await sleep(FAST.ipv4AfterAgentMs! + 30);
@@ -485,9 +508,15 @@ describe('power, guest agent, destroy', () => {
     const r = await h.call('DELETE', '/nodes/pve1/qemu/100?purge=1&destroy-unreferenced-disks=1');
     const upid = r.body!.data as string;
     assert.match(upid, /:qmdestroy:100:/);
-    assert.ok(h.sim.dump().vms.some((v) => v.vmid === 100), 'still there while the task runs');
+    assert.ok(
+      h.sim.dump().vms.some((v) => v.vmid === 100),
+      'still there while the task runs',
+    );
     assert.equal((await h.waitTask(upid)).exitstatus, 'OK');
-    assert.equal(h.sim.dump().vms.some((v) => v.vmid === 100), false);
+    assert.equal(
+      h.sim.dump().vms.some((v) => v.vmid === 100),
+      false,
+    );
     assert.deepEqual(h.sim.dump().pools[0]!.vms, [9000]);
     assert.equal((await h.call('GET', '/nodes/pve1/qemu/100/config')).status, 403);
   });
@@ -543,11 +572,20 @@ describe('storage', () => {
     (await import('node:fs')).mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'a.yaml'), 'x');
     const r = await h.call('GET', '/nodes/pve2/storage/local/content?content=snippets');
-    assert.deepEqual((r.body!.data as { volid: string; content: string }[]).map((v) => [v.volid, v.content]), [['local:snippets/a.yaml', 'snippets']]);
+    assert.deepEqual(
+      (r.body!.data as { volid: string; content: string }[]).map((v) => [v.volid, v.content]),
+      [['local:snippets/a.yaml', 'snippets']],
+    );
     const onPve1 = await h.call('GET', '/nodes/pve1/storage/local/content');
     assert.deepEqual(onPve1.body!.data, [], 'local storage is per node');
     const storages = (await h.call('GET', '/nodes/pve1/storage?content=images')).body!.data as { storage: string; shared: number }[];
-    assert.deepEqual(storages.map((s) => [s.storage, s.shared]), [['local-lvm', 0], ['ceph', 1]]);
+    assert.deepEqual(
+      storages.map((s) => [s.storage, s.shared]),
+      [
+        ['local-lvm', 0],
+        ['ceph', 1],
+      ],
+    );
   });
 });
 

@@ -34,8 +34,7 @@ describe('TLS to Proxmox', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const client = (o: { ca?: string; fingerprint?: string; insecureSkipVerify?: boolean }) =>
-    new PveClient({ endpoint, tokenId: 'pveflow@pve!automation', tokenSecret: secret, timeoutMs: 5_000, ...o });
+  const client = (o: { ca?: string; fingerprint?: string; insecureSkipVerify?: boolean }) => new PveClient({ endpoint, tokenId: 'pveflow@pve!automation', tokenSecret: secret, timeoutMs: 5_000, ...o });
 
   async function version(c: PveClient): Promise<string | PveApiError> {
     try {

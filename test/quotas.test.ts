@@ -34,7 +34,11 @@ describe('quotas', () => {
     assert.deepEqual(loadConfig({}).PVEFLOW_QUOTAS, {});
     assert.deepEqual(loadConfig({ PVEFLOW_QUOTAS: '{"Acme Corp":{"vms":3,"disk_gib":100},"*":{"cores":4}}' }).PVEFLOW_QUOTAS, { 'Acme Corp': { vms: 3, disk_gib: 100 }, '*': { cores: 4 } });
     for (const bad of ['{not json', '{"Acme Corp":{"vm":3}}', '{"Acme Corp":{"vms":-1}}', '{"Acme Corp":{"cores":1.5}}']) {
-      assert.throws(() => loadConfig({ PVEFLOW_QUOTAS: bad }), (err: unknown) => err instanceof ConfigError && /PVEFLOW_QUOTAS/.test(err.message), bad);
+      assert.throws(
+        () => loadConfig({ PVEFLOW_QUOTAS: bad }),
+        (err: unknown) => err instanceof ConfigError && /PVEFLOW_QUOTAS/.test(err.message),
+        bad,
+      );
     }
   });
 });

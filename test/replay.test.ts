@@ -13,7 +13,9 @@ import { quietLogger } from './support/quietLogger';
  * here with the workflow and the event it diverged at, before it can wedge executions in production.
  */
 const DIR = join(__dirname, 'histories');
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 /** The workflow types we promise to guard; a new one without a recorded history fails the suite. */
 const GUARDED = ['vmRequest', 'vmBuild', 'vmCompletion', 'clusterSync', 'cloneSlots', 'ipPool'];
@@ -27,7 +29,11 @@ describe('replay of recorded histories', () => {
 
   test('every guarded workflow type has at least one recorded history', () => {
     const types = new Set(files.map((f) => f.split('-')[0]));
-    assert.deepEqual(GUARDED.filter((t) => !types.has(t)), [], `record them with: npx tsx scripts/record-histories.ts`);
+    assert.deepEqual(
+      GUARDED.filter((t) => !types.has(t)),
+      [],
+      `record them with: npx tsx scripts/record-histories.ts`,
+    );
   });
 
   test('every recorded history replays deterministically on the current workflow code', async () => {
@@ -43,4 +49,3 @@ describe('replay of recorded histories', () => {
     assert.deepEqual(failures, [], `non-deterministic change to the workflows:\n${failures.join('\n')}`);
   });
 });
-

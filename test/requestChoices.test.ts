@@ -17,7 +17,7 @@ const issuesOf = (value: unknown) => {
 };
 
 describe('cloud-init choices: what a request may add', () => {
-  test("every key pveflow owns is refused in a fragment, naming the key and why", () => {
+  test('every key pveflow owns is refused in a fragment, naming the key and why', () => {
     for (const key of ['users', 'user', 'chpasswd', 'password', 'hostname', 'fqdn', 'ssh_authorized_keys', 'ssh_pwauth', 'runcmd', 'packages', 'write_files', 'package_update', 'power_state', 'merge_how']) {
       const issues = issuesOf({ cloud_config: { [key]: key === 'ssh_pwauth' ? true : ['x'] } });
       assert.equal(issues.length, 1, key);
@@ -35,7 +35,7 @@ describe('cloud-init choices: what a request may add', () => {
     assert.equal(issue!.rule, 'cloud-config-key');
   });
 
-  test("an allowed key in the wrong shape is refused at its own path", () => {
+  test('an allowed key in the wrong shape is refused at its own path', () => {
     assert.deepEqual(issuesOf({ cloud_config: { timezone: 'Europe/Paris', ntp: { servers: ['ntp.example.org'] } } }), []);
     assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.path, 'cloud_config.timezone');
     assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.rule, 'cloud-config-value');
@@ -43,7 +43,7 @@ describe('cloud-init choices: what a request may add', () => {
     assert.equal(issuesOf({ cloud_config: { apt: { proxy: 'ftp://x' } } })[0]!.path, 'cloud_config.apt.proxy');
   });
 
-  test('write_files under pveflow\'s paths, relative or with .. are refused', () => {
+  test("write_files under pveflow's paths, relative or with .. are refused", () => {
     for (const path of ['/etc/shadow', '/etc/sudoers.d/me', '/etc/ssh/sshd_config.d/x.conf', '/etc/netbird/config.json', '/var/lib/cloud/instance/x', '/etc/systemd/system/qemu-guest-agent.service']) {
       const [issue] = issuesOf({ write_files: [{ path, content: 'x' }] });
       assert.equal(issue?.path, 'write_files.0.path', path);
@@ -52,7 +52,12 @@ describe('cloud-init choices: what a request may add', () => {
     }
     for (const path of ['etc/motd', '/etc/../etc/shadow', '/etc/', '/opt//x']) assert.equal(issuesOf({ write_files: [{ path }] })[0]?.path, 'write_files.0.path', path);
     // Dot segments and // are not in the path's pattern: they name their rule.
-    for (const path of ['/opt/./x', '/etc/../tmp/x', '/opt//x']) assert.deepEqual(issuesOf({ write_files: [{ path }] }).map((i) => i.rule), ['path-not-normalised'], path);
+    for (const path of ['/opt/./x', '/etc/../tmp/x', '/opt//x'])
+      assert.deepEqual(
+        issuesOf({ write_files: [{ path }] }).map((i) => i.rule),
+        ['path-not-normalised'],
+        path,
+      );
     assert.deepEqual(issuesOf({ write_files: [{ path: '/etc/motd', content: 'hi', permissions: '0644', owner: 'root:root' }] }), []);
   });
 
@@ -68,9 +73,19 @@ describe('cloud-init choices: what a request may add', () => {
     assert.deepEqual(choiceLimitRefusals(limits, { diskGiB: 100, cloudInit: { packages: ['a', 'b'] } }), []);
     const refused = choiceLimitRefusals(limits, {
       diskGiB: 101,
-      cloudInit: { packages: ['a', 'b', 'c'], runcmd: ['x', 'y'], write_files: [{ path: '/a', content: 'x'.repeat(300) }, { path: '/b', content: '' }] },
+      cloudInit: {
+        packages: ['a', 'b', 'c'],
+        runcmd: ['x', 'y'],
+        write_files: [
+          { path: '/a', content: 'x'.repeat(300) },
+          { path: '/b', content: '' },
+        ],
+      },
     });
-    assert.deepEqual(refused.map((i) => i.field), ['disk_gib', 'cloud_init.packages', 'cloud_init.runcmd', 'cloud_init.write_files', 'cloud_init']);
+    assert.deepEqual(
+      refused.map((i) => i.field),
+      ['disk_gib', 'cloud_init.packages', 'cloud_init.runcmd', 'cloud_init.write_files', 'cloud_init'],
+    );
     assert.match(refused[1]!.reason, /at most 2 \(CLOUD_INIT_MAX_PACKAGES\), 3 given/);
     assert.match(refused[4]!.reason, /CLOUD_INIT_MAX_BYTES/);
     assert.deepEqual(new Set(refused.map((i) => i.rule)), new Set(['choice-limit']));
@@ -96,7 +111,10 @@ describe('networks: the allowed list', () => {
   });
   test('the configuration always allows the default network, and refuses a list it cannot read', () => {
     assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVE_BRIDGE: 'vmbr2', PVE_VLAN: '7', PVE_NETWORKS: 'vmbr3' })).networks, [{ bridge: 'vmbr2', vlans: { min: 7, max: 7 } }, { bridge: 'vmbr3' }]);
-    assert.throws(() => requestChoicesFromConfig(loadConfig({ PVE_NETWORKS: 'vmbr1:x' })), (e: unknown) => e instanceof ConfigError && /PVE_NETWORKS/.test(e.message));
+    assert.throws(
+      () => requestChoicesFromConfig(loadConfig({ PVE_NETWORKS: 'vmbr1:x' })),
+      (e: unknown) => e instanceof ConfigError && /PVE_NETWORKS/.test(e.message),
+    );
   });
 });
 
@@ -109,7 +127,14 @@ describe('image catalogue', () => {
 
   test('without configuration every template is an image named after it, a second of the same name suffixed with its VMID', () => {
     const images = imageCatalogue(templates);
-    assert.deepEqual(images.map((i) => [i.name, i.templateVmid]), [['debian-12-cloudinit', 9000], ['ubuntu-24.04', 9001], ['debian-12-cloudinit-9002', 9002]]);
+    assert.deepEqual(
+      images.map((i) => [i.name, i.templateVmid]),
+      [
+        ['debian-12-cloudinit', 9000],
+        ['ubuntu-24.04', 9001],
+        ['debian-12-cloudinit-9002', 9002],
+      ],
+    );
     assert.deepEqual(images[0]!.minimum, { cores: 1, memoryMiB: 512, diskGiB: 4 }, "the template's disk is the floor");
   });
 
@@ -120,18 +145,40 @@ describe('image catalogue', () => {
       { name: 'gone', template: 9999 },
     ];
     const images = imageCatalogue(templates, configured);
-    assert.deepEqual(images.map((i) => [i.name, i.templateVmid, i.os]), [['debian-12', 9000, 'Debian 12'], ['ubuntu', 9001, undefined]]);
-    assert.deepEqual(images[0]!.minimum, { cores: 1, memoryMiB: 1024, diskGiB: 4 }, 'a configured disk minimum below the template\'s is the template\'s');
+    assert.deepEqual(
+      images.map((i) => [i.name, i.templateVmid, i.os]),
+      [
+        ['debian-12', 9000, 'Debian 12'],
+        ['ubuntu', 9001, undefined],
+      ],
+    );
+    assert.deepEqual(images[0]!.minimum, { cores: 1, memoryMiB: 1024, diskGiB: 4 }, "a configured disk minimum below the template's is the template's");
     assert.deepEqual(images[1]!.minimum, { cores: 2, memoryMiB: 512, diskGiB: 20 });
-    assert.deepEqual(missingImages(templates, configured).map((c) => c.name), ['gone']);
+    assert.deepEqual(
+      missingImages(templates, configured).map((c) => c.name),
+      ['gone'],
+    );
   });
 
   test('a request below a minimum, or of an org the image is not offered to, is refused naming the field', () => {
-    const [, ubuntu] = imageCatalogue(templates, [{ name: 'debian-12', template: 9000 }, { name: 'ubuntu', template: 9001, min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] }]);
+    const [, ubuntu] = imageCatalogue(templates, [
+      { name: 'debian-12', template: 9000 },
+      { name: 'ubuntu', template: 9001, min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] },
+    ]);
     assert.deepEqual(imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 2, memoryMiB: 4096, diskGiB: 20 }), []);
-    assert.deepEqual(imageRefusals(ubuntu!, { org: 'Globex', cores: 2, memoryMiB: 4096 }).map((i) => [i.field, i.rule]), [['image', 'image-not-offered']]);
+    assert.deepEqual(
+      imageRefusals(ubuntu!, { org: 'Globex', cores: 2, memoryMiB: 4096 }).map((i) => [i.field, i.rule]),
+      [['image', 'image-not-offered']],
+    );
     const below = imageRefusals(ubuntu!, { org: 'Acme Corp', cores: 1, memoryMiB: 2048, diskGiB: 10 });
-    assert.deepEqual(below.map((i) => [i.field, i.rule]), [['cores', 'below-image-minimum'], ['memory_mib', 'below-image-minimum'], ['disk_gib', 'below-image-minimum']]);
+    assert.deepEqual(
+      below.map((i) => [i.field, i.rule]),
+      [
+        ['cores', 'below-image-minimum'],
+        ['memory_mib', 'below-image-minimum'],
+        ['disk_gib', 'below-image-minimum'],
+      ],
+    );
     assert.match(below[1]!.reason, /2048 MiB is below image ubuntu's minimum of 4096 MiB/);
   });
 
@@ -150,7 +197,17 @@ describe('image catalogue', () => {
     };
     assert.match(refusal({ PVEFLOW_IMAGES: '{' }), /PVEFLOW_IMAGES is not JSON/);
     assert.match(refusal({ PVEFLOW_IMAGES: JSON.stringify({ images: [{ name: 'Debian', template: 9000 }] }) }), /images\.0\.name/);
-    assert.match(refusal({ PVEFLOW_IMAGES: JSON.stringify({ images: [{ name: 'a', template: 9000 }, { name: 'a', template: 9001 }] }) }), /unique/);
+    assert.match(
+      refusal({
+        PVEFLOW_IMAGES: JSON.stringify({
+          images: [
+            { name: 'a', template: 9000 },
+            { name: 'a', template: 9001 },
+          ],
+        }),
+      }),
+      /unique/,
+    );
     assert.match(refusal({ PVEFLOW_IMAGES_FILE: '/nonexistent/images.json' }), /cannot be read/);
   });
 });
@@ -171,7 +228,7 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
     'path-not-normalised': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
   };
 
-  test("every rule is stated where the document describes the field, for a request, a class and a webhook delivery", () => {
+  test('every rule is stated where the document describes the field, for a request, a class and a webhook delivery', () => {
     assert.deepEqual(Object.keys(statedAt).sort(), Object.keys(choiceRules).sort(), 'a rule without a place in the document');
     const schemas = buildOpenApiDocument().components!.schemas! as Record<string, Schema>;
     for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {

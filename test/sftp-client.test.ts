@@ -115,7 +115,10 @@ function contractFor(name: string, makeEndpoint: () => Promise<Endpoint | { skip
       await client.upload(path, 'short\n');
       await client.upload(path, 'short\n');
       assert.equal(await readFile(join(ep.localDir, 'vm-102-user.yaml'), 'utf8'), 'short\n');
-      assert.deepEqual((await readdir(ep.localDir)).filter((f) => f.includes('vm-102')), ['vm-102-user.yaml']);
+      assert.deepEqual(
+        (await readdir(ep.localDir)).filter((f) => f.includes('vm-102')),
+        ['vm-102-user.yaml'],
+      );
     });
 
     test('binary content and an explicit mode arrive unchanged', async (t) => {
@@ -172,7 +175,10 @@ function contractFor(name: string, makeEndpoint: () => Promise<Endpoint | { skip
         await suspicious.close();
       }
       await assert.rejects(stat(join(ep.localDir, 'mitm.yaml')), { code: 'ENOENT' });
-      assert.deepEqual((await readdir(ep.localDir)).filter((f) => f.includes('mitm')), []);
+      assert.deepEqual(
+        (await readdir(ep.localDir)).filter((f) => f.includes('mitm')),
+        [],
+      );
     });
 
     test('a key the node does not know is refused as an auth failure', async (t) => {

@@ -19,8 +19,7 @@ describe('simulated node SFTP server', () => {
   let conn: Client;
   let sftp: SFTPWrapper;
 
-  const call = <T = void>(start: (cb: (error?: Error | null, value?: T) => void) => void): Promise<T> =>
-    new Promise<T>((resolve, reject) => start((error, value) => (error ? reject(error) : resolve(value as T))));
+  const call = <T = void>(start: (cb: (error?: Error | null, value?: T) => void) => void): Promise<T> => new Promise<T>((resolve, reject) => start((error, value) => (error ? reject(error) : resolve(value as T))));
   const status = (code: number) => (error: unknown) => {
     assert.equal((error as { code?: unknown }).code, code, String(error));
     return true;
@@ -56,11 +55,23 @@ describe('simulated node SFTP server', () => {
 
   test('a path outside the mounts is refused with PERMISSION_DENIED, even through ..', async () => {
     const denied = status(STATUS.PERMISSION_DENIED);
-    await assert.rejects(call((cb) => sftp.writeFile('/etc/pveflow-escape', 'x', cb)), denied);
+    await assert.rejects(
+      call((cb) => sftp.writeFile('/etc/pveflow-escape', 'x', cb)),
+      denied,
+    );
     const escape = `${SNIPPETS}/../escape.txt`;
-    await assert.rejects(call((cb) => sftp.writeFile(escape, 'x', cb)), denied);
-    await assert.rejects(call((cb) => sftp.stat('/var/lib/vz', cb)), denied);
-    await assert.rejects(call((cb) => sftp.readdir('/', cb)), denied);
+    await assert.rejects(
+      call((cb) => sftp.writeFile(escape, 'x', cb)),
+      denied,
+    );
+    await assert.rejects(
+      call((cb) => sftp.stat('/var/lib/vz', cb)),
+      denied,
+    );
+    await assert.rejects(
+      call((cb) => sftp.readdir('/', cb)),
+      denied,
+    );
     assert.ok(!(await readdir(dirname(localDir))).includes('escape.txt'), 'nothing may land beside the mount');
   });
 
@@ -87,9 +98,18 @@ describe('simulated node SFTP server', () => {
   });
 
   test('a missing file is NO_SUCH_FILE for stat, open and remove', async () => {
-    await assert.rejects(call((cb) => sftp.stat(`${SNIPPETS}/nope`, cb)), status(STATUS.NO_SUCH_FILE));
-    await assert.rejects(call((cb) => sftp.readFile(`${SNIPPETS}/nope`, cb)), status(STATUS.NO_SUCH_FILE));
-    await assert.rejects(call((cb) => sftp.unlink(`${SNIPPETS}/nope`, cb)), status(STATUS.NO_SUCH_FILE));
+    await assert.rejects(
+      call((cb) => sftp.stat(`${SNIPPETS}/nope`, cb)),
+      status(STATUS.NO_SUCH_FILE),
+    );
+    await assert.rejects(
+      call((cb) => sftp.readFile(`${SNIPPETS}/nope`, cb)),
+      status(STATUS.NO_SUCH_FILE),
+    );
+    await assert.rejects(
+      call((cb) => sftp.unlink(`${SNIPPETS}/nope`, cb)),
+      status(STATUS.NO_SUCH_FILE),
+    );
   });
 
   test('rename onto an existing file fails like OpenSSH and keeps both files', async () => {
@@ -109,15 +129,24 @@ describe('simulated node SFTP server', () => {
     await call((cb) => sftp.mkdir(`${SNIPPETS}/sub`, cb));
     await call((cb) => sftp.writeFile(`${SNIPPETS}/sub/a.yaml`, 'abc', cb));
     const listing = await call<FileEntry[]>((cb) => sftp.readdir(`${SNIPPETS}/sub`, cb));
-    assert.deepEqual(listing.map((e) => e.filename), ['a.yaml']);
+    assert.deepEqual(
+      listing.map((e) => e.filename),
+      ['a.yaml'],
+    );
     assert.match(listing[0]?.longname ?? '', /^-rw.* 3 .* a\.yaml$/);
     const stats = await call<{ size: number; isFile(): boolean }>((cb) => sftp.stat(`${SNIPPETS}/sub/a.yaml`, cb));
     assert.equal(stats.size, 3);
     assert.ok(stats.isFile());
-    await assert.rejects(call((cb) => sftp.rmdir(`${SNIPPETS}/sub`, cb)), status(STATUS.FAILURE)); // not empty
+    await assert.rejects(
+      call((cb) => sftp.rmdir(`${SNIPPETS}/sub`, cb)),
+      status(STATUS.FAILURE),
+    ); // not empty
     await call((cb) => sftp.unlink(`${SNIPPETS}/sub/a.yaml`, cb));
     await call((cb) => sftp.rmdir(`${SNIPPETS}/sub`, cb));
-    await assert.rejects(call((cb) => sftp.rmdir(SNIPPETS, cb)), status(STATUS.PERMISSION_DENIED));
+    await assert.rejects(
+      call((cb) => sftp.rmdir(SNIPPETS, cb)),
+      status(STATUS.PERMISSION_DENIED),
+    );
   });
 
   test('realpath normalises without touching the disk', async () => {

@@ -56,7 +56,11 @@ describe('the Proxmox VE simulator restored from its snapshot', () => {
       assert.equal(again.snapshot().vms.find((v) => v.vmid === 200)!.run!.ipv4, kept.run.ipv4, 'the guest keeps its lease');
       assert.equal(again.snapshot().nextLease, snapshot.nextLease, 'the next guest gets a new address, not this one');
       await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(boots.map((b) => b.vmid), [200], 'the guest that was booting finishes its boot, once');
+      assert.deepEqual(
+        boots.map((b) => b.vmid),
+        [200],
+        'the guest that was booting finishes its boot, once',
+      );
     } finally {
       await h.close();
     }
@@ -96,7 +100,9 @@ describe('the NetBird simulator restored from its snapshot', () => {
 
 describe('the state file', () => {
   const snapshotOf = (n: number): WorldSnapshot => ({
-    format: 'pveflow-simulated-world', version: 1, savedAt: new Date().toISOString(),
+    format: 'pveflow-simulated-world',
+    version: 1,
+    savedAt: new Date().toISOString(),
     secrets: { pveToken: `t${n}`, pveRootToken: 'r', netbirdToken: 'n' },
     sftp: { client: { privateKey: 'k', publicKey: 'p' }, nodes: {} },
     pve: { vms: [], ha: [], tasks: [], allocations: {}, nextLease: n },
@@ -128,7 +134,10 @@ describe('the state file', () => {
     assert.equal(loadWorldState(d), undefined, 'no file: a new world');
     assert.deepEqual(readdirSync(d), [], 'the leftover of a write cut short is removed');
     writeFileSync(join(d, WORLD_STATE_FILE), '{"format":"pveflow-simulated-world",');
-    assert.throws(() => loadWorldState(d), (err: Error) => err.message.includes(join(d, WORLD_STATE_FILE)) && /cannot be read/.test(err.message) && /--reset-sim/.test(err.message));
+    assert.throws(
+      () => loadWorldState(d),
+      (err: Error) => err.message.includes(join(d, WORLD_STATE_FILE)) && /cannot be read/.test(err.message) && /--reset-sim/.test(err.message),
+    );
     writeFileSync(join(d, WORLD_STATE_FILE), JSON.stringify({ ...snapshotOf(1), version: 99 }));
     assert.throws(() => loadWorldState(d), /is not one this pveflow reads \(version: .*--reset-sim/);
   });
@@ -149,11 +158,22 @@ describe('the state file', () => {
 
 describe('the credentials file', () => {
   const access: WorldAccess = {
-    PVE_ENDPOINT: 'https://127.0.0.1:8006', PVE_TOKEN_ID: 'pveflow@pve!automation', PVE_TOKEN_SECRET: 'secret-1',
-    PVE_ROOT_TOKEN_ID: 'root@pam!pveflow-tests', PVE_ROOT_TOKEN_SECRET: 'secret-2', PVE_CA_FILE: '/d/sim/sim-ca.pem',
-    PVE_POOL: 'pveflow', PVE_TEMPLATE_VMID: '9000', PVE_SNIPPETS_DIR: '/var/lib/vz/snippets', SSH_USER: 'root',
-    SSH_PRIVATE_KEY_FILE: '/d/sim/pveflow-ssh.key', SSH_NODES: 'pve1=127.0.0.1:2201', SSH_HOST_FINGERPRINTS: 'pve1=SHA256:abc',
-    NETBIRD_API_URL: 'https://127.0.0.1:33073', NETBIRD_TOKEN: 'nbp_x', NETBIRD_CA_FILE: '/d/sim/sim-ca.pem',
+    PVE_ENDPOINT: 'https://127.0.0.1:8006',
+    PVE_TOKEN_ID: 'pveflow@pve!automation',
+    PVE_TOKEN_SECRET: 'secret-1',
+    PVE_ROOT_TOKEN_ID: 'root@pam!pveflow-tests',
+    PVE_ROOT_TOKEN_SECRET: 'secret-2',
+    PVE_CA_FILE: '/d/sim/sim-ca.pem',
+    PVE_POOL: 'pveflow',
+    PVE_TEMPLATE_VMID: '9000',
+    PVE_SNIPPETS_DIR: '/var/lib/vz/snippets',
+    SSH_USER: 'root',
+    SSH_PRIVATE_KEY_FILE: '/d/sim/pveflow-ssh.key',
+    SSH_NODES: 'pve1=127.0.0.1:2201',
+    SSH_HOST_FINGERPRINTS: 'pve1=SHA256:abc',
+    NETBIRD_API_URL: 'https://127.0.0.1:33073',
+    NETBIRD_TOKEN: 'nbp_x',
+    NETBIRD_CA_FILE: '/d/sim/sim-ca.pem',
   };
 
   test('is for its owner only, reads back as written, and a shell sources it as it is', (t) => {
@@ -167,9 +187,12 @@ describe('the credentials file', () => {
     assert.throws(() => writeWorldAccessFile(file, { ...access, PVE_CA_FILE: "/it's/ca.pem" }), /PVE_CA_FILE .* quote/);
   });
 
-  test('pveflow doctor takes the embedded default\'s world from it when PVE_ENDPOINT is not set', () => {
+  test("pveflow doctor takes the embedded default's world from it when PVE_ENDPOINT is not set", () => {
     const dataDir = join(dir, 'data');
-    assert.throws(() => doctorEnvironment({ DATA_DIR: dataDir }), (err: Error) => err instanceof ConfigError && err.message.includes(embeddedWorldAccessFile(dataDir)));
+    assert.throws(
+      () => doctorEnvironment({ DATA_DIR: dataDir }),
+      (err: Error) => err instanceof ConfigError && err.message.includes(embeddedWorldAccessFile(dataDir)),
+    );
     mkdirSync(join(dataDir, 'sim'), { recursive: true });
     writeWorldAccessFile(embeddedWorldAccessFile(dataDir), access);
     const { env, worldFile } = doctorEnvironment({ DATA_DIR: dataDir });
@@ -195,6 +218,9 @@ describe("the SDK's log lines", () => {
     logger.info('Workflow bundle created', { size: '1.80MB' });
     logger.info('Worker state changed', { state: 'RUNNING' });
     logger.error('webpack 5.112.2 compiled with 1 error', {});
-    assert.deepEqual(lines.map((l) => l.level), ['debug', 'debug', 'info', 'error']);
+    assert.deepEqual(
+      lines.map((l) => l.level),
+      ['debug', 'debug', 'info', 'error'],
+    );
   });
 });

@@ -88,7 +88,10 @@ describe('the snippet follows a migrated VM', { skip }, () => {
         assert.deepEqual(nodesWithSnippet(serial), [from], 'before the sync, the snippet is where the VM was built');
 
         const sync = await env.client.workflow.execute(clusterSync, { workflowId: `cluster-sync-${serial}`, taskQueue });
-        assert.ok(sync.drifts.some((d) => d.serial === serial && d.drift.kind === 'moved'), JSON.stringify(sync.drifts));
+        assert.ok(
+          sync.drifts.some((d) => d.serial === serial && d.drift.kind === 'moved'),
+          JSON.stringify(sync.drifts),
+        );
         const record = await waitFor('the snippet followed', async () => {
           const r = await recordNow();
           return r.timeline.some((e) => e.event === `cloud-init snippet moved from ${from} to ${to}`) ? r : undefined;
@@ -105,7 +108,10 @@ describe('the snippet follows a migrated VM', { skip }, () => {
         const final = await handle.result();
         assert.equal(final.status, 'Completed');
         assert.deepEqual(final.leftovers, []);
-        assert.equal(world.pve.dump().vms.some((v) => v.vmid === vmid), false);
+        assert.equal(
+          world.pve.dump().vms.some((v) => v.vmid === vmid),
+          false,
+        );
         assert.deepEqual(nodesWithSnippet(serial), [], 'no snippet on any node');
       });
     } finally {
@@ -118,7 +124,9 @@ describe('the snippet follows a migrated VM', { skip }, () => {
     const taskQueue = 'follow-leftover';
     const serial = 'VM-FL003';
     // pve3's host key no longer matches (a reinstalled node): pveflow refuses to talk to it, without retrying.
-    const fingerprints = world.env.SSH_HOST_FINGERPRINTS.split(',').map((e) => (e.startsWith('pve3=') ? `pve3=SHA256:${'A'.repeat(43)}` : e)).join(',');
+    const fingerprints = world.env.SSH_HOST_FINGERPRINTS.split(',')
+      .map((e) => (e.startsWith('pve3=') ? `pve3=SHA256:${'A'.repeat(43)}` : e))
+      .join(',');
     const deps = createActivityDeps(loadConfig({ ...world.env, SSH_HOST_FINGERPRINTS: fingerprints, PVE_NODE_SELECTOR: 'pve1,pve2' }));
     const ownClient = deps.temporal.client;
     deps.temporal.client = env.client;

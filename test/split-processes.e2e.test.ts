@@ -99,7 +99,10 @@ describe('API and worker as separate processes, payloads encrypted', { skip: mis
 
     const listed = await api('GET', '/api/device_requests?org=Acme%20Corp', 'admin');
     assert.equal(listed.status, 200);
-    assert.deepEqual(listed.body.items.map((i: { serial: string }) => i.serial), [serial]);
+    assert.deepEqual(
+      listed.body.items.map((i: { serial: string }) => i.serial),
+      [serial],
+    );
 
     const completing = await api('POST', `/api/device_requests/${serial}/complete`, 'requester', {});
     assert.equal(completing.status, 200, completing.text);

@@ -50,15 +50,15 @@ describe('Temporal UI through the gateway', { skip: (missingReference && 'refere
 
   test('nobody else gets the UI or a payload decoded', async () => {
     const ui = uiAt('127.0.0.1');
-    const decode = (headers: Record<string, string>) =>
-      fetch(`${ui}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-namespace': 'default', ...headers }, body: '{"payloads":[]}' });
+    const decode = (headers: Record<string, string>) => fetch(`${ui}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-namespace': 'default', ...headers }, body: '{"payloads":[]}' });
     assert.equal((await decode({})).status, 401, 'no session, no key');
     assert.equal((await decode({ authorization: `Bearer ${requester.key}` })).status, 401, "a requester's key");
     assert.equal((await decode({ cookie: `${SESSION_COOKIE}=b3Bz.99999999999999.forged` })).status, 401, 'a forged session');
     assert.equal((await decode({ authorization: `Bearer ${operator.key}` })).status, 200, "an operator's key (the CLI's way)");
     assert.equal((await decode({ authorization: `Bearer ${operator.key}`, origin: 'http://evil.example' })).status, 403, 'a foreign origin');
 
-    const signIn = (key: string) => fetch(`${ui}/pveflow/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ key, next: '//evil.example/' }) });
+    const signIn = (key: string) =>
+      fetch(`${ui}/pveflow/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ key, next: '//evil.example/' }) });
     assert.equal((await signIn(requester.key)).status, 401, 'only operators sign in');
     const ok = await signIn(operator.key);
     assert.equal(ok.status, 303);

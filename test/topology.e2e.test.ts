@@ -74,16 +74,18 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
 
     mkdirSync(join(dir, 'world'));
     worldProcess = spawn(process.execPath, ['--import', 'tsx', 'test/support/worldProcess.ts', join(dir, 'world')], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-    world = await waitFor('the simulated world to serve', async () => (existsSync(join(dir, 'world', 'world.json')) ? (JSON.parse(readFileSync(join(dir, 'world', 'world.json'), 'utf8')) as WorldFile) : undefined), 60_000);
+    world = await waitFor(
+      'the simulated world to serve',
+      async () => (existsSync(join(dir, 'world', 'world.json')) ? (JSON.parse(readFileSync(join(dir, 'world', 'world.json'), 'utf8')) as WorldFile) : undefined),
+      60_000,
+    );
 
     // The secrets compose mounts under /run/secrets, made the way docs/operations.md tells an operator to.
     const secrets = join(dir, 'secrets');
     mkdirSync(secrets, { mode: 0o700 });
     const codecKeyFile = ensureKeyFile(secrets).path;
     const apiKeysFile = join(secrets, 'api-keys.json');
-    writeFileSync(apiKeysFile, JSON.stringify({ keys: [
-      { id: 'ops', role: 'operator', sha256: hashApiKey(operatorKey) },
-    ] }), { mode: 0o600 });
+    writeFileSync(apiKeysFile, JSON.stringify({ keys: [{ id: 'ops', role: 'operator', sha256: hashApiKey(operatorKey) }] }), { mode: 0o600 });
 
     // Temporal UI with compose's variables (the relative codec endpoint among them); only its address and port differ.
     ui = await cluster.startUi({ env: { ...composeEnvironment('temporal-ui'), TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_PORT: String(await freePort()) } });
@@ -146,11 +148,20 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     }
   };
   const tails = () =>
-    [a, b].flatMap((i) => ['api', ...i.workers.map((_, n) => `worker-${n + 1}`)].map((p) => `--- ${i.name}/${p}\n${logOf(i, p).split('\n').slice(-15).join('\n')}`)).join('\n') + `\n--- temporal\n${cluster.logs().split('\n').slice(-15).join('\n')}`;
+    [a, b].flatMap((i) => ['api', ...i.workers.map((_, n) => `worker-${n + 1}`)].map((p) => `--- ${i.name}/${p}\n${logOf(i, p).split('\n').slice(-15).join('\n')}`)).join('\n') +
+    `\n--- temporal\n${cluster.logs().split('\n').slice(-15).join('\n')}`;
 
   test('twenty requests build through a worker kill, a Temporal crash and a PostgreSQL restart; half complete; nothing leaks, nothing in clear, two instances apart', async (t) => {
     const base = Date.now() + 30 * 24 * 3600_000;
-    const body = (name: string, i: number) => validRequestBody({ name, client: ORG, consultants: ['alice@consultancy.example'], cores: 1, memory_mib: 1024, period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() } });
+    const body = (name: string, i: number) =>
+      validRequestBody({
+        name,
+        client: ORG,
+        consultants: ['alice@consultancy.example'],
+        cores: 1,
+        memory_mib: 1024,
+        period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() },
+      });
 
     // Instance A: 15 requests and a class of 5; instance B: 3 requests. All approved.
     const singles = await Promise.all(Array.from({ length: SINGLES }, (_, i) => a.client.submitOnce(body('topo', i), `topology-a-${base}-${i}`)));
@@ -195,12 +206,17 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     await chaos;
 
     const fulfilled = async (i: Instance, serials: string[]) =>
-      waitFor(`${serials.length} requests of instance ${i.name} to be Fulfilled`, async () => {
-        const all = await Promise.all(serials.map((s) => i.client.record(s)));
-        const failed = all.filter((r) => !['Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled'].includes(r.status));
-        if (failed.length) throw new Error(`not fulfilled: ${failed.map((r) => `${r.serial} ${r.status}: ${r.build?.error ?? ''}`).join('; ')}\n${tails()}`);
-        return all.every((r) => r.status === 'Fulfilled') ? all : undefined;
-      }, 600_000, 1_000).catch((err) => {
+      waitFor(
+        `${serials.length} requests of instance ${i.name} to be Fulfilled`,
+        async () => {
+          const all = await Promise.all(serials.map((s) => i.client.record(s)));
+          const failed = all.filter((r) => !['Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled'].includes(r.status));
+          if (failed.length) throw new Error(`not fulfilled: ${failed.map((r) => `${r.serial} ${r.status}: ${r.build?.error ?? ''}`).join('; ')}\n${tails()}`);
+          return all.every((r) => r.status === 'Fulfilled') ? all : undefined;
+        },
+        600_000,
+        1_000,
+      ).catch((err) => {
         throw new Error(`${(err as Error).message}\n${tails()}`);
       });
     const [aRecords, bRecords] = await Promise.all([fulfilled(a, aSerials), fulfilled(b, bSerials)]);
@@ -211,10 +227,15 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     const toComplete = aSerials.filter((_, i) => i % 2 === 0);
     const kept = aSerials.filter((_, i) => i % 2 === 1);
     await Promise.all(toComplete.map((s) => a.client.actOnce(s, 'complete', (status) => ['Completing', 'Completed'].includes(status))));
-    await waitFor('the completed requests to be Completed', async () => {
-      const all = await Promise.all(toComplete.map((s) => a.client.record(s)));
-      return all.every((r) => r.status === 'Completed') ? all : undefined;
-    }, 300_000, 1_000);
+    await waitFor(
+      'the completed requests to be Completed',
+      async () => {
+        const all = await Promise.all(toComplete.map((s) => a.client.record(s)));
+        return all.every((r) => r.status === 'Completed') ? all : undefined;
+      },
+      300_000,
+      1_000,
+    );
 
     // Each instance's sync runs (its own Schedule) and leaves the other's requests alone.
     const connection = await Connection.connect({ address: cluster.address });
@@ -222,14 +243,30 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
       const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: cluster.address, PVEFLOW_CODEC_KEY_FILE: join(dir, 'secrets', 'codec-keys.json') }));
       const temporal = createTemporalClient(access, { connection });
       for (const i of [a, b]) await temporal.schedule.getHandle(syncScheduleId(i.taskQueue)).trigger();
-      await waitFor('a completed sync of each instance', async () => {
-        let done = 0;
-        for (const i of [a, b]) for await (const _ of temporal.workflow.list({ query: `WorkflowType = 'clusterSync' AND ExecutionStatus = 'Completed' AND TaskQueue = '${i.taskQueue}'` })) { done++; break; }
-        return done === 2 || undefined;
-      }, 120_000, 1_000);
-      for (const [i, serials] of [[a, kept], [b, bSerials]] as const) {
+      await waitFor(
+        'a completed sync of each instance',
+        async () => {
+          let done = 0;
+          for (const i of [a, b])
+            for await (const _ of temporal.workflow.list({ query: `WorkflowType = 'clusterSync' AND ExecutionStatus = 'Completed' AND TaskQueue = '${i.taskQueue}'` })) {
+              done++;
+              break;
+            }
+          return done === 2 || undefined;
+        },
+        120_000,
+        1_000,
+      );
+      for (const [i, serials] of [
+        [a, kept],
+        [b, bSerials],
+      ] as const) {
         const all = await Promise.all(serials.map((s) => i.client.record(s)));
-        assert.deepEqual(all.map((r) => r.status), serials.map(() => 'Fulfilled'), `instance ${i.name}'s requests stay Fulfilled after both syncs`);
+        assert.deepEqual(
+          all.map((r) => r.status),
+          serials.map(() => 'Fulfilled'),
+          `instance ${i.name}'s requests stay Fulfilled after both syncs`,
+        );
       }
 
       // Lists: each instance exactly its own.
@@ -253,10 +290,31 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     const netbird = new NetbirdClient({ baseUrl: world.env.NETBIRD_API_URL!, token: world.env.NETBIRD_TOKEN!, timeoutMs: 15_000, ca: readFileSync(world.env.NETBIRD_CA_FILE!) });
     try {
       const vms = (await pve.clusterResources('vm')).filter((r) => r.type === 'qemu' && !r.template);
-      const vmidsOf = (records: Array<{ serial: string; device: { vmid: number } }>, serials: readonly string[]) => records.filter((r) => serials.includes(r.serial)).map((r) => r.device.vmid).sort();
-      assert.deepEqual(vms.filter((v) => v.pool === 'pveflow').map((v) => v.vmid).sort(), vmidsOf(aRecords, kept), "pool pveflow: one VM per kept request of A, and nothing else");
-      assert.deepEqual(vms.filter((v) => v.pool === SECOND_POOL.poolid).map((v) => v.vmid).sort(), vmidsOf(bRecords, bSerials), "pool pveflow-b: B's VMs");
-      assert.ok(vms.every((v) => (v.pool === 'pveflow' ? v.vmid! < 20_000 : v.vmid! >= 20_000)), 'each instance kept to its VMID range');
+      const vmidsOf = (records: Array<{ serial: string; device: { vmid: number } }>, serials: readonly string[]) =>
+        records
+          .filter((r) => serials.includes(r.serial))
+          .map((r) => r.device.vmid)
+          .sort();
+      assert.deepEqual(
+        vms
+          .filter((v) => v.pool === 'pveflow')
+          .map((v) => v.vmid)
+          .sort(),
+        vmidsOf(aRecords, kept),
+        'pool pveflow: one VM per kept request of A, and nothing else',
+      );
+      assert.deepEqual(
+        vms
+          .filter((v) => v.pool === SECOND_POOL.poolid)
+          .map((v) => v.vmid)
+          .sort(),
+        vmidsOf(bRecords, bSerials),
+        "pool pveflow-b: B's VMs",
+      );
+      assert.ok(
+        vms.every((v) => (v.pool === 'pveflow' ? v.vmid! < 20_000 : v.vmid! >= 20_000)),
+        'each instance kept to its VMID range',
+      );
 
       const [peers, groups, policies, setupKeys] = await Promise.all([netbird.listPeers(), netbird.listGroups(), netbird.listPolicies(), netbird.listSetupKeys()]);
       const namesOf = (serial: string, records: Array<{ serial: string; request: { name: string } }>) => deviceNames(serial, records.find((r) => r.serial === serial)!.request.name);

@@ -36,7 +36,13 @@ describe('update arguments checked inside the workflow', () => {
   test('the workflow bundle carries no zod: the SDK evaluates every bundled module once per workflow', async () => {
     const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });
     const modules = [...bundle.code.matchAll(/"\.\/(node_modules\/[^"]+|src\/[^"]+)"/g)].map((m) => m[1] ?? '');
-    assert.ok(modules.some((m) => m === 'src/workflows/vmRequest.ts'), 'the bundle lists its modules by path');
-    assert.deepEqual(modules.filter((m) => m.startsWith('node_modules/zod/')), []);
+    assert.ok(
+      modules.some((m) => m === 'src/workflows/vmRequest.ts'),
+      'the bundle lists its modules by path',
+    );
+    assert.deepEqual(
+      modules.filter((m) => m.startsWith('node_modules/zod/')),
+      [],
+    );
   });
 });

@@ -13,7 +13,10 @@ describe('mergeUserData', () => {
     chpasswd: { expire: false, users: [{ name: 'root', password: '$6$x$root', type: 'hash' }] },
     package_update: true,
     packages: ['qemu-guest-agent', 'curl', 'ca-certificates'],
-    runcmd: [['systemctl', 'enable', '--now', 'qemu-guest-agent'], ['netbird', 'up']],
+    runcmd: [
+      ['systemctl', 'enable', '--now', 'qemu-guest-agent'],
+      ['netbird', 'up'],
+    ],
   });
 
   test('no choices: pveflow user-data unchanged', () => {
@@ -49,7 +52,7 @@ describe('mergeUserData', () => {
     assert.equal('merge_how' in merged, false);
   });
 
-  test('write_files: the request\'s files, none under a protected path', () => {
+  test("write_files: the request's files, none under a protected path", () => {
     const merged = mergeUserData(own(), {
       write_files: [
         { path: '/etc/motd', content: 'hello' },
@@ -61,7 +64,7 @@ describe('mergeUserData', () => {
     assert.equal('write_files' in mergeUserData(own(), { write_files: [{ path: '/etc/shadow', content: '' }] }), false, 'no empty list');
   });
 
-  test('rendered: the YAML carries the merged document, and pveflow\'s logins and enrolment are intact', () => {
+  test("rendered: the YAML carries the merged document, and pveflow's logins and enrolment are intact", () => {
     const text = renderUserData({
       hostname: 'kali-vm-7k2q9',
       sshKeys: [],

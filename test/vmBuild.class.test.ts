@@ -26,29 +26,27 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
 
   async function buildClass(prefix: string, limits: { perNode: number; perStorage: number }) {
     const server = await harness.h.localEnv();
-    const world = await harness.h.world(
-      { storageAllocMs: 200, flockTimeoutMs: 500 },
-      { PVE_CLONE_LIMIT_PER_NODE: String(limits.perNode), PVE_CLONE_LIMIT_PER_STORAGE: String(limits.perStorage) },
-    );
+    const world = await harness.h.world({ storageAllocMs: 200, flockTimeoutMs: 500 }, { PVE_CLONE_LIMIT_PER_NODE: String(limits.perNode), PVE_CLONE_LIMIT_PER_STORAGE: String(limits.perStorage) });
     await createLocalTemplate(world, 'pve1', LOCAL_TEMPLATE);
     const taskQueue = `class-${prefix}`;
-    return harness.h.withWorker(world, taskQueue, async () => {
-      const peak = watchPeakClones(world);
-      try {
-        const serials = Array.from({ length: CLASS_SIZE }, (_, i) => `VM-${prefix}${String(i).padStart(2, '0')}`);
-        const requests = requestDriver(server.client, taskQueue);
-        const driven = await Promise.all(
-          serials.map(async (serial) => requests.startApproved(await harness.h.request(serial, { templateVmid: LOCAL_TEMPLATE, name: 'lab' }, server))),
-        );
-        const records: RequestRecord[] = await Promise.all(driven.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
-        const slots = limits.perNode + limits.perStorage > 0
-          ? await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery)
-          : undefined;
-        return { records, peak: peak.value, storageLockTimeouts: storageLockTimeouts(world), slots, world };
-      } finally {
-        peak.stop();
-      }
-    }, server);
+    return harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const peak = watchPeakClones(world);
+        try {
+          const serials = Array.from({ length: CLASS_SIZE }, (_, i) => `VM-${prefix}${String(i).padStart(2, '0')}`);
+          const requests = requestDriver(server.client, taskQueue);
+          const driven = await Promise.all(serials.map(async (serial) => requests.startApproved(await harness.h.request(serial, { templateVmid: LOCAL_TEMPLATE, name: 'lab' }, server))));
+          const records: RequestRecord[] = await Promise.all(driven.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
+          const slots = limits.perNode + limits.perStorage > 0 ? await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery) : undefined;
+          return { records, peak: peak.value, storageLockTimeouts: storageLockTimeouts(world), slots, world };
+        } finally {
+          peak.stop();
+        }
+      },
+      server,
+    );
   }
 
   test('without limits, a class cloned at once runs into the storage lock', async (t) => {
@@ -67,7 +65,10 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     assert.deepEqual(slots, { held: [], waiting: [], reserved: [] }, 'every slot and place was given back');
     const vms = world.pve.dump().vms.filter((v) => !v.template);
     assert.equal(vms.length, CLASS_SIZE, 'one VM per request');
-    assert.ok(vms.every((v) => v.node === 'pve1'), 'all on the template node');
+    assert.ok(
+      vms.every((v) => v.node === 'pve1'),
+      'all on the template node',
+    );
   });
 
   test('a build waits for its clone slot in plain sight, and cancelled while waiting gives its place back', async (t) => {
@@ -76,40 +77,58 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     const world = await harness.h.world({}, { PVE_CLONE_LIMIT_PER_NODE: '1', PVE_CLONE_LIMIT_PER_STORAGE: '1' });
     await createLocalTemplate(world, 'pve1', LOCAL_TEMPLATE);
     const taskQueue = 'slots-cancel';
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
-      // The slot of pve1's clones, held by a request still pending approval: any running workflow can hold one.
-      const driver = requestDriver(server.client, taskQueue);
-      const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CLB00', {}, server));
-      await slots.signal(requestCloneSlotSignal, {
-        holder: blocker.workflowId, keys: ['node/pve1'], limits: { 'node/pve1': 1 }, offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }], need: { cpu: 0, mem: 0 }, running: [], ttlMs: 600_000,
-      });
-      await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
+    await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+        // The slot of pve1's clones, held by a request still pending approval: any running workflow can hold one.
+        const driver = requestDriver(server.client, taskQueue);
+        const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CLB00', {}, server));
+        await slots.signal(requestCloneSlotSignal, {
+          holder: blocker.workflowId,
+          keys: ['node/pve1'],
+          limits: { 'node/pve1': 1 },
+          offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }],
+          need: { cpu: 0, mem: 0 },
+          running: [],
+          ttlMs: 600_000,
+        });
+        await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
 
-      const request = await harness.h.request('VM-CLW00', { templateVmid: LOCAL_TEMPLATE }, server);
-      const { handle } = await driver.startApproved(request);
-      const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLW00', 1));
-      const status = await waitFor('the build to wait for its slot', async () => {
-        const b = await build.query(buildStatusQuery).catch(() => undefined);
-        return b?.stage === 'waiting-for-clone-slot' ? b : undefined;
-      });
-      assert.match(status.log.at(-1)?.message ?? '', /^waiting for a clone slot on pve1\/local-lvm/);
-      const view = await slots.query(cloneSlotsQuery);
-      assert.deepEqual(view.waiting.map((w) => w.holder), [build.workflowId]);
-      assert.deepEqual(view.reserved.map((r) => r.holder).sort(), [blocker.workflowId, build.workflowId].sort());
-      const history = JSON.stringify((await build.fetchHistory()).events);
-      assert.ok(history.includes('requestCloneSlot'), 'the ask is in the build\'s history');
+        const request = await harness.h.request('VM-CLW00', { templateVmid: LOCAL_TEMPLATE }, server);
+        const { handle } = await driver.startApproved(request);
+        const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLW00', 1));
+        const status = await waitFor('the build to wait for its slot', async () => {
+          const b = await build.query(buildStatusQuery).catch(() => undefined);
+          return b?.stage === 'waiting-for-clone-slot' ? b : undefined;
+        });
+        assert.match(status.log.at(-1)?.message ?? '', /^waiting for a clone slot on pve1\/local-lvm/);
+        const view = await slots.query(cloneSlotsQuery);
+        assert.deepEqual(
+          view.waiting.map((w) => w.holder),
+          [build.workflowId],
+        );
+        assert.deepEqual(view.reserved.map((r) => r.holder).sort(), [blocker.workflowId, build.workflowId].sort());
+        const history = JSON.stringify((await build.fetchHistory()).events);
+        assert.ok(history.includes('requestCloneSlot'), "the ask is in the build's history");
 
-      await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
-      await waitFor('the cancelled build to give its place back', async () => {
-        const v = await slots.query(cloneSlotsQuery);
-        return v.waiting.length === 0 && !v.reserved.some((r) => r.holder === build.workflowId) ? true : undefined;
-      });
-      assert.deepEqual((await slots.query(cloneSlotsQuery)).held.map((h) => h.holder), [blocker.workflowId], 'the blocker keeps its slot');
-      assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
-      await slots.signal(releasePlacementSignal, { holder: blocker.workflowId });
-      await blocker.terminate();
-    }, server);
+        await handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] });
+        await waitFor('the cancelled build to give its place back', async () => {
+          const v = await slots.query(cloneSlotsQuery);
+          return v.waiting.length === 0 && !v.reserved.some((r) => r.holder === build.workflowId) ? true : undefined;
+        });
+        assert.deepEqual(
+          (await slots.query(cloneSlotsQuery)).held.map((h) => h.holder),
+          [blocker.workflowId],
+          'the blocker keeps its slot',
+        );
+        assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
+        await slots.signal(releasePlacementSignal, { holder: blocker.workflowId });
+        await blocker.terminate();
+      },
+      server,
+    );
   });
 
   test('with no clone limit and one place to go, a build neither asks nor waits', async (t) => {
@@ -118,17 +137,28 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     const world = await harness.h.world({}, { PVE_CLONE_LIMIT_PER_NODE: '0', PVE_CLONE_LIMIT_PER_STORAGE: '0' });
     await createLocalTemplate(world, 'pve1', LOCAL_TEMPLATE);
     const taskQueue = 'slots-sole';
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const request = await harness.h.request('VM-CLS00', { templateVmid: LOCAL_TEMPLATE }, server);
-      const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus(['Fulfilled', 'Failed']);
-      assert.equal(record.status, 'Fulfilled', record.build?.error);
-      const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLS00', 1));
-      const history = JSON.stringify((await build.fetchHistory()).events);
-      assert.ok(!history.includes('requestCloneSlot') && !history.includes('releasePlacement'), 'no signal to the coordinator');
-      assert.ok(!record.build?.log.some((l) => l.stage === 'waiting-for-clone-slot'), 'no wait for a clone slot');
-      assert.deepEqual(await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery), { held: [], waiting: [], reserved: [] });
-      assert.deepEqual(world.pve.dump().vms.filter((v) => !v.template).map((v) => v.node), ['pve1']);
-    }, server);
+    await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const request = await harness.h.request('VM-CLS00', { templateVmid: LOCAL_TEMPLATE }, server);
+        const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus(['Fulfilled', 'Failed']);
+        assert.equal(record.status, 'Fulfilled', record.build?.error);
+        const build = server.client.workflow.getHandle(buildWorkflowId('VM-CLS00', 1));
+        const history = JSON.stringify((await build.fetchHistory()).events);
+        assert.ok(!history.includes('requestCloneSlot') && !history.includes('releasePlacement'), 'no signal to the coordinator');
+        assert.ok(!record.build?.log.some((l) => l.stage === 'waiting-for-clone-slot'), 'no wait for a clone slot');
+        assert.deepEqual(await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).query(cloneSlotsQuery), { held: [], waiting: [], reserved: [] });
+        assert.deepEqual(
+          world.pve
+            .dump()
+            .vms.filter((v) => !v.template)
+            .map((v) => v.node),
+          ['pve1'],
+        );
+      },
+      server,
+    );
   });
 
   test('a build that finds no clone-slots coordinator fails saying what to do, having made nothing', async (t) => {
@@ -136,16 +166,21 @@ describe('a class of identical VMs under clone slots', { skip }, () => {
     const server = await harness.h.localEnv();
     const world = await harness.h.world();
     const taskQueue = 'slots-missing';
-    await harness.h.withWorker(world, taskQueue, async () => {
-      // The worker started it; an operator terminated it since.
-      await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).terminate('test: coordinator gone');
-      const request = await harness.h.request('VM-CLM00', {}, server);
-      const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus('Failed');
-      assert.equal(record.build?.stage, 'waiting-for-clone-slot');
-      assert.match(record.build?.error ?? '', /pveflow-clone-slots-slots-missing/);
-      assert.match(record.build?.error ?? '', /Start or restart a worker for that task queue, then rebuild/);
-      assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
-    }, server);
+    await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        // The worker started it; an operator terminated it since.
+        await server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue)).terminate('test: coordinator gone');
+        const request = await harness.h.request('VM-CLM00', {}, server);
+        const record = await (await requestDriver(server.client, taskQueue).startApproved(request)).waitForStatus('Failed');
+        assert.equal(record.build?.stage, 'waiting-for-clone-slot');
+        assert.match(record.build?.error ?? '', /pveflow-clone-slots-slots-missing/);
+        assert.match(record.build?.error ?? '', /Start or restart a worker for that task queue, then rebuild/);
+        assert.equal(world.pve.dump().vms.filter((v) => !v.template).length, 0, 'nothing was cloned');
+      },
+      server,
+    );
   });
 });
 

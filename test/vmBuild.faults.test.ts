@@ -56,7 +56,10 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
     if (harness.skipped) return t.skip(harness.skipped);
     const { record } = await build({ prepare: (w) => w.pve.faults.set({ nextidRace: { times: 1 } }) });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
-    assert.ok(record.build?.log.some((l) => /was taken by a concurrent clone; reserving another/.test(l.message)), 'the log says why the VMID changed');
+    assert.ok(
+      record.build?.log.some((l) => /was taken by a concurrent clone; reserving another/.test(l.message)),
+      'the log says why the VMID changed',
+    );
   });
 
   test('the only allowed node is offline: the build fails at once naming the nodes and the setting', async (t) => {
@@ -102,7 +105,10 @@ describe('vmBuild under Proxmox failure classes', { skip }, () => {
     assert.equal(record.status, 'Failed');
     assert.match(record.build?.error ?? '', /unexpected status/);
     assert.equal(record.build?.leftovers.length, 1, 'the stale VM is reported, not silently kept');
-    assert.ok(record.build?.log.some((l) => /cannot see it.*qm unlock/.test(l.message)), JSON.stringify(record.build?.log.slice(-3)));
+    assert.ok(
+      record.build?.log.some((l) => /cannot see it.*qm unlock/.test(l.message)),
+      JSON.stringify(record.build?.log.slice(-3)),
+    );
     assert.equal(vms.length, 1, 'the half-made VM is still there, as reported');
   });
 });

@@ -52,8 +52,7 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     });
   }
 
-  const ownVms = (world: SimulatedWorld, serial: string) =>
-    world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
+  const ownVms = (world: SimulatedWorld, serial: string) => world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || v.lock === 'clone');
 
   const asRoot = (world: SimulatedWorld) => ({ PVE_TOKEN_ID: world.rootToken.id, PVE_TOKEN_SECRET: world.rootToken.secret });
 
@@ -181,12 +180,17 @@ describe('vmBuild placement, local templates and HA', { skip }, () => {
     };
     const world = await harness.h.world({}, {}, equal);
     const taskQueue = 'placement-class';
-    const records = await harness.h.withWorker(world, taskQueue, async () => {
-      const driver = requestDriver(server.client, taskQueue);
-      const requests = await Promise.all(Array.from({ length: 6 }, async (_, i) => driver.startApproved(await harness.h.request(`VM-SPR${String(i).padStart(2, '0')}`, {}, server))));
-      // Failed is a settled answer here too: the assertion below names the build's error.
-      return Promise.all(requests.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
-    }, server);
+    const records = await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const driver = requestDriver(server.client, taskQueue);
+        const requests = await Promise.all(Array.from({ length: 6 }, async (_, i) => driver.startApproved(await harness.h.request(`VM-SPR${String(i).padStart(2, '0')}`, {}, server))));
+        // Failed is a settled answer here too: the assertion below names the build's error.
+        return Promise.all(requests.map((r) => r.waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 180_000 })));
+      },
+      server,
+    );
     for (const r of records) assert.equal(r.status, 'Fulfilled', `${r.serial}: ${r.build?.error}`);
     const perNode: Record<string, number> = {};
     for (const vm of world.pve.dump().vms.filter((v) => !v.template)) perNode[vm.node] = (perNode[vm.node] ?? 0) + 1;

@@ -36,13 +36,40 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
   /** Nothing of the request is left anywhere: VM, snippet, NetBird objects. */
   function assertNothingLeft(world: SimulatedWorld, serial: string) {
     const slug = serial.toLowerCase();
-    assert.deepEqual(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(slug)).map((v) => v.vmid), [], 'no VM left');
-    assert.deepEqual(readdirSync(harness.h.sshd.dir).filter((f) => f.includes(slug)), [], 'no snippet left');
+    assert.deepEqual(
+      world.pve
+        .dump()
+        .vms.filter((v) => String(v.config.description ?? '').includes(serial) || String(v.name ?? '').includes(slug))
+        .map((v) => v.vmid),
+      [],
+      'no VM left',
+    );
+    assert.deepEqual(
+      readdirSync(harness.h.sshd.dir).filter((f) => f.includes(slug)),
+      [],
+      'no snippet left',
+    );
     const nb = world.netbird.dump();
-    assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [], 'no NetBird group left');
-    assert.deepEqual(nb.setupKeys.filter((k) => k.name.includes(serial)).map((k) => k.name), [], 'no setup key left');
-    assert.deepEqual(nb.policies.filter((p) => p.name.includes(serial)).map((p) => p.name), [], 'no policy left');
-    assert.deepEqual(nb.peers.filter((p) => p.name.includes(slug)).map((p) => p.name), [], 'no peer left');
+    assert.deepEqual(
+      nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name),
+      [],
+      'no NetBird group left',
+    );
+    assert.deepEqual(
+      nb.setupKeys.filter((k) => k.name.includes(serial)).map((k) => k.name),
+      [],
+      'no setup key left',
+    );
+    assert.deepEqual(
+      nb.policies.filter((p) => p.name.includes(serial)).map((p) => p.name),
+      [],
+      'no policy left',
+    );
+    assert.deepEqual(
+      nb.peers.filter((p) => p.name.includes(slug)).map((p) => p.name),
+      [],
+      'no peer left',
+    );
   }
 
   test('a clone task that fails after HTTP 200 fails the build with what Proxmox logged; a rebuild then succeeds', async (t) => {
@@ -79,7 +106,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     });
   });
 
-  test('a token without rights on the pool fails with Proxmox\'s permission message and what to grant', async (t) => {
+  test("a token without rights on the pool fails with Proxmox's permission message and what to grant", async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const r = await approvedRequest({ env: { PVE_POOL: 'not-our-pool' } });
     await r.run(async ({ waitForStatus }) => {
@@ -158,7 +185,10 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
       await harness.h.env.client.workflow.getHandle(`vm-build-${r.serial}-1`).cancel();
       const cancelled = await waitForStatus('Cancelled');
       assert.equal(cancelled.build?.state, 'cancelled');
-      assert.ok(cancelled.build?.log.some((l) => l.message.startsWith('undone: VM')), 'the log says what was undone');
+      assert.ok(
+        cancelled.build?.log.some((l) => l.message.startsWith('undone: VM')),
+        'the log says what was undone',
+      );
       assertNothingLeft(r.world, r.serial);
     });
   });
@@ -168,9 +198,7 @@ describe('vmBuild: failures and cancellation', { skip }, () => {
     const r = await approvedRequest({});
     await r.run(async ({ handle, waitForStatus }) => {
       await waitForStatus('Fulfilled');
-      await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] }), (err: Error) =>
-        /cannot cancel request .*: it is Fulfilled/.test(String((err.cause as Error | undefined)?.message)),
-      );
+      await assert.rejects(handle.executeUpdate(cancelUpdate, { args: [{ by: 'admin' }] }), (err: Error) => /cannot cancel request .*: it is Fulfilled/.test(String((err.cause as Error | undefined)?.message)));
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
       await handle.result();
     });

@@ -20,8 +20,14 @@ const fulfilled = (over: Partial<OperationSituation> = {}): OperationSituation =
 const rita = (id = 'op-1', role: OperationCaller['role'] = 'requester'): OperationCaller => ({ id, by: 'rita@acme.example', role });
 const shutdown: VmOperation = { kind: 'power', action: 'shutdown' };
 const running = (over: Partial<OperationRecord> = {}): OperationRecord => ({
-  id: 'op-0', what: 'migrate to pve2', operation: { kind: 'migrate', target: 'pve2' }, by: 'olga', role: 'operator',
-  startedAt: '2026-12-03T10:00:00.000Z', state: 'running', ...over,
+  id: 'op-0',
+  what: 'migrate to pve2',
+  operation: { kind: 'migrate', target: 'pve2' },
+  by: 'olga',
+  role: 'operator',
+  startedAt: '2026-12-03T10:00:00.000Z',
+  state: 'running',
+  ...over,
 });
 
 describe('when a day-2 operation may run', () => {
@@ -37,11 +43,7 @@ describe('when a day-2 operation may run', () => {
       ['Completed', 'it has ended'],
     ];
     for (const [status, why] of cases) {
-      assert.equal(
-        operationRefusal(fulfilled({ status }), rita(), shutdown),
-        `cannot power request VM-OPS01: it is ${status} — ${why}; power only when Fulfilled (power shutdown)`,
-        status,
-      );
+      assert.equal(operationRefusal(fulfilled({ status }), rita(), shutdown), `cannot power request VM-OPS01: it is ${status} — ${why}; power only when Fulfilled (power shutdown)`, status);
     }
     assert.equal(operationRefusal(fulfilled(), rita(), shutdown), undefined);
     assert.equal(operationRefusal(fulfilled({ ending: true }), rita(), shutdown), 'cannot power shutdown on request VM-OPS01: its completion has been asked for');
@@ -60,10 +62,7 @@ describe('when a day-2 operation may run', () => {
 
   test('one at a time: a second operation is refused naming the running one', () => {
     const s = fulfilled({ operations: [running()] });
-    assert.equal(
-      operationRefusal(s, rita(), shutdown),
-      'cannot power shutdown on request VM-OPS01: migrate to pve2 (id op-0, by olga, since 2026-12-03T10:00:00.000Z) is running; one operation at a time',
-    );
+    assert.equal(operationRefusal(s, rita(), shutdown), 'cannot power shutdown on request VM-OPS01: migrate to pve2 (id op-0, by olga, since 2026-12-03T10:00:00.000Z) is running; one operation at a time');
     assert.equal(operationRefusal(fulfilled({ operations: [running({ state: 'succeeded' })] }), rita(), shutdown), undefined);
   });
 
@@ -80,10 +79,7 @@ describe('when a day-2 operation may run', () => {
     const create = (name: string): VmOperation => ({ kind: 'snapshot', action: 'create', name });
     assert.equal(operationRefusal(fulfilled({ snapshots: [snap('a')] }), rita(), create('b')), undefined);
     assert.match(operationRefusal(fulfilled({ snapshots: [snap('a')] }), rita(), create('a')) ?? '', /already has a snapshot a/);
-    assert.equal(
-      operationRefusal(fulfilled({ snapshots: [snap('a'), snap('b')] }), rita(), create('c')),
-      'request VM-OPS01 has 2 snapshots, its limit (REQUEST_SNAPSHOT_LIMIT) is 2: delete one first',
-    );
+    assert.equal(operationRefusal(fulfilled({ snapshots: [snap('a'), snap('b')] }), rita(), create('c')), 'request VM-OPS01 has 2 snapshots, its limit (REQUEST_SNAPSHOT_LIMIT) is 2: delete one first');
     assert.match(operationRefusal(fulfilled({ snapshots: [snap('a')] }), rita(), { kind: 'snapshot', action: 'revert', name: 'x' }) ?? '', /has no snapshot x \(it has a\)/);
     assert.equal(operationRefusal(fulfilled({ snapshots: [snap('a')] }), rita(), { kind: 'snapshot', action: 'delete', name: 'a' }), undefined);
   });
@@ -91,7 +87,13 @@ describe('when a day-2 operation may run', () => {
 
 describe('what a reconfigure takes', () => {
   const vm = (over: Partial<VmHardware> = {}): VmHardware => ({
-    running: true, cores: 2, sockets: 1, memoryMiB: 2048, numa: false, bootDisk: { key: 'scsi0', sizeGiB: 20 }, ...over,
+    running: true,
+    cores: 2,
+    sockets: 1,
+    memoryMiB: 2048,
+    numa: false,
+    bootDisk: { key: 'scsi0', sizeGiB: 20 },
+    ...over,
   });
 
   test('with Proxmox’s default hotplug, new cores and memory on a running VM wait for a reboot; the disk grows live', () => {

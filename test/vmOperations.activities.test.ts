@@ -131,13 +131,22 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
     assert.deepEqual(await run(acts.createSnapshot, { ...ref, name: 'before', withRam: true }), { withRam: true });
     assert.deepEqual(await run(acts.createSnapshot, { ...ref, name: 'before', withRam: true }), { withRam: true }, 'found: not taken twice');
     const list = await root.snapshots('pve1', ref.vmid);
-    assert.deepEqual(list.map((s) => [s.name, s.vmstate]), [['before', true], ['current', undefined]]);
+    assert.deepEqual(
+      list.map((s) => [s.name, s.vmstate]),
+      [
+        ['before', true],
+        ['current', undefined],
+      ],
+    );
     await ok(root.updateVmConfig('pve1', ref.vmid, { description: 'changed after the snapshot' }));
     assert.deepEqual(await run(acts.revertSnapshot, { ...ref, name: 'before', start: true }), { power: 'running' });
     assert.equal((await root.vmConfig('pve1', ref.vmid)).description, undefined, 'the config is back as it was');
     assert.equal(await run(acts.deleteSnapshot, { ...ref, name: 'before' }), 'deleted');
     assert.equal(await run(acts.deleteSnapshot, { ...ref, name: 'before' }), 'absent');
-    assert.deepEqual((await root.snapshots('pve1', ref.vmid)).map((s) => s.name), ['current']);
+    assert.deepEqual(
+      (await root.snapshots('pve1', ref.vmid)).map((s) => s.name),
+      ['current'],
+    );
   });
 
   test('migrate: a running VM moves online and keeps running; asked again, it is already there and nothing moves', async () => {
@@ -177,7 +186,10 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
     await root.addHaResource({ sid: `vm:${ref.vmid}`, state: 'started' });
     assert.deepEqual(await run(acts.shutdownGuest, { ...ref, timeoutSeconds: 10 }), { power: 'stopped', outcome: 'the guest shut down' });
     assert.equal(await status(ref), 'stopped', 'stopped when the activity answered, not later');
-    assert.ok(world.pve.dump().tasks.some((t) => t.type === 'hastop' && t.id === String(ref.vmid)), 'through the HA stack');
+    assert.ok(
+      world.pve.dump().tasks.some((t) => t.type === 'hastop' && t.id === String(ref.vmid)),
+      'through the HA stack',
+    );
     assert.deepEqual(await run(acts.rebootVm, { ...ref, timeoutSeconds: 10 }), { power: 'running', outcome: 'the VM was stopped: started' });
     assert.equal(await status(ref), 'running');
   });
@@ -187,6 +199,9 @@ describe('day-2 activities against the simulated Proxmox', { skip }, () => {
     await root.addHaResource({ sid: `vm:${ref.vmid}`, state: 'started' });
     assert.deepEqual(await run(acts.moveVm, { serial: ref.serial, vmid: ref.vmid, from: 'pve1', to: 'pve3' }), { online: true });
     assert.equal(world.pve.dump().vms.find((v) => v.vmid === ref.vmid)?.node, 'pve3', 'there when the activity answered');
-    assert.ok(world.pve.dump().tasks.some((t) => t.type === 'hamigrate' && t.id === String(ref.vmid)), 'through the HA stack');
+    assert.ok(
+      world.pve.dump().tasks.some((t) => t.type === 'hamigrate' && t.id === String(ref.vmid)),
+      'through the HA stack',
+    );
   });
 });

@@ -83,7 +83,11 @@ describe('day-2 operations through the HTTP API', () => {
     checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
   });
   after(async () => {
-    if (server) await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
+    if (server)
+      await new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      });
     worker?.shutdown();
     await running;
     if (deps) await closeActivityDeps(deps);
@@ -93,7 +97,6 @@ describe('day-2 operations through the HTTP API', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-   
   const call = async (who: KeyName, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -108,11 +111,15 @@ describe('day-2 operations through the HTTP API', () => {
   };
 
   /** A request of ORG_A (or of the quota's org) whose period has begun, approved and built, driven over the API. */
-  async function fulfilled(who: { requester: KeyName; admin: KeyName; client: string; requesterEmail: string } = { requester: 'requester', admin: 'admin', client: ORG_A, requesterEmail: 'rita@acme.example' }): Promise<{ serial: string; vmid: number; node: string }> {
+  async function fulfilled(
+    who: { requester: KeyName; admin: KeyName; client: string; requesterEmail: string } = { requester: 'requester', admin: 'admin', client: ORG_A, requesterEmail: 'rita@acme.example' },
+  ): Promise<{ serial: string; vmid: number; node: string }> {
     const as: Record<ApiActor, KeyName> = { submitter: who.requester, approver: who.admin, reader: who.requester };
     const driver = apiRequestDriver((method, path, actor, body) => call(as[actor], method, path, body));
     const now = Date.now();
-    const request = await driver.startApproved(validRequestBody({ client: who.client, requester: who.requesterEmail, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }));
+    const request = await driver.startApproved(
+      validRequestBody({ client: who.client, requester: who.requesterEmail, period: { start: new Date(now - 60_000).toISOString(), end: new Date(now + 7 * 24 * 3600_000).toISOString() }, cores: 2, memory_mib: 2048 }),
+    );
     const record = await request.waitForStatus('Fulfilled', { timeoutMs: 120_000 });
     return { serial: request.serial, vmid: record.device.vmid, node: record.device.node };
   }
@@ -123,9 +130,18 @@ describe('day-2 operations through the HTTP API', () => {
 
     const bad = await call('requester', 'POST', at('power'), { action: 'hibernate' });
     assert.equal(bad.status, 400);
-    assert.deepEqual(bad.body.issues.map((i: { field: string }) => i.field), ['action']);
-    assert.deepEqual((await call('requester', 'POST', at('reconfigure'), { note: 'nothing' })).body.issues.map((i: { field: string }) => i.field), ['cores']);
-    assert.deepEqual((await call('requester', 'POST', at('reconfigure'), { memory_mib: 100 })).body.issues.map((i: { field: string }) => i.field), ['memory_mib']);
+    assert.deepEqual(
+      bad.body.issues.map((i: { field: string }) => i.field),
+      ['action'],
+    );
+    assert.deepEqual(
+      (await call('requester', 'POST', at('reconfigure'), { note: 'nothing' })).body.issues.map((i: { field: string }) => i.field),
+      ['cores'],
+    );
+    assert.deepEqual(
+      (await call('requester', 'POST', at('reconfigure'), { memory_mib: 100 })).body.issues.map((i: { field: string }) => i.field),
+      ['memory_mib'],
+    );
     const huge = await call('requester', 'POST', at('reconfigure'), { disk_gib: 5000 });
     assert.equal(huge.status, 400);
     assert.deepEqual(huge.body.issues, [{ field: 'disk_gib', reason: 'at most 1024 GiB (REQUEST_MAX_DISK_GIB)', rule: 'choice-limit' }]);
@@ -150,7 +166,10 @@ describe('day-2 operations through the HTTP API', () => {
     assert.equal((await call('requester', 'POST', at('power'), { action: 'start' })).body.power, 'running');
     const unconfirmed = await call('requester', 'POST', at('reconfigure'), { cores: 4, disk_gib: 12 });
     assert.equal(unconfirmed.status, 409);
-    assert.match(unconfirmed.body.detail, /^a reboot is needed to apply cores 3 → 4 \(CPU hot-plug is off in the VM's hotplug option\); nothing was changed\. Send confirm_reboot: true to apply it with a reboot \(disk 4 → 12 GiB would apply live\)$/);
+    assert.match(
+      unconfirmed.body.detail,
+      /^a reboot is needed to apply cores 3 → 4 \(CPU hot-plug is off in the VM's hotplug option\); nothing was changed\. Send confirm_reboot: true to apply it with a reboot \(disk 4 → 12 GiB would apply live\)$/,
+    );
     assert.equal((await root.vmConfig(node, vmid)).raw.cores, 3);
     const confirmed = await call('requester', 'POST', at('reconfigure'), { cores: 4, disk_gib: 12, confirm_reboot: true });
     assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
@@ -161,14 +180,17 @@ describe('day-2 operations through the HTTP API', () => {
 
     const record = (await call('requester', 'GET', `/api/device_requests/${serial}`)).body;
     assert.equal(record.timeline.filter((e: { event: string }) => e.event === 'power shutdown asked: weekend').length, 1);
-    assert.deepEqual(record.operations.map((o: { what: string; state: string }) => `${o.what}: ${o.state}`), [
-      'power shutdown: succeeded',
-      'reconfigure cores 3: succeeded',
-      'power start: succeeded',
-      'reconfigure cores 4, disk 12 GiB: refused',
-      'reconfigure cores 4, disk 12 GiB (reboot confirmed): succeeded',
-      'reconfigure disk 5 GiB: refused',
-    ]);
+    assert.deepEqual(
+      record.operations.map((o: { what: string; state: string }) => `${o.what}: ${o.state}`),
+      [
+        'power shutdown: succeeded',
+        'reconfigure cores 3: succeeded',
+        'power start: succeeded',
+        'reconfigure cores 4, disk 12 GiB: refused',
+        'reconfigure cores 4, disk 12 GiB (reboot confirmed): succeeded',
+        'reconfigure disk 5 GiB: refused',
+      ],
+    );
   });
 
   test('snapshots and migration: the limit, revert and delete by name, migration for operators only', async () => {
@@ -177,7 +199,10 @@ describe('day-2 operations through the HTTP API', () => {
     assert.equal((await call('requester', 'POST', at('snapshots'), { name: '9lives' })).body.issues[0].field, 'name');
     const taken = await call('requester', 'POST', at('snapshots'), { name: 'clean', with_ram: true, description: 'as built' });
     assert.equal(taken.status, 200, JSON.stringify(taken.body));
-    assert.deepEqual(taken.body.snapshots.map((s: { name: string; with_ram: boolean }) => [s.name, s.with_ram]), [['clean', true]]);
+    assert.deepEqual(
+      taken.body.snapshots.map((s: { name: string; with_ram: boolean }) => [s.name, s.with_ram]),
+      [['clean', true]],
+    );
     const over = await call('requester', 'POST', at('snapshots'), { name: 'second' });
     assert.equal(over.status, 409);
     assert.match(over.body.detail, /has 1 snapshots, its limit \(REQUEST_SNAPSHOT_LIMIT\) is 1: delete one first/);
@@ -193,7 +218,10 @@ describe('day-2 operations through the HTTP API', () => {
     world.pve.faults.set({ taskFailure: { type: 'qmsnapshot', error: 'snapshot feature is not available' } });
     const failed = await call('requester', 'POST', at('snapshots'), { name: 'doomed' });
     assert.equal(failed.status, 502, JSON.stringify(failed.body));
-    assert.match(failed.body.detail, new RegExp(`^snapshot create doomed on request ${serial} failed: taking snapshot doomed for request ${serial}, VM \\d+, node \\w+ failed in Proxmox task UPID:[^ ]+: snapshot feature is not available$`));
+    assert.match(
+      failed.body.detail,
+      new RegExp(`^snapshot create doomed on request ${serial} failed: taking snapshot doomed for request ${serial}, VM \\d+, node \\w+ failed in Proxmox task UPID:[^ ]+: snapshot feature is not available$`),
+    );
     assert.equal(failed.body.operation.state, 'failed');
     assert.deepEqual(failed.body.snapshots, [], 'a snapshot that failed is not the request’s');
     const afterFailure = await call('requester', 'GET', `/api/device_requests/${serial}`);
@@ -212,7 +240,12 @@ describe('day-2 operations through the HTTP API', () => {
 
   test('a request whose VM is not built refuses every operation with 409 and the reason', async () => {
     const now = Date.now();
-    const created = await call('requester', 'POST', '/api/device_requests', validRequestBody({ period: { start: new Date(now + 30 * 24 * 3600_000).toISOString(), end: new Date(now + 31 * 24 * 3600_000).toISOString() } }));
+    const created = await call(
+      'requester',
+      'POST',
+      '/api/device_requests',
+      validRequestBody({ period: { start: new Date(now + 30 * 24 * 3600_000).toISOString(), end: new Date(now + 31 * 24 * 3600_000).toISOString() } }),
+    );
     const serial = created.body.serial;
     const r = await call('requester', 'POST', `/api/device_requests/${serial}/power`, { action: 'start' });
     assert.equal(r.status, 409);
@@ -233,7 +266,12 @@ describe('day-2 operations through the HTTP API', () => {
     assert.equal(grown.status, 200, JSON.stringify(grown.body));
     // The org now holds 4 cores: a second request of 2 would make 6.
     const now = Date.now();
-    const second = await call('quotaOrg', 'POST', '/api/device_requests', validRequestBody({ client: 'Quota Org', requester: 'quinn@quota.example', period: { start: new Date(now + 86_400_000).toISOString(), end: new Date(now + 2 * 86_400_000).toISOString() }, cores: 2 }));
+    const second = await call(
+      'quotaOrg',
+      'POST',
+      '/api/device_requests',
+      validRequestBody({ client: 'Quota Org', requester: 'quinn@quota.example', period: { start: new Date(now + 86_400_000).toISOString(), end: new Date(now + 2 * 86_400_000).toISOString() }, cores: 2 }),
+    );
     assert.equal(second.status, 409, JSON.stringify(second.body));
     assert.deepEqual(second.body.quota, { org: 'Quota Org', quota: 'cores', use: 4, asked: 2, limit: 5 });
   });

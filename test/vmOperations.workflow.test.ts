@@ -99,16 +99,22 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
     assert.equal(await vmStatus(record), 'stopped');
 
     const r = await handle.query(statusQuery);
-    assert.deepEqual(r.timeline.filter((e) => e.event.startsWith('power shutdown')).map((e) => [e.event, e.by]), [
-      ['power shutdown asked: weekend', 'requester@acme.example'],
-      ['power shutdown: the guest shut down', undefined],
-    ]);
-    assert.deepEqual(r.operations?.map((o) => [o.what, o.state, o.by]), [
-      ['power shutdown', 'succeeded', 'requester@acme.example'],
-      ['power start', 'succeeded', 'admin@acme.example'],
-      ['power reboot', 'succeeded', 'operator@acme.example'],
-      ['power stop', 'succeeded', 'requester@acme.example'],
-    ]);
+    assert.deepEqual(
+      r.timeline.filter((e) => e.event.startsWith('power shutdown')).map((e) => [e.event, e.by]),
+      [
+        ['power shutdown asked: weekend', 'requester@acme.example'],
+        ['power shutdown: the guest shut down', undefined],
+      ],
+    );
+    assert.deepEqual(
+      r.operations?.map((o) => [o.what, o.state, o.by]),
+      [
+        ['power shutdown', 'succeeded', 'requester@acme.example'],
+        ['power start', 'succeeded', 'admin@acme.example'],
+        ['power reboot', 'succeeded', 'operator@acme.example'],
+        ['power stop', 'succeeded', 'requester@acme.example'],
+      ],
+    );
     assert.equal(r.device.state, 'stopped');
   });
 
@@ -138,22 +144,33 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
     assert.equal((await root.vmConfig(node, vmid)).raw.cores, 12);
     const r = await handle.query(statusQuery);
     assert.equal(r.request.cores, 12, 'the request states the VM’s new size');
-    assert.deepEqual(r.operations?.map((o) => o.state), ['succeeded', 'refused', 'succeeded']);
+    assert.deepEqual(
+      r.operations?.map((o) => o.state),
+      ['succeeded', 'refused', 'succeeded'],
+    );
     assert.ok(r.timeline.some((e) => e.event.startsWith('reconfigure cores 12 refused: a reboot is needed')));
   });
 
   test('snapshots: created with RAM, listed on the record, the limit refused, reverted, deleted', async () => {
     const { handle, record } = await fulfilled('VM-OPS03');
-    const snap = (action: 'create' | 'revert' | 'delete', name: string, extra = {}) =>
-      handle.executeUpdate(snapshotUpdate, { args: [{ ...call('requester'), action, name, ...extra }] });
+    const snap = (action: 'create' | 'revert' | 'delete', name: string, extra = {}) => handle.executeUpdate(snapshotUpdate, { args: [{ ...call('requester'), action, name, ...extra }] });
     assert.equal((await snap('create', 'clean', { withRam: true, description: 'fresh' })).operation.outcome, 'taken, with the guest’s memory');
     const second = await snap('create', 'patched');
-    assert.deepEqual(second.snapshots.map((s) => [s.name, s.withRam, s.by]), [['clean', true, 'requester@acme.example'], ['patched', false, 'requester@acme.example']]);
+    assert.deepEqual(
+      second.snapshots.map((s) => [s.name, s.withRam, s.by]),
+      [
+        ['clean', true, 'requester@acme.example'],
+        ['patched', false, 'requester@acme.example'],
+      ],
+    );
     await refusal(snap('create', 'third'), /^request VM-OPS03 has 2 snapshots, its limit \(REQUEST_SNAPSHOT_LIMIT\) is 2: delete one first$/);
     await refusal(snap('revert', 'nope'), /has no snapshot nope \(it has clean, patched\)/);
     assert.equal((await snap('revert', 'clean')).operation.outcome, 'reverted; the VM is running');
     assert.equal((await snap('delete', 'patched')).operation.outcome, 'deleted');
-    assert.deepEqual((await snap('create', 'third')).snapshots.map((s) => s.name), ['clean', 'third']);
+    assert.deepEqual(
+      (await snap('create', 'third')).snapshots.map((s) => s.name),
+      ['clean', 'third'],
+    );
     const onCluster = await root.snapshots(record.device.node!, record.device.vmid!);
     assert.deepEqual(onCluster.map((s) => s.name).sort(), ['clean', 'current', 'third']);
   });
@@ -180,7 +197,10 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
 
   test('refusals: before the VM is built, one at a time (naming the running one), the same id answered once, none after completion', async () => {
     const { handle: pending } = await requestDriver(env.client, taskQueue).startPending(deviceRequest('VM-OPS05', { name: 'ops' }), { policy });
-    await refusal(pending.executeUpdate(powerUpdate, { args: [{ ...call('admin'), action: 'stop' }] }), /^cannot power request VM-OPS05: it is Pending — it waits for an approval; power only when Fulfilled \(power stop\)$/);
+    await refusal(
+      pending.executeUpdate(powerUpdate, { args: [{ ...call('admin'), action: 'stop' }] }),
+      /^cannot power request VM-OPS05: it is Pending — it waits for an approval; power only when Fulfilled \(power stop\)$/,
+    );
     await pending.terminate('test over');
 
     const { handle } = await fulfilled('VM-OPS06');
@@ -201,7 +221,10 @@ describe('day-2 operations on a request’s VM', { skip }, () => {
     await refusal(handle.executeUpdate(powerUpdate, { args: [{ ...first, action: 'start' }] }), /operation id op-\d+ was already used for power shutdown/);
 
     await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
-    await refusal(handle.executeUpdate(powerUpdate, { args: [{ ...call('operator'), action: 'start' }] }), /^cannot power request VM-OPS06: it is Completing — its VM and access are being removed; power only when Fulfilled \(power start\)$|^cannot power start on request VM-OPS06: its completion has been asked for$/);
+    await refusal(
+      handle.executeUpdate(powerUpdate, { args: [{ ...call('operator'), action: 'start' }] }),
+      /^cannot power request VM-OPS06: it is Completing — its VM and access are being removed; power only when Fulfilled \(power start\)$|^cannot power start on request VM-OPS06: its completion has been asked for$/,
+    );
     assert.equal((await handle.result()).status, 'Completed');
   });
 });

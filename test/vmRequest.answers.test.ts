@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
-import {
-  cancelUpdate,
-  completeUpdate,
-  extendUpdate,
-  rebuildUpdate,
-  rejectUpdate,
-  revealCredentialsUpdate,
-} from '../src/contracts/messages';
+import { cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, rejectUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
 import { BuildStatusKey, RequestStatusKey } from '../src/contracts/searchAttributes';
 import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
@@ -59,7 +52,10 @@ describe('vmRequest: what each update answers', { skip }, () => {
       assert.equal(cancelled.build?.state, 'cancelled');
       assert.equal(cancelled.device.vmid, undefined);
       assert.ok(cancelled.timeline.some((e) => e.event === 'cancel requested: wrong size' && e.by === 'ada'));
-      assert.ok(!cancelled.timeline.some((e) => /^build 1: (provisioning|configuring)/.test(e.event) && e.at > cancelled.timeline.find((x) => x.event.startsWith('cancel requested'))!.at), 'a late phase does not undo Cancelling');
+      assert.ok(
+        !cancelled.timeline.some((e) => /^build 1: (provisioning|configuring)/.test(e.event) && e.at > cancelled.timeline.find((x) => x.event.startsWith('cancel requested'))!.at),
+        'a late phase does not undo Cancelling',
+      );
 
       // A rebuild of a Cancelled request answers the build it started, not "Cancelled".
       const rebuilt = await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'ada' }] });

@@ -35,7 +35,10 @@ describe('vmRequest: one record per build attempt', { skip }, () => {
       assert.ok(first.node && first.vmid, `attempt 1 names its node and VM: ${JSON.stringify({ node: first.node, vmid: first.vmid })}`);
       assert.ok(first.startedAt && first.endedAt && first.endedAt >= first.startedAt, 'attempt 1 has its build time');
       assert.equal(typeof first.durationSeconds, 'number');
-      assert.ok(first.log.some((l) => l.message.includes(`VM ${first.vmid} cloned on ${first.node}`)), 'attempt 1 keeps its own log');
+      assert.ok(
+        first.log.some((l) => l.message.includes(`VM ${first.vmid} cloned on ${first.node}`)),
+        'attempt 1 keeps its own log',
+      );
 
       await handle.executeUpdate(rebuildUpdate, { args: [{ by: 'admin' }] });
       const fulfilled = await status('Fulfilled');
@@ -52,7 +55,10 @@ describe('vmRequest: one record per build attempt', { skip }, () => {
       await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
       const done = await handle.result();
       assert.equal(done.status, 'Completed');
-      assert.deepEqual(done.previousBuilds?.map((b) => b.attempt), [1]);
+      assert.deepEqual(
+        done.previousBuilds?.map((b) => b.attempt),
+        [1],
+      );
     });
   });
 });

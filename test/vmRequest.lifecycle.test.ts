@@ -106,7 +106,11 @@ describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
       assert.equal(record.request.period.end, newEnd);
       assert.ok(record.timeline.some((e) => e.event.startsWith(`lease end moved from ${new Date(end).toISOString()} to ${newEnd}`) && e.by === 'rita'));
       assert.ok(record.timeline.some((e) => e.event === 'the period ended' || e.event === 'completing on request'));
-      assert.deepEqual(notices.map((n) => [n.serial, n.periodEnd]), [[serial, newEnd]], 'one notice, for the extended end');
+      assert.deepEqual(
+        notices.map((n) => [n.serial, n.periodEnd]),
+        [[serial, newEnd]],
+        'one notice, for the extended end',
+      );
       assert.equal(vmsOf(serial).length, 0);
       assert.ok(fulfilled.device.vmid);
     });

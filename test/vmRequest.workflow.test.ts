@@ -26,9 +26,7 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     await harness.h.withWorker(world, `wf-${serial}`, async () => {
       const { handle, approve, record: recordNow, waitForStatus } = await requestDriver(harness.h.env.client, `wf-${serial}`).startPending(await harness.h.request(serial, { diskGiB: 10 }));
       assert.equal((await recordNow()).status, 'Pending');
-      await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) =>
-        /cannot complete request VM-WF2A1: it is Pending/.test(String((err.cause as Error | undefined)?.message)),
-      );
+      await assert.rejects(handle.executeUpdate(completeUpdate, { args: [{ by: 'x' }] }), (err: Error) => /cannot complete request VM-WF2A1: it is Pending/.test(String((err.cause as Error | undefined)?.message)));
       assert.equal((await approve('admin')).status, 'Approved');
 
       const fulfilled = await waitForStatus('Fulfilled');
@@ -64,15 +62,20 @@ describe('vmRequest workflow (time-skipping)', { skip }, () => {
     // On the dev server, with a period that ends 40 s after it began: the time-skipping server's own skipping waits for
     // every workflow it holds to be idle, which the earlier tests' long-lived ones need not be.
     const local = await harness.h.localEnv();
-    await harness.h.withWorker(world, `wf-${serial}`, async () => {
-      const request = await harness.h.request(serial, { periodDays: 100_000 / DAY }, local);
-      const { handle } = await requestDriver(local.client, `wf-${serial}`).startApproved(request);
-      const record = await handle.result();
-      assert.equal(record.status, 'Completed', JSON.stringify(record.timeline));
-      assert.ok(Date.now() >= Date.parse(request.period.end), 'not before the period end');
-      assert.ok(record.timeline.some((e) => e.event === 'the period ended'));
-      assert.equal(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial)).length, 0);
-    }, local);
+    await harness.h.withWorker(
+      world,
+      `wf-${serial}`,
+      async () => {
+        const request = await harness.h.request(serial, { periodDays: 100_000 / DAY }, local);
+        const { handle } = await requestDriver(local.client, `wf-${serial}`).startApproved(request);
+        const record = await handle.result();
+        assert.equal(record.status, 'Completed', JSON.stringify(record.timeline));
+        assert.ok(Date.now() >= Date.parse(request.period.end), 'not before the period end');
+        assert.ok(record.timeline.some((e) => e.event === 'the period ended'));
+        assert.equal(world.pve.dump().vms.filter((v) => String(v.config.description ?? '').includes(serial)).length, 0);
+      },
+      local,
+    );
   });
 
   test('a rejected request builds nothing', async (t) => {

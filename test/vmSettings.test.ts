@@ -4,7 +4,7 @@ import { bootDisk, net0For, parsePropertyString, smbios1For } from '../src/activ
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-test('smbios1 keeps the clone UUID and carries the seeds\' metadata base64-encoded', () => {
+test("smbios1 keeps the clone UUID and carries the seeds' metadata base64-encoded", () => {
   const out = smbios1For('uuid=6b1c2d3e-0000-4000-8000-000000000001,manufacturer=old', { vmName: 'kali-vm-7k2q9', templateVmid: 9000, serial: 'VM-7K2Q9', org: 'Acme Corp' });
   const pairs = Object.fromEntries(parsePropertyString(out));
   assert.equal(pairs.uuid, '6b1c2d3e-0000-4000-8000-000000000001');

@@ -65,8 +65,7 @@ describe('a worker killed mid-build', { skip }, () => {
   }
 
   /** A request whose period runs one day from now, approved: the worker process builds it at once. */
-  const startRequest = (serial: string, taskQueue: string) =>
-    requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'crash', periodDays: 1 }));
+  const startRequest = (serial: string, taskQueue: string) => requestDriver(env.client, taskQueue).startApproved(deviceRequest(serial, { name: 'crash', periodDays: 1 }));
   /** Worker restarts take their time: wait long, look often. */
   const patiently = { timeoutMs: 120_000, everyMs: 100 };
 
@@ -112,12 +111,18 @@ describe('a worker killed mid-build', { skip }, () => {
     await r.waitForStatus('Fulfilled', { timeoutMs: 180_000, everyMs: 500 });
     const nb = w.netbird.dump();
     assert.equal(nb.peers.filter((p) => p.name.includes(serial.toLowerCase())).length, 1);
-    assert.deepEqual(nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name), [`device-${serial}`]);
+    assert.deepEqual(
+      nb.groups.filter((g) => g.name.includes(serial)).map((g) => g.name),
+      [`device-${serial}`],
+    );
     const alice = nb.groups.filter((g) => g.name === standingGroupName('alice@consultancy.example'));
     assert.equal(alice.length, 1, "one standing group for the consultant, whichever worker's attempt made it");
     const policies = nb.policies.filter((p) => p.name.includes(serial));
     assert.equal(policies.length, 1);
-    assert.deepEqual(policies[0]!.rules[0]!.sources?.map((g) => g.id), [alice[0]!.id]);
+    assert.deepEqual(
+      policies[0]!.rules[0]!.sources?.map((g) => g.id),
+      [alice[0]!.id],
+    );
     assert.equal(nb.setupKeys.filter((k) => k.name.includes(serial)).length, 1);
     assert.equal(vmsOf(w, serial).length, 1);
 

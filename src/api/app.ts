@@ -54,7 +54,18 @@ export interface AppDeps {
 
 /** The HTTP API. Exported as a factory so tests build it with their own Temporal client, keys and timings. */
 export function createApp(deps: AppDeps): express.Express {
-  const ctx = apiContext({ client: deps.client, taskQueue: deps.taskQueue, policy: deps.policy, quotas: deps.quotas ?? {}, timings: { ...defaultApiTimings, ...deps.timings }, credentialKeys: deps.credentialKeys, choices: deps.choices ?? defaultRequestChoiceSettings }, deps.inFlight);
+  const ctx = apiContext(
+    {
+      client: deps.client,
+      taskQueue: deps.taskQueue,
+      policy: deps.policy,
+      quotas: deps.quotas ?? {},
+      timings: { ...defaultApiTimings, ...deps.timings },
+      credentialKeys: deps.credentialKeys,
+      choices: deps.choices ?? defaultRequestChoiceSettings,
+    },
+    deps.inFlight,
+  );
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {

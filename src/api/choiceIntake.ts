@@ -22,10 +22,7 @@ export interface ChoicesAsked {
   cloudInit?: CloudInitChoices;
 }
 
-export type ChoiceVerdict =
-  | { ok: true; resolved: { templateVmid?: number; diskGiB?: number } }
-  | { ok: false; issues: ChoiceRefusal[] }
-  | { ok: false; notReady: string };
+export type ChoiceVerdict = { ok: true; resolved: { templateVmid?: number; diskGiB?: number } } | { ok: false; issues: ChoiceRefusal[] } | { ok: false; notReady: string };
 
 /**
  * The intake's checks of a request's image and choices against the configuration and the catalogue, before anything
@@ -55,7 +52,10 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
   }
   if (!catalogue) {
     if (r.image === undefined) return { ok: true, resolved: {} };
-    return { ok: false, notReady: `the image catalogue comes from the cluster sync and none has completed yet (every ${ctx.choices.syncIntervalS} s): image ${r.image} cannot be checked. Retry after that; nothing was created.` };
+    return {
+      ok: false,
+      notReady: `the image catalogue comes from the cluster sync and none has completed yet (every ${ctx.choices.syncIntervalS} s): image ${r.image} cannot be checked. Retry after that; nothing was created.`,
+    };
   }
   const image = r.image === undefined ? catalogue.images.find((i) => i.templateVmid === ctx.choices.defaultTemplateVmid) : catalogue.images.find((i) => i.name === r.image);
   if (!image) {
@@ -66,7 +66,11 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
       ok: false,
       issues: [
         missing
-          ? { field: 'image', reason: `image ${r.image} is configured, but its template ${missing.template} is not in the pool (as of the cluster sync at ${catalogue.at}); an operator must restore it`, rule: 'image-template-missing' }
+          ? {
+              field: 'image',
+              reason: `image ${r.image} is configured, but its template ${missing.template} is not in the pool (as of the cluster sync at ${catalogue.at}); an operator must restore it`,
+              rule: 'image-template-missing',
+            }
           : { field: 'image', reason: `no image ${r.image}; images: ${offered.join(', ') || 'none'} (GET /api/images)`, rule: 'image-unknown' },
       ],
     };
@@ -96,8 +100,7 @@ export async function intakeChoices(ctx: ApiContext, res: Response, body: Create
   if ('notReady' in verdict) {
     res.setHeader('Retry-After', String(ctx.choices.syncIntervalS));
     problem(res, 503, 'not ready', verdict.notReady);
-  }
-  else badRequestIssues(res, verdict.issues);
+  } else badRequestIssues(res, verdict.issues);
   return undefined;
 }
 

@@ -79,7 +79,8 @@ export function createCodecServerRouter(opts: CodecServerOptions): Router {
     next();
   };
 
-  const handle = (direction: 'encode' | 'decode'): RequestHandler =>
+  const handle =
+    (direction: 'encode' | 'decode'): RequestHandler =>
     async (req, res) => {
       const parsed = bodySchema.safeParse(req.body);
       if (!parsed.success) {

@@ -48,7 +48,10 @@ export function consoleRoutes(): Router {
     try {
       asset = (await assets)[name];
     } catch (err) {
-      res.status(503).type('text/plain').send(`The web console could not be built: ${err instanceof Error ? err.message : String(err)}`);
+      res
+        .status(503)
+        .type('text/plain')
+        .send(`The web console could not be built: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     res.set({

@@ -54,35 +54,46 @@ async function main(): Promise<void> {
         })
       : undefined;
   const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? gateway?.url;
-  const serving = await serveApi({
-    client,
-    inFlight: apiCalls,
-    // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
-    ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
-    taskQueue: temporal.taskQueue,
-    policy: requestPolicyFromConfig(config),
-    choices: requestChoicesFromConfig(config),
-    quotas: config.PVEFLOW_QUOTAS,
-    apiKeys,
-    // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
-    credentialKeys: new CredentialKeys(credentialKeysDir(config)),
-    webhookSecret: api.webhookSecret,
-    timings: api.timings,
-    metrics: { registry, metrics, token: config.METRICS_TOKEN },
-    logger,
-  }, config.API_HOST, config.API_PORT);
-  logger.info({
-    url: `http://${config.API_HOST}:${serving.port}`,
-    temporal: temporal.address,
-    namespace: temporal.namespace,
-    taskQueue: temporal.taskQueue,
-    payloads: codec ? `encrypted (${codec.source})` : 'in clear',
-    ...(gateway ? { temporalUi: gateway.url } : {}),
-  }, 'API listening');
+  const serving = await serveApi(
+    {
+      client,
+      inFlight: apiCalls,
+      // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
+      ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
+      taskQueue: temporal.taskQueue,
+      policy: requestPolicyFromConfig(config),
+      choices: requestChoicesFromConfig(config),
+      quotas: config.PVEFLOW_QUOTAS,
+      apiKeys,
+      // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
+      credentialKeys: new CredentialKeys(credentialKeysDir(config)),
+      webhookSecret: api.webhookSecret,
+      timings: api.timings,
+      metrics: { registry, metrics, token: config.METRICS_TOKEN },
+      logger,
+    },
+    config.API_HOST,
+    config.API_PORT,
+  );
+  logger.info(
+    {
+      url: `http://${config.API_HOST}:${serving.port}`,
+      temporal: temporal.address,
+      namespace: temporal.namespace,
+      taskQueue: temporal.taskQueue,
+      payloads: codec ? `encrypted (${codec.source})` : 'in clear',
+      ...(gateway ? { temporalUi: gateway.url } : {}),
+    },
+    'API listening',
+  );
   const stop = () => {
     void gateway?.close();
     // The connection closes only after the API's calls in flight have settled (serveApi's stop).
-    void serving.stop().then(() => Promise.allSettled([tracing?.shutdown()])).then(() => connection.close()).then(() => process.exit(0));
+    void serving
+      .stop()
+      .then(() => Promise.allSettled([tracing?.shutdown()]))
+      .then(() => connection.close())
+      .then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

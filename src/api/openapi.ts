@@ -79,10 +79,19 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       200: json(submittedSchema, 'A retry with the same Idempotency-Key: the request the first try created, as it stands.'),
       400: invalidBody,
       ...problems,
-      409: json(problemSchema, 'The Idempotency-Key was already used with a different body; or `quota exceeded`: the org\'s open requests and this one would pass a quota (`quota` names it, its use and the limit). Nothing was started.'),
+      409: json(
+        problemSchema,
+        "The Idempotency-Key was already used with a different body; or `quota exceeded`: the org's open requests and this one would pass a quota (`quota` names it, its use and the limit). Nothing was started.",
+      ),
       413: tooLarge,
       429: tooMany,
-      503: { ...json(problemSchema, 'Too many submissions being started at once (Retry-After; nothing was created), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable (the request may exist: `serial`).'), headers: retryAfter },
+      503: {
+        ...json(
+          problemSchema,
+          'Too many submissions being started at once (Retry-After; nothing was created), an `image` named before the first cluster sync (nothing was created), or Temporal unreachable (the request may exist: `serial`).',
+        ),
+        headers: retryAfter,
+      },
       504: json(problemSchema, 'Temporal did not confirm the start in time: the request may exist (its serial is in the answer); retry with the same Idempotency-Key.'),
     },
   });
@@ -126,7 +135,11 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
               .object({
                 event: z.enum(['status', 'log', 'timeline', 'end', 'error']),
                 data: z.string().meta({ description: 'JSON: status {status, build?} · log {attempt, at, stage, message} · timeline {at, event, by?} · end {status, build_state?} · error {message}' }),
-                id: z.string().regex(/^\d{1,6}\.\d{1,9}\.\d{1,9}$/).optional().meta({ description: 'Send back as Last-Event-ID to resume.' }),
+                id: z
+                  .string()
+                  .regex(/^\d{1,6}\.\d{1,9}\.\d{1,9}$/)
+                  .optional()
+                  .meta({ description: 'Send back as Last-Event-ID to resume.' }),
               })
               .meta({ id: 'LogStreamEvent' }),
           },
@@ -214,7 +227,8 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/api/session',
     operationId: 'getSession',
     summary: 'Who the key belongs to',
-    description: "The id, role, org (requester, admin) and email of the presented key: what a client needs to offer only what its holder may do; and per org it sees, the quota's limits and what the org's open requests hold. Never the key.",
+    description:
+      "The id, role, org (requester, admin) and email of the presented key: what a client needs to offer only what its holder may do; and per org it sees, the quota's limits and what the org's open requests hold. Never the key.",
     security: secured,
     responses: {
       200: json(sessionSchema, 'The key holder, and the quota use of the orgs it sees.'),
@@ -278,7 +292,10 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
       409: json(problemSchema, '`quota exceeded`: the whole class would pass a quota of the org (`quota` names it, its use, what the class asks and the limit). No member was started.'),
       413: tooLarge,
       429: tooMany,
-      503: json(problemSchema, 'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist); or an `image` named before the first cluster sync (nothing was created).'),
+      503: json(
+        problemSchema,
+        'Temporal unreachable, or no free serial: members made so far stay (a retry with the same Idempotency-Key finds them; `serial` names the one that may exist); or an `image` named before the first cluster sync (nothing was created).',
+      ),
       504: json(problemSchema, 'Temporal did not confirm a start in time: `serial` may exist; retry with the same Idempotency-Key.'),
     },
   });

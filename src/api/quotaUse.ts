@@ -18,9 +18,7 @@ export interface Leaving {
  */
 export async function usageOf(ctx: ApiContext, org: string, leaving: Leaving = {}): Promise<Usage> {
   const holding = await holdingRequests(ctx, org);
-  return holding
-    .filter((r) => !(leaving.serial !== undefined && r.serial === leaving.serial) && !(leaving.classId !== undefined && r.classId === leaving.classId))
-    .reduce((use, r) => add(use, r.size), noUsage);
+  return holding.filter((r) => !(leaving.serial !== undefined && r.serial === leaving.serial) && !(leaving.classId !== undefined && r.classId === leaving.classId)).reduce((use, r) => add(use, r.size), noUsage);
 }
 
 interface Holding {

@@ -11,7 +11,10 @@ export class StreamLimiter {
   private readonly perKey = new Map<string, number>();
   private total = 0;
 
-  constructor(private readonly maxPerKey: number, private readonly maxTotal: number) {}
+  constructor(
+    private readonly maxPerKey: number,
+    private readonly maxTotal: number,
+  ) {}
 
   acquire(keyId: string): Admission {
     const mine = this.perKey.get(keyId) ?? 0;
@@ -49,7 +52,10 @@ export class StreamLimiter {
 export class WriteLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(private readonly perMinute: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly perMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   take(keyId: string): { ok: true } | { ok: false; retryAfterS: number; detail: string } {
     if (this.perMinute <= 0) return { ok: true };

@@ -1,19 +1,7 @@
 import { createHash } from 'node:crypto';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import type { temporal } from '@temporalio/proto';
-import {
-  BuildStatusKey,
-  ClassIdKey,
-  ConsultantsKey,
-  OrgKey,
-  PeriodEndKey,
-  PeriodStartKey,
-  PveNodeKey,
-  RequestStatusKey,
-  SerialKey,
-  VmIdKey,
-  VmNameKey,
-} from '../contracts/searchAttributes';
+import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../contracts/searchAttributes';
 import type { ApiContext } from './context';
 import type { ListQuery, RequestSummary } from './schemas';
 import { requestStatuses } from './schemas';
@@ -57,11 +45,7 @@ function literal(value: string): string {
  * workflow's search attributes, so a page costs one call however many requests it shows. The page token is
  * Temporal's own, carried opaque (base64url).
  */
-export async function listRequests(
-  ctx: ApiContext,
-  filter: RequestFilter,
-  page: { size: number; token?: Buffer },
-): Promise<{ items: RequestSummary[]; next_page_token?: string }> {
+export async function listRequests(ctx: ApiContext, filter: RequestFilter, page: { size: number; token?: Buffer }): Promise<{ items: RequestSummary[]; next_page_token?: string }> {
   const response = await ctx.temporal(() =>
     ctx.client.workflowService.listWorkflowExecutions({
       namespace: ctx.client.options.namespace,

@@ -28,9 +28,7 @@ type OnTheWire = keyof WireNames;
 /** The domain's field schemas, keyed by their wire names. */
 export type WireShape = { [K in OnTheWire as WireNames[K]]: (typeof requestFields)[K] };
 
-export const wireShape: WireShape = Object.fromEntries(
-  (Object.keys(wireNames) as OnTheWire[]).map((k) => [wireNames[k], requestFields[k]]),
-) as WireShape;
+export const wireShape: WireShape = Object.fromEntries((Object.keys(wireNames) as OnTheWire[]).map((k) => [wireNames[k], requestFields[k]])) as WireShape;
 
 /** A parsed body's request fields in the domain's words (to be parsed by the domain's schema). */
 export function fromWire(body: { [K in OnTheWire as WireNames[K]]?: RequestFields[K] }): Partial<Pick<RequestFields, OnTheWire>> {

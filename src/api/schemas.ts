@@ -41,27 +41,23 @@ export const createDeviceRequestBody = z
     }),
     disk_gib: wireShape.disk_gib.meta({
       description:
-        "The boot disk, grown to this size during the build (never shrunk). Refused with 400 naming the field and the `rule`: above REQUEST_MAX_DISK_GIB " +
+        'The boot disk, grown to this size during the build (never shrunk). Refused with 400 naming the field and the `rule`: above REQUEST_MAX_DISK_GIB ' +
         "(choice-limit), below the image's minimum (below-image-minimum). Absent: the image's minimum.",
     }),
     network: wireShape.network.meta({
-      description:
-        "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " +
-        'rule network-not-allowed. Absent: the default network.',
+      description: "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " + 'rule network-not-allowed. Absent: the default network.',
     }),
     cloud_init: wireShape.cloud_init.meta({
       description:
         "Added to the guest's first boot, merged under pveflow's own user-data (docs/images-and-choices.md): packages (installed after the guest agent), " +
         "runcmd (run after pveflow's commands), write_files (never under pveflow's paths: rules protected-path, path-not-normalised) and cloud_config, " +
-        "a mapping of the cloud-config keys pveflow passes on (rules pveflow-key, cloud-config-key, cloud-config-value). Counts and size within " +
+        'a mapping of the cloud-config keys pveflow passes on (rules pveflow-key, cloud-config-key, cloud-config-value). Counts and size within ' +
         'CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES and _BYTES: else 400 naming the field, rule choice-limit.',
     }),
   })
   .meta({
     id: 'DeviceRequestSubmission',
-    description:
-      "A request counts against its org's quotas (PVEFLOW_QUOTAS: VMs, cores, memory_mib, disk_gib) from submission until it ends: over one, 409 " +
-      '`quota exceeded` naming the quota, its use and the limit.',
+    description: "A request counts against its org's quotas (PVEFLOW_QUOTAS: VMs, cores, memory_mib, disk_gib) from submission until it ends: over one, 409 " + '`quota exceeded` naming the quota, its use and the limit.',
   });
 
 export type CreateDeviceRequestBody = z.infer<typeof createDeviceRequestBody>;
@@ -102,9 +98,7 @@ export const actionBody = z.strictObject({ note }).meta({ id: 'Action' });
 
 export const rejectBody = z.strictObject({ reason: z.string().min(1, 'say why the request is rejected').max(2000) }).meta({ id: 'Rejection' });
 
-export const extendBody = z
-  .strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period.' }), note })
-  .meta({ id: 'Extension' });
+export const extendBody = z.strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period.' }), note }).meta({ id: 'Extension' });
 
 export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
 
@@ -198,15 +192,11 @@ export const problemSchema = z
   })
   .meta({ id: 'Problem' });
 
-export const validationProblemSchema = problemSchema
-  .extend({ error: z.literal('invalid request'), issues: z.array(issueSchema).min(1) })
-  .meta({ id: 'ValidationProblem' });
+export const validationProblemSchema = problemSchema.extend({ error: z.literal('invalid request'), issues: z.array(issueSchema).min(1) }).meta({ id: 'ValidationProblem' });
 
 export const submittedSchema = z.object({ serial: serialSchema, status: requestStatusSchema }).meta({ id: 'Submitted' });
 
-export const deliveryAnswerSchema = z
-  .object({ serial: serialSchema, duplicate: z.boolean().meta({ description: 'true: an earlier delivery already started this request' }) })
-  .meta({ id: 'DeliveryAccepted' });
+export const deliveryAnswerSchema = z.object({ serial: serialSchema, duplicate: z.boolean().meta({ description: 'true: an earlier delivery already started this request' }) }).meta({ id: 'DeliveryAccepted' });
 
 export const updateResultSchema = z
   .object({
@@ -240,10 +230,7 @@ export const requestSummarySchema = z
     name: z.string().optional().meta({ description: "The VM's name as requested (a class's VMs: <name>-01, <name>-02, ...)" }),
     org: z.string(),
     status: requestStatusSchema,
-    build_status: z
-      .string()
-      .optional()
-      .meta({ description: 'The latest build: building, cancelling, completed, failed or cancelled; absent before the first' }),
+    build_status: z.string().optional().meta({ description: 'The latest build: building, cancelling, completed, failed or cancelled; absent before the first' }),
     vm_id: z.number().int().optional().meta({ description: 'While the request has a VM; absent once it is destroyed or gone' }),
     node: z.string().optional(),
     class: z.string().optional().meta({ description: 'The class (lab, event) the request belongs to' }),
@@ -259,9 +246,7 @@ export type RequestSummary = z.infer<typeof requestSummarySchema>;
 
 export const classMembersSchema = z.object({ class: classIdSchema, requests: z.array(requestSummarySchema) }).meta({ id: 'ClassMembers' });
 
-export const requestPageSchema = z
-  .object({ items: z.array(requestSummarySchema), next_page_token: z.string().optional() })
-  .meta({ id: 'DeviceRequestPage' });
+export const requestPageSchema = z.object({ items: z.array(requestSummarySchema), next_page_token: z.string().optional() }).meta({ id: 'DeviceRequestPage' });
 
 const buildSchema = z.object({
   workflowId: z.string(),
@@ -285,10 +270,7 @@ export const requestRecordSchema = z
     request: z.looseObject({ serial: z.string(), name: z.string(), org: z.string(), requester: z.string(), consultants: z.array(z.string()) }),
     status: requestStatusSchema,
     build: buildSchema.optional(),
-    previousBuilds: z
-      .array(buildSchema)
-      .optional()
-      .meta({ description: 'The build attempts before `build`, oldest first (the last few), each with its own log.' }),
+    previousBuilds: z.array(buildSchema).optional().meta({ description: 'The build attempts before `build`, oldest first (the last few), each with its own log.' }),
     device: z.object({
       vmid: z.number().int().optional(),
       node: z.string().optional(),
@@ -301,7 +283,10 @@ export const requestRecordSchema = z
     timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
     leftovers: z.array(z.string()),
     drift: z.looseObject({ kind: z.string(), at: z.string() }).optional(),
-    operations: z.array(z.looseObject({ id: z.string(), what: z.string(), state: z.string(), by: z.string(), startedAt: z.string() })).optional().meta({ description: 'Day-2 operations on the VM, latest last.' }),
+    operations: z
+      .array(z.looseObject({ id: z.string(), what: z.string(), state: z.string(), by: z.string(), startedAt: z.string() }))
+      .optional()
+      .meta({ description: 'Day-2 operations on the VM, latest last.' }),
     snapshots: z.array(z.looseObject({ name: z.string(), takenAt: z.string(), by: z.string(), withRam: z.boolean() })).optional(),
   })
   .meta({ id: 'DeviceRequestRecord', description: 'The whole record of a request, never a secret.' });

@@ -52,4 +52,3 @@ export function classIdForIdempotencyKey(scope: string, key: string): string {
 export function serialForClassMember(classId: string, index: number, candidate: number): string {
   return derivedSerial(`pveflow-class-member:${classId}:${index}:${candidate}`);
 }
-

@@ -10,7 +10,10 @@ export class EventStream {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly wakers = new Set<() => void>();
 
-  constructor(private readonly res: Response, heartbeatMs: number) {
+  constructor(
+    private readonly res: Response,
+    heartbeatMs: number,
+  ) {
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',

@@ -23,13 +23,7 @@ export const reconfigureBody = z
   .strictObject({
     cores: z.number().int().min(1).max(OPERATION_LIMITS.maxCores).optional(),
     memory_mib: z.number().int().min(OPERATION_LIMITS.minMemoryMiB).max(OPERATION_LIMITS.maxMemoryMiB).optional(),
-    disk_gib: z
-      .number()
-      .int()
-      .min(1)
-      .max(OPERATION_LIMITS.maxDiskGiB)
-      .optional()
-      .meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB (else 400, rule choice-limit).' }),
+    disk_gib: z.number().int().min(1).max(OPERATION_LIMITS.maxDiskGiB).optional().meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB (else 400, rule choice-limit).' }),
     confirm_reboot: z.boolean().optional().meta({
       description: 'A change Proxmox cannot hot-plug into the running VM needs a reboot: without this it is refused (409, saying why) and nothing changes.',
     }),
@@ -64,9 +58,7 @@ export const snapshotParams = z.strictObject({
 
 export const operationNoteBody = z.strictObject({ note }).meta({ id: 'OperationNote' });
 
-export const migrateBody = z
-  .strictObject({ target: z.string().regex(NODE_NAME, 'must be a node name').meta({ example: 'pve2' }), note })
-  .meta({ id: 'Migrate' });
+export const migrateBody = z.strictObject({ target: z.string().regex(NODE_NAME, 'must be a node name').meta({ example: 'pve2' }), note }).meta({ id: 'Migrate' });
 
 const snapshotSchema = z.object({ name: z.string(), taken_at: z.string(), by: z.string(), with_ram: z.boolean(), description: z.string().optional() }).meta({ id: 'Snapshot' });
 

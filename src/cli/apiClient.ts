@@ -130,9 +130,7 @@ export function refusal(status: number, text: string): CliError {
   }
   const error = typeof answer.error === 'string' ? answer.error : `HTTP ${status}`;
   const detail = typeof answer.detail === 'string' ? `: ${answer.detail}` : '';
-  const issues = Array.isArray(answer.issues)
-    ? answer.issues.map((i: { field?: unknown; reason?: unknown }) => `${String(i?.field ?? '?')}: ${String(i?.reason ?? '?')}`)
-    : [];
+  const issues = Array.isArray(answer.issues) ? answer.issues.map((i: { field?: unknown; reason?: unknown }) => `${String(i?.field ?? '?')}: ${String(i?.reason ?? '?')}`) : [];
   return new CliError(`${error} (${status})${detail}`, exitCodeForStatus(status), issues, text);
 }
 

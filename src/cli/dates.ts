@@ -14,9 +14,7 @@ export function dateFlag(flag: string, value: string, base: Date = new Date()): 
   // The API's own rule for a date-time: ISO 8601 with an offset, and a real date (no 31 February).
   if (isoDateTime.safeParse(value).success && !Number.isNaN(Date.parse(value))) return value;
   const hint = value.startsWith('+') ? ': a duration is +<n> and one of m (minutes), h, d, w (e.g. +14d)' : '';
-  throw usageError(
-    `--${flag} ${JSON.stringify(value)} is not a date${hint}; give an ISO date-time with an offset (2026-12-01T09:00:00Z), now, or +<n>m|h|d|w`,
-  );
+  throw usageError(`--${flag} ${JSON.stringify(value)} is not a date${hint}; give an ISO date-time with an offset (2026-12-01T09:00:00Z), now, or +<n>m|h|d|w`);
 }
 
 const isoDateTime = z.iso.datetime({ offset: true });

@@ -12,16 +12,10 @@ export interface ServerEvent {
  * Last-Event-ID after a dropped connection, as EventSource would. Returns after the server's `end` event, when
  * `signal` aborts, or after repeated failures (reported through `onError`).
  */
-export async function followEventStream(
-  url: string,
-  key: string,
-  onEvent: (e: ServerEvent) => void,
-  signal: AbortSignal,
-  onError: (message: string) => void = () => {},
-): Promise<void> {
+export async function followEventStream(url: string, key: string, onEvent: (e: ServerEvent) => void, signal: AbortSignal, onError: (message: string) => void = () => {}): Promise<void> {
   let lastId: string | undefined;
   let retryMs = 2000;
-  for (let failures = 0; !signal.aborted; ) {
+  for (let failures = 0; !signal.aborted;) {
     try {
       const res = await fetch(url, {
         headers: { ...authHeader(key), accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },

@@ -1,7 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AddressPoolSpec } from '../domain/addressPool';
 
-
 export interface AddressLease {
   serial: string;
   address: string;

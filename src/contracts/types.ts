@@ -25,19 +25,7 @@ export type RequestStatus =
 export type BuildState = 'queued' | 'started' | 'building' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
 
 export type BuildStage =
-  | 'queued'
-  | 'reserving-vmid'
-  | 'choosing-node'
-  | 'waiting-for-clone-slot'
-  | 'cloning'
-  | 'migrating'
-  | 'uploading-snippet'
-  | 'configuring'
-  | 'starting'
-  | 'waiting-for-ip'
-  | 'vpn-peer'
-  | 'vpn-access'
-  | 'ready';
+  'queued' | 'reserving-vmid' | 'choosing-node' | 'waiting-for-clone-slot' | 'cloning' | 'migrating' | 'uploading-snippet' | 'configuring' | 'starting' | 'waiting-for-ip' | 'vpn-peer' | 'vpn-access' | 'ready';
 
 export interface BuildLogLine {
   at: string;
@@ -123,10 +111,7 @@ export interface RequestRecord {
 }
 
 /** What clusterSync saw about a request's VM. */
-export type VmDrift =
-  | { kind: 'vanished'; vmid: number }
-  | { kind: 'moved'; vmid: number; from: string; to: string }
-  | { kind: 'state'; vmid: number; status: string };
+export type VmDrift = { kind: 'vanished'; vmid: number } | { kind: 'moved'; vmid: number; from: string; to: string } | { kind: 'state'; vmid: number; status: string };
 
 /** A template in the pool as the cluster sync reports it: the domain's, where the image catalogue is drawn from it. */
 export type TemplateInfo = PoolTemplate;

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { GuestCredentials, SealedCredentials } from '../domain/guestCredentials';
 
-
 const keyFileSchema = z.object({ keyId: z.string().min(1), key: z.base64() });
 /** Serials and the like: never a path. */
 const SERIAL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -13,12 +13,9 @@ export function doctorEnvironment(env: NodeJS.ProcessEnv): { env: NodeJS.Process
   const file = embeddedWorldAccessFile(resolve(env.DATA_DIR || '.data'));
   const access = readWorldAccessFile(file);
   if (!access) {
-    throw new ConfigError(
-      `PVE_ENDPOINT is not set and there is no simulated world at ${file}: set PVE_*, SSH_* and NETBIRD_* to check a real cluster, or start the embedded default (npm start) with this DATA_DIR first`,
-    );
+    throw new ConfigError(`PVE_ENDPOINT is not set and there is no simulated world at ${file}: set PVE_*, SSH_* and NETBIRD_* to check a real cluster, or start the embedded default (npm start) with this DATA_DIR first`);
   }
-  const pick = (keys: readonly (keyof typeof access)[]) =>
-    Object.fromEntries(keys.filter((k) => access[k] !== undefined).map((k) => [k, access[k]]));
+  const pick = (keys: readonly (keyof typeof access)[]) => Object.fromEntries(keys.filter((k) => access[k] !== undefined).map((k) => [k, access[k]]));
   return { env: { ...env, ...pick(PVE_ACCESS_KEYS), ...(env.NETBIRD_API_URL ? {} : pick(NETBIRD_ACCESS_KEYS)) }, worldFile: file };
 }
 

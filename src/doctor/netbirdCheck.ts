@@ -15,12 +15,10 @@ export async function checkNetbird(netbird: NetbirdClient): Promise<Finding> {
     const status = err instanceof NetbirdApiError ? err.status : undefined;
     const message = (err as Error).message;
     if (status === 401) {
-      return fail(check, `NetBird rejects the token: ${message}`,
-        'create a new personal access token (NetBird dashboard → Team → Service Users, or your user → Personal Access Tokens) and set NETBIRD_TOKEN');
+      return fail(check, `NetBird rejects the token: ${message}`, 'create a new personal access token (NetBird dashboard → Team → Service Users, or your user → Personal Access Tokens) and set NETBIRD_TOKEN');
     }
     if (status === 403) {
-      return fail(check, `the token's user may not manage the account: ${message}`,
-        'use a token of an admin user or a service user with the admin role');
+      return fail(check, `the token's user may not manage the account: ${message}`, 'use a token of an admin user or a service user with the admin role');
     }
     return fail(check, `cannot reach NetBird: ${message}`, 'check NETBIRD_API_URL and NETBIRD_CA_FILE');
   }

@@ -34,12 +34,18 @@ export { agentPrivilege };
 export function requiredPrivileges(ctx: RequirementContext): PathRequirements[] {
   const pathsOf = (scope: PrivilegeScope): string[] => {
     switch (scope) {
-      case 'pool': return [`/pool/${ctx.pool}`];
-      case 'template': return [`/vms/${ctx.templateVmid}`];
-      case 'template-storages': return ctx.storages.map((s) => `/storage/${s}`);
-      case 'snippets-storage': return ctx.snippetsStorage ? [`/storage/${ctx.snippetsStorage}`] : [];
-      case 'bridge': return [`/sdn/zones/localnetwork/${ctx.bridge}`];
-      case 'root': return ['/'];
+      case 'pool':
+        return [`/pool/${ctx.pool}`];
+      case 'template':
+        return [`/vms/${ctx.templateVmid}`];
+      case 'template-storages':
+        return ctx.storages.map((s) => `/storage/${s}`);
+      case 'snippets-storage':
+        return ctx.snippetsStorage ? [`/storage/${ctx.snippetsStorage}`] : [];
+      case 'bridge':
+        return [`/sdn/zones/localnetwork/${ctx.bridge}`];
+      case 'root':
+        return ['/'];
     }
   };
   const byPath = new Map<string, Requirement[]>();
@@ -69,7 +75,5 @@ export function pveflowRolePrivileges(pveMajor: number): string[] {
 
 /** Which requirements a set of granted privileges leaves unmet, as display names (`A or B` for alternatives). */
 export function missingPrivileges(requirements: readonly Requirement[], granted: ReadonlySet<string>): string[] {
-  return requirements
-    .filter((r) => (typeof r.privilege === 'string' ? !granted.has(r.privilege) : !r.privilege.some((p) => granted.has(p))))
-    .map((r) => privilegeText(r.privilege));
+  return requirements.filter((r) => (typeof r.privilege === 'string' ? !granted.has(r.privilege) : !r.privilege.some((p) => granted.has(p)))).map((r) => privilegeText(r.privilege));
 }

@@ -33,15 +33,18 @@ const TOKEN_SECRET = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 export function checkTokenFormat(token: { id: string; secret: string }): Finding[] {
   const findings: Finding[] = [];
   if (!TOKEN_ID.test(token.id)) {
-    findings.push(fail('pve.token-format', `PVE_TOKEN_ID '${token.id}' is not user@realm!tokenname`,
-      "set PVE_TOKEN_ID to the token's full id as `pveum user token list <user>` shows it, e.g. pveflow@pve!automation"));
+    findings.push(fail('pve.token-format', `PVE_TOKEN_ID '${token.id}' is not user@realm!tokenname`, "set PVE_TOKEN_ID to the token's full id as `pveum user token list <user>` shows it, e.g. pveflow@pve!automation"));
   }
   if (/^PVEAPIToken=|=/.test(token.secret)) {
-    findings.push(fail('pve.token-format', 'PVE_TOKEN_SECRET holds more than the secret (it contains “=”)',
-      'set PVE_TOKEN_SECRET to the UUID alone; pveflow builds the PVEAPIToken=<id>=<secret> header itself'));
+    findings.push(fail('pve.token-format', 'PVE_TOKEN_SECRET holds more than the secret (it contains “=”)', 'set PVE_TOKEN_SECRET to the UUID alone; pveflow builds the PVEAPIToken=<id>=<secret> header itself'));
   } else if (!TOKEN_SECRET.test(token.secret)) {
-    findings.push(fail('pve.token-format', 'PVE_TOKEN_SECRET is not a UUID, which is what Proxmox VE shows once when it creates a token',
-      'copy the secret from `pveum user token add` again (it cannot be shown twice: create a new token if it is lost)'));
+    findings.push(
+      fail(
+        'pve.token-format',
+        'PVE_TOKEN_SECRET is not a UUID, which is what Proxmox VE shows once when it creates a token',
+        'copy the secret from `pveum user token add` again (it cannot be shown twice: create a new token if it is lost)',
+      ),
+    );
   }
   return findings.length ? findings : [pass('pve.token-format', `token id ${token.id} and its secret are well-formed`)];
 }
@@ -95,8 +98,7 @@ async function checkPrivileges(pve: PveClient, tokenId: string, paths: PathRequi
     } catch (err) {
       if (err instanceof PveApiError && err.errorClass === 'notImplemented') {
         // Asking again for every path would only repeat it.
-        findings.push(fail('pve.privileges', `this Proxmox VE cannot report effective privileges: ${describe(err)}`,
-          'check the privileges by hand against docs/operations.md, “A role with exactly what pveflow needs”'));
+        findings.push(fail('pve.privileges', `this Proxmox VE cannot report effective privileges: ${describe(err)}`, 'check the privileges by hand against docs/operations.md, “A role with exactly what pveflow needs”'));
         break;
       }
       findings.push(fail(check, `cannot read the token's effective privileges on ${path}: ${describe(err)}`));
@@ -110,9 +112,7 @@ async function checkPrivileges(pve: PveClient, tokenId: string, paths: PathRequi
     const why = requirements
       .filter((r) => missing.includes(typeof r.privilege === 'string' ? r.privilege : r.privilege.join(' or ')))
       .map((r) => `${typeof r.privilege === 'string' ? r.privilege : r.privilege.join(' or ')} (${r.why})`);
-    findings.push(
-      fail(check, `the token lacks on ${path}: ${missing.join(', ')} — needed to ${why.join('; ')}`, grantFix(path, tokenId)),
-    );
+    findings.push(fail(check, `the token lacks on ${path}: ${missing.join(', ')} — needed to ${why.join('; ')}`, grantFix(path, tokenId)));
   }
   return findings;
 }
@@ -135,8 +135,11 @@ async function checkTemplate(pve: PveClient, settings: PveCheckSettings): Promis
   if (!node) {
     return {
       findings: [
-        fail(check, `template VM ${vmid} does not exist, or the token cannot see it`,
-          `prepare the template (docs/operations.md, “Template”), set PVE_TEMPLATE_VMID to its id, and add it to the pool: pveum pool modify ${settings.pool} --vms ${vmid}`),
+        fail(
+          check,
+          `template VM ${vmid} does not exist, or the token cannot see it`,
+          `prepare the template (docs/operations.md, “Template”), set PVE_TEMPLATE_VMID to its id, and add it to the pool: pveum pool modify ${settings.pool} --vms ${vmid}`,
+        ),
       ],
       storages: [],
     };
@@ -152,16 +155,13 @@ async function checkTemplate(pve: PveClient, settings: PveCheckSettings): Promis
   findings.push(
     raw.template === 1 || raw.template === '1'
       ? pass('pve.template.is-template', `VM ${vmid} is a template`)
-      : fail('pve.template.is-template', `VM ${vmid} is an ordinary VM, not a template: linked clones need a template`,
-        `qm template ${vmid}   (on ${node}; shut the VM down first)`),
+      : fail('pve.template.is-template', `VM ${vmid} is an ordinary VM, not a template: linked clones need a template`, `qm template ${vmid}   (on ${node}; shut the VM down first)`),
     agentEnabled(raw.agent)
       ? pass('pve.template.agent', 'the guest agent option is on')
-      : fail('pve.template.agent', `template ${vmid} has the guest agent off: pveflow could never learn a VM's IP address`,
-        `qm set ${vmid} --agent enabled=1, and install qemu-guest-agent inside the template image`),
+      : fail('pve.template.agent', `template ${vmid} has the guest agent off: pveflow could never learn a VM's IP address`, `qm set ${vmid} --agent enabled=1, and install qemu-guest-agent inside the template image`),
     drives.some((d) => d.cloudinit)
       ? pass('pve.template.cloudinit', 'the template has a cloud-init drive')
-      : fail('pve.template.cloudinit', `template ${vmid} has no cloud-init drive: the VMs would boot without their user-data`,
-        `qm set ${vmid} --ide2 <storage>:cloudinit`),
+      : fail('pve.template.cloudinit', `template ${vmid} has no cloud-init drive: the VMs would boot without their user-data`, `qm set ${vmid} --ide2 <storage>:cloudinit`),
   );
   const storages = drives.filter((d) => d.storage && !(d.cdrom && !d.cloudinit)).map((d) => d.storage!);
   return { findings, storages: [...new Set(storages)] };
@@ -173,22 +173,30 @@ async function checkSnippetsStorage(pve: PveClient, storage: string, nodes: stri
   for (const node of nodes) {
     let entry;
     try {
-      entry = (await pve.call('GET', `/nodes/${encodeURIComponent(node)}/storage`, { storage }, nodeStorageSchema)).find(
-        (s) => s.storage === storage,
-      );
+      entry = (await pve.call('GET', `/nodes/${encodeURIComponent(node)}/storage`, { storage }, nodeStorageSchema)).find((s) => s.storage === storage);
     } catch (err) {
       problems.push(fail(`${check} ${node}`, `cannot list the storages of ${node}: ${describe(err)}`));
       continue;
     }
     if (!entry) {
-      problems.push(fail(`${check} ${node}`, `storage ${storage} is not available on ${node}, or the token cannot see it`,
-        `enable ${storage} on ${node} (Datacenter → Storage → ${storage} → Nodes), or set PVE_SNIPPETS_STORAGE to a storage every node has; the token needs Datastore.AllocateSpace on /storage/${storage}`));
+      problems.push(
+        fail(
+          `${check} ${node}`,
+          `storage ${storage} is not available on ${node}, or the token cannot see it`,
+          `enable ${storage} on ${node} (Datacenter → Storage → ${storage} → Nodes), or set PVE_SNIPPETS_STORAGE to a storage every node has; the token needs Datastore.AllocateSpace on /storage/${storage}`,
+        ),
+      );
       continue;
     }
     const content = (entry.content ?? '').split(',').filter(Boolean);
     if (!content.includes('snippets')) {
-      problems.push(fail(`${check} ${node}`, `storage ${storage} does not take snippets (content: ${content.join(', ') || 'none'}): VMs would not find their cloud-init user-data`,
-        `pvesm set ${storage} --content ${[...content, 'snippets'].join(',')}`));
+      problems.push(
+        fail(
+          `${check} ${node}`,
+          `storage ${storage} does not take snippets (content: ${content.join(', ') || 'none'}): VMs would not find their cloud-init user-data`,
+          `pvesm set ${storage} --content ${[...content, 'snippets'].join(',')}`,
+        ),
+      );
     } else if (entry.active === 0 || entry.active === false || entry.enabled === 0 || entry.enabled === false) {
       problems.push(fail(`${check} ${node}`, `storage ${storage} is disabled or not active on ${node}`, `pvesm set ${storage} --disable 0, and check that it is mounted on ${node}`));
     }

@@ -24,9 +24,7 @@ export interface DoctorDeps {
 export async function runDoctor(deps: DoctorDeps): Promise<Finding[]> {
   const pve = await checkPve(deps);
   const [sftp, netbird] = await Promise.all([
-    pve.nodes
-      ? checkSftp(pve.nodes, deps.sftpTarget, deps.settings.snippetsDir)
-      : Promise.resolve([fail('sftp', 'not checked: the list of nodes could not be read from Proxmox VE')]),
+    pve.nodes ? checkSftp(pve.nodes, deps.sftpTarget, deps.settings.snippetsDir) : Promise.resolve([fail('sftp', 'not checked: the list of nodes could not be read from Proxmox VE')]),
     deps.netbird ? checkNetbird(deps.netbird).then((f) => [f]) : Promise.resolve([]),
   ]);
   return [...pve.findings, ...sftp, ...netbird];

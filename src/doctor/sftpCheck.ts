@@ -7,11 +7,7 @@ import { fail, pass, type Finding } from './finding';
  * Each node's snippets directory over SFTP, exactly as an upload will use it: connect with the pinned host key,
  * write a probe file, read it back, remove it. A hidden name, so that nothing lists it in the short time it exists.
  */
-export async function checkSftp(
-  nodes: readonly string[],
-  sftpTarget: (node: string) => SftpTarget,
-  snippetsDir: string,
-): Promise<Finding[]> {
+export async function checkSftp(nodes: readonly string[], sftpTarget: (node: string) => SftpTarget, snippetsDir: string): Promise<Finding[]> {
   return Promise.all(nodes.map((node) => checkNode(node, sftpTarget, snippetsDir)));
 }
 
@@ -31,8 +27,7 @@ async function checkNode(node: string, sftpTarget: (node: string) => SftpTarget,
     const back = await client.read(probe);
     await client.remove(probe);
     if (!back?.equals(content)) {
-      return fail(check, `a probe file written to ${snippetsDir} on ${target.host}:${target.port} read back differently`,
-        'check the disk and the filesystem behind the snippets directory');
+      return fail(check, `a probe file written to ${snippetsDir} on ${target.host}:${target.port} read back differently`, 'check the disk and the filesystem behind the snippets directory');
     }
     return pass(check, `wrote, read and removed a probe file in ${snippetsDir} on ${target.host}:${target.port}`);
   } catch (err) {

@@ -33,7 +33,11 @@ export const packageNameSchema = z
 
 const noNul = (s: string) => !s.includes('\0');
 // A pattern rather than a refinement: the OpenAPI document then states it, and a client's validator checks it.
-const commandPart = z.string().min(1).max(cloudInitHardLimits.commandLength).regex(/^[^\0]*$/, 'must not contain a NUL character');
+const commandPart = z
+  .string()
+  .min(1)
+  .max(cloudInitHardLimits.commandLength)
+  .regex(/^[^\0]*$/, 'must not contain a NUL character');
 
 /** As cloud-init takes it: a shell line (`"echo hi"`) or an argument vector (`["systemctl", "enable", "nginx"]`). */
 export const commandSchema = z.union([commandPart, z.array(commandPart).min(1).max(64)]);
@@ -76,7 +80,8 @@ const filePathSchema = z
   .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//'), { message: 'no . or .. segments, no //', params: { rule: 'path-not-normalised' satisfies ChoiceRule } })
   .superRefine((p, ctx) => {
     const hit = protectedPath(p);
-    if (hit) ctx.addIssue({ code: 'custom', message: `${hit} is pveflow's: it carries the generated logins, the guest agent, the VPN enrolment or cloud-init itself`, params: { rule: 'protected-path' satisfies ChoiceRule } });
+    if (hit)
+      ctx.addIssue({ code: 'custom', message: `${hit} is pveflow's: it carries the generated logins, the guest agent, the VPN enrolment or cloud-init itself`, params: { rule: 'protected-path' satisfies ChoiceRule } });
   })
   .meta({
     description:
@@ -89,8 +94,14 @@ export const writeFileSchema = z.strictObject({
   content: z.string().max(cloudInitHardLimits.fileBytes).default(''),
   /** cloud-init's names: `b64` for base64, `text/plain` (the default) for text. */
   encoding: z.enum(['b64', 'text/plain']).optional(),
-  owner: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, 'user or user:group').optional(),
-  permissions: z.string().regex(/^0?[0-7]{3,4}$/, "an octal mode as a string, e.g. '0644'").optional(),
+  owner: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, 'user or user:group')
+    .optional(),
+  permissions: z
+    .string()
+    .regex(/^0?[0-7]{3,4}$/, "an octal mode as a string, e.g. '0644'")
+    .optional(),
   append: z.boolean().optional(),
   /** Written at the end of the boot, after the packages are installed (and their users exist). */
   defer: z.boolean().optional(),
@@ -119,11 +130,15 @@ export const pveflowKeys: Record<string, string> = {
   package_update: "pveflow's key: the package lists are updated to install the guest agent",
   power_state: 'refused: powering off or rebooting at first boot stops the guest agent the build waits on',
   package_reboot_if_required: 'refused: a reboot at first boot stops the guest agent the build waits on',
-  merge_how: "refused: pveflow merges the fragment into its own user-data itself",
-  merge_type: "refused: pveflow merges the fragment into its own user-data itself",
+  merge_how: 'refused: pveflow merges the fragment into its own user-data itself',
+  merge_type: 'refused: pveflow merges the fragment into its own user-data itself',
 };
 
-const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'a host name or address');
+const host = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, 'a host name or address');
 const proxyUrl = z.url({ protocol: /^https?$/ }).max(1024);
 const shortText = (max: number) => z.string().min(1).max(max).refine(noNul, 'must not contain a NUL character');
 
@@ -132,19 +147,60 @@ const shortText = (max: number) => z.string().min(1).max(max).refine(noNul, 'mus
  * pass `cloud-init schema` and cannot touch pveflow's part of the guest. Anything else is refused, naming the key.
  */
 export const fragmentKeySchemas = {
-  timezone: z.string().regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a tz database name, e.g. Europe/Paris').max(64),
-  locale: z.string().regex(/^[A-Za-z0-9_.@-]+$/, 'a locale, e.g. en_GB.UTF-8').max(64),
-  keyboard: z.strictObject({ layout: z.string().regex(/^[a-z0-9_,-]+$/).max(64), model: z.string().regex(/^[a-z0-9_-]+$/).max(64).optional(), variant: z.string().regex(/^[a-z0-9_,-]*$/).max(64).optional(), options: z.string().regex(/^[a-z0-9_:,-]*$/).max(256).optional() }),
+  timezone: z
+    .string()
+    .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a tz database name, e.g. Europe/Paris')
+    .max(64),
+  locale: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@-]+$/, 'a locale, e.g. en_GB.UTF-8')
+    .max(64),
+  keyboard: z.strictObject({
+    layout: z
+      .string()
+      .regex(/^[a-z0-9_,-]+$/)
+      .max(64),
+    model: z
+      .string()
+      .regex(/^[a-z0-9_-]+$/)
+      .max(64)
+      .optional(),
+    variant: z
+      .string()
+      .regex(/^[a-z0-9_,-]*$/)
+      .max(64)
+      .optional(),
+    options: z
+      .string()
+      .regex(/^[a-z0-9_:,-]*$/)
+      .max(256)
+      .optional(),
+  }),
   package_upgrade: z.boolean(),
   ntp: z.strictObject({ enabled: z.boolean().optional(), servers: z.array(host).min(1).max(10).optional(), pools: z.array(host).min(1).max(10).optional() }),
   ca_certs: z.strictObject({
     remove_defaults: z.boolean().optional(),
-    trusted: z.array(z.string().max(16 * 1024).regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'a PEM certificate')).min(1).max(20),
+    trusted: z
+      .array(
+        z
+          .string()
+          .max(16 * 1024)
+          .regex(/^-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\s*$/, 'a PEM certificate'),
+      )
+      .min(1)
+      .max(20),
   }),
   apt: z.strictObject({ proxy: proxyUrl.optional(), http_proxy: proxyUrl.optional(), https_proxy: proxyUrl.optional() }),
-  mounts: z.array(z.array(shortText(256)).min(1).max(6)).min(1).max(20),
+  mounts: z
+    .array(z.array(shortText(256)).min(1).max(6))
+    .min(1)
+    .max(20),
   swap: z.strictObject({
-    filename: z.string().regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path').max(256).optional(),
+    filename: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path')
+      .max(256)
+      .optional(),
     size: z.union([z.literal('auto'), z.number().int().min(0), z.string().regex(/^\d+[KMG]?$/)]).optional(),
     maxsize: z.union([z.number().int().min(0), z.string().regex(/^\d+[KMG]?$/)]).optional(),
   }),
@@ -154,25 +210,27 @@ export const fragmentKeySchemas = {
 export const fragmentKeys = Object.keys(fragmentKeySchemas) as Array<keyof typeof fragmentKeySchemas>;
 
 /** A cloud-config fragment, already parsed from YAML: a mapping of the keys above (nothing else passes). */
-export const cloudConfigFragmentSchema = z.record(z.string(), z.unknown()).superRefine((fragment, ctx) => {
-  for (const [key, value] of Object.entries(fragment)) {
-    if (key in pveflowKeys) {
-      ctx.addIssue({ code: 'custom', path: [key], message: pveflowKeys[key]!, params: { rule: 'pveflow-key' satisfies ChoiceRule } });
-      continue;
-    }
-    const schema = (fragmentKeySchemas as Record<string, z.ZodType>)[key];
-    if (!schema) {
-      ctx.addIssue({ code: 'custom', path: [key], message: `not a key pveflow passes on to cloud-init; allowed: ${fragmentKeys.join(', ')}`, params: { rule: 'cloud-config-key' satisfies ChoiceRule } });
-      continue;
-    }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message, params: { rule: 'cloud-config-value' satisfies ChoiceRule } });
+export const cloudConfigFragmentSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((fragment, ctx) => {
+    for (const [key, value] of Object.entries(fragment)) {
+      if (key in pveflowKeys) {
+        ctx.addIssue({ code: 'custom', path: [key], message: pveflowKeys[key]!, params: { rule: 'pveflow-key' satisfies ChoiceRule } });
+        continue;
+      }
+      const schema = (fragmentKeySchemas as Record<string, z.ZodType>)[key];
+      if (!schema) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `not a key pveflow passes on to cloud-init; allowed: ${fragmentKeys.join(', ')}`, params: { rule: 'cloud-config-key' satisfies ChoiceRule } });
+        continue;
+      }
+      const parsed = schema.safeParse(value);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message, params: { rule: 'cloud-config-value' satisfies ChoiceRule } });
+        }
       }
     }
-  }
-})
+  })
   // Any JSON value per key, as far as the document goes: the keys and their shapes are the allowlist's, stated here.
   .meta({
     additionalProperties: true,

@@ -32,8 +32,7 @@ export const sshPublicKeySchema = z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sh
  * accepted here and refused by the first mail server, NetBird user lookup or validator that reads them. The pattern
  * is written into the OpenAPI document too: `format` alone lets each validator apply its own idea of an email.
  */
-const EMAIL =
-  /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+-]+\.)*[A-Za-z0-9_'+-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+const EMAIL = /^(?=.{1,254}$)(?=[^@]{1,64}@)(?:[A-Za-z0-9_'+-]+\.)*[A-Za-z0-9_'+-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
 
 export const emailSchema = (example?: string) => z.email({ pattern: EMAIL }).meta({ pattern: EMAIL.source, ...(example ? { example } : {}) });
 

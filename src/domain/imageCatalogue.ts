@@ -55,7 +55,11 @@ export interface Image {
 
 /** A pool template's name as an image name: Proxmox allows upper case and more length than an image name does. */
 const imageNameOf = (templateName: string, vmid: number) => {
-  const slug = templateName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63);
+  const slug = templateName
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63);
   return imageNameSchema.safeParse(slug).success ? slug : `template-${vmid}`;
 };
 

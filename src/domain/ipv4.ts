@@ -43,7 +43,10 @@ export function subnetRange({ network, prefix }: Ipv4Subnet): Ipv4Range {
 /** A comma-separated list of addresses, `a-b` ranges and subnets. */
 export function parseRangeList(text: string): Ipv4Range[] | { error: string } {
   const out: Ipv4Range[] = [];
-  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (item.includes('/')) {
       const subnet = parseSubnet(item);
       if ('error' in subnet) return { error: `${item}: ${subnet.error}` };

@@ -23,7 +23,10 @@ export interface AllowedNetwork {
  */
 export function parseAllowedNetworks(text: string): AllowedNetwork[] | { error: string } {
   const out: AllowedNetwork[] = [];
-  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([^:]+)(?::(\d+)(?:-(\d+))?)?$/.exec(entry);
     const bridge = m && bridgeNameSchema.safeParse(m[1]);
     if (!m || !bridge?.success) return { error: `'${entry}' is not bridge, bridge:vlan or bridge:from-to (e.g. vmbr1:100-199)` };

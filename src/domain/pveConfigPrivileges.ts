@@ -16,10 +16,7 @@ const GROUPS: ReadonlyArray<readonly [RegExp, ConfigKeyPrivilege]> = [
   [/^(cores|cpu|cpulimit|cpuunits|numa|smp|sockets|vcpus|numa\d+)$/, { all: ['VM.Config.CPU'] }],
   [/^(memory|balloon|shares)$/, { all: ['VM.Config.Memory'] }],
   [/^(acpi|hotplug|kvm|machine|scsihw|smbios1|tablet|vga|watchdog|audio0)$/, { all: ['VM.Config.HWType'] }],
-  [
-    /^(agent|autostart|bios|description|keyboard|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template)$/,
-    { all: ['VM.Config.Options'] },
-  ],
+  [/^(agent|autostart|bios|description|keyboard|localtime|migrate_downtime|migrate_speed|name|onboot|ostype|protection|reboot|startdate|startup|tdf|template)$/, { all: ['VM.Config.Options'] }],
   [/^freeze$/, { all: ['VM.PowerMgmt'] }],
   [/^(boot|bootdisk|vmstatestorage)$/, { all: ['VM.Config.Disk'] }],
   [/^net\d+$/, { all: ['VM.Config.Network'] }],

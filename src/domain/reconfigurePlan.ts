@@ -98,9 +98,7 @@ export function rebootReason(vm: VmHardware, plan: ReconfigurePlan): string {
     why.push(features.has('cpu') ? `CPUs hot-plug only up to the VM's ${vm.sockets * vm.cores}` : "CPU hot-plug is off in the VM's hotplug option");
   }
   if (plan.afterReboot.some((c) => c.startsWith('memory'))) {
-    why.push(
-      !features.has('memory') ? "memory hot-plug is off in the VM's hotplug option" : !vm.numa ? 'memory hot-plug needs NUMA on' : 'memory is taken away only with a restart',
-    );
+    why.push(!features.has('memory') ? "memory hot-plug is off in the VM's hotplug option" : !vm.numa ? 'memory hot-plug needs NUMA on' : 'memory is taken away only with a restart');
   }
   return why.join('; ');
 }

@@ -14,9 +14,7 @@ export const requestPolicySchema = z.object({
   /** Where the lease notice is POSTed. */
   noticeWebhookUrl: z.url().optional(),
   /** Requests approved without an admin: from these orgs, or at most this size. */
-  autoApprove: z
-    .object({ orgs: z.array(z.string()), maxCores: z.number().int().min(0), maxMemoryMiB: z.number().int().min(0) })
-    .optional(),
+  autoApprove: z.object({ orgs: z.array(z.string()), maxCores: z.number().int().min(0), maxMemoryMiB: z.number().int().min(0) }).optional(),
   /** How many snapshots of its VM a request may hold at once (day-2 operations); absent: 3. */
   snapshotLimit: z.number().int().min(0).optional(),
   /** How long a day-2 shutdown or reboot gives the guest before pveflow stops it; absent: 120 s. */

@@ -34,24 +34,18 @@ export function bannerLines(f: BannerFacts): string[] {
     'pveflow is running',
     line('API', `${f.apiUrl}  (POST /api/device_requests; OpenAPI ${f.apiUrl}/api/docs)`),
     line('Web console', `${f.apiUrl}/  (sign in with an API key)`),
-    line(
-      'Webhook',
-      `${f.apiUrl}/api/hooks/device_requests  ${f.webhook ? 'on: deliveries signed with WEBHOOK_SECRET' : 'off: set WEBHOOK_SECRET (16+ characters) to take signed deliveries; until then it answers 503'}`,
-    ),
+    line('Webhook', `${f.apiUrl}/api/hooks/device_requests  ${f.webhook ? 'on: deliveries signed with WEBHOOK_SECRET' : 'off: set WEBHOOK_SECRET (16+ characters) to take signed deliveries; until then it answers 503'}`),
     ...(f.temporal.uiUrl ? [line('Temporal UI', `${f.temporal.uiUrl}  (find a request: Serial = "VM-XXXXX")`)] : []),
     line('Temporal', `${f.temporal.address}  namespace ${f.temporal.namespace}, task queue ${f.temporal.taskQueue}`),
+    line(f.pve.simulated ? 'Proxmox VE (simulated)' : 'Proxmox VE', `${f.pve.endpoint}  pool ${f.pve.pool}, template ${f.pve.templateVmid}${f.pve.caFile ? `, CA ${show(f.pve.caFile)}` : ''}`),
     line(
-      f.pve.simulated ? 'Proxmox VE (simulated)' : 'Proxmox VE',
-      `${f.pve.endpoint}  pool ${f.pve.pool}, template ${f.pve.templateVmid}${f.pve.caFile ? `, CA ${show(f.pve.caFile)}` : ''}`,
+      'SFTP to nodes',
+      Object.entries(f.sftpNodes)
+        .map(([n, a]) => `${n}=${a.host}:${a.port}`)
+        .join('  '),
     ),
-    line('SFTP to nodes', Object.entries(f.sftpNodes).map(([n, a]) => `${n}=${a.host}:${a.port}`).join('  ')),
     line(f.netbird.simulated ? 'NetBird (simulated)' : 'NetBird', f.netbird.url),
-    ...(f.world
-      ? [
-          line('Simulated world', describeOrigin(f.world.origin, show)),
-          line('  its credentials', `${show(f.world.accessFile)}  (tokens, CA, host keys; \`pveflow doctor\` reads it)`),
-        ]
-      : []),
+    ...(f.world ? [line('Simulated world', describeOrigin(f.world.origin, show)), line('  its credentials', `${show(f.world.accessFile)}  (tokens, CA, host keys; \`pveflow doctor\` reads it)`)] : []),
     line('Metrics', `${f.metricsUrls.join('  ')}${f.metricsToken ? '  (bearer METRICS_TOKEN)' : ''}`),
     line('Data', `${show(f.dataDir)}/`),
     '',
@@ -65,7 +59,7 @@ function describeOrigin(origin: WorldOrigin, show: (p: string) => string): strin
     case 'restored':
       return `restored from ${show(origin.file)} (saved ${origin.savedAt}: ${origin.vms} VMs incl. templates, ${origin.peers} VPN peers); \`npm start -- --reset-sim\` starts afresh`;
     case 'reset':
-      return `started afresh (--reset-sim)${origin.hadState ? ': the VMs, snippets and VPN peers of before are gone, and the next cluster sync reports their requests\' VMs as vanished' : ''}; kept in ${show(origin.file)}`;
+      return `started afresh (--reset-sim)${origin.hadState ? ": the VMs, snippets and VPN peers of before are gone, and the next cluster sync reports their requests' VMs as vanished" : ''}; kept in ${show(origin.file)}`;
     case 'new':
       return origin.file ? `new; kept in ${show(origin.file)} across restarts` : 'new (not kept across restarts)';
   }

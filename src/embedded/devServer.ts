@@ -59,7 +59,10 @@ export const defaultSqlitePragmas = ['journal_mode=wal', 'synchronous=normal'];
 function sqlitePragmasFromEnv(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
   const raw = env.PVEFLOW_DEV_SERVER_SQLITE_PRAGMAS?.trim();
   if (!raw) return undefined;
-  const pragmas = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const pragmas = raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const bad = pragmas.find((p) => !/^[a-z_]+=[A-Za-z0-9_]+$/.test(p));
   if (bad) throw new Error(`PVEFLOW_DEV_SERVER_SQLITE_PRAGMAS: "${bad}" is not name=value (e.g. journal_mode=wal,synchronous=full)`);
   return pragmas;
@@ -85,7 +88,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   const args = [
     '--ui-disable-news-fetch',
     ...(sqlitePragmasFromEnv() ?? defaultSqlitePragmas).flatMap((p) => ['--sqlite-pragma', p]),
-    '--ui-ip', opts.ip,
+    '--ui-ip',
+    opts.ip,
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
   ];
   const source = resolveTemporalBinary('temporal');
@@ -109,13 +113,20 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   const child = spawn(
     source.path,
     [
-      'server', 'start-dev',
-      '--ip', opts.ip,
-      '--port', String(opts.port),
-      '--ui-port', String(opts.uiPort),
-      '--db-filename', opts.dbFile,
-      '--namespace', opts.namespace,
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      opts.ip,
+      '--port',
+      String(opts.port),
+      '--ui-port',
+      String(opts.uiPort),
+      '--db-filename',
+      opts.dbFile,
+      '--namespace',
+      opts.namespace,
+      '--log-level',
+      'warn',
       ...args,
       ...opts.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${cliType[k.type]}`]),
     ],

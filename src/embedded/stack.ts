@@ -187,27 +187,35 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       uiUrl = gateway.url;
     }
     const uiOrigin = config.PVEFLOW_UI_ORIGIN ?? uiUrl;
-    const api = await serveApi({
-      client,
-      inFlight: apiCalls,
-      ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      policy: requestPolicyFromConfig(config),
-      choices: requestChoicesFromConfig(config),
-      quotas: config.PVEFLOW_QUOTAS,
-      apiKeys: apiKeyStore,
-      webhookSecret: apiSettings.webhookSecret,
-      timings: apiSettings.timings,
-      metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
-      credentialKeys: new CredentialKeys(credentialKeysDir(config)),
-    }, config.API_HOST, config.API_PORT);
+    const api = await serveApi(
+      {
+        client,
+        inFlight: apiCalls,
+        ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        policy: requestPolicyFromConfig(config),
+        choices: requestChoicesFromConfig(config),
+        quotas: config.PVEFLOW_QUOTAS,
+        apiKeys: apiKeyStore,
+        webhookSecret: apiSettings.webhookSecret,
+        timings: apiSettings.timings,
+        metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },
+        credentialKeys: new CredentialKeys(credentialKeysDir(config)),
+      },
+      config.API_HOST,
+      config.API_PORT,
+    );
     // Before the client's connection closes (the stops run in reverse): the API's calls in flight settle first.
     stops.push(api.stop);
     const apiPort = api.port;
     const metricsUrls = [`http://${config.API_HOST}:${apiPort}/metrics`];
     if (config.WORKER_METRICS_PORT !== undefined) {
       const workerMetrics = await startMetricsServer({
-        host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, registry, token: config.METRICS_TOKEN, append: sdkMetrics,
+        host: config.WORKER_METRICS_HOST,
+        port: config.WORKER_METRICS_PORT,
+        registry,
+        token: config.METRICS_TOKEN,
+        append: sdkMetrics,
       });
       stops.push(workerMetrics.close);
       metricsUrls.push(workerMetrics.url);

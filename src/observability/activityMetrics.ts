@@ -34,9 +34,7 @@ interface ObservedCluster {
   orphanCount?: number;
 }
 
-export function activityMetricsInterceptor(
-  metrics: Pick<PveflowMetrics, 'buildStageDuration' | 'syncDrift' | 'syncOrphans'>,
-): ActivityInterceptorsFactory {
+export function activityMetricsInterceptor(metrics: Pick<PveflowMetrics, 'buildStageDuration' | 'syncDrift' | 'syncOrphans'>): ActivityInterceptorsFactory {
   return (ctx: Context) => ({
     inbound: {
       async execute(input, next) {

@@ -14,20 +14,40 @@ import { stdSerializers } from 'pino';
 export const REDACTED = '[REDACTED]';
 
 /** Compared after lower-casing and dropping `_`/`-`: `PVE_TOKEN_SECRET`, `tokenSecret`, `root_pw` all match. */
-const SECRET_NAME_SUFFIXES = [
-  'token', 'secret', 'password', 'passwd', 'pw', 'setupkey', 'privatekey', 'apikey', 'key', 'keys', 'authorization',
-  'cookie', 'credentials', 'passphrase',
-];
+const SECRET_NAME_SUFFIXES = ['token', 'secret', 'password', 'passwd', 'pw', 'setupkey', 'privatekey', 'apikey', 'key', 'keys', 'authorization', 'cookie', 'credentials', 'passphrase'];
 
 /**
  * The keys under which pveflow's configuration, clients and guest credentials carry secrets, as they are spelt (pino's
  * paths are case-sensitive): the environment's names, the clients' and seeds' fields, HTTP's headers.
  */
 export const SECRET_KEYS = [
-  'PVE_TOKEN_SECRET', 'NETBIRD_TOKEN', 'METRICS_TOKEN', 'WEBHOOK_SECRET', 'API_KEYS', 'PVEFLOW_CODEC_KEYS',
-  'token', 'tokenSecret', 'secret', 'password', 'passwd', 'passphrase', 'root_pw', 'arrow_pw', 'setupKey', 'setup_key',
-  'privateKey', 'private_key', 'apiKey', 'key', 'keys', 'credentials', 'authorization', 'Authorization', 'cookie',
-  'Cookie', 'set-cookie',
+  'PVE_TOKEN_SECRET',
+  'NETBIRD_TOKEN',
+  'METRICS_TOKEN',
+  'WEBHOOK_SECRET',
+  'API_KEYS',
+  'PVEFLOW_CODEC_KEYS',
+  'token',
+  'tokenSecret',
+  'secret',
+  'password',
+  'passwd',
+  'passphrase',
+  'root_pw',
+  'arrow_pw',
+  'setupKey',
+  'setup_key',
+  'privateKey',
+  'private_key',
+  'apiKey',
+  'key',
+  'keys',
+  'credentials',
+  'authorization',
+  'Authorization',
+  'cookie',
+  'Cookie',
+  'set-cookie',
 ] as const;
 
 /** How many levels below a line's top the paths reach (`*.*.token`); deeper keys are left to the name rule. */
@@ -67,9 +87,7 @@ export type Redactor = (value: unknown) => unknown;
 
 export function isSecretKey(name: string, extra: readonly string[] = []): boolean {
   const n = name.toLowerCase().replace(/[^a-z0-9]/g, '');
-  return [...SECRET_NAME_SUFFIXES, ...extra.map((e) => e.toLowerCase().replace(/[^a-z0-9]/g, ''))].some(
-    (suffix) => n === suffix || n.endsWith(suffix),
-  );
+  return [...SECRET_NAME_SUFFIXES, ...extra.map((e) => e.toLowerCase().replace(/[^a-z0-9]/g, ''))].some((suffix) => n === suffix || n.endsWith(suffix));
 }
 
 export function redactText(text: string, knownSecrets: readonly string[] = []): string {

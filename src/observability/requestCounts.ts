@@ -7,24 +7,17 @@ import { taskQueueClause } from '../temporal/instanceScope';
  * ExecutionStatus, so it is one count per status a running request can be in — a dozen cheap queries whose cost
  * does not grow with the number of requests.
  */
-const OPEN_STATUSES: readonly RequestStatus[] = [
-  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Cancelling', 'Completing',
-];
+const OPEN_STATUSES: readonly RequestStatus[] = ['Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Cancelled', 'Cancelling', 'Completing'];
 
 export function requestCountsFromVisibility(client: Client, taskQueue: string, timeoutMs = 5_000): () => Promise<Record<string, number>> {
   return async () => {
     const counts = Promise.all(
       OPEN_STATUSES.map(async (status) => {
-        const { count } = await client.workflow.count(
-          `WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND RequestStatus = '${status}' AND ${taskQueueClause(taskQueue)}`,
-        );
+        const { count } = await client.workflow.count(`WorkflowType = 'vmRequest' AND ExecutionStatus = 'Running' AND RequestStatus = '${status}' AND ${taskQueueClause(taskQueue)}`);
         return [status, count] as const;
       }),
     );
-    const result = await Promise.race([
-      counts,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`visibility counts took over ${timeoutMs} ms`)), timeoutMs).unref()),
-    ]);
+    const result = await Promise.race([counts, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`visibility counts took over ${timeoutMs} ms`)), timeoutMs).unref())]);
     return Object.fromEntries(result);
   };
 }

@@ -3,11 +3,7 @@ import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
-import {
-  makeWorkflowExporter,
-  OpenTelemetryActivityInboundInterceptor,
-  OpenTelemetryActivityOutboundInterceptor,
-} from '@temporalio/interceptors-opentelemetry/lib/worker';
+import { makeWorkflowExporter, OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor } from '@temporalio/interceptors-opentelemetry/lib/worker';
 import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
 
 /**
@@ -36,11 +32,7 @@ export interface Tracing {
 const WORKFLOW_INTERCEPTORS = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
 /** `PVEFLOW_TRACING=otlp` or an `OTEL_EXPORTER_OTLP_ENDPOINT` turns tracing on; otherwise there is none. */
-export function tracingSettingsFrom(config: {
-  PVEFLOW_TRACING?: 'off' | 'otlp';
-  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
-  OTEL_SERVICE_NAME?: string;
-}): TracingSettings | undefined {
+export function tracingSettingsFrom(config: { PVEFLOW_TRACING?: 'off' | 'otlp'; OTEL_EXPORTER_OTLP_ENDPOINT?: string; OTEL_SERVICE_NAME?: string }): TracingSettings | undefined {
   if (config.PVEFLOW_TRACING === 'off') return undefined;
   if (!config.OTEL_EXPORTER_OTLP_ENDPOINT && config.PVEFLOW_TRACING !== 'otlp') return undefined;
   return { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318', serviceName: config.OTEL_SERVICE_NAME ?? 'pveflow' };
@@ -48,11 +40,7 @@ export function tracingSettingsFrom(config: {
 
 export function createTracing(settings: TracingSettings, processor?: SpanProcessor): Tracing {
   const resource = new Resource({ 'service.name': settings.serviceName });
-  const spanProcessor =
-    processor ??
-    new BatchSpanProcessor(
-      new OTLPTraceExporter({ url: `${settings.endpoint.replace(/\/+$/, '')}/v1/traces`, timeoutMillis: 10_000 }),
-    );
+  const spanProcessor = processor ?? new BatchSpanProcessor(new OTLPTraceExporter({ url: `${settings.endpoint.replace(/\/+$/, '')}/v1/traces`, timeoutMillis: 10_000 }));
   const provider = new BasicTracerProvider({ resource, spanProcessors: [spanProcessor] });
   const tracer = provider.getTracer('pveflow');
   return {

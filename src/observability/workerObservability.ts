@@ -11,16 +11,10 @@ import type { BuildOutcomeSinks } from './workflow/buildOutcomes';
  */
 export const BUILD_OUTCOMES_MODULE = require.resolve('./workflow/buildOutcomes');
 
-export function workerObservabilityOptions(opts: {
-  metrics?: PveflowMetrics;
-  tracing?: Tracing;
-  bundling: boolean;
-}): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
+export function workerObservabilityOptions(opts: { metrics?: PveflowMetrics; tracing?: Tracing; bundling: boolean }): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
   const { metrics, tracing } = opts;
   if (!metrics && !tracing) return {};
-  const sinks: InjectedSinks<BuildOutcomeSinks> | undefined = metrics
-    ? { pveflowBuilds: { finished: { fn: (_info, outcome) => metrics.builds.inc({ outcome }), callDuringReplay: false } } }
-    : undefined;
+  const sinks: InjectedSinks<BuildOutcomeSinks> | undefined = metrics ? { pveflowBuilds: { finished: { fn: (_info, outcome) => metrics.builds.inc({ outcome }), callDuringReplay: false } } } : undefined;
   const workflowModules = [...(metrics ? [BUILD_OUTCOMES_MODULE] : []), ...(tracing?.workflowModules ?? [])];
   return {
     interceptors: {

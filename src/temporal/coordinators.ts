@@ -7,7 +7,10 @@ import { cloneSlotsWorkflowId, ipPoolWorkflowId } from '../contracts/workflowIds
  * as new by themselves; nothing else starts them.
  */
 export async function ensureCoordinators(client: Client, taskQueue: string): Promise<void> {
-  for (const [workflowType, workflowId] of [['cloneSlots', cloneSlotsWorkflowId(taskQueue)], ['ipPool', ipPoolWorkflowId(taskQueue)]] as const) {
+  for (const [workflowType, workflowId] of [
+    ['cloneSlots', cloneSlotsWorkflowId(taskQueue)],
+    ['ipPool', ipPoolWorkflowId(taskQueue)],
+  ] as const) {
     try {
       await client.workflow.start(workflowType, { workflowId, taskQueue, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' });
     } catch (err) {

@@ -10,4 +10,3 @@ export function taskQueueClause(taskQueue: string): string {
   if (/["'\\\n\r]/.test(taskQueue)) throw new Error(`refusing a task queue name with quotes or backslashes: ${JSON.stringify(taskQueue)}`);
   return `TaskQueue = '${taskQueue}'`;
 }
-

@@ -1,10 +1,7 @@
 import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { grantCloneSlots } from '../domain/cloneSlotGrant';
 import { choosePlacementOffer, uncountedReservations, type PlacementReservation } from '../domain/placementReservation';
-import {
-  cloneSlotGrantedSignal, cloneSlotsQuery, releaseCloneSlotSignal, releasePlacementSignal, requestCloneSlotSignal,
-  type CloneSlotRequest, type CloneSlotsView,
-} from '../contracts/cloneSlotsMessages';
+import { cloneSlotGrantedSignal, cloneSlotsQuery, releaseCloneSlotSignal, releasePlacementSignal, requestCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from '../contracts/cloneSlotsMessages';
 
 export interface HeldSlot {
   holder: string;

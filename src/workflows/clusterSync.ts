@@ -14,9 +14,7 @@ const sync = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, 
 export async function clusterSync(): Promise<ClusterSyncResult> {
   const seen = await sync.observeCluster();
   // All signals in one workflow task: a handful of history events whatever the number of drifts.
-  const told = await Promise.allSettled(
-    seen.drifts.map(({ serial, drift }) => getExternalWorkflowHandle(`vm-request-${serial}`).signal(vmDriftSignal, drift)),
-  );
+  const told = await Promise.allSettled(seen.drifts.map(({ serial, drift }) => getExternalWorkflowHandle(`vm-request-${serial}`).signal(vmDriftSignal, drift)));
   told.forEach((t, i) => {
     // A request that ended between the look and the signal has nothing left to be told.
     if (t.status === 'rejected') log.info('request ended before it could be told of its drift', { serial: seen.drifts[i]!.serial });

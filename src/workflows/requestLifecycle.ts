@@ -18,14 +18,35 @@ export type RequestAction = (typeof REQUEST_ACTIONS)[number];
 
 /** What happens to a request on its own (its build, its VM in the cluster, its clock): moves, never refused by a person. */
 export const REQUEST_EVENTS = [
-  'expired', 'buildStarted', 'buildProvisioning', 'buildConfiguring', 'buildSucceeded', 'buildFailed', 'buildCancelled', 'vmVanished',
-  'requestCancelled', 'cleanupStarted', 'cleanedUp', 'cleanedUpAfterCancel',
+  'expired',
+  'buildStarted',
+  'buildProvisioning',
+  'buildConfiguring',
+  'buildSucceeded',
+  'buildFailed',
+  'buildCancelled',
+  'vmVanished',
+  'requestCancelled',
+  'cleanupStarted',
+  'cleanedUp',
+  'cleanedUpAfterCancel',
 ] as const;
 export type RequestEvent = (typeof REQUEST_EVENTS)[number];
 
 export const REQUEST_STATUSES: readonly RequestStatus[] = [
-  'Pending', 'Approved', 'Imaging', 'Provisioning', 'Configuring', 'Fulfilled', 'Failed', 'Rejected', 'Expired', 'Cancelled', 'Cancelling',
-  'Completing', 'Completed',
+  'Pending',
+  'Approved',
+  'Imaging',
+  'Provisioning',
+  'Configuring',
+  'Fulfilled',
+  'Failed',
+  'Rejected',
+  'Expired',
+  'Cancelled',
+  'Cancelling',
+  'Completing',
+  'Completed',
 ];
 
 /** A build is running: what the request says while its build workflow works. */

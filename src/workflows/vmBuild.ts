@@ -103,14 +103,19 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
 
     let templateVmid: number;
-    for (;; vmid = await api.reserveVmid({ serial, exclude: taken })) {
+    for (; ; vmid = await api.reserveVmid({ serial, exclude: taken })) {
       stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
       // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
       const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
       undos.unshift(destroy);
       try {
         ({ templateVmid } = await task.cloneTemplate({
-          serial, name: request.name, vmid, node: cloneOn ?? node, templateVmid: request.templateVmid, fullClone: cloneOn ? true : request.fullClone,
+          serial,
+          name: request.name,
+          vmid,
+          node: cloneOn ?? node,
+          templateVmid: request.templateVmid,
+          fullClone: cloneOn ? true : request.fullClone,
         }));
         break;
       } catch (err) {
@@ -170,7 +175,11 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     // An activity too: the grant skips its policy lookup on a first attempt, and a local activity's attempts start
     // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
     const access = await remoteApi.grantVpnAccess({
-      serial, name: request.name, peerId: peer.peerId, consultants: request.consultants, ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
+      serial,
+      name: request.name,
+      peerId: peer.peerId,
+      consultants: request.consultants,
+      ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
       deviceGroupCreated,
     });
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);

@@ -54,9 +54,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     await attempt(`cloud-init snippet ${names.snippetFile} on ${left.node}`, () => tidy.removeSnippet({ serial, name, node: left.node }));
   }
   // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
-  const vpn = await tidy
-    .revokeVpnAccess({ serial, name })
-    .catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${err.message})`) }));
+  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${err.message})`) }));
   leftovers.push(...vpn.leftovers);
   return { vmDestroyed, leftovers };
 }

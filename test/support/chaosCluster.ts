@@ -33,7 +33,12 @@ export interface ChaosCluster {
   stop(): Promise<void>;
 }
 
-export async function startChaosCluster(opts: { dir: string; world: SimulatedWorld; taskQueue: string; /** More API keys besides the operator's (API_KEYS entries, key in clear). */ keys?: object[] }): Promise<ChaosCluster> {
+export async function startChaosCluster(opts: {
+  dir: string;
+  world: SimulatedWorld;
+  taskQueue: string;
+  /** More API keys besides the operator's (API_KEYS entries, key in clear). */ keys?: object[];
+}): Promise<ChaosCluster> {
   const logs = join(opts.dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -57,7 +62,7 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     });
   };
   let temporal: RunningDevServer = await startTemporal();
-  if (!temporal.kill) throw new Error('the chaos test needs the project\'s own Temporal binary (npm install puts it in .tools/bin)');
+  if (!temporal.kill) throw new Error("the chaos test needs the project's own Temporal binary (npm install puts it in .tools/bin)");
   const temporalAddress = temporal.address;
 
   const common = {
@@ -70,19 +75,27 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
     // A dead Temporal is answered 504 sooner: the client retries anyway.
     API_TEMPORAL_TIMEOUT_MS: '5000',
   };
-  const worker = supervise('src/worker.ts', {
-    ...common,
-    ...opts.world.env,
-    SYNC_INTERVAL_S: '3600',
-    // The start-up checks read the cluster and NetBird on every restart; what is tested here is the builds.
-    PVEFLOW_DOCTOR: 'off',
-  }, join(logs, 'worker.log'));
-  const api = supervise('src/api/main.ts', {
-    ...common,
-    API_HOST: '127.0.0.1',
-    API_PORT: String(apiPort),
-    API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }, ...(opts.keys ?? [])] }),
-  }, join(logs, 'api.log'));
+  const worker = supervise(
+    'src/worker.ts',
+    {
+      ...common,
+      ...opts.world.env,
+      SYNC_INTERVAL_S: '3600',
+      // The start-up checks read the cluster and NetBird on every restart; what is tested here is the builds.
+      PVEFLOW_DOCTOR: 'off',
+    },
+    join(logs, 'worker.log'),
+  );
+  const api = supervise(
+    'src/api/main.ts',
+    {
+      ...common,
+      API_HOST: '127.0.0.1',
+      API_PORT: String(apiPort),
+      API_KEYS: JSON.stringify({ keys: [{ id: 'chaos', role: 'operator', key: operatorKey }, ...(opts.keys ?? [])] }),
+    },
+    join(logs, 'api.log'),
+  );
 
   return {
     apiUrl: `http://127.0.0.1:${apiPort}`,
@@ -106,7 +119,10 @@ export async function startChaosCluster(opts: { dir: string; world: SimulatedWor
           } catch {
             /* not written yet */
           }
-          return `--- ${n}.log (last ${lines} lines)\n${text.split('\n').slice(-lines - 1).join('\n')}`;
+          return `--- ${n}.log (last ${lines} lines)\n${text
+            .split('\n')
+            .slice(-lines - 1)
+            .join('\n')}`;
         })
         .join('\n');
     },

@@ -81,7 +81,14 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
         // Arrivals spread over the first kills (1 s per build), so that kills also meet submissions and approvals.
         await sleep(Math.random() * s.builds * 1_000);
         // A period end of its own: a second request made by a retry would show up as a duplicate in the list.
-        const body = validRequestBody({ name: 'chaos', client: ORG, consultants: CONSULTANTS, cores: 1, memory_mib: 1024, period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() } });
+        const body = validRequestBody({
+          name: 'chaos',
+          client: ORG,
+          consultants: CONSULTANTS,
+          cores: 1,
+          memory_mib: 1024,
+          period: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date(base + i * 60_000).toISOString() },
+        });
         const serial = await client.submitOnce(body, `chaos-${t0}-${i}`);
         await client.actOnce(serial, 'approve', (status) => status !== 'Pending');
         return serial;
@@ -131,7 +138,11 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
     // One NetBird peer, one device group, one policy per request, the consultant's standing group, and nothing else new.
     const names = serials.map((serial) => deviceNames(serial, 'chaos'));
     const nb = w.netbird.dump();
-    const added = <T extends { name: string }>(now: T[], then: T[]) => now.map((x) => x.name).filter((n) => !then.some((t) => t.name === n)).sort();
+    const added = <T extends { name: string }>(now: T[], then: T[]) =>
+      now
+        .map((x) => x.name)
+        .filter((n) => !then.some((t) => t.name === n))
+        .sort();
     const standingNames = CONSULTANTS.map(standingGroupName);
     assert.deepEqual(added(nb.peers, before.nb.peers), names.map((n) => n.hostname).sort(), 'one peer per request');
     assert.deepEqual(
@@ -145,7 +156,11 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
       assert.deepEqual(policy.rules.flatMap((r) => (r.sources ?? []).map((g) => g.id)).sort(), [...standingIds].sort(), `${policy.name}: from the standing groups`);
     }
     const keys = added(nb.setupKeys, before.nb.setupKeys);
-    assert.deepEqual(keys.filter((k) => !names.some((n) => n.setupKey === k)), [], 'no setup key but the requests\'');
+    assert.deepEqual(
+      keys.filter((k) => !names.some((n) => n.setupKey === k)),
+      [],
+      "no setup key but the requests'",
+    );
     assert.equal(new Set(keys).size, keys.length, 'at most one setup key per request');
 
     // Then all are completed, and nothing of any request is left.
@@ -155,23 +170,49 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
       seen(stuckSummary(all));
       return all.every((r) => r.status === 'Completed') ? all : undefined;
     }).catch((err) => failWithLogs(c, err));
-    assert.deepEqual(done.flatMap((r) => r.leftovers), [], 'completion left nothing behind');
-    assert.deepEqual(w.pve.dump().vms.filter((v) => !before.vms.has(v.vmid)).map((v) => v.vmid), [], 'no VM left');
+    assert.deepEqual(
+      done.flatMap((r) => r.leftovers),
+      [],
+      'completion left nothing behind',
+    );
+    assert.deepEqual(
+      w.pve
+        .dump()
+        .vms.filter((v) => !before.vms.has(v.vmid))
+        .map((v) => v.vmid),
+      [],
+      'no VM left',
+    );
     const after = w.netbird.dump();
     assert.deepEqual(added(after.peers, before.nb.peers), [], 'no peer left');
     // Only the consultants' standing groups stay (they are the consultants', not a request's): no device group, no
     // per-request consultants group.
     const leftGroups = added(after.groups, before.nb.groups);
-    assert.deepEqual(leftGroups.filter((g) => !g.startsWith(STANDING_GROUP_PREFIX)), [], 'no group of a request left');
-    assert.ok(leftGroups.every((g) => standingNames.includes(g)), `only the standing groups of the consultants: ${leftGroups.join(', ')}`);
+    assert.deepEqual(
+      leftGroups.filter((g) => !g.startsWith(STANDING_GROUP_PREFIX)),
+      [],
+      'no group of a request left',
+    );
+    assert.ok(
+      leftGroups.every((g) => standingNames.includes(g)),
+      `only the standing groups of the consultants: ${leftGroups.join(', ')}`,
+    );
     assert.ok(!after.groups.some((g) => names.some((n) => g.name === n.deviceGroup || g.name === n.consultantsGroup)), 'no device or consultants group left');
     assert.deepEqual(added(after.policies, before.nb.policies), [], 'no policy left');
     const standingLeft = after.groups.filter((g) => g.name.startsWith(STANDING_GROUP_PREFIX)).map((g) => g.id);
     const referring = after.policies.filter((p) => p.rules.some((r) => [...(r.sources ?? []), ...(r.destinations ?? [])].some((g) => standingLeft.includes(g.id))));
-    assert.deepEqual(referring.map((p) => p.name), [], 'no policy refers to a standing group');
+    assert.deepEqual(
+      referring.map((p) => p.name),
+      [],
+      'no policy refers to a standing group',
+    );
     assert.deepEqual(added(after.setupKeys, before.nb.setupKeys), [], 'no setup key left');
     const memberships = after.users.flatMap((u) => (u.auto_groups ?? []).filter((g) => !before.nb.users.some((b) => b.id === u.id && (b.auto_groups ?? []).includes(g))));
-    assert.deepEqual(memberships.filter((g) => !standingLeft.includes(g)), [], 'no consultant keeps a request\'s group, only their standing one');
+    assert.deepEqual(
+      memberships.filter((g) => !standingLeft.includes(g)),
+      [],
+      "no consultant keeps a request's group, only their standing one",
+    );
 
     const starts = c.starts();
     const faults = injector ? `; lock timeouts injected ${JSON.stringify(injector.injected())}` : '';
@@ -235,4 +276,3 @@ async function killAtRandom(c: ChaosCluster, kills: Victim[], builds: number, pr
     else await c.killTemporal();
   }
 }
-

@@ -32,4 +32,3 @@ export function pveflow(args: string[], env: Record<string, string | undefined>,
     child.stdin.end(opts.stdin ?? '');
   });
 }
-

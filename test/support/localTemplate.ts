@@ -18,20 +18,25 @@ export async function createLocalTemplate(world: SimulatedWorld, node: string, v
     timeoutMs: 10_000,
   });
   try {
-    const upid = await root.call('POST', `/nodes/${node}/qemu`, {
-      vmid,
-      name: 'debian-12-local',
-      template: 1,
-      pool: 'pveflow',
-      agent: '1',
-      ostype: 'l26',
-      scsihw: 'virtio-scsi-pci',
-      scsi0: `local-lvm:base-${vmid}-disk-0,size=4G`,
-      ide2: 'local-lvm:cloudinit',
-      boot: 'order=scsi0;ide2;net0',
-      net0: 'virtio,bridge=vmbr0',
-      serial0: 'socket',
-    }, z.string());
+    const upid = await root.call(
+      'POST',
+      `/nodes/${node}/qemu`,
+      {
+        vmid,
+        name: 'debian-12-local',
+        template: 1,
+        pool: 'pveflow',
+        agent: '1',
+        ostype: 'l26',
+        scsihw: 'virtio-scsi-pci',
+        scsi0: `local-lvm:base-${vmid}-disk-0,size=4G`,
+        ide2: 'local-lvm:cloudinit',
+        boot: 'order=scsi0;ide2;net0',
+        net0: 'virtio,bridge=vmbr0',
+        serial0: 'socket',
+      },
+      z.string(),
+    );
     const outcome = await waitForTask(root, upid, { minPollMs: 10, maxPollMs: 50 });
     assert.ok(outcome.ok, `creating the local template: ${outcome.exitstatus}`);
   } finally {

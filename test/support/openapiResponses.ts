@@ -32,7 +32,12 @@ export class ResponseChecker {
     this.doc = withoutUntypedNullable(doc);
     this.templates = Object.keys(doc.paths).map((template) => ({
       template,
-      pattern: new RegExp(`^${template.split('/').map((seg) => (/^\{.+\}$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))).join('/')}$`),
+      pattern: new RegExp(
+        `^${template
+          .split('/')
+          .map((seg) => (/^\{.+\}$/.test(seg) ? '[^/]+' : seg.replace(/[.*+?^$()|[\]\\]/g, '\\$&')))
+          .join('/')}$`,
+      ),
     }));
   }
 
@@ -43,7 +48,7 @@ export class ResponseChecker {
     const matches = this.templates.filter((t) => t.pattern.test(path));
     // The most specific template: fewest parameters (a literal segment beats {param}).
     const found = matches.sort((a, b) => (a.template.match(/\{/g)?.length ?? 0) - (b.template.match(/\{/g)?.length ?? 0))[0];
-    const operation = found ? this.doc.paths[found.template]![method.toLowerCase()] ?? (method === 'HEAD' ? this.doc.paths[found.template]!.get : undefined) : undefined;
+    const operation = found ? (this.doc.paths[found.template]![method.toLowerCase()] ?? (method === 'HEAD' ? this.doc.paths[found.template]!.get : undefined)) : undefined;
     if (!found || !operation) {
       const expected = found ? 405 : 404;
       if (answer.status !== expected) throw new Error(`${at}: ${found ? 'a method the path does not serve' : 'a path the document does not list'} must answer ${expected}`);
@@ -83,6 +88,10 @@ function withoutUntypedNullable<T>(value: T): T {
   if (Array.isArray(value)) return value.map(withoutUntypedNullable) as T;
   if (!value || typeof value !== 'object') return value;
   const o = value as Record<string, unknown>;
-  const out = Object.fromEntries(Object.entries(o).filter(([k]) => !(k === 'nullable' && o.type === undefined)).map(([k, v]) => [k, withoutUntypedNullable(v)]));
+  const out = Object.fromEntries(
+    Object.entries(o)
+      .filter(([k]) => !(k === 'nullable' && o.type === undefined))
+      .map(([k, v]) => [k, withoutUntypedNullable(v)]),
+  );
   return out as T;
 }

@@ -164,7 +164,9 @@ function postgresBinDir(): string | undefined {
   if (fromEnv) return existsSync(join(fromEnv, 'initdb')) ? fromEnv : undefined;
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
-  const majors = readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const majors = readdirSync(base)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   return majors.map((v) => join(base, v, 'bin')).find((d) => existsSync(join(d, 'initdb')));
 }
 
@@ -180,7 +182,9 @@ interface PgUser {
  */
 function postgresUser(): PgUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((line) => line.split(':'));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'));
   for (const name of ['postgres', 'nobody']) {
     const entry = passwd.find((fields) => fields[0] === name);
     if (entry) return { name, uid: Number(entry[2]), gid: Number(entry[3]) };
@@ -338,8 +342,18 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const uiLogs: string[] = [];
 
   const ports = await freeLowPorts(10);
-  const [pgPort, frontendPort, frontendHttpPort, frontendMembershipPort, historyPort, historyMembershipPort, matchingPort, matchingMembershipPort, workerPort, workerMembershipPort] =
-    ports.map((_, i) => ports[i]!) as [number, number, number, number, number, number, number, number, number, number];
+  const [pgPort, frontendPort, frontendHttpPort, frontendMembershipPort, historyPort, historyMembershipPort, matchingPort, matchingMembershipPort, workerPort, workerMembershipPort] = ports.map((_, i) => ports[i]!) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const address = `127.0.0.1:${frontendPort}`;
   const password = randomBytes(18).toString('base64url');
   const commands: string[] = [];
@@ -439,12 +453,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   };
   process.once('exit', onExit);
 
-  const logs = (): string =>
-    [
-      `--- temporal-server (${serverLog})\n${tail(serverLog)}`,
-      `--- postgres (${pgLog})\n${tail(pgLog)}`,
-      ...uiLogs.map((log) => `--- temporal-ui (${log})\n${tail(log, 2_000)}`),
-    ].join('\n');
+  const logs = (): string => [`--- temporal-server (${serverLog})\n${tail(serverLog)}`, `--- postgres (${pgLog})\n${tail(pgLog)}`, ...uiLogs.map((log) => `--- temporal-ui (${log})\n${tail(log, 2_000)}`)].join('\n');
 
   const startedAt = Date.now();
   try {
@@ -482,7 +491,11 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     // --- Temporal's schema, as its docs give it: the database, the versioning tables, then every versioned step.
     if (opts.asDeployed) {
       const env = overriding('temporal-schema', composeEnvironment('temporal-schema'), { SQL_HOST: '127.0.0.1', SQL_PORT: String(pgPort), SQL_PASSWORD: password, TEMPORAL_SCHEMA_DIR: schemaDir });
-      commands.push(`${Object.entries(env).map(([k, v]) => `${k}=${k === 'SQL_PASSWORD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(v)}`).join(' ')} deploy/temporal/setup-schema.sh`);
+      commands.push(
+        `${Object.entries(env)
+          .map(([k, v]) => `${k}=${k === 'SQL_PASSWORD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(v)}`)
+          .join(' ')} deploy/temporal/setup-schema.sh`,
+      );
       const result = await run('sh', [join(root, 'deploy', 'temporal', 'setup-schema.sh')], { cwd: dir, env: { PATH: process.env.PATH, ...env, TEMPORAL_SQL_TOOL: bin.sqlTool } });
       if (result.code !== 0) throw new Error(`deploy/temporal/setup-schema.sh exited ${result.code}: ${result.output.trim().slice(-3_000)}`);
     } else {
@@ -498,10 +511,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
 
     // --- The server's config: development-postgres12.yaml's shape, our ports, no archival, no metrics endpoint.
     const dynamicConfigFile = join(temporalDir, 'dynamicconfig.yaml');
-    writeFileSync(
-      dynamicConfigFile,
-      stringify(Object.fromEntries(Object.entries({ ...baseDynamicConfig, ...opts.dynamicConfig }).map(([key, value]) => [key, [{ value }]]))),
-    );
+    writeFileSync(dynamicConfigFile, stringify(Object.fromEntries(Object.entries({ ...baseDynamicConfig, ...opts.dynamicConfig }).map(([key, value]) => [key, [{ value }]]))));
     const datastore = (databaseName: string, maxConns: number) => ({
       sql: {
         pluginName: 'postgres12',
@@ -627,35 +637,33 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         return health.code === 0 && /SERVING/.test(health.output);
       });
     };
-    commands.push(
-      [
-        ...Object.entries(serverEnv).map(([name, value]) => `${name}=${name === 'POSTGRES_PWD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(value)}`),
-        'temporal-server',
-        ...serverArgs.map(shellWord),
-      ].join(' '),
-    );
+    commands.push([...Object.entries(serverEnv).map(([name, value]) => `${name}=${name === 'POSTGRES_PWD' ? '"$TEMPORAL_DB_PASSWORD"' : shellWord(value)}`), 'temporal-server', ...serverArgs.map(shellWord)].join(' '));
     await startServer();
 
     // --- The namespace and the search attributes, with the commands the README gives.
     if (opts.asDeployed) {
       const env = overriding('temporal-setup', composeEnvironment('temporal-setup'), { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace });
-      commands.push(`${Object.entries(env).map(([k, v]) => `${k}=${shellWord(v)}`).join(' ')} deploy/temporal/register-namespace.sh`);
+      commands.push(
+        `${Object.entries(env)
+          .map(([k, v]) => `${k}=${shellWord(v)}`)
+          .join(' ')} deploy/temporal/register-namespace.sh`,
+      );
       const result = await run('sh', [join(root, 'deploy', 'temporal', 'register-namespace.sh')], { cwd: dir, env: { PATH: `${join(temporalCli, '..')}:${process.env.PATH}`, HOME: dir, ...env } });
       if (result.code !== 0) throw new Error(`deploy/temporal/register-namespace.sh exited ${result.code}: ${result.output.trim().slice(-3_000)}`);
     } else {
-    const created = await cli(['operator', 'namespace', 'create', '--namespace', namespace, '--address', address]);
-    if (created.code !== 0) throw new Error(`temporal operator namespace create failed: ${created.output.trim()}`);
-    await waitUntil(`namespace ${namespace} to be usable`, 30_000, async () => {
-      const described = await cli(['operator', 'namespace', 'describe', '--namespace', namespace, '--address', address], false);
-      return described.code === 0;
-    });
-    const attributeArgs = searchAttributeDefinitions.flatMap((key) => ['--name', key.name, '--type', cliType[key.type]]);
-    const attributes = await cli(['operator', 'search-attribute', 'create', '--namespace', namespace, '--address', address, ...attributeArgs]);
-    if (attributes.code !== 0) throw new Error(`temporal operator search-attribute create failed: ${attributes.output.trim()}`);
-    await waitUntil('the search attributes to be listed', 30_000, async () => {
-      const list = await cli(['operator', 'search-attribute', 'list', '--namespace', namespace, '--address', address, '--output', 'json'], false);
-      return list.code === 0 && searchAttributeDefinitions.every((key) => list.output.includes(`"${key.name}"`));
-    });
+      const created = await cli(['operator', 'namespace', 'create', '--namespace', namespace, '--address', address]);
+      if (created.code !== 0) throw new Error(`temporal operator namespace create failed: ${created.output.trim()}`);
+      await waitUntil(`namespace ${namespace} to be usable`, 30_000, async () => {
+        const described = await cli(['operator', 'namespace', 'describe', '--namespace', namespace, '--address', address], false);
+        return described.code === 0;
+      });
+      const attributeArgs = searchAttributeDefinitions.flatMap((key) => ['--name', key.name, '--type', cliType[key.type]]);
+      const attributes = await cli(['operator', 'search-attribute', 'create', '--namespace', namespace, '--address', address, ...attributeArgs]);
+      if (attributes.code !== 0) throw new Error(`temporal operator search-attribute create failed: ${attributes.output.trim()}`);
+      await waitUntil('the search attributes to be listed', 30_000, async () => {
+        const list = await cli(['operator', 'search-attribute', 'list', '--namespace', namespace, '--address', address, '--output', 'json'], false);
+        return list.code === 0 && searchAttributeDefinitions.every((key) => list.output.includes(`"${key.name}"`));
+      });
     }
     const readyMs = Date.now() - startedAt;
 

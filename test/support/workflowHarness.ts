@@ -118,7 +118,6 @@ export async function startWorkflowHarness(): Promise<WorkflowHarness | { skippe
   };
 }
 
-
 /**
  * Starts the harness before the tests of the enclosing describe block and stops it after them. Tests use `harness.h`
  * and skip with `harness.skipped` when this machine cannot run it (sshd missing — never in CI, where that throws).

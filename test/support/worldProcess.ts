@@ -23,7 +23,13 @@ function withSecondPool(seed: ClusterSeed): ClusterSeed {
   const template = structuredClone(seed.vms.find((v) => v.vmid === 9000)!);
   template.vmid = SECOND_POOL.templateVmid;
   template.pool = SECOND_POOL.poolid;
-  template.config = { ...template.config, name: 'debian-12-cloudinit-b', scsi0: `ceph:base-${SECOND_POOL.templateVmid}-disk-0,size=4G`, ide2: `ceph:vm-${SECOND_POOL.templateVmid}-cloudinit,media=cdrom`, net0: 'virtio=BC:24:11:91:00:01,bridge=vmbr0' };
+  template.config = {
+    ...template.config,
+    name: 'debian-12-cloudinit-b',
+    scsi0: `ceph:base-${SECOND_POOL.templateVmid}-disk-0,size=4G`,
+    ide2: `ceph:vm-${SECOND_POOL.templateVmid}-cloudinit,media=cdrom`,
+    net0: 'virtio=BC:24:11:91:00:01,bridge=vmbr0',
+  };
   const poolAcls = seed.acls.filter((a) => a.path === '/pool/pveflow').map((a) => ({ ...a, path: `/pool/${SECOND_POOL.poolid}` }));
   return {
     ...seed,

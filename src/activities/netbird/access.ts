@@ -103,7 +103,10 @@ export function accessActivities({ netbird, settings, netbirdGroups }: Pick<Acti
 
       const emails = found.map((f) => f.user.email.toLowerCase());
       const sources = await step(serial, `giving ${emails.join(', ')} their standing NetBird group (${standingGroupName('<email>')})`, () =>
-        standingGroups.ids(found.map((f) => f.user), readAt),
+        standingGroups.ids(
+          found.map((f) => f.user),
+          readAt,
+        ),
       );
       const wanted = accessPolicy({
         name: names.policy,

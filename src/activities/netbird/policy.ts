@@ -29,7 +29,11 @@ export function grantsExactly(found: NetbirdPolicy, wanted: PolicyRequest): bool
   const [rule, ...more] = found.rules;
   const [want] = wanted.rules;
   if (!rule || !want || more.length > 0 || !found.enabled) return false;
-  const ids = (groups: Array<{ id: string }> | null | undefined) => (groups ?? []).map((g) => g.id).sort().join(',');
+  const ids = (groups: Array<{ id: string }> | null | undefined) =>
+    (groups ?? [])
+      .map((g) => g.id)
+      .sort()
+      .join(',');
   return (
     rule.enabled &&
     rule.action === want.action &&

@@ -30,7 +30,10 @@ interface Cache {
 export class StandingGroups {
   private readonly cache: Cache = { ids: new Map(), resolving: new Map() };
 
-  constructor(private readonly netbird: NetbirdClient, private readonly userGroups: UserGroupWriter) {}
+  constructor(
+    private readonly netbird: NetbirdClient,
+    private readonly userGroups: UserGroupWriter,
+  ) {}
 
   /**
    * The standing group id of each user (in the order given), made and added to the user's auto_groups where needed.

@@ -89,7 +89,10 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
         // and a short clone's within 100 ms. A cancelled build waits for the clone to end: Proxmox adds the VM to the
         // pool only then, and until it does the undo's pool-scoped token cannot see (or destroy) it.
         const outcome = await taskOutcome(pve, upid, {
-          ...settings, pollMinMs: Math.min(settings.pollMinMs, 100), lagRatio: CLONE_POLL_LAG, outlastCancel: true,
+          ...settings,
+          pollMinMs: Math.min(settings.pollMinMs, 100),
+          lagRatio: CLONE_POLL_LAG,
+          outlastCancel: true,
         });
         if (!outcome.ok) {
           const failure = await cloneTaskFailure(pve, outcome, s);

@@ -11,9 +11,7 @@ export interface Subject {
 }
 
 export function describe(s: Subject): string {
-  return [`request ${s.serial}`, s.vmid ? `VM ${s.vmid}` : undefined, s.node ? `node ${s.node}` : undefined]
-    .filter(Boolean)
-    .join(', ');
+  return [`request ${s.serial}`, s.vmid ? `VM ${s.vmid}` : undefined, s.node ? `node ${s.node}` : undefined].filter(Boolean).join(', ');
 }
 
 /**
@@ -25,7 +23,14 @@ export function permissionAdvice(pveMessage: string, needs?: string): string {
   const pool = /pool '([^']+)' does not exist/.exec(pveMessage);
   if (pool) return `The pool ${pool[1]} does not exist: create it (pvesh create /pools --poolid ${pool[1]}) or set PVE_POOL to the pool pveflow's role is granted on (docs/operations.md).`;
   // `A|B` is Proxmox's "any of": granting the first is enough.
-  if (m) return grantAdvice(m[2]!.split(',').map((p) => p.split('|')[0]!.trim()).filter(Boolean), m[1]!.trim());
+  if (m)
+    return grantAdvice(
+      m[2]!
+        .split(',')
+        .map((p) => p.split('|')[0]!.trim())
+        .filter(Boolean),
+      m[1]!.trim(),
+    );
   return (
     `Proxmox did not say which privilege is missing${needs ? `; this call needs ${needs}` : ''}: grant what the token lacks through the ` +
     `PVEflow role, to both the token and its user (docs/operations.md lists the role and where to grant it; pveflow doctor names what is missing).`
@@ -43,9 +48,18 @@ export function pveFailure(err: unknown, s: Subject, doing: string, needs?: stri
   const what = `${doing} for ${describe(s)}: Proxmox said "${err.pveMessage || err.message}"`;
   switch (err.errorClass) {
     case 'param':
-      return ApplicationFailure.create({ type: ErrorType.PveInvalidParameter, nonRetryable: true, message: `${what}. The request pveflow sent was refused; check the template and the request's settings.`, details: [err.errors] });
+      return ApplicationFailure.create({
+        type: ErrorType.PveInvalidParameter,
+        nonRetryable: true,
+        message: `${what}. The request pveflow sent was refused; check the template and the request's settings.`,
+        details: [err.errors],
+      });
     case 'notImplemented':
-      return ApplicationFailure.create({ type: ErrorType.PveInvalidParameter, nonRetryable: true, message: `${what}. This Proxmox VE version does not offer the call pveflow needs; check GET /version against the supported releases.` });
+      return ApplicationFailure.create({
+        type: ErrorType.PveInvalidParameter,
+        nonRetryable: true,
+        message: `${what}. This Proxmox VE version does not offer the call pveflow needs; check GET /version against the supported releases.`,
+      });
     case 'permission':
       return ApplicationFailure.create({ type: ErrorType.PvePermissionDenied, nonRetryable: true, message: `${what}. ${permissionAdvice(err.pveMessage || err.message, needs)} Then rebuild.` });
     case 'auth':

@@ -41,7 +41,12 @@ export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
               nonRetryable: true,
               message:
                 `cannot migrate the VM of request ${serial} (VM ${vmid}) to ${to}: ` +
-                (target ? `the node is ${target.status}` : `no such node in the cluster (nodes: ${nodes.map((n) => n.node).sort().join(', ')})`),
+                (target
+                  ? `the node is ${target.status}`
+                  : `no such node in the cluster (nodes: ${nodes
+                      .map((n) => n.node)
+                      .sort()
+                      .join(', ')})`),
             });
           }
           const at = (await whereIs(vmid)) ?? from;
@@ -66,7 +71,12 @@ export function liveMigrateActivities({ pve, settings }: ActivityDeps) {
           throw pveFailure(err, s, doing);
         }
         // A running VM moves online and keeps running; a stopped one moves offline: how it moved, even after a restart.
-        if (at === to) return { online: await runsOn(to, vmid).catch((err) => { throw pveFailure(err, s, doing); }) };
+        if (at === to)
+          return {
+            online: await runsOn(to, vmid).catch((err) => {
+              throw pveFailure(err, s, doing);
+            }),
+          };
         if (Date.now() > deadline) {
           throw ApplicationFailure.create({
             type: ErrorType.WaitTimedOut,

@@ -104,10 +104,11 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
     const slotFor = (f: boolean) => {
       const destinations = cloneDestinations(volumes, { full: f, targetStorage: targetStorage(f) });
       const cloneNode = template?.node ?? '';
-      const keyed = settings.cloneLimits && cloneNode
-        ? cloneSlotKeys({ node: cloneNode, storages: destinations.map((id) => ({ id, shared: storages.some((r) => r.storage === id && r.shared) })) }, settings.cloneLimits)
-        : { keys: [], limits: {} };
-      return { ...keyed, cloneLoad: `${cloneNode || 'the template\'s node'}/${destinations.join(',') || 'its storages'}` };
+      const keyed =
+        settings.cloneLimits && cloneNode
+          ? cloneSlotKeys({ node: cloneNode, storages: destinations.map((id) => ({ id, shared: storages.some((r) => r.storage === id && r.shared) })) }, settings.cloneLimits)
+          : { keys: [], limits: {} };
+      return { ...keyed, cloneLoad: `${cloneNode || "the template's node"}/${destinations.join(',') || 'its storages'}` };
     };
     const planOf = (list: ClusterResource[], f: boolean, cloneOn?: string): PlacementPlan => ({
       offers: list.map((n) => ({ node: n.node!, ...(cloneOn ? { cloneOn } : {}), ...score(n) })),
@@ -125,8 +126,8 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
         const copy = clonePlan(volumes, storages, { full: true, targetStorage: targetStorage(true) });
         const movable = copy.localStorages.length > 0 && shortfall(copy, pinnedTo).length === 0;
         const targets = nodes.filter(
-          (n) => n.node !== pinnedTo && n.status === 'online' && selected(n) && memoryFits(n) && shortfall(copy, n.node!).length === 0 &&
-            copy.localStorages.every((sid) => storageAvail(storages, sid, n.node!) !== undefined),
+          (n) =>
+            n.node !== pinnedTo && n.status === 'online' && selected(n) && memoryFits(n) && shortfall(copy, n.node!).length === 0 && copy.localStorages.every((sid) => storageAvail(storages, sid, n.node!) !== undefined),
         );
         if (movable && targets.length > 0) return planOf(targets, true, pinnedTo);
       }

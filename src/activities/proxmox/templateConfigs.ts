@@ -10,7 +10,10 @@ const FRESH_FOR_MS = 30_000;
 export class TemplateConfigs {
   private readonly cache = new Map<string, { at: number; config: Promise<VmConfig> }>();
 
-  constructor(private readonly pve: PveClient, private readonly freshForMs = FRESH_FOR_MS) {}
+  constructor(
+    private readonly pve: PveClient,
+    private readonly freshForMs = FRESH_FOR_MS,
+  ) {}
 
   get(node: string, vmid: number): Promise<VmConfig> {
     const key = `${node}/${vmid}`;

@@ -24,7 +24,7 @@ export function templateVolumes(config: Record<string, unknown>): TemplateVolume
   for (const [key, value] of Object.entries(config)) {
     if (!DRIVE_KEY.test(key) || typeof value !== 'string') continue;
     const parts = value.split(',');
-    const file = parts[0]?.startsWith('file=') ? parts[0].slice(5) : parts[0] ?? '';
+    const file = parts[0]?.startsWith('file=') ? parts[0].slice(5) : (parts[0] ?? '');
     const m = /^([^:/]+):(.+)$/.exec(file);
     if (!m) continue;
     const cloudinit = /cloudinit/.test(m[2]!);

@@ -8,10 +8,13 @@ const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 /** PVE property string → ordered key/value pairs (`virtio=BC:..,bridge=vmbr0` → [[virtio, BC:..], [bridge, vmbr0]]). */
 export function parsePropertyString(value: string | undefined): Array<[string, string]> {
   if (!value) return [];
-  return value.split(',').filter(Boolean).map((part) => {
-    const i = part.indexOf('=');
-    return i < 0 ? [part, ''] : [part.slice(0, i), part.slice(i + 1)];
-  });
+  return value
+    .split(',')
+    .filter(Boolean)
+    .map((part) => {
+      const i = part.indexOf('=');
+      return i < 0 ? [part, ''] : [part.slice(0, i), part.slice(i + 1)];
+    });
 }
 
 const joinPairs = (pairs: Array<[string, string]>) => pairs.map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join(',');

@@ -28,10 +28,7 @@ export function renderUserData({ hostname, sshKeys, netbird, passwordHashes, cho
     hostname,
     manage_etc_hosts: true,
     ...keys,
-    users: [
-      'default',
-      { name: passwordHashes.user, groups: ['sudo'], shell: '/bin/bash', lock_passwd: false, passwd: passwordHashes.userHash, ...keys },
-    ],
+    users: ['default', { name: passwordHashes.user, groups: ['sudo'], shell: '/bin/bash', lock_passwd: false, passwd: passwordHashes.userHash, ...keys }],
     chpasswd: { expire: false, users: [{ name: 'root', password: passwordHashes.rootHash, type: 'hash' }] },
     ssh_pwauth: false,
     package_update: true,

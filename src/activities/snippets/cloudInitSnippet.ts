@@ -96,7 +96,7 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings,
           // Proxmox unreachable: the node the record names is still worth cleaning; the others wait for the retry.
           others = [];
         }
-        let removed = await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file)) === 'removed';
+        let removed = (await withSftp(sftpTarget(node), serial, node, (sftp) => sftp.remove(file))) === 'removed';
         for (const other of others) {
           let target: ReturnType<typeof sftpTarget>;
           try {

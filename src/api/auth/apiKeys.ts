@@ -7,13 +7,14 @@ import { z } from 'zod';
  */
 export type Role = 'requester' | 'admin' | 'operator';
 
-export type Principal =
-  | { role: 'requester'; id: string; org: string; email: string }
-  | { role: 'admin'; id: string; org: string; email?: string }
-  | { role: 'operator'; id: string; email?: string };
+export type Principal = { role: 'requester'; id: string; org: string; email: string } | { role: 'admin'; id: string; org: string; email?: string } | { role: 'operator'; id: string; email?: string };
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits, . _ @ - (at most 64)');
-const org = z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ -');
+const org = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, . _ -');
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be the hex SHA-256 of the key (sha256sum)');
 /** A clear key, accepted from the environment for convenience and hashed at once. */
 const clearKey = z.string().min(24, 'a key must be at least 24 characters').max(512);

@@ -2,16 +2,7 @@ import { isGrpcServiceError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
-import {
-  approveUpdate,
-  cancelUpdate,
-  completeUpdate,
-  extendUpdate,
-  rebuildUpdate,
-  rejectUpdate,
-  statusQuery,
-  type UpdateResult,
-} from '../../contracts/messages';
+import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, rejectUpdate, statusQuery, type UpdateResult } from '../../contracts/messages';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';

@@ -16,16 +16,7 @@ import { quotaFor, sizeOf } from '../../domain/quotas';
 import { findRequest } from '../requestAccess';
 import { serialParam } from '../schemas';
 import { sendTemporalError, sendUpdateError } from '../temporalErrors';
-import {
-  migrateBody,
-  operationNoteBody,
-  powerBody,
-  reconfigureBody,
-  snapshotBody,
-  snapshotParams,
-  toOperationAnswer,
-  toSnapshot,
-} from '../vmOperationSchemas';
+import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../vmOperationSchemas';
 
 /**
  * The day-2 operations on a request's VM: power, reconfigure, snapshots, migrate. Each is a Workflow Update on the
@@ -86,9 +77,7 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     }
   };
 
-  router.post('/:serial/power', (req, res) =>
-    operate(req, res, 'power', 'power', powerBody, powerUpdate as never, (b, c) => ({ ...c, action: b.action })),
-  );
+  router.post('/:serial/power', (req, res) => operate(req, res, 'power', 'power', powerBody, powerUpdate as never, (b, c) => ({ ...c, action: b.action })));
   router.post('/:serial/reconfigure', (req, res) =>
     operate(
       req,
@@ -140,9 +129,7 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
   router.delete('/:serial/snapshots/:name', (req, res) =>
     operate(req, res, 'snapshot', 'snapshot', operationNoteBody, snapshotUpdate as never, (_b, c) => ({ ...c, action: 'delete', name: req.params.name }), snapshotParams),
   );
-  router.post('/:serial/migrate', (req, res) =>
-    operate(req, res, 'migrate', 'migrate', migrateBody, migrateUpdate as never, (b, c) => ({ ...c, target: b.target })),
-  );
+  router.post('/:serial/migrate', (req, res) => operate(req, res, 'migrate', 'migrate', migrateBody, migrateUpdate as never, (b, c) => ({ ...c, target: b.target })));
 
   router.get('/:serial/snapshots', async (req, res) => {
     const principal = permit(res, 'read');
@@ -168,5 +155,8 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
  */
 function operationId(principal: Principal, key: string | undefined): string {
   if (key === undefined) return `r-${randomUUID()}`;
-  return `k-${createHash('sha256').update(`${idempotencyScope(principal)}\n${key}`).digest('hex').slice(0, 32)}`;
+  return `k-${createHash('sha256')
+    .update(`${idempotencyScope(principal)}\n${key}`)
+    .digest('hex')
+    .slice(0, 32)}`;
 }

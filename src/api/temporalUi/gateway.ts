@@ -45,7 +45,11 @@ export function createTemporalUiGateway(opts: TemporalUiGatewayOptions): express
     const next = safeNext(req.body?.next);
     const operator = key ? opts.sessions.operatorFor(key) : undefined;
     res.setHeader('Cache-Control', 'no-store');
-    if (!operator) return void res.status(401).type('html').send(signInPage({ next, failed: true }));
+    if (!operator)
+      return void res
+        .status(401)
+        .type('html')
+        .send(signInPage({ next, failed: true }));
     opts.sessions.start(res, operator, secureCookie(req));
     res.redirect(303, next);
   });
@@ -93,15 +97,12 @@ function proxy(req: Request, res: Response, upstream: URL): void {
   for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
   headers.cookie = withoutSessionCookie(req.headers.cookie);
   if (!headers.cookie) delete headers.cookie;
-  const forward = httpRequest(
-    { host: upstream.hostname, port: upstream.port, method: req.method, path: req.originalUrl, headers, timeout: 60_000 },
-    (answer) => {
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-      res.writeHead(answer.statusCode ?? 502, out);
-      answer.pipe(res);
-    },
-  );
+  const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.originalUrl, headers, timeout: 60_000 }, (answer) => {
+    const out: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+    res.writeHead(answer.statusCode ?? 502, out);
+    answer.pipe(res);
+  });
   forward.on('timeout', () => forward.destroy(new Error('Temporal UI did not answer within 60 s')));
   forward.on('error', (err) => {
     if (res.headersSent) return void res.destroy();

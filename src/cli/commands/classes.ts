@@ -63,9 +63,13 @@ const show: Command = {
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     ctx.out(`class ${answer.body.class}`);
     ctx.out(
-      formatTable(['SERIAL', 'NAME', 'STATUS', 'BUILD', 'NODE', 'VMID'], answer.body.requests.map((r) => [r.serial, r.name, r.status, r.build_status, r.node, r.vm_id]), {
-        styled: ctx.styled,
-      }),
+      formatTable(
+        ['SERIAL', 'NAME', 'STATUS', 'BUILD', 'NODE', 'VMID'],
+        answer.body.requests.map((r) => [r.serial, r.name, r.status, r.build_status, r.node, r.vm_id]),
+        {
+          styled: ctx.styled,
+        },
+      ),
     );
     return exitCodes.ok;
   },

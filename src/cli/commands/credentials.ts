@@ -11,9 +11,7 @@ export const credentialsCommand: Command = {
   flags: [],
   async run(ctx) {
     const serial = serialArg(ctx);
-    const answer = await ctx.api().get<{ serial: string; username: string; password: string; root_password: string; revealed_to: string; revealed_at: string }>(
-      `/api/device_requests/${serial}/credentials`,
-    );
+    const answer = await ctx.api().get<{ serial: string; username: string; password: string; root_password: string; revealed_to: string; revealed_at: string }>(`/api/device_requests/${serial}/credentials`);
     if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
     const c = answer.body;
     ctx.out(

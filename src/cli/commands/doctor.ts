@@ -5,8 +5,7 @@ import { exitCodes } from '../exitCodes';
 export const doctorCommand: Command = {
   words: ['doctor'],
   synopsis: '',
-  summary:
-    'check the cluster, its nodes and NetBird from this environment (PVE_*, SSH_*, NETBIRD_*), not through the API; without PVE_ENDPOINT, the simulated world of npm start (DATA_DIR/sim/credentials.env)',
+  summary: 'check the cluster, its nodes and NetBird from this environment (PVE_*, SSH_*, NETBIRD_*), not through the API; without PVE_ENDPOINT, the simulated world of npm start (DATA_DIR/sim/credentials.env)',
   flags: [],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);

@@ -32,7 +32,14 @@ type BuildAttempt = Pick<BuildTask, 'attempt' | 'state' | 'startedAt' | 'endedAt
 const order: Record<string, number> = { build: 0, log: 1, timeline: 2 };
 
 const attemptOf = (b: Omit<BuildTask, 'log'>): BuildAttempt => ({
-  attempt: b.attempt, state: b.state, startedAt: b.startedAt, endedAt: b.endedAt, durationSeconds: b.durationSeconds, vmid: b.vmid, node: b.node, error: b.error,
+  attempt: b.attempt,
+  state: b.state,
+  startedAt: b.startedAt,
+  endedAt: b.endedAt,
+  durationSeconds: b.durationSeconds,
+  vmid: b.vmid,
+  node: b.node,
+  error: b.error,
 });
 
 /** Reconnections in a row (with Last-Event-ID) before a dropped stream counts as the API being gone. */
@@ -56,7 +63,7 @@ async function printRecorded(ctx: CliContext, serial: string): Promise<ExitCode>
   const builds = [...(record.previousBuilds ?? []), ...(record.build ? [record.build] : [])];
   const items = [
     ...builds.flatMap(({ log, ...build }) => [
-      ...(build.startedAt ?? log[0]?.at ? [{ at: (build.startedAt ?? log[0]?.at)!, event: 'build', data: attemptOf(build) as object }] : []),
+      ...((build.startedAt ?? log[0]?.at) ? [{ at: (build.startedAt ?? log[0]?.at)!, event: 'build', data: attemptOf(build) as object }] : []),
       ...log.map((l) => ({ at: l.at, event: 'log', data: { attempt: build.attempt, ...l } as object })),
     ]),
     ...record.timeline.map((t) => ({ at: t.at, event: 'timeline', data: t as object })),
@@ -140,7 +147,5 @@ function printEvent(ctx: CliContext, serial: string, event: ServerSentEvent): Ex
 const stageWidth = 17;
 const logText = (l: LogLine) => `${clockTime(l.at)}  ${l.stage.padEnd(stageWidth)}  ${l.message}`;
 const timelineText = (t: TimelineLine) => `${clockTime(t.at)}  ${'*'.padEnd(stageWidth)}  ${t.event}${t.by ? ` (by ${t.by})` : ''}`;
-const attemptText = (b: BuildAttempt) =>
-  `=== build #${b.attempt} ${b.state}${b.vmid ? ` · VM ${b.vmid}` : ''}${b.node ? ` on ${b.node}` : ''}${b.durationSeconds !== undefined ? ` · took ${b.durationSeconds} s` : ''}`;
-const statusText = (s: StatusLine) =>
-  `--- ${s.status}${s.build ? ` · build #${s.build.attempt} ${s.build.state} · ${s.build.stage} ${s.build.progress} %` : ''}`;
+const attemptText = (b: BuildAttempt) => `=== build #${b.attempt} ${b.state}${b.vmid ? ` · VM ${b.vmid}` : ''}${b.node ? ` on ${b.node}` : ''}${b.durationSeconds !== undefined ? ` · took ${b.durationSeconds} s` : ''}`;
+const statusText = (s: StatusLine) => `--- ${s.status}${s.build ? ` · build #${s.build.attempt} ${s.build.state} · ${s.build.stage} ${s.build.progress} %` : ''}`;

@@ -76,7 +76,16 @@ const show: Command = {
         ['Image', r.request.image ?? (r.request.templateVmid !== undefined ? `template ${r.request.templateVmid}` : 'default')],
         ['Size', `${r.request.cores} cores, ${r.request.memoryMiB} MiB${r.request.diskGiB ? `, ${r.request.diskGiB} GiB disk` : ''}`],
         ...(r.request.network ? ([['Network', `${r.request.network.bridge}${r.request.network.vlan !== undefined ? ` VLAN ${r.request.network.vlan}` : ''}`]] as const) : []),
-        ...(r.request.cloudInit ? ([['First boot', Object.entries(r.request.cloudInit).map(([k, v]) => `${k} (${Array.isArray(v) ? v.length : Object.keys(v ?? {}).length})`).join(', ')]] as const) : []),
+        ...(r.request.cloudInit
+          ? ([
+              [
+                'First boot',
+                Object.entries(r.request.cloudInit)
+                  .map(([k, v]) => `${k} (${Array.isArray(v) ? v.length : Object.keys(v ?? {}).length})`)
+                  .join(', '),
+              ],
+            ] as const)
+          : []),
         ['Status', r.status],
         ['Build', build ? `#${build.attempt} ${build.state}, ${build.stage} ${build.progress} %` : undefined],
         ...(build?.error ? ([['Build error', build.error]] as const) : []),
@@ -108,7 +117,13 @@ const show: Command = {
     }
     if (r.timeline.length) {
       ctx.out('');
-      ctx.out(formatTable(['AT (UTC)', 'EVENT', 'BY'], r.timeline.map((t) => [shortTime(t.at), t.event, t.by]), { styled: ctx.styled }));
+      ctx.out(
+        formatTable(
+          ['AT (UTC)', 'EVENT', 'BY'],
+          r.timeline.map((t) => [shortTime(t.at), t.event, t.by]),
+          { styled: ctx.styled },
+        ),
+      );
     }
     return exitCodes.ok;
   },
@@ -168,7 +183,17 @@ export function submissionBody(ctx: CliContext, opts: { className?: boolean } = 
   set('name', f.name === undefined ? undefined : checked('name', f.name, opts.className ? flagSchemas.className : flagSchemas.name));
   set('client', f.client === undefined ? undefined : checked('client', f.client, flagSchemas.org));
   set('requester', f.requester === undefined ? undefined : checked('requester', f.requester, flagSchemas.email));
-  set('consultants', f.consultant?.flatMap((c) => c.split(',').map((s) => s.trim()).filter(Boolean)).map((c) => checked('consultant', c, flagSchemas.email)));
+  set(
+    'consultants',
+    f.consultant
+      ?.flatMap((c) =>
+        c
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      )
+      .map((c) => checked('consultant', c, flagSchemas.email)),
+  );
   if (f.consultant !== undefined && (body.consultants as unknown[]).length === 0) throw usageError('--consultant needs at least one email address');
   if (f.start !== undefined || f.end !== undefined) {
     const period = { ...(isObject(body.period) ? body.period : {}) } as Record<string, unknown>;
@@ -235,11 +260,7 @@ function action(name: string, summary: string, flags: Command['flags'], synopsis
 
 /** `VM-7K2Q9  Cancelling · build #1 cancelling`: the request as the action left it. */
 export function answerText(a: UpdateAnswer): string {
-  const more = [
-    ...(a.build ? [`build #${a.build.attempt} ${a.build.state}`] : []),
-    ...(a.builds_at ? [`builds at ${shortTime(a.builds_at)} UTC`] : []),
-    ...(a.period_end ? [`ends ${shortTime(a.period_end)} UTC`] : []),
-  ];
+  const more = [...(a.build ? [`build #${a.build.attempt} ${a.build.state}`] : []), ...(a.builds_at ? [`builds at ${shortTime(a.builds_at)} UTC`] : []), ...(a.period_end ? [`ends ${shortTime(a.period_end)} UTC`] : [])];
   return `${a.serial}  ${[a.status, ...more].join(' · ')}`;
 }
 

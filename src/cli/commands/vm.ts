@@ -112,7 +112,13 @@ const snapshot: Command = {
       const { snapshots, limit } = answer.body;
       if (!snapshots.length) ctx.err(`no snapshots (at most ${limit})`);
       else {
-        ctx.out(formatTable(['NAME', 'TAKEN (UTC)', 'BY', 'RAM', 'DESCRIPTION'], snapshots.map((s) => [s.name, shortTime(s.taken_at), s.by, s.with_ram ? 'yes' : 'no', s.description]), { styled: ctx.styled }));
+        ctx.out(
+          formatTable(
+            ['NAME', 'TAKEN (UTC)', 'BY', 'RAM', 'DESCRIPTION'],
+            snapshots.map((s) => [s.name, shortTime(s.taken_at), s.by, s.with_ram ? 'yes' : 'no', s.description]),
+            { styled: ctx.styled },
+          ),
+        );
         ctx.err(`${snapshots.length} of at most ${limit}`);
       }
       return exitCodes.ok;

@@ -274,8 +274,7 @@ export class NetbirdClient {
   }
 
   private parse<T>(operation: string, path: string, status: number, text: string, schema: z.ZodType<T>, attempts: number): T {
-    const fail = (why: string) =>
-      new NetbirdApiError({ operation, path, status, netbirdMessage: `unexpected answer: ${why}`, attempts });
+    const fail = (why: string) => new NetbirdApiError({ operation, path, status, netbirdMessage: `unexpected answer: ${why}`, attempts });
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;

@@ -23,12 +23,7 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, rateLimitedAttempts: 10
  * plus a random share of the backoff, so that clients told the same Retry-After do not all come back in the same
  * instant and empty the limiter's bucket together again.
  */
-export function backoffMs(
-  policy: RetryPolicy,
-  attempt: number,
-  retryAfterSeconds: number | undefined,
-  random: () => number = Math.random,
-): number {
+export function backoffMs(policy: RetryPolicy, attempt: number, retryAfterSeconds: number | undefined, random: () => number = Math.random): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   if (retryAfterSeconds !== undefined) {
     const asked = Math.max(0, retryAfterSeconds * 1000);

@@ -44,7 +44,9 @@ export class PveApiError extends Error {
   constructor(init: PveErrorInit) {
     const pveMessage = (init.reason || init.message || '').trim();
     const errors = init.errors ?? {};
-    const detail = Object.entries(errors).map(([k, v]) => `${k}: ${v.trim()}`).join('; ');
+    const detail = Object.entries(errors)
+      .map(([k, v]) => `${k}: ${v.trim()}`)
+      .join('; ');
     const said = [init.status ? `${init.status} ${pveMessage}` : pveMessage, detail].filter(Boolean).join(' — ');
     super(`Proxmox ${init.method} ${init.path} failed: ${said || 'no answer'}`, { cause: init.cause });
     this.method = init.method;

@@ -214,13 +214,7 @@ export class PveClient {
 
   // --- transport ---------------------------------------------------------------------------------------------------
 
-  async call<S extends z.ZodType>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-    path: string,
-    params: Params,
-    schema: S,
-    signal?: AbortSignal,
-  ): Promise<z.output<S>> {
+  async call<S extends z.ZodType>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, params: Params, schema: S, signal?: AbortSignal): Promise<z.output<S>> {
     if (!this.onCall) return this.send(method, path, params, schema, signal);
     const started = performance.now();
     let outcome = 'ok';
@@ -234,13 +228,7 @@ export class PveClient {
     }
   }
 
-  private async send<S extends z.ZodType>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-    path: string,
-    params: Params,
-    schema: S,
-    signal?: AbortSignal,
-  ): Promise<z.output<S>> {
+  private async send<S extends z.ZodType>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, params: Params, schema: S, signal?: AbortSignal): Promise<z.output<S>> {
     const encoded = encodeParams(params);
     const inQuery = method === 'GET' || method === 'DELETE';
     const url = inQuery && encoded ? `${this.base}${path}?${encoded}` : `${this.base}${path}`;
@@ -328,10 +316,7 @@ function pinnedConnector(opts: PveClientOptions): buildConnector.connector {
       const presented = (socket as TLSSocket).getPeerCertificate?.().fingerprint256?.toUpperCase();
       if (presented !== pin) {
         socket.destroy();
-        return callback(
-          new Error(`certificate fingerprint ${presented ?? 'none'} does not match the pinned PVE_FINGERPRINT ${pin}`),
-          null,
-        );
+        return callback(new Error(`certificate fingerprint ${presented ?? 'none'} does not match the pinned PVE_FINGERPRINT ${pin}`), null);
       }
       callback(null, socket);
     });

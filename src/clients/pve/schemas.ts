@@ -58,9 +58,7 @@ export const taskStatusSchema = z
   .loose();
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 
-export const taskListSchema = z.array(
-  z.object({ upid: z.string(), node: z.string(), type: z.string(), status: z.string().optional(), id: z.string().optional() }).loose(),
-);
+export const taskListSchema = z.array(z.object({ upid: z.string(), node: z.string(), type: z.string(), status: z.string().optional(), id: z.string().optional() }).loose());
 export type TaskListEntry = z.infer<typeof taskListSchema>[number];
 
 export const taskLogSchema = z.array(z.object({ n: num, t: z.string() }).loose());
@@ -94,9 +92,7 @@ export const guestInterfacesSchema = z.object({
       .object({
         name: z.string(),
         'hardware-address': z.string().optional(),
-        'ip-addresses': z
-          .array(z.object({ 'ip-address': z.string(), 'ip-address-type': z.string(), prefix: num.optional() }).loose())
-          .optional(),
+        'ip-addresses': z.array(z.object({ 'ip-address': z.string(), 'ip-address-type': z.string(), prefix: num.optional() }).loose()).optional(),
       })
       .loose(),
   ),
@@ -105,17 +101,16 @@ export type GuestInterfaces = z.infer<typeof guestInterfacesSchema>;
 
 export const upidSchema = z.string();
 /** Synchronous calls that answer `{"data": null}` (HA resource create/delete). */
-export const noDataSchema = z.null().or(z.undefined()).transform(() => undefined);
+export const noDataSchema = z
+  .null()
+  .or(z.undefined())
+  .transform(() => undefined);
 export const nextIdSchema = num;
 
 /** `GET .../snapshot`: the VM's snapshots and, last, `current` (where the VM is now). */
-export const snapshotListSchema = z.array(
-  z.object({ name: z.string(), snaptime: num.optional(), vmstate: flag.optional(), description: z.string().optional(), parent: z.string().optional() }).loose(),
-);
+export const snapshotListSchema = z.array(z.object({ name: z.string(), snaptime: num.optional(), vmstate: flag.optional(), description: z.string().optional(), parent: z.string().optional() }).loose());
 export type SnapshotEntry = z.infer<typeof snapshotListSchema>[number];
 
 /** `GET .../pending`: each key's value now, the value waiting for the next start, or its pending deletion. */
-export const pendingConfigSchema = z.array(
-  z.object({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: flag.optional() }).loose(),
-);
+export const pendingConfigSchema = z.array(z.object({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: flag.optional() }).loose());
 export type PendingConfigEntry = z.infer<typeof pendingConfigSchema>[number];

@@ -15,13 +15,7 @@ const targetSchema = z.object({
   port: z.number().int().min(1).max(65_535),
   username: z.string().min(1),
   privateKey: z.string().min(1),
-  hostKeyFingerprint: z
-    .string()
-    .regex(
-      /^SHA256:[A-Za-z0-9+/]{43}$/,
-      "expected 'SHA256:' and 43 base64 characters, as printed on the node by " +
-        '`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`',
-    ),
+  hostKeyFingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, "expected 'SHA256:' and 43 base64 characters, as printed on the node by " + '`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`'),
   timeoutMs: z.number().int().positive().optional(),
 });
 
@@ -180,10 +174,7 @@ export class SftpClient {
         conn.destroy();
         reject(error);
       };
-      const timer = setTimeout(
-        () => fail(this.#error('timeout', true, `no SSH session with ${this.#where()} within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
+      const timer = setTimeout(() => fail(this.#error('timeout', true, `no SSH session with ${this.#where()} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
       // Registered for the whole life of the connection: an 'error' event without a listener would crash the process.
       conn.on('error', (error) => fail(this.#connectError(error, presented)));
       let session: Session | undefined;
@@ -194,16 +185,7 @@ export class SftpClient {
       conn.on('ready', () => {
         conn.sftp((error, sftp) => {
           if (error) {
-            fail(
-              this.#error(
-                'io',
-                false,
-                `${this.#where()} refused the SFTP subsystem (${error.message}): ` +
-                  `check 'Subsystem sftp' in the node's sshd_config`,
-                undefined,
-                error,
-              ),
-            );
+            fail(this.#error('io', false, `${this.#where()} refused the SFTP subsystem (${error.message}): ` + `check 'Subsystem sftp' in the node's sshd_config`, undefined, error));
             return;
           }
           if (settled) return;
@@ -229,10 +211,7 @@ export class SftpClient {
     });
   }
 
-  #connectError(
-    error: Error & { level?: string; code?: unknown },
-    presented?: { fingerprint: string; type: string },
-  ): SftpError {
+  #connectError(error: Error & { level?: string; code?: unknown }, presented?: { fingerprint: string; type: string }): SftpError {
     const where = this.#where();
     if (presented !== undefined) {
       return this.#error(
@@ -249,28 +228,14 @@ export class SftpClient {
     }
     switch (error.level) {
       case 'client-authentication':
-        return this.#error(
-          'auth',
-          false,
-          `${where} refused public-key login as '${this.#target.username}': add pveflow's public key to that ` +
-            `user's ~/.ssh/authorized_keys on the node`,
-          undefined,
-          error,
-        );
+        return this.#error('auth', false, `${where} refused public-key login as '${this.#target.username}': add pveflow's public key to that ` + `user's ~/.ssh/authorized_keys on the node`, undefined, error);
       case 'client-timeout':
         return this.#error('timeout', true, `SSH handshake with ${where} timed out`, undefined, error);
       case 'handshake':
         return this.#error('connect', false, `SSH handshake with ${where} failed: ${error.message}`, undefined, error);
       default: {
         const code = typeof error.code === 'string' ? ` (${error.code})` : '';
-        return this.#error(
-          'connect',
-          true,
-          `cannot reach SSH on ${where}${code}: ${error.message}; ` +
-            'check that the node is up and sshd listens on that port',
-          undefined,
-          error,
-        );
+        return this.#error('connect', true, `cannot reach SSH on ${where}${code}: ${error.message}; ` + 'check that the node is up and sshd listens on that port', undefined, error);
       }
     }
   }
@@ -280,22 +245,9 @@ export class SftpClient {
     const message = error instanceof Error ? error.message : String(error);
     switch (statusOf(error)) {
       case STATUS.PERMISSION_DENIED:
-        return this.#error(
-          'permission',
-          false,
-          `${operation} ${path} on ${where} refused: permission denied for '${this.#target.username}'`,
-          path,
-          error,
-        );
+        return this.#error('permission', false, `${operation} ${path} on ${where} refused: permission denied for '${this.#target.username}'`, path, error);
       case STATUS.NO_SUCH_FILE:
-        return this.#error(
-          'io',
-          false,
-          `${operation} ${path} on ${where} failed: ${posix.dirname(path)} does not exist. On Proxmox, enable the ` +
-            `'Snippets' content type on the storage that owns it`,
-          path,
-          error,
-        );
+        return this.#error('io', false, `${operation} ${path} on ${where} failed: ${posix.dirname(path)} does not exist. On Proxmox, enable the ` + `'Snippets' content type on the storage that owns it`, path, error);
       case STATUS.OP_UNSUPPORTED:
       case STATUS.BAD_MESSAGE:
         return this.#error('io', false, `${operation} ${path} on ${where}: refused (${message})`, path, error);

@@ -5,16 +5,7 @@ import { useEffect, useRef } from 'preact/hooks';
  * A modal confirmation on the native <dialog>: focus moves into it and is held there, Escape cancels, and focus
  * returns to the button that opened it — the browser does all of that.
  */
-export function ConfirmDialog(props: {
-  title: string;
-  confirmLabel: string;
-  danger?: boolean;
-  busy?: boolean;
-  error?: string;
-  onConfirm: () => void;
-  onCancel: () => void;
-  children?: ComponentChildren;
-}) {
+export function ConfirmDialog(props: { title: string; confirmLabel: string; danger?: boolean; busy?: boolean; error?: string; onConfirm: () => void; onCancel: () => void; children?: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const dialog = ref.current;

@@ -11,13 +11,7 @@ type Answer = z.infer<typeof operationAnswerSchema>;
 type PowerAction = 'start' | 'shutdown' | 'reboot' | 'stop';
 
 /** What a dialog asks for: each becomes one call of the API's day-2 operations. */
-type Ask =
-  | { kind: 'power'; action: PowerAction }
-  | { kind: 'resize' }
-  | { kind: 'snapshot-create' }
-  | { kind: 'snapshot-revert'; name: string }
-  | { kind: 'snapshot-delete'; name: string }
-  | { kind: 'migrate' };
+type Ask = { kind: 'power'; action: PowerAction } | { kind: 'resize' } | { kind: 'snapshot-create' } | { kind: 'snapshot-revert'; name: string } | { kind: 'snapshot-delete'; name: string } | { kind: 'migrate' };
 
 const POWER: Record<PowerAction, { label: string; title: string; explain: string; danger?: boolean }> = {
   start: { label: 'Start', title: 'Start the VM?', explain: 'The VM boots with its current settings.' },
@@ -79,7 +73,11 @@ export function VmOperations({ auth, serial, record, onDone }: { auth: Auth; ser
           {snapshots.map((s) => (
             <li class="row">
               <span>
-                <strong>{s.name}</strong> <span class="muted small">{formatDateTime(s.takenAt)} · {s.by}{s.withRam ? ' · with RAM' : ''}</span>
+                <strong>{s.name}</strong>{' '}
+                <span class="muted small">
+                  {formatDateTime(s.takenAt)} · {s.by}
+                  {s.withRam ? ' · with RAM' : ''}
+                </span>
                 {s.description && <span class="muted small"> · {s.description}</span>}
               </span>
               <span>
@@ -101,7 +99,11 @@ export function VmOperations({ auth, serial, record, onDone }: { auth: Auth; ser
           <ol class="plain" aria-label="Recent operations">
             {recent.map((o) => (
               <li>
-                <strong>{o.what}</strong> <span class="muted small">{o.state}{o.outcome ? `: ${o.outcome}` : ''} · {o.by}</span>
+                <strong>{o.what}</strong>{' '}
+                <span class="muted small">
+                  {o.state}
+                  {o.outcome ? `: ${o.outcome}` : ''} · {o.by}
+                </span>
               </li>
             ))}
           </ol>

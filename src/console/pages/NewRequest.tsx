@@ -9,13 +9,43 @@ import { href, navigate } from '../router';
 
 /** Form fields, named as the API names them in a 400's issues[].field (their first segment). */
 type FieldName =
-  | 'name' | 'client' | 'requester' | 'consultants' | 'period.start' | 'period.end' | 'image' | 'cores' | 'memory_mib' | 'disk_gib' | 'ssh_keys'
-  | 'network.bridge' | 'network.vlan' | 'cloud_init.packages' | 'cloud_init.runcmd' | 'cloud_init.write_files' | 'cloud_init.cloud_config';
+  | 'name'
+  | 'client'
+  | 'requester'
+  | 'consultants'
+  | 'period.start'
+  | 'period.end'
+  | 'image'
+  | 'cores'
+  | 'memory_mib'
+  | 'disk_gib'
+  | 'ssh_keys'
+  | 'network.bridge'
+  | 'network.vlan'
+  | 'cloud_init.packages'
+  | 'cloud_init.runcmd'
+  | 'cloud_init.write_files'
+  | 'cloud_init.cloud_config';
 type Errors = Partial<Record<FieldName | 'form', string>>;
 
 const knownFields: FieldName[] = [
-  'name', 'client', 'requester', 'consultants', 'period.start', 'period.end', 'image', 'cores', 'memory_mib', 'disk_gib', 'ssh_keys',
-  'network.bridge', 'network.vlan', 'cloud_init.packages', 'cloud_init.runcmd', 'cloud_init.write_files', 'cloud_init.cloud_config',
+  'name',
+  'client',
+  'requester',
+  'consultants',
+  'period.start',
+  'period.end',
+  'image',
+  'cores',
+  'memory_mib',
+  'disk_gib',
+  'ssh_keys',
+  'network.bridge',
+  'network.vlan',
+  'cloud_init.packages',
+  'cloud_init.runcmd',
+  'cloud_init.write_files',
+  'cloud_init.cloud_config',
 ];
 
 /**
@@ -83,7 +113,9 @@ export function NewRequest({ auth }: { auth: Auth }) {
       (err) => {
         auth.onApiError(err);
         setImages([]);
-        setImageNote(err instanceof ApiError && err.status === 503 ? 'The images appear after the first cluster sync; the default template is used meanwhile.' : 'The image list is not available; the default template is used.');
+        setImageNote(
+          err instanceof ApiError && err.status === 503 ? 'The images appear after the first cluster sync; the default template is used meanwhile.' : 'The image list is not available; the default template is used.',
+        );
       },
     );
   }, []);
@@ -163,9 +195,9 @@ export function NewRequest({ auth }: { auth: Auth }) {
     }
   };
 
-  const input = (id: string, key: keyof typeof form, field: FieldName, props: Record<string, unknown> = {}) => (describedBy: string | undefined, invalid: boolean) => (
-    <input id={id} name={field} value={form[key]} onInput={set(key)} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} {...props} />
-  );
+  const input =
+    (id: string, key: keyof typeof form, field: FieldName, props: Record<string, unknown> = {}) =>
+    (describedBy: string | undefined, invalid: boolean) => <input id={id} name={field} value={form[key]} onInput={set(key)} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} {...props} />;
 
   return (
     <>
@@ -242,12 +274,31 @@ export function NewRequest({ auth }: { auth: Auth }) {
             </Field>
             <Field id="vm-consultants" label="Consultants" hint="E-mail addresses, one per line. They get VPN access and the VM's logins." error={errors.consultants} wide>
               {(describedBy, invalid) => (
-                <textarea id="vm-consultants" name="consultants" rows={3} value={form.consultants} onInput={set('consultants')} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} spellcheck={false} />
+                <textarea
+                  id="vm-consultants"
+                  name="consultants"
+                  rows={3}
+                  value={form.consultants}
+                  onInput={set('consultants')}
+                  aria-describedby={describedBy}
+                  aria-invalid={invalid ? true : undefined}
+                  spellcheck={false}
+                />
               )}
             </Field>
             <Field id="vm-ssh-keys" label="SSH public keys (optional)" hint="One per line, OpenSSH format." error={errors.ssh_keys} wide>
               {(describedBy, invalid) => (
-                <textarea id="vm-ssh-keys" name="ssh_keys" rows={2} value={form.sshKeys} onInput={set('sshKeys')} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} spellcheck={false} class="mono" />
+                <textarea
+                  id="vm-ssh-keys"
+                  name="ssh_keys"
+                  rows={2}
+                  value={form.sshKeys}
+                  onInput={set('sshKeys')}
+                  aria-describedby={describedBy}
+                  aria-invalid={invalid ? true : undefined}
+                  spellcheck={false}
+                  class="mono"
+                />
               )}
             </Field>
           </div>
@@ -270,12 +321,32 @@ export function NewRequest({ auth }: { auth: Auth }) {
             <div class="grid">
               <Field id="vm-packages" label="Extra packages" hint="One per line, installed after the guest agent." error={errors['cloud_init.packages']} wide>
                 {(describedBy, invalid) => (
-                  <textarea id="vm-packages" name="cloud_init.packages" rows={2} value={form.packages} onInput={set('packages')} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} spellcheck={false} class="mono" />
+                  <textarea
+                    id="vm-packages"
+                    name="cloud_init.packages"
+                    rows={2}
+                    value={form.packages}
+                    onInput={set('packages')}
+                    aria-describedby={describedBy}
+                    aria-invalid={invalid ? true : undefined}
+                    spellcheck={false}
+                    class="mono"
+                  />
                 )}
               </Field>
               <Field id="vm-runcmd" label="Commands" hint="Shell commands, one per line, run after pveflow's own." error={errors['cloud_init.runcmd']} wide>
                 {(describedBy, invalid) => (
-                  <textarea id="vm-runcmd" name="cloud_init.runcmd" rows={2} value={form.runcmd} onInput={set('runcmd')} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} spellcheck={false} class="mono" />
+                  <textarea
+                    id="vm-runcmd"
+                    name="cloud_init.runcmd"
+                    rows={2}
+                    value={form.runcmd}
+                    onInput={set('runcmd')}
+                    aria-describedby={describedBy}
+                    aria-invalid={invalid ? true : undefined}
+                    spellcheck={false}
+                    class="mono"
+                  />
                 )}
               </Field>
               <Field id="vm-file-path" label="File to write" hint="An absolute path, e.g. /etc/motd." error={errors['cloud_init.write_files']}>
@@ -292,7 +363,18 @@ export function NewRequest({ auth }: { auth: Auth }) {
                 wide
               >
                 {(describedBy, invalid) => (
-                  <textarea id="vm-cloud-config" name="cloud_init.cloud_config" rows={4} value={form.cloudConfig} onInput={set('cloudConfig')} aria-describedby={describedBy} aria-invalid={invalid ? true : undefined} spellcheck={false} class="mono" placeholder="timezone: Europe/Paris" />
+                  <textarea
+                    id="vm-cloud-config"
+                    name="cloud_init.cloud_config"
+                    rows={4}
+                    value={form.cloudConfig}
+                    onInput={set('cloudConfig')}
+                    aria-describedby={describedBy}
+                    aria-invalid={invalid ? true : undefined}
+                    spellcheck={false}
+                    class="mono"
+                    placeholder="timezone: Europe/Paris"
+                  />
                 )}
               </Field>
             </div>
@@ -321,7 +403,11 @@ function sizesFor(i: ImageInfo, f: { cores: string; memory: string }): { cores: 
 }
 
 function cloudInitOf(form: { packages: string; runcmd: string; filePath: string; fileContent: string }, cloudConfig: unknown): { cloud_init?: Record<string, unknown> } {
-  const each = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const each = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   const c = {
     ...(each(form.packages).length ? { packages: each(form.packages) } : {}),
     ...(each(form.runcmd).length ? { runcmd: each(form.runcmd) } : {}),

@@ -163,7 +163,9 @@ export function RequestList({ auth }: { auth: Auth }) {
                       <div class="muted small">Submitted {formatDateTime(r.submitted_at)}</div>
                     </div>
                   </td>
-                  <td data-label="Name" class="vm-name">{r.name ?? <span class="muted">—</span>}</td>
+                  <td data-label="Name" class="vm-name">
+                    {r.name ?? <span class="muted">—</span>}
+                  </td>
                   <td data-label="Client">{r.org}</td>
                   <td data-label="Status">
                     <StatusBadge status={r.status} />

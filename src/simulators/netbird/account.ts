@@ -337,9 +337,7 @@ export class NetbirdAccount {
   /** NetBird filters by `name LIKE %x%` (its SQL store), so a name filter matches substrings, case-insensitively. */
   listPeers(filter: { name?: string; ip?: string }): PeerRecord[] {
     const name = filter.name?.toLowerCase();
-    return [...this.peers.values()].filter(
-      (p) => (!name || p.name.toLowerCase().includes(name)) && (!filter.ip || p.ip.includes(filter.ip)),
-    );
+    return [...this.peers.values()].filter((p) => (!name || p.name.toLowerCase().includes(name)) && (!filter.ip || p.ip.includes(filter.ip)));
   }
 
   groupsOfPeer(peerId: string): GroupRecord[] {
@@ -367,10 +365,7 @@ export class NetbirdAccount {
     return this.register({ hostname, setupKeyId: '', userId: user.id, ephemeral: false }, user.autoGroups);
   }
 
-  private register(
-    origin: Pick<PeerRecord, 'hostname' | 'setupKeyId' | 'userId' | 'ephemeral'>,
-    autoGroups: string[],
-  ): PeerRecord {
+  private register(origin: Pick<PeerRecord, 'hostname' | 'setupKeyId' | 'userId' | 'ephemeral'>, autoGroups: string[]): PeerRecord {
     const now = this.stamp();
     const peer: PeerRecord = {
       ...origin,
@@ -510,9 +505,7 @@ export class NetbirdAccount {
   deleteGroup(groupId: string): void {
     const group = this.group(groupId);
     if (groupId === this.allGroupId) throw linkError('deleting group ALL is not allowed');
-    const policy = [...this.policies.values()].find((p) =>
-      p.rules.some((r) => r.sources.includes(groupId) || r.destinations.includes(groupId)),
-    );
+    const policy = [...this.policies.values()].find((p) => p.rules.some((r) => r.sources.includes(groupId) || r.destinations.includes(groupId)));
     if (policy) throw linkError(`group has been linked to policy: ${policy.name}`);
     const key = [...this.setupKeys.values()].find((k) => k.autoGroups.includes(groupId));
     if (key) throw linkError(`group has been linked to setup key: ${key.name}`);
@@ -624,9 +617,7 @@ export class NetbirdAccount {
     // v0.77.1's handler: a one-off key is used once; asking it for more is refused rather than silently pinned to 1
     // (0 still passes: the field is required, so 0 cannot be told from "nothing to say").
     if (input.type === 'one-off' && input.usage_limit > 1) {
-      throw invalidArgument(
-        `usage_limit ${input.usage_limit} is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once`,
-      );
+      throw invalidArgument(`usage_limit ${input.usage_limit} is not valid for a one-off setup key, which can be used once; use type reusable for a key that can be used more than once`);
     }
     if (input.expires_in < 0) throw invalidArgument('expiresIn can not be in the past');
     this.checkKeyGroups(input.auto_groups);

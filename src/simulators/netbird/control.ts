@@ -24,10 +24,7 @@ export interface NetbirdControlDeps {
   dump(): unknown;
 }
 
-const joinSchema = z.union([
-  z.object({ setup_key: z.string().min(1), hostname: z.string().min(1).max(253) }).strict(),
-  z.object({ email: z.string().min(3), hostname: z.string().min(1).max(253) }).strict(),
-]);
+const joinSchema = z.union([z.object({ setup_key: z.string().min(1), hostname: z.string().min(1).max(253) }).strict(), z.object({ email: z.string().min(3), hostname: z.string().min(1).max(253) }).strict()]);
 
 export function netbirdControlRouter(opts: NetbirdControlOptions, deps: NetbirdControlDeps): express.Router {
   const router = express.Router();
@@ -40,9 +37,7 @@ export function netbirdControlRouter(opts: NetbirdControlOptions, deps: NetbirdC
     }
     try {
       const body = parsed.data;
-      const peer = 'setup_key' in body
-        ? deps.enrollPeer({ setupKey: body.setup_key, hostname: body.hostname })
-        : deps.enrollUserPeer({ email: body.email, hostname: body.hostname });
+      const peer = 'setup_key' in body ? deps.enrollPeer({ setupKey: body.setup_key, hostname: body.hostname }) : deps.enrollUserPeer({ email: body.email, hostname: body.hostname });
       // The `peersNeverRegister` fault: the machine never reaches management.
       if (peer === undefined) res.status(202).json({ data: null });
       else res.status(200).json({ data: peer });

@@ -140,11 +140,14 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
   const app = express();
   app.disable('x-powered-by');
   if (opts.control) {
-    app.use(NETBIRD_CONTROL_PREFIX, netbirdControlRouter(opts.control, {
-      enrollPeer: (input) => simulator.enrollPeer(input),
-      enrollUserPeer: (input) => simulator.enrollUserPeer(input),
-      dump: () => simulator.dump(),
-    }));
+    app.use(
+      NETBIRD_CONTROL_PREFIX,
+      netbirdControlRouter(opts.control, {
+        enrollPeer: (input) => simulator.enrollPeer(input),
+        enrollUserPeer: (input) => simulator.enrollUserPeer(input),
+        dump: () => simulator.dump(),
+      }),
+    );
   }
   app.use(api);
 

@@ -1,25 +1,6 @@
-import type {
-  GroupInput,
-  NetbirdAccount,
-  PeerInput,
-  PolicyInput,
-  SetupKeyInput,
-  UserCreateInput,
-  UserInput,
-} from './account';
+import type { GroupInput, NetbirdAccount, PeerInput, PolicyInput, SetupKeyInput, UserCreateInput, UserInput } from './account';
 import { invalidArgument, notFound } from './errors';
-import {
-  accessiblePeerView,
-  accountView,
-  currentUserView,
-  groupView,
-  peerBatchView,
-  peerView,
-  policyView,
-  setupKeyView,
-  userView,
-  type ViewContext,
-} from './views';
+import { accessiblePeerView, accountView, currentUserView, groupView, peerBatchView, peerView, policyView, setupKeyView, userView, type ViewContext } from './views';
 
 /**
  * The operations the simulator serves, keyed by the spec's own path templates (so request and response schemas
@@ -44,8 +25,7 @@ export interface Route {
 
 const param = (req: RouteRequest, name: string) => req.params[name] ?? '';
 /** Go's strconv.ParseBool; null where it fails. */
-const parseBool = (v: string): boolean | null =>
-  /^(1|t|T|TRUE|true|True)$/.test(v) ? true : /^(0|f|F|FALSE|false|False)$/.test(v) ? false : null;
+const parseBool = (v: string): boolean | null => (/^(1|t|T|TRUE|true|True)$/.test(v) ? true : /^(0|f|F|FALSE|false|False)$/.test(v) ? false : null);
 const acct = (req: RouteRequest): NetbirdAccount => req.view.account;
 
 export const routes: Route[] = [
@@ -57,9 +37,7 @@ export const routes: Route[] = [
     handle: (req) => {
       const wanted = req.query.service_user === undefined || req.query.service_user === '' ? undefined : parseBool(req.query.service_user);
       if (wanted === null) throw invalidArgument('invalid service_user query parameter');
-      return [...acct(req).users.values()]
-        .filter((u) => wanted === undefined || (u.isServiceUser ?? false) === wanted)
-        .map((u) => userView(req.view, u));
+      return [...acct(req).users.values()].filter((u) => wanted === undefined || (u.isServiceUser ?? false) === wanted).map((u) => userView(req.view, u));
     },
   },
   {
@@ -148,10 +126,7 @@ export const routes: Route[] = [
     method: 'GET',
     template: '/api/groups',
     hasBody: false,
-    handle: (req) =>
-      [...acct(req).groups.values()]
-        .filter((g) => req.query.name === undefined || g.name === req.query.name)
-        .map((g) => groupView(req.view, g)),
+    handle: (req) => [...acct(req).groups.values()].filter((g) => req.query.name === undefined || g.name === req.query.name).map((g) => groupView(req.view, g)),
   },
   {
     method: 'POST',
@@ -237,11 +212,7 @@ export const routes: Route[] = [
     method: 'PUT',
     template: '/api/setup-keys/{keyId}',
     hasBody: true,
-    handle: (req) =>
-      setupKeyView(
-        req.view,
-        acct(req).updateSetupKey(param(req, 'keyId'), req.body as { revoked: boolean; auto_groups: string[] }),
-      ),
+    handle: (req) => setupKeyView(req.view, acct(req).updateSetupKey(param(req, 'keyId'), req.body as { revoked: boolean; auto_groups: string[] })),
   },
   {
     method: 'DELETE',

@@ -63,8 +63,7 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
     deps.onExchange?.({ method: route.method, template: route.template, status, body });
     res.status(status).set(headers).json(body);
   };
-  const fail = (status: number, message: string, headers?: Record<string, string>) =>
-    reply(status, { message, code: status }, headers);
+  const fail = (status: number, message: string, headers?: Record<string, string>) => reply(status, { message, code: status }, headers);
 
   const faults = deps.faults();
   if (faults.down === 'reset') {
@@ -77,18 +76,14 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
   if (faults.latencyMs > 0 && !(await heldOpen(res, faults.latencyMs))) return;
   const injected = injectedFailure(faults);
   if (injected !== undefined) {
-    const retryAfter: Record<string, string> =
-      faults.retryAfterSeconds !== undefined && (injected === 429 || injected === 503)
-        ? { 'Retry-After': String(faults.retryAfterSeconds) }
-        : {};
+    const retryAfter: Record<string, string> = faults.retryAfterSeconds !== undefined && (injected === 429 || injected === 503) ? { 'Retry-After': String(faults.retryAfterSeconds) } : {};
     fail(injected, injected === 429 ? RATE_LIMITED : 'internal server error', retryAfter);
     return;
   }
   const limiter = deps.rateLimiter();
   const decision = limiter?.take(req.socket.remoteAddress ?? 'unknown');
   if (limiter && decision && !decision.allowed) {
-    const headers: Record<string, string> =
-      limiter.limit.retryAfter === false ? {} : { 'Retry-After': String(decision.retryAfterSeconds) };
+    const headers: Record<string, string> = limiter.limit.retryAfter === false ? {} : { 'Retry-After': String(decision.retryAfterSeconds) };
     return fail(429, RATE_LIMITED, headers);
   }
 

@@ -33,10 +33,30 @@ export function userView(ctx: ViewContext, u: UserRecord) {
 
 /** NetBird's permission modules (`permissions/modules`), each with read/create/update/delete. */
 const PERMISSION_MODULES = [
-  'networks', 'peers', 'remote_jobs', 'groups', 'settings', 'accounts', 'dns', 'nameservers', 'events', 'policies',
-  'routes', 'users', 'setup_keys', 'pats', 'identity_providers', 'services', 'agent_network',
-  'agent_network.providers', 'agent_network.policies', 'agent_network.guardrails', 'agent_network.budgets',
-  'agent_network.usage', 'agent_network.logs', 'agent_network.settings',
+  'networks',
+  'peers',
+  'remote_jobs',
+  'groups',
+  'settings',
+  'accounts',
+  'dns',
+  'nameservers',
+  'events',
+  'policies',
+  'routes',
+  'users',
+  'setup_keys',
+  'pats',
+  'identity_providers',
+  'services',
+  'agent_network',
+  'agent_network.providers',
+  'agent_network.policies',
+  'agent_network.guardrails',
+  'agent_network.budgets',
+  'agent_network.usage',
+  'agent_network.logs',
+  'agent_network.settings',
 ];
 
 /**

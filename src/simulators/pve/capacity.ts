@@ -71,10 +71,13 @@ export class StorageCapacity {
         clearTimeout(timer);
         resolve(release);
       };
-      const timer = setTimeout(() => {
-        state.queue.splice(state.queue.indexOf(grant), 1);
-        reject(new StorageLockTimeout(lockTimeoutText(s)));
-      }, Math.max(0, waitMs));
+      const timer = setTimeout(
+        () => {
+          state.queue.splice(state.queue.indexOf(grant), 1);
+          reject(new StorageLockTimeout(lockTimeoutText(s)));
+        },
+        Math.max(0, waitMs),
+      );
       state.queue.push(grant);
     });
   }

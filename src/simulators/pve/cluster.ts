@@ -194,8 +194,16 @@ export function configDigest(config: VmConfig): string {
     .filter(([k]) => k !== 'description')
     .map(([k, v]) => `${k}: ${v}\n`)
     .join('');
-  const description = config.description !== undefined ? config.description.split('\n').map((l) => `#${l}\n`).join('') : '';
-  return createHash('sha1').update(description + text).digest('hex');
+  const description =
+    config.description !== undefined
+      ? config.description
+          .split('\n')
+          .map((l) => `#${l}\n`)
+          .join('')
+      : '';
+  return createHash('sha1')
+    .update(description + text)
+    .digest('hex');
 }
 
 export function randomMac(): string {

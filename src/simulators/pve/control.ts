@@ -25,15 +25,7 @@ export interface ControlOptions {
 
 const kindSchema = z.enum(Object.keys(faultSetSchema.shape) as [FaultClass, ...FaultClass[]]);
 
-export async function handleControl(
-  control: ControlOptions,
-  faults: Faults,
-  dump: () => unknown,
-  req: IncomingMessage,
-  url: URL,
-  body: Buffer,
-  res: ServerResponse,
-): Promise<void> {
+export async function handleControl(control: ControlOptions, faults: Faults, dump: () => unknown, req: IncomingMessage, url: URL, body: Buffer, res: ServerResponse): Promise<void> {
   if (!authorized(control.token, req.headers.authorization)) return send(res, 401, { error: 'control token missing or wrong' });
   const route = `${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '')}`;
   switch (route) {

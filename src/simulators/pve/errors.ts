@@ -34,7 +34,10 @@ export function taskErrorText(err: unknown): string {
   if (err instanceof PveError) {
     if (err.status === 400 && err.errors) {
       const details = Object.entries(err.errors).map(([k, v]) => `${k}: ${v}`);
-      return [`400 ${err.message}`, ...details].join(' ').replace(/\s*\n\s*/g, ' ').trim();
+      return [`400 ${err.message}`, ...details]
+        .join(' ')
+        .replace(/\s*\n\s*/g, ' ')
+        .trim();
     }
     return err.message.replace(/\s*\n\s*/g, ' ').trim();
   }

@@ -40,13 +40,15 @@ export const faultSetSchema = z
     /** Every (matching) API request is answered `ms` later. */
     latency: z.object({ ms: z.number().int().nonnegative(), route: route.optional() }).strict(),
     /** A share of (matching) API requests fails with a 5xx; deterministic: exactly `rate` of them, evenly spread. */
-    errorRate: z.object({
-      rate: z.number().gt(0).max(1),
-      status: z.number().int().min(500).max(599).optional(),
-      message: z.string().optional(),
-      route: route.optional(),
-      times: times.optional(),
-    }).strict(),
+    errorRate: z
+      .object({
+        rate: z.number().gt(0).max(1),
+        status: z.number().int().min(500).max(599).optional(),
+        message: z.string().optional(),
+        route: route.optional(),
+        times: times.optional(),
+      })
+      .strict(),
   })
   .partial()
   .strict();

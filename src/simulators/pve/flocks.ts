@@ -47,10 +47,13 @@ export class ConfigFlocks {
           resolve(release);
         },
       };
-      const timer = setTimeout(() => {
-        state.waiters.splice(state.waiters.indexOf(waiter), 1);
-        reject(new Error(lockTimeoutText(vmid)));
-      }, Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          state.waiters.splice(state.waiters.indexOf(waiter), 1);
+          reject(new Error(lockTimeoutText(vmid)));
+        },
+        Math.max(0, timeoutMs),
+      );
       state.waiters.push(waiter);
     });
   }

@@ -147,8 +147,12 @@ const namedPropertyFormats: Record<string, { format: PropertyFormat; check?: (pa
   'pve-qm-smbios1': {
     format: {
       uuid: { type: 'string', pattern: '[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}', optional: 1 },
-      version: BASE64_VALUE, serial: BASE64_VALUE, manufacturer: BASE64_VALUE, product: BASE64_VALUE,
-      sku: BASE64_VALUE, family: BASE64_VALUE,
+      version: BASE64_VALUE,
+      serial: BASE64_VALUE,
+      manufacturer: BASE64_VALUE,
+      product: BASE64_VALUE,
+      sku: BASE64_VALUE,
+      family: BASE64_VALUE,
       base64: { type: 'boolean', optional: 1 },
     } as PropertyFormat,
   },
@@ -156,7 +160,8 @@ const namedPropertyFormats: Record<string, { format: PropertyFormat; check?: (pa
     format: {
       legacy: { type: 'string', pattern: '[acdn]{1,4}', default_key: 1, optional: 1 },
       order: {
-        type: 'string', optional: 1,
+        type: 'string',
+        optional: 1,
         pattern: '(?:(?:ide|sata|scsi|virtio|net|efidisk|tpmstate|usb|hostpci)\\d+)(?:;(?:(?:ide|sata|scsi|virtio|net|efidisk|tpmstate|usb|hostpci)\\d+))*',
       },
     },

@@ -115,17 +115,20 @@ function linkLocal(mac: string): string {
 }
 
 const stats = (n: number) => ({
-  'rx-bytes': 1500 * n, 'rx-packets': n, 'rx-errs': 0, 'rx-dropped': 0,
-  'tx-bytes': 900 * n, 'tx-packets': n, 'tx-errs': 0, 'tx-dropped': 0,
+  'rx-bytes': 1500 * n,
+  'rx-packets': n,
+  'rx-errs': 0,
+  'rx-dropped': 0,
+  'tx-bytes': 900 * n,
+  'tx-packets': n,
+  'tx-errs': 0,
+  'tx-dropped': 0,
 });
 
 export function networkInterfaces(sim: SimContext, vm: VmState, run: RunState): unknown[] {
   const mac = macOf(vm);
   const hasLease = run.staticIpv4 || Date.now() >= run.startedAt + sim.timing.agentStartMs + sim.timing.ipv4AfterAgentMs;
-  const eth0Addresses = [
-    ...(hasLease ? [{ 'ip-address': run.ipv4, 'ip-address-type': 'ipv4', prefix: run.ipv4Prefix ?? 16 }] : []),
-    { 'ip-address': linkLocal(mac), 'ip-address-type': 'ipv6', prefix: 64 },
-  ];
+  const eth0Addresses = [...(hasLease ? [{ 'ip-address': run.ipv4, 'ip-address-type': 'ipv4', prefix: run.ipv4Prefix ?? 16 }] : []), { 'ip-address': linkLocal(mac), 'ip-address-type': 'ipv6', prefix: 64 }];
   return [
     {
       name: 'lo',

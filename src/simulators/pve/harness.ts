@@ -48,11 +48,13 @@ export interface PveHarness {
   close(): Promise<void>;
 }
 
-export async function startPveHarness(opts: {
-  timing?: Partial<PveTiming>;
-  seed?: ClusterSeed;
-  controlToken?: string;
-} = {}): Promise<PveHarness> {
+export async function startPveHarness(
+  opts: {
+    timing?: Partial<PveTiming>;
+    seed?: ClusterSeed;
+    controlToken?: string;
+  } = {},
+): Promise<PveHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'pve-sim-'));
   const tls = await simulatorTls(dir);
   const boots: GuestBoot[] = [];
@@ -97,10 +99,15 @@ export async function startPveHarness(opts: {
   };
 
   const control: PveHarness['control'] = (method, path, token, json) =>
-    send(origin + path, method, {
-      ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
-    }, json !== undefined ? JSON.stringify(json) : undefined);
+    send(
+      origin + path,
+      method,
+      {
+        ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
+        ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      json !== undefined ? JSON.stringify(json) : undefined,
+    );
 
   const waitTask: PveHarness['waitTask'] = async (upid, as = 'pool') => {
     const node = upid.split(':')[1]!;
@@ -123,7 +130,15 @@ export async function startPveHarness(opts: {
   };
 
   return {
-    sim, url: server.url, origin, boots, dir, call, control, waitTask, task,
+    sim,
+    url: server.url,
+    origin,
+    boots,
+    dir,
+    call,
+    control,
+    waitTask,
+    task,
     close: async () => {
       await server.close();
       await agent.close();

@@ -65,10 +65,19 @@ export interface PveSimulatorOptions {
 export interface PveStateDump {
   nodes: { node: string; status: string }[];
   vms: {
-    vmid: number; node: string; name?: string; config: Record<string, string>;
-    status: 'running' | 'stopped'; lock?: string; pool?: string; template: boolean;
+    vmid: number;
+    node: string;
+    name?: string;
+    config: Record<string, string>;
+    status: 'running' | 'stopped';
+    lock?: string;
+    pool?: string;
+    template: boolean;
     qmpstatus?: 'running' | 'paused' | 'stopped';
-    pending?: Record<string, string>; pendingDelete?: string[]; snapshots?: string[]; ha?: string;
+    pending?: Record<string, string>;
+    pendingDelete?: string[];
+    snapshots?: string[];
+    ha?: string;
   }[];
   tasks: { upid: string; node: string; type: string; id: string; status: 'running' | 'stopped'; exitstatus?: string }[];
   pools: { poolid: string; comment?: string; vms: number[]; storages: string[] }[];
@@ -89,8 +98,19 @@ export interface PveSimulator {
 }
 
 const ROUTES: readonly Route[] = [
-  ...clusterRoutes, ...createRoutes, cloneRoute, ...configRoutes, resizeRoute, ...powerRoutes, destroyRoute,
-  ...migrateRoutes, ...snapshotRoutes, ...haRoutes, ...taskRoutes, ...storageRoutes, ...accessRoutes,
+  ...clusterRoutes,
+  ...createRoutes,
+  cloneRoute,
+  ...configRoutes,
+  resizeRoute,
+  ...powerRoutes,
+  destroyRoute,
+  ...migrateRoutes,
+  ...snapshotRoutes,
+  ...haRoutes,
+  ...taskRoutes,
+  ...storageRoutes,
+  ...accessRoutes,
   ...agentRoutes,
 ];
 
@@ -133,8 +153,14 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
   const dump = (): PveStateDump => ({
     nodes: [...cluster.nodes.values()].map((n) => ({ node: n.name, status: nodeHealth(sim, n.name).online ? 'online' : 'offline' })),
     vms: [...cluster.vms.values()].map((vm) => ({
-      vmid: vm.vmid, node: vm.node, name: vm.config.name, config: { ...vm.config },
-      status: vm.run ? 'running' : 'stopped', lock: vm.config.lock, pool: vm.pool, template: vm.config.template === '1',
+      vmid: vm.vmid,
+      node: vm.node,
+      name: vm.config.name,
+      config: { ...vm.config },
+      status: vm.run ? 'running' : 'stopped',
+      lock: vm.config.lock,
+      pool: vm.pool,
+      template: vm.config.template === '1',
       qmpstatus: vm.run?.paused ? 'paused' : vm.run ? 'running' : 'stopped',
       ...(vm.pending ? { pending: { ...vm.pending } } : {}),
       ...(vm.pendingDelete ? { pendingDelete: [...vm.pendingDelete] } : {}),
@@ -142,16 +168,29 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
       ...(cluster.ha.has(vm.vmid) ? { ha: cluster.ha.get(vm.vmid)!.state } : {}),
     })),
     tasks: sim.tasks.all().map((t) => ({
-      upid: t.upid, node: t.parsed.node, type: t.parsed.type, id: t.parsed.id, status: t.status, exitstatus: t.exitstatus,
+      upid: t.upid,
+      node: t.parsed.node,
+      type: t.parsed.type,
+      id: t.parsed.id,
+      status: t.status,
+      exitstatus: t.exitstatus,
     })),
     pools: [...cluster.pools.values()].map((p) => ({
-      poolid: p.poolid, comment: p.comment, storages: [...p.storages],
+      poolid: p.poolid,
+      comment: p.comment,
+      storages: [...p.storages],
       vms: [...cluster.vms.values()].filter((vm) => vm.pool === p.poolid).map((vm) => vm.vmid),
     })),
     storages: [...cluster.storages.values()].flatMap((s) =>
-      [...cluster.nodes.keys()].filter((n) => cluster.storageEnabledOn(s, n)).map((node) => ({
-        storage: s.id, node, total: s.total, avail: sim.capacity.avail(s, node),
-      }))),
+      [...cluster.nodes.keys()]
+        .filter((n) => cluster.storageEnabledOn(s, n))
+        .map((node) => ({
+          storage: s.id,
+          node,
+          total: s.total,
+          avail: sim.capacity.avail(s, node),
+        })),
+    ),
     ha: [...cluster.ha.values()].map((r) => ({ sid: r.sid, state: r.state })),
   });
 

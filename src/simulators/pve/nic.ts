@@ -23,5 +23,10 @@ export function printNet(value: string): string {
     } else rest[k] = v;
   }
   const head = `${model ?? 'virtio'}=${(mac ?? randomMac()).toUpperCase()}`;
-  return [head, ...Object.keys(rest).sort().map((k) => `${k}=${rest[k]}`)].join(',');
+  return [
+    head,
+    ...Object.keys(rest)
+      .sort()
+      .map((k) => `${k}=${rest[k]}`),
+  ].join(',');
 }

@@ -8,15 +8,47 @@ import type { AclSeed } from './seed';
  * privilege-separated token gets the intersection of its own and its user's privileges; `root@pam` has all.
  */
 const VM_PRIVS = [
-  'VM.Allocate', 'VM.Audit', 'VM.Backup', 'VM.Clone', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Cloudinit',
-  'VM.Config.Disk', 'VM.Config.HWType', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.Options', 'VM.Console',
-  'VM.Migrate', 'VM.PowerMgmt', 'VM.Snapshot', 'VM.Snapshot.Rollback', 'VM.Replicate', 'VM.GuestAgent.Audit',
-  'VM.GuestAgent.FileRead', 'VM.GuestAgent.FileWrite', 'VM.GuestAgent.FileSystemMgmt', 'VM.GuestAgent.Unrestricted',
+  'VM.Allocate',
+  'VM.Audit',
+  'VM.Backup',
+  'VM.Clone',
+  'VM.Config.CDROM',
+  'VM.Config.CPU',
+  'VM.Config.Cloudinit',
+  'VM.Config.Disk',
+  'VM.Config.HWType',
+  'VM.Config.Memory',
+  'VM.Config.Network',
+  'VM.Config.Options',
+  'VM.Console',
+  'VM.Migrate',
+  'VM.PowerMgmt',
+  'VM.Snapshot',
+  'VM.Snapshot.Rollback',
+  'VM.Replicate',
+  'VM.GuestAgent.Audit',
+  'VM.GuestAgent.FileRead',
+  'VM.GuestAgent.FileWrite',
+  'VM.GuestAgent.FileSystemMgmt',
+  'VM.GuestAgent.Unrestricted',
 ];
 const DATASTORE_PRIVS = ['Datastore.Allocate', 'Datastore.AllocateSpace', 'Datastore.AllocateTemplate', 'Datastore.Audit'];
 const SYS_PRIVS = ['Sys.Audit', 'Sys.Console', 'Sys.Incoming', 'Sys.Modify', 'Sys.PowerMgmt', 'Sys.Syslog', 'Sys.AccessNetwork'];
-const OTHER_PRIVS = ['Pool.Allocate', 'Pool.Audit', 'SDN.Allocate', 'SDN.Audit', 'SDN.Use', 'Permissions.Modify',
-  'User.Modify', 'Group.Allocate', 'Realm.Allocate', 'Realm.AllocateUser', 'Mapping.Audit', 'Mapping.Modify', 'Mapping.Use'];
+const OTHER_PRIVS = [
+  'Pool.Allocate',
+  'Pool.Audit',
+  'SDN.Allocate',
+  'SDN.Audit',
+  'SDN.Use',
+  'Permissions.Modify',
+  'User.Modify',
+  'Group.Allocate',
+  'Realm.Allocate',
+  'Realm.AllocateUser',
+  'Mapping.Audit',
+  'Mapping.Modify',
+  'Mapping.Use',
+];
 
 export const ROLES: Record<string, readonly string[]> = {
   Administrator: [...VM_PRIVS, ...DATASTORE_PRIVS, ...SYS_PRIVS, ...OTHER_PRIVS],
@@ -66,7 +98,11 @@ export class PermissionEngine {
   /** Built-in roles plus the seed's own (`pveum role add`); a custom role may not shadow a built-in one. */
   private readonly roles: Record<string, readonly string[]>;
 
-  constructor(acls: AclSeed[], private readonly pools: PoolMembership, customRoles: Record<string, readonly string[]> = {}) {
+  constructor(
+    acls: AclSeed[],
+    private readonly pools: PoolMembership,
+    customRoles: Record<string, readonly string[]> = {},
+  ) {
     this.acls = acls.map((a) => ({ ...a, path: normalizePath(a.path) }));
     for (const name of Object.keys(customRoles)) {
       if (ROLES[name]) throw new Error(`custom role '${name}' would shadow the built-in role of that name`);
@@ -99,9 +135,7 @@ export class PermissionEngine {
     const out = this.walkWithPropagation(subject, path);
     const vm = /^\/vms\/(\d+)$/.exec(path);
     const storage = /^\/storage\/([^/]+)$/.exec(path);
-    const pools = vm
-      ? [this.pools.poolOfVm(Number(vm[1]))].filter((x): x is string => x !== undefined)
-      : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
+    const pools = vm ? [this.pools.poolOfVm(Number(vm[1]))].filter((x): x is string => x !== undefined) : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
     for (const pool of pools) {
       for (const [priv, propagate] of this.walkWithPropagation(subject, `/pool/${pool}`)) out.set(priv, (out.get(priv) ?? false) || propagate);
     }
@@ -172,9 +206,7 @@ export class PermissionEngine {
   private subjectPrivileges(subject: string, path: string): Set<string> {
     // Pool membership of storages is fixed by the seed, so only VM paths need the pool in their memo key.
     const vmOnly = /^\/vms\/(\d+)$/.exec(path);
-    const key = vmOnly && !this.index.get(subject)?.has(path)
-      ? `${subject}|/vms/*|${this.pools.poolOfVm(Number(vmOnly[1])) ?? ''}`
-      : vmOnly ? undefined : `${subject}|${path}`;
+    const key = vmOnly && !this.index.get(subject)?.has(path) ? `${subject}|/vms/*|${this.pools.poolOfVm(Number(vmOnly[1])) ?? ''}` : vmOnly ? undefined : `${subject}|${path}`;
     if (key === undefined) return this.computePrivileges(subject, path);
     let memo = this.vmMemo.get(key);
     if (!memo) this.vmMemo.set(key, (memo = this.computePrivileges(subject, path)));
@@ -185,9 +217,7 @@ export class PermissionEngine {
     const privs = new Set(this.walk(subject, path));
     const vm = /^\/vms\/(\d+)$/.exec(path);
     const storage = /^\/storage\/([^/]+)$/.exec(path);
-    const pools = vm
-      ? [this.pools.poolOfVm(Number(vm[1]))].filter((p): p is string => p !== undefined)
-      : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
+    const pools = vm ? [this.pools.poolOfVm(Number(vm[1]))].filter((p): p is string => p !== undefined) : storage ? this.pools.poolsOfStorage(storage[1]!) : [];
     for (const pool of pools) for (const p of this.walk(subject, `/pool/${pool}`)) privs.add(p);
     return privs;
   }

@@ -83,6 +83,8 @@ export function splitPropertyString(data: string, defaultKey: string): Record<st
 
 export function joinPropertyString(values: Record<string, string>, defaultKey: string): string {
   const head = values[defaultKey];
-  const rest = Object.entries(values).filter(([k]) => k !== defaultKey).map(([k, v]) => `${k}=${v}`);
+  const rest = Object.entries(values)
+    .filter(([k]) => k !== defaultKey)
+    .map(([k, v]) => `${k}=${v}`);
   return [...(head !== undefined ? [head] : []), ...rest].join(',');
 }

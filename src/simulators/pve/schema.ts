@@ -74,15 +74,25 @@ export class PveApiSchema {
 
 /** Indexed keys appear once as `net[n]`; the real range is in the description ("n is 0 to 30") or PVE's code. */
 const INDEX_LIMITS: Record<string, number> = {
-  net: 31, ipconfig: 31, scsi: 30, virtio: 15, sata: 5, ide: 3, serial: 3, usb: 14, unused: 255, hostpci: 15,
-  numa: 7, parallel: 2, virtiofs: 9, mp: 255, dev: 255,
+  net: 31,
+  ipconfig: 31,
+  scsi: 30,
+  virtio: 15,
+  sata: 5,
+  ide: 3,
+  serial: 3,
+  usb: 14,
+  unused: 255,
+  hostpci: 15,
+  numa: 7,
+  parallel: 2,
+  virtiofs: 9,
+  mp: 255,
+  dev: 255,
 };
 
 /** The schema of `key` among `properties`, resolving indexed keys (`net3` → `net[n]`) within their range. */
-export function resolveProperty(
-  properties: Record<string, ParamSchema>,
-  key: string,
-): ParamSchema | undefined {
+export function resolveProperty(properties: Record<string, ParamSchema>, key: string): ParamSchema | undefined {
   const direct = properties[key];
   if (direct) return direct;
   const m = /^([a-z]+)(\d+)$/.exec(key);
@@ -129,22 +139,13 @@ function checkType(path: string, type: string | undefined, value: RawParam, erro
     return false;
   }
   const text = value as string;
-  const ok =
-    type === 'boolean' ? text === '1' || text === '0'
-    : type === 'integer' ? IS_INTEGER.test(text)
-    : type === 'number' ? IS_NUMBER.test(text)
-    : true;
+  const ok = type === 'boolean' ? text === '1' || text === '0' : type === 'integer' ? IS_INTEGER.test(text) : type === 'number' ? IS_NUMBER.test(text) : true;
   if (!ok) addError(errors, path, `type check ('${type}') failed - got '${text}'`);
   return ok;
 }
 
 /** `check_prop`: one value against its schema, errors keyed by `path`. */
-export function checkProp(
-  value: RawParam | undefined,
-  schema: ParamSchema,
-  path: string,
-  errors: ParamErrors,
-): void {
+export function checkProp(value: RawParam | undefined, schema: ParamSchema, path: string, errors: ParamErrors): void {
   if (value === undefined) {
     if (!isOptional(schema)) addError(errors, path, 'property is missing and it is not optional');
     return;
@@ -202,13 +203,7 @@ function formatErrorText(err: unknown): string {
 }
 
 /** `check_object`: every schema key (missing/invalid), then every given key (unknown, `requires`). */
-export function checkObject(
-  path: string,
-  properties: Record<string, ParamSchema>,
-  value: Record<string, RawParam>,
-  allowAdditional: boolean,
-  errors: ParamErrors,
-): void {
+export function checkObject(path: string, properties: Record<string, ParamSchema>, value: Record<string, RawParam>, allowAdditional: boolean, errors: ParamErrors): void {
   const join = (k: string) => (path ? `${path}.${k}` : k);
   for (const [k, schema] of Object.entries(properties)) {
     if (k.endsWith('[n]')) continue;
@@ -232,10 +227,7 @@ export function checkObject(
 }
 
 /** Validates a request's merged parameters against its method schema; returns the per-parameter errors. */
-export function validateParameters(
-  method: MethodSchema,
-  params: Record<string, RawParam>,
-): ParamErrors | undefined {
+export function validateParameters(method: MethodSchema, params: Record<string, RawParam>): ParamErrors | undefined {
   const errors: ParamErrors = {};
   const p = method.parameters ?? {};
   const allowAdditional = !(p.additionalProperties === 0 || p.additionalProperties === false);

@@ -100,8 +100,15 @@ export const PVEFLOW_EXTRA_ROLES: Record<string, string[]> = {
 
 export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?: string }): ClusterSeed {
   const node = (name: string, load: number, memUsed: number): NodeSeed => ({
-    name, status: 'online', maxcpu: 32, cpu: load, maxmem: 256 * GiB, mem: memUsed * GiB,
-    maxdisk: 100 * GiB, disk: 12 * GiB, uptime: 864_000,
+    name,
+    status: 'online',
+    maxcpu: 32,
+    cpu: load,
+    maxmem: 256 * GiB,
+    mem: memUsed * GiB,
+    maxdisk: 100 * GiB,
+    disk: 12 * GiB,
+    uptime: 864_000,
   });
   const automationAcls = (subject: string): AclSeed[] => [
     { path: '/pool/pveflow', subject, role: 'PVEVMAdmin' },

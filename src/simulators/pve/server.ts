@@ -212,16 +212,15 @@ function decodeForm(text: string): Record<string, RawParam> {
 }
 
 function formDecode(s: string): string {
-  const bytes = Buffer.from(s.replace(/\+/g, ' ').replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+  const bytes = Buffer.from(
+    s.replace(/\+/g, ' ').replace(/%([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+    'latin1',
+  );
   return bytes.toString('utf8');
 }
 
 /** Query overrides body; path params are merged and must not conflict with either. */
-function mergeParams(
-  body: Record<string, RawParam>,
-  query: Record<string, RawParam>,
-  path: Record<string, string>,
-): Record<string, RawParam> {
+function mergeParams(body: Record<string, RawParam>, query: Record<string, RawParam>, path: Record<string, string>): Record<string, RawParam> {
   const merged: Record<string, RawParam> = { ...body, ...query };
   const conflicts: Record<string, string> = {};
   for (const [k, v] of Object.entries(path)) {

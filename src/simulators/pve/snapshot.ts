@@ -78,12 +78,7 @@ export function snapshotPve(cluster: ClusterState, tasks: TaskRegistry, capacity
  * seed no longer has are dropped (named in the result), as a node removed from a cluster takes its configs along.
  * Returns the running guests whose first boot had not been announced yet, for the caller to resume.
  */
-export function restorePve(
-  snapshot: PveSnapshot,
-  cluster: ClusterState,
-  tasks: TaskRegistry,
-  capacity: StorageCapacity,
-): { dropped: number[]; booting: VmState[] } {
+export function restorePve(snapshot: PveSnapshot, cluster: ClusterState, tasks: TaskRegistry, capacity: StorageCapacity): { dropped: number[]; booting: VmState[] } {
   const dropped: number[] = [];
   const booting: VmState[] = [];
   cluster.vms.clear();

@@ -39,8 +39,7 @@ export function createSftpServer(options: SftpServerOptions): SftpServer {
   const authorized = opts.authorizedKeys.map((key) => parseSshKey(key).getPublicSSH());
   const mounts = new MountTable(opts.mounts);
 
-  const findAuthorizedKey = (blob: Buffer) =>
-    authorized.find((candidate) => candidate.length === blob.length && timingSafeEqual(candidate, blob));
+  const findAuthorizedKey = (blob: Buffer) => authorized.find((candidate) => candidate.length === blob.length && timingSafeEqual(candidate, blob));
 
   const authenticate = (ctx: PublicKeyAuthContext): boolean => {
     if (ctx.username !== opts.username || findAuthorizedKey(ctx.key.data) === undefined) return false;

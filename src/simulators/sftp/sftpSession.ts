@@ -18,9 +18,7 @@ class SftpStatus extends Error {
   }
 }
 
-type OpenHandle =
-  | { kind: 'file'; path: MountedPath; file: FileHandle }
-  | { kind: 'dir'; path: MountedPath; entries: FileEntry[] | undefined };
+type OpenHandle = { kind: 'file'; path: MountedPath; file: FileHandle } | { kind: 'dir'; path: MountedPath; entries: FileEntry[] | undefined };
 
 /**
  * Answers one SFTP session from the mounted directories, the way OpenSSH's sftp-server answers from the disk: the

@@ -63,10 +63,7 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       try {
         plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
       } catch {
-        throw new PayloadDecryptionError(
-          `an encrypted payload failed authentication with key '${id}': it was altered, or the key with that id ` +
-            'is not the one it was written with',
-        );
+        throw new PayloadDecryptionError(`an encrypted payload failed authentication with key '${id}': it was altered, or the key with that id ` + 'is not the one it was written with');
       }
       return ProtoPayload.decode(plain);
     });

@@ -44,4 +44,3 @@ export function payloadCodecFrom(sources: KeyRingSources, opts: { generateUnder?
     deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', ring.active.key, Buffer.alloc(0), `pveflow ${purpose}`, 32)),
   };
 }
-

@@ -32,10 +32,7 @@ export class KeyRing {
         throw new CodecKeyError(`payload key id '${id}' is not valid: use letters, digits, '.', '_' or '-' (at most 64)`);
       }
       if (key.length !== KEY_BYTES) {
-        throw new CodecKeyError(
-          `payload key '${id}' is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (generate one with ` +
-            '`openssl rand -base64 32`)',
-        );
+        throw new CodecKeyError(`payload key '${id}' is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (generate one with ` + '`openssl rand -base64 32`)');
       }
       if (byId.has(id)) throw new CodecKeyError(`payload key id '${id}' appears twice in the key ring`);
       byId.set(id, key);
@@ -65,10 +62,7 @@ export function parseKeyList(text: string, source = 'PVEFLOW_CODEC_KEYS'): Codec
   return splitEntries(text, /[,\n]/).map((entry, i) => parseEntry(entry, `${source} entry ${i + 1}`));
 }
 
-const jsonKeyFileSchema = z.union([
-  z.object({ keys: z.array(z.object({ id: z.string(), key: z.string() })).min(1) }),
-  z.array(z.object({ id: z.string(), key: z.string() })).min(1),
-]);
+const jsonKeyFileSchema = z.union([z.object({ keys: z.array(z.object({ id: z.string(), key: z.string() })).min(1) }), z.array(z.object({ id: z.string(), key: z.string() })).min(1)]);
 
 /**
  * A key file: JSON (`{"keys":[{"id":"...","key":"<base64>"}]}` or just the array), or one `id:base64key` a line
@@ -110,10 +104,7 @@ export interface KeyRingSources {
 /** The key ring from the environment's sources; undefined when neither is given (encryption off). */
 export function loadKeyRing(sources: KeyRingSources): KeyRing | undefined {
   if (sources.keys && sources.keyFile) {
-    throw new CodecKeyError(
-      'both PVEFLOW_CODEC_KEYS and PVEFLOW_CODEC_KEY_FILE are set: give the payload keys in one place only, so ' +
-        'that every process agrees on the active key',
-    );
+    throw new CodecKeyError('both PVEFLOW_CODEC_KEYS and PVEFLOW_CODEC_KEY_FILE are set: give the payload keys in one place only, so ' + 'that every process agrees on the active key');
   }
   if (sources.keys) return new KeyRing(parseKeyList(sources.keys));
   if (sources.keyFile) {

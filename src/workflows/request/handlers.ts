@@ -1,17 +1,5 @@
 import { condition, setHandler } from '@temporalio/workflow';
-import {
-  approveUpdate,
-  buildPhaseSignal,
-  buildReportSignal,
-  cancelUpdate,
-  completeUpdate,
-  extendUpdate,
-  rebuildUpdate,
-  rejectUpdate,
-  revealCredentialsUpdate,
-  statusQuery,
-  vmDriftSignal,
-} from '../../contracts/messages';
+import { approveUpdate, buildPhaseSignal, buildReportSignal, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, rejectUpdate, revealCredentialsUpdate, statusQuery, vmDriftSignal } from '../../contracts/messages';
 import { parseActor, parseExtension, parseRejection } from '../../contracts/updateArguments';
 import { leaseEndRefusal } from '../../domain/requestPolicyRules';
 import { refusal, type RequestAction } from '../requestLifecycle';

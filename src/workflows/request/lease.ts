@@ -56,6 +56,9 @@ async function followVm(state: RequestState, from: string, to: string): Promise<
     .moveSnippet({ serial, name: record.request.name, from, to })
     .then((r) => note(state, r === 'absent' ? `no cloud-init snippet on ${from} to move to ${to}` : `cloud-init snippet moved from ${from} to ${to}`))
     .catch((err: Error) =>
-      note(state, `cloud-init snippet could not follow the VM from ${from} to ${to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`),
+      note(
+        state,
+        `cloud-init snippet could not follow the VM from ${from} to ${to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`,
+      ),
     );
 }

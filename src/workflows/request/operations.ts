@@ -207,7 +207,6 @@ export function setOperationHandlers(state: RequestState): void {
     }
     throw new Error('unreachable');
   }
-
 }
 
 /** running or stopped as far as the request knows (the sync reports Proxmox's words; `paused` counts as running). */

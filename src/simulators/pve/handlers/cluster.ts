@@ -16,9 +16,16 @@ function nodeMetrics(n: NodeSeed): Record<string, unknown> {
 
 function storageResource(sim: SimContext, s: StorageSeed, node: string): Record<string, unknown> {
   return {
-    id: `storage/${node}/${s.id}`, type: 'storage', storage: s.id, node, plugintype: s.type,
+    id: `storage/${node}/${s.id}`,
+    type: 'storage',
+    storage: s.id,
+    node,
+    plugintype: s.type,
     status: nodeHealth(sim, node).online ? 'available' : 'unknown',
-    shared: s.shared ? 1 : 0, content: s.content.join(','), maxdisk: s.total, disk: s.total - sim.capacity.avail(s, node),
+    shared: s.shared ? 1 : 0,
+    content: s.content.join(','),
+    maxdisk: s.total,
+    disk: s.total - sim.capacity.avail(s, node),
   };
 }
 
@@ -37,7 +44,11 @@ export const clusterRoutes: Route[] = [
     path: '/nodes',
     handle: ({ identity }, sim) =>
       [...sim.cluster.nodes.values()].map((n) => ({
-        node: n.name, id: `node/${n.name}`, type: 'node', status: nodeStatus(sim, n), level: '',
+        node: n.name,
+        id: `node/${n.name}`,
+        type: 'node',
+        status: nodeStatus(sim, n),
+        level: '',
         ssl_fingerprint: fingerprintOf(n.name),
         ...(nodeStatus(sim, n) === 'online' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
       })),
@@ -49,12 +60,15 @@ export const clusterRoutes: Route[] = [
     handle: ({ params }, sim) => {
       const n = sim.cluster.nodes.get(params.req('node'))!;
       return {
-        uptime: n.uptime, idle: 0, loadavg: [(n.cpu * n.maxcpu).toFixed(2), '0.20', '0.25'],
+        uptime: n.uptime,
+        idle: 0,
+        loadavg: [(n.cpu * n.maxcpu).toFixed(2), '0.20', '0.25'],
         kversion: 'Linux 6.8.12-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-4',
         'current-kernel': { sysname: 'Linux', release: '6.8.12-4-pve', version: '#1 SMP PREEMPT_DYNAMIC PMX 6.8.12-4', machine: 'x86_64' },
         'boot-info': { mode: 'efi', secureboot: 0 },
         cpuinfo: { model: 'AMD EPYC 7313P 16-Core Processor', cpus: n.maxcpu, cores: n.maxcpu / 2, sockets: 1, mhz: '3000.000', hvm: '1', flags: 'fpu vme de pse', user_hz: 100 },
-        cpu: n.cpu, wait: 0.001,
+        cpu: n.cpu,
+        wait: 0.001,
         memory: { total: n.maxmem, used: n.mem, free: n.maxmem - n.mem, available: n.maxmem - n.mem },
         ksm: { shared: 0 },
         swap: { total: 8 * 1024 ** 3, used: 0, free: 8 * 1024 ** 3 },
@@ -76,7 +90,11 @@ export const clusterRoutes: Route[] = [
         for (const n of sim.cluster.nodes.values()) {
           const status = nodeStatus(sim, n);
           out.push({
-            id: `node/${n.name}`, type: 'node', node: n.name, status, level: '',
+            id: `node/${n.name}`,
+            type: 'node',
+            node: n.name,
+            status,
+            level: '',
             ...(status === 'online' && sim.perms.has(identity, `/nodes/${n.name}`, ['Sys.Audit']) ? nodeMetrics(n) : {}),
           });
         }
@@ -125,9 +143,7 @@ export const clusterRoutes: Route[] = [
     handle: ({ identity, params }, sim) => {
       const poolid = params.str('poolid');
       if (poolid === undefined) {
-        return [...sim.cluster.pools.values()]
-          .filter((p) => sim.perms.has(identity, `/pool/${p.poolid}`, ['Pool.Audit']))
-          .map((p) => ({ poolid: p.poolid, ...(p.comment ? { comment: p.comment } : {}) }));
+        return [...sim.cluster.pools.values()].filter((p) => sim.perms.has(identity, `/pool/${p.poolid}`, ['Pool.Audit'])).map((p) => ({ poolid: p.poolid, ...(p.comment ? { comment: p.comment } : {}) }));
       }
       const pool = sim.cluster.pools.get(poolid);
       if (!pool) throw pveDie(`pool '${poolid}' does not exist`);
@@ -159,7 +175,10 @@ function raceForId(sim: SimContext, id: number, node?: string): void {
   const vm = { vmid: id, node: on, config: { lock: 'create' } as Record<string, string>, statusLog: [{ at: Date.now(), status: 'stopped' as const }] };
   sim.cluster.addVm(vm);
   sim.tasks.start({
-    node: on, type: 'qmcreate', id: String(id), identity: { userid: 'root@pam', privsep: false },
+    node: on,
+    type: 'qmcreate',
+    id: String(id),
+    identity: { userid: 'root@pam', privsep: false },
     worker: async () => {
       await sleep(sim.timing.createMs);
       vm.config = { name: `other-client-${id}`, memory: '512', cores: '1', smbios1: `uuid=${randomUUID()}` };
@@ -180,8 +199,14 @@ function clusterStatus(sim: SimContext): Record<string, unknown>[] {
   return [
     { type: 'cluster', id: 'cluster', name: sim.cluster.clusterName, nodes: nodes.length, quorate: quorate ? 1 : 0, version: nodes.length },
     ...nodes.map((n, i) => ({
-      type: 'node', id: `node/${n.name}`, name: n.name, nodeid: i + 1, ip: n.ip ?? `10.10.0.${i + 1}`,
-      online: online[i] ? 1 : 0, local: n.name === local ? 1 : 0, level: '',
+      type: 'node',
+      id: `node/${n.name}`,
+      name: n.name,
+      nodeid: i + 1,
+      ip: n.ip ?? `10.10.0.${i + 1}`,
+      online: online[i] ? 1 : 0,
+      local: n.name === local ? 1 : 0,
+      level: '',
     })),
   ];
 }

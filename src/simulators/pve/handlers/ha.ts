@@ -16,12 +16,17 @@ function parseSid(sid: string): number {
 }
 
 function haDigest(sim: SimContext): string {
-  return createHash('sha1').update(JSON.stringify([...sim.cluster.ha.values()])).digest('hex');
+  return createHash('sha1')
+    .update(JSON.stringify([...sim.cluster.ha.values()]))
+    .digest('hex');
 }
 
 function view(sim: SimContext, r: HaResource): Record<string, unknown> {
   return {
-    sid: r.sid, type: 'vm', state: r.state, digest: haDigest(sim),
+    sid: r.sid,
+    type: 'vm',
+    state: r.state,
+    digest: haDigest(sim),
     ...(r.max_restart !== undefined ? { max_restart: r.max_restart } : {}),
     ...(r.max_relocate !== undefined ? { max_relocate: r.max_relocate } : {}),
     ...(r.failback !== undefined ? { failback: r.failback } : {}),
@@ -67,8 +72,13 @@ export const haRoutes: Route[] = [
       const requested = params.str('state') ?? 'started';
       const state = (requested === 'enabled' ? 'started' : requested) as HaResource['state'];
       sim.cluster.ha.set(vmid, {
-        sid, vmid, state, comment: params.str('comment'), group: params.str('group'),
-        max_restart: params.int('max_restart'), max_relocate: params.int('max_relocate'),
+        sid,
+        vmid,
+        state,
+        comment: params.str('comment'),
+        group: params.str('group'),
+        max_restart: params.int('max_restart'),
+        max_relocate: params.int('max_relocate'),
         failback: params.has('failback') ? (params.bool('failback') ? 1 : 0) : undefined,
       });
       scheduleHaAction(sim, vmid);

@@ -10,8 +10,10 @@ import { assertAgentAvailable, networkInterfaces } from '../guestAgent';
  * answer `{result: ...}` as qemu-ga does. Commands that would change the guest (shutdown, suspend, fsfreeze, fstrim)
  * are not simulated: they fail the way a qemu-ga that rejects the command fails, naming the simulator.
  */
-const vmPerm = (privs: string[], any = false) => ({ identity, params }: ApiRequest, sim: SimContext) =>
-  sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
+const vmPerm =
+  (privs: string[], any = false) =>
+  ({ identity, params }: ApiRequest, sim: SimContext) =>
+    sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
 
 /** PVE 9's split of the old VM.Monitor (qemu-server b92a40ce): read commands need Audit or Unrestricted. */
 const AUDIT = ['VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted'];
@@ -22,15 +24,27 @@ type Reader = (sim: SimContext, vm: VmState, run: RunState) => unknown;
 function osInfo(vm: VmState): Record<string, string> {
   if (/^(win|wxp|w2k)/.test(vm.config.ostype ?? '')) {
     return {
-      id: 'mswindows', name: 'Microsoft Windows', 'pretty-name': 'Windows Server 2022 Standard',
-      version: 'Microsoft Windows Server 2022', 'version-id': '2022', 'kernel-release': '20348',
-      'kernel-version': '10.0', machine: 'x86_64', variant: 'server', 'variant-id': 'server',
+      id: 'mswindows',
+      name: 'Microsoft Windows',
+      'pretty-name': 'Windows Server 2022 Standard',
+      version: 'Microsoft Windows Server 2022',
+      'version-id': '2022',
+      'kernel-release': '20348',
+      'kernel-version': '10.0',
+      machine: 'x86_64',
+      variant: 'server',
+      'variant-id': 'server',
     };
   }
   return {
-    id: 'debian', name: 'Debian GNU/Linux', 'pretty-name': 'Debian GNU/Linux 12 (bookworm)',
-    version: '12 (bookworm)', 'version-id': '12', 'kernel-release': '6.1.0-28-cloud-amd64',
-    'kernel-version': '#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)', machine: 'x86_64',
+    id: 'debian',
+    name: 'Debian GNU/Linux',
+    'pretty-name': 'Debian GNU/Linux 12 (bookworm)',
+    version: '12 (bookworm)',
+    'version-id': '12',
+    'kernel-release': '6.1.0-28-cloud-amd64',
+    'kernel-version': '#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)',
+    machine: 'x86_64',
   };
 }
 
@@ -44,7 +58,9 @@ const READERS: Record<string, Reader> = {
   'get-timezone': () => ({ zone: 'UTC', offset: 0 }),
   'get-vcpus': (_sim, vm) =>
     Array.from({ length: Number(vm.config.cores ?? 1) * Number(vm.config.sockets ?? 1) }, (_, i) => ({
-      'logical-id': i, online: true, 'can-offline': i > 0,
+      'logical-id': i,
+      online: true,
+      'can-offline': i > 0,
     })),
   'get-users': () => [],
   'fsfreeze-status': () => 'thawed',

@@ -82,7 +82,10 @@ export const cloneRoute: Route = {
     for (const bridge of bridgesOf(source)) sim.perms.check(identity, `/sdn/zones/localnetwork/${bridge}`, ['SDN.Use']);
 
     const task = sim.tasks.start({
-      node, type: 'qmclone', id: String(vmid), identity,
+      node,
+      type: 'qmclone',
+      id: String(vmid),
+      identity,
       worker: async (ctx) => {
         const shortLock = sim.timing.flockTimeoutMs / 10;
         const releaseSource = await sim.flocks.acquire(node, vmid, source.run ? 'exclusive' : 'shared', shortLock);

@@ -36,7 +36,10 @@ export function drivesOf(vm: VmState): Drive[] {
     const m = /^([^:]+):(.+)$/.exec(volid);
     if (!m) continue; // `none`, `cdrom`, absolute paths: no storage volume
     out.push({
-      key, volid, storage: m[1]!, volname: m[2]!,
+      key,
+      volid,
+      storage: m[1]!,
+      volname: m[2]!,
       cdrom: options.media === 'cdrom',
       cloudinit: /cloudinit/.test(m[2]!),
       sizeBytes: parseSize(options.size),

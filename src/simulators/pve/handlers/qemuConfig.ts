@@ -22,8 +22,7 @@ import { allocateVolume, assertNotLocked, loadVm } from './qemuCommon';
  */
 const CONFIG_PATH = '/nodes/{node}/qemu/{vmid}/config';
 const NON_CONFIG_PARAMS = new Set(['node', 'vmid', 'digest', 'delete', 'revert', 'force', 'skiplock', 'background_delay']);
-const CONFIG_PRIVS = ['VM.Config.Disk', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network',
-  'VM.Config.HWType', 'VM.Config.Options', 'VM.Config.Cloudinit'];
+const CONFIG_PRIVS = ['VM.Config.Disk', 'VM.Config.CDROM', 'VM.Config.CPU', 'VM.Config.Memory', 'VM.Config.Network', 'VM.Config.HWType', 'VM.Config.Options', 'VM.Config.Cloudinit'];
 
 /**
  * `check_vm_modify_config_perm` (§4.9.1) for one key set to `value` (or deleted): the key group's privilege through
@@ -92,7 +91,9 @@ function prepareChange(req: ApiRequest, sim: SimContext): { vm: VmState; change:
   for (const key of [...Object.keys(set), ...remove]) {
     assertConfigKeyAllowed(req, sim, key, set[key], `/vms/${vmid}`, (privs) => sim.perms.has(identity, `/vms/${vmid}`, privs));
   }
-  for (const bridge of Object.entries(set).filter(([k]) => /^net\d+$/.test(k)).map(([, v]) => splitPropertyString(v, 'model').bridge)) {
+  for (const bridge of Object.entries(set)
+    .filter(([k]) => /^net\d+$/.test(k))
+    .map(([, v]) => splitPropertyString(v, 'model').bridge)) {
     if (bridge) sim.perms.check(identity, `/sdn/zones/localnetwork/${bridge}`, ['SDN.Use']);
   }
   if (set.sshkeys !== undefined) assertSshKeys(set.sshkeys);
@@ -124,8 +125,7 @@ function assertCurrent(req: ApiRequest, vm: VmState): void {
 }
 
 /** Options PVE changes on a running VM without any hotplug (qemu-server `$fast_plug_option`), plus cipassword. */
-const FAST_PLUG = new Set(['name', 'description', 'tags', 'onboot', 'protection', 'lock', 'shares', 'startup',
-  'vmstatestorage', 'hookscript', 'cipassword']);
+const FAST_PLUG = new Set(['name', 'description', 'tags', 'onboot', 'protection', 'lock', 'shares', 'startup', 'vmstatestorage', 'hookscript', 'cipassword']);
 
 /** Whether `key` changes on the running `vm` at once (hot-plug) or waits in `[pending]`. */
 function appliesWhileRunning(vm: VmState, key: string): boolean {
@@ -137,7 +137,7 @@ function appliesWhileRunning(vm: VmState, key: string): boolean {
   if (/^usb\d+$/.test(key)) return features.includes('usb');
   // qemu-server plugs memory DIMMs only into a NUMA guest, and CPUs only as `vcpus` (within sockets × cores): a new
   // `cores` always waits for a restart (`vmconfig_hotplug_pending`, PVE::QemuServer::Memory).
-  if (key === 'memory') return features.includes('memory') && (vm.config.numa === '1');
+  if (key === 'memory') return features.includes('memory') && vm.config.numa === '1';
   if (key === 'vcpus') return features.includes('cpu');
   return false;
 }
@@ -185,9 +185,7 @@ function effectiveConfig(vm: VmState): VmConfig {
 
 /** SHA1 over the whole config file, `[pending]` section included. */
 export function digestOf(vm: VmState): string {
-  const pending = vm.pending || vm.pendingDelete
-    ? { ...vm.config, '[PENDING]': JSON.stringify([vm.pending ?? {}, vm.pendingDelete ?? []]) }
-    : vm.config;
+  const pending = vm.pending || vm.pendingDelete ? { ...vm.config, '[PENDING]': JSON.stringify([vm.pending ?? {}, vm.pendingDelete ?? []]) } : vm.config;
   return configDigest(pending);
 }
 
@@ -202,7 +200,11 @@ async function allocateNewDisks(sim: SimContext, vm: VmState, change: ConfigChan
     const m = /^([^:]+):(\d+(?:\.\d+)?)$/.exec(opts.file ?? '');
     if (!m) continue;
     if (m[2] === '0' || opts.media === 'cdrom') continue;
-    const used = new Set(Object.values({ ...vm.config, ...vm.pending }).map((v) => /vm-\d+-disk-(\d+)/.exec(v)?.[1]).filter(Boolean));
+    const used = new Set(
+      Object.values({ ...vm.config, ...vm.pending })
+        .map((v) => /vm-\d+-disk-(\d+)/.exec(v)?.[1])
+        .filter(Boolean),
+    );
     let n = 0;
     while (used.has(String(n))) n++;
     const volname = `vm-${vm.vmid}-disk-${n}`;
@@ -273,12 +275,14 @@ export const configRoutes: Route[] = [
       const typed = typedConfig(sim, vm.config);
       const typedPending = typedConfig(sim, vm.pending ?? {});
       const mask = (k: string, v: string | number | undefined) => (k === 'cipassword' && v !== undefined ? '**********' : v);
-      return keys.filter((k) => !['digest', 'snapshots'].includes(k)).map((key) => ({
-        key,
-        ...(typed[key] !== undefined ? { value: mask(key, typed[key]) } : {}),
-        ...(typedPending[key] !== undefined ? { pending: mask(key, typedPending[key]) } : {}),
-        ...(vm.pendingDelete?.includes(key) ? { delete: 1 } : {}),
-      }));
+      return keys
+        .filter((k) => !['digest', 'snapshots'].includes(k))
+        .map((key) => ({
+          key,
+          ...(typed[key] !== undefined ? { value: mask(key, typed[key]) } : {}),
+          ...(typedPending[key] !== undefined ? { pending: mask(key, typedPending[key]) } : {}),
+          ...(vm.pendingDelete?.includes(key) ? { delete: 1 } : {}),
+        }));
     },
   },
   {
@@ -298,7 +302,10 @@ export const configRoutes: Route[] = [
     handle: async (req, sim) => {
       const { vm, change } = prepareChange(req, sim);
       const task = sim.tasks.start({
-        node: req.params.req('node'), type: 'qmconfig', id: String(vm.vmid), identity: req.identity,
+        node: req.params.req('node'),
+        type: 'qmconfig',
+        id: String(vm.vmid),
+        identity: req.identity,
         worker: (ctx) => updateUnderFlock(req, sim, vm, change, () => ctx.failIfInjected()),
       });
       const delay = req.params.int('background_delay');

@@ -17,8 +17,7 @@ import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
  * joins the pool. A failed worker frees what it allocated and removes the config: the VMID is free again.
  * `start=1` starts the VM in a separate `qmstart` task whose UPID the client never sees.
  */
-const NOT_CONFIG = new Set(['node', 'vmid', 'storage', 'pool', 'start', 'ha-managed', 'archive', 'force', 'unique',
-  'live-restore', 'bwlimit', 'import-working-storage']);
+const NOT_CONFIG = new Set(['node', 'vmid', 'storage', 'pool', 'start', 'ha-managed', 'archive', 'force', 'unique', 'live-restore', 'bwlimit', 'import-working-storage']);
 
 /** New volumes in a create request: `<storage>:<GiB>` and `<storage>:cloudinit`. */
 function newVolumes(config: VmConfig, defaultStorage: string | undefined): { key: string; storage: string; gib: number; cloudinit: boolean }[] {
@@ -97,7 +96,10 @@ const create: Route = {
     }
 
     return sim.tasks.start({
-      node, type: 'qmcreate', id: String(vmid), identity,
+      node,
+      type: 'qmcreate',
+      id: String(vmid),
+      identity,
       worker: async (ctx) => {
         const vm = sim.cluster.vms.get(vmid)!;
         const allocated: { storage: string; bytes: number }[] = [];
@@ -149,9 +151,20 @@ function withCreateDefaults(input: VmConfig): VmConfig {
 function vmListEntry(sim: SimContext, vm: VmState): Record<string, unknown> {
   const run = vm.run;
   return {
-    vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, status: run ? 'running' : 'stopped',
-    cpus: vmCpus(vm), maxmem: vmMaxmem(vm), maxdisk: vmMaxdisk(vm), uptime: run ? Math.floor((Date.now() - run.startedAt) / 1000) : 0,
-    cpu: run ? 0.02 : 0, mem: run ? Math.floor(vmMaxmem(vm) * 0.3) : 0, disk: 0, netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+    vmid: vm.vmid,
+    name: vm.config.name ?? `VM ${vm.vmid}`,
+    status: run ? 'running' : 'stopped',
+    cpus: vmCpus(vm),
+    maxmem: vmMaxmem(vm),
+    maxdisk: vmMaxdisk(vm),
+    uptime: run ? Math.floor((Date.now() - run.startedAt) / 1000) : 0,
+    cpu: run ? 0.02 : 0,
+    mem: run ? Math.floor(vmMaxmem(vm) * 0.3) : 0,
+    disk: 0,
+    netin: 0,
+    netout: 0,
+    diskread: 0,
+    diskwrite: 0,
     ...(run ? { pid: run.pid, qmpstatus: run.paused ? 'paused' : 'running' } : {}),
     ...(vm.config.tags !== undefined ? { tags: vm.config.tags } : {}),
     ...(vm.config.lock !== undefined ? { lock: vm.config.lock } : {}),
@@ -165,15 +178,32 @@ const list: Route = {
   path: '/nodes/{node}/qemu',
   handle: ({ identity, params }, sim) => {
     const node = params.req('node');
-    return [...sim.cluster.vms.values()]
-      .filter((vm) => vm.node === node && sim.perms.has(identity, `/vms/${vm.vmid}`, ['VM.Audit']))
-      .map((vm) => vmListEntry(sim, vm));
+    return [...sim.cluster.vms.values()].filter((vm) => vm.node === node && sim.perms.has(identity, `/vms/${vm.vmid}`, ['VM.Audit'])).map((vm) => vmListEntry(sim, vm));
   },
 };
 
-const SUBDIRS = ['config', 'pending', 'cloudinit', 'status', 'unlink', 'vncproxy', 'termproxy', 'migrate', 'resize',
-  'move', 'rrd', 'rrddata', 'monitor', 'agent', 'snapshot', 'spiceproxy', 'sendkey', 'firewall', 'mtunnel',
-  'remote_migrate'];
+const SUBDIRS = [
+  'config',
+  'pending',
+  'cloudinit',
+  'status',
+  'unlink',
+  'vncproxy',
+  'termproxy',
+  'migrate',
+  'resize',
+  'move',
+  'rrd',
+  'rrddata',
+  'monitor',
+  'agent',
+  'snapshot',
+  'spiceproxy',
+  'sendkey',
+  'firewall',
+  'mtunnel',
+  'remote_migrate',
+];
 
 const index: Route = {
   method: 'GET',

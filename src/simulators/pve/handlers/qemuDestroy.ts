@@ -23,7 +23,10 @@ export const destroyRoute: Route = {
     if (haManaged(sim, vmid) && !purge) throw pveDie(`unable to remove VM ${vmid} - used in HA resources and purge parameter not set.`);
     if (vm.run) throw pveDie(`VM ${vmid} is running - destroy failed`);
     return sim.tasks.start({
-      node, type: 'qmdestroy', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmdestroy',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         const release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
         try {

@@ -52,7 +52,11 @@ const preconditions: Route = {
         const s = sim.cluster.storages.get(d.storage);
         return s !== undefined && !sim.cluster.storageEnabledOn(s, n);
       });
-      if (missing.length) blocked.set(n, missing.map((d) => d.storage));
+      if (missing.length)
+        blocked.set(
+          n,
+          missing.map((d) => d.storage),
+        );
     }
     const allowed = others.filter((n) => !blocked.has(n) && (target === undefined || n === target));
     return {
@@ -89,7 +93,10 @@ const migrate: Route = {
 
     if (haManaged(sim, vmid)) {
       return sim.tasks.start({
-        node, type: 'hamigrate', id: String(vmid), identity: req.identity,
+        node,
+        type: 'hamigrate',
+        id: String(vmid),
+        identity: req.identity,
         worker: async (ctx) => {
           ctx.log(`Requesting HA migration for VM ${vmid} to node ${target}`);
           const timer = setTimeout(() => void runMigration(sim, req, node, vmid, target, online).catch(() => undefined), sim.timing.haActionMs);
@@ -98,7 +105,10 @@ const migrate: Route = {
       }).upid;
     }
     return sim.tasks.start({
-      node, type: 'qmigrate', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmigrate',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         ctx.log(`starting migration of VM ${vmid} to node '${target}'`);
         await runMigration(sim, req, node, vmid, target, online, () => ctx.failIfInjected());
@@ -109,9 +119,7 @@ const migrate: Route = {
 };
 
 /** The migration itself (QemuMigrate.pm phases, reduced to the checks and the outcome an orchestrator sees). */
-async function runMigration(
-  sim: SimContext, req: ApiRequest, node: string, vmid: number, target: string, online: boolean, failIfInjected?: () => void,
-): Promise<void> {
+async function runMigration(sim: SimContext, req: ApiRequest, node: string, vmid: number, target: string, online: boolean, failIfInjected?: () => void): Promise<void> {
   const release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
   let vm: VmState | undefined;
   try {
@@ -141,10 +149,11 @@ async function runMigration(
     const from = sim.cluster.storages.get(d.storage);
     const to = sim.cluster.storages.get(targetStorageOf(req, d.storage));
     if (from) sim.capacity.release(from, node, d.sizeBytes);
-    if (to) await sim.capacity.allocate(to, target, d.sizeBytes, 0, d.volname).catch((err: Error) => {
-      delete vm!.config.lock;
-      throw new Error(`storage migration failed: ${err.message}`);
-    });
+    if (to)
+      await sim.capacity.allocate(to, target, d.sizeBytes, 0, d.volname).catch((err: Error) => {
+        delete vm!.config.lock;
+        throw new Error(`storage migration failed: ${err.message}`);
+      });
   }
   delete vm.config.lock;
   vm.node = target;

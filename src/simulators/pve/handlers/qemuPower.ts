@@ -18,8 +18,10 @@ import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
  * stop, start or reboot applies the `[pending]` config. HA-managed VMs get `hastart`/`hastop` tasks that only
  * ask the HA stack, end OK at once, and the VM follows `haActionMs` later.
  */
-const vmPerm = (privs: string[], any = false) => ({ identity, params }: ApiRequest, sim: SimContext) =>
-  sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
+const vmPerm =
+  (privs: string[], any = false) =>
+  ({ identity, params }: ApiRequest, sim: SimContext) =>
+    sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
 
 /** Runs `body` under the VM's config flock inside a worker; a timeout fails the task with PVE's text. */
 async function withFlock<T>(sim: SimContext, node: string, vmid: number, body: () => Promise<T>): Promise<T> {
@@ -35,7 +37,6 @@ function lockError(req: ApiRequest, lock: string | undefined, allowed: string[] 
   if (lock === undefined || req.params.bool('skiplock') || allowed.includes(lock)) return undefined;
   return new Error(`VM is locked (${lock})`);
 }
-
 
 /** Starts a stopped VM: the `qmstart` worker's body, also used by create's `start=1` and the HA stack. */
 async function startVm(sim: SimContext, ctx: TaskContext, node: string, vmid: number, skiplock: boolean): Promise<void> {
@@ -69,7 +70,10 @@ function bootGuest(sim: SimContext, vm: VmState, userData: string | undefined): 
 /** Starts `vmid` in its own `qmstart` task (create's `start=1`: its UPID is never returned to the client). */
 export function startInBackground(sim: SimContext, node: string, vmid: number, identity: Identity): string {
   return sim.tasks.start({
-    node, type: 'qmstart', id: String(vmid), identity,
+    node,
+    type: 'qmstart',
+    id: String(vmid),
+    identity,
     worker: (ctx) => startVm(sim, ctx, node, vmid, false),
   }).upid;
 }
@@ -102,7 +106,10 @@ async function guestShutdown(sim: SimContext, req: ApiRequest): Promise<void> {
 /** The HA stack's answer to a power request: record the wish, end OK, act later (reference §4.17). */
 function haRequest(sim: SimContext, req: ApiRequest, node: string, vmid: number, want: 'started' | 'stopped'): string {
   return sim.tasks.start({
-    node, type: want === 'started' ? 'hastart' : 'hastop', id: String(vmid), identity: req.identity,
+    node,
+    type: want === 'started' ? 'hastart' : 'hastop',
+    id: String(vmid),
+    identity: req.identity,
     worker: async (ctx) => {
       const resource = sim.cluster.ha.get(vmid);
       if (!resource) throw new Error(`service 'vm:${vmid}' not defined`);
@@ -124,7 +131,10 @@ export function scheduleHaAction(sim: SimContext, vmid: number): void {
       sim.tasks.start({ node: vm.node, type: 'qmstart', id: String(vmid), identity: root, worker: (ctx) => startVm(sim, ctx, vm.node, vmid, false) });
     } else if (resource.state === 'stopped' && vm.run) {
       sim.tasks.start({
-        node: vm.node, type: 'qmshutdown', id: String(vmid), identity: root,
+        node: vm.node,
+        type: 'qmshutdown',
+        id: String(vmid),
+        identity: root,
         worker: async () => {
           await sleep(sim.timing.shutdownMs);
           if (vm.run) sim.cluster.markStopped(vm, Date.now());
@@ -146,7 +156,10 @@ const start: Route = {
     const vmid = Number(req.params.req('vmid'));
     if (haManaged(sim, vmid) && sim.cluster.vmOnNode(node, vmid)) return haRequest(sim, req, node, vmid, 'started');
     return sim.tasks.start({
-      node, type: 'qmstart', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmstart',
+      id: String(vmid),
+      identity: req.identity,
       worker: (ctx) => startVm(sim, ctx, node, vmid, req.params.bool('skiplock') ?? false),
     }).upid;
   },
@@ -165,7 +178,10 @@ function stopLike(action: 'stop' | 'shutdown'): Route {
       if (action === 'shutdown' && vm?.run?.paused && !req.params.bool('forceStop')) throw pveDie('VM is paused - cannot shutdown');
       if (vm && haManaged(sim, vmid)) return haRequest(sim, req, node, vmid, 'stopped');
       return sim.tasks.start({
-        node, type: action === 'stop' ? 'qmstop' : 'qmshutdown', id: String(vmid), identity: req.identity,
+        node,
+        type: action === 'stop' ? 'qmstop' : 'qmshutdown',
+        id: String(vmid),
+        identity: req.identity,
         worker: (ctx) => stopVm(sim, req, ctx, action, node, vmid),
       }).upid;
     },
@@ -201,17 +217,21 @@ const reboot: Route = {
     const vm = runningVm(sim, node, vmid);
     if (vm.run?.paused) throw pveDie('VM is paused - cannot shutdown');
     return sim.tasks.start({
-      node, type: 'qmreboot', id: String(vmid), identity: req.identity,
-      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
-        if (!current.run) throw new Error(`VM ${vmid} not running`);
-        await guestShutdown(sim, req);
-        ctx.failIfInjected();
-        sim.cluster.markStopped(current, Date.now());
-        applyPending(current);
-        // qmeventd starts the VM again once the guest is down; the task has ended by then.
-        const { userData } = readCloudInitSnippets(sim, current);
-        bootGuest(sim, current, userData);
-      }),
+      node,
+      type: 'qmreboot',
+      id: String(vmid),
+      identity: req.identity,
+      worker: (ctx) =>
+        underLock(sim, req, node, vmid, [], async (current) => {
+          if (!current.run) throw new Error(`VM ${vmid} not running`);
+          await guestShutdown(sim, req);
+          ctx.failIfInjected();
+          sim.cluster.markStopped(current, Date.now());
+          applyPending(current);
+          // qmeventd starts the VM again once the guest is down; the task has ended by then.
+          const { userData } = readCloudInitSnippets(sim, current);
+          bootGuest(sim, current, userData);
+        }),
     }).upid;
   },
 };
@@ -226,14 +246,18 @@ const reset: Route = {
     const vmid = Number(req.params.req('vmid'));
     runningVm(sim, node, vmid);
     return sim.tasks.start({
-      node, type: 'qmreset', id: String(vmid), identity: req.identity,
-      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
-        if (!current.run) throw new Error(`VM ${vmid} not running`);
-        ctx.failIfInjected();
-        // A hard reset: the guest boots again (agent down until it is up); pending config stays pending.
-        sim.cluster.markStopped(current, Date.now());
-        bootGuest(sim, current, undefined);
-      }),
+      node,
+      type: 'qmreset',
+      id: String(vmid),
+      identity: req.identity,
+      worker: (ctx) =>
+        underLock(sim, req, node, vmid, [], async (current) => {
+          if (!current.run) throw new Error(`VM ${vmid} not running`);
+          ctx.failIfInjected();
+          // A hard reset: the guest boots again (agent down until it is up); pending config stays pending.
+          sim.cluster.markStopped(current, Date.now());
+          bootGuest(sim, current, undefined);
+        }),
     }).upid;
   },
 };
@@ -250,15 +274,19 @@ const suspend: Route = {
     const todisk = req.params.bool('todisk') ?? false;
     if (todisk && haManaged(sim, vmid)) throw pveDie('Cannot suspend HA managed VM to disk');
     return sim.tasks.start({
-      node, type: todisk ? 'qmsuspend' : 'qmpause', id: String(vmid), identity: req.identity,
-      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
-        if (!current.run) throw new Error(`VM ${vmid} not running`);
-        ctx.failIfInjected();
-        if (!todisk) return sim.cluster.markPaused(current, true, Date.now());
-        await sleep(sim.timing.stopMs);
-        current.config.lock = 'suspended';
-        sim.cluster.markStopped(current, Date.now());
-      }),
+      node,
+      type: todisk ? 'qmsuspend' : 'qmpause',
+      id: String(vmid),
+      identity: req.identity,
+      worker: (ctx) =>
+        underLock(sim, req, node, vmid, [], async (current) => {
+          if (!current.run) throw new Error(`VM ${vmid} not running`);
+          ctx.failIfInjected();
+          if (!todisk) return sim.cluster.markPaused(current, true, Date.now());
+          await sleep(sim.timing.stopMs);
+          current.config.lock = 'suspended';
+          sim.cluster.markStopped(current, Date.now());
+        }),
     }).upid;
   },
 };
@@ -277,11 +305,15 @@ const resume: Route = {
       return sim.tasks.start({ node, type: 'qmstart', id: String(vmid), identity: req.identity, worker: (ctx) => startVm(sim, ctx, node, vmid, false) }).upid;
     }
     return sim.tasks.start({
-      node, type: 'qmresume', id: String(vmid), identity: req.identity,
-      worker: (ctx) => underLock(sim, req, node, vmid, [], async (current) => {
-        ctx.failIfInjected();
-        sim.cluster.markPaused(current, false, Date.now());
-      }),
+      node,
+      type: 'qmresume',
+      id: String(vmid),
+      identity: req.identity,
+      worker: (ctx) =>
+        underLock(sim, req, node, vmid, [], async (current) => {
+          ctx.failIfInjected();
+          sim.cluster.markPaused(current, false, Date.now());
+        }),
     }).upid;
   },
 };
@@ -309,7 +341,10 @@ const statusCurrent: Route = {
       maxdisk: vmMaxdisk(vm),
       disk: 0,
       uptime: run ? Math.floor((Date.now() - run.startedAt) / 1000) : 0,
-      netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+      netin: 0,
+      netout: 0,
+      diskread: 0,
+      diskwrite: 0,
       ha: ha ? { managed: 1, state: ha.state } : { managed: 0 },
       ...(run ? { pid: run.pid, 'running-machine': 'pc-i440fx-9.0+pve0', 'running-qemu': '9.0.2' } : {}),
       ...(vm.config.agent !== undefined ? { agent: 1 } : {}),
@@ -343,6 +378,4 @@ const agentInterfaces: Route = {
   },
 };
 
-export const powerRoutes: Route[] = [
-  start, stopLike('stop'), stopLike('shutdown'), reboot, reset, suspend, resume, statusCurrent, agentPing, agentInterfaces,
-];
+export const powerRoutes: Route[] = [start, stopLike('stop'), stopLike('shutdown'), reboot, reset, suspend, resume, statusCurrent, agentPing, agentInterfaces];

@@ -12,7 +12,12 @@ import { allocateVolume, drivesOf } from './qemuCommon';
  * in the worker under the config flock; sizes grow only; `+` means relative and, being a space in a form body,
  * reaches the server only when sent as `%2B` (otherwise the schema pattern refuses it).
  */
-const UNITS: [string, number][] = [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]];
+const UNITS: [string, number][] = [
+  ['T', 1024 ** 4],
+  ['G', 1024 ** 3],
+  ['M', 1024 ** 2],
+  ['K', 1024],
+];
 
 /** `PVE::JSONSchema::format_size`: the largest unit that divides the size exactly. */
 export function formatSize(bytes: number): string {
@@ -31,7 +36,10 @@ export const resizeRoute: Route = {
     const disk = req.params.req('disk');
     const sizeText = req.params.req('size');
     return sim.tasks.start({
-      node, type: 'resize', id: String(vmid), identity: req.identity,
+      node,
+      type: 'resize',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         const release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
         try {

@@ -17,8 +17,10 @@ const RESERVED = new Set(['current', 'pending']);
 /** Keys a snapshot does not carry: its own bookkeeping and what the lock/pending mechanisms own. */
 const NOT_SNAPSHOTTED = new Set(['lock', 'parent', 'snapstate', 'vmstate']);
 
-const vmPerm = (privs: string[], any = false) => ({ identity, params }: ApiRequest, sim: SimContext) =>
-  sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
+const vmPerm =
+  (privs: string[], any = false) =>
+  ({ identity, params }: ApiRequest, sim: SimContext) =>
+    sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
 
 function snapshotsOf(vm: VmState): Map<string, SnapshotState> {
   vm.snapshots ??= new Map();
@@ -52,7 +54,10 @@ const list: Route = {
   handle: ({ params }, sim) => {
     const vm = loadVm(sim, params.req('node'), Number(params.req('vmid')));
     const entries = [...snapshotsOf(vm).values()].map((s) => ({
-      name: s.name, snaptime: s.snaptime, vmstate: s.vmstate ? 1 : 0, description: s.description ?? '',
+      name: s.name,
+      snaptime: s.snaptime,
+      vmstate: s.vmstate ? 1 : 0,
+      description: s.description ?? '',
       ...(s.parent ? { parent: s.parent } : {}),
     }));
     const current = { name: 'current', digest: digestOf(vm), running: vm.run ? 1 : 0, description: 'You are here!', ...(vm.config.parent ? { parent: vm.config.parent } : {}) };
@@ -72,7 +77,10 @@ const create: Route = {
     loadVm(sim, node, vmid);
     const vmstate = req.params.bool('vmstate') ?? false;
     return sim.tasks.start({
-      node, type: 'qmsnapshot', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmsnapshot',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         const vm = sim.cluster.vmOnNode(node, vmid);
         if (!vm) throw new Error(configMissingText(node, vmid));
@@ -90,8 +98,13 @@ const create: Route = {
           const config: VmConfig = {};
           for (const [k, v] of Object.entries(locked.config)) if (!NOT_SNAPSHOTTED.has(k)) config[k] = v;
           snapshotsOf(locked).set(snapname, {
-            name: snapname, snaptime: Math.floor(Date.now() / 1000), description: req.params.str('description'),
-            vmstate: vmstate && locked.run !== undefined, parent: locked.config.parent, config, running: locked.run !== undefined,
+            name: snapname,
+            snaptime: Math.floor(Date.now() / 1000),
+            description: req.params.str('description'),
+            vmstate: vmstate && locked.run !== undefined,
+            parent: locked.config.parent,
+            config,
+            running: locked.run !== undefined,
           });
           locked.config.parent = snapname;
         });
@@ -122,7 +135,10 @@ const remove: Route = {
     const snapname = req.params.req('snapname');
     loadVm(sim, node, vmid);
     return sim.tasks.start({
-      node, type: 'qmdelsnapshot', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmdelsnapshot',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         const vm = sim.cluster.vmOnNode(node, vmid);
         if (!vm) throw new Error(configMissingText(node, vmid));
@@ -155,7 +171,10 @@ const rollback: Route = {
     const snapname = req.params.req('snapname');
     loadVm(sim, node, vmid);
     return sim.tasks.start({
-      node, type: 'qmrollback', id: String(vmid), identity: req.identity,
+      node,
+      type: 'qmrollback',
+      id: String(vmid),
+      identity: req.identity,
       worker: async (ctx) => {
         const vm = sim.cluster.vmOnNode(node, vmid);
         if (!vm) throw new Error(configMissingText(node, vmid));

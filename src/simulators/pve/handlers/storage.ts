@@ -14,8 +14,16 @@ function storageStatus(sim: SimContext, s: StorageSeed, node: string) {
   const avail = sim.capacity.avail(s, node);
   const used = s.total - avail;
   return {
-    storage: s.id, type: s.type, content: s.content.join(','), shared: s.shared ? 1 : 0, active: 1, enabled: 1,
-    total: s.total, used, avail, used_fraction: used / s.total,
+    storage: s.id,
+    type: s.type,
+    content: s.content.join(','),
+    shared: s.shared ? 1 : 0,
+    active: 1,
+    enabled: 1,
+    total: s.total,
+    used,
+    avail,
+    used_fraction: used / s.total,
   };
 }
 
@@ -58,8 +66,7 @@ export const storageRoutes: Route[] = [
   {
     method: 'GET',
     path: '/nodes/{node}/storage/{storage}/content',
-    permission: ({ identity, params }, sim) =>
-      sim.perms.check(identity, `/storage/${params.str('storage')}`, ['Datastore.Audit', 'Datastore.AllocateSpace'], true),
+    permission: ({ identity, params }, sim) => sim.perms.check(identity, `/storage/${params.str('storage')}`, ['Datastore.Audit', 'Datastore.AllocateSpace'], true),
     handle: ({ identity, params }, sim) => {
       const node = params.req('node');
       const sid = params.req('storage');
@@ -79,8 +86,12 @@ export const storageRoutes: Route[] = [
             if (d.storage !== sid || (d.cdrom && !d.cloudinit)) continue;
             const volname = d.volname.includes('/') ? d.volname.split('/')[1]! : d.volname;
             out.push({
-              volid: `${sid}:${volname}`, content: 'images', format: 'raw', size: d.cloudinit ? 4 * 1024 * 1024 : d.sizeBytes,
-              vmid: vm.vmid, ...(d.volname.includes('/') ? { parent: d.volname.split('/')[0] } : {}),
+              volid: `${sid}:${volname}`,
+              content: 'images',
+              format: 'raw',
+              size: d.cloudinit ? 4 * 1024 * 1024 : d.sizeBytes,
+              vmid: vm.vmid,
+              ...(d.volname.includes('/') ? { parent: d.volname.split('/')[0] } : {}),
             });
           }
         }

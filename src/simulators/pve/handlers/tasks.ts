@@ -40,7 +40,13 @@ const status: Route = {
     const task = findTask(req, sim);
     const p = task.parsed;
     return {
-      upid: task.upid, node: p.node, pid: p.pid, pstart: p.pstart, starttime: p.starttime, type: p.type, id: p.id,
+      upid: task.upid,
+      node: p.node,
+      pid: p.pid,
+      pstart: p.pstart,
+      starttime: p.starttime,
+      type: p.type,
+      id: p.id,
       ...userFields(task),
       status: task.status,
       ...(task.status === 'stopped' ? { exitstatus: task.exitstatus } : {}),
@@ -57,7 +63,10 @@ const log: Route = {
     const start = req.params.int('start') ?? 0;
     const limit = req.params.int('limit') ?? 50;
     const slice = lines.slice(start, limit === 0 ? undefined : start + limit);
-    return new Envelope(slice.map((t, i) => ({ n: start + i + 1, t })), { total: lines.length });
+    return new Envelope(
+      slice.map((t, i) => ({ n: start + i + 1, t })),
+      { total: lines.length },
+    );
   },
 };
 
@@ -80,7 +89,11 @@ const list: Route = {
     const vmid = p.str('vmid');
     const typefilter = p.str('typefilter');
     const userfilter = p.str('userfilter')?.toLowerCase();
-    const statusfilter = p.str('statusfilter')?.toLowerCase().split(/[,;\s]+/).filter(Boolean);
+    const statusfilter = p
+      .str('statusfilter')
+      ?.toLowerCase()
+      .split(/[,;\s]+/)
+      .filter(Boolean);
     const errorsOnly = p.bool('errors') ?? false;
     const since = p.int('since');
     const until = p.int('until');
@@ -99,8 +112,14 @@ const list: Route = {
     const start = p.int('start') ?? 0;
     const limit = p.int('limit') ?? 50;
     return tasks.slice(start, start + limit).map((t) => ({
-      upid: t.upid, node: t.parsed.node, pid: t.parsed.pid, pstart: t.parsed.pstart, starttime: t.parsed.starttime,
-      type: t.parsed.type, id: t.parsed.id, ...userFields(t),
+      upid: t.upid,
+      node: t.parsed.node,
+      pid: t.parsed.pid,
+      pstart: t.parsed.pstart,
+      starttime: t.parsed.starttime,
+      type: t.parsed.type,
+      id: t.parsed.id,
+      ...userFields(t),
       ...(t.status === 'stopped' ? { status: t.exitstatus, endtime: t.endtime } : {}),
     }));
   },

@@ -12,7 +12,7 @@ export function vmCpus(vm: VmState): number {
 export function vmMaxmem(vm: VmState): number {
   const text = vm.config.memory ?? '512';
   // Almost always a plain number; only `current=<n>,...` needs the property-string parser.
-  const memory = /^\d+$/.test(text) ? text : splitPropertyString(text, 'current').current ?? '512';
+  const memory = /^\d+$/.test(text) ? text : (splitPropertyString(text, 'current').current ?? '512');
   return Number(memory) * 1024 * 1024;
 }
 
@@ -41,9 +41,7 @@ function rrdStatus(sim: SimContext, vm: VmState, now: number, health: NodeHealth
   return sim.cluster.observedStatus(vm, health.downSince, sim.timing.resourcesLagMs);
 }
 
-export function vmResource(
-  sim: SimContext, vm: VmState, identity: Identity, now: number, health: (node: string) => NodeHealth = nodeHealthCache(sim),
-): Record<string, unknown> {
+export function vmResource(sim: SimContext, vm: VmState, identity: Identity, now: number, health: (node: string) => NodeHealth = nodeHealthCache(sim)): Record<string, unknown> {
   const status = rrdStatus(sim, vm, now, health(vm.node));
   const entry: Record<string, unknown> = {
     id: `qemu/${vm.vmid}`,
@@ -66,7 +64,10 @@ export function vmResource(
       memhost: running ? Math.floor(maxmem * 0.32) : 0,
       disk: 0,
       uptime: running && vm.run ? Math.floor((now - vm.run.startedAt) / 1000) : 0,
-      netin: 0, netout: 0, diskread: 0, diskwrite: 0,
+      netin: 0,
+      netout: 0,
+      diskread: 0,
+      diskwrite: 0,
     });
   }
   if (vm.config.tags !== undefined) entry.tags = vm.config.tags;
