@@ -36,6 +36,11 @@ function valuesOf(schema: Schema, doc: OpenApiDocument): fc.Arbitrary<unknown> {
   if (schema.allOf) return valuesOf(merge(schema.allOf.map((s: Schema) => (s.$ref ? resolve(s.$ref, doc) : s))), doc);
   if (schema.enum) return fc.constantFrom(...schema.enum);
   const alternatives = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined;
+  if (alternatives && schema.type) {
+    // Alternatives beside a type narrow it (an object needing one of some keys): each is the schema with its part added.
+    const { anyOf: _anyOf, oneOf: _oneOf, ...base } = schema;
+    return fc.oneof(...alternatives.map((alt) => valuesOf({ ...base, ...alt, required: [...(base.required ?? []), ...(alt.required ?? [])] }, doc)));
+  }
   if (alternatives) return fc.oneof(...alternatives.map((s) => valuesOf(s, doc)));
   switch (schema.type) {
     case 'object': {

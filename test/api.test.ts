@@ -627,6 +627,11 @@ describe('HTTP API', () => {
       'get /readyz',
       'get /api/openapi.json',
       'get /api/docs',
+      // Day-2 operations on a request's VM.
+      ...['power', 'reconfigure', 'migrate', 'snapshots'].map((a) => `post /api/device_requests/{serial}/${a}`),
+      'get /api/device_requests/{serial}/snapshots',
+      'post /api/device_requests/{serial}/snapshots/{name}/revert',
+      'delete /api/device_requests/{serial}/snapshots/{name}',
     ];
     const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
     assert.deepEqual(documented.sort(), expected.sort());

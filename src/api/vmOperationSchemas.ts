@@ -34,7 +34,12 @@ export const reconfigureBody = z
     path: ['cores'],
     params: { rule: 'nothing-to-change' },
   })
-  .meta({ id: 'Reconfigure', description: 'At least one of cores, memory_mib and disk_gib (else 400, rule nothing-to-change).' });
+  .meta({
+    id: 'Reconfigure',
+    description: 'At least one of cores, memory_mib and disk_gib (else 400, rule nothing-to-change).',
+    // The refinement above, stated so a client reading the document knows it (a schema cannot say it otherwise).
+    anyOf: [{ required: ['cores'] }, { required: ['memory_mib'] }, { required: ['disk_gib'] }],
+  });
 
 const snapshotName = z
   .string()
