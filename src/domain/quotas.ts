@@ -13,30 +13,12 @@ export const quotaConfigSchema = z.record(z.string().min(1), quotaSchema);
 
 export type Quota = z.infer<typeof quotaSchema>;
 export type QuotaConfig = z.infer<typeof quotaConfigSchema>;
-export type QuotaName = keyof Quota;
+export type { QuotaName } from './quotaUsage';
 
-export const quotaNames: readonly QuotaName[] = ['vms', 'cores', 'memory_mib', 'disk_gib'];
+export const quotaNames: readonly (keyof Quota)[] = ['vms', 'cores', 'memory_mib', 'disk_gib'];
 
-/** What one request holds, or what several hold together. */
-export type Usage = Record<QuotaName, number>;
-
-export const noUsage: Usage = { vms: 0, cores: 0, memory_mib: 0, disk_gib: 0 };
-
-/**
- * The size a request is counted at: one VM, its cores and memory, and the disk it asks for (a request that names no
- * disk size is counted at 0 GiB: the template's own disk is not known when the request is submitted).
- */
-export function sizeOf(r: { cores: number; memoryMiB: number; diskGiB?: number }): Usage {
-  return { vms: 1, cores: r.cores, memory_mib: r.memoryMiB, disk_gib: r.diskGiB ?? 0 };
-}
-
-export function add(a: Usage, b: Usage): Usage {
-  return { vms: a.vms + b.vms, cores: a.cores + b.cores, memory_mib: a.memory_mib + b.memory_mib, disk_gib: a.disk_gib + b.disk_gib };
-}
-
-export function times(u: Usage, n: number): Usage {
-  return { vms: u.vms * n, cores: u.cores * n, memory_mib: u.memory_mib * n, disk_gib: u.disk_gib * n };
-}
+export { noUsage, sizeOf, add, times, type Usage } from './quotaUsage';
+import type { QuotaName, Usage } from './quotaUsage';
 
 /**
  * Which requests hold quota: every request whose workflow still runs, except those whose VM is gone or never came —

@@ -1,5 +1,5 @@
 import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
-import { sizeOf } from '../../domain/quotas';
+import { sizeOf } from '../../domain/quotaUsage';
 import { ApplicationFailure, condition, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../../contracts/messages';
