@@ -4,7 +4,7 @@ import type { temporal } from '@temporalio/proto';
 import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../contracts/searchAttributes';
 import type { ApiContext } from './context';
 import type { ListQuery, RequestSummary } from './schemas';
-import { requestStatuses } from './schemas';
+import { requestStatuses } from '../contracts/types';
 import { taskQueueClause } from '../temporal/instanceScope';
 
 export interface RequestFilter {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { classIdSchema, classSizeSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
-import type { RequestStatus } from '../contracts/types';
+import { requestStatuses, type RequestStatus } from '../contracts/types';
 import { quotaSchema } from '../domain/quotas';
 import { wireShape } from './requestWire';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
@@ -102,21 +102,6 @@ export const extendBody = z.strictObject({ new_end: dateTime('2030-06-24T18:00:0
 
 export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
 
-export const requestStatuses = [
-  'Pending',
-  'Approved',
-  'Imaging',
-  'Provisioning',
-  'Configuring',
-  'Fulfilled',
-  'Failed',
-  'Rejected',
-  'Expired',
-  'Cancelled',
-  'Cancelling',
-  'Completing',
-  'Completed',
-] as const satisfies readonly RequestStatus[];
 // Fails to compile when the workflows add a status this list lacks.
 const everyStatusListed: Exclude<RequestStatus, (typeof requestStatuses)[number]> extends never ? true : never = true;
 void everyStatusListed;

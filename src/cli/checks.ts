@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody, requestStatuses } from '../api/schemas';
+import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../api/schemas';
+import { requestStatuses } from '../contracts/types';
 import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/idempotency';
 import { vmNameSchema } from '../domain/deviceRequest';
 import { usageError } from './cliError';

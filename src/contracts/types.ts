@@ -21,6 +21,23 @@ export type RequestStatus =
   | 'Completing'
   | 'Completed';
 
+/** Every status, in the order a request lives them: the one list the API's enum and the lifecycle table use. */
+export const requestStatuses = [
+  'Pending',
+  'Approved',
+  'Imaging',
+  'Provisioning',
+  'Configuring',
+  'Fulfilled',
+  'Failed',
+  'Rejected',
+  'Expired',
+  'Cancelled',
+  'Cancelling',
+  'Completing',
+  'Completed',
+] as const satisfies readonly RequestStatus[];
+
 /** The build task of one attempt. */
 export type BuildState = 'queued' | 'started' | 'building' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
 

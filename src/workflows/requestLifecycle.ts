@@ -1,4 +1,4 @@
-import type { RequestStatus } from '../contracts/types';
+import { requestStatuses, type RequestStatus } from '../contracts/types';
 
 /**
  * What can happen to a request in each of its states: for every status × action, whether the action is allowed (or
@@ -33,21 +33,7 @@ export const REQUEST_EVENTS = [
 ] as const;
 export type RequestEvent = (typeof REQUEST_EVENTS)[number];
 
-export const REQUEST_STATUSES: readonly RequestStatus[] = [
-  'Pending',
-  'Approved',
-  'Imaging',
-  'Provisioning',
-  'Configuring',
-  'Fulfilled',
-  'Failed',
-  'Rejected',
-  'Expired',
-  'Cancelled',
-  'Cancelling',
-  'Completing',
-  'Completed',
-];
+export const REQUEST_STATUSES: readonly RequestStatus[] = requestStatuses;
 
 /** A build is running: what the request says while its build workflow works. */
 export const BUILDING: readonly RequestStatus[] = ['Imaging', 'Provisioning', 'Configuring'];
