@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
 import { bannerLines } from './embedded/banner';
+import { pveflowVersion } from './version';
 import { startEmbeddedStack, type EmbeddedStack } from './embedded/stack';
 import { createLogger } from './observability';
 import { installSdkRuntime } from './observability/sdkMetrics';
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  console.log('[pveflow] starting…');
+  console.log(`[pveflow] ${pveflowVersion} starting…`);
   // The SDK's log lines through pveflow's logger (the bundler's report at debug), and no signal handler of its
   // own: the workers stop in this process's order, before the connections and servers they use.
   const initial = loadConfig();
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
 function describe(stack: EmbeddedStack): string[] {
   const c = stack.config;
   return bannerLines({
+    version: pveflowVersion,
     apiUrl: stack.apiUrl,
     temporal: stack.temporal,
     pve: {

@@ -18,6 +18,7 @@ import { startMetricsServer } from './observability/metricsServer';
 import { installSdkRuntime } from './observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom, type Tracing } from './observability/tracing';
 import { workerObservabilityOptions } from './observability/workerObservability';
+import { pveflowVersion } from './version';
 
 /**
  * The composition root: the only place that builds clients from configuration and hands them to the activities.
@@ -162,7 +163,10 @@ async function main(): Promise<void> {
     }
   }
   const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, dataConverter: access.dataConverter, metrics, tracing });
-  logger.info({ temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' }, 'worker polling');
+  logger.info(
+    { version: pveflowVersion, temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' },
+    'worker polling',
+  );
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);
   await worker.run();
   await tracing?.shutdown();

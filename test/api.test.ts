@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -187,6 +187,8 @@ describe('HTTP API', () => {
       }
     }
     for (const open of ['/healthz', '/api/openapi.json', '/api/docs']) assert.equal((await fetch(`${base}${open}`)).status, 200, open);
+    const manifest = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    assert.deepEqual(await json(await fetch(`${base}/healthz`)), { status: 'ok', version: manifest.version }, '/healthz names the release the process runs');
   });
 
   test('authorization matrix: every role × every operation × own and other org', async () => {

@@ -1,5 +1,6 @@
 import type { PayloadCodec } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
+import { pveflowVersion } from '../version';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { RequestPolicy } from '../domain/requestPolicy';
 import type { QuotaConfig } from '../domain/quotas';
@@ -74,7 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version: pveflowVersion });
   });
   app.get('/readyz', async (_req, res) => {
     try {

@@ -11,6 +11,7 @@ import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/ope
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 import { requestChoicesFromConfig } from './requestChoices';
+import { pveflowVersion } from '../version';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
   );
   logger.info(
     {
+      version: pveflowVersion,
       url: `http://${config.API_HOST}:${serving.port}`,
       temporal: temporal.address,
       namespace: temporal.namespace,

@@ -337,4 +337,4 @@ export const sessionSchema = z
 
 export type SessionAnswer = z.infer<typeof sessionSchema>;
 
-export const healthSchema = z.object({ status: z.string() }).meta({ id: 'Health' });
+export const healthSchema = z.object({ status: z.string(), version: z.string().optional().meta({ description: 'The pveflow release this process runs (semver); on /healthz.' }) }).meta({ id: 'Health' });

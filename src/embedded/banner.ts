@@ -7,6 +7,8 @@ import type { WorldOrigin } from '../simulators/world';
  * credentials are. Pure text from plain facts, so a test reads it without starting anything.
  */
 export interface BannerFacts {
+  /** The release (package.json's version). */
+  version?: string;
   apiUrl: string;
   temporal: { address: string; uiUrl?: string; namespace: string; taskQueue: string };
   pve: { endpoint: string; simulated: boolean; pool: string; templateVmid: number; caFile?: string };
@@ -31,7 +33,7 @@ export function bannerLines(f: BannerFacts): string[] {
   };
   const lines = [
     '',
-    'pveflow is running',
+    f.version ? `pveflow ${f.version} is running` : 'pveflow is running',
     line('API', `${f.apiUrl}  (POST /api/device_requests; OpenAPI ${f.apiUrl}/api/docs)`),
     line('Web console', `${f.apiUrl}/  (sign in with an API key)`),
     line('Webhook', `${f.apiUrl}/api/hooks/device_requests  ${f.webhook ? 'on: deliveries signed with WEBHOOK_SECRET' : 'off: set WEBHOOK_SECRET (16+ characters) to take signed deliveries; until then it answers 503'}`),
