@@ -24,7 +24,7 @@ export default tseslint.config(
         { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }] },
       ],
       // The no-unsafe-* family flags every use of an `any` (JSON.parse, untyped responses in tests): hundreds of
-      // findings whose fix is a cast, not a safer program. zod parses what comes from outside (STYLE.md).
+      // findings whose fix is a cast, not a safer program. zod parses what comes from outside (docs/style.md, Activities and edges).
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',

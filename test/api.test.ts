@@ -17,7 +17,6 @@ import { signWebhook } from '../src/api/webhookSignature';
 import { loadConfig } from '../src/config';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { referencePath } from '../src/reference';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import type { ClusterSyncResult } from '../src/contracts/types';
@@ -698,111 +697,107 @@ describe('HTTP API', () => {
     assert.deepEqual(completed.body, { serial, status: 'Completing' });
   });
 
-  test(
-    'the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes',
-    { skip: !referencePath('pve-api-schema.json') && !process.env.CI && 'reference data (../shared/reference) absent' },
-    async () => {
-      const request = await requests.startPending(validRequestBody({ client: ORG_A, name: 'streamed' }));
-      const { serial } = request;
-      const live = openStream(`${base}/api/device_requests/${serial}/logs`, keys.requesterA.key);
-      assert.equal((await request.approve()).status, 200);
-      const events = await live.done;
+  test('the log stream sends the build log live as Server-Sent Events, ends with the build, replays it after, and resumes', async () => {
+    const request = await requests.startPending(validRequestBody({ client: ORG_A, name: 'streamed' }));
+    const { serial } = request;
+    const live = openStream(`${base}/api/device_requests/${serial}/logs`, keys.requesterA.key);
+    assert.equal((await request.approve()).status, 200);
+    const events = await live.done;
 
-      assert.equal(live.status, 200);
-      assert.match(live.contentType ?? '', /^text\/event-stream/);
-      assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
-      // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
-      const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
-      assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
-      assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
-      assert.ok(
-        events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)),
-        'the guest IPv4 line before Fulfilled',
-      );
-      const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
-      events.forEach((e, i) => {
-        const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
-        if (!stage || !stageOrder.includes(stage)) return;
-        const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
-        assert.deepEqual(
-          late.map((l) => l.data),
-          [],
-          `log lines of earlier stages after the status at ${stage}`,
-        );
-      });
-      const end = events.at(-1)!;
-      assert.equal(end.event, 'end', 'the stream ends with the build');
-      assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });
-      for (const e of events) {
-        assert.ok(e.id && /^\d+\.\d+\.\d+$/.test(e.id), `every event carries a resumable id: ${JSON.stringify(e)}`);
-        assert.doesNotThrow(() => JSON.parse(e.data), 'data is one line of JSON');
-      }
-      const logs = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data));
-      assert.ok(logs.length >= 5, `build log lines streamed: ${logs.length}`);
-      assert.ok(logs.every((l) => l.attempt === 1 && l.at && l.stage && l.message));
-      assert.ok(logs.some((l) => l.stage === 'cloning') && logs.some((l) => l.stage === 'ready'), JSON.stringify(logs.map((l) => l.stage)));
-      const timeline = events.filter((e) => e.event === 'timeline').map((e) => JSON.parse(e.data));
-      assert.ok(
-        timeline.some((t) => /approved/.test(t.event) && t.by === 'ada@acme.example'),
-        JSON.stringify(timeline),
-      );
-      const progress = events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).build?.progress ?? 0);
+    assert.equal(live.status, 200);
+    assert.match(live.contentType ?? '', /^text\/event-stream/);
+    assert.ok(live.heartbeats > 0, 'heartbeat comments keep a quiet stream open');
+    // In order: the lines of a stage come before the status they lead to, the build's last line before Fulfilled.
+    const fulfilledAt = events.findIndex((e) => e.event === 'status' && JSON.parse(e.data).status === 'Fulfilled');
+    assert.ok(fulfilledAt > 0, 'a Fulfilled status event');
+    assert.ok(!events.slice(fulfilledAt).some((e) => e.event === 'log'), `no log line after Fulfilled: ${events.map((e) => e.event).join(' ')}`);
+    assert.ok(
+      events.slice(0, fulfilledAt).some((e) => e.event === 'log' && /guest IPv4/.test(JSON.parse(e.data).message)),
+      'the guest IPv4 line before Fulfilled',
+    );
+    const stageOrder = [...new Set(events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data).stage as string))];
+    events.forEach((e, i) => {
+      const stage = e.event === 'status' ? JSON.parse(e.data).build?.stage : undefined;
+      if (!stage || !stageOrder.includes(stage)) return;
+      const late = events.slice(i + 1).filter((l) => l.event === 'log' && stageOrder.indexOf(JSON.parse(l.data).stage) < stageOrder.indexOf(stage));
       assert.deepEqual(
-        progress,
-        [...progress].sort((a, b) => a - b),
-        'progress only grows',
+        late.map((l) => l.data),
+        [],
+        `log lines of earlier stages after the status at ${stage}`,
       );
+    });
+    const end = events.at(-1)!;
+    assert.equal(end.event, 'end', 'the stream ends with the build');
+    assert.deepEqual(JSON.parse(end.data), { status: 'Fulfilled', build_state: 'completed' });
+    for (const e of events) {
+      assert.ok(e.id && /^\d+\.\d+\.\d+$/.test(e.id), `every event carries a resumable id: ${JSON.stringify(e)}`);
+      assert.doesNotThrow(() => JSON.parse(e.data), 'data is one line of JSON');
+    }
+    const logs = events.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data));
+    assert.ok(logs.length >= 5, `build log lines streamed: ${logs.length}`);
+    assert.ok(logs.every((l) => l.attempt === 1 && l.at && l.stage && l.message));
+    assert.ok(logs.some((l) => l.stage === 'cloning') && logs.some((l) => l.stage === 'ready'), JSON.stringify(logs.map((l) => l.stage)));
+    const timeline = events.filter((e) => e.event === 'timeline').map((e) => JSON.parse(e.data));
+    assert.ok(
+      timeline.some((t) => /approved/.test(t.event) && t.by === 'ada@acme.example'),
+      JSON.stringify(timeline),
+    );
+    const progress = events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).build?.progress ?? 0);
+    assert.deepEqual(
+      progress,
+      [...progress].sort((a, b) => a - b),
+      'progress only grows',
+    );
 
-      // The list tells this VM from others by name, and says how its build went.
-      const row = await waitFor('the list row with the build', async () => {
-        const page = await call('operator', 'GET', `/api/device_requests?org=${encodeURIComponent(ORG_A)}&status=Fulfilled&page_size=100`);
-        const item = page.body.items?.find((i: { serial: string }) => i.serial === serial);
-        return item?.build_status === 'completed' ? item : undefined;
-      });
-      assert.equal(row.name, 'streamed');
-      assert.equal(typeof row.vm_id, 'number');
+    // The list tells this VM from others by name, and says how its build went.
+    const row = await waitFor('the list row with the build', async () => {
+      const page = await call('operator', 'GET', `/api/device_requests?org=${encodeURIComponent(ORG_A)}&status=Fulfilled&page_size=100`);
+      const item = page.body.items?.find((i: { serial: string }) => i.serial === serial);
+      return item?.build_status === 'completed' ? item : undefined;
+    });
+    assert.equal(row.name, 'streamed');
+    assert.equal(typeof row.vm_id, 'number');
 
-      // After the build: the whole history at once, the same lines, then the end.
-      const replay = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key).done;
-      assert.deepEqual(
-        replay.filter((e) => e.event === 'log').map((e) => e.data),
-        logs.map((l) => JSON.stringify(l)),
-      );
-      assert.equal(replay.at(-1)!.event, 'end');
+    // After the build: the whole history at once, the same lines, then the end.
+    const replay = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key).done;
+    assert.deepEqual(
+      replay.filter((e) => e.event === 'log').map((e) => e.data),
+      logs.map((l) => JSON.stringify(l)),
+    );
+    assert.equal(replay.at(-1)!.event, 'end');
 
-      // A client that reconnects with Last-Event-ID gets only what it had not seen.
-      const middle = events.filter((e) => e.event === 'log')[2]!;
-      const resumed = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key, middle.id).done;
-      const resumedLogs = resumed.filter((e) => e.event === 'log').map((e) => e.data);
-      assert.deepEqual(
-        resumedLogs,
-        logs.slice(3).map((l) => JSON.stringify(l)),
-      );
+    // A client that reconnects with Last-Event-ID gets only what it had not seen.
+    const middle = events.filter((e) => e.event === 'log')[2]!;
+    const resumed = await openStream(`${base}/api/device_requests/${serial}/logs`, keys.operator.key, middle.id).done;
+    const resumedLogs = resumed.filter((e) => e.event === 'log').map((e) => e.data);
+    assert.deepEqual(
+      resumedLogs,
+      logs.slice(3).map((l) => JSON.stringify(l)),
+    );
 
-      // A client that hangs up stops the polling behind its stream.
-      const waiting = await submit(ORG_A);
-      let polls = 0;
-      const workflow = env.client.workflow;
-      const getHandle = workflow.getHandle.bind(workflow);
-      workflow.getHandle = ((id: string, ...rest: unknown[]) => {
-        if (id === `vm-request-${waiting}`) polls += 1;
-        return (getHandle as (...a: unknown[]) => ReturnType<typeof getHandle>)(id, ...rest);
-      }) as typeof workflow.getHandle;
-      try {
-        const abort = new AbortController();
-        const res = await fetch(`${base}/api/device_requests/${waiting}/logs`, { headers: { authorization: `Bearer ${keys.operator.key}` }, signal: abort.signal });
-        assert.equal(res.status, 200);
-        await waitFor('a few polls', async () => (polls >= 3 ? true : undefined), 10_000, 50);
-        abort.abort();
-        await new Promise((r) => setTimeout(r, 300));
-        const afterHangUp = polls;
-        await new Promise((r) => setTimeout(r, 500));
-        assert.equal(polls, afterHangUp, 'no polling after the client left');
-      } finally {
-        workflow.getHandle = getHandle;
-      }
-    },
-  );
+    // A client that hangs up stops the polling behind its stream.
+    const waiting = await submit(ORG_A);
+    let polls = 0;
+    const workflow = env.client.workflow;
+    const getHandle = workflow.getHandle.bind(workflow);
+    workflow.getHandle = ((id: string, ...rest: unknown[]) => {
+      if (id === `vm-request-${waiting}`) polls += 1;
+      return (getHandle as (...a: unknown[]) => ReturnType<typeof getHandle>)(id, ...rest);
+    }) as typeof workflow.getHandle;
+    try {
+      const abort = new AbortController();
+      const res = await fetch(`${base}/api/device_requests/${waiting}/logs`, { headers: { authorization: `Bearer ${keys.operator.key}` }, signal: abort.signal });
+      assert.equal(res.status, 200);
+      await waitFor('a few polls', async () => (polls >= 3 ? true : undefined), 10_000, 50);
+      abort.abort();
+      await new Promise((r) => setTimeout(r, 300));
+      const afterHangUp = polls;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(polls, afterHangUp, 'no polling after the client left');
+    } finally {
+      workflow.getHandle = getHandle;
+    }
+  });
 });
 
 interface SseEvent {

@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
  * A failed build whose undo could not destroy its VM leaves that VM to the request: the completion must destroy it
  * (issue 18), not end "nothing left behind" while the VM still runs up the cluster's bill.
  */
-const skip = harnessSkipReason();
 
-describe("a failed build's leftovers", { skip }, () => {
+describe("a failed build's leftovers", () => {
   const harness = useWorkflowHarness();
 
   test('the VM a failed build could not destroy is destroyed at completion', async (t) => {

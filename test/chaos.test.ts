@@ -1,6 +1,5 @@
 import { describe, test } from 'node:test';
 import { runChaosScenario } from './support/chaosScenario';
-import { harnessSkipReason } from './support/workflowHarness';
 
 /**
  * Chaos: BUILDS builds (default 10, what CI runs; `npm run test:chaos` runs 50) submitted and approved over HTTP
@@ -8,11 +7,10 @@ import { harnessSkipReason } from './support/workflowHarness';
  * SQLite file and port), at random moments. Every request ends Fulfilled with exactly its VM and NetBird objects;
  * after completion nothing of any request is left.
  */
-const skip = harnessSkipReason();
 const BUILDS = Number(process.env.PVEFLOW_CHAOS_BUILDS ?? 10);
 const WORKER_KILLS = Number(process.env.PVEFLOW_CHAOS_KILLS ?? 3);
 
-describe('chaos: worker, API and Temporal killed during many builds', { skip }, () => {
+describe('chaos: worker, API and Temporal killed during many builds', () => {
   test(`${BUILDS} builds survive SIGKILLs of the worker (${WORKER_KILLS}×), the API and the dev server, with exactly one VM each`, async (t) => {
     const summary = await runChaosScenario({ builds: BUILDS, kills: [...Array<'worker'>(WORKER_KILLS).fill('worker'), 'api', 'temporal'] });
     t.diagnostic(summary);

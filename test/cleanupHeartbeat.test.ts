@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { completeUpdate } from '../src/contracts/messages';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
@@ -10,9 +10,8 @@ import { requestDriver } from './support/requestDriver';
  * must still be the only attempt (no retry started beside a live one) and leave nothing behind. A real dev server: the
  * heartbeat timeout is about real time.
  */
-const skip = harnessSkipReason();
 
-describe('cleanup activities heartbeat', { skip }, () => {
+describe('cleanup activities heartbeat', () => {
   const harness = useWorkflowHarness();
 
   test('a revoke against a slow NetBird answering 429 finishes in one attempt, nothing left', async (t) => {

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { buildStatusQuery, cancelUpdate, completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 import { requestDriver } from './support/requestDriver';
 
@@ -15,10 +15,9 @@ import { requestDriver } from './support/requestDriver';
  * was recorded. The retry must find that clone in the node's task list and adopt its VM; a cancel in that window must
  * still destroy it.
  */
-const skip = harnessSkipReason();
 const CLONE_ROUTE = 'POST /nodes/{node}/qemu/{vmid}/clone';
 
-describe('a clone retry after the clone request was lost', { skip }, () => {
+describe('a clone retry after the clone request was lost', () => {
   const harness = useWorkflowHarness();
   let n = 0;
 

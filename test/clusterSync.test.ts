@@ -14,7 +14,6 @@ import { requireTemporalBinary } from '../src/temporal/binaries';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { clusterSync } from '../src/workflows';
 import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/contracts/searchAttributes';
-import { harnessSkipReason } from './support/workflowHarness';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -23,9 +22,8 @@ import { waitFor } from './support/waitFor';
  * request's VM, stops another's and migrates a third behind pveflow's back and leaves a VM of their own in the pool; one sync tells
  * each request exactly what changed, reports the orphan, lists the templates — and a second sync finds nothing new.
  */
-const skip = harnessSkipReason();
 
-describe('clusterSync', { skip }, () => {
+describe('clusterSync', () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundle;
   let world: SimulatedWorld;

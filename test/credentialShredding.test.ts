@@ -8,7 +8,7 @@ import { revealCredentials } from '../src/api/credentialReveal';
 import { CredentialKeys } from '../src/credentials/credentialKeys';
 import { completeUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
 import { historyPlaintext } from './support/historyText';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
@@ -16,9 +16,8 @@ import { requestDriver } from './support/requestDriver';
  * holds the guest's passwords in a form anyone can open. The histories are read here as the test server stores them,
  * without a payload codec: exactly what an operator holding the codec keys would see once /codec decrypted them.
  */
-const skip = harnessSkipReason();
 
-describe('guest credentials are crypto-shredded', { skip }, () => {
+describe('guest credentials are crypto-shredded', () => {
   const harness = useWorkflowHarness();
   const keysDir = mkdtempSync(join(tmpdir(), 'pveflow-credential-keys-'));
   after(() => rmSync(keysDir, { recursive: true, force: true }));

@@ -31,8 +31,9 @@ test('every dependency of package.json is in the lock', () => {
   }
 });
 
-test('what install writes (node_modules, the Temporal binaries in .tools, .data) is git-ignored', (t) => {
-  const git = spawnSync('git', ['check-ignore', '--no-index', 'node_modules/x', '.tools/bin/temporal', '.data/temporal.db'], { cwd: root, encoding: 'utf8' });
+test("what install writes (node_modules, the Temporal binaries and NetBird's OpenAPI document in .tools, .data) is git-ignored", (t) => {
+  const written = ['node_modules/x', '.tools/bin/temporal', '.tools/reference/netbird-openapi.yml', '.data/temporal.db'];
+  const git = spawnSync('git', ['check-ignore', '--no-index', ...written], { cwd: root, encoding: 'utf8' });
   if (git.error) return t.skip('git is not installed');
-  assert.deepEqual(git.stdout.trim().split('\n'), ['node_modules/x', '.tools/bin/temporal', '.data/temporal.db']);
+  assert.deepEqual(git.stdout.trim().split('\n'), written);
 });

@@ -15,7 +15,7 @@ import { closeActivityDeps, createActivityDeps, createWorker } from '../src/work
 import { vmBuild } from '../src/workflows';
 import { completeUpdate } from '../src/contracts/messages';
 import { requestDriver } from './support/requestDriver';
-import { harnessSkipReason, useWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness, type WorkflowHarness } from './support/workflowHarness';
 
 /**
  * The role docs/operations.md tells operators to create, granted where it says, is exactly enough: a token holding
@@ -23,7 +23,6 @@ import { harnessSkipReason, useWorkflowHarness, type WorkflowHarness } from './s
  * build fails at the stage that needs it, naming it and what to grant. The role and the paths are read from the
  * document itself, so the test follows what an operator would type.
  */
-const skip = harnessSkipReason();
 
 const doc = readFileSync(join(__dirname, '..', 'docs', 'operations.md'), 'utf8');
 const ROLE = /pveum role add PVEflow --privs "([^"]+)"/.exec(doc)?.[1]?.split(' ') ?? [];
@@ -47,7 +46,7 @@ function grant(seed: Parameters<NonNullable<Parameters<typeof startSimulatedWorl
   }
 }
 
-describe('least privilege: the documented role, and each of its privileges taken away', { skip }, () => {
+describe('least privilege: the documented role, and each of its privileges taken away', () => {
   const harness = useWorkflowHarness();
   const dir = mkdtempSync(join(tmpdir(), 'pveflow-least-'));
   let world: SimulatedWorld | undefined;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { ESLint } from 'eslint';
 
 /**
- * The two rules the project's style leans on (STYLE.md, Tooling), checked against code that breaks them: a linter
+ * The two rules the project's style leans on (docs/style.md, Tooling), checked against code that breaks them: a linter
  * configuration that quietly lost one would otherwise pass every tree.
  */
 const root = resolve(__dirname, '..');
@@ -41,4 +42,12 @@ describe('lint', () => {
       broken.join('\n'),
     );
   });
+});
+
+test('the style guide the lint configuration cites is in the repository and states both rules', () => {
+  const cited = new Set([readFileSync(resolve(root, 'eslint.config.mjs'), 'utf8'), readFileSync(__filename, 'utf8')].flatMap((text) => [...text.matchAll(/\b([\w/]+\.md)\b/g)].map((m) => m[1]!)));
+  assert.deepEqual([...cited], ['docs/style.md']);
+  const guide = readFileSync(resolve(root, 'docs/style.md'), 'utf8');
+  assert.match(guide, /no-floating-promises/);
+  assert.match(guide, /`src\/workflows\/` imports no\s+Node built-in/);
 });

@@ -641,13 +641,8 @@ describe('waitForPeer', () => {
   });
 });
 
-test('every response the activities received validates against the NetBird spec', (t) => {
+test('every response the activities received validates against the NetBird spec', () => {
   const contract = loadNetbirdContract();
-  if (!contract) {
-    if (process.env.CI) assert.fail('netbird-openapi.yml is missing: CI must run against the NetBird spec');
-    t.skip('netbird-openapi.yml not found (set PVEFLOW_REFERENCE_DIR): responses not checked against the spec');
-    return;
-  }
   const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
   assert.deepEqual(problems, []);
 });

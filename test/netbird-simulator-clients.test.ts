@@ -207,12 +207,7 @@ test('the management API never compresses, even when asked to', async () => {
   assert.ok(JSON.stringify(r.body).length > 1024, 'a body large enough that a compressing server would compress it');
 });
 
-test("every answer in this file matches the spec's response schema", (t) => {
-  if (!contract) {
-    if (process.env.CI) assert.fail('netbird-openapi.yml is missing: CI must run against the NetBird spec');
-    t.skip('netbird-openapi.yml not found (set PVEFLOW_REFERENCE_DIR)');
-    return;
-  }
+test("every answer in this file matches the spec's response schema", () => {
   assert.ok(exchanges.length > 30);
   const problems = exchanges.flatMap((e) => contract.checkResponse(e.method, e.template, e.status, e.body).map((p) => `${e.method} ${e.template} ${e.status}: ${p}`));
   assert.deepEqual(problems, []);

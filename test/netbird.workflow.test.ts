@@ -4,13 +4,12 @@ import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { vpnObjectsOf } from '../src/domain/vpnObjects';
 import { completeUpdate } from '../src/contracts/messages';
 import { requestDriver } from './support/requestDriver';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 
 /** NetBird misbehaving under whole requests: cleanup goes on and says what it left; a 429 storm costs no build. */
-const skip = harnessSkipReason();
 
-describe('NetBird failures across whole requests', { skip }, () => {
+describe('NetBird failures across whole requests', () => {
   const harness = useWorkflowHarness();
 
   test('completion with NetBird down still deletes the VM and lists exactly what was left in NetBird', async (t) => {

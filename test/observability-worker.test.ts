@@ -12,16 +12,15 @@ import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmBuild } from '../src/workflows';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
 import { quietLogger } from './support/quietLogger';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 
 /**
  * The worker's metrics and tracing around real builds (time-skipping server, simulators, real sshd): upstream calls
  * by operation template, stage durations, build outcomes, sync orphans, and spans exported over OTLP/HTTP to a
  * collector that only records what it is sent.
  */
-const skip = harnessSkipReason();
 
-describe('worker observability', { skip }, () => {
+describe('worker observability', () => {
   const harness = useWorkflowHarness();
   let collector: Server;
   let collectorUrl: string;

@@ -18,7 +18,6 @@ import { closeActivityDeps, createActivityDeps, createWorker } from '../src/work
 import { clusterSync } from '../src/workflows';
 import { completeUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { harnessSkipReason } from './support/workflowHarness';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -29,10 +28,9 @@ import { waitFor } from './support/waitFor';
  * endpoint (a shared sshd would make every node one directory and hide the bug), and the sync runs on a dev server
  * (it finds the requests through visibility).
  */
-const skip = harnessSkipReason();
 const NODES = ['pve1', 'pve2', 'pve3'];
 
-describe('the snippet follows a migrated VM', { skip }, () => {
+describe('the snippet follows a migrated VM', () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundle;
   let world: SimulatedWorld;

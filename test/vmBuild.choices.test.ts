@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { deviceNames } from '../src/domain/deviceNames';
 import { netbirdEnrollmentOf } from '../src/simulators/world';
 import { parsePropertyString } from '../src/activities/proxmox/vmSettings';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
@@ -14,9 +14,8 @@ import { requestDriver } from './support/requestDriver';
  * user-data with the choices merged in, the boot disk is grown to the size asked for, and net0 is on the bridge and
  * VLAN asked for.
  */
-const skip = harnessSkipReason();
 
-describe('a request with choices builds with them', { skip }, () => {
+describe('a request with choices builds with them', () => {
   const harness = useWorkflowHarness();
 
   test('the snippet holds the merged user-data, the disk is grown and net0 is on the chosen bridge and VLAN', async (t) => {

@@ -5,7 +5,7 @@ import { cloneSlotsQuery, releasePlacementSignal, requestCloneSlotSignal } from 
 import { buildStatusQuery, cancelUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { createLocalTemplate } from './support/localTemplate';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { waitFor } from './support/waitFor';
 import { buildWorkflowId, cloneSlotsWorkflowId } from '../src/contracts/workflowIds';
 import { requestDriver } from './support/requestDriver';
@@ -17,11 +17,10 @@ import { requestDriver } from './support/requestDriver';
  * LVM-thin under heavy load), so a whole class cloned at once makes the late ones time out. With clone slots per node and
  * storage, the same class clones without a single lock timeout, never more clones at once than the limit.
  */
-const skip = harnessSkipReason();
 const CLASS_SIZE = 8;
 const LOCAL_TEMPLATE = 9100;
 
-describe('a class of identical VMs under clone slots', { skip }, () => {
+describe('a class of identical VMs under clone slots', () => {
   const harness = useWorkflowHarness();
 
   async function buildClass(prefix: string, limits: { perNode: number; perStorage: number }) {

@@ -4,15 +4,14 @@ import type { SimulatedWorld } from '../src/simulators/world';
 import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { requestDriver } from './support/requestDriver';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 
 /**
  * The failure classes of proxmox-behaviour.md §6 injected into whole builds by the simulator: each build either
  * completes (what a retry fixes) or fails with its undo done and a message an operator can act on.
  */
-const skip = harnessSkipReason();
 
-describe('vmBuild under Proxmox failure classes', { skip }, () => {
+describe('vmBuild under Proxmox failure classes', () => {
   const harness = useWorkflowHarness();
   let n = 0;
 

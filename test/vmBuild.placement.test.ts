@@ -5,16 +5,15 @@ import type { SimulatedWorld } from '../src/simulators/world';
 import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
 import { createLocalTemplate } from './support/localTemplate';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
  * Where a build puts its VM and what it adds around it: storage space for full clones, templates on a node's local
  * storage (proxmox-behaviour.md §4.8, §6.4, §6.10), and HA resources (§4.17) with their undo.
  */
-const skip = harnessSkipReason();
 
-describe('vmBuild placement, local templates and HA', { skip }, () => {
+describe('vmBuild placement, local templates and HA', () => {
   const harness = useWorkflowHarness();
   let n = 0;
 

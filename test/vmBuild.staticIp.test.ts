@@ -5,7 +5,7 @@ import type { SimulatedWorld } from '../src/simulators/world';
 import { addressLeasesQuery } from '../src/contracts/ipPoolMessages';
 import { completeUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 import { ipPoolWorkflowId } from '../src/contracts/workflowIds';
 
@@ -14,9 +14,8 @@ import { ipPoolWorkflowId } from '../src/contracts/workflowIds';
  * free address as `ipconfig0`, the guest comes up with it, the address returns to the pool when the VM is destroyed,
  * and an exhausted pool fails the build with what to do, leaving nothing behind.
  */
-const skip = harnessSkipReason();
 
-describe('static addresses from a pool', { skip }, () => {
+describe('static addresses from a pool', () => {
   const harness = useWorkflowHarness();
 
   test('a pool the configuration cannot use is refused at start-up, saying why', () => {

@@ -5,16 +5,15 @@ import type { PveTiming } from '../src/simulators/pve';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { cancelUpdate, completeUpdate, rebuildUpdate } from '../src/contracts/messages';
 import type { BuildStage } from '../src/contracts/types';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver, type DrivenRequest } from './support/requestDriver';
 
 /**
  * The build saga on a real Temporal server against the simulators: each failure ends `failed` with the undo done and
  * a message an operator can act on; a cancel (API or Temporal UI) at any stage leaves nothing behind.
  */
-const skip = harnessSkipReason();
 
-describe('vmBuild: failures and cancellation', { skip }, () => {
+describe('vmBuild: failures and cancellation', () => {
   const harness = useWorkflowHarness();
   let n = 0;
 

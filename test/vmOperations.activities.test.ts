@@ -13,17 +13,15 @@ import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps } from '../src/worker';
 import { pveflowRole } from '../src/domain/pveflowPrivileges';
-import { harnessSkipReason } from './support/workflowHarness';
 
 /**
  * The day-2 activities against the simulated Proxmox, which answers as PVE does (reference §4.9–4.16): each does what
  * it says, finds what an earlier attempt did, and ends once the VM is where it was asked to be. The guest here takes
  * 2.5 s to shut down, so a 1 s bound meets a guest that ignores the shutdown.
  */
-const skip = harnessSkipReason();
 const NO_SNAPSHOT = { id: 'nosnap@pve!automation', secret: '4f1d2c3b-0000-4000-8000-00000000d2d2' };
 
-describe('day-2 activities against the simulated Proxmox', { skip }, () => {
+describe('day-2 activities against the simulated Proxmox', () => {
   let world: SimulatedWorld;
   let dir: string;
   let root: PveClient;

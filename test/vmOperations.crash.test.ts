@@ -11,7 +11,6 @@ import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/worl
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { migrateUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { harnessSkipReason } from './support/workflowHarness';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -21,9 +20,8 @@ import { waitFor } from './support/waitFor';
  * follows, and the caller still gets its answer. Real time on the dev server: the killed activity is noticed through
  * its 30 s heartbeat timeout, as in production.
  */
-const skip = harnessSkipReason();
 
-describe('a worker killed mid-operation', { skip }, () => {
+describe('a worker killed mid-operation', () => {
   let env: TestWorkflowEnvironment;
   let world: SimulatedWorld;
   let dir: string;

@@ -19,7 +19,6 @@ import { completeUpdate, migrateUpdate, powerUpdate, reconfigureUpdate, snapshot
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { RequestRecord } from '../src/contracts/types';
 import type { CallerRole, OperationResult } from '../src/contracts/vmOperations';
-import { harnessSkipReason } from './support/workflowHarness';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { quietLogger } from './support/quietLogger';
 import { waitFor } from './support/waitFor';
@@ -30,10 +29,9 @@ import { waitFor } from './support/waitFor';
  * directory behind its own SFTP endpoint, so that a migration shows where the snippet went. The guest takes 1.5 s
  * to shut down: long enough for a second operation to arrive while one runs.
  */
-const skip = harnessSkipReason();
 const NODES = ['pve1', 'pve2', 'pve3'];
 
-describe('day-2 operations on a request’s VM', { skip }, () => {
+describe('day-2 operations on a request’s VM', () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundle;
   let world: SimulatedWorld;

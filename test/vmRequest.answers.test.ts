@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, rejectUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
 import { BuildStatusKey, RequestStatusKey } from '../src/contracts/searchAttributes';
-import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { DAY, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
@@ -12,9 +12,8 @@ import { requestDriver } from './support/requestDriver';
  * answers the new build, a completion says Completing. On the time-skipping server, the real activities against
  * the simulators.
  */
-const skip = harnessSkipReason();
 
-describe('vmRequest: what each update answers', { skip }, () => {
+describe('vmRequest: what each update answers', () => {
   const harness = useWorkflowHarness();
   let world: SimulatedWorld;
   let n = 0;

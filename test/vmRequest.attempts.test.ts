@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { completeUpdate, rebuildUpdate } from '../src/contracts/messages';
 import type { RequestRecord } from '../src/contracts/types';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
@@ -10,9 +10,8 @@ import { requestDriver } from './support/requestDriver';
  * node, its VM and its build time; they stay beside the new attempt's. On the time-skipping server, the real
  * activities against the simulators.
  */
-const skip = harnessSkipReason();
 
-describe('vmRequest: one record per build attempt', { skip }, () => {
+describe('vmRequest: one record per build attempt', () => {
   const harness = useWorkflowHarness();
 
   test('a rebuild keeps attempt 1 (its log, node, VM and build time) beside attempt 2', async (t) => {

@@ -6,14 +6,13 @@ import type { RequestPolicy } from '../src/domain/requestPolicy';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { extendUpdate } from '../src/contracts/messages';
-import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { DAY, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /** The request as a lease, in skipped time: expiry, auto-approval, a start days ahead, extension and the end notice. */
-const skip = harnessSkipReason();
 const HOUR = 3600_000;
 
-describe('vmRequest lifecycle (time-skipping)', { skip }, () => {
+describe('vmRequest lifecycle (time-skipping)', () => {
   const harness = useWorkflowHarness();
   let world: SimulatedWorld;
   let notices: Array<Record<string, unknown>> = [];

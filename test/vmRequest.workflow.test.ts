@@ -3,16 +3,15 @@ import { readdirSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { completeUpdate, rejectUpdate } from '../src/contracts/messages';
-import { DAY, harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { DAY, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 
 /**
  * vmRequest on Temporal's time-skipping test server, with the real activities against the simulated Proxmox VE and
  * NetBird, and snippets uploaded over SFTP to a real OpenSSH sshd on 127.0.0.1.
  */
-const skip = harnessSkipReason();
 
-describe('vmRequest workflow (time-skipping)', { skip }, () => {
+describe('vmRequest workflow (time-skipping)', () => {
   const harness = useWorkflowHarness();
   let world: SimulatedWorld;
 

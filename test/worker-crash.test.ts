@@ -12,7 +12,6 @@ import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/worl
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { completeUpdate } from '../src/contracts/messages';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { harnessSkipReason } from './support/workflowHarness';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -21,9 +20,8 @@ import { waitFor } from './support/waitFor';
  * (the clone's UPID was heartbeated; NetBird objects are found by name) and ends with exactly one of everything.
  * Real time on the dev server: the killed activity is noticed through its 30 s heartbeat timeout, as in production.
  */
-const skip = harnessSkipReason();
 
-describe('a worker killed mid-build', { skip }, () => {
+describe('a worker killed mid-build', () => {
   let env: TestWorkflowEnvironment;
   const cleanups: Array<() => Promise<void> | void> = [];
 

@@ -7,7 +7,6 @@ import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
 import type { DeviceRequest } from '../../src/domain/deviceRequest';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
-import { referencePath } from '../../src/reference';
 import type { ClusterSeed, PveTiming } from '../../src/simulators/pve';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
@@ -43,13 +42,6 @@ export interface WorkflowHarness {
 }
 
 export const DAY = 24 * 3600_000;
-
-/** Why the harness cannot run here, or undefined. In CI a missing piece is a failure, never a skip. */
-export function harnessSkipReason(): string | undefined {
-  const missing = !referencePath('pve-api-schema.json') || !referencePath('netbird-openapi.yml');
-  if (missing && process.env.CI) throw new Error('reference data missing in CI: the simulators would run unvalidated');
-  return missing ? 'reference data (../shared/reference) absent' : undefined;
-}
 
 export async function startWorkflowHarness(): Promise<WorkflowHarness | { skipped: string }> {
   const started = await startSshd();

@@ -1,16 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
-import { referencePath, warnReferenceMissing } from '../../reference';
 
 /**
  * NetBird's own OpenAPI document, compiled with ajv: the yardstick for the bodies the simulator accepts and for the
- * responses it sends. The document is read at run time (it is data the project must not contain), so every schema
- * here comes from the spec itself; nothing is copied by hand.
+ * responses it sends. The document is installed like the project's other dependencies, from NetBird's Go module
+ * (scripts/install-reference-data.mjs, run by npm install, records the module, version and sha256 beside it), so
+ * every schema here comes from the spec itself; nothing is copied by hand.
  */
 
-const SPEC_FILE = 'netbird-openapi.yml';
+/** Where the install step puts the document (git-ignored). */
+export const NETBIRD_OPENAPI_FILE = join(__dirname, '..', '..', '..', '.tools', 'reference', 'netbird-openapi.yml');
 /** The base URI the spec's `#/components/...` references are rewritten against. */
 const SPEC_ID = 'urn:pveflow:netbird-openapi';
 
@@ -29,18 +31,20 @@ export interface NetbirdContract {
   checkResponse(method: string, template: string, status: number, body: unknown): string[];
 }
 
-let cached: NetbirdContract | null | undefined;
+let cached: NetbirdContract | undefined;
 
-/** The compiled contract, or undefined (after a loud warning) when the reference file is absent. Parsed once. */
-export function loadNetbirdContract(): NetbirdContract | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  const file = referencePath(SPEC_FILE);
-  if (!file) {
-    warnReferenceMissing('NetBird simulator', SPEC_FILE);
-    cached = null;
-    return undefined;
+/**
+ * The compiled contract, parsed once. Without the document the simulator would accept what NetBird refuses, so it
+ * does not start: the error names the install step.
+ */
+export function loadNetbirdContract(): NetbirdContract {
+  if (cached) return cached;
+  if (!existsSync(NETBIRD_OPENAPI_FILE)) {
+    throw new Error(
+      `NetBird's OpenAPI document is not installed (${NETBIRD_OPENAPI_FILE}); the NetBird simulator validates against it. ` + 'Install it with `npm run install:reference-data` (npm install runs it; it needs Go).',
+    );
   }
-  cached = compileContract(parse(readFileSync(file, 'utf8')) as JsonObject);
+  cached = compileContract(parse(readFileSync(NETBIRD_OPENAPI_FILE, 'utf8')) as JsonObject);
   return cached;
 }
 

@@ -17,7 +17,7 @@ export interface NetbirdExchange {
 
 export interface NetbirdAppDeps {
   account: NetbirdAccount;
-  contract: NetbirdContract | undefined;
+  contract: NetbirdContract;
   tokens: ReadonlySet<string>;
   dnsDomain: string;
   /** The user the personal access tokens belong to. */
@@ -100,7 +100,7 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
     } catch {
       return fail(400, "couldn't parse JSON request");
     }
-    const problems = deps.contract?.checkRequest(route.method, route.template, body) ?? [];
+    const problems = deps.contract.checkRequest(route.method, route.template, body);
     if (problems.length) return fail(400, `couldn't parse JSON request: ${problems.join('; ')}`);
   }
 

@@ -23,7 +23,7 @@ export interface SimContext {
   flocks: ConfigFlocks;
   perms: PermissionEngine;
   timing: PveTiming;
-  schema: PveApiSchema | undefined;
+  schema: PveApiSchema;
   faults: Faults;
   capacity: StorageCapacity;
   snippetsDir(node: string, storage: string): string;

@@ -33,8 +33,8 @@ import { realisticTiming, type PveTiming } from './timing';
 
 /**
  * The simulated Proxmox VE API server: pveflow's embedded default and the world every test runs against.
- * It follows the real server as `../shared/reference/proxmox-behaviour.md` documents it and validates every
- * request against the official API schema.
+ * It follows the real server as the Proxmox behaviour notes (proxmox-behaviour.md) document it and validates every
+ * request against the official API schema's facts (pve-api-facts.json).
  */
 export type { GuestBoot } from './context';
 export type { PveTiming } from './timing';
@@ -135,7 +135,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     flocks: new ConfigFlocks(faults),
     perms: new PermissionEngine(opts.seed.acls, cluster, opts.seed.roles),
     timing: mergeTiming(opts.timing),
-    schema: PveApiSchema.fromReference(),
+    schema: PveApiSchema.fromFacts(),
     snippetsDir: opts.snippetsDir,
     onGuestBoot: opts.onGuestBoot,
   };

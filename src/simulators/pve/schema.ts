@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { referencePath, warnReferenceMissing } from '../../reference';
+import { join } from 'node:path';
 import { checkFormat, FormatError } from './formats';
 
 /**
  * PVE's parameter validator (pve-common `PVE/JSONSchema.pm` `check_prop`/`check_object`), driven by the official
- * API schema read at start-up. It is general on purpose: every route the simulator serves is validated the same
- * way, in the same order and with the same texts as the real server, so a request the real API rejects is
- * rejected here too.
+ * API schema's facts (pve-api-facts.json beside this file, derived by scripts/derive-pve-schema-facts.ts from
+ * pve-docs' API viewer data; its `provenance` names the version). It is general on purpose: every route the
+ * simulator serves is validated the same way, in the same order and with the same texts as the real server, so a
+ * request the real API rejects is rejected here too.
  */
 
 /** One parameter (or property-string sub-key) as the schema describes it. */
@@ -26,8 +27,8 @@ export interface ParamSchema {
   keyAlias?: string;
   requires?: string | ParamSchema;
   items?: ParamSchema;
-  description?: string;
-  typetext?: string;
+  /** The highest index of an indexed key (`scsi[n]`: 30), where the schema states it. */
+  indexMax?: number;
 }
 
 export interface MethodParameters {
@@ -46,6 +47,14 @@ export interface MethodSchema {
 
 type SchemaDocument = Record<string, Record<string, MethodSchema>>;
 
+/** The derived file: where its facts come from, and the facts per path and method. */
+interface FactsFile {
+  provenance: { source: string; derivedBy: string; inputSha256: string };
+  paths: SchemaDocument;
+}
+
+export const PVE_API_FACTS_FILE = join(__dirname, 'pve-api-facts.json');
+
 /**
  * A parameter value as it arrived: strings from forms and query strings (arrays for repeated keys), and whatever
  * JSON carried for JSON bodies. Numbers are already turned into their decimal text, as Perl would see them.
@@ -54,17 +63,22 @@ export type RawParam = string | boolean | RawParam[] | { [key: string]: unknown 
 
 export type ParamErrors = Record<string, string>;
 
-export class PveApiSchema {
-  private constructor(private readonly doc: SchemaDocument) {}
+let loaded: PveApiSchema | undefined;
 
-  /** The schema from the reference data, or undefined (with the loud warning) when it is absent. */
-  static fromReference(): PveApiSchema | undefined {
-    const path = referencePath('pve-api-schema.json');
-    if (!path) {
-      warnReferenceMissing('Proxmox VE simulator', 'pve-api-schema.json');
-      return undefined;
+export class PveApiSchema {
+  private constructor(
+    private readonly doc: SchemaDocument,
+    /** Which Proxmox VE schema the facts were derived from. */
+    readonly source: string,
+  ) {}
+
+  /** The schema's facts kept in the repository, parsed once per process. */
+  static fromFacts(): PveApiSchema {
+    if (!loaded) {
+      const facts = JSON.parse(readFileSync(PVE_API_FACTS_FILE, 'utf8')) as FactsFile;
+      loaded = new PveApiSchema(facts.paths, facts.provenance.source);
     }
-    return new PveApiSchema(JSON.parse(readFileSync(path, 'utf8')) as SchemaDocument);
+    return loaded;
   }
 
   method(pathTemplate: string, method: string): MethodSchema | undefined {
@@ -72,7 +86,10 @@ export class PveApiSchema {
   }
 }
 
-/** Indexed keys appear once as `net[n]`; the real range is in the description ("n is 0 to 30") or PVE's code. */
+/**
+ * Indexed keys appear once as `net[n]`; the real range is the schema's `indexMax` where it states one, else the
+ * limit in PVE's code, written out here.
+ */
 const INDEX_LIMITS: Record<string, number> = {
   net: 31,
   ipconfig: 31,
@@ -99,8 +116,7 @@ export function resolveProperty(properties: Record<string, ParamSchema>, key: st
   if (!m || (m[2]!.length > 1 && m[2]!.startsWith('0'))) return undefined;
   const template = properties[`${m[1]}[n]`];
   if (!template) return undefined;
-  const fromDescription = /\(n is 0 to (\d+)\)/.exec(template.description ?? '');
-  const limit = fromDescription ? Number(fromDescription[1]) : INDEX_LIMITS[m[1]!];
+  const limit = template.indexMax ?? INDEX_LIMITS[m[1]!];
   if (limit !== undefined && Number(m[2]) > limit) return undefined;
   return template;
 }

@@ -95,7 +95,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     const request = { identity: identity.identity, params: new Params(normalize(raw)) };
     match.route.permission?.(request, sim);
     if (match.route.path.startsWith('/nodes/{node}')) await contactNode(sim, node ?? '');
-    const methodSchema = sim.schema?.method(match.route.path, method);
+    const methodSchema = sim.schema.method(match.route.path, method);
     if (methodSchema) {
       const errors = validateParameters(methodSchema, raw);
       if (errors) throw paramError(errors);

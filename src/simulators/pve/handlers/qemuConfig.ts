@@ -43,7 +43,7 @@ export function assertConfigKeyAllowed(req: ApiRequest, sim: SimContext, key: st
 
 /** Config values come back as numbers when the schema types them integer/boolean (Perl's JSON encoder). */
 function typedConfig(sim: SimContext, config: VmConfig): Record<string, string | number> {
-  const properties = sim.schema?.method(CONFIG_PATH, 'PUT')?.parameters?.properties;
+  const properties = sim.schema.method(CONFIG_PATH, 'PUT')?.parameters?.properties;
   const out: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(config)) {
     const type = properties ? resolveProperty(properties, k)?.type : /^(cores|sockets|template|onboot|vcpus)$/.test(k) ? 'integer' : 'string';
