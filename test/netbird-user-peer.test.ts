@@ -67,6 +67,24 @@ describe('a NetBird user signs a machine in through Dex', { skip: unavailable },
     // The client in the namespace holds the address the server gave it: the machine is on the VPN.
     const addr = await laptopA.exec('ip', ['-4', '-o', 'addr', 'show']);
     assert.match(addr.stdout, new RegExp(`inet ${a.ip.replaceAll('.', '\\.')}/`), addr.stdout);
+
+    // A group added to the user's auto_groups later reaches the machine already signed in (how pveflow grants a
+    // consultant whose laptop joined before the request existed).
+    const later = await api<{ id: string }>('POST', '/api/groups', { name: 'pveflow-consultant-alice' });
+    await api('PUT', `/api/users/${alice.id}`, { role: 'user', auto_groups: [groupA.id, later.id], is_blocked: false });
+    const regrouped = (await listPeers(server)).find((p) => p.id === laptopA.peer.id);
+    assert.deepEqual(regrouped?.groups.map((g) => g.name).sort(), ['All', 'consultants-a', 'pveflow-consultant-alice']);
+
+    // The machines reach each other over the tunnel (the new account's Default policy lets every peer reach every
+    // peer): what the end-to-end test's SSH from the consultant's machine relies on.
+    const listener = laptopB.exec('timeout', ['30', 'socat', `TCP-LISTEN:7777,bind=${b.ip}`, 'SYSTEM:echo from-bob'], { timeoutMs: 35_000 });
+    let answer = '';
+    for (let i = 0; i < 20 && answer !== 'from-bob'; i++) {
+      await sleep(500);
+      answer = (await laptopA.exec('socat', ['-T', '5', '-', `TCP:${b.ip}:7777,connect-timeout=5`], { timeoutMs: 10_000 })).stdout.trim();
+    }
+    assert.equal(answer, 'from-bob', `alice's machine did not reach bob's over NetBird:\n${laptopA.log().slice(-2000)}`);
+    await listener;
   });
 
   it('refuses a wrong password, with what Dex said', async () => {
