@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { mergeUserData } from '../src/activities/snippets/userDataMerge';
 import { cloudInitChoicesSchema } from '../src/domain/cloudInitChoices';
 import { startLocalAptRepo, type LocalAptRepo } from './support/localAptRepo';
@@ -83,4 +85,18 @@ describe('local Debian repository for a guest', () => {
     assert.deepEqual(merged.packages, ['qemu-guest-agent', repo.packageName]);
     assert.equal(merged.package_update, true, "pveflow's package_update refreshes the lists, this repository's included");
   });
+
+  const cloudCfg = '/etc/cloud/cloud.cfg';
+  it(
+    "is in place before cloud-init installs packages: Debian's cloud-init writes files in its init stage, packages in its final one",
+    { skip: !existsSync(cloudCfg) && !process.env.CI && 'cloud-init is not installed (apt-get install -y cloud-init)' },
+    async () => {
+      // The guest's cloud-init is Debian 12's package, as on this host (CI installs it): its stages, in order.
+      const cfg = parse(await readFile(cloudCfg, 'utf8')) as Record<string, Array<string | string[]>>;
+      const stage = (module: string) => ['cloud_init_modules', 'cloud_config_modules', 'cloud_final_modules'].findIndex((s) => cfg[s]?.some((m) => (Array.isArray(m) ? m[0] : m) === module));
+      assert.equal(stage('write-files'), 0);
+      assert.equal(stage('package-update-upgrade-install'), 2);
+      assert.equal(stage('write-files-deferred'), 2, '"defer": true would write the list only after the packages');
+    },
+  );
 });
