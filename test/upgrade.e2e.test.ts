@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
+import { cloneSlotsWorkflowId, ipPoolWorkflowId, syncScheduleId } from '../src/contracts/workflowIds';
 import { startEmbeddedStack, type EmbeddedStack } from '../src/embedded/stack';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { pveflow } from './support/cliRunner';
@@ -41,6 +42,8 @@ let previous: RunningPreviousRelease | undefined;
 let current: EmbeddedStack | undefined;
 let apiUrl = '';
 const startedAt = Date.now();
+/** When the previous release had exited: what it started was started before. */
+let stoppedAt = new Date(0);
 let stepNo = 0;
 
 after(async () => {
@@ -124,7 +127,7 @@ async function judged<T>(what: string, run: () => Promise<T>): Promise<T> {
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      const failures = await workflowTaskFailures(current!.client);
+      const failures = await workflowTaskFailures(current!.client).catch(() => []);
       if (failures.length) throw new Error(`${what}: ${failureReport(failures)}`);
       await new Promise((r) => setTimeout(r, 3_000));
     }
@@ -132,7 +135,16 @@ async function judged<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await Promise.race([run(), watcher as Promise<never>]);
   } catch (err) {
-    const failures = await workflowTaskFailures(current!.client).catch(() => []);
+    // A query replays the history too, and can fail on the same divergence before the workflow task records it.
+    const failures = await waitFor(
+      'a failed workflow task to explain the failure',
+      async () => {
+        const found = await workflowTaskFailures(current!.client);
+        return found.length ? found : undefined;
+      },
+      15_000,
+      1_000,
+    ).catch(() => []);
     if (failures.length) throw new Error(`${what}: ${failureReport(failures)}\n(while: ${(err as Error).message})`, { cause: err });
     throw err;
   } finally {
@@ -238,6 +250,7 @@ test('requests started by the previous release, in every state, are carried to t
   await step(`stop the previous release ${release.version} (SIGTERM) with all of that in flight`, async () => {
     const exit = await previous!.stop();
     previous = undefined;
+    stoppedAt = new Date();
     assert.deepEqual(exit, { code: 0, signal: null }, `the previous release stops cleanly on SIGTERM; see ${previousLog}`);
   });
 
@@ -307,6 +320,35 @@ test('requests started by the previous release, in every state, are carried to t
     const made = current!.world!.pve.dump().vms.filter((v) => !v.template);
     assert.deepEqual(made.map((v) => v.vmid).sort(), [...vmids].sort(), 'the cluster holds the fulfilled requests’ VMs and nothing else');
   });
+
+  await step('the coordinators and the sync schedule the previous release started run on under this release', () =>
+    judged('coordinators and cluster sync', async () => {
+      const client = current!.client;
+      const taskQueue = settings.TEMPORAL_TASK_QUEUE!;
+      for (const id of [cloneSlotsWorkflowId(taskQueue), ipPoolWorkflowId(taskQueue)]) {
+        const runs = [];
+        for await (const run of client.workflow.list({ query: `WorkflowId = "${id}"` })) runs.push(run);
+        assert.ok(
+          runs.some((r) => r.startTime < stoppedAt),
+          `${id} was started by the previous release`,
+        );
+        assert.equal(runs.filter((r) => r.status.name === 'RUNNING').length, 1, `${id}: one run goes on, not a second coordinator`);
+      }
+      const schedule = client.schedule.getHandle(syncScheduleId(taskQueue));
+      const described = await schedule.describe();
+      assert.ok(described.info.createdAt < stoppedAt, 'the sync schedule is the one the previous release created');
+      const seen = new Set(described.info.recentActions.map((a) => a.action.workflow.workflowId));
+      await schedule.trigger();
+      const run = await waitFor('the triggered cluster sync', async () => (await schedule.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId)));
+      await client.workflow.getHandle(run.action.workflow.workflowId).result();
+      // The sync tells each request what changed: nothing did, across the upgrade.
+      for (const role of fulfilled) {
+        const r = await record(left[role]!);
+        assert.equal(r.status, 'Fulfilled', `${role} ${left[role]} after the sync: ${JSON.stringify(r.drift)}`);
+        assert.equal(r.drift, undefined, `${role} ${left[role]}: the sync saw a drift`);
+      }
+    }),
+  );
 
   await step('complete every request through this release (CLI); the one for tomorrow too', () =>
     judged('completing everything', async () => {
