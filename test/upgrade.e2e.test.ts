@@ -47,7 +47,7 @@ let stoppedAt = new Date(0);
 let stepNo = 0;
 
 after(async () => {
-  await previous?.stop(10_000);
+  await previous?.stop(60_000);
   await current?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });

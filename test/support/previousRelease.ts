@@ -96,7 +96,7 @@ export interface RunningPreviousRelease {
   /** Adds faults to the simulated Proxmox of the previous release's world (the classes of its `sim.faults.set`). */
   setPveFaults(faults: object): Promise<void>;
   clearPveFaults(): Promise<void>;
-  /** SIGTERM, as an operator stops it for the upgrade; resolves once the process has exited (SIGKILL after `graceMs`). */
+  /** SIGTERM, as an operator stops it for the upgrade; resolves once it has exited (its process group killed after `graceMs`). */
   stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -110,7 +110,16 @@ export async function startPreviousRelease(release: PreviousRelease, env: Record
     cwd: release.root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...release.env, ...env, PREVIOUS_RELEASE_ROOT: release.root },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group: a stop that has to kill also kills the dev server it started.
+    detached: true,
   });
+  const killAll = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
   child.stderr.pipe(log, { end: false });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
   const replies = new Map<number, (r: { ok?: boolean; error?: string }) => void>();
@@ -130,7 +139,7 @@ export async function startPreviousRelease(release: PreviousRelease, env: Record
   ]);
   clearTimeout(timer);
   if (started instanceof Error) {
-    child.kill('SIGKILL');
+    killAll();
     await exited;
     log.end();
     throw started;
@@ -152,7 +161,7 @@ export async function startPreviousRelease(release: PreviousRelease, env: Record
     clearPveFaults: () => command({ clearPveFaults: true }),
     async stop(graceMs = 60_000) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const killer = setTimeout(killAll, graceMs);
       const result = await exited;
       clearTimeout(killer);
       log.end();
