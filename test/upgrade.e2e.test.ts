@@ -237,8 +237,29 @@ test('requests started by the previous release, in every state, are carried to t
   });
 
   const before = await step('previous release: every record as it reads before the upgrade', async () => {
-    const records: Record<string, { status: string }> = {};
+    const records: Record<string, { status: string; build?: { stage: string }; operations?: Array<{ state: string }> }> = {};
     for (const [role, serial] of Object.entries(left)) if (role !== 'class') records[role] = await record(serial);
+    // Each one is where the test put it at the moment of the stop: what is held is still held.
+    const where = (role: string) => {
+      const r = records[role]!;
+      return { status: r.status, stage: r.build?.stage, operation: r.operations?.at(-1)?.state };
+    };
+    const expected: Record<string, Partial<ReturnType<typeof where>>> = {
+      pending: { status: 'Pending' },
+      tomorrow: { status: 'Approved' },
+      classMember1: { status: 'Pending' },
+      classMember2: { status: 'Pending' },
+      fulfilled: { status: 'Fulfilled' },
+      operating: { status: 'Fulfilled', operation: 'running' },
+      completing: { status: 'Completing' },
+      booting: { stage: 'waiting-for-ip' },
+      cloning: { stage: 'cloning' },
+      waitingForSlot: { stage: 'waiting-for-clone-slot' },
+    };
+    for (const [role, want] of Object.entries(expected)) {
+      const got = where(role);
+      assert.deepEqual(Object.fromEntries(Object.keys(want).map((k) => [k, got[k as keyof typeof got]])), want, `${role} ${left[role]} before the stop`);
+    }
     say(
       Object.entries(records)
         .map(([role, r]) => `${role} ${left[role]} ${r.status}`)
