@@ -175,11 +175,12 @@ test('requests started by the previous release, in every state, are carried to t
   apiUrl = `http://127.0.0.1:${ports.API_PORT}`;
   const previousLog = join(dataDir, 'previous-release.log');
 
-  // What the previous release leaves behind, by the state it was in when it stopped.
-  const left = await step(`start the previous release ${release.version} (${release.commit.slice(0, 12)}) on ${dataDir}`, async () => {
+  // What the previous release leaves behind (serials, and the class's id), by the state it is left in.
+  const left: Record<string, string> = {};
+  await step(`start the previous release ${release.version} (${release.commit.slice(0, 12)}) on ${dataDir}`, async () => {
+    // Its API gives up on a held day-2 operation after 5 s (the operation runs on): the stop need not wait for it.
     previous = await startPreviousRelease(release, { ...settings, API_TEMPORAL_TIMEOUT_MS: '5000' }, previousLog);
     say(`previous release ${release.version} serves ${previous.apiUrl} (pid ${previous.pid})`);
-    return {} as Record<string, string>;
   });
 
   await step('previous release: three requests built to Fulfilled (one to extend and operate, one mid-operation, one completing)', async () => {
@@ -219,9 +220,6 @@ test('requests started by the previous release, in every state, are carried to t
     left.waitingForSlot = await submit(validRequestBody({ name: 'waiting' }));
     await approve(left.waitingForSlot);
     await waitFor('the second build waiting for a clone slot', async () => ((await record(left.waitingForSlot!)).build?.stage === 'waiting-for-clone-slot' ? true : undefined));
-    // Still waiting a moment later: the slot is held, not merely not yet granted.
-    await new Promise((r) => setTimeout(r, 1_000));
-    assert.equal((await record(left.waitingForSlot)).build?.stage, 'waiting-for-clone-slot');
   });
 
   await step('previous release: a snapshot held mid-task on one Fulfilled request, another one completing held at its shutdown', async () => {
