@@ -201,7 +201,7 @@ describe('intake of images and choices', () => {
   test('choices beyond the configured limits are refused naming the field and the setting', async () => {
     await refused({ cloud_init: { packages: ['a', 'b', 'c', 'd'] } }, { 'cloud_init.packages': { reason: /at most 3 \(CLOUD_INIT_MAX_PACKAGES\), 4 given/, rule: 'choice-limit' } });
     await refused({ cloud_init: { runcmd: ['a', 'b', 'c'] } }, { 'cloud_init.runcmd': { reason: /CLOUD_INIT_MAX_RUNCMD/, rule: 'choice-limit' } });
-    await refused({ cloud_init: { write_files: [{ path: '/etc/a', content: 'x'.repeat(5000) }] } }, { cloud_init: { reason: /CLOUD_INIT_MAX_BYTES/, rule: 'choice-limit' } });
+    await refused({ cloud_init: { write_files: [{ path: '/opt/a', content: 'x'.repeat(5000) }] } }, { cloud_init: { reason: /CLOUD_INIT_MAX_BYTES/, rule: 'choice-limit' } });
     await refused({ disk_gib: 101 }, { disk_gib: { reason: /at most 100 GiB \(REQUEST_MAX_DISK_GIB\)/, rule: 'choice-limit' } });
   });
 
@@ -212,6 +212,13 @@ describe('intake of images and choices', () => {
     await refused({ cloud_init: { cloud_config: { power_state: { mode: 'poweroff' } } } }, { 'cloud_init.cloud_config.power_state': { reason: /guest agent/, rule: 'pveflow-key' } });
     await refused({ cloud_init: { cloud_config: { bootcmd: ['true'] } } }, { 'cloud_init.cloud_config.bootcmd': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
     await refused({ cloud_init: { write_files: [{ path: '/etc/netbird/config.json', content: '{}' }] } }, { 'cloud_init.write_files.0.path': { reason: /pveflow's/, rule: 'protected-path' } });
+    await refused({ cloud_init: { write_files: [{ path: '/usr/local/bin/netbird', content: '#!/bin/sh' }] } }, { 'cloud_init.write_files.0.path': { reason: /NetBird/, rule: 'protected-path' } });
+    await refused({ cloud_init: { write_files: [{ path: '/etc/hosts', content: '' }] } }, { 'cloud_init.write_files.0.path': { reason: /allowed/, rule: 'path-not-allowed' } });
+    await refused({ cloud_init: { cloud_config: { swap: { filename: '/etc/shadow', size: 'auto' } } } }, { 'cloud_init.cloud_config.swap': { reason: /swap/, rule: 'cloud-config-key' } });
+    await refused({ cloud_init: { cloud_config: { mounts: [['tmpfs', '/etc/ssh', 'tmpfs']] } } }, { 'cloud_init.cloud_config.mounts': { reason: /mount/, rule: 'cloud-config-key' } });
+    // JSON's __proto__ is an own key like any other: refused, not dropped.
+    await refused({ cloud_init: { cloud_config: JSON.parse('{"__proto__": {"users": []}}') } }, { 'cloud_init.cloud_config.__proto__': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
+    await refused({ cloud_init: { cloud_config: { constructor: 'x' } } }, { 'cloud_init.cloud_config.constructor': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
     await refused({ cloud_init: { packages: ['nginx && curl evil'] } }, { 'cloud_init.packages.0': /package name/ });
   });
 

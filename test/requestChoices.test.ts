@@ -35,6 +35,34 @@ describe('cloud-init choices: what a request may add', () => {
     assert.equal(issue!.rule, 'cloud-config-key');
   });
 
+  test('swap and mounts are refused: a swap file or a mount can lie over any file of the guest', () => {
+    const swap = issuesOf({ cloud_config: { swap: { filename: '/etc/shadow', size: 'auto' } } });
+    assert.deepEqual(
+      swap.map((i) => [i.path, i.rule]),
+      [['cloud_config.swap', 'cloud-config-key']],
+    );
+    assert.match(swap[0]!.message, /swap/);
+    const mounts = issuesOf({ cloud_config: { mounts: [['tmpfs', '/etc/ssh', 'tmpfs']] } });
+    assert.deepEqual(
+      mounts.map((i) => [i.path, i.rule]),
+      [['cloud_config.mounts', 'cloud-config-key']],
+    );
+    assert.match(mounts[0]!.message, /mount/);
+  });
+
+  test("an object's own names (constructor, toString, __proto__, ...) are keys like any other: refused naming the key and the rule", () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__']) {
+      // As the API receives it: JSON.parse makes __proto__ an own key, as it does every other.
+      const issues = issuesOf(JSON.parse(`{"cloud_config": {"${key}": {"a": 1}}}`));
+      assert.deepEqual(
+        issues.map((i) => [i.path, i.rule]),
+        [[`cloud_config.${key}`, 'cloud-config-key']],
+        key,
+      );
+      assert.match(issues[0]!.message, /not a key pveflow passes on.*timezone/, key);
+    }
+  });
+
   test('an allowed key in the wrong shape is refused at its own path', () => {
     assert.deepEqual(issuesOf({ cloud_config: { timezone: 'Europe/Paris', ntp: { servers: ['ntp.example.org'] } } }), []);
     assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.path, 'cloud_config.timezone');
@@ -44,7 +72,24 @@ describe('cloud-init choices: what a request may add', () => {
   });
 
   test("write_files under pveflow's paths, relative or with .. are refused", () => {
-    for (const path of ['/etc/shadow', '/etc/sudoers.d/me', '/etc/ssh/sshd_config.d/x.conf', '/etc/netbird/config.json', '/var/lib/cloud/instance/x', '/etc/systemd/system/qemu-guest-agent.service']) {
+    for (const path of [
+      '/etc/shadow',
+      '/etc/sudoers.d/me',
+      '/etc/ssh/sshd_config.d/x.conf',
+      '/etc/netbird/config.json',
+      '/var/lib/cloud/instance/x',
+      '/etc/systemd/system/qemu-guest-agent.service',
+      '/usr/local/bin/netbird',
+      '/usr/bin/netbird',
+      '/etc/systemd/system/netbird.service',
+      '/etc/systemd/system/ssh.service.d/override.conf',
+      '/home/arrow/.ssh/authorized_keys',
+      '/boot/grub/grub.cfg',
+      '/etc/default/grub',
+      '/etc/fstab',
+      '/usr/sbin/qemu-ga',
+      '/etc/systemd/system/app.service',
+    ]) {
       const [issue] = issuesOf({ write_files: [{ path, content: 'x' }] });
       assert.equal(issue?.path, 'write_files.0.path', path);
       assert.match(issue!.message, /pveflow's/, path);
@@ -59,6 +104,32 @@ describe('cloud-init choices: what a request may add', () => {
         path,
       );
     assert.deepEqual(issuesOf({ write_files: [{ path: '/etc/motd', content: 'hi', permissions: '0644', owner: 'root:root' }] }), []);
+  });
+
+  test('write_files: an allowlist of places; anywhere else is refused naming the rule', () => {
+    for (const path of ['/etc/hosts', '/etc/profile.d/x.sh', '/usr/local/bin/curl', '/usr/lib/python3/dist-packages/x.py', '/var/spool/cron/crontabs/root', '/etc/motd.d/x', '/root/x']) {
+      const issues = issuesOf({ write_files: [{ path, content: 'x' }] });
+      assert.deepEqual(
+        issues.map((i) => [i.path, i.rule]),
+        [['write_files.0.path', 'path-not-allowed']],
+        path,
+      );
+      assert.match(issues[0]!.message, /\/opt\//, path);
+    }
+    for (const path of [
+      '/etc/motd',
+      '/etc/issue',
+      '/etc/apt/sources.list.d/nginx.list',
+      '/etc/apt/keyrings/nginx.gpg',
+      '/home/arrow/app.conf',
+      '/home/arrow/.bashrc',
+      '/opt/app/config.yml',
+      '/srv/data/x',
+      '/var/www/html/index.html',
+      '/usr/local/share/app/x',
+      '/usr/local/etc/app.conf',
+    ])
+      assert.deepEqual(issuesOf({ write_files: [{ path, content: 'x' }] }), [], path);
   });
 
   test('package names and commands are checked', () => {
@@ -226,6 +297,7 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
     'cloud-config-value': [['cloud_init'], ['cloud_init', 'cloud_config']],
     'protected-path': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
     'path-not-normalised': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
+    'path-not-allowed': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
   };
 
   test('every rule is stated where the document describes the field, for a request, a class and a webhook delivery', () => {

@@ -50,7 +50,7 @@ export const createDeviceRequestBody = z
     cloud_init: wireShape.cloud_init.meta({
       description:
         "Added to the guest's first boot, merged under pveflow's own user-data (docs/images-and-choices.md): packages (installed after the guest agent), " +
-        "runcmd (run after pveflow's commands), write_files (never under pveflow's paths: rules protected-path, path-not-normalised) and cloud_config, " +
+        "runcmd (run after pveflow's commands), write_files (only to the allowed places, never under pveflow's: rules path-not-allowed, protected-path, path-not-normalised) and cloud_config, " +
         'a mapping of the cloud-config keys pveflow passes on (rules pveflow-key, cloud-config-key, cloud-config-value). Counts and size within ' +
         'CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES and _BYTES: else 400 naming the field, rule choice-limit.',
     }),

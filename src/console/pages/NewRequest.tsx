@@ -358,7 +358,7 @@ export function NewRequest({ auth }: { auth: Auth }) {
               <Field
                 id="vm-cloud-config"
                 label="cloud-config (YAML)"
-                hint="More cloud-init settings (timezone, locale, ntp, apt proxy, ca_certs, mounts, ...); users, passwords and the hostname are pveflow's."
+                hint="More cloud-init settings (timezone, locale, ntp, apt proxy, ca_certs, ...); users, passwords and the hostname are pveflow's."
                 error={errors['cloud_init.cloud_config']}
                 wide
               >
