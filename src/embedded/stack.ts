@@ -19,6 +19,7 @@ import { startDevServer, type RunningDevServer } from './devServer';
 import { freePort } from '../net/freePort';
 import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
+import { PAGE_TOKEN_KEY_PURPOSE } from '../api/requestList';
 import { simulatorTimings } from './simulatorTimings';
 import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
@@ -192,6 +193,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         client,
         inFlight: apiCalls,
         ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
+        ...(codec ? { pageTokenKey: codec.deriveKey(PAGE_TOKEN_KEY_PURPOSE) } : {}),
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         policy: requestPolicyFromConfig(config),
         choices: requestChoicesFromConfig(config),
