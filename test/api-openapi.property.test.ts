@@ -148,7 +148,7 @@ describe('the API against requests generated from its OpenAPI document', () => {
       for (const [method, op] of Object.entries(item) as Array<[string, any]>) {
         const params: Schema[] = op.parameters ?? [];
         const pathParams: Record<string, fc.Arbitrary<string>> = Object.fromEntries(
-          params.filter((p) => p.in === 'path').map((p) => [p.name, fc.oneof(stringsOf(p.schema), fc.constantFrom(...((known as Record<string, string[]>)[p.name] ?? ['x'])))]),
+          params.filter((p) => p.in === 'path').map((p) => [p.name, fc.oneof(stringsOf(p.schema), fc.constantFrom(...((known as Record<string, string[]>)[p.name] ?? ['xy'])))]),
         );
         const query: Record<string, fc.Arbitrary<string>> = Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, valuesOf(p.schema, doc).map(String)]));
         const headerParams = params.filter((p) => p.in === 'header' && !/^x-pveflow-/i.test(p.name));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import { buildOpenApiDocument } from '../src/api/openapi';
-import { requestChoicesFromConfig } from '../src/api/requestChoices';
+import { defaultRequestChoiceSettings, requestChoicesFromConfig } from '../src/api/requestChoices';
 import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
 import { choiceRules, type ChoiceRule } from '../src/domain/choiceRules';
 import { cloudInitChoicesSchema, pveflowKeys } from '../src/domain/cloudInitChoices';
@@ -310,6 +310,36 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
           assert.match(description ?? '', new RegExp(`\\b${rule}\\b`), `${submission} ${place.join('.')}: ${rule}`);
         }
       }
+    }
+  });
+});
+
+describe("the deployment's choices in the OpenAPI document", () => {
+  const choices = {
+    ...defaultRequestChoiceSettings,
+    networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }],
+    images: [
+      { name: 'debian-12', template: 9000 },
+      { name: 'ubuntu', template: 9001, orgs: ['Acme Corp'] },
+    ],
+  };
+  const schemasOf = (c?: typeof choices) => buildOpenApiDocument(c).components!.schemas! as Record<string, { properties: Record<string, Record<string, unknown>> }>;
+
+  test('the allowed networks are the only networks the document admits, each bridge with its VLANs', () => {
+    for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {
+      const network = schemasOf(choices)[submission]!.properties.network!;
+      assert.match(String(network.description), /network-not-allowed/);
+      assert.deepEqual(network.anyOf, [
+        { type: 'object', properties: { bridge: { type: 'string', enum: ['vmbr0'] } }, required: ['bridge'], additionalProperties: false },
+        { type: 'object', properties: { bridge: { type: 'string', enum: ['vmbr1'] }, vlan: { type: 'integer', minimum: 100, maximum: 199 } }, required: ['bridge', 'vlan'], additionalProperties: false },
+      ]);
+    }
+  });
+
+  test('configured images are an enum; without configuration (every template an image) the pattern stays', () => {
+    for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {
+      assert.deepEqual(schemasOf(choices)[submission]!.properties.image!.enum, ['debian-12', 'ubuntu']);
+      assert.equal(schemasOf({ ...choices, images: undefined } as unknown as typeof choices)[submission]!.properties.image!.enum, undefined);
     }
   });
 });

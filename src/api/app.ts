@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
       }),
     );
   }
-  const document = buildOpenApiDocument();
+  const document = buildOpenApiDocument(ctx.choices);
   // A method a documented path does not serve is 405 with Allow, before any route can answer it otherwise.
   app.use(methodNotAllowed(document));
   app.use('/api', docsRoutes(document));
