@@ -44,7 +44,7 @@ const choices: RequestChoiceSettings = {
     { name: 'ubuntu', template: 'ubuntu-24.04-cloudinit', os: 'Ubuntu 24.04', min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] },
     { name: 'gone', template: 9999 },
   ],
-  networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }],
+  networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }, { bridge: 'vmbr2', orgs: ['Acme Corp'] }],
   limits: { packages: 3, runcmd: 2, writeFiles: 1, bytes: 4096, maxDiskGiB: 100 },
 };
 
@@ -58,6 +58,7 @@ const syncResult = (at: string): ClusterSyncResult => ({
   templates: [
     { vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048, diskGiB: 4 },
     { vmid: 9001, name: 'ubuntu-24.04-cloudinit', node: 'pve2', cores: 2, memoryMiB: 2048, diskGiB: 8 },
+    { vmid: 9002, name: 'scratch', node: 'pve1', cores: 1, memoryMiB: 1024, diskGiB: 2 },
   ],
 });
 
@@ -168,6 +169,18 @@ describe('intake of images and choices', () => {
         ['ubuntu', 9001, 2, 4096, 20, ['Acme Corp'], false],
       ],
     );
+  });
+
+  test('GET /api/templates: each org sees the templates behind the images offered to it; operators see all', async () => {
+    const vmids = async (who: KeyName) => (await call(who, 'GET', '/api/templates')).body.templates.map((t: { vmid: number }) => t.vmid);
+    assert.deepEqual(await vmids('requesterB'), [9000], 'ubuntu (9001) is reserved to Acme Corp');
+    assert.deepEqual(await vmids('requesterA'), [9000, 9001]);
+    assert.deepEqual(await vmids('operator'), [9000, 9001, 9002], 'operators see the pool, templates behind no image too');
+  });
+
+  test('a network reserved to other organisations is refused naming network', async () => {
+    await refused({ network: { bridge: 'vmbr2' }, client: 'Globex', requester: 'gus@globex.example' }, { network: { reason: /reserved to other organisations than Globex/, rule: 'network-not-offered' } }, 'requesterB');
+    assert.equal((await submit({ network: { bridge: 'vmbr2' } }, 'requesterA')).status, 201);
   });
 
   test('an unknown image, or one whose template left the pool, is refused naming image', async () => {

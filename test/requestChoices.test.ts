@@ -171,14 +171,27 @@ describe('networks: the allowed list', () => {
   });
   test('a choice on the list passes; a bridge off it names network.bridge, a VLAN off it network.vlan', () => {
     if ('error' in allowed) throw new Error(allowed.error);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0' }), undefined);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 250 }), undefined);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.field, 'network.bridge');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.field, 'network.vlan');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' })?.field, 'network.vlan', 'vmbr1 only tagged');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 })?.field, 'network.vlan', 'vmbr0 only untagged');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.rule, 'network-not-allowed');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.rule, 'network-not-allowed');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0' }, 'Acme Corp'), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 250 }, 'Acme Corp'), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' }, 'Acme Corp')?.field, 'network.bridge');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 }, 'Acme Corp')?.field, 'network.vlan');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' }, 'Acme Corp')?.field, 'network.vlan', 'vmbr1 only tagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 }, 'Acme Corp')?.field, 'network.vlan', 'vmbr0 only untagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' }, 'Acme Corp')?.rule, 'network-not-allowed');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 }, 'Acme Corp')?.rule, 'network-not-allowed');
+  });
+  test('a network may be reserved to organisations: another org is refused naming network and the rule', () => {
+    const reserved = parseAllowedNetworks('vmbr0,vmbr1:100-199=Acme Corp|Initech,vmbr2=Acme Corp');
+    if ('error' in reserved) throw new Error(reserved.error);
+    assert.deepEqual(reserved, [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 }, orgs: ['Acme Corp', 'Initech'] }, { bridge: 'vmbr2', orgs: ['Acme Corp'] }]);
+    assert.equal(networkRefusal(reserved, { bridge: 'vmbr1', vlan: 120 }, 'Initech'), undefined);
+    assert.equal(networkRefusal(reserved, { bridge: 'vmbr2' }, 'Acme Corp'), undefined);
+    const refused = networkRefusal(reserved, { bridge: 'vmbr1', vlan: 120 }, 'Globex');
+    assert.deepEqual([refused?.field, refused?.rule], ['network', 'network-not-offered']);
+    assert.match(refused!.reason, /reserved to other organisations than Globex; allowed: vmbr0 untagged$/);
+    // What another org is not offered is not listed to it.
+    assert.match(networkRefusal(reserved, { bridge: 'vmbr9' }, 'Globex')!.reason, /allowed: vmbr0 untagged$/);
+    for (const bad of ['vmbr1=', 'vmbr1=Acme|', 'vmbr1=bad*org']) assert.ok('error' in parseAllowedNetworks(bad), bad);
   });
   test('the configuration always allows the default network, and refuses a list it cannot read', () => {
     assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVE_BRIDGE: 'vmbr2', PVE_VLAN: '7', PVE_NETWORKS: 'vmbr3' })).networks, [{ bridge: 'vmbr2', vlans: { min: 7, max: 7 } }, { bridge: 'vmbr3' }]);
@@ -291,6 +304,7 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
     'image-not-offered': [['image']],
     'below-image-minimum': [['image'], ['cores'], ['memory_mib'], ['disk_gib']],
     'network-not-allowed': [['network']],
+    'network-not-offered': [['network']],
     'choice-limit': [['disk_gib'], ['cloud_init']],
     'pveflow-key': [['cloud_init'], ['cloud_init', 'cloud_config']],
     'cloud-config-key': [['cloud_init'], ['cloud_init', 'cloud_config']],

@@ -242,7 +242,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
     path: '/api/templates',
     operationId: 'listTemplates',
     summary: 'Templates in the pool',
-    description: `As the newest completed cluster sync saw them. ${who('templates')}`,
+    description: `As the newest completed cluster sync saw them: an operator sees the pool; a requester or admin the templates behind the images offered to their org (GET /api/images). ${who('templates')}`,
     security: secured,
     responses: { 200: json(templateListSchema, 'The templates.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });

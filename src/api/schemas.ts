@@ -45,7 +45,9 @@ export const createDeviceRequestBody = z
         "(choice-limit), below the image's minimum (below-image-minimum). Absent: the image's minimum.",
     }),
     network: wireShape.network.meta({
-      description: "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " + 'rule network-not-allowed. Absent: the default network.',
+      description:
+        "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " +
+        'rule network-not-allowed; reserved to other organisations than the client, 400 naming network, rule network-not-offered. Absent: the default network.',
     }),
     cloud_init: wireShape.cloud_init.meta({
       description:

@@ -10,6 +10,7 @@ export const choiceRules = {
   'image-not-offered': "the image is reserved to other organisations than the request's client",
   'below-image-minimum': "cores, memory_mib or disk_gib is below the image's minimum",
   'network-not-allowed': 'the bridge, or the VLAN on it, is not on the allowed list (PVE_NETWORKS)',
+  'network-not-offered': "the network is reserved to other organisations than the request's client (PVE_NETWORKS, =org|org)",
   'choice-limit': 'above a configured limit: REQUEST_MAX_DISK_GIB, CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES, _BYTES',
   'pveflow-key': "a cloud-config key that carries pveflow's own user-data (users, chpasswd, hostname, ...)",
   'cloud-config-key': 'a cloud-config key pveflow does not pass on to cloud-init (swap, mounts, bootcmd, ...)',
