@@ -59,7 +59,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const initial = loadConfig(env);
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // The operator's alone: Temporal's database, the generated keys and the simulators' state live here.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given,
   // and from then on it is configuration like any other, so every client and worker below reads it the same way.
   const codecEnv = initial.PVEFLOW_CODEC_KEYS || initial.PVEFLOW_CODEC_KEY_FILE ? {} : { PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(dataDir).path };
