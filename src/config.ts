@@ -251,7 +251,17 @@ export const configSchema = z.object({
   PVEFLOW_TRACING: z.enum(['off', 'otlp']).optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default('pveflow'),
+  /** Outbound URL settings (their names) production may reach over plain http, e.g. a collector on loopback. */
+  PVEFLOW_ALLOW_HTTP: commaList.default([]),
 });
+
+/**
+ * The URLs pveflow, or a guest it builds, sends something to: the Proxmox API token, the NetBird token, a guest's
+ * setup key, a request's notice, traces of requests. Production refuses plain http for each, unless
+ * PVEFLOW_ALLOW_HTTP names it. Not here: TEMPORAL_UI_URL, the gateway's own upstream inside the deployment, which
+ * carries no credential (the gateway keeps the session cookie) and only payloads still encrypted.
+ */
+export const outboundUrlSettings = ['PVE_ENDPOINT', 'NETBIRD_API_URL', 'NETBIRD_MANAGEMENT_URL', 'REQUEST_NOTICE_WEBHOOK_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'] as const;
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -276,12 +286,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         '(the ssl_fingerprint shown by GET /nodes).',
     );
   }
+  const notOutbound = config.PVEFLOW_ALLOW_HTTP.filter((name) => !(outboundUrlSettings as readonly string[]).includes(name));
+  if (notOutbound.length) throw new ConfigError(`PVEFLOW_ALLOW_HTTP names ${notOutbound.join(', ')}: it takes outbound URL settings only (${outboundUrlSettings.join(', ')})`);
   if (config.NODE_ENV === 'production') {
-    // Plain http would carry the Proxmox API token and the NetBird access token in clear to anyone on the path.
-    for (const name of ['PVE_ENDPOINT', 'NETBIRD_API_URL'] as const) {
+    // Plain http would carry tokens, setup keys and request details in clear to anyone on the path.
+    for (const name of outboundUrlSettings) {
       const url = config[name];
-      if (url && new URL(url).protocol !== 'https:') {
-        throw new ConfigError(`${name}=${url} is refused when NODE_ENV=production: use https:// (the API token would cross the network in clear)`);
+      if (url && new URL(url).protocol !== 'https:' && !config.PVEFLOW_ALLOW_HTTP.includes(name)) {
+        throw new ConfigError(
+          `${name}=${url} is refused when NODE_ENV=production: use https:// (what pveflow sends there would cross the network in clear), ` +
+            `or, for a URL that never leaves a trusted network, allow it by name: PVEFLOW_ALLOW_HTTP=${name}`,
+        );
       }
     }
     if (!config.METRICS_TOKEN) {

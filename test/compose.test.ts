@@ -113,11 +113,35 @@ describe('docker-compose.yml', () => {
       }
       assert.ok(!('PVE_TOKEN_SECRET' in (s.environment ?? {})) && !('NETBIRD_TOKEN' in (s.environment ?? {})), name);
     }
-    for (const name of pveflowServices) {
-      assert.deepEqual(services[name]!.env_file, [{ path: './pveflow.env', required: true }], name);
-      assert.deepEqual(services[name]!.secrets!.slice(0, 3), ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys'], name);
-    }
     assert.equal(redactText(composeText), composeText, 'nothing in the file has the shape of a secret');
+  });
+
+  test("each service gets only the secrets it uses: the API's container has no Proxmox, SSH or NetBird secret", () => {
+    const api = services.api!;
+    const worker = services.worker!;
+    assert.deepEqual(api.env_file, [{ path: './pveflow.env', required: true }]);
+    assert.deepEqual(api.secrets, ['pveflow_codec_keys', 'pveflow_api_keys']);
+    for (const key of Object.keys(api.environment!)) assert.doesNotMatch(key, /^(PVE|SSH|NETBIRD)_/, `api.${key}`);
+    assert.deepEqual(worker.env_file, [
+      { path: './pveflow.env', required: true },
+      { path: './worker.env', required: true },
+    ]);
+    assert.deepEqual(worker.secrets, ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys']);
+    assert.equal(worker.environment!.PVE_CA_FILE, '/run/secrets/pve_ca');
+    assert.equal(worker.environment!.SSH_PRIVATE_KEY_FILE, '/run/secrets/pveflow_ssh_key');
+
+    // What an operator writes in each file, as docs/operations.md shows it: the cluster's secrets only in worker.env.
+    const operations = readFileSync(join(root, 'docs', 'operations.md'), 'utf8');
+    const keysOf = (file: string) => {
+      const block = new RegExp('```sh\\n# ' + file.replace('.', '\\.') + '[^\\n]*\\n([\\s\\S]*?)```').exec(operations);
+      assert.ok(block, `docs/operations.md shows ${file}`);
+      return [...block[1]!.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
+    };
+    const shared = keysOf('pveflow.env');
+    const workers = keysOf('worker.env');
+    for (const key of shared) assert.doesNotMatch(key, /^(PVE_(ENDPOINT|TOKEN|CA|FINGERPRINT)|SSH_|NETBIRD_)/, `pveflow.env (the API's too) holds ${key}`);
+    for (const key of ['PVE_ENDPOINT', 'PVE_TOKEN_ID', 'PVE_TOKEN_SECRET', 'SSH_NODES', 'NETBIRD_TOKEN']) assert.ok(workers.includes(key), `worker.env holds ${key}`);
+    assert.ok(shared.includes('METRICS_TOKEN'));
   });
 
   test('the search attributes registered are exactly those the workflows define', () => {

@@ -141,6 +141,11 @@ describe('day-2 update arguments checked inside the workflow', () => {
     assert.deepEqual(parseReconfigureArgs({ ...base, diskGiB: 40, confirmReboot: true }).operation, { kind: 'reconfigure', diskGiB: 40, confirmReboot: true });
     assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: 'current' }), /snapshot: name must start with a letter/);
     assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: '1st' }), /snapshot: name must start with a letter/);
+    // Proxmox's pve-configid takes two characters at least: `a` would fail in Proxmox, after the operation started.
+    assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: 'a' }), /snapshot: name must start with a letter/);
+    assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: `a${'b'.repeat(40)}` }), /snapshot: name must start with a letter/);
+    assert.equal(parseSnapshotArgs({ ...base, action: 'create', name: `a${'b'.repeat(39)}` }).operation.kind, 'snapshot');
+    assert.equal(parseSnapshotArgs({ ...base, action: 'create', name: 'ab' }).operation.kind, 'snapshot');
     assert.deepEqual(parseSnapshotArgs({ ...base, action: 'create', name: 'before-upgrade', withRam: true }).operation, { kind: 'snapshot', action: 'create', name: 'before-upgrade', withRam: true });
     assert.throws(() => parseMigrateArgs({ ...base, target: 'pve 2' }), /migrate: target must be a node name/);
   });

@@ -197,6 +197,10 @@ describe('day-2 operations through the HTTP API', () => {
     const { serial, node } = await fulfilled();
     const at = (what: string) => `/api/device_requests/${serial}/${what}`;
     assert.equal((await call('requester', 'POST', at('snapshots'), { name: '9lives' })).body.issues[0].field, 'name');
+    // Judged as Proxmox judges it (pve-configid: two characters at least), before anything starts.
+    const tooShort = await call('requester', 'POST', at('snapshots'), { name: 'a' });
+    assert.equal(tooShort.status, 400, JSON.stringify(tooShort.body));
+    assert.equal(tooShort.body.issues[0].field, 'name');
     const taken = await call('requester', 'POST', at('snapshots'), { name: 'clean', with_ram: true, description: 'as built' });
     assert.equal(taken.status, 200, JSON.stringify(taken.body));
     assert.deepEqual(

@@ -12,6 +12,7 @@ import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCount
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 import { requestChoicesFromConfig } from './requestChoices';
 import { pveflowVersion } from '../version';
+import { PAGE_TOKEN_KEY_PURPOSE } from './requestList';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
       inFlight: apiCalls,
       // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
       ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
+      // Page tokens every API process takes: their MAC key derived from the payload key ring (else this process's own).
+      ...(codec ? { pageTokenKey: codec.deriveKey(PAGE_TOKEN_KEY_PURPOSE) } : {}),
       taskQueue: temporal.taskQueue,
       policy: requestPolicyFromConfig(config),
       choices: requestChoicesFromConfig(config),

@@ -43,7 +43,7 @@ export const reconfigureBody = z
 
 const snapshotName = z
   .string()
-  .regex(SNAPSHOT_NAME, 'must start with a letter and hold only letters, digits, - and _ (at most 40)')
+  .regex(SNAPSHOT_NAME, 'must start with a letter and hold only letters, digits, - and _ (2 to 40 characters: Proxmox’s pve-configid)')
   .refine((n) => n !== 'current' && n !== 'pending', { message: 'current and pending are Proxmox’s own names', params: { rule: 'reserved-snapshot-name' } })
   .meta({ description: 'Not current or pending, Proxmox’s own names (else 400, rule reserved-snapshot-name).' });
 

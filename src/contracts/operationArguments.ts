@@ -12,8 +12,12 @@ export const OPERATION_LIMITS = {
   maxDiskGiB: 65_536,
 } as const;
 
-/** PVE's `pve-configid` (≤ 40), without its reserved names. */
-export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
+/**
+ * Proxmox's own rule for a snapshot name, so that a name is judged before anything starts: the API schema gives
+ * `snapname` the format `pve-configid` and maxLength 40, and PVE::JSONSchema's pve-configid is `^[a-z][a-z0-9_-]+$`
+ * (case-insensitive: a letter, then one character at least). Its reserved names (current, pending) are refused apart.
+ */
+export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/;
 export const OPERATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 /** PVE's `pve-node` format. */
 export const NODE_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -52,7 +56,7 @@ export function parseSnapshotArgs(arg: unknown): { caller: OperationCaller; oper
   const o = caller('snapshot', arg) as unknown as SnapshotArgs & Record<string, unknown>;
   if (o.action !== 'create' && o.action !== 'revert' && o.action !== 'delete') throw refusal('snapshot', 'action', 'must be one of create, revert, delete');
   if (typeof o.name !== 'string' || !SNAPSHOT_NAME.test(o.name) || o.name === 'current' || o.name === 'pending') {
-    throw refusal('snapshot', 'name', 'must start with a letter, hold only letters, digits, - and _, be at most 40 characters, and not be current or pending');
+    throw refusal('snapshot', 'name', 'must start with a letter, hold only letters, digits, - and _, be 2 to 40 characters, and not be current or pending');
   }
   if (o.withRam !== undefined && typeof o.withRam !== 'boolean') throw refusal('snapshot', 'withRam', 'must be true or false');
   if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 500)) {

@@ -19,6 +19,7 @@ import { startDevServer, type RunningDevServer } from './devServer';
 import { freePort } from '../net/freePort';
 import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
+import { PAGE_TOKEN_KEY_PURPOSE } from '../api/requestList';
 import { simulatorTimings } from './simulatorTimings';
 import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
@@ -58,7 +59,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const initial = loadConfig(env);
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // The operator's alone: Temporal's database, the generated keys and the simulators' state live here.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given,
   // and from then on it is configuration like any other, so every client and worker below reads it the same way.
   const codecEnv = initial.PVEFLOW_CODEC_KEYS || initial.PVEFLOW_CODEC_KEY_FILE ? {} : { PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(dataDir).path };
@@ -192,6 +194,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         client,
         inFlight: apiCalls,
         ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
+        ...(codec ? { pageTokenKey: codec.deriveKey(PAGE_TOKEN_KEY_PURPOSE) } : {}),
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         policy: requestPolicyFromConfig(config),
         choices: requestChoicesFromConfig(config),

@@ -99,12 +99,13 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if (own !== undefined && filter.org !== undefined && filter.org !== own) {
       return problem(res, 403, 'forbidden', `key ${principal.id} sees only the requests of ${own}`);
     }
-    const token = page_token === undefined ? undefined : decodePageToken(page_token);
+    const token = page_token === undefined ? undefined : decodePageToken(page_token, ctx.pageTokenKey);
     if (page_token !== undefined && !token) return badPageToken(res);
     try {
       res.json(await listRequests(ctx, { ...filter, org: own ?? filter.org }, { size: page_size, token }));
     } catch (err) {
-      if (isBadPageToken(err)) return badPageToken(res);
+      // Only a token sent can be blamed: any other refusal of the query is Temporal's to explain.
+      if (token && isBadPageToken(err)) return badPageToken(res);
       sendTemporalError(res, err);
     }
   });
