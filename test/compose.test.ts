@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { configSchema } from '../src/config';
+import { ConfigError, configSchema, loadConfig, temporalTlsEnabled } from '../src/config';
 import { isSecretKey, redactText } from '../src/observability';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 
@@ -105,7 +105,7 @@ describe('docker-compose.yml', () => {
   test('no secret is written in the file: secrets come from pveflow.env, .env and secrets/', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const [key, value] of Object.entries(s.environment ?? {})) {
-        if (/_FILE$/.test(key)) continue; // a path to a secret, not the secret
+        if (/_FILE$/.test(key) || String(value).startsWith('/run/secrets/')) continue; // a path to a secret, not the secret
         if (value === 'true' || value === 'false') continue; // a switch (TEMPORAL_CODEC_INCLUDE_CREDENTIALS)
         if (isSecretKey(key) || /PASSWORD|PWD/.test(key)) {
           assert.match(String(value), /^\$\{[A-Z_]+(:\?[^}]*|:-(true|false))?\}$/, `${name}.${key} must come from the environment, not be written here`);
@@ -118,6 +118,55 @@ describe('docker-compose.yml', () => {
       assert.deepEqual(services[name]!.secrets!.slice(0, 3), ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys'], name);
     }
     assert.equal(redactText(composeText), composeText, 'nothing in the file has the shape of a secret');
+  });
+
+  test("Temporal's frontend requires a client certificate of the deployment's CA, and every client presents one", () => {
+    const temporal = services.temporal!.environment!;
+    assert.equal(temporal.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH, 'true');
+    for (const key of ['TEMPORAL_TLS_FRONTEND_CERT', 'TEMPORAL_TLS_FRONTEND_KEY', 'TEMPORAL_TLS_SERVER_CERT', 'TEMPORAL_TLS_SERVER_KEY', 'TEMPORAL_TLS_CLIENT1_CA_CERT', 'TEMPORAL_TLS_SERVER_CA_CERT']) {
+      assert.match(temporal[key] ?? '', /^\/run\/secrets\/temporal_/, `temporal.${key}`);
+    }
+    // pveflow's processes and the namespace's set-up: Temporal's CLI's variables; Temporal UI: the temporalio/ui image's.
+    const clientKeys = { api: 'TEMPORAL_TLS_CLIENT_CERT_PATH', worker: 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'temporal-setup': 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'temporal-ui': 'TEMPORAL_TLS_CERT' };
+    for (const [name, certKey] of Object.entries(clientKeys)) {
+      const s = services[name]!;
+      assert.equal(s.environment![certKey], '/run/secrets/temporal_client_cert', `${name} presents the client certificate`);
+      for (const secret of ['temporal_ca', 'temporal_client_cert', 'temporal_client_key']) assert.ok(s.secrets?.includes(secret), `${name} mounts ${secret}`);
+    }
+    for (const secret of ['temporal_ca', 'temporal_server_cert', 'temporal_server_key', 'temporal_client_cert', 'temporal_client_key']) assert.match(compose.secrets![secret]!.file, /^\.\/secrets\/temporal\//);
+    assert.ok(!services.worker!.secrets!.includes('temporal_server_key'), "the server's key stays with the server");
+
+    // What pveflow makes of compose's variables in production: mTLS; without them, a refusal.
+    for (const name of pveflowServices) {
+      const env = { ...services[name]!.environment!, METRICS_TOKEN: 'placeholder-metrics-token' };
+      assert.equal(temporalTlsEnabled(loadConfig(env)), true, name);
+      const plain = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_TLS')));
+      assert.throws(
+        () => loadConfig(plain),
+        (err: Error) => err instanceof ConfigError && /without TLS is refused when NODE_ENV=production/.test(err.message),
+        name,
+      );
+    }
+  });
+
+  test('deploy/temporal-cloud.compose.yml: Temporal Cloud with an API key from a secret, TLS with the system CAs, no self-hosted Temporal', () => {
+    // Compose's merge tags, resolved as compose does for this file: `!reset` removes, `!override` replaces.
+    const text = readFileSync(join(root, 'deploy', 'temporal-cloud.compose.yml'), 'utf8');
+    const cloud = parse(text.replace(/!reset (null|\{\})/g, '"!reset"').replace(/!override /g, ''), { merge: true }) as { services: Record<string, Service>; secrets: Record<string, { file: string }> };
+    assert.deepEqual(cloud.secrets, { temporal_api_key: { file: './secrets/temporal-api-key' } });
+    for (const name of pveflowServices) {
+      const over = cloud.services[name]!;
+      assert.equal(over.depends_on as unknown, '!reset', `${name} does not wait for the self-hosted Temporal`);
+      const merged = Object.fromEntries(Object.entries({ ...services[name]!.environment!, ...over.environment! }).filter(([, v]) => v !== '!reset'));
+      assert.equal(merged.TEMPORAL_API_KEY_FILE, '/run/secrets/temporal_api_key', name);
+      assert.ok(over.secrets!.includes('temporal_api_key') && !over.secrets!.some((s) => s.startsWith('temporal_client')), name);
+      const env = { ...merged, TEMPORAL_ADDRESS: 'pveflow.a1b2c.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'pveflow.a1b2c', METRICS_TOKEN: 'placeholder-metrics-token' };
+      const config = loadConfig(env);
+      assert.equal(temporalTlsEnabled(config), true, `${name}: TLS, implied by the API key`);
+      assert.equal(config.TEMPORAL_TLS_CLIENT_CERT_PATH, undefined, `${name}: no self-hosted client certificate`);
+      assert.equal(config.TEMPORAL_TLS_SERVER_CA_CERT_PATH, undefined, `${name}: the system CAs`);
+    }
+    assert.match(text, /^\s*TEMPORAL_ADDRESS: \$\{TEMPORAL_CLOUD_ADDRESS:\?/m, 'the address from .env');
   });
 
   test('the search attributes registered are exactly those the workflows define', () => {
@@ -169,6 +218,8 @@ describe('docker-compose.yml', () => {
       writeFileSync(join(dir, 'pveflow.env'), 'PVE_ENDPOINT=https://pve.example:8006\n');
       mkdirSync(join(dir, 'secrets'));
       for (const f of ['pve-root-ca.pem', 'ssh_key', 'codec-keys.json', 'api-keys.json']) writeFileSync(join(dir, 'secrets', f), '');
+      mkdirSync(join(dir, 'secrets', 'temporal'));
+      for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key']) writeFileSync(join(dir, 'secrets', 'temporal', f), '');
       return fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
