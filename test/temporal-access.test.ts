@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import { createLogger } from '../src/observability';
-import { temporalAccessFrom, temporalSecrets } from '../src/temporal/access';
+import { connectToTemporal, temporalAccessFrom, temporalSecrets, type TemporalAccess } from '../src/temporal/access';
+import { connectWorkerToTemporal } from '../src/temporal/workerConnection';
+import { makeTemporalCertificates, temporalClientTlsEnv } from './support/temporalCertificates';
 
 /**
  * How pveflow reaches a Temporal frontend (src/config.ts, src/temporal/access.ts): TLS, a client certificate, an API key,
@@ -107,5 +111,69 @@ describe('Temporal transport settings', () => {
     assert.ok(lines.length === 3);
     assert.ok(!text.includes(apiKey), text);
     assert.ok(!text.includes('S3CRETKEYMATERIAL'), text);
+  });
+});
+
+/**
+ * What reaches the frontend, seen from its side: a gRPC server over TLS that asks for a client certificate, records
+ * what each call carried and answers UNAUTHENTICATED. The client's and the worker's connections (two SDK
+ * implementations, TypeScript and Rust) must both present the certificate and the API key that access.ts gave them.
+ */
+describe('what a Temporal connection presents to the frontend', () => {
+  interface Seen {
+    path: string;
+    authorization?: string;
+    clientCertificate?: string;
+  }
+
+  async function frontend(certs: Awaited<ReturnType<typeof makeTemporalCertificates>>): Promise<{ server: Http2SecureServer; address: string; seen: Seen[]; stop: () => void }> {
+    const seen: Seen[] = [];
+    const server = createSecureServer({
+      cert: readFileSync(certs.serverCertFile),
+      key: readFileSync(certs.serverKeyFile),
+      ca: readFileSync(certs.caFile),
+      requestCert: true,
+      rejectUnauthorized: false,
+      allowHTTP1: false,
+    });
+    const sessions = new Set<ServerHttp2Session>();
+    server.on('session', (session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+    server.on('stream', (stream, headers: IncomingHttpHeaders) => {
+      const peer = (stream.session?.socket as TLSSocket | undefined)?.getPeerCertificate();
+      seen.push({ path: String(headers[':path']), authorization: String(headers.authorization), clientCertificate: peer?.subject?.CN ? String(peer.subject.CN) : undefined });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'refused by the test' }, { endStream: true });
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const port = (server.address() as { port: number }).port;
+    const stop = () => {
+      server.close();
+      for (const session of sessions) session.destroy();
+    };
+    return { server, address: `127.0.0.1:${port}`, seen, stop };
+  }
+
+  test('mTLS and an API key: both connections present the client certificate and "authorization: Bearer <key>"', { timeout: 60_000 }, async () => {
+    const certs = await makeTemporalCertificates(join(dir, 'pki'));
+    const { address, seen, stop } = await frontend(certs);
+    try {
+      const access: TemporalAccess = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: address, ...temporalClientTlsEnv(certs), TEMPORAL_API_KEY_FILE: apiKeyPath }));
+      assert.equal(access.security, 'mTLS + API key');
+      await assert.rejects(connectToTemporal(access), /Failed to connect to Temporal server|UNAUTHENTICATED/);
+      const fromClient = seen.splice(0);
+      assert.ok(fromClient.length > 0, 'the client called the frontend');
+      for (const call of fromClient) assert.deepEqual({ authorization: call.authorization, cert: call.clientCertificate }, { authorization: `Bearer ${apiKey}`, cert: 'pveflow' }, call.path);
+
+      await connectWorkerToTemporal(access).then(
+        (c) => c.close(),
+        () => undefined,
+      );
+      assert.ok(seen.length > 0, 'the worker connection called the frontend');
+      for (const call of seen) assert.deepEqual({ authorization: call.authorization, cert: call.clientCertificate }, { authorization: `Bearer ${apiKey}`, cert: 'pveflow' }, call.path);
+    } finally {
+      stop();
+    }
   });
 });
