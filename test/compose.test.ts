@@ -220,6 +220,9 @@ describe('docker-compose.yml', () => {
       for (const f of ['pve-root-ca.pem', 'ssh_key', 'codec-keys.json', 'api-keys.json']) writeFileSync(join(dir, 'secrets', f), '');
       mkdirSync(join(dir, 'secrets', 'temporal'));
       for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key']) writeFileSync(join(dir, 'secrets', 'temporal', f), '');
+      writeFileSync(join(dir, 'secrets', 'temporal-api-key'), '');
+      mkdirSync(join(dir, 'deploy'));
+      copyFileSync(join(root, 'deploy', 'temporal-cloud.compose.yml'), join(dir, 'deploy', 'temporal-cloud.compose.yml'));
       return fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -242,5 +245,34 @@ describe('docker-compose.yml', () => {
     const misspelt = withScratchProject(composeText.replace(/^(  worker:\n)/m, '$1    restrat: always\n'), 'POSTGRES_PASSWORD=x\n', run);
     assert.notEqual(misspelt.status, 0, 'an unknown key is refused');
     assert.match(misspelt.stderr, /restrat/);
+  });
+
+  test('`docker compose config` merges deploy/temporal-cloud.compose.yml: the API key instead of the client certificate, no self-hosted Temporal to wait for', (t) => {
+    const checker = composeConfig();
+    if (typeof checker === 'string') {
+      if (process.env.CI) assert.fail(`CI must validate the compose files: ${checker}`);
+      t.skip(checker);
+      return;
+    }
+    const files = ['docker-compose.yml', 'deploy/temporal-cloud.compose.yml'];
+    const args = checker.command === 'docker' ? ['compose', ...files.flatMap((f) => ['-f', f]), 'config'] : files;
+    const env = 'POSTGRES_PASSWORD=x\nTEMPORAL_CLOUD_ADDRESS=pveflow.a1b2c.tmprl.cloud:7233\nTEMPORAL_CLOUD_NAMESPACE=pveflow.a1b2c\n';
+    const result = withScratchProject(composeText, env, (dir) => spawnSync(checker.command, args, { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH } }));
+    assert.equal(result.status, 0, result.stderr);
+    const merged = parse(result.stdout) as { services: Record<string, Omit<Service, 'secrets'> & { secrets?: Array<string | { source: string }> }> };
+    for (const name of pveflowServices) {
+      const s = merged.services[name]!;
+      assert.equal(s.depends_on, undefined, `${name} waits for no self-hosted Temporal`);
+      assert.equal(s.environment!.TEMPORAL_API_KEY_FILE, '/run/secrets/temporal_api_key', name);
+      assert.equal(s.environment!.TEMPORAL_ADDRESS, 'pveflow.a1b2c.tmprl.cloud:7233', name);
+      for (const gone of ['TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'])
+        assert.ok(!(gone in s.environment!), `${name}: ${gone} is reset`);
+      const secrets = (s.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
+      assert.ok(secrets.includes('temporal_api_key') && !secrets.some((x) => x.startsWith('temporal_client')), `${name}: ${secrets.join(', ')}`);
+      // pveflow.env's placeholder endpoint aside (its token is not in the scratch file).
+      const { PVE_ENDPOINT: _fromEnvFile, ...environment } = s.environment as Record<string, string>;
+      const config = loadConfig({ ...environment, METRICS_TOKEN: 'placeholder-metrics-token' });
+      assert.equal(temporalTlsEnabled(config), true, `${name}: production accepts it, over TLS`);
+    }
   });
 });
