@@ -1,7 +1,6 @@
 import { ConfigError, credentialKeysDir, loadConfig, requestPolicyFromConfig } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
-import { Connection } from '@temporalio/client';
-import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectToTemporal, createTemporalClient, temporalAccessFrom, temporalSecrets } from '../temporal/access';
 import { loadApiSettings } from './apiConfig';
 import { InFlightCalls } from './inFlightCalls';
 import { serveApi } from './serve';
@@ -28,8 +27,8 @@ async function main(): Promise<void> {
   const access = temporalAccessFrom(config);
   const temporal = access.settings;
   // One JSON line per event, redacted.
-  const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
-  const connection = await Connection.connect({ address: temporal.address });
+  const logger = createLogger({ name: 'api', level: config.LOG_LEVEL, knownSecrets: temporalSecrets(access) });
+  const connection = await connectToTemporal(access);
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
@@ -84,6 +83,7 @@ async function main(): Promise<void> {
       version: pveflowVersion,
       url: `http://${config.API_HOST}:${serving.port}`,
       temporal: temporal.address,
+      temporalSecurity: access.security,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
       payloads: codec ? `encrypted (${codec.source})` : 'in clear',

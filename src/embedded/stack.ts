@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Connection, type Client } from '@temporalio/client';
-import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import type { Worker, WorkflowBundle } from '@temporalio/worker';
 import { loadApiSettings } from '../api/apiConfig';
 import { InFlightCalls } from '../api/inFlightCalls';
 import { serveApi } from '../api/serve';
@@ -13,7 +13,8 @@ import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
 import { searchAttributeDefinitions } from '../contracts/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
-import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectToTemporal, createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectWorkerToTemporal } from '../temporal/workerConnection';
 import { ensureKeyFile } from '../temporal/codec';
 import { startDevServer, type RunningDevServer } from './devServer';
 import { freePort } from '../net/freePort';
@@ -107,7 +108,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         ...(initial.NETBIRD_API_URL ? {} : pick(w, ['NETBIRD_API_URL', 'NETBIRD_TOKEN', 'NETBIRD_CA_FILE'])),
       };
     }
-    const config = loadConfig({ ...env, ...worldEnv, ...codecEnv, TEMPORAL_ADDRESS: address });
+    // The dev server started here listens on loopback only and speaks plaintext: production's rule is for a cluster's frontend.
+    const config = loadConfig({ ...env, ...worldEnv, ...codecEnv, TEMPORAL_ADDRESS: address, ...(dev ? { TEMPORAL_ALLOW_PLAINTEXT: 'true' } : {}) });
     const access = temporalAccessFrom(config);
     const codec = access.codec;
 
@@ -130,7 +132,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
     if (tracing) stops.push(() => tracing.shutdown());
 
-    const workerConnection = await NativeConnection.connect({ address });
+    const workerConnection = await connectWorkerToTemporal(access);
     stops.push(() => workerConnection.close());
     const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
     stops.push(() => closeActivityDeps(deps));
@@ -151,7 +153,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       await running;
     });
 
-    const clientConnection = await Connection.connect({ address });
+    const clientConnection = await connectToTemporal(access);
     stops.push(() => clientConnection.close());
     const client = createTemporalClient(access, { connection: clientConnection, interceptors: tracing?.clientInterceptors });
     // The metrics' count is one more of the API's Temporal calls: the API's stop waits for it too.
