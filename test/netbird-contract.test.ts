@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { ActivitySettings } from '../src/activities/deps';
 import { accessActivities, type RevokeVpnAccessResult } from '../src/activities/netbird/access';
+import { accessPolicy } from '../src/activities/netbird/policy';
 import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { NetbirdApiError, NetbirdClient } from '../src/clients/netbird';
@@ -309,6 +310,30 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       assert.equal((await nb.listGroups({ name: standingGroupName(consultant) })).length, 1);
       const again = await env.run(acts.revokeVpnAccess, { serial: id, name });
       assert.deepEqual(again, { leftovers: [], removed: [] });
+    });
+
+    test("pveflow's request policy is one way on the wire: a machine of its source group reaches the VM, the VM reaches nobody", async () => {
+      // The Default policy is gone (the doctor's test deleted it): this policy is the account's only one.
+      assert.deepEqual(
+        (await nb.listPolicies()).map((p) => p.name),
+        [],
+      );
+      const laptops = await nb.createGroup({ name: 'contract-laptops', peers: [] });
+      const device = await nb.createGroup({ name: 'device-VM-99999', peers: [] });
+      const laptopKey = await nb.createSetupKey({ name: 'contract-laptop', type: 'one-off', expires_in: 86_400, auto_groups: [laptops.id], usage_limit: 1 });
+      const vmKey = await nb.createSetupKey({ name: 'contract-vm', type: 'one-off', expires_in: 86_400, auto_groups: [device.id], usage_limit: 1 });
+      await target.join('contract-laptop', laptopKey.key);
+      await target.join('contract-vm', vmKey.key);
+      const policy = await nb.createPolicy(accessPolicy({ name: 'pveflow-VM-99999-consultants-to-device', description: 'contract', sourceGroupIds: [laptops.id], deviceGroupId: device.id }));
+      assert.equal((await checkNetbirdPolicies(nb)).ok, true, "pveflow's own one-way policy is no finding");
+
+      assert.equal(await target.reaches('contract-laptop', 'contract-vm', 30_000), true, 'the laptop reaches the VM');
+      assert.equal(await target.reaches('contract-vm', 'contract-laptop', 5_000), false, 'the VM cannot open a connection back');
+
+      await nb.deletePolicy(policy.id);
+      for (const name of ['contract-laptop', 'contract-vm']) for (const p of await nb.peersNamed(name)) await nb.deletePeer(p.id);
+      for (const key of [laptopKey, vmKey]) await nb.deleteSetupKey(key.id);
+      for (const group of [laptops, device]) await nb.deleteGroup(group.id);
     });
 
     test('a refused token: 401, final, and the message says what NetBird said', async () => {

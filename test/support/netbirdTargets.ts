@@ -4,10 +4,15 @@
  * account set up as its server sets one up, with the owner's token; a machine joins it with a setup key the way
  * that target's machines do (the simulator's enrolment, or a real `netbird up` in a namespace of its own).
  */
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetbirdClient, type NetbirdClientOptions } from '../../src/clients/netbird';
 import { createNetbirdSimulator } from '../../src/simulators/netbird';
-import { netbirdUnavailable, startNetbirdServer, type NetbirdServer } from './netbirdServer';
+import { netbirdUnavailable, startNetbirdServer, type NetbirdPeer, type NetbirdServer } from './netbirdServer';
+
+/** What `reaches` connects to on the destination machine (in a namespace of its own: any port is free). */
+const PROBE_PORT = 2222;
+const PROBE_ANSWER = 'pveflow-probe';
 
 export interface NetbirdTarget {
   name: string;
@@ -18,6 +23,11 @@ export interface NetbirdTarget {
   client(overrides?: Partial<NetbirdClientOptions>): NetbirdClient;
   /** A machine `hostname` registers with `setupKey`; resolves once management lists the peer. */
   join(hostname: string, setupKey: string): Promise<void>;
+  /**
+   * Whether machine `from` can open a TCP connection to machine `to` over NetBird (both joined through `join`):
+   * the simulator's model of the account's rules, or a real connection through the tunnel, tried for `withinMs`.
+   */
+  reaches(from: string, to: string, withinMs: number): Promise<boolean>;
   /** A second account of the same target with NetBird's API rate limiter on (per token, per minute, burst). */
   rateLimited(limit: { requestsPerMinute: number; burst: number }): Promise<{ client: NetbirdClient; close(): Promise<void> }>;
   close(): Promise<void>;
@@ -50,6 +60,10 @@ export const simulatorTarget: TargetFactory = async () => {
     ownerEmail: OWNER,
     client: client(listening.url),
     join: async (hostname, setupKey) => void sim.enrollPeer({ setupKey, hostname }),
+    reaches: async (from, to) => {
+      const id = (name: string) => sim.dump().peers.find((p) => p.name === name)?.id ?? '';
+      return sim.reachableFrom(id(from)).includes(id(to));
+    },
     rateLimited: async (limit) => {
       const limited = await start(limit);
       return { client: client(limited.listening.url)({ retry: { attempts: 1, rateLimitedAttempts: 1 } }), close: limited.listening.close };
@@ -76,6 +90,7 @@ export const realServerTarget: TargetFactory = async () => {
       return c;
     };
   const nb = client(server)();
+  const machines = new Map<string, NetbirdPeer>();
   return {
     name: "NetBird's own server v0.77.1",
     apiUrl: server.apiUrl,
@@ -84,10 +99,29 @@ export const realServerTarget: TargetFactory = async () => {
     client: client(server),
     join: async (hostname, setupKey) => {
       const peer = await server.startPeer({ name: hostname, setupKey });
+      machines.set(hostname, peer);
       const deadline = Date.now() + 30_000;
       while (!(await nb.peersNamed(hostname)).length) {
         if (Date.now() > deadline) throw new Error(`peer ${hostname} did not register within 30 s:\n${peer.log().slice(-2000)}`);
         await sleep(250);
+      }
+    },
+    reaches: async (from, to, withinMs) => {
+      const [source, destination] = [machines.get(from), machines.get(to)];
+      const [peer] = await nb.peersNamed(to);
+      if (!source || !destination || !peer) throw new Error(`no machine ${!source ? from : to} joined`);
+      // A listener on the destination machine; the source connects to its NetBird address until it answers.
+      const listener = spawn('ip', ['netns', 'exec', destination.namespace, 'socat', `TCP-LISTEN:${PROBE_PORT},reuseaddr,fork`, `SYSTEM:echo ${PROBE_ANSWER}`], { stdio: 'ignore' });
+      try {
+        const deadline = Date.now() + withinMs;
+        do {
+          const tried = source.exec('socat', ['-T2', '-', `TCP:${peer.ip}:${PROBE_PORT},connect-timeout=1`], { input: '', timeoutMs: 5_000 });
+          if (tried.stdout.includes(PROBE_ANSWER)) return true;
+          await sleep(250);
+        } while (Date.now() < deadline);
+        return false;
+      } finally {
+        listener.kill();
       }
     },
     rateLimited: async (limit) => {
