@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -33,6 +35,9 @@ let keyFile = '';
 let passwordHash = '';
 let snippet = Buffer.alloc(0);
 let guest: RealGuestInfo | undefined;
+/** A service on the host that the guest reaches only through its `guestfwd` (as the tests will reach NetBird, apt). */
+let hostService: Server | undefined;
+const FORWARDED = { address: '10.0.2.100', port: 8080 };
 
 before(async () => {
   if (reasonNotRunnable) return;
@@ -42,7 +47,11 @@ before(async () => {
   const image = build.stdout.trim().split('\n').at(-1)!;
   process.stderr.write(`guest image ${image}: ${build.stderr.trim().split('\n').at(-1)}\n`);
 
-  world = await startSimulatedWorld({ dir: join(dir, 'world'), timing: simulatorTimings.fast, realGuests: { image } });
+  hostService = createServer((_req, res) => res.end('hello from the host\n'));
+  await new Promise<void>((done) => hostService!.listen(0, '127.0.0.1', done));
+  const servicePort = (hostService.address() as AddressInfo).port;
+  const guestForwards = [{ ...FORWARDED, command: `socat - TCP:127.0.0.1:${servicePort}` }];
+  world = await startSimulatedWorld({ dir: join(dir, 'world'), timing: simulatorTimings.fast, realGuests: { image, guestForwards } });
   const ca = readFileSync(world.env.PVE_CA_FILE, 'utf8');
   pve = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.env.PVE_TOKEN_ID, tokenSecret: world.env.PVE_TOKEN_SECRET, ca, timeoutMs: 60_000 });
   agent = new Agent({ connect: { ca } });
@@ -71,6 +80,7 @@ before(async () => {
 
 after(async () => {
   await world?.stop();
+  hostService?.close();
   await pve?.close();
   await agent?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -119,6 +129,12 @@ test('a VM made as pveflow makes it boots a real guest that does what its snippe
   const id = await guestExec(['id', '-un', 'consultant']);
   assert.deepEqual(id, { exitcode: 0, out: 'consultant\n' }, 'agent/exec runs a command in the guest');
   assert.equal(Number((await readGuestFile('/sys/block/vda/size')).trim()) * 512, 5 * 1024 ** 3, 'the resized disk (4G + 1G)');
+
+  // The guest reaches what the world forwards to it, and nothing else of the host (restrict=on).
+  const forwarded = await guestExec(['curl', '-sS', '-m', '20', `http://${FORWARDED.address}:${FORWARDED.port}/`]);
+  assert.deepEqual(forwarded, { exitcode: 0, out: 'hello from the host\n' }, 'the guestfwd reaches the host service');
+  const hostPort = w.env.PVE_ENDPOINT.split(':').at(-1)!;
+  assert.notEqual((await guestExec(['curl', '-sS', '-m', '10', '-k', `https://10.0.2.2:${hostPort}/`])).exitcode, 0, 'the host itself is out of reach');
 
   const ssh = await sshRun(guest, 'hostname');
   assert.equal(ssh.status, 0, `SSH through 127.0.0.1:${guest.ssh.port}: ${ssh.stderr}`);
