@@ -36,6 +36,8 @@ export interface EmbeddedStackOptions {
   resetSim?: boolean;
   /** The process installed the SDK's runtime itself (`npm start`: its logger, its signals) with these metrics, if any. */
   sdkRuntime?: { metrics?: () => Promise<string> };
+  /** The simulated Proxmox boots real guests from this image (`npm start -- --real-guests`; see the PVE simulator's README). */
+  realGuests?: { image: string };
 }
 
 export interface EmbeddedStack {
@@ -98,6 +100,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         netbirdPort: initial.SIM_NETBIRD_PORT,
         timing: simulatorTimings[initial.SIM_TIMING],
         persist: { reset: opts.resetSim },
+        ...(opts.realGuests ? { realGuests: opts.realGuests } : {}),
       });
       stops.push(world.stop);
       const w = world.env;

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { NetbirdClient } from '../clients/netbird';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
-import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming, type RealGuestOptions } from './pve';
 import { createSftpServer } from './sftp';
 import { WORLD_ACCESS_FILE, writeWorldAccessFile } from './inspection';
 import { loadWorldState, resetWorldState, WORLD_STATE_FILE, WorldSaver, type WorldSnapshot } from './persistence';
@@ -36,6 +36,12 @@ export interface WorldOptions {
    * snippets are files in `dir` anyway) and start from it; `reset` forgets it first. Without it the world is new.
    */
   persist?: { reset?: boolean };
+  /**
+   * Real guests (off by default): every VM start boots the project's Debian image under QEMU (see
+   * src/simulators/pve/README.md). QEMU's files go under `<dir>/qemu` unless `dir` says otherwise; stopping the
+   * world ends every QEMU it started.
+   */
+  realGuests?: Omit<RealGuestOptions, 'dir'> & { dir?: string };
 }
 
 /** How a start found the world. */
@@ -70,6 +76,8 @@ export interface SimulatedWorld {
   /** The world's endpoints, tokens, CA and host keys for a person or `pveflow doctor` (mode 0600; inspection.ts). */
   accessFile: string;
   origin: WorldOrigin;
+  /** Real-guest mode: where each VM's disk, console log and `guest.json` (its forwarded SSH port) are. */
+  realGuestsDir?: string;
   /** Stops every server, then writes the world's state one last time (when persisted). */
   stop(): Promise<void>;
 }
@@ -118,6 +126,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     const base = defaultClusterSeed({ tokenSecret, rootTokenSecret });
     // A test's own cluster: changed in place, or replaced.
     const seed = opts.adjustSeed?.(base) ?? base;
+    const realGuestsDir = opts.realGuests ? (opts.realGuests.dir ?? join(opts.dir, 'qemu')) : undefined;
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,
@@ -125,7 +134,9 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       onGuestBoot: (boot) => bootGuest(netbird, boot),
       restore: saved?.pve,
       onChange: changed,
+      ...(opts.realGuests && realGuestsDir ? { realGuests: { ...opts.realGuests, dir: realGuestsDir } } : {}),
     });
+    stops.push(pve.stop);
     const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(pveServer.close);
 
@@ -197,6 +208,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       snippetsDirOf,
       accessFile,
       origin,
+      ...(realGuestsDir ? { realGuestsDir } : {}),
       stop: async () => {
         await stopAll(stops);
         await saver?.stop();
