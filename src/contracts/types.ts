@@ -98,6 +98,8 @@ export interface TimelineEntry {
   at: string;
   event: string;
   by?: string;
+  /** Set on the one entry that stands for earlier entries dropped to keep the timeline bounded: how many it replaces. */
+  summarises?: number;
 }
 
 /** The whole record of a request, as the `status` query returns it. */

@@ -4,11 +4,9 @@ import { buildWorkflowId } from '../../contracts/workflowIds';
 import { BUILDING } from '../requestLifecycle';
 import { vmBuild } from '../vmBuild';
 import { forgetCredentials, keepCredentials } from './credentials';
+import { PREVIOUS_BUILDS_KEPT } from './bounds';
 import { attemptOf, type RequestState } from './state';
 import { forgetVm, move, publish } from './timeline';
-
-/** Earlier attempts kept beside the latest (each with its own bounded log): what a rebuild leaves to read. */
-const PREVIOUS_BUILDS_KEPT = 4;
 
 export type BuildOutcome = 'fulfilled' | 'failed' | 'cancelled';
 

@@ -2,6 +2,7 @@ import { allHandlersFinished, condition, continueAsNew, proxyActivities, workflo
 import type { createActivities } from '../../activities';
 import { apiCall, cleanup } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
+import { fitForCarrying } from './bounds';
 import { note } from './timeline';
 import type { RequestState } from './state';
 
@@ -43,6 +44,7 @@ export async function holdLease(state: RequestState): Promise<void> {
       // A `complete` handler waits for the completion to start: it must not hold up the lease it ends.
       await condition(() => allHandlersFinished() || over());
       if (over()) continue;
+      fitForCarrying(record);
       await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials });
     }
     await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);

@@ -95,6 +95,3 @@ function kindRefusal(s: OperationSituation, op: VmOperation): string | undefined
 function sameOperation(a: VmOperation, b: VmOperation): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
-
-/** How many finished operations a request keeps on its record (the timeline keeps every one anyway). */
-export const OPERATIONS_KEPT = 20;

@@ -7,7 +7,8 @@ import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotAr
 import type { RequestRecord } from '../../contracts/types';
 import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../../contracts/vmOperations';
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
-import { describeOperation, earlierWithId, operationRefusal, OPERATIONS_KEPT, type OperationSituation } from './operationRules';
+import { OPERATIONS_KEPT } from './bounds';
+import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
 import type { RequestState } from './state';
 import { note, publish } from './timeline';
 
