@@ -9,7 +9,7 @@ import { operationRefusal, type OperationSituation } from '../src/workflows/requ
 const fulfilled = (over: Partial<OperationSituation> = {}): OperationSituation => ({
   serial: 'VM-OPS01',
   status: 'Fulfilled',
-  ending: false,
+  ending: undefined,
   vmid: 2000,
   node: 'pve1',
   operations: [],
@@ -46,7 +46,10 @@ describe('when a day-2 operation may run', () => {
       assert.equal(operationRefusal(fulfilled({ status }), rita(), shutdown), `cannot power request VM-OPS01: it is ${status} — ${why}; power only when Fulfilled (power shutdown)`, status);
     }
     assert.equal(operationRefusal(fulfilled(), rita(), shutdown), undefined);
-    assert.equal(operationRefusal(fulfilled({ ending: true }), rita(), shutdown), 'cannot power shutdown on request VM-OPS01: its completion has been asked for');
+    assert.equal(
+      operationRefusal(fulfilled({ ending: 'its completion has been asked for' }), rita(), shutdown),
+      'cannot power request VM-OPS01: it is Completing — its VM and access are being removed; power only when Fulfilled (power shutdown; its completion has been asked for)',
+    );
   });
 
   test('migration is for operators; the other operations for every role', () => {

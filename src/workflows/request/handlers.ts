@@ -6,7 +6,7 @@ import { refusal, type RequestAction } from '../requestLifecycle';
 import { applyBuildPhase, cancelBuild } from './buildAttempt';
 import { revealCredentials, revealRefusal } from './credentials';
 import { applyDrift } from './drift';
-import { attemptOf, type RequestState } from './state';
+import { attemptOf, endingReason, statusForCallers, type RequestState } from './state';
 import { answer, move, note, publish } from './timeline';
 
 /**
@@ -17,8 +17,9 @@ import { answer, move, note, publish } from './timeline';
 export function setRequestHandlers(state: RequestState): void {
   const { serial, record } = state;
   const allowed = (action: RequestAction) => {
-    const why = refusal(serial, record.status, action);
-    if (why) throw new Error(why);
+    const ending = endingReason(state);
+    const why = refusal(serial, statusForCallers(state), action);
+    if (why) throw new Error(ending ? `${why} (${ending})` : why);
   };
 
   setHandler(statusQuery, () => record);

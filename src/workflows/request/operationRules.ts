@@ -12,8 +12,8 @@ import { refusal } from '../requestLifecycle';
 export interface OperationSituation {
   serial: string;
   status: RequestStatus;
-  /** A completion was asked for (or the lease ended): the VM is about to go. */
-  ending: boolean;
+  /** Why the request is on its way out (a completion asked for, the period over), if it is: the VM is about to go. */
+  ending?: string;
   vmid?: number;
   node?: string;
   /** The operations the request remembers (the running one among them). */
@@ -56,9 +56,9 @@ export function operationRefusal(s: OperationSituation, caller: OperationCaller,
   if (earlier) {
     return sameOperation(earlier.operation, op) ? undefined : `operation id ${caller.id} was already used for ${earlier.what}: a new operation needs a new id`;
   }
-  const state = refusal(s.serial, s.status, op.kind);
-  if (state) return `${state} (${what})`;
-  if (s.ending) return `cannot ${what} on request ${s.serial}: its completion has been asked for`;
+  // Completing from the moment the request is ending, whatever the runbook has moved yet: nothing races the cleanup.
+  const state = refusal(s.serial, s.ending ? 'Completing' : s.status, op.kind);
+  if (state) return `${state} (${what}${s.ending ? `; ${s.ending}` : ''})`;
   if (s.vmid === undefined || s.node === undefined) return `cannot ${what} on request ${s.serial}: it has no VM`;
   const role = roleRefusal(caller.role, op);
   if (role) return role;

@@ -9,7 +9,7 @@ import type { OperationCaller, OperationRecord, OperationResult, VmOperation } f
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
 import { OPERATIONS_KEPT } from './bounds';
 import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
-import type { RequestState } from './state';
+import { endingReason, type RequestState } from './state';
 import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -36,8 +36,7 @@ export function setOperationHandlers(state: RequestState): void {
   const situation = (): OperationSituation => ({
     serial: record.serial,
     status: record.status,
-    // A completion was asked for, or the lease ended and the completion is starting: the VM is about to go.
-    ending: state.asked.complete || state.cleanupStarted,
+    ending: endingReason(state),
     vmid: record.device.vmid,
     node: record.device.node,
     operations: record.operations ?? [],
