@@ -5,4 +5,6 @@
 export const PATCHES = {
   /** The timeline keeps its first entry and the latest within a bound; what fell between is summarised in one entry. */
   boundedTimeline: 'bounded-timeline',
+  /** A rebuild queued before the period's start waits for it, as the first build does; the rebuild answers with when. */
+  rebuildWaitsForPeriod: 'rebuild-waits-for-period',
 } as const;

@@ -79,5 +79,8 @@ export function endingReason({ record, asked, cleanupStarted }: RequestState): s
 /** The status the request's validators judge by: Completing from the moment it is ending, else the record's. */
 export const statusForCallers = (state: RequestState): RequestStatus => (endingReason(state) ? 'Completing' : state.record.status);
 
+/** The request's period has not started yet: nothing is built before it does. */
+export const periodAhead = ({ record }: RequestState) => Date.parse(record.request.period.start) > Date.now();
+
 /** The latest build attempt's number (0 before the first): the record's build is its one source. */
 export const attemptOf = (state: RequestState) => state.record.build?.attempt ?? 0;
