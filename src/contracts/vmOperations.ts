@@ -77,6 +77,15 @@ export interface SnapshotRecord {
   by: string;
   withRam: boolean;
   description?: string;
+  /** The VM's size when it was taken: a revert brings it back, and the API counts it against the quotas first. */
+  size?: VmSize;
+}
+
+/** A VM's size as its request states it. */
+export interface VmSize {
+  cores: number;
+  memoryMiB: number;
+  diskGiB?: number;
 }
 
 /** The answer of every day-2 update: the operation as it ended, and the request's VM as it left it. */

@@ -7,4 +7,6 @@ export const PATCHES = {
   boundedTimeline: 'bounded-timeline',
   /** A rebuild queued before the period's start waits for it, as the first build does; the rebuild answers with when. */
   rebuildWaitsForPeriod: 'rebuild-waits-for-period',
+  /** After a snapshot revert the record and the quota memo follow the size Proxmox reports; a snapshot keeps its size. */
+  revertFollowsConfig: 'revert-follows-config',
 } as const;
