@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { requestLimits } from '../src/domain/requestLimits';
+import { deviceRequestSchema } from '../src/domain/deviceRequest';
+import { reconfigureBody } from '../src/api/vmOperationSchemas';
+import { deviceRequest } from './support/requestDriver';
 import { describe, test } from 'node:test';
 import type { RequestStatus } from '../src/contracts/types';
 import type { OperationCaller, OperationRecord, VmOperation } from '../src/contracts/vmOperations';
@@ -131,6 +135,39 @@ describe('what a reconfigure takes', () => {
   });
 });
 
+describe('one table of limits (issue 27, finding 4)', () => {
+  const base = { id: 'k-1', by: 'rita', role: 'requester' };
+  test('a resize is bounded exactly as a submission is: cores, memory and disk', () => {
+    const { cores, memoryMiB, diskGiB } = requestLimits;
+    const submitted = (o: Record<string, number>) => deviceRequestSchema.safeParse({ ...deviceRequest('VM-LIM01'), ...o }).success;
+    const resized = (o: Record<string, number>) => {
+      try {
+        parseReconfigureArgs({ ...base, ...o });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const api = (o: Record<string, number>) =>
+      reconfigureBody.safeParse({ ...(o.cores ? { cores: o.cores } : {}), ...(o.memoryMiB ? { memory_mib: o.memoryMiB } : {}), ...(o.diskGiB ? { disk_gib: o.diskGiB } : {}) }).success;
+    for (const [field, { min, max }] of [
+      ['cores', cores],
+      ['memoryMiB', memoryMiB],
+      ['diskGiB', diskGiB],
+    ] as const) {
+      for (const [value, allowed] of [
+        [min, true],
+        [max, true],
+        [max + 1, false],
+        [min - 1, false],
+      ] as const) {
+        const o = { [field]: value };
+        assert.deepEqual([submitted(o), resized(o), api(o)], [allowed, allowed, allowed], `${field} ${value}`);
+      }
+    }
+  });
+});
+
 describe('day-2 update arguments checked inside the workflow', () => {
   const base = { id: 'k-1', by: 'rita', role: 'requester' };
   test('each names the field it refuses', () => {
@@ -139,7 +176,7 @@ describe('day-2 update arguments checked inside the workflow', () => {
     assert.throws(() => parsePowerArgs({ ...base, id: 'has space', action: 'stop' }), /power: id must be/);
     assert.throws(() => parsePowerArgs({ ...base, role: 'root', action: 'stop' }), /power: role must be one of requester, admin, operator/);
     assert.throws(() => parseReconfigureArgs({ ...base }), /reconfigure: cores or memoryMiB or diskGiB must be given/);
-    assert.throws(() => parseReconfigureArgs({ ...base, cores: 2.5 }), /reconfigure: cores must be a whole number from 1 to 128/);
+    assert.throws(() => parseReconfigureArgs({ ...base, cores: 2.5 }), /reconfigure: cores must be a whole number from 1 to 64/);
     assert.throws(() => parseReconfigureArgs({ ...base, memoryMiB: 100 }), /reconfigure: memoryMiB must be a whole number from 512/);
     assert.deepEqual(parseReconfigureArgs({ ...base, diskGiB: 40, confirmReboot: true }).operation, { kind: 'reconfigure', diskGiB: 40, confirmReboot: true });
     assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: 'current' }), /snapshot: name must start with a letter/);

@@ -1,16 +1,10 @@
+import { requestLimits } from '../domain/requestLimits';
 import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, SnapshotArgs, VmOperation } from './vmOperations';
 
 /*
  * The day-2 updates' checks of their arguments, by hand for the reason updateArguments.ts gives (no zod in the
  * workflow bundle). The API's zod schemas (src/api/vmOperationSchemas.ts) check the same bounds first and answer 400.
  */
-
-export const OPERATION_LIMITS = {
-  maxCores: 128,
-  minMemoryMiB: 512,
-  maxMemoryMiB: 1024 * 1024,
-  maxDiskGiB: 65_536,
-} as const;
 
 /** PVE's `pve-configid` (≤ 40), without its reserved names. */
 export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
@@ -31,9 +25,10 @@ export function parsePowerArgs(arg: unknown): { caller: OperationCaller; operati
 
 export function parseReconfigureArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('reconfigure', arg) as unknown as ReconfigureArgs & Record<string, unknown>;
-  integer('reconfigure', o, 'cores', 1, OPERATION_LIMITS.maxCores);
-  integer('reconfigure', o, 'memoryMiB', OPERATION_LIMITS.minMemoryMiB, OPERATION_LIMITS.maxMemoryMiB);
-  integer('reconfigure', o, 'diskGiB', 1, OPERATION_LIMITS.maxDiskGiB);
+  // A resize is bounded as a submission is: one table (issue 27 found a second, looser one here).
+  integer('reconfigure', o, 'cores', requestLimits.cores.min, requestLimits.cores.max);
+  integer('reconfigure', o, 'memoryMiB', requestLimits.memoryMiB.min, requestLimits.memoryMiB.max);
+  integer('reconfigure', o, 'diskGiB', requestLimits.diskGiB.min, requestLimits.diskGiB.max);
   if (o.confirmReboot !== undefined && typeof o.confirmReboot !== 'boolean') throw refusal('reconfigure', 'confirmReboot', 'must be true or false');
   if (o.cores === undefined && o.memoryMiB === undefined && o.diskGiB === undefined) {
     throw refusal('reconfigure', 'cores', 'or memoryMiB or diskGiB must be given: there is nothing to change');
