@@ -19,6 +19,7 @@ const fulfilled = (over: Partial<OperationSituation> = {}): OperationSituation =
   operations: [],
   snapshots: [],
   snapshotLimit: 2,
+  size: { org: 'Acme Corp', cores: 2, memoryMiB: 1024 },
   ...over,
 });
 const rita = (id = 'op-1', role: OperationCaller['role'] = 'requester'): OperationCaller => ({ id, by: 'rita@acme.example', role });
@@ -165,6 +166,27 @@ describe('one table of limits (issue 27, finding 4)', () => {
         assert.deepEqual([submitted(o), resized(o), api(o)], [allowed, allowed, allowed], `${field} ${value}`);
       }
     }
+  });
+});
+
+describe('a resize within what auto-approval grants (issue 27, finding 4)', () => {
+  const auto = { orgs: ['Trusted Org'], maxCores: 4, maxMemoryMiB: 4096 };
+  const resize = (cores: number, memoryMiB?: number): VmOperation => ({ kind: 'reconfigure', cores, ...(memoryMiB ? { memoryMiB } : {}), confirmReboot: true });
+  test('a requester may not grow a VM past what the policy approves on its own: an admin or operator may, they approve', () => {
+    const s = fulfilled({ autoApprove: auto });
+    assert.equal(operationRefusal(s, rita(), resize(4, 4096)), undefined);
+    assert.equal(
+      operationRefusal(s, rita(), resize(16, 65_536)),
+      'cannot reconfigure request VM-OPS01 to 16 cores / 65536 MiB: auto-approval grants at most 4 cores / 4096 MiB, and a larger VM needs an approver: an admin or operator may resize it',
+    );
+    assert.match(operationRefusal(s, rita(), resize(5)) ?? '', /auto-approval grants at most 4 cores/);
+    assert.equal(operationRefusal(s, rita('op-1', 'admin'), resize(16, 65_536)), undefined);
+    assert.equal(operationRefusal(s, rita('op-1', 'operator'), resize(16, 65_536)), undefined);
+  });
+  test('shrinking is always the requester’s; a trusted org and a policy without auto-approval leave growth to the quotas', () => {
+    assert.equal(operationRefusal(fulfilled({ autoApprove: auto, size: { org: 'Acme Corp', cores: 16, memoryMiB: 65_536 } }), rita(), resize(8, 8192)), undefined);
+    assert.equal(operationRefusal(fulfilled({ autoApprove: auto, size: { org: 'Trusted Org', cores: 2, memoryMiB: 1024 } }), rita(), resize(32)), undefined);
+    assert.equal(operationRefusal(fulfilled(), rita(), resize(32)), undefined);
   });
 });
 

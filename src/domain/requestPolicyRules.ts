@@ -6,7 +6,7 @@ import type { RequestPolicy } from './requestPolicy';
 export const defaultRequestPolicy: RequestPolicy = { pendingExpiryHours: 72, maxLeaseDays: 90, endNoticeHours: 24 };
 
 /** Whether the policy approves this request without an admin, and why. */
-export function autoApprovalReason(policy: RequestPolicy, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
+export function autoApprovalReason(policy: Pick<RequestPolicy, 'autoApprove'>, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
   const a = policy.autoApprove;
   if (!a) return undefined;
   if (a.orgs.includes(r.org)) return `auto-approved: org ${r.org} is trusted`;

@@ -1,5 +1,7 @@
 import type { RequestStatus } from '../../contracts/types';
 import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../../contracts/vmOperations';
+import type { RequestPolicy } from '../../domain/requestPolicy';
+import { autoApprovalReason } from '../../domain/requestPolicyRules';
 import { refusal } from '../requestLifecycle';
 
 /**
@@ -20,6 +22,10 @@ export interface OperationSituation {
   operations: OperationRecord[];
   snapshots: SnapshotRecord[];
   snapshotLimit: number;
+  /** The VM's size as the request states it, and its org: what a resize grows from. */
+  size: { org: string; cores: number; memoryMiB: number };
+  /** The policy's auto-approval, if any: a requester's resize stays within what it would grant. */
+  autoApprove?: RequestPolicy['autoApprove'];
 }
 
 const OPERATORS_ONLY: Array<VmOperation['kind']> = ['migrate'];
@@ -64,7 +70,24 @@ export function operationRefusal(s: OperationSituation, caller: OperationCaller,
   if (role) return role;
   const running = s.operations.find((o) => o.state === 'running');
   if (running) return `cannot ${what} on request ${s.serial}: ${running.what} (id ${running.id}, by ${running.by}, since ${running.startedAt}) is running; one operation at a time`;
-  return kindRefusal(s, op);
+  return kindRefusal(s, op) ?? (op.kind === 'reconfigure' ? resizeRefusal(s, caller.role, op) : undefined);
+}
+
+/**
+ * A requester resizes within what auto-approval would grant: a VM that grows past it is one an approver must agree to,
+ * so an admin or an operator resizes it (issue 27: a request auto-approved at 2 cores was grown to 100 by its
+ * requester). Shrinking is always theirs; without auto-approval every request had an approver, and the quotas bound
+ * the growth.
+ */
+function resizeRefusal(s: OperationSituation, role: CallerRole, op: Extract<VmOperation, { kind: 'reconfigure' }>): string | undefined {
+  const auto = s.autoApprove;
+  if (role !== 'requester' || !auto) return undefined;
+  const cores = op.cores ?? s.size.cores;
+  const memoryMiB = op.memoryMiB ?? s.size.memoryMiB;
+  const grows = cores > s.size.cores || memoryMiB > s.size.memoryMiB;
+  if (!grows || autoApprovalReason({ autoApprove: auto }, { org: s.size.org, cores, memoryMiB })) return undefined;
+  const grant = auto.maxCores > 0 && auto.maxMemoryMiB > 0 ? `at most ${auto.maxCores} cores / ${auto.maxMemoryMiB} MiB` : `no size on its own (only orgs ${auto.orgs.join(', ') || 'none'})`;
+  return `cannot reconfigure request ${s.serial} to ${cores} cores / ${memoryMiB} MiB: auto-approval grants ${grant}, and a larger VM needs an approver: an admin or operator may resize it`;
 }
 
 export function roleRefusal(role: CallerRole, op: VmOperation): string | undefined {

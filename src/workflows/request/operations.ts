@@ -43,6 +43,8 @@ export function setOperationHandlers(state: RequestState): void {
     operations: record.operations ?? [],
     snapshots: record.snapshots ?? [],
     snapshotLimit: state.policy.snapshotLimit ?? 3,
+    size: { org: record.request.org, cores: record.request.cores, memoryMiB: record.request.memoryMiB },
+    ...(state.policy.autoApprove ? { autoApprove: state.policy.autoApprove } : {}),
   });
   const shutdownTimeoutSeconds = () => state.policy.shutdownTimeoutSeconds ?? 120;
 
