@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { completeUpdate, extendUpdate, powerUpdate } from '../src/contracts/messages';
 import type { OperationResult } from '../src/contracts/vmOperations';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver, type DrivenRequest } from './support/requestDriver';
@@ -102,6 +103,30 @@ describe('a request that is ending (dev server)', { skip }, () => {
         assert.equal((await shutdown).operation.state, 'succeeded');
         assert.equal((await completion).status, 'Completing');
         assert.equal((await r.handle.result()).status, 'Completed');
+      },
+      server,
+    );
+  });
+
+  test('the cleanup gives the guest REQUEST_SHUTDOWN_TIMEOUT_S to shut down, not a fixed 120 s', { timeout: 180_000 }, async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    // A guest that takes a minute to shut down; the deployment gives it 2 s before it is stopped.
+    world = await harness.h.world({ shutdownMs: 60_000 });
+    const server = await harness.h.localEnv();
+    const queue = 'ending-timeout';
+    await harness.h.withWorker(
+      world,
+      queue,
+      async () => {
+        const driver = requestDriver(server.client, queue);
+        const r = await driver.startApproved(await harness.h.request('VM-END03', {}, server), { policy: { ...defaultRequestPolicy, shutdownTimeoutSeconds: 2 } });
+        const { device } = await r.waitForStatus('Fulfilled', { timeoutMs: 60_000 });
+        const started = Date.now();
+        await r.handle.executeUpdate(completeUpdate, { args: [{ by: 'rita@acme.example' }] });
+        assert.equal((await r.handle.result()).status, 'Completed');
+        const took = Date.now() - started;
+        assert.ok(took < 40_000, `the cleanup took ${took} ms: it waited for the guest past the 2 s the policy gives`);
+        assert.ok(!world.pve.dump().vms.some((v) => v.vmid === device.vmid));
       },
       server,
     );

@@ -186,6 +186,8 @@ export interface VmCompletionInput {
   node?: string;
   /** VMs failed builds could not destroy: destroyed (with their snippets) too. */
   leftoverVms?: LeftoverVm[];
+  /** What the guest is given to shut down before it is stopped (the request's policy); absent: policyDefaults'. */
+  shutdownTimeoutSeconds?: number;
 }
 
 export interface VmCompletionResult {

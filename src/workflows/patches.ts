@@ -9,4 +9,6 @@ export const PATCHES = {
   rebuildWaitsForPeriod: 'rebuild-waits-for-period',
   /** After a snapshot revert the record and the quota memo follow the size Proxmox reports; a snapshot keeps its size. */
   revertFollowsConfig: 'revert-follows-config',
+  /** The cleanup gives the guest the policy's shutdown timeout (REQUEST_SHUTDOWN_TIMEOUT_S), not a fixed 120 s. */
+  cleanupShutdownTimeout: 'cleanup-shutdown-timeout',
 } as const;

@@ -2,6 +2,7 @@ import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@tem
 import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
+import { shutdownTimeoutOf } from '../domain/requestPolicyRules';
 import { cleanup, proxmoxTask } from './activityOptions';
 import { SerialKey } from '../contracts/searchAttributes';
 import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
@@ -9,8 +10,6 @@ import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
 type Activities = ReturnType<typeof createActivities>;
 const task = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '10 minutes' });
 const tidy = proxyActivities<Activities>(cleanup);
-
-const SHUTDOWN_TIMEOUT_SECONDS = 120;
 
 /**
  * The end of a lease, as the seeds' completion runbook: shut the guest down (hard stop if it ignores us), destroy
@@ -40,7 +39,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
   if (vmid !== undefined && node !== undefined) {
     // Out of HA first: HA would otherwise restart the VM pveflow stops (and HA stops only request a stop).
     await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
-    await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
+    await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: shutdownTimeoutOf(input) }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running
     // Looked for on every node: a VM migrated behind pveflow's back may have left it anywhere.

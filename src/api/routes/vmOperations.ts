@@ -13,6 +13,7 @@ import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
 import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { quotaExcess } from '../quotaUse';
 import { quotaFor, sizeOf } from '../../domain/quotas';
+import { snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { findRequest } from '../requestAccess';
 import { serialParam } from '../schemas';
 import { sendTemporalError, sendUpdateError } from '../temporalErrors';
@@ -163,7 +164,7 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
       const record = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
-      res.json({ serial, limit: ctx.policy.snapshotLimit ?? 3, snapshots: (record.snapshots ?? []).map(toSnapshot) });
+      res.json({ serial, limit: snapshotLimitOf(ctx.policy), snapshots: (record.snapshots ?? []).map(toSnapshot) });
     } catch (err) {
       sendTemporalError(res, err, serial);
     }

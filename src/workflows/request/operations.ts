@@ -7,6 +7,7 @@ import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotAr
 import type { RequestRecord } from '../../contracts/types';
 import type { OperationCaller, OperationRecord, OperationResult, VmOperation, VmSize } from '../../contracts/vmOperations';
 import { PATCHES } from '../patches';
+import { shutdownTimeoutOf, snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
 import { OPERATIONS_KEPT } from './bounds';
 import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
@@ -42,11 +43,11 @@ export function setOperationHandlers(state: RequestState): void {
     node: record.device.node,
     operations: record.operations ?? [],
     snapshots: record.snapshots ?? [],
-    snapshotLimit: state.policy.snapshotLimit ?? 3,
+    snapshotLimit: snapshotLimitOf(state.policy),
     size: { org: record.request.org, cores: record.request.cores, memoryMiB: record.request.memoryMiB },
     ...(state.policy.autoApprove ? { autoApprove: state.policy.autoApprove } : {}),
   });
-  const shutdownTimeoutSeconds = () => state.policy.shutdownTimeoutSeconds ?? 120;
+  const shutdownTimeoutSeconds = () => shutdownTimeoutOf(state.policy);
 
   /** The validator: the arguments' shape, then the rules; the handler parses the same arguments again and runs it. */
   const checked = (parse: (arg: unknown) => ParsedOperation) => (arg: unknown) => {
