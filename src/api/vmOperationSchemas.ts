@@ -1,3 +1,4 @@
+import { POWER_ACTIONS } from '../contracts/vmOperations';
 import { z } from 'zod';
 import { NODE_NAME, SNAPSHOT_NAME } from '../contracts/operationArguments';
 import { requestLimits } from '../domain/requestLimits';
@@ -13,7 +14,7 @@ const note = z.string().max(2000).optional().meta({ description: 'Why: recorded 
 
 export const powerBody = z
   .strictObject({
-    action: z.enum(['start', 'shutdown', 'reboot', 'stop']).meta({
+    action: z.enum(POWER_ACTIONS).meta({
       description: 'shutdown and reboot are graceful (ACPI, or the guest agent when it answers); a guest that ignores them past the bound is stopped (and started).',
     }),
     note,

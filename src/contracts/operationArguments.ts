@@ -1,4 +1,5 @@
 import { requestLimits } from '../domain/requestLimits';
+import { POWER_ACTIONS, type PowerAction } from './vmOperations';
 import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, SnapshotArgs, VmOperation } from './vmOperations';
 
 /*
@@ -16,10 +17,8 @@ const ROLES: CallerRole[] = ['requester', 'admin', 'operator'];
 
 export function parsePowerArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('power', arg);
-  const action = o.action;
-  if (action !== 'start' && action !== 'shutdown' && action !== 'reboot' && action !== 'stop') {
-    throw refusal('power', 'action', 'must be one of start, shutdown, reboot, stop');
-  }
+  const action = o.action as PowerAction;
+  if (!POWER_ACTIONS.includes(action)) throw refusal('power', 'action', `must be one of ${POWER_ACTIONS.join(', ')}`);
   return { caller: callerOf(o), operation: { kind: 'power', action } };
 }
 

@@ -1,3 +1,4 @@
+import { failureMessage } from './failureMessage';
 import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
@@ -29,7 +30,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
       return true;
     } catch (err) {
       // The activity's own message (what Proxmox or the node said) where the label alone cannot say where it is.
-      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      const cause = failureMessage(err);
       leftovers.push(sayWhy ? `${what} (${cause})` : what);
       log.warn(`completion of ${serial} left ${what}`, { error: cause, workflowId: workflowInfo().workflowId });
       return false;
@@ -53,7 +54,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     await attempt(`cloud-init snippet ${names.snippetFile} on ${left.node}`, () => tidy.removeSnippet({ serial, name, node: left.node }));
   }
   // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
-  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${err.message})`) }));
+  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${failureMessage(err)})`) }));
   leftovers.push(...vpn.leftovers);
   return { vmDestroyed, leftovers };
 }

@@ -1,3 +1,4 @@
+import { failureMessage } from '../failureMessage';
 import { proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import type { RevealedCredentials } from '../../contracts/messages';
@@ -51,6 +52,6 @@ export function forgetCredentials(state: RequestState): void {
 /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
 export async function shredCredentials(state: RequestState): Promise<void> {
   await keys.destroyCredentialKey({ serial: state.serial }).catch((err: Error) => {
-    note(state, `the guest credentials' key could not be destroyed (${err.message}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
+    note(state, `the guest credentials' key could not be destroyed (${failureMessage(err)}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
   });
 }

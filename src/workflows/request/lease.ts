@@ -1,3 +1,4 @@
+import { failureMessage } from '../failureMessage';
 import { allHandlersFinished, condition, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { apiCall, cleanup } from '../activityOptions';
@@ -31,7 +32,7 @@ export async function holdLease(state: RequestState): Promise<void> {
       await notify
         .notifyLeaseEnding({ url: policy.noticeWebhookUrl!, serial, name: record.request.name, org: record.request.org, consultants: record.request.consultants, periodEnd: end })
         .then(() => note(state, `lease notice sent: ends ${end}`))
-        .catch((err: Error) => note(state, `lease notice could not be sent: ${err.message}`));
+        .catch((err: Error) => note(state, `lease notice could not be sent: ${failureMessage(err)}`));
       continue;
     }
     const move = state.snippetMoves.shift();
@@ -57,10 +58,5 @@ async function followVm(state: RequestState, from: string, to: string): Promise<
   await follow
     .moveSnippet({ serial, name: record.request.name, from, to })
     .then((r) => note(state, r === 'absent' ? `no cloud-init snippet on ${from} to move to ${to}` : `cloud-init snippet moved from ${from} to ${to}`))
-    .catch((err: Error) =>
-      note(
-        state,
-        `cloud-init snippet could not follow the VM from ${from} to ${to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`,
-      ),
-    );
+    .catch((err: Error) => note(state, `cloud-init snippet could not follow the VM from ${from} to ${to}: ${failureMessage(err)}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`));
 }

@@ -1,3 +1,4 @@
+import { failureMessage } from '../failureMessage';
 import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
 import { sizeOf } from '../../domain/quotaUsage';
 import { ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
@@ -87,7 +88,7 @@ export function setOperationHandlers(state: RequestState): void {
     } catch (err) {
       const refused = err instanceof ApplicationFailure && err.type === REFUSED;
       op.state = refused ? 'refused' : 'failed';
-      op.outcome = causeOf(err);
+      op.outcome = failureMessage(err);
       note(state, `${op.what} ${refused ? 'refused' : 'failed'}: ${op.outcome}`);
     } finally {
       op.endedAt = new Date().toISOString();
@@ -231,7 +232,7 @@ export function setOperationHandlers(state: RequestState): void {
         const snippet = await follow
           .moveSnippet({ serial: record.serial, name: record.request.name, from, to })
           .then((m) => (m === 'absent' ? `no cloud-init snippet on ${from} to move` : `cloud-init snippet moved to ${to}`))
-          .catch((err: Error) => `the cloud-init snippet could not follow (${causeOf(err)}): the VM cannot start on ${to} until it is there`);
+          .catch((err: Error) => `the cloud-init snippet could not follow (${failureMessage(err)}): the VM cannot start on ${to} until it is there`);
         return `${r.online ? 'moved online' : 'moved'} from ${from} to ${to}; ${snippet}`;
       }
     }
@@ -247,10 +248,4 @@ function powerOf(record: RequestRecord): 'running' | 'stopped' | undefined {
 
 function refusedBecause(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: REFUSED, nonRetryable: true, message });
-}
-
-/** The activity's own words (what Proxmox said), not Temporal's wrapper. */
-function causeOf(err: unknown): string {
-  const e = err as { cause?: Error; message?: string };
-  return e.cause?.message ?? e.message ?? String(err);
 }
