@@ -4,12 +4,12 @@ import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
 import { shutdownTimeoutOf } from '../domain/requestPolicyRules';
-import { cleanup, proxmoxTask } from './activityOptions';
+import { cleanup, completionTask } from './activityOptions';
 import { SerialKey } from '../contracts/searchAttributes';
 import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
 
 type Activities = ReturnType<typeof createActivities>;
-const task = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '10 minutes' });
+const task = proxyActivities<Activities>(completionTask);
 const tidy = proxyActivities<Activities>(cleanup);
 
 /**

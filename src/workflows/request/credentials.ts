@@ -3,7 +3,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import type { RevealedCredentials } from '../../contracts/messages';
 import type { SealedCredentials } from '../../domain/guestCredentials';
-import { apiCall } from '../activityOptions';
+import { notedCall } from '../activityOptions';
 import { note } from './timeline';
 import type { RequestState } from './state';
 
@@ -11,7 +11,7 @@ import type { RequestState } from './state';
  * Custody of the guest's logins: taken from the build, handed once to one consultant, dropped when the VM goes. The
  * key they are sealed under is destroyed on either: after that no history holds them readable.
  */
-const keys = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+const keys = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 
 /** A build's logins, held until revealed; the record says only that they are waiting. */
 export function keepCredentials(state: RequestState, credentials: SealedCredentials | undefined): void {

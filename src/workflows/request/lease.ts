@@ -1,13 +1,13 @@
 import { failureMessage } from '../failureMessage';
 import { allHandlersFinished, condition, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { apiCall, cleanup } from '../activityOptions';
+import { cleanup, notedCall } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
 import { fitForCarrying } from './bounds';
 import { note } from './timeline';
 import type { RequestState } from './state';
 
-const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+const notify = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
 
 const HOUR = 3600_000;
