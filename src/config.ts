@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { RequestPolicy } from './domain/requestPolicy';
+import { policyDefaults } from './domain/requestPolicyRules';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
 import { quotaConfigSchema } from './domain/quotas';
@@ -209,9 +210,9 @@ export const configSchema = z.object({
   AUTO_APPROVE_MAX_CORES: z.coerce.number().int().min(0).default(0),
   AUTO_APPROVE_MAX_MEMORY_MIB: z.coerce.number().int().min(0).default(0),
   /** Snapshots a request may hold at once (day-2 operations). */
-  REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(3),
-  /** What a day-2 shutdown or reboot gives the guest before pveflow stops it. */
-  REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(120),
+  REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(policyDefaults.snapshotLimit),
+  /** What a shutdown (day-2, or the cleanup's) or reboot gives the guest before pveflow stops it. */
+  REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(policyDefaults.shutdownTimeoutSeconds),
   // The image catalogue and a request's choices (docs/images-and-choices.md).
   /** Inline JSON `{"images": [{"name", "template": vmid|name, "os"?, "min_cores"?, "min_memory_mib"?, "min_disk_gib"?, "orgs"?}]}`. */
   PVEFLOW_IMAGES: z.string().min(1).optional(),

@@ -190,7 +190,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
     ['approve', 'Approve a pending request', actionBody, 'Pending → Approved; built at its period start.'],
     ['reject', 'Reject a pending request', rejectBody, 'Pending → Rejected, with the reason on the timeline.'],
     ['cancel', 'Cancel the build', actionBody, 'Cancels the running (or not yet started) build; its undos remove what it made.'],
-    ['rebuild', 'Build again after a failure', actionBody, 'Failed or Cancelled → a new build attempt.'],
+    ['rebuild', 'Build again after a failure', actionBody, "Failed or Cancelled → a new build attempt, checked against the org's quotas as an approval is; before the period's start it waits for it (`builds_at`)."],
     ['extend', 'Move the end of the lease', extendBody, 'Validated: after now and the start, within the maximum lease.'],
     ['complete', 'End the request now', actionBody, 'Cleans up the VM and its VPN access, then Completed.'],
   ];
@@ -211,7 +211,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
         404: notFound,
         409: json(
           problemSchema,
-          action === 'approve'
+          action === 'approve' || action === 'rebuild'
             ? "The request's state does not allow this (the workflow's own words); or `quota exceeded`: the org's open requests pass a quota now (`quota` names it, its use and the limit). Nothing changed."
             : "The request's state does not allow this (the workflow's own words).",
         ),

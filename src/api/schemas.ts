@@ -269,7 +269,9 @@ export const requestRecordSchema = z
       vpnHostname: z.string().optional(),
       state: z.string().optional(),
     }),
-    timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
+    timeline: z
+      .array(z.object({ at: z.string(), event: z.string(), by: z.string().optional(), summarises: z.number().int().optional() }))
+      .meta({ description: 'The first entry and the latest (bounded); `summarises` marks the entry that stands for the ones dropped between.' }),
     leftovers: z.array(z.string()),
     drift: z.looseObject({ kind: z.string(), at: z.string() }).optional(),
     operations: z

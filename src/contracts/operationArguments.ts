@@ -1,16 +1,11 @@
+import { requestLimits } from '../domain/requestLimits';
+import { POWER_ACTIONS, type PowerAction } from './vmOperations';
 import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, SnapshotArgs, VmOperation } from './vmOperations';
 
 /*
  * The day-2 updates' checks of their arguments, by hand for the reason updateArguments.ts gives (no zod in the
  * workflow bundle). The API's zod schemas (src/api/vmOperationSchemas.ts) check the same bounds first and answer 400.
  */
-
-export const OPERATION_LIMITS = {
-  maxCores: 128,
-  minMemoryMiB: 512,
-  maxMemoryMiB: 1024 * 1024,
-  maxDiskGiB: 65_536,
-} as const;
 
 /**
  * Proxmox's own rule for a snapshot name, so that a name is judged before anything starts: the API schema gives
@@ -26,18 +21,17 @@ const ROLES: CallerRole[] = ['requester', 'admin', 'operator'];
 
 export function parsePowerArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('power', arg);
-  const action = o.action;
-  if (action !== 'start' && action !== 'shutdown' && action !== 'reboot' && action !== 'stop') {
-    throw refusal('power', 'action', 'must be one of start, shutdown, reboot, stop');
-  }
+  const action = o.action as PowerAction;
+  if (!POWER_ACTIONS.includes(action)) throw refusal('power', 'action', `must be one of ${POWER_ACTIONS.join(', ')}`);
   return { caller: callerOf(o), operation: { kind: 'power', action } };
 }
 
 export function parseReconfigureArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('reconfigure', arg) as unknown as ReconfigureArgs & Record<string, unknown>;
-  integer('reconfigure', o, 'cores', 1, OPERATION_LIMITS.maxCores);
-  integer('reconfigure', o, 'memoryMiB', OPERATION_LIMITS.minMemoryMiB, OPERATION_LIMITS.maxMemoryMiB);
-  integer('reconfigure', o, 'diskGiB', 1, OPERATION_LIMITS.maxDiskGiB);
+  // A resize is bounded as a submission is: one table (issue 27 found a second, looser one here).
+  integer('reconfigure', o, 'cores', requestLimits.cores.min, requestLimits.cores.max);
+  integer('reconfigure', o, 'memoryMiB', requestLimits.memoryMiB.min, requestLimits.memoryMiB.max);
+  integer('reconfigure', o, 'diskGiB', requestLimits.diskGiB.min, requestLimits.diskGiB.max);
   if (o.confirmReboot !== undefined && typeof o.confirmReboot !== 'boolean') throw refusal('reconfigure', 'confirmReboot', 'must be true or false');
   if (o.cores === undefined && o.memoryMiB === undefined && o.diskGiB === undefined) {
     throw refusal('reconfigure', 'cores', 'or memoryMiB or diskGiB must be given: there is nothing to change');

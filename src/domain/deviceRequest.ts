@@ -77,7 +77,7 @@ export const requestFields = {
   cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max),
   memoryMiB: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max),
   /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */
-  diskGiB: z.number().int().min(1).max(16_384).optional(),
+  diskGiB: z.number().int().min(requestLimits.diskGiB.min).max(requestLimits.diskGiB.max).optional(),
   fullClone: z.boolean().optional(),
   sshKeys: z.array(sshPublicKeySchema.max(16_384)).max(20),
   /** The bridge/VLAN of the VM's first NIC, from the allowed list (PVE_NETWORKS); absent: PVE_BRIDGE / PVE_VLAN. */
