@@ -6,7 +6,7 @@ import { completeUpdate, extendUpdate, powerUpdate } from '../src/contracts/mess
 import type { OperationResult } from '../src/contracts/vmOperations';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import type { SimulatedWorld } from '../src/simulators/world';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver, type DrivenRequest } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -16,10 +16,9 @@ import { waitFor } from './support/waitFor';
  * and the cleanup waits for the operation already running rather than racing it. On a dev server (real time): the
  * guest takes 4 s to shut down, so the period ends, or a completion arrives, while a shutdown runs.
  */
-const skip = harnessSkipReason();
 const SHUTDOWN_MS = 4_000;
 
-describe('a request that is ending (dev server)', { skip }, () => {
+describe('a request that is ending (dev server)', () => {
   const harness = useWorkflowHarness();
   let world: SimulatedWorld;
   let ids = 0;

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { completeUpdate, extendUpdate, powerUpdate } from '../src/contracts/messages';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { TIMELINE_ENTRIES_KEPT, TIMELINE_TEXT_MAX } from '../src/workflows/request/bounds';
-import { harnessSkipReason, useWorkflowHarness } from './support/workflowHarness';
+import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 
@@ -14,13 +14,12 @@ import { waitFor } from './support/waitFor';
  * several keys, on a dev server (real payload limits, real continue-as-new), and must keep answering, extend,
  * complete, and remove its VM.
  */
-const skip = harnessSkipReason();
 const KEYS = ['alice@consultancy.example', 'bob@consultancy.example', 'carol@acme.example', 'dave@acme.example'];
 const EXTENDS_PER_KEY = 500;
 const MAX_NOTE = 'n'.repeat(2000);
 const MINUTE = 60_000;
 
-describe('a request flooded with updates (dev server)', { skip }, () => {
+describe('a request flooded with updates (dev server)', () => {
   const harness = useWorkflowHarness();
   let world: SimulatedWorld;
 
