@@ -7,13 +7,35 @@
  *   PVEFLOW_TEST_ONLY=<regex>                              only the files whose name matches (to try the runner, or
  *                                                          one file with its group's settings)
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { testGroups, type TestGroup } from '../test/groups';
 
 const root = resolve(__dirname, '..');
+
+/** Where the groups' TAP reports are written while the run lasts. */
+const scratch = mkdtempSync(join(tmpdir(), 'pveflow-test-run-'));
+
+function exit(code: number): never {
+  rmSync(scratch, { recursive: true, force: true });
+  process.exit(code);
+}
+
+/**
+ * The group's test runner while one runs. A stop of this script (CI's timeout, Ctrl-C) is passed on to it and waited
+ * for, so that no test runs on unwatched; node's runner ends its test files at once (their `after` hooks do not run).
+ */
+let running: ChildProcess | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    const stop = () => exit(signal === 'SIGINT' ? 130 : 143);
+    if (!running || running.exitCode !== null || running.signalCode !== null) return stop();
+    running.once('exit', stop);
+    running.kill(signal);
+  });
+}
 
 interface GroupResult {
   group: TestGroup;
@@ -37,7 +59,7 @@ const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 const overBudget = (r: GroupResult) => `WARNING: test group ${r.group.name} took ${r.seconds} s, over its budget of ${r.group.budgetSeconds} s`;
 
-async function runGroup(group: TestGroup, files: string[], scratch: string): Promise<GroupResult> {
+async function runGroup(group: TestGroup, files: string[]): Promise<GroupResult> {
   const tapFile = join(scratch, `${group.name}.tap`);
   console.log(`[test] group '${group.name}' starts: ${count(files.length, 'file')}, ${group.concurrency} at a time, budget ${group.budgetSeconds} s`);
   const started = Date.now();
@@ -56,12 +78,13 @@ async function runGroup(group: TestGroup, files: string[], scratch: string): Pro
   ];
   const code = await new Promise<number>((done) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
+    running = child;
     child.on('error', (err) => {
       console.error(`[test] group '${group.name}' could not start node: ${err.message}`);
       done(1);
     });
     child.on('exit', (status, signal) => done(status ?? (signal ? 1 : 0)));
-  });
+  }).finally(() => (running = undefined));
   const seconds = Math.round((Date.now() - started) / 1000);
   let tap = '';
   try {
@@ -92,20 +115,15 @@ async function main(): Promise<number> {
   const only = process.env.PVEFLOW_TEST_ONLY ? new RegExp(process.env.PVEFLOW_TEST_ONLY) : undefined;
   if (only) console.log(`[test] PVEFLOW_TEST_ONLY=${only.source}: only the files whose name matches`);
 
-  const scratch = mkdtempSync(join(tmpdir(), 'pveflow-test-run-'));
   const started = Date.now();
   const results: GroupResult[] = [];
-  try {
-    for (const group of chosen) {
-      const files = group.files.filter((file) => !only || only.test(file));
-      if (files.length === 0) {
-        console.log(`[test] group '${group.name}': no file matches PVEFLOW_TEST_ONLY, left out`);
-        continue;
-      }
-      results.push(await runGroup(group, files, scratch));
+  for (const group of chosen) {
+    const files = group.files.filter((file) => !only || only.test(file));
+    if (files.length === 0) {
+      console.log(`[test] group '${group.name}': no file matches PVEFLOW_TEST_ONLY, left out`);
+      continue;
     }
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
+    results.push(await runGroup(group, files));
   }
 
   console.log(`[test] ${count(results.length, 'group')} in ${Math.round((Date.now() - started) / 1000)} s:`);
@@ -119,10 +137,7 @@ async function main(): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+main().then(exit, (err: unknown) => {
+  console.error(err);
+  exit(1);
+});
