@@ -40,11 +40,13 @@ export const testGroups: readonly TestGroup[] = [
     // inside 3 minutes.
     budgetSeconds: 120,
     files: [
+      'activityPresets.test.ts',
       'architecture-doc.test.ts',
       'cloneSlotGrant.test.ts',
       'codec.test.ts',
       // docker compose / compose-config judge the file; nothing is started.
       'compose.test.ts',
+      'failureMessage.test.ts',
       'groups.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
@@ -159,6 +161,8 @@ export const testGroups: readonly TestGroup[] = [
       'vmRequest.lifecycle.test.ts',
       'vmRequest.workflow.test.ts',
       'worker-crash.test.ts',
+      'vmRequest.ending.test.ts',
+      'vmRequest.flood.test.ts',
     ],
   },
   {
