@@ -56,6 +56,13 @@ async function createUser(target: NetbirdTarget, body: Record<string, unknown>):
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** A GET the client does not make (pveflow never reads it), answered as NetBird sent it. */
+async function read<T>(target: NetbirdTarget, path: string): Promise<T> {
+  const res = await fetch(`${target.apiUrl}${path}`, { headers: { authorization: `Token ${target.token}`, accept: 'application/json' } });
+  assert.equal(res.status, 200, `GET ${path}`);
+  return (await res.json()) as T;
+}
+
 function contract(label: string, factory: TargetFactory, unavailable?: () => string | undefined) {
   const why = unavailable?.();
   // Locally a missing server skips with the reason; in CI it fails with it.
@@ -154,6 +161,42 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       assert.equal(unknown.status, 422);
       await nb.updateUser(user.id, { role: user.role, is_blocked: false, auto_groups: [] });
       await nb.deleteGroup(group.id);
+    });
+
+    test("a user's machine: joins by the user signing in, is the user's, in All and the user's auto_groups; a group added to them later reaches it, a group removed leaves it", async () => {
+      // pveflow relies on it (src/activities/netbird/access.ts): a new account has groups propagation on.
+      const [account, ...others] = await read<Array<{ settings: { groups_propagation_enabled?: boolean } }>>(target, '/api/accounts');
+      assert.equal(others.length, 0);
+      assert.equal(account?.settings.groups_propagation_enabled, true);
+
+      const first = await nb.createGroup({ name: 'contract-owned-first', peers: [] });
+      const later = await nb.createGroup({ name: 'contract-owned-later', peers: [] });
+      const created = await createUser(target, { email: 'erin@consultancy.example', name: 'Erin Consultant', role: 'user', auto_groups: [first.id], is_service_user: false });
+      assert.equal(created.status, 200, JSON.stringify(created.body));
+      const userId = created.body.id as string;
+      await target.joinAsUser('contract-erin-laptop', { email: 'erin@consultancy.example', password: created.body.password as string });
+      const [peer, ...twice] = await nb.peersNamed('contract-erin-laptop');
+      assert.ok(peer);
+      assert.equal(twice.length, 0);
+      assert.equal((await read<{ user_id: string }>(target, `/api/peers/${peer.id}`)).user_id, userId, "the machine is the user's peer");
+      const groupsOf = async () => (await nb.getPeer(peer.id)).groups.map((g) => g.name).sort();
+      assert.deepEqual(await groupsOf(), ['All', 'contract-owned-first']);
+
+      // Added afterwards: the peer the user already has joins the group (no new login).
+      await nb.updateUser(userId, { role: 'user', is_blocked: false, auto_groups: [first.id, later.id] });
+      assert.deepEqual(await groupsOf(), ['All', 'contract-owned-first', 'contract-owned-later']);
+      assert.deepEqual(
+        (await nb.getGroup(later.id)).peers.map((p) => p.id),
+        [peer.id],
+      );
+      // Removed afterwards: the peer leaves it.
+      await nb.updateUser(userId, { role: 'user', is_blocked: false, auto_groups: [later.id] });
+      assert.deepEqual(await groupsOf(), ['All', 'contract-owned-later']);
+      assert.equal((await nb.getGroup(first.id)).peers_count, 0);
+      await nb.updateUser(userId, { role: 'user', is_blocked: false, auto_groups: [] });
+      assert.deepEqual(await groupsOf(), ['All']);
+      await nb.deleteGroup(first.id);
+      await nb.deleteGroup(later.id);
     });
 
     test('setup keys: one-off in clear once, masked after, used once by a joining machine, revoked for good', async () => {
@@ -259,9 +302,16 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       await nb.deleteGroup(to.id);
     });
 
-    test("the access grant and its revoke: one-way policy from the consultant's standing group to the VM alone; the revoke leaves nothing of the request", async () => {
+    test("the access grant and its revoke: one-way policy from the consultant's standing group to the VM alone, which the consultant's laptop (joined before) is in at once; the revoke leaves nothing of the request", async () => {
       const consultant = 'dana@consultancy.example';
-      assert.equal((await createUser(target, { email: consultant, name: 'Dana Consultant', role: 'user', auto_groups: [], is_service_user: false })).status, 200);
+      const dana = await createUser(target, { email: consultant, name: 'Dana Consultant', role: 'user', auto_groups: [], is_service_user: false });
+      assert.equal(dana.status, 200);
+      // The consultant's laptop joined long before any request: signed in as Dana, in no group but All.
+      await target.joinAsUser('contract-dana-laptop', { email: consultant, password: dana.body.password as string });
+      const [laptop] = await nb.peersNamed('contract-dana-laptop');
+      assert.ok(laptop);
+      const laptopGroups = async () => (await nb.getPeer(laptop.id)).groups.map((g) => g.name).sort();
+      assert.deepEqual(await laptopGroups(), ['All']);
       const deps = { netbird: nb, netbirdGroups: createNetbirdGroups(nb), settings };
       const acts = { ...accessActivities(deps), ...peerActivities(deps) };
       const env = new MockActivityEnvironment();
@@ -283,6 +333,7 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       assert.ok(standing, 'the standing group exists');
       const user = (await nb.listUsers()).find((u) => u.email === consultant)!;
       assert.deepEqual(user.auto_groups, [standing.id], "the consultant's user carries the standing group");
+      assert.deepEqual(await laptopGroups(), ['All', standingGroupName(consultant)], 'the laptop the consultant already has is in the standing group: the policy reaches it');
       const [policy, ...twice] = (await nb.listPolicies()).filter((p) => p.name === names.policy);
       assert.equal(twice.length, 0);
       assert.equal(policy?.enabled, true);
@@ -308,6 +359,7 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       assert.equal((await nb.listGroups({ name: names.deviceGroup })).length, 0);
       // The standing group is the consultant's, not the request's: it stays, and without a policy grants nothing.
       assert.equal((await nb.listGroups({ name: standingGroupName(consultant) })).length, 1);
+      assert.deepEqual(await laptopGroups(), ['All', standingGroupName(consultant)]);
       const again = await env.run(acts.revokeVpnAccess, { serial: id, name });
       assert.deepEqual(again, { leftovers: [], removed: [] });
     });

@@ -23,6 +23,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { UserPeerServer } from './netbirdUserPeer';
 import { freePort } from './ports';
 
 const ROOT = join(__dirname, '..', '..');
@@ -65,6 +66,11 @@ export interface NetbirdServer {
   guestForwardCommand: string;
   /** A NetBird client joining with `setupKey`, in a namespace of its own. Resolves once it has started. */
   startPeer(opts: { name: string; setupKey: string }): Promise<NetbirdPeer>;
+  /**
+   * A namespace named `name` in which `managementUrl` reaches the server, with no client in it: what a machine that
+   * signs in as a user (test/support/netbirdUserPeer.ts) runs in. Closed by `stop` if the caller has not.
+   */
+  openPeerNamespace: UserPeerServer['openPeerNamespace'];
   /** The server's log so far (for a failing test's message). */
   log(): string;
   /** Stops every peer, the server and the bridge, and removes every namespace and file this harness made. */
@@ -176,6 +182,27 @@ export async function startNetbirdServer(opts: NetbirdServerOptions): Promise<Ne
         const peer = await startPeer(`${base}-p${peers.length + 1}`, namespace, dir, name, setupKey, managementUrl);
         peers.push(peer);
         return peer;
+      },
+      openPeerNamespace: async (name) => {
+        const own: Array<() => Promise<void> | void> = [];
+        const close = async () => {
+          for (const step of own.splice(0).reverse()) {
+            try {
+              await step();
+            } catch {
+              // Best effort, as for the server.
+            }
+          }
+        };
+        cleanup.push(close);
+        try {
+          makeNamespace(name, own);
+          startProcess(name, 'socat', [`TCP-LISTEN:${NETBIRD_PORT},bind=${NETBIRD_ADDRESS},reuseaddr,fork`, socatExec(guestForwardCommand(namespace))], {}, join(dir, `${name}-bridge.log`), own);
+        } catch (err) {
+          await close();
+          throw err;
+        }
+        return { name, close };
       },
       stop: async () => {
         for (const peer of peers.splice(0)) await peer.stop();

@@ -1,14 +1,16 @@
 /**
  * The two NetBird management servers the contract suite (test/netbird-contract.test.ts) holds to the same
  * assertions: pveflow's simulator, and NetBird's own server v0.77.1 (test/support/netbirdServer.ts). Each is a new
- * account set up as its server sets one up, with the owner's token; a machine joins it with a setup key the way
- * that target's machines do (the simulator's enrolment, or a real `netbird up` in a namespace of its own).
+ * account set up as its server sets one up, with the owner's token; a machine joins it with a setup key, or as a
+ * user signing in, the way that target's machines do (the simulator's enrolment, or a real `netbird up` in a
+ * namespace of its own, through the server's identity provider for a user).
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetbirdClient, type NetbirdClientOptions } from '../../src/clients/netbird';
 import { createNetbirdSimulator } from '../../src/simulators/netbird';
 import { netbirdUnavailable, startNetbirdServer, type NetbirdPeer, type NetbirdServer } from './netbirdServer';
+import { loginPeerAsUser, type UserPeer } from './netbirdUserPeer';
 
 /** What `reaches` connects to on the destination machine (in a namespace of its own: any port is free). */
 const PROBE_PORT = 2222;
@@ -23,6 +25,11 @@ export interface NetbirdTarget {
   client(overrides?: Partial<NetbirdClientOptions>): NetbirdClient;
   /** A machine `hostname` registers with `setupKey`; resolves once management lists the peer. */
   join(hostname: string, setupKey: string): Promise<void>;
+  /**
+   * A machine `hostname` of the NetBird user `email` joins by that user signing in (a consultant's laptop): the peer
+   * is the user's. `password` is the one `POST /api/users` answered. Resolves once management lists the peer.
+   */
+  joinAsUser(hostname: string, user: { email: string; password: string }): Promise<void>;
   /**
    * Whether machine `from` can open a TCP connection to machine `to` over NetBird (both joined through `join`):
    * the simulator's model of the account's rules, or a real connection through the tunnel, tried for `withinMs`.
@@ -60,6 +67,8 @@ export const simulatorTarget: TargetFactory = async () => {
     ownerEmail: OWNER,
     client: client(listening.url),
     join: async (hostname, setupKey) => void sim.enrollPeer({ setupKey, hostname }),
+    // The simulator's SSO login (`POST /_sim/peers` with an e-mail): it models no identity provider, so no password.
+    joinAsUser: async (hostname, { email }) => void sim.enrollUserPeer({ email, hostname }),
     reaches: async (from, to) => {
       const id = (name: string) => sim.dump().peers.find((p) => p.name === name)?.id ?? '';
       return sim.reachableFrom(id(from)).includes(id(to));
@@ -91,6 +100,7 @@ export const realServerTarget: TargetFactory = async () => {
     };
   const nb = client(server)();
   const machines = new Map<string, NetbirdPeer>();
+  const laptops: UserPeer[] = [];
   return {
     name: "NetBird's own server v0.77.1",
     apiUrl: server.apiUrl,
@@ -106,6 +116,8 @@ export const realServerTarget: TargetFactory = async () => {
         await sleep(250);
       }
     },
+    // loginPeerAsUser resolves once /api/peers shows the peer connected.
+    joinAsUser: async (hostname, { email, password }) => void laptops.push(await loginPeerAsUser({ server, namespacePrefix: PREFIX, email, password, hostname })),
     reaches: async (from, to, withinMs) => {
       const [source, destination] = [machines.get(from), machines.get(to)];
       const [peer] = await nb.peersNamed(to);
@@ -131,6 +143,7 @@ export const realServerTarget: TargetFactory = async () => {
     },
     close: async () => {
       await Promise.all(clients.map((c) => c.close()));
+      for (const laptop of laptops) await laptop.stop();
       for (const s of servers) await s.stop();
     },
   };

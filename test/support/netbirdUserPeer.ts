@@ -88,7 +88,10 @@ export interface NetbirdApiPeer {
 
 export interface LoginPeerAsUserOptions {
   server: UserPeerServer;
-  /** Namespace names start with it (the caller's branch name). */
+  /**
+   * Namespace names start with it (the caller's branch name), then this process's pid: the shape netbirdServer.ts's
+   * start-up clean-up reads, so a namespace a killed test left behind is removed by the next run.
+   */
   namespacePrefix: string;
   email: string;
   password: string;
@@ -122,7 +125,7 @@ export async function loginPeerAsUser(opts: LoginPeerAsUserOptions): Promise<Use
   const logFile = join(dir, 'client.log');
   const log = () => readLog(logFile);
   try {
-    const ns = await server.openPeerNamespace(`${opts.namespacePrefix}-u${process.pid}-${++peers}`);
+    const ns = await server.openPeerNamespace(`${opts.namespacePrefix}-${process.pid}-u${++peers}`);
     cleanup.push(() => ns.close());
     const client = startInNamespace(
       ns.name,
