@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import { NetbirdClient } from '../src/clients/netbird';
+import { createNetbirdSimulator } from '../src/simulators/netbird';
 import { PveApiError, PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
-import { checkNetbird, checkPve, checkTokenFormat, policyExposures, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
+import { checkNetbird, checkNetbirdPropagation, checkPve, checkTokenFormat, policyExposures, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
 import type { NetbirdPolicy } from '../src/clients/netbird';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { permissionsSchema } from '../src/doctor/schemas';
@@ -72,6 +73,7 @@ describe('doctor against the simulated world', () => {
       'sftp pve3',
       'netbird.token',
       'netbird.policies',
+      'netbird.propagation',
     ]) {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
@@ -108,6 +110,22 @@ describe('doctor against the simulated world', () => {
     const [pve3] = byCheck(findings, 'sftp pve3');
     assert.equal(pve3!.ok, false);
     assert.match(pve3!.fix!, /add pve3 to SSH_NODES/);
+  });
+
+  test("NetBird with user group propagation off fails, naming the setting and the fix (grants reach a consultant's machine only through it)", async () => {
+    const sim = createNetbirdSimulator({ tokens: ['nbp_doctorpropagation000000000000000000'], users: [{ email: 'owner@example.test', name: 'Owner' }], groupsPropagation: false });
+    const listening = await sim.listen({});
+    const off = new NetbirdClient({ baseUrl: listening.url, token: 'nbp_doctorpropagation000000000000000000', timeoutMs: 5_000, retry: { attempts: 1 } });
+    try {
+      const finding = await checkNetbirdPropagation(off);
+      assert.equal(finding.ok, false);
+      assert.equal(finding.check, 'netbird.propagation');
+      assert.match(finding.message, /groups_propagation_enabled: false/);
+      assert.match(finding.fix!, /user group propagation/);
+    } finally {
+      await off.close();
+      await listening.close();
+    }
   });
 
   test('a rejected NetBird token fails with how to get a new one', async () => {

@@ -7,7 +7,7 @@ import { accessPolicy } from '../src/activities/netbird/policy';
 import { peerActivities, type VpnPeer } from '../src/activities/netbird/peer';
 import { standingGroupName } from '../src/activities/netbird/standingGroups';
 import { NetbirdApiError, NetbirdClient } from '../src/clients/netbird';
-import { checkNetbirdPolicies } from '../src/doctor/netbirdPolicyCheck';
+import { checkNetbirdPolicies, checkNetbirdPropagation } from '../src/doctor/netbirdPolicyCheck';
 import { deviceNames } from '../src/domain/deviceNames';
 import { createNetbirdGroups } from '../src/worker';
 import { realServerTarget, realServerUnavailable, simulatorTarget, type NetbirdTarget, type TargetFactory } from './support/netbirdTargets';
@@ -121,6 +121,8 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       await nb.deletePolicy(policy!.id);
       const after = await checkNetbirdPolicies(nb);
       assert.equal(after.ok, true, after.message);
+      const propagation = await checkNetbirdPropagation(nb);
+      assert.equal(propagation.ok, true, `a new account propagates user groups: ${propagation.message}`);
     });
 
     test('groups: created empty, found by exact name, a second of the same name refused 409, renamed, deleted', async () => {

@@ -1,4 +1,4 @@
-import type { NetbirdClient, NetbirdPolicy } from '../clients/netbird';
+import type { NetbirdAccount, NetbirdClient, NetbirdPolicy } from '../clients/netbird';
 import { DEVICE_GROUP_PREFIX, REQUEST_POLICY_PATTERN } from '../domain/deviceNames';
 import { fail, pass, type Finding } from './finding';
 
@@ -60,5 +60,28 @@ export async function checkNetbirdPolicies(netbird: NetbirdClient): Promise<Find
     check,
     `${what}: with ${named.length > 1 ? 'these policies' : 'this policy'} enabled, peers beyond a request's consultants reach its VM, or the VM reaches out, whatever pveflow grants`,
     `in NetBird's dashboard, Access Control → Policies: delete or disable ${named.map((n) => `'${n}'`).join(', ')} (a new account's 'Default' lets every peer reach every peer), or narrow its groups so that neither 'All' nor a '${DEVICE_GROUP_PREFIX}…' group is among them; see docs/operations.md (NetBird)`,
+  );
+}
+
+/**
+ * `pveflow doctor`'s check of the account setting pveflow's grants rely on: a consultant's access is their standing
+ * group in their user's auto_groups, and only with `groups_propagation_enabled` does NetBird move the laptops that
+ * user already registered into it (src/activities/netbird/access.ts). Without it a consultant who joined before
+ * their first request reaches nothing, silently.
+ */
+export async function checkNetbirdPropagation(netbird: NetbirdClient): Promise<Finding> {
+  const check = 'netbird.propagation';
+  let accounts: NetbirdAccount[];
+  try {
+    accounts = await netbird.listAccounts();
+  } catch (err) {
+    return fail(check, `cannot read NetBird's account settings: ${(err as Error).message}`, "give the token's user the admin role");
+  }
+  const off = accounts.filter((a) => a.settings.groups_propagation_enabled === false);
+  if (off.length === 0) return pass(check, "user group propagation is on: a consultant's standing group reaches the machines they already registered");
+  return fail(
+    check,
+    `the account ${off.map((a) => a.id).join(', ')} has user group propagation off (groups_propagation_enabled: false): a consultant whose machine joined before their first request is never put in their standing group, and reaches no VM`,
+    "in NetBird's dashboard, Settings → Groups: turn on user group propagation (API: PUT /api/accounts/{accountId} with settings.groups_propagation_enabled: true)",
   );
 }

@@ -3,7 +3,7 @@ import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
 import { fail, type Finding } from './finding';
 import { checkNetbird } from './netbirdCheck';
-import { checkNetbirdPolicies } from './netbirdPolicyCheck';
+import { checkNetbirdPolicies, checkNetbirdPropagation } from './netbirdPolicyCheck';
 import { checkPve, type PveCheckSettings } from './pveChecks';
 import { checkSftp } from './sftpCheck';
 
@@ -31,10 +31,10 @@ export async function runDoctor(deps: DoctorDeps): Promise<Finding[]> {
   return [...pve.findings, ...sftp, ...netbird];
 }
 
-/** The token first: with a refused one, the policies cannot be read and saying so again would add nothing. */
+/** The token first: with a refused one, the policies and settings cannot be read and saying so again would add nothing. */
 async function netbirdFindings(netbird: NetbirdClient): Promise<Finding[]> {
   const token = await checkNetbird(netbird);
-  return token.ok ? [token, await checkNetbirdPolicies(netbird)] : [token];
+  return token.ok ? [token, await checkNetbirdPolicies(netbird), await checkNetbirdPropagation(netbird)] : [token];
 }
 
 /** One line per finding, failures with their fix; for the CLI and the worker's start-up log. */

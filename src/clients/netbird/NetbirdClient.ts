@@ -5,6 +5,7 @@ import { NetbirdApiError, isRetryableStatus } from './NetbirdApiError';
 import { backoffMs, DEFAULT_RETRY, parseRetryAfter, type RetryPolicy } from './retry';
 import { upstreamErrorClass, type UpstreamCallHook } from '../../observability/metrics';
 import {
+  accountSchema,
   errorBodySchema,
   groupSchema,
   peerSchema,
@@ -12,6 +13,7 @@ import {
   setupKeySchema,
   userSchema,
   type GroupRequest,
+  type NetbirdAccount,
   type NetbirdGroup,
   type NetbirdPeer,
   type NetbirdPolicy,
@@ -146,6 +148,13 @@ export class NetbirdClient {
   /** NetBird refuses (400) while a policy, setup key or user still refers to the group. */
   async deleteGroup(groupId: string): Promise<void> {
     await this.call('DELETE', '/api/groups/{groupId}', { params: { groupId }, schema: empty });
+  }
+
+  // ---- the account ------------------------------------------------------------------------------------------
+
+  /** The token's account (NetBird answers a list of one). */
+  listAccounts(): Promise<NetbirdAccount[]> {
+    return this.call('GET', '/api/accounts', { schema: z.array(accountSchema) });
   }
 
   // ---- policies ----------------------------------------------------------------------------------------------

@@ -76,6 +76,15 @@ export const policySchema = z
   .loose();
 export type NetbirdPolicy = z.infer<typeof policySchema>;
 
+/** `GET /api/accounts`: only what pveflow reads of an account (its settings are many and grow). */
+export const accountSchema = z
+  .object({
+    id: z.string(),
+    settings: z.object({ groups_propagation_enabled: z.boolean().optional() }).loose(),
+  })
+  .loose();
+export type NetbirdAccount = z.infer<typeof accountSchema>;
+
 export const setupKeySchema = z
   .object({
     id: z.string(),
