@@ -137,7 +137,11 @@ describe('day-2 activities against the simulated Proxmox', () => {
       ],
     );
     await ok(root.updateVmConfig('pve1', ref.vmid, { description: 'changed after the snapshot' }));
-    assert.deepEqual(await run(acts.revertSnapshot, { ...ref, name: 'before', start: true }), { power: 'running' });
+    assert.deepEqual(
+      await run(acts.revertSnapshot, { ...ref, name: 'before', start: true }),
+      { power: 'running', size: { cores: 2, memoryMiB: 2048, diskGiB: 4 } },
+      'the size the restored config gives (the record and the quota follow it)',
+    );
     assert.equal((await root.vmConfig('pve1', ref.vmid)).description, undefined, 'the config is back as it was');
     assert.equal(await run(acts.deleteSnapshot, { ...ref, name: 'before' }), 'deleted');
     assert.equal(await run(acts.deleteSnapshot, { ...ref, name: 'before' }), 'absent');

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -103,7 +103,9 @@ async function main(): Promise<void> {
   });
   saveState = () => {
     const path = args.stateOut ?? join(args.dir, 'state.json');
-    writeFileSync(path, `${JSON.stringify(sim.dump(), null, 2)}\n`);
+    // Written beside and renamed: a reader polling for the file never sees it half written.
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(sim.dump(), null, 2)}\n`);
+    renameSync(`${path}.tmp`, path);
     return path;
   };
   const server = await sim.listen({ host: args.host, port: args.port, tls });
