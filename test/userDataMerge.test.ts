@@ -72,6 +72,21 @@ describe('mergeUserData', () => {
     assert.equal('write_files' in mergeUserData(own(), { write_files: [{ path: '/etc/shadow', content: '' }] }), false, 'no empty list');
   });
 
+  test('write_files under /home/ are written once the users exist (deferred), whatever the request said', () => {
+    const merged = mergeUserData(own(), {
+      write_files: [
+        { path: '/home/arrow/notes.txt', content: 'a', defer: false },
+        { path: '/home/arrow/.bashrc', content: 'b' },
+        { path: '/opt/app/x', content: 'c' },
+      ],
+    });
+    assert.deepEqual(merged.write_files, [
+      { path: '/home/arrow/notes.txt', content: 'a', defer: true },
+      { path: '/home/arrow/.bashrc', content: 'b', defer: true },
+      { path: '/opt/app/x', content: 'c' },
+    ]);
+  });
+
   test("rendered: the YAML carries the merged document, and pveflow's logins and enrolment are intact", () => {
     const text = renderUserData({
       hostname: 'kali-vm-7k2q9',

@@ -214,7 +214,9 @@ export const fragmentKeySchemas = {
   package_upgrade: z.boolean(),
   ntp: z.strictObject({ enabled: z.boolean().optional(), servers: z.array(host).min(1).max(10).optional(), pools: z.array(host).min(1).max(10).optional() }),
   ca_certs: z.strictObject({
-    remove_defaults: z.boolean().optional(),
+    // Only false: `true` empties the guest's CA bundle before runcmd, and pveflow's NetBird install and enrolment
+    // (https to pkgs.netbird.io and to the management URL) then cannot verify a public server.
+    remove_defaults: z.literal(false, "only false: true removes the public CAs that pveflow's NetBird install and enrolment verify their https servers with (add yours with trusted)").optional(),
     trusted: z
       .array(
         z

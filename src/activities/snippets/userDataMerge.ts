@@ -14,13 +14,20 @@ export interface OwnUserData {
  * - packages: pveflow's first (the guest agent, curl, CA certificates), then the request's not already there;
  * - runcmd: pveflow's first (guest agent on, NetBird enrolled), then the request's, so that a failing or hostile
  *   command of the request runs only once the build's own steps have;
- * - write_files: the request's, only those the allowlist of places lets through (`writeFileRefusal`).
+ * - write_files: the request's, only those the allowlist of places lets through (`writeFileRefusal`); a file under
+ *   /home/ is always deferred (written at the end of the boot): cloud-init writes files before it creates the users,
+ *   so an earlier one makes the login's home root's before the login exists (useradd then neither takes it over nor
+ *   fills it), and the generated login can no longer write to its own home (seen on a real guest,
+ *   test/guardrails-real-guest.test.ts).
  */
+/** Where the users' homes are made: written only once the users exist. */
+const HOMES = '/home/';
+
 export function mergeUserData(own: OwnUserData, choices: CloudInitChoices | undefined): Record<string, unknown> {
   if (!choices) return own;
   const fragment = Object.fromEntries(Object.entries(choices.cloud_config ?? {}).filter(([key]) => Object.hasOwn(fragmentKeySchemas, key) && !Object.hasOwn(own, key)));
   const packages = [...own.packages, ...(choices.packages ?? []).filter((p) => !own.packages.includes(p))];
   const runcmd = [...own.runcmd, ...(choices.runcmd ?? [])];
-  const files = (choices.write_files ?? []).filter((f) => !writeFileRefusal(f.path));
+  const files = (choices.write_files ?? []).filter((f) => !writeFileRefusal(f.path)).map((f) => (f.path.startsWith(HOMES) ? { ...f, defer: true } : f));
   return { ...own, ...fragment, packages, runcmd, ...(files.length ? { write_files: files } : {}) };
 }
