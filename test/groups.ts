@@ -172,6 +172,8 @@ export const testGroups: readonly TestGroup[] = [
     testTimeoutSeconds: 900,
     budgetSeconds: 1320,
     files: [
+      // A real Debian guest booted from the most aggressive user-data the allowlists accept, NetBird's own server.
+      'guardrails-real-guest.test.ts',
       'api-schemathesis.test.ts',
       'chaos-faults.test.ts',
       'chaos.test.ts',
