@@ -21,6 +21,8 @@ interface Row {
   badParam: string;
   badText: RegExp;
   good?: Record<string, string>;
+  /** A minimal valid call that needs repeated keys (an array parameter), as a raw form. */
+  goodForm?: string;
 }
 
 let upid = '';
@@ -79,6 +81,23 @@ const rows = (): Row[] => [
     badParam: 'command',
     badText: /^value 'reboot' does not have a value in the enumeration/,
     good: { command: 'get-osinfo' },
+  },
+  {
+    route: 'POST /nodes/{node}/qemu/{vmid}/agent/exec',
+    path: '/nodes/pve1/qemu/300/agent/exec',
+    bad: { command: 'ls' },
+    badParam: 'command',
+    badText: /^type check \('array'\) failed/,
+    goodForm: 'command=ls&command=-l',
+  },
+  { route: 'GET /nodes/{node}/qemu/{vmid}/agent/exec-status', path: '/nodes/pve1/qemu/300/agent/exec-status', bad: { pid: 'x' }, badParam: 'pid', badText: /type check \('integer'\) failed/, good: { pid: '1' } },
+  {
+    route: 'GET /nodes/{node}/qemu/{vmid}/agent/file-read',
+    path: '/nodes/pve1/qemu/300/agent/file-read',
+    bad: { file: '/etc/hostname', all: '1' },
+    badParam: 'all',
+    badText: /not defined in schema/,
+    good: { file: '/etc/hostname' },
   },
   { route: 'GET /cluster/status', path: '/cluster/status', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   { route: 'GET /nodes/{node}/tasks/{upid}/status', path: `/nodes/pve1/tasks/${encodeURIComponent(upid)}/status`, bad: { verbose: '1' }, badParam: 'verbose', badText: /not defined in schema/ },
@@ -208,8 +227,8 @@ after(async () => {
   rmSync(snippets, { recursive: true, force: true });
 });
 
-async function call(method: string, path: string, params: Record<string, string>) {
-  const form = new URLSearchParams(params).toString();
+async function call(method: string, path: string, params: Record<string, string> | string) {
+  const form = typeof params === 'string' ? params : new URLSearchParams(params).toString();
   const inQuery = method === 'GET' || method === 'DELETE';
   const res = await fetch(`${url}${path}${inQuery && form ? `?${form}` : ''}`, {
     method,
@@ -242,7 +261,7 @@ test('each route rejects one invalid parameter by name and accepts a minimal val
     assert.deepEqual(Object.keys(bad.body!.errors ?? {}), [row.badParam], row.route);
     assert.match(bad.body!.errors![row.badParam]!, row.badText, row.route);
 
-    const good = await call(method, row.path, row.good ?? {});
+    const good = await call(method, row.path, row.goodForm ?? row.good ?? {});
     assert.notEqual(good.status, 400, `${row.route} minimal call: ${JSON.stringify(good.body)}`);
     assert.ok(good.status === 200 || good.status === 500, `${row.route}: ${good.status}`);
     if (row.route === 'POST /nodes/{node}/qemu/{vmid}/clone') {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
-import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming } from './pve';
+import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming, type RealGuestOptions } from './pve';
 import { createSftpServer } from './sftp';
 import { WORLD_ACCESS_FILE, writeWorldAccessFile } from './inspection';
 import { loadWorldState, resetWorldState, WORLD_STATE_FILE, WorldSaver, type WorldSnapshot } from './persistence';
@@ -35,6 +35,12 @@ export interface WorldOptions {
    * snippets are files in `dir` anyway) and start from it; `reset` forgets it first. Without it the world is new.
    */
   persist?: { reset?: boolean };
+  /**
+   * Real guests (off by default): every VM start boots the project's Debian image under QEMU (see
+   * src/simulators/pve/README.md). QEMU's files go under `<dir>/qemu` unless `dir` says otherwise; stopping the
+   * world ends every QEMU it started.
+   */
+  realGuests?: Omit<RealGuestOptions, 'dir'> & { dir?: string };
 }
 
 /** How a start found the world. */
@@ -123,7 +129,9 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       onGuestBoot: (boot) => bootGuest(netbird, boot),
       restore: saved?.pve,
       onChange: changed,
+      ...(opts.realGuests ? { realGuests: { dir: join(opts.dir, 'qemu'), ...opts.realGuests } } : {}),
     });
+    stops.push(pve.stop);
     const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(pveServer.close);
 

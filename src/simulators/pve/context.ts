@@ -6,6 +6,7 @@ import type { PveApiSchema } from './schema';
 import type { TaskRegistry } from './tasks';
 import type { PveTiming } from './timing';
 import type { Faults } from './faults';
+import type { RealGuests } from './realGuests';
 import type { StorageCapacity } from './capacity';
 
 /** What the simulator tells the world it boots guests into (see `PveSimulatorOptions`). */
@@ -28,6 +29,8 @@ export interface SimContext {
   capacity: StorageCapacity;
   snippetsDir(node: string, storage: string): string;
   onGuestBoot?(boot: GuestBoot): void;
+  /** Real-guest mode: VMs boot under QEMU (`realGuests/`); absent, guests are modelled. */
+  realGuests?: RealGuests;
 }
 
 /** A request's parameters after validation: path, query and body merged, every value as PVE's handlers see it. */

@@ -15,13 +15,16 @@ import { loadVm } from './handlers/qemuCommon';
  */
 const MAX_SNIPPETS_BYTES = 3 * 1024 * 1024;
 
+/** The `cicustom` snippets by kind, as bytes: what qemu-server puts on the cloud-init drive verbatim. */
+export type CloudInitSnippets = Partial<Record<'user' | 'network' | 'meta' | 'vendor', Buffer>>;
+
 /** Reads the cicustom snippets like qemu-server `Cloudinit.pm` does at start; errors are start task errors. */
-export function readCloudInitSnippets(sim: SimContext, vm: VmState): { userData?: string } {
+export function readCloudInitSnippetBytes(sim: SimContext, vm: VmState): CloudInitSnippets {
   const cicustom = vm.config.cicustom;
   if (!cicustom) return {};
   const parts = parseNamedPropertyString('pve-qm-cicustom', cicustom);
   let total = 0;
-  const texts: Record<string, string> = {};
+  const snippets: CloudInitSnippets = {};
   for (const kind of ['user', 'network', 'meta', 'vendor'] as const) {
     const volid = parts[kind];
     if (!volid) continue;
@@ -32,12 +35,17 @@ export function readCloudInitSnippets(sim: SimContext, vm: VmState): { userData?
     const dir = sim.snippetsDir(vm.node, storage.id);
     const file = normalize(join(dir, m[2]!.slice('snippets/'.length)));
     if (!file.startsWith(normalize(dir) + sep) || !isFile(file)) throw new Error(`can't find file '${volid}'`);
-    const text = readFileSync(file, 'utf8');
-    total += Buffer.byteLength(text);
+    const bytes = readFileSync(file);
+    total += bytes.length;
     if (total > MAX_SNIPPETS_BYTES) throw new Error('Cloud-Init sum of snippets too big (> 3 MiB)');
-    texts[kind] = text;
+    snippets[kind] = bytes;
   }
-  return { userData: texts.user };
+  return snippets;
+}
+
+/** The user-data snippet's text (what the modelled guest's cloud-init acts on). */
+export function readCloudInitSnippets(sim: SimContext, vm: VmState): { userData?: string } {
+  return { userData: readCloudInitSnippetBytes(sim, vm).user?.toString('utf8') };
 }
 
 function isFile(path: string): boolean {
@@ -96,12 +104,14 @@ export function assertAgentAvailable(sim: SimContext, node: string, vmid: number
   if (vm.config.agent === undefined) throw pveDie('No QEMU guest agent configured');
   const run = vm.run;
   if (!run) throw pveDie(`VM ${vmid} is not running`);
-  const up = agentEnabled(vm) && !run.agentBroken && !run.paused && Date.now() >= run.startedAt + sim.timing.agentStartMs;
+  // A real guest's agent answers for itself (the ping comes next); a modelled one is up `agentStartMs` after start.
+  const booted = sim.realGuests?.running(vmid) || Date.now() >= run.startedAt + sim.timing.agentStartMs;
+  const up = agentEnabled(vm) && !run.agentBroken && !run.paused && booted;
   if (!up) throw pveDie('QEMU guest agent is not running');
   return { vm, run };
 }
 
-function macOf(vm: VmState): string {
+export function macOf(vm: VmState): string {
   const nic = splitPropertyString(vm.config.net0 ?? '', 'model');
   const mac = nic.macaddr ?? Object.entries(nic).find(([, v]) => /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/.test(v))?.[1];
   return (mac ?? 'BC:24:11:00:00:00').toLowerCase();

@@ -30,6 +30,7 @@ import { createApiServer } from './server';
 import { restorePve, snapshotPve, type PveSnapshot } from './snapshot';
 import { TaskRegistry } from './tasks';
 import { realisticTiming, type PveTiming } from './timing';
+import { RealGuests, type RealGuestInfo, type RealGuestOptions } from './realGuests';
 
 /**
  * The simulated Proxmox VE API server: pveflow's embedded default and the world every test runs against.
@@ -45,6 +46,8 @@ export type { TaskFailureFault, FaultSet, FaultClass } from './faults';
 export type { ControlOptions } from './control';
 export { generateSeed, type GenerateSeedOptions } from './seeds/generate';
 export type { PveSnapshot } from './snapshot';
+export type { GuestForward, RealGuestInfo, RealGuestOptions } from './realGuests';
+export { realGuestPrerequisites } from './realGuests';
 
 export interface PveSimulatorOptions {
   seed: ClusterSeed;
@@ -60,6 +63,8 @@ export interface PveSimulatorOptions {
   restore?: PveSnapshot;
   /** Told after anything may have changed (a write request answered, a task ended): a persisted world saves then. */
   onChange?(): void;
+  /** Real-guest mode (off by default): VMs boot the given Debian image under QEMU (`realGuests/`). */
+  realGuests?: RealGuestOptions;
 }
 
 export interface PveStateDump {
@@ -78,6 +83,8 @@ export interface PveStateDump {
     pendingDelete?: string[];
     snapshots?: string[];
     ha?: string;
+    /** Real-guest mode: the running QEMU, its forwarded SSH port and serial console log. */
+    guest?: RealGuestInfo;
   }[];
   tasks: { upid: string; node: string; type: string; id: string; status: 'running' | 'stopped'; exitstatus?: string }[];
   pools: { poolid: string; comment?: string; vms: number[]; storages: string[] }[];
@@ -95,6 +102,10 @@ export interface PveSimulator {
   snapshot(): PveSnapshot;
   /** Switch faults on and off for a test (the same classes `POST /_sim/faults` takes). */
   readonly faults: { set(faults: FaultSet): void; clear(kind?: FaultClass): void; list(): ReturnType<Faults['list']> };
+  /** Real-guest mode: how to reach a running VM's guest (undefined when it runs none). */
+  realGuest(vmid: number): RealGuestInfo | undefined;
+  /** Ends every QEMU process the simulator started (real-guest mode); a no-op otherwise. */
+  stop(): Promise<void>;
 }
 
 const ROUTES: readonly Route[] = [
@@ -139,6 +150,14 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     snippetsDir: opts.snippetsDir,
     onGuestBoot: opts.onGuestBoot,
   };
+  if (opts.realGuests) {
+    // A guest that powered itself off (or a QEMU that died) reads stopped, as pvestatd would see it.
+    sim.realGuests = new RealGuests(opts.realGuests, (vmid, pid) => {
+      const vm = cluster.vms.get(vmid);
+      if (vm?.run?.pid === pid) cluster.markStopped(vm, Date.now());
+      opts.onChange?.();
+    });
+  }
   const router = new Router(ROUTES);
   const credentials = {
     users: new Map(opts.seed.users.map((u) => [u.userid, u])),
@@ -148,6 +167,8 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
   if (opts.restore) {
     const { booting } = restorePve(opts.restore, cluster, sim.tasks, sim.capacity);
     for (const vm of booting) resumeGuestBoot(sim, vm);
+    // Real guests ended with the world that ran them: their VMs read stopped until started again.
+    if (sim.realGuests) for (const vm of cluster.vms.values()) if (vm.run) cluster.markStopped(vm, Date.now());
   }
 
   const dump = (): PveStateDump => ({
@@ -166,6 +187,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
       ...(vm.pendingDelete ? { pendingDelete: [...vm.pendingDelete] } : {}),
       ...(vm.snapshots?.size ? { snapshots: [...vm.snapshots.keys()] } : {}),
       ...(cluster.ha.has(vm.vmid) ? { ha: cluster.ha.get(vm.vmid)!.state } : {}),
+      ...(sim.realGuests?.info(vm.vmid) ? { guest: sim.realGuests.info(vm.vmid) } : {}),
     })),
     tasks: sim.tasks.all().map((t) => ({
       upid: t.upid,
@@ -224,6 +246,10 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
       };
     },
     dump,
+    realGuest: (vmid) => sim.realGuests?.info(vmid),
+    stop: async () => {
+      await sim.realGuests?.stopAll();
+    },
     snapshot: () => snapshotPve(cluster, sim.tasks, sim.capacity),
     callCounts() {
       return Object.fromEntries(counts);

@@ -1,6 +1,6 @@
 import type { ApiRequest, Route, SimContext } from '../context';
 import type { RunState, VmState } from '../cluster';
-import { PveError } from '../errors';
+import { PveError, paramError } from '../errors';
 import { assertAgentAvailable, networkInterfaces } from '../guestAgent';
 
 /**
@@ -70,10 +70,20 @@ const READERS: Record<string, Reader> = {
   }),
 };
 
+/** Real-guest mode: the command goes to the guest's own qemu-ga; its failures read as PVE's. */
+export async function realAgentCall(sim: SimContext, vm: VmState, command: string, args?: Record<string, unknown>): Promise<unknown> {
+  try {
+    return await sim.realGuests!.agent(vm.vmid, command, args);
+  } catch (err) {
+    throw new PveError(500, (err as Error).message);
+  }
+}
+
 /** `POST .../agent`'s `command` enum (the schema validates it before this runs). */
-function run(sim: SimContext, req: ApiRequest, command: string): { result: unknown } {
+async function run(sim: SimContext, req: ApiRequest, command: string): Promise<{ result: unknown }> {
   const vmid = Number(req.params.req('vmid'));
   const { vm, run } = assertAgentAvailable(sim, req.params.req('node'), vmid);
+  if (sim.realGuests?.running(vmid)) return { result: await realAgentCall(sim, vm, command) };
   const reader = READERS[command];
   if (!reader) {
     throw new PveError(500, `VM ${vmid} qga command 'guest-${command}' failed - the simulated guest agent does not implement it`);
@@ -88,6 +98,73 @@ const readRoute = (command: string): Route => ({
   handle: (req, sim) => run(sim, req, command),
 });
 
+/** exec, exec-status and file-read reach into the guest: only a real guest has anything to answer with. */
+function realGuestOnly(sim: SimContext, req: ApiRequest, command: string): VmState {
+  const vmid = Number(req.params.req('vmid'));
+  const { vm } = assertAgentAvailable(sim, req.params.req('node'), vmid);
+  if (!sim.realGuests?.running(vmid)) {
+    throw new PveError(500, `VM ${vmid} qga command 'guest-${command}' failed - the simulated guest agent does not implement it (only real guests run commands)`);
+  }
+  return vm;
+}
+
+const UNRESTRICTED = ['VM.GuestAgent.Unrestricted'];
+
+/** `POST .../agent/exec`: `command` is the program and its arguments (a JSON array, or repeated form values). */
+const execRoute: Route = {
+  method: 'POST',
+  path: '/nodes/{node}/qemu/{vmid}/agent/exec',
+  permission: vmPerm(UNRESTRICTED),
+  handle: async (req, sim) => {
+    const vm = realGuestOnly(sim, req, 'exec');
+    const raw = req.params.req('command');
+    let argv: unknown;
+    try {
+      argv = raw.startsWith('[') ? JSON.parse(raw) : [raw];
+    } catch {
+      argv = undefined;
+    }
+    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) throw paramError({ command: "type check ('array') failed" });
+    const [path, ...arg] = argv as string[];
+    const input = req.params.str('input-data');
+    return realAgentCall(sim, vm, 'exec', { path, arg, 'capture-output': true, ...(input !== undefined ? { 'input-data': Buffer.from(input).toString('base64') } : {}) });
+  },
+};
+
+/** `GET .../agent/exec-status`: PVE decodes the captured output from base64. */
+const execStatusRoute: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/qemu/{vmid}/agent/exec-status',
+  permission: vmPerm(UNRESTRICTED),
+  handle: async (req, sim) => {
+    const vm = realGuestOnly(sim, req, 'exec-status');
+    const status = (await realAgentCall(sim, vm, 'exec-status', { pid: req.params.int('pid') })) as Record<string, unknown>;
+    for (const key of ['out-data', 'err-data']) {
+      if (typeof status[key] === 'string') status[key] = Buffer.from(status[key], 'base64').toString('utf8');
+    }
+    return status;
+  },
+};
+
+/** `GET .../agent/file-read`: open, read up to `count` bytes, close; decoded unless `decode=0`. */
+const fileReadRoute: Route = {
+  method: 'GET',
+  path: '/nodes/{node}/qemu/{vmid}/agent/file-read',
+  permission: vmPerm(UNRESTRICTED),
+  handle: async (req, sim) => {
+    const vm = realGuestOnly(sim, req, 'file-read');
+    const count = req.params.int('count') ?? 16 * 1024 * 1024;
+    const handle = await realAgentCall(sim, vm, 'file-open', { path: req.params.req('file'), mode: 'r' });
+    try {
+      const read = (await realAgentCall(sim, vm, 'file-read', { handle, count })) as { 'buf-b64': string; count: number; eof: boolean };
+      const content = req.params.bool('decode') === false ? read['buf-b64'] : Buffer.from(read['buf-b64'], 'base64').toString('utf8');
+      return { content, 'bytes-read': read.count, ...(read.eof ? {} : { truncated: true }) };
+    } finally {
+      await realAgentCall(sim, vm, 'file-close', { handle }).catch(() => undefined);
+    }
+  },
+};
+
 export const agentRoutes: Route[] = [
   // The other read commands have GET endpoints too; the simulator serves them through `POST .../agent` only.
   readRoute('get-osinfo'),
@@ -99,4 +176,7 @@ export const agentRoutes: Route[] = [
     permission: vmPerm(['VM.GuestAgent.Unrestricted']),
     handle: (req, sim) => run(sim, req, req.params.req('command')),
   },
+  execRoute,
+  execStatusRoute,
+  fileReadRoute,
 ];

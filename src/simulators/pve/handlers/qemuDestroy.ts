@@ -42,6 +42,8 @@ export const destroyRoute: Route = {
             ctx.log(`Removing image: 100% complete...done. (${d.volid})`);
           }
           releaseVolumes(sim, current);
+          // A real guest's disk, cloud-init drive and console log go with it.
+          await sim.realGuests?.destroy(vmid);
           if (purge && haManaged(sim, vmid)) ctx.log(`Removing HA resource vm:${vmid}`);
           sim.cluster.removeVm(vmid);
           sim.perms.removePath(`/vms/${vmid}`);

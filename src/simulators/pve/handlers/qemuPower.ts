@@ -2,12 +2,13 @@ import type { ApiRequest, Route, SimContext } from '../context';
 import { assertRootOnly } from '../context';
 import type { VmState } from '../cluster';
 import { configMissingText, configNotFoundOnNodeText, pveDie } from '../errors';
-import { assertAgentAvailable, networkInterfaces, readCloudInitSnippets, scheduleGuestBoot } from '../guestAgent';
+import { assertAgentAvailable, networkInterfaces, readCloudInitSnippetBytes, readCloudInitSnippets, scheduleGuestBoot } from '../guestAgent';
+import { realAgentCall } from './qemuAgent';
 import type { Identity } from '../permissions';
 import type { TaskContext } from '../tasks';
 import { sleep } from '../timing';
 import { applyPending } from './qemuConfig';
-import { haManaged, loadVm } from './qemuCommon';
+import { drivesOf, haManaged, loadVm } from './qemuCommon';
 import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
 
 /**
@@ -54,15 +55,25 @@ async function startVm(sim: SimContext, ctx: TaskContext, node: string, vmid: nu
     if (lock === 'suspended') ctx.log('resuming suspended VM');
     // qemu-server's start of a UEFI VM without an EFI disk: a warning, and the task ends `WARNINGS: 1` — a success.
     if (vm.config.bios === 'ovmf' && vm.config.efidisk0 === undefined) ctx.warn('no efidisk configured! Using temporary efivars disk.');
-    await sleep(sim.timing.startMs);
+    if (sim.realGuests) await startRealGuest(sim, ctx, vm);
+    else await sleep(sim.timing.startMs);
     ctx.failIfInjected();
     if (lock === 'suspended') delete vm.config.lock;
     bootGuest(sim, vm, userData);
   });
 }
 
+/** Real-guest mode: the cloud-init drive from the VM's config and snippets, then QEMU on the VM's own disk. */
+async function startRealGuest(sim: SimContext, ctx: TaskContext, vm: VmState): Promise<void> {
+  const disk = drivesOf(vm).find((d) => !d.cdrom);
+  const info = await sim.realGuests!.start(vm, readCloudInitSnippetBytes(sim, vm), disk?.sizeBytes ?? 0);
+  ctx.log(`QEMU ${info.pid} (${info.accel}): SSH on ${info.ssh.host}:${info.ssh.port}, serial console in ${info.serialLog}`);
+}
+
 function bootGuest(sim: SimContext, vm: VmState, userData: string | undefined): void {
   const run = sim.cluster.markRunning(vm, Date.now());
+  const real = sim.realGuests?.info(vm.vmid);
+  if (real) run.pid = real.pid;
   run.agentBroken = sim.faults.take('agentNeverStarts', { node: vm.node, vmid: vm.vmid }) !== undefined;
   scheduleGuestBoot(sim, vm, run, userData);
 }
@@ -87,17 +98,24 @@ async function stopVm(sim: SimContext, req: ApiRequest, ctx: TaskContext, action
     const locked = lockError(req, vm.config.lock);
     if (locked) throw locked;
     if (!vm.run) return;
-    if (action === 'shutdown') await guestShutdown(sim, req);
+    if (action === 'shutdown') await guestShutdown(sim, req, vmid);
+    else if (sim.realGuests) await sim.realGuests.kill(vmid);
     else await sleep(sim.timing.stopMs);
     ctx.failIfInjected();
-    sim.cluster.markStopped(vm, Date.now());
+    if (vm.run) sim.cluster.markStopped(vm, Date.now());
     applyPending(vm);
   });
 }
 
 /** ACPI/agent shutdown: the guest takes `shutdownMs`; past `timeout` it fails unless `forceStop`. */
-async function guestShutdown(sim: SimContext, req: ApiRequest): Promise<void> {
+async function guestShutdown(sim: SimContext, req: ApiRequest, vmid: number): Promise<void> {
   const timeoutMs = (req.params.int('timeout') ?? 60) * 1000;
+  if (sim.realGuests?.running(vmid)) {
+    // The ACPI power button; a guest that ignores it is stopped only when asked to (`forceStop`).
+    if (await sim.realGuests.powerdown(vmid, timeoutMs)) return;
+    if (!req.params.bool('forceStop')) throw new Error('VM quit/powerdown failed - got timeout');
+    return sim.realGuests.kill(vmid);
+  }
   if (sim.timing.shutdownMs <= timeoutMs) return sleep(sim.timing.shutdownMs);
   await sleep(timeoutMs);
   if (!req.params.bool('forceStop')) throw new Error('VM quit/powerdown failed - got timeout');
@@ -224,12 +242,13 @@ const reboot: Route = {
       worker: (ctx) =>
         underLock(sim, req, node, vmid, [], async (current) => {
           if (!current.run) throw new Error(`VM ${vmid} not running`);
-          await guestShutdown(sim, req);
+          await guestShutdown(sim, req, vmid);
           ctx.failIfInjected();
-          sim.cluster.markStopped(current, Date.now());
+          if (current.run) sim.cluster.markStopped(current, Date.now());
           applyPending(current);
-          // qmeventd starts the VM again once the guest is down; the task has ended by then.
+          // qmeventd starts the VM again once the guest is down (a new QEMU, the cloud-init drive written anew).
           const { userData } = readCloudInitSnippets(sim, current);
+          if (sim.realGuests) await startRealGuest(sim, ctx, current);
           bootGuest(sim, current, userData);
         }),
     }).upid;
@@ -255,6 +274,7 @@ const reset: Route = {
           if (!current.run) throw new Error(`VM ${vmid} not running`);
           ctx.failIfInjected();
           // A hard reset: the guest boots again (agent down until it is up); pending config stays pending.
+          if (sim.realGuests?.running(vmid)) await sim.realGuests.reset(vmid);
           sim.cluster.markStopped(current, Date.now());
           bootGuest(sim, current, undefined);
         }),
@@ -282,8 +302,13 @@ const suspend: Route = {
         underLock(sim, req, node, vmid, [], async (current) => {
           if (!current.run) throw new Error(`VM ${vmid} not running`);
           ctx.failIfInjected();
-          if (!todisk) return sim.cluster.markPaused(current, true, Date.now());
-          await sleep(sim.timing.stopMs);
+          if (!todisk) {
+            if (sim.realGuests?.running(vmid)) await sim.realGuests.pause(vmid, true);
+            return sim.cluster.markPaused(current, true, Date.now());
+          }
+          // Real guests: the RAM is not saved (a model deviation), the process ends and the next start boots.
+          if (sim.realGuests?.running(vmid)) await sim.realGuests.kill(vmid);
+          else await sleep(sim.timing.stopMs);
           current.config.lock = 'suspended';
           sim.cluster.markStopped(current, Date.now());
         }),
@@ -312,6 +337,7 @@ const resume: Route = {
       worker: (ctx) =>
         underLock(sim, req, node, vmid, [], async (current) => {
           ctx.failIfInjected();
+          if (sim.realGuests?.running(vmid)) await sim.realGuests.pause(vmid, false);
           sim.cluster.markPaused(current, false, Date.now());
         }),
     }).upid;
@@ -362,8 +388,9 @@ const agentPing: Route = {
   method: 'POST',
   path: '/nodes/{node}/qemu/{vmid}/agent/ping',
   permission: vmPerm(agentPrivs, true),
-  handle: ({ params }, sim) => {
-    assertAgentAvailable(sim, params.req('node'), Number(params.req('vmid')));
+  handle: async ({ params }, sim) => {
+    const { vm } = assertAgentAvailable(sim, params.req('node'), Number(params.req('vmid')));
+    if (sim.realGuests?.running(vm.vmid)) return { result: await realAgentCall(sim, vm, 'ping') };
     return { result: {} };
   },
 };
@@ -372,8 +399,9 @@ const agentInterfaces: Route = {
   method: 'GET',
   path: '/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces',
   permission: vmPerm(agentPrivs, true),
-  handle: ({ params }, sim) => {
+  handle: async ({ params }, sim) => {
     const { vm, run } = assertAgentAvailable(sim, params.req('node'), Number(params.req('vmid')));
+    if (sim.realGuests?.running(vm.vmid)) return { result: await realAgentCall(sim, vm, 'network-get-interfaces') };
     return { result: networkInterfaces(sim, vm, run) };
   },
 };

@@ -64,6 +64,8 @@ export const resizeRoute: Route = {
           if (!drive.volname.includes('/')) {
             await allocateVolume(sim, drive.storage, node, newSize - drive.sizeBytes, drive.volname);
           }
+          // A real guest boots from its first disk: that image grows (the running QEMU's block device, or the file).
+          if (sim.realGuests && drivesOf(vm).find((d) => !d.cdrom)?.key === disk) await sim.realGuests.resize(vmid, newSize);
           vm.config[disk] = joinPropertyString({ ...drive.options, size: formatSize(newSize) }, 'file');
           ctx.log(`Image resized to ${formatSize(newSize)}.`);
         } finally {
