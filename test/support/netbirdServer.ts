@@ -65,6 +65,11 @@ export interface NetbirdServer {
   guestForwardCommand: string;
   /** A NetBird client joining with `setupKey`, in a namespace of its own. Resolves once it has started. */
   startPeer(opts: { name: string; setupKey: string }): Promise<NetbirdPeer>;
+  /**
+   * A namespace named `name` (the caller's prefix first) in which `managementUrl` reaches the server, with nothing
+   * running in it yet: for a client the caller starts itself (a user's machine signing in through the IdP).
+   */
+  openPeerNamespace(name: string): Promise<{ name: string; close(): Promise<void> }>;
   /** The server's log so far (for a failing test's message). */
   log(): string;
   /** Stops every peer, the server and the bridge, and removes every namespace and file this harness made. */
@@ -175,6 +180,22 @@ export async function startNetbirdServer(opts: NetbirdServerOptions): Promise<Ne
         const peer = await startPeer(`${base}-p${peers.length + 1}`, namespace, dir, name, setupKey, managementUrl);
         peers.push(peer);
         return peer;
+      },
+      openPeerNamespace: async (name) => {
+        const own: Array<() => Promise<void> | void> = [];
+        const close = async () => {
+          for (const step of own.splice(0).reverse()) await Promise.resolve(step()).catch(() => undefined);
+        };
+        try {
+          makeNamespace(name, own);
+          startProcess(name, 'socat', [`TCP-LISTEN:${NETBIRD_PORT},bind=${NETBIRD_ADDRESS},reuseaddr,fork`, socatExec(guestForwardCommand(namespace))], {}, join(dir, `${name}-bridge.log`), own);
+        } catch (err) {
+          await close();
+          throw err;
+        }
+        // Closed with the server too, when the caller did not close it first.
+        cleanup.push(close);
+        return { name, close };
       },
       stop: async () => {
         for (const peer of peers.splice(0)) await peer.stop();
