@@ -6,7 +6,7 @@
 # test/support/netbirdServer.ts runs them inside network namespaces of the test's own. A cold build takes minutes
 # (about 7 on 2 cores); a stamp of the recipe's hash means it is done once and redone only when the recipe changes.
 #
-#   bash scripts/install-netbird.sh      (FORCE=1 to rebuild)
+#   npm run install:netbird      (FORCE=1 to rebuild)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -20,7 +20,7 @@ command -v go >/dev/null || { echo "install-netbird: Go is needed (https://go.de
 command -v gcc >/dev/null || { echo "install-netbird: gcc is needed (the server's SQLite store is cgo; apt-get install -y gcc)" >&2; exit 1; }
 export GOFLAGS=-buildvcs=false
 
-wanted="netbird-wrapper=$(cat "$src/go.mod" "$src/go.sum" "$src/server/main.go" "$src/client/main.go" "$0" | sha256sum | cut -c1-16)"
+wanted="netbird-wrapper=$(cat "$src/go.mod" "$src/go.sum" "$src/server/main.go" "$src/client/main.go" "$root/scripts/install-netbird.sh" | sha256sum | cut -c1-16)"
 if [ "${FORCE:-}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$dest/bin/netbird-server" ] && [ -x "$dest/bin/netbird" ]; then
   echo "install-netbird: up to date in .tools/netbird ($wanted)"
   exit 0

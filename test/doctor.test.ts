@@ -9,7 +9,8 @@ import express from 'express';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveApiError, PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
-import { checkNetbird, checkPve, checkTokenFormat, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
+import { checkNetbird, checkPve, checkTokenFormat, policyExposures, pveflowRolePrivileges, requiredPrivileges, runDoctor, type Finding, type PveCheckSettings } from '../src/doctor';
+import type { NetbirdPolicy } from '../src/clients/netbird';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
 import { permissionsSchema } from '../src/doctor/schemas';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID } from '../src/simulators/pve';
@@ -70,6 +71,7 @@ describe('doctor against the simulated world', () => {
       'sftp pve2',
       'sftp pve3',
       'netbird.token',
+      'netbird.policies',
     ]) {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
@@ -358,6 +360,49 @@ describe('what the doctor checks follows the settings', () => {
       ['Sys.Console'],
     );
   });
+});
+
+describe("NetBird policies that open pveflow's VMs beyond their requests' own", () => {
+  const group = (name: string) => ({ id: `id-${name}`, name });
+  const policy = (name: string, rule: { sources: string[]; destinations: string[]; bidirectional?: boolean; enabled?: boolean; action?: 'accept' | 'drop' }, enabled = true): NetbirdPolicy => ({
+    id: `p-${name}`,
+    name,
+    enabled,
+    rules: [
+      {
+        name,
+        enabled: rule.enabled ?? true,
+        action: rule.action ?? 'accept',
+        bidirectional: rule.bidirectional ?? false,
+        protocol: 'all',
+        sources: rule.sources.map(group),
+        destinations: rule.destinations.map(group),
+      },
+    ],
+  });
+  const own = 'pveflow-VM-00001-consultants-to-device';
+  const cases: Array<[string, NetbirdPolicy, string | undefined]> = [
+    ["a new account's Default: All to All, both ways", policy('Default', { sources: ['All'], destinations: ['All'], bidirectional: true }), 'All may reach All, both ways'],
+    ['admins to All, one way: the admins reach every VM', policy('admins', { sources: ['admins'], destinations: ['All'] }), 'admins may reach All'],
+    ['All to a server, one way: every VM reaches out', policy('to-server', { sources: ['All'], destinations: ['servers'] }), 'All may reach servers'],
+    ["a hand-made policy into a request's device group", policy('by-hand', { sources: ['support'], destinations: ['device-VM-00001'] }), 'support may reach device-VM-00001'],
+    ['a device group as a source: the VM reaches out', policy('vm-out', { sources: ['device-VM-00001'], destinations: ['printers'] }), 'device-VM-00001 may reach printers'],
+    [
+      "pveflow's own request policy made bidirectional",
+      policy(own, { sources: ['pveflow-consultant-a@x.example'], destinations: ['device-VM-00001'], bidirectional: true }),
+      'pveflow-consultant-a@x.example may reach device-VM-00001, both ways',
+    ],
+    ["pveflow's own one-way request policy", policy(own, { sources: ['pveflow-consultant-a@x.example'], destinations: ['device-VM-00001'] }), undefined],
+    ['Default disabled', policy('Default', { sources: ['All'], destinations: ['All'], bidirectional: true }, false), undefined],
+    ['Default with its rule disabled', policy('Default', { sources: ['All'], destinations: ['All'], bidirectional: true, enabled: false }), undefined],
+    ['a drop rule over All', policy('deny', { sources: ['All'], destinations: ['All'], action: 'drop' }), undefined],
+    ['a policy between groups pveflow does not use', policy('office', { sources: ['laptops'], destinations: ['printers'], bidirectional: true }), undefined],
+  ];
+  for (const [what, p, grants] of cases) {
+    test(`${what}: ${grants ? 'named' : 'fine'}`, () => {
+      assert.deepEqual(policyExposures([p]), grants ? [{ policy: p.name, rule: p.rules[0]!.name, grants }] : []);
+    });
+  }
 });
 
 describe('docs/operations.md', () => {

@@ -135,6 +135,8 @@ async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
 before(async () => {
   sim = createNetbirdSimulator({
     tokens: [TOKEN],
+    // The account as docs/operations.md prepares it: NetBird's all-to-all Default policy deleted.
+    defaultPolicy: false,
     users: [
       { email: 'owner@pveflow.example', name: 'Owner', role: 'owner' },
       { email: ALICE, name: 'Alice' },

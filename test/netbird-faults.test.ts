@@ -10,7 +10,7 @@ import { createNetbirdSimulator, type NetbirdListening, type NetbirdSimulator } 
 const TOKEN = 'nbp_faultsTestToken00000000000000000000';
 let sim: NetbirdSimulator;
 let server: NetbirdListening;
-/** A second client machine: same server, another source address (loopback holds all of 127/8 on Linux). */
+/** A second client machine with the same token: another source address (loopback holds all of 127/8 on Linux). */
 function statusFrom127002(): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${server.url}/api/groups`, { localAddress: '127.0.0.2', headers: { authorization: `Token ${TOKEN}` }, timeout: 5_000 }, (res) => {
@@ -45,6 +45,8 @@ async function transportError(promise: Promise<unknown>): Promise<string> {
 before(async () => {
   sim = createNetbirdSimulator({
     tokens: [TOKEN],
+    // The account as docs/operations.md prepares it: NetBird's all-to-all Default policy deleted.
+    defaultPolicy: false,
     users: [
       { email: 'owner@example.test', name: 'Owner' },
       { email: 'carl@example.test', name: 'Carl' },
@@ -60,7 +62,7 @@ after(async () => {
 });
 
 describe('NetBird rate limiter', () => {
-  test("per client IP: the burst passes, then 429 with NetBird's body and Retry-After, without taking a token", async () => {
+  test("per token: the burst passes, then 429 with NetBird's body and Retry-After, without taking a token", async () => {
     sim.faults.set({ rateLimit: { requestsPerSecond: 2, burst: 3 } });
     const answers = [];
     for (let i = 0; i < 6; i++) answers.push(await get());
@@ -68,10 +70,13 @@ describe('NetBird rate limiter', () => {
       answers.map((a) => a.status),
       [200, 200, 200, 429, 429, 429],
     );
-    assert.deepEqual(answers[3]!.body, { message: 'rate limit exceeded, please try again later', code: 429 });
+    assert.deepEqual(answers[3]!.body, { message: 'too many requests', code: 429 });
     assert.equal(answers[3]!.retryAfter, '1', 'whole seconds until the bucket holds a token again');
 
-    assert.equal(await statusFrom127002(), 200, 'another client IP has its own bucket');
+    assert.equal(await statusFrom127002(), 429, "the bucket is the token's, wherever the request comes from");
+    const stranger = await request(`${server.url}/api/groups`, { headers: { authorization: 'Token nbp_anotherTokenanotherToken0000000000' } });
+    await stranger.body.dump();
+    assert.equal(stranger.statusCode, 401, 'another token has a bucket of its own (and is then refused as unknown)');
     const before = sim.callCounts()['GET /api/groups'];
     await new Promise((r) => setTimeout(r, 550));
     assert.equal((await get()).status, 200, 'refilled at the sustained rate: refused requests took no token');
@@ -194,6 +199,8 @@ describe("users' own peers and groups propagation", () => {
   test('without groups propagation, a change reaches only the peers the user registers afterwards', async () => {
     const own = createNetbirdSimulator({
       tokens: [TOKEN],
+      // The account as docs/operations.md prepares it: NetBird's all-to-all Default policy deleted.
+      defaultPolicy: false,
       users: [
         { email: 'o@x.test', name: 'O' },
         { email: 'u@x.test', name: 'U' },

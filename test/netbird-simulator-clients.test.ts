@@ -29,6 +29,8 @@ async function api(method: string, path: string, body?: unknown, headers: Record
 before(async () => {
   sim = createNetbirdSimulator({
     tokens: [TOKEN],
+    // The account as docs/operations.md prepares it: NetBird's all-to-all Default policy deleted.
+    defaultPolicy: false,
     users: [
       { email: 'owner@example.test', name: 'Olga Owner' },
       { email: 'carl@consultancy.example', name: 'Carl Consultant', role: 'user' },
@@ -50,14 +52,19 @@ describe('users', () => {
     assert.deepEqual(me.body.permissions.modules.setup_keys, { read: true, create: true, update: true, delete: true });
   });
 
-  test('a service user is active at once; an invited user is invited; both listed, filtered by service_user', async () => {
+  test('a service user is active at once; a user made in the built-in IdP too, with its password in this answer alone; both listed, filtered by service_user', async () => {
     const bot = await api('POST', '/api/users', { name: 'provisioner', role: 'admin', auto_groups: [], is_service_user: true });
     assert.equal(bot.status, 200);
     assert.deepEqual([bot.body.is_service_user, bot.body.status, bot.body.email, bot.body.is_current], [true, 'active', '', false]);
     assert.match(bot.body.id, /^[0-9a-f-]{36}$/);
     const invited = await api('POST', '/api/users', { email: 'dana@consultancy.example', name: 'Dana', role: 'user', auto_groups: [], is_service_user: false });
     assert.equal(invited.status, 200);
-    assert.deepEqual([invited.body.status, invited.body.is_service_user], ['invited', false]);
+    assert.deepEqual([invited.body.status, invited.body.is_service_user], ['active', false]);
+    // Dex's encoded id ({uuid, connector `local`}) and its generated password, as v0.77.1's built-in IdP answers.
+    const dexId = Buffer.from(invited.body.id, 'base64');
+    assert.deepEqual([dexId[0], dexId[1], dexId.subarray(38).toString('latin1')], [0x0a, 36, '\x12\x05local']);
+    assert.match(dexId.subarray(2, 38).toString('latin1'), /^[0-9a-f-]{36}$/);
+    assert.equal(invited.body.password.length, 16);
 
     const services = await api('GET', '/api/users?service_user=true');
     assert.deepEqual(
@@ -70,6 +77,10 @@ describe('users', () => {
       ['owner@example.test', 'carl@consultancy.example', 'dana@consultancy.example'],
     );
     assert.equal((await api('GET', '/api/users')).body.length, 4);
+    assert.equal(
+      humans.body.some((u: { password?: string }) => 'password' in u),
+      false,
+    );
     assert.equal((await api('GET', '/api/users?service_user=maybe')).status, 422);
   });
 
@@ -102,6 +113,8 @@ describe('users', () => {
     // A token of an admin (the first owner-or-admin user holds the tokens) meets the owner it may not delete.
     const other = createNetbirdSimulator({
       tokens: [TOKEN],
+      // The account as docs/operations.md prepares it: NetBird's all-to-all Default policy deleted.
+      defaultPolicy: false,
       users: [
         { email: 'ada@example.test', name: 'Ada Admin', role: 'admin' },
         { email: 'olga@example.test', name: 'Olga', role: 'owner' },

@@ -134,14 +134,18 @@ test("NetBird's own Go REST client provisions and cleans up: groups, setup key, 
 
 test('the Go client leaves nothing behind: only what the test before it made remains', async () => {
   const state = (await (await call('GET', '/_sim/state', `Bearer ${ready.controlToken}`)).json()) as {
-    data: { users: { email: string }[]; peers: unknown[]; policies: unknown[]; setupKeys: { name: string }[]; groups: { name: string }[] };
+    data: { users: { email: string }[]; peers: unknown[]; policies: { name: string }[]; setupKeys: { name: string }[]; groups: { name: string }[] };
   };
   assert.deepEqual(
     state.data.users.map((u) => u.email),
     ['olga@owner.example', 'alice@consultancy.example'],
   );
   assert.deepEqual(state.data.peers, []);
-  assert.deepEqual(state.data.policies, []);
+  // A new account's own policy, which the Go client's flow leaves alone.
+  assert.deepEqual(
+    state.data.policies.map((p) => p.name),
+    ['Default'],
+  );
   assert.deepEqual(state.data.groups.map((g) => g.name).sort(), ['All', 'devices']);
   assert.deepEqual(
     state.data.setupKeys.map((k) => k.name),

@@ -4,4 +4,5 @@ export { formatFindings, runDoctor, type DoctorDeps } from './runDoctor';
 export { checkTokenFormat, checkPve, type PveCheckDeps, type PveCheckSettings } from './pveChecks';
 export { checkSftp } from './sftpCheck';
 export { checkNetbird } from './netbirdCheck';
+export { checkNetbirdPolicies, policyExposures, type PolicyExposure } from './netbirdPolicyCheck';
 export { agentPrivilege, missingPrivileges, pveflowRolePrivileges, requiredPrivileges, type Requirement } from './privileges';

@@ -3,6 +3,7 @@ import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
 import { fail, type Finding } from './finding';
 import { checkNetbird } from './netbirdCheck';
+import { checkNetbirdPolicies } from './netbirdPolicyCheck';
 import { checkPve, type PveCheckSettings } from './pveChecks';
 import { checkSftp } from './sftpCheck';
 
@@ -25,9 +26,15 @@ export async function runDoctor(deps: DoctorDeps): Promise<Finding[]> {
   const pve = await checkPve(deps);
   const [sftp, netbird] = await Promise.all([
     pve.nodes ? checkSftp(pve.nodes, deps.sftpTarget, deps.settings.snippetsDir) : Promise.resolve([fail('sftp', 'not checked: the list of nodes could not be read from Proxmox VE')]),
-    deps.netbird ? checkNetbird(deps.netbird).then((f) => [f]) : Promise.resolve([]),
+    deps.netbird ? netbirdFindings(deps.netbird) : Promise.resolve([]),
   ]);
   return [...pve.findings, ...sftp, ...netbird];
+}
+
+/** The token first: with a refused one, the policies cannot be read and saying so again would add nothing. */
+async function netbirdFindings(netbird: NetbirdClient): Promise<Finding[]> {
+  const token = await checkNetbird(netbird);
+  return token.ok ? [token, await checkNetbirdPolicies(netbird)] : [token];
 }
 
 /** One line per finding, failures with their fix; for the CLI and the worker's start-up log. */

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { NetbirdClient } from '../clients/netbird';
 import { generateSshKeyPair } from '../clients/sftp';
 import { createNetbirdSimulator, type NetbirdSimulator } from './netbird';
 import { createPveSimulator, defaultClusterSeed, ROOT_TOKEN_ID, type ClusterSeed, type GuestBoot, type PveSimulator, type PveTiming, type RealGuestOptions } from './pve';
@@ -116,6 +117,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     });
     const nb = await netbird.listen({ host, port: opts.netbirdPort ?? 0, tls: { key: tls.key, cert: tls.cert } });
     stops.push(nb.close);
+    if (!saved) await removeDefaultPolicy(nb.url, netbirdToken, tls.ca);
 
     const tokenSecret = saved?.secrets.pveToken ?? randomUUID();
     const rootTokenSecret = saved?.secrets.pveRootToken ?? randomUUID();
@@ -216,6 +218,20 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
 
 async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
+}
+
+/**
+ * What docs/operations.md tells an operator to do on a new NetBird account, done the same way, through the API:
+ * delete the account's `Default` policy (every peer reaches every peer), which would make every request's one-way
+ * policy meaningless and fail `pveflow doctor`. The world's seed, not pveflow: pveflow never deletes it.
+ */
+async function removeDefaultPolicy(url: string, token: string, ca: string): Promise<void> {
+  const operator = new NetbirdClient({ baseUrl: url, token, ca });
+  try {
+    for (const policy of await operator.listPolicies()) if (policy.name === 'Default') await operator.deletePolicy(policy.id);
+  } finally {
+    await operator.close();
+  }
 }
 
 /**

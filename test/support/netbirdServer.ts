@@ -99,6 +99,7 @@ let namespaces = 0;
 export async function startNetbirdServer(opts: NetbirdServerOptions): Promise<NetbirdServer> {
   const why = netbirdUnavailable();
   if (why) throw new Error(why);
+  removeOrphans(opts.prefix);
   const base = `${opts.prefix}-${process.pid}-${++namespaces}`;
   const dir = mkdtempSync(join(tmpdir(), 'pveflow-netbird-'));
   const cleanup: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
@@ -251,6 +252,36 @@ async function startPeer(namespace: string, serverNamespace: string, dir: string
     },
     stop,
   };
+}
+
+/**
+ * Namespaces of this prefix left by a test process that died before its stop (their names carry its pid): their
+ * processes are killed and the namespaces removed. Those of a process still running are left alone.
+ */
+function removeOrphans(prefix: string): void {
+  const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const name of listed.split('\n').map((l) => l.split(' ')[0] ?? '')) {
+    const pid = Number(name.startsWith(`${prefix}-`) ? name.slice(prefix.length + 1).split('-')[0] : NaN);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    for (const orphan of spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(orphan), 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    spawnSync('ip', ['netns', 'del', name]);
+    rmSync(join('/etc/netns', name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

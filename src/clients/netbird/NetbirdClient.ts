@@ -117,9 +117,17 @@ export class NetbirdClient {
 
   // ---- groups ------------------------------------------------------------------------------------------------
 
-  /** `name` is an exact match on NetBird's side. */
-  listGroups(filter: { name?: string } = {}): Promise<NetbirdGroup[]> {
-    return this.call('GET', '/api/groups', { query: filter, schema: z.array(groupSchema) });
+  /**
+   * `name` is an exact match on NetBird's side, and a name no group has is answered 404 (`group: <name> not found`),
+   * not `[]` (v0.77.1, seen against NetBird's own server): that 404 is an empty list here.
+   */
+  async listGroups(filter: { name?: string } = {}): Promise<NetbirdGroup[]> {
+    try {
+      return await this.call('GET', '/api/groups', { query: filter, schema: z.array(groupSchema) });
+    } catch (err) {
+      if (filter.name !== undefined && err instanceof NetbirdApiError && err.status === 404) return [];
+      throw err;
+    }
   }
 
   getGroup(groupId: string): Promise<NetbirdGroup> {

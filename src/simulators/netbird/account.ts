@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { alreadyExists, badRequest, invalidArgument, NetbirdEnrollmentError, NetbirdStatusError, notFound } from './errors';
 import { maskSetupKey, newSetupKeySecret, xidLike } from './ids';
 import { PeerAddressPool } from './ipam';
@@ -10,6 +10,9 @@ import { PeerAddressPool } from './ipam';
  */
 
 export const ALL_GROUP_NAME = 'All';
+/** A new account's policy (`Account.AddAllGroup`): All to All, both ways. The rule shares the policy's id and texts. */
+export const DEFAULT_POLICY_NAME = 'Default';
+const DEFAULT_RULE_DESCRIPTION = 'This is a default rule that allows connections between all the resources';
 export const USER_ROLES = ['owner', 'admin', 'user', 'billing_admin', 'auditor', 'network_admin'] as const;
 /** NetBird reports "never used" as Go's zero time. */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -162,6 +165,11 @@ export interface AccountOptions {
   now?: () => Date;
   /** The account as an earlier run left it (`snapshot()`), in place of `users` and a fresh `All` group. */
   restore?: NetbirdAccountSnapshot;
+  /**
+   * Whether a new account gets NetBird's `Default` policy (every peer reaches every peer, both ways), as the real
+   * server's accounts do unless it runs with `--disable-default-policy`. Default true.
+   */
+  defaultPolicy?: boolean;
 }
 
 /**
@@ -212,6 +220,18 @@ export class NetbirdAccount {
     this.id = xidLike();
     this.allGroupId = xidLike();
     this.groups.set(this.allGroupId, { id: this.allGroupId, name: ALL_GROUP_NAME, peers: [], issued: 'api' });
+    if (opts.defaultPolicy ?? true) {
+      const id = xidLike();
+      const rule = { id, name: DEFAULT_POLICY_NAME, description: DEFAULT_RULE_DESCRIPTION, enabled: true, action: 'accept', bidirectional: true, protocol: 'all' } as const;
+      this.policies.set(id, {
+        id,
+        name: DEFAULT_POLICY_NAME,
+        description: DEFAULT_RULE_DESCRIPTION,
+        enabled: true,
+        sourcePostureChecks: [],
+        rules: [{ ...rule, sources: [this.allGroupId], destinations: [this.allGroupId] }],
+      });
+    }
     opts.users.forEach((u, i) => {
       const id = xidLike();
       const role = u.role ?? (i === 0 ? 'owner' : 'user');
@@ -261,17 +281,19 @@ export class NetbirdAccount {
 
   /**
    * `POST /api/users` (NetBird's createUser → createServiceUser / inviteNewUser): a service user gets a UUID and is
-   * active at once; anyone else is invited through the identity provider (name and email required, never as owner,
-   * never an email already in the account). Auto groups are stored as given, as NetBird does.
+   * active at once; anyone else is made in the identity provider (name and email required, never as owner, never an
+   * email already in the account). With the built-in IdP (Dex) of v0.77.1, as NetBird's own server runs here: the
+   * user is `active` at once, its id is Dex's encoded id, and the answer alone carries the password Dex generated
+   * (`password`, never shown again). Auto groups are stored as given, as NetBird does.
    */
-  createUser(input: UserCreateInput): UserRecord {
+  createUser(input: UserCreateInput): { user: UserRecord; password?: string } {
     if (!(USER_ROLES as readonly string[]).includes(input.role)) throw invalidArgument(`unknown user role ${input.role}`);
     const common = { role: input.role, autoGroups: [...new Set(input.auto_groups)], isBlocked: false, lastLogin: ZERO_TIME };
     if (input.is_service_user) {
       if (input.role === 'owner') throw invalidArgument("can't create a service user with owner role");
       const user: UserRecord = { id: randomUUID(), email: '', name: input.name ?? '', isServiceUser: true, ...common };
       this.users.set(user.id, user);
-      return user;
+      return { user };
     }
     if (!input.name) throw invalidArgument("name can't be empty");
     if (!input.email) throw invalidArgument("email can't be empty");
@@ -280,9 +302,9 @@ export class NetbirdAccount {
     if ([...this.users.values()].some((u) => u.email.toLowerCase() === email.toLowerCase())) {
       throw alreadyExists("can't invite a user with an existing netbird account");
     }
-    const user: UserRecord = { id: xidLike(), email, name: input.name, invited: true, ...common };
+    const user: UserRecord = { id: dexUserId(randomUUID()), email, name: input.name, ...common };
     this.users.set(user.id, user);
-    return user;
+    return { user, password: dexPassword() };
   }
 
   /** NetBird's DeleteUser: never oneself, never the owner; the user's peers go with a regular user. */
@@ -551,15 +573,11 @@ export class NetbirdAccount {
   private policyFields(input: PolicyInput, oldRules: PolicyRuleRecord[]): Omit<PolicyRecord, 'id'> {
     if (!input.name) throw invalidArgument("policy name shouldn't be empty");
     const rules = input.rules.map((rule): PolicyRuleRecord => {
-      if (!rule.sources?.length) throw invalidArgument('policy rule should have at least one source group or resource');
-      if (!rule.destinations?.length) {
-        throw invalidArgument('policy rule should have at least one destination group or resource');
-      }
       if (rule.ports?.length && rule.port_ranges?.length) {
         throw invalidArgument('policy rule accepts either ports or port_ranges, not both');
       }
       if ((rule.protocol === 'all' || rule.protocol === 'icmp') && (rule.ports?.length || rule.port_ranges?.length)) {
-        throw invalidArgument('for ALL or ICMP protocol ports is not allowed');
+        throw invalidArgument('for all or icmp protocol ports is not allowed');
       }
       for (const port of rule.ports ?? []) {
         const n = Number(port);
@@ -582,8 +600,9 @@ export class NetbirdAccount {
         ...(rule.ports?.length && { ports: [...rule.ports] }),
         ...(rule.port_ranges?.length && { portRanges: rule.port_ranges.map((r) => ({ ...r })) }),
         // NetBird keeps only the group ids that exist (getValidGroupIDs): unknown ones vanish without an error.
-        sources: known(rule.sources),
-        destinations: known(rule.destinations),
+        // A rule left without groups is kept: v0.77.1 accepts it and it applies to nobody.
+        sources: known(rule.sources ?? []),
+        destinations: known(rule.destinations ?? []),
       };
     });
     return {
@@ -668,6 +687,18 @@ export class NetbirdAccount {
       if (id === this.allGroupId) throw invalidArgument("invalid auto groups: can't add 'all' group to the setup key");
     }
   }
+}
+
+/** Dex's user id as NetBird stores it: base64 of the protobuf {1: user uuid, 2: connector id `local`}. */
+function dexUserId(uuid: string): string {
+  return Buffer.concat([Buffer.from([0x0a, uuid.length]), Buffer.from(uuid), Buffer.from([0x12, 5]), Buffer.from('local')]).toString('base64');
+}
+
+/** `GeneratePassword(16, 2, 2, 2)`: 16 characters with at least two digits, two specials and two upper-case letters. */
+function dexPassword(): string {
+  const pick = (set: string, n: number) => Array.from(randomBytes(n), (b) => set[b % set.length]!);
+  const chars = [...pick('0123456789', 2), ...pick('!@#$%&*', 2), ...pick('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 2), ...pick('abcdefghijklmnopqrstuvwxyz0123456789', 10)];
+  return chars.sort(() => randomBytes(1)[0]! - 128).join('');
 }
 
 type EnrollmentRefusalState = 'expired' | 'revoked' | 'overused';

@@ -30,9 +30,10 @@ export interface NetbirdFaults {
 }
 
 /**
- * NetBird's management API limiter (`NB_API_RATE_LIMITING_ENABLED`, `_RPM`, `_BURST`): one token bucket per client
- * IP, refilled at a sustained rate up to `burst` tokens; a request without a token is answered 429 with
- * `{"message":"rate limit exceeded, please try again later","code":429}` and is not served.
+ * NetBird's management API limiter (`NB_API_RATE_LIMITING_ENABLED`, `_RPM`, `_BURST`): one token bucket per personal
+ * access token (v0.77.1's auth middleware, before it looks the token up), refilled at a sustained rate up to
+ * `burst` tokens; a request without a token is answered 429 with `{"message":"too many requests","code":429}` and
+ * is not served (test/netbird-contract.test.ts holds NetBird's own server to it).
  */
 export interface NetbirdRateLimit {
   /** Sustained rate (NetBird configures it per minute; NB_API_RATE_LIMITING_RPM / 60). */

@@ -44,6 +44,11 @@ export interface NetbirdSimulatorOptions {
   control?: NetbirdControlOptions;
   /** The account as an earlier run left it (`snapshot()`): its users replace `users`. */
   restore?: NetbirdAccountSnapshot;
+  /**
+   * A new account's `Default` policy, every peer to every peer both ways (default true: as NetBird makes one).
+   * False is NetBird's `--disable-default-policy`; an operator deletes it instead (docs/operations.md).
+   */
+  defaultPolicy?: boolean;
   /** Told after anything may have changed (a write request answered, a peer enrolled): a persisted world saves then. */
   onChange?: () => void;
 }
@@ -116,6 +121,7 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
     peerNetwork: opts.peerNetwork ?? '100.64.0.0/10',
     groupsPropagation: opts.groupsPropagation,
     restore: opts.restore,
+    defaultPolicy: opts.defaultPolicy,
   });
   const changed = opts.onChange ?? (() => undefined);
   const dnsDomain = opts.dnsDomain ?? 'netbird.cloud';

@@ -3,7 +3,7 @@ import type { NetbirdRateLimit } from './faults';
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
 /**
- * NetBird's limiter, as golang.org/x/time/rate's `Limiter.Allow` per client IP: a bucket starts full (`burst`),
+ * NetBird's limiter, as golang.org/x/time/rate's `Limiter.Allow` per key (the personal access token): a bucket starts full (`burst`),
  * refills continuously at `requestsPerSecond`, and a refused request takes no token (so a client hammering the
  * server does not dig itself deeper).
  */

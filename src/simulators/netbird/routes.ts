@@ -44,7 +44,10 @@ export const routes: Route[] = [
     method: 'POST',
     template: '/api/users',
     hasBody: true,
-    handle: (req) => userView(req.view, acct(req).createUser(req.body as UserCreateInput)),
+    handle: (req) => {
+      const { user, password } = acct(req).createUser(req.body as UserCreateInput);
+      return { ...userView(req.view, user), ...(password !== undefined && { password }) };
+    },
   },
   {
     method: 'GET',
@@ -126,7 +129,12 @@ export const routes: Route[] = [
     method: 'GET',
     template: '/api/groups',
     hasBody: false,
-    handle: (req) => [...acct(req).groups.values()].filter((g) => req.query.name === undefined || g.name === req.query.name).map((g) => groupView(req.view, g)),
+    handle: (req) => {
+      const groups = [...acct(req).groups.values()].filter((g) => req.query.name === undefined || g.name === req.query.name);
+      // v0.77.1 answers a name no group has with 404, not an empty list.
+      if (req.query.name !== undefined && groups.length === 0) throw notFound(`group: ${req.query.name} not found`);
+      return groups.map((g) => groupView(req.view, g));
+    },
   },
   {
     method: 'POST',

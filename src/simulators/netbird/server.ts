@@ -81,7 +81,9 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
     return;
   }
   const limiter = deps.rateLimiter();
-  const decision = limiter?.take(req.socket.remoteAddress ?? 'unknown');
+  // Keyed by the personal access token, as NetBird's auth middleware does; a request without one is not limited.
+  const pat = /^Token (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
+  const decision = pat === undefined ? undefined : limiter?.take(pat);
   if (limiter && decision && !decision.allowed) {
     const headers: Record<string, string> = limiter.limit.retryAfter === false ? {} : { 'Retry-After': String(decision.retryAfterSeconds) };
     return fail(429, RATE_LIMITED, headers);
@@ -120,8 +122,8 @@ async function serve(deps: NetbirdAppDeps, route: Route, req: Request, res: Resp
   }
 }
 
-/** NetBird's rate limiter's own words (util.WriteErrorResponse in its middleware). */
-const RATE_LIMITED = 'rate limit exceeded, please try again later';
+/** NetBird's rate limiter's own words (`status.TooManyRequests` in its auth middleware, through util.WriteError). */
+const RATE_LIMITED = 'too many requests';
 
 /**
  * Holds the request for `ms` (forever when undefined); false when the client gave up (closed the connection)

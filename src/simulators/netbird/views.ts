@@ -198,8 +198,9 @@ export function policyView(ctx: ViewContext, p: PolicyRecord) {
       protocol: r.protocol,
       ...(r.ports && { ports: [...r.ports] }),
       ...(r.portRanges && { port_ranges: r.portRanges.map((x) => ({ ...x })) }),
-      sources: groups(r.sources),
-      destinations: groups(r.destinations),
+      // NetBird's encoder writes a rule without groups as null.
+      sources: r.sources.length ? groups(r.sources) : null,
+      destinations: r.destinations.length ? groups(r.destinations) : null,
     })),
   };
 }
