@@ -249,8 +249,9 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
     assert.notEqual(wrong.status, 0, 'sudo takes any password: the check above proves nothing');
     const sshd = await ssh('sudo -S -k -p "" sshd -T', { input: `${logins.password}\n` });
     assert.match(sshd, /^passwordauthentication no$/m);
-    // root's password logs root in: su, given a terminal by script(1), reads it from the session's stdin.
-    const su = (password: string) => sshFrom(laptop, `script -qec "su -c 'id -un' root" /dev/null`, { input: `${password}\n` });
+    // root's password logs root in: su, given a terminal by script(1), reads it from the session's stdin. Typed
+    // only once su has asked (PAM flushes what was typed before its prompt), and the input held open while it runs.
+    const su = (password: string) => sshFrom(laptop, `{ sleep 8; cat; sleep 8; } | script -qec "su -c 'id -un' root" /dev/null`, { input: `${password}\n`, timeoutMs: 90_000 });
     // (assert.ok: the session's output is not printed, in case the terminal echoed what was typed.)
     const isRoot = /\broot\r?$/m;
     assert.ok(isRoot.test((await su(logins.root_password)).stdout), "root's revealed password does not log root in");
