@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
 import { bannerLines } from './embedded/banner';
@@ -5,14 +7,17 @@ import { pveflowVersion } from './version';
 import { startEmbeddedStack, type EmbeddedStack } from './embedded/stack';
 import { createLogger } from './observability';
 import { installSdkRuntime } from './observability/sdkMetrics';
+import { realGuestPrerequisites } from './simulators/pve';
 
-const USAGE = `usage: npm start [-- --reset-sim]
+const USAGE = `usage: npm start [-- --reset-sim] [-- --real-guests]
 
 Runs pveflow with everything it needs on this machine; what is not configured (README, "A real cluster") is
 simulated. The simulated world (VMs, snippets, VPN peers, tokens) is kept in DATA_DIR/sim across restarts.
 
   --reset-sim   forget the simulated world and start an empty one (requests in Temporal are kept; the next
                 cluster sync reports the VMs they had as vanished)
+  --real-guests the simulated Proxmox boots every started VM as a real Debian guest under QEMU (the image is
+                built once by scripts/build-guest-image.sh; ~1 GB of memory and a minute or two of boot per VM)
   --help        this text`;
 
 /**
@@ -23,7 +28,10 @@ simulated. The simulated world (VMs, snippets, VPN peers, tokens) is kept in DAT
 async function main(): Promise<void> {
   let args;
   try {
-    args = parseArgs({ options: { 'reset-sim': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } }, strict: true }).values;
+    args = parseArgs({
+      options: { 'reset-sim': { type: 'boolean', default: false }, 'real-guests': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      strict: true,
+    }).values;
   } catch (err) {
     console.error(`[pveflow] ${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -61,9 +69,20 @@ async function main(): Promise<void> {
       shutdownSignals: [],
     }),
   };
-  stack = await startEmbeddedStack({ resetSim: args['reset-sim'], sdkRuntime });
+  const realGuests = args['real-guests'] ? { image: guestImage() } : undefined;
+  stack = await startEmbeddedStack({ resetSim: args['reset-sim'], sdkRuntime, realGuests });
   if (stopping) return stop('signal received while starting');
   console.log(describe(stack).join('\n'));
+}
+
+/** The guest image's folder: scripts/build-guest-image.sh builds it when its recipe changed, else names the cached one. */
+function guestImage(): string {
+  const reason = realGuestPrerequisites();
+  if (reason) throw new Error(`--real-guests: ${reason}`);
+  console.log('[pveflow] --real-guests: the guest image (scripts/build-guest-image.sh; the first build takes a few minutes)…');
+  const build = spawnSync('bash', [join(__dirname, '..', 'scripts', 'build-guest-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (build.status !== 0) throw new Error(`--real-guests: scripts/build-guest-image.sh failed (exit ${build.status})`);
+  return build.stdout.trim().split('\n').at(-1)!;
 }
 
 function describe(stack: EmbeddedStack): string[] {
@@ -85,7 +104,7 @@ function describe(stack: EmbeddedStack): string[] {
     metricsUrls: stack.metricsUrls,
     metricsToken: !!c.METRICS_TOKEN,
     dataDir: c.DATA_DIR,
-    ...(stack.world ? { world: { origin: stack.world.origin, accessFile: stack.world.accessFile } } : {}),
+    ...(stack.world ? { world: { origin: stack.world.origin, accessFile: stack.world.accessFile, realGuestsDir: stack.world.realGuestsDir } } : {}),
   });
 }
 

@@ -20,7 +20,7 @@ export interface BannerFacts {
   metricsToken: boolean;
   dataDir: string;
   /** Present when the simulators run. */
-  world?: { origin: WorldOrigin; accessFile: string };
+  world?: { origin: WorldOrigin; accessFile: string; realGuestsDir?: string };
 }
 
 const LABEL_WIDTH = 24;
@@ -48,6 +48,7 @@ export function bannerLines(f: BannerFacts): string[] {
     ),
     line(f.netbird.simulated ? 'NetBird (simulated)' : 'NetBird', f.netbird.url),
     ...(f.world ? [line('Simulated world', describeOrigin(f.world.origin, show)), line('  its credentials', `${show(f.world.accessFile)}  (tokens, CA, host keys; \`pveflow doctor\` reads it)`)] : []),
+    ...(f.world?.realGuestsDir ? [line('  real guests', `on: VMs boot under QEMU; a VM's SSH port is in ${show(f.world.realGuestsDir)}/vm-<vmid>/guest.json`)] : []),
     line('Metrics', `${f.metricsUrls.join('  ')}${f.metricsToken ? '  (bearer METRICS_TOKEN)' : ''}`),
     line('Data', `${show(f.dataDir)}/`),
     '',

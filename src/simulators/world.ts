@@ -76,6 +76,8 @@ export interface SimulatedWorld {
   /** The world's endpoints, tokens, CA and host keys for a person or `pveflow doctor` (mode 0600; inspection.ts). */
   accessFile: string;
   origin: WorldOrigin;
+  /** Real-guest mode: where each VM's disk, console log and `guest.json` (its forwarded SSH port) are. */
+  realGuestsDir?: string;
   /** Stops every server, then writes the world's state one last time (when persisted). */
   stop(): Promise<void>;
 }
@@ -124,6 +126,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
     const base = defaultClusterSeed({ tokenSecret, rootTokenSecret });
     // A test's own cluster: changed in place, or replaced.
     const seed = opts.adjustSeed?.(base) ?? base;
+    const realGuestsDir = opts.realGuests ? (opts.realGuests.dir ?? join(opts.dir, 'qemu')) : undefined;
     const pve = createPveSimulator({
       seed,
       timing: opts.timing,
@@ -131,7 +134,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       onGuestBoot: (boot) => bootGuest(netbird, boot),
       restore: saved?.pve,
       onChange: changed,
-      ...(opts.realGuests ? { realGuests: { dir: join(opts.dir, 'qemu'), ...opts.realGuests } } : {}),
+      ...(opts.realGuests && realGuestsDir ? { realGuests: { ...opts.realGuests, dir: realGuestsDir } } : {}),
     });
     stops.push(pve.stop);
     const pveServer = await pve.listen({ host, port: opts.pvePort ?? 0, tls: { key: tls.key, cert: tls.cert } });
@@ -205,6 +208,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       snippetsDirOf,
       accessFile,
       origin,
+      ...(realGuestsDir ? { realGuestsDir } : {}),
       stop: async () => {
         await stopAll(stops);
         await saver?.stop();

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,6 +150,8 @@ export class RealGuests {
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     const info: RealGuestInfo = { vmid: vm.vmid, pid: child.pid ?? 0, ssh: { host: '127.0.0.1', port: sshPort }, serialLog, disk, accel };
     const guest: RunningGuest = { child, info, qmp, qga, exited, stderr: () => stderr };
+    // For a person at the machine: how to reach this guest (`ssh -p <port> <user>@127.0.0.1`).
+    writeFileSync(join(dir, 'guest.json'), JSON.stringify(info, null, 2) + '\n');
     this.#guests.set(vm.vmid, guest);
     void exited.then(() => {
       if (this.#guests.get(vm.vmid) !== guest) return;
