@@ -353,16 +353,24 @@ function contract(label: string, factory: TargetFactory, unavailable?: () => str
       assert.equal((await nb.listSetupKeys()).length, before);
     });
 
-    test("NetBird's rate limiter: a burst beyond it is answered 429, which the client counts as retryable", async () => {
+    test("NetBird's rate limiter: a burst beyond it is answered 429, which the client counts as retryable and rides out", async () => {
       const limited = await target.rateLimited({ requestsPerMinute: 60, burst: 2 });
       try {
-        const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => limited.client.listGroups()));
+        const once = limited.client({ retry: { attempts: 1, rateLimitedAttempts: 1 } });
+        const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => once.listGroups()));
         const refused = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason as NetbirdApiError);
         assert.ok(refused.length >= 1, 'a burst beyond the limit is refused');
         for (const err of refused) {
           assert.deepEqual([err.status, err.netbirdMessage, err.retryAfterSeconds], [429, 'too many requests', undefined]);
           assert.equal(err.retryable, true);
         }
+        // The client as pveflow configures it waits and tries again (no Retry-After: its own backoff) until served.
+        const patient = limited.client();
+        const served = await Promise.all([1, 2, 3].map(() => patient.listGroups()));
+        assert.deepEqual(
+          served.map((groups) => groups.map((g) => g.name)),
+          [['All'], ['All'], ['All']],
+        );
       } finally {
         await limited.close();
       }

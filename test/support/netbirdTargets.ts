@@ -29,7 +29,7 @@ export interface NetbirdTarget {
    */
   reaches(from: string, to: string, withinMs: number): Promise<boolean>;
   /** A second account of the same target with NetBird's API rate limiter on (per token, per minute, burst). */
-  rateLimited(limit: { requestsPerMinute: number; burst: number }): Promise<{ client: NetbirdClient; close(): Promise<void> }>;
+  rateLimited(limit: { requestsPerMinute: number; burst: number }): Promise<{ client(overrides?: Partial<NetbirdClientOptions>): NetbirdClient; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -66,7 +66,7 @@ export const simulatorTarget: TargetFactory = async () => {
     },
     rateLimited: async (limit) => {
       const limited = await start(limit);
-      return { client: client(limited.listening.url)({ retry: { attempts: 1, rateLimitedAttempts: 1 } }), close: limited.listening.close };
+      return { client: client(limited.listening.url), close: limited.listening.close };
     },
     close: async () => {
       await Promise.all(clients.map((c) => c.close()));
@@ -127,7 +127,7 @@ export const realServerTarget: TargetFactory = async () => {
     rateLimited: async (limit) => {
       const limited = await startNetbirdServer({ prefix: PREFIX, rateLimit: limit });
       servers.push(limited);
-      return { client: client(limited)({ retry: { attempts: 1, rateLimitedAttempts: 1 } }), close: () => limited.stop() };
+      return { client: client(limited), close: () => limited.stop() };
     },
     close: async () => {
       await Promise.all(clients.map((c) => c.close()));
