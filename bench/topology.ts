@@ -3,9 +3,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { generateApiKey, hashApiKey } from '../src/api/auth/apiKeys';
+import { loadConfig } from '../src/config';
+import { connectToTemporal, temporalAccessFrom } from '../src/temporal/access';
+import { connectWorkerToTemporal } from '../src/temporal/workerConnection';
 import { ensureKeyFile } from '../src/temporal/codec';
 import { freePort } from '../test/support/ports';
 import { supervise, type Supervised } from '../test/support/supervisor';
@@ -71,10 +74,12 @@ async function main(): Promise<void> {
     const perBuild = (from: Reading, to: Reading, n: number) => ((to.cpu - from.cpu) * 1000) / n;
 
     // The floor, on this server, now.
-    const connection = await Connection.connect({ address: c.address });
+    // compose's Temporal requires a client certificate (the harness's own CA): the bench presents it, as pveflow does.
+    const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: c.address, ...c.clientEnv }));
+    const connection = await connectToTemporal(access);
     const raw = new Client({ connection });
     const floorWorker = await Worker.create({
-      connection: await NativeConnection.connect({ address: c.address }),
+      connection: await connectWorkerToTemporal(access),
       taskQueue: 'temporal-floor',
       workflowsPath: require.resolve('./temporalFloor/workflows'),
       activities: { noop: async () => undefined },
@@ -115,6 +120,7 @@ async function main(): Promise<void> {
       ...worldFile.env,
       NODE_ENV: 'production',
       TEMPORAL_ADDRESS: c.address,
+      ...c.clientEnv,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: 'pveflow',
       PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(secrets).path,

@@ -2,6 +2,7 @@ import { startTemporalCluster } from '../test/support/temporalCluster';
 
 /**
  * The suite's Temporal cluster by hand: Temporal on PostgreSQL (test/support/temporalCluster.ts) with Temporal UI,
+ * client certificates required as in production (a CA of its own, under its directory),
  * for running pveflow's API and workers as separate processes against it, as docs/operations.md describes. Prints
  * the commands it ran and the environment pveflow's processes need; Ctrl-C stops and removes all of it.
  *
@@ -11,7 +12,7 @@ import { startTemporalCluster } from '../test/support/temporalCluster';
  */
 void (async () => {
   const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
-  const cluster = await startTemporalCluster({ namespace });
+  const cluster = await startTemporalCluster({ namespace, mtls: true });
   const uiEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^TEMPORAL_(UI|CODEC|CORS|CSRF|FORWARD)_/.test(e[0]) && e[1] !== undefined));
   const ui = await cluster.startUi({ codecEndpoint: process.env.TEMPORAL_CODEC_ENDPOINT, env: uiEnv });
   console.log(
@@ -25,6 +26,8 @@ void (async () => {
       '',
       'For pveflow (npm run api, npm run worker):',
       `  export TEMPORAL_ADDRESS=${cluster.address} TEMPORAL_NAMESPACE=${namespace}`,
+      ...Object.entries(cluster.clientEnv).map(([name, value]) => `  export ${name}=${value}`),
+      '(the `temporal` CLI reads the same variables)',
       '',
       'Ctrl-C stops everything and removes the files.',
     ].join('\n'),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { RequestPolicy } from './domain/requestPolicy';
+import { policyDefaults } from './domain/requestPolicyRules';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
 import { quotaConfigSchema } from './domain/quotas';
@@ -81,6 +82,23 @@ export const configSchema = z.object({
   TEMPORAL_UI_PORT: z.coerce.number().int().min(0).default(8233),
   /** A Temporal UI server for the gateway to front (the API alone; the embedded default uses the dev server's). */
   TEMPORAL_UI_URL: z.url().optional(),
+  // How every pveflow process reaches a Temporal frontend of its own (docs/operations.md, "Who may reach Temporal"). The
+  // names are those Temporal's CLI and SDKs read from the environment, so deploy/temporal's scripts, run with the same
+  // variables, connect the same way.
+  /** TLS to the frontend. Unset: on as soon as a CA, server name, client certificate or API key is given, as Temporal's CLI does. */
+  TEMPORAL_TLS: bool.optional(),
+  /** The CA the frontend's certificate is checked against (PEM); unset: the system's CAs (Temporal Cloud). */
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  /** The name the frontend's certificate must carry, when it is not the host of TEMPORAL_ADDRESS. */
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  /** mTLS: this process's client certificate and its private key (PEM), both or neither. */
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  /** An API key (Temporal Cloud), sent as a bearer token over TLS; or the file that holds it (a mounted secret). */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_API_KEY_FILE: z.string().min(1).optional(),
+  /** Production refuses plaintext gRPC to TEMPORAL_ADDRESS; `true` accepts it, where the network alone keeps others out. */
+  TEMPORAL_ALLOW_PLAINTEXT: bool.default(false),
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(0).default(3000),
@@ -192,9 +210,9 @@ export const configSchema = z.object({
   AUTO_APPROVE_MAX_CORES: z.coerce.number().int().min(0).default(0),
   AUTO_APPROVE_MAX_MEMORY_MIB: z.coerce.number().int().min(0).default(0),
   /** Snapshots a request may hold at once (day-2 operations). */
-  REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(3),
-  /** What a day-2 shutdown or reboot gives the guest before pveflow stops it. */
-  REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(120),
+  REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(policyDefaults.snapshotLimit),
+  /** What a shutdown (day-2, or the cleanup's) or reboot gives the guest before pveflow stops it. */
+  REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(policyDefaults.shutdownTimeoutSeconds),
   // The image catalogue and a request's choices (docs/images-and-choices.md).
   /** Inline JSON `{"images": [{"name", "template": vmid|name, "os"?, "min_cores"?, "min_memory_mib"?, "min_disk_gib"?, "orgs"?}]}`. */
   PVEFLOW_IMAGES: z.string().min(1).optional(),
@@ -251,7 +269,17 @@ export const configSchema = z.object({
   PVEFLOW_TRACING: z.enum(['off', 'otlp']).optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default('pveflow'),
+  /** Outbound URL settings (their names) production may reach over plain http, e.g. a collector on loopback. */
+  PVEFLOW_ALLOW_HTTP: commaList.default([]),
 });
+
+/**
+ * The URLs pveflow, or a guest it builds, sends something to: the Proxmox API token, the NetBird token, a guest's
+ * setup key, a request's notice, traces of requests. Production refuses plain http for each, unless
+ * PVEFLOW_ALLOW_HTTP names it. Not here: TEMPORAL_UI_URL, the gateway's own upstream inside the deployment, which
+ * carries no credential (the gateway keeps the session cookie) and only payloads still encrypted.
+ */
+export const outboundUrlSettings = ['PVE_ENDPOINT', 'NETBIRD_API_URL', 'NETBIRD_MANAGEMENT_URL', 'REQUEST_NOTICE_WEBHOOK_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'] as const;
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -276,12 +304,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         '(the ssl_fingerprint shown by GET /nodes).',
     );
   }
+  const notOutbound = config.PVEFLOW_ALLOW_HTTP.filter((name) => !(outboundUrlSettings as readonly string[]).includes(name));
+  if (notOutbound.length) throw new ConfigError(`PVEFLOW_ALLOW_HTTP names ${notOutbound.join(', ')}: it takes outbound URL settings only (${outboundUrlSettings.join(', ')})`);
   if (config.NODE_ENV === 'production') {
-    // Plain http would carry the Proxmox API token and the NetBird access token in clear to anyone on the path.
-    for (const name of ['PVE_ENDPOINT', 'NETBIRD_API_URL'] as const) {
+    // Plain http would carry tokens, setup keys and request details in clear to anyone on the path.
+    for (const name of outboundUrlSettings) {
       const url = config[name];
-      if (url && new URL(url).protocol !== 'https:') {
-        throw new ConfigError(`${name}=${url} is refused when NODE_ENV=production: use https:// (the API token would cross the network in clear)`);
+      if (url && new URL(url).protocol !== 'https:' && !config.PVEFLOW_ALLOW_HTTP.includes(name)) {
+        throw new ConfigError(
+          `${name}=${url} is refused when NODE_ENV=production: use https:// (what pveflow sends there would cross the network in clear), ` +
+            `or, for a URL that never leaves a trusted network, allow it by name: PVEFLOW_ALLOW_HTTP=${name}`,
+        );
       }
     }
     if (!config.METRICS_TOKEN) {
@@ -297,11 +330,58 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         '(request details, build logs) are stored in Temporal in clear. Generate a key: openssl rand -base64 32.',
     );
   }
+  checkTemporalTransport(config);
   addressPoolFromConfig(config); // refuses a pool it cannot use, at start-up rather than at the first build
   if (config.NETBIRD_API_URL && !config.NETBIRD_TOKEN) {
     throw new ConfigError('NETBIRD_API_URL is set: NETBIRD_TOKEN (a personal access token) is required too');
   }
   return config;
+}
+
+/** Whether pveflow speaks TLS to Temporal: TEMPORAL_TLS, else whether any TLS setting or an API key is given. */
+export function temporalTlsEnabled(config: Config): boolean {
+  return (
+    config.TEMPORAL_TLS ??
+    Boolean(
+      config.TEMPORAL_TLS_SERVER_CA_CERT_PATH || config.TEMPORAL_TLS_SERVER_NAME || config.TEMPORAL_TLS_CLIENT_CERT_PATH || config.TEMPORAL_TLS_CLIENT_KEY_PATH || config.TEMPORAL_API_KEY || config.TEMPORAL_API_KEY_FILE,
+    )
+  );
+}
+
+/**
+ * The Temporal connection's settings that cannot work together, and plaintext in production: whoever reaches the
+ * frontend can do what an operator does (workflows trust the role an Update carries), so production speaks TLS to it
+ * with a client certificate or an API key, unless the operator says the network alone keeps everyone else out.
+ */
+function checkTemporalTransport(config: Config): void {
+  const tlsSettings = (['TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'] as const).filter((name) => config[name]);
+  const apiKeySettings = (['TEMPORAL_API_KEY', 'TEMPORAL_API_KEY_FILE'] as const).filter((name) => config[name]);
+  if (Boolean(config.TEMPORAL_TLS_CLIENT_CERT_PATH) !== Boolean(config.TEMPORAL_TLS_CLIENT_KEY_PATH)) {
+    throw new ConfigError(
+      `${config.TEMPORAL_TLS_CLIENT_CERT_PATH ? 'TEMPORAL_TLS_CLIENT_CERT_PATH is set without TEMPORAL_TLS_CLIENT_KEY_PATH' : 'TEMPORAL_TLS_CLIENT_KEY_PATH is set without TEMPORAL_TLS_CLIENT_CERT_PATH'}: ` +
+        'a client certificate (mTLS) needs both, the certificate and its private key',
+    );
+  }
+  if (apiKeySettings.length === 2) throw new ConfigError('TEMPORAL_API_KEY and TEMPORAL_API_KEY_FILE are both set: give the API key one way');
+  if (config.TEMPORAL_TLS === false && apiKeySettings.length > 0) {
+    throw new ConfigError(`${apiKeySettings[0]} is set with TEMPORAL_TLS=false: an API key is sent only over TLS (it would cross the network in clear); unset TEMPORAL_TLS or set it to true`);
+  }
+  if (config.TEMPORAL_TLS === false && tlsSettings.length > 0) {
+    throw new ConfigError(`${tlsSettings.join(', ')} ${tlsSettings.length > 1 ? 'are' : 'is'} set with TEMPORAL_TLS=false: unset TEMPORAL_TLS (they turn TLS on) or drop them`);
+  }
+  const secured = temporalTlsEnabled(config);
+  if (!config.TEMPORAL_ADDRESS) {
+    if (secured) throw new ConfigError("TLS to Temporal is configured without TEMPORAL_ADDRESS: the embedded default's dev server speaks plaintext on loopback only; set TEMPORAL_ADDRESS to your cluster's frontend");
+    return;
+  }
+  if (config.NODE_ENV === 'production' && !secured && !config.TEMPORAL_ALLOW_PLAINTEXT) {
+    throw new ConfigError(
+      `TEMPORAL_ADDRESS=${config.TEMPORAL_ADDRESS} without TLS is refused when NODE_ENV=production: whoever reaches the Temporal frontend acts as an ` +
+        'operator. Give a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, with TEMPORAL_TLS_SERVER_CA_CERT_PATH ' +
+        'for a private CA) or an API key (TEMPORAL_API_KEY_FILE); or set TEMPORAL_ALLOW_PLAINTEXT=true where the network alone keeps everyone else out ' +
+        '(docs/operations.md, "Who may reach Temporal").',
+    );
+  }
 }
 
 /** The static address pool (PVE_IP_POOL, PVE_IP_GATEWAY, PVE_IP_EXCLUDE), or undefined for DHCP. */

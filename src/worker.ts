@@ -10,7 +10,8 @@ import { PveClient } from './clients/pve';
 import { addressPoolFromConfig, credentialKeysDir, loadConfig, ConfigError, type Config } from './config';
 import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
-import { createTemporalClient, temporalAccessFrom, type TemporalAccess } from './temporal/access';
+import { createTemporalClient, temporalAccessFrom, temporalSecrets, type TemporalAccess } from './temporal/access';
+import { connectWorkerToTemporal } from './temporal/workerConnection';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
 import { ensureCoordinators } from './temporal/coordinators';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, upstreamCallRecorder, type PveflowMetrics, type UpstreamCallHook } from './observability';
@@ -141,10 +142,10 @@ async function main(): Promise<void> {
   const access = temporalAccessFrom(config);
   const temporal = access.settings;
   // One JSON line per event, redacted, the SDK's own lines included.
-  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL });
+  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL, knownSecrets: temporalSecrets(access) });
   // Before the first connection: that is when the SDK's runtime is created.
   const sdkMetrics = installSdkRuntime({ logger, metricsAddress: config.TEMPORAL_SDK_METRICS_ADDRESS });
-  const connection = await NativeConnection.connect({ address: temporal.address });
+  const connection = await connectWorkerToTemporal(access);
   const registry = createMetricsRegistry();
   const metrics = createPveflowMetrics(registry);
   const tracingSettings = tracingSettingsFrom(config);
@@ -164,7 +165,14 @@ async function main(): Promise<void> {
   }
   const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: temporal.taskQueue, deps, dataConverter: access.dataConverter, metrics, tracing });
   logger.info(
-    { version: pveflowVersion, temporal: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear' },
+    {
+      version: pveflowVersion,
+      temporal: temporal.address,
+      temporalSecurity: access.security,
+      namespace: temporal.namespace,
+      taskQueue: temporal.taskQueue,
+      payloads: access.codec ? `encrypted (${access.codec.source})` : 'in clear',
+    },
     'worker polling',
   );
   await ensureSyncSchedule(deps.temporal.client, temporal.taskQueue, config.SYNC_INTERVAL_S);

@@ -44,7 +44,7 @@ const choices: RequestChoiceSettings = {
     { name: 'ubuntu', template: 'ubuntu-24.04-cloudinit', os: 'Ubuntu 24.04', min_cores: 2, min_memory_mib: 4096, min_disk_gib: 20, orgs: ['Acme Corp'] },
     { name: 'gone', template: 9999 },
   ],
-  networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }],
+  networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }, { bridge: 'vmbr2', orgs: ['Acme Corp'] }],
   limits: { packages: 3, runcmd: 2, writeFiles: 1, bytes: 4096, maxDiskGiB: 100 },
 };
 
@@ -58,6 +58,7 @@ const syncResult = (at: string): ClusterSyncResult => ({
   templates: [
     { vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1', cores: 2, memoryMiB: 2048, diskGiB: 4 },
     { vmid: 9001, name: 'ubuntu-24.04-cloudinit', node: 'pve2', cores: 2, memoryMiB: 2048, diskGiB: 8 },
+    { vmid: 9002, name: 'scratch', node: 'pve1', cores: 1, memoryMiB: 1024, diskGiB: 2 },
   ],
 });
 
@@ -170,6 +171,18 @@ describe('intake of images and choices', () => {
     );
   });
 
+  test('GET /api/templates: each org sees the templates behind the images offered to it; operators see all', async () => {
+    const vmids = async (who: KeyName) => (await call(who, 'GET', '/api/templates')).body.templates.map((t: { vmid: number }) => t.vmid);
+    assert.deepEqual(await vmids('requesterB'), [9000], 'ubuntu (9001) is reserved to Acme Corp');
+    assert.deepEqual(await vmids('requesterA'), [9000, 9001]);
+    assert.deepEqual(await vmids('operator'), [9000, 9001, 9002], 'operators see the pool, templates behind no image too');
+  });
+
+  test('a network reserved to other organisations is refused naming network', async () => {
+    await refused({ network: { bridge: 'vmbr2' }, client: 'Globex', requester: 'gus@globex.example' }, { network: { reason: /reserved to other organisations than Globex/, rule: 'network-not-offered' } }, 'requesterB');
+    assert.equal((await submit({ network: { bridge: 'vmbr2' } }, 'requesterA')).status, 201);
+  });
+
   test('an unknown image, or one whose template left the pool, is refused naming image', async () => {
     await refused({ image: 'nope' }, { image: { reason: /no image nope; images: debian-12, ubuntu/, rule: 'image-unknown' } });
     await refused({ image: 'gone' }, { image: { reason: /template 9999 is not in the pool/, rule: 'image-template-missing' } });
@@ -201,7 +214,7 @@ describe('intake of images and choices', () => {
   test('choices beyond the configured limits are refused naming the field and the setting', async () => {
     await refused({ cloud_init: { packages: ['a', 'b', 'c', 'd'] } }, { 'cloud_init.packages': { reason: /at most 3 \(CLOUD_INIT_MAX_PACKAGES\), 4 given/, rule: 'choice-limit' } });
     await refused({ cloud_init: { runcmd: ['a', 'b', 'c'] } }, { 'cloud_init.runcmd': { reason: /CLOUD_INIT_MAX_RUNCMD/, rule: 'choice-limit' } });
-    await refused({ cloud_init: { write_files: [{ path: '/etc/a', content: 'x'.repeat(5000) }] } }, { cloud_init: { reason: /CLOUD_INIT_MAX_BYTES/, rule: 'choice-limit' } });
+    await refused({ cloud_init: { write_files: [{ path: '/opt/a', content: 'x'.repeat(5000) }] } }, { cloud_init: { reason: /CLOUD_INIT_MAX_BYTES/, rule: 'choice-limit' } });
     await refused({ disk_gib: 101 }, { disk_gib: { reason: /at most 100 GiB \(REQUEST_MAX_DISK_GIB\)/, rule: 'choice-limit' } });
   });
 
@@ -212,6 +225,13 @@ describe('intake of images and choices', () => {
     await refused({ cloud_init: { cloud_config: { power_state: { mode: 'poweroff' } } } }, { 'cloud_init.cloud_config.power_state': { reason: /guest agent/, rule: 'pveflow-key' } });
     await refused({ cloud_init: { cloud_config: { bootcmd: ['true'] } } }, { 'cloud_init.cloud_config.bootcmd': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
     await refused({ cloud_init: { write_files: [{ path: '/etc/netbird/config.json', content: '{}' }] } }, { 'cloud_init.write_files.0.path': { reason: /pveflow's/, rule: 'protected-path' } });
+    await refused({ cloud_init: { write_files: [{ path: '/usr/local/bin/netbird', content: '#!/bin/sh' }] } }, { 'cloud_init.write_files.0.path': { reason: /NetBird/, rule: 'protected-path' } });
+    await refused({ cloud_init: { write_files: [{ path: '/etc/hosts', content: '' }] } }, { 'cloud_init.write_files.0.path': { reason: /allowed/, rule: 'path-not-allowed' } });
+    await refused({ cloud_init: { cloud_config: { swap: { filename: '/etc/shadow', size: 'auto' } } } }, { 'cloud_init.cloud_config.swap': { reason: /swap/, rule: 'cloud-config-key' } });
+    await refused({ cloud_init: { cloud_config: { mounts: [['tmpfs', '/etc/ssh', 'tmpfs']] } } }, { 'cloud_init.cloud_config.mounts': { reason: /mount/, rule: 'cloud-config-key' } });
+    // JSON's __proto__ is an own key like any other: refused, not dropped.
+    await refused({ cloud_init: { cloud_config: JSON.parse('{"__proto__": {"users": []}}') } }, { 'cloud_init.cloud_config.__proto__': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
+    await refused({ cloud_init: { cloud_config: { constructor: 'x' } } }, { 'cloud_init.cloud_config.constructor': { reason: /not a key pveflow passes on/, rule: 'cloud-config-key' } });
     await refused({ cloud_init: { packages: ['nginx && curl evil'] } }, { 'cloud_init.packages.0': /package name/ });
   });
 

@@ -9,6 +9,7 @@ import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
 import { signWebhook } from '../src/api/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
+import { DATE_TIME_PATTERN } from '../src/domain/deviceRequest';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
@@ -70,7 +71,7 @@ function stringsOf(schema: Schema): fc.Arbitrary<string> {
     ? fc.stringMatching(new RegExp(schema.pattern.replace(/\(\?=[^()]*\)/g, ''))).filter((s) => fits(s) && full.test(s))
     : fc.string({ minLength: schema.minLength ?? 0, maxLength: Math.min(schema.maxLength ?? 40, 40) });
   // Dates near now as well as anywhere the pattern allows: most of a period's rules are about now.
-  if (schema.format === 'date-time')
+  if (schema.format === 'date-time' || schema.pattern === DATE_TIME_PATTERN.source)
     return fc.oneof(
       byPattern,
       fc.integer({ min: -2 * DAY, max: 120 * DAY }).map((ms) => new Date(Date.now() + ms).toISOString()),
@@ -148,7 +149,7 @@ describe('the API against requests generated from its OpenAPI document', () => {
       for (const [method, op] of Object.entries(item) as Array<[string, any]>) {
         const params: Schema[] = op.parameters ?? [];
         const pathParams: Record<string, fc.Arbitrary<string>> = Object.fromEntries(
-          params.filter((p) => p.in === 'path').map((p) => [p.name, fc.oneof(stringsOf(p.schema), fc.constantFrom(...((known as Record<string, string[]>)[p.name] ?? ['x'])))]),
+          params.filter((p) => p.in === 'path').map((p) => [p.name, fc.oneof(stringsOf(p.schema), fc.constantFrom(...((known as Record<string, string[]>)[p.name] ?? ['xy'])))]),
         );
         const query: Record<string, fc.Arbitrary<string>> = Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, valuesOf(p.schema, doc).map(String)]));
         const headerParams = params.filter((p) => p.in === 'header' && !/^x-pveflow-/i.test(p.name));

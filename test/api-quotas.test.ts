@@ -43,6 +43,7 @@ const quotas: QuotaConfig = {
   'Q Approve': { vms: 1 },
   'Q Free': { vms: 1 },
   'Q Session': { vms: 3, cores: 12 },
+  'Q Rebuild': { vms: 1, cores: 4 },
 };
 
 const key = <E extends ApiKeyEntry>(entry: E) => ({ ...entry, key: generateApiKey() });
@@ -264,5 +265,38 @@ describe('quotas per org', () => {
       return r.status === 409 ? undefined : r;
     });
     assert.equal(taken.status, 201, JSON.stringify(taken.body));
+  });
+
+  test('a rebuild of a cancelled request checks the quota as approval does, and waits for its period to start', async () => {
+    // Issue 27, finding 3: cancel C, file D up to the quota, rebuild C: C was built at once, past the quota and a
+    // month before its period.
+    const org = 'Q Rebuild';
+    const cancelled = await submit(org, { cores: 2 });
+    assert.equal((await call('operator', 'POST', `/api/device_requests/${cancelled}/approve`, {})).status, 200);
+    const cancel = await call('operator', 'POST', `/api/device_requests/${cancelled}/cancel`, {});
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+    assert.equal(cancel.body.status, 'Cancelled');
+    await waitFor('the cancel to show in visibility', async () => ((await listed(org)).find((r) => r.serial === cancelled)?.status === 'Cancelled' ? true : undefined));
+    const other = await submit(org, { cores: 2 });
+    await waitFor('the other request to show in visibility', async () => ((await listed(org)).some((r) => r.serial === other) ? true : undefined));
+
+    const refused = await call('operator', 'POST', `/api/device_requests/${cancelled}/rebuild`, {});
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'quota exceeded');
+    assert.deepEqual(refused.body.quota, { org, quota: 'vms', use: 1, asked: 1, limit: 1 });
+    assert.equal(await statusOf(cancelled), 'Cancelled', 'the refused rebuild changed nothing');
+
+    // Room made: the rebuild is taken, and the build waits for the period's start, a month ahead.
+    assert.equal((await call('operator', 'POST', `/api/device_requests/${other}/reject`, { reason: 'room for the rebuild' })).status, 200);
+    const rebuilt = await waitFor('the rebuild to be taken once the other request is rejected', async () => {
+      const r = await call('operator', 'POST', `/api/device_requests/${cancelled}/rebuild`, {});
+      return r.status === 409 && r.body.error === 'quota exceeded' ? undefined : r;
+    });
+    assert.equal(rebuilt.status, 200, JSON.stringify(rebuilt.body));
+    assert.equal(rebuilt.body.status, 'Approved');
+    assert.ok(Date.parse(rebuilt.body.builds_at) > Date.now() + 29 * DAY, `the rebuild answers when it builds: ${JSON.stringify(rebuilt.body)}`);
+    const record = (await call('operator', 'GET', `/api/device_requests/${cancelled}`)).body;
+    assert.equal(record.status, 'Approved', 'nothing is built before the period starts');
+    assert.equal(record.build?.attempt ?? 0, 0);
   });
 });

@@ -99,7 +99,7 @@ describe('schemathesis against /api/openapi.json', { skip: missing && !process.e
         `serial = "${serial}"`,
         `id = "${classId}"`,
         // "Schema-valid data is accepted" cannot hold where the document states a rule no JSON schema can: a
-        // next_page_token is the server's checksummed token; a period's rules are relative to now and between its
+        // next_page_token is the server's MAC'd token; a period's rules are relative to now and between its
         // dates (policy `rule`s); a resize's disk is held to REQUEST_MAX_DISK_GIB, configuration the document names but
         // cannot put in a schema (choice-limit). test/api-openapi.property checks there that such a 400 names its rule.
         '[[operations]]',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -336,6 +336,15 @@ describe('HTTP API', () => {
     const badToken = await call('operator', 'GET', `/api/device_requests?${q({ page_token: altered })}`);
     assert.equal(badToken.status, 400, JSON.stringify(badToken.body));
     assert.equal(badToken.body.issues[0].field, 'page_token');
+
+    // A forged one, made the way anyone can (any bytes, an unkeyed checksum in front): refused at once, never sent on.
+    const forgedRaw = Buffer.from('forged visibility page token');
+    const forged = Buffer.concat([createHash('sha256').update(forgedRaw).digest().subarray(0, 8), forgedRaw]).toString('base64url');
+    const startedAt = Date.now();
+    const forgedAnswer = await call('operator', 'GET', `/api/device_requests?${q({ page_token: forged })}`);
+    assert.equal(forgedAnswer.status, 400, JSON.stringify(forgedAnswer.body));
+    assert.equal(forgedAnswer.body.issues[0].field, 'page_token');
+    assert.ok(Date.now() - startedAt < 2_000, 'answered at once');
   });
 
   test('the webhook checks the HMAC signature over time, delivery id and body; a redelivery starts nothing new', async () => {
@@ -541,6 +550,13 @@ describe('HTTP API', () => {
         ['a period the wrong way round', 'GET', '/api/device_requests?from=2030-12-31T00:00:00Z&to=2030-12-01T00:00:00Z', undefined, 'to'],
         ['a page size out of range', 'GET', '/api/device_requests?page_size=1000', undefined, 'page_size'],
         ['a consultant filter that is not an email', 'GET', '/api/device_requests?consultant=%22%20OR%20true', undefined, 'consultant'],
+        // Dates are years 2000 to 2100 as written, at the schema: beyond, a date is no lease and no timer Temporal can hold.
+        ['a period end in year 10000, written with an offset', 'POST', '/api/device_requests', validRequestBody({ period: { start: '2030-06-03T09:00:00Z', end: '9999-12-31T23:00:00-05:00' } }), 'period.end'],
+        ['a period in 9999', 'POST', '/api/device_requests', validRequestBody({ period: { start: '9999-06-01T00:00:00Z', end: '9999-06-10T00:00:00Z' } }), 'period.start'],
+        ['a period before 2000', 'POST', '/api/device_requests', validRequestBody({ period: { start: '1999-12-31T00:00:00Z', end: '2030-06-10T00:00:00Z' } }), 'period.start'],
+        ['extend to 9999', 'POST', `/api/device_requests/${target}/extend`, { new_end: '9999-12-31T23:59:59Z' }, 'new_end'],
+        ['a filter from year 0', 'GET', '/api/device_requests?from=0000-01-01T00:00:00Z', undefined, 'from'],
+        ['a filter to 9999', 'GET', '/api/device_requests?to=9999-12-31T23:59:59.999Z', undefined, 'to'],
       ];
       for (const [what, method, path, body, field] of cases) {
         const r = await call('operator', method, path, body);

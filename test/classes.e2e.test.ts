@@ -77,6 +77,10 @@ describe('classes: N identical VMs as one submission', () => {
     assert.equal(again.status, 200, 'a retry with the same key creates nothing');
     assert.equal(again.headers.get('idempotent-replayed'), 'true');
     assert.deepEqual(again.body.requests.map((r: { serial: string }) => r.serial).sort(), serials);
+    // Issue 27: the same key with another body is not a retry: 409, and nothing is made or replayed.
+    const otherBody = await api('POST', '/api/classes', 'requester', { ...body, cores: body.cores + 1 }, idempotency);
+    assert.equal(otherBody.status, 409, JSON.stringify(otherBody.body));
+    assert.match(otherBody.body.detail, /Idempotency-Key .* was already used for class CL-[0-9A-Z]{5} with a different body/);
 
     const members = await api('GET', `/api/classes/${classId}`, 'requester');
     assert.equal(members.status, 200);

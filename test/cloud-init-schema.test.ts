@@ -153,8 +153,6 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
     ntp: { enabled: true, servers: ['ntp1.example.org'], pools: ['0.debian.pool.ntp.org'] },
     ca_certs: { remove_defaults: false, trusted: [PEM] },
     apt: { proxy: 'http://proxy.example.org:3128', https_proxy: 'http://proxy.example.org:3128' },
-    mounts: [['/dev/vdb', '/data', 'ext4', 'defaults,nofail', '0', '2']],
-    swap: { filename: '/swap.img', size: 'auto', maxsize: 2147483648 },
     final_message: 'pveflow: ready after $UPTIME seconds',
   };
   const choiceCases: Array<{ what: string; choices: CloudInitChoices }> = [

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { configSchema } from '../src/config';
+import { ConfigError, configSchema, loadConfig, temporalTlsEnabled } from '../src/config';
 import { isSecretKey, redactText } from '../src/observability';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 
@@ -105,7 +105,7 @@ describe('docker-compose.yml', () => {
   test('no secret is written in the file: secrets come from pveflow.env, .env and secrets/', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const [key, value] of Object.entries(s.environment ?? {})) {
-        if (/_FILE$/.test(key)) continue; // a path to a secret, not the secret
+        if (/_FILE$/.test(key) || String(value).startsWith('/run/secrets/')) continue; // a path to a secret, not the secret
         if (value === 'true' || value === 'false') continue; // a switch (TEMPORAL_CODEC_INCLUDE_CREDENTIALS)
         if (isSecretKey(key) || /PASSWORD|PWD/.test(key)) {
           assert.match(String(value), /^\$\{[A-Z_]+(:\?[^}]*|:-(true|false))?\}$/, `${name}.${key} must come from the environment, not be written here`);
@@ -113,11 +113,84 @@ describe('docker-compose.yml', () => {
       }
       assert.ok(!('PVE_TOKEN_SECRET' in (s.environment ?? {})) && !('NETBIRD_TOKEN' in (s.environment ?? {})), name);
     }
-    for (const name of pveflowServices) {
-      assert.deepEqual(services[name]!.env_file, [{ path: './pveflow.env', required: true }], name);
-      assert.deepEqual(services[name]!.secrets!.slice(0, 3), ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys'], name);
-    }
     assert.equal(redactText(composeText), composeText, 'nothing in the file has the shape of a secret');
+  });
+
+  test("each service gets only the secrets it uses: the API's container has no Proxmox, SSH or NetBird secret", () => {
+    const api = services.api!;
+    const worker = services.worker!;
+    assert.deepEqual(api.env_file, [{ path: './pveflow.env', required: true }]);
+    assert.deepEqual(api.secrets, ['pveflow_codec_keys', 'temporal_ca', 'temporal_client_cert', 'temporal_client_key', 'pveflow_api_keys']);
+    for (const key of Object.keys(api.environment!)) assert.doesNotMatch(key, /^(PVE|SSH|NETBIRD)_/, `api.${key}`);
+    assert.deepEqual(worker.env_file, [
+      { path: './pveflow.env', required: true },
+      { path: './worker.env', required: true },
+    ]);
+    assert.deepEqual(worker.secrets, ['pve_ca', 'pveflow_ssh_key', 'pveflow_codec_keys', 'temporal_ca', 'temporal_client_cert', 'temporal_client_key']);
+    assert.equal(worker.environment!.PVE_CA_FILE, '/run/secrets/pve_ca');
+    assert.equal(worker.environment!.SSH_PRIVATE_KEY_FILE, '/run/secrets/pveflow_ssh_key');
+
+    // What an operator writes in each file, as docs/operations.md shows it: the cluster's secrets only in worker.env.
+    const operations = readFileSync(join(root, 'docs', 'operations.md'), 'utf8');
+    const keysOf = (file: string) => {
+      const block = new RegExp('```sh\\n# ' + file.replace('.', '\\.') + '[^\\n]*\\n([\\s\\S]*?)```').exec(operations);
+      assert.ok(block, `docs/operations.md shows ${file}`);
+      return [...block[1]!.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
+    };
+    const shared = keysOf('pveflow.env');
+    const workers = keysOf('worker.env');
+    for (const key of shared) assert.doesNotMatch(key, /^(PVE_(ENDPOINT|TOKEN|CA|FINGERPRINT)|SSH_|NETBIRD_)/, `pveflow.env (the API's too) holds ${key}`);
+    for (const key of ['PVE_ENDPOINT', 'PVE_TOKEN_ID', 'PVE_TOKEN_SECRET', 'SSH_NODES', 'NETBIRD_TOKEN']) assert.ok(workers.includes(key), `worker.env holds ${key}`);
+    assert.ok(shared.includes('METRICS_TOKEN'));
+  });
+
+  test("Temporal's frontend requires a client certificate of the deployment's CA, and every client presents one", () => {
+    const temporal = services.temporal!.environment!;
+    assert.equal(temporal.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH, 'true');
+    for (const key of ['TEMPORAL_TLS_FRONTEND_CERT', 'TEMPORAL_TLS_FRONTEND_KEY', 'TEMPORAL_TLS_SERVER_CERT', 'TEMPORAL_TLS_SERVER_KEY', 'TEMPORAL_TLS_CLIENT1_CA_CERT', 'TEMPORAL_TLS_SERVER_CA_CERT']) {
+      assert.match(temporal[key] ?? '', /^\/run\/secrets\/temporal_/, `temporal.${key}`);
+    }
+    // pveflow's processes and the namespace's set-up: Temporal's CLI's variables; Temporal UI: the temporalio/ui image's.
+    const clientKeys = { api: 'TEMPORAL_TLS_CLIENT_CERT_PATH', worker: 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'temporal-setup': 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'temporal-ui': 'TEMPORAL_TLS_CERT' };
+    for (const [name, certKey] of Object.entries(clientKeys)) {
+      const s = services[name]!;
+      assert.equal(s.environment![certKey], '/run/secrets/temporal_client_cert', `${name} presents the client certificate`);
+      for (const secret of ['temporal_ca', 'temporal_client_cert', 'temporal_client_key']) assert.ok(s.secrets?.includes(secret), `${name} mounts ${secret}`);
+    }
+    for (const secret of ['temporal_ca', 'temporal_server_cert', 'temporal_server_key', 'temporal_client_cert', 'temporal_client_key']) assert.match(compose.secrets![secret]!.file, /^\.\/secrets\/temporal\//);
+    assert.ok(!services.worker!.secrets!.includes('temporal_server_key'), "the server's key stays with the server");
+
+    // What pveflow makes of compose's variables in production: mTLS; without them, a refusal.
+    for (const name of pveflowServices) {
+      const env = { ...services[name]!.environment!, METRICS_TOKEN: 'placeholder-metrics-token' };
+      assert.equal(temporalTlsEnabled(loadConfig(env)), true, name);
+      const plain = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_TLS')));
+      assert.throws(
+        () => loadConfig(plain),
+        (err: Error) => err instanceof ConfigError && /without TLS is refused when NODE_ENV=production/.test(err.message),
+        name,
+      );
+    }
+  });
+
+  test('deploy/temporal-cloud.compose.yml: Temporal Cloud with an API key from a secret, TLS with the system CAs, no self-hosted Temporal', () => {
+    // Compose's merge tags, resolved as compose does for this file: `!reset` removes, `!override` replaces.
+    const text = readFileSync(join(root, 'deploy', 'temporal-cloud.compose.yml'), 'utf8');
+    const cloud = parse(text.replace(/!reset (null|\{\})/g, '"!reset"').replace(/!override /g, ''), { merge: true }) as { services: Record<string, Service>; secrets: Record<string, { file: string }> };
+    assert.deepEqual(cloud.secrets, { temporal_api_key: { file: './secrets/temporal-api-key' } });
+    for (const name of pveflowServices) {
+      const over = cloud.services[name]!;
+      assert.equal(over.depends_on as unknown, '!reset', `${name} does not wait for the self-hosted Temporal`);
+      const merged = Object.fromEntries(Object.entries({ ...services[name]!.environment!, ...over.environment! }).filter(([, v]) => v !== '!reset'));
+      assert.equal(merged.TEMPORAL_API_KEY_FILE, '/run/secrets/temporal_api_key', name);
+      assert.ok(over.secrets!.includes('temporal_api_key') && !over.secrets!.some((s) => s.startsWith('temporal_client')), name);
+      const env = { ...merged, TEMPORAL_ADDRESS: 'pveflow.a1b2c.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'pveflow.a1b2c', METRICS_TOKEN: 'placeholder-metrics-token' };
+      const config = loadConfig(env);
+      assert.equal(temporalTlsEnabled(config), true, `${name}: TLS, implied by the API key`);
+      assert.equal(config.TEMPORAL_TLS_CLIENT_CERT_PATH, undefined, `${name}: no self-hosted client certificate`);
+      assert.equal(config.TEMPORAL_TLS_SERVER_CA_CERT_PATH, undefined, `${name}: the system CAs`);
+    }
+    assert.match(text, /^\s*TEMPORAL_ADDRESS: \$\{TEMPORAL_CLOUD_ADDRESS:\?/m, 'the address from .env');
   });
 
   test('the search attributes registered are exactly those the workflows define', () => {
@@ -166,9 +239,15 @@ describe('docker-compose.yml', () => {
       writeFileSync(join(dir, 'docker-compose.yml'), composeYaml);
       copyFileSync(join(root, 'Dockerfile'), join(dir, 'Dockerfile'));
       writeFileSync(join(dir, '.env'), env);
-      writeFileSync(join(dir, 'pveflow.env'), 'PVE_ENDPOINT=https://pve.example:8006\n');
+      writeFileSync(join(dir, 'pveflow.env'), 'METRICS_TOKEN=placeholder-metrics-token\n');
+      writeFileSync(join(dir, 'worker.env'), 'PVE_ENDPOINT=https://pve.example:8006\n');
       mkdirSync(join(dir, 'secrets'));
       for (const f of ['pve-root-ca.pem', 'ssh_key', 'codec-keys.json', 'api-keys.json']) writeFileSync(join(dir, 'secrets', f), '');
+      mkdirSync(join(dir, 'secrets', 'temporal'));
+      for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key']) writeFileSync(join(dir, 'secrets', 'temporal', f), '');
+      writeFileSync(join(dir, 'secrets', 'temporal-api-key'), '');
+      mkdirSync(join(dir, 'deploy'));
+      copyFileSync(join(root, 'deploy', 'temporal-cloud.compose.yml'), join(dir, 'deploy', 'temporal-cloud.compose.yml'));
       return fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -191,5 +270,34 @@ describe('docker-compose.yml', () => {
     const misspelt = withScratchProject(composeText.replace(/^(  worker:\n)/m, '$1    restrat: always\n'), 'POSTGRES_PASSWORD=x\n', run);
     assert.notEqual(misspelt.status, 0, 'an unknown key is refused');
     assert.match(misspelt.stderr, /restrat/);
+  });
+
+  test('`docker compose config` merges deploy/temporal-cloud.compose.yml: the API key instead of the client certificate, no self-hosted Temporal to wait for', (t) => {
+    const checker = composeConfig();
+    if (typeof checker === 'string') {
+      if (process.env.CI) assert.fail(`CI must validate the compose files: ${checker}`);
+      t.skip(checker);
+      return;
+    }
+    const files = ['docker-compose.yml', 'deploy/temporal-cloud.compose.yml'];
+    const args = checker.command === 'docker' ? ['compose', ...files.flatMap((f) => ['-f', f]), 'config'] : files;
+    const env = 'POSTGRES_PASSWORD=x\nTEMPORAL_CLOUD_ADDRESS=pveflow.a1b2c.tmprl.cloud:7233\nTEMPORAL_CLOUD_NAMESPACE=pveflow.a1b2c\n';
+    const result = withScratchProject(composeText, env, (dir) => spawnSync(checker.command, args, { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH } }));
+    assert.equal(result.status, 0, result.stderr);
+    const merged = parse(result.stdout) as { services: Record<string, Omit<Service, 'secrets'> & { secrets?: Array<string | { source: string }> }> };
+    for (const name of pveflowServices) {
+      const s = merged.services[name]!;
+      assert.equal(s.depends_on, undefined, `${name} waits for no self-hosted Temporal`);
+      assert.equal(s.environment!.TEMPORAL_API_KEY_FILE, '/run/secrets/temporal_api_key', name);
+      assert.equal(s.environment!.TEMPORAL_ADDRESS, 'pveflow.a1b2c.tmprl.cloud:7233', name);
+      for (const gone of ['TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_TLS_CLIENT_CERT_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'])
+        assert.ok(!(gone in s.environment!), `${name}: ${gone} is reset`);
+      const secrets = (s.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
+      assert.ok(secrets.includes('temporal_api_key') && !secrets.some((x) => x.startsWith('temporal_client')), `${name}: ${secrets.join(', ')}`);
+      // worker.env's placeholder endpoint aside (its token is not in the scratch file).
+      const { PVE_ENDPOINT: _fromEnvFile, ...environment } = s.environment as Record<string, string>;
+      const config = loadConfig({ ...environment, METRICS_TOKEN: 'placeholder-metrics-token' });
+      assert.equal(temporalTlsEnabled(config), true, `${name}: production accepts it, over TLS`);
+    }
   });
 });

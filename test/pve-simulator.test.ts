@@ -460,7 +460,7 @@ describe('power, guest agent, destroy', () => {
     assert.deepEqual(early.body, { data: null, message: 'QEMU guest agent is not running\n' });
 
     await sleep(FAST.agentStartMs! + 30);
-    assert.deepEqual(h.boots, [{ node: 'pve1', vmid: 100, name: 'vm-100', userData: '#cloud-config\nhostname: web\n' }]);
+    assert.deepEqual(h.boots, [{ node: 'pve1', vmid: 100, name: 'vm-100', userData: '#cloud-config\nhostname: web\n', newInstance: true }]);
     assert.deepEqual((await h.call('POST', '/nodes/pve1/qemu/100/agent/ping')).body, { data: { result: {} } });
     const noLease = (await h.call('GET', '/nodes/pve1/qemu/100/agent/network-get-interfaces')).body!.data as { result: { name: string; 'ip-addresses': { 'ip-address-type': string; 'ip-address': string }[] }[] };
     const eth0 = noLease.result.find((i) => i.name === 'eth0')!;
@@ -479,6 +479,20 @@ describe('power, guest agent, destroy', () => {
     assert.equal(current.status, 'running');
     assert.equal(current.agent, 1);
     assert.equal(typeof current.pid, 'number');
+  });
+
+  test('a reboot with the same cloud-init drive is the same instance (runcmd does not run again); changed snippet bytes are a new one', async () => {
+    const boots = () => h.boots.filter((b) => b.vmid === 100).map((b) => b.newInstance);
+    const reboot = await h.call('POST', '/nodes/pve1/qemu/100/status/reboot');
+    assert.equal((await h.waitTask(reboot.body!.data as string)).exitstatus, 'OK');
+    await sleep(FAST.agentStartMs! + 30);
+    assert.deepEqual(boots(), [true, false], 'the guest booted again, as the same instance');
+
+    writeFileSync(join(h.snippets, 'pve1', 'local', 'vm-100-user.yaml'), '#cloud-config\nhostname: web2\n');
+    const again = await h.call('POST', '/nodes/pve1/qemu/100/status/reboot');
+    assert.equal((await h.waitTask(again.body!.data as string)).exitstatus, 'OK');
+    await sleep(FAST.agentStartMs! + 30);
+    assert.deepEqual(boots(), [true, false, true], 'new user-data bytes: a new instance id, every per-instance module runs again');
   });
 
   test('start of a running VM fails in the task; destroy of a running VM fails early; stop of a stopped VM is OK', async () => {

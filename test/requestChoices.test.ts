@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import { buildOpenApiDocument } from '../src/api/openapi';
-import { requestChoicesFromConfig } from '../src/api/requestChoices';
+import { defaultRequestChoiceSettings, requestChoicesFromConfig } from '../src/api/requestChoices';
 import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
 import { choiceRules, type ChoiceRule } from '../src/domain/choiceRules';
 import { cloudInitChoicesSchema, pveflowKeys } from '../src/domain/cloudInitChoices';
@@ -35,6 +35,34 @@ describe('cloud-init choices: what a request may add', () => {
     assert.equal(issue!.rule, 'cloud-config-key');
   });
 
+  test('swap and mounts are refused: a swap file or a mount can lie over any file of the guest', () => {
+    const swap = issuesOf({ cloud_config: { swap: { filename: '/etc/shadow', size: 'auto' } } });
+    assert.deepEqual(
+      swap.map((i) => [i.path, i.rule]),
+      [['cloud_config.swap', 'cloud-config-key']],
+    );
+    assert.match(swap[0]!.message, /swap/);
+    const mounts = issuesOf({ cloud_config: { mounts: [['tmpfs', '/etc/ssh', 'tmpfs']] } });
+    assert.deepEqual(
+      mounts.map((i) => [i.path, i.rule]),
+      [['cloud_config.mounts', 'cloud-config-key']],
+    );
+    assert.match(mounts[0]!.message, /mount/);
+  });
+
+  test("an object's own names (constructor, toString, __proto__, ...) are keys like any other: refused naming the key and the rule", () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__']) {
+      // As the API receives it: JSON.parse makes __proto__ an own key, as it does every other.
+      const issues = issuesOf(JSON.parse(`{"cloud_config": {"${key}": {"a": 1}}}`));
+      assert.deepEqual(
+        issues.map((i) => [i.path, i.rule]),
+        [[`cloud_config.${key}`, 'cloud-config-key']],
+        key,
+      );
+      assert.match(issues[0]!.message, /not a key pveflow passes on.*timezone/, key);
+    }
+  });
+
   test('an allowed key in the wrong shape is refused at its own path', () => {
     assert.deepEqual(issuesOf({ cloud_config: { timezone: 'Europe/Paris', ntp: { servers: ['ntp.example.org'] } } }), []);
     assert.equal(issuesOf({ cloud_config: { timezone: 5 } })[0]!.path, 'cloud_config.timezone');
@@ -44,7 +72,24 @@ describe('cloud-init choices: what a request may add', () => {
   });
 
   test("write_files under pveflow's paths, relative or with .. are refused", () => {
-    for (const path of ['/etc/shadow', '/etc/sudoers.d/me', '/etc/ssh/sshd_config.d/x.conf', '/etc/netbird/config.json', '/var/lib/cloud/instance/x', '/etc/systemd/system/qemu-guest-agent.service']) {
+    for (const path of [
+      '/etc/shadow',
+      '/etc/sudoers.d/me',
+      '/etc/ssh/sshd_config.d/x.conf',
+      '/etc/netbird/config.json',
+      '/var/lib/cloud/instance/x',
+      '/etc/systemd/system/qemu-guest-agent.service',
+      '/usr/local/bin/netbird',
+      '/usr/bin/netbird',
+      '/etc/systemd/system/netbird.service',
+      '/etc/systemd/system/ssh.service.d/override.conf',
+      '/home/arrow/.ssh/authorized_keys',
+      '/boot/grub/grub.cfg',
+      '/etc/default/grub',
+      '/etc/fstab',
+      '/usr/sbin/qemu-ga',
+      '/etc/systemd/system/app.service',
+    ]) {
       const [issue] = issuesOf({ write_files: [{ path, content: 'x' }] });
       assert.equal(issue?.path, 'write_files.0.path', path);
       assert.match(issue!.message, /pveflow's/, path);
@@ -59,6 +104,32 @@ describe('cloud-init choices: what a request may add', () => {
         path,
       );
     assert.deepEqual(issuesOf({ write_files: [{ path: '/etc/motd', content: 'hi', permissions: '0644', owner: 'root:root' }] }), []);
+  });
+
+  test('write_files: an allowlist of places; anywhere else is refused naming the rule', () => {
+    for (const path of ['/etc/hosts', '/etc/profile.d/x.sh', '/usr/local/bin/curl', '/usr/lib/python3/dist-packages/x.py', '/var/spool/cron/crontabs/root', '/etc/motd.d/x', '/root/x']) {
+      const issues = issuesOf({ write_files: [{ path, content: 'x' }] });
+      assert.deepEqual(
+        issues.map((i) => [i.path, i.rule]),
+        [['write_files.0.path', 'path-not-allowed']],
+        path,
+      );
+      assert.match(issues[0]!.message, /\/opt\//, path);
+    }
+    for (const path of [
+      '/etc/motd',
+      '/etc/issue',
+      '/etc/apt/sources.list.d/nginx.list',
+      '/etc/apt/keyrings/nginx.gpg',
+      '/home/arrow/app.conf',
+      '/home/arrow/.bashrc',
+      '/opt/app/config.yml',
+      '/srv/data/x',
+      '/var/www/html/index.html',
+      '/usr/local/share/app/x',
+      '/usr/local/etc/app.conf',
+    ])
+      assert.deepEqual(issuesOf({ write_files: [{ path, content: 'x' }] }), [], path);
   });
 
   test('package names and commands are checked', () => {
@@ -100,14 +171,27 @@ describe('networks: the allowed list', () => {
   });
   test('a choice on the list passes; a bridge off it names network.bridge, a VLAN off it network.vlan', () => {
     if ('error' in allowed) throw new Error(allowed.error);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0' }), undefined);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 250 }), undefined);
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.field, 'network.bridge');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.field, 'network.vlan');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' })?.field, 'network.vlan', 'vmbr1 only tagged');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 })?.field, 'network.vlan', 'vmbr0 only untagged');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' })?.rule, 'network-not-allowed');
-    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 })?.rule, 'network-not-allowed');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0' }, 'Acme Corp'), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 250 }, 'Acme Corp'), undefined);
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' }, 'Acme Corp')?.field, 'network.bridge');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 }, 'Acme Corp')?.field, 'network.vlan');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1' }, 'Acme Corp')?.field, 'network.vlan', 'vmbr1 only tagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr0', vlan: 100 }, 'Acme Corp')?.field, 'network.vlan', 'vmbr0 only untagged');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr9' }, 'Acme Corp')?.rule, 'network-not-allowed');
+    assert.equal(networkRefusal(allowed, { bridge: 'vmbr1', vlan: 150 }, 'Acme Corp')?.rule, 'network-not-allowed');
+  });
+  test('a network may be reserved to organisations: another org is refused naming network and the rule', () => {
+    const reserved = parseAllowedNetworks('vmbr0,vmbr1:100-199=Acme Corp|Initech,vmbr2=Acme Corp');
+    if ('error' in reserved) throw new Error(reserved.error);
+    assert.deepEqual(reserved, [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 }, orgs: ['Acme Corp', 'Initech'] }, { bridge: 'vmbr2', orgs: ['Acme Corp'] }]);
+    assert.equal(networkRefusal(reserved, { bridge: 'vmbr1', vlan: 120 }, 'Initech'), undefined);
+    assert.equal(networkRefusal(reserved, { bridge: 'vmbr2' }, 'Acme Corp'), undefined);
+    const refused = networkRefusal(reserved, { bridge: 'vmbr1', vlan: 120 }, 'Globex');
+    assert.deepEqual([refused?.field, refused?.rule], ['network', 'network-not-offered']);
+    assert.match(refused!.reason, /reserved to other organisations than Globex; allowed: vmbr0 untagged$/);
+    // What another org is not offered is not listed to it.
+    assert.match(networkRefusal(reserved, { bridge: 'vmbr9' }, 'Globex')!.reason, /allowed: vmbr0 untagged$/);
+    for (const bad of ['vmbr1=', 'vmbr1=Acme|', 'vmbr1=bad*org']) assert.ok('error' in parseAllowedNetworks(bad), bad);
   });
   test('the configuration always allows the default network, and refuses a list it cannot read', () => {
     assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVE_BRIDGE: 'vmbr2', PVE_VLAN: '7', PVE_NETWORKS: 'vmbr3' })).networks, [{ bridge: 'vmbr2', vlans: { min: 7, max: 7 } }, { bridge: 'vmbr3' }]);
@@ -220,12 +304,14 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
     'image-not-offered': [['image']],
     'below-image-minimum': [['image'], ['cores'], ['memory_mib'], ['disk_gib']],
     'network-not-allowed': [['network']],
+    'network-not-offered': [['network']],
     'choice-limit': [['disk_gib'], ['cloud_init']],
     'pveflow-key': [['cloud_init'], ['cloud_init', 'cloud_config']],
     'cloud-config-key': [['cloud_init'], ['cloud_init', 'cloud_config']],
     'cloud-config-value': [['cloud_init'], ['cloud_init', 'cloud_config']],
     'protected-path': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
     'path-not-normalised': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
+    'path-not-allowed': [['cloud_init'], ['cloud_init', 'write_files', 'path']],
   };
 
   test('every rule is stated where the document describes the field, for a request, a class and a webhook delivery', () => {
@@ -238,6 +324,36 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
           assert.match(description ?? '', new RegExp(`\\b${rule}\\b`), `${submission} ${place.join('.')}: ${rule}`);
         }
       }
+    }
+  });
+});
+
+describe("the deployment's choices in the OpenAPI document", () => {
+  const choices = {
+    ...defaultRequestChoiceSettings,
+    networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1', vlans: { min: 100, max: 199 } }],
+    images: [
+      { name: 'debian-12', template: 9000 },
+      { name: 'ubuntu', template: 9001, orgs: ['Acme Corp'] },
+    ],
+  };
+  const schemasOf = (c?: typeof choices) => buildOpenApiDocument(c).components!.schemas! as Record<string, { properties: Record<string, Record<string, unknown>> }>;
+
+  test('the allowed networks are the only networks the document admits, each bridge with its VLANs', () => {
+    for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {
+      const network = schemasOf(choices)[submission]!.properties.network!;
+      assert.match(String(network.description), /network-not-allowed/);
+      assert.deepEqual(network.anyOf, [
+        { type: 'object', properties: { bridge: { type: 'string', enum: ['vmbr0'] } }, required: ['bridge'], additionalProperties: false },
+        { type: 'object', properties: { bridge: { type: 'string', enum: ['vmbr1'] }, vlan: { type: 'integer', minimum: 100, maximum: 199 } }, required: ['bridge', 'vlan'], additionalProperties: false },
+      ]);
+    }
+  });
+
+  test('configured images are an enum; without configuration (every template an image) the pattern stays', () => {
+    for (const submission of ['DeviceRequestSubmission', 'ClassSubmission']) {
+      assert.deepEqual(schemasOf(choices)[submission]!.properties.image!.enum, ['debian-12', 'ubuntu']);
+      assert.equal(schemasOf({ ...choices, images: undefined } as unknown as typeof choices)[submission]!.properties.image!.enum, undefined);
     }
   });
 });

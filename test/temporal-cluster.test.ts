@@ -3,7 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { makeTemporalCertificates } from './support/temporalCertificates';
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../src/config';
 import { RequestStatusKey, SerialKey } from '../src/contracts/searchAttributes';
+import { connectToTemporal, temporalAccessFrom } from '../src/temporal/access';
+import { connectWorkerToTemporal } from '../src/temporal/workerConnection';
 import { proceedSignal, survivesRestarts } from './support/clusterSmokeWorkflows';
 import { quietLogger } from './support/quietLogger';
 import { startTemporalCluster, temporalClusterUnavailable, type RunningTemporalCluster } from './support/temporalCluster';
@@ -13,7 +18,9 @@ import { waitFor } from './support/waitFor';
  * The Temporal cluster the topology test and benches run on (test/support/temporalCluster.ts): a real Temporal server
  * on PostgreSQL with SQL visibility, set up with the operator's commands. Before anything heavier trusts it, it must
  * keep a workflow through a server crash and a database restart, find it by pveflow's search attributes, and serve
- * Temporal UI with the codec endpoint it was given.
+ * Temporal UI with the codec endpoint it was given. It runs as production should: TLS with client certificates
+ * required, its own CA; pveflow's clients and worker connect with the certificate (src/temporal/access.ts), and a
+ * client without one is refused.
  */
 const skip = temporalClusterUnavailable();
 
@@ -30,10 +37,13 @@ for (const serverConfig of ['file', 'environment'] as const) {
     let workerRun: Promise<void>;
 
     before(async () => {
-      cluster = await startTemporalCluster({ namespace, serverConfig });
-      connection = await Connection.connect({ address: cluster.address });
+      cluster = await startTemporalCluster({ namespace, serverConfig, mtls: true });
+      // pveflow's own way in: the variables Temporal's CLI reads, through the connection options of every process.
+      const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: cluster.address, TEMPORAL_NAMESPACE: namespace, ...cluster.clientEnv }));
+      assert.equal(access.security, 'mTLS');
+      connection = await connectToTemporal(access);
       client = new Client({ connection, namespace });
-      workerConnection = await NativeConnection.connect({ address: cluster.address });
+      workerConnection = await connectWorkerToTemporal(access);
       worker = await Worker.create({
         connection: workerConnection,
         namespace,
@@ -95,6 +105,33 @@ for (const serverConfig of ['file', 'environment'] as const) {
       assert.deepEqual(await visible(`Serial = "${serial}"`), [workflowId], 'one execution for the serial, no duplicate');
       const described = await handle.describe();
       assert.deepEqual(described.typedSearchAttributes.get(RequestStatusKey), 'Done');
+    });
+
+    test('a client without a certificate, with one from another CA, or in plaintext is refused; the server keeps serving', { timeout: 60_000 }, async () => {
+      const tls = cluster.tls!;
+      const serverTrust = { serverRootCACertificate: readFileSync(tls.caFile), serverNameOverride: tls.serverName };
+      const stranger = await makeTemporalCertificates(`${cluster.dir}/stranger-tls`);
+      const attempts = {
+        'TLS without a client certificate': { tls: serverTrust },
+        'a client certificate of another CA': { tls: { ...serverTrust, clientCertPair: { crt: readFileSync(stranger.clientCertFile), key: readFileSync(stranger.clientKeyFile) } } },
+        plaintext: { tls: false as const },
+      };
+      for (const [what, options] of Object.entries(attempts)) {
+        await assert.rejects(
+          (async () => {
+            const c = await Connection.connect({ address: cluster.address, connectTimeout: 5_000, ...options });
+            try {
+              await c.withDeadline(Date.now() + 5_000, () => new Client({ connection: c, namespace }).workflow.count());
+            } finally {
+              await c.close();
+            }
+          })(),
+          `client: ${what}`,
+        );
+        await assert.rejects((async () => (await NativeConnection.connect({ address: cluster.address, ...options })).close())(), `worker: ${what}`);
+      }
+      // The refusals were the server's choice, not an outage: the certificate holder is served.
+      assert.equal(typeof (await client.workflow.count()).count, 'number');
     });
 
     // The UI does not depend on how the server is configured: once is enough.

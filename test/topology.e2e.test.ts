@@ -12,7 +12,7 @@ import { NetbirdClient } from '../src/clients/netbird';
 import { PveClient } from '../src/clients/pve';
 import { loadConfig } from '../src/config';
 import { deviceNames } from '../src/domain/deviceNames';
-import { createTemporalClient, temporalAccessFrom } from '../src/temporal/access';
+import { connectToTemporal, createTemporalClient, temporalAccessFrom } from '../src/temporal/access';
 import { ensureKeyFile } from '../src/temporal/codec';
 import { browserMissing, launchChromium } from './support/browser';
 import { chaosClient, type ChaosClient } from './support/chaosClient';
@@ -30,7 +30,8 @@ import { syncScheduleId } from '../src/contracts/workflowIds';
  * The production topology, run for real (`npm run test:topology`): Temporal's server built from its Go module on
  * PostgreSQL with SQL visibility, its schema, namespace and search attributes set up by the scripts docker-compose.yml
  * runs (deploy/temporal), the simulated world as its own process, and pveflow as docker-compose.yml runs it — the API
- * and two workers, each its own process, with the environment compose gives them and codec keys on. While 20 requests
+ * and two workers, each its own process, with the environment compose gives them and codec keys on. Temporal's frontend
+ * requires a client certificate of the test's own CA (compose's mTLS): every process presents one. While 20 requests
  * (one of them a class of 5) build, a worker is SIGKILLed, the Temporal server is SIGKILLed and restarted and
  * PostgreSQL is restarted; then half of them are completed. A second pveflow instance (its own pool, VMID range and
  * task queue) shares the namespace throughout: neither touches the other's requests.
@@ -85,12 +86,24 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     writeFileSync(apiKeysFile, JSON.stringify({ keys: [{ id: 'ops', role: 'operator', sha256: hashApiKey(operatorKey) }] }), { mode: 0o600 });
 
     // Temporal UI with compose's variables (the relative codec endpoint among them); only its address and port differ.
-    ui = await cluster.startUi({ env: { ...composeEnvironment('temporal-ui'), TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_PORT: String(await freePort()) } });
+    const tls = cluster.tls!;
+    assert.ok(tls, "compose's Temporal requires client certificates: the cluster runs with the test's own CA");
+    ui = await cluster.startUi({
+      env: {
+        ...composeEnvironment('temporal-ui'),
+        TEMPORAL_ADDRESS: cluster.address,
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_TLS_CA: tls.caFile,
+        TEMPORAL_TLS_CERT: tls.clientCertFile,
+        TEMPORAL_TLS_KEY: tls.clientKeyFile,
+      },
+    });
     const start = async (name: string, overrides: Record<string, string>, workers: number): Promise<Instance> => {
       const [apiPort, gatewayPort] = [await freePort(), await freePort()];
       // What compose sets, with the values that differ outside containers: the same variable names, nothing more.
       const here: Record<string, string> = {
         TEMPORAL_ADDRESS: cluster.address,
+        ...cluster.clientEnv,
         PVE_CA_FILE: world.env.PVE_CA_FILE!,
         SSH_PRIVATE_KEY_FILE: world.env.SSH_PRIVATE_KEY_FILE!,
         PVEFLOW_CODEC_KEY_FILE: codecKeyFile,
@@ -122,6 +135,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     for (const i of [a, b]) {
       await waitFor(`instance ${i.name}'s API`, async () => ((await i.client.call('GET', '/readyz')).status === 200 ? true : undefined), 120_000, 500);
       await waitFor(`instance ${i.name}'s workers to poll`, async () => (i.workers.every((_, n) => /worker polling/.test(logOf(i, `worker-${n + 1}`))) ? true : undefined), 180_000, 500);
+      for (const p of ['api', ...i.workers.map((_, n) => `worker-${n + 1}`)]) assert.match(logOf(i, p), /"temporalSecurity":"mTLS"/, `${i.name}/${p} reaches Temporal over mTLS`);
     }
   });
 
@@ -147,6 +161,21 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
   const tails = () =>
     [a, b].flatMap((i) => ['api', ...i.workers.map((_, n) => `worker-${n + 1}`)].map((p) => `--- ${i.name}/${p}\n${logOf(i, p).split('\n').slice(-15).join('\n')}`)).join('\n') +
     `\n--- temporal\n${cluster.logs().split('\n').slice(-15).join('\n')}`;
+
+  test('the frontend refuses a client without a certificate of the deployment', async () => {
+    const trust = { serverRootCACertificate: readFileSync(cluster.tls!.caFile), serverNameOverride: cluster.tls!.serverName };
+    await assert.rejects(
+      (async () => {
+        const c = await Connection.connect({ address: cluster.address, tls: trust, connectTimeout: 5_000 });
+        try {
+          await c.withDeadline(Date.now() + 5_000, () => new Client({ connection: c }).workflow.count());
+        } finally {
+          await c.close();
+        }
+      })(),
+      'TLS without a client certificate',
+    );
+  });
 
   test('twenty requests build through a worker kill, a Temporal crash and a PostgreSQL restart; half complete; nothing leaks, nothing in clear, two instances apart', async (t) => {
     const base = Date.now() + 30 * 24 * 3600_000;
@@ -235,9 +264,9 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
     );
 
     // Each instance's sync runs (its own Schedule) and leaves the other's requests alone.
-    const connection = await Connection.connect({ address: cluster.address });
+    const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: cluster.address, ...cluster.clientEnv, PVEFLOW_CODEC_KEY_FILE: join(dir, 'secrets', 'codec-keys.json') }));
+    const connection = await connectToTemporal(access);
     try {
-      const access = temporalAccessFrom(loadConfig({ TEMPORAL_ADDRESS: cluster.address, PVEFLOW_CODEC_KEY_FILE: join(dir, 'secrets', 'codec-keys.json') }));
       const temporal = createTemporalClient(access, { connection });
       for (const i of [a, b]) await temporal.schedule.getHandle(syncScheduleId(i.taskQueue)).trigger();
       await waitFor(

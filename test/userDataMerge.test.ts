@@ -44,12 +44,17 @@ describe('mergeUserData', () => {
       package_update: false,
       power_state: { mode: 'poweroff' },
       merge_how: 'dict(replace)+list(append)',
+      swap: { filename: '/etc/shadow', size: 'auto' },
+      mounts: [['tmpfs', '/etc/ssh', 'tmpfs']],
+      bootcmd: ['rm -f /usr/local/bin/netbird'],
     } as unknown as CloudInitChoices['cloud_config'];
     const merged = mergeUserData(own(), { cloud_config: fragment });
     assert.equal(merged.timezone, 'Europe/Paris');
     for (const key of ['users', 'chpasswd', 'hostname', 'package_update'] as const) assert.deepEqual(merged[key], own()[key], key);
     assert.equal('power_state' in merged, false);
     assert.equal('merge_how' in merged, false);
+    // Only the allowlist's keys pass, whatever got past the intake.
+    for (const key of ['swap', 'mounts', 'bootcmd']) assert.equal(key in merged, false, key);
   });
 
   test("write_files: the request's files, none under a protected path", () => {
@@ -58,6 +63,9 @@ describe('mergeUserData', () => {
         { path: '/etc/motd', content: 'hello' },
         { path: '/etc/sudoers.d/90-me', content: 'me ALL=(ALL) NOPASSWD:ALL' },
         { path: '/etc/netbird/config.json', content: '{}' },
+        { path: '/usr/local/bin/netbird', content: '#!/bin/sh' },
+        { path: '/etc/hosts', content: '' },
+        { path: '/home/arrow/.ssh/authorized_keys', content: '' },
       ],
     });
     assert.deepEqual(merged.write_files, [{ path: '/etc/motd', content: 'hello' }]);

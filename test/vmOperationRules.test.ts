@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { requestLimits } from '../src/domain/requestLimits';
+import { deviceRequestSchema } from '../src/domain/deviceRequest';
+import { reconfigureBody } from '../src/api/vmOperationSchemas';
+import { deviceRequest } from './support/requestDriver';
 import { describe, test } from 'node:test';
 import type { RequestStatus } from '../src/contracts/types';
 import type { OperationCaller, OperationRecord, VmOperation } from '../src/contracts/vmOperations';
@@ -9,12 +13,13 @@ import { operationRefusal, type OperationSituation } from '../src/workflows/requ
 const fulfilled = (over: Partial<OperationSituation> = {}): OperationSituation => ({
   serial: 'VM-OPS01',
   status: 'Fulfilled',
-  ending: false,
+  ending: undefined,
   vmid: 2000,
   node: 'pve1',
   operations: [],
   snapshots: [],
   snapshotLimit: 2,
+  size: { org: 'Acme Corp', cores: 2, memoryMiB: 1024 },
   ...over,
 });
 const rita = (id = 'op-1', role: OperationCaller['role'] = 'requester'): OperationCaller => ({ id, by: 'rita@acme.example', role });
@@ -46,7 +51,10 @@ describe('when a day-2 operation may run', () => {
       assert.equal(operationRefusal(fulfilled({ status }), rita(), shutdown), `cannot power request VM-OPS01: it is ${status} — ${why}; power only when Fulfilled (power shutdown)`, status);
     }
     assert.equal(operationRefusal(fulfilled(), rita(), shutdown), undefined);
-    assert.equal(operationRefusal(fulfilled({ ending: true }), rita(), shutdown), 'cannot power shutdown on request VM-OPS01: its completion has been asked for');
+    assert.equal(
+      operationRefusal(fulfilled({ ending: 'its completion has been asked for' }), rita(), shutdown),
+      'cannot power request VM-OPS01: it is Completing — its VM and access are being removed; power only when Fulfilled (power shutdown; its completion has been asked for)',
+    );
   });
 
   test('migration is for operators; the other operations for every role', () => {
@@ -128,6 +136,60 @@ describe('what a reconfigure takes', () => {
   });
 });
 
+describe('one table of limits (issue 27, finding 4)', () => {
+  const base = { id: 'k-1', by: 'rita', role: 'requester' };
+  test('a resize is bounded exactly as a submission is: cores, memory and disk', () => {
+    const { cores, memoryMiB, diskGiB } = requestLimits;
+    const submitted = (o: Record<string, number>) => deviceRequestSchema.safeParse({ ...deviceRequest('VM-LIM01'), ...o }).success;
+    const resized = (o: Record<string, number>) => {
+      try {
+        parseReconfigureArgs({ ...base, ...o });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const api = (o: Record<string, number>) =>
+      reconfigureBody.safeParse({ ...(o.cores ? { cores: o.cores } : {}), ...(o.memoryMiB ? { memory_mib: o.memoryMiB } : {}), ...(o.diskGiB ? { disk_gib: o.diskGiB } : {}) }).success;
+    for (const [field, { min, max }] of [
+      ['cores', cores],
+      ['memoryMiB', memoryMiB],
+      ['diskGiB', diskGiB],
+    ] as const) {
+      for (const [value, allowed] of [
+        [min, true],
+        [max, true],
+        [max + 1, false],
+        [min - 1, false],
+      ] as const) {
+        const o = { [field]: value };
+        assert.deepEqual([submitted(o), resized(o), api(o)], [allowed, allowed, allowed], `${field} ${value}`);
+      }
+    }
+  });
+});
+
+describe('a resize within what auto-approval grants (issue 27, finding 4)', () => {
+  const auto = { orgs: ['Trusted Org'], maxCores: 4, maxMemoryMiB: 4096 };
+  const resize = (cores: number, memoryMiB?: number): VmOperation => ({ kind: 'reconfigure', cores, ...(memoryMiB ? { memoryMiB } : {}), confirmReboot: true });
+  test('a requester may not grow a VM past what the policy approves on its own: an admin or operator may, they approve', () => {
+    const s = fulfilled({ autoApprove: auto });
+    assert.equal(operationRefusal(s, rita(), resize(4, 4096)), undefined);
+    assert.equal(
+      operationRefusal(s, rita(), resize(16, 65_536)),
+      'cannot reconfigure request VM-OPS01 to 16 cores / 65536 MiB: auto-approval grants at most 4 cores / 4096 MiB, and a larger VM needs an approver: an admin or operator may resize it',
+    );
+    assert.match(operationRefusal(s, rita(), resize(5)) ?? '', /auto-approval grants at most 4 cores/);
+    assert.equal(operationRefusal(s, rita('op-1', 'admin'), resize(16, 65_536)), undefined);
+    assert.equal(operationRefusal(s, rita('op-1', 'operator'), resize(16, 65_536)), undefined);
+  });
+  test('shrinking is always the requester’s; a trusted org and a policy without auto-approval leave growth to the quotas', () => {
+    assert.equal(operationRefusal(fulfilled({ autoApprove: auto, size: { org: 'Acme Corp', cores: 16, memoryMiB: 65_536 } }), rita(), resize(8, 8192)), undefined);
+    assert.equal(operationRefusal(fulfilled({ autoApprove: auto, size: { org: 'Trusted Org', cores: 2, memoryMiB: 1024 } }), rita(), resize(32)), undefined);
+    assert.equal(operationRefusal(fulfilled(), rita(), resize(32)), undefined);
+  });
+});
+
 describe('day-2 update arguments checked inside the workflow', () => {
   const base = { id: 'k-1', by: 'rita', role: 'requester' };
   test('each names the field it refuses', () => {
@@ -136,11 +198,16 @@ describe('day-2 update arguments checked inside the workflow', () => {
     assert.throws(() => parsePowerArgs({ ...base, id: 'has space', action: 'stop' }), /power: id must be/);
     assert.throws(() => parsePowerArgs({ ...base, role: 'root', action: 'stop' }), /power: role must be one of requester, admin, operator/);
     assert.throws(() => parseReconfigureArgs({ ...base }), /reconfigure: cores or memoryMiB or diskGiB must be given/);
-    assert.throws(() => parseReconfigureArgs({ ...base, cores: 2.5 }), /reconfigure: cores must be a whole number from 1 to 128/);
+    assert.throws(() => parseReconfigureArgs({ ...base, cores: 2.5 }), /reconfigure: cores must be a whole number from 1 to 64/);
     assert.throws(() => parseReconfigureArgs({ ...base, memoryMiB: 100 }), /reconfigure: memoryMiB must be a whole number from 512/);
     assert.deepEqual(parseReconfigureArgs({ ...base, diskGiB: 40, confirmReboot: true }).operation, { kind: 'reconfigure', diskGiB: 40, confirmReboot: true });
     assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: 'current' }), /snapshot: name must start with a letter/);
     assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: '1st' }), /snapshot: name must start with a letter/);
+    // Proxmox's pve-configid takes two characters at least: `a` would fail in Proxmox, after the operation started.
+    assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: 'a' }), /snapshot: name must start with a letter/);
+    assert.throws(() => parseSnapshotArgs({ ...base, action: 'create', name: `a${'b'.repeat(40)}` }), /snapshot: name must start with a letter/);
+    assert.equal(parseSnapshotArgs({ ...base, action: 'create', name: `a${'b'.repeat(39)}` }).operation.kind, 'snapshot');
+    assert.equal(parseSnapshotArgs({ ...base, action: 'create', name: 'ab' }).operation.kind, 'snapshot');
     assert.deepEqual(parseSnapshotArgs({ ...base, action: 'create', name: 'before-upgrade', withRam: true }).operation, { kind: 'snapshot', action: 'create', name: 'before-upgrade', withRam: true });
     assert.throws(() => parseMigrateArgs({ ...base, target: 'pve 2' }), /migrate: target must be a node name/);
   });

@@ -21,6 +21,7 @@ import { ResponseChecker, type OpenApiDocument } from './support/openapiResponse
 import { validRequestBody } from './support/requests';
 import { quietLogger } from './support/quietLogger';
 import { apiRequestDriver, type ApiActor } from './support/apiRequestDriver';
+import { waitFor } from './support/waitFor';
 
 /**
  * The day-2 operations through the HTTP API, on a real Temporal dev server with the real workflows and activities
@@ -36,6 +37,8 @@ const keys = {
   operator: key({ id: 'ops', role: 'operator' as const }),
   quotaOrg: key({ id: 'quinn', role: 'requester' as const, org: 'Quota Org', email: 'quinn@quota.example' }),
   quotaAdmin: key({ id: 'qadmin', role: 'admin' as const, org: 'Quota Org', email: 'qadmin@quota.example' }),
+  revertOrg: key({ id: 'rory', role: 'requester' as const, org: 'Revert Org', email: 'rory@revert.example' }),
+  revertAdmin: key({ id: 'radmin', role: 'admin' as const, org: 'Revert Org', email: 'radmin@revert.example' }),
 };
 type KeyName = keyof typeof keys;
 
@@ -70,7 +73,7 @@ describe('day-2 operations through the HTTP API', () => {
       client: env.client,
       taskQueue,
       policy: { ...defaultRequestPolicy, snapshotLimit: 1, shutdownTimeoutSeconds: 10 },
-      quotas: { 'Quota Org': { cores: 5 } },
+      quotas: { 'Quota Org': { cores: 5 }, 'Revert Org': { cores: 6 } },
       apiKeys: new ApiKeyStore(Object.values(keys)),
       webhookSecret: `whsec-${generateApiKey()}`,
       timings: { logPollMs: 100, sseHeartbeatMs: 150 },
@@ -197,6 +200,10 @@ describe('day-2 operations through the HTTP API', () => {
     const { serial, node } = await fulfilled();
     const at = (what: string) => `/api/device_requests/${serial}/${what}`;
     assert.equal((await call('requester', 'POST', at('snapshots'), { name: '9lives' })).body.issues[0].field, 'name');
+    // Judged as Proxmox judges it (pve-configid: two characters at least), before anything starts.
+    const tooShort = await call('requester', 'POST', at('snapshots'), { name: 'a' });
+    assert.equal(tooShort.status, 400, JSON.stringify(tooShort.body));
+    assert.equal(tooShort.body.issues[0].field, 'name');
     const taken = await call('requester', 'POST', at('snapshots'), { name: 'clean', with_ram: true, description: 'as built' });
     assert.equal(taken.status, 200, JSON.stringify(taken.body));
     assert.deepEqual(
@@ -274,5 +281,48 @@ describe('day-2 operations through the HTTP API', () => {
     );
     assert.equal(second.status, 409, JSON.stringify(second.body));
     assert.deepEqual(second.body.quota, { org: 'Quota Org', quota: 'cores', use: 4, asked: 2, limit: 5 });
+  });
+
+  test('a snapshot revert brings back the size the snapshot has: counted against the quota first (409), then the record and the quota follow it', async () => {
+    // Issue 27, finding 2: grow 2 → 4 cores, snapshot, shrink to 2, file another request up to the quota, revert: the
+    // VM had 4 cores again while the record and the quota said 2.
+    const org = 'Revert Org';
+    const { serial, vmid, node } = await fulfilled({ requester: 'revertOrg', admin: 'revertAdmin', client: org, requesterEmail: 'rory@revert.example' });
+    const at = (what: string) => `/api/device_requests/${serial}/${what}`;
+    assert.equal((await call('revertAdmin', 'POST', at('reconfigure'), { cores: 4, confirm_reboot: true })).status, 200);
+    assert.equal((await call('revertOrg', 'POST', at('snapshots'), { name: 'big' })).status, 200);
+    assert.equal((await call('revertAdmin', 'POST', at('reconfigure'), { cores: 2, confirm_reboot: true })).status, 200);
+    const now = Date.now();
+    const other = await call(
+      'revertOrg',
+      'POST',
+      '/api/device_requests',
+      validRequestBody({ client: org, requester: 'rory@revert.example', period: { start: new Date(now + 86_400_000).toISOString(), end: new Date(now + 2 * 86_400_000).toISOString() }, cores: 3 }),
+    );
+    assert.equal(other.status, 201, JSON.stringify(other.body));
+
+    const refused = await call('revertOrg', 'POST', at('snapshots/big/revert'), {});
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'quota exceeded');
+    assert.deepEqual(refused.body.quota, { org, quota: 'cores', use: 3, asked: 4, limit: 6 });
+    assert.equal(Number(world.pve.dump().vms.find((v) => v.vmid === vmid)?.config.cores), 2, 'nothing was reverted');
+
+    assert.equal((await call('revertAdmin', 'POST', `/api/device_requests/${other.body.serial}/reject`, { reason: 'room for the revert' })).status, 200);
+    const reverted = await waitFor('the revert to be taken once the other request is rejected', async () => {
+      const r = await call('revertOrg', 'POST', at('snapshots/big/revert'), {});
+      return r.status === 409 && r.body.error === 'quota exceeded' ? undefined : r;
+    });
+    assert.equal(reverted.status, 200, JSON.stringify(reverted.body));
+    assert.match(reverted.body.operation.outcome, /^reverted; the VM is running; the request now states its size: cores 2 → 4$/);
+    assert.equal(Number(world.pve.dump().vms.find((v) => v.vmid === vmid && v.node === node)?.config.cores), 4);
+    // What the org holds follows: 4 cores, so a request of 3 no longer fits.
+    const third = await call(
+      'revertOrg',
+      'POST',
+      '/api/device_requests',
+      validRequestBody({ client: org, requester: 'rory@revert.example', period: { start: new Date(now + 86_400_000).toISOString(), end: new Date(now + 2 * 86_400_000).toISOString() }, cores: 3 }),
+    );
+    assert.equal(third.status, 409, JSON.stringify(third.body));
+    assert.deepEqual(third.body.quota, { org, quota: 'cores', use: 4, asked: 3, limit: 6 });
   });
 });

@@ -206,8 +206,8 @@ describe('day-2 operations on a request’s VM', () => {
     const shutting = handle.executeUpdate(powerUpdate, { args: [{ ...first, action: 'shutdown' }], updateId: first.id });
     await waitFor('the shutdown running', async () => ((await handle.query(statusQuery)).operations?.some((o) => o.state === 'running') ? true : undefined));
     await refusal(
-      handle.executeUpdate(snapshotUpdate, { args: [{ ...call('requester'), action: 'create', name: 'x' }] }),
-      new RegExp(`^cannot snapshot create x on request VM-OPS06: power shutdown \\(id ${first.id}, by requester@acme\\.example, since [^)]+\\) is running; one operation at a time$`),
+      handle.executeUpdate(snapshotUpdate, { args: [{ ...call('requester'), action: 'create', name: 'xy' }] }),
+      new RegExp(`^cannot snapshot create xy on request VM-OPS06: power shutdown \\(id ${first.id}, by requester@acme\\.example, since [^)]+\\) is running; one operation at a time$`),
     );
     // The same operation again (a client's retry, a new update id): one shutdown, one answer.
     const again = await handle.executeUpdate(powerUpdate, { args: [{ ...first, action: 'shutdown' }] });
@@ -221,7 +221,7 @@ describe('day-2 operations on a request’s VM', () => {
     await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
     await refusal(
       handle.executeUpdate(powerUpdate, { args: [{ ...call('operator'), action: 'start' }] }),
-      /^cannot power request VM-OPS06: it is Completing — its VM and access are being removed; power only when Fulfilled \(power start\)$|^cannot power start on request VM-OPS06: its completion has been asked for$/,
+      /^cannot power request VM-OPS06: it is Completing — its VM and access are being removed; power only when Fulfilled \(power start(; its completion has been asked for)?\)$/,
     );
     assert.equal((await handle.result()).status, 'Completed');
   });

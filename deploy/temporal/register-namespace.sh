@@ -4,10 +4,16 @@
 # src/workflows/searchAttributes.ts defines (a test holds the two lists together); pveflow's workflows are refused
 # upserts of any attribute the namespace lacks.
 # TEMPORAL_NAMESPACE_RETENTION: how long closed workflows' histories are kept (default 30d).
+# TLS and credentials are the CLI's own variables too (TEMPORAL_TLS_*, TEMPORAL_API_KEY), the ones pveflow reads;
+# TEMPORAL_API_KEY_FILE, pveflow's way to mount the key as a secret, is read here into TEMPORAL_API_KEY.
 # Used as it is by docker-compose.yml (temporal-setup) and by the topology test.
 set -eu
 ns=${TEMPORAL_NAMESPACE:-default}
 retention=${TEMPORAL_NAMESPACE_RETENTION:-30d}
+if [ -n "${TEMPORAL_API_KEY_FILE:-}" ] && [ -z "${TEMPORAL_API_KEY:-}" ]; then
+  TEMPORAL_API_KEY=$(cat "$TEMPORAL_API_KEY_FILE")
+  export TEMPORAL_API_KEY
+fi
 
 tries=0
 until temporal operator cluster health >/dev/null 2>&1; do

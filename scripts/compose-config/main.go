@@ -3,7 +3,9 @@
 // where the docker compose plugin is not packaged; it needs no Docker engine.
 //
 //	go build -o .tools/bin/compose-config ./scripts/compose-config
-//	.tools/bin/compose-config docker-compose.yml
+//	.tools/bin/compose-config docker-compose.yml [deploy/temporal-cloud.compose.yml ...]
+//
+// Several files are merged in order, as `docker compose -f a -f b config` merges them (`!reset`, `!override`).
 package main
 
 import (
@@ -16,17 +18,21 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: compose-config <compose file>")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: compose-config <compose file> [<override file> ...]")
 		os.Exit(2)
 	}
-	file, err := filepath.Abs(os.Args[1])
-	if err != nil {
-		fail(err)
+	files := make([]string, 0, len(os.Args)-1)
+	for _, arg := range os.Args[1:] {
+		file, err := filepath.Abs(arg)
+		if err != nil {
+			fail(err)
+		}
+		files = append(files, file)
 	}
-	// As docker compose does: the project directory is the file's, its .env is read, the environment wins.
-	options, err := cli.NewProjectOptions([]string{file},
-		cli.WithWorkingDirectory(filepath.Dir(file)), cli.WithOsEnv, cli.WithEnvFiles(), cli.WithDotEnv, cli.WithName("pveflow"))
+	// As docker compose does: the project directory is the first file's, its .env is read, the environment wins.
+	options, err := cli.NewProjectOptions(files,
+		cli.WithWorkingDirectory(filepath.Dir(files[0])), cli.WithOsEnv, cli.WithEnvFiles(), cli.WithDotEnv, cli.WithName("pveflow"))
 	if err != nil {
 		fail(err)
 	}

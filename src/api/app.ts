@@ -49,6 +49,11 @@ export interface AppDeps {
   credentialKeys?: CredentialKeys;
   /** The image catalogue's configuration and the bounds of a request's choices (requestChoicesFromConfig); unset: the defaults. */
   choices?: RequestChoiceSettings;
+  /**
+   * The key of the list's page tokens' MAC: derived from the payload key ring (PAGE_TOKEN_KEY_PURPOSE), so that every
+   * API process takes the others' tokens; unset: this process's own.
+   */
+  pageTokenKey?: Buffer;
   /** Where the API's Temporal calls are counted, for the stop to wait for them (serveApi); unset: the app's own. */
   inFlight?: InFlightCalls;
 }
@@ -64,6 +69,7 @@ export function createApp(deps: AppDeps): express.Express {
       timings: { ...defaultApiTimings, ...deps.timings },
       credentialKeys: deps.credentialKeys,
       choices: deps.choices ?? defaultRequestChoiceSettings,
+      pageTokenKey: deps.pageTokenKey,
     },
     deps.inFlight,
   );
@@ -100,7 +106,7 @@ export function createApp(deps: AppDeps): express.Express {
       }),
     );
   }
-  const document = buildOpenApiDocument();
+  const document = buildOpenApiDocument(ctx.choices);
   // A method a documented path does not serve is 405 with Allow, before any route can answer it otherwise.
   app.use(methodNotAllowed(document));
   app.use('/api', docsRoutes(document));

@@ -36,7 +36,7 @@ export type ChoiceVerdict = { ok: true; resolved: { templateVmid?: number; diskG
 export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'temporal' | 'choices'>, r: ChoicesAsked): Promise<ChoiceVerdict> {
   const issues: ChoiceRefusal[] = [];
   if (r.network) {
-    const refused = networkRefusal(ctx.choices.networks, r.network);
+    const refused = networkRefusal(ctx.choices.networks, r.network, r.org);
     if (refused) issues.push(refused);
   }
   issues.push(...choiceLimitRefusals(ctx.choices.limits, r));

@@ -6,6 +6,7 @@ import type { ApiTimings } from './apiConfig';
 import type { RequestChoiceSettings } from './requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 import { InFlightCalls } from './inFlightCalls';
+import { processPageTokenKey } from './requestList';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
 export interface ApiContext {
@@ -22,6 +23,8 @@ export interface ApiContext {
   credentialKeys?: CredentialKeys;
   /** The image catalogue's configuration, the allowed networks and the limits of a request's choices. */
   choices: RequestChoiceSettings;
+  /** The key of the list's page tokens' MAC (requestList.ts). */
+  pageTokenKey: Buffer;
   /**
    * Runs a Temporal call under the API's deadline (no HTTP answer waits on Temporal for ever), counted among the calls
    * in flight that the API's stop waits for (inFlightCalls.ts). Every Temporal call of the API goes through here.
@@ -29,9 +32,10 @@ export interface ApiContext {
   temporal<R>(fn: () => Promise<R>): Promise<R>;
 }
 
-export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes'>, inFlight = new InFlightCalls()): ApiContext {
+export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes' | 'pageTokenKey'> & { pageTokenKey?: Buffer }, inFlight = new InFlightCalls()): ApiContext {
   return {
     ...deps,
+    pageTokenKey: deps.pageTokenKey ?? processPageTokenKey(),
     streams: new StreamLimiter(deps.timings.maxStreamsPerKey, deps.timings.maxStreams),
     writes: new WriteLimiter(deps.timings.writesPerMinute),
     temporal: (fn) => inFlight.run(() => deps.client.withDeadline(Date.now() + deps.timings.temporalTimeoutMs, fn)),

@@ -1,4 +1,4 @@
-import { imageCatalogue, missingImages, type ConfiguredImage, type Image } from '../domain/imageCatalogue';
+import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../domain/imageCatalogue';
 import type { ApiContext } from './context';
 import { latestSyncResult } from './latestSync';
 
@@ -8,6 +8,8 @@ export interface CurrentCatalogue {
   images: Image[];
   /** Configured images whose template the pool does not hold (as of `at`). */
   missing: ConfiguredImage[];
+  /** The pool's templates as the sync saw them. */
+  templates: PoolTemplate[];
 }
 
 /** The catalogue as of the newest completed cluster sync, refined by the configuration; undefined before the first sync. */
@@ -15,5 +17,5 @@ export async function currentCatalogue(ctx: Pick<ApiContext, 'client' | 'taskQue
   const sync = await latestSyncResult(ctx);
   if (!sync) return undefined;
   const templates = sync.templates ?? [];
-  return { at: sync.at, images: imageCatalogue(templates, ctx.choices.images), missing: missingImages(templates, ctx.choices.images) };
+  return { at: sync.at, images: imageCatalogue(templates, ctx.choices.images), missing: missingImages(templates, ctx.choices.images), templates };
 }

@@ -1,7 +1,6 @@
 import { ConfigError, credentialKeysDir, loadConfig, requestPolicyFromConfig } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
-import { Connection } from '@temporalio/client';
-import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectToTemporal, createTemporalClient, temporalAccessFrom, temporalSecrets } from '../temporal/access';
 import { loadApiSettings } from './apiConfig';
 import { InFlightCalls } from './inFlightCalls';
 import { serveApi } from './serve';
@@ -12,6 +11,7 @@ import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCount
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
 import { requestChoicesFromConfig } from './requestChoices';
 import { pveflowVersion } from '../version';
+import { PAGE_TOKEN_KEY_PURPOSE } from './requestList';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):
@@ -27,8 +27,8 @@ async function main(): Promise<void> {
   const access = temporalAccessFrom(config);
   const temporal = access.settings;
   // One JSON line per event, redacted.
-  const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
-  const connection = await Connection.connect({ address: temporal.address });
+  const logger = createLogger({ name: 'api', level: config.LOG_LEVEL, knownSecrets: temporalSecrets(access) });
+  const connection = await connectToTemporal(access);
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
@@ -61,6 +61,8 @@ async function main(): Promise<void> {
       inFlight: apiCalls,
       // `/codec` on the API's port: for `temporal --codec-endpoint` (operator key as bearer) and a UI configured to call it.
       ...(codec ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin ?? `http://${config.API_HOST}:${config.API_PORT}`, namespaces: [temporal.namespace] } } : {}),
+      // Page tokens every API process takes: their MAC key derived from the payload key ring (else this process's own).
+      ...(codec ? { pageTokenKey: codec.deriveKey(PAGE_TOKEN_KEY_PURPOSE) } : {}),
       taskQueue: temporal.taskQueue,
       policy: requestPolicyFromConfig(config),
       choices: requestChoicesFromConfig(config),
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
       version: pveflowVersion,
       url: `http://${config.API_HOST}:${serving.port}`,
       temporal: temporal.address,
+      temporalSecurity: access.security,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
       payloads: codec ? `encrypted (${codec.source})` : 'in clear',

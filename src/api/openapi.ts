@@ -1,6 +1,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
+import type { RequestChoiceSettings } from './requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
@@ -32,9 +33,10 @@ import {
 
 /**
  * The OpenAPI 3 document, generated from the very zod schemas the routes parse with: what it promises is what the
- * API checks. Built once at start-up.
+ * API checks. Built once at start-up, with the deployment's choices (the allowed networks, the configured images)
+ * stated where a schema can state them.
  */
-export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateDocument']> {
+export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'networks' | 'images'>): ReturnType<OpenApiGeneratorV3['generateDocument']> {
   const registry = new OpenAPIRegistry();
   const bearer = registry.registerComponent('securitySchemes', 'apiKey', {
     type: 'http',
@@ -188,7 +190,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     ['approve', 'Approve a pending request', actionBody, 'Pending → Approved; built at its period start.'],
     ['reject', 'Reject a pending request', rejectBody, 'Pending → Rejected, with the reason on the timeline.'],
     ['cancel', 'Cancel the build', actionBody, 'Cancels the running (or not yet started) build; its undos remove what it made.'],
-    ['rebuild', 'Build again after a failure', actionBody, 'Failed or Cancelled → a new build attempt.'],
+    ['rebuild', 'Build again after a failure', actionBody, "Failed or Cancelled → a new build attempt, checked against the org's quotas as an approval is; before the period's start it waits for it (`builds_at`)."],
     ['extend', 'Move the end of the lease', extendBody, 'Validated: after now and the start, within the maximum lease.'],
     ['complete', 'End the request now', actionBody, 'Cleans up the VM and its VPN access, then Completed.'],
   ];
@@ -209,7 +211,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
         404: notFound,
         409: json(
           problemSchema,
-          action === 'approve'
+          action === 'approve' || action === 'rebuild'
             ? "The request's state does not allow this (the workflow's own words); or `quota exceeded`: the org's open requests pass a quota now (`quota` names it, its use and the limit). Nothing changed."
             : "The request's state does not allow this (the workflow's own words).",
         ),
@@ -240,7 +242,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
     path: '/api/templates',
     operationId: 'listTemplates',
     summary: 'Templates in the pool',
-    description: `As the newest completed cluster sync saw them. ${who('templates')}`,
+    description: `As the newest completed cluster sync saw them: an operator sees the pool; a requester or admin the templates behind the images offered to their org (GET /api/images). ${who('templates')}`,
     security: secured,
     responses: { 200: json(templateListSchema, 'The templates.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });
@@ -340,7 +342,7 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
   op({ method: 'get', path: '/api/openapi.json', operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document.' } } });
   op({ method: 'get', path: '/api/docs', operationId: 'docs', summary: 'A page listing the operations', responses: { 200: { description: 'HTML.' } } });
 
-  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
+  const document = new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',
     info: {
       title: 'pveflow API',
@@ -351,4 +353,35 @@ export function buildOpenApiDocument(): ReturnType<OpenApiGeneratorV3['generateD
         'Bodies are JSON (Content-Type: application/json), at most 256 kB.',
     },
   });
+  if (choices) stateDeploymentChoices(document, choices);
+  return document;
+}
+
+type Document = ReturnType<OpenApiGeneratorV3['generateDocument']>;
+type JsonSchema = Record<string, unknown> & { properties?: Record<string, JsonSchema> };
+
+/**
+ * The deployment's choices in every submission's schema: the network as one of the allowed entries (a bridge
+ * untagged, or with a VLAN in its range), the image as one of the configured names. A client's validator then knows
+ * what the intake allows, and a request the document calls valid is not refused for them (rule network-not-allowed,
+ * image-unknown). Not stated: which org an image is reserved to, and whether its template is in the pool (the
+ * catalogue, as of the last sync): the image's description names those rules. Without configured images every
+ * template of the pool is one, and the pattern stays.
+ */
+function stateDeploymentChoices(document: Document, choices: Pick<RequestChoiceSettings, 'networks' | 'images'>): void {
+  for (const schema of Object.values(document.components?.schemas ?? {}) as JsonSchema[]) {
+    const properties = schema.properties;
+    if (!properties?.network || !properties.image) continue;
+    const { type: _type, properties: _properties, required: _required, additionalProperties: _additional, ...network } = properties.network;
+    properties.network = {
+      ...network,
+      anyOf: choices.networks.map((n) => ({
+        type: 'object',
+        properties: { bridge: { type: 'string', enum: [n.bridge] }, ...(n.vlans ? { vlan: { type: 'integer', minimum: n.vlans.min, maximum: n.vlans.max } } : {}) },
+        required: n.vlans ? ['bridge', 'vlan'] : ['bridge'],
+        additionalProperties: false,
+      })),
+    };
+    if (choices.images) properties.image = { ...properties.image, enum: choices.images.map((i) => i.name) };
+  }
 }

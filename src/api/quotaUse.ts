@@ -40,15 +40,16 @@ async function holdingRequests(ctx: ApiContext, org: string): Promise<Holding[]>
 }
 
 /**
- * At approval, again: the quota the request would exceed on top of the org's other open requests. It held quota
+ * At approval (and at a rebuild, which builds a VM again), again: the quota the request would exceed on top of the org's other open requests. It held quota
  * since its submission, so this refuses only when the org filled up meanwhile past what the submission saw (two
  * submissions at once each counting without the other, a request started around the API) or the quota was lowered.
  */
-export async function approvalQuotaExcess(ctx: ApiContext, org: string, serial: string): Promise<QuotaExcess | undefined> {
+export async function approvalQuotaExcess(ctx: ApiContext, org: string, serial: string, size: Usage = { ...noUsage, vms: 1 }): Promise<QuotaExcess | undefined> {
   const quota = quotaFor(ctx.quotas, org);
   if (!quota) return undefined;
   const holding = await holdingRequests(ctx, org);
-  const own = holding.find((r) => r.serial === serial)?.size ?? { ...noUsage, vms: 1 };
+  // A cancelled request released what it held: a rebuild asks for its whole size again.
+  const own = holding.find((r) => r.serial === serial)?.size ?? size;
   const others = holding.filter((r) => r.serial !== serial).reduce((use, r) => add(use, r.size), noUsage);
   return excessOf(org, quota, others, own);
 }
@@ -61,7 +62,7 @@ export async function quotaExcess(ctx: ApiContext, org: string, demand: Usage, l
 }
 
 /** A request started before sizes were kept in the memo still holds one VM. */
-function sizeIn(memo: Record<string, unknown> | undefined): Usage {
+export function sizeIn(memo: Record<string, unknown> | undefined): Usage {
   const size = memo?.[QUOTA_SIZE_MEMO] as Partial<Usage> | undefined;
   const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
   return { vms: 1, cores: n(size?.cores), memory_mib: n(size?.memory_mib), disk_gib: n(size?.disk_gib) };

@@ -6,6 +6,8 @@ import { problem } from './problems';
 import { sendTemporalError } from './temporalErrors';
 import { OrgKey, RequestStatusKey } from '../contracts/searchAttributes';
 import { requestWorkflowId } from '../contracts/workflowIds';
+import type { Usage } from '../domain/quotas';
+import { sizeIn } from './quotaUse';
 
 export interface FoundRequest {
   serial: string;
@@ -13,6 +15,8 @@ export interface FoundRequest {
   /** False once the request workflow has ended: nothing can change it any more. */
   open: boolean;
   status?: string;
+  /** What it holds of its org's quotas while it holds a VM (the size its memo carries). */
+  size: Usage;
 }
 
 /**
@@ -34,5 +38,5 @@ export async function findRequest(ctx: ApiContext, res: Response, principal: Pri
     problem(res, 404, 'not found', `no request ${serial}`);
     return undefined;
   }
-  return { serial, org, open: description.status.name === 'RUNNING', status: description.typedSearchAttributes.get(RequestStatusKey) };
+  return { serial, org, open: description.status.name === 'RUNNING', status: description.typedSearchAttributes.get(RequestStatusKey), size: sizeIn(description.memo) };
 }

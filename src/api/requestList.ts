@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import type { temporal } from '@temporalio/proto';
 import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../contracts/searchAttributes';
@@ -55,27 +55,39 @@ export async function listRequests(ctx: ApiContext, filter: RequestFilter, page:
     }),
   );
   const items = (response.executions ?? []).flatMap((e) => summaryOf(e) ?? []);
-  const next = response.nextPageToken?.length ? encodePageToken(Buffer.from(response.nextPageToken)) : undefined;
+  const next = response.nextPageToken?.length ? encodePageToken(Buffer.from(response.nextPageToken), ctx.pageTokenKey) : undefined;
   return next ? { items, next_page_token: next } : { items };
 }
 
+/** What the page tokens' MAC key is derived for (CodecSetup.deriveKey): one purpose, one key. */
+export const PAGE_TOKEN_KEY_PURPOSE = 'api page tokens';
+
 /**
- * Temporal's page token, carried opaque with a checksum in front. A token that is not one we handed out is caught
- * here (400) instead of reaching the server, which answers garbage with an error the client retries until its
- * deadline.
+ * The key of the page tokens' MAC when no payload key ring is configured to derive one from: this process's own, so
+ * a token holds while the process that handed it out runs (one more reason to configure PVEFLOW_CODEC_KEYS with
+ * several API processes).
  */
-export function encodePageToken(raw: Buffer): string {
-  return Buffer.concat([checksum(raw), raw]).toString('base64url');
+export const processPageTokenKey = (): Buffer => randomBytes(32);
+
+/**
+ * Temporal's page token, carried opaque behind a MAC keyed with a secret of the API's. A token that is not one this
+ * API handed out is caught here (400) instead of reaching the server, which answers garbage with an error the client
+ * retries until its deadline; an unkeyed checksum would not do, as anyone can compute one.
+ */
+export function encodePageToken(raw: Buffer, key: Buffer): string {
+  return Buffer.concat([mac(raw, key), raw]).toString('base64url');
 }
 
-/** The raw token, or undefined when `token` was not made by encodePageToken. */
-export function decodePageToken(token: string): Buffer | undefined {
+/** The raw token, or undefined when `token` was not made by encodePageToken with `key`. */
+export function decodePageToken(token: string, key: Buffer): Buffer | undefined {
   const bytes = Buffer.from(token, 'base64url');
-  const raw = bytes.subarray(8);
-  return bytes.length > 8 && checksum(raw).equals(bytes.subarray(0, 8)) ? raw : undefined;
+  if (bytes.length <= MAC_BYTES) return undefined;
+  const raw = bytes.subarray(MAC_BYTES);
+  return timingSafeEqual(mac(raw, key), bytes.subarray(0, MAC_BYTES)) ? raw : undefined;
 }
 
-const checksum = (raw: Buffer) => createHash('sha256').update(raw).digest().subarray(0, 8);
+const MAC_BYTES = 16;
+const mac = (raw: Buffer, key: Buffer) => createHmac('sha256', key).update(raw).digest().subarray(0, MAC_BYTES);
 
 function summaryOf(e: temporal.api.workflow.v1.IWorkflowExecutionInfo): RequestSummary | undefined {
   const sa = decodeTypedSearchAttributes(e.searchAttributes?.indexedFields);

@@ -26,7 +26,7 @@ export const createDeviceRequestBody = z
       description:
         `The lease. Policy rules, refused with 400 naming the field and the \`rule\`: end after start (end-before-start), end in the future ` +
         `(end-in-past), start at most ${PERIOD_START_TOLERANCE_HOURS} h ago (start-in-past), at most REQUEST_MAX_LEASE_DAYS (default 90) days long (max-lease). ` +
-        'A start in the future makes the build wait for it.',
+        'A start in the future makes the build wait for it. Both dates: ISO 8601 with an offset, in the years 2000 to 2100 as written (the pattern; else 400 naming the date).',
     }),
     cores: wireShape.cores.default(2).meta({ description: "At least the image's minimum: else 400 naming the field, rule below-image-minimum." }),
     memory_mib: wireShape.memory_mib.default(2048).meta({ description: "At least the image's minimum: else 400 naming the field, rule below-image-minimum." }),
@@ -45,12 +45,14 @@ export const createDeviceRequestBody = z
         "(choice-limit), below the image's minimum (below-image-minimum). Absent: the image's minimum.",
     }),
     network: wireShape.network.meta({
-      description: "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " + 'rule network-not-allowed. Absent: the default network.',
+      description:
+        "The VM's first NIC: a bridge, and a VLAN tag, from the allowed list (PVE_NETWORKS); off it, 400 naming network.bridge or network.vlan, " +
+        'rule network-not-allowed; reserved to other organisations than the client, 400 naming network, rule network-not-offered. Absent: the default network.',
     }),
     cloud_init: wireShape.cloud_init.meta({
       description:
         "Added to the guest's first boot, merged under pveflow's own user-data (docs/images-and-choices.md): packages (installed after the guest agent), " +
-        "runcmd (run after pveflow's commands), write_files (never under pveflow's paths: rules protected-path, path-not-normalised) and cloud_config, " +
+        "runcmd (run after pveflow's commands), write_files (only to the allowed places, never under pveflow's: rules path-not-allowed, protected-path, path-not-normalised) and cloud_config, " +
         'a mapping of the cloud-config keys pveflow passes on (rules pveflow-key, cloud-config-key, cloud-config-value). Counts and size within ' +
         'CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES and _BYTES: else 400 naming the field, rule choice-limit.',
     }),
@@ -98,7 +100,7 @@ export const actionBody = z.strictObject({ note }).meta({ id: 'Action' });
 
 export const rejectBody = z.strictObject({ reason: z.string().min(1, 'say why the request is rejected').max(2000) }).meta({ id: 'Rejection' });
 
-export const extendBody = z.strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period.' }), note }).meta({ id: 'Extension' });
+export const extendBody = z.strictObject({ new_end: dateTime('2030-06-24T18:00:00Z').meta({ description: 'The new end of the period, in the years 2000 to 2100 as written.' }), note }).meta({ id: 'Extension' });
 
 export const serialParam = z.strictObject({ serial: serialSchema.meta({ example: 'VM-7K2Q9' }) });
 
@@ -115,8 +117,10 @@ export const listQuery = z
     status: requestStatusSchema.optional(),
     consultant: email().optional().meta({ description: 'Requests giving this consultant access.' }),
     class: classIdSchema.optional().meta({ description: 'The requests of one class (see POST /api/classes).' }),
-    from: dateTime('2030-06-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this.' }),
-    to: dateTime('2030-06-30T23:59:59Z').optional().meta({ description: 'Requests whose period starts at or before this; not before `from` (400, rule to-before-from).' }),
+    from: dateTime('2030-06-01T00:00:00Z').optional().meta({ description: 'Requests whose period ends at or after this (a date-time in the years 2000 to 2100 as written).' }),
+    to: dateTime('2030-06-30T23:59:59Z')
+      .optional()
+      .meta({ description: 'Requests whose period starts at or before this (a date-time in the years 2000 to 2100 as written); not before `from` (400, rule to-before-from).' }),
     page_size: z.coerce.number().int().min(1).max(100).default(25),
     page_token: z
       .string()
@@ -265,7 +269,9 @@ export const requestRecordSchema = z
       vpnHostname: z.string().optional(),
       state: z.string().optional(),
     }),
-    timeline: z.array(z.object({ at: z.string(), event: z.string(), by: z.string().optional() })),
+    timeline: z
+      .array(z.object({ at: z.string(), event: z.string(), by: z.string().optional(), summarises: z.number().int().optional() }))
+      .meta({ description: 'The first entry and the latest (bounded); `summarises` marks the entry that stands for the ones dropped between.' }),
     leftovers: z.array(z.string()),
     drift: z.looseObject({ kind: z.string(), at: z.string() }).optional(),
     operations: z

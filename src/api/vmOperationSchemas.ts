@@ -1,5 +1,7 @@
+import { POWER_ACTIONS } from '../contracts/vmOperations';
 import { z } from 'zod';
-import { NODE_NAME, OPERATION_LIMITS, SNAPSHOT_NAME } from '../contracts/operationArguments';
+import { NODE_NAME, SNAPSHOT_NAME } from '../contracts/operationArguments';
+import { requestLimits } from '../domain/requestLimits';
 import type { OperationRecord, OperationResult, SnapshotRecord } from '../contracts/vmOperations';
 
 /**
@@ -12,7 +14,7 @@ const note = z.string().max(2000).optional().meta({ description: 'Why: recorded 
 
 export const powerBody = z
   .strictObject({
-    action: z.enum(['start', 'shutdown', 'reboot', 'stop']).meta({
+    action: z.enum(POWER_ACTIONS).meta({
       description: 'shutdown and reboot are graceful (ACPI, or the guest agent when it answers); a guest that ignores them past the bound is stopped (and started).',
     }),
     note,
@@ -21,9 +23,15 @@ export const powerBody = z
 
 export const reconfigureBody = z
   .strictObject({
-    cores: z.number().int().min(1).max(OPERATION_LIMITS.maxCores).optional(),
-    memory_mib: z.number().int().min(OPERATION_LIMITS.minMemoryMiB).max(OPERATION_LIMITS.maxMemoryMiB).optional(),
-    disk_gib: z.number().int().min(1).max(OPERATION_LIMITS.maxDiskGiB).optional().meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB (else 400, rule choice-limit).' }),
+    cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max).optional(),
+    memory_mib: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max).optional(),
+    disk_gib: z
+      .number()
+      .int()
+      .min(requestLimits.diskGiB.min)
+      .max(requestLimits.diskGiB.max)
+      .optional()
+      .meta({ description: 'The boot disk’s new size: disks only grow, to at most REQUEST_MAX_DISK_GIB (else 400, rule choice-limit).' }),
     confirm_reboot: z.boolean().optional().meta({
       description: 'A change Proxmox cannot hot-plug into the running VM needs a reboot: without this it is refused (409, saying why) and nothing changes.',
     }),
@@ -43,7 +51,7 @@ export const reconfigureBody = z
 
 const snapshotName = z
   .string()
-  .regex(SNAPSHOT_NAME, 'must start with a letter and hold only letters, digits, - and _ (at most 40)')
+  .regex(SNAPSHOT_NAME, 'must start with a letter and hold only letters, digits, - and _ (2 to 40 characters: Proxmox’s pve-configid)')
   .refine((n) => n !== 'current' && n !== 'pending', { message: 'current and pending are Proxmox’s own names', params: { rule: 'reserved-snapshot-name' } })
   .meta({ description: 'Not current or pending, Proxmox’s own names (else 400, rule reserved-snapshot-name).' });
 

@@ -96,10 +96,10 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
     path: '/api/device_requests/{serial}/snapshots/{name}/revert',
     operationId: 'revertSnapshot',
     summary: 'Put the VM back as a snapshot has it',
-    description: `A VM that was running runs again afterwards (a snapshot with RAM resumes where it was). ${common} ${who('snapshot')}`,
+    description: `A VM that was running runs again afterwards (a snapshot with RAM resumes where it was). Proxmox restores the VM's size as the snapshot has it: the request states that size afterwards, and the org's quotas count it first. ${common} ${who('snapshot')}`,
     security: h.secured,
     request: { params: snapshotParams, headers, body: body(operationNoteBody, false) },
-    responses: answers(`${state}; or the request has no snapshot of that name.`),
+    responses: answers(`${state}; or the request has no snapshot of that name; or \`quota exceeded\`: the size the snapshot brings back would pass one of the org's quotas (\`quota\` names it). Nothing changed.`),
   });
   h.op({
     method: 'delete',

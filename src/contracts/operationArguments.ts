@@ -1,3 +1,5 @@
+import { requestLimits } from '../domain/requestLimits';
+import { POWER_ACTIONS, type PowerAction } from './vmOperations';
 import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, SnapshotArgs, VmOperation } from './vmOperations';
 
 /*
@@ -5,15 +7,12 @@ import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, Snapsho
  * workflow bundle). The API's zod schemas (src/api/vmOperationSchemas.ts) check the same bounds first and answer 400.
  */
 
-export const OPERATION_LIMITS = {
-  maxCores: 128,
-  minMemoryMiB: 512,
-  maxMemoryMiB: 1024 * 1024,
-  maxDiskGiB: 65_536,
-} as const;
-
-/** PVE's `pve-configid` (≤ 40), without its reserved names. */
-export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
+/**
+ * Proxmox's own rule for a snapshot name, so that a name is judged before anything starts: the API schema gives
+ * `snapname` the format `pve-configid` and maxLength 40, and PVE::JSONSchema's pve-configid is `^[a-z][a-z0-9_-]+$`
+ * (case-insensitive: a letter, then one character at least). Its reserved names (current, pending) are refused apart.
+ */
+export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/;
 export const OPERATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 /** PVE's `pve-node` format. */
 export const NODE_NAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -22,18 +21,17 @@ const ROLES: CallerRole[] = ['requester', 'admin', 'operator'];
 
 export function parsePowerArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('power', arg);
-  const action = o.action;
-  if (action !== 'start' && action !== 'shutdown' && action !== 'reboot' && action !== 'stop') {
-    throw refusal('power', 'action', 'must be one of start, shutdown, reboot, stop');
-  }
+  const action = o.action as PowerAction;
+  if (!POWER_ACTIONS.includes(action)) throw refusal('power', 'action', `must be one of ${POWER_ACTIONS.join(', ')}`);
   return { caller: callerOf(o), operation: { kind: 'power', action } };
 }
 
 export function parseReconfigureArgs(arg: unknown): { caller: OperationCaller; operation: VmOperation } {
   const o = caller('reconfigure', arg) as unknown as ReconfigureArgs & Record<string, unknown>;
-  integer('reconfigure', o, 'cores', 1, OPERATION_LIMITS.maxCores);
-  integer('reconfigure', o, 'memoryMiB', OPERATION_LIMITS.minMemoryMiB, OPERATION_LIMITS.maxMemoryMiB);
-  integer('reconfigure', o, 'diskGiB', 1, OPERATION_LIMITS.maxDiskGiB);
+  // A resize is bounded as a submission is: one table (issue 27 found a second, looser one here).
+  integer('reconfigure', o, 'cores', requestLimits.cores.min, requestLimits.cores.max);
+  integer('reconfigure', o, 'memoryMiB', requestLimits.memoryMiB.min, requestLimits.memoryMiB.max);
+  integer('reconfigure', o, 'diskGiB', requestLimits.diskGiB.min, requestLimits.diskGiB.max);
   if (o.confirmReboot !== undefined && typeof o.confirmReboot !== 'boolean') throw refusal('reconfigure', 'confirmReboot', 'must be true or false');
   if (o.cores === undefined && o.memoryMiB === undefined && o.diskGiB === undefined) {
     throw refusal('reconfigure', 'cores', 'or memoryMiB or diskGiB must be given: there is nothing to change');
@@ -52,7 +50,7 @@ export function parseSnapshotArgs(arg: unknown): { caller: OperationCaller; oper
   const o = caller('snapshot', arg) as unknown as SnapshotArgs & Record<string, unknown>;
   if (o.action !== 'create' && o.action !== 'revert' && o.action !== 'delete') throw refusal('snapshot', 'action', 'must be one of create, revert, delete');
   if (typeof o.name !== 'string' || !SNAPSHOT_NAME.test(o.name) || o.name === 'current' || o.name === 'pending') {
-    throw refusal('snapshot', 'name', 'must start with a letter, hold only letters, digits, - and _, be at most 40 characters, and not be current or pending');
+    throw refusal('snapshot', 'name', 'must start with a letter, hold only letters, digits, - and _, be 2 to 40 characters, and not be current or pending');
   }
   if (o.withRam !== undefined && typeof o.withRam !== 'boolean') throw refusal('snapshot', 'withRam', 'must be true or false');
   if (o.description !== undefined && (typeof o.description !== 'string' || o.description.length > 500)) {

@@ -98,6 +98,8 @@ export interface TimelineEntry {
   at: string;
   event: string;
   by?: string;
+  /** Set on the one entry that stands for earlier entries dropped to keep the timeline bounded: how many it replaces. */
+  summarises?: number;
 }
 
 /** The whole record of a request, as the `status` query returns it. */
@@ -184,6 +186,8 @@ export interface VmCompletionInput {
   node?: string;
   /** VMs failed builds could not destroy: destroyed (with their snippets) too. */
   leftoverVms?: LeftoverVm[];
+  /** What the guest is given to shut down before it is stopped (the request's policy); absent: policyDefaults'. */
+  shutdownTimeoutSeconds?: number;
 }
 
 export interface VmCompletionResult {

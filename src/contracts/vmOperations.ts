@@ -5,7 +5,9 @@ import type { RequestStatus } from './types';
  * request records about each, and what the answer says. Plain JSON: it crosses payloads and the record.
  */
 
-export type PowerAction = 'start' | 'shutdown' | 'reboot' | 'stop';
+/** The power actions, listed once: the update's check, the API's schema and the CLI read this. */
+export const POWER_ACTIONS = ['start', 'shutdown', 'reboot', 'stop'] as const;
+export type PowerAction = (typeof POWER_ACTIONS)[number];
 export type SnapshotAction = 'create' | 'revert' | 'delete';
 
 /** Who may ask: the API key's role (Temporal UI and scripts speak for an operator). */
@@ -77,6 +79,15 @@ export interface SnapshotRecord {
   by: string;
   withRam: boolean;
   description?: string;
+  /** The VM's size when it was taken: a revert brings it back, and the API counts it against the quotas first. */
+  size?: VmSize;
+}
+
+/** A VM's size as its request states it. */
+export interface VmSize {
+  cores: number;
+  memoryMiB: number;
+  diskGiB?: number;
 }
 
 /** The answer of every day-2 update: the operation as it ended, and the request's VM as it left it. */

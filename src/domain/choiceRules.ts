@@ -10,11 +10,13 @@ export const choiceRules = {
   'image-not-offered': "the image is reserved to other organisations than the request's client",
   'below-image-minimum': "cores, memory_mib or disk_gib is below the image's minimum",
   'network-not-allowed': 'the bridge, or the VLAN on it, is not on the allowed list (PVE_NETWORKS)',
+  'network-not-offered': "the network is reserved to other organisations than the request's client (PVE_NETWORKS, =org|org)",
   'choice-limit': 'above a configured limit: REQUEST_MAX_DISK_GIB, CLOUD_INIT_MAX_PACKAGES, _RUNCMD, _WRITE_FILES, _BYTES',
   'pveflow-key': "a cloud-config key that carries pveflow's own user-data (users, chpasswd, hostname, ...)",
-  'cloud-config-key': 'a cloud-config key pveflow does not pass on to cloud-init',
+  'cloud-config-key': 'a cloud-config key pveflow does not pass on to cloud-init (swap, mounts, bootcmd, ...)',
   'cloud-config-value': "a value not in the shape cloud-init's schema gives its key",
-  'protected-path': "a write_files path under pveflow's (logins, guest agent, VPN enrolment, cloud-init)",
+  'protected-path': "a write_files path under pveflow's (logins, OpenSSH, guest agent, VPN enrolment, cloud-init, boot chain)",
+  'path-not-allowed': 'a write_files path off the allowlist of places a request may write to',
   'path-not-normalised': 'a write_files path with a . or .. segment, or //',
 } as const;
 

@@ -4,8 +4,8 @@ import type { ChoiceRule } from './choiceRules';
 /**
  * What a request may add to the guest's first boot: extra packages, extra `runcmd`, `write_files` and a fragment of
  * cloud-config. pveflow's own user-data (hostname, the generated logins, the guest agent, the NetBird enrolment) is
- * not the requester's to change: the keys that carry it are refused here, and the merge (userDataMerge.ts) lets
- * pveflow's values win over anything that got past. Field names inside are cloud-init's own, so that what a user
+ * not the requester's to change: the keys and the places a request may add to are allowlists here, and the merge
+ * (userDataMerge.ts) applies them again, pveflow's values winning, to anything that got past. Field names inside are cloud-init's own, so that what a user
  * knows from cloud-init's documentation is what they write.
  *
  * The bounds here are hard ones (what a workflow input may carry); the configured limits (CLOUD_INIT_MAX_*) are
@@ -43,33 +43,58 @@ const commandPart = z
 export const commandSchema = z.union([commandPart, z.array(commandPart).min(1).max(64)]);
 
 /**
- * Paths whose files carry pveflow's logins, the guest agent, the NetBird enrolment or cloud-init itself: a file
- * written there could lock the generated logins out (a broken sudoers or PAM file locks out everyone), stop the
- * agent the build waits on, or change what cloud-init runs.
+ * Where a requester's files may go: the places an application's files live, which neither the boot, nor the logins,
+ * nor OpenSSH, the guest agent, NetBird or cloud-init read. An allowlist: a place not named here is refused, so that
+ * a path nobody thought of (a unit, a profile script, a Python module cloud-init imports, a binary earlier on PATH
+ * than the one pveflow calls) is refused too. An entry ending in / is a directory (anything under it), any other is
+ * one file. A service of the request's own is written under /opt and enabled from runcmd, which runs after
+ * pveflow's steps (`systemctl enable --now /opt/app/app.service`).
  */
-export const protectedPathPrefixes = [
-  '/etc/passwd',
-  '/etc/shadow',
-  '/etc/group',
-  '/etc/gshadow',
-  '/etc/sudoers',
-  '/etc/pam.d/',
-  '/etc/security/',
-  '/etc/ssh/',
-  '/root/.ssh/',
-  '/etc/cloud/',
-  '/var/lib/cloud/',
-  '/etc/netbird/',
-  '/var/lib/netbird/',
-  '/etc/qemu/',
-  '/etc/default/qemu-guest-agent',
-  '/etc/systemd/system/qemu-guest-agent',
-  '/etc/systemd/system/netbird',
-  '/etc/systemd/system/ssh',
+export const writablePaths = [
+  '/etc/motd',
+  '/etc/issue',
+  '/etc/apt/sources.list.d/',
+  '/etc/apt/keyrings/',
+  '/etc/apt/trusted.gpg.d/',
+  '/home/',
+  '/opt/',
+  '/srv/',
+  '/var/www/',
+  '/var/opt/',
+  '/usr/local/share/',
+  '/usr/local/etc/',
+  '/tmp/',
 ] as const;
 
-export function protectedPath(path: string): string | undefined {
-  return protectedPathPrefixes.find((p) => path.startsWith(p));
+/**
+ * Whose the files under these paths are, for the reason of a refusal: what a file written there would break (the
+ * generated logins, the agent the build waits on, the VPN enrolment, cloud-init, the boot). Refused because they are
+ * off the allowlist (or, for `.ssh`, inside it); listed so that the refusal says why.
+ */
+export const protectedPaths: Array<{ owner: string; prefixes: string[] }> = [
+  {
+    owner: 'the logins (a broken sudoers or PAM file locks out every login, the generated ones included)',
+    prefixes: ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/sudoers', '/etc/pam.d/', '/etc/security/', '/etc/login.defs', '/etc/nsswitch.conf'],
+  },
+  { owner: "OpenSSH's (the generated logins' keys and the server's configuration)", prefixes: ['/etc/ssh/', '/root/.ssh/', '/usr/sbin/sshd', '/etc/systemd/system/ssh'] },
+  { owner: "the guest agent's (the build waits on it)", prefixes: ['/etc/qemu/', '/etc/default/qemu-guest-agent', '/usr/sbin/qemu-ga', '/etc/systemd/system/qemu-guest-agent'] },
+  { owner: "NetBird's (the VPN enrolment: its binary receives the setup key)", prefixes: ['/etc/netbird/', '/var/lib/netbird/', '/usr/local/bin/netbird', '/usr/bin/netbird', '/etc/systemd/system/netbird'] },
+  { owner: "cloud-init's (what it runs at this boot and the next)", prefixes: ['/etc/cloud/', '/var/lib/cloud/'] },
+  {
+    owner: "the boot chain's (the kernel, the boot loader, what is mounted and started; a unit of the request's own goes under /opt/, enabled from runcmd)",
+    prefixes: ['/boot/', '/etc/default/grub', '/etc/fstab', '/etc/crypttab', '/etc/initramfs-tools/', '/etc/kernel/', '/etc/modprobe.d/', '/etc/systemd/', '/usr/lib/systemd/', '/lib/systemd/'],
+  },
+];
+
+/** Why a requester may not write `path` (already normalised), or undefined when it may. */
+export function writeFileRefusal(path: string): { rule: 'protected-path' | 'path-not-allowed'; reason: string } | undefined {
+  const owned = protectedPaths.find((o) => o.prefixes.some((p) => path.startsWith(p)));
+  if (owned) return { rule: 'protected-path', reason: `${path} is pveflow's to keep: the files there are ${owned.owner}` };
+  // Anyone's SSH keys, wherever their home: OpenSSH reads them at every login.
+  if (path.split('/').includes('.ssh')) return { rule: 'protected-path', reason: `${path} is pveflow's to keep: the files under .ssh are OpenSSH's (the generated logins' keys)` };
+  const allowed = writablePaths.some((w) => (w.endsWith('/') ? path.startsWith(w) : path === w));
+  if (!allowed) return { rule: 'path-not-allowed', reason: `not a place a request may write to; allowed: ${writablePaths.join(', ')} (an entry ending in / is a directory)` };
+  return undefined;
 }
 
 const filePathSchema = z
@@ -77,16 +102,16 @@ const filePathSchema = z
   .min(2)
   .max(1024)
   .regex(/^\/[^\0]*[^/]$/, 'an absolute path to a file')
-  .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//'), { message: 'no . or .. segments, no //', params: { rule: 'path-not-normalised' satisfies ChoiceRule } })
+  .refine((p) => !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('//'), { message: 'no . or .. segments, no //', params: { rule: 'path-not-normalised' satisfies ChoiceRule }, abort: true })
   .superRefine((p, ctx) => {
-    const hit = protectedPath(p);
-    if (hit)
-      ctx.addIssue({ code: 'custom', message: `${hit} is pveflow's: it carries the generated logins, the guest agent, the VPN enrolment or cloud-init itself`, params: { rule: 'protected-path' satisfies ChoiceRule } });
+    const refused = writeFileRefusal(p);
+    if (refused) ctx.addIssue({ code: 'custom', message: refused.reason, params: { rule: refused.rule satisfies ChoiceRule } });
   })
   .meta({
     description:
       'An absolute file path. Refused with 400 naming the field and the `rule`: a . or .. segment, or // (path-not-normalised); a path under ' +
-      `pveflow's own files (protected-path): ${protectedPathPrefixes.join(', ')}.`,
+      `pveflow's own files (protected-path): ${protectedPaths.flatMap((o) => o.prefixes).join(', ')}, or a .ssh directory; any path off the allowlist ` +
+      `(path-not-allowed): ${writablePaths.join(', ')} (an entry ending in / is a directory).`,
   });
 
 export const writeFileSchema = z.strictObject({
@@ -132,6 +157,16 @@ export const pveflowKeys: Record<string, string> = {
   package_reboot_if_required: 'refused: a reboot at first boot stops the guest agent the build waits on',
   merge_how: 'refused: pveflow merges the fragment into its own user-data itself',
   merge_type: 'refused: pveflow merges the fragment into its own user-data itself',
+};
+
+/**
+ * Keys a fragment may not carry although they are not pveflow's own: why, for the refusal (rule cloud-config-key).
+ * Any key off the allowlist below is refused; these say why.
+ */
+export const refusedKeys: Record<string, string> = {
+  swap: "cloud-init makes the swap file at swap.filename, whatever is there: pveflow's logins or keys included",
+  mounts: "a mount can lie over pveflow's files: a tmpfs over /etc/ssh hides the generated logins' keys",
+  bootcmd: "it runs at every boot, before pveflow's steps: use cloud_init.runcmd",
 };
 
 const host = z
@@ -191,53 +226,59 @@ export const fragmentKeySchemas = {
       .max(20),
   }),
   apt: z.strictObject({ proxy: proxyUrl.optional(), http_proxy: proxyUrl.optional(), https_proxy: proxyUrl.optional() }),
-  mounts: z
-    .array(z.array(shortText(256)).min(1).max(6))
-    .min(1)
-    .max(20),
-  swap: z.strictObject({
-    filename: z
-      .string()
-      .regex(/^\/[A-Za-z0-9._/-]+$/, 'an absolute path')
-      .max(256)
-      .optional(),
-    size: z.union([z.literal('auto'), z.number().int().min(0), z.string().regex(/^\d+[KMG]?$/)]).optional(),
-    maxsize: z.union([z.number().int().min(0), z.string().regex(/^\d+[KMG]?$/)]).optional(),
-  }),
   final_message: shortText(1024),
 } satisfies Record<string, z.ZodType>;
 
 export const fragmentKeys = Object.keys(fragmentKeySchemas) as Array<keyof typeof fragmentKeySchemas>;
 
-/** A cloud-config fragment, already parsed from YAML: a mapping of the keys above (nothing else passes). */
+/** Why a fragment's key is refused, with its rule, or undefined for a key on the allowlist. */
+function fragmentKeyRefusal(key: string): { rule: ChoiceRule; reason: string } | undefined {
+  // Own properties only: `constructor` or `toString` is a key like any other, not the prototype's function.
+  if (Object.hasOwn(pveflowKeys, key)) return { rule: 'pveflow-key', reason: pveflowKeys[key]! };
+  if (Object.hasOwn(fragmentKeySchemas, key)) return undefined;
+  const why = Object.hasOwn(refusedKeys, key) ? ` (${refusedKeys[key]})` : '';
+  return { rule: 'cloud-config-key', reason: `not a key pveflow passes on to cloud-init${why}; allowed: ${fragmentKeys.join(', ')}` };
+}
+
+/**
+ * A cloud-config fragment, already parsed from YAML: a mapping of the keys above (nothing else passes). Its keys are
+ * checked on the input as received: a record's output is built by assignment, which would drop a JSON `__proto__`
+ * key without a word.
+ */
 export const cloudConfigFragmentSchema = z
-  .record(z.string(), z.unknown())
-  .superRefine((fragment, ctx) => {
-    for (const [key, value] of Object.entries(fragment)) {
-      if (key in pveflowKeys) {
-        ctx.addIssue({ code: 'custom', path: [key], message: pveflowKeys[key]!, params: { rule: 'pveflow-key' satisfies ChoiceRule } });
-        continue;
-      }
-      const schema = (fragmentKeySchemas as Record<string, z.ZodType>)[key];
-      if (!schema) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `not a key pveflow passes on to cloud-init; allowed: ${fragmentKeys.join(', ')}`, params: { rule: 'cloud-config-key' satisfies ChoiceRule } });
-        continue;
-      }
-      const parsed = schema.safeParse(value);
-      if (!parsed.success) {
-        for (const issue of parsed.error.issues) {
-          ctx.addIssue({ code: 'custom', path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message, params: { rule: 'cloud-config-value' satisfies ChoiceRule } });
+  .preprocess(
+    (fragment, ctx) => {
+      if (typeof fragment !== 'object' || fragment === null || Array.isArray(fragment)) return fragment;
+      for (const [key, value] of Object.entries(fragment)) {
+        const refused = fragmentKeyRefusal(key);
+        if (refused) {
+          ctx.addIssue({ code: 'custom', path: [key], message: refused.reason, params: { rule: refused.rule }, input: value });
+          continue;
+        }
+        const parsed = (fragmentKeySchemas as Record<string, z.ZodType>)[key]!.safeParse(value);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [key, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+              message: issue.message,
+              params: { rule: 'cloud-config-value' satisfies ChoiceRule },
+              input: value,
+            });
+          }
         }
       }
-    }
-  })
+      return fragment;
+    },
+    z.record(z.string(), z.unknown()),
+  )
   // Any JSON value per key, as far as the document goes: the keys and their shapes are the allowlist's, stated here.
   .meta({
     additionalProperties: true,
     description:
       `A cloud-config mapping of these keys only: ${fragmentKeys.join(', ')}, each in the shape cloud-init's schema gives it. Refused with 400 ` +
       "naming the key and the `rule`: a key that carries pveflow's own user-data (pveflow-key): " +
-      `${Object.keys(pveflowKeys).join(', ')}; any other key not listed (cloud-config-key); a value not in its key's shape (cloud-config-value).`,
+      `${Object.keys(pveflowKeys).join(', ')}; any other key not listed (cloud-config-key), among them ${Object.keys(refusedKeys).join(', ')}; a value not in its key's shape (cloud-config-value).`,
   });
 
 export const cloudInitChoicesSchema = z.strictObject({

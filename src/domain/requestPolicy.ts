@@ -15,9 +15,9 @@ export const requestPolicySchema = z.object({
   noticeWebhookUrl: z.url().optional(),
   /** Requests approved without an admin: from these orgs, or at most this size. */
   autoApprove: z.object({ orgs: z.array(z.string()), maxCores: z.number().int().min(0), maxMemoryMiB: z.number().int().min(0) }).optional(),
-  /** How many snapshots of its VM a request may hold at once (day-2 operations); absent: 3. */
+  /** How many snapshots of its VM a request may hold at once (day-2 operations); absent: policyDefaults'. */
   snapshotLimit: z.number().int().min(0).optional(),
-  /** How long a day-2 shutdown or reboot gives the guest before pveflow stops it; absent: 120 s. */
+  /** How long a shutdown (day-2, or the cleanup's) or reboot gives the guest before pveflow stops it; absent: policyDefaults'. */
   shutdownTimeoutSeconds: z.number().int().positive().optional(),
 });
 

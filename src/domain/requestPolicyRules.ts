@@ -5,8 +5,15 @@ import type { RequestPolicy } from './requestPolicy';
 
 export const defaultRequestPolicy: RequestPolicy = { pendingExpiryHours: 72, maxLeaseDays: 90, endNoticeHours: 24 };
 
+/** What a policy that does not say gives (REQUEST_SNAPSHOT_LIMIT, REQUEST_SHUTDOWN_TIMEOUT_S): written here only. */
+export const policyDefaults = { snapshotLimit: 3, shutdownTimeoutSeconds: 120 } as const;
+/** How many snapshots of its VM a request may hold at once. */
+export const snapshotLimitOf = (policy: Pick<RequestPolicy, 'snapshotLimit'>) => policy.snapshotLimit ?? policyDefaults.snapshotLimit;
+/** How long a shutdown (a day-2 one, or the cleanup's) gives the guest before it is stopped. */
+export const shutdownTimeoutOf = (policy: Pick<RequestPolicy, 'shutdownTimeoutSeconds'>) => policy.shutdownTimeoutSeconds ?? policyDefaults.shutdownTimeoutSeconds;
+
 /** Whether the policy approves this request without an admin, and why. */
-export function autoApprovalReason(policy: RequestPolicy, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
+export function autoApprovalReason(policy: Pick<RequestPolicy, 'autoApprove'>, r: { org: string; cores: number; memoryMiB: number }): string | undefined {
   const a = policy.autoApprove;
   if (!a) return undefined;
   if (a.orgs.includes(r.org)) return `auto-approved: org ${r.org} is trusted`;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
@@ -83,6 +83,11 @@ const cliType: Record<SearchAttributeType, string> = {
  * The project's own binary is run directly (its process is ours to stop); without one, the SDK downloads it.
  */
 export async function startDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
+  // The database holds every request (its search attributes in clear) and the log names them: the operator's alone.
+  // Files an earlier version left readable are narrowed; the server makes new ones under a umask of 077 (an empty
+  // database file made here would pass for one already set up).
+  const files = [opts.dbFile, `${opts.dbFile}-wal`, `${opts.dbFile}-shm`, opts.logFile];
+  for (const file of files) if (existsSync(file)) chmodSync(file, 0o600);
   const address = `${opts.ip}:${opts.port}`;
   const uiUrl = `http://${opts.ip}:${opts.uiPort}`;
   const args = [
@@ -94,46 +99,70 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   ];
   const source = resolveTemporalBinary('temporal');
   if (source.type === 'cached-download') {
-    const env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'cached-download' },
-        ip: opts.ip,
-        port: opts.port,
-        ui: true,
-        uiPort: opts.uiPort,
-        dbFilename: opts.dbFile,
-        namespace: opts.namespace,
-        searchAttributes: opts.searchAttributes,
-        extraArgs: args,
-      },
-    });
+    const env = await ownerOnlyFiles(() =>
+      TestWorkflowEnvironment.createLocal({
+        server: {
+          executable: { type: 'cached-download' },
+          ip: opts.ip,
+          port: opts.port,
+          ui: true,
+          uiPort: opts.uiPort,
+          dbFilename: opts.dbFile,
+          namespace: opts.namespace,
+          searchAttributes: opts.searchAttributes,
+          extraArgs: args,
+        },
+      }),
+    );
     return { address, uiUrl, stop: () => env.teardown() };
   }
 
-  const child = spawn(
-    source.path,
-    [
-      'server',
-      'start-dev',
-      '--ip',
-      opts.ip,
-      '--port',
-      String(opts.port),
-      '--ui-port',
-      String(opts.uiPort),
-      '--db-filename',
-      opts.dbFile,
-      '--namespace',
-      opts.namespace,
-      '--log-level',
-      'warn',
-      ...args,
-      ...opts.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${cliType[k.type]}`]),
-    ],
-    { stdio: ['ignore', openSync(opts.logFile, 'a'), openSync(opts.logFile, 'a')], env: devServerEnv() },
+  const logFd = openSync(opts.logFile, 'a', 0o600);
+  const child = ownerOnlyFiles(() =>
+    spawn(
+      source.path,
+      [
+        'server',
+        'start-dev',
+        '--ip',
+        opts.ip,
+        '--port',
+        String(opts.port),
+        '--ui-port',
+        String(opts.uiPort),
+        '--db-filename',
+        opts.dbFile,
+        '--namespace',
+        opts.namespace,
+        '--log-level',
+        'warn',
+        ...args,
+        ...opts.searchAttributes.flatMap((k) => ['--search-attribute', `${k.name}=${cliType[k.type]}`]),
+      ],
+      { stdio: ['ignore', logFd, logFd], env: devServerEnv() },
+    ),
   );
+  closeSync(logFd);
   await waitUntilServing(child, address, opts.logFile);
   return { address, uiUrl, pid: child.pid, stop: () => stopChild(child), kill: () => killChild(child) };
+}
+
+/**
+ * Runs `start` under a umask of 077, until it has settled: a child started meanwhile inherits it, and makes its files
+ * its owner's alone (anything else made meanwhile is narrowed too, never widened).
+ */
+function ownerOnlyFiles<T>(start: () => T): T {
+  const previous = process.umask(0o077);
+  let started: T;
+  try {
+    started = start();
+  } catch (err) {
+    process.umask(previous);
+    throw err;
+  }
+  if (started instanceof Promise) return started.finally(() => process.umask(previous)) as T;
+  process.umask(previous);
+  return started;
 }
 
 async function waitUntilServing(child: ChildProcess, address: string, logFile: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Connection, type Client } from '@temporalio/client';
-import { NativeConnection, type Worker, type WorkflowBundle } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import type { Worker, WorkflowBundle } from '@temporalio/worker';
 import { loadApiSettings } from '../api/apiConfig';
 import { InFlightCalls } from '../api/inFlightCalls';
 import { serveApi } from '../api/serve';
@@ -13,12 +13,14 @@ import { startSimulatedWorld, type SimulatedWorld, type WorldOptions } from '../
 import { searchAttributeDefinitions } from '../contracts/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
-import { createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectToTemporal, createTemporalClient, temporalAccessFrom } from '../temporal/access';
+import { connectWorkerToTemporal } from '../temporal/workerConnection';
 import { ensureKeyFile } from '../temporal/codec';
 import { startDevServer, type RunningDevServer } from './devServer';
 import { freePort } from '../net/freePort';
 import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
+import { PAGE_TOKEN_KEY_PURPOSE } from '../api/requestList';
 import { simulatorTimings } from './simulatorTimings';
 import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
@@ -63,7 +65,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const initial = loadConfig(env);
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
   const dataDir = resolve(initial.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // The operator's alone: Temporal's database, the generated keys and the simulators' state live here.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // Payloads are encrypted from the first start: a key file is generated under the data directory when none is given,
   // and from then on it is configuration like any other, so every client and worker below reads it the same way.
   const codecEnv = initial.PVEFLOW_CODEC_KEYS || initial.PVEFLOW_CODEC_KEY_FILE ? {} : { PVEFLOW_CODEC_KEY_FILE: ensureKeyFile(dataDir).path };
@@ -111,7 +114,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         ...(initial.NETBIRD_API_URL ? {} : pick(w, ['NETBIRD_API_URL', 'NETBIRD_TOKEN', 'NETBIRD_CA_FILE'])),
       };
     }
-    const config = loadConfig({ ...env, ...worldEnv, ...codecEnv, TEMPORAL_ADDRESS: address });
+    // The dev server started here listens on loopback only and speaks plaintext: production's rule is for a cluster's frontend.
+    const config = loadConfig({ ...env, ...worldEnv, ...codecEnv, TEMPORAL_ADDRESS: address, ...(dev ? { TEMPORAL_ALLOW_PLAINTEXT: 'true' } : {}) });
     const access = temporalAccessFrom(config);
     const codec = access.codec;
 
@@ -134,7 +138,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
     const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
     if (tracing) stops.push(() => tracing.shutdown());
 
-    const workerConnection = await NativeConnection.connect({ address });
+    const workerConnection = await connectWorkerToTemporal(access);
     stops.push(() => workerConnection.close());
     const deps = createActivityDeps(config, { onUpstreamCall: upstreamCallRecorder(metrics) }, access);
     stops.push(() => closeActivityDeps(deps));
@@ -155,7 +159,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
       await running;
     });
 
-    const clientConnection = await Connection.connect({ address });
+    const clientConnection = await connectToTemporal(access);
     stops.push(() => clientConnection.close());
     const client = createTemporalClient(access, { connection: clientConnection, interceptors: tracing?.clientInterceptors });
     // The metrics' count is one more of the API's Temporal calls: the API's stop waits for it too.
@@ -198,6 +202,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         client,
         inFlight: apiCalls,
         ...(codec && uiOrigin ? { codec: { codec: codec.codec, allowedOrigin: uiOrigin, namespaces: [config.TEMPORAL_NAMESPACE] } } : {}),
+        ...(codec ? { pageTokenKey: codec.deriveKey(PAGE_TOKEN_KEY_PURPOSE) } : {}),
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         policy: requestPolicyFromConfig(config),
         choices: requestChoicesFromConfig(config),

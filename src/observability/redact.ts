@@ -27,6 +27,7 @@ export const SECRET_KEYS = [
   'WEBHOOK_SECRET',
   'API_KEYS',
   'PVEFLOW_CODEC_KEYS',
+  'TEMPORAL_API_KEY',
   'token',
   'tokenSecret',
   'secret',

@@ -244,7 +244,9 @@ async function removeDefaultPolicy(url: string, token: string, ca: string): Prom
  * (a real one would log it), so it is reported, not thrown into the simulator.
  */
 function bootGuest(netbird: NetbirdSimulator, boot: GuestBoot): void {
-  if (!boot.userData) return;
+  // runcmd is per instance: a reboot with the same cloud-init drive does not join NetBird again (a real guest
+  // would not, and its one-off key is spent).
+  if (!boot.userData || !boot.newInstance) return;
   const enrollment = netbirdEnrollmentOf(boot.userData);
   if (!enrollment) return;
   try {

@@ -50,3 +50,12 @@ export const cleanup = {
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 12, nonRetryableErrorTypes },
 } as const satisfies ActivityOptions;
+
+/** A call whose failure is noted, never fatal (a lease notice, a credential key destroyed): fewer attempts, then the request carries on and says so. */
+export const notedCall = { ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } } as const satisfies ActivityOptions;
+
+/** The cluster sync's reads of the whole cluster: longer per call, few attempts (the next sync looks again). */
+export const clusterRead = { ...apiCall, startToCloseTimeout: '5 minutes', retry: { ...apiCall.retry, maximumAttempts: 3 } } as const satisfies ActivityOptions;
+
+/** The completion's Proxmox tasks: bounded tighter than a build's, so that a stuck one is reported as left behind sooner. */
+export const completionTask = { ...proxmoxTask, startToCloseTimeout: '10 minutes' } as const satisfies ActivityOptions;

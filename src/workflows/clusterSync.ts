@@ -1,10 +1,10 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { apiCall } from './activityOptions';
+import { clusterRead } from './activityOptions';
 import { vmDriftSignal } from '../contracts/messages';
 import type { ClusterSyncResult } from '../contracts/types';
 
-const sync = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, startToCloseTimeout: '5 minutes', retry: { ...apiCall.retry, maximumAttempts: 3 } });
+const sync = proxyActivities<ReturnType<typeof createActivities>>(clusterRead);
 
 /**
  * Keeps the picture true (run by a Schedule every SYNC_INTERVAL_S, overlapping runs skipped): one look at the

@@ -1,3 +1,4 @@
+import { failureMessage } from './failureMessage';
 import {
   ApplicationFailure,
   CancellationScope,
@@ -8,7 +9,6 @@ import {
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
-  TemporalFailure,
   workflowInfo,
   type ActivityFailure,
 } from '@temporalio/workflow';
@@ -195,7 +195,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     // cancelled: the server reports that activity's failure, not a cancellation.
     const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
     build.state = cancelled ? 'cancelling' : 'failed';
-    build.error = cancelled ? 'cancelled' : rootMessage(err);
+    build.error = cancelled ? 'cancelled' : failureMessage(err);
     log(cancelled ? 'cancelled: undoing what was made' : `failed at ${build.stage}: ${build.error}; undoing what was made`);
     await CancellationScope.nonCancellable(async () => {
       slots.releasePlace();
@@ -206,7 +206,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
         } catch (undoErr) {
           build.leftovers.push(step.what);
           if (step.vm) build.leftoverVm = step.vm;
-          log(`could not undo ${step.what}: ${rootMessage(undoErr)}`);
+          log(`could not undo ${step.what}: ${failureMessage(undoErr)}`);
         }
       }
     });
@@ -228,11 +228,4 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 function failureType(err: unknown): string | undefined {
   const cause = (err as ActivityFailure)?.cause as ApplicationFailure | undefined;
   return cause?.type ?? undefined;
-}
-
-/** The message of the failure an activity raised (what Proxmox or NetBird said), not "Activity task failed". */
-function rootMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof TemporalFailure && !(e instanceof ApplicationFailure) && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
 }

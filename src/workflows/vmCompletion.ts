@@ -1,16 +1,16 @@
+import { failureMessage } from './failureMessage';
 import { log, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
-import { cleanup, proxmoxTask } from './activityOptions';
+import { shutdownTimeoutOf } from '../domain/requestPolicyRules';
+import { cleanup, completionTask } from './activityOptions';
 import { SerialKey } from '../contracts/searchAttributes';
 import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
 
 type Activities = ReturnType<typeof createActivities>;
-const task = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '10 minutes' });
+const task = proxyActivities<Activities>(completionTask);
 const tidy = proxyActivities<Activities>(cleanup);
-
-const SHUTDOWN_TIMEOUT_SECONDS = 120;
 
 /**
  * The end of a lease, as the seeds' completion runbook: shut the guest down (hard stop if it ignores us), destroy
@@ -30,7 +30,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
       return true;
     } catch (err) {
       // The activity's own message (what Proxmox or the node said) where the label alone cannot say where it is.
-      const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+      const cause = failureMessage(err);
       leftovers.push(sayWhy ? `${what} (${cause})` : what);
       log.warn(`completion of ${serial} left ${what}`, { error: cause, workflowId: workflowInfo().workflowId });
       return false;
@@ -40,7 +40,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
   if (vmid !== undefined && node !== undefined) {
     // Out of HA first: HA would otherwise restart the VM pveflow stops (and HA stops only request a stop).
     await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
-    await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS }));
+    await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: shutdownTimeoutOf(input) }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running
     // Looked for on every node: a VM migrated behind pveflow's back may have left it anywhere.
@@ -54,7 +54,7 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
     await attempt(`cloud-init snippet ${names.snippetFile} on ${left.node}`, () => tidy.removeSnippet({ serial, name, node: left.node }));
   }
   // NetBird down through every retry: name each object that may remain, so an operator knows what to remove.
-  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${err.message})`) }));
+  const vpn = await tidy.revokeVpnAccess({ serial, name }).catch((err: Error) => ({ leftovers: vpnObjectsOf(serial, name).map((o) => `${o} (NetBird unreachable: ${failureMessage(err)})`) }));
   leftovers.push(...vpn.leftovers);
   return { vmDestroyed, leftovers };
 }

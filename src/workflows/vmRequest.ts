@@ -1,4 +1,4 @@
-import { CancellationScope, allHandlersFinished, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, allHandlersFinished, condition, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { autoApprovalReason } from '../domain/requestPolicyRules';
 import type { RequestRecord, VmRequestInput } from '../contracts/types';
 import { buildOnce, loseVm } from './request/buildAttempt';
@@ -8,7 +8,8 @@ import { setRequestHandlers } from './request/handlers';
 import { holdLease } from './request/lease';
 import { setOperationHandlers } from './request/operations';
 import { requestSearchAttributes } from '../contracts/searchAttributes';
-import { attemptOf, requestStateOf, type RequestState } from './request/state';
+import { attemptOf, periodAhead, requestStateOf, type RequestState } from './request/state';
+import { PATCHES } from './patches';
 import { move } from './request/timeline';
 
 const HOUR = 3600_000;
@@ -45,6 +46,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (asked.complete) break;
       if (record.status !== 'Fulfilled' && (await buildOnce(state)) !== 'fulfilled') {
         await waitForRebuildOrCompletion(state);
+        await rebuildAtPeriodStart();
         continue;
       }
       await holdLease(state);
@@ -52,6 +54,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       loseVm(state);
       await shredCredentials(state);
       await waitForRebuildOrCompletion(state);
+      await rebuildAtPeriodStart();
     }
   } catch (err) {
     // The request itself was cancelled (Temporal UI, `temporal workflow cancel`): clean up, then end as cancelled.
@@ -67,6 +70,11 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   async function untilPeriodStart(): Promise<void> {
     const untilStart = Date.parse(record.request.period.start) - Date.now();
     if (untilStart > 0) await condition(() => asked.complete || asked.cancel, untilStart);
+  }
+
+  /** A rebuild queued before the period's start (a build cancelled ahead of it) waits for the start, as the first build did. */
+  async function rebuildAtPeriodStart(): Promise<void> {
+    if (record.status === 'Approved' && periodAhead(state) && patched(PATCHES.rebuildWaitsForPeriod)) await untilPeriodStart();
   }
 
   async function finish(): Promise<RequestRecord> {

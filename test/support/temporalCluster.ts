@@ -9,6 +9,7 @@ import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml, stringify } from 'yaml';
 import { searchAttributeDefinitions } from '../../src/contracts/searchAttributes';
 import { resolveTemporalBinary } from '../../src/temporal/binaries';
+import { makeTemporalCertificates, temporalClientTlsEnv, type TemporalCertificates } from './temporalCertificates';
 
 /**
  * A real Temporal cluster on PostgreSQL, without Docker: Debian's PostgreSQL started as an unprivileged user in a
@@ -64,9 +65,16 @@ export interface TemporalClusterOptions {
    * `temporal-schema` service's variables, the server configured from the `temporal` service's variables (its embedded
    * template, deploy/temporal/dynamicconfig.yaml), the namespace and search attributes by
    * deploy/temporal/register-namespace.sh with the `temporal-setup` service's variables. Only what must differ outside
-   * containers is changed: hosts, ports and the database password. Implies `serverConfig: 'environment'`.
+   * containers is changed: hosts, ports, the database password and the certificates' paths. Implies
+   * `serverConfig: 'environment'`, and `mtls` when compose gives the server certificates.
    */
   asDeployed?: boolean;
+  /**
+   * The frontend and the internode traffic over TLS with client certificates required (`global.tls`), from a CA the
+   * harness makes: every client (the CLI, Temporal UI's server, the test's own) needs the client certificate,
+   * `cluster.tls` / `cluster.clientEnv`.
+   */
+  mtls?: boolean;
 }
 
 /** The environment docker-compose.yml gives one of its services (YAML merge keys resolved). */
@@ -99,6 +107,13 @@ export interface TemporalUiOptions {
 export interface RunningTemporalCluster {
   /** The frontend's gRPC address, `127.0.0.1:<port>`. */
   address: string;
+  /** With `mtls`: the CA, the server's and the client's certificates. */
+  tls?: TemporalCertificates;
+  /**
+   * The variables a client connects with besides TEMPORAL_ADDRESS (Temporal's CLI's names, which pveflow reads too):
+   * with `mtls` the CA, the server name and the client certificate; otherwise none.
+   */
+  clientEnv: Record<string, string>;
   namespace: string;
   pgPort: number;
   /** The role Temporal connects to PostgreSQL with, and its password. */
@@ -337,6 +352,24 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   if (pgUser) chownSync(pgDir, pgUser.uid, pgUser.gid);
   const temporalDir = join(dir, 'temporal');
   mkdirSync(temporalDir, { mode: 0o700 });
+  const composeTemporalEnv = opts.asDeployed ? composeEnvironment('temporal') : {};
+  const tls = opts.mtls || 'TEMPORAL_TLS_FRONTEND_CERT' in composeTemporalEnv ? await makeTemporalCertificates(join(temporalDir, 'tls')) : undefined;
+  const clientEnv = tls ? temporalClientTlsEnv(tls) : {};
+  // The temporalio/server image's variables for TLS (its config template's), the same for compose and for us.
+  const serverTlsEnv: Record<string, string> = tls
+    ? {
+        TEMPORAL_TLS_REQUIRE_CLIENT_AUTH: 'true',
+        TEMPORAL_TLS_SERVER_CERT: tls.serverCertFile,
+        TEMPORAL_TLS_SERVER_KEY: tls.serverKeyFile,
+        TEMPORAL_TLS_SERVER_CA_CERT: tls.caFile,
+        TEMPORAL_TLS_FRONTEND_CERT: tls.serverCertFile,
+        TEMPORAL_TLS_FRONTEND_KEY: tls.serverKeyFile,
+        TEMPORAL_TLS_CLIENT1_CA_CERT: tls.caFile,
+        TEMPORAL_TLS_CLIENT2_CA_CERT: tls.caFile,
+        TEMPORAL_TLS_INTERNODE_SERVER_NAME: tls.serverName,
+        TEMPORAL_TLS_FRONTEND_SERVER_NAME: tls.serverName,
+      }
+    : {};
   const pgLog = join(dir, 'postgres.log');
   const serverLog = join(temporalDir, 'server.log');
   const uiLogs: string[] = [];
@@ -399,7 +432,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
 
   const cli = async (args: string[], record = true): Promise<RunResult> => {
     if (record) commands.push(['temporal', ...args].map(shellWord).join(' '));
-    return run(temporalCli, args, { cwd: dir, env: { PATH: process.env.PATH, HOME: dir, TEMPORAL_ADDRESS: address } });
+    return run(temporalCli, args, { cwd: dir, env: { PATH: process.env.PATH, HOME: dir, TEMPORAL_ADDRESS: address, ...clientEnv } });
   };
 
   const postmasterPid = (): number | undefined => {
@@ -539,7 +572,24 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
           numHistoryShards: 4,
           datastores: { 'postgres-default': datastore('temporal', 20), 'postgres-visibility': datastore('temporal_visibility', 10) },
         },
-        global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
+        global: {
+          membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
+          // Both sides of every connection verified: the services' among themselves (internode) and every client's
+          // to the frontend, the server's own system worker among them (it presents the internode certificate).
+          ...(tls
+            ? {
+                tls: Object.fromEntries(
+                  (['internode', 'frontend'] as const).map((side) => [
+                    side,
+                    {
+                      server: { certFile: tls.serverCertFile, keyFile: tls.serverKeyFile, requireClientAuth: true, clientCaFiles: [tls.caFile] },
+                      client: { serverName: tls.serverName, rootCaFiles: [tls.caFile] },
+                    },
+                  ]),
+                ),
+              }
+            : {}),
+        },
         services: {
           frontend: service(frontendPort, frontendMembershipPort, frontendHttpPort),
           history: service(historyPort, historyMembershipPort),
@@ -575,12 +625,13 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     const serverEnv: Record<string, string> = opts.asDeployed
       ? {
           // compose's own variables, where they must differ here; then the ports, which compose leaves at defaults.
-          ...overriding('temporal', composeEnvironment('temporal'), {
+          ...overriding('temporal', composeTemporalEnv, {
             DB_PORT: String(pgPort),
             POSTGRES_SEEDS: '127.0.0.1',
             POSTGRES_PWD: password,
             BIND_ON_IP: '127.0.0.1',
             DYNAMIC_CONFIG_FILE_PATH: join(root, 'deploy', 'temporal', 'dynamicconfig.yaml'),
+            ...serverTlsEnv,
           }),
           ...ports,
           LOG_LEVEL: opts.logLevel ?? 'info',
@@ -609,6 +660,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
             DYNAMIC_CONFIG_FILE_PATH: dynamicConfigFile,
             LOG_LEVEL: opts.logLevel ?? 'info',
             TEMPORAL_ALLOW_NO_AUTH: 'true',
+            ...serverTlsEnv,
           }
         : {};
     const serverArgs = opts.serverConfig === 'environment' || opts.asDeployed ? ['start'] : ['--config-file', configFile, '--allow-no-auth', 'start'];
@@ -642,7 +694,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
 
     // --- The namespace and the search attributes, with the commands the README gives.
     if (opts.asDeployed) {
-      const env = overriding('temporal-setup', composeEnvironment('temporal-setup'), { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace });
+      const env = overriding('temporal-setup', composeEnvironment('temporal-setup'), { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, ...clientEnv });
       commands.push(
         `${Object.entries(env)
           .map(([k, v]) => `${k}=${shellWord(v)}`)
@@ -688,6 +740,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
 
     return {
       address,
+      ...(tls ? { tls } : {}),
+      clientEnv,
       namespace,
       pgPort,
       database: { user: 'temporal', password, socketDir },
@@ -719,6 +773,16 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
               TEMPORAL_ADDRESS: address,
               TEMPORAL_UI_PORT: String(port),
               TEMPORAL_DEFAULT_NAMESPACE: namespace,
+              // The temporalio/ui image's names for its client certificate.
+              ...(tls
+                ? {
+                    TEMPORAL_TLS_CA: tls.caFile,
+                    TEMPORAL_TLS_CERT: tls.clientCertFile,
+                    TEMPORAL_TLS_KEY: tls.clientKeyFile,
+                    TEMPORAL_TLS_SERVER_NAME: tls.serverName,
+                    TEMPORAL_TLS_ENABLE_HOST_VERIFICATION: 'true',
+                  }
+                : {}),
               ...(uiOpts.codecEndpoint ? { TEMPORAL_CODEC_ENDPOINT: uiOpts.codecEndpoint } : {}),
               ...uiOpts.env,
             },

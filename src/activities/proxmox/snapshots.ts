@@ -3,6 +3,19 @@ import { pveFailure } from './failures';
 import type { VmRef } from './power';
 import type { PowerState } from './powerControl';
 import { awaitTask, earlierTask } from './runTask';
+import { bootDisk } from './vmSettings';
+import { memoryOf } from '../../domain/reconfigurePlan';
+import type { VmSize } from '../../contracts/vmOperations';
+
+/** The size a VM's config states, as a request states it (cores per socket times sockets, as the request counts). */
+export function sizeOfConfig(raw: Record<string, unknown>): VmSize {
+  const disk = bootDisk(raw);
+  return {
+    cores: Number(raw.cores ?? 1) * Number(raw.sockets ?? 1),
+    memoryMiB: memoryOf(raw.memory) ?? 512,
+    ...(disk ? { diskGiB: Math.ceil(disk.sizeGiB) } : {}),
+  };
+}
 
 export interface SnapshotRef extends VmRef {
   name: string;
@@ -54,7 +67,8 @@ export function snapshotActivities({ pve, settings }: ActivityDeps) {
      * Puts the VM back as the snapshot has it. Proxmox stops a running VM for it; a RAM snapshot resumes it, and
      * `start` boots one that was running before. Doing it twice ends in the same place.
      */
-    async revertSnapshot(input: SnapshotRef & { start: boolean }): Promise<{ power: PowerState }> {
+    /** Rolls back, and reports the VM as the rollback left it: its power, and its size (the snapshot's config came back). */
+    async revertSnapshot(input: SnapshotRef & { start: boolean }): Promise<{ power: PowerState; size?: VmSize }> {
       const doing = `reverting to snapshot ${input.name}`;
       if (!(await earlierTask(pve, settings))?.ok) {
         let upid: string;
@@ -66,7 +80,8 @@ export function snapshotActivities({ pve, settings }: ActivityDeps) {
         await awaitTask(pve, upid, input, doing, settings);
       }
       try {
-        return { power: (await pve.vmStatus(input.node, input.vmid)).status };
+        const [status, config] = await Promise.all([pve.vmStatus(input.node, input.vmid), pve.vmConfig(input.node, input.vmid)]);
+        return { power: status.status, size: sizeOfConfig(config.raw) };
       } catch (err) {
         throw pveFailure(err, input, doing);
       }

@@ -116,15 +116,18 @@ export function cloudInitSnippetActivities({ netbird, pve, sftpTarget, settings,
      * one; a retry finds the copy already there and only removes.
      */
     async moveSnippet({ serial, name, from, to }: { serial: string; name: string; from: string; to: string }): Promise<'moved' | 'already-there' | 'absent'> {
-      const file = pathOf(deviceNames(serial, name).snippetFile);
-      const there = await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.read(file));
-      if (!there) {
-        const text = await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.read(file));
-        if (!text) return 'absent';
-        await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.upload(file, text));
-      }
-      await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.remove(file));
-      return there ? 'already-there' : 'moved';
+      // Up to four SFTP calls, each bounded by its own timeout: together longer than the heartbeat timeout allows.
+      return whileHeartbeating(async () => {
+        const file = pathOf(deviceNames(serial, name).snippetFile);
+        const there = await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.read(file));
+        if (!there) {
+          const text = await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.read(file));
+          if (!text) return 'absent';
+          await withSftp(sftpTarget(to), serial, to, (sftp) => sftp.upload(file, text));
+        }
+        await withSftp(sftpTarget(from), serial, from, (sftp) => sftp.remove(file));
+        return there ? 'already-there' : 'moved';
+      });
     },
   };
 }

@@ -5,7 +5,7 @@ import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
+import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope, type IdempotencyMemo } from '../idempotency';
 import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { listRequests } from '../requestList';
 import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
@@ -63,17 +63,21 @@ export function classRoutes(ctx: ApiContext): Router {
     }
     if (overQuota && idempotency.key === undefined) return quotaExceeded(res, overQuota);
     const mayStart = policy.length === 0 && !overQuota;
+    const retry = idempotency.key === undefined ? undefined : idempotencyMemo(idempotencyScope(principal), idempotency.key, body.data);
     const members: Member[] = [];
     for (let index = 1; index <= count; index++) {
       const name = `${shared.name}-${String(index).padStart(2, '0')}`;
-      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, mayStart);
+      const started = await startMember(ctx, classId, index, count, { ...shared, name }, resolved, mayStart, retry);
       if ('invalid' in started) return badRequest(res, started.invalid, 'body', toWireField);
       if ('notFound' in started) return overQuota ? quotaExceeded(res, overQuota) : badRequestIssues(res, policy);
       if ('failed' in started) {
         // Members made so far stay (and are found again by a retry with the same Idempotency-Key).
         return sendStartError(res, started.failed, started.serial, idempotency.key);
       }
-      if ('exhausted' in started || 'busy' in started || 'otherBody' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
+      if ('otherBody' in started) {
+        return problem(res, 409, 'conflict', `Idempotency-Key ${idempotency.key} was already used for class ${classId} with a different body; a new class needs a new key`);
+      }
+      if ('exhausted' in started || 'busy' in started) return problem(res, 503, 'conflict', `could not allocate a unique serial for ${name}; try again`);
       members.push('started' in started ? { serial: started.started, status: 'Pending', created: true, name } : { serial: started.found, status: started.status, created: false, name });
     }
     const replayed = members.every((m) => !m.created);
@@ -162,7 +166,7 @@ export function classRoutes(ctx: ApiContext): Router {
  * Starts member `index` of the class, or finds it started by an earlier try of the same submission (same class and
  * place, kept in its memo). `mayStart` false: only finds it.
  */
-function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], resolved: ResolvedChoices, mayStart: boolean) {
+function startMember(ctx: ApiContext, classId: string, index: number, size: number, body: Parameters<typeof toDeviceRequest>[1], resolved: ResolvedChoices, mayStart: boolean, retry: IdempotencyMemo | undefined) {
   const marker = `${classId}#${index}`;
   return startIdempotently(ctx, {
     serialAt: (candidate) => serialForClassMember(classId, index, candidate),
@@ -170,8 +174,13 @@ function startMember(ctx: ApiContext, classId: string, index: number, size: numb
       const built = toDeviceRequest(serial, body, resolved);
       return 'error' in built ? built : { request: { ...built.request, class: { id: classId, index, size } } };
     },
-    memo: { classMember: marker },
-    recognise: (memo) => (memo?.classMember === marker ? 'same request' : 'not ours'),
+    // With an Idempotency-Key, also whose key and which body (digests): a class of another org whose id collides is
+    // not ours, and the same key with another body is refused, as for a single request (issue 27).
+    memo: { classMember: marker, ...(retry ?? {}) },
+    recognise: (memo) => {
+      if (memo?.classMember !== marker) return 'not ours';
+      return retry && memo.idempotencySha256 !== undefined ? compareWithExisting(memo, retry) : 'same request';
+    },
     mayStart,
   });
 }

@@ -99,12 +99,13 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     if (own !== undefined && filter.org !== undefined && filter.org !== own) {
       return problem(res, 403, 'forbidden', `key ${principal.id} sees only the requests of ${own}`);
     }
-    const token = page_token === undefined ? undefined : decodePageToken(page_token);
+    const token = page_token === undefined ? undefined : decodePageToken(page_token, ctx.pageTokenKey);
     if (page_token !== undefined && !token) return badPageToken(res);
     try {
       res.json(await listRequests(ctx, { ...filter, org: own ?? filter.org }, { size: page_size, token }));
     } catch (err) {
-      if (isBadPageToken(err)) return badPageToken(res);
+      // Only a token sent can be blamed: any other refusal of the query is Temporal's to explain.
+      if (token && isBadPageToken(err)) return badPageToken(res);
       sendTemporalError(res, err);
     }
   });
@@ -174,11 +175,12 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
       const found = await findRequest(ctx, res, principal, serial);
       if (!found) return;
       if (!found.open) return problem(res, 409, 'refused', `cannot ${name} request ${serial}: it has ended (${found.status ?? 'closed'})`);
-      if (name === 'approve' && found.status === 'Pending') {
-        // The quota again, as it stands now: the build starts on approval.
+      if ((name === 'approve' && found.status === 'Pending') || (name === 'rebuild' && (found.status === 'Cancelled' || found.status === 'Failed'))) {
+        // The quota again, as it stands now: the build starts on approval, or on a rebuild (issue 27: a cancelled
+        // request released its share, and a rebuild once took it back past the quota).
         let excess;
         try {
-          excess = await approvalQuotaExcess(ctx, found.org, serial);
+          excess = await approvalQuotaExcess(ctx, found.org, serial, found.size);
         } catch (err) {
           return sendTemporalError(res, err, serial);
         }

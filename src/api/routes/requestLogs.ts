@@ -58,7 +58,7 @@ export async function streamRequestLogs(ctx: ApiContext, req: Request, res: Resp
         cursor.log += 1;
         stream.send('log', { attempt: cursor.attempt, at: item.at, stage: item.stage, message: item.message }, idOf(cursor));
       } else {
-        cursor.timeline += 1;
+        cursor.timeline = timelinePositionAfter(item, record.timeline);
         stream.send('timeline', item, idOf(cursor));
       }
     }
@@ -105,7 +105,7 @@ function isDone({ record, open }: Snapshot): boolean {
 /** Log lines and timeline entries past the cursor, in time order (log first on a tie: it says what happened). */
 function newItems(cursor: Cursor, log: BuildLogLine[], timeline: TimelineEntry[]): Array<BuildLogLine | TimelineEntry> {
   const lines = log.slice(cursor.log);
-  const entries = timeline.slice(cursor.timeline);
+  const entries = timeline.slice(timelineIndexOf(cursor.timeline, timeline));
   const out: Array<BuildLogLine | TimelineEntry> = [];
   let i = 0;
   let j = 0;
@@ -114,6 +114,18 @@ function newItems(cursor: Cursor, log: BuildLogLine[], timeline: TimelineEntry[]
     else out.push(entries[j++]!);
   }
   return out;
+}
+
+/*
+ * The cursor counts timeline entries as they happened. A long timeline keeps its first entry and its latest, with one
+ * entry at index 1 that `summarises` the ones dropped between (src/workflows/request/bounds.ts): the positions of the
+ * entries after it are shifted by what it stands for.
+ */
+const hiddenBy = (timeline: TimelineEntry[]) => (timeline[1]?.summarises ?? 1) - 1;
+const timelineIndexOf = (position: number, timeline: TimelineEntry[]) => (position <= 1 ? position : Math.max(1, position - hiddenBy(timeline)));
+function timelinePositionAfter(entry: TimelineEntry, timeline: TimelineEntry[]): number {
+  const index = timeline.indexOf(entry);
+  return index < 1 ? index + 1 : index + 1 + hiddenBy(timeline);
 }
 
 const idOf = (c: Cursor) => `${c.attempt}.${c.log}.${c.timeline}`;

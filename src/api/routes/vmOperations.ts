@@ -3,7 +3,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate, statusQuery } from '../../contracts/messages';
-import type { OperationCaller, OperationResult } from '../../contracts/vmOperations';
+import type { OperationCaller, OperationResult, VmSize } from '../../contracts/vmOperations';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
@@ -13,6 +13,7 @@ import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
 import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
 import { quotaExcess } from '../quotaUse';
 import { quotaFor, sizeOf } from '../../domain/quotas';
+import { snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { findRequest } from '../requestAccess';
 import { serialParam } from '../schemas';
 import { sendTemporalError, sendUpdateError } from '../temporalErrors';
@@ -102,15 +103,8 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
           badRequestIssues(res, [{ field: 'disk_gib', reason: `at most ${maxDisk} GiB (REQUEST_MAX_DISK_GIB)`, rule: 'choice-limit' }]);
           return true;
         }
-        if (!quotaFor(ctx.quotas, org)) return false;
         const { request } = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
-        const grown = sizeOf({ cores: b.cores ?? request.cores, memoryMiB: b.memory_mib ?? request.memoryMiB, diskGiB: b.disk_gib ?? request.diskGiB });
-        const now = sizeOf(request);
-        if (grown.cores <= now.cores && grown.memory_mib <= now.memory_mib && grown.disk_gib <= now.disk_gib) return false;
-        const excess = await quotaExcess(ctx, org, grown, { serial });
-        if (!excess) return false;
-        quotaExceeded(res, excess);
-        return true;
+        return refusedOverQuota(res, serial, org, request, { cores: b.cores ?? request.cores, memoryMiB: b.memory_mib ?? request.memoryMiB, diskGiB: b.disk_gib ?? request.diskGiB });
       },
     ),
   );
@@ -124,12 +118,42 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     })),
   );
   router.post('/:serial/snapshots/:name/revert', (req, res) =>
-    operate(req, res, 'snapshot', 'snapshot', operationNoteBody, snapshotUpdate as never, (_b, c) => ({ ...c, action: 'revert', name: req.params.name }), snapshotParams),
+    operate(
+      req,
+      res,
+      'snapshot',
+      'snapshot',
+      operationNoteBody,
+      snapshotUpdate as never,
+      (_b, c) => ({ ...c, action: 'revert', name: req.params.name }),
+      snapshotParams,
+      // A revert brings back the VM's size when the snapshot was taken (Proxmox restores its config): counted first.
+      async (serial, org) => {
+        const { request, snapshots } = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
+        const size = snapshots?.find((s) => s.name === req.params.name)?.size;
+        return size ? refusedOverQuota(res, serial, org, request, { ...size, diskGiB: Math.max(size.diskGiB ?? 0, request.diskGiB ?? 0) || undefined }) : false;
+      },
+    ),
   );
   router.delete('/:serial/snapshots/:name', (req, res) =>
     operate(req, res, 'snapshot', 'snapshot', operationNoteBody, snapshotUpdate as never, (_b, c) => ({ ...c, action: 'delete', name: req.params.name }), snapshotParams),
   );
   router.post('/:serial/migrate', (req, res) => operate(req, res, 'migrate', 'migrate', migrateBody, migrateUpdate as never, (b, c) => ({ ...c, target: b.target })));
+
+  /**
+   * A VM that grows holds more of its org's quotas: counted like a submission, this request at its new size; a 409
+   * naming the quota when it does not fit (true: answered). Shrinking, or an org without quotas, is never refused.
+   */
+  async function refusedOverQuota(res: Response, serial: string, org: string, request: { cores: number; memoryMiB: number; diskGiB?: number }, to: VmSize): Promise<boolean> {
+    if (!quotaFor(ctx.quotas, org)) return false;
+    const grown = sizeOf(to);
+    const now = sizeOf(request);
+    if (grown.cores <= now.cores && grown.memory_mib <= now.memory_mib && grown.disk_gib <= now.disk_gib) return false;
+    const excess = await quotaExcess(ctx, org, grown, { serial });
+    if (!excess) return false;
+    quotaExceeded(res, excess);
+    return true;
+  }
 
   router.get('/:serial/snapshots', async (req, res) => {
     const principal = permit(res, 'read');
@@ -140,7 +164,7 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
       const record = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
-      res.json({ serial, limit: ctx.policy.snapshotLimit ?? 3, snapshots: (record.snapshots ?? []).map(toSnapshot) });
+      res.json({ serial, limit: snapshotLimitOf(ctx.policy), snapshots: (record.snapshots ?? []).map(toSnapshot) });
     } catch (err) {
       sendTemporalError(res, err, serial);
     }

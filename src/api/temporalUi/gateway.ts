@@ -81,6 +81,11 @@ export function createTemporalUiGateway(opts: TemporalUiGatewayOptions): express
     res.status(401).json({ error: 'unauthorized', detail: 'Temporal UI is for pveflow operators: sign in at /pveflow/sign-in' });
   };
   app.use(signedIn, (req, res) => proxy(req, res, upstream));
+  // Express's own error page carries the stack trace outside production: the gateway faces browsers, never that.
+  app.use((_err: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
+    if (res.headersSent) return void res.destroy();
+    res.status(500).json({ error: 'internal error', detail: 'the Temporal UI gateway failed on this request; see its log' });
+  });
   return app;
 }
 

@@ -6,9 +6,9 @@ import type { z } from 'zod';
 import { formatDateTime } from '../format';
 import { decide } from '../../workflows/requestLifecycle';
 import { ConfirmDialog } from './ConfirmDialog';
+import type { PowerAction } from '../../contracts/vmOperations';
 
 type Answer = z.infer<typeof operationAnswerSchema>;
-type PowerAction = 'start' | 'shutdown' | 'reboot' | 'stop';
 
 /** What a dialog asks for: each becomes one call of the API's day-2 operations. */
 type Ask = { kind: 'power'; action: PowerAction } | { kind: 'resize' } | { kind: 'snapshot-create' } | { kind: 'snapshot-revert'; name: string } | { kind: 'snapshot-delete'; name: string } | { kind: 'migrate' };

@@ -349,7 +349,12 @@ export function NewRequest({ auth }: { auth: Auth }) {
                   />
                 )}
               </Field>
-              <Field id="vm-file-path" label="File to write" hint="An absolute path, e.g. /etc/motd." error={errors['cloud_init.write_files']}>
+              <Field
+                id="vm-file-path"
+                label="File to write"
+                hint="An absolute path in a place a request may write to (/etc/motd, /opt, /srv, /home, /var/www, ...: docs/images-and-choices.md)."
+                error={errors['cloud_init.write_files']}
+              >
                 {input('vm-file-path', 'filePath', 'cloud_init.write_files', { type: 'text', autoComplete: 'off', spellcheck: false, class: 'mono' })}
               </Field>
               <Field id="vm-file-content" label="File content" wide>
@@ -358,7 +363,7 @@ export function NewRequest({ auth }: { auth: Auth }) {
               <Field
                 id="vm-cloud-config"
                 label="cloud-config (YAML)"
-                hint="More cloud-init settings (timezone, locale, ntp, apt proxy, ca_certs, mounts, ...); users, passwords and the hostname are pveflow's."
+                hint="More cloud-init settings (timezone, locale, ntp, apt proxy, ca_certs, ...); users, passwords and the hostname are pveflow's."
                 error={errors['cloud_init.cloud_config']}
                 wide
               >

@@ -67,6 +67,8 @@ export interface VmState {
   pending?: VmConfig;
   pendingDelete?: string[];
   snapshots?: Map<string, SnapshotState>;
+  /** The cloud-init instance id the guest last ran its per-instance modules for (kept on the VM's disk in a real guest). */
+  cloudInitInstance?: string;
 }
 
 export interface PoolState {

@@ -15,6 +15,12 @@ export interface GuestBoot {
   vmid: number;
   name: string;
   userData?: string;
+  /**
+   * cloud-init sees a new instance at this boot (reference §4.13.1: the instance id is the SHA-1 of user-data and
+   * network-config, or the meta-data snippet's): its per-instance modules (users, keys, `runcmd`: the NetBird
+   * enrolment) run. A reboot with the same bytes runs none of them again.
+   */
+  newInstance: boolean;
 }
 
 /** Everything a handler may touch. */

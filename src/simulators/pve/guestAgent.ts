@@ -7,6 +7,7 @@ import { parseNamedPropertyString } from './formats';
 import { pveDie } from './errors';
 import { splitPropertyString } from './propertyString';
 import { loadVm } from './handlers/qemuCommon';
+import { cloudInitFiles } from './realGuests/cloudInitDrive';
 
 /**
  * The guest side of a running VM: cloud-init reading the `cicustom` snippets at start, the QEMU guest agent
@@ -66,10 +67,29 @@ export function scheduleGuestBoot(sim: SimContext, vm: VmState, run: RunState, u
   const timer = setTimeout(() => {
     if (vm.run !== run) return;
     run.guestBooted = true;
-    sim.onGuestBoot?.({ node: vm.node, vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, userData });
+    const instance = cloudInitInstanceId(sim, vm);
+    const newInstance = instance !== vm.cloudInitInstance;
+    vm.cloudInitInstance = instance;
+    sim.onGuestBoot?.({ node: vm.node, vmid: vm.vmid, name: vm.config.name ?? `VM ${vm.vmid}`, userData, newInstance });
   }, delay);
   timer.unref();
   run.agentTimers.push(timer);
+}
+
+/**
+ * The instance id the guest's cloud-init reads from the drive this start wrote (reference §4.13.1): the meta-data
+ * snippet's, else the SHA-1 of user-data and network-config. The modelled guest's resolver stands for the node's,
+ * the same at every start, so only changed snippet bytes (or ci* options) make a new instance.
+ */
+function cloudInitInstanceId(sim: SimContext, vm: VmState): string {
+  let snippets: CloudInitSnippets = {};
+  try {
+    snippets = readCloudInitSnippetBytes(sim, vm);
+  } catch {
+    // The start read them already; a snippet removed since leaves the generated files.
+  }
+  const meta = cloudInitFiles(vm.config, snippets, { nameservers: [], searchDomains: [] })['meta-data'].toString('utf8');
+  return /^instance-id:\s*(\S+)/m.exec(meta)?.[1] ?? meta;
 }
 
 /**

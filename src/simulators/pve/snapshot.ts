@@ -26,6 +26,7 @@ export interface PersistedVm {
   pending?: VmConfig;
   pendingDelete?: string[];
   snapshots?: SnapshotState[];
+  cloudInitInstance?: string;
 }
 
 /** Tasks kept per node, newest first: PVE's own task index is pruned too, and a long-lived world must not grow without end. */
@@ -44,6 +45,7 @@ export function snapshotPve(cluster: ClusterState, tasks: TaskRegistry, capacity
       ...(vm.pending ? { pending: { ...vm.pending } } : {}),
       ...(vm.pendingDelete ? { pendingDelete: [...vm.pendingDelete] } : {}),
       ...(vm.snapshots?.size ? { snapshots: [...vm.snapshots.values()].map((s) => structuredClone(s)) } : {}),
+      ...(vm.cloudInitInstance ? { cloudInitInstance: vm.cloudInitInstance } : {}),
     };
   });
   const perNode = new Map<string, number>();
@@ -98,6 +100,7 @@ export function restorePve(snapshot: PveSnapshot, cluster: ClusterState, tasks: 
       ...(v.pending ? { pending: { ...v.pending } } : {}),
       ...(v.pendingDelete ? { pendingDelete: [...v.pendingDelete] } : {}),
       ...(v.snapshots?.length ? { snapshots: new Map(v.snapshots.map((s) => [s.name, structuredClone(s)])) } : {}),
+      ...(v.cloudInitInstance ? { cloudInitInstance: v.cloudInitInstance } : {}),
     };
     cluster.addVm(vm);
     if (vm.run && !vm.run.guestBooted) booting.push(vm);

@@ -1,14 +1,13 @@
+import { failureMessage } from '../failureMessage';
 import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, ParentClosePolicy, executeChild, isCancellation } from '@temporalio/workflow';
 import type { BuildPhase, BuildTask } from '../../contracts/types';
 import { buildWorkflowId } from '../../contracts/workflowIds';
 import { BUILDING } from '../requestLifecycle';
 import { vmBuild } from '../vmBuild';
 import { forgetCredentials, keepCredentials } from './credentials';
+import { PREVIOUS_BUILDS_KEPT } from './bounds';
 import { attemptOf, type RequestState } from './state';
 import { forgetVm, move, publish } from './timeline';
-
-/** Earlier attempts kept beside the latest (each with its own bounded log): what a rebuild leaves to read. */
-const PREVIOUS_BUILDS_KEPT = 4;
 
 export type BuildOutcome = 'fulfilled' | 'failed' | 'cancelled';
 
@@ -53,13 +52,13 @@ export async function buildOnce(state: RequestState): Promise<BuildOutcome> {
     const cancelled = isCancellation(err);
     state.asked.cancel = false;
     const ended = buildOf(err) ?? state.finalBuildReports[attempt];
-    record.build = ended ?? { ...record.build!, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : messageOf(err), endedAt: new Date().toISOString() };
+    record.build = ended ?? { ...record.build!, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : failureMessage(err), endedAt: new Date().toISOString() };
     // The VM the build could not destroy is still the request's: completion must find it, whatever builds come next.
     if (record.build.leftoverVm) record.leftoverVms = [...(record.leftoverVms ?? []), record.build.leftoverVm];
     forgetVm(state);
     const { leftovers, error } = record.build;
     if (cancelled) move(state, 'buildCancelled', `build ${attempt} cancelled${leftovers.length ? `; left behind: ${leftovers.join('; ')}` : ''}`);
-    else move(state, 'buildFailed', `build ${attempt} failed: ${error ?? messageOf(err)}`);
+    else move(state, 'buildFailed', `build ${attempt} failed: ${error ?? failureMessage(err)}`);
     return cancelled ? 'cancelled' : 'failed';
   } finally {
     state.buildScope = undefined;
@@ -101,9 +100,4 @@ function buildOf(err: unknown): BuildTask | undefined {
     return details && typeof details === 'object' && 'stage' in details ? details : undefined;
   }
   return undefined;
-}
-
-function messageOf(err: unknown): string {
-  if (err instanceof ChildWorkflowFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
 }

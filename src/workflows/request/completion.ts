@@ -1,4 +1,6 @@
-import { ParentClosePolicy, condition, executeChild } from '@temporalio/workflow';
+import { ParentClosePolicy, condition, executeChild, patched } from '@temporalio/workflow';
+import { shutdownTimeoutOf } from '../../domain/requestPolicyRules';
+import { PATCHES } from '../patches';
 import { completionWorkflowId } from '../../contracts/workflowIds';
 import { vmCompletion } from '../vmCompletion';
 import { forgetCredentials, shredCredentials } from './credentials';
@@ -19,7 +21,17 @@ export async function cleanUp(state: RequestState, why: string): Promise<void> {
   state.cleanupStarted = true;
   const completion = await executeChild(vmCompletion, {
     workflowId: completionWorkflowId(serial),
-    args: [{ serial, name: record.request.name, vmid: record.device.vmid, node: record.device.node, ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}) }],
+    args: [
+      {
+        serial,
+        name: record.request.name,
+        vmid: record.device.vmid,
+        node: record.device.node,
+        ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}),
+        // The deployment's REQUEST_SHUTDOWN_TIMEOUT_S, as the day-2 shutdown has it (it was a fixed 120 s here).
+        ...(patched(PATCHES.cleanupShutdownTimeout) ? { shutdownTimeoutSeconds: shutdownTimeoutOf(state.policy) } : {}),
+      },
+    ],
     parentClosePolicy: ParentClosePolicy.ABANDON,
     staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,
   });

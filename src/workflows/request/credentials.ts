@@ -1,8 +1,9 @@
+import { failureMessage } from '../failureMessage';
 import { proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import type { RevealedCredentials } from '../../contracts/messages';
 import type { SealedCredentials } from '../../domain/guestCredentials';
-import { apiCall } from '../activityOptions';
+import { notedCall } from '../activityOptions';
 import { note } from './timeline';
 import type { RequestState } from './state';
 
@@ -10,7 +11,7 @@ import type { RequestState } from './state';
  * Custody of the guest's logins: taken from the build, handed once to one consultant, dropped when the VM goes. The
  * key they are sealed under is destroyed on either: after that no history holds them readable.
  */
-const keys = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+const keys = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 
 /** A build's logins, held until revealed; the record says only that they are waiting. */
 export function keepCredentials(state: RequestState, credentials: SealedCredentials | undefined): void {
@@ -51,6 +52,6 @@ export function forgetCredentials(state: RequestState): void {
 /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
 export async function shredCredentials(state: RequestState): Promise<void> {
   await keys.destroyCredentialKey({ serial: state.serial }).catch((err: Error) => {
-    note(state, `the guest credentials' key could not be destroyed (${err.message}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
+    note(state, `the guest credentials' key could not be destroyed (${failureMessage(err)}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
   });
 }

@@ -6,7 +6,7 @@ import { refusal, type RequestAction } from '../requestLifecycle';
 import { applyBuildPhase, cancelBuild } from './buildAttempt';
 import { revealCredentials, revealRefusal } from './credentials';
 import { applyDrift } from './drift';
-import { attemptOf, type RequestState } from './state';
+import { attemptOf, endingReason, periodAhead, statusForCallers, type RequestState } from './state';
 import { answer, move, note, publish } from './timeline';
 
 /**
@@ -17,8 +17,9 @@ import { answer, move, note, publish } from './timeline';
 export function setRequestHandlers(state: RequestState): void {
   const { serial, record } = state;
   const allowed = (action: RequestAction) => {
-    const why = refusal(serial, record.status, action);
-    if (why) throw new Error(why);
+    const ending = endingReason(state);
+    const why = refusal(serial, statusForCallers(state), action);
+    if (why) throw new Error(ending ? `${why} (${ending})` : why);
   };
 
   setHandler(statusQuery, () => record);
@@ -56,9 +57,10 @@ export function setRequestHandlers(state: RequestState): void {
       const before = attemptOf(state);
       state.asked.rebuild = true;
       note(state, 'rebuild requested', by);
-      // Answer with the new build, which the runbook starts in this same workflow task (or the completion that won).
-      await condition(() => attemptOf(state) > before || state.cleanupStarted);
-      return answer(state);
+      // Answer with the new build, which the runbook starts in this same workflow task (or the completion that won);
+      // before the period's start, with when it builds (the runbook waits for it, as for the first build).
+      await condition(() => attemptOf(state) > before || state.cleanupStarted || (record.status === 'Approved' && periodAhead(state)));
+      return attemptOf(state) > before || state.cleanupStarted ? answer(state) : answer(state, { buildsAt: record.request.period.start });
     },
     {
       validator: (actor) => {

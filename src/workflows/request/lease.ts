@@ -1,11 +1,13 @@
+import { failureMessage } from '../failureMessage';
 import { allHandlersFinished, condition, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { apiCall, cleanup } from '../activityOptions';
+import { cleanup, notedCall } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
+import { fitForCarrying } from './bounds';
 import { note } from './timeline';
 import type { RequestState } from './state';
 
-const notify = proxyActivities<ReturnType<typeof createActivities>>({ ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } });
+const notify = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
 
 const HOUR = 3600_000;
@@ -30,7 +32,7 @@ export async function holdLease(state: RequestState): Promise<void> {
       await notify
         .notifyLeaseEnding({ url: policy.noticeWebhookUrl!, serial, name: record.request.name, org: record.request.org, consultants: record.request.consultants, periodEnd: end })
         .then(() => note(state, `lease notice sent: ends ${end}`))
-        .catch((err: Error) => note(state, `lease notice could not be sent: ${err.message}`));
+        .catch((err: Error) => note(state, `lease notice could not be sent: ${failureMessage(err)}`));
       continue;
     }
     const move = state.snippetMoves.shift();
@@ -43,6 +45,7 @@ export async function holdLease(state: RequestState): Promise<void> {
       // A `complete` handler waits for the completion to start: it must not hold up the lease it ends.
       await condition(() => allHandlersFinished() || over());
       if (over()) continue;
+      fitForCarrying(record);
       await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials });
     }
     await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
@@ -55,10 +58,5 @@ async function followVm(state: RequestState, from: string, to: string): Promise<
   await follow
     .moveSnippet({ serial, name: record.request.name, from, to })
     .then((r) => note(state, r === 'absent' ? `no cloud-init snippet on ${from} to move to ${to}` : `cloud-init snippet moved from ${from} to ${to}`))
-    .catch((err: Error) =>
-      note(
-        state,
-        `cloud-init snippet could not follow the VM from ${from} to ${to}: ${(err.cause as Error | undefined)?.message ?? err.message}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`,
-      ),
-    );
+    .catch((err: Error) => note(state, `cloud-init snippet could not follow the VM from ${from} to ${to}: ${failureMessage(err)}; the VM cannot start on ${to} until it is there (completion removes it wherever it is)`));
 }

@@ -1,5 +1,7 @@
 import type { RequestStatus } from '../../contracts/types';
 import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../../contracts/vmOperations';
+import type { RequestPolicy } from '../../domain/requestPolicy';
+import { autoApprovalReason } from '../../domain/requestPolicyRules';
 import { refusal } from '../requestLifecycle';
 
 /**
@@ -12,14 +14,18 @@ import { refusal } from '../requestLifecycle';
 export interface OperationSituation {
   serial: string;
   status: RequestStatus;
-  /** A completion was asked for (or the lease ended): the VM is about to go. */
-  ending: boolean;
+  /** Why the request is on its way out (a completion asked for, the period over), if it is: the VM is about to go. */
+  ending?: string;
   vmid?: number;
   node?: string;
   /** The operations the request remembers (the running one among them). */
   operations: OperationRecord[];
   snapshots: SnapshotRecord[];
   snapshotLimit: number;
+  /** The VM's size as the request states it, and its org: what a resize grows from. */
+  size: { org: string; cores: number; memoryMiB: number };
+  /** The policy's auto-approval, if any: a requester's resize stays within what it would grant. */
+  autoApprove?: RequestPolicy['autoApprove'];
 }
 
 const OPERATORS_ONLY: Array<VmOperation['kind']> = ['migrate'];
@@ -56,15 +62,32 @@ export function operationRefusal(s: OperationSituation, caller: OperationCaller,
   if (earlier) {
     return sameOperation(earlier.operation, op) ? undefined : `operation id ${caller.id} was already used for ${earlier.what}: a new operation needs a new id`;
   }
-  const state = refusal(s.serial, s.status, op.kind);
-  if (state) return `${state} (${what})`;
-  if (s.ending) return `cannot ${what} on request ${s.serial}: its completion has been asked for`;
+  // Completing from the moment the request is ending, whatever the runbook has moved yet: nothing races the cleanup.
+  const state = refusal(s.serial, s.ending ? 'Completing' : s.status, op.kind);
+  if (state) return `${state} (${what}${s.ending ? `; ${s.ending}` : ''})`;
   if (s.vmid === undefined || s.node === undefined) return `cannot ${what} on request ${s.serial}: it has no VM`;
   const role = roleRefusal(caller.role, op);
   if (role) return role;
   const running = s.operations.find((o) => o.state === 'running');
   if (running) return `cannot ${what} on request ${s.serial}: ${running.what} (id ${running.id}, by ${running.by}, since ${running.startedAt}) is running; one operation at a time`;
-  return kindRefusal(s, op);
+  return kindRefusal(s, op) ?? (op.kind === 'reconfigure' ? resizeRefusal(s, caller.role, op) : undefined);
+}
+
+/**
+ * A requester resizes within what auto-approval would grant: a VM that grows past it is one an approver must agree to,
+ * so an admin or an operator resizes it (issue 27: a request auto-approved at 2 cores was grown to 100 by its
+ * requester). Shrinking is always theirs; without auto-approval every request had an approver, and the quotas bound
+ * the growth.
+ */
+function resizeRefusal(s: OperationSituation, role: CallerRole, op: Extract<VmOperation, { kind: 'reconfigure' }>): string | undefined {
+  const auto = s.autoApprove;
+  if (role !== 'requester' || !auto) return undefined;
+  const cores = op.cores ?? s.size.cores;
+  const memoryMiB = op.memoryMiB ?? s.size.memoryMiB;
+  const grows = cores > s.size.cores || memoryMiB > s.size.memoryMiB;
+  if (!grows || autoApprovalReason({ autoApprove: auto }, { org: s.size.org, cores, memoryMiB })) return undefined;
+  const grant = auto.maxCores > 0 && auto.maxMemoryMiB > 0 ? `at most ${auto.maxCores} cores / ${auto.maxMemoryMiB} MiB` : `no size on its own (only orgs ${auto.orgs.join(', ') || 'none'})`;
+  return `cannot reconfigure request ${s.serial} to ${cores} cores / ${memoryMiB} MiB: auto-approval grants ${grant}, and a larger VM needs an approver: an admin or operator may resize it`;
 }
 
 export function roleRefusal(role: CallerRole, op: VmOperation): string | undefined {
@@ -95,6 +118,3 @@ function kindRefusal(s: OperationSituation, op: VmOperation): string | undefined
 function sameOperation(a: VmOperation, b: VmOperation): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
-
-/** How many finished operations a request keeps on its record (the timeline keeps every one anyway). */
-export const OPERATIONS_KEPT = 20;

@@ -1,14 +1,18 @@
+import { failureMessage } from '../failureMessage';
 import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
 import { sizeOf } from '../../domain/quotaUsage';
-import { ApplicationFailure, condition, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../../contracts/messages';
 import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../../contracts/operationArguments';
 import type { RequestRecord } from '../../contracts/types';
-import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../../contracts/vmOperations';
+import type { OperationCaller, OperationRecord, OperationResult, VmOperation, VmSize } from '../../contracts/vmOperations';
+import { PATCHES } from '../patches';
+import { shutdownTimeoutOf, snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
-import { describeOperation, earlierWithId, operationRefusal, OPERATIONS_KEPT, type OperationSituation } from './operationRules';
-import type { RequestState } from './state';
+import { OPERATIONS_KEPT } from './bounds';
+import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
+import { endingReason, type RequestState } from './state';
 import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -35,15 +39,16 @@ export function setOperationHandlers(state: RequestState): void {
   const situation = (): OperationSituation => ({
     serial: record.serial,
     status: record.status,
-    // A completion was asked for, or the lease ended and the completion is starting: the VM is about to go.
-    ending: state.asked.complete || state.cleanupStarted,
+    ending: endingReason(state),
     vmid: record.device.vmid,
     node: record.device.node,
     operations: record.operations ?? [],
     snapshots: record.snapshots ?? [],
-    snapshotLimit: state.policy.snapshotLimit ?? 3,
+    snapshotLimit: snapshotLimitOf(state.policy),
+    size: { org: record.request.org, cores: record.request.cores, memoryMiB: record.request.memoryMiB },
+    ...(state.policy.autoApprove ? { autoApprove: state.policy.autoApprove } : {}),
   });
-  const shutdownTimeoutSeconds = () => state.policy.shutdownTimeoutSeconds ?? 120;
+  const shutdownTimeoutSeconds = () => shutdownTimeoutOf(state.policy);
 
   /** The validator: the arguments' shape, then the rules; the handler parses the same arguments again and runs it. */
   const checked = (parse: (arg: unknown) => ParsedOperation) => (arg: unknown) => {
@@ -83,7 +88,7 @@ export function setOperationHandlers(state: RequestState): void {
     } catch (err) {
       const refused = err instanceof ApplicationFailure && err.type === REFUSED;
       op.state = refused ? 'refused' : 'failed';
-      op.outcome = causeOf(err);
+      op.outcome = failureMessage(err);
       note(state, `${op.what} ${refused ? 'refused' : 'failed'}: ${op.outcome}`);
     } finally {
       op.endedAt = new Date().toISOString();
@@ -102,6 +107,35 @@ export function setOperationHandlers(state: RequestState): void {
       ...(powerOf(record) ? { power: powerOf(record) } : {}),
       snapshots: record.snapshots ?? [],
     };
+  }
+
+  /** The request states the VM's size: a rebuild builds it at the new one, and what the org holds counts it. */
+  function recordSize(size: Partial<VmSize>): void {
+    record.request = {
+      ...record.request,
+      ...(size.cores !== undefined ? { cores: size.cores } : {}),
+      ...(size.memoryMiB !== undefined ? { memoryMiB: size.memoryMiB } : {}),
+      ...(size.diskGiB !== undefined ? { diskGiB: size.diskGiB } : {}),
+    };
+    // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
+    upsertMemo({ [QUOTA_SIZE_MEMO]: sizeOf(record.request) });
+  }
+
+  /** The size the record takes from Proxmox's: cores and memory as they are, the disk only where it grew. */
+  function followed(size: VmSize): Partial<VmSize> {
+    const grew = size.diskGiB !== undefined && record.request.diskGiB !== undefined && size.diskGiB > record.request.diskGiB;
+    return { cores: size.cores, memoryMiB: size.memoryMiB, ...(grew ? { diskGiB: size.diskGiB } : {}) };
+  }
+
+  /** What a size changes of the record's, in words, or undefined when nothing (a disk never shrinks on the record). */
+  function resizedTo(size: VmSize): string | undefined {
+    const { cores, memoryMiB, diskGiB } = record.request;
+    const changes = [
+      size.cores !== cores ? `cores ${cores} → ${size.cores}` : undefined,
+      size.memoryMiB !== memoryMiB ? `memory ${memoryMiB} → ${size.memoryMiB} MiB` : undefined,
+      size.diskGiB !== undefined && diskGiB !== undefined && size.diskGiB > diskGiB ? `disk ${diskGiB} → ${size.diskGiB} GiB` : undefined,
+    ].filter(Boolean);
+    return changes.length ? `the request now states its size: ${changes.join(', ')}` : undefined;
   }
 
   // The VM's state has one place, the record's device (the sync writes it too); the search attributes follow it.
@@ -156,15 +190,7 @@ export function setOperationHandlers(state: RequestState): void {
         }
         if (plan.grow) await task.growDisk({ ...ref, diskGiB: plan.grow.sizeGiB });
         if (plan.live.length) done.unshift(`live: ${plan.live.join(', ')}`);
-        // The request states the VM's size: a rebuild builds it at the new one, and what the org holds counts it.
-        record.request = {
-          ...record.request,
-          ...(operation.cores !== undefined ? { cores: operation.cores } : {}),
-          ...(operation.memoryMiB !== undefined ? { memoryMiB: operation.memoryMiB } : {}),
-          ...(operation.diskGiB !== undefined ? { diskGiB: operation.diskGiB } : {}),
-        };
-        // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
-        upsertMemo({ [QUOTA_SIZE_MEMO]: sizeOf(record.request) });
+        recordSize(operation);
         return done.length ? done.join('; ') : 'nothing to change: the VM has that size already';
       }
       case 'snapshot': {
@@ -172,16 +198,21 @@ export function setOperationHandlers(state: RequestState): void {
         switch (operation.action) {
           case 'create': {
             const r = await task.createSnapshot({ ...snap, withRam: operation.withRam ?? false, ...(operation.description ? { description: operation.description } : {}) });
+            const { cores, memoryMiB, diskGiB } = record.request;
+            const size = patched(PATCHES.revertFollowsConfig) ? { size: { cores, memoryMiB, ...(diskGiB !== undefined ? { diskGiB } : {}) } } : {};
             record.snapshots = [
               ...(record.snapshots ?? []),
-              { name: operation.name, takenAt: new Date().toISOString(), by: caller.by, withRam: r.withRam, ...(operation.description ? { description: operation.description } : {}) },
+              { name: operation.name, takenAt: new Date().toISOString(), by: caller.by, withRam: r.withRam, ...(operation.description ? { description: operation.description } : {}), ...size },
             ];
             return r.withRam ? 'taken, with the guest’s memory' : 'taken';
           }
           case 'revert': {
             const r = await task.revertSnapshot({ ...snap, start: powerOf(record) !== 'stopped' });
             setPower(r.power);
-            return `reverted; the VM is ${r.power}`;
+            // The rollback brought the snapshot's config back: the record and the quotas follow what Proxmox reports.
+            const back = r.size && patched(PATCHES.revertFollowsConfig) ? resizedTo(r.size) : undefined;
+            if (back) recordSize(followed(r.size!));
+            return `reverted; the VM is ${r.power}${back ? `; ${back}` : ''}`;
           }
           case 'delete': {
             const r = await task.deleteSnapshot(snap);
@@ -201,7 +232,7 @@ export function setOperationHandlers(state: RequestState): void {
         const snippet = await follow
           .moveSnippet({ serial: record.serial, name: record.request.name, from, to })
           .then((m) => (m === 'absent' ? `no cloud-init snippet on ${from} to move` : `cloud-init snippet moved to ${to}`))
-          .catch((err: Error) => `the cloud-init snippet could not follow (${causeOf(err)}): the VM cannot start on ${to} until it is there`);
+          .catch((err: Error) => `the cloud-init snippet could not follow (${failureMessage(err)}): the VM cannot start on ${to} until it is there`);
         return `${r.online ? 'moved online' : 'moved'} from ${from} to ${to}; ${snippet}`;
       }
     }
@@ -217,10 +248,4 @@ function powerOf(record: RequestRecord): 'running' | 'stopped' | undefined {
 
 function refusedBecause(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: REFUSED, nonRetryable: true, message });
-}
-
-/** The activity's own words (what Proxmox said), not Temporal's wrapper. */
-function causeOf(err: unknown): string {
-  const e = err as { cause?: Error; message?: string };
-  return e.cause?.message ?? e.message ?? String(err);
 }

@@ -3,7 +3,7 @@ import type { SealedCredentials } from '../../domain/guestCredentials';
 import { deviceNames } from '../../domain/deviceNames';
 import { defaultRequestPolicy } from '../../domain/requestPolicyRules';
 import type { RequestPolicy } from '../../domain/requestPolicy';
-import type { BuildTask, RequestRecord, VmRequestInput } from '../../contracts/types';
+import type { BuildTask, RequestRecord, RequestStatus, VmRequestInput } from '../../contracts/types';
 
 /** A migration the sync reported whose cloud-init snippet has not followed the VM yet. */
 export interface SnippetMove {
@@ -62,6 +62,25 @@ export function requestStateOf(input: VmRequestInput, now: string): RequestState
     cleanupStarted: false,
   };
 }
+
+/**
+ * Why the request is on its way out, or undefined while it is not: its completion was asked for, its cleanup has
+ * begun, or its lease is over (a fulfilled request whose period has ended, though the runbook may not have woken yet).
+ * From that moment it is Completing to every caller: one fact, which every validator asks (statusForCallers).
+ */
+export function endingReason({ record, asked, cleanupStarted }: RequestState): string | undefined {
+  if (cleanupStarted) return undefined; // the record says Completing (or how it ended) itself
+  if (asked.complete) return 'its completion has been asked for';
+  const end = record.request.period.end;
+  if (record.status === 'Fulfilled' && Date.parse(end) <= Date.now()) return `its period ended at ${end}`;
+  return undefined;
+}
+
+/** The status the request's validators judge by: Completing from the moment it is ending, else the record's. */
+export const statusForCallers = (state: RequestState): RequestStatus => (endingReason(state) ? 'Completing' : state.record.status);
+
+/** The request's period has not started yet: nothing is built before it does. */
+export const periodAhead = ({ record }: RequestState) => Date.parse(record.request.period.start) > Date.now();
 
 /** The latest build attempt's number (0 before the first): the record's build is its one source. */
 export const attemptOf = (state: RequestState) => state.record.build?.attempt ?? 0;

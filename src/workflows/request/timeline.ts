@@ -2,13 +2,15 @@ import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { UpdateResult } from '../../contracts/messages';
 import { after, type RequestAction, type RequestEvent } from '../requestLifecycle';
 import { requestSearchAttributes } from '../../contracts/searchAttributes';
+import { boundTimeline, clipped } from './bounds';
 import type { RequestState } from './state';
 
 const now = () => new Date().toISOString();
 
-/** Something happened that does not change the status: on the timeline, with who did it. */
+/** Something happened that does not change the status: on the timeline, with who did it, within its bounds (bounds.ts). */
 export function note({ record }: RequestState, event: string, by?: string): void {
-  record.timeline.push({ at: now(), event, ...(by ? { by } : {}) });
+  record.timeline.push({ at: now(), event: clipped(event), ...(by ? { by } : {}) });
+  boundTimeline(record.timeline);
 }
 
 /** The search attributes follow the record: called after every change an operator searches by. */

@@ -1,0 +1,14 @@
+/**
+ * The `patched()` ids of the request workflow's changes since 1.0, one place for each (docs/versioning.md): an
+ * execution started before a change replays on its old path; the id is what `deprecatePatch()` later names.
+ */
+export const PATCHES = {
+  /** The timeline keeps its first entry and the latest within a bound; what fell between is summarised in one entry. */
+  boundedTimeline: 'bounded-timeline',
+  /** A rebuild queued before the period's start waits for it, as the first build does; the rebuild answers with when. */
+  rebuildWaitsForPeriod: 'rebuild-waits-for-period',
+  /** After a snapshot revert the record and the quota memo follow the size Proxmox reports; a snapshot keeps its size. */
+  revertFollowsConfig: 'revert-follows-config',
+  /** The cleanup gives the guest the policy's shutdown timeout (REQUEST_SHUTDOWN_TIMEOUT_S), not a fixed 120 s. */
+  cleanupShutdownTimeout: 'cleanup-shutdown-timeout',
+} as const;
