@@ -177,7 +177,7 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
         packages: [repo.packageName],
         // Appends: a second run of cloud-init's runcmd (a reboot must not cause one) would leave two lines.
         runcmd: [['sh', '-c', 'echo ran >> /var/tmp/pveflow-e2e-runcmd']],
-        write_files: [repo.writeFile, { path: '/etc/pveflow-e2e/written', content: 'written\n', permissions: '0644' }],
+        write_files: [repo.writeFile, { path: '/opt/pveflow-e2e/written', content: 'written\n', permissions: '0644' }],
       },
     });
     request = await requests.startPending(body);
@@ -265,7 +265,7 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
       'the guest fetched the package from the local repository',
     );
     assert.equal(await ssh('cat /var/tmp/pveflow-e2e-runcmd'), 'ran\n');
-    assert.equal(await ssh('cat /etc/pveflow-e2e/written'), 'written\n');
+    assert.equal(await ssh('cat /opt/pveflow-e2e/written'), 'written\n');
   });
 
   it('the addresses pveflow recorded are the ones the guest and NetBird report', async () => {
