@@ -170,7 +170,9 @@ export const testGroups: readonly TestGroup[] = [
     kind: 'real components together: the embedded stack, pveflow as separate processes, the Temporal cluster on PostgreSQL, real NetBird, real guests, browsers, the upgrade from the previous release, the standalone clone, schemathesis',
     concurrency: 1,
     testTimeoutSeconds: 900,
-    budgetSeconds: 1320,
+    // 1320 s for the files before issue 26's end-to-end test, plus its own measured 5.6–6.6 minutes on the loaded
+    // box (a real guest under software emulation; issue 26 allows that addition 15 minutes of a CI run).
+    budgetSeconds: 1320 + 420,
     files: [
       // A real Debian guest booted from the most aggressive user-data the allowlists accept, NetBird's own server.
       'guardrails-real-guest.test.ts',
@@ -182,6 +184,8 @@ export const testGroups: readonly TestGroup[] = [
       'cli.test.ts',
       'console.browser.test.ts',
       'console.vmOperations.browser.test.ts',
+      // A consultant over NetBird's own server into a real guest, signed in through its IdP (issue 26 part 6).
+      'e2e-consultant.e2e.test.ts',
       'embedded-stack.e2e.test.ts',
       // Holds the contract to NetBird's own server as well as to the simulator.
       'netbird-contract.test.ts',

@@ -9,7 +9,7 @@ import { ApiKeyStore } from '../api/auth/apiKeys';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
-import { startSimulatedWorld, type SimulatedWorld } from '../simulators/world';
+import { startSimulatedWorld, type SimulatedWorld, type WorldOptions } from '../simulators/world';
 import { searchAttributeDefinitions } from '../contracts/searchAttributes';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../worker';
 import { ensureSyncSchedule } from '../temporal/syncSchedule';
@@ -36,8 +36,11 @@ export interface EmbeddedStackOptions {
   resetSim?: boolean;
   /** The process installed the SDK's runtime itself (`npm start`: its logger, its signals) with these metrics, if any. */
   sdkRuntime?: { metrics?: () => Promise<string> };
-  /** The simulated Proxmox boots real guests from this image (`npm start -- --real-guests`; see the PVE simulator's README). */
-  realGuests?: { image: string };
+  /**
+   * The simulated Proxmox boots real guests (see the PVE simulator's README): the image, and the services a guest
+   * reaches at fixed addresses of its own network (a real NetBird server, a package repository).
+   */
+  realGuests?: WorldOptions['realGuests'];
 }
 
 export interface EmbeddedStack {

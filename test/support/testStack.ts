@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedStack, type EmbeddedStack } from '../../src/embedded/stack';
+import { startEmbeddedStack, type EmbeddedStack, type EmbeddedStackOptions } from '../../src/embedded/stack';
 import { requireTemporalBinary } from '../../src/temporal/binaries';
 import { freePort } from './ports';
 
@@ -14,9 +14,10 @@ export interface TestStack {
 
 /**
  * The embedded default (`npm start`'s stack) for a test: its own data directory, free ports, fast simulated timings,
- * its own task queue, and the API keys given (in clear, as API_KEYS). `env` adds or overrides settings.
+ * its own task queue, and the API keys given (in clear, as API_KEYS). `env` adds or overrides settings; `options`
+ * turns on what only a test asks for (real guests).
  */
-export async function startTestStack(name: string, keys: readonly object[], env: Record<string, string> = {}): Promise<TestStack> {
+export async function startTestStack(name: string, keys: readonly object[], env: Record<string, string> = {}, options: Pick<EmbeddedStackOptions, 'realGuests'> = {}): Promise<TestStack> {
   requireTemporalBinary('temporal');
   const dataDir = mkdtempSync(join(tmpdir(), `pveflow-${name}-`));
   const stack = await startEmbeddedStack({
@@ -33,6 +34,7 @@ export async function startTestStack(name: string, keys: readonly object[], env:
       API_KEYS: JSON.stringify({ keys }),
       ...env,
     },
+    ...options,
   }).catch((err) => {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
