@@ -267,7 +267,7 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
     const lacks = privileges.filter((f) => !f.ok).map((f) => f.message.split(' — ')[0]);
     assert.deepEqual(lacks, [
       // Missing from the user (hardware type, guest agent) and from the token (space on ceph): privsep takes both away.
-      'the token lacks on /pool/pveflow: VM.Config.HWType, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted',
+      'the token lacks on /pool/pveflow: VM.Config.HWType, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted, VM.GuestAgent.FileRead or VM.GuestAgent.Unrestricted',
       'the token lacks on /storage/ceph: Datastore.AllocateSpace',
       'the token lacks on /sdn/zones/localnetwork/vmbr0: SDN.Use',
     ]);

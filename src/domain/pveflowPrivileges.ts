@@ -27,8 +27,12 @@ const CONFIGURE_WHY: Record<ConfigureKey, string> = {
 /** Where Proxmox checks a privilege: the pool (its VMs), the template, the template's storages, the snippets storage, the bridge's SDN zone, `/`. */
 export type PrivilegeScope = 'pool' | 'template' | 'template-storages' | 'snippets-storage' | 'bridge' | 'root';
 
-/** The stage of a build (as the build reports it), the completion, or the doctor's own look at the cluster. */
-export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'completing' | 'doctor' | 'day-2';
+/**
+ * The stage of a build (as the build reports it), the completion, or the doctor's own look at the cluster; or
+ * `diagnosing`: a build that waited in vain for its guest reads the guest's own log for its failure's message (a
+ * healthy build never does, and one that cannot read it says so and why).
+ */
+export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'diagnosing' | 'completing' | 'doctor' | 'day-2';
 
 export interface PrivilegeNeed {
   stage: PrivilegeStage;
@@ -46,6 +50,12 @@ export interface PrivilegeNeed {
 export function agentPrivilege(pveMajor: number | undefined): string | readonly string[] {
   if (pveMajor === undefined) return ['VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted', 'VM.Monitor'];
   return pveMajor >= 9 ? ['VM.GuestAgent.Audit', 'VM.GuestAgent.Unrestricted'] : 'VM.Monitor';
+}
+
+/** Reading a guest's file through the agent: PVE ≤ 8 checks VM.Monitor; PVE 9 VM.GuestAgent.FileRead (or .Unrestricted). */
+export function agentFileReadPrivilege(pveMajor: number | undefined): string | readonly string[] {
+  if (pveMajor === undefined) return ['VM.GuestAgent.FileRead', 'VM.GuestAgent.Unrestricted', 'VM.Monitor'];
+  return pveMajor >= 9 ? ['VM.GuestAgent.FileRead', 'VM.GuestAgent.Unrestricted'] : 'VM.Monitor';
 }
 
 const CONFIG = 'POST /nodes/{node}/qemu/{vmid}/config';
@@ -79,6 +89,13 @@ export function privilegeNeeds(pveMajor: number | undefined): PrivilegeNeed[] {
     { stage: 'starting', call: 'POST /nodes/{node}/qemu/{vmid}/status/start', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'start the VMs' },
     { stage: 'starting', call: 'POST /cluster/ha/resources', scope: 'root', privilege: 'Sys.Console', why: 'make the VMs HA resources', onlyWith: 'PVE_HA' },
     { stage: 'waiting-for-ip', call: 'GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces', scope: 'pool', privilege: agentPrivilege(pveMajor), why: 'ask the guest agent for the VM’s IP address' },
+    {
+      stage: 'diagnosing',
+      call: 'GET /nodes/{node}/qemu/{vmid}/agent/file-read',
+      scope: 'pool',
+      privilege: agentFileReadPrivilege(pveMajor),
+      why: 'read the guest’s cloud-init log when a VM never gets an address or never joins NetBird',
+    },
     { stage: 'completing', call: 'POST /nodes/{node}/qemu/{vmid}/status/shutdown', scope: 'pool', privilege: 'VM.PowerMgmt', why: 'shut down and stop the VMs' },
     { stage: 'completing', call: 'DELETE /nodes/{node}/qemu/{vmid}', scope: 'pool', privilege: 'VM.Allocate', why: 'destroy the VMs' },
     // Day-2 operations on a built VM (src/workflows/request/operations.ts): no build needs these, the request's users do.

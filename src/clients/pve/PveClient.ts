@@ -5,6 +5,7 @@ import { PveApiError } from './PveApiError';
 import {
   clusterResourceSchema,
   guestInterfacesSchema,
+  guestFileSchema,
   nextIdSchema,
   noDataSchema,
   nodeSchema,
@@ -19,6 +20,7 @@ import {
   vmStatusSchema,
   type ClusterResource,
   type GuestInterfaces,
+  type GuestFile,
   type PendingConfigEntry,
   type SnapshotEntry,
   type TaskListEntry,
@@ -125,6 +127,11 @@ export class PveClient {
 
   guestNetworkInterfaces(node: string, vmid: number): Promise<GuestInterfaces> {
     return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/agent/network-get-interfaces`, {}, guestInterfacesSchema);
+  }
+
+  /** A file of the guest, read through its agent (from its start: PVE reads at most 16 MiB). */
+  readGuestFile(node: string, vmid: number, file: string): Promise<GuestFile> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/agent/file-read`, { file }, guestFileSchema);
   }
 
   destroyVm(node: string, vmid: number, params: Params): Promise<string> {

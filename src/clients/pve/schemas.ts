@@ -99,6 +99,10 @@ export const guestInterfacesSchema = z.object({
 });
 export type GuestInterfaces = z.infer<typeof guestInterfacesSchema>;
 
+/** `GET .../agent/file-read`: the file's content (decoded), `truncated` when more was there than was read. */
+export const guestFileSchema = z.object({ content: z.string(), truncated: flag.optional() }).loose();
+export type GuestFile = z.infer<typeof guestFileSchema>;
+
 export const upidSchema = z.string();
 /** Synchronous calls that answer `{"data": null}` (HA resource create/delete). */
 export const noDataSchema = z

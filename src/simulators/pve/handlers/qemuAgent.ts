@@ -150,7 +150,7 @@ const execStatusRoute: Route = {
 const fileReadRoute: Route = {
   method: 'GET',
   path: '/nodes/{node}/qemu/{vmid}/agent/file-read',
-  permission: vmPerm(UNRESTRICTED),
+  permission: vmPerm(['VM.GuestAgent.FileRead', ...UNRESTRICTED]),
   handle: async (req, sim) => {
     const vm = realGuestOnly(sim, req, 'file-read');
     const count = req.params.int('count') ?? 16 * 1024 * 1024;
