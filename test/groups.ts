@@ -48,6 +48,7 @@ export const testGroups: readonly TestGroup[] = [
       'compose.test.ts',
       'failureMessage.test.ts',
       'groups.test.ts',
+      'guestLog.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
       'observability-log.test.ts',

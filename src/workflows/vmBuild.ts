@@ -167,7 +167,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     log(`guest IPv4 ${ip}`);
 
     stage('vpn-peer', 80, `waiting for NetBird peer ${names.hostname}`);
-    const peer = await wait.waitForPeer({ serial, name: request.name });
+    const peer = await wait.waitForPeer({ serial, name: request.name, vm: { node, vmid } });
     log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
 
     stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);

@@ -4,6 +4,7 @@ import { NetbirdApiError } from '../../clients/netbird';
 import { deviceNames } from '../../domain/deviceNames';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
+import { cloudInitLogReport } from '../proxmox/guestLog';
 import { isFinalRefusal, netbirdFailure } from './failures';
 
 export interface VpnPeer {
@@ -27,14 +28,21 @@ interface WaitProgress {
   deadline: number;
 }
 
+export interface WaitForPeerInput {
+  serial: string;
+  name: string;
+  /** Where the VM runs: given, a VM that never joins fails with its cloud-init log's tail (read through the agent). */
+  vm?: { node: string; vmid: number };
+}
+
 /**
  * Waits until the VM has joined NetBird with its setup key (cloud-init runs `netbird up` at first boot). Bounded:
  * a VM that never joins fails the build with what to check, rather than waiting forever. NetBird being briefly
  * unreachable while we poll is not the VM's fault: polling goes on until the deadline.
  */
-export function peerActivities({ netbird, settings }: Pick<ActivityDeps, 'netbird' | 'settings'>) {
+export function peerActivities({ netbird, settings, pve }: Pick<ActivityDeps, 'netbird' | 'settings'> & Partial<Pick<ActivityDeps, 'pve'>>) {
   return {
-    async waitForPeer({ serial, name }: { serial: string; name: string }): Promise<VpnPeer> {
+    async waitForPeer({ serial, name, vm }: WaitForPeerInput): Promise<VpnPeer> {
       const { hostname, deviceGroup } = deviceNames(serial, name);
       const ctx = Context.current();
       const resumed = ctx.info.heartbeatDetails as Partial<WaitProgress> | undefined;
@@ -60,13 +68,25 @@ export function peerActivities({ netbird, settings }: Pick<ActivityDeps, 'netbir
         }
         ctx.heartbeat({ deadline } satisfies WaitProgress);
         if (Date.now() + delay > deadline) {
-          const why = unanswered
-            ? `NetBird itself did not answer at the end (${unanswered.message}); check NetBird, then rebuild the request.`
-            : `Check the VM's cloud-init log (/var/log/cloud-init-output.log) and that it reaches ${settings.netbirdManagementUrl}.`;
+          if (unanswered) {
+            throw ApplicationFailure.create({
+              type: ErrorType.WaitTimedOut,
+              nonRetryable: true,
+              message:
+                `VM ${hostname} of request ${serial} did not join NetBird within ${settings.peerWaitSeconds} s (NETBIRD_PEER_WAIT_S). ` +
+                `NetBird itself did not answer at the end (${unanswered.message}); check NetBird, then rebuild the request.`,
+            });
+          }
+          // The guest got an address but never joined: cloud-init did not finish, or `netbird up` failed. Its log says which.
+          const log = vm && pve ? await cloudInitLogReport(pve, vm) : undefined;
+          const check = `Check that the VM reaches ${settings.netbirdManagementUrl}.`;
           throw ApplicationFailure.create({
             type: ErrorType.WaitTimedOut,
             nonRetryable: true,
-            message: `VM ${hostname} of request ${serial} did not join NetBird within ${settings.peerWaitSeconds} s (NETBIRD_PEER_WAIT_S). ${why}`,
+            message:
+              `VM ${hostname} of request ${serial} did not join NetBird within ${settings.peerWaitSeconds} s (NETBIRD_PEER_WAIT_S). ` +
+              (log ? `${check} ${log.text}` : `Check the VM's cloud-init log (/var/log/cloud-init-output.log) and that it reaches ${settings.netbirdManagementUrl}.`),
+            details: log ? [{ cloudInitLog: log.tail ?? null, cloudInitLogUnreadable: log.unreadable ?? null }] : [],
           });
         }
         await sleep(delay, undefined, { signal: ctx.cancellationSignal });

@@ -4,6 +4,7 @@ import { PveApiError, type GuestInterfaces } from '../../clients/pve';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { describe, pveFailure } from './failures';
+import { cloudInitLogReport } from './guestLog';
 import type { VmRef } from './power';
 
 /**
@@ -19,11 +20,14 @@ export function guestAgentActivities({ pve, settings }: ActivityDeps) {
       const deadline = Date.now() + timeoutSeconds * 1000;
       let delay = settings.pollMinMs;
       let lastSeen: string;
+      let agentAnswered = false;
       for (;;) {
         try {
-          const ip = firstUsableIpv4(await pve.guestNetworkInterfaces(ref.node, ref.vmid));
+          const ifaces = await pve.guestNetworkInterfaces(ref.node, ref.vmid);
+          const ip = firstUsableIpv4(ifaces);
           if (ip) return ip;
-          lastSeen = 'the agent answers but reports no IPv4 address yet';
+          agentAnswered = true;
+          lastSeen = `the agent answers but reports no usable IPv4 address (${describeInterfaces(ifaces)})`;
         } catch (err) {
           if (!(err instanceof PveApiError) || !['agentNotRunning', 'notRunning', 'locked', 'lockTimeout', 'proxy', 'transport'].includes(err.errorClass)) {
             throw pveFailure(err, ref, 'reading the guest agent');
@@ -32,12 +36,16 @@ export function guestAgentActivities({ pve, settings }: ActivityDeps) {
         }
         ctx.heartbeat({ lastSeen });
         if (Date.now() + delay > deadline) {
+          // An agent that answered can read the guest's own account of its boot; one that never did cannot.
+          const log = agentAnswered ? await cloudInitLogReport(pve, ref) : undefined;
           throw ApplicationFailure.create({
             type: ErrorType.WaitTimedOut,
             nonRetryable: true,
             message:
               `the guest of ${describe(ref)} reported no IPv4 within ${timeoutSeconds} s (GUEST_IP_WAIT_S) (last: ${lastSeen}). ` +
-              `Check that the template has qemu-guest-agent installed and enabled, and that the VM gets a DHCP lease.`,
+              `Check that the template has qemu-guest-agent installed and enabled, and that the VM gets a DHCP lease. ` +
+              (log ? log.text : 'The guest agent never answered, so nothing of the guest’s own logs could be read.'),
+            details: log ? [{ cloudInitLog: log.tail ?? null, cloudInitLogUnreadable: log.unreadable ?? null }] : [],
           });
         }
         await sleep(delay, undefined, { signal: ctx.cancellationSignal });
@@ -45,6 +53,12 @@ export function guestAgentActivities({ pve, settings }: ActivityDeps) {
       }
     },
   };
+}
+
+/** The interfaces the agent reported, as `name: addresses` (`none` for no address): what a failure shows. */
+function describeInterfaces(ifaces: GuestInterfaces): string {
+  const listed = ifaces.result.map((i) => `${i.name}: ${(i['ip-addresses'] ?? []).map((a) => `${a['ip-address']}/${a.prefix ?? '?'}`).join(', ') || 'none'}`);
+  return listed.length ? listed.join('; ') : 'no interfaces';
 }
 
 export function firstUsableIpv4(ifaces: GuestInterfaces): string | undefined {
