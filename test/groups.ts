@@ -145,6 +145,7 @@ export const testGroups: readonly TestGroup[] = [
       'devServer.files.test.ts',
       'least-privilege.workflow.test.ts',
       'netbird.workflow.test.ts',
+      'guestLogs.workflow.test.ts',
       'observability-sdk-metrics.test.ts',
       'observability-worker.test.ts',
       'replay.test.ts',

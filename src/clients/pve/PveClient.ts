@@ -130,8 +130,8 @@ export class PveClient {
   }
 
   /** A file of the guest, read through its agent (from its start: PVE reads at most 16 MiB). */
-  readGuestFile(node: string, vmid: number, file: string): Promise<GuestFile> {
-    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/agent/file-read`, { file }, guestFileSchema);
+  readGuestFile(node: string, vmid: number, file: string, signal?: AbortSignal): Promise<GuestFile> {
+    return this.call('GET', `/nodes/${seg(node)}/qemu/${vmid}/agent/file-read`, { file }, guestFileSchema, signal);
   }
 
   destroyVm(node: string, vmid: number, params: Params): Promise<string> {
