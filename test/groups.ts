@@ -174,10 +174,13 @@ export const testGroups: readonly TestGroup[] = [
     testTimeoutSeconds: 900,
     // 1320 s for the files before issue 26's end-to-end test, plus its own measured 5.6–6.6 minutes on the loaded
     // box (a real guest under software emulation; issue 26 allows that addition 15 minutes of a CI run).
-    budgetSeconds: 1320 + 420,
+    // guestLogs-real-guest: 93 s measured on the loaded box (one boot, cloud-init to its end).
+    budgetSeconds: 1320 + 420 + 120,
     files: [
       // A real Debian guest booted from the most aggressive user-data the allowlists accept, NetBird's own server.
       'guardrails-real-guest.test.ts',
+      // A real guest whose NetBird is out of reach: waitForPeer's failure quotes its cloud-init log (issue 26).
+      'guestLogs-real-guest.test.ts',
       'api-schemathesis.test.ts',
       'chaos-faults.test.ts',
       'chaos.test.ts',
