@@ -344,6 +344,31 @@ describe('import-from and template', () => {
   });
 });
 
+describe('stopping a download', () => {
+  test('DELETE of the running download task ends it with "received interrupt" and removes its temporary file', async () => {
+    files.set('/slow.raw', Buffer.alloc(24 * MiB, 5));
+    const avail = h.sim.dump().storages.find((s) => s.storage === 'local' && s.node === 'pve1')!.avail;
+    h.sim.faults.set({ slowDownload: { bytesPerSecond: 2 * MiB, storage: 'local' } });
+    try {
+      const r = await h.call('POST', '/nodes/pve1/storage/local/download-url', { auth: auth('importer@pve'), form: { content: 'import', url: `${base}/slow.raw`, filename: 'slow.raw' } });
+      const upid = r.body!.data as string;
+      while (!importDirFiles().some((f) => f.startsWith('slow.raw.tmp_dwnl.'))) await new Promise((resolve) => setTimeout(resolve, 20));
+      const other = await h.call('DELETE', `/nodes/pve1/tasks/${encodeURIComponent(upid)}`, { auth: auth('templates@pve') });
+      assert.equal(other.statusText, 'Permission check failed (/nodes/pve1, Sys.Modify)', 'only its owner or Sys.Modify on the node stops it');
+      const stopped = await h.call('DELETE', `/nodes/pve1/tasks/${encodeURIComponent(upid)}`, { auth: auth('importer@pve') });
+      assert.equal(stopped.status, 200);
+      assert.equal((await h.waitTask(upid, 'root')).exitstatus, 'received interrupt');
+      assert.deepEqual(
+        importDirFiles().filter((f) => f.startsWith('slow')),
+        [],
+      );
+      assert.equal(h.sim.dump().storages.find((s) => s.storage === 'local' && s.node === 'pve1')!.avail, avail);
+    } finally {
+      h.sim.faults.clear('slowDownload');
+    }
+  });
+});
+
 describe('slowDownload fault', () => {
   test('a download arrives at the rate the fault gives, with a dot line per 32 MiB', async () => {
     files.set('/large.raw', Buffer.alloc(40 * MiB, 3));

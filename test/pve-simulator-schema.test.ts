@@ -109,6 +109,7 @@ const rows = (): Row[] => [
     badText: /^value must have a minimum value of 0$/,
     good: { start: '0', limit: '0' },
   },
+  { route: 'DELETE /nodes/{node}/tasks/{upid}', path: `/nodes/pve1/tasks/${encodeURIComponent(upid)}`, bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   {
     route: 'GET /nodes/{node}/tasks',
     path: '/nodes/pve1/tasks',

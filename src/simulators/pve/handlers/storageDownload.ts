@@ -11,7 +11,7 @@ import type { ApiRequest, Route, SimContext } from '../context';
 import { paramError, permissionError, pveDie } from '../errors';
 import type { StorageSeed } from '../seed';
 import { DOWNLOAD_NAME, inspectImage, isFileBased, normalizeContentFilename, type FileContent } from '../storageFiles';
-import { WorkerKilled, type TaskContext } from '../tasks';
+import { INTERRUPTED, WorkerKilled, type TaskContext } from '../tasks';
 import { parseUpid } from '../upid';
 
 /**
@@ -69,6 +69,7 @@ const download: Route = {
       type: 'download',
       id: filename,
       identity,
+      interruptible: true,
       worker: async (ctx) => {
         let decompressor: string[] | undefined;
         if (compression) {
@@ -206,6 +207,8 @@ async function downloadFileFromUrl(job: Download): Promise<void> {
     rmSync(tmpDownload, { force: true });
     rmSync(tmpDecompressed, { force: true });
     release();
+    // A stop (SIGTERM to the worker) ends whatever it was doing; the cleanup above is download_file_from_url's.
+    if (ctx.signal.aborted) throw new Error(INTERRUPTED, { cause: err });
     throw err;
   }
   ctx.log(`download of '${job.url}' to '${pveDest}' finished`);
@@ -297,7 +300,7 @@ async function wget(job: Download, tmp: string, pveTmp: string): Promise<number>
     }
     let res;
     try {
-      res = await request(url, { method: 'GET', dispatcher: job.verify ? verifying : insecure, headersTimeout: 900_000, bodyTimeout: 900_000 });
+      res = await request(url, { method: 'GET', dispatcher: job.verify ? verifying : insecure, headersTimeout: 900_000, bodyTimeout: 900_000, signal: ctx.signal });
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
@@ -360,6 +363,7 @@ async function receive(job: Download, body: AsyncIterable<Buffer> & { destroy(er
         lineStartedAt = Date.now();
       }
       if (throttle) await new Promise((resolve) => setTimeout(resolve, (chunk.length / throttle.bytesPerSecond) * 1000));
+      if (ctx.signal.aborted) throw ctx.signal.reason;
     }
   } catch (err) {
     await new Promise<void>((resolve) => out.end(() => resolve()));
