@@ -198,6 +198,7 @@ export const testGroups: readonly TestGroup[] = [
       'netbird-user-peer.test.ts',
       'npm-start.test.ts',
       'pve-simulator-real-guest.test.ts',
+      'pve-simulator-real-guest-import.test.ts',
       'sim-persistence.e2e.test.ts',
       'split-processes.e2e.test.ts',
       'standalone-clone.test.ts',
