@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { renderUserData } from '../src/activities/snippets/cloudInit';
 import { generateGuestCredentials, sha512Crypt } from '../src/activities/snippets/guestCredentials';
 import { createDeviceRequestBody } from '../src/api/schemas';
-import { badRequest } from '../src/api/problems';
+import { badRequest } from '../src/api/http/problems';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveClient } from '../src/clients/pve';
 import { SftpClient } from '../src/clients/sftp';

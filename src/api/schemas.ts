@@ -4,8 +4,8 @@ import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
 import type { UpdateResult } from '../contracts/messages';
 import { requestStatuses, type RequestStatus } from '../contracts/types';
 import { quotaSchema } from '../domain/quotas';
-import { wireShape } from './requestWire';
-import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
+import { wireShape } from './reads/requestWire';
+import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './intake/webhookSignatureFormat';
 
 /**
  * The HTTP API's wire shapes: the bodies and query strings it parses (field names are the wire's, snake_case) and the

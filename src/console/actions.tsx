@@ -1,5 +1,5 @@
 import type { RequestStatus, Role, UpdateAnswer } from './api';
-import { BUILDING, decide } from '../workflows/requestLifecycle';
+import { BUILDING, decide } from '../domain/requestLifecycle';
 import { formatDateTime } from './format';
 
 /**
