@@ -12,7 +12,7 @@ import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/a
 import { apiContext } from '../src/api/http/context';
 import { defaultApiTimings } from '../src/api/http/apiConfig';
 import { startRequestWorkflow, toDeviceRequest } from '../src/api/intake/submission';
-import { createDeviceRequestBody } from '../src/api/schemas';
+import { createDeviceRequestBody } from '../src/contracts/apiSchemas';
 import { signWebhook } from '../src/api/intake/webhookSignature';
 import { loadConfig } from '../src/config';
 import type { QuotaConfig } from '../src/domain/quotas';

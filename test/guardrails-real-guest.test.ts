@@ -8,7 +8,7 @@ import { Agent, fetch } from 'undici';
 import { parse } from 'yaml';
 import { renderUserData } from '../src/activities/snippets/cloudInit';
 import { generateGuestCredentials, sha512Crypt } from '../src/activities/snippets/guestCredentials';
-import { createDeviceRequestBody } from '../src/api/schemas';
+import { createDeviceRequestBody } from '../src/contracts/apiSchemas';
 import { badRequest } from '../src/api/http/problems';
 import { NetbirdClient } from '../src/clients/netbird';
 import { PveClient } from '../src/clients/pve';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../api/schemas';
+import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../contracts/apiSchemas';
 import { requestStatuses } from '../contracts/types';
 import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/intake/idempotency';
 import { vmNameSchema } from '../domain/deviceRequest';

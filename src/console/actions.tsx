@@ -1,4 +1,5 @@
-import type { RequestStatus, Role, UpdateAnswer } from './api';
+import type { RequestStatus, UpdateAnswer } from './api';
+import type { Role } from './session';
 import { BUILDING, decide } from '../domain/requestLifecycle';
 import { formatDateTime } from './format';
 

@@ -1,4 +1,4 @@
-import { requestFields, type RequestFields } from '../../domain/deviceRequest';
+import { requestFields, type RequestFields } from '../domain/deviceRequest';
 
 /**
  * The request's fields under the names the wire gives them (snake_case; the org is the `client`). A domain field

@@ -7,8 +7,8 @@ import type { Response } from 'express';
 import type { ApiContext } from '../http/context';
 import { currentCatalogue } from '../catalogue/imageCatalogue';
 import { badRequestIssues, problem } from '../http/problems';
-import { fromWire } from '../reads/requestWire';
-import type { CreateDeviceRequestBody } from '../schemas';
+import { fromWire } from '../../contracts/requestWire';
+import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
 import { sendTemporalError } from '../http/temporalErrors';
 
 /** The parts of a request the image and the choices are checked against (the domain's names). */

@@ -3,7 +3,7 @@ import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/pa
 import type { temporal } from '@temporalio/proto';
 import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../../contracts/searchAttributes';
 import type { ApiContext } from '../http/context';
-import type { ListQuery, RequestSummary } from '../schemas';
+import type { ListQuery, RequestSummary } from '../../contracts/apiSchemas';
 import { requestStatuses } from '../../contracts/types';
 import { taskQueueClause } from '../../domain/instanceScope';
 

@@ -8,7 +8,7 @@ import type { ApiContext } from '../http/context';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope, type IdempotencyMemo } from '../intake/idempotency';
 import { badRequest, badRequestIssues, problem, quotaExceeded } from '../http/problems';
 import { listRequests } from '../reads/requestList';
-import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
+import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../../contracts/apiSchemas';
 import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../reads/serials';
 import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';
 import { intakeChoices, withResolvedDisk, type ResolvedChoices } from '../intake/choiceIntake';

@@ -11,7 +11,7 @@ import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '.
 import { findRequest } from '../reads/requestAccess';
 import { withCurrentBuild } from '../day2/requestBuild';
 import { decodePageToken, listRequests } from '../reads/requestList';
-import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
+import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../../contracts/apiSchemas';
 import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../intake/idempotency';
 import { newSerial, serialForIdempotencyKey } from '../reads/serials';
 import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';

@@ -15,9 +15,9 @@ import { quotaExcess } from '../reads/quotaUse';
 import { quotaFor, sizeOf } from '../../domain/quotas';
 import { snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { findRequest } from '../reads/requestAccess';
-import { serialParam } from '../schemas';
+import { serialParam } from '../../contracts/apiSchemas';
 import { sendTemporalError, sendUpdateError } from '../http/temporalErrors';
-import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../day2/vmOperationSchemas';
+import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../../contracts/vmOperationSchemas';
 
 /**
  * The day-2 operations on a request's VM: power, reconfigure, snapshots, migrate. Each is a Workflow Update on the

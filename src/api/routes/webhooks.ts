@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import express, { Router } from 'express';
 import type { ApiContext } from '../http/context';
 import { badRequest, badRequestIssues, problem, quotaExceeded } from '../http/problems';
-import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
+import { createDeviceRequestBody, deliveryHeaders } from '../../contracts/apiSchemas';
 import { serialForDelivery } from '../reads/serials';
 import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';
 import { intakeChoices, withResolvedDisk } from '../intake/choiceIntake';

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { Auth } from '../App';
 import { api, ApiError, requestPath, type RequestRecord } from '../api';
-import type { operationAnswerSchema } from '../../api/day2/vmOperationSchemas';
+import type { operationAnswerSchema } from '../../contracts/vmOperationSchemas';
 import type { z } from 'zod';
 import { formatDateTime } from '../format';
 import { decide } from '../../domain/requestLifecycle';
