@@ -24,9 +24,12 @@ import { waitFor } from './waitFor';
 const root = resolve(__dirname, '..', '..');
 export const toxiproxyBinary = join(root, '.tools', 'toxiproxy', 'bin', 'toxiproxy-server');
 
-/** Why the fault proxy cannot run here, or undefined when it can. */
+/** Why the fault proxy cannot run here, or undefined when it can; in CI its absence is an error, not a skip. */
 export function faultProxyUnavailable(): string | undefined {
-  return existsSync(toxiproxyBinary) ? undefined : `${toxiproxyBinary} is missing: run npm run install:toxiproxy (Go from the module proxy)`;
+  if (existsSync(toxiproxyBinary)) return undefined;
+  const reason = `${toxiproxyBinary} is missing: run npm run install:toxiproxy (Go from the module proxy)`;
+  if (process.env.CI) throw new Error(`${reason} (CI must install it: .ci/run)`);
+  return reason;
 }
 
 export type Fault = { kind: 'latency'; ms: number; jitterMs?: number } | { kind: 'bandwidth'; kilobytesPerSecond: number } | { kind: 'silent-hang' } | { kind: 'reset'; afterMs?: number } | { kind: 'partition' };
