@@ -42,6 +42,7 @@ export const testGroups: readonly TestGroup[] = [
     files: [
       'activityPresets.test.ts',
       'billableActions.test.ts',
+      'floorShape.test.ts',
       'architecture-doc.test.ts',
       'cloneSlotGrant.test.ts',
       'codec.test.ts',

@@ -121,7 +121,10 @@ export async function shapedFloor(steps: FloorStep[], coordinatorId: string): Pr
 /** The clone-slots coordinator's part, with nothing decided: every ask is answered at once with a grant. */
 export async function floorCoordinator(): Promise<void> {
   setHandler(floorAskSignal, ({ holder, reply }) => {
-    if (reply) void getExternalWorkflowHandle(holder).signal(floorGrantSignal).catch(() => undefined);
+    if (reply)
+      void getExternalWorkflowHandle(holder)
+        .signal(floorGrantSignal)
+        .catch(() => undefined);
   });
   await condition(() => false);
 }
