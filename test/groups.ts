@@ -41,6 +41,8 @@ export const testGroups: readonly TestGroup[] = [
     budgetSeconds: 120,
     files: [
       'activityPresets.test.ts',
+      'billableActions.test.ts',
+      'floorShape.test.ts',
       'architecture-doc.test.ts',
       'cloneSlotGrant.test.ts',
       'codec.test.ts',
