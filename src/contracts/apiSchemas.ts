@@ -133,6 +133,17 @@ export const listQuery = z
 
 export type ListQuery = z.infer<typeof listQuery>;
 
+/** `Idempotency-Key` on a submission (src/api/intake/idempotency.ts says what the API does with it). */
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+export const idempotencyHeaders = z.object({
+  [IDEMPOTENCY_HEADER]: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{8,128}$/, 'must be 8-128 characters of letters, digits, _ . : -')
+    .optional()
+    .meta({ description: 'Your unique id for this submission (e.g. a UUID). A retry with the same key answers 200 with the request the first try created; the same key with another body is 409.' }),
+});
+
 export const deliveryHeaders = z.object({
   'x-pveflow-delivery': z
     .string()

@@ -1,8 +1,7 @@
 import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { rolesFor, type Action } from '../auth/permissions';
-import { idempotencyHeaders } from '../intake/idempotency';
-import { problemSchema, serialParam } from '../../contracts/apiSchemas';
+import { idempotencyHeaders, problemSchema, serialParam } from '../../contracts/apiSchemas';
 import { migrateBody, operationAnswerSchema, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotListSchema, snapshotParams } from '../../contracts/vmOperationSchemas';
 
 type Response = { description: string; content?: Record<string, { schema: z.ZodType }> };
