@@ -179,6 +179,7 @@ export const problemSchema = z
     detail: z.string().optional(),
     issues: z.array(issueSchema).optional(),
     serial: serialSchema.optional().meta({ description: 'The request a failed start may have created (503/504 of a submission).' }),
+    outcome: z.string().optional().meta({ description: 'Where to read the outcome of an action whose answer did not come back (503/504 "outcome unknown"): the request, or the day-2 operation.' }),
     quota: z
       .object({
         org: z.string(),
