@@ -114,7 +114,7 @@ export const operationPath = (serial: string, id: string) => `/api/device_reques
 
 export const operationParams = z.strictObject({
   serial: z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX'),
-  id: z
+  operation_id: z
     .string()
     .regex(/^[kr]-[0-9a-f-]{1,64}$/, 'must be an operation id as a day-2 answer gives it')
     .meta({ example: 'r-3f0c2f9e-6a55-4d8e-9a4b-0c6f1f7f4d21' }),

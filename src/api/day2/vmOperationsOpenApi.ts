@@ -99,7 +99,7 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
   });
   h.op({
     method: 'get',
-    path: '/api/device_requests/{serial}/operations/{id}',
+    path: '/api/device_requests/{serial}/operations/{operation_id}',
     operationId: 'getVmOperation',
     summary: 'One day-2 operation and its outcome',
     description: `The operation as the request records it (\`running\` until it has ended), and the VM as it is now: where a 202 or a lost answer of a day-2 call sends the caller. ${who('read')}`,

@@ -167,12 +167,12 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
   }
 
   /** One operation as the request records it: where a 202's (or a lost answer's) outcome appears. */
-  router.get('/:serial/operations/:id', async (req, res) => {
+  router.get('/:serial/operations/:operation_id', async (req, res) => {
     const principal = permit(res, 'read');
     if (!principal) return;
     const path = operationParams.safeParse(req.params);
     if (!path.success) return badRequest(res, path.error, 'path');
-    const { serial, id } = path.data;
+    const { serial, operation_id: id } = path.data;
     if (!(await findRequest(ctx, res, principal, serial))) return;
     try {
       const record = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
