@@ -30,7 +30,8 @@ export const floors = {
   errors: { imports: [] },
   version: { imports: [] },
   net: { imports: [] },
-  config: { imports: ['domain', 'contracts', 'errors'] },
+  // The settings' defaults come from where they apply (a client's own timeout), so that each is written once.
+  config: { imports: ['clients', 'domain', 'contracts', 'errors'] },
   credentials: { imports: ['domain', 'contracts', 'errors'] },
   observability: { imports: ['domain', 'contracts', 'errors'] },
   clients: { imports: ['observability', 'domain', 'contracts', 'errors'] },
