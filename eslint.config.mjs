@@ -32,6 +32,8 @@ export const floors = {
   net: { imports: [] },
   // The settings' defaults come from where they apply (a client's own timeout), so that each is written once.
   config: { imports: ['clients', 'domain', 'contracts', 'errors'] },
+  // The request choices the configuration allows (images, networks, limits), parsed once for the API and the doctor.
+  requestChoices: { imports: ['config', 'domain', 'contracts', 'errors'] },
   credentials: { imports: ['domain', 'contracts', 'errors'] },
   observability: { imports: ['domain', 'contracts', 'errors'] },
   clients: { imports: ['observability', 'domain', 'contracts', 'errors'] },
@@ -39,8 +41,8 @@ export const floors = {
   activities: { imports: ['clients', 'credentials', 'observability', 'domain', 'contracts', 'errors'] },
   temporal: { imports: ['config', 'observability', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
   simulators: { imports: ['clients', 'net', 'domain', 'contracts', 'errors'] },
-  doctor: { imports: ['clients', 'simulators', 'config', 'observability', 'domain', 'contracts', 'errors'] },
-  api: { imports: ['temporal', 'credentials', 'observability', 'config', 'version', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
+  doctor: { imports: ['clients', 'simulators', 'config', 'requestChoices', 'observability', 'domain', 'contracts', 'errors'] },
+  api: { imports: ['temporal', 'credentials', 'observability', 'config', 'requestChoices', 'version', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
   cli: { imports: ['version', 'domain', 'contracts', 'errors'] },
   console: { imports: ['domain', 'contracts'] },
 };

@@ -23,7 +23,7 @@ import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { vmOperationRoutes } from './routes/vmOperations';
 import { imageRoutes } from './routes/images';
-import { defaultRequestChoiceSettings, type RequestChoiceSettings } from './intake/requestChoices';
+import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../requestChoices';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 

@@ -9,7 +9,7 @@ import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from './intake/requestChoices';
+import { requestChoicesFromConfig } from '../requestChoices';
 import { pveflowVersion } from '../version';
 import { PAGE_TOKEN_KEY_PURPOSE } from './reads/requestList';
 

@@ -1,4 +1,4 @@
-import { requestChoicesFromConfig } from '../api/intake/requestChoices';
+import { requestChoicesFromConfig } from '../requestChoices';
 import type { Config } from '../config';
 import type { PveCheckSettings } from './pveChecks';
 

@@ -26,7 +26,7 @@ import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibilit
 import { startMetricsServer } from '../observability/metricsServer';
 import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from '../api/intake/requestChoices';
+import { requestChoicesFromConfig } from '../requestChoices';
 
 export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;

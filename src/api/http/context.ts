@@ -3,7 +3,7 @@ import type { RequestPolicy } from '../../domain/requestPolicy';
 import type { QuotaConfig } from '../../domain/quotas';
 import type { CredentialKeys } from '../../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
-import type { RequestChoiceSettings } from '../intake/requestChoices';
+import type { RequestChoiceSettings } from '../../requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 import { InFlightCalls } from './inFlightCalls';
 import { processPageTokenKey } from '../reads/requestList';
