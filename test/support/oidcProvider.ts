@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports';
+import { waitFor } from './waitFor';
+
+/**
+ * A real OpenID provider for the sign-in tests: Dex's own server (cmd/dex, the version NetBird's server embeds), built
+ * by scripts/install-dex.sh into .tools/dex. It serves its own login page, signs its own tokens, runs the device grant,
+ * and ends sessions at /logout; nothing here signs or checks a token.
+ *
+ * Its users: two orgs (Acme Corp, Globex) and the three roles, through the groups claim that OIDC_ROLES maps; one
+ * consultant the provider vouches for, one whose e-mail it does not verify, one with no mapped group.
+ */
+export const dexBinary = join(__dirname, '..', '..', '.tools', 'dex', 'bin', 'dex');
+
+/** Why the sign-in tests cannot run here, or undefined when they can. */
+export function dexMissing(): string | undefined {
+  return existsSync(dexBinary) ? undefined : `no Dex at ${dexBinary} (bash scripts/install-dex.sh)`;
+}
+
+/** Every test user's password (their bcrypt hash, cost 10, is what Dex is given). */
+export const testPassword = 'sign-in-test-password';
+const testPasswordHash = '$2a$10$NcteYmk5hqZ4HPe.ygZQteZ/TxRjBBL2MBEZcwtPwh4P7wkKypDVm';
+
+export interface TestUser {
+  email: string;
+  groups: string[];
+  emailVerified?: boolean;
+}
+
+export const testUsers = {
+  /** A consultant filing for Acme Corp: a requester there. */
+  consultant: { email: 'carla@consultancy.example', groups: ['acme-requesters'] },
+  acmeAdmin: { email: 'ada@acme.example', groups: ['acme-admins', 'staff'] },
+  globexRequester: { email: 'gus@globex.example', groups: ['globex-requesters'] },
+  operator: { email: 'olga@pveflow.example', groups: ['pveflow-operators'] },
+  /** In a mapped group, but the provider has not verified the e-mail. */
+  unverified: { email: 'uma@acme.example', groups: ['acme-requesters'], emailVerified: false },
+  /** Known to the provider, in no group pveflow maps. */
+  outsider: { email: 'otto@elsewhere.example', groups: ['staff'] },
+} satisfies Record<string, TestUser>;
+
+/** OIDC_ROLES for these users. */
+export const testRoles = {
+  'acme-requesters': { role: 'requester', org: 'Acme Corp' },
+  'acme-admins': { role: 'admin', org: 'Acme Corp' },
+  'globex-requesters': { role: 'requester', org: 'Globex' },
+  'pveflow-operators': { role: 'operator' },
+};
+
+export const consoleClient = { id: 'pveflow-console', secret: 'console-client-secret-for-tests' };
+export const cliClient = { id: 'pveflow-cli' };
+/** A client of another application at the same provider: its tokens are not for pveflow. */
+export const otherClient = { id: 'other-app', secret: 'other-app-secret-for-tests' };
+
+export interface OidcProvider {
+  issuer: string;
+  /** OIDC_* for a pveflow whose console answers at `apiUrl`. */
+  env: Record<string, string>;
+  /** Tokens straight from the provider (resource-owner password grant, Dex's local users), for API tests. */
+  passwordTokens(user: TestUser, client?: { id: string; secret?: string }): Promise<{ id_token: string; access_token: string; refresh_token?: string }>;
+  stop(): Promise<void>;
+}
+
+export interface OidcProviderOptions {
+  /** Where pveflow's console answers, e.g. http://127.0.0.1:4321: its callback is registered with the provider. */
+  apiUrl: string;
+  /** Dex's lifetime of ID and access tokens (Go duration); default 1h. */
+  tokenLifetime?: string;
+  /** A port to listen on (to start a provider again where it was); default a free one. */
+  port?: number;
+}
+
+export async function startOidcProvider(options: OidcProviderOptions): Promise<OidcProvider> {
+  const port = options.port ?? (await freePort());
+  const issuer = `http://127.0.0.1:${port}/dex`;
+  const dir = mkdtempSync(join(tmpdir(), 'pveflow-dex-'));
+  const config = {
+    issuer,
+    storage: { type: 'memory' },
+    web: { http: `127.0.0.1:${port}` },
+    logger: { level: 'warn', format: 'text' },
+    expiry: { idTokens: options.tokenLifetime ?? '1h', signingKeys: '6h' },
+    oauth2: { skipApprovalScreen: true, passwordConnector: 'local' },
+    // Dex's sessions make it offer RP-initiated sign-out (end_session_endpoint).
+    sessions: { absoluteLifetime: '1h', validIfNotUsedFor: '30m' },
+    enablePasswordDB: true,
+    staticClients: [
+      {
+        id: consoleClient.id,
+        name: 'pveflow',
+        secret: consoleClient.secret,
+        redirectURIs: [`${options.apiUrl}/auth/callback`],
+        postLogoutRedirectURIs: [`${options.apiUrl}/`],
+      },
+      { id: cliClient.id, name: 'pveflow CLI', public: true },
+      { id: otherClient.id, name: 'Another application', secret: otherClient.secret, redirectURIs: ['http://127.0.0.1:9/callback'] },
+    ],
+    staticPasswords: Object.values(testUsers).map((u: TestUser, i) => ({
+      email: u.email,
+      hash: testPasswordHash,
+      username: u.email.split('@')[0],
+      userID: `user-${i}`,
+      groups: u.groups,
+      ...(u.emailVerified === false ? { emailVerified: false } : {}),
+    })),
+  };
+  // JSON is YAML: Dex reads it as its config file.
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const child: ChildProcess = spawn(dexBinary, ['serve', configFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH, DEX_SESSIONS_ENABLED: 'true' } });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-8000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      'Dex to answer its discovery document',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`dex exited ${child.exitCode}: ${stderr}`);
+        const res = await fetch(`${issuer}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(2000) });
+        return res.ok ? true : undefined;
+      },
+      30_000,
+      100,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    issuer,
+    env: {
+      OIDC_ISSUER: issuer,
+      OIDC_CLIENT_ID: consoleClient.id,
+      OIDC_CLIENT_SECRET: consoleClient.secret,
+      OIDC_REDIRECT_URL: `${options.apiUrl}/auth/callback`,
+      OIDC_ROLES: JSON.stringify(testRoles),
+      OIDC_CLI_CLIENT_ID: cliClient.id,
+    },
+    async passwordTokens(user, client = consoleClient) {
+      const body = new URLSearchParams({ grant_type: 'password', username: user.email, password: testPassword, scope: 'openid email profile groups offline_access', client_id: client.id });
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+      if (client.secret) headers.authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+      const res = await fetch(`${issuer}/token`, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`Dex refused the password grant for ${user.email}: ${res.status} ${text}`);
+      return JSON.parse(text) as { id_token: string; access_token: string; refresh_token?: string };
+    },
+    stop,
+  };
+}
