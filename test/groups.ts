@@ -58,6 +58,7 @@ export const testGroups: readonly TestGroup[] = [
       // The cloud-init drive's files and genisoimage's ISO, without a simulator or a guest.
       'pve-simulator-cloudinit-drive.test.ts',
       'quotas.test.ts',
+      'signIn.rules.test.ts',
       'release.test.ts',
       'requestChoices.test.ts',
       'requestLifecycle.test.ts',
@@ -121,6 +122,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-quotas.test.ts',
       'api-stop.test.ts',
       'api.test.ts',
+      // A real OpenID provider (Dex) and two API apps sharing a session directory.
+      'signIn.faults.test.ts',
       'cli.attempts.test.ts',
       'cli.vm.test.ts',
       'codec-server.test.ts',

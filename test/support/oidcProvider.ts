@@ -159,3 +159,38 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<O
     stop,
   };
 }
+
+/** The value of `name` among a response's Set-Cookie headers. */
+export function setCookie(res: Response, name: string): string | undefined {
+  for (const line of res.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const i = pair!.indexOf('=');
+    if (pair!.slice(0, i).trim() === name) return pair!.slice(i + 1);
+  }
+  return undefined;
+}
+
+/**
+ * The authorization code flow as a browser walks it, over plain HTTP, for the API tests: pveflow's /auth/login, the
+ * provider's own login form (filled and posted), up to the redirect to pveflow's callback, which is returned unvisited
+ * with the cookie that binds it to this "browser". The browser tests walk the same pages in Chromium.
+ */
+export async function walkToCallback(apiUrl: string, user: TestUser): Promise<{ callbackUrl: string; loginCookie: string }> {
+  const start = await fetch(`${apiUrl}/auth/login`, { redirect: 'manual' });
+  if (start.status !== 302) throw new Error(`/auth/login answered ${start.status}: ${await start.text()}`);
+  const loginCookie = setCookie(start, 'pveflow_login');
+  if (!loginCookie) throw new Error('/auth/login set no pveflow_login cookie');
+  let url = new URL(start.headers.get('location')!);
+  let res: Response | undefined;
+  for (let hops = 0; hops < 5; hops++) {
+    res = await fetch(url, { redirect: 'manual' });
+    if (res.status !== 302) break;
+    url = new URL(res.headers.get('location')!, url);
+  }
+  const form = /<form method="post" action="([^"]+)"/.exec((await res!.text()).replace(/&amp;/g, '&'));
+  if (!form) throw new Error(`no login form at ${url.href}`);
+  const posted = await fetch(new URL(form[1]!, url), { method: 'POST', redirect: 'manual', body: new URLSearchParams({ login: user.email, password: testPassword }) });
+  const callbackUrl = posted.headers.get('location');
+  if (!callbackUrl?.startsWith(`${apiUrl}/auth/callback`)) throw new Error(`the provider did not send back to pveflow: ${posted.status} ${callbackUrl ?? (await posted.text())}`);
+  return { callbackUrl, loginCookie };
+}

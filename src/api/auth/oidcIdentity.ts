@@ -26,7 +26,9 @@ export function identityFromClaims(claims: Record<string, unknown>, roles: Recor
   const who = email ?? (typeof claims.email === 'string' ? claims.email : sub);
   const grants = groups.flatMap((g) => (Object.hasOwn(roles, g) ? [roles[g]!] : []));
   if (!grants.length) {
-    return { refusal: `${who} has no role in pveflow: none of their groups (${groups.length ? groups.join(', ') : `no "${groupsClaim}" claim`}) is mapped to requester, admin or operator. Ask an administrator to add you to one.` };
+    return {
+      refusal: `${who} has no role in pveflow: none of their groups (${groups.length ? groups.join(', ') : `no "${groupsClaim}" claim`}) is mapped to requester, admin or operator. Ask an administrator to add you to one.`,
+    };
   }
   const id = email ?? `oidc:${sub}`;
   if (grants.some((g) => g.role === 'operator')) return { principal: { role: 'operator', id, ...(email ? { email } : {}) } };

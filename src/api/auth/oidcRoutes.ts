@@ -31,8 +31,7 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
     return router;
   }
   const secure = signIn.settings.secureCookies;
-  const cookie = (name: string, value: string, maxAgeS: number, path: string) =>
-    `${name}=${value}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure ? '; Secure' : ''}`;
+  const cookie = (name: string, value: string, maxAgeS: number, path: string) => `${name}=${value}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}${secure ? '; Secure' : ''}`;
   const home = new URL('/', signIn.settings.redirectUrl);
 
   router.get('/login', async (_req, res) => {
@@ -44,7 +43,8 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
       res.set('Set-Cookie', cookie(LOGIN_COOKIE, state, 600, '/auth'));
       res.set('Cache-Control', 'no-store').redirect(302, url.href);
     } catch (err) {
-      if (err instanceof ProviderUnavailable) return page(res, 503, 'Sign-in is unavailable', `${err.message}. Try again in a few minutes; if it persists, tell your pveflow operator. Sessions already open keep working.`);
+      if (err instanceof ProviderUnavailable)
+        return page(res, 503, 'Sign-in is unavailable', `${err.message}. Try again in a few minutes; if it persists, tell your pveflow operator. Sessions already open keep working.`);
       throw err;
     }
   });

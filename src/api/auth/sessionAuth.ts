@@ -41,18 +41,15 @@ export function signInAuthentication(signIn: SignIn, keys: RequestHandler): Requ
     }
     const cookie = header ? undefined : cookieOf(req.get('cookie'), SESSION_COOKIE);
     if (!cookie) return keys(req, res, next);
-    signIn.sessions.get(cookie).then(
-      (session) => {
-        if (!session) return problem(res, 401, 'unauthenticated', 'your session has ended (signed out, or idle too long): sign in again');
-        if (!SAFE.has(req.method) && !csrfMatches(req.get(CSRF_HEADER), session)) {
-          return problem(res, 403, 'forbidden', `a change from a signed-in browser must carry the session's ${CSRF_HEADER} header (cross-site request refused)`);
-        }
-        res.locals.principal = session.principal;
-        res.locals.session = session;
-        next();
-      },
-      next,
-    );
+    signIn.sessions.get(cookie).then((session) => {
+      if (!session) return problem(res, 401, 'unauthenticated', 'your session has ended (signed out, or idle too long): sign in again');
+      if (!SAFE.has(req.method) && !csrfMatches(req.get(CSRF_HEADER), session)) {
+        return problem(res, 403, 'forbidden', `a change from a signed-in browser must carry the session's ${CSRF_HEADER} header (cross-site request refused)`);
+      }
+      res.locals.principal = session.principal;
+      res.locals.session = session;
+      next();
+    }, next);
   };
 }
 
