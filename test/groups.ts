@@ -191,6 +191,8 @@ export const testGroups: readonly TestGroup[] = [
       // Drives the CLI against the embedded stack.
       'cli.test.ts',
       'console.browser.test.ts',
+      // Dex, the embedded default and Chromium: sign-in through the provider's own login page.
+      'signIn.browser.test.ts',
       'console.vmOperations.browser.test.ts',
       // A consultant over NetBird's own server into a real guest, signed in through its IdP (issue 26 part 6).
       'e2e-consultant.e2e.test.ts',
