@@ -125,6 +125,8 @@ export const testGroups: readonly TestGroup[] = [
       // A real OpenID provider (Dex) and two API apps sharing a session directory.
       'signIn.faults.test.ts',
       'cli.attempts.test.ts',
+      // Dex's device grant, confirmed over HTTP at its own pages.
+      'cli.login.test.ts',
       'cli.vm.test.ts',
       'codec-server.test.ts',
       'observability-metrics.test.ts',

@@ -95,7 +95,8 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<O
         redirectURIs: [`${options.apiUrl}/auth/callback`],
         postLogoutRedirectURIs: [`${options.apiUrl}/`],
       },
-      { id: cliClient.id, name: 'pveflow CLI', public: true },
+      // Dex sends a device sign-in back through its own /device/callback, which the client must list.
+      { id: cliClient.id, name: 'pveflow CLI', public: true, redirectURIs: ['/dex/device/callback'] },
       { id: otherClient.id, name: 'Another application', secret: otherClient.secret, redirectURIs: ['http://127.0.0.1:9/callback'] },
     ],
     staticPasswords: Object.values(testUsers).map((u: TestUser, i) => ({
@@ -193,4 +194,36 @@ export async function walkToCallback(apiUrl: string, user: TestUser): Promise<{ 
   const callbackUrl = posted.headers.get('location');
   if (!callbackUrl?.startsWith(`${apiUrl}/auth/callback`)) throw new Error(`the provider did not send back to pveflow: ${posted.status} ${callbackUrl ?? (await posted.text())}`);
   return { callbackUrl, loginCookie };
+}
+
+/**
+ * A person confirming a device sign-in at the provider, over plain HTTP: the verification page (its code filled in),
+ * then the provider's own login form, up to its "signed in, return to your device" page. Returns that page's text.
+ */
+export async function confirmDeviceCode(verificationUrl: string, user: TestUser): Promise<string> {
+  let url = new URL(verificationUrl);
+  let init: RequestInit = {};
+  for (let step = 0; step < 15; step++) {
+    const res = await fetch(url, { ...init, redirect: 'manual' });
+    if (res.status >= 300 && res.status < 400) {
+      url = new URL(res.headers.get('location')!, url);
+      init = {};
+      continue;
+    }
+    const html = (await res.text()).replace(/&amp;/g, '&');
+    if (res.status !== 200)
+      throw new Error(
+        `the provider answered ${res.status} at ${url.href}: ${html
+          .replace(/<head>[\s\S]*<\/head>/, '')
+          .replace(/\s+/g, ' ')
+          .slice(0, 800)}`,
+      );
+    const form = /<form method="post" action="([^"]+)"/.exec(html);
+    if (!form) return html;
+    const userCode = /name="user_code"[^>]*value="([^"]+)"/.exec(html)?.[1];
+    const fields: Record<string, string> = userCode ? { user_code: userCode } : { login: user.email, password: testPassword };
+    url = new URL(form[1]!, url);
+    init = { method: 'POST', body: new URLSearchParams(fields) };
+  }
+  throw new Error('the device sign-in did not finish in 15 steps');
 }

@@ -71,7 +71,7 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
       throw err;
     }
     const identity = identityFromClaims(finished.claims, signIn.settings.roles, signIn.settings.groupsClaim);
-    if ('refusal' in identity) return page(res, 403, 'No access to pveflow', `${identity.refusal}.`, true);
+    if ('refusal' in identity) return page(res, 403, 'No access to pveflow', identity.refusal.replace(/\.?$/, '.'), true);
     const { cookie: value } = await signIn.sessions.create(identity.principal, finished.idToken);
     res.append('Set-Cookie', cookie(SESSION_COOKIE, value, maxAgeS(signIn), '/'));
     res.set('Cache-Control', 'no-store').redirect(303, '/');
