@@ -120,6 +120,8 @@ export const configSchema = z.object({
   OIDC_SCOPES: z.string().min(1).default('openid email profile groups offline_access'),
   /** The claim listing the person's groups. */
   OIDC_GROUPS_CLAIM: z.string().min(1).default('groups'),
+  /** The boolean claim by which the provider vouches for the e-mail (Entra ID: xms_edov). */
+  OIDC_EMAIL_VERIFIED_CLAIM: z.string().min(1).default('email_verified'),
   /** JSON: each group the provider may name → `{"role": "requester"|"admin"|"operator", "org"?: "…"}`. */
   OIDC_ROLES: z.string().min(1).optional(),
   /** Comma-separated audiences a bearer token from the provider may carry; default: OIDC_CLIENT_ID and OIDC_CLI_CLIENT_ID. */

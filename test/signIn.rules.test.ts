@@ -16,8 +16,10 @@ const roles: Record<string, RoleGrant> = {
   ops: { role: 'operator' },
 };
 
+const settings = { roles, groupsClaim: 'groups', emailVerifiedClaim: 'email_verified' };
+
 describe('identity from the provider', () => {
-  const who = (claims: Record<string, unknown>) => identityFromClaims({ sub: 'u1', ...claims }, roles, 'groups');
+  const who = (claims: Record<string, unknown>) => identityFromClaims({ sub: 'u1', ...claims }, settings);
   const cases: Array<[string, Record<string, unknown>, unknown]> = [
     [
       'a verified requester',
@@ -35,6 +37,14 @@ describe('identity from the provider', () => {
   ];
   for (const [name, claims, expected] of cases) test(name, () => assert.deepEqual(who(claims), expected));
 
+  test("a provider that vouches under another claim's name (Entra ID's xms_edov)", () => {
+    const entra = { ...settings, emailVerifiedClaim: 'xms_edov' };
+    assert.deepEqual(identityFromClaims({ sub: 'u1', email: 'r@x.example', xms_edov: true, groups: ['acme-requesters'] }, entra), {
+      principal: { role: 'requester', id: 'r@x.example', org: 'Acme Corp', email: 'r@x.example' },
+    });
+    assert.ok('refusal' in identityFromClaims({ sub: 'u1', email: 'r@x.example', email_verified: true, groups: ['acme-requesters'] }, entra));
+  });
+
   test('refusals say why', () => {
     const refusal = (claims: Record<string, unknown>) => {
       const answer = who(claims);
@@ -45,7 +55,7 @@ describe('identity from the provider', () => {
     assert.match(refusal({ email: 'r@x.example', email_verified: true, groups: ['staff'] }), /no role in pveflow: none of their groups \(staff\)/);
     assert.match(refusal({ email: 'r@x.example', email_verified: true }), /no "groups" claim/);
     assert.match(refusal({ email: 'r@x.example', email_verified: true, groups: ['acme-admins', 'globex-admins'] }), /several organisations \(Acme Corp, Globex\)/);
-    assert.deepEqual(identityFromClaims({ groups: ['ops'] }, roles, 'groups'), { refusal: 'the provider named no subject (sub) for this sign-in' });
+    assert.deepEqual(identityFromClaims({ groups: ['ops'] }, settings), { refusal: 'the provider named no subject (sub) for this sign-in' });
     // A group named like an inherited property maps to nothing.
     assert.match(refusal({ email: 'r@x.example', email_verified: true, groups: ['constructor', 'toString'] }), /no role/);
   });

@@ -1,5 +1,5 @@
 import type { Principal } from './apiKeys';
-import { roleRank, type RoleGrant } from './oidcSettings';
+import { roleRank, type OidcSettings } from './oidcSettings';
 
 /** Why a person signed in at the provider may still not use pveflow, in words for them. */
 export type Identity = { principal: Principal } | { refusal: string };
@@ -17,12 +17,13 @@ export type Identity = { principal: Principal } | { refusal: string };
  * | requester only                        | no              | refused: a requester files as their e-mail |
  * | roles in two orgs (no operator)       | either          | refused: ambiguous, fix the groups       |
  */
-export function identityFromClaims(claims: Record<string, unknown>, roles: Record<string, RoleGrant>, groupsClaim: string): Identity {
+export function identityFromClaims(claims: Record<string, unknown>, settings: Pick<OidcSettings, 'roles' | 'groupsClaim' | 'emailVerifiedClaim'>): Identity {
+  const { roles, groupsClaim, emailVerifiedClaim } = settings;
   const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
   if (!sub) return { refusal: 'the provider named no subject (sub) for this sign-in' };
   const rawGroups = claims[groupsClaim];
   const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === 'string') : typeof rawGroups === 'string' ? [rawGroups] : [];
-  const email = claims.email_verified === true && typeof claims.email === 'string' && claims.email.includes('@') ? claims.email.toLowerCase() : undefined;
+  const email = claims[emailVerifiedClaim] === true && typeof claims.email === 'string' && claims.email.includes('@') ? claims.email.toLowerCase() : undefined;
   const who = email ?? (typeof claims.email === 'string' ? claims.email : sub);
   const grants = groups.flatMap((g) => (Object.hasOwn(roles, g) ? [roles[g]!] : []));
   if (!grants.length) {

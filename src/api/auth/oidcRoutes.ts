@@ -21,7 +21,7 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
     const offer: SignInOffer = signIn
       ? {
           login: '/auth/login',
-          ...(signIn.settings.cliClientId ? { cli: { issuer: signIn.settings.issuer.href.replace(/\/$/, ''), client_id: signIn.settings.cliClientId, scopes: signIn.settings.scopes } } : {}),
+          ...(signIn.settings.cliClientId ? { cli: { issuer: signIn.settings.issuer.href, client_id: signIn.settings.cliClientId, scopes: signIn.settings.scopes } } : {}),
         }
       : {};
     res.set('Cache-Control', 'no-store').json(offer);
@@ -70,7 +70,7 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
       if (err instanceof SignInRefused) return page(res, 400, 'Sign-in was refused', `${err.message}. Start again from the console.`);
       throw err;
     }
-    const identity = identityFromClaims(finished.claims, signIn.settings.roles, signIn.settings.groupsClaim);
+    const identity = identityFromClaims(finished.claims, signIn.settings);
     if ('refusal' in identity) return page(res, 403, 'No access to pveflow', identity.refusal.replace(/\.?$/, '.'), true);
     const { cookie: value } = await signIn.sessions.create(identity.principal, finished.idToken);
     res.append('Set-Cookie', cookie(SESSION_COOKIE, value, maxAgeS(signIn), '/'));

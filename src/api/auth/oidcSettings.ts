@@ -25,6 +25,8 @@ export interface OidcSettings {
   redirectUrl: URL;
   scopes: string;
   groupsClaim: string;
+  /** The boolean claim that says the provider verified the e-mail. */
+  emailVerifiedClaim: string;
   /** Group name → what it grants. */
   roles: Record<string, RoleGrant>;
   /** The audiences a bearer token may carry. */
@@ -87,6 +89,7 @@ export function oidcSettingsFrom(config: Config): OidcSettings | undefined {
     redirectUrl,
     scopes: config.OIDC_SCOPES,
     groupsClaim: config.OIDC_GROUPS_CLAIM,
+    emailVerifiedClaim: config.OIDC_EMAIL_VERIFIED_CLAIM,
     roles,
     audiences,
     ...(config.OIDC_CLI_CLIENT_ID ? { cliClientId: config.OIDC_CLI_CLIENT_ID } : {}),

@@ -26,7 +26,7 @@ export function signInAuthentication(signIn: SignIn, keys: RequestHandler): Requ
     if (bearer && JWT.test(bearer)) {
       signIn.oidc.verifyBearer(bearer).then(
         (claims) => {
-          const identity = identityFromClaims(claims, signIn.settings.roles, signIn.settings.groupsClaim);
+          const identity = identityFromClaims(claims, signIn.settings);
           if ('refusal' in identity) return problem(res, 403, 'forbidden', identity.refusal);
           res.locals.principal = identity.principal;
           next();
