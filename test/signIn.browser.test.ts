@@ -122,9 +122,15 @@ describe('sign-in through the provider in a real browser', { skip }, () => {
 
     // ── The build runs; the consultant's e-mail, vouched for by the provider, is on the request: the logins are theirs.
     await consultant.locator('[role="progressbar"][aria-valuenow="100"]').waitFor({ timeout: 120_000 });
-    const mine = await asConsultant(`/api/device_requests?consultant=${encodeURIComponent(testUsers.consultant.email)}`);
-    assert.equal(mine.status, 200);
-    assert.ok(JSON.stringify(mine.body).includes(serial), "the request is among the consultant's VMs");
+    const mine = await open();
+    await signIn(mine, testUsers.consultant);
+    await mine.getByLabel('Only my VMs').check();
+    await mine.getByRole('button', { name: 'Apply' }).click();
+    await waitFor("the request among the consultant's VMs", async () => {
+      if (await mine.getByRole('link', { name: serial }).count()) return true;
+      await mine.getByRole('button', { name: 'Apply' }).click();
+      return undefined;
+    });
     await consultant.getByRole('button', { name: 'Reveal logins' }).click();
     await consultant.getByRole('dialog').getByRole('button', { name: 'Reveal' }).click();
     const password = await waitFor('the revealed password', async () => {
