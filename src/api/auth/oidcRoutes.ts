@@ -1,5 +1,5 @@
 import { Router, type Response } from 'express';
-import { consoleCsp } from '../console';
+import { consoleCsp } from '../http/console';
 import { identityFromClaims } from './oidcIdentity';
 import { ProviderUnavailable, SignInRefused } from './oidcClient';
 import { CSRF_HEADER, cookieOf, LOGIN_COOKIE, SESSION_COOKIE, type SignIn } from './signIn';

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { problem } from '../problems';
+import { problem } from '../http/problems';
 import { identityFromClaims } from './oidcIdentity';
 import { ProviderUnavailable, SignInRefused } from './oidcClient';
 import { CSRF_HEADER, cookieOf, SESSION_COOKIE, type SignIn } from './signIn';

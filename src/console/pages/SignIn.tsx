@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, type Session } from '../api';
-import { providerSignIn, whoIs } from '../session';
+import { ApiError } from '../api';
+import { providerSignIn, whoIs, type Session } from '../session';
 
 export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (key: string, session: Session) => void }) {
   const [key, setKey] = useState('');
