@@ -138,4 +138,21 @@ describe('session store', () => {
     now += 11 * 60_000;
     assert.equal(await store.takeLogin(stale), undefined, 'a sign-in left at the provider page too long');
   });
+
+  test('records nobody came back to are swept when later sessions open', async () => {
+    const sweepDir = mkdtempSync(join(tmpdir(), 'pveflow-session-sweep-'));
+    try {
+      let at = 5_000_000;
+      const swept = new SessionStore(sweepDir, { idleMs: 10 * 60_000, maxMs: 60 * 60_000 }, () => at);
+      await swept.create(principal);
+      await swept.startLogin({ verifier: 'v', nonce: 'n' });
+      at += 11 * 60_000;
+      const { cookie } = await swept.create(principal);
+      assert.equal(readdirSync(sweepDir).filter((n) => n !== 'logins').length, 1, 'only the new session is left');
+      assert.deepEqual(readdirSync(join(sweepDir, 'logins')), []);
+      assert.ok(await swept.get(cookie));
+    } finally {
+      rmSync(sweepDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Principal } from './apiKeys';
 import type { SessionTimes } from './oidcSettings';
@@ -26,6 +26,8 @@ export interface PendingLogin {
 const LOGIN_TTL_MS = 10 * 60_000;
 /** A session's last use is written at most this often: an idle expiry of minutes does not need a write per call. */
 const TOUCH_EVERY_MS = 60_000;
+/** How often a process clears the records of sessions nobody came back to and of sign-ins left at the provider. */
+const SWEEP_EVERY_MS = 10 * 60_000;
 
 const token = () => randomBytes(32).toString('base64url');
 const fileOf = (secret: string) => createHash('sha256').update(secret, 'utf8').digest('hex');
@@ -38,6 +40,8 @@ const fileOf = (secret: string) => createHash('sha256').update(secret, 'utf8').d
  * Writes are a write to a temporary file and a rename: a reader in another process sees the old record or the new.
  */
 export class SessionStore {
+  private sweptAt = 0;
+
   constructor(
     private readonly dir: string,
     private readonly times: SessionTimes,
@@ -70,6 +74,7 @@ export class SessionStore {
 
   /** A new session; returns the cookie's value (shown to nobody but the browser). */
   async create(principal: Principal, idToken?: string): Promise<{ cookie: string; record: SessionRecord }> {
+    await this.sweep();
     const cookie = token();
     const at = this.now();
     const record: SessionRecord = { principal, csrf: token(), createdAt: at, seenAt: at, ...(idToken ? { idToken } : {}) };
@@ -92,6 +97,27 @@ export class SessionStore {
       await this.write(path, record).catch(() => undefined);
     }
     return record;
+  }
+
+  /**
+   * Deletes what has expired and was never asked for again (a get() deletes what it finds expired). At most every
+   * SWEEP_EVERY_MS per process; a record another process is writing at that moment is skipped, not lost.
+   */
+  private async sweep(): Promise<void> {
+    const at = this.now();
+    if (at - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = at;
+    await this.ready();
+    const expired = async (path: string, isOver: (r: SessionRecord & PendingLogin) => boolean) => {
+      const record = await this.read<SessionRecord & PendingLogin>(path);
+      if (record && isOver(record)) await rm(path, { force: true });
+    };
+    for (const name of await readdir(this.dir)) {
+      if (/^[0-9a-f]{64}$/.test(name)) await expired(join(this.dir, name), (r) => at - r.seenAt > this.times.idleMs || at - r.createdAt > this.times.maxMs);
+    }
+    for (const name of await readdir(join(this.dir, 'logins'))) {
+      if (/^[0-9a-f]{64}$/.test(name)) await expired(join(this.dir, 'logins', name), (r) => at - r.createdAt > LOGIN_TTL_MS);
+    }
   }
 
   async remove(cookie: string): Promise<SessionRecord | undefined> {
