@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import { consoleCsp } from '../http/console';
 import { identityFromClaims } from './oidcIdentity';
+import { csrfMatches } from './sessionAuth';
 import { ProviderUnavailable, SignInRefused } from './oidcClient';
 import { CSRF_HEADER, cookieOf, LOGIN_COOKIE, SESSION_COOKIE, type SignIn } from './signIn';
 
@@ -81,7 +82,7 @@ export function signInRoutes(signIn: SignIn | undefined): Router {
   router.post('/logout', async (req, res) => {
     const value = cookieOf(req.get('cookie'), SESSION_COOKIE);
     const record = value ? await signIn.sessions.get(value) : undefined;
-    if (record && req.get(CSRF_HEADER) !== record.csrf) {
+    if (record && !csrfMatches(req.get(CSRF_HEADER), record)) {
       return res.status(403).json({ error: 'forbidden', detail: `sign-out must carry the session's ${CSRF_HEADER} header` });
     }
     if (value) await signIn.sessions.remove(value);

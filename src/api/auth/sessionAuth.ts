@@ -53,7 +53,7 @@ export function signInAuthentication(signIn: SignIn, keys: RequestHandler): Requ
   };
 }
 
-function csrfMatches(sent: string | undefined, session: SessionRecord): boolean {
+export function csrfMatches(sent: string | undefined, session: SessionRecord): boolean {
   if (!sent) return false;
   const a = Buffer.from(sent);
   const b = Buffer.from(session.csrf);
