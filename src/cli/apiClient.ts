@@ -5,7 +5,8 @@ import { exitCodeForStatus, exitCodes } from './exitCodes';
 export interface ApiClientOptions {
   /** The API's base URL, e.g. http://127.0.0.1:3000 (a path prefix behind a proxy is kept). */
   url: string;
-  key?: string;
+  /** An API key, or where to get a bearer when a call needs one (the tokens of `pveflow login`). */
+  key?: string | (() => Promise<string | undefined>);
   /** Bound on each ordinary call: connecting, the answer's headers and its body. */
   timeoutMs: number;
 }
@@ -86,8 +87,9 @@ export class ApiClient {
   }
 
   private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number, headersTimeout?: number): Promise<Dispatcher.ResponseData> {
-    if (!this.opts.key) {
-      throw new CliError('no API key: set PVEFLOW_API_KEY (or pass --api-key, which other users can read in `ps`)', exitCodes.auth);
+    const key = typeof this.opts.key === 'function' ? await this.opts.key() : this.opts.key;
+    if (!key) {
+      throw new CliError('no API key: set PVEFLOW_API_KEY (or pass --api-key, which other users can read in `ps`), or run `pveflow login`', exitCodes.auth);
     }
     try {
       return await request(`${this.base}${path}`, {
@@ -95,7 +97,7 @@ export class ApiClient {
         dispatcher: this.agent,
         headers: {
           ...headers,
-          authorization: `Bearer ${this.opts.key}`,
+          authorization: `Bearer ${key}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),

@@ -350,6 +350,7 @@ export const sessionSchema = z
       )
       .optional()
       .meta({ description: "Per org the key sees that has a quota (its own; an operator's: every org PVEFLOW_QUOTAS names): limits and use. Absent when none has, or when Temporal could not be asked." }),
+    csrf_token: z.string().optional().meta({ description: 'Only for a browser signed in through the identity provider (session cookie): the value of the x-pveflow-csrf header every change it makes must carry.' }),
   })
   .meta({ id: 'Session' });
 
