@@ -23,6 +23,7 @@ import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { vmOperationRoutes } from './routes/vmOperations';
 import { imageRoutes } from './routes/images';
+import { catalogueRoutes, imageImportRoutes } from './catalogue/catalogueRoutes';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from './requestChoices';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
@@ -126,7 +127,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx), vmOperationRoutes(ctx));
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
-  app.use('/api/images', auth, imageRoutes(ctx));
+  app.use('/api/images', auth, writes, json, imageRoutes(ctx), catalogueRoutes(ctx));
+  app.use('/api/image-imports', auth, imageImportRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes(ctx));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));

@@ -5,7 +5,7 @@ import { imageRefusals } from '../domain/imageCatalogue';
 import { networkRefusal, type NetworkChoice } from '../domain/networks';
 import type { Response } from 'express';
 import type { ApiContext } from './context';
-import { currentCatalogue } from './imageCatalogue';
+import { currentCatalogue } from './catalogue/currentCatalogue';
 import { badRequestIssues, problem } from './problems';
 import { fromWire } from './requestWire';
 import type { CreateDeviceRequestBody } from './schemas';

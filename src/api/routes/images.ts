@@ -3,7 +3,7 @@ import type { Image } from '../../domain/imageCatalogue';
 import { permit } from '../auth/authenticate';
 import { orgOf } from '../auth/permissions';
 import type { ApiContext } from '../context';
-import { currentCatalogue } from '../imageCatalogue';
+import { currentCatalogue } from '../catalogue/currentCatalogue';
 import { problem } from '../problems';
 import { sendTemporalError } from '../temporalErrors';
 

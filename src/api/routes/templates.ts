@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { permit } from '../auth/authenticate';
 import type { ApiContext } from '../context';
 import { orgOf } from '../auth/permissions';
-import { currentCatalogue } from '../imageCatalogue';
+import { currentCatalogue } from '../catalogue/currentCatalogue';
 import { problem } from '../problems';
 import { sendTemporalError } from '../temporalErrors';
 
