@@ -85,7 +85,12 @@ describe('HTTP API', () => {
 
     // A stand-in clusterSync that completes with the result it is given: the templates route reads completed runs.
     stubDir = mkdtempSync(join(tmpdir(), 'pveflow-api-sync-'));
-    writeFileSync(join(stubDir, 'clusterSync.js'), 'exports.clusterSync = async function clusterSync(result) { return result; };\n');
+    writeFileSync(
+      join(stubDir, 'clusterSync.js'),
+      'exports.clusterSync = async function clusterSync(result) { return result; };\n' +
+        // The real image catalogue: the API reads (and seeds) it wherever it checks an image.
+        `exports.imageCatalogue = require(${JSON.stringify(resolve(__dirname, '..', 'src', 'workflows', 'imageCatalogue.ts'))}).imageCatalogue;\n`,
+    );
     const syncWorker = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue: syncQueue, workflowBundle: await stubBundle(stubDir) });
     workers.push({ worker: syncWorker, running: syncWorker.run() });
 
