@@ -117,6 +117,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-choices.test.ts',
       'api-fuzz.test.ts',
       'api-hardening.test.ts',
+      // The catalogue: seeded, org-scoped, imports started and cancelled, 409s, bad import input (issue 31).
+      'api-image-catalogue.test.ts',
       'api-openapi.property.test.ts',
       'api-quotas.test.ts',
       'api-stop.test.ts',
