@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { rolesFor, type Action } from '../auth/permissions';
-import { problemSchema } from '../schemas';
-import type { OperationDocHelpers } from '../vmOperationsOpenApi';
+import { problemSchema } from '../../contracts/apiSchemas';
+import type { OperationDocHelpers } from '../day2/vmOperationsOpenApi';
 import { catalogueImageSchema, imageImportBody, imageNameParam, imageUpdateBody, importStatusSchema } from './catalogueSchemas';
 
 /** The catalogue's paths in the OpenAPI document (catalogue/catalogueRoutes.ts serves them). */
@@ -91,6 +91,13 @@ export function registerCataloguePaths(h: OperationDocHelpers): void {
     description: `The import stops and removes what it made (the downloaded file, the half-made VM). ${who('manage-images')}`,
     security: h.secured,
     request: params,
-    responses: { 202: json(startedSchema, 'Cancelling: follow status_url.'), 400: h.invalidBody, ...h.problems, 404: json(problemSchema, 'No import of that name.'), 409: json(problemSchema, 'The import has ended.'), ...h.temporal },
+    responses: {
+      202: json(startedSchema, 'Cancelling: follow status_url.'),
+      400: h.invalidBody,
+      ...h.problems,
+      404: json(problemSchema, 'No import of that name.'),
+      409: json(problemSchema, 'The import has ended.'),
+      ...h.temporal,
+    },
   });
 }

@@ -5,16 +5,16 @@ import { deleteImageUpdate, retireImageUpdate, updateImageUpdate } from '../../c
 import { importStatusQuery, type ImageImportInput, type ImportTask } from '../../contracts/imageImport';
 import { imageImportWorkflowId } from '../../contracts/workflowIds';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
-import { taskQueueClause } from '../../temporal/instanceScope';
+import { taskQueueClause } from '../../domain/instanceScope';
 import type { imageImport } from '../../workflows/imageImport';
 import { permit } from '../auth/authenticate';
 import { orgOf } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem } from '../problems';
-import { sendTemporalError } from '../temporalErrors';
+import type { ApiContext } from '../http/context';
+import { badRequest, badRequestIssues, problem } from '../http/problems';
+import { sendTemporalError } from '../http/temporalErrors';
 import { catalogueHandle, catalogueRefusal, catalogueState } from './catalogueStore';
 import { checksumHexLength, diskImageExtensionOf, imageImportBody, imageNameParam, imageUpdateBody, type ImageImportBody } from './catalogueSchemas';
-import { currentCatalogue } from './currentCatalogue';
+import { currentCatalogue } from './imageCatalogue';
 import { importUrlRefusal } from './importUrlPolicy';
 
 /** A catalogue entry on the wire; orgs for operators only, and the template as the last sync found it. */

@@ -22,14 +22,10 @@ export const imageImportBody = z
     name: imageNameSchema.meta({ description: 'The image name submissions use; refused with 409 when an image (or a running import) has it.', example: 'debian-12' }),
     os: os.unwrap().meta({ description: 'The operating system, as requesters read it.', example: 'Debian 12' }),
     description,
-    url: z
-      .string()
-      .max(2048)
-      .optional()
-      .meta({
-        description: 'http(s) URL of a qcow2, raw (.img) or vmdk disk image that the Proxmox node downloads. Loopback and link-local hosts are refused in production unless PVEFLOW_IMAGE_URLS_ALLOW_LOCAL=true.',
-        example: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
-      }),
+    url: z.string().max(2048).optional().meta({
+      description: 'http(s) URL of a qcow2, raw (.img) or vmdk disk image that the Proxmox node downloads. Loopback and link-local hosts are refused in production unless PVEFLOW_IMAGE_URLS_ALLOW_LOCAL=true.',
+      example: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
+    }),
     checksum: z
       .string()
       .regex(/^[0-9a-f]+$/i, 'hex digits')

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { catalogueQuery, seedImagesUpdate } from '../../contracts/imageCatalogueMessages';
 import { imageCatalogueWorkflowId } from '../../contracts/workflowIds';
 import type { CatalogueRefusal, CatalogueState } from '../../domain/catalogueRules';
-import type { ApiContext } from '../context';
+import type { ApiContext } from '../http/context';
 import type { imageCatalogue } from '../../workflows/imageCatalogue';
 
 type CatalogueCtx = Pick<ApiContext, 'client' | 'taskQueue' | 'temporal' | 'choices'>;

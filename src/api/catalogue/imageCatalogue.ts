@@ -1,7 +1,7 @@
 import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../../domain/imageCatalogue';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
-import type { ApiContext } from '../context';
-import { latestSyncResult } from '../latestSync';
+import type { ApiContext } from '../http/context';
+import { latestSyncResult } from '../reads/latestSync';
 import { catalogueState } from './catalogueStore';
 
 export interface CurrentCatalogue {
