@@ -92,6 +92,7 @@ export const testGroups: readonly TestGroup[] = [
       'netbird-simulator.test.ts',
       'pve-simulator-clients.test.ts',
       'pve-simulator-faults.test.ts',
+      'pve-simulator-import.test.ts',
       'pve-simulator-lifecycle.test.ts',
       'pve-simulator-privileges.test.ts',
       'pve-simulator-real-clients.test.ts',

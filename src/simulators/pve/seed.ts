@@ -122,7 +122,7 @@ export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?
   return {
     nodes: [node('pve1', 0.18, 96), node('pve2', 0.07, 40), node('pve3', 0.35, 150)],
     storages: [
-      { id: 'local', type: 'dir', content: ['backup', 'iso', 'vztmpl', 'snippets'], shared: false, total: 100 * GiB, used: 12 * GiB },
+      { id: 'local', type: 'dir', content: ['backup', 'iso', 'vztmpl', 'snippets', 'import'], shared: false, total: 100 * GiB, used: 12 * GiB },
       { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], shared: false, total: 800 * GiB, used: 120 * GiB },
       { id: 'ceph', type: 'rbd', content: ['images', 'rootdir'], shared: true, total: 12_000 * GiB, used: 2_100 * GiB },
     ],
