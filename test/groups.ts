@@ -49,6 +49,7 @@ export const testGroups: readonly TestGroup[] = [
       'failureMessage.test.ts',
       'groups.test.ts',
       'guestLog.test.ts',
+      'imageCatalogue-rules.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
       'observability-log.test.ts',
@@ -149,6 +150,8 @@ export const testGroups: readonly TestGroup[] = [
       'least-privilege.workflow.test.ts',
       'netbird.workflow.test.ts',
       'guestLogs.workflow.test.ts',
+      // Image imports against the simulator: success, checksum mismatch, not an image, cancel — each leaves nothing (issue 31).
+      'imageImport.test.ts',
       'observability-sdk-metrics.test.ts',
       'observability-worker.test.ts',
       'replay.test.ts',

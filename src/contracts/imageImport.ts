@@ -65,5 +65,8 @@ export const importProgressSignal = defineSignal<[{ bytes: number; totalBytes?: 
 /** The first line of an imported template's description: checked before adopting or destroying the VM. */
 export const imageMarker = (name: string): string => `pveflow:image=${name}`;
 
-/** The file an import downloads: unique per import run, so a file of that name is always this import's own. */
-export const importFileName = (name: string, runId: string, extension: string): string => `pveflow-${name}-${runId.slice(0, 8)}.${extension}`;
+/**
+ * The file an import downloads: unique per import run, so a file of that name is always this import's own. An `import`
+ * storage takes .qcow2, .raw, .vmdk (and .ova) only: a cloud image's `.img` is qcow2 (Ubuntu's, Debian's `.img` are).
+ */
+export const importFileName = (name: string, runId: string, extension: DiskImageExtension): string => `pveflow-${name}-${runId.slice(0, 8)}.${extension === 'img' ? 'qcow2' : extension}`;

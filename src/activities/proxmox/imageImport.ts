@@ -103,14 +103,17 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
       }
       await progress.flush(upid);
       if (!outcome.ok) {
-        const said = [outcome.exitstatus, ...outcome.logTail].join(' | ');
-        const mismatch = /checksum/i.test(said);
+        const mismatch = /checksum mismatch/i.test(outcome.exitstatus);
+        // Proxmox checks an import file with qemu-img before keeping it (`failed to verify file`).
+        const notAnImage = /failed to verify file|not in \w+ format|Could not open/i.test(outcome.exitstatus);
         throw ApplicationFailure.create({
           type: ErrorType.PveTaskFailed,
           nonRetryable: true,
           message: mismatch
             ? `image ${input.name}: the file downloaded from ${input.url} does not match the expected ${input.checksumAlgorithm} checksum (Proxmox task ${upid}: ${outcome.exitstatus}); Proxmox removed it. Check the checksum (and that the URL serves the file you mean), then import again.`
-            : `image ${input.name}: downloading ${input.url} onto ${input.storage} on ${input.node} failed in Proxmox task ${upid}: ${outcome.exitstatus}. Check that the node can reach the URL and the storage has room, then import again.`,
+            : notAnImage
+              ? `image ${input.name}: what ${input.url} serves is not a ${input.filename.split('.').pop()} disk image (Proxmox task ${upid}: ${outcome.exitstatus}); Proxmox removed it. Give the URL of the image file itself (a qcow2, raw or vmdk), then import again.`
+              : `image ${input.name}: downloading ${input.url} onto ${input.storage} on ${input.node} failed in Proxmox task ${upid}: ${outcome.exitstatus}. Check that the node can reach the URL and the storage has room, then import again.`,
           details: [{ upid, exitstatus: outcome.exitstatus, log: outcome.logTail }],
         });
       }
@@ -304,7 +307,7 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
     const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
     let last = 0;
     const report = async (upid: string) => {
-      const lines = await pve.taskLogTail(upid, 5).catch(() => [] as string[]);
+      const lines = await pve.taskLogTail(upid, 1000).catch(() => [] as string[]);
       const bytes = downloadedBytes(lines);
       if (!bytes) return;
       await temporal.client.workflow
@@ -324,17 +327,18 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
 }
 
 /**
- * The bytes a download task's log reports, newest line first: `downloaded 1048576 of 4194304 bytes`, or wget's
- * `1024K ........ 25% ...` lines (with the total from `Length: N`). Undefined when the log says neither.
+ * The bytes a download task's log reports: wget's `--progress=dot:giga` lines (`  32768K ........ ........  50% ...`:
+ * the line's start, then one dot per MiB) and its `Length: N` line for the total. Undefined when it says neither.
  */
 export function downloadedBytes(lines: string[]): { bytes: number; totalBytes?: number } | undefined {
+  const total = lines.map((l) => /^Length: (\d+)/.exec(l)?.[1]).find((n) => n !== undefined);
   for (const line of [...lines].reverse()) {
-    const m = /(\d+)\s+(?:bytes\s+)?(?:of|\/)\s+(\d+)\s*bytes/i.exec(line);
-    if (m) return { bytes: Number(m[1]), totalBytes: Number(m[2]) };
-    const k = /^\s*(\d+)K\s+[. ]+\s*(\d+)%/.exec(line);
-    if (k) return { bytes: Number(k[1]) * 1024 };
+    const m = /^\s*(\d+)K((?:\s+\.*)+)/.exec(line);
+    if (!m) continue;
+    const dots = (m[2]!.match(/\./g) ?? []).length;
+    return { bytes: Number(m[1]) * 1024 + dots * 1024 * 1024, ...(total ? { totalBytes: Number(total) } : {}) };
   }
-  return undefined;
+  return total ? { bytes: 0, totalBytes: Number(total) } : undefined;
 }
 
 function vmidTaken(s: { serial: string; vmid?: number; node?: string }, said: string): ApplicationFailure {
