@@ -17,6 +17,7 @@ import { ResponseChecker, type OpenApiDocument } from './support/openapiResponse
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
+import { pveflow } from './support/cliRunner';
 
 /**
  * The image catalogue through the API, on a real Temporal dev server with the real catalogue workflow: seeded by
@@ -227,5 +228,21 @@ describe('the image catalogue through the API', () => {
     const handle = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
     await handle.executeUpdate(seedImagesUpdate, { args: [{ images: seed }] });
     assert.deepEqual((await handle.query(catalogueQuery)).entries.map((e) => e.name).sort(), ['debian-12', 'ubuntu']);
+  });
+
+  test('the CLI: images import refused naming the field, images update, show and import-status, exit codes as the API answered', async () => {
+    const as = { PVEFLOW_API_URL: base, PVEFLOW_API_KEY: keys.operator.key };
+    const refused = await pveflow(['images', 'import', '--name', 'rocky-9', '--os', 'Rocky 9', '--url', 'ftp://mirror.example/rocky.qcow2', '--checksum', sha256, '--checksum-algorithm', 'sha256'], as);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /url.*only http and https/);
+    const updated = await pveflow(['images', 'update', 'ubuntu', '--min-memory-mib', '2048'], as);
+    assert.equal(updated.code, 0, updated.stderr);
+    const shown = await pveflow(['images', 'show', 'ubuntu', '--json'], as);
+    assert.equal(JSON.parse(shown.stdout).min_memory_mib, 2048);
+    const none = await pveflow(['images', 'import-status', 'rocky-9'], as);
+    assert.equal(none.code, 4, none.stderr);
+    const listed = await pveflow(['images', 'list'], as);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /ubuntu/);
   });
 });

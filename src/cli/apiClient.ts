@@ -52,6 +52,10 @@ export class ApiClient {
     return this.call<T>('POST', path, body, headers);
   }
 
+  async patch<T = unknown>(path: string, body: unknown): Promise<ApiAnswer<T>> {
+    return this.call<T>('PATCH', path, body);
+  }
+
   async delete<T = unknown>(path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
     return this.call<T>('DELETE', path, body, headers);
   }
@@ -70,7 +74,7 @@ export class ApiClient {
     return this.agent.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
+  private async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
     const res = await this.send(method, path, body, { ...headers, accept: 'application/json' });
     const text = await readText(res, this.base);
     if (res.statusCode >= 400) throw refusal(res.statusCode, text);
@@ -83,7 +87,7 @@ export class ApiClient {
     return { status: res.statusCode, text, body: parsed as T };
   }
 
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
+  private async send(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
     if (!this.opts.key) {
       throw new CliError('no API key: set PVEFLOW_API_KEY (or pass --api-key, which other users can read in `ps`)', exitCodes.auth);
     }
