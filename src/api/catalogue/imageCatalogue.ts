@@ -21,8 +21,10 @@ export interface CurrentCatalogue {
  * matched with the pool's templates; undefined before the first sync.
  */
 export async function currentCatalogue(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'temporal' | 'choices'>): Promise<CurrentCatalogue | undefined> {
-  const [sync, state] = await Promise.all([latestSyncResult(ctx), catalogueState(ctx)]);
+  // The sync first: before it there is no catalogue to offer, and a request naming no image is not held up.
+  const sync = await latestSyncResult(ctx);
   if (!sync) return undefined;
+  const state = await catalogueState(ctx);
   const templates = sync.templates ?? [];
   const configured = state.curated || state.entries.length > 0 ? state.entries : undefined;
   return { at: sync.at, images: imageCatalogue(templates, configured, state.curated), missing: missingImages(templates, state.entries), templates, entries: state.entries };
