@@ -654,6 +654,14 @@ describe('HTTP API', () => {
       'get /api/device_requests/{serial}/snapshots',
       'post /api/device_requests/{serial}/snapshots/{name}/revert',
       'delete /api/device_requests/{serial}/snapshots/{name}',
+      // The image catalogue (issue 31).
+      'post /api/images',
+      'get /api/images/{name}',
+      'patch /api/images/{name}',
+      'delete /api/images/{name}',
+      'post /api/images/{name}/retire',
+      'get /api/image-imports/{name}',
+      'delete /api/image-imports/{name}',
     ];
     const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
     assert.deepEqual(documented.sort(), expected.sort());
