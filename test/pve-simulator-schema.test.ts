@@ -142,6 +142,7 @@ const rows = (): Row[] => [
     badParam: 'delay',
     badText: /^value must have a minimum value of 1$/,
   },
+  { route: 'GET /nodes/{node}/sdn/zones/{zone}/content', path: '/nodes/pve1/sdn/zones/localnetwork/content', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   {
     route: 'POST /nodes/{node}/qemu',
     path: '/nodes/pve1/qemu',

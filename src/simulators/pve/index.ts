@@ -24,6 +24,7 @@ import { resizeRoute } from './handlers/qemuResize';
 import { snapshotRoutes } from './handlers/qemuSnapshot';
 import { storageRoutes } from './handlers/storage';
 import { downloadRoutes } from './handlers/storageDownload';
+import { sdnRoutes } from './handlers/sdn';
 import { templateRoute } from './handlers/qemuTemplate';
 import { StorageFiles } from './storageFiles';
 import { taskRoutes } from './handlers/tasks';
@@ -135,6 +136,7 @@ const ROUTES: readonly Route[] = [
   ...storageRoutes,
   ...downloadRoutes,
   templateRoute,
+  ...sdnRoutes,
   ...accessRoutes,
   ...agentRoutes,
 ];

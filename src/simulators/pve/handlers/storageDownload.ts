@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -148,7 +148,7 @@ async function downloadFileFromUrl(job: Download): Promise<void> {
   ctx.log(`downloading ${job.url} to ${pveDest}`);
   if (existsSync(dest)) {
     if (!job.checksum) throw new Error(`refusing to override existing file '${pveDest}'`);
-    const got = fileHash(job.checksum.algorithm, dest);
+    const got = await fileHash(job.checksum.algorithm, dest);
     if (got === job.checksum.expected.toLowerCase()) return ctx.log('calculating checksum of existing file...OK, got correct file already, no need to download');
     ctx.log('calculating checksum of existing file...');
     throw new Error(`checksum mismatch: got '${got}' != expect '${job.checksum.expected}', aborting`);
@@ -171,7 +171,7 @@ async function downloadFileFromUrl(job: Download): Promise<void> {
       throw err;
     }
     if (job.checksum) {
-      const got = fileHash(job.checksum.algorithm, tmpDownload);
+      const got = await fileHash(job.checksum.algorithm, tmpDownload);
       if (got !== job.checksum.expected.toLowerCase()) {
         ctx.log('calculating checksum...');
         throw new Error(`checksum mismatch: got '${got}' != expect '${job.checksum.expected}'`);
@@ -214,8 +214,11 @@ async function downloadFileFromUrl(job: Download): Promise<void> {
   ctx.log(`download of '${job.url}' to '${pveDest}' finished`);
 }
 
-function fileHash(algorithm: string, path: string): string {
-  return createHash(algorithm).update(readFileSync(path)).digest('hex');
+/** Streamed: images are hundreds of MiB. */
+async function fileHash(algorithm: string, path: string): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 async function decompress(command: string[], from: string, to: string): Promise<void> {
