@@ -198,6 +198,11 @@ export const configSchema = z.object({
     .string()
     .regex(/^[a-z][a-z0-9\-_.]*$/i, 'must be a Proxmox storage id')
     .optional(),
+  /**
+   * Image imports may name loopback and link-local hosts (127.0.0.0/8, ::1, localhost, 169.254.0.0/16, fe80::/10) in
+   * production: a node fetching from itself or its metadata service is refused unless an operator allows it.
+   */
+  PVEFLOW_IMAGE_URLS_ALLOW_LOCAL: bool.default(false),
   /** Make each VM an HA resource (state started) after its start; needs Sys.Console on / for the token. */
   PVE_HA: bool.default(false),
   /** The HA group new HA resources join; setting it turns PVE_HA on. */

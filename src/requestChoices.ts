@@ -14,6 +14,8 @@ export interface RequestChoiceSettings {
   limits: ChoiceLimits;
   /** SYNC_INTERVAL_S: how long a caller waits, at most, for the first catalogue. */
   syncIntervalS: number;
+  /** Image imports: whether loopback and link-local URLs are refused, and where a template's disk goes by default. */
+  imageImports?: { refuseLocalUrls: boolean; diskStorage: string };
 }
 
 export const defaultRequestChoiceSettings: RequestChoiceSettings = {
@@ -32,6 +34,7 @@ export function requestChoicesFromConfig(config: Config): RequestChoiceSettings 
     ...imagesOf(config),
     defaultTemplateVmid: config.PVE_TEMPLATE_VMID,
     syncIntervalS: config.SYNC_INTERVAL_S,
+    imageImports: { refuseLocalUrls: config.NODE_ENV === 'production' && !config.PVEFLOW_IMAGE_URLS_ALLOW_LOCAL, diskStorage: config.PVE_TARGET_STORAGE ?? 'local-lvm' },
     networks: [own, ...networks],
     limits: {
       packages: config.CLOUD_INIT_MAX_PACKAGES,

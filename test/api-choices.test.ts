@@ -77,7 +77,12 @@ describe('intake of images and choices', () => {
       server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
     });
     stubDir = mkdtempSync(join(tmpdir(), 'pveflow-choices-'));
-    writeFileSync(join(stubDir, 'workflows.js'), 'exports.clusterSync = async function clusterSync(result) { return result; };\nexports.vmRequest = async function vmRequest(input) { return input.request; };\n');
+    writeFileSync(
+      join(stubDir, 'workflows.js'),
+      'exports.clusterSync = async function clusterSync(result) { return result; };\nexports.vmRequest = async function vmRequest(input) { return input.request; };\n' +
+        // The real image catalogue: the API reads (and seeds) it wherever it checks an image.
+        `exports.imageCatalogue = require(${JSON.stringify(resolve(__dirname, '..', 'src', 'workflows', 'imageCatalogue.ts'))}).imageCatalogue;\n`,
+    );
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: join(stubDir, 'workflows.js'),
       logger: quietLogger,

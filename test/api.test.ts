@@ -85,7 +85,12 @@ describe('HTTP API', () => {
 
     // A stand-in clusterSync that completes with the result it is given: the templates route reads completed runs.
     stubDir = mkdtempSync(join(tmpdir(), 'pveflow-api-sync-'));
-    writeFileSync(join(stubDir, 'clusterSync.js'), 'exports.clusterSync = async function clusterSync(result) { return result; };\n');
+    writeFileSync(
+      join(stubDir, 'clusterSync.js'),
+      'exports.clusterSync = async function clusterSync(result) { return result; };\n' +
+        // The real image catalogue: the API reads (and seeds) it wherever it checks an image.
+        `exports.imageCatalogue = require(${JSON.stringify(resolve(__dirname, '..', 'src', 'workflows', 'imageCatalogue.ts'))}).imageCatalogue;\n`,
+    );
     const syncWorker = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue: syncQueue, workflowBundle: await stubBundle(stubDir) });
     workers.push({ worker: syncWorker, running: syncWorker.run() });
 
@@ -649,6 +654,14 @@ describe('HTTP API', () => {
       'get /api/device_requests/{serial}/snapshots',
       'post /api/device_requests/{serial}/snapshots/{name}/revert',
       'delete /api/device_requests/{serial}/snapshots/{name}',
+      // The image catalogue (issue 31).
+      'post /api/images',
+      'get /api/images/{name}',
+      'patch /api/images/{name}',
+      'delete /api/images/{name}',
+      'post /api/images/{name}/retire',
+      'get /api/image-imports/{name}',
+      'delete /api/image-imports/{name}',
     ];
     const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, item]) => Object.keys(item).map((m) => `${m} ${path}`));
     assert.deepEqual(documented.sort(), expected.sort());

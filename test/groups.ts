@@ -51,6 +51,7 @@ export const testGroups: readonly TestGroup[] = [
       'failureMessage.test.ts',
       'groups.test.ts',
       'guestLog.test.ts',
+      'imageCatalogue-rules.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
       'observability-log.test.ts',
@@ -121,6 +122,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-choices.test.ts',
       'api-fuzz.test.ts',
       'api-hardening.test.ts',
+      // The catalogue: seeded, org-scoped, imports started and cancelled, 409s, bad import input (issue 31).
+      'api-image-catalogue.test.ts',
       'api-openapi.property.test.ts',
       'api-quotas.test.ts',
       'api-stop.test.ts',
@@ -154,6 +157,8 @@ export const testGroups: readonly TestGroup[] = [
       'least-privilege.workflow.test.ts',
       'netbird.workflow.test.ts',
       'guestLogs.workflow.test.ts',
+      // Image imports against the simulator: success, checksum mismatch, not an image, cancel — each leaves nothing (issue 31).
+      'imageImport.test.ts',
       'observability-sdk-metrics.test.ts',
       'observability-worker.test.ts',
       'replay.test.ts',

@@ -266,6 +266,24 @@ describe('image catalogue', () => {
     assert.match(below[1]!.reason, /2048 MiB is below image ubuntu's minimum of 4096 MiB/);
   });
 
+  test('a retired image is refused to every new request, whatever it asks', () => {
+    const [debian] = imageCatalogue(templates, [{ name: 'debian-12', template: 9000, retired: true }]);
+    assert.deepEqual(
+      imageRefusals(debian!, { org: 'Acme Corp', cores: 4, memoryMiB: 8192 }).map((i) => [i.field, i.rule]),
+      [['image', 'image-retired']],
+    );
+  });
+
+  test('without curation every template is an image, and an imported image names its own', () => {
+    const images = imageCatalogue(templates, [{ name: 'imported', template: 9001, min_cores: 2 }], false);
+    assert.equal(images.find((i) => i.templateVmid === 9001)?.name, 'imported');
+    assert.ok(
+      images.some((i) => i.templateVmid === 9000),
+      'the other templates stay images',
+    );
+    assert.equal(new Set(images.map((i) => i.templateVmid)).size, images.length, 'no template twice');
+  });
+
   test('the configuration is read from PVEFLOW_IMAGES and refused, saying where, when it is wrong', () => {
     const images = JSON.stringify({ images: [{ name: 'debian-12', template: 9000, orgs: ['Acme Corp'] }] });
     assert.deepEqual(requestChoicesFromConfig(loadConfig({ PVEFLOW_IMAGES: images })).images, [{ name: 'debian-12', template: 9000, orgs: ['Acme Corp'] }]);
@@ -302,6 +320,7 @@ describe('the rules of the images and choices in the OpenAPI document', () => {
     'image-unknown': [['image']],
     'image-template-missing': [['image']],
     'image-not-offered': [['image']],
+    'image-retired': [['image']],
     'below-image-minimum': [['image'], ['cores'], ['memory_mib'], ['disk_gib']],
     'network-not-allowed': [['network']],
     'network-not-offered': [['network']],

@@ -18,6 +18,7 @@ import { powerControlActivities } from './proxmox/powerControl';
 import { reconfigureActivities } from './proxmox/reconfigure';
 import { snapshotActivities } from './proxmox/snapshots';
 import { liveMigrateActivities } from './proxmox/liveMigrate';
+import { imageImportActivities } from './proxmox/imageImport';
 
 export type { ActivityDeps, ActivitySettings } from './deps';
 
@@ -43,5 +44,6 @@ export function createActivities(deps: ActivityDeps) {
     ...reconfigureActivities(deps),
     ...snapshotActivities(deps),
     ...liveMigrateActivities(deps),
+    ...imageImportActivities(deps),
   };
 }

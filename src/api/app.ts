@@ -27,6 +27,7 @@ import { templateRoutes } from './routes/templates';
 import { vmOperationRoutes } from './routes/vmOperations';
 import { imageRoutes } from './routes/images';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../requestChoices';
+import { catalogueRoutes, imageImportRoutes } from './catalogue/catalogueRoutes';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
@@ -133,7 +134,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/device_requests', auth, writes, json, deviceRequestRoutes(ctx), vmOperationRoutes(ctx));
   app.use('/api/classes', auth, writes, json, classRoutes(ctx));
   app.use('/api/templates', auth, templateRoutes(ctx));
-  app.use('/api/images', auth, imageRoutes(ctx));
+  app.use('/api/images', auth, writes, json, imageRoutes(ctx), catalogueRoutes(ctx));
+  app.use('/api/image-imports', auth, imageImportRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes(ctx));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));

@@ -5,6 +5,7 @@ import type { RequestChoiceSettings } from '../requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
+import { registerCataloguePaths } from './catalogue/catalogueOpenApi';
 import {
   idempotencyHeaders,
   actionBody,
@@ -223,6 +224,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
   }
 
   registerVmOperationPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
+  registerCataloguePaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
 
   op({
     method: 'get',
@@ -251,7 +253,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
     path: '/api/images',
     operationId: 'listImages',
     summary: 'Images a submission may name',
-    description: `The pool's templates as the newest completed cluster sync saw them, named and refined by the configuration (PVEFLOW_IMAGES). A requester or admin sees the images offered to their org. ${who('images')}`,
+    description: `The pool's templates as the newest completed cluster sync saw them, named and refined by the catalogue (seeded by PVEFLOW_IMAGES, changed through POST/PATCH/DELETE /api/images). A requester or admin sees the images offered to their org. ${who('images')}`,
     security: secured,
     responses: { 200: json(imageListSchema, 'The images.'), 401: problems[401], 503: json(problemSchema, 'No cluster sync has completed yet, or Temporal unreachable.'), 504: temporal[504] },
   });

@@ -54,6 +54,10 @@ export class ApiClient {
     return this.call<T>('POST', path, body, headers, answerWithinMs);
   }
 
+  async patch<T = unknown>(path: string, body: unknown): Promise<ApiAnswer<T>> {
+    return this.call<T>('PATCH', path, body);
+  }
+
   async delete<T = unknown>(path: string, body?: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
     return this.call<T>('DELETE', path, body, headers, answerWithinMs);
   }
@@ -72,7 +76,7 @@ export class ApiClient {
     return this.agent.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
+  private async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
     const headersTimeout = answerWithinMs && answerWithinMs > this.opts.timeoutMs ? answerWithinMs : undefined;
     const res = await this.send(method, path, body, { ...headers, accept: 'application/json' }, undefined, headersTimeout);
     const text = await readText(res, this.base);
@@ -86,7 +90,7 @@ export class ApiClient {
     return { status: res.statusCode, text, body: parsed as T };
   }
 
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number, headersTimeout?: number): Promise<Dispatcher.ResponseData> {
+  private async send(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number, headersTimeout?: number): Promise<Dispatcher.ResponseData> {
     const key = typeof this.opts.key === 'function' ? await this.opts.key() : this.opts.key;
     if (!key) {
       throw new CliError('no API key: set PVEFLOW_API_KEY (or pass --api-key, which other users can read in `ps`), or run `pveflow login`', exitCodes.auth);

@@ -8,7 +8,8 @@ import { logsCommand } from './commands/logs';
 import { requestCommands } from './commands/requests';
 import { templatesCommand } from './commands/templates';
 import { vmCommands } from './commands/vm';
-import { imagesCommand } from './commands/images';
+import { imagesCommand, imagesListCommand } from './commands/images';
+import { imageCatalogueCommands } from './commands/imageCatalogue';
 import { loginCommand, logoutCommand } from './commands/login';
 import { createContext, type CliIo } from './context';
 import { exitCodes } from './exitCodes';
@@ -19,7 +20,20 @@ import { commandUsage, mainUsage } from './usage';
  * `pveflow`: the HTTP API from a shell. Tables for people, `--json` for scripts, and exit codes a script can branch
  * on (see usage.ts). It only ever talks to the API (doctor aside, which checks the cluster itself).
  */
-export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, imagesCommand, doctorCommand, ...vmCommands, loginCommand, logoutCommand];
+export const commands: readonly Command[] = [
+  ...requestCommands,
+  ...classCommands,
+  logsCommand,
+  credentialsCommand,
+  templatesCommand,
+  ...imageCatalogueCommands,
+  imagesListCommand,
+  imagesCommand,
+  doctorCommand,
+  ...vmCommands,
+  loginCommand,
+  logoutCommand,
+];
 
 /** Exit code for a failure that is pveflow's own bug, not the user's or the API's (EX_SOFTWARE). */
 const internalError = 70;

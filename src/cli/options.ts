@@ -53,6 +53,21 @@ export const optionSpec = {
   'with-ram': { type: 'boolean' },
   description: { type: 'string' },
   target: { type: 'string' },
+  // images (the catalogue; --name, --description shared with the commands above)
+  os: { type: 'string' },
+  url: { type: 'string' },
+  checksum: { type: 'string' },
+  'checksum-algorithm': { type: 'string' },
+  volume: { type: 'string' },
+  node: { type: 'string' },
+  'download-storage': { type: 'string' },
+  'disk-storage': { type: 'string' },
+  'min-cores': { type: 'string' },
+  'min-memory-mib': { type: 'string' },
+  'min-disk-gib': { type: 'string' },
+  orgs: { type: 'string' },
+  'all-orgs': { type: 'boolean' },
+  wait: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export type Flag = keyof typeof optionSpec;

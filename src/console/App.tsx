@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, isSessionKey, sessionKey } from './api';
+import { Images } from './pages/Images';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
 import { RequestList } from './pages/RequestList';
@@ -100,6 +101,9 @@ export function App() {
             <a href={href.new} aria-current={route.page === 'new' ? 'page' : undefined}>
               New request
             </a>
+            <a href={href.images} aria-current={route.page === 'images' ? 'page' : undefined}>
+              Images
+            </a>
           </nav>
           <div class="who">
             <span class="who-name" title={state.session.email ?? state.session.id}>
@@ -120,6 +124,7 @@ export function App() {
       <main id="main" class="page" tabIndex={-1}>
         {route.page === 'list' && <RequestList auth={auth} />}
         {route.page === 'new' && <NewRequest auth={auth} />}
+        {route.page === 'images' && <Images auth={auth} />}
         {route.page === 'request' && <RequestPage key={route.serial} auth={auth} serial={route.serial} />}
         {route.page === 'unknown' && <NotFound what={`There is no page ${route.path}.`} />}
       </main>

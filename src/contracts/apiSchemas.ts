@@ -34,7 +34,7 @@ export const createDeviceRequestBody = z
     image: wireShape.image.meta({
       description:
         'A catalogue image (GET /api/images). Refused with 400 naming the field and the `rule`: no such image (image-unknown); configured, but ' +
-        'its template is not in the pool (image-template-missing); reserved to other organisations than the client (image-not-offered). cores, ' +
+        'its template is not in the pool (image-template-missing); reserved to other organisations than the client (image-not-offered); retired (image-retired). cores, ' +
         "memory_mib or disk_gib below its minimum is refused naming that field (below-image-minimum). Absent: the default template, under its image's " +
         'rules when the catalogue has one.',
       example: 'debian-12',

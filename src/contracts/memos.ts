@@ -6,3 +6,10 @@
 
 /** The size a request is counted at by the org quotas (domain/quotas `sizeOf`). */
 export const QUOTA_SIZE_MEMO = 'quotaSize';
+
+/** The image a request is built from (its name, if it named one) and the template its VM is cloned from. */
+export const IMAGE_MEMO = 'image';
+export interface ImageMemo {
+  name?: string;
+  templateVmid?: number;
+}

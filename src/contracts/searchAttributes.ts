@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { BuildTask, RequestRecord } from './types';
+import type { ImportTask } from './imageImport';
 
 /**
  * Typed search attributes: how an operator finds a request in Temporal UI (`Serial = "VM-7K2Q9"`,
@@ -67,5 +68,17 @@ export function buildSearchAttributes(serial: string, build: BuildTask): SearchA
     { key: BuildStatusKey, value: build.state },
     { key: VmIdKey, value: build.vmid ?? null },
     { key: PveNodeKey, value: build.node ?? null },
+  ];
+}
+
+/**
+ * An image import's search attributes: the keys builds use (no new key to register on a cluster), so that
+ * `WorkflowType = "imageImport" AND BuildStatus = "failed"` finds the failed imports. Its name is its summary.
+ */
+export function imageImportSearchAttributes(run: Pick<ImportTask, 'state' | 'node' | 'templateVmid'>): SearchAttributeUpdatePair[] {
+  return [
+    { key: BuildStatusKey, value: run.state },
+    { key: VmIdKey, value: run.templateVmid ?? null },
+    { key: PveNodeKey, value: run.node ?? null },
   ];
 }

@@ -24,3 +24,9 @@ export const syncScheduleId = (taskQueue: string): string => `pveflow-cluster-sy
 
 /** The id each run of an instance's sync starts with (the Schedule appends its time). */
 export const syncWorkflowId = (taskQueue: string): string => `cluster-sync-${taskQueue}`;
+
+/** The image catalogue of a deployment (its API processes and workers share a task queue). */
+export const imageCatalogueWorkflowId = (taskQueue: string): string => `pveflow-image-catalogue-${taskQueue}`;
+
+/** An image's import: one at a time per name (a second import of the same name is refused while the first runs). */
+export const imageImportWorkflowId = (taskQueue: string, name: string): string => `image-import-${taskQueue}-${name}`;

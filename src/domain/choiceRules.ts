@@ -8,6 +8,7 @@ export const choiceRules = {
   'image-unknown': 'no image of that name in the catalogue (GET /api/images)',
   'image-template-missing': "the image is configured, but its template is not in the pool (an operator's fix)",
   'image-not-offered': "the image is reserved to other organisations than the request's client",
+  'image-retired': 'the image is retired: no new request may name it (requests already running keep their VM)',
   'below-image-minimum': "cores, memory_mib or disk_gib is below the image's minimum",
   'network-not-allowed': 'the bridge, or the VLAN on it, is not on the allowed list (PVE_NETWORKS)',
   'network-not-offered': "the network is reserved to other organisations than the request's client (PVE_NETWORKS, =org|org)",

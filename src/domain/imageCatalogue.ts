@@ -51,6 +51,8 @@ export interface Image {
   /** What a request on this image must at least ask for; the disk is never below the template's own. */
   minimum: { cores: number; memoryMiB: number; diskGiB: number };
   orgs?: string[];
+  /** Offered to no new request (the catalogue retired it); requests that hold a VM of it keep it. */
+  retired?: boolean;
 }
 
 /** A pool template's name as an image name: Proxmox allows upper case and more length than an image name does. */
@@ -69,8 +71,8 @@ const imageNameOf = (templateName: string, vmid: number) => {
  * images are offered: an operator who curates a catalogue does not want every template of the pool offered too. A
  * configured image whose template is not in the pool is left out (and named by `missingImages`).
  */
-export function imageCatalogue(templates: PoolTemplate[], configured?: ConfiguredImage[]): Image[] {
-  const fromTemplate = (t: PoolTemplate, name: string, c?: ConfiguredImage): Image => {
+export function imageCatalogue(templates: PoolTemplate[], configured?: Array<ConfiguredImage & { retired?: boolean }>, curated = configured !== undefined): Image[] {
+  const fromTemplate = (t: PoolTemplate, name: string, c?: ConfiguredImage & { retired?: boolean }): Image => {
     const templateDisk = Math.ceil(t.diskGiB ?? 0);
     return {
       name,
@@ -85,19 +87,31 @@ export function imageCatalogue(templates: PoolTemplate[], configured?: Configure
         diskGiB: Math.max(c?.min_disk_gib ?? 0, templateDisk),
       },
       ...(c?.orgs ? { orgs: c.orgs } : {}),
+      ...(c?.retired ? { retired: true } : {}),
     };
   };
   const sorted = [...templates].sort((a, b) => a.vmid - b.vmid);
-  if (!configured) {
-    const seen = new Set<string>();
-    return sorted.map((t) => {
-      let name = imageNameOf(t.name, t.vmid);
-      if (seen.has(name)) name = `${name.slice(0, 50)}-${t.vmid}`;
-      seen.add(name);
-      return fromTemplate(t, name);
+  if (!curated) {
+    // Every template is an image; a configured (or imported) one is named and refined by its entry.
+    const named = (configured ?? []).flatMap((c) => {
+      const t = templateOf(sorted, c);
+      return t ? [fromTemplate(t, c.name, c)] : [];
     });
+    const seen = new Set<string>(named.map((i) => i.name));
+    const covered = new Set(named.map((i) => i.templateVmid));
+    return [
+      ...named,
+      ...sorted
+        .filter((t) => !covered.has(t.vmid))
+        .map((t) => {
+          let name = imageNameOf(t.name, t.vmid);
+          if (seen.has(name)) name = `${name.slice(0, 50)}-${t.vmid}`;
+          seen.add(name);
+          return fromTemplate(t, name);
+        }),
+    ];
   }
-  return configured.flatMap((c) => {
+  return (configured ?? []).flatMap((c) => {
     const t = templateOf(sorted, c);
     return t ? [fromTemplate(t, c.name, c)] : [];
   });
@@ -112,6 +126,7 @@ export function missingImages(templates: PoolTemplate[], configured: ConfiguredI
 
 /** Why a request for `org` with these resources may not use `image` (empty: it may). Fields are the wire's. */
 export function imageRefusals(image: Image, r: { org: string; cores: number; memoryMiB: number; diskGiB?: number }): ChoiceRefusal[] {
+  if (image.retired) return [{ field: 'image', reason: `image ${image.name} is retired: it is offered to no new request (GET /api/images lists the others)`, rule: 'image-retired' }];
   if (image.orgs && !image.orgs.includes(r.org)) return [{ field: 'image', reason: `image ${image.name} is not offered to ${r.org}`, rule: 'image-not-offered' }];
   const issues: ChoiceRefusal[] = [];
   const below = (field: string, asked: number, min: number, unit: string) => {

@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { cloneSlotsWorkflowId, ipPoolWorkflowId } from '../contracts/workflowIds';
+import { cloneSlotsWorkflowId, imageCatalogueWorkflowId, ipPoolWorkflowId } from '../contracts/workflowIds';
 
 /**
  * Starts the deployment's coordinator workflows (clone slots and placement, the static address pool) unless they run
@@ -10,6 +10,8 @@ export async function ensureCoordinators(client: Client, taskQueue: string): Pro
   for (const [workflowType, workflowId] of [
     ['cloneSlots', cloneSlotsWorkflowId(taskQueue)],
     ['ipPool', ipPoolWorkflowId(taskQueue)],
+    // Seeded with PVEFLOW_IMAGES by the API (catalogue/catalogueStore.ts); started here so an import finds it.
+    ['imageCatalogue', imageCatalogueWorkflowId(taskQueue)],
   ] as const) {
     try {
       await client.workflow.start(workflowType, { workflowId, taskQueue, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' });

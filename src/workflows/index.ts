@@ -5,3 +5,5 @@ export { vmCompletion } from './vmCompletion';
 export { clusterSync } from './clusterSync';
 export { cloneSlots } from './cloneSlots';
 export { ipPool } from './ipPool';
+export { imageCatalogue } from './imageCatalogue';
+export { imageImport } from './imageImport';

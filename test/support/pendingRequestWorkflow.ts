@@ -20,3 +20,6 @@ export async function vmRequest(input: VmRequestInput): Promise<void> {
 export async function clusterSync<T>(result: T): Promise<T> {
   return result;
 }
+
+/** The real image catalogue: the API reads (and seeds) it for every image and choice it checks. */
+export { imageCatalogue } from '../../src/workflows/imageCatalogue';

@@ -19,6 +19,8 @@ export type Action =
   | 'credentials'
   | 'templates'
   | 'images'
+  // The image catalogue's changes and imports.
+  | 'manage-images'
   // Day-2 operations on a request's VM.
   | 'power'
   | 'reconfigure'
@@ -39,6 +41,7 @@ export const rolesFor: Record<Action, readonly Role[]> = {
   credentials: everyone,
   templates: everyone,
   images: everyone,
+  'manage-images': ['operator'],
   approve: deciders,
   reject: deciders,
   cancel: deciders,

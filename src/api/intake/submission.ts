@@ -12,7 +12,7 @@ import type { ResolvedChoices } from './choiceIntake';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 import { sizeOf, times, type QuotaExcess } from '../../domain/quotas';
 import { quotaExcess, type Leaving } from '../reads/quotaUse';
-import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { IMAGE_MEMO, QUOTA_SIZE_MEMO } from '../../contracts/memos';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {
@@ -61,7 +61,8 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
       args: [{ request, policy: ctx.policy }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
-      memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request) },
+      // The image it is built from: a delete of that image is refused while the request runs (catalogue/catalogueRoutes.ts).
+      memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request), [IMAGE_MEMO]: { ...(request.image ? { name: request.image } : {}), ...(request.templateVmid !== undefined ? { templateVmid: request.templateVmid } : {}) } },
       typedSearchAttributes: submittedSearchAttributes(request),
       staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
       staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,

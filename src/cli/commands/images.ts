@@ -18,6 +18,7 @@ interface ImageAnswer {
 
 export const imagesCommand: Command = {
   words: ['images'],
+  // `pveflow images` and `pveflow images list` are one command: the list is what most callers want.
   synopsis: '',
   summary: 'the images a request may name (--image), with their minimums, as the newest cluster sync saw the pool',
   flags: [],
@@ -40,3 +41,5 @@ export const imagesCommand: Command = {
     return exitCodes.ok;
   },
 };
+
+export const imagesListCommand: Command = { ...imagesCommand, words: ['images', 'list'] };

@@ -11,6 +11,7 @@ import {
   nodeSchema,
   pendingConfigSchema,
   snapshotListSchema,
+  storageVolumeSchema,
   taskListSchema,
   taskLogSchema,
   taskStatusSchema,
@@ -23,6 +24,7 @@ import {
   type GuestFile,
   type PendingConfigEntry,
   type SnapshotEntry,
+  type StorageVolume,
   type TaskListEntry,
   type TaskStatus,
   type VmConfig,
@@ -170,6 +172,48 @@ export class PveClient {
     return this.call('DELETE', `/nodes/${seg(node)}/qemu/${vmid}/snapshot/${seg(snapname)}`, {}, upidSchema);
   }
 
+  // --- images (PVE 8.4+: `import` content, `import-from` on create) -----------------------------------------------
+
+  /**
+   * Downloads `url` onto `storage` as `filename` (a `download` task). With `checksum` Proxmox verifies the file when
+   * the download ends and fails the task on a mismatch, removing the file. Needs `Datastore.AllocateTemplate` on the
+   * storage and `Sys.AccessNetwork` on the node (or `Sys.Modify` on /).
+   */
+  downloadUrl(
+    node: string,
+    storage: string,
+    params: { url: string; filename: string; content: 'import' | 'iso' | 'vztmpl'; checksum?: string; 'checksum-algorithm'?: string; 'verify-certificates'?: boolean },
+  ): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/storage/${seg(storage)}/download-url`, params, upidSchema);
+  }
+
+  storageContent(node: string, storage: string, content?: string): Promise<StorageVolume[]> {
+    return this.call('GET', `/nodes/${seg(node)}/storage/${seg(storage)}/content`, { content }, storageVolumeSchema.array());
+  }
+
+  /** Deletes a volume; answers with a task's UPID (or null on storages that delete at once). */
+  deleteVolume(node: string, volid: string): Promise<string | null> {
+    return this.call(
+      'DELETE',
+      `/nodes/${seg(node)}/storage/${seg(volid.split(':')[0]!)}/content/${seg(volid)}`,
+      {},
+      upidSchema
+        .nullable()
+        .optional()
+        .transform((v) => v ?? null),
+    );
+  }
+
+  /** Creates a VM (a `qmcreate` task); disks may be imported (`scsi0=STORAGE:0,import-from=VOLID`). */
+  createVm(node: string, params: Params): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu`, params, upidSchema);
+  }
+
+  /** Turns a stopped VM into a template (a `qmtemplate` task). */
+  convertToTemplate(node: string, vmid: number): Promise<string> {
+    return this.call('POST', `/nodes/${seg(node)}/qemu/${vmid}/template`, {}, upidSchema);
+  }
+
   // --- HA (Sys.Console on / to change, Sys.Audit on / to read) ---------------------------------------------------
 
   /** Makes a guest an HA resource (sync); a duplicate answers 500 `resource ID 'vm:N' already defined`. */
@@ -211,6 +255,12 @@ export class PveClient {
         return false;
       }
     });
+  }
+
+  /** Stops a running task (its worker is killed): a cancelled download stops filling the storage. */
+  async stopTask(upid: string): Promise<void> {
+    const { node } = parseUpid(upid);
+    await this.call('DELETE', `/nodes/${seg(node)}/tasks/${seg(upid)}`, {}, noDataSchema);
   }
 
   async taskLogTail(upid: string, lines = 20): Promise<string[]> {

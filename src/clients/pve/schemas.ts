@@ -118,3 +118,7 @@ export type SnapshotEntry = z.infer<typeof snapshotListSchema>[number];
 /** `GET .../pending`: each key's value now, the value waiting for the next start, or its pending deletion. */
 export const pendingConfigSchema = z.array(z.object({ key: z.string(), value: z.unknown().optional(), pending: z.unknown().optional(), delete: flag.optional() }).loose());
 export type PendingConfigEntry = z.infer<typeof pendingConfigSchema>[number];
+
+/** A volume of a storage's content listing (`import` files, disk images, ISOs, ...): `size` in bytes. */
+export const storageVolumeSchema = z.object({ volid: z.string(), format: z.string().optional(), size: num.optional(), content: z.string().optional(), vmid: num.optional() }).loose();
+export type StorageVolume = z.infer<typeof storageVolumeSchema>;

@@ -1,0 +1,184 @@
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
+import { imageImportSearchAttributes } from '../contracts/searchAttributes';
+import { ErrorType } from '../errors';
+import { apiCall, cleanup, proxmoxTask } from './activityOptions';
+import { failureMessage } from './failureMessage';
+
+type Activities = ReturnType<typeof createActivities>;
+const api = proxyActivities<Activities>(apiCall);
+const task = proxyActivities<Activities>(proxmoxTask);
+/** A download may take long: its own deadline, and a heartbeat that a dead worker misses within 30 s. */
+const download = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '6 hours' });
+const undo = proxyActivities<Activities>(cleanup);
+
+const LOG_LINES_KEPT = 200;
+const MAX_VMID_COLLISIONS = 5;
+
+/**
+ * Imports a cloud image as a template in the catalogue, as an operator would by hand (docs/operations.md's template
+ * section) but through the Proxmox API alone: download onto the node's storage (Proxmox verifies the checksum), create
+ * the VM from the file with the settings a build expects, make it a template, add it to the catalogue. Every stage
+ * that creates something registers its undo first; a failure or a cancel runs them, newest first, and names what
+ * could not be undone.
+ */
+export async function imageImport(input: ImageImportInput): Promise<ImageImportResult> {
+  const run: ImportTask = { name: input.name, state: 'running', stage: 'queued', log: [], leftovers: [], startedAt: new Date().toISOString() };
+  setHandler(importStatusQuery, () => run);
+  setHandler(importProgressSignal, ({ bytes, totalBytes }) => {
+    run.bytes = bytes;
+    if (totalBytes !== undefined) run.totalBytes = totalBytes;
+  });
+  const undos: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  const log = (message: string) => {
+    run.log.push({ at: new Date().toISOString(), stage: run.stage, message });
+    if (run.log.length > LOG_LINES_KEPT) run.log.splice(0, run.log.length - LOG_LINES_KEPT);
+  };
+  const publish = () => {
+    upsertSearchAttributes(imageImportSearchAttributes(run));
+    upsertMemo({ importStage: run.stage });
+  };
+  const stage = (next: ImportStage, message: string) => {
+    run.stage = next;
+    log(message);
+    publish();
+  };
+  const end = (state: ImportState) => {
+    run.state = state;
+    run.endedAt = new Date().toISOString();
+    publish();
+  };
+
+  publish();
+  try {
+    stage('planning', `choosing the node for image ${input.name}`);
+    const plan = await api.planImageImport(input);
+    run.node = plan.node;
+    log(`template on node ${plan.node}${'url' in input.source ? `; download onto ${input.downloadStorage}${plan.shared ? ' (shared: once for the cluster)' : ` on ${plan.downloadNode}`}` : ''}`);
+
+    let volume: string;
+    const source = input.source;
+    if ('url' in source) {
+      const filename = importFileName(input.name, workflowInfo().runId, source.extension);
+      volume = `${input.downloadStorage}:import/${filename}`;
+      stage('downloading', `downloading ${source.url} onto ${volume} (${source.checksumAlgorithm} checked by Proxmox)`);
+      // Registered before the download: a cancel mid-download must not leave a half file on the storage.
+      const removeFile = { what: `downloaded file ${volume} on ${plan.downloadNode}`, run: () => undo.removeImportVolume({ name: input.name, node: plan.downloadNode, volume }) };
+      undos.unshift(removeFile);
+      const got = await download.downloadImage({
+        name: input.name,
+        node: plan.downloadNode,
+        storage: input.downloadStorage,
+        url: source.url,
+        checksum: source.checksum,
+        checksumAlgorithm: source.checksumAlgorithm,
+        filename,
+      });
+      if (got.bytes !== undefined) run.bytes = run.totalBytes = got.bytes;
+      log(`downloaded ${got.bytes ?? 'an unknown number of'} bytes; checksum verified`);
+    } else {
+      volume = source.volume;
+      stage('downloading', `using volume ${volume}, already on its storage`);
+      const got = await api.checkImageVolume({ name: input.name, node: plan.node, volume });
+      if (got.bytes !== undefined) run.bytes = run.totalBytes = got.bytes;
+    }
+
+    stage('reserving-vmid', 'reserving a VMID');
+    const taken: number[] = [];
+    let vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken });
+    let diskGiB: number | undefined;
+    for (; ; vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken })) {
+      stage('creating-vm', `creating VM ${vmid} on ${plan.node} from ${volume}`);
+      const destroy = { what: `VM ${vmid} on ${plan.node}`, run: () => undo.destroyImageVm({ name: input.name, node: plan.node, vmid }) };
+      undos.unshift(destroy);
+      try {
+        ({ diskGiB } = await task.createImageVm({
+          name: input.name,
+          os: input.os,
+          node: plan.node,
+          vmid,
+          volume,
+          diskStorage: input.diskStorage,
+          cores: input.minimum.cores ?? 1,
+          memoryMiB: input.minimum.memoryMiB ?? 1024,
+        }));
+        break;
+      } catch (err) {
+        if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
+        undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
+        if (taken.length >= MAX_VMID_COLLISIONS) throw err;
+        taken.push(vmid);
+        log(`VMID ${vmid} was taken meanwhile; reserving another`);
+      }
+    }
+    run.templateVmid = vmid;
+    log(`VM ${vmid} created${diskGiB === undefined ? '' : `, its disk ${diskGiB} GiB`}`);
+    if (input.minimum.diskGiB !== undefined && diskGiB !== undefined && input.minimum.diskGiB < diskGiB) {
+      throw ApplicationFailure.create({
+        type: ErrorType.InvalidRequest,
+        nonRetryable: true,
+        message: `min_disk_gib ${input.minimum.diskGiB} is below what image ${input.name} needs: its disk is ${diskGiB} GiB. Import again with min_disk_gib of at least ${diskGiB}, or without it.`,
+      });
+    }
+
+    stage('templating', `making VM ${vmid} a template`);
+    await task.convertImageToTemplate({ name: input.name, node: plan.node, vmid });
+    if ('url' in source) {
+      // The template holds its own copy of the disk: the downloaded file is no longer needed.
+      const removeFile = undos.pop()!;
+      await undo.removeImportVolume({ name: input.name, node: plan.downloadNode, volume });
+      log(`removed ${removeFile.what.replace('downloaded file ', '')}: the template has its own copy`);
+    }
+
+    stage('cataloguing', `adding image ${input.name} to the catalogue`);
+    await api.catalogueImage({
+      name: input.name,
+      template: vmid,
+      os: input.os,
+      ...(input.description ? { description: input.description } : {}),
+      ...(input.minimum.cores !== undefined ? { min_cores: input.minimum.cores } : {}),
+      ...(input.minimum.memoryMiB !== undefined ? { min_memory_mib: input.minimum.memoryMiB } : {}),
+      ...(input.minimum.diskGiB !== undefined ? { min_disk_gib: input.minimum.diskGiB } : {}),
+      ...(input.orgs ? { orgs: input.orgs } : {}),
+      origin: 'import',
+      importedBy: workflowInfo().workflowId,
+      addedAt: new Date().toISOString(),
+    });
+    stage('done', `image ${input.name} is template ${vmid} on ${plan.node}, in the catalogue`);
+    end('completed');
+    return { name: input.name, templateVmid: vmid, node: plan.node };
+  } catch (err) {
+    const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
+    run.state = cancelled ? 'cancelling' : 'failed';
+    run.error = cancelled ? 'cancelled' : failureMessage(err);
+    log(cancelled ? 'cancelled: removing what was made' : `failed at ${run.stage}: ${run.error}; removing what was made`);
+    await CancellationScope.nonCancellable(async () => {
+      for (const step of undos) {
+        try {
+          await step.run();
+          log(`removed: ${step.what}`);
+        } catch (undoErr) {
+          run.leftovers.push(step.what);
+          log(`could not remove ${step.what}: ${failureMessage(undoErr)}`);
+        }
+      }
+    });
+    if (cancelled) {
+      end('cancelled');
+      throw isCancellation(err) ? err : new CancelledFailure('cancelled', [], err instanceof Error ? err : undefined);
+    }
+    end('failed');
+    throw ApplicationFailure.create({
+      type: 'ImageImportFailed',
+      nonRetryable: true,
+      message: `import of image ${input.name} failed at stage ${run.stage}: ${run.error}${run.leftovers.length ? `; left behind (remove by hand): ${run.leftovers.join(', ')}` : ''}`,
+      details: [run],
+    });
+  }
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = (err as ActivityFailure)?.cause as ApplicationFailure | undefined;
+  return cause?.type ?? undefined;
+}
