@@ -117,6 +117,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-choices.test.ts',
       'api-fuzz.test.ts',
       'api-hardening.test.ts',
+      // Two API processes of their own on the dev server, a worker running the key registry in the test.
+      'api-keys.test.ts',
       'api-openapi.property.test.ts',
       'api-quotas.test.ts',
       'api-stop.test.ts',

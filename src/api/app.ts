@@ -6,6 +6,8 @@ import type { RequestPolicy } from '../domain/requestPolicy';
 import type { QuotaConfig } from '../domain/quotas';
 import { defaultApiTimings, type ApiTimings } from './apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
+import { DeploymentKeys } from './auth/apiKeysIssued';
+import { apiKeyRoutes } from './auth/apiKeysRoutes';
 import { authenticate, principalOf } from './auth/authenticate';
 import { refuseBlankJson, requireJsonBody } from './contentType';
 import { methodNotAllowed } from './methodNotAllowed';
@@ -34,8 +36,12 @@ export interface AppDeps {
   policy: RequestPolicy;
   /** Quotas per org (PVEFLOW_QUOTAS); unset: none. */
   quotas?: QuotaConfig;
-  /** Who may call the API. An empty store locks every authenticated route. */
-  apiKeys: ApiKeyStore;
+  /**
+   * Who may call the API: the file's keys and those issued at run time (DeploymentKeys, refreshed by its owner). A
+   * bare store (tests) is wrapped without a refresh loop: issued keys then hold once this app has issued or read them.
+   * An empty store and registry lock every authenticated route.
+   */
+  apiKeys: ApiKeyStore | DeploymentKeys;
   /** The webhook intake's HMAC secret; without it the intake answers 503. */
   webhookSecret?: string;
   timings?: Partial<ApiTimings>;
@@ -73,6 +79,7 @@ export function createApp(deps: AppDeps): express.Express {
     },
     deps.inFlight,
   );
+  const keys = deps.apiKeys instanceof DeploymentKeys ? deps.apiKeys : new DeploymentKeys(deps.apiKeys, { client: deps.client, taskQueue: deps.taskQueue });
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {
@@ -101,7 +108,7 @@ export function createApp(deps: AppDeps): express.Express {
         namespaces: deps.codec.namespaces,
         authorize: (req) => {
           const key = /^Bearer\s+(\S+)$/i.exec(req.header('authorization') ?? '')?.[1];
-          return key !== undefined && deps.apiKeys.authenticate(key)?.role === 'operator';
+          return key !== undefined && keys.authenticate(key)?.role === 'operator';
         },
       }),
     );
@@ -114,7 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));
 
   // Who is calling comes first: an unknown caller learns nothing, not even that its body was malformed.
-  const auth = authenticate(deps.apiKeys);
+  const auth = authenticate(keys);
   // Then how much it may write, then what it sent: a body of another type is named as such, not as missing fields.
   const writes: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') return next();
@@ -128,6 +135,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/templates', auth, templateRoutes(ctx));
   app.use('/api/images', auth, imageRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes(ctx));
+  app.use('/api/api_keys', auth, writes, json, apiKeyRoutes(ctx, keys));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
   // The web console, after every /api route: it is one more client of them, and may never shadow one.

@@ -6,6 +6,7 @@ import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat'
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './idempotency';
 import { registerVmOperationPaths } from './vmOperationsOpenApi';
+import { registerApiKeyPaths } from './auth/apiKeysOpenApi';
 import {
   actionBody,
   classAnswerSchema,
@@ -223,6 +224,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
   }
 
   registerVmOperationPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
+  registerApiKeyPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
 
   op({
     method: 'get',

@@ -53,6 +53,10 @@ export const optionSpec = {
   'with-ram': { type: 'boolean' },
   description: { type: 'string' },
   target: { type: 'string' },
+  // keys create (--name and --org shared with requests new / list)
+  role: { type: 'string' },
+  email: { type: 'string' },
+  expires: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export type Flag = keyof typeof optionSpec;

@@ -24,3 +24,6 @@ export const syncScheduleId = (taskQueue: string): string => `pveflow-cluster-sy
 
 /** The id each run of an instance's sync starts with (the Schedule appends its time). */
 export const syncWorkflowId = (taskQueue: string): string => `cluster-sync-${taskQueue}`;
+
+/** The API keys issued at run time of one deployment (its API processes share a task queue). */
+export const apiKeyRegistryWorkflowId = (taskQueue: string): string => `pveflow-api-keys-${taskQueue}`;

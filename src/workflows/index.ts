@@ -5,3 +5,4 @@ export { vmCompletion } from './vmCompletion';
 export { clusterSync } from './clusterSync';
 export { cloneSlots } from './cloneSlots';
 export { ipPool } from './ipPool';
+export { apiKeyRegistry } from './apiKeyRegistry';
