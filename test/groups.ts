@@ -41,6 +41,8 @@ export const testGroups: readonly TestGroup[] = [
     budgetSeconds: 120,
     files: [
       'activityPresets.test.ts',
+      // The key registry's rules, and an API process's copy of the keys against a stub registry.
+      'apiKeyRules.test.ts',
       'architecture-doc.test.ts',
       'cloneSlotGrant.test.ts',
       'codec.test.ts',
