@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, type Session } from './api';
+import { ApiKeys } from './pages/ApiKeys';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
 import { RequestList } from './pages/RequestList';
@@ -85,6 +86,11 @@ export function App() {
             <a href={href.new} aria-current={route.page === 'new' ? 'page' : undefined}>
               New request
             </a>
+            {state.session.role !== 'requester' && (
+              <a href={href.keys} aria-current={route.page === 'keys' ? 'page' : undefined}>
+                API keys
+              </a>
+            )}
           </nav>
           <div class="who">
             <span class="who-name" title={state.session.email ?? state.session.id}>
@@ -106,6 +112,7 @@ export function App() {
         {route.page === 'list' && <RequestList auth={auth} />}
         {route.page === 'new' && <NewRequest auth={auth} />}
         {route.page === 'request' && <RequestPage key={route.serial} auth={auth} serial={route.serial} />}
+        {route.page === 'keys' && <ApiKeys auth={auth} />}
         {route.page === 'unknown' && <NotFound what={`There is no page ${route.path}.`} />}
       </main>
     </>

@@ -4,12 +4,13 @@ import { useEffect, useState } from 'preact/hooks';
  * Hash routing: the server serves one page, and a reload or a shared link lands on the same view. The key never
  * appears here (it lives in session storage).
  */
-export type Route = { page: 'list' } | { page: 'new' } | { page: 'request'; serial: string } | { page: 'unknown'; path: string };
+export type Route = { page: 'list' } | { page: 'new' } | { page: 'request'; serial: string } | { page: 'keys' } | { page: 'unknown'; path: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '') || '/requests';
   if (path === '/' || path === '/requests') return { page: 'list' };
   if (path === '/requests/new') return { page: 'new' };
+  if (path === '/keys') return { page: 'keys' };
   const m = /^\/requests\/([^/?#]+)$/.exec(path);
   if (m) return { page: 'request', serial: decodeURIComponent(m[1]!) };
   return { page: 'unknown', path };
@@ -18,6 +19,7 @@ export function parseRoute(hash: string): Route {
 export const href = {
   list: '#/requests',
   new: '#/requests/new',
+  keys: '#/keys',
   request: (serial: string) => `#/requests/${encodeURIComponent(serial)}`,
 };
 
