@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError, type Session } from './api';
+import { ApiError } from './api';
 import { ApiKeys } from './pages/ApiKeys';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
@@ -7,7 +7,7 @@ import { RequestList } from './pages/RequestList';
 import { RequestPage } from './pages/RequestPage';
 import { SignIn } from './pages/SignIn';
 import { href, useRoute } from './router';
-import { describeQuotas, describeSession, storedKey, storeKey, whoIs } from './session';
+import { describeQuotas, describeSession, storedKey, storeKey, whoIs, type Session } from './session';
 
 /** What every page gets: the key to call the API with, who holds it, and a way out when the key stops working. */
 export interface Auth {

@@ -3,7 +3,7 @@ import type { ClusterResource } from '../../clients/pve';
 import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../contracts/types';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
-import { taskQueueClause } from '../../temporal/instanceScope';
+import { taskQueueClause } from '../../domain/instanceScope';
 import { pveFailure } from '../proxmox/failures';
 
 /** Orphans beyond this many are counted, not listed: the result must stay small at any cluster size. */

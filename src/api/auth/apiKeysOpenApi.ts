@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { problemSchema, validationProblemSchema } from '../schemas';
-import type { OperationDocHelpers } from '../vmOperationsOpenApi';
+import { problemSchema, validationProblemSchema } from '../../contracts/apiSchemas';
+import type { OperationDocHelpers } from '../day2/vmOperationsOpenApi';
 import { keyRolesIssuableBy } from './apiKeysRules';
-import { apiKeyIdParam, apiKeyListAnswerSchema, apiKeySchema, createApiKeyBody, issuedApiKeySchema } from './apiKeysSchemas';
+import { apiKeyIdParam, apiKeyListAnswerSchema, apiKeySchema, createApiKeyBody, issuedApiKeySchema } from '../../contracts/apiKeySchemas';
 import { ISSUED_KEYS_TIMING } from './apiKeysIssued';
 
 /** The API keys' paths in the OpenAPI document (src/api/auth/apiKeysRoutes.ts serves them). */

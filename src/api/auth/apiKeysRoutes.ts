@@ -4,13 +4,13 @@ import { Router, type Response } from 'express';
 import { issueKeyUpdate, issuedKeysQuery, keyUseQuery, revokeKeyUpdate, type IssuedKey, type KeyUse } from '../../contracts/apiKeyRegistryMessages';
 import { apiKeyRegistryWorkflowId } from '../../contracts/workflowIds';
 import { isExpired } from '../../domain/apiKeyRegistry';
-import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem } from '../problems';
-import { sendTemporalError } from '../temporalErrors';
+import type { ApiContext } from '../http/context';
+import { badRequest, badRequestIssues, problem } from '../http/problems';
+import { sendTemporalError } from '../http/temporalErrors';
 import { actorOf, generateApiKey, hashApiKey, type Principal } from './apiKeys';
 import type { DeploymentKeys } from './apiKeysIssued';
 import { keyIssueRefusal, keyManagementRefusal, keyScopeOf } from './apiKeysRules';
-import { apiKeyIdParam, createApiKeyBody, type ApiKeyWire } from './apiKeysSchemas';
+import { apiKeyIdParam, createApiKeyBody, type ApiKeyWire } from '../../contracts/apiKeySchemas';
 import { principalOf } from './authenticate';
 
 /**

@@ -1,4 +1,4 @@
-import type { ApiKeyWire } from '../../api/auth/apiKeysSchemas';
+import type { ApiKeyWire } from '../../contracts/apiKeySchemas';
 import { usageError } from '../cliError';
 import type { Command } from '../command';
 import { dateFlag, shortTime } from '../dates';

@@ -1,7 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { ApiKeyWire } from '../../api/auth/apiKeysSchemas';
+import type { ApiKeyWire } from '../../contracts/apiKeySchemas';
 import type { Auth } from '../App';
-import { api, ApiError, type Issue, type Role } from '../api';
+import { api, ApiError, type Issue } from '../api';
+import type { Role } from '../session';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Field } from '../components/Field';
 import { formatDateTime, fromLocalInput } from '../format';

@@ -2,7 +2,7 @@ import { condition, setHandler } from '@temporalio/workflow';
 import { approveUpdate, buildPhaseSignal, buildReportSignal, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdate, rejectUpdate, revealCredentialsUpdate, statusQuery, vmDriftSignal } from '../../contracts/messages';
 import { parseActor, parseExtension, parseRejection } from '../../contracts/updateArguments';
 import { leaseEndRefusal } from '../../domain/requestPolicyRules';
-import { refusal, type RequestAction } from '../requestLifecycle';
+import { refusal, type RequestAction } from '../../domain/requestLifecycle';
 import { applyBuildPhase, cancelBuild } from './buildAttempt';
 import { revealCredentials, revealRefusal } from './credentials';
 import { applyDrift } from './drift';
