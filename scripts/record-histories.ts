@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,7 +17,8 @@ import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { historyToJson } from '../test/histories/historyJson';
 import { DAY, startWorkflowHarness, type WorkflowHarness } from '../test/support/workflowHarness';
 import { waitFor } from '../test/support/waitFor';
-import { cloneSlotsWorkflowId, ipPoolWorkflowId } from '../src/contracts/workflowIds';
+import { apiKeyRegistryWorkflowId, cloneSlotsWorkflowId, ipPoolWorkflowId } from '../src/contracts/workflowIds';
+import { issueKeyUpdate, issuedKeysQuery, keysUsedSignal, revokeKeyUpdate } from '../src/contracts/apiKeyRegistryMessages';
 
 /**
  * Records the histories `test/replay.test.ts` replays: one per path through every workflow type, made by the real
@@ -44,7 +46,10 @@ async function main(): Promise<void> {
     // after the other scenarios, their long-lived workflows (clone slots, address pool) keep it from skipping.
     if (!ADD_ONLY) await extendedLease(h);
     // Each later addition is recorded once and then kept, like the first recording.
-    const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [{ files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses }];
+    const added: Array<{ files: string[]; record: (h: WorkflowHarness) => Promise<void> }> = [
+      { files: ['cloneSlots-two-builds', 'ipPool-leased-and-released', 'vmBuild-static-address'], record: slotsAndAddresses },
+      { files: ['apiKeyRegistry-issued-used-revoked'], record: keyRegistry },
+    ];
     for (const { files, record } of added) {
       if (!ADD_ONLY || files.some((f) => !existsSync(join(OUT, `${f}.json`)))) await record(h);
     }
@@ -188,6 +193,39 @@ async function slotsAndAddresses(h: WorkflowHarness): Promise<void> {
   await save(h, cloneSlotsWorkflowId(taskQueue), 'cloneSlots-two-builds');
   await save(h, ipPoolWorkflowId(taskQueue), 'ipPool-leased-and-released');
   await save(h, 'vm-build-VM-RP010-1', 'vmBuild-static-address');
+}
+
+/** Two keys issued (one retried), their use reported, one revoked: apiKeyRegistry. No key in clear: only hashes. */
+async function keyRegistry(h: WorkflowHarness): Promise<void> {
+  const taskQueue = 'rec-keys';
+  const workflowId = apiKeyRegistryWorkflowId(taskQueue);
+  await h.withWorker(await h.world(), taskQueue, async () => {
+    // The worker started it, as every worker does (ensureCoordinators).
+    const handle = h.env.client.workflow.getHandle(workflowId);
+    const key = (id: string, role: 'admin' | 'operator') => ({
+      id,
+      name: `recorded ${role}`,
+      role,
+      ...(role === 'admin' ? { org: 'Acme Corp' } : {}),
+      owner: 'operator:ops',
+      sha256: createHash('sha256').update(`recorded-key-${id}`).digest('hex'),
+    });
+    await handle.executeUpdate(issueKeyUpdate, { args: [key('key-rec1', 'admin')], updateId: 'issue-key-rec1' });
+    await handle.executeUpdate(issueKeyUpdate, { args: [key('key-rec1', 'admin')] });
+    await handle.executeUpdate(issueKeyUpdate, { args: [key('key-rec2', 'operator')] });
+    await handle.signal(keysUsedSignal, { used: { 'key-rec1': '2026-12-07T12:00:00.000Z', ops: '2026-12-07T12:00:00.000Z' } });
+    await handle.executeUpdate(revokeKeyUpdate, { args: [{ id: 'key-rec2', by: 'operator:ops' }] });
+    await handle.executeUpdate(revokeKeyUpdate, { args: [{ id: 'key-rec1', org: 'Globex', by: 'ada' }] }).then(
+      () => {
+        throw new Error('an admin of another org revoked a key');
+      },
+      () => undefined,
+    );
+    const answer = await handle.query(issuedKeysQuery, {});
+    if (answer.keys?.map((k) => k.id).join() !== 'key-rec1') throw new Error(`unexpected keys: ${JSON.stringify(answer)}`);
+    await handle.terminate('recorded');
+  });
+  await save(h, workflowId, 'apiKeyRegistry-issued-used-revoked');
 }
 
 /** One request approved, fulfilled and completed on its own task queue and a fresh world. */

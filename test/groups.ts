@@ -41,6 +41,8 @@ export const testGroups: readonly TestGroup[] = [
     budgetSeconds: 120,
     files: [
       'activityPresets.test.ts',
+      // The key registry's rules, and an API process's copy of the keys against a stub registry.
+      'apiKeyRules.test.ts',
       'billableActions.test.ts',
       'floorShape.test.ts',
       'architecture-doc.test.ts',
@@ -124,6 +126,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-hardening.test.ts',
       // The catalogue: seeded, org-scoped, imports started and cancelled, 409s, bad import input (issue 31).
       'api-image-catalogue.test.ts',
+      // Two API processes of their own on the dev server, a worker running the key registry in the test.
+      'api-keys.test.ts',
       'api-openapi.property.test.ts',
       'api-quotas.test.ts',
       'api-stop.test.ts',

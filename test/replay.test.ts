@@ -18,7 +18,7 @@ const files = readdirSync(DIR)
   .sort();
 
 /** The workflow types we promise to guard; a new one without a recorded history fails the suite. */
-const GUARDED = ['vmRequest', 'vmBuild', 'vmCompletion', 'clusterSync', 'cloneSlots', 'ipPool'];
+const GUARDED = ['vmRequest', 'vmBuild', 'vmCompletion', 'clusterSync', 'cloneSlots', 'ipPool', 'apiKeyRegistry'];
 
 describe('replay of recorded histories', () => {
   let bundle: WorkflowBundle;

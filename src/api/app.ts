@@ -6,6 +6,8 @@ import type { RequestPolicy } from '../domain/requestPolicy';
 import type { QuotaConfig } from '../domain/quotas';
 import { defaultApiTimings, type ApiTimings } from './http/apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
+import { DeploymentKeys } from './auth/apiKeysIssued';
+import { apiKeyRoutes } from './auth/apiKeysRoutes';
 import { authenticate, principalOf } from './auth/authenticate';
 import { signInRoutes } from './auth/oidcRoutes';
 import { signInAuthentication } from './auth/sessionAuth';
@@ -38,8 +40,12 @@ export interface AppDeps {
   policy: RequestPolicy;
   /** Quotas per org (PVEFLOW_QUOTAS); unset: none. */
   quotas?: QuotaConfig;
-  /** Who may call the API. An empty store locks every authenticated route. */
-  apiKeys: ApiKeyStore;
+  /**
+   * Who may call the API: the file's keys and those issued at run time (DeploymentKeys, refreshed by its owner). A
+   * bare store (tests) is wrapped without a refresh loop: issued keys then hold once this app has issued or read them.
+   * An empty store and registry lock every authenticated route.
+   */
+  apiKeys: ApiKeyStore | DeploymentKeys;
   /** Sign-in through the organisation's OpenID provider (OIDC_*): console sessions and the provider's bearer tokens. */
   signIn?: SignIn;
   /** The webhook intake's HMAC secret; without it the intake answers 503. */
@@ -79,6 +85,7 @@ export function createApp(deps: AppDeps): express.Express {
     },
     deps.inFlight,
   );
+  const keys = deps.apiKeys instanceof DeploymentKeys ? deps.apiKeys : new DeploymentKeys(deps.apiKeys, { client: deps.client, taskQueue: deps.taskQueue });
   const app = express();
   app.disable('x-powered-by');
   if (deps.metrics) {
@@ -107,7 +114,7 @@ export function createApp(deps: AppDeps): express.Express {
         namespaces: deps.codec.namespaces,
         authorize: (req) => {
           const key = /^Bearer\s+(\S+)$/i.exec(req.header('authorization') ?? '')?.[1];
-          return key !== undefined && deps.apiKeys.authenticate(key)?.role === 'operator';
+          return key !== undefined && keys.authenticate(key)?.role === 'operator';
         },
       }),
     );
@@ -120,7 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));
 
   // Who is calling comes first: an unknown caller learns nothing, not even that its body was malformed.
-  const keyAuth = authenticate(deps.apiKeys);
+  const keyAuth = authenticate(keys);
   const auth = deps.signIn ? signInAuthentication(deps.signIn, keyAuth) : keyAuth;
   app.use('/auth', signInRoutes(deps.signIn));
   // Then how much it may write, then what it sent: a body of another type is named as such, not as missing fields.
@@ -137,6 +144,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/images', auth, writes, json, imageRoutes(ctx), catalogueRoutes(ctx));
   app.use('/api/image-imports', auth, imageImportRoutes(ctx));
   app.use('/api/session', auth, sessionRoutes(ctx));
+  app.use('/api/api_keys', auth, writes, json, apiKeyRoutes(ctx, keys));
 
   app.use('/api', (req, res) => problem(res, 404, 'not found', `no operation ${req.method} ${req.originalUrl.split('?')[0]} (see /api/docs)`));
   // The web console, after every /api route: it is one more client of them, and may never shadow one.

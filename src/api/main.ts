@@ -6,6 +6,7 @@ import { loadApiSettings } from './http/apiConfig';
 import { InFlightCalls } from './http/inFlightCalls';
 import { serveApi } from './http/serve';
 import { ApiKeyStore } from './auth/apiKeys';
+import { DeploymentKeys } from './auth/apiKeysIssued';
 import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
@@ -35,7 +36,9 @@ async function main(): Promise<void> {
   const tracingSettings = tracingSettingsFrom(config);
   const tracing = tracingSettings ? createTracing(tracingSettings) : undefined;
   const client = createTemporalClient(access, { connection, interceptors: tracing?.clientInterceptors });
-  const apiKeys = new ApiKeyStore(api.keys);
+  // The file's keys and those issued at run time: the key registry, read every few seconds (never per request).
+  const apiKeys = new DeploymentKeys(new ApiKeyStore(api.keys), { client, taskQueue: temporal.taskQueue, logger });
+  await apiKeys.start();
   const registry = createMetricsRegistry();
   // The metrics' count is one more of the API's Temporal calls: the stop waits for it too.
   const apiCalls = new InFlightCalls();
@@ -100,7 +103,7 @@ async function main(): Promise<void> {
     // The connection closes only after the API's calls in flight have settled (serveApi's stop).
     void serving
       .stop()
-      .then(() => Promise.allSettled([tracing?.shutdown()]))
+      .then(() => Promise.allSettled([tracing?.shutdown(), apiKeys.stop()]))
       .then(() => connection.close())
       .then(() => process.exit(0));
   };

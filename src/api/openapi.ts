@@ -6,6 +6,7 @@ import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSigna
 import { rolesFor } from './auth/permissions';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
 import { registerCataloguePaths } from './catalogue/catalogueOpenApi';
+import { registerApiKeyPaths } from './auth/apiKeysOpenApi';
 import {
   idempotencyHeaders,
   actionBody,
@@ -225,6 +226,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
 
   registerVmOperationPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
   registerCataloguePaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
+  registerApiKeyPaths({ op, secured, problems, invalidBody, notFound, tooLarge, tooMany, temporal });
 
   op({
     method: 'get',

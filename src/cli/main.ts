@@ -11,6 +11,7 @@ import { vmCommands } from './commands/vm';
 import { imagesCommand, imagesListCommand } from './commands/images';
 import { imageCatalogueCommands } from './commands/imageCatalogue';
 import { loginCommand, logoutCommand } from './commands/login';
+import { keyCommands } from './commands/keys';
 import { createContext, type CliIo } from './context';
 import { exitCodes } from './exitCodes';
 import { globalFlags, optionSpec, type FlagValues } from './options';
@@ -33,6 +34,7 @@ export const commands: readonly Command[] = [
   ...vmCommands,
   loginCommand,
   logoutCommand,
+  ...keyCommands,
 ];
 
 /** Exit code for a failure that is pveflow's own bug, not the user's or the API's (EX_SOFTWARE). */

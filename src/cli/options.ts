@@ -68,6 +68,10 @@ export const optionSpec = {
   orgs: { type: 'string' },
   'all-orgs': { type: 'boolean' },
   wait: { type: 'boolean' },
+  // keys create (--name and --org shared with requests new / list)
+  role: { type: 'string' },
+  email: { type: 'string' },
+  expires: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export type Flag = keyof typeof optionSpec;

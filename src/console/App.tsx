@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, isSessionKey, sessionKey } from './api';
 import { Images } from './pages/Images';
+import { ApiKeys } from './pages/ApiKeys';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
 import { RequestList } from './pages/RequestList';
@@ -104,6 +105,11 @@ export function App() {
             <a href={href.images} aria-current={route.page === 'images' ? 'page' : undefined}>
               Images
             </a>
+            {state.session.role !== 'requester' && (
+              <a href={href.keys} aria-current={route.page === 'keys' ? 'page' : undefined}>
+                API keys
+              </a>
+            )}
           </nav>
           <div class="who">
             <span class="who-name" title={state.session.email ?? state.session.id}>
@@ -126,6 +132,7 @@ export function App() {
         {route.page === 'new' && <NewRequest auth={auth} />}
         {route.page === 'images' && <Images auth={auth} />}
         {route.page === 'request' && <RequestPage key={route.serial} auth={auth} serial={route.serial} />}
+        {route.page === 'keys' && <ApiKeys auth={auth} />}
         {route.page === 'unknown' && <NotFound what={`There is no page ${route.path}.`} />}
       </main>
     </>

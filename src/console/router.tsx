@@ -4,13 +4,14 @@ import { useEffect, useState } from 'preact/hooks';
  * Hash routing: the server serves one page, and a reload or a shared link lands on the same view. The key never
  * appears here (it lives in session storage).
  */
-export type Route = { page: 'list' } | { page: 'new' } | { page: 'images' } | { page: 'request'; serial: string } | { page: 'unknown'; path: string };
+export type Route = { page: 'list' } | { page: 'new' } | { page: 'images' } | { page: 'keys' } | { page: 'request'; serial: string } | { page: 'unknown'; path: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '') || '/requests';
   if (path === '/' || path === '/requests') return { page: 'list' };
   if (path === '/requests/new') return { page: 'new' };
   if (path === '/images') return { page: 'images' };
+  if (path === '/keys') return { page: 'keys' };
   const m = /^\/requests\/([^/?#]+)$/.exec(path);
   if (m) return { page: 'request', serial: decodeURIComponent(m[1]!) };
   return { page: 'unknown', path };
@@ -20,6 +21,7 @@ export const href = {
   list: '#/requests',
   new: '#/requests/new',
   images: '#/images',
+  keys: '#/keys',
   request: (serial: string) => `#/requests/${encodeURIComponent(serial)}`,
 };
 

@@ -6,6 +6,7 @@ import { loadApiSettings } from '../api/http/apiConfig';
 import { InFlightCalls } from '../api/http/inFlightCalls';
 import { serveApi } from '../api/http/serve';
 import { ApiKeyStore } from '../api/auth/apiKeys';
+import { DeploymentKeys } from '../api/auth/apiKeysIssued';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
 import { signInFrom } from '../api/auth/signIn';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
@@ -182,7 +183,10 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         console.log(`[pveflow] API keys from ${keysFile}`);
       }
     }
-    const apiKeyStore = new ApiKeyStore(apiKeys);
+    // The file's keys and those issued at run time (the key registry, read every few seconds).
+    const apiKeyStore = new DeploymentKeys(new ApiKeyStore(apiKeys), { client, taskQueue: config.TEMPORAL_TASK_QUEUE });
+    await apiKeyStore.start();
+    stops.push(() => apiKeyStore.stop());
     // Temporal UI, decrypting for signed-in operators: the dev server's UI, or the cluster's at TEMPORAL_UI_URL.
     const uiUpstream = dev?.uiUrl ?? config.TEMPORAL_UI_URL;
     let uiUrl: string | undefined;

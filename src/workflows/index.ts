@@ -7,3 +7,4 @@ export { cloneSlots } from './cloneSlots';
 export { ipPool } from './ipPool';
 export { imageCatalogue } from './imageCatalogue';
 export { imageImport } from './imageImport';
+export { apiKeyRegistry } from './apiKeyRegistry';

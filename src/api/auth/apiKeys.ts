@@ -82,6 +82,11 @@ export class ApiKeyStore {
     return this.entries.length;
   }
 
+  /** Who the configured keys belong to (for the list of keys: never a hash). */
+  principals(): Principal[] {
+    return this.entries.map((e) => e.principal);
+  }
+
   /** The principal of a key id: a session minted for that key holds only while the key is still configured. */
   principalById(id: string): Principal | undefined {
     return this.entries.find((e) => e.principal.id === id)?.principal;

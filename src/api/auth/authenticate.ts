@@ -1,13 +1,14 @@
 import type { RequestHandler, Response } from 'express';
 import { problem } from '../http/problems';
-import type { ApiKeyStore, Principal } from './apiKeys';
+import type { Principal } from './apiKeys';
+import type { KeyLookup } from './apiKeysIssued';
 import { roleRefusal, type Action } from './permissions';
 
 /**
  * `Authorization: Bearer <key>` → the key's principal in `res.locals.principal`. A missing or unknown key is 401 and
  * says how to authenticate; the key itself is never echoed.
  */
-export function authenticate(keys: ApiKeyStore): RequestHandler {
+export function authenticate(keys: KeyLookup): RequestHandler {
   return (req, res, next) => {
     const header = req.get('authorization');
     if (!header) {
@@ -17,7 +18,11 @@ export function authenticate(keys: ApiKeyStore): RequestHandler {
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header.trim());
     const principal = m ? keys.authenticate(m[1]!) : undefined;
     if (!principal) {
+      // An expired key, or issued keys that cannot be checked now, are said as such (never echoing the key).
+      const why = m ? keys.explain?.(m[1]!) : undefined;
+      if (why?.status === 503) return problem(res, 503, 'unavailable', why.detail);
       res.set('WWW-Authenticate', 'Bearer realm="pveflow", error="invalid_token"');
+      if (why) return problem(res, 401, 'unauthenticated', why.detail);
       return problem(res, 401, 'unauthenticated', 'the API key is not known (expected "Authorization: Bearer <key>")');
     }
     res.locals.principal = principal;

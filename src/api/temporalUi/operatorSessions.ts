@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { ApiKeyStore, Principal } from '../auth/apiKeys';
+import type { Principal } from '../auth/apiKeys';
+import type { KeyLookup } from '../auth/apiKeysIssued';
 
 /**
  * An operator's signed-in browser session for Temporal UI: the operator gives their API key once, the browser keeps
@@ -15,7 +16,7 @@ const DEFAULT_TTL_MS = 8 * 3600_000;
 
 export class OperatorSessions {
   constructor(
-    private readonly keys: ApiKeyStore,
+    private readonly keys: KeyLookup,
     /** Derived from the payload key ring, so every API process accepts the sessions of the others. */
     private readonly secret: Buffer,
     private readonly ttlMs = DEFAULT_TTL_MS,
