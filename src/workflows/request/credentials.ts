@@ -5,7 +5,7 @@ import type { RevealedCredentials } from '../../contracts/messages';
 import type { SealedCredentials } from '../../domain/guestCredentials';
 import { notedCall } from '../activityOptions';
 import { note } from './timeline';
-import type { RequestState } from './state';
+import type { VmRequest } from './request';
 
 /**
  * Custody of the guest's logins: taken from the build, handed once to one consultant, dropped when the VM goes. The
@@ -14,13 +14,13 @@ import type { RequestState } from './state';
 const keys = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 
 /** A build's logins, held until revealed; the record says only that they are waiting. */
-export function keepCredentials(state: RequestState, credentials: SealedCredentials | undefined): void {
+export function keepCredentials(state: VmRequest, credentials: SealedCredentials | undefined): void {
   state.credentials = credentials;
   state.record.credentials = { available: credentials !== undefined };
 }
 
 /** Why `by` may not take the logins now (the lifecycle decides the status; this, who and whether they are there). */
-export function revealRefusal({ serial, record, credentials }: RequestState, by: unknown): string | undefined {
+export function revealRefusal({ serial, record, credentials }: VmRequest, by: unknown): string | undefined {
   if (!record.request.consultants.some((c) => c.toLowerCase() === String(by).toLowerCase())) {
     return `the credentials of ${serial} are for its consultants only (${record.request.consultants.join(', ')})`;
   }
@@ -32,7 +32,7 @@ export function revealRefusal({ serial, record, credentials }: RequestState, by:
 }
 
 /** Hands the logins over: forgotten in the same step, their key shredded before the answer, the taker on the timeline. */
-export async function revealCredentials(state: RequestState, by: string): Promise<RevealedCredentials> {
+export async function revealCredentials(state: VmRequest, by: string): Promise<RevealedCredentials> {
   const revealed = state.credentials!;
   state.credentials = undefined;
   const revealedAt = new Date().toISOString();
@@ -44,13 +44,13 @@ export async function revealCredentials(state: RequestState, by: string): Promis
 }
 
 /** Logins of a VM that is gone are worth nothing to anyone: drop them. */
-export function forgetCredentials(state: RequestState): void {
+export function forgetCredentials(state: VmRequest): void {
   state.credentials = undefined;
   if (state.record.credentials) state.record.credentials.available = false;
 }
 
 /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
-export async function shredCredentials(state: RequestState): Promise<void> {
+export async function shredCredentials(state: VmRequest): Promise<void> {
   await keys.destroyCredentialKey({ serial: state.serial }).catch((err: Error) => {
     note(state, `the guest credentials' key could not be destroyed (${failureMessage(err)}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
   });

@@ -1,13 +1,13 @@
 import type { VmDrift } from '../../contracts/types';
 import { note, publish } from './timeline';
-import type { RequestState } from './state';
+import type { VmRequest } from './request';
 import { runningOperation } from './operations';
 
 /**
  * What clusterSync found different about the request's VM: a move (the snippet must follow, in the lease, since an
  * activity cannot run in a signal handler), a state change, or the VM gone (a fulfilled request then fails).
  */
-export function applyDrift(state: RequestState, drift: VmDrift): void {
+export function applyDrift(state: VmRequest, drift: VmDrift): void {
   const { record } = state;
   if (drift.vmid !== record.device.vmid) return; // about a VM this request no longer has
   record.drift = { ...drift, at: new Date().toISOString() };
@@ -26,7 +26,7 @@ export function applyDrift(state: RequestState, drift: VmDrift): void {
       break;
     case 'vanished':
       // A fulfilled request says so once, in the transition to Failed that follows.
-      if (record.status === 'Fulfilled') state.vmVanished = true;
+      if (record.status === 'Fulfilled') state.vmVanished(drift.vmid);
       else note(state, `VM ${drift.vmid} vanished from the cluster`);
       break;
   }

@@ -5,7 +5,7 @@ import { cleanup, notedCall } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
 import { fitForCarrying } from './bounds';
 import { note } from './timeline';
-import type { RequestState } from './state';
+import type { VmRequest } from './request';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
@@ -17,9 +17,9 @@ const HOUR = 3600_000;
  * the cloud-init snippet after a migrated VM, until a completion or a vanished VM. A long lease continues as new so
  * that its history stays small.
  */
-export async function holdLease(state: RequestState): Promise<void> {
+export async function holdLease(state: VmRequest): Promise<void> {
   const { record, policy, serial } = state;
-  const over = () => state.asked.complete || state.vmVanished;
+  const over = () => state.pending('complete') !== undefined || state.pending('vmVanished') !== undefined;
   for (;;) {
     if (over()) return;
     const end = record.request.period.end;
@@ -53,7 +53,7 @@ export async function holdLease(state: RequestState): Promise<void> {
 }
 
 /** The VM migrated (by an operator or HA): its cloud-init snippet must be on its new node for it to start there. */
-async function followVm(state: RequestState, from: string, to: string): Promise<void> {
+async function followVm(state: VmRequest, from: string, to: string): Promise<void> {
   const { serial, record } = state;
   await follow
     .moveSnippet({ serial, name: record.request.name, from, to })

@@ -12,7 +12,7 @@ import { shutdownTimeoutOf, snapshotLimitOf } from '../../domain/requestPolicyRu
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
 import { OPERATIONS_KEPT } from './bounds';
 import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
-import { endingReason, type RequestState } from './state';
+import type { VmRequest } from './request';
 import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -34,12 +34,12 @@ const REFUSED = 'OperationRefused';
  * (operationRules.ts, after the lifecycle table), recorded on the timeline with who and why, run as activities that
  * finish or find what an earlier attempt did, and answered once it has ended. Registered before the first await.
  */
-export function setOperationHandlers(state: RequestState): void {
+export function setOperationHandlers(state: VmRequest): void {
   const { record } = state;
   const situation = (): OperationSituation => ({
     serial: record.serial,
     status: record.status,
-    ending: endingReason(state),
+    ending: state.endingReason(),
     vmid: record.device.vmid,
     node: record.device.node,
     operations: record.operations ?? [],
