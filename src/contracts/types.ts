@@ -117,8 +117,11 @@ export interface RequestRecord {
   leftovers: string[];
   /** VMs earlier builds left behind (their destroy failed): completion destroys them with the request's VM. */
   leftoverVms?: LeftoverVm[];
-  /** Whether the guest's logins are waiting to be revealed, and to whom they were. Never the logins themselves. */
-  credentials?: { available: boolean; revealedTo?: string; revealedAt?: string };
+  /**
+   * Whether the guest's logins are waiting to be revealed, to whom they were, and until when that consultant may fetch
+   * them again before they are shredded (REQUEST_REVEAL_REFETCH_MIN). Never the logins themselves.
+   */
+  credentials?: { available: boolean; revealedTo?: string; revealedAt?: string; refetchUntil?: string };
   /** The period end the lease notice went out for (an extension re-arms it). */
   noticeSentFor?: string;
   /** The last difference clusterSync found between the record and the cluster. */
@@ -169,7 +172,7 @@ export interface VmBuildInput {
 }
 
 export interface VmBuildResult {
-  /** The guest's generated logins: kept out of the record, revealed once through `revealCredentials`. */
+  /** The guest's generated logins: kept out of the record, revealed to one consultant through `revealCredentials`. */
   credentials?: SealedCredentials;
   vmid: number;
   node: string;

@@ -11,4 +11,6 @@ export const PATCHES = {
   revertFollowsConfig: 'revert-follows-config',
   /** The cleanup gives the guest the policy's shutdown timeout (REQUEST_SHUTDOWN_TIMEOUT_S), not a fixed 120 s. */
   cleanupShutdownTimeout: 'cleanup-shutdown-timeout',
+  /** A reveal keeps the logins for the same consultant to fetch again for a short window; the lease shreds them after it. */
+  revealRefetchWindow: 'reveal-refetch-window',
 } as const;

@@ -4,6 +4,7 @@ import type { createActivities } from '../../activities';
 import { cleanup, notedCall } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
 import { fitForCarrying } from './bounds';
+import { refetchClosesAt, shredRefetchable } from './credentials';
 import { note } from './timeline';
 import type { VmRequest } from './request';
 
@@ -35,6 +36,12 @@ export async function holdLease(state: VmRequest): Promise<void> {
         .catch((err: Error) => note(state, `lease notice could not be sent: ${failureMessage(err)}`));
       continue;
     }
+    // Revealed logins held for a re-fetch (credentials.ts) are shredded when their window closes.
+    const shredAt = refetchClosesAt(state);
+    if (shredAt !== undefined && shredAt <= Date.now()) {
+      await shredRefetchable(state);
+      continue;
+    }
     const move = state.snippetMoves.shift();
     if (move) {
       // A move about a VM this request no longer has (rebuilt since) would carry the new VM's snippet off.
@@ -48,7 +55,8 @@ export async function holdLease(state: VmRequest): Promise<void> {
       fitForCarrying(record);
       await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials });
     }
-    await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
+    const wake = Math.min(noticeDue ? untilNotice : untilEnd, shredAt === undefined ? Infinity : shredAt - Date.now());
+    await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end || refetchClosesAt(state) !== shredAt, wake);
   }
 }
 
