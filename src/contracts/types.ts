@@ -2,7 +2,7 @@ import type { PoolTemplate } from '../domain/imageCatalogue';
 import type { DeviceRequest } from '../domain/deviceRequest';
 import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
-import type { OperationRecord, SnapshotRecord } from './vmOperations';
+import type { OperationRecord, SnapshotRecord, VmSize } from './vmOperations';
 
 /** What a person sees: the request's status as the seeds' console names it. */
 export type RequestStatus =
@@ -132,8 +132,8 @@ export interface RequestRecord {
   snapshots?: SnapshotRecord[];
 }
 
-/** What clusterSync saw about a request's VM. */
-export type VmDrift = { kind: 'vanished'; vmid: number } | { kind: 'moved'; vmid: number; from: string; to: string } | { kind: 'state'; vmid: number; status: string };
+/** What clusterSync saw about a request's VM; `resized`: its config states another size than the request (a change made in Proxmox directly). */
+export type VmDrift = { kind: 'vanished'; vmid: number } | { kind: 'moved'; vmid: number; from: string; to: string } | { kind: 'state'; vmid: number; status: string } | { kind: 'resized'; vmid: number; size: VmSize };
 
 /** A template in the pool as the cluster sync reports it: the domain's, where the image catalogue is drawn from it. */
 export type TemplateInfo = PoolTemplate;

@@ -13,4 +13,6 @@ export const PATCHES = {
   cleanupShutdownTimeout: 'cleanup-shutdown-timeout',
   /** A reveal keeps the logins for the same consultant to fetch again for a short window; the lease shreds them after it. */
   revealRefetchWindow: 'reveal-refetch-window',
+  /** A size the sync sees that pveflow did not set (a change made in Proxmox directly): the record and the quota memo follow it. */
+  syncFollowsConfig: 'sync-follows-config',
 } as const;
