@@ -10,7 +10,9 @@ WORKDIR /app
 ENV NODE_ENV=production \
     PVEFLOW_SKIP_TOOLS=1
 
+# npm ci runs the postinstall scripts (they exit at once under PVEFLOW_SKIP_TOOLS), so they must be in the image first.
 COPY package.json package-lock.json ./
+COPY scripts/install-temporal-binaries.mjs scripts/install-reference-data.mjs ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sftpDefaultTimeoutMs } from './clients/sftp/defaults';
 import type { RequestPolicy } from './domain/requestPolicy';
 import { policyDefaults } from './domain/requestPolicyRules';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
@@ -183,6 +184,11 @@ export const configSchema = z.object({
   SSH_PRIVATE_KEY_FILE: z.string().optional(),
   SSH_NODES: nodeAddressMap.optional(),
   SSH_HOST_FINGERPRINTS: nodeFingerprintMap.optional(),
+  /**
+   * Bound on every SFTP call to a node, handshake included: a session that stalls (a node whose SSH hangs without
+   * closing) fails its call within it, and the activity's retry opens a new one (docs/operations.md, "Network faults").
+   */
+  SSH_TIMEOUT_MS: z.coerce.number().int().positive().default(sftpDefaultTimeoutMs),
 
   // NetBird. Without NETBIRD_API_URL the embedded default starts the simulated NetBird.
   NETBIRD_API_URL: z.url().optional(),

@@ -97,7 +97,7 @@ export function createActivityDeps(config: Config, observe: { onUpstreamCall?: U
       if (!address || !hostKeyFingerprint) {
         throw new ConfigError(`node ${node} has no SSH_NODES address or SSH_HOST_FINGERPRINTS entry: add it to upload snippets there`);
       }
-      return { ...address, username: config.SSH_USER, privateKey, hostKeyFingerprint };
+      return { ...address, username: config.SSH_USER, privateKey, hostKeyFingerprint, timeoutMs: config.SSH_TIMEOUT_MS };
     },
     credentialKeys: new CredentialKeys(credentialKeysDir(config)),
     settings: {

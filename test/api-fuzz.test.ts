@@ -6,7 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
-import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/webhookSignature';
+import { signWebhook, WEBHOOK_TOLERANCE_S } from '../src/api/intake/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';

@@ -7,7 +7,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import fc from 'fast-check';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey } from '../src/api/auth/apiKeys';
-import { signWebhook } from '../src/api/webhookSignature';
+import { signWebhook } from '../src/api/intake/webhookSignature';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { DATE_TIME_PATTERN } from '../src/domain/deviceRequest';
 import { requireTemporalBinary } from '../src/temporal/binaries';

@@ -9,11 +9,11 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
-import { apiContext } from '../src/api/context';
-import { defaultApiTimings } from '../src/api/apiConfig';
-import { startRequestWorkflow, toDeviceRequest } from '../src/api/submission';
-import { createDeviceRequestBody } from '../src/api/schemas';
-import { signWebhook } from '../src/api/webhookSignature';
+import { apiContext } from '../src/api/http/context';
+import { defaultApiTimings } from '../src/api/http/apiConfig';
+import { startRequestWorkflow, toDeviceRequest } from '../src/api/intake/submission';
+import { createDeviceRequestBody } from '../src/contracts/apiSchemas';
+import { signWebhook } from '../src/api/intake/webhookSignature';
 import { loadConfig } from '../src/config';
 import type { QuotaConfig } from '../src/domain/quotas';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
@@ -26,7 +26,7 @@ import { ResponseChecker, type OpenApiDocument } from './support/openapiResponse
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
-import { defaultRequestChoiceSettings } from '../src/api/requestChoices';
+import { defaultRequestChoiceSettings } from '../src/api/intake/requestChoices';
 
 /**
  * Quotas per org through the HTTP API, on a real Temporal dev server with a worker running the real workflows on the

@@ -18,8 +18,8 @@ import { QUOTA_SIZE_MEMO } from '../src/contracts/memos';
 import { requestWorkflowId } from '../src/contracts/workflowIds';
 import { sizeOf } from '../src/domain/quotaUsage';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
-import { usageOf } from '../src/api/quotaUse';
-import type { ApiContext } from '../src/api/context';
+import { usageOf } from '../src/api/reads/quotaUse';
+import type { ApiContext } from '../src/api/http/context';
 import { deviceRequest, requestDriver } from './support/requestDriver';
 import { waitFor } from './support/waitFor';
 

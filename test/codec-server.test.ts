@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import express from 'express';
-import { bearerTokenAuthorizer, createCodecServerRouter } from '../src/api/codecServer';
+import { bearerTokenAuthorizer, createCodecServerRouter } from '../src/api/temporalUi/codecServer';
 import { AesGcmPayloadCodec, KeyRing } from '../src/temporal/codec';
 
 /** The codec server as Temporal UI and the CLI use it, over real HTTP on 127.0.0.1. */

@@ -219,6 +219,16 @@ describe('docker-compose.yml', () => {
     for (const entry of ['node_modules', '.data', 'secrets', '*.env', '.env*', '.git']) assert.ok(ignore.includes(entry), entry);
   });
 
+  test('every file the postinstall script runs is copied into the image before npm ci runs it', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const postinstall = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.postinstall!;
+    const scripts = [...postinstall.matchAll(/\bnode\s+(\S+)/g)].map((m) => m[1]!);
+    assert.ok(scripts.length > 0, postinstall);
+    const npmCi = dockerfile.search(/^RUN npm ci\b/m);
+    const copiedBefore = [...dockerfile.slice(0, npmCi).matchAll(/^COPY\s+(.+)\s+\S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    for (const script of scripts) assert.ok(copiedBefore.includes(script), `${script} (run by postinstall) is copied before RUN npm ci`);
+  });
+
   /**
    * `docker compose config` when the plugin is installed; else the same loader it is built on (compose-go: the
    * Compose specification's schema, interpolation, required variables), built by .ci/run from

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 import { request } from 'undici';
 import { generateApiKey } from '../src/api/auth/apiKeys';
-import { consoleCsp } from '../src/api/console';
+import { consoleCsp } from '../src/api/http/console';
 import type { EmbeddedStack } from '../src/embedded/stack';
 import { browserMissing, launchChromium } from './support/browser';
 import { waitFor } from './support/waitFor';

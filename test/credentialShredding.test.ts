@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { revealCredentials } from '../src/api/credentialReveal';
+import { revealCredentials } from '../src/api/day2/credentialReveal';
 import { CredentialKeys } from '../src/credentials/credentialKeys';
 import { completeUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
 import { defaultRequestPolicy, policyDefaults } from '../src/domain/requestPolicyRules';

@@ -41,6 +41,8 @@ export const testGroups: readonly TestGroup[] = [
     budgetSeconds: 120,
     files: [
       'activityPresets.test.ts',
+      'billableActions.test.ts',
+      'floorShape.test.ts',
       'architecture-doc.test.ts',
       'cloneSlotGrant.test.ts',
       'codec.test.ts',
@@ -175,7 +177,8 @@ export const testGroups: readonly TestGroup[] = [
     // 1320 s for the files before issue 26's end-to-end test, plus its own measured 5.6–6.6 minutes on the loaded
     // box (a real guest under software emulation; issue 26 allows that addition 15 minutes of a CI run).
     // guestLogs-real-guest: 93 s measured on the loaded box (one boot, cloud-init to its end).
-    budgetSeconds: 1320 + 420 + 120,
+    // net-faults.e2e: 203 s measured at a load of 14–20 (one stack, twelve faults of 6 s in sequence).
+    budgetSeconds: 1320 + 420 + 120 + 240,
     files: [
       // A real Debian guest booted from the most aggressive user-data the allowlists accept, NetBird's own server.
       'guardrails-real-guest.test.ts',
@@ -194,6 +197,8 @@ export const testGroups: readonly TestGroup[] = [
       'embedded-stack.e2e.test.ts',
       // Holds the contract to NetBird's own server as well as to the simulator.
       'netbird-contract.test.ts',
+      // Toxiproxy between every pair (Temporal on PostgreSQL, the world, the API and a worker): one fault at a time.
+      'net-faults.e2e.test.ts',
       'netbird-user-peer.test.ts',
       'npm-start.test.ts',
       'pve-simulator-real-guest.test.ts',

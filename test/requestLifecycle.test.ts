@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RequestStatus } from '../src/contracts/types';
-import { after, decide, refusal, REQUEST_ACTIONS, REQUEST_EVENTS, REQUEST_STATUSES, type RequestAction, type RequestEvent } from '../src/workflows/requestLifecycle';
+import { after, decide, refusal, REQUEST_ACTIONS, REQUEST_EVENTS, REQUEST_STATUSES, type RequestAction, type RequestEvent } from '../src/domain/requestLifecycle';
 
 /**
  * The request's lifecycle, cell by cell, written out here independently of the table it checks: a cell is the status

@@ -3,7 +3,7 @@ import { request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import express, { type Response } from 'express';
-import { EventStream } from '../src/api/sse';
+import { EventStream } from '../src/api/reads/sse';
 
 /**
  * The event stream under a log stream's poller: the poller polls Temporal for as long as the stream is open, so the

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { requestLimits } from '../src/domain/requestLimits';
 import { deviceRequestSchema } from '../src/domain/deviceRequest';
-import { reconfigureBody } from '../src/api/vmOperationSchemas';
+import { reconfigureBody } from '../src/contracts/vmOperationSchemas';
 import { deviceRequest } from './support/requestDriver';
 import { describe, test } from 'node:test';
 import type { RequestStatus } from '../src/contracts/types';

@@ -4,7 +4,7 @@ import type { PveClient } from '../clients/pve';
 import type { SftpTarget } from '../clients/sftp';
 import type { CredentialKeys } from '../credentials/credentialKeys';
 import type { AddressPoolSpec } from '../domain/addressPool';
-import type { CloneLimits } from './proxmox/cloneSlot';
+import type { CloneLimits } from '../domain/cloneSlotKeys';
 import type { StandingGroups } from './netbird/standingGroups';
 import type { UserGroupWriter } from './netbird/userGroups';
 

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 
 /** Well inside the cleanup preset's 30 s heartbeat timeout, whatever the event loop does meanwhile. */
-const BEAT_MS = 5_000;
+export const BEAT_MS = 5_000;
 
 /**
  * Runs `work` while heartbeating on a timer. For activities made of calls that each may outlast the heartbeat

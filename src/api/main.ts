@@ -1,17 +1,17 @@
 import { ConfigError, credentialKeysDir, loadConfig, requestPolicyFromConfig } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
 import { connectToTemporal, createTemporalClient, temporalAccessFrom, temporalSecrets } from '../temporal/access';
-import { loadApiSettings } from './apiConfig';
-import { InFlightCalls } from './inFlightCalls';
-import { serveApi } from './serve';
+import { loadApiSettings } from './http/apiConfig';
+import { InFlightCalls } from './http/inFlightCalls';
+import { serveApi } from './http/serve';
 import { ApiKeyStore } from './auth/apiKeys';
 import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from './requestChoices';
+import { requestChoicesFromConfig } from './intake/requestChoices';
 import { pveflowVersion } from '../version';
-import { PAGE_TOKEN_KEY_PURPOSE } from './requestList';
+import { PAGE_TOKEN_KEY_PURPOSE } from './reads/requestList';
 
 /**
  * The API alone (`npm run api`), for a deployment with its own Temporal cluster and workers (docker-compose):

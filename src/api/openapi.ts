@@ -1,11 +1,11 @@
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
-import type { RequestChoiceSettings } from './requestChoices';
-import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';
+import type { RequestChoiceSettings } from './intake/requestChoices';
+import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
-import { idempotencyHeaders } from './idempotency';
-import { registerVmOperationPaths } from './vmOperationsOpenApi';
+import { idempotencyHeaders } from './intake/idempotency';
+import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
 import {
   actionBody,
   classAnswerSchema,
@@ -29,7 +29,7 @@ import {
   imageListSchema,
   updateResultSchema,
   validationProblemSchema,
-} from './schemas';
+} from '../contracts/apiSchemas';
 
 /**
  * The OpenAPI 3 document, generated from the very zod schemas the routes parse with: what it promises is what the

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../api/schemas';
+import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../contracts/apiSchemas';
 import { requestStatuses } from '../contracts/types';
-import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/idempotency';
+import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/intake/idempotency';
 import { vmNameSchema } from '../domain/deviceRequest';
 import { usageError } from './cliError';
 import { imageNameSchema } from '../domain/imageCatalogue';

@@ -1,12 +1,12 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError, type Session } from './api';
+import { ApiError } from './api';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
 import { RequestList } from './pages/RequestList';
 import { RequestPage } from './pages/RequestPage';
 import { SignIn } from './pages/SignIn';
 import { href, useRoute } from './router';
-import { describeQuotas, describeSession, storedKey, storeKey, whoIs } from './session';
+import { describeQuotas, describeSession, storedKey, storeKey, whoIs, type Session } from './session';
 
 /** What every page gets: the key to call the API with, who holds it, and a way out when the key stops working. */
 export interface Auth {

@@ -1,5 +1,6 @@
-import type { RequestStatus, Role, UpdateAnswer } from './api';
-import { BUILDING, decide } from '../workflows/requestLifecycle';
+import type { RequestStatus, UpdateAnswer } from './api';
+import type { Role } from './session';
+import { BUILDING, decide } from '../domain/requestLifecycle';
 import { formatDateTime } from './format';
 
 /**

@@ -1,4 +1,4 @@
-import type { ImageList, SessionAnswer, UpdateAnswer } from '../api/schemas';
+import type { ImageList, UpdateAnswer } from '../contracts/apiSchemas';
 import type { RequestRecord, RequestStatus, TemplateInfo } from '../contracts/types';
 
 /**
@@ -7,17 +7,6 @@ import type { RequestRecord, RequestStatus, TemplateInfo } from '../contracts/ty
  */
 export type { ImageList, RequestRecord, RequestStatus, TemplateInfo, UpdateAnswer };
 export type ImageInfo = ImageList['images'][number];
-
-export type Role = 'requester' | 'admin' | 'operator';
-
-export interface Session {
-  id: string;
-  role: Role;
-  org?: string;
-  email?: string;
-  /** Per org the key sees: its quota's limits and what its open requests hold (when the API could count them). */
-  quotas?: SessionAnswer['quotas'];
-}
 
 export interface RequestSummary {
   serial: string;

@@ -1,4 +1,9 @@
-import { api, type Session } from './api';
+import type { SessionAnswer } from '../contracts/apiSchemas';
+import { api } from './api';
+
+/** Who a key is, as `GET /api/session` answers: its role, its org, and per org it sees its quota's limits and use. */
+export type Session = SessionAnswer;
+export type Role = Session['role'];
 
 /**
  * The API key lives in session storage only: gone when the tab closes, never in a URL, a cookie or local storage.

@@ -4,7 +4,7 @@ import type { CallerRole, MigrateArgs, OperationCaller, ReconfigureArgs, Snapsho
 
 /*
  * The day-2 updates' checks of their arguments, by hand for the reason updateArguments.ts gives (no zod in the
- * workflow bundle). The API's zod schemas (src/api/vmOperationSchemas.ts) check the same bounds first and answer 400.
+ * workflow bundle). The API's zod schemas (src/contracts/vmOperationSchemas.ts) check the same bounds first and answer 400.
  */
 
 /**

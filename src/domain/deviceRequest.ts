@@ -9,7 +9,7 @@ import { requestLimits } from './requestLimits';
  * plain JSON, never a secret: it travels in workflow history.
  *
  * The rules of each field are stated here once. The API's wire shape (snake_case, with its defaults, examples and
- * descriptions) is derived from `requestFields` by renaming (src/api/requestWire.ts), so a rule changed here changes
+ * descriptions) is derived from `requestFields` by renaming (src/contracts/requestWire.ts), so a rule changed here changes
  * what the API checks and what its OpenAPI document says.
  */
 export const serialSchema = z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX');

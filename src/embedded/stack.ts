@@ -2,9 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Worker, WorkflowBundle } from '@temporalio/worker';
-import { loadApiSettings } from '../api/apiConfig';
-import { InFlightCalls } from '../api/inFlightCalls';
-import { serveApi } from '../api/serve';
+import { loadApiSettings } from '../api/http/apiConfig';
+import { InFlightCalls } from '../api/http/inFlightCalls';
+import { serveApi } from '../api/http/serve';
 import { ApiKeyStore } from '../api/auth/apiKeys';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
@@ -20,13 +20,13 @@ import { startDevServer, type RunningDevServer } from './devServer';
 import { freePort } from '../net/freePort';
 import { GATEWAY_CODEC_ENDPOINT, serveTemporalUiGateway } from '../api/temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from '../api/temporalUi/operatorSessions';
-import { PAGE_TOKEN_KEY_PURPOSE } from '../api/requestList';
+import { PAGE_TOKEN_KEY_PURPOSE } from '../api/reads/requestList';
 import { simulatorTimings } from './simulatorTimings';
 import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility, upstreamCallRecorder } from '../observability';
 import { startMetricsServer } from '../observability/metricsServer';
 import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from '../api/requestChoices';
+import { requestChoicesFromConfig } from '../api/intake/requestChoices';
 
 export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { RequestStatus } from '../contracts/types';
-import { taskQueueClause } from '../temporal/instanceScope';
+import { taskQueueClause } from '../domain/instanceScope';
 
 /**
  * Open device requests per status, from Temporal visibility at scrape time. Temporal groups counts only by

@@ -1,5 +1,5 @@
 /**
- * The `patched()` ids of the request workflow's changes since 1.0, one place for each (docs/versioning.md): an
+ * The `patched()` ids of the workflows' changes since 1.0, one place for each (docs/versioning.md): an
  * execution started before a change replays on its old path; the id is what `deprecatePatch()` later names.
  */
 export const PATCHES = {
@@ -15,4 +15,14 @@ export const PATCHES = {
   revealRefetchWindow: 'reveal-refetch-window',
   /** A size the sync sees that pveflow did not set (a change made in Proxmox directly): the record and the quota memo follow it. */
   syncFollowsConfig: 'sync-follows-config',
+  /**
+   * A build upserts its search attributes only when what they show changed (the Configuring phase changes none of
+   * them): one billable Action less per build. Asked in the build's first workflow task, whose local activities' markers
+   * the patch's marker joins, so the asking costs no Action of its own.
+   */
+  buildPublishesChanges: 'build-publishes-changes',
+  /** A build starts its VM and makes it an HA resource in one activity (startVmUnderHa), not an activity and a local one. */
+  buildStartsUnderHa: 'build-starts-under-ha',
+  /** A build grows the boot disk in its configureVm activity (`diskGiB`), not in a growDisk activity of its own. */
+  buildConfiguresDisk: 'build-configures-disk',
 } as const;

@@ -5,6 +5,7 @@ import {
   CancelledFailure,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -20,6 +21,7 @@ import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './acti
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
 import { buildSearchAttributes } from '../contracts/searchAttributes';
+import { PATCHES } from './patches';
 
 type Activities = ReturnType<typeof createActivities>;
 const remoteApi = proxyActivities<Activities>(apiCall);
@@ -68,7 +70,19 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     build.log.push({ at: new Date().toISOString(), stage: build.stage, message });
     if (build.log.length > LOG_LINES_KEPT) build.log.splice(0, build.log.length - LOG_LINES_KEPT);
   };
-  const publish = () => upsertSearchAttributes(buildSearchAttributes(serial, build));
+  // Asked here, in the first workflow task, where the placement's local activity markers already cost their Action.
+  const publishesChanges = patched(PATCHES.buildPublishesChanges);
+  const startsUnderHa = patched(PATCHES.buildStartsUnderHa);
+  const configuresDisk = patched(PATCHES.buildConfiguresDisk);
+  let published: string | undefined;
+  /** Upserted once per change of what the attributes show: each upsert is a billable Action. */
+  const publish = () => {
+    const attributes = buildSearchAttributes(serial, build);
+    const shown = JSON.stringify(attributes);
+    if (publishesChanges && shown === published) return;
+    published = shown;
+    upsertSearchAttributes(attributes);
+  };
   /** The request's status follows the build's phases; the VM is known from Provisioning on. */
   const phase = async (p: Omit<BuildPhase, 'attempt'>) => {
     Object.assign(build, p.vmid ? { vmid: p.vmid } : {}, p.node ? { node: p.node } : {});
@@ -143,17 +157,18 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     const { snippetVolid, credentials, deviceGroupCreated } = await remoteApi.prepareCloudInit({ serial, name: request.name, node, sshKeys: request.sshKeys, cloudInit: request.cloudInit });
 
     stage('configuring', 45, `configuring ${request.cores} cores, ${request.memoryMiB} MiB, cloud-init ${snippetVolid}`);
-    const configured = await task.configureVm({ serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid, network: request.network });
+    const configure = { serial, name: request.name, org: request.org, vmid, node, templateVmid, cores: request.cores, memoryMiB: request.memoryMiB, snippetVolid, network: request.network };
+    if (configuresDisk && request.diskGiB) log(`growing the boot disk to ${request.diskGiB} GiB`);
+    const configured = await task.configureVm(configuresDisk && request.diskGiB ? { ...configure, diskGiB: request.diskGiB } : configure);
     if (configured?.staticAddress) log(`static address ${configured.staticAddress} leased from the pool`);
-    if (request.diskGiB) {
+    if (!configuresDisk && request.diskGiB) {
       log(`growing the boot disk to ${request.diskGiB} GiB`);
       await task.growDisk({ serial, vmid, node, diskGiB: request.diskGiB });
     }
 
     stage('starting', 55, `starting VM ${vmid}`);
-    await task.startVm({ serial, vmid, node });
     // Registered only once added: a cancel during the add leaves a resource that destroyVm's purge=1 removes.
-    const ha = await api.addToHa({ serial, vmid, node });
+    const ha = startsUnderHa ? await task.startVmUnderHa({ serial, vmid, node }) : (await task.startVm({ serial, vmid, node }), await api.addToHa({ serial, vmid, node }));
     if (ha.added) {
       undos.unshift({ what: `HA resource vm:${vmid}`, run: () => undo.removeFromHa({ serial, vmid, node }) });
       log(`VM ${vmid} is an HA resource${ha.group ? ` in group ${ha.group}` : ''}`);

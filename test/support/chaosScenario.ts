@@ -6,8 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { loadConfig } from '../../src/config';
 import { createTemporalClient, temporalAccessFrom } from '../../src/temporal/access';
-import { STANDING_GROUP_PREFIX, standingGroupName } from '../../src/activities/netbird/standingGroups';
-import { deviceNames } from '../../src/domain/deviceNames';
 import { simulatorTimings } from '../../src/embedded/simulatorTimings';
 import type { NetbirdRateLimit } from '../../src/simulators/netbird/faults';
 import { startSimulatedWorld, type SimulatedWorld } from '../../src/simulators/world';
@@ -17,6 +15,7 @@ import { chaosClient } from './chaosClient';
 import { injectLockTimeouts, type LockTimeoutInjector } from './chaosFaults';
 import { validRequestBody } from './requests';
 import { waitFor } from './waitFor';
+import { assertNothingLeft, assertOnePerRequest, worldBaseline } from './worldInvariants';
 import { cloneSlotsWorkflowId } from '../../src/contracts/workflowIds';
 
 export type Victim = 'worker' | 'api' | 'temporal';
@@ -58,7 +57,7 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
     cluster = await startChaosCluster({ dir, world, taskQueue: 'chaos' });
     const c = cluster;
     const client = chaosClient(cluster.apiUrl, cluster.operatorKey);
-    const before = { nb: w.netbird.dump(), vms: new Set(w.pve.dump().vms.map((v) => v.vmid)) };
+    const before = worldBaseline(w);
     if (s.netbirdRateLimit) w.netbird.faults.set({ rateLimit: s.netbirdRateLimit });
     if (s.lockTimeoutShare) injector = injectLockTimeouts(w, { share: s.lockTimeoutShare, builds: s.builds, templateVmid: TEMPLATE_VMID });
 
@@ -122,46 +121,8 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
       await connection.close();
     }
 
-    // Exactly one VM per request and no other; every VMID belongs to a request.
-    const vms = w.pve.dump().vms.filter((v) => !before.vms.has(v.vmid));
-    const byVmid = new Map(records.map((r) => [r.device.vmid as number, r.serial as string]));
-    assert.equal(vms.length, s.builds, `${s.builds} new VMs, found ${vms.length}: ${vms.map((v) => `${v.vmid} ${v.config.description ?? ''}`.split('\n')[0]).join(', ')}`);
-    assert.equal(byVmid.size, s.builds, 'each request has its own VMID');
-    for (const vm of vms) {
-      const serial = byVmid.get(vm.vmid);
-      assert.ok(serial, `VM ${vm.vmid} belongs to no request (leaked VMID)`);
-      assert.ok(String(vm.config.description).startsWith(deviceNames(serial, 'chaos').marker), `VM ${vm.vmid} carries ${serial}'s marker`);
-      assert.equal(vm.status, 'running', `VM ${vm.vmid} runs`);
-      assert.equal(vm.lock, undefined, `VM ${vm.vmid} holds no lock`);
-    }
-
-    // One NetBird peer, one device group, one policy per request, the consultant's standing group, and nothing else new.
-    const names = serials.map((serial) => deviceNames(serial, 'chaos'));
-    const nb = w.netbird.dump();
-    const added = <T extends { name: string }>(now: T[], then: T[]) =>
-      now
-        .map((x) => x.name)
-        .filter((n) => !then.some((t) => t.name === n))
-        .sort();
-    const standingNames = CONSULTANTS.map(standingGroupName);
-    assert.deepEqual(added(nb.peers, before.nb.peers), names.map((n) => n.hostname).sort(), 'one peer per request');
-    assert.deepEqual(
-      added(nb.groups, before.nb.groups),
-      [...names.map((n) => n.deviceGroup), ...standingNames.filter((g) => !before.nb.groups.some((b) => b.name === g))].sort(),
-      'one device group per request, and one standing group per consultant (however many workers made it at once)',
-    );
-    assert.deepEqual(added(nb.policies, before.nb.policies), names.map((n) => n.policy).sort(), 'one policy per request');
-    const standingIds = nb.groups.filter((g) => standingNames.includes(g.name)).map((g) => g.id);
-    for (const policy of nb.policies.filter((p) => names.some((n) => n.policy === p.name))) {
-      assert.deepEqual(policy.rules.flatMap((r) => (r.sources ?? []).map((g) => g.id)).sort(), [...standingIds].sort(), `${policy.name}: from the standing groups`);
-    }
-    const keys = added(nb.setupKeys, before.nb.setupKeys);
-    assert.deepEqual(
-      keys.filter((k) => !names.some((n) => n.setupKey === k)),
-      [],
-      "no setup key but the requests'",
-    );
-    assert.equal(new Set(keys).size, keys.length, 'at most one setup key per request');
+    // Exactly one VM and one set of NetBird objects per request, and nothing else.
+    assertOnePerRequest(w, before, records, { name: 'chaos', consultants: CONSULTANTS });
 
     // Then all are completed, and nothing of any request is left.
     await Promise.all(serials.map((serial) => client.actOnce(serial, 'complete', (status) => status === 'Completing' || status === 'Completed')));
@@ -175,44 +136,7 @@ export async function runChaosScenario(s: ChaosScenario): Promise<string> {
       [],
       'completion left nothing behind',
     );
-    assert.deepEqual(
-      w.pve
-        .dump()
-        .vms.filter((v) => !before.vms.has(v.vmid))
-        .map((v) => v.vmid),
-      [],
-      'no VM left',
-    );
-    const after = w.netbird.dump();
-    assert.deepEqual(added(after.peers, before.nb.peers), [], 'no peer left');
-    // Only the consultants' standing groups stay (they are the consultants', not a request's): no device group, no
-    // per-request consultants group.
-    const leftGroups = added(after.groups, before.nb.groups);
-    assert.deepEqual(
-      leftGroups.filter((g) => !g.startsWith(STANDING_GROUP_PREFIX)),
-      [],
-      'no group of a request left',
-    );
-    assert.ok(
-      leftGroups.every((g) => standingNames.includes(g)),
-      `only the standing groups of the consultants: ${leftGroups.join(', ')}`,
-    );
-    assert.ok(!after.groups.some((g) => names.some((n) => g.name === n.deviceGroup || g.name === n.consultantsGroup)), 'no device or consultants group left');
-    assert.deepEqual(added(after.policies, before.nb.policies), [], 'no policy left');
-    const standingLeft = after.groups.filter((g) => g.name.startsWith(STANDING_GROUP_PREFIX)).map((g) => g.id);
-    const referring = after.policies.filter((p) => p.rules.some((r) => [...(r.sources ?? []), ...(r.destinations ?? [])].some((g) => standingLeft.includes(g.id))));
-    assert.deepEqual(
-      referring.map((p) => p.name),
-      [],
-      'no policy refers to a standing group',
-    );
-    assert.deepEqual(added(after.setupKeys, before.nb.setupKeys), [], 'no setup key left');
-    const memberships = after.users.flatMap((u) => (u.auto_groups ?? []).filter((g) => !before.nb.users.some((b) => b.id === u.id && (b.auto_groups ?? []).includes(g))));
-    assert.deepEqual(
-      memberships.filter((g) => !standingLeft.includes(g)),
-      [],
-      "no consultant keeps a request's group, only their standing one",
-    );
+    assertNothingLeft(w, before, serials, { name: 'chaos', consultants: CONSULTANTS });
 
     const starts = c.starts();
     const faults = injector ? `; lock timeouts injected ${JSON.stringify(injector.injected())}` : '';

@@ -75,6 +75,11 @@ export interface TemporalClusterOptions {
    * `cluster.tls` / `cluster.clientEnv`.
    */
   mtls?: boolean;
+  /**
+   * Where the server reaches PostgreSQL, given PostgreSQL's own port: a fault proxy's address in front of it
+   * (test/net-faults.e2e.test.ts). The schema tools and the harness itself go straight. Only with `serverConfig: 'file'`.
+   */
+  postgresVia?: (pgPort: number) => Promise<string>;
 }
 
 /** The environment docker-compose.yml gives one of its services (YAML merge keys resolved). */
@@ -545,11 +550,13 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     // --- The server's config: development-postgres12.yaml's shape, our ports, no archival, no metrics endpoint.
     const dynamicConfigFile = join(temporalDir, 'dynamicconfig.yaml');
     writeFileSync(dynamicConfigFile, stringify(Object.fromEntries(Object.entries({ ...baseDynamicConfig, ...opts.dynamicConfig }).map(([key, value]) => [key, [{ value }]]))));
+    if (opts.postgresVia && (opts.serverConfig === 'environment' || opts.asDeployed)) throw new Error('postgresVia needs the config file (serverConfig: file)');
+    const serverPgAddress = opts.postgresVia ? await opts.postgresVia(pgPort) : `127.0.0.1:${pgPort}`;
     const datastore = (databaseName: string, maxConns: number) => ({
       sql: {
         pluginName: 'postgres12',
         databaseName,
-        connectAddr: `127.0.0.1:${pgPort}`,
+        connectAddr: serverPgAddress,
         connectProtocol: 'tcp',
         user: 'temporal',
         password,

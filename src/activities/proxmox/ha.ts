@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { PveApiError } from '../../clients/pve';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
+import { powerActivities } from './power';
 import { describe, pveFailure, type Subject } from './failures';
 
 export interface HaInput {
@@ -17,8 +18,10 @@ export interface HaInput {
  * already gone is what we wanted. Destroying an HA VM needs `purge=1`, which destroyVm always passes, so a VM whose
  * HA undo never ran still leaves no HA resource behind.
  */
-export function haActivities({ pve, settings }: ActivityDeps) {
-  return {
+export function haActivities(deps: ActivityDeps) {
+  const { pve, settings } = deps;
+  const { startVm } = powerActivities(deps);
+  const activities = {
     /** `added: false` when HA is not configured; the workflow registers the undo only for an added resource. */
     async addToHa({ serial, vmid, node }: HaInput): Promise<{ added: boolean; group?: string }> {
       if (!settings.ha) return { added: false };
@@ -49,6 +52,18 @@ export function haActivities({ pve, settings }: ActivityDeps) {
         }
         return 'removed';
       });
+    },
+  };
+  return {
+    ...activities,
+    /**
+     * The build's `starting` stage in one activity: the VM started, then made an HA resource (as addToHa). One
+     * step, one task queue round trip and no local activity marker of its own; both halves are idempotent, so a
+     * retry redoes neither (a running VM is not started again, a resource already defined is what we wanted).
+     */
+    async startVmUnderHa(ref: HaInput): Promise<{ added: boolean; group?: string }> {
+      await startVm(ref);
+      return activities.addToHa(ref);
     },
   };
 }

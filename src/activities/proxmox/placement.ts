@@ -4,7 +4,7 @@ import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
 import { TemplateConfigs } from './templateConfigs';
-import { cloneSlotKeys } from './cloneSlot';
+import { cloneSlotKeys } from '../../domain/cloneSlotKeys';
 import { clonePlan, cloneDestinations, formatBytes, storageAvail, templateVolumes, type ClonePlan } from './templateStorage';
 import type { CloneSlotRequest } from '../../contracts/cloneSlotsMessages';
 

@@ -15,6 +15,14 @@ export type TaskPolling = Pick<ActivitySettings, 'pollMinMs' | 'pollMaxMs'> & {
 };
 
 /**
+ * A task's UPID is heartbeated once the task has run this long (then as the SDK's throttle lets through, every 80 % of
+ * the heartbeat timeout). A worker that dies sooner leaves a retry without the UPID: every task activity then reads the
+ * VM's state first (running, stopped, gone, on its node, its snapshot there; the clone looks for its predecessor's
+ * clone), so the retry does not redo what the task did.
+ */
+export const UPID_HEARTBEAT_AFTER_MS = 1_000;
+
+/**
  * Waits for a Proxmox task while heartbeating its UPID, so that a retry after a worker crash waits on the same
  * task instead of starting a second one.
  */
@@ -26,13 +34,26 @@ export function taskOutcome(
   as: 'upid' | 'preparatoryUpid' = 'upid',
 ): Promise<TaskOutcome> {
   const ctx = Context.current();
-  ctx.heartbeat({ [as]: upid });
+  const started = Date.now();
+  let beaten = false;
+  const beat = () => {
+    beaten = true;
+    ctx.heartbeat({ [as]: upid });
+  };
   return waitForTask(pve, upid, {
     signal: poll.outlastCancel ? stopUnlessCancelled(ctx.cancellationSignal) : ctx.cancellationSignal,
     minPollMs: poll.pollMinMs,
     maxPollMs: poll.pollMaxMs,
     ...(poll.lagRatio === undefined ? {} : { lagRatio: poll.lagRatio }),
-    onPoll: () => ctx.heartbeat({ [as]: upid }),
+    // Not at once: every heartbeat that reaches Temporal is a billable Action, and most tasks (a configuration, a
+    // start, a linked clone) end within a second. A retry that finds no UPID checks the VM's state before it acts.
+    onPoll: () => {
+      if (Date.now() - started >= UPID_HEARTBEAT_AFTER_MS) beat();
+    },
+  }).catch((err: unknown) => {
+    // Stopped waiting (the worker shuts down, the attempt is gone): the retry still learns which task to wait on.
+    if (!beaten) beat();
+    throw err;
   });
 }
 

@@ -6,7 +6,7 @@ import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
 import type { Usage } from '../../domain/quotaUsage';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
-import { taskQueueClause } from '../../temporal/instanceScope';
+import { taskQueueClause } from '../../domain/instanceScope';
 import { pveFailure } from '../proxmox/failures';
 
 /** Orphans beyond this many are counted, not listed: the result must stay small at any cluster size. */

@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import { problem } from '../problems';
+import { problem } from '../http/problems';
 import type { ApiKeyStore, Principal } from './apiKeys';
 import { roleRefusal, type Action } from './permissions';
 

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { parseKeys } from '../apiConfig';
+import { parseKeys } from '../http/apiConfig';
 import { generateApiKey, hashApiKey, type ApiKeyEntry } from './apiKeys';
 
 export interface EmbeddedKeys {

@@ -4,18 +4,18 @@ import { approveUpdate, cancelUpdate, completeUpdate, rejectUpdate, type UpdateR
 import { actorOf } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope, type IdempotencyMemo } from '../idempotency';
-import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
-import { listRequests } from '../requestList';
-import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../schemas';
-import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../serials';
-import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
-import { intakeChoices, withResolvedDisk, type ResolvedChoices } from '../choiceIntake';
-import { startIdempotently } from '../startIdempotently';
-import { approvalQuotaExcess } from '../quotaUse';
+import type { ApiContext } from '../http/context';
+import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope, type IdempotencyMemo } from '../intake/idempotency';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../http/problems';
+import { listRequests } from '../reads/requestList';
+import { actionBody, classIdParam, createClassBody, rejectBody, toUpdateAnswer, type RequestSummary } from '../../contracts/apiSchemas';
+import { classIdForIdempotencyKey, newClassId, serialForClassMember } from '../reads/serials';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';
+import { intakeChoices, withResolvedDisk, type ResolvedChoices } from '../intake/choiceIntake';
+import { startIdempotently } from '../intake/startIdempotently';
+import { approvalQuotaExcess } from '../reads/quotaUse';
 import { describeExcess } from '../../domain/quotas';
-import { sendStartError, sendTemporalError } from '../temporalErrors';
+import { sendStartError, sendTemporalError } from '../http/temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** Updates sent at once when a whole class is approved or completed. */

@@ -6,22 +6,22 @@ import { approveUpdate, cancelUpdate, completeUpdate, extendUpdate, rebuildUpdat
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import { mayActIn, orgOf, requesterRefusal, type Action } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '../problems';
-import { findRequest } from '../requestAccess';
-import { withCurrentBuild } from '../requestBuild';
-import { decodePageToken, listRequests } from '../requestList';
-import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../schemas';
-import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../idempotency';
-import { newSerial, serialForIdempotencyKey } from '../serials';
-import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
-import { startIdempotently } from '../startIdempotently';
-import { approvalQuotaExcess } from '../quotaUse';
-import { StartAdmission } from '../startAdmission';
-import { intakeChoices, withResolvedDisk } from '../choiceIntake';
-import { sendStartError, sendTemporalError, sendUpdateError } from '../temporalErrors';
+import type { ApiContext } from '../http/context';
+import { badRequest, badRequestIssues, problem, quotaExceeded, tooMany } from '../http/problems';
+import { findRequest } from '../reads/requestAccess';
+import { withCurrentBuild } from '../day2/requestBuild';
+import { decodePageToken, listRequests } from '../reads/requestList';
+import { actionBody, createDeviceRequestBody, extendBody, listQuery, rejectBody, serialParam, toUpdateAnswer } from '../../contracts/apiSchemas';
+import { compareWithExisting, idempotencyKeyOf, idempotencyMemo, idempotencyScope } from '../intake/idempotency';
+import { newSerial, serialForIdempotencyKey } from '../reads/serials';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';
+import { startIdempotently } from '../intake/startIdempotently';
+import { approvalQuotaExcess } from '../reads/quotaUse';
+import { StartAdmission } from '../intake/startAdmission';
+import { intakeChoices, withResolvedDisk } from '../intake/choiceIntake';
+import { sendStartError, sendTemporalError, sendUpdateError } from '../http/temporalErrors';
 import { streamRequestLogs } from './requestLogs';
-import { CredentialsShredded, revealCredentials } from '../credentialReveal';
+import { CredentialsShredded, revealCredentials } from '../day2/credentialReveal';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /**

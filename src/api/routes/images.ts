@@ -2,10 +2,10 @@ import { Router } from 'express';
 import type { Image } from '../../domain/imageCatalogue';
 import { permit } from '../auth/authenticate';
 import { orgOf } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { currentCatalogue } from '../imageCatalogue';
-import { problem } from '../problems';
-import { sendTemporalError } from '../temporalErrors';
+import type { ApiContext } from '../http/context';
+import { currentCatalogue } from '../catalogue/imageCatalogue';
+import { problem } from '../http/problems';
+import { sendTemporalError } from '../http/temporalErrors';
 
 /** An image in the wire's words. */
 export function imageAnswer(image: Image, defaultTemplateVmid: number) {

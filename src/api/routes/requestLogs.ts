@@ -1,11 +1,11 @@
 import type { Request, Response } from 'express';
 import { statusQuery } from '../../contracts/messages';
 import type { BuildLogLine, BuildTask, RequestRecord, TimelineEntry } from '../../contracts/types';
-import type { ApiContext } from '../context';
-import { buildFinished, currentBuild } from '../requestBuild';
-import { ApiStopping } from '../inFlightCalls';
-import { EventStream } from '../sse';
-import { sendTemporalError } from '../temporalErrors';
+import type { ApiContext } from '../http/context';
+import { buildFinished, currentBuild } from '../day2/requestBuild';
+import { ApiStopping } from '../http/inFlightCalls';
+import { EventStream } from '../reads/sse';
+import { sendTemporalError } from '../http/temporalErrors';
 import { requestWorkflowId } from '../../contracts/workflowIds';
 
 /** Where a client is in a request's stream: the build attempt, lines of its log, entries of the timeline seen. */

@@ -2,9 +2,9 @@ import { Router } from 'express';
 import { quotaFor, type Usage } from '../../domain/quotas';
 import { principalOf } from '../auth/authenticate';
 import { orgOf } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { usageOf } from '../quotaUse';
-import type { SessionAnswer } from '../schemas';
+import type { ApiContext } from '../http/context';
+import { usageOf } from '../reads/quotaUse';
+import type { SessionAnswer } from '../../contracts/apiSchemas';
 
 /**
  * `GET /api/session`: who the presented key belongs to (id, role, org, email), so that a client such as the web

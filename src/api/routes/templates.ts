@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { permit } from '../auth/authenticate';
-import type { ApiContext } from '../context';
+import type { ApiContext } from '../http/context';
 import { orgOf } from '../auth/permissions';
-import { currentCatalogue } from '../imageCatalogue';
-import { problem } from '../problems';
-import { sendTemporalError } from '../temporalErrors';
+import { currentCatalogue } from '../catalogue/imageCatalogue';
+import { problem } from '../http/problems';
+import { sendTemporalError } from '../http/temporalErrors';
 
 /**
  * `GET /api/templates`: the templates in the pool as the newest completed clusterSync run saw them. An operator sees

@@ -8,16 +8,16 @@ import { requestWorkflowId } from '../../contracts/workflowIds';
 import { actorOf, type Principal } from '../auth/apiKeys';
 import { permit } from '../auth/authenticate';
 import type { Action } from '../auth/permissions';
-import type { ApiContext } from '../context';
-import { idempotencyKeyOf, idempotencyScope } from '../idempotency';
-import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
-import { quotaExcess } from '../quotaUse';
+import type { ApiContext } from '../http/context';
+import { idempotencyKeyOf, idempotencyScope } from '../intake/idempotency';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../http/problems';
+import { quotaExcess } from '../reads/quotaUse';
 import { quotaFor, sizeOf } from '../../domain/quotas';
 import { snapshotLimitOf } from '../../domain/requestPolicyRules';
-import { findRequest } from '../requestAccess';
-import { serialParam } from '../schemas';
-import { sendTemporalError, sendUpdateError } from '../temporalErrors';
-import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../vmOperationSchemas';
+import { findRequest } from '../reads/requestAccess';
+import { serialParam } from '../../contracts/apiSchemas';
+import { sendTemporalError, sendUpdateError } from '../http/temporalErrors';
+import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../../contracts/vmOperationSchemas';
 
 /**
  * The day-2 operations on a request's VM: power, reconfigure, snapshots, migrate. Each is a Workflow Update on the

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import express, { Router } from 'express';
-import type { ApiContext } from '../context';
-import { badRequest, badRequestIssues, problem, quotaExceeded } from '../problems';
-import { createDeviceRequestBody, deliveryHeaders } from '../schemas';
-import { serialForDelivery } from '../serials';
-import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../submission';
-import { intakeChoices, withResolvedDisk } from '../choiceIntake';
-import { startIdempotently } from '../startIdempotently';
-import { sendTemporalError } from '../temporalErrors';
-import { isJson, wrongContentType } from '../contentType';
-import { SIGNATURE_FORMAT, verifyWebhookSignature } from '../webhookSignature';
+import type { ApiContext } from '../http/context';
+import { badRequest, badRequestIssues, problem, quotaExceeded } from '../http/problems';
+import { createDeviceRequestBody, deliveryHeaders } from '../../contracts/apiSchemas';
+import { serialForDelivery } from '../reads/serials';
+import { policyIssues, submissionQuotaExcess, toDeviceRequest, toWireField } from '../intake/submission';
+import { intakeChoices, withResolvedDisk } from '../intake/choiceIntake';
+import { startIdempotently } from '../intake/startIdempotently';
+import { sendTemporalError } from '../http/temporalErrors';
+import { isJson, wrongContentType } from '../http/contentType';
+import { SIGNATURE_FORMAT, verifyWebhookSignature } from '../intake/webhookSignature';
 
 /**
  * `POST /api/hooks/device_requests`: a request portal's webhook. The signature (over the time, the delivery id and the

@@ -2,7 +2,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'n
 import type { AddressInfo } from 'node:net';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import { createCodecServerRouter } from '../codecServer';
+import { createCodecServerRouter } from './codecServer';
 import { OperatorSessions, SESSION_COOKIE } from './operatorSessions';
 import { signInPage } from './signInPage';
 

@@ -1,4 +1,4 @@
-import type { RequestSummary } from '../../api/schemas';
+import type { RequestSummary } from '../../contracts/apiSchemas';
 import { classIdSchema } from '../../domain/deviceRequest';
 import { bounds, checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';

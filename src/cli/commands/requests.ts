@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { RequestSummary, UpdateAnswer } from '../../api/schemas';
+import type { RequestSummary, UpdateAnswer } from '../../contracts/apiSchemas';
 import type { RequestRecord } from '../../contracts/types';
 import { bounds, checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';

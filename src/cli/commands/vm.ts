@@ -1,5 +1,5 @@
 import { serialSchema } from '../../domain/deviceRequest';
-import { migrateBody, powerBody, reconfigureBody, snapshotBody, type operationAnswerSchema, type snapshotListSchema } from '../../api/vmOperationSchemas';
+import { migrateBody, powerBody, reconfigureBody, snapshotBody, type operationAnswerSchema, type snapshotListSchema } from '../../contracts/vmOperationSchemas';
 import type { z } from 'zod';
 import { checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { Client, utils, type SFTPWrapper } from 'ssh2';
 import { z } from 'zod';
+import { sftpDefaultTimeoutMs } from './defaults';
 import { fingerprintOfBlob, keyTypeOfBlob } from './keys';
 import { SftpError, type SftpErrorKind } from './SftpError';
 
 const STATUS = utils.sftp.STATUS_CODE;
-const DEFAULT_TIMEOUT_MS = 15_000;
 /** Cloud-init user-data carries secrets (NetBird setup keys, password hashes): root-only unless told otherwise. */
 const DEFAULT_MODE = 0o600;
 
@@ -52,7 +52,7 @@ export class SftpClient {
       throw new Error(`invalid SFTP target ${where}: ${z.prettifyError(parsed.error)}`);
     }
     this.#target = parsed.data;
-    this.#timeoutMs = parsed.data.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#timeoutMs = parsed.data.timeoutMs ?? sftpDefaultTimeoutMs;
   }
 
   /**

@@ -1,10 +1,10 @@
 import { useState } from 'preact/hooks';
 import type { Auth } from '../App';
 import { api, ApiError, requestPath, type RequestRecord } from '../api';
-import type { operationAnswerSchema } from '../../api/vmOperationSchemas';
+import type { operationAnswerSchema } from '../../contracts/vmOperationSchemas';
 import type { z } from 'zod';
 import { formatDateTime } from '../format';
-import { decide } from '../../workflows/requestLifecycle';
+import { decide } from '../../domain/requestLifecycle';
 import { ConfirmDialog } from './ConfirmDialog';
 import type { PowerAction } from '../../contracts/vmOperations';
 

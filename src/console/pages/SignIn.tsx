@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
-import { ApiError, type Session } from '../api';
-import { whoIs } from '../session';
+import { ApiError } from '../api';
+import { whoIs, type Session } from '../session';
 
 export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (key: string, session: Session) => void }) {
   const [key, setKey] = useState('');

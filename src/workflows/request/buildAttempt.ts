@@ -2,7 +2,7 @@ import { failureMessage } from '../failureMessage';
 import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, ParentClosePolicy, executeChild, isCancellation } from '@temporalio/workflow';
 import type { BuildPhase, BuildTask } from '../../contracts/types';
 import { buildWorkflowId } from '../../contracts/workflowIds';
-import { BUILDING } from '../requestLifecycle';
+import { BUILDING } from '../../domain/requestLifecycle';
 import { vmBuild } from '../vmBuild';
 import { forgetCredentials, keepCredentials } from './credentials';
 import { PREVIOUS_BUILDS_KEPT } from './bounds';

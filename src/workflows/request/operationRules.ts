@@ -2,7 +2,7 @@ import type { RequestStatus } from '../../contracts/types';
 import type { CallerRole, OperationCaller, OperationRecord, SnapshotRecord, VmOperation } from '../../contracts/vmOperations';
 import type { RequestPolicy } from '../../domain/requestPolicy';
 import { autoApprovalReason } from '../../domain/requestPolicyRules';
-import { refusal } from '../requestLifecycle';
+import { refusal } from '../../domain/requestLifecycle';
 
 /**
  * When a day-2 operation may run on a request's VM: plain rules the request's update validators ask, tested without

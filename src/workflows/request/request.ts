@@ -23,7 +23,7 @@ import { deviceNames } from '../../domain/deviceNames';
 import type { SealedCredentials } from '../../domain/guestCredentials';
 import type { RequestPolicy } from '../../domain/requestPolicy';
 import { defaultRequestPolicy, leaseEndRefusal } from '../../domain/requestPolicyRules';
-import { BUILDING, decide, refusal, type RequestAction, type RequestEvent } from '../requestLifecycle';
+import { BUILDING, decide, refusal, type RequestAction, type RequestEvent } from '../../domain/requestLifecycle';
 import { applyBuildPhase } from './buildAttempt';
 import { revealCredentials, revealRefusal } from './credentials';
 import { applyDrift } from './drift';

@@ -18,7 +18,7 @@ export function recordSize({ record }: Pick<VmRequest, 'record'>, size: Partial<
     ...(size.memoryMiB !== undefined ? { memoryMiB: size.memoryMiB } : {}),
     ...(size.diskGiB !== undefined ? { diskGiB: size.diskGiB } : {}),
   };
-  // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
+  // The size the API counts the org's quotas at (src/api/reads/quotaUse.ts reads this memo key).
   upsertMemo({ [QUOTA_SIZE_MEMO]: sizeOf(record.request) });
 }
 

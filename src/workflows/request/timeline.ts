@@ -1,6 +1,6 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { UpdateResult } from '../../contracts/messages';
-import { after, type RequestAction, type RequestEvent } from '../requestLifecycle';
+import { after, type RequestAction, type RequestEvent } from '../../domain/requestLifecycle';
 import { requestSearchAttributes } from '../../contracts/searchAttributes';
 import { boundTimeline, clipped } from './bounds';
 import type { VmRequest } from './request';

@@ -1,9 +1,9 @@
-import { OrgKey, RequestStatusKey, SerialKey, ClassIdKey } from '../contracts/searchAttributes';
-import { add, excessOf, holdsQuota, noUsage, quotaFor, type QuotaExcess, type Usage } from '../domain/quotas';
-import { taskQueueClause } from '../temporal/instanceScope';
-import type { ApiContext } from './context';
+import { OrgKey, RequestStatusKey, SerialKey, ClassIdKey } from '../../contracts/searchAttributes';
+import { add, excessOf, holdsQuota, noUsage, quotaFor, type QuotaExcess, type Usage } from '../../domain/quotas';
+import { taskQueueClause } from '../../domain/instanceScope';
+import type { ApiContext } from '../http/context';
 
-import { QUOTA_SIZE_MEMO } from '../contracts/memos';
+import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
 
 /** What the count leaves out: a request being approved (it is the demand), a class whose earlier try made members. */
 export interface Leaving {

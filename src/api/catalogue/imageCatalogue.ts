@@ -1,6 +1,6 @@
-import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../domain/imageCatalogue';
-import type { ApiContext } from './context';
-import { latestSyncResult } from './latestSync';
+import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../../domain/imageCatalogue';
+import type { ApiContext } from '../http/context';
+import { latestSyncResult } from '../reads/latestSync';
 
 export interface CurrentCatalogue {
   /** When the sync that saw the pool's templates ran. */

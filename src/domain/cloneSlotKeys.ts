@@ -1,4 +1,4 @@
-import type { SlotAsk } from '../../domain/cloneSlotGrant';
+import type { SlotAsk } from './cloneSlotGrant';
 
 /**
  * The clone slot keys of a clone: what the clone-slots coordinator (src/workflows/cloneSlots.ts) counts per node and

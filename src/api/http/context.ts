@@ -1,12 +1,12 @@
 import type { Client } from '@temporalio/client';
-import type { RequestPolicy } from '../domain/requestPolicy';
-import type { QuotaConfig } from '../domain/quotas';
-import type { CredentialKeys } from '../credentials/credentialKeys';
+import type { RequestPolicy } from '../../domain/requestPolicy';
+import type { QuotaConfig } from '../../domain/quotas';
+import type { CredentialKeys } from '../../credentials/credentialKeys';
 import type { ApiTimings } from './apiConfig';
-import type { RequestChoiceSettings } from './requestChoices';
+import type { RequestChoiceSettings } from '../intake/requestChoices';
 import { StreamLimiter, WriteLimiter } from './rateLimits';
 import { InFlightCalls } from './inFlightCalls';
-import { processPageTokenKey } from './requestList';
+import { processPageTokenKey } from '../reads/requestList';
 
 /** What every route needs: the Temporal client, where requests run, the policy they get, and the API's bounds. */
 export interface ApiContext {

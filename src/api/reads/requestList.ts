@@ -1,11 +1,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { decodeTypedSearchAttributes } from '@temporalio/common/lib/converter/payload-search-attributes';
 import type { temporal } from '@temporalio/proto';
-import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../contracts/searchAttributes';
-import type { ApiContext } from './context';
-import type { ListQuery, RequestSummary } from './schemas';
-import { requestStatuses } from '../contracts/types';
-import { taskQueueClause } from '../temporal/instanceScope';
+import { BuildStatusKey, ClassIdKey, ConsultantsKey, OrgKey, PeriodEndKey, PeriodStartKey, PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmNameKey } from '../../contracts/searchAttributes';
+import type { ApiContext } from '../http/context';
+import type { ListQuery, RequestSummary } from '../../contracts/apiSchemas';
+import { requestStatuses } from '../../contracts/types';
+import { taskQueueClause } from '../../domain/instanceScope';
 
 export interface RequestFilter {
   org?: string;

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { classIdSchema, classSizeSchema, dateTimeSchema as dateTime, emailSchema as email, orgSchema, serialSchema, vmNameSchema } from '../domain/deviceRequest';
 import { PERIOD_START_TOLERANCE_HOURS } from '../domain/requestPolicyRules';
-import type { UpdateResult } from '../contracts/messages';
-import { requestStatuses, type RequestStatus } from '../contracts/types';
+import type { UpdateResult } from './messages';
+import { requestStatuses, type RequestStatus } from './types';
 import { quotaSchema } from '../domain/quotas';
 import { wireShape } from './requestWire';
 import { SIGNATURE_FORMAT, SIGNATURE_PATTERN, WEBHOOK_TOLERANCE_S } from './webhookSignatureFormat';

@@ -1,9 +1,9 @@
 import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { rolesFor, type Action } from './auth/permissions';
-import { idempotencyHeaders } from './idempotency';
-import { problemSchema, serialParam } from './schemas';
-import { migrateBody, operationAnswerSchema, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotListSchema, snapshotParams } from './vmOperationSchemas';
+import { rolesFor, type Action } from '../auth/permissions';
+import { idempotencyHeaders } from '../intake/idempotency';
+import { problemSchema, serialParam } from '../../contracts/apiSchemas';
+import { migrateBody, operationAnswerSchema, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotListSchema, snapshotParams } from '../../contracts/vmOperationSchemas';
 
 type Response = { description: string; content?: Record<string, { schema: z.ZodType }> };
 

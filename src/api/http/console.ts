@@ -5,7 +5,7 @@ import { build, type BuildOptions } from 'esbuild';
 import { Router, type Request, type Response } from 'express';
 
 /** The console's sources: TSX and hand-written CSS, bundled here rather than shipped pre-built. */
-const sourceDir = join(__dirname, '..', 'console');
+const sourceDir = join(__dirname, '..', '..', 'console');
 
 /**
  * Self only: the bundle, its stylesheet and the API on the same origin. Nothing inline, nothing from elsewhere, no

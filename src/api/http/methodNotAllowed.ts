@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { buildOpenApiDocument } from './openapi';
+import type { buildOpenApiDocument } from '../openapi';
 import { problem } from './problems';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;

@@ -1,12 +1,12 @@
 import type { Response } from 'express';
-import type { Principal } from './auth/apiKeys';
-import { mayActIn } from './auth/permissions';
-import type { ApiContext } from './context';
-import { problem } from './problems';
-import { sendTemporalError } from './temporalErrors';
-import { OrgKey, RequestStatusKey } from '../contracts/searchAttributes';
-import { requestWorkflowId } from '../contracts/workflowIds';
-import type { Usage } from '../domain/quotas';
+import type { Principal } from '../auth/apiKeys';
+import { mayActIn } from '../auth/permissions';
+import type { ApiContext } from '../http/context';
+import { problem } from '../http/problems';
+import { sendTemporalError } from '../http/temporalErrors';
+import { OrgKey, RequestStatusKey } from '../../contracts/searchAttributes';
+import { requestWorkflowId } from '../../contracts/workflowIds';
+import type { Usage } from '../../domain/quotas';
 import { sizeIn } from './quotaUse';
 
 export interface FoundRequest {

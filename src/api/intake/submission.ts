@@ -1,18 +1,18 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import type { z } from 'zod';
-import { deviceRequestSchema, type DeviceRequest } from '../domain/deviceRequest';
-import { periodRefusals } from '../domain/requestPolicyRules';
-import type { RequestPolicy } from '../domain/requestPolicy';
-import { submittedSearchAttributes } from '../contracts/searchAttributes';
-import type { vmRequest } from '../workflows/vmRequest';
-import type { ApiContext } from './context';
-import type { CreateDeviceRequestBody } from './schemas';
-import { fromWire, toWireField } from './requestWire';
+import { deviceRequestSchema, type DeviceRequest } from '../../domain/deviceRequest';
+import { periodRefusals } from '../../domain/requestPolicyRules';
+import type { RequestPolicy } from '../../domain/requestPolicy';
+import { submittedSearchAttributes } from '../../contracts/searchAttributes';
+import type { vmRequest } from '../../workflows/vmRequest';
+import type { ApiContext } from '../http/context';
+import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
+import { fromWire, toWireField } from '../../contracts/requestWire';
 import type { ResolvedChoices } from './choiceIntake';
-import { requestWorkflowId } from '../contracts/workflowIds';
-import { sizeOf, times, type QuotaExcess } from '../domain/quotas';
-import { quotaExcess, type Leaving } from './quotaUse';
-import { QUOTA_SIZE_MEMO } from '../contracts/memos';
+import { requestWorkflowId } from '../../contracts/workflowIds';
+import { sizeOf, times, type QuotaExcess } from '../../domain/quotas';
+import { quotaExcess, type Leaving } from '../reads/quotaUse';
+import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {

@@ -1,15 +1,15 @@
-import { choiceLimitRefusals } from '../domain/choiceLimits';
-import type { ChoiceRefusal } from '../domain/choiceRules';
-import type { CloudInitChoices } from '../domain/cloudInitChoices';
-import { imageRefusals } from '../domain/imageCatalogue';
-import { networkRefusal, type NetworkChoice } from '../domain/networks';
+import { choiceLimitRefusals } from '../../domain/choiceLimits';
+import type { ChoiceRefusal } from '../../domain/choiceRules';
+import type { CloudInitChoices } from '../../domain/cloudInitChoices';
+import { imageRefusals } from '../../domain/imageCatalogue';
+import { networkRefusal, type NetworkChoice } from '../../domain/networks';
 import type { Response } from 'express';
-import type { ApiContext } from './context';
-import { currentCatalogue } from './imageCatalogue';
-import { badRequestIssues, problem } from './problems';
-import { fromWire } from './requestWire';
-import type { CreateDeviceRequestBody } from './schemas';
-import { sendTemporalError } from './temporalErrors';
+import type { ApiContext } from '../http/context';
+import { currentCatalogue } from '../catalogue/imageCatalogue';
+import { badRequestIssues, problem } from '../http/problems';
+import { fromWire } from '../../contracts/requestWire';
+import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
+import { sendTemporalError } from '../http/temporalErrors';
 
 /** The parts of a request the image and the choices are checked against (the domain's names). */
 export interface ChoicesAsked {

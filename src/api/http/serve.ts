@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, type AppDeps } from './app';
+import { createApp, type AppDeps } from '../app';
 import { InFlightCalls } from './inFlightCalls';
 
 export interface ServingApi {

@@ -1,8 +1,8 @@
-import { POWER_ACTIONS } from '../contracts/vmOperations';
+import { POWER_ACTIONS } from './vmOperations';
 import { z } from 'zod';
-import { NODE_NAME, SNAPSHOT_NAME } from '../contracts/operationArguments';
+import { NODE_NAME, SNAPSHOT_NAME } from './operationArguments';
 import { requestLimits } from '../domain/requestLimits';
-import type { OperationRecord, OperationResult, SnapshotRecord } from '../contracts/vmOperations';
+import type { OperationRecord, OperationResult, SnapshotRecord } from './vmOperations';
 
 /**
  * The wire of the day-2 operations (`/api/device_requests/{serial}/power|reconfigure|snapshots|migrate`): the bodies

@@ -1,6 +1,6 @@
-import { buildStatusQuery } from '../contracts/messages';
-import type { BuildTask, RequestRecord } from '../contracts/types';
-import type { ApiContext } from './context';
+import { buildStatusQuery } from '../../contracts/messages';
+import type { BuildTask, RequestRecord } from '../../contracts/types';
+import type { ApiContext } from '../http/context';
 
 const FINISHED: ReadonlySet<BuildTask['state']> = new Set(['completed', 'failed', 'cancelled']);
 

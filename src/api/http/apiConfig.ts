@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, type Config } from '../config';
-import { apiKeyListSchema, type ApiKeyEntry } from './auth/apiKeys';
+import { ConfigError, loadConfig, type Config } from '../../config';
+import { apiKeyListSchema, type ApiKeyEntry } from '../auth/apiKeys';
 
 export interface ApiTimings {
   temporalTimeoutMs: number;

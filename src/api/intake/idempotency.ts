@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { z } from 'zod';
-import type { Principal } from './auth/apiKeys';
-import type { CreateDeviceRequestBody } from './schemas';
+import type { Principal } from '../auth/apiKeys';
+import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
 
 /**
  * `Idempotency-Key` on a submission: the caller's own token for "this one request", so that retrying after a lost

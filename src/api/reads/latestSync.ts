@@ -1,6 +1,6 @@
-import type { ClusterSyncResult } from '../contracts/types';
-import type { ApiContext } from './context';
-import { taskQueueClause } from '../temporal/instanceScope';
+import type { ClusterSyncResult } from '../../contracts/types';
+import type { ApiContext } from '../http/context';
+import { taskQueueClause } from '../../domain/instanceScope';
 
 /** This instance's newest finished sync: visibility lists closed runs newest first (by close time). */
 export function latestSyncQuery(taskQueue: string): string {

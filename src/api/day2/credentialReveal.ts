@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
-import { CredentialKeys } from '../credentials/credentialKeys';
-import type { GuestCredentials } from '../domain/guestCredentials';
-import { revealCredentialsUpdate } from '../contracts/messages';
+import { CredentialKeys } from '../../credentials/credentialKeys';
+import type { GuestCredentials } from '../../domain/guestCredentials';
+import { revealCredentialsUpdate } from '../../contracts/messages';
 
 /** The request handed its sealed logins over, but this API has no key to open them: a store not shared with the workers. */
 export class CredentialsShredded extends Error {}

@@ -1,9 +1,9 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { z } from 'zod';
-import type { DeviceRequest } from '../domain/deviceRequest';
-import { RequestStatusKey } from '../contracts/searchAttributes';
-import { requestWorkflowId } from '../contracts/workflowIds';
-import type { ApiContext } from './context';
+import type { DeviceRequest } from '../../domain/deviceRequest';
+import { RequestStatusKey } from '../../contracts/searchAttributes';
+import { requestWorkflowId } from '../../contracts/workflowIds';
+import type { ApiContext } from '../http/context';
 import type { StartAdmission } from './startAdmission';
 import { startRequestWorkflow } from './submission';
 

@@ -1,6 +1,6 @@
 import type { Response } from 'express';
 import type { z } from 'zod';
-import { describeExcess, type QuotaExcess } from '../domain/quotas';
+import { describeExcess, type QuotaExcess } from '../../domain/quotas';
 
 /** Bad input: 400 with each field and the reason. Nothing was started or changed. */
 export function badRequest(res: Response, error: z.ZodError, where: 'body' | 'path' | 'query' | 'headers' = 'body', rename: (field: string) => string = (f) => f): void {

@@ -1,0 +1,2 @@
+/** Bound on one SFTP call, handshake included, when the caller names none (SSH_TIMEOUT_MS's default). */
+export const sftpDefaultTimeoutMs = 15_000;
