@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Action } from './auth/permissions';
 import type { RequestChoiceSettings } from './intake/requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
+import { policyDefaults } from '../domain/requestPolicyRules';
 import { rolesFor } from './auth/permissions';
 import { idempotencyHeaders } from './intake/idempotency';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
@@ -163,7 +164,7 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
     description:
       "The key's email must be one of the request's consultants. The request hands the logins over; its timeline records " +
       'who took them. The same consultant may call again until `refetchable_until` (REQUEST_REVEAL_REFETCH_MIN after the ' +
-      'reveal, default 10 minutes: an answer lost in transit) and gets the same logins; then they are shredded, and any ' +
+      `reveal, default ${policyDefaults.revealRefetchMinutes} minutes: an answer lost in transit) and gets the same logins; then they are shredded, and any ` +
       'later call, or another consultant’s, is refused (409 naming who took them and when). Not cached (Cache-Control: no-store). ' +
       who('credentials'),
     security: secured,
