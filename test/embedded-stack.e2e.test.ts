@@ -157,6 +157,7 @@ describe('embedded stack end to end', () => {
     const again = await api('GET', `/api/device_requests/${serial}/credentials`, undefined, 'consultant');
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.deepEqual([again.body.password, again.body.revealed_at], [creds.body.password, creds.body.revealed_at]);
+    const refetchAnswer = answers.length - 1;
     const audited = await api('GET', `/api/device_requests/${serial}`);
     assert.ok(audited.body.timeline.some((e: { event: string; by?: string }) => e.event.startsWith('guest credentials revealed to alice@consultancy.example; ')));
     assert.deepEqual(audited.body.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: creds.body.revealed_at, refetchUntil: creds.body.refetchable_until });
@@ -236,7 +237,7 @@ describe('embedded stack end to end', () => {
       guestPassword: creds.body.password as string,
       rootPassword: creds.body.root_password as string,
     };
-    const otherAnswers = answers.filter((_, i) => i !== credentialAnswer); // the one answer whose job is to carry them
+    const otherAnswers = answers.filter((_, i) => i !== credentialAnswer && i !== refetchAnswer); // the two answers whose job is to carry them
     // Histories as read without the codec key: every payload byte decoded as text.
     const histories = await Promise.all([`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) => historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory())));
     // The dev server's own log too: it sees every payload and search attribute on their way in.
