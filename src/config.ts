@@ -5,6 +5,7 @@ import { policyDefaults } from './domain/requestPolicyRules';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
 import { quotaConfigSchema } from './domain/quotas';
+import { OPERATION_WAIT_DEFAULT_MS } from './contracts/vmOperationSchemas';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -107,10 +108,39 @@ export const configSchema = z.object({
   API_KEYS_FILE: z.string().min(1).optional(),
   /** The same JSON inline; entries may carry `key` (clear) instead of `sha256`, hashed on load. */
   API_KEYS: z.string().min(1).optional(),
+  /**
+   * Sign-in through the organisation's OpenID provider (src/api/auth/oidcSettings.ts checks them together). Unset
+   * issuer: people sign in with API keys only.
+   */
+  OIDC_ISSUER: z.url().optional(),
+  OIDC_CLIENT_ID: z.string().min(1).optional(),
+  /** Unset: a public client (PKCE alone), as the provider registered it. */
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  /** The console's callback as the provider knows it, e.g. https://pveflow.example/auth/callback. */
+  OIDC_REDIRECT_URL: z.url().optional(),
+  /** Space-separated scopes asked for at sign-in. */
+  OIDC_SCOPES: z.string().min(1).default('openid email profile groups offline_access'),
+  /** The claim listing the person's groups. */
+  OIDC_GROUPS_CLAIM: z.string().min(1).default('groups'),
+  /** The boolean claim by which the provider vouches for the e-mail (Entra ID: xms_edov). */
+  OIDC_EMAIL_VERIFIED_CLAIM: z.string().min(1).default('email_verified'),
+  /** JSON: each group the provider may name → `{"role": "requester"|"admin"|"operator", "org"?: "…"}`. */
+  OIDC_ROLES: z.string().min(1).optional(),
+  /** Comma-separated audiences a bearer token from the provider may carry; default: OIDC_CLIENT_ID and OIDC_CLI_CLIENT_ID. */
+  OIDC_AUDIENCES: z.string().min(1).optional(),
+  /** The public client `pveflow login` signs in with (device grant); unset: the CLI signs in with API keys only. */
+  OIDC_CLI_CLIENT_ID: z.string().min(1).optional(),
+  /** Where console sessions are kept: a directory every API process of the deployment shares. Default: <DATA_DIR>/sessions. */
+  SESSION_DIR: z.string().min(1).optional(),
+  /** A console session ends after this long without a call, and in any case this long after sign-in. */
+  SESSION_IDLE_MINUTES: z.coerce.number().int().positive().default(60),
+  SESSION_MAX_HOURS: z.coerce.number().int().positive().default(12),
   /** Shared secret of the webhook intake's HMAC-SHA256 signature. Unset: the intake is off (503). */
   WEBHOOK_SECRET: z.string().min(16, 'use at least 16 characters').optional(),
   /** Bound on every call the API makes to Temporal. */
   API_TEMPORAL_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** How long a day-2 call waits for its operation to end once accepted; past it: 202 with where the outcome appears. */
+  API_OPERATION_WAIT_MS: z.coerce.number().int().positive().default(OPERATION_WAIT_DEFAULT_MS),
   /** How often a log stream asks the build for new lines. */
   API_LOG_POLL_MS: z.coerce.number().int().min(50).default(1_000),
   /** How often a quiet log stream sends a comment, so proxies keep it open. */

@@ -9,7 +9,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
-import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/api/intake/requestChoices';
+import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/requestChoices';
 import { signWebhook } from '../src/api/intake/webhookSignature';
 import type { ClusterSyncResult } from '../src/contracts/types';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';

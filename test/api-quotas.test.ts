@@ -26,7 +26,7 @@ import { ResponseChecker, type OpenApiDocument } from './support/openapiResponse
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
 import { quietLogger } from './support/quietLogger';
-import { defaultRequestChoiceSettings } from '../src/api/intake/requestChoices';
+import { defaultRequestChoiceSettings } from '../src/requestChoices';
 
 /**
  * Quotas per org through the HTTP API, on a real Temporal dev server with a worker running the real workflows on the

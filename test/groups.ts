@@ -60,6 +60,7 @@ export const testGroups: readonly TestGroup[] = [
       // The cloud-init drive's files and genisoimage's ISO, without a simulator or a guest.
       'pve-simulator-cloudinit-drive.test.ts',
       'quotas.test.ts',
+      'signIn.rules.test.ts',
       'release.test.ts',
       'requestChoices.test.ts',
       'requestLifecycle.test.ts',
@@ -94,6 +95,7 @@ export const testGroups: readonly TestGroup[] = [
       'netbird-simulator.test.ts',
       'pve-simulator-clients.test.ts',
       'pve-simulator-faults.test.ts',
+      'pve-simulator-import.test.ts',
       'pve-simulator-lifecycle.test.ts',
       'pve-simulator-privileges.test.ts',
       'pve-simulator-real-clients.test.ts',
@@ -123,7 +125,11 @@ export const testGroups: readonly TestGroup[] = [
       'api-quotas.test.ts',
       'api-stop.test.ts',
       'api.test.ts',
+      // A real OpenID provider (Dex) and two API apps sharing a session directory.
+      'signIn.faults.test.ts',
       'cli.attempts.test.ts',
+      // Dex's device grant, confirmed over HTTP at its own pages.
+      'cli.login.test.ts',
       'cli.vm.test.ts',
       'codec-server.test.ts',
       'observability-metrics.test.ts',
@@ -191,6 +197,8 @@ export const testGroups: readonly TestGroup[] = [
       // Drives the CLI against the embedded stack.
       'cli.test.ts',
       'console.browser.test.ts',
+      // Dex, the embedded default and Chromium: sign-in through the provider's own login page.
+      'signIn.browser.test.ts',
       'console.vmOperations.browser.test.ts',
       // A consultant over NetBird's own server into a real guest, signed in through its IdP (issue 26 part 6).
       'e2e-consultant.e2e.test.ts',
@@ -202,6 +210,7 @@ export const testGroups: readonly TestGroup[] = [
       'netbird-user-peer.test.ts',
       'npm-start.test.ts',
       'pve-simulator-real-guest.test.ts',
+      'pve-simulator-real-guest-import.test.ts',
       'sim-persistence.e2e.test.ts',
       'split-processes.e2e.test.ts',
       'standalone-clone.test.ts',

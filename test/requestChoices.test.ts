@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config';
 import { buildOpenApiDocument } from '../src/api/openapi';
-import { defaultRequestChoiceSettings, requestChoicesFromConfig } from '../src/api/intake/requestChoices';
+import { defaultRequestChoiceSettings, requestChoicesFromConfig } from '../src/requestChoices';
 import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
 import { choiceRules, type ChoiceRule } from '../src/domain/choiceRules';
 import { cloudInitChoicesSchema, pveflowKeys } from '../src/domain/cloudInitChoices';

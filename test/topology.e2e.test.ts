@@ -17,6 +17,7 @@ import { ensureKeyFile } from '../src/temporal/codec';
 import { browserMissing, launchChromium } from './support/browser';
 import { chaosClient, type ChaosClient } from './support/chaosClient';
 import { clearPayloadsOfTaskQueue } from './support/historyPayloads';
+import { dexMissing, setCookie, startOidcProvider, testUsers, walkToCallback, type OidcProvider } from './support/oidcProvider';
 import { freePort } from './support/ports';
 import { validRequestBody } from './support/requests';
 import { supervise, type Supervised } from './support/supervisor';
@@ -62,6 +63,8 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
   let world: WorldFile;
   let a: Instance;
   let b: Instance;
+  /** Instance a signs people in through a real provider (Dex), with API keys alongside for automation. */
+  let provider: OidcProvider | undefined;
   const operatorKey = generateApiKey();
   const metricsToken = `metrics-${generateApiKey()}`;
   const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> };
@@ -98,8 +101,9 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
         TEMPORAL_TLS_KEY: tls.clientKeyFile,
       },
     });
-    const start = async (name: string, overrides: Record<string, string>, workers: number): Promise<Instance> => {
-      const [apiPort, gatewayPort] = [await freePort(), await freePort()];
+    const start = async (name: string, overrides: Record<string, string>, workers: number, apiPort?: number): Promise<Instance> => {
+      apiPort ??= await freePort();
+      const gatewayPort = await freePort();
       // What compose sets, with the values that differ outside containers: the same variable names, nothing more.
       const here: Record<string, string> = {
         TEMPORAL_ADDRESS: cluster.address,
@@ -130,7 +134,14 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
       const taskQueue = overrides.TEMPORAL_TASK_QUEUE ?? compose.services.worker!.environment!.TEMPORAL_TASK_QUEUE!;
       return { name, taskQueue, apiUrl, uiUrl: `http://127.0.0.1:${gatewayPort}`, api, workers: ws, client: chaosClient(apiUrl, operatorKey) };
     };
-    a = await start('a', { PVE_VMID_RANGE: '10000-19999' }, 2);
+    const aPort = await freePort();
+    // Sign-in on: OIDC_* belong to pveflow.env, as operations.md §8 says; the sessions in a directory of the deployment.
+    const signIn: Record<string, string> = {};
+    if (!dexMissing()) {
+      provider = await startOidcProvider({ apiUrl: `http://127.0.0.1:${aPort}` });
+      Object.assign(signIn, provider.env, { SESSION_DIR: join(dir, 'sessions') });
+    }
+    a = await start('a', { PVE_VMID_RANGE: '10000-19999', ...signIn }, 2, aPort);
     b = await start('b', { TEMPORAL_TASK_QUEUE: 'pveflow-b', PVE_POOL: SECOND_POOL.poolid, PVE_TEMPLATE_VMID: String(SECOND_POOL.templateVmid), PVE_VMID_RANGE: '20000-29999' }, 1);
     for (const i of [a, b]) {
       await waitFor(`instance ${i.name}'s API`, async () => ((await i.client.call('GET', '/readyz')).status === 200 ? true : undefined), 120_000, 500);
@@ -142,6 +153,7 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
   after(async () => {
     for (const i of [a, b]) if (i) await Promise.allSettled([i.api.stop('SIGTERM'), ...i.workers.map((w) => w.stop('SIGTERM'))]);
     await ui?.stop();
+    await provider?.stop();
     if (worldProcess && worldProcess.exitCode === null) {
       const exited = new Promise((ok) => worldProcess.once('exit', ok));
       worldProcess.kill('SIGTERM');
@@ -175,6 +187,21 @@ describe('the production topology on a real Temporal server and PostgreSQL', { s
       })(),
       'TLS without a client certificate',
     );
+  });
+
+  test("with sign-in on: a person signs in through the provider and the API takes their session and the provider's token", { skip: dexMissing() }, async () => {
+    const { callbackUrl, loginCookie } = await walkToCallback(a.apiUrl, testUsers.acmeAdmin);
+    const callback = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: `pveflow_login=${loginCookie}` } });
+    assert.equal(callback.status, 303, await callback.text());
+    const cookie = setCookie(callback, 'pveflow_session');
+    assert.ok(cookie);
+    const me = await fetch(`${a.apiUrl}/api/session`, { headers: { cookie: `pveflow_session=${cookie}` } });
+    assert.equal(me.status, 200);
+    assert.deepEqual(Object.keys((await me.json()) as object).sort(), ['csrf_token', 'email', 'id', 'org', 'role']);
+    const { access_token } = await provider!.passwordTokens(testUsers.acmeAdmin);
+    const listed = await fetch(`${a.apiUrl}/api/device_requests`, { headers: { authorization: `Bearer ${access_token}` } });
+    assert.equal(listed.status, 200, "an admin of Acme Corp lists its requests with the provider's token");
+    assert.equal((await a.client.call('GET', '/api/session')).status, 200, 'the operator key still works beside it');
   });
 
   test('twenty requests build through a worker kill, a Temporal crash and a PostgreSQL restart; half complete; nothing leaks, nothing in clear, two instances apart', async (t) => {

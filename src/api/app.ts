@@ -7,6 +7,9 @@ import type { QuotaConfig } from '../domain/quotas';
 import { defaultApiTimings, type ApiTimings } from './http/apiConfig';
 import type { ApiKeyStore } from './auth/apiKeys';
 import { authenticate, principalOf } from './auth/authenticate';
+import { signInRoutes } from './auth/oidcRoutes';
+import { signInAuthentication } from './auth/sessionAuth';
+import type { SignIn } from './auth/signIn';
 import { refuseBlankJson, requireJsonBody } from './http/contentType';
 import { methodNotAllowed } from './http/methodNotAllowed';
 import { apiContext } from './http/context';
@@ -23,7 +26,7 @@ import { sessionRoutes } from './routes/session';
 import { templateRoutes } from './routes/templates';
 import { vmOperationRoutes } from './routes/vmOperations';
 import { imageRoutes } from './routes/images';
-import { defaultRequestChoiceSettings, type RequestChoiceSettings } from './intake/requestChoices';
+import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../requestChoices';
 import { webhookRoutes } from './routes/webhooks';
 import { httpMetrics, metricsEndpoint, type Logger, type MetricsRegistry, type PveflowMetrics } from '../observability';
 
@@ -36,6 +39,8 @@ export interface AppDeps {
   quotas?: QuotaConfig;
   /** Who may call the API. An empty store locks every authenticated route. */
   apiKeys: ApiKeyStore;
+  /** Sign-in through the organisation's OpenID provider (OIDC_*): console sessions and the provider's bearer tokens. */
+  signIn?: SignIn;
   /** The webhook intake's HMAC secret; without it the intake answers 503. */
   webhookSecret?: string;
   timings?: Partial<ApiTimings>;
@@ -114,7 +119,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/hooks', webhookRoutes(ctx, deps.webhookSecret));
 
   // Who is calling comes first: an unknown caller learns nothing, not even that its body was malformed.
-  const auth = authenticate(deps.apiKeys);
+  const keyAuth = authenticate(deps.apiKeys);
+  const auth = deps.signIn ? signInAuthentication(deps.signIn, keyAuth) : keyAuth;
+  app.use('/auth', signInRoutes(deps.signIn));
   // Then how much it may write, then what it sent: a body of another type is named as such, not as missing fields.
   const writes: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') return next();

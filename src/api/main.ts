@@ -1,3 +1,4 @@
+import { signInFrom } from './auth/signIn';
 import { ConfigError, credentialKeysDir, loadConfig, requestPolicyFromConfig } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
 import { connectToTemporal, createTemporalClient, temporalAccessFrom, temporalSecrets } from '../temporal/access';
@@ -9,7 +10,7 @@ import { serveTemporalUiGateway } from './temporalUi/gateway';
 import { OPERATOR_SESSION_KEY_PURPOSE, OperatorSessions } from './temporalUi/operatorSessions';
 import { createLogger, createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibility } from '../observability';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from './intake/requestChoices';
+import { requestChoicesFromConfig } from '../requestChoices';
 import { pveflowVersion } from '../version';
 import { PAGE_TOKEN_KEY_PURPOSE } from './reads/requestList';
 
@@ -23,6 +24,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS) throw new ConfigError('TEMPORAL_ADDRESS is required for the API alone (host:port of the Temporal frontend)');
   const api = loadApiSettings(config);
+  // Sign-in through a provider is checked now, with the rest of the configuration, before anything connects.
+  const signIn = signInFrom(config);
   if (!api.keys) throw new ConfigError('no API keys: set API_KEYS_FILE (or API_KEYS); the API never runs open');
   const access = temporalAccessFrom(config);
   const temporal = access.settings;
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
       choices: requestChoicesFromConfig(config),
       quotas: config.PVEFLOW_QUOTAS,
       apiKeys,
+      ...signIn,
       // The per-request keys the workers sealed guest logins with: the same directory as every worker's.
       credentialKeys: new CredentialKeys(credentialKeysDir(config)),
       webhookSecret: api.webhookSecret,

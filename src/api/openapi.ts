@@ -1,13 +1,13 @@
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Action } from './auth/permissions';
-import type { RequestChoiceSettings } from './intake/requestChoices';
+import type { RequestChoiceSettings } from '../requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
 import { policyDefaults } from '../domain/requestPolicyRules';
 import { rolesFor } from './auth/permissions';
-import { idempotencyHeaders } from './intake/idempotency';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
 import {
+  idempotencyHeaders,
   actionBody,
   classAnswerSchema,
   classIdParam,

@@ -1,5 +1,6 @@
 import { serialSchema } from '../domain/deviceRequest';
 import { ApiClient } from './apiClient';
+import { configDir, storedBearer } from './signIn/tokens';
 import { usageError } from './cliError';
 import type { FlagValues } from './options';
 import { stylable } from './output/table';
@@ -17,6 +18,11 @@ export interface CliContext {
   out(text: string): void;
   err(text: string): void;
   api(): ApiClient;
+  /** The API's base URL as the flags and environment name it (no trailing slash). */
+  apiUrl(): string;
+  /** Bound on each call (--timeout). */
+  timeoutMs: number;
+  env: NodeJS.ProcessEnv;
 }
 
 export interface CliIo {
@@ -31,6 +37,7 @@ export interface CliIo {
  */
 export function createContext(flags: FlagValues, args: string[], io: CliIo): CliContext & { closeApi(): Promise<void> } {
   let api: ApiClient | undefined;
+  const url = flags['api-url'] ?? io.env.PVEFLOW_API_URL ?? defaultApiUrl;
   const timeoutS = flags.timeout === undefined ? defaultTimeoutS : Number(flags.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw usageError(`--timeout must be a number of seconds above 0, not "${flags.timeout}"`);
   return {
@@ -42,15 +49,22 @@ export function createContext(flags: FlagValues, args: string[], io: CliIo): Cli
     err: (text) => io.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
     api: () =>
       (api ??= new ApiClient({
-        url: flags['api-url'] ?? io.env.PVEFLOW_API_URL ?? defaultApiUrl,
-        key: flags['api-key'] ?? io.env.PVEFLOW_API_KEY,
+        url,
+        // A key given wins; else the tokens of `pveflow login` for this API, renewed when about to expire.
+        key: flags['api-key'] ?? io.env.PVEFLOW_API_KEY ?? (() => storedBearer(configDir(io.env), normalised(url), timeoutS)),
         timeoutMs: timeoutS * 1000,
       })),
+    apiUrl: () => normalised(url),
+    timeoutMs: timeoutS * 1000,
+    env: io.env,
     closeApi: async () => {
       await api?.close();
     },
   };
 }
+
+/** One spelling per API, so that a sign-in is found again whether the URL was typed with a trailing slash or not. */
+const normalised = (url: string) => url.replace(/\/+$/, '');
 
 /** The one serial a command acts on, checked for shape before anything is sent. */
 export function serialArg(ctx: CliContext): string {

@@ -9,6 +9,7 @@ import { requestCommands } from './commands/requests';
 import { templatesCommand } from './commands/templates';
 import { vmCommands } from './commands/vm';
 import { imagesCommand } from './commands/images';
+import { loginCommand, logoutCommand } from './commands/login';
 import { createContext, type CliIo } from './context';
 import { exitCodes } from './exitCodes';
 import { globalFlags, optionSpec, type FlagValues } from './options';
@@ -18,7 +19,7 @@ import { commandUsage, mainUsage } from './usage';
  * `pveflow`: the HTTP API from a shell. Tables for people, `--json` for scripts, and exit codes a script can branch
  * on (see usage.ts). It only ever talks to the API (doctor aside, which checks the cluster itself).
  */
-export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, imagesCommand, doctorCommand, ...vmCommands];
+export const commands: readonly Command[] = [...requestCommands, ...classCommands, logsCommand, credentialsCommand, templatesCommand, imagesCommand, doctorCommand, ...vmCommands, loginCommand, logoutCommand];
 
 /** Exit code for a failure that is pveflow's own bug, not the user's or the API's (EX_SOFTWARE). */
 const internalError = 70;

@@ -1,12 +1,12 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError } from './api';
+import { ApiError, isSessionKey, sessionKey } from './api';
 import { NewRequest } from './pages/NewRequest';
 import { NotFound } from './pages/NotFound';
 import { RequestList } from './pages/RequestList';
 import { RequestPage } from './pages/RequestPage';
 import { SignIn } from './pages/SignIn';
 import { href, useRoute } from './router';
-import { describeQuotas, describeSession, storedKey, storeKey, whoIs, type Session } from './session';
+import { describeQuotas, describeSession, endSession, storedKey, storeKey, whoIs, type Session } from './session';
 
 /** What every page gets: the key to call the API with, who holds it, and a way out when the key stops working. */
 export interface Auth {
@@ -19,28 +19,43 @@ export interface Auth {
 type State = { phase: 'checking' } | { phase: 'signed-out'; notice?: string } | { phase: 'signed-in'; key: string; session: Session };
 
 export function App() {
-  const [state, setState] = useState<State>(() => (storedKey() ? { phase: 'checking' } : { phase: 'signed-out' }));
+  const [state, setState] = useState<State>({ phase: 'checking' });
   const route = useRoute();
 
   useEffect(() => {
     const key = storedKey();
-    if (!key) return;
+    if (!key) {
+      // No key in this tab: perhaps a session the identity provider opened (its cookie goes by itself).
+      whoIs('').then(
+        (session) => (session.csrf_token ? setState({ phase: 'signed-in', key: sessionKey(session.csrf_token), session }) : setState({ phase: 'signed-out' })),
+        () => setState({ phase: 'signed-out' }),
+      );
+      return;
+    }
     whoIs(key).then(
       (session) => setState({ phase: 'signed-in', key, session }),
       (err) => {
         if (err instanceof ApiError && err.status === 401) storeKey(undefined);
-        setState({ phase: 'signed-out', notice: err instanceof ApiError && err.status === 401 ? 'Your API key is no longer accepted. Sign in again.' : String(err instanceof Error ? err.message : err) });
+        setState({ phase: 'signed-out', notice: err instanceof ApiError && err.status === 401 ? 'Your sign-in is no longer accepted. Sign in again.' : String(err instanceof Error ? err.message : err) });
       },
     );
   }, []);
 
-  const signOut = useCallback((notice?: string) => {
-    storeKey(undefined);
-    setState({ phase: 'signed-out', ...(notice ? { notice } : {}) });
-  }, []);
+  const signOut = useCallback(
+    (notice?: string) => {
+      storeKey(undefined);
+      if (!notice && state.phase === 'signed-in' && isSessionKey(state.key)) {
+        // The session ends at pveflow, then at the provider where it offers a sign-out page.
+        void endSession(state.key).then((next) => window.location.assign(next));
+        return;
+      }
+      setState({ phase: 'signed-out', ...(notice ? { notice } : {}) });
+    },
+    [state],
+  );
   const onApiError = useCallback(
     (err: unknown) => {
-      if (err instanceof ApiError && err.status === 401) signOut('Your API key is no longer accepted. Sign in again.');
+      if (err instanceof ApiError && err.status === 401) signOut('Your sign-in is no longer accepted. Sign in again.');
     },
     [signOut],
   );

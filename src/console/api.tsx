@@ -57,18 +57,29 @@ export class ApiError extends Error {
 /** Every call: bounded, so a hung API shows as an error instead of a page that never loads. */
 const TIMEOUT_MS = 20_000;
 
+/**
+ * A browser signed in through the identity provider holds no key: its session is an HttpOnly cookie the browser sends
+ * by itself, and what the page keeps as its "key" is this prefix and the session's CSRF token, sent as a header.
+ */
+export const SESSION_KEY_PREFIX = 'session:';
+
+export const sessionKey = (csrfToken: string) => `${SESSION_KEY_PREFIX}${csrfToken}`;
+export const isSessionKey = (key: string) => key.startsWith(SESSION_KEY_PREFIX);
+
 export function authHeader(key: string): Record<string, string> {
+  if (!key) return {};
+  if (isSessionKey(key)) return { 'x-pveflow-csrf': key.slice(SESSION_KEY_PREFIX.length) };
   return { authorization: `Bearer ${key}` };
 }
 
-export async function api<T>(key: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+export async function api<T>(key: string, path: string, init: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
       method: init.method ?? 'GET',
       headers: { ...authHeader(key), accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(init.timeoutMs ?? TIMEOUT_MS),
       cache: 'no-store',
     });
   } catch (err) {

@@ -1,5 +1,5 @@
 import type { SessionAnswer } from '../contracts/apiSchemas';
-import { api } from './api';
+import { api, authHeader } from './api';
 
 /** Who a key is, as `GET /api/session` answers: its role, its org, and per org it sees its quota's limits and use. */
 export type Session = SessionAnswer;
@@ -29,6 +29,28 @@ export function storeKey(key: string | undefined): void {
 
 export function whoIs(key: string): Promise<Session> {
   return api<Session>(key, '/api/session');
+}
+
+/** Whether this pveflow offers sign-in through an identity provider (the answer of GET /auth/providers). */
+export async function providerSignIn(): Promise<string | undefined> {
+  try {
+    const res = await fetch('/auth/providers', { cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+    const offer = res.ok ? ((await res.json()) as { login?: string }) : {};
+    return typeof offer.login === 'string' ? offer.login : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends the browser's session at pveflow; resolves to where to go next (the provider's sign-out page, where offered). */
+export async function endSession(key: string): Promise<string> {
+  try {
+    const res = await fetch('/auth/logout', { method: 'POST', headers: authHeader(key), cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+    const answer = res.ok ? ((await res.json()) as { redirect?: string }) : {};
+    return typeof answer.redirect === 'string' ? answer.redirect : '/';
+  } catch {
+    return '/';
+  }
 }
 
 export function describeSession(s: Session): string {

@@ -7,6 +7,7 @@ import { InFlightCalls } from '../api/http/inFlightCalls';
 import { serveApi } from '../api/http/serve';
 import { ApiKeyStore } from '../api/auth/apiKeys';
 import { ensureEmbeddedApiKeys } from '../api/auth/embeddedKeys';
+import { signInFrom } from '../api/auth/signIn';
 import { credentialKeysDir, loadConfig, requestPolicyFromConfig, type Config } from '../config';
 import { CredentialKeys } from '../credentials/credentialKeys';
 import { startSimulatedWorld, type SimulatedWorld, type WorldOptions } from '../simulators/world';
@@ -26,7 +27,7 @@ import { createMetricsRegistry, createPveflowMetrics, requestCountsFromVisibilit
 import { startMetricsServer } from '../observability/metricsServer';
 import { installSdkRuntime } from '../observability/sdkMetrics';
 import { createTracing, tracingSettingsFrom } from '../observability/tracing';
-import { requestChoicesFromConfig } from '../api/intake/requestChoices';
+import { requestChoicesFromConfig } from '../requestChoices';
 
 export interface EmbeddedStackOptions {
   env?: NodeJS.ProcessEnv;
@@ -64,6 +65,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
   const env = opts.env ?? process.env;
   const initial = loadConfig(env);
   const apiSettings = loadApiSettings(initial); // a bad key file stops us before anything is started
+  const signIn = signInFrom(initial); // so does a half-configured sign-in
   const dataDir = resolve(initial.DATA_DIR);
   // The operator's alone: Temporal's database, the generated keys and the simulators' state live here.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -208,6 +210,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         choices: requestChoicesFromConfig(config),
         quotas: config.PVEFLOW_QUOTAS,
         apiKeys: apiKeyStore,
+        ...signIn,
         webhookSecret: apiSettings.webhookSecret,
         timings: apiSettings.timings,
         metrics: { registry, metrics, token: config.METRICS_TOKEN, append: sdkMetrics },

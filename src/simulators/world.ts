@@ -131,6 +131,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       seed,
       timing: opts.timing,
       snippetsDir: (node) => snippetsDirOf(node),
+      storageDir: (storage, node) => join(opts.dir, 'storage', storage, node ?? 'shared'),
       onGuestBoot: (boot) => bootGuest(netbird, boot),
       restore: saved?.pve,
       onChange: changed,

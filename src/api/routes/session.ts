@@ -5,6 +5,7 @@ import { orgOf } from '../auth/permissions';
 import type { ApiContext } from '../http/context';
 import { usageOf } from '../reads/quotaUse';
 import type { SessionAnswer } from '../../contracts/apiSchemas';
+import type { SessionRecord } from '../auth/sessionStore';
 
 /**
  * `GET /api/session`: who the presented key belongs to (id, role, org, email), so that a client such as the web
@@ -25,7 +26,9 @@ export function sessionRoutes(ctx: ApiContext): Router {
       quotas = undefined;
     }
     res.set('Cache-Control', 'no-store');
-    res.json({ id: p.id, role: p.role, ...(org !== undefined ? { org } : {}), ...(p.email !== undefined ? { email: p.email } : {}), ...(quotas ? { quotas } : {}) });
+    // A browser's session (sign-in through the provider) learns the token its changes must carry (sessionAuth.ts).
+    const session = res.locals.session as SessionRecord | undefined;
+    res.json({ id: p.id, role: p.role, ...(org !== undefined ? { org } : {}), ...(p.email !== undefined ? { email: p.email } : {}), ...(quotas ? { quotas } : {}), ...(session ? { csrf_token: session.csrf } : {}) });
   });
   return router;
 }

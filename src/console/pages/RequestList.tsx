@@ -16,11 +16,14 @@ interface Filters {
   client: string;
   from: string;
   to: string;
+  /** The e-mail to list the VMs of, as a consultant: "my VMs" (the verified e-mail the session carries). */
+  consultant?: string;
 }
 
 function listUrl(f: Filters, token?: string): string {
   const q = new URLSearchParams();
   if (f.status) q.set('status', f.status);
+  if (f.consultant) q.set('consultant', f.consultant);
   if (f.client.trim()) q.set('org', f.client.trim());
   // Whole days in the reader's time zone: from the first day's start to the last day's end.
   if (f.from) q.set('from', new Date(`${f.from}T00:00:00`).toISOString());
@@ -112,6 +115,21 @@ export function RequestList({ auth }: { auth: Auth }) {
           <label for="filter-to">Period to</label>
           <input id="filter-to" type="date" value={draft.to} onInput={(e) => setDraft({ ...draft, to: e.currentTarget.value })} />
         </div>
+        {auth.session.email && (
+          <div class="field">
+            <label>
+              <input
+                type="checkbox"
+                checked={draft.consultant !== undefined}
+                onChange={(e) => {
+                  const { consultant: _mine, ...rest } = draft;
+                  setDraft(e.currentTarget.checked ? { ...rest, consultant: auth.session.email } : rest);
+                }}
+              />{' '}
+              Only my VMs
+            </label>
+          </div>
+        )}
         <div class="filters-actions">
           <button type="submit" class="button button-primary">
             Apply

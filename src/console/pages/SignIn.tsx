@@ -1,11 +1,16 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../api';
-import { whoIs, type Session } from '../session';
+import { providerSignIn, whoIs, type Session } from '../session';
 
 export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (key: string, session: Session) => void }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  // Where to sign in through the organisation's identity provider, when this pveflow has one.
+  const [providerLogin, setProviderLogin] = useState<string>();
+  useEffect(() => {
+    void providerSignIn().then(setProviderLogin);
+  }, []);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -31,7 +36,12 @@ export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (k
           pveflow
         </div>
         <h1 id="signin-title">Sign in</h1>
-        <p class="muted">Virtual machines on Proxmox VE, on request. Sign in with the API key you were given.</p>
+        <p class="muted">Virtual machines on Proxmox VE, on request. {providerLogin ? 'Sign in with your organisation account, or with an API key.' : 'Sign in with the API key you were given.'}</p>
+        {providerLogin && (
+          <a class="button button-primary button-block" href={providerLogin}>
+            Sign in with your organisation
+          </a>
+        )}
         {notice && (
           <p class="alert alert-info" role="status">
             {notice}

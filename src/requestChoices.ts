@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, type Config } from '../../config';
-import { defaultChoiceLimits, type ChoiceLimits } from '../../domain/choiceLimits';
-import { imagesConfigSchema, type ConfiguredImage } from '../../domain/imageCatalogue';
-import { parseAllowedNetworks, type AllowedNetwork } from '../../domain/networks';
+import { ConfigError, type Config } from './config';
+import { defaultChoiceLimits, type ChoiceLimits } from './domain/choiceLimits';
+import { imagesConfigSchema, type ConfiguredImage } from './domain/imageCatalogue';
+import { parseAllowedNetworks, type AllowedNetwork } from './domain/networks';
 
 /** What the intake checks a request's image and choices against, from the configuration. */
 export interface RequestChoiceSettings {

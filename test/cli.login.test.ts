@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createApp } from '../src/api/app';
+import { ApiKeyStore } from '../src/api/auth/apiKeys';
+import { signInFrom } from '../src/api/auth/signIn';
+import { loadConfig } from '../src/config';
+import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
+import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
+import { requireTemporalBinary } from '../src/temporal/binaries';
+import { pveflow } from './support/cliRunner';
+import { confirmDeviceCode, dexMissing, startOidcProvider, testUsers, type OidcProvider } from './support/oidcProvider';
+import { freePort } from './support/ports';
+
+/**
+ * `pveflow login` by the device authorization grant against a real provider (Dex): the person confirms the code at
+ * the provider's own pages, the CLI keeps the tokens 0600 in the user's config directory, renews them when they
+ * expire, and `pveflow logout` forgets them. PVEFLOW_API_KEY still wins.
+ */
+describe('pveflow login through the provider', { skip: dexMissing() }, () => {
+  let env: TestWorkflowEnvironment;
+  let provider: OidcProvider;
+  let server: Server;
+  let apiUrl: string;
+  let home: string;
+  let cli: Record<string, string>;
+
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), 'pveflow-cli-home-'));
+    env = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
+    });
+    const port = await freePort();
+    apiUrl = `http://127.0.0.1:${port}`;
+    provider = await startOidcProvider({ apiUrl });
+    const app = createApp({
+      client: env.client,
+      taskQueue: `cli-login-${process.pid}`,
+      policy: defaultRequestPolicy,
+      apiKeys: new ApiKeyStore([]),
+      ...signInFrom(loadConfig({ ...provider.env, SESSION_DIR: join(home, 'sessions') })),
+    });
+    server = await new Promise<Server>((ok) => {
+      const s = app.listen(port, '127.0.0.1', () => ok(s));
+    });
+    cli = { PVEFLOW_API_URL: apiUrl, HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+  });
+
+  after(async () => {
+    await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+    await provider?.stop();
+    await env?.teardown();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const tokensFile = () => join(home, '.config', 'pveflow', 'tokens.json');
+
+  test('a device login: the code confirmed at the provider, the tokens kept 0600, the API takes them', async () => {
+    let confirming: Promise<string> | undefined;
+    const run = await pveflow(['login'], cli, {
+      onStdout: (soFar) => {
+        const url = /open (\S+)/.exec(soFar)?.[1];
+        if (url && !confirming) confirming = confirmDeviceCode(url, testUsers.consultant);
+      },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(confirming, 'the CLI showed where to confirm');
+    assert.match(await confirming, /Login Successful|return to your device|successful/i);
+    assert.match(run.stdout, /and confirm the code [A-Z]{4}-[A-Z]{4}/);
+    assert.match(run.stdout, new RegExp(`Signed in to ${apiUrl} as carla@consultancy\\.example \\(requester in Acme Corp\\)`));
+    assert.equal(statSync(tokensFile()).mode & 0o777, 0o600);
+    assert.equal(statSync(join(home, '.config', 'pveflow')).mode & 0o777, 0o700);
+
+    const list = await pveflow(['requests', 'list', '--json'], cli);
+    assert.equal(list.code, 0, list.stderr);
+
+    // A key given wins over the sign-in (here a wrong one: refused, not quietly replaced by the tokens).
+    const keyed = await pveflow(['requests', 'list'], { ...cli, PVEFLOW_API_KEY: 'pvf_not-a-key-of-this-api-at-all' });
+    assert.equal(keyed.code, 3);
+  });
+
+  test('an expired ID token is renewed with the refresh token, and the renewal saved', async () => {
+    const kept = JSON.parse(readFileSync(tokensFile(), 'utf8'));
+    const before = kept[apiUrl].id_token as string;
+    kept[apiUrl].expires_at = Math.floor(Date.now() / 1000) - 10;
+    writeFileSync(tokensFile(), JSON.stringify(kept), { mode: 0o600 });
+    const list = await pveflow(['requests', 'list', '--json'], cli);
+    assert.equal(list.code, 0, list.stderr);
+    const renewed = JSON.parse(readFileSync(tokensFile(), 'utf8'))[apiUrl];
+    assert.notEqual(renewed.id_token, before);
+    assert.ok(renewed.expires_at > Date.now() / 1000);
+    assert.equal(statSync(tokensFile()).mode & 0o777, 0o600);
+  });
+
+  test('logout forgets the tokens; the CLI then asks for a key or a login', async () => {
+    const out = await pveflow(['logout'], cli);
+    assert.equal(out.code, 0);
+    assert.match(out.stdout, /Signed out of .* \(carla@consultancy\.example\): its tokens are deleted/);
+    assert.deepEqual(JSON.parse(readFileSync(tokensFile(), 'utf8')), {});
+    const list = await pveflow(['requests', 'list'], cli);
+    assert.equal(list.code, 3);
+    assert.match(list.stderr, /run `pveflow login`/);
+  });
+});
