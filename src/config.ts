@@ -254,6 +254,8 @@ export const configSchema = z.object({
   REQUEST_SNAPSHOT_LIMIT: z.coerce.number().int().min(0).default(policyDefaults.snapshotLimit),
   /** What a shutdown (day-2, or the cleanup's) or reboot gives the guest before pveflow stops it. */
   REQUEST_SHUTDOWN_TIMEOUT_S: z.coerce.number().int().positive().max(3600).default(policyDefaults.shutdownTimeoutSeconds),
+  /** How long the consultant who revealed a request's logins may fetch them again before they are shredded (0: never). */
+  REQUEST_REVEAL_REFETCH_MIN: z.coerce.number().int().min(0).max(60).default(policyDefaults.revealRefetchMinutes),
   // The image catalogue and a request's choices (docs/images-and-choices.md).
   /** Inline JSON `{"images": [{"name", "template": vmid|name, "os"?, "min_cores"?, "min_memory_mib"?, "min_disk_gib"?, "orgs"?}]}`. */
   PVEFLOW_IMAGES: z.string().min(1).optional(),
@@ -458,6 +460,7 @@ export function requestPolicyFromConfig(config: Config): RequestPolicy {
     ...(autoApprove ? { autoApprove } : {}),
     snapshotLimit: config.REQUEST_SNAPSHOT_LIMIT,
     shutdownTimeoutSeconds: config.REQUEST_SHUTDOWN_TIMEOUT_S,
+    revealRefetchMinutes: config.REQUEST_REVEAL_REFETCH_MIN,
   };
 }
 

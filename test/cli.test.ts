@@ -298,10 +298,12 @@ describe('the pveflow command line against the embedded stack', () => {
     const logins = await pveflow(['credentials', serial], as('alice'));
     assert.equal(logins.code, 0, explain(logins));
     assert.match(logins.stdout, /^Username: +arrow$/m);
-    assert.match(logins.stderr, new RegExp(`^Handed to alice@consultancy\\.example at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC; ${serial} no longer holds them`, 'm'));
+    const stamp = '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC';
+    assert.match(logins.stderr, new RegExp(`^Handed to alice@consultancy\\.example at ${stamp}; ${serial} holds them for you until ${stamp}, then shreds them`, 'm'));
+    // An answer lost in transit: the same consultant fetches the same logins again within the window.
     const twice = await pveflow(['credentials', serial], as('alice'));
-    assert.equal(twice.code, 1, `handed over once only: ${explain(twice)}`);
-    assert.match(twice.stderr, /already revealed to alice@consultancy\.example/);
+    assert.equal(twice.code, 0, `fetched again within the window: ${explain(twice)}`);
+    assert.equal(twice.stdout, logins.stdout, 'the same logins');
 
     // The list comes from visibility, which catches up on its own time.
     const listed = await waitFor("the request in alice's list", async () => {

@@ -7,6 +7,8 @@ import type { Client } from '@temporalio/client';
 import { revealCredentials } from '../src/api/day2/credentialReveal';
 import { CredentialKeys } from '../src/credentials/credentialKeys';
 import { completeUpdate, revealCredentialsUpdate } from '../src/contracts/messages';
+import { defaultRequestPolicy, policyDefaults } from '../src/domain/requestPolicyRules';
+import { waitFor } from './support/waitFor';
 import { historyPlaintext } from './support/historyText';
 import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
@@ -35,14 +37,16 @@ describe('guest credentials are crypto-shredded', () => {
     return texts.join('\n');
   }
 
-  test('after the reveal and after completion no history, key or answer opens the passwords', async (t) => {
+  test('without a re-fetch window, after the reveal and after completion no history, key or answer opens the passwords', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const serial = 'VM-CS001';
     const world = await harness.h.world({}, { CREDENTIAL_KEYS_DIR: keysDir });
     const keys = new CredentialKeys(keysDir);
     const { client } = harness.h.env;
     await harness.h.withWorker(world, `shred-${serial}`, async () => {
-      const { handle, waitForStatus } = await requestDriver(client, `shred-${serial}`).startApproved(await harness.h.request(serial));
+      // REQUEST_REVEAL_REFETCH_MIN=0: shredded at the first reveal.
+      const policy = { ...defaultRequestPolicy, revealRefetchMinutes: 0 };
+      const { handle, waitForStatus } = await requestDriver(client, `shred-${serial}`).startApproved(await harness.h.request(serial), { policy });
       await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
       assert.ok(await keys.read(serial), 'the sealing key exists until the reveal');
 
@@ -68,6 +72,46 @@ describe('guest credentials are crypto-shredded', () => {
       const afterEnd = await histories(client, serial);
       assert.ok(afterEnd.includes(`vm-completion-${serial}`), 'the completion is among the histories searched');
       for (const s of secrets) assert.ok(!afterEnd.includes(s), 'no password in any history after completion');
+    });
+  });
+
+  test('the consultant who revealed the logins may fetch them again within the window; then they are shredded', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const serial = 'VM-CS003';
+    const alice = 'alice@consultancy.example';
+    const world = await harness.h.world({}, { CREDENTIAL_KEYS_DIR: keysDir });
+    const keys = new CredentialKeys(keysDir);
+    const { client } = harness.h.env;
+    await harness.h.withWorker(world, `shred-${serial}`, async () => {
+      const request = await harness.h.request(serial, { consultants: [alice, 'bob@consultancy.example'] });
+      const { handle, waitForStatus, record } = await requestDriver(client, `shred-${serial}`).startApproved(request);
+      await waitForStatus('Fulfilled', { timeoutMs: 120_000 });
+      const reveal = (by: string) => revealCredentials(client, keys, serial, handle.workflowId, by, (fn) => fn());
+
+      const first = await reveal(alice);
+      assert.equal(first.username, 'arrow');
+      // The window is the policy default (REQUEST_REVEAL_REFETCH_MIN), counted from the reveal.
+      assert.equal(Date.parse(first.refetchUntil!) - Date.parse(first.revealedAt), policyDefaults.revealRefetchMinutes * 60_000);
+      assert.ok(await keys.read(serial), 'the key stays for the re-fetch window');
+      assert.equal((await record()).credentials?.refetchUntil, first.refetchUntil, 'the record says until when');
+
+      // The answer was lost: the same consultant asks again and gets the same logins, the same handover.
+      const again = await reveal(alice.toUpperCase());
+      assert.deepEqual([again.password, again.rootPassword, again.revealedTo, again.revealedAt], [first.password, first.rootPassword, alice, first.revealedAt]);
+      await assert.rejects(reveal('bob@consultancy.example'), (err: Error) => new RegExp(`already revealed to ${alice} at ${first.revealedAt}`).test(String((err.cause as Error | undefined)?.message)));
+      assert.ok((await record()).timeline.some((e) => e.event.startsWith(`guest credentials fetched again by ${alice.toUpperCase()}`)));
+
+      // The window closes: the request shreds them on its own, and from then on no one can have them.
+      await harness.h.env.sleep((policyDefaults.revealRefetchMinutes + 1) * 60_000);
+      await waitFor('the key to be shredded', async () => ((await keys.read(serial)) === undefined ? true : undefined), 60_000);
+      await assert.rejects(handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: alice }] }), (err: Error) => {
+        const message = String((err.cause as Error | undefined)?.message);
+        return message.includes(`already revealed to ${alice} at ${first.revealedAt}`) && message.includes(`until ${first.refetchUntil} and have been shredded`);
+      });
+      const afterWindow = await histories(client, serial);
+      for (const s of [first.password, first.rootPassword]) assert.ok(!afterWindow.includes(s), 'no password in any history');
+      await handle.executeUpdate(completeUpdate, { args: [{ by: 'admin' }] });
+      await handle.result();
     });
   });
 

@@ -139,7 +139,7 @@ describe('embedded stack end to end', () => {
     const setupKey = /--setup-key\n?\s*- ([^\s]+)/.exec(readFileSync(join(snippetDir, snippet), 'utf8'))?.[1];
     assert.ok(setupKey, 'the snippet carries a NetBird setup key');
 
-    // The guest's logins: only their SHA-512 crypt hashes are in the snippet; one consultant gets them, once.
+    // The guest's logins: only their SHA-512 crypt hashes are in the snippet; one consultant gets them (again within the re-fetch window).
     const snippetText = readFileSync(join(snippetDir, snippet), 'utf8');
     const hashes = [...snippetText.matchAll(/(\$6\$[^\s'"]+)/g)].map((m) => m[1]!);
     assert.equal(hashes.length, 2, 'the user and root password hashes');
@@ -153,12 +153,14 @@ describe('embedded stack end to end', () => {
     const { verify } = await import('unixcrypt');
     assert.ok(verify(creds.body.password, hashes[0]!) && verify(creds.body.root_password, hashes[1]!), 'the snippet holds hashes of exactly these passwords');
     assert.ok(!snippetText.includes(creds.body.password) && !snippetText.includes(creds.body.root_password), 'no password in clear on the node');
+    // An answer lost in transit: the same consultant fetches the same logins again within the re-fetch window.
     const again = await api('GET', `/api/device_requests/${serial}/credentials`, undefined, 'consultant');
-    assert.equal(again.status, 409);
-    assert.match(again.body.detail, /already revealed to alice@consultancy.example/);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.deepEqual([again.body.password, again.body.revealed_at], [creds.body.password, creds.body.revealed_at]);
+    const refetchAnswer = answers.length - 1;
     const audited = await api('GET', `/api/device_requests/${serial}`);
-    assert.ok(audited.body.timeline.some((e: { event: string; by?: string }) => e.event === 'guest credentials revealed to alice@consultancy.example'));
-    assert.deepEqual({ ...audited.body.credentials, revealedAt: undefined }, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: undefined });
+    assert.ok(audited.body.timeline.some((e: { event: string; by?: string }) => e.event.startsWith('guest credentials revealed to alice@consultancy.example; ')));
+    assert.deepEqual(audited.body.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: creds.body.revealed_at, refetchUntil: creds.body.refetchable_until });
 
     // NetBird: one peer named after the VM, its device group, and a one-way policy from the consultants' standing groups.
     const nb = stack.world!.netbird.dump();
@@ -235,7 +237,7 @@ describe('embedded stack end to end', () => {
       guestPassword: creds.body.password as string,
       rootPassword: creds.body.root_password as string,
     };
-    const otherAnswers = answers.filter((_, i) => i !== credentialAnswer); // the one answer whose job is to carry them
+    const otherAnswers = answers.filter((_, i) => i !== credentialAnswer && i !== refetchAnswer); // the two answers whose job is to carry them
     // Histories as read without the codec key: every payload byte decoded as text.
     const histories = await Promise.all([`vm-request-${serial}`, `vm-build-${serial}-1`, `vm-completion-${serial}`].map(async (id) => historyPlaintext(await stack.client.workflow.getHandle(id).fetchHistory())));
     // The dev server's own log too: it sees every payload and search attribute on their way in.

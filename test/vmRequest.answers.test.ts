@@ -70,14 +70,15 @@ describe('vmRequest: what each update answers', () => {
         periodEnd: end,
       });
 
-      // The logins, with what handing them over did: to whom and when, as the record now says.
+      // The logins, with what handing them over did: to whom, when and until when they may be fetched again, as the record now says.
       const revealed = await handle.executeUpdate(revealCredentialsUpdate, { args: [{ by: 'alice@consultancy.example' }] });
       assert.equal(revealed.revealedTo, 'alice@consultancy.example');
       // Sealed under the request's credential key (crypto-shredding): the API opens them, no history can.
       assert.ok(revealed.keyId && revealed.ciphertext && revealed.iv && revealed.tag);
       assert.ok(!('password' in revealed) && !('rootPassword' in revealed), 'no login in clear in the answer');
       const afterReveal = await recordNow();
-      assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt });
+      assert.ok(revealed.refetchUntil, 'the answer says until when the same consultant may fetch them again');
+      assert.deepEqual(afterReveal.credentials, { available: false, revealedTo: 'alice@consultancy.example', revealedAt: revealed.revealedAt, refetchUntil: revealed.refetchUntil });
 
       assert.deepEqual(await handle.executeUpdate(completeUpdate, { args: [{ by: 'rita' }] }), { serial, status: 'Completing', build: { attempt: 2, state: 'completed' } });
       const done = await handle.result();

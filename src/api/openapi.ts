@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Action } from './auth/permissions';
 import type { RequestChoiceSettings } from '../requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
+import { policyDefaults } from '../domain/requestPolicyRules';
 import { rolesFor } from './auth/permissions';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
 import { registerCataloguePaths } from './catalogue/catalogueOpenApi';
@@ -161,10 +162,12 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
     method: 'get',
     path: '/api/device_requests/{serial}/credentials',
     operationId: 'revealDeviceRequestCredentials',
-    summary: "The guest's generated logins, once, to one of the request's consultants",
+    summary: "The guest's generated logins, to one of the request's consultants",
     description:
-      "The key's email must be one of the request's consultants. The request hands the logins over and forgets them in " +
-      'the same step; its timeline records who took them; a second call is refused (409). Not cached (Cache-Control: no-store). ' +
+      "The key's email must be one of the request's consultants. The request hands the logins over; its timeline records " +
+      'who took them. The same consultant may call again until `refetchable_until` (REQUEST_REVEAL_REFETCH_MIN after the ' +
+      `reveal, default ${policyDefaults.revealRefetchMinutes} minutes: an answer lost in transit) and gets the same logins; then they are shredded, and any ` +
+      'later call, or another consultant’s, is refused (409 naming who took them and when). Not cached (Cache-Control: no-store). ' +
       who('credentials'),
     security: secured,
     request: { params: serialParam },
@@ -175,15 +178,16 @@ export function buildOpenApiDocument(choices?: Pick<RequestChoiceSettings, 'netw
           username: z.string(),
           password: z.string(),
           root_password: z.string(),
-          revealed_to: z.string().meta({ description: 'Who took them (the key holder): the request no longer holds them.' }),
+          revealed_to: z.string().meta({ description: 'Who took them (the key holder).' }),
           revealed_at: z.string(),
+          refetchable_until: z.string().optional().meta({ description: 'Until when the same consultant may fetch them again; after it the request no longer holds them. Absent: it holds them no more already.' }),
         }),
-        'The logins, and the handover they were: from now on nobody can ask again.',
+        'The logins, and the handover they were: after the re-fetch window nobody can ask again.',
       ),
       400: invalid,
       ...problems,
       404: notFound,
-      409: json(problemSchema, 'Not a consultant of the request, already revealed, or no VM yet.'),
+      409: json(problemSchema, 'Not a consultant of the request, revealed to another consultant, shredded after the re-fetch window, or no VM yet.'),
       ...temporal,
     },
   });

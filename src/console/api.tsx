@@ -35,6 +35,8 @@ export interface Credentials {
   root_password: string;
   revealed_to: string;
   revealed_at: string;
+  /** Until when the same consultant may fetch them again; absent: the request holds them no more. */
+  refetchable_until?: string;
 }
 
 export interface Issue {

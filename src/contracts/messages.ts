@@ -61,10 +61,14 @@ export const buildPhaseSignal = defineSignal<[BuildPhase]>('buildPhase');
  */
 export const revealCredentialsUpdate = defineUpdate<RevealedCredentials, [{ by: string }]>('revealCredentials');
 
-/** The logins, sealed, and what handing them over did: to whom, when; the request holds them no more. */
+/**
+ * The logins, sealed, and what handing them over did: to whom, when, and until when the same consultant may fetch them
+ * again (an answer lost in transit); after that, or when absent, the request holds them no more.
+ */
 export interface RevealedCredentials extends SealedCredentials {
   revealedTo: string;
   revealedAt: string;
+  refetchUntil?: string;
 }
 
 /** From clusterSync: what changed about the request's VM in the cluster. */

@@ -2,7 +2,7 @@ import type { PoolTemplate } from '../domain/imageCatalogue';
 import type { DeviceRequest } from '../domain/deviceRequest';
 import type { SealedCredentials } from '../domain/guestCredentials';
 import type { RequestPolicy } from '../domain/requestPolicy';
-import type { OperationRecord, SnapshotRecord } from './vmOperations';
+import type { OperationRecord, SnapshotRecord, VmSize } from './vmOperations';
 
 /** What a person sees: the request's status as the seeds' console names it. */
 export type RequestStatus =
@@ -117,8 +117,11 @@ export interface RequestRecord {
   leftovers: string[];
   /** VMs earlier builds left behind (their destroy failed): completion destroys them with the request's VM. */
   leftoverVms?: LeftoverVm[];
-  /** Whether the guest's logins are waiting to be revealed, and to whom they were. Never the logins themselves. */
-  credentials?: { available: boolean; revealedTo?: string; revealedAt?: string };
+  /**
+   * Whether the guest's logins are waiting to be revealed, to whom they were, and until when that consultant may fetch
+   * them again before they are shredded (REQUEST_REVEAL_REFETCH_MIN). Never the logins themselves.
+   */
+  credentials?: { available: boolean; revealedTo?: string; revealedAt?: string; refetchUntil?: string };
   /** The period end the lease notice went out for (an extension re-arms it). */
   noticeSentFor?: string;
   /** The last difference clusterSync found between the record and the cluster. */
@@ -129,8 +132,8 @@ export interface RequestRecord {
   snapshots?: SnapshotRecord[];
 }
 
-/** What clusterSync saw about a request's VM. */
-export type VmDrift = { kind: 'vanished'; vmid: number } | { kind: 'moved'; vmid: number; from: string; to: string } | { kind: 'state'; vmid: number; status: string };
+/** What clusterSync saw about a request's VM; `resized`: its config states another size than the request (a change made in Proxmox directly). */
+export type VmDrift = { kind: 'vanished'; vmid: number } | { kind: 'moved'; vmid: number; from: string; to: string } | { kind: 'state'; vmid: number; status: string } | { kind: 'resized'; vmid: number; size: VmSize };
 
 /** A template in the pool as the cluster sync reports it: the domain's, where the image catalogue is drawn from it. */
 export type TemplateInfo = PoolTemplate;
@@ -169,7 +172,7 @@ export interface VmBuildInput {
 }
 
 export interface VmBuildResult {
-  /** The guest's generated logins: kept out of the record, revealed once through `revealCredentials`. */
+  /** The guest's generated logins: kept out of the record, revealed to one consultant through `revealCredentials`. */
   credentials?: SealedCredentials;
   vmid: number;
   node: string;

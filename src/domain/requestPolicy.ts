@@ -19,6 +19,8 @@ export const requestPolicySchema = z.object({
   snapshotLimit: z.number().int().min(0).optional(),
   /** How long a shutdown (day-2, or the cleanup's) or reboot gives the guest before pveflow stops it; absent: policyDefaults'. */
   shutdownTimeoutSeconds: z.number().int().positive().optional(),
+  /** How long the consultant who revealed the logins may fetch them again before they are shredded (0: never); absent: policyDefaults'. */
+  revealRefetchMinutes: z.number().int().min(0).optional(),
 });
 
 export type RequestPolicy = z.infer<typeof requestPolicySchema>;

@@ -5,12 +5,18 @@ import type { RequestPolicy } from './requestPolicy';
 
 export const defaultRequestPolicy: RequestPolicy = { pendingExpiryHours: 72, maxLeaseDays: 90, endNoticeHours: 24 };
 
-/** What a policy that does not say gives (REQUEST_SNAPSHOT_LIMIT, REQUEST_SHUTDOWN_TIMEOUT_S): written here only. */
-export const policyDefaults = { snapshotLimit: 3, shutdownTimeoutSeconds: 120 } as const;
+/**
+ * What a policy that does not say gives (REQUEST_SNAPSHOT_LIMIT, REQUEST_SHUTDOWN_TIMEOUT_S, REQUEST_REVEAL_REFETCH_MIN):
+ * written here only. The re-fetch window is short: long enough to ask again after an answer lost in transit, short
+ * enough that the logins do not wait in the request for anyone who got hold of the consultant's key.
+ */
+export const policyDefaults = { snapshotLimit: 3, shutdownTimeoutSeconds: 120, revealRefetchMinutes: 10 } as const;
 /** How many snapshots of its VM a request may hold at once. */
 export const snapshotLimitOf = (policy: Pick<RequestPolicy, 'snapshotLimit'>) => policy.snapshotLimit ?? policyDefaults.snapshotLimit;
 /** How long a shutdown (a day-2 one, or the cleanup's) gives the guest before it is stopped. */
 export const shutdownTimeoutOf = (policy: Pick<RequestPolicy, 'shutdownTimeoutSeconds'>) => policy.shutdownTimeoutSeconds ?? policyDefaults.shutdownTimeoutSeconds;
+/** Minutes the consultant who revealed the logins may fetch them again (an answer lost in transit) before they are shredded. */
+export const revealRefetchMinutesOf = (policy: Pick<RequestPolicy, 'revealRefetchMinutes'>) => policy.revealRefetchMinutes ?? policyDefaults.revealRefetchMinutes;
 
 /** Whether the policy approves this request without an admin, and why. */
 export function autoApprovalReason(policy: Pick<RequestPolicy, 'autoApprove'>, r: { org: string; cores: number; memoryMiB: number }): string | undefined {

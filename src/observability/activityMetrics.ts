@@ -27,7 +27,7 @@ const STAGE_OF_ACTIVITY: Record<string, string> = {
   removeFromHa: 'undo',
 };
 
-const DRIFT_KIND: Record<string, SyncDriftKind> = { vanished: 'vanished', moved: 'moved', state: 'state_changed' };
+const DRIFT_KIND: Record<string, SyncDriftKind> = { vanished: 'vanished', moved: 'moved', state: 'state_changed', resized: 'resized' };
 
 interface ObservedCluster {
   drifts?: Array<{ drift?: { kind?: string } }>;

@@ -30,7 +30,7 @@ export function upstreamCallRecorder(metrics: Pick<PveflowMetrics, 'upstreamCall
   };
 }
 
-export type SyncDriftKind = 'vanished' | 'moved' | 'state_changed' | 'orphan';
+export type SyncDriftKind = 'vanished' | 'moved' | 'state_changed' | 'resized' | 'orphan';
 
 /**
  * prom-client's instruments as pveflow's code sees them: every label required, so that tsc refuses a series without

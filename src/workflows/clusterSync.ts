@@ -8,7 +8,7 @@ const sync = proxyActivities<ReturnType<typeof createActivities>>(clusterRead);
 
 /**
  * Keeps the picture true (run by a Schedule every SYNC_INTERVAL_S, overlapping runs skipped): one look at the
- * cluster, then each request whose VM vanished, moved or changed state is told so. Orphans (VMs in the pool no
+ * cluster, then each request whose VM vanished, moved, changed state or was resized outside pveflow is told so. Orphans (VMs in the pool no
  * request owns) are reported in the result for an operator; pveflow never deletes them by itself.
  */
 export async function clusterSync(): Promise<ClusterSyncResult> {

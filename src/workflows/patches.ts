@@ -11,6 +11,10 @@ export const PATCHES = {
   revertFollowsConfig: 'revert-follows-config',
   /** The cleanup gives the guest the policy's shutdown timeout (REQUEST_SHUTDOWN_TIMEOUT_S), not a fixed 120 s. */
   cleanupShutdownTimeout: 'cleanup-shutdown-timeout',
+  /** A reveal keeps the logins for the same consultant to fetch again for a short window; the lease shreds them after it. */
+  revealRefetchWindow: 'reveal-refetch-window',
+  /** A size the sync sees that pveflow did not set (a change made in Proxmox directly): the record and the quota memo follow it. */
+  syncFollowsConfig: 'sync-follows-config',
   /**
    * A build upserts its search attributes only when what they show changed (the Configuring phase changes none of
    * them): one billable Action less per build. Asked in the build's first workflow task, whose local activities' markers

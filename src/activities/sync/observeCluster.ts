@@ -1,6 +1,9 @@
 import type { Client } from '@temporalio/client';
 import type { ClusterResource } from '../../clients/pve';
 import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../contracts/types';
+import type { VmSize } from '../../contracts/vmOperations';
+import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import type { Usage } from '../../domain/quotaUsage';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
 import { taskQueueClause } from '../../domain/instanceScope';
@@ -17,6 +20,26 @@ interface ManagedVm {
   node?: string;
   requestStatus?: string;
   knownState: string;
+  /** The size the request states, from its quota memo (what the org's quota counts it at); absent: not compared. */
+  size?: Usage;
+}
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+/** The size a VM has in the cluster's listing, as a request states it; undefined when the listing does not say. */
+function sizeSeen(vm: ClusterResource): VmSize | undefined {
+  if (vm.maxcpu === undefined || vm.maxmem === undefined) return undefined;
+  return { cores: vm.maxcpu, memoryMiB: Math.round(vm.maxmem / MiB), ...(vm.maxdisk ? { diskGiB: Math.ceil(vm.maxdisk / GiB) } : {}) };
+}
+
+/**
+ * Whether the VM's size is not the one the request states: cores or memory differ, or the disk grew past what it states
+ * (a disk never shrinks, and a request that states none keeps its template's).
+ */
+function resized(seen: VmSize, stated: Usage): boolean {
+  const diskGrew = stated.disk_gib > 0 && seen.diskGiB !== undefined && seen.diskGiB > stated.disk_gib;
+  return seen.cores !== stated.cores || seen.memoryMiB !== stated.memory_mib || diskGrew;
 }
 
 /**
@@ -47,6 +70,8 @@ export function observeClusterActivities({ pve, temporal }: ActivityDeps) {
         if (vm.lock || TRANSITIONAL.has(vm.status ?? 'unknown')) continue;
         if (vm.node && m.node && vm.node !== m.node) drifts.push({ serial: m.serial, drift: { kind: 'moved', vmid: m.vmid, from: m.node, to: vm.node } });
         if (vm.status && vm.status !== m.knownState) drifts.push({ serial: m.serial, drift: { kind: 'state', vmid: m.vmid, status: vm.status } });
+        const seen = sizeSeen(vm);
+        if (seen && m.size && resized(seen, m.size)) drifts.push({ serial: m.serial, drift: { kind: 'resized', vmid: m.vmid, size: seen } });
       }
 
       const owned = new Set(managed.map((m) => m.vmid));
@@ -86,7 +111,15 @@ async function managedVms(client: Client, taskQueue: string): Promise<ManagedVm[
     const vmid = sa.get(VmIdKey);
     const serial = sa.get(SerialKey);
     if (vmid === undefined || serial === undefined) continue;
-    out.push({ serial, vmid, node: sa.get(PveNodeKey), requestStatus: sa.get(RequestStatusKey), knownState: sa.get(VmStateKey) ?? 'running' });
+    const size = statedSize(wf.memo?.[QUOTA_SIZE_MEMO]);
+    out.push({ serial, vmid, node: sa.get(PveNodeKey), requestStatus: sa.get(RequestStatusKey), knownState: sa.get(VmStateKey) ?? 'running', ...(size ? { size } : {}) });
   }
   return out;
+}
+
+/** The quota memo's size, when it is one (a request started around the API may have none). */
+function statedSize(memo: unknown): Usage | undefined {
+  const m = memo as Partial<Usage> | undefined;
+  const n = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  return m && n(m.cores) && n(m.memory_mib) ? { vms: 1, cores: m.cores!, memory_mib: m.memory_mib!, disk_gib: n(m.disk_gib) ? m.disk_gib! : 0 } : undefined;
 }

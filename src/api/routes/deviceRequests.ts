@@ -140,8 +140,9 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
   });
 
   /**
-   * The guest's logins, once, to one of the request's consultants (the key's email must be on the request): the
-   * request forgets them as it hands them over and records who took them. Never cached anywhere on the way.
+   * The guest's logins to one of the request's consultants (the key's email must be on the request): the request
+   * records who took them, answers that consultant again within the re-fetch window, then shreds them. Never cached
+   * anywhere on the way.
    */
   router.get('/:serial/credentials', async (req, res) => {
     const principal = permit(res, 'credentials');
@@ -155,8 +156,16 @@ export function deviceRequestRoutes(ctx: ApiContext): Router {
     try {
       const c = await revealCredentials(client, ctx.credentialKeys, serial, requestWorkflowId(serial), principal.email, ctx.temporal);
       res.setHeader('Cache-Control', 'no-store');
-      // What the handover did, with the logins: to whom and when; the request no longer holds them.
-      res.json({ serial, username: c.username, password: c.password, root_password: c.rootPassword, revealed_to: c.revealedTo, revealed_at: c.revealedAt });
+      // What the handover did, with the logins: to whom, when, and until when the same consultant may fetch them again.
+      res.json({
+        serial,
+        username: c.username,
+        password: c.password,
+        root_password: c.rootPassword,
+        revealed_to: c.revealedTo,
+        revealed_at: c.revealedAt,
+        ...(c.refetchUntil ? { refetchable_until: c.refetchUntil } : {}),
+      });
     } catch (err) {
       if (err instanceof CredentialsShredded) return problem(res, 500, 'misconfigured', err.message);
       sendTemporalError(res, err, serial);

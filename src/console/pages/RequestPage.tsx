@@ -342,7 +342,8 @@ function CredentialsCard({ record, isConsultant, revealed, onReveal }: { record:
       {revealed ? (
         <>
           <p class="alert alert-warning" role="status">
-            Handed to {revealed.revealed_to} on {formatDateTime(revealed.revealed_at)} and shown this once: copy them now. pveflow has forgotten them.
+            Handed to {revealed.revealed_to} on {formatDateTime(revealed.revealed_at)}: copy them now.{' '}
+            {revealed.refetchable_until ? `You can fetch them again until ${formatDateTime(revealed.refetchable_until)}; then pveflow shreds them.` : 'pveflow has forgotten them.'}
           </p>
           <dl class="details">
             <Detail term="Username" value={revealed.username} mono />
@@ -353,7 +354,7 @@ function CredentialsCard({ record, isConsultant, revealed, onReveal }: { record:
       ) : c?.available ? (
         isConsultant ? (
           <div class="row">
-            <p class="muted">The VM’s logins are waiting for you. They can be shown once only.</p>
+            <p class="muted">The VM’s logins are waiting for you. They are shown to one consultant only.</p>
             <button type="button" class="button button-primary" onClick={onReveal}>
               Reveal logins
             </button>

@@ -6,8 +6,8 @@ import { BUILDING } from '../../domain/requestLifecycle';
 import { vmBuild } from '../vmBuild';
 import { forgetCredentials, keepCredentials } from './credentials';
 import { PREVIOUS_BUILDS_KEPT } from './bounds';
-import { attemptOf, type RequestState } from './state';
-import { forgetVm, move, publish } from './timeline';
+import type { VmRequest } from './request';
+import { forgetVm, publish } from './timeline';
 
 export type BuildOutcome = 'fulfilled' | 'failed' | 'cancelled';
 
@@ -15,20 +15,15 @@ export type BuildOutcome = 'fulfilled' | 'failed' | 'cancelled';
  * One build attempt as a child workflow in its own cancellation scope (a `cancel` cancels the scope; the build runs
  * its undos). The build owns its task while it runs; when it ends, its final task becomes the record's `build`.
  */
-export async function buildOnce(state: RequestState): Promise<BuildOutcome> {
+export async function buildOnce(state: VmRequest): Promise<BuildOutcome> {
   const { serial, record } = state;
-  if (state.asked.cancel) {
-    state.asked.cancel = false;
-    move(state, 'buildCancelled', 'cancelled before the build started');
-    return 'cancelled';
-  }
-  const attempt = attemptOf(state) + 1;
-  state.asked.rebuild = false;
+  if (state.cancelledBeforeBuild()) return 'cancelled';
+  const attempt = state.attempt() + 1;
   if (record.build) record.previousBuilds = [...(record.previousBuilds ?? []), record.build].slice(-PREVIOUS_BUILDS_KEPT);
   record.build = { workflowId: buildWorkflowId(serial, attempt), attempt, state: 'queued', stage: 'queued', progress: 0, log: [], leftovers: [], startedAt: new Date().toISOString() };
   state.buildScope = new CancellationScope();
   // Imaging from the moment the build is started, rather than when the build says so: a signal fewer per build.
-  move(state, 'buildStarted', `build ${attempt}: imaging`);
+  state.move('buildStarted', `build ${attempt}: imaging`);
   try {
     const result = await state.buildScope.run(() =>
       executeChild(vmBuild, {
@@ -42,55 +37,49 @@ export async function buildOnce(state: RequestState): Promise<BuildOutcome> {
     record.build = result.build;
     keepCredentials(state, result.credentials);
     Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname, state: 'running' });
-    state.asked.cancel = false; // a cancel that came too late for this build
-    move(state, 'buildSucceeded', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
+    state.buildEnded(); // a cancel that came too late for this build
+    state.move('buildSucceeded', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);
     return 'fulfilled';
   } catch (err) {
     // The request itself was cancelled: handled by the runbook. A build cancelled by `cancel` or from Temporal UI
     // (vm-build-* cancelled directly) lands here as the same cancellation.
     if (CancellationScope.current().consideredCancelled) throw err;
     const cancelled = isCancellation(err);
-    state.asked.cancel = false;
+    state.buildEnded();
     const ended = buildOf(err) ?? state.finalBuildReports[attempt];
     record.build = ended ?? { ...record.build!, state: cancelled ? 'cancelled' : 'failed', error: cancelled ? 'cancelled' : failureMessage(err), endedAt: new Date().toISOString() };
     // The VM the build could not destroy is still the request's: completion must find it, whatever builds come next.
     if (record.build.leftoverVm) record.leftoverVms = [...(record.leftoverVms ?? []), record.build.leftoverVm];
     forgetVm(state);
     const { leftovers, error } = record.build;
-    if (cancelled) move(state, 'buildCancelled', `build ${attempt} cancelled${leftovers.length ? `; left behind: ${leftovers.join('; ')}` : ''}`);
-    else move(state, 'buildFailed', `build ${attempt} failed: ${error ?? failureMessage(err)}`);
+    if (cancelled) state.move('buildCancelled', `build ${attempt} cancelled${leftovers.length ? `; left behind: ${leftovers.join('; ')}` : ''}`);
+    else state.move('buildFailed', `build ${attempt} failed: ${error ?? failureMessage(err)}`);
     return cancelled ? 'cancelled' : 'failed';
   } finally {
+    // Also when the request itself was cancelled, which leaves before buildEnded.
     state.buildScope = undefined;
   }
 }
 
-/** A `cancel` reached the running build: the request says Cancelling until the build reports it is cancelled. */
-export function cancelBuild(state: RequestState, event: string, by: string): void {
-  state.record.build = { ...state.record.build!, state: 'cancelling' };
-  move(state, 'cancel', event, by);
-  state.buildScope!.cancel();
-}
-
 /** The build says which phase it entered, and once it has one, which VM on which node. */
-export function applyBuildPhase(state: RequestState, phase: BuildPhase): void {
+export function applyBuildPhase(state: VmRequest, phase: BuildPhase): void {
   const { record } = state;
-  if (phase.attempt !== attemptOf(state)) return; // a late word from an earlier attempt
+  if (phase.attempt !== state.attempt()) return; // a late word from an earlier attempt
   if (phase.vmid) record.device.vmid = phase.vmid;
   if (phase.node) record.device.node = phase.node;
   // Cancelling stays so (the table says it); any other status means the phase came after the build's end: the
   // request already knows better.
   if (!BUILDING.includes(record.status)) return publish(state);
-  move(state, phase.status === 'Provisioning' ? 'buildProvisioning' : 'buildConfiguring', `build ${phase.attempt}: ${phase.status.toLowerCase()}`);
+  state.move(phase.status === 'Provisioning' ? 'buildProvisioning' : 'buildConfiguring', `build ${phase.attempt}: ${phase.status.toLowerCase()}`);
 }
 
 /** The VM of a fulfilled request vanished from the cluster: the request fails, and waits for a rebuild or a completion. */
-export function loseVm(state: RequestState): void {
+export function loseVm(state: VmRequest): void {
   const { vmid, node } = state.record.device;
-  state.vmVanished = false;
+  state.vanishedTaken();
   forgetCredentials(state);
   forgetVm(state);
-  move(state, 'vmVanished', `VM ${vmid} vanished from the cluster (last seen on ${node}); rebuild or complete the request`);
+  state.move('vmVanished', `VM ${vmid} vanished from the cluster (last seen on ${node}); rebuild or complete the request`);
 }
 
 /** The failed build's own record, carried in its failure details. */

@@ -5,20 +5,19 @@ import { completionWorkflowId } from '../../contracts/workflowIds';
 import { vmCompletion } from '../vmCompletion';
 import { forgetCredentials, shredCredentials } from './credentials';
 import { runningOperation } from './operations';
-import type { RequestState } from './state';
-import { forgetVm, move } from './timeline';
+import type { VmRequest } from './request';
+import { forgetVm } from './timeline';
 
 /** The end of the request: the completion runbook as a child, and what it could not remove on the record. */
-export async function cleanUp(state: RequestState, why: string): Promise<void> {
+export async function cleanUp(state: VmRequest, why: string): Promise<void> {
   const { serial, record } = state;
   // A day-2 operation under way finishes first: the completion must not shut down a VM in mid-migration.
   await condition(() => !runningOperation(record));
   const cancelled = record.status === 'Cancelled';
   forgetCredentials(state);
   await shredCredentials(state);
-  move(state, 'cleanupStarted', why);
-  // After the move: a waiting `complete` answers with the request on its way out.
-  state.cleanupStarted = true;
+  // From here the request is on its way out: a waiting `complete` answers with it Completing.
+  state.leave(why);
   const completion = await executeChild(vmCompletion, {
     workflowId: completionWorkflowId(serial),
     args: [
@@ -38,5 +37,5 @@ export async function cleanUp(state: RequestState, why: string): Promise<void> {
   record.leftovers = completion.leftovers;
   const outcome = completion.leftovers.length ? `left behind: ${completion.leftovers.join('; ')}` : 'nothing left behind';
   if (completion.vmDestroyed) forgetVm(state);
-  move(state, cancelled ? 'cleanedUpAfterCancel' : 'cleanedUp', `${cancelled ? 'cancelled' : 'completed'}; ${outcome}`);
+  state.move(cancelled ? 'cleanedUpAfterCancel' : 'cleanedUp', `${cancelled ? 'cancelled' : 'completed'}; ${outcome}`);
 }

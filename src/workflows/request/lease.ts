@@ -4,8 +4,9 @@ import type { createActivities } from '../../activities';
 import { cleanup, notedCall } from '../activityOptions';
 import type { vmRequest } from '../vmRequest';
 import { fitForCarrying } from './bounds';
+import { refetchClosesAt, shredRefetchable } from './credentials';
 import { note } from './timeline';
-import type { RequestState } from './state';
+import type { VmRequest } from './request';
 
 const notify = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
 const follow = proxyActivities<ReturnType<typeof createActivities>>(cleanup);
@@ -17,9 +18,9 @@ const HOUR = 3600_000;
  * the cloud-init snippet after a migrated VM, until a completion or a vanished VM. A long lease continues as new so
  * that its history stays small.
  */
-export async function holdLease(state: RequestState): Promise<void> {
+export async function holdLease(state: VmRequest): Promise<void> {
   const { record, policy, serial } = state;
-  const over = () => state.asked.complete || state.vmVanished;
+  const over = () => state.pending('complete') !== undefined || state.pending('vmVanished') !== undefined;
   for (;;) {
     if (over()) return;
     const end = record.request.period.end;
@@ -35,6 +36,12 @@ export async function holdLease(state: RequestState): Promise<void> {
         .catch((err: Error) => note(state, `lease notice could not be sent: ${failureMessage(err)}`));
       continue;
     }
+    // Revealed logins held for a re-fetch (credentials.ts) are shredded when their window closes.
+    const shredAt = refetchClosesAt(state);
+    if (shredAt !== undefined && shredAt <= Date.now()) {
+      await shredRefetchable(state);
+      continue;
+    }
     const move = state.snippetMoves.shift();
     if (move) {
       // A move about a VM this request no longer has (rebuilt since) would carry the new VM's snippet off.
@@ -48,12 +55,13 @@ export async function holdLease(state: RequestState): Promise<void> {
       fitForCarrying(record);
       await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials });
     }
-    await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end, noticeDue ? untilNotice : untilEnd);
+    const wake = Math.min(noticeDue ? untilNotice : untilEnd, shredAt === undefined ? Infinity : shredAt - Date.now());
+    await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end || refetchClosesAt(state) !== shredAt, wake);
   }
 }
 
 /** The VM migrated (by an operator or HA): its cloud-init snippet must be on its new node for it to start there. */
-async function followVm(state: RequestState, from: string, to: string): Promise<void> {
+async function followVm(state: VmRequest, from: string, to: string): Promise<void> {
   const { serial, record } = state;
   await follow
     .moveSnippet({ serial, name: record.request.name, from, to })

@@ -1,18 +1,17 @@
 import { failureMessage } from '../failureMessage';
-import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
-import { sizeOf } from '../../domain/quotaUsage';
-import { ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate } from '../../contracts/messages';
 import { parseMigrateArgs, parsePowerArgs, parseReconfigureArgs, parseSnapshotArgs } from '../../contracts/operationArguments';
 import type { RequestRecord } from '../../contracts/types';
-import type { OperationCaller, OperationRecord, OperationResult, VmOperation, VmSize } from '../../contracts/vmOperations';
+import type { OperationCaller, OperationRecord, OperationResult, VmOperation } from '../../contracts/vmOperations';
 import { PATCHES } from '../patches';
 import { shutdownTimeoutOf, snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { apiCall, cleanup, proxmoxTask } from '../activityOptions';
 import { OPERATIONS_KEPT } from './bounds';
 import { describeOperation, earlierWithId, operationRefusal, type OperationSituation } from './operationRules';
-import { endingReason, type RequestState } from './state';
+import type { VmRequest } from './request';
+import { recordSize, followed, resizedTo } from './size';
 import { note, publish } from './timeline';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -34,12 +33,12 @@ const REFUSED = 'OperationRefused';
  * (operationRules.ts, after the lifecycle table), recorded on the timeline with who and why, run as activities that
  * finish or find what an earlier attempt did, and answered once it has ended. Registered before the first await.
  */
-export function setOperationHandlers(state: RequestState): void {
+export function setOperationHandlers(state: VmRequest): void {
   const { record } = state;
   const situation = (): OperationSituation => ({
     serial: record.serial,
     status: record.status,
-    ending: endingReason(state),
+    ending: state.endingReason(),
     vmid: record.device.vmid,
     node: record.device.node,
     operations: record.operations ?? [],
@@ -109,35 +108,6 @@ export function setOperationHandlers(state: RequestState): void {
     };
   }
 
-  /** The request states the VM's size: a rebuild builds it at the new one, and what the org holds counts it. */
-  function recordSize(size: Partial<VmSize>): void {
-    record.request = {
-      ...record.request,
-      ...(size.cores !== undefined ? { cores: size.cores } : {}),
-      ...(size.memoryMiB !== undefined ? { memoryMiB: size.memoryMiB } : {}),
-      ...(size.diskGiB !== undefined ? { diskGiB: size.diskGiB } : {}),
-    };
-    // The size the API counts the org's quotas at (src/api/quotaUse.ts reads this memo key).
-    upsertMemo({ [QUOTA_SIZE_MEMO]: sizeOf(record.request) });
-  }
-
-  /** The size the record takes from Proxmox's: cores and memory as they are, the disk only where it grew. */
-  function followed(size: VmSize): Partial<VmSize> {
-    const grew = size.diskGiB !== undefined && record.request.diskGiB !== undefined && size.diskGiB > record.request.diskGiB;
-    return { cores: size.cores, memoryMiB: size.memoryMiB, ...(grew ? { diskGiB: size.diskGiB } : {}) };
-  }
-
-  /** What a size changes of the record's, in words, or undefined when nothing (a disk never shrinks on the record). */
-  function resizedTo(size: VmSize): string | undefined {
-    const { cores, memoryMiB, diskGiB } = record.request;
-    const changes = [
-      size.cores !== cores ? `cores ${cores} → ${size.cores}` : undefined,
-      size.memoryMiB !== memoryMiB ? `memory ${memoryMiB} → ${size.memoryMiB} MiB` : undefined,
-      size.diskGiB !== undefined && diskGiB !== undefined && size.diskGiB > diskGiB ? `disk ${diskGiB} → ${size.diskGiB} GiB` : undefined,
-    ].filter(Boolean);
-    return changes.length ? `the request now states its size: ${changes.join(', ')}` : undefined;
-  }
-
   // The VM's state has one place, the record's device (the sync writes it too); the search attributes follow it.
   const setPower = (power: 'running' | 'stopped') => {
     record.device.state = power;
@@ -190,7 +160,7 @@ export function setOperationHandlers(state: RequestState): void {
         }
         if (plan.grow) await task.growDisk({ ...ref, diskGiB: plan.grow.sizeGiB });
         if (plan.live.length) done.unshift(`live: ${plan.live.join(', ')}`);
-        recordSize(operation);
+        recordSize(state, operation);
         return done.length ? done.join('; ') : 'nothing to change: the VM has that size already';
       }
       case 'snapshot': {
@@ -210,8 +180,8 @@ export function setOperationHandlers(state: RequestState): void {
             const r = await task.revertSnapshot({ ...snap, start: powerOf(record) !== 'stopped' });
             setPower(r.power);
             // The rollback brought the snapshot's config back: the record and the quotas follow what Proxmox reports.
-            const back = r.size && patched(PATCHES.revertFollowsConfig) ? resizedTo(r.size) : undefined;
-            if (back) recordSize(followed(r.size!));
+            const back = r.size && patched(PATCHES.revertFollowsConfig) ? resizedTo(record, r.size) : undefined;
+            if (back) recordSize(state, followed(record, r.size!));
             return `reverted; the VM is ${r.power}${back ? `; ${back}` : ''}`;
           }
           case 'delete': {
