@@ -50,6 +50,7 @@ export const testGroups: readonly TestGroup[] = [
       'compose.test.ts',
       'failureMessage.test.ts',
       'groups.test.ts',
+      'guestForwardOption.test.ts',
       'guestLog.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
