@@ -5,6 +5,7 @@ import { policyDefaults } from './domain/requestPolicyRules';
 import { poolSize, type AddressPoolSpec } from './domain/addressPool';
 import { inRanges, parseIpv4, parseRangeList, parseSubnet, subnetRange } from './domain/ipv4';
 import { quotaConfigSchema } from './domain/quotas';
+import { OPERATION_WAIT_DEFAULT_MS } from './contracts/vmOperationSchemas';
 
 /**
  * Every environment variable pveflow reads, parsed once at start-up. Secrets are kept here and handed to the
@@ -111,6 +112,8 @@ export const configSchema = z.object({
   WEBHOOK_SECRET: z.string().min(16, 'use at least 16 characters').optional(),
   /** Bound on every call the API makes to Temporal. */
   API_TEMPORAL_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** How long a day-2 call waits for its operation to end once accepted; past it: 202 with where the outcome appears. */
+  API_OPERATION_WAIT_MS: z.coerce.number().int().positive().default(OPERATION_WAIT_DEFAULT_MS),
   /** How often a log stream asks the build for new lines. */
   API_LOG_POLL_MS: z.coerce.number().int().min(50).default(1_000),
   /** How often a quiet log stream sends a comment, so proxies keep it open. */

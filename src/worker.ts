@@ -10,6 +10,7 @@ import { PveClient } from './clients/pve';
 import { addressPoolFromConfig, credentialKeysDir, loadConfig, ConfigError, type Config } from './config';
 import { CredentialKeys } from './credentials/credentialKeys';
 import { formatFindings, runDoctor } from './doctor/runDoctor';
+import { doctorCatalogueSettings } from './doctor/catalogueSettings';
 import { createTemporalClient, temporalAccessFrom, temporalSecrets, type TemporalAccess } from './temporal/access';
 import { connectWorkerToTemporal } from './temporal/workerConnection';
 import { ensureSyncSchedule } from './temporal/syncSchedule';
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
   }
   if (config.PVEFLOW_DOCTOR !== 'off') {
     // What the seeds' operators get wrong, said before the first request fails on it.
-    const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
+    const findings = await runDoctor({ ...deps, settings: { ...deps.settings, ...doctorCatalogueSettings(config) }, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
     logger[findings.some((f) => !f.ok) ? 'warn' : 'info'](`start-up checks:\n${formatFindings(findings)}`);
     if (config.PVEFLOW_DOCTOR === 'enforce' && findings.some((f) => !f.ok)) {
       throw new ConfigError('start-up checks failed (PVEFLOW_DOCTOR=enforce): fix the findings above, or set PVEFLOW_DOCTOR=warn');

@@ -68,6 +68,10 @@ describe('doctor against the simulated world', () => {
       'pve.template.agent',
       'pve.template.cloudinit',
       'pve.snippets',
+      'pve.import-storage',
+      'pve.bridges pve1',
+      'pve.bridges pve2',
+      'pve.bridges pve3',
       'sftp pve1',
       'sftp pve2',
       'sftp pve3',
@@ -78,9 +82,10 @@ describe('doctor against the simulated world', () => {
       assert.equal(byCheck(findings, check).length, 1, `one finding for ${check}`);
     }
     // Privileges are asked where PVE checks them: the pool, the template, the template's disk storage (ceph),
-    // the snippets storage and the bridge's SDN zone; nothing on / (no call of a build or a completion needs it).
+    // the snippets storage (also the one that takes imports), the bridge's SDN zone, the zone itself (the doctor
+    // lists bridges there) and each node (an import's download); nothing on / (no call of pveflow's needs it).
     const privileges = findings.filter((f) => f.check.startsWith('pve.privileges')).map((f) => f.check.slice('pve.privileges '.length));
-    assert.deepEqual(privileges, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0']);
+    assert.deepEqual(privileges, ['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/sdn/zones/localnetwork', '/nodes/pve1', '/nodes/pve2', '/nodes/pve3']);
   });
 
   test('the SFTP probe leaves nothing behind in the snippets directories', async () => {
@@ -260,8 +265,12 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
         ['pve.privileges /pool/pveflow', false],
         ['pve.privileges /vms/9000', true],
         ['pve.privileges /storage/ceph', false],
-        ['pve.privileges /storage/local', true],
+        ['pve.privileges /storage/local', false],
         ['pve.privileges /sdn/zones/localnetwork/vmbr0', false],
+        ['pve.privileges /sdn/zones/localnetwork', false],
+        ['pve.privileges /nodes/pve1', false],
+        ['pve.privileges /nodes/pve2', false],
+        ['pve.privileges /nodes/pve3', false],
       ],
     );
     const lacks = privileges.filter((f) => !f.ok).map((f) => f.message.split(' — ')[0]);
@@ -269,16 +278,24 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
       // Missing from the user (hardware type, guest agent) and from the token (space on ceph): privsep takes both away.
       'the token lacks on /pool/pveflow: VM.Config.HWType, VM.GuestAgent.Audit or VM.GuestAgent.Unrestricted, VM.GuestAgent.FileRead or VM.GuestAgent.Unrestricted',
       'the token lacks on /storage/ceph: Datastore.AllocateSpace',
+      // The storage that takes imports: a user of it may not download into it nor remove what it downloaded.
+      'the token lacks on /storage/local: Datastore.AllocateTemplate, Datastore.Allocate',
       'the token lacks on /sdn/zones/localnetwork/vmbr0: SDN.Use',
+      'the token lacks on /sdn/zones/localnetwork: SDN.Audit',
+      'the token lacks on /nodes/pve1: Sys.AccessNetwork',
+      'the token lacks on /nodes/pve2: Sys.AccessNetwork',
+      'the token lacks on /nodes/pve3: Sys.AccessNetwork',
     ]);
     const pool = privileges[0]!;
     assert.match(pool.message, / — needed to VM\.Config\.HWType \(write the SMBIOS metadata \(request serial, org, template\)\); /);
     assert.match(pool.fix!, /pveum acl modify \/pool\/pveflow --roles PVEflow --users lowpriv@pve/);
     assert.match(pool.fix!, /--tokens 'lowpriv@pve!automation'/);
-    // Everything else about the cluster is fine: only privileges fail.
+    // Everything else about the cluster is fine: only privileges fail, and the bridges, which the token may not list.
     assert.deepEqual(
-      failed(findings).filter((f) => !f.check.startsWith('pve.privileges')),
-      [],
+      failed(findings)
+        .filter((f) => !f.check.startsWith('pve.privileges'))
+        .map((f) => [f.check, f.fix]),
+      ['pve1', 'pve2', 'pve3'].map((n) => [`pve.bridges ${n}`, 'the token needs SDN.Audit on /sdn/zones/localnetwork (docs/operations.md)']),
     );
   });
 
@@ -293,13 +310,149 @@ describe('effective privileges on the simulated cluster (GET /access/permissions
     assert.deepEqual(all['/'], { 'Sys.Audit': 0 });
     assert.equal(all['/pool/pveflow']!['Pool.Allocate'], 1);
     assert.equal(all['/vms/9000']!['VM.Clone'], 1, 'the template, a pool member, is listed with what the pool grants');
-    assert.equal(all['/nodes'], undefined, 'paths without any privilege are left out');
+    assert.deepEqual(all['/nodes'], { 'Sys.AccessNetwork': 1 }, 'an import’s download needs it on the nodes');
+    assert.equal(all['/access'], undefined, 'paths without any privilege are left out');
   });
 
   test('asking about another user needs Sys.Audit on /access; a token may ask about itself', async () => {
     await assert.rejects(pve.call('GET', '/access/permissions', { userid: TOKEN.id }, permissionsSchema), (err: PveApiError) => err.status === 403 && /\/access, Sys\.Audit/.test(err.message));
     const self = await pve.call('GET', '/access/permissions', { userid: LOW.id, path: '/' }, permissionsSchema);
     assert.deepEqual(self, { '/': {} });
+  });
+});
+
+describe('the catalogue, the networks and image imports (issue 31)', () => {
+  /**
+   * A cluster where pve2 lacks the second bridge, a template lives on local-lvm of pve1 (clones cannot leave it), one
+   * VM of the catalogue is no template, and the storage that took imports no longer does for one token's view. Tokens:
+   * one with the role on every path but without Sys.AccessNetwork, one with Sys.Audit + Sys.Modify on / instead.
+   */
+  const NO_NET = { id: 'nonet@pve!automation', secret: '2a0e2d3c-4b5a-4697-8877-665544332211' };
+  const OLD_WAY = { id: 'oldway@pve!automation', secret: '3b0e2d3c-4b5a-4697-8877-665544332211' };
+  let server: { url: string; close(): Promise<void> };
+  let tls: { ca: string };
+  const client = (t: { id: string; secret: string }) => new PveClient({ endpoint: new URL(server.url).origin, tokenId: t.id, tokenSecret: t.secret, ca: tls.ca, timeoutMs: 5_000 });
+  const clients: PveClient[] = [];
+
+  before(async () => {
+    const seed = defaultClusterSeed({ tokenSecret: SECRET, rootTokenSecret: ROOT_SECRET });
+    seed.nodes = seed.nodes.map((n) => ({ ...n, bridges: n.name === 'pve2' ? ['vmbr0'] : ['vmbr0', 'vmbr1'] }));
+    const tpl = seed.vms[0]!;
+    seed.vms.push(
+      { vmid: 9100, node: 'pve1', pool: 'pveflow', config: { ...tpl.config, name: 'local-image', scsi0: 'local-lvm:base-9100-disk-0,size=4G', ide2: 'local-lvm:vm-9100-cloudinit,media=cdrom' } },
+      { vmid: 9200, node: 'pve1', pool: 'pveflow', config: { ...tpl.config, name: 'not-a-template', template: 0, scsi0: 'ceph:vm-9200-disk-0,size=4G' } },
+    );
+    const role = pveflowRolePrivileges(9);
+    seed.roles = { ...seed.roles, NoNet: role.filter((p) => p !== 'Sys.AccessNetwork'), RootPair: ['Sys.Audit', 'Sys.Modify'] };
+    for (const [t, roleName] of [
+      [NO_NET, 'NoNet'],
+      [OLD_WAY, 'NoNet'],
+    ] as const) {
+      const user = t.id.split('!')[0]!;
+      seed.users.push({ userid: user });
+      seed.tokens.push({ tokenid: t.id, secret: t.secret, privsep: true });
+      for (const path of ['/pool/pveflow', '/storage/local', '/storage/ceph', '/storage/local-lvm', '/sdn/zones/localnetwork', '/nodes']) {
+        seed.acls.push({ path, subject: user, role: roleName }, { path, subject: t.id, role: roleName });
+      }
+    }
+    const old = OLD_WAY.id.split('!')[0]!;
+    seed.acls.push({ path: '/', subject: old, role: 'RootPair', propagate: false }, { path: '/', subject: OLD_WAY.id, role: 'RootPair', propagate: false });
+    mkdirSync(join(dir, 'catalogue'), { recursive: true });
+    tls = await simulatorTls(join(dir, 'catalogue'));
+    const sim = createPveSimulator({ seed, timing: simulatorTimings.fast, snippetsDir: (node) => join(dir, 'catalogue', node) });
+    server = await sim.listen({ tls: tls as { key: string; cert: string; ca: string } });
+  });
+  after(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await server?.close();
+  });
+  const pveFor = (t: { id: string; secret: string }) => {
+    const c = client(t);
+    clients.push(c);
+    return c;
+  };
+
+  test('every image’s template must exist, be a template, and reach every node placement may choose', async () => {
+    const images = [
+      { name: 'debian', template: 9000 },
+      { name: 'by-name', template: 'debian-12-cloudinit' },
+      { name: 'local-one', template: 9100 },
+      { name: 'ghost', template: 9999 },
+      { name: 'half-made', template: 9200 },
+    ];
+    const { findings } = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, images } });
+    const get = (name: string) => byCheck(findings, `pve.image ${name}`)[0]!;
+    assert.equal(get('debian').ok, true, get('debian').message);
+    assert.equal(get('by-name').ok, true, get('by-name').message);
+    assert.equal(get('local-one').ok, false);
+    assert.equal(get('local-one').message, 'image local-one: template 9100 lives on pve1 with its disks on local-lvm, not shared with pve2, pve3: builds placed on pve2, pve3 would be refused ("VM uses local storage")');
+    assert.match(get('local-one').fix!, /PVE_TARGET_STORAGE|PVE_NODE_SELECTOR to pve1/);
+    assert.equal(get('ghost').ok, false);
+    assert.match(get('ghost').message, /template 9999 does not exist, or the token cannot see it/);
+    assert.equal(get('half-made').ok, false);
+    assert.match(get('half-made').fix!, /qm template 9200/);
+    // A full clone onto a shared storage reaches every node; placement on the template's node alone needs nothing shared.
+    const target = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, images: [images[2]!], targetStorage: 'ceph' } });
+    assert.equal(byCheck(target.findings, 'pve.image local-one')[0]!.ok, true);
+    const pinned = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, images: [images[2]!], nodeSelector: ['pve1'] } });
+    assert.equal(byCheck(pinned.findings, 'pve.image local-one')[0]!.ok, true);
+  });
+
+  test('every allowed network’s bridge must exist on every node placement may choose', async () => {
+    const { findings } = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, networks: [{ bridge: 'vmbr0' }, { bridge: 'vmbr1' }] } });
+    assert.deepEqual(
+      findings.filter((f) => f.check.startsWith('pve.bridges')).map((f) => [f.check, f.ok]),
+      [
+        ['pve.bridges pve1', true],
+        ['pve.bridges pve2', false],
+        ['pve.bridges pve3', true],
+      ],
+    );
+    const [pve2] = byCheck(findings, 'pve.bridges pve2');
+    assert.equal(pve2!.message, 'bridge vmbr1 (PVE_BRIDGE / PVE_NETWORKS) does not exist on pve2: a VM placed there could not be attached');
+    assert.match(pve2!.fix!, /create vmbr1 on pve2/);
+    const elsewhere = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, networks: [{ bridge: 'vmbr1' }], nodeSelector: ['pve1', 'pve3'] } });
+    assert.deepEqual(
+      failed(elsewhere.findings).filter((f) => f.check.startsWith('pve.bridges')),
+      [],
+      'pve2 is not a placement node',
+    );
+  });
+
+  test('the token may import: Sys.AccessNetwork on each node, or Sys.Audit with Sys.Modify on /', async () => {
+    const noNet = await checkPve({ pve: pveFor(NO_NET), token: NO_NET, settings: SETTINGS });
+    const nodes = failed(noNet.findings).filter((f) => f.check.startsWith('pve.privileges /nodes/'));
+    assert.deepEqual(
+      nodes.map((f) => f.message.split(' — ')[0]),
+      ['pve1', 'pve2', 'pve3'].map((n) => `the token lacks on /nodes/${n}: Sys.AccessNetwork`),
+    );
+    assert.match(nodes[0]!.message, /let the node fetch an image’s URL/);
+    assert.match(nodes[0]!.fix!, /pveum acl modify \/nodes\/pve1 --roles PVEflow/);
+    const oldWay = await checkPve({ pve: pveFor(OLD_WAY), token: OLD_WAY, settings: SETTINGS });
+    assert.deepEqual(
+      failed(oldWay.findings).filter((f) => f.check.startsWith('pve.privileges')),
+      [],
+    );
+  });
+
+  test('a cluster where no storage takes import content says how to add it', async () => {
+    const seed = defaultClusterSeed({ tokenSecret: SECRET });
+    seed.storages = seed.storages.map((st) => (st.id === 'local' ? { ...st, content: st.content.filter((c) => c !== 'import') } : st));
+    mkdirSync(join(dir, 'noimport'), { recursive: true });
+    const own = await simulatorTls(join(dir, 'noimport'));
+    const sim = createPveSimulator({ seed, timing: simulatorTimings.fast, snippetsDir: (node) => join(dir, 'noimport', node) });
+    const listening = await sim.listen({ tls: own });
+    const pve = new PveClient({ endpoint: new URL(listening.url).origin, tokenId: TOKEN.id, tokenSecret: SECRET, ca: own.ca, timeoutMs: 5_000 });
+    try {
+      const { findings } = await checkPve({ pve, token: TOKEN, settings: SETTINGS });
+      const [f] = byCheck(findings, 'pve.import-storage');
+      assert.equal(f!.ok, false);
+      assert.equal(f!.message, 'no storage the token can see takes import content on pve1, pve2, pve3: images cannot be imported');
+      assert.match(f!.fix!, /pvesm set local --content .*import/);
+    } finally {
+      await pve.close();
+      await listening.close();
+    }
   });
 });
 
@@ -315,7 +468,8 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
     app.get('/api2/json/cluster/resources', (_req, res) => data(res, [{ id: 'qemu/9000', type: 'qemu', vmid: 9000, node: 'pve1', template: 1 }]));
     app.get('/api2/json/nodes/pve1/qemu/9000/config', (_req, res) => data(res, { name: 'tpl', template: 1, agent: '1', scsi0: 'ceph:base-9000-disk-0,size=4G', ide2: 'ceph:vm-9000-cloudinit,media=cdrom' }));
     app.get('/api2/json/nodes', (_req, res) => data(res, [{ node: 'pve1', status: 'online' }]));
-    app.get('/api2/json/nodes/pve1/storage', (_req, res) => data(res, [{ storage: 'local', content: 'iso,snippets', active: 1, enabled: 1 }]));
+    app.get('/api2/json/nodes/pve1/storage', (_req, res) => data(res, [{ storage: 'local', content: 'iso,snippets,import', active: 1, enabled: 1 }]));
+    app.get('/api2/json/nodes/pve1/sdn/zones/localnetwork/content', (_req, res) => data(res, [{ vnet: 'vmbr0', status: 'available' }]));
     app.get('/api2/json/access/permissions', (req, res) => {
       const path = String(req.query.path);
       data(res, { [path]: Object.fromEntries((grants[path] ?? []).map((p) => [p, 1])) });
@@ -332,7 +486,7 @@ describe('effective privileges on PVE 8 (a stub: the simulator is PVE 9, which h
 
   const everything = (major: number): Record<string, string[]> => {
     const all = pveflowRolePrivileges(major);
-    return Object.fromEntries(['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0'].map((p) => [p, all]));
+    return Object.fromEntries(['/pool/pveflow', '/vms/9000', '/storage/ceph', '/storage/local', '/sdn/zones/localnetwork/vmbr0', '/sdn/zones/localnetwork', '/nodes/pve1'].map((p) => [p, all]));
   };
 
   test('the guest agent needs VM.Monitor, and VM.GuestAgent.Audit does not stand in for it', async () => {

@@ -102,7 +102,7 @@ describe('least privilege: the documented role, and each of its privileges taken
 
   test('the document’s role is the list pveflow derives from what it sends, granted on the paths a build uses', () => {
     assert.deepEqual(ROLE, pveflowRole(9));
-    assert.deepEqual(GRANT_PATHS, ['/pool/pveflow', '/storage/local', '/storage/ceph', '/sdn/zones/localnetwork/vmbr0']);
+    assert.deepEqual(GRANT_PATHS, ['/pool/pveflow', '/storage/local', '/storage/ceph', '/sdn/zones/localnetwork/vmbr0', '/sdn/zones/localnetwork', '/nodes/pve1', '/nodes/pve2', '/nodes/pve3']);
   });
 
   test('a token holding exactly the documented role passes the doctor, builds a VM and completes it', async (t) => {
@@ -157,7 +157,10 @@ describe('least privilege: the documented role, and each of its privileges taken
       // Nor does a healthy build read its guest's log: only one that waited in vain does, and without the privilege its
       // message says the log could not be read, and why (test/guestLogs.workflow.test.ts shows such a message).
       if (stage === 'diagnosing') continue;
-      assert.ok(stage && stage !== 'doctor' && stage !== 'completing', `${privilege} is needed by a stage of the build`);
+      // Nor an image import's (test/pve-simulator-import.test.ts shows Proxmox refusing each, naming it), nor the
+      // doctor's own look at the bridges: the doctor's finding above is what names them.
+      if (stage === 'importing' || stage === 'doctor') continue;
+      assert.ok(stage && stage !== 'completing', `${privilege} is needed by a stage of the build`);
       const serial = `VM-LP${String(100 + i)}`;
       const taskQueue = `least-${serial}`;
       const request = await h.request(serial, { diskGiB: 8 });

@@ -109,6 +109,7 @@ const rows = (): Row[] => [
     badText: /^value must have a minimum value of 0$/,
     good: { start: '0', limit: '0' },
   },
+  { route: 'DELETE /nodes/{node}/tasks/{upid}', path: `/nodes/pve1/tasks/${encodeURIComponent(upid)}`, bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   {
     route: 'GET /nodes/{node}/tasks',
     path: '/nodes/pve1/tasks',
@@ -126,6 +127,22 @@ const rows = (): Row[] => [
     badText: /^invalid format - invalid content type 'movies'\n$/,
     good: { content: 'snippets' },
   },
+  {
+    route: 'POST /nodes/{node}/storage/{storage}/download-url',
+    path: '/nodes/pve1/storage/local/download-url',
+    bad: { content: 'import', url: 'ftp://127.0.0.1/a.qcow2', filename: 'a.qcow2' },
+    badParam: 'url',
+    badText: /^value does not match the regex pattern$/,
+    good: { content: 'import', url: 'http://127.0.0.1:9/a.qcow2', filename: 'a.qcow2' },
+  },
+  {
+    route: 'DELETE /nodes/{node}/storage/{storage}/content/{volume}',
+    path: `/nodes/pve1/storage/local/content/${encodeURIComponent('local:import/none.raw')}`,
+    bad: { delay: '0' },
+    badParam: 'delay',
+    badText: /^value must have a minimum value of 1$/,
+  },
+  { route: 'GET /nodes/{node}/sdn/zones/{zone}/content', path: '/nodes/pve1/sdn/zones/localnetwork/content', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   {
     route: 'POST /nodes/{node}/qemu',
     path: '/nodes/pve1/qemu',
@@ -195,6 +212,7 @@ const rows = (): Row[] => [
   },
   { route: 'GET /cluster/ha/resources/{sid}', path: '/cluster/ha/resources/vm:300', bad: { x: '1' }, badParam: 'x', badText: /not defined in schema/ },
   { route: 'DELETE /cluster/ha/resources/{sid}', path: '/cluster/ha/resources/vm:300', bad: { purge: '2' }, badParam: 'purge', badText: /^type check \('boolean'\) failed - got '2'$/ },
+  { route: 'POST /nodes/{node}/qemu/{vmid}/template', path: '/nodes/pve1/qemu/300/template', bad: { disk: 'scsi99' }, badParam: 'disk', badText: /^value 'scsi99' does not have a value in the enumeration/ },
   { route: 'DELETE /nodes/{node}/qemu/{vmid}', path: '/nodes/pve1/qemu/300', bad: { purge: '2' }, badParam: 'purge', badText: /^type check \('boolean'\) failed - got '2'$/, good: { purge: '1' } },
 ];
 

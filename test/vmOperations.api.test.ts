@@ -196,6 +196,72 @@ describe('day-2 operations through the HTTP API', () => {
     );
   });
 
+  test('a reboot that outlives the wait for it is a 202 naming its own path, where its outcome appears when it has ended', async () => {
+    const { serial } = await fulfilled();
+    // A second API on the same Temporal and cluster that waits 200 ms for an operation (API_OPERATION_WAIT_MS), and a
+    // reboot that takes the cluster 3 s: the answer cannot be the operation's end.
+    const impatient = createApp({
+      client: env.client,
+      taskQueue,
+      policy: { ...defaultRequestPolicy, snapshotLimit: 1, shutdownTimeoutSeconds: 10 },
+      quotas: {},
+      apiKeys: new ApiKeyStore(Object.values(keys)),
+      timings: { operationWaitMs: 200 },
+    });
+    const impatientServer = await new Promise<Server>((ok, fail) => {
+      const s = impatient.listen(0, '127.0.0.1', () => ok(s));
+      s.once('error', fail);
+    });
+    world.pve.faults.set({ latency: { ms: 3000, route: 'POST /nodes/{node}/qemu/{vmid}/status/reboot' } });
+    try {
+      const path = `/api/device_requests/${serial}/power`;
+      const res = await fetch(`http://127.0.0.1:${(impatientServer.address() as AddressInfo).port}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${keys.requester.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'reboot', note: 'slow guest' }),
+        signal: AbortSignal.timeout(60_000),
+      });
+      const accepted = { status: res.status, headers: res.headers, body: (await res.json()) as any };
+      checker.check('POST', path, accepted);
+      assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+      assert.equal(accepted.body.outcome, `/api/device_requests/${serial}/operations/${accepted.body.operation_id}`);
+      assert.equal(res.headers.get('location'), accepted.body.outcome);
+      assert.match(accepted.body.detail, /still running: GET \/api\/device_requests\/VM-\w+\/operations\/r-[\w-]+ shows its outcome/);
+
+      const ended = await waitFor(
+        'the reboot to end at the path the 202 named',
+        async () => {
+          const r = await call('requester', 'GET', accepted.body.outcome);
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+          return r.body.operation.state === 'running' ? undefined : r.body;
+        },
+        60_000,
+        100,
+      );
+      assert.equal(ended.operation.id, accepted.body.operation_id);
+      assert.equal(ended.operation.what, 'power reboot');
+      assert.equal(ended.operation.state, 'succeeded', JSON.stringify(ended));
+      assert.equal(ended.operation.note, 'slow guest');
+      assert.equal(ended.power, 'running');
+      const record = (await call('requester', 'GET', `/api/device_requests/${serial}`)).body;
+      assert.deepEqual(
+        record.operations.filter((o: { id: string }) => o.id === accepted.body.operation_id).map((o: { state: string }) => o.state),
+        ['succeeded'],
+      );
+    } finally {
+      world.pve.faults.clear('latency');
+      await new Promise<void>((ok) => {
+        impatientServer.close(() => ok());
+        impatientServer.closeAllConnections();
+      });
+    }
+    const unknown = await call('requester', 'GET', `/api/device_requests/${serial}/operations/r-00000000-0000-4000-8000-000000000000`);
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body.detail, /has no operation r-00000000/);
+    assert.equal((await call('other', 'GET', `/api/device_requests/${serial}/operations/r-00000000-0000-4000-8000-000000000000`)).status, 404);
+    assert.equal((await call('requester', 'GET', `/api/device_requests/${serial}/operations/not-an-id`)).status, 400);
+  });
+
   test('snapshots and migration: the limit, revert and delete by name, migration for operators only', async () => {
     const { serial, node } = await fulfilled();
     const at = (what: string) => `/api/device_requests/${serial}/${what}`;

@@ -4,9 +4,9 @@ import type { Action } from './auth/permissions';
 import type { RequestChoiceSettings } from './intake/requestChoices';
 import { SIGNATURE_FORMAT, WEBHOOK_TOLERANCE_S } from '../contracts/webhookSignatureFormat';
 import { rolesFor } from './auth/permissions';
-import { idempotencyHeaders } from './intake/idempotency';
 import { registerVmOperationPaths } from './day2/vmOperationsOpenApi';
 import {
+  idempotencyHeaders,
   actionBody,
   classAnswerSchema,
   classIdParam,

@@ -48,12 +48,13 @@ export class ApiClient {
     return this.call<T>('GET', withQuery(path, query));
   }
 
-  async post<T = unknown>(path: string, body: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
-    return this.call<T>('POST', path, body, headers);
+  /** `answerWithinMs`: for a call the API itself may take longer to answer (a day-2 operation), when above --timeout. */
+  async post<T = unknown>(path: string, body: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
+    return this.call<T>('POST', path, body, headers, answerWithinMs);
   }
 
-  async delete<T = unknown>(path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
-    return this.call<T>('DELETE', path, body, headers);
+  async delete<T = unknown>(path: string, body?: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
+    return this.call<T>('DELETE', path, body, headers, answerWithinMs);
   }
 
   /**
@@ -70,8 +71,9 @@ export class ApiClient {
     return this.agent.close();
   }
 
-  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
-    const res = await this.send(method, path, body, { ...headers, accept: 'application/json' });
+  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}, answerWithinMs?: number): Promise<ApiAnswer<T>> {
+    const headersTimeout = answerWithinMs && answerWithinMs > this.opts.timeoutMs ? answerWithinMs : undefined;
+    const res = await this.send(method, path, body, { ...headers, accept: 'application/json' }, undefined, headersTimeout);
     const text = await readText(res, this.base);
     if (res.statusCode >= 400) throw refusal(res.statusCode, text);
     let parsed: unknown;
@@ -83,7 +85,7 @@ export class ApiClient {
     return { status: res.statusCode, text, body: parsed as T };
   }
 
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
+  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, headers: Record<string, string>, bodyTimeout?: number, headersTimeout?: number): Promise<Dispatcher.ResponseData> {
     if (!this.opts.key) {
       throw new CliError('no API key: set PVEFLOW_API_KEY (or pass --api-key, which other users can read in `ps`)', exitCodes.auth);
     }
@@ -98,6 +100,7 @@ export class ApiClient {
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         ...(bodyTimeout ? { bodyTimeout } : {}),
+        ...(headersTimeout ? { headersTimeout } : {}),
       });
     } catch (err) {
       throw unreachable(this.base, err);

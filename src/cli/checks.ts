@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { createClassBody, createDeviceRequestBody, listQuery, orgSchema, rejectBody } from '../contracts/apiSchemas';
+import { createClassBody, createDeviceRequestBody, idempotencyHeaders, IDEMPOTENCY_HEADER, listQuery, orgSchema, rejectBody } from '../contracts/apiSchemas';
 import { requestStatuses } from '../contracts/types';
-import { idempotencyHeaders, IDEMPOTENCY_HEADER } from '../api/intake/idempotency';
 import { vmNameSchema } from '../domain/deviceRequest';
 import { usageError } from './cliError';
 import { imageNameSchema } from '../domain/imageCatalogue';

@@ -59,14 +59,14 @@ export function authHeader(key: string): Record<string, string> {
   return { authorization: `Bearer ${key}` };
 }
 
-export async function api<T>(key: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+export async function api<T>(key: string, path: string, init: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
       method: init.method ?? 'GET',
       headers: { ...authHeader(key), accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(init.timeoutMs ?? TIMEOUT_MS),
       cache: 'no-store',
     });
   } catch (err) {

@@ -133,6 +133,17 @@ export const listQuery = z
 
 export type ListQuery = z.infer<typeof listQuery>;
 
+/** `Idempotency-Key` on a submission (src/api/intake/idempotency.ts says what the API does with it). */
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+export const idempotencyHeaders = z.object({
+  [IDEMPOTENCY_HEADER]: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{8,128}$/, 'must be 8-128 characters of letters, digits, _ . : -')
+    .optional()
+    .meta({ description: 'Your unique id for this submission (e.g. a UUID). A retry with the same key answers 200 with the request the first try created; the same key with another body is 409.' }),
+});
+
 export const deliveryHeaders = z.object({
   'x-pveflow-delivery': z
     .string()
@@ -168,6 +179,7 @@ export const problemSchema = z
     detail: z.string().optional(),
     issues: z.array(issueSchema).optional(),
     serial: serialSchema.optional().meta({ description: 'The request a failed start may have created (503/504 of a submission).' }),
+    outcome: z.string().optional().meta({ description: 'Where to read the outcome of an action whose answer did not come back (503/504 "outcome unknown"): the request, or the day-2 operation.' }),
     quota: z
       .object({
         org: z.string(),

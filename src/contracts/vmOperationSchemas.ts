@@ -100,6 +100,35 @@ export const operationAnswerSchema = z
   })
   .meta({ id: 'VmOperationResult' });
 
+/**
+ * How long a day-2 call waits for its operation to end by default, once the request accepted it (API_OPERATION_WAIT_MS):
+ * a real guest's reboot or shutdown outlasts the API's 10 s Temporal deadline; 50 s still answers before the 60 s a
+ * reverse proxy usually waits (nginx's proxy_read_timeout). Past it the answer is 202 with the operation's path.
+ */
+export const OPERATION_WAIT_DEFAULT_MS = 50_000;
+/** How long the API's own clients (console, CLI) wait for a day-2 answer: the wait, the acceptance, and the network. */
+export const OPERATION_ANSWER_WITHIN_MS = OPERATION_WAIT_DEFAULT_MS + 20_000;
+
+/** The path of one day-2 operation on a request: where its outcome appears. */
+export const operationPath = (serial: string, id: string) => `/api/device_requests/${serial}/operations/${encodeURIComponent(id)}`;
+
+export const operationParams = z.strictObject({
+  serial: z.string().regex(/^VM-[0-9A-Z]{5}$/, 'must look like VM-XXXXX'),
+  operation_id: z
+    .string()
+    .regex(/^[kr]-[0-9a-f-]{1,64}$/, 'must be an operation id as a day-2 answer gives it')
+    .meta({ example: 'r-3f0c2f9e-6a55-4d8e-9a4b-0c6f1f7f4d21' }),
+});
+
+export const operationAcceptedSchema = z
+  .object({
+    serial: z.string(),
+    operation_id: z.string(),
+    outcome: z.string().meta({ description: 'Where the outcome appears (also the `Location` header): GET it until `operation.state` is no longer `running`.' }),
+    detail: z.string(),
+  })
+  .meta({ id: 'VmOperationAccepted' });
+
 export const snapshotListSchema = z.object({ serial: z.string(), limit: z.number().int(), snapshots: z.array(snapshotSchema) }).meta({ id: 'SnapshotList' });
 
 export function toSnapshot(s: SnapshotRecord): z.infer<typeof snapshotSchema> {

@@ -6,3 +6,5 @@ export { checkSftp } from './sftpCheck';
 export { checkNetbird } from './netbirdCheck';
 export { checkNetbirdPolicies, checkNetbirdPropagation, policyExposures, type PolicyExposure } from './netbirdPolicyCheck';
 export { agentPrivilege, missingPrivileges, pveflowRolePrivileges, requiredPrivileges, type Requirement } from './privileges';
+export { checkBridges, checkCatalogue, importStorages, unreachableNodes, type CatalogueImage } from './catalogueChecks';
+export { doctorCatalogueSettings } from './catalogueSettings';

@@ -27,6 +27,10 @@ export interface RequirementContext {
   pveMajor?: number;
   /** Optional settings that are on (`PVE_HA`), whose needs are then checked too. */
   with?: readonly string[];
+  /** Storages that take `import` content on the nodes VMs may run on (image imports download there). */
+  importStorages?: readonly string[];
+  /** The nodes VMs may run on (imports download on them). */
+  nodes?: readonly string[];
 }
 
 export { agentPrivilege };
@@ -46,10 +50,16 @@ export function requiredPrivileges(ctx: RequirementContext): PathRequirements[] 
         return [`/sdn/zones/localnetwork/${ctx.bridge}`];
       case 'root':
         return ['/'];
+      case 'import-storages':
+        return (ctx.importStorages ?? []).map((s) => `/storage/${s}`);
+      case 'nodes':
+        return (ctx.nodes ?? []).map((n) => `/nodes/${n}`);
+      case 'sdn-zone':
+        return ['/sdn/zones/localnetwork'];
     }
   };
   const byPath = new Map<string, Requirement[]>();
-  const order: PrivilegeScope[] = ['pool', 'template', 'template-storages', 'snippets-storage', 'bridge', 'root'];
+  const order: PrivilegeScope[] = ['pool', 'template', 'template-storages', 'snippets-storage', 'import-storages', 'bridge', 'sdn-zone', 'nodes', 'root'];
   for (const need of privilegeNeeds(ctx.pveMajor).sort((a, b) => order.indexOf(a.scope) - order.indexOf(b.scope))) {
     if (need.onlyWith && !ctx.with?.includes(need.onlyWith)) continue;
     for (const path of pathsOf(need.scope)) {

@@ -2,6 +2,7 @@ import { PveApiError, type PveClient } from '../clients/pve';
 import { fail, pass, type Finding } from './finding';
 import { missingPrivileges, requiredPrivileges, type PathRequirements } from './privileges';
 import { nodeStorageSchema, permissionsSchema } from './schemas';
+import { checkBridges, checkCatalogue, importStorages, type CatalogueImage } from './catalogueChecks';
 
 export interface PveCheckSettings {
   pool: string;
@@ -12,6 +13,12 @@ export interface PveCheckSettings {
   nodeSelector?: string[];
   /** PVE_HA is on: the token then also needs what HA resources need. */
   ha?: unknown;
+  /** Where full clones copy the template's disks (PVE_TARGET_STORAGE): then a template on local storage reaches every node it is shared with. */
+  targetStorage?: string;
+  /** The catalogue's images (PVEFLOW_IMAGES, the imported ones); omitted: only the default template is checked. */
+  images?: readonly CatalogueImage[];
+  /** The networks a request may use (PVE_NETWORKS); PVE_BRIDGE is checked always. */
+  networks?: readonly { bridge: string }[];
 }
 
 export interface PveCheckDeps {
@@ -69,8 +76,6 @@ export async function checkPve({ pve, token, settings }: PveCheckDeps): Promise<
 
   const template = await checkTemplate(pve, settings);
   findings.push(...template.findings);
-  const needs = requiredPrivileges({ ...settings, storages: template.storages, pveMajor, with: settings.ha ? ['PVE_HA'] : [] });
-  findings.push(...(await checkPrivileges(pve, token.id, needs)));
 
   let nodes: string[] | undefined;
   try {
@@ -81,12 +86,35 @@ export async function checkPve({ pve, token, settings }: PveCheckDeps): Promise<
   } catch (err) {
     findings.push(fail('pve.nodes', `cannot list the nodes: ${describe(err)}`));
   }
-  if (nodes) findings.push(...(await checkSnippetsStorage(pve, settings.snippetsStorage, nodes)));
+  const imports = nodes ? await importStorages(pve, nodes) : { storages: [], findings: [] };
+  const needs = requiredPrivileges({ ...settings, storages: template.storages, pveMajor, with: settings.ha ? ['PVE_HA'] : [], importStorages: imports.storages, nodes });
+  findings.push(...(await checkPrivileges(pve, token.id, needs)));
+  if (nodes) {
+    findings.push(...(await checkSnippetsStorage(pve, settings.snippetsStorage, nodes)));
+    findings.push(...imports.findings);
+    findings.push(...(await checkBridges(pve, [settings.bridge, ...(settings.networks ?? []).map((n) => n.bridge)], nodes)));
+    findings.push(...(await checkCatalogue(pve, settings.images ?? [], nodes, { pool: settings.pool, targetStorage: settings.targetStorage })));
+  }
   return { findings, nodes };
+}
+
+/**
+ * download-url takes `Sys.AccessNetwork` on the node, or `Sys.Audit` with `Sys.Modify` on `/` (pve-storage
+ * `Status.pm download_url`'s `or`): a token that has the old pair lacks nothing on the node.
+ */
+async function networkAccessOnRoot(pve: PveClient): Promise<boolean> {
+  try {
+    const tree = await pve.call('GET', '/access/permissions', { path: '/' }, permissionsSchema);
+    const granted = tree['/'] ?? (Object.keys(tree).length === 1 ? Object.values(tree)[0] : undefined) ?? {};
+    return 'Sys.Audit' in granted && 'Sys.Modify' in granted;
+  } catch {
+    return false;
+  }
 }
 
 async function checkPrivileges(pve: PveClient, tokenId: string, paths: PathRequirements[]): Promise<Finding[]> {
   const findings: Finding[] = [];
+  let rootNetworkAccess: boolean | undefined;
   for (const { path, requirements } of paths) {
     const check = `pve.privileges ${path}`;
     let granted: Set<string>;
@@ -104,6 +132,7 @@ async function checkPrivileges(pve: PveClient, tokenId: string, paths: PathRequi
       findings.push(fail(check, `cannot read the token's effective privileges on ${path}: ${describe(err)}`));
       continue;
     }
+    if (/^\/nodes\//.test(path) && !granted.has('Sys.AccessNetwork') && (rootNetworkAccess ??= await networkAccessOnRoot(pve))) granted.add('Sys.AccessNetwork');
     const missing = missingPrivileges(requirements, granted);
     if (missing.length === 0) {
       findings.push(pass(check, `has ${requirements.map((r) => (typeof r.privilege === 'string' ? r.privilege : r.privilege.join('|'))).join(', ')}`));

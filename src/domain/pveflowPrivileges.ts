@@ -24,15 +24,19 @@ const CONFIGURE_WHY: Record<ConfigureKey, string> = {
   tags: 'tag the VM',
 };
 
-/** Where Proxmox checks a privilege: the pool (its VMs), the template, the template's storages, the snippets storage, the bridge's SDN zone, `/`. */
-export type PrivilegeScope = 'pool' | 'template' | 'template-storages' | 'snippets-storage' | 'bridge' | 'root';
+/**
+ * Where Proxmox checks a privilege: the pool (its VMs), the template, the template's storages, the snippets storage,
+ * the bridge's SDN zone, `/`; for image imports, the storages that take `import` content and the nodes that download;
+ * for the doctor's look at the nodes' bridges, the `localnetwork` zone itself.
+ */
+export type PrivilegeScope = 'pool' | 'template' | 'template-storages' | 'snippets-storage' | 'bridge' | 'root' | 'import-storages' | 'nodes' | 'sdn-zone';
 
 /**
  * The stage of a build (as the build reports it), the completion, or the doctor's own look at the cluster; or
  * `diagnosing`: a build that waited in vain for its guest reads the guest's own log for its failure's message (a
  * healthy build never does, and one that cannot read it says so and why).
  */
-export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'diagnosing' | 'completing' | 'doctor' | 'day-2';
+export type PrivilegeStage = 'cloning' | 'migrating' | 'configuring' | 'starting' | 'waiting-for-ip' | 'diagnosing' | 'completing' | 'doctor' | 'day-2' | 'importing';
 
 export interface PrivilegeNeed {
   stage: PrivilegeStage;
@@ -103,6 +107,31 @@ export function privilegeNeeds(pveMajor: number | undefined): PrivilegeNeed[] {
     { stage: 'day-2', call: `${CONFIG} vcpus`, scope: 'pool', privilege: 'VM.Config.CPU', why: 'change a VM’s CPUs (hot-plugged as vcpus where the VM allows)' },
     { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/snapshot', scope: 'pool', privilege: 'VM.Snapshot', why: 'take, revert to and delete snapshots of the VMs' },
     { stage: 'day-2', call: 'POST /nodes/{node}/qemu/{vmid}/migrate online=1', scope: 'pool', privilege: 'VM.Migrate', why: 'move a VM to another node (operators, day-2)' },
+    // Importing an image (issue 31): the node downloads it into a storage's import content, a VM is created from it
+    // (`import-from`: read access to that storage, the pool's privileges above) and made a template; the file goes after.
+    {
+      stage: 'importing',
+      call: 'POST /nodes/{node}/storage/{storage}/download-url',
+      scope: 'import-storages',
+      privilege: 'Datastore.AllocateTemplate',
+      why: 'download an image to import into the storage’s import content',
+    },
+    {
+      stage: 'importing',
+      call: 'POST /nodes/{node}/storage/{storage}/download-url',
+      scope: 'nodes',
+      privilege: 'Sys.AccessNetwork',
+      why: 'let the node fetch an image’s URL (Proxmox also accepts Sys.Audit with Sys.Modify on /, which is far more)',
+    },
+    { stage: 'importing', call: 'GET /nodes/{node}/storage/{storage}/content', scope: 'import-storages', privilege: 'Datastore.AllocateSpace', why: 'find the downloaded image and create the template’s disk from it' },
+    {
+      stage: 'importing',
+      call: 'DELETE /nodes/{node}/storage/{storage}/content/{volume}',
+      scope: 'import-storages',
+      privilege: 'Datastore.Allocate',
+      why: 'remove the downloaded file once the template is made, or after a failed import',
+    },
+    { stage: 'doctor', call: 'GET /nodes/{node}/sdn/zones/localnetwork/content', scope: 'sdn-zone', privilege: 'SDN.Audit', why: 'let pveflow doctor check that every allowed bridge exists on every node' },
     // The snippets go over SFTP, not through the API; the doctor reads the storage's content types with this.
     { stage: 'doctor', call: 'GET /nodes/{node}/storage', scope: 'snippets-storage', privilege: 'Datastore.AllocateSpace', why: 'let pveflow doctor check that the snippets storage takes snippets on every node' },
   ];

@@ -137,6 +137,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       seed,
       timing: opts.timing,
       snippetsDir: (node) => snippetsDirOf(node),
+      storageDir: (storage, node) => join(opts.dir, 'storage', storage, node ?? 'shared'),
       ...(opts.simulatedEnrolment === false ? {} : { onGuestBoot: (boot: GuestBoot) => bootGuest(netbird, boot) }),
       restore: saved?.pve,
       onChange: changed,

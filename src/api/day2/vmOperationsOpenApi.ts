@@ -1,9 +1,19 @@
 import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { rolesFor, type Action } from '../auth/permissions';
-import { idempotencyHeaders } from '../intake/idempotency';
-import { problemSchema, serialParam } from '../../contracts/apiSchemas';
-import { migrateBody, operationAnswerSchema, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotListSchema, snapshotParams } from '../../contracts/vmOperationSchemas';
+import { idempotencyHeaders, problemSchema, serialParam } from '../../contracts/apiSchemas';
+import {
+  migrateBody,
+  operationAcceptedSchema,
+  operationAnswerSchema,
+  operationNoteBody,
+  operationParams,
+  powerBody,
+  reconfigureBody,
+  snapshotBody,
+  snapshotListSchema,
+  snapshotParams,
+} from '../../contracts/vmOperationSchemas';
 
 type Response = { description: string; content?: Record<string, { schema: z.ZodType }> };
 
@@ -24,7 +34,8 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
   const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
   const who = (action: Action) => `Roles: ${rolesFor[action].join(', ')} (requesters and admins on their org's requests).`;
   const common =
-    'A Workflow Update on the request: answered once the operation has ended, recorded on the timeline with the key holder and the note. ' +
+    'A Workflow Update on the request: answered once the operation has ended, recorded on the timeline with the key holder and the note; ' +
+    'an operation still running after API_OPERATION_WAIT_MS is answered 202 with its own path (`Location`), where its outcome appears. ' +
     'Only while the request is Fulfilled and no completion was asked for, and one operation at a time per request. ' +
     'With an Idempotency-Key, a retry is the same operation, done once: it answers as the first did.';
   const headers = idempotencyHeaders.extend({
@@ -34,6 +45,10 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
   });
   const answers = (refused: string) => ({
     200: json(operationAnswerSchema, 'Done: the operation as it ended (what it did in `outcome`), and the VM as it left it.'),
+    202: {
+      ...json(operationAcceptedSchema, 'Accepted and still running after API_OPERATION_WAIT_MS: GET `outcome` (the `Location`) until the operation has ended.'),
+      headers: z.object({ location: z.string().meta({ description: "The operation's own path, where its outcome appears." }) }),
+    },
     400: h.invalidBody,
     ...h.problems,
     404: h.notFound,
@@ -42,6 +57,7 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
     429: h.tooMany,
     502: json(operationAnswerSchema.extend({ error: z.string(), detail: z.string() }), 'The operation failed on the cluster: `detail` says what Proxmox said; the operation is on the record as failed.'),
     ...h.temporal,
+    504: json(problemSchema, 'Temporal did not confirm in time that the request accepted the operation: it may or may not run. `outcome` is where it appears if it does.'),
   });
   const state = "The request's state does not allow it (not Fulfilled, being completed), another operation is running (named), or this Idempotency-Key was used for another operation";
   const body = <T extends z.ZodType>(schema: T, required = true) => ({ required, content: { 'application/json': { schema } } });
@@ -80,6 +96,22 @@ export function registerVmOperationPaths(h: OperationDocHelpers): void {
     security: h.secured,
     request: { params: serialParam },
     responses: { 200: json(snapshotListSchema, 'The snapshots.'), 400: h.invalidBody, ...h.problems, 404: h.notFound, ...h.temporal },
+  });
+  h.op({
+    method: 'get',
+    path: '/api/device_requests/{serial}/operations/{operation_id}',
+    operationId: 'getVmOperation',
+    summary: 'One day-2 operation and its outcome',
+    description: `The operation as the request records it (\`running\` until it has ended), and the VM as it is now: where a 202 or a lost answer of a day-2 call sends the caller. ${who('read')}`,
+    security: h.secured,
+    request: { params: operationParams },
+    responses: {
+      200: json(operationAnswerSchema, 'The operation (its `state` and `outcome`), and the VM as it is now.'),
+      400: h.invalidBody,
+      ...h.problems,
+      404: json(problemSchema, 'No such request for your key, or the request has no operation of that id (never accepted, or older than the operations it keeps).'),
+      ...h.temporal,
+    },
   });
   h.op({
     method: 'post',

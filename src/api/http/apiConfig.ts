@@ -4,6 +4,8 @@ import { apiKeyListSchema, type ApiKeyEntry } from '../auth/apiKeys';
 
 export interface ApiTimings {
   temporalTimeoutMs: number;
+  /** A day-2 operation's own wait for its outcome, after the request accepted it (API_OPERATION_WAIT_MS). */
+  operationWaitMs: number;
   logPollMs: number;
   sseHeartbeatMs: number;
   /**
@@ -36,6 +38,7 @@ export function loadApiSettings(e: Config): ApiSettings {
     webhookSecret: e.WEBHOOK_SECRET,
     timings: {
       temporalTimeoutMs: e.API_TEMPORAL_TIMEOUT_MS,
+      operationWaitMs: e.API_OPERATION_WAIT_MS,
       logPollMs: e.API_LOG_POLL_MS,
       sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
       maxStartsInFlight: e.API_MAX_STARTS_IN_FLIGHT,

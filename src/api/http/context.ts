@@ -27,9 +27,10 @@ export interface ApiContext {
   pageTokenKey: Buffer;
   /**
    * Runs a Temporal call under the API's deadline (no HTTP answer waits on Temporal for ever), counted among the calls
-   * in flight that the API's stop waits for (inFlightCalls.ts). Every Temporal call of the API goes through here.
+   * in flight that the API's stop waits for (inFlightCalls.ts). Every Temporal call of the API goes through here;
+   * `timeoutMs` for the one wait that has a deadline of its own (a day-2 operation's outcome).
    */
-  temporal<R>(fn: () => Promise<R>): Promise<R>;
+  temporal<R>(fn: () => Promise<R>, timeoutMs?: number): Promise<R>;
 }
 
 export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writes' | 'pageTokenKey'> & { pageTokenKey?: Buffer }, inFlight = new InFlightCalls()): ApiContext {
@@ -38,6 +39,6 @@ export function apiContext(deps: Omit<ApiContext, 'temporal' | 'streams' | 'writ
     pageTokenKey: deps.pageTokenKey ?? processPageTokenKey(),
     streams: new StreamLimiter(deps.timings.maxStreamsPerKey, deps.timings.maxStreams),
     writes: new WriteLimiter(deps.timings.writesPerMinute),
-    temporal: (fn) => inFlight.run(() => deps.client.withDeadline(Date.now() + deps.timings.temporalTimeoutMs, fn)),
+    temporal: (fn, timeoutMs = deps.timings.temporalTimeoutMs) => inFlight.run(() => deps.client.withDeadline(Date.now() + timeoutMs, fn)),
   };
 }

@@ -14,7 +14,7 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
   if (err instanceof WorkflowNotFoundError) return problem(res, 404, 'not found', `no request ${serial ?? ''}`.trim());
   if (err instanceof WorkflowExecutionAlreadyStartedError) return problem(res, 409, 'conflict', err.message);
   if (err instanceof WorkflowUpdateFailedError) return problem(res, 409, 'refused', err.cause?.message ?? err.message);
-  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadline(err)) {
+  if (outlivedDeadline(err)) {
     return problem(res, 504, 'timeout', 'Temporal did not answer in time: is a pveflow worker running and polling the task queue?');
   }
   const message = err instanceof Error ? err.message : String(err);
@@ -26,20 +26,21 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
  * An action (a workflow Update) whose answer did not come back: the Update may have been accepted and taken effect
  * all the same — the deadline may have passed after the workflow ran it, or Temporal failed once it had it. Saying
  * "failed" would be false half the time; say that the outcome is unknown and how to find it out. A refusal, an unknown
- * request or a call never sent keep their own answers.
+ * request or a call never sent keep their own answers. `outcome`: where the action's outcome appears (a day-2
+ * operation's own path); by default the request, whose status and timeline show it.
  */
-export function sendUpdateError(res: Response, err: unknown, serial: string, action: string): void {
+export function sendUpdateError(res: Response, err: unknown, serial: string, action: string, outcome = `/api/device_requests/${serial}`): void {
   if (res.headersSent) return;
   // Never sent (the API is stopping) is as certain an answer as a refusal: nothing took effect.
   if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError || err instanceof ApiStopping) return sendTemporalError(res, err, serial);
   const message = err instanceof Error ? err.message : String(err);
   if (/not found/i.test(message) && /workflow/i.test(message)) return sendTemporalError(res, err, serial);
-  const timedOut = err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadline(err);
+  const timedOut = outlivedDeadline(err);
   const detail =
     `${timedOut ? 'Temporal did not confirm the' : 'the workflow service failed during the'} ${action} of request ${serial}: it may or may not ` +
-    `have taken effect. GET /api/device_requests/${serial} shows the request's status and timeline (the ${action} is on the ` +
-    `timeline if it happened): check there before sending it again.`;
-  res.status(timedOut ? 504 : 503).json({ error: 'outcome unknown', detail, serial });
+    `have taken effect. GET ${outcome} shows it (the ${action} is on the request's timeline if it happened): check there ` +
+    `before sending it again.`;
+  res.status(timedOut ? 504 : 503).json({ error: 'outcome unknown', detail, serial, outcome });
 }
 
 /**
@@ -56,6 +57,11 @@ export function sendStartError(res: Response, err: unknown, serial: string, idem
     : `${what}: request ${serial} may have been created all the same. GET /api/device_requests/${serial} tells (still 404 a few seconds later: it was not); ` +
       'resubmitting without checking may create a second request. Send an Idempotency-Key header to make retries safe.';
   res.status(timedOut ? 504 : 503).json({ error: timedOut ? 'timeout' : 'temporal unavailable', detail, serial });
+}
+
+/** The call ran out of its deadline (or was cancelled) before Temporal answered: nothing is known of its outcome. */
+export function outlivedDeadline(err: unknown): boolean {
+  return err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isDeadline(err);
 }
 
 function isDeadline(err: unknown): boolean {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { z } from 'zod';
 import type { Principal } from '../auth/apiKeys';
-import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
+import { IDEMPOTENCY_HEADER, idempotencyHeaders, type CreateDeviceRequestBody } from '../../contracts/apiSchemas';
 
 /**
  * `Idempotency-Key` on a submission: the caller's own token for "this one request", so that retrying after a lost
@@ -10,16 +10,6 @@ import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
  * Same idea as the webhook's delivery id: the serial is derived from the key, the workflow id from the serial, and
  * Temporal refuses a second workflow with that id.
  */
-export const IDEMPOTENCY_HEADER = 'idempotency-key';
-
-export const idempotencyHeaders = z.object({
-  [IDEMPOTENCY_HEADER]: z
-    .string()
-    .regex(/^[A-Za-z0-9_.:-]{8,128}$/, 'must be 8-128 characters of letters, digits, _ . : -')
-    .optional()
-    .meta({ description: 'Your unique id for this submission (e.g. a UUID). A retry with the same key answers 200 with the request the first try created; the same key with another body is 409.' }),
-});
-
 export type IdempotencyKeyInput = { key: string | undefined } | { error: z.ZodError };
 
 export function idempotencyKeyOf(req: Request): IdempotencyKeyInput {

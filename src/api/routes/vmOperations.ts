@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { UpdateDefinition } from '@temporalio/common';
+import { WorkflowUpdateStage, type UpdateDefinition } from '@temporalio/client';
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import { migrateUpdate, powerUpdate, reconfigureUpdate, snapshotUpdate, statusQuery } from '../../contracts/messages';
@@ -16,14 +16,16 @@ import { quotaFor, sizeOf } from '../../domain/quotas';
 import { snapshotLimitOf } from '../../domain/requestPolicyRules';
 import { findRequest } from '../reads/requestAccess';
 import { serialParam } from '../../contracts/apiSchemas';
-import { sendTemporalError, sendUpdateError } from '../http/temporalErrors';
-import { migrateBody, operationNoteBody, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../../contracts/vmOperationSchemas';
+import { outlivedDeadline, sendTemporalError, sendUpdateError } from '../http/temporalErrors';
+import { migrateBody, operationNoteBody, operationParams, operationPath, powerBody, reconfigureBody, snapshotBody, snapshotParams, toOperationAnswer, toSnapshot } from '../../contracts/vmOperationSchemas';
 
 /**
  * The day-2 operations on a request's VM: power, reconfigure, snapshots, migrate. Each is a Workflow Update on the
  * request, which decides (its state, one operation at a time, the snapshot limit) and answers once the operation
  * has ended; the role is checked here and again by the workflow. An `Idempotency-Key` makes a retry safe: the same
- * key is the same operation, done once.
+ * key is the same operation, done once. Two deadlines: the request accepts or refuses the operation within the API's
+ * (API_TEMPORAL_TIMEOUT_MS); the operation then has its own (API_OPERATION_WAIT_MS: a guest's reboot takes longer),
+ * past which the answer is 202 with the operation's own path, where its outcome appears.
  */
 export function vmOperationRoutes(ctx: ApiContext): Router {
   const router = Router();
@@ -61,20 +63,29 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     const id = operationId(principal, idempotency.key);
     const note = (body.data as { note?: string }).note;
     const caller: OperationCaller = { id, by: actorOf(principal), role: principal.role, ...(note ? { note } : {}) };
+    const outcome = operationPath(serial, id);
     try {
       const handle = ctx.client.workflow.getHandle(requestWorkflowId(serial));
       const args = toArgs(body.data, caller);
       // Temporal answers a known update id with that update's outcome without asking the workflow: the id carries what
       // is asked too, so that a key reused for another operation reaches the workflow, which refuses it.
       const updateId = `${kind}:${id}:${createHash('sha256').update(JSON.stringify(args)).digest('hex').slice(0, 16)}`;
-      const result = await ctx.temporal(() => handle.executeUpdate(update, { args: [args as never], updateId }));
+      const accepted = await ctx.temporal(() => handle.startUpdate(update, { args: [args as never], updateId, waitForStage: WorkflowUpdateStage.ACCEPTED }));
+      let result: OperationResult;
+      try {
+        result = await ctx.temporal(() => accepted.result(), ctx.timings.operationWaitMs);
+      } catch (err) {
+        if (!outlivedDeadline(err)) throw err;
+        const detail = `the request accepted the ${kind} and it is still running: GET ${outcome} shows its outcome once it has ended (operation.state no longer running).`;
+        return res.status(202).location(outcome).json({ serial, operation_id: id, outcome, detail });
+      }
       const answer = toOperationAnswer(result);
       if (result.operation.state === 'failed') {
         return res.status(502).json({ error: 'operation failed', detail: `${result.operation.what} on request ${serial} failed: ${result.operation.outcome ?? 'no reason given'}`, ...answer });
       }
       res.json(answer);
     } catch (err) {
-      sendUpdateError(res, err, serial, kind);
+      sendUpdateError(res, err, serial, kind, outcome);
     }
   };
 
@@ -154,6 +165,25 @@ export function vmOperationRoutes(ctx: ApiContext): Router {
     quotaExceeded(res, excess);
     return true;
   }
+
+  /** One operation as the request records it: where a 202's (or a lost answer's) outcome appears. */
+  router.get('/:serial/operations/:operation_id', async (req, res) => {
+    const principal = permit(res, 'read');
+    if (!principal) return;
+    const path = operationParams.safeParse(req.params);
+    if (!path.success) return badRequest(res, path.error, 'path');
+    const { serial, operation_id: id } = path.data;
+    if (!(await findRequest(ctx, res, principal, serial))) return;
+    try {
+      const record = await ctx.temporal(() => ctx.client.workflow.getHandle(requestWorkflowId(serial)).query(statusQuery));
+      const operation = record.operations?.find((o) => o.id === id);
+      if (!operation) return problem(res, 404, 'not found', `request ${serial} has no operation ${id}: it was never accepted (send it again), or it is older than the operations the request keeps`);
+      const power = record.device.state === 'running' || record.device.state === 'stopped' ? record.device.state : undefined;
+      res.json(toOperationAnswer({ serial, status: record.status, operation, node: record.device.node, power, snapshots: record.snapshots ?? [] }));
+    } catch (err) {
+      sendTemporalError(res, err, serial);
+    }
+  });
 
   router.get('/:serial/snapshots', async (req, res) => {
     const principal = permit(res, 'read');

@@ -16,6 +16,7 @@ export const doctorCommand: Command = {
     const { ConfigError, loadConfig } = require('../../config') as typeof import('../../config');
     const { formatFindings, runDoctor } = require('../../doctor/runDoctor') as typeof import('../../doctor/runDoctor');
     const { doctorEnvironment, simulatedWorldHint } = require('../../doctor/environment') as typeof import('../../doctor/environment');
+    const { doctorCatalogueSettings } = require('../../doctor/catalogueSettings') as typeof import('../../doctor/catalogueSettings');
     const { createActivityDeps } = require('../../worker') as typeof import('../../worker');
     /* eslint-enable @typescript-eslint/no-require-imports */
     // A setting missing or malformed is the operator's to fix, like a bad flag: exit 2 with the setting named.
@@ -32,7 +33,7 @@ export const doctorCommand: Command = {
     const deps = configured(() => createActivityDeps(config));
     try {
       if (worldFile && !ctx.json) ctx.err(simulatedWorldHint(worldFile));
-      const findings = await runDoctor({ ...deps, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
+      const findings = await runDoctor({ ...deps, settings: { ...deps.settings, ...configured(() => doctorCatalogueSettings(config)) }, token: { id: config.PVE_TOKEN_ID!, secret: config.PVE_TOKEN_SECRET! } });
       const passed = findings.every((f) => f.ok);
       ctx.out(ctx.json ? JSON.stringify(findings) : formatFindings(findings));
       if (worldFile && !ctx.json && !passed) ctx.err(simulatedWorldHint(worldFile, true));

@@ -1,5 +1,5 @@
 import { serialSchema } from '../../domain/deviceRequest';
-import { migrateBody, powerBody, reconfigureBody, snapshotBody, type operationAnswerSchema, type snapshotListSchema } from '../../contracts/vmOperationSchemas';
+import { migrateBody, OPERATION_ANSWER_WITHIN_MS, powerBody, reconfigureBody, snapshotBody, type operationAcceptedSchema, type operationAnswerSchema, type snapshotListSchema } from '../../contracts/vmOperationSchemas';
 import type { z } from 'zod';
 import { checked, flagSchemas, wholeNumber } from '../checks';
 import { usageError } from '../cliError';
@@ -15,6 +15,7 @@ import { formatTable } from '../output/table';
  */
 
 type Answer = z.infer<typeof operationAnswerSchema>;
+type Accepted = z.infer<typeof operationAcceptedSchema>;
 const base = '/api/device_requests';
 const POWER_ACTIONS = powerBody.shape.action.options;
 
@@ -41,9 +42,10 @@ export function operationText(a: Answer): string {
 
 async function send(ctx: CliContext, method: 'POST' | 'DELETE', path: string, body: Record<string, unknown>, headers: Record<string, string>) {
   const api = ctx.api();
-  const answer = method === 'POST' ? await api.post<Answer>(path, body, headers) : await api.delete<Answer>(path, body, headers);
+  const answer = method === 'POST' ? await api.post<Answer | Accepted>(path, body, headers, OPERATION_ANSWER_WITHIN_MS) : await api.delete<Answer | Accepted>(path, body, headers, OPERATION_ANSWER_WITHIN_MS);
   if (ctx.json) return (ctx.out(answer.text), exitCodes.ok);
-  ctx.out(operationText(answer.body));
+  // 202: accepted and still running when the API stopped waiting; `pveflow requests show` shows it once it has ended.
+  ctx.out('operation_id' in answer.body ? `${answer.body.serial}  still running: ${answer.body.detail}` : operationText(answer.body));
   return exitCodes.ok;
 }
 

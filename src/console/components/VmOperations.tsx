@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { Auth } from '../App';
 import { api, ApiError, requestPath, type RequestRecord } from '../api';
-import type { operationAnswerSchema } from '../../contracts/vmOperationSchemas';
+import { OPERATION_ANSWER_WITHIN_MS, type operationAcceptedSchema, type operationAnswerSchema } from '../../contracts/vmOperationSchemas';
 import type { z } from 'zod';
 import { formatDateTime } from '../format';
 import { decide } from '../../domain/requestLifecycle';
@@ -9,6 +9,8 @@ import { ConfirmDialog } from './ConfirmDialog';
 import type { PowerAction } from '../../contracts/vmOperations';
 
 type Answer = z.infer<typeof operationAnswerSchema>;
+/** Still running when the API stopped waiting: its outcome appears on the request's operations. */
+type Accepted = z.infer<typeof operationAcceptedSchema>;
 
 /** What a dialog asks for: each becomes one call of the API's day-2 operations. */
 type Ask = { kind: 'power'; action: PowerAction } | { kind: 'resize' } | { kind: 'snapshot-create' } | { kind: 'snapshot-revert'; name: string } | { kind: 'snapshot-delete'; name: string } | { kind: 'migrate' };
@@ -192,8 +194,9 @@ function OperationDialog(props: { auth: Auth; serial: string; record: RequestRec
     setBusy(true);
     setError(undefined);
     try {
-      const result = await api<Answer>(props.auth.key, c.path, { method: c.method, body: c.body });
-      props.onDone(`${result.operation.what}: ${result.operation.outcome ?? result.operation.state}.`);
+      const result = await api<Answer | Accepted>(props.auth.key, c.path, { method: c.method, body: c.body, timeoutMs: OPERATION_ANSWER_WITHIN_MS });
+      if ('operation_id' in result) props.onDone(`${text.title}: still running; its outcome appears under Operations on this page when it has ended.`);
+      else props.onDone(`${result.operation.what}: ${result.operation.outcome ?? result.operation.state}.`);
     } catch (err) {
       props.auth.onApiError(err);
       const issues = err instanceof ApiError ? err.issues.map((i) => `${i.field}: ${i.reason}`).join('; ') : '';

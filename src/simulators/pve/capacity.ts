@@ -100,6 +100,16 @@ export class StorageCapacity {
     for (const [key, bytes] of Object.entries(allocations)) this.allocated.set(key, bytes);
   }
 
+  /**
+   * A file written onto a file-based storage (a download): no storage lock, just the filesystem's space. False,
+   * and nothing taken, when the bytes do not fit (or a `noSpace` fault holds the storage).
+   */
+  takeFileSpace(s: StorageSeed, node: string, bytes: number): boolean {
+    if (this.avail(s, node) < bytes) return false;
+    this.allocated.set(this.key(s, node), (this.allocated.get(this.key(s, node)) ?? 0) + bytes);
+    return true;
+  }
+
   release(s: StorageSeed, node: string, bytes: number): void {
     const k = this.key(s, node);
     this.allocated.set(k, (this.allocated.get(k) ?? 0) - bytes);

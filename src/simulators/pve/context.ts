@@ -8,6 +8,7 @@ import type { PveTiming } from './timing';
 import type { Faults } from './faults';
 import type { RealGuests } from './realGuests';
 import type { StorageCapacity } from './capacity';
+import type { StorageFiles } from './storageFiles';
 
 /** What the simulator tells the world it boots guests into (see `PveSimulatorOptions`). */
 export interface GuestBoot {
@@ -34,6 +35,8 @@ export interface SimContext {
   faults: Faults;
   capacity: StorageCapacity;
   snippetsDir(node: string, storage: string): string;
+  /** The files of file-based storages (`import/`, `template/iso/`, `template/cache/`). */
+  storageFiles: StorageFiles;
   onGuestBoot?(boot: GuestBoot): void;
   /** Real-guest mode: VMs boot under QEMU (`realGuests/`); absent, guests are modelled. */
   realGuests?: RealGuests;

@@ -25,6 +25,8 @@ export const faultSetSchema = z
     storageLockTimeout: z.object({ storage: z.string(), node: node.optional(), times: times.optional() }).strict(),
     /** `storage` (on `node`, for a local storage) is full: `avail` 0 and allocations fail like its plugin does. */
     noSpace: z.object({ storage: z.string(), node: node.optional() }).strict(),
+    /** Downloads (`download-url`) to `storage` (on `node`) arrive at `bytesPerSecond`: slow enough to watch, or to stop. */
+    slowDownload: z.object({ bytesPerSecond: z.number().int().positive(), storage: z.string().optional(), node: node.optional() }).strict(),
     /** `node` is down: `offline` in listings, 595/596 on proxied calls, its VMs stale in `/cluster/resources`. */
     nodeOffline: z.object({ node, error: z.enum(['refused', 'no-route', 'timeout']).optional() }).strict(),
     /** Writes fail with `cluster not ready - no quorum?` (on `node`, or cluster-wide without one). */
@@ -150,6 +152,7 @@ function matches(spec: Record<string, unknown>, kind: FaultClass, scope: FaultSc
   if (kind === 'workerKilled') {
     return strict(spec.taskType, scope.taskType) && strict(spec.node, scope.node) && (spec.vmid === undefined || spec.vmid === scope.vmid || String(spec.vmid) === scope.id);
   }
+  if (kind === 'slowDownload') return strict(spec.storage, scope.storage) && strict(spec.node, scope.node);
   if (kind === 'storageLockTimeout' || kind === 'noSpace') {
     return strict(spec.storage, scope.storage) && same(spec.node, scope.node);
   }

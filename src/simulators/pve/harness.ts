@@ -62,6 +62,7 @@ export async function startPveHarness(
     seed: opts.seed ?? defaultClusterSeed({ tokenSecret: HARNESS_SECRET, rootTokenSecret: HARNESS_ROOT_SECRET }),
     timing: opts.timing,
     snippetsDir: (node, storage) => join(dir, node, storage),
+    storageDir: (storage, node) => join(dir, 'storage', storage, node ?? 'shared'),
     onGuestBoot: (b) => boots.push(b),
     ...(opts.controlToken ? { control: { token: opts.controlToken } } : {}),
   });

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StorageCapacity } from './capacity';
@@ -20,6 +23,10 @@ import { powerRoutes } from './handlers/qemuPower';
 import { resizeRoute } from './handlers/qemuResize';
 import { snapshotRoutes } from './handlers/qemuSnapshot';
 import { storageRoutes } from './handlers/storage';
+import { downloadRoutes } from './handlers/storageDownload';
+import { sdnRoutes } from './handlers/sdn';
+import { templateRoute } from './handlers/qemuTemplate';
+import { StorageFiles } from './storageFiles';
 import { taskRoutes } from './handlers/tasks';
 import { nodeHealth } from './nodeHealth';
 import { PermissionEngine } from './permissions';
@@ -55,6 +62,12 @@ export interface PveSimulatorOptions {
   timing?: Partial<PveTiming>;
   /** The directory on disk backing `<storage>:snippets/` on `<node>` (a dir storage with snippets content). */
   snippetsDir(node: string, storage: string): string;
+  /**
+   * The directory on disk behind a file-based storage (its `import/`, `template/iso/`, `template/cache/`), per node
+   * for a local storage, once for a shared one (`node` undefined). Without it the simulator keeps them in a
+   * directory of its own under the system's tmp.
+   */
+  storageDir?(storage: string, node: string | undefined): string;
   /** Fired once per start when the guest agent comes up (cloud-init has run), with the cicustom user-data snippet text. */
   onGuestBoot?(boot: GuestBoot): void;
   /** Enables the control endpoint (`/_sim/...`, outside `/api2`) with this token; without it there is none. */
@@ -121,6 +134,9 @@ const ROUTES: readonly Route[] = [
   ...haRoutes,
   ...taskRoutes,
   ...storageRoutes,
+  ...downloadRoutes,
+  templateRoute,
+  ...sdnRoutes,
   ...accessRoutes,
   ...agentRoutes,
 ];
@@ -148,6 +164,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     timing: mergeTiming(opts.timing),
     schema: PveApiSchema.fromFacts(),
     snippetsDir: opts.snippetsDir,
+    storageFiles: new StorageFiles(opts.storageDir ?? defaultStorageDir()),
     onGuestBoot: opts.onGuestBoot,
   };
   if (opts.realGuests) {
@@ -254,6 +271,15 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
     callCounts() {
       return Object.fromEntries(counts);
     },
+  };
+}
+
+/** Storage files in a directory of the simulator's own, made at the first use. */
+function defaultStorageDir(): (storage: string, node: string | undefined) => string {
+  let root: string | undefined;
+  return (storage, node) => {
+    root ??= mkdtempSync(join(tmpdir(), 'pveflow-sim-storage-'));
+    return join(root, storage, node ?? 'shared');
   };
 }
 

@@ -16,6 +16,8 @@ export interface NodeSeed {
   uptime: number;
   /** The address `/cluster/status` reports (corosync's ring address); `10.10.0.<n>` when omitted. */
   ip?: string;
+  /** The node's Linux bridges (`/etc/network/interfaces`); `vmbr0` alone when omitted. */
+  bridges?: string[];
 }
 
 export interface StorageSeed {
@@ -91,11 +93,14 @@ export const ROOT_TOKEN_ID = 'root@pam!pveflow-tests';
  * What the default token holds beyond its built-in roles: `Pool.Allocate` on the pool, and `Sys.Audit` on `/`
  * without propagation (so that it reaches no VM outside the pool and no node's metrics). pveflow needs neither
  * (docs/operations.md's role, src/domain/pveflowPrivileges.ts); they make the default token the over-granted kind
- * operators often have, which the least-privilege test does not rely on.
+ * operators often have, which the least-privilege test does not rely on. `Sys.AccessNetwork` on `/nodes` is one
+ * pveflow does need (an image import's download).
  */
 export const PVEFLOW_EXTRA_ROLES: Record<string, string[]> = {
   PVEflowPool: ['Pool.Allocate'],
   PVEflowAudit: ['Sys.Audit'],
+  /** What an image import's download needs on the node (the pveflow role's Sys.AccessNetwork). */
+  PVEflowNetwork: ['Sys.AccessNetwork'],
 };
 
 export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?: string }): ClusterSeed {
@@ -116,13 +121,14 @@ export function defaultClusterSeed(opts: { tokenSecret: string; rootTokenSecret?
     { path: '/storage/local-lvm', subject, role: 'PVEDatastoreUser' },
     { path: '/storage/ceph', subject, role: 'PVEDatastoreUser' },
     { path: '/sdn/zones/localnetwork', subject, role: 'PVESDNUser' },
+    { path: '/nodes', subject, role: 'PVEflowNetwork' },
     { path: '/pool/pveflow', subject, role: 'PVEflowPool' },
     { path: '/', subject, role: 'PVEflowAudit', propagate: false },
   ];
   return {
     nodes: [node('pve1', 0.18, 96), node('pve2', 0.07, 40), node('pve3', 0.35, 150)],
     storages: [
-      { id: 'local', type: 'dir', content: ['backup', 'iso', 'vztmpl', 'snippets'], shared: false, total: 100 * GiB, used: 12 * GiB },
+      { id: 'local', type: 'dir', content: ['backup', 'iso', 'vztmpl', 'snippets', 'import'], shared: false, total: 100 * GiB, used: 12 * GiB },
       { id: 'local-lvm', type: 'lvmthin', content: ['images', 'rootdir'], shared: false, total: 800 * GiB, used: 120 * GiB },
       { id: 'ceph', type: 'rbd', content: ['images', 'rootdir'], shared: true, total: 12_000 * GiB, used: 2_100 * GiB },
     ],

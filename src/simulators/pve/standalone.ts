@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     seed,
     timing: args.timing,
     snippetsDir: (node, storage) => join(args.dir, 'nodes', node, storage, 'snippets'),
+    storageDir: (storage, node) => join(args.dir, 'storage', storage, node ?? 'shared'),
     control: { token: args.controlToken, ...(args.stateOut ? { saveState: () => saveState() } : {}) },
   });
   saveState = () => {

@@ -17,7 +17,16 @@ export interface TaskContext {
    * workers call it right before they change any state, so that a failed or killed task leaves what PVE leaves.
    */
   failIfInjected(): void;
+  /**
+   * Aborted when someone stops the task (`DELETE /nodes/{node}/tasks/{upid}`): only a worker started as
+   * `interruptible` is stopped this way; it cleans up and dies with `received interrupt`, as PVE's workers do on
+   * the SIGTERM the stop sends (pve-common `RESTEnvironment.pm fork_worker`).
+   */
+  readonly signal: AbortSignal;
 }
+
+/** What a stopped worker dies with (pve-common `RESTEnvironment.pm`: the worker's SIGTERM handler). */
+export const INTERRUPTED = 'received interrupt';
 
 /**
  * The worker process died (daemon restart, node crash, OOM): nothing after this point runs, cleanup included,
@@ -41,6 +50,8 @@ export interface TaskRecord {
   endtime?: number;
   lines: string[];
   done: Promise<void>;
+  /** Present while an interruptible task runs: stops it. */
+  stop?(): void;
 }
 
 /** Fails, kills or warns matching tasks on purpose. */
@@ -67,7 +78,7 @@ export class TaskRegistry {
    * Creates the task and starts its worker; returns once the worker has run up to its first await, so whatever
    * the worker does synchronously at its start (like PVE's placeholder configs) is visible to the next request.
    */
-  start(opts: { node: string; type: string; id: string; identity: Identity; worker: Worker }): TaskRecord {
+  start(opts: { node: string; type: string; id: string; identity: Identity; worker: Worker; interruptible?: boolean }): TaskRecord {
     const parsed: Upid = {
       node: opts.node,
       pid: this.allocatePid(),
@@ -81,8 +92,11 @@ export class TaskRegistry {
     const lines: string[] = [];
     let warnings = 0;
     const record: TaskRecord = { upid, parsed, identity: opts.identity, status: 'running', lines, done: Promise.resolve() };
+    const interrupt = new AbortController();
+    if (opts.interruptible) record.stop = () => interrupt.abort(new Error(INTERRUPTED));
     const ctx: TaskContext = {
       upid,
+      signal: interrupt.signal,
       log: (line) => lines.push(...line.split('\n')),
       warn: (line) => {
         warnings++;
@@ -119,6 +133,7 @@ export class TaskRegistry {
         const text = taskErrorText(err);
         finish(text, `TASK ERROR: ${text}`);
       } finally {
+        delete record.stop;
         this.onSettled?.();
       }
     })();

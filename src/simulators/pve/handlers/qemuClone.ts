@@ -144,6 +144,7 @@ export const cloneRoute: Route = {
                 ctx.log(`transferred ${gib.toFixed(1)} GiB of ${gib.toFixed(1)} GiB (100.00%)`);
               }
               ctx.failIfInjected();
+              if (full && sim.realGuests) await sim.realGuests.fullCloneDisk(vmid, newid);
               finishClone(newConfig, {
                 name: params.str('name') ?? `Copy-of-VM-${sourceConfig.name ?? vmid}`,
                 description: params.str('description'),

@@ -1,12 +1,15 @@
 import type { ApiRequest, Route, SimContext } from '../context';
 import { DRIVE_KEY_RE, newUuid, type VmConfig, type VmState } from '../cluster';
-import { lockTimeoutText, permissionError, pveDie } from '../errors';
+import { existsSync } from 'node:fs';
+import { lockTimeoutText, paramError, permissionError, pveDie } from '../errors';
+import { formatDiskSize, inspectImage } from '../storageFiles';
+import { fileVolumePath } from './storage';
 import { printNet } from '../nic';
 import { joinPropertyString, splitPropertyString } from '../propertyString';
 import { WorkerKilled } from '../tasks';
 import { sleep } from '../timing';
 import { assertConfigKeyAllowed, assertSshKeys, normalizeTags } from './qemuConfig';
-import { allocateVolume, haManaged, loadVm } from './qemuCommon';
+import { allocateVolume, drivesOf, haManaged, loadVm } from './qemuCommon';
 import { startInBackground } from './qemuPower';
 import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
 
@@ -19,18 +22,33 @@ import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
  */
 const NOT_CONFIG = new Set(['node', 'vmid', 'storage', 'pool', 'start', 'ha-managed', 'archive', 'force', 'unique', 'live-restore', 'bwlimit', 'import-working-storage']);
 
-/** New volumes in a create request: `<storage>:<GiB>` and `<storage>:cloudinit`. */
-function newVolumes(config: VmConfig, defaultStorage: string | undefined): { key: string; storage: string; gib: number; cloudinit: boolean }[] {
-  const out: { key: string; storage: string; gib: number; cloudinit: boolean }[] = [];
+interface NewVolume {
+  key: string;
+  storage: string;
+  gib: number;
+  cloudinit: boolean;
+  /** `import-from=<volid>`: the disk is a copy of that volume, as big as its image (size `0` in the request). */
+  importFrom?: string;
+}
+
+/** New volumes in a create request: `<storage>:<GiB>`, `<storage>:0,import-from=<volid>` and `<storage>:cloudinit`. */
+function newVolumes(config: VmConfig, defaultStorage: string | undefined): NewVolume[] {
+  const out: NewVolume[] = [];
   for (const [key, value] of Object.entries(config)) {
     if (!DRIVE_KEY_RE.test(key)) continue;
-    const file = splitPropertyString(value, 'file').file ?? '';
-    const sized = /^(?:([^:]+):)?(\d+(?:\.\d+)?)$/.exec(file);
+    const options = splitPropertyString(value, 'file');
+    const file = options.file ?? '';
+    const sized = /^(?:([^/:\s]+):)?(\d+(?:\.\d+)?)$/.exec(file);
     const cloudinit = /^([^:]+):cloudinit$/.exec(file);
+    const importFrom = options['import-from'];
+    // qemu-server `$check_drive_param`, before anything else happens.
+    if (importFrom !== undefined && (!sized || Number(sized[2]) !== 0)) {
+      throw paramError({ [key]: "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>" });
+    }
     if (sized) {
       const storage = sized[1] ?? defaultStorage;
       if (!storage) throw pveDie(`no storage ID specified (and no default storage)`);
-      out.push({ key, storage, gib: Number(sized[2]), cloudinit: false });
+      out.push({ key, storage, gib: Number(sized[2]), cloudinit: false, ...(importFrom !== undefined ? { importFrom } : {}) });
     } else if (cloudinit) {
       out.push({ key, storage: cloudinit[1]!, gib: 0, cloudinit: true });
     }
@@ -74,6 +92,7 @@ const create: Route = {
       if (!storage) throw pveDie(`storage '${v.storage}' does not exist`);
       if (!sim.cluster.storageEnabledOn(storage, node)) throw pveDie(`storage '${v.storage}' is not available on node '${node}'`);
       sim.perms.check(identity, `/storage/${v.storage}`, ['Datastore.AllocateSpace']);
+      if (v.importFrom !== undefined) checkImportSource(req, sim, v.key, v.importFrom);
     }
     for (const [k, v] of Object.entries(config)) {
       const bridge = /^net\d+$/.test(k) ? splitPropertyString(v, 'model').bridge : undefined;
@@ -103,16 +122,28 @@ const create: Route = {
       worker: async (ctx) => {
         const vm = sim.cluster.vms.get(vmid)!;
         const allocated: { storage: string; bytes: number }[] = [];
+        let realDiskImported = false;
         try {
           for (const v of volumes) {
             const volname = v.cloudinit ? `vm-${vmid}-cloudinit` : `vm-${vmid}-disk-${allocated.filter((a) => a.bytes > 0).length}`;
-            const bytes = Math.floor(v.gib * 1024 ** 3);
+            const source = v.importFrom !== undefined ? importSource(sim, node, v.importFrom) : undefined;
+            const bytes = source ? source.bytes : Math.floor(v.gib * 1024 ** 3);
             await allocateVolume(sim, v.storage, node, bytes, volname);
             allocated.push({ storage: v.storage, bytes });
-            const opts = splitPropertyString(config[v.key]!, 'file');
+            const { 'import-from': _from, ...opts } = splitPropertyString(config[v.key]!, 'file');
+            if (source) {
+              const total = renderBytes(bytes);
+              ctx.log(`transferred 0.0 B of ${total} (0.00%)`);
+              // Real-guest mode: the VM's disk is the image itself (the first disk is the one a real guest boots).
+              if (sim.realGuests && !realDiskImported) {
+                await sim.realGuests.importDisk(vmid, source.path, source.format);
+                realDiskImported = true;
+              }
+              ctx.log(`transferred ${total} of ${total} (100.00%)`);
+            }
             config[v.key] = v.cloudinit
               ? joinPropertyString({ ...opts, file: `${v.storage}:${volname}`, media: 'cdrom' }, 'file')
-              : joinPropertyString({ ...opts, file: `${v.storage}:${volname}`, size: `${v.gib}G` }, 'file');
+              : joinPropertyString({ ...opts, file: `${v.storage}:${volname}`, size: source ? formatDiskSize(bytes) : `${v.gib}G` }, 'file');
             ctx.log(`${v.key}: successfully created disk '${config[v.key]}'`);
           }
           await sleep(sim.timing.createMs);
@@ -120,6 +151,7 @@ const create: Route = {
         } catch (err) {
           if (err instanceof WorkerKilled) throw err;
           for (const a of allocated) sim.capacity.release(sim.cluster.storages.get(a.storage)!, node, a.bytes);
+          if (realDiskImported) await sim.realGuests?.destroy(vmid);
           sim.cluster.removeVm(vmid);
           throw new Error(`unable to create VM ${vmid} - ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
@@ -133,6 +165,62 @@ const create: Route = {
     }).upid;
   },
 };
+
+/**
+ * qemu-server's `check_storage_access` for `import-from` with a volume id: an `import` (or `images`) volume, which
+ * the caller may read (`check_volume_access`: `Datastore.AllocateSpace` or `Datastore.Audit` on its storage); an
+ * absolute path only for root@pam.
+ */
+function checkImportSource(req: ApiRequest, sim: SimContext, key: string, source: string): void {
+  const m = /^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(.+)$/.exec(source);
+  if (!m) {
+    if (req.identity.userid !== 'root@pam' || req.identity.tokenName) throw permissionError('Only root can pass arbitrary filesystem paths.');
+    throw pveDie('import-from with a file system path is not simulated');
+  }
+  const vtype = /^(import|iso|vztmpl|snippets|backup)\//.exec(m[2]!)?.[1] ?? 'images';
+  if (vtype !== 'images' && vtype !== 'import') throw paramError({ [key]: `${source} has wrong type '${vtype}' - needs to be 'images' or 'import'` });
+  if (!sim.cluster.storages.has(m[1]!)) throw pveDie(`storage '${m[1]}' does not exist`);
+  sim.perms.check(req.identity, `/storage/${m[1]}`, ['Datastore.AllocateSpace', 'Datastore.Audit'], true);
+}
+
+/**
+ * The image an `import-from` copies, checked as an untrusted image (`file_size_info(…, 1)`): its virtual size
+ * (rounded up to KiB, as `vdisk_alloc` takes it) for an `import` file; the disk's size for another VM's volume.
+ */
+function importSource(sim: SimContext, node: string, source: string): { bytes: number; path: string; format: string } {
+  const sid = source.slice(0, source.indexOf(':'));
+  const volname = source.slice(source.indexOf(':') + 1);
+  const file = fileVolumePath(sim, sid, volname, node);
+  if (!file) {
+    const owner = [...sim.cluster.vms.values()].flatMap((vm) => drivesOf(vm)).find((d) => d.volid === source && !d.cdrom);
+    if (!owner) throw new Error(`cannot import from '${source}' - could not get size of ${source}`);
+    throw new Error(`cannot import from '${source}' - copying another VM's disk is not simulated`);
+  }
+  const format = /\.(qcow2|raw|vmdk|ova|ovf)$/i.exec(file.name)?.[1]?.toLowerCase() ?? 'raw';
+  if (format === 'ova' || format === 'ovf') throw new Error(`importing from '${format}' files is not simulated`);
+  if (!existsSync(file.path)) throw new Error(`failed to stat '${file.pvePath}'`);
+  let info;
+  try {
+    info = inspectImage(file.path, format);
+  } catch (err) {
+    throw new Error((err as Error).message.replaceAll(file.path, file.pvePath), { cause: err });
+  }
+  if (info.dataFile) throw new Error(`${file.pvePath}: 'data-file' references are not allowed!`);
+  if (info.backingFile) throw new Error(`backing file not allowed for untrusted image '${file.pvePath}'!`);
+  return { bytes: Math.ceil(info.virtualSize / 1024) * 1024, path: file.path, format };
+}
+
+/** qemu-server's `render_bytes` in its transfer lines: `2.0 GiB`. */
+function renderBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return `${value.toFixed(1)} ${units[i]}`;
+}
 
 /** What the create worker adds: identity (SMBIOS uuid, vmgenid, MACs), `meta`, a boot order. */
 function withCreateDefaults(input: VmConfig): VmConfig {

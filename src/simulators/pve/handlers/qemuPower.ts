@@ -66,7 +66,9 @@ async function startVm(sim: SimContext, ctx: TaskContext, node: string, vmid: nu
 /** Real-guest mode: the cloud-init drive from the VM's config and snippets, then QEMU on the VM's own disk. */
 async function startRealGuest(sim: SimContext, ctx: TaskContext, vm: VmState): Promise<void> {
   const disk = drivesOf(vm).find((d) => !d.cdrom);
-  const info = await sim.realGuests!.start(vm, readCloudInitSnippetBytes(sim, vm), disk?.sizeBytes ?? 0);
+  // A linked clone's volume names its template's base volume: `base-<template>-disk-<n>/vm-<vmid>-disk-<n>`.
+  const template = /^base-(\d+)-disk-\d+\//.exec(disk?.volname ?? '')?.[1];
+  const info = await sim.realGuests!.start(vm, readCloudInitSnippetBytes(sim, vm), disk?.sizeBytes ?? 0, template !== undefined ? Number(template) : undefined);
   ctx.log(`QEMU ${info.pid} (${info.accel}): SSH on ${info.ssh.host}:${info.ssh.port}, serial console in ${info.serialLog}`);
 }
 

@@ -1,9 +1,36 @@
 import { readdirSync, statSync } from 'node:fs';
+import { sleep } from '../timing';
 import { join } from 'node:path';
 import type { Route, SimContext } from '../context';
 import { pveDie } from '../errors';
 import type { StorageSeed } from '../seed';
 import { drivesOf } from './qemuCommon';
+import { isFileBased, type FileContent } from '../storageFiles';
+import { paramError } from '../errors';
+import { existsSync, rmSync } from 'node:fs';
+
+const FILE_CONTENTS: readonly FileContent[] = ['iso', 'vztmpl', 'import'];
+
+/** `$real_volume_id` of pve-storage `Content.pm`: `volume` is a whole volid, or a volname on `storage`. */
+function realVolumeId(storage: string | undefined, volume: string): { volid: string; sid: string; volname: string } {
+  const m = /^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(.+)$/.exec(volume);
+  if (volume.includes(':')) {
+    if (!m) throw paramError({ volume: `unable to parse volume ID '${volume}'` });
+    if (storage && m[1] !== storage) throw paramError({ volume: `storage ID mismatch (${m[1]} != ${storage})` });
+    return { volid: volume, sid: m[1]!, volname: m[2]! };
+  }
+  if (!storage) throw paramError({ volume: 'no storage specified - incomplete volume ID' });
+  return { volid: `${storage}:${volume}`, sid: storage, volname: volume };
+}
+
+/** The file behind a file volume (`import/<name>`, `iso/<name>`, `vztmpl/<name>`), on this machine and as PVE names it. */
+export function fileVolumePath(sim: SimContext, sid: string, volname: string, node: string): { path: string; pvePath: string; content: FileContent; name: string } | undefined {
+  const storage = sim.cluster.storages.get(sid);
+  const m = /^(import|iso|vztmpl)\/([^/]+)$/.exec(volname);
+  if (!storage || !m || !isFileBased(storage)) return undefined;
+  const content = m[1] as FileContent;
+  return { path: join(sim.storageFiles.dir(storage, node, content), m[2]!), pvePath: `${sim.storageFiles.pvePath(storage, content)}/${m[2]}`, content, name: m[2]! };
+}
 
 /**
  * Storage listing and content (pve-storage `API2/Storage/Status.pm`, `Content.pm`, reference §4.18). Snippets
@@ -96,6 +123,14 @@ export const storageRoutes: Route[] = [
           }
         }
       }
+      // iso, vztmpl and import files: listed for anyone who may list the storage at all (reference §4.6).
+      for (const type of FILE_CONTENTS) {
+        if ((content && content !== type) || !storage.content.includes(type) || vmid !== undefined || !isFileBased(storage)) continue;
+        for (const f of sim.storageFiles.list(storage, node, type)) {
+          const sub = type === 'vztmpl' ? 'vztmpl' : type;
+          out.push({ volid: `${sid}:${sub}/${f.name}`, content: type, format: f.format, size: f.size, ctime: f.ctime });
+        }
+      }
       const snippetsListed = (!content || content === 'snippets') && storage.content.includes('snippets') && vmid === undefined;
       if (snippetsListed && sim.perms.has(identity, `/storage/${sid}`, ['Datastore.Allocate'])) {
         for (const f of snippetFiles(sim, node, sid)) {
@@ -103,6 +138,46 @@ export const storageRoutes: Route[] = [
         }
       }
       return out;
+    },
+  },
+  {
+    // pve-storage `Content.pm delete`: `Datastore.Allocate` on the storage, then an `imgdel` task (id: the storage).
+    method: 'DELETE',
+    path: '/nodes/{node}/storage/{storage}/content/{volume}',
+    handle: ({ identity, params }, sim) => {
+      const node = params.req('node');
+      const { volid, sid, volname } = realVolumeId(params.str('storage'), params.req('volume'));
+      const storage = sim.cluster.storages.get(sid);
+      if (!storage) throw pveDie(`storage '${sid}' does not exist`);
+      sim.perms.check(identity, `/storage/${sid}`, ['Datastore.Allocate']);
+      const file = fileVolumePath(sim, sid, volname, node);
+      if (!file) throw pveDie(`deleting '${volid}' is not simulated (only iso, vztmpl and import files)`);
+      const task = sim.tasks.start({
+        node,
+        type: 'imgdel',
+        id: sid,
+        identity,
+        worker: async (ctx) => {
+          await Promise.resolve();
+          ctx.failIfInjected();
+          if (!existsSync(file.path)) {
+            ctx.warn(`disk image '${file.pvePath}' does not exist`);
+          } else {
+            const { size } = statSync(file.path);
+            rmSync(file.path);
+            sim.capacity.release(storage, node, size);
+          }
+          ctx.log(`Removed volume '${volid}'`);
+        },
+      });
+      const delay = params.int('delay');
+      if (delay === undefined) return task.upid;
+      // `delay`: null when the task ended well within that many seconds, its error when it failed, else the UPID.
+      return Promise.race([task.done.then(() => true), sleep(delay * 1000).then(() => false)]).then((ended) => {
+        if (!ended) return task.upid;
+        if (task.exitstatus === 'OK' || /^WARNINGS: \d+$/.test(task.exitstatus ?? '')) return null;
+        throw pveDie(task.exitstatus ?? 'unexpected status');
+      });
     },
   },
 ];

@@ -1,5 +1,5 @@
 import { Envelope, type ApiRequest, type Route, type SimContext } from '../context';
-import { paramError, permissionError } from '../errors';
+import { paramError, permissionError, pveDie } from '../errors';
 import type { TaskRecord } from '../tasks';
 import { parseUpid } from '../upid';
 
@@ -125,4 +125,28 @@ const list: Route = {
   },
 };
 
-export const taskRoutes: Route[] = [status, log, list];
+/**
+ * `DELETE /nodes/{node}/tasks/{upid}` (pve-manager `API2/Tasks.pm stop_task`): the task's owner, or `Sys.Modify`
+ * on the node, stops it (PVE kills the worker's process group); answers null at once. Only workers that model what
+ * a stop does to them (downloads) are stoppable here; stopping another running task is refused as not simulated.
+ */
+const stop: Route = {
+  method: 'DELETE',
+  path: '/nodes/{node}/tasks/{upid}',
+  handle: (req, sim) => {
+    const node = req.params.req('node');
+    const upid = req.params.req('upid');
+    const parsed = parseUpid(upid);
+    if (!parsed) throw paramError({ upid: 'unable to parse worker upid' });
+    const task = sim.tasks.get(upid);
+    if (!task || parsed.node !== node) throw paramError({ upid: 'no such task' });
+    if (!isOwner(req, task)) sim.perms.check(req.identity, `/nodes/${node}`, ['Sys.Modify']);
+    if (task.status === 'running') {
+      if (!task.stop) throw pveDie(`stopping a running '${task.parsed.type}' task is not simulated`);
+      task.stop();
+    }
+    return null;
+  },
+};
+
+export const taskRoutes: Route[] = [status, log, list, stop];

@@ -110,13 +110,16 @@ export class RealGuests {
    * Boots `vm`: its disk (a linked clone of the image, made at the first start, at least `diskBytes` big), the
    * cloud-init drive regenerated from its config and snippets, then QEMU; resolves once QEMU's monitor answers.
    */
-  async start(vm: VmState, snippets: CloudInitSnippets, diskBytes: number): Promise<RealGuestInfo> {
+  async start(vm: VmState, snippets: CloudInitSnippets, diskBytes: number, templateVmid?: number): Promise<RealGuestInfo> {
     if (this.#guests.has(vm.vmid)) throw new Error(`VM ${vm.vmid} already running`);
     const dir = this.vmDir(vm.vmid);
     mkdirSync(dir, { recursive: true });
     const disk = join(dir, 'disk.qcow2');
     if (!existsSync(disk)) {
-      const base = join(this.#opts.image, this.#manifest.disk);
+      // A linked clone of a template that has a disk of its own (one made from an imported image) stands on that
+      // disk; every other VM on the project's image.
+      const templateDisk = templateVmid !== undefined ? join(this.vmDir(templateVmid), 'disk.qcow2') : undefined;
+      const base = templateDisk && existsSync(templateDisk) ? templateDisk : join(this.#opts.image, this.#manifest.disk);
       await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', disk]);
     }
     await this.#growTo(disk, diskBytes);
@@ -222,6 +225,22 @@ export class RealGuests {
     if (guest) return void (await qmpCall(guest.qmp, 'block_resize', { device: 'disk0', size: bytes }));
     const disk = join(this.vmDir(vmid), 'disk.qcow2');
     if (existsSync(disk)) await this.#growTo(disk, bytes);
+  }
+
+  /** `import-from`: the VM's disk becomes a qcow2 copy of the image (`qemu-img convert`, as qemu-server imports). */
+  async importDisk(vmid: number, image: string, format: string): Promise<void> {
+    const dir = this.vmDir(vmid);
+    mkdirSync(dir, { recursive: true });
+    const disk = join(dir, 'disk.qcow2');
+    rmSync(disk, { force: true });
+    await run('qemu-img', ['convert', '-q', '-f', format, '-O', 'qcow2', image, disk]);
+  }
+
+  /** A full clone of a VM with a disk of its own copies it (a linked clone stands on it at its first start instead). */
+  async fullCloneDisk(sourceVmid: number, vmid: number): Promise<void> {
+    const source = join(this.vmDir(sourceVmid), 'disk.qcow2');
+    if (!existsSync(source)) return;
+    await this.importDisk(vmid, source, 'qcow2');
   }
 
   /** Destroy: the process (if any) and every file of the VM. */
