@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config';
 import { bannerLines } from './embedded/banner';
+import { GUEST_FORWARD_FORM, GUEST_FORWARD_OPTION, guestForwardsOf } from './embedded/guestForwardOption';
 import { pveflowVersion } from './version';
 import { startEmbeddedStack, type EmbeddedStack } from './embedded/stack';
 import { createLogger } from './observability';
 import { installSdkRuntime } from './observability/sdkMetrics';
 import { realGuestPrerequisites } from './simulators/pve';
 
-const USAGE = `usage: npm start [-- --reset-sim] [-- --real-guests]
+const USAGE = `usage: npm start [-- --reset-sim] [-- --real-guests [${GUEST_FORWARD_OPTION} ${GUEST_FORWARD_FORM}]...]
 
 Runs pveflow with everything it needs on this machine; what is not configured (README, "A real cluster") is
 simulated. The simulated world (VMs, snippets, VPN peers, tokens) is kept in DATA_DIR/sim across restarts.
@@ -18,6 +19,11 @@ simulated. The simulated world (VMs, snippets, VPN peers, tokens) is kept in DAT
                 cluster sync reports the VMs they had as vanished)
   --real-guests the simulated Proxmox boots every started VM as a real Debian guest under QEMU (the image is
                 built once by scripts/build-guest-image.sh; ~1 GB of memory and a minute or two of boot per VM)
+  ${GUEST_FORWARD_OPTION} ${GUEST_FORWARD_FORM}
+                with --real-guests, repeatable: the guests reach ADDRESS:PORT (10.0.2.0/24, their own network)
+                and each connection runs COMMAND on this machine, e.g. a real NetBird for the guests:
+                  NETBIRD_API_URL=... NETBIRD_TOKEN=... NETBIRD_MANAGEMENT_URL=http://10.0.2.100:33073 \\
+                  npm start -- --real-guests ${GUEST_FORWARD_OPTION} '10.0.2.100:33073=socat - TCP:netbird.example.org:33073'
   --help        this text`;
 
 /**
@@ -29,11 +35,21 @@ async function main(): Promise<void> {
   let args;
   try {
     args = parseArgs({
-      options: { 'reset-sim': { type: 'boolean', default: false }, 'real-guests': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      options: {
+        'reset-sim': { type: 'boolean', default: false },
+        'real-guests': { type: 'boolean', default: false },
+        'guest-forward': { type: 'string', multiple: true, default: [] },
+        help: { type: 'boolean', default: false },
+      },
       strict: true,
     }).values;
   } catch (err) {
     console.error(`[pveflow] ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const guestForwards = guestForwardsOf({ realGuests: args['real-guests'], forwards: args['guest-forward'] });
+  if ('error' in guestForwards) {
+    console.error(`[pveflow] ${guestForwards.error}\n\n${USAGE}`);
     process.exit(2);
   }
   if (args.help) {
@@ -69,7 +85,7 @@ async function main(): Promise<void> {
       shutdownSignals: [],
     }),
   };
-  const realGuests = args['real-guests'] ? { image: guestImage() } : undefined;
+  const realGuests = args['real-guests'] ? { image: guestImage(), guestForwards } : undefined;
   stack = await startEmbeddedStack({ resetSim: args['reset-sim'], sdkRuntime, realGuests });
   if (stopping) return stop('signal received while starting');
   console.log(describe(stack).join('\n'));

@@ -147,8 +147,6 @@ describe('cloud-init user-data against real cloud-init (cloud-init schema -c)', 
   const PEM = `-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2xvdWQtaW5pdCB0ZXN0IGNlcnRpZmljYXRlMAoGCCqGSM49\n-----END CERTIFICATE-----\n`;
   const fragment: Required<NonNullable<CloudInitChoices['cloud_config']>> = {
     timezone: 'Europe/Paris',
-    locale: 'en_GB.UTF-8',
-    keyboard: { layout: 'gb', variant: '' },
     package_upgrade: true,
     ntp: { enabled: true, servers: ['ntp1.example.org'], pools: ['0.debian.pool.ntp.org'] },
     ca_certs: { remove_defaults: false, trusted: [PEM] },

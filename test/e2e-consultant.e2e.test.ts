@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { netbirdUnavailable, NETBIRD_ADDRESS, NETBIRD_PORT, startNetbirdServer, 
 import { createNetbirdUser, listPeers, loginPeerAsUser, type NetbirdUser, type UserPeer } from './support/netbirdUserPeer';
 import { validRequestBody } from './support/requests';
 import { startTestStack, type TestStack } from './support/testStack';
+import { guestImage } from './support/realGuest';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -113,11 +114,7 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
       keyFile = join(dir, 'request-key');
       writeFileSync(keyFile, sshKey.privateKey, { mode: 0o600 });
 
-      const build = spawnSync('bash', ['scripts/build-guest-image.sh'], { encoding: 'utf8', timeout: 20 * 60_000 });
-      if (build.status !== 0) throw new Error(`scripts/build-guest-image.sh failed (${build.status}): ${build.stderr.slice(-3000)}`);
-      const image = build.stdout.trim().split('\n').at(-1)!;
-      const manifest = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { netbirdClient?: { present: boolean } };
-      if (!manifest.netbirdClient?.present) throw new Error(`the guest image ${image} has no NetBird client: build NetBird first (bash scripts/install-netbird.sh), then the image`);
+      const image = guestImage({ netbird: true });
 
       netbird = await startNetbirdServer({ prefix: PREFIX });
       // What docs/operations.md tells an operator to do on a new NetBird account: the account's Default policy lets

@@ -52,6 +52,7 @@ export const testGroups: readonly TestGroup[] = [
       'compose.test.ts',
       'failureMessage.test.ts',
       'groups.test.ts',
+      'guestForwardOption.test.ts',
       'guestLog.test.ts',
       'imageCatalogue-rules.test.ts',
       'install-tree.test.ts',

@@ -1,27 +1,23 @@
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Agent, fetch } from 'undici';
 import { parse } from 'yaml';
 import { renderUserData } from '../src/activities/snippets/cloudInit';
 import { generateGuestCredentials, sha512Crypt } from '../src/activities/snippets/guestCredentials';
 import { createDeviceRequestBody } from '../src/contracts/apiSchemas';
 import { badRequest } from '../src/api/http/problems';
 import { NetbirdClient } from '../src/clients/netbird';
-import { PveClient } from '../src/clients/pve';
-import { SftpClient } from '../src/clients/sftp';
 import { choiceLimitRefusals, defaultChoiceLimits } from '../src/domain/choiceLimits';
 import { cloudInitHardLimits, type CloudInitChoices } from '../src/domain/cloudInitChoices';
 import { deviceNames } from '../src/domain/deviceNames';
 import type { GuestCredentials } from '../src/domain/guestCredentials';
-import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { realGuestPrerequisites, type RealGuestInfo } from '../src/simulators/pve';
-import { SNIPPETS_DIR, startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import { realGuestPrerequisites } from '../src/simulators/pve';
 import { APT_REPO_GUEST_ADDRESS, APT_REPO_GUEST_PORT, MARKER_PACKAGE, startLocalAptRepo, type LocalAptRepo } from './support/localAptRepo';
 import { NETBIRD_ADDRESS, NETBIRD_PORT, netbirdUnavailable, startNetbirdServer, type NetbirdServer } from './support/netbirdServer';
+import { guestImage, runnableOrSkip, sshRun, startRealGuestWorld, type RealGuestVm, type RealGuestWorld } from './support/realGuest';
 
 /**
  * Issue 28 part 2, on a real guest: the most aggressive first boot the allowlist of docs/images-and-choices.md still
@@ -62,14 +58,12 @@ const PREFIX = 'guardrails-guest';
 
 const reasonNotRunnable = realGuestPrerequisites() ?? netbirdUnavailable();
 let dir = '';
-let world: SimulatedWorld | undefined;
+let realWorld: RealGuestWorld | undefined;
+let vm: RealGuestVm;
 let netbirdServer: NetbirdServer | undefined;
 let netbird: NetbirdClient | undefined;
 let repo: LocalAptRepo | undefined;
-let pve: PveClient;
-let agent: Agent;
 let keyFile = '';
-let guest: RealGuestInfo | undefined;
 
 /** What the API's own 400 says about `cloud_init`: the issues it would answer with, or none. */
 function intakeIssues(cloudInit: unknown): Array<{ field: string; reason: string; rule?: string }> {
@@ -93,6 +87,9 @@ test('the guard-rail probes of issue 28 are refused with 400 naming the rule', (
     ['/usr/local/bin, first on PATH', { write_files: [{ path: '/usr/local/bin/curl', content: '#!/bin/sh\n' }] }, 'cloud_init.write_files.0.path', 'path-not-allowed'],
     ['a .. segment', { write_files: [{ path: '/opt/../etc/shadow', content: '' }] }, 'cloud_init.write_files.0.path', 'path-not-normalised'],
     ['the users', { cloud_config: { users: [{ name: 'arrow', lock_passwd: true }] } }, 'cloud_init.cloud_config.users', 'pveflow-key'],
+    // Refused since this guest showed them ending cloud-init in error (console-setup absent; Debian's locale-gen).
+    ['keyboard', { cloud_config: { keyboard: { layout: 'de', model: 'pc105', variant: 'nodeadkeys', options: 'ctrl:swapcaps' } } }, 'cloud_init.cloud_config.keyboard', 'cloud-config-key'],
+    ['locale', { cloud_config: { locale: 'en_GB.UTF-8' } }, 'cloud_init.cloud_config.locale', 'cloud-config-key'],
     ['the CA bundle emptied', { cloud_config: { ca_certs: { remove_defaults: true } } }, 'cloud_init.cloud_config.ca_certs.remove_defaults', 'cloud-config-value'],
     ['constructor', JSON.parse('{"cloud_config":{"constructor":{}}}'), 'cloud_init.cloud_config.constructor', 'cloud-config-key'],
     ['toString', JSON.parse('{"cloud_config":{"toString":"x"}}'), 'cloud_init.cloud_config.toString', 'cloud-config-key'],
@@ -156,8 +153,6 @@ function aggressiveChoices(login: string, sourcesFile: { path: string; content: 
     ],
     cloud_config: {
       timezone: 'Pacific/Kiritimati',
-      locale: 'en_GB.UTF-8',
-      keyboard: { layout: 'de', model: 'pc105', variant: 'nodeadkeys', options: 'ctrl:swapcaps' },
       package_upgrade: true,
       ntp: { enabled: true, servers: ['10.0.2.2'], pools: ['pool.invalid'] },
       ca_certs: { remove_defaults: false, trusted: [selfSignedPem()] },
@@ -171,11 +166,7 @@ function aggressiveChoices(login: string, sourcesFile: { path: string; content: 
 before(async () => {
   if (reasonNotRunnable) return;
   dir = mkdtempSync(join(tmpdir(), 'guardrails-guest-'));
-  const build = spawnSync('bash', ['scripts/build-guest-image.sh'], { encoding: 'utf8', timeout: 20 * 60_000 });
-  if (build.status !== 0) throw new Error(`scripts/build-guest-image.sh failed (${build.status}): ${build.stderr.slice(-3000)}`);
-  const image = build.stdout.trim().split('\n').at(-1)!;
-  const manifest = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { netbirdClient?: { present: boolean } };
-  if (!manifest.netbirdClient?.present) throw new Error(`the guest image ${image} has no NetBird client: run bash scripts/install-netbird.sh, then this test again`);
+  const image = guestImage({ netbird: true });
 
   netbirdServer = await startNetbirdServer({ prefix: PREFIX });
   netbird = new NetbirdClient({ baseUrl: netbirdServer.apiUrl, token: netbirdServer.token });
@@ -184,32 +175,22 @@ before(async () => {
     { address: NETBIRD_ADDRESS, port: NETBIRD_PORT, command: netbirdServer.guestForwardCommand },
     { address: APT_REPO_GUEST_ADDRESS, port: APT_REPO_GUEST_PORT, command: `socat - TCP:127.0.0.1:${repo.hostPort}` },
   ];
-  world = await startSimulatedWorld({ dir: join(dir, 'world'), timing: simulatorTimings.fast, realGuests: { image, guestForwards } });
-  const ca = readFileSync(world.env.PVE_CA_FILE, 'utf8');
-  pve = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.env.PVE_TOKEN_ID, tokenSecret: world.env.PVE_TOKEN_SECRET, ca, timeoutMs: 60_000 });
-  agent = new Agent({ connect: { ca } });
+  realWorld = await startRealGuestWorld(dir, image, guestForwards);
+  vm = realWorld.vm({ node: NODE, vmid: VMID, bootWaitMs: BOOT_WAIT_MS, failureContext: () => `NetBird's server log ends:\n${netbirdServer?.log().slice(-2000)}` });
   keyFile = join(dir, 'requester');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'requester@test', '-f', keyFile]);
 });
 
 after(async () => {
-  await world?.stop();
+  await realWorld?.stop();
   await netbird?.close();
   await netbirdServer?.stop();
   await repo?.stop();
-  await pve?.close();
-  await agent?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('a guest booted with the most aggressive accepted choices keeps its agent, its VPN enrolment and its logins', { timeout: 45 * 60_000 }, async (t) => {
-  if (reasonNotRunnable) {
-    // Never silently: in CI this machine must run the test; elsewhere the skip says why.
-    if (process.env.CI) assert.fail(`the guard rails cannot be shown on a real guest here: ${reasonNotRunnable}`);
-    t.skip(`the guard rails cannot be shown on a real guest here: ${reasonNotRunnable}`);
-    return;
-  }
-  const w = world!;
+  if (!runnableOrSkip(t, reasonNotRunnable, 'the guard rails cannot be shown on a real guest here')) return;
   const nb = netbird!;
   const names = deviceNames(SERIAL, 'hostile');
   const credentials: GuestCredentials = generateGuestCredentials();
@@ -240,35 +221,22 @@ test('a guest booted with the most aggressive accepted choices keeps its agent, 
   assert.equal((rendered.write_files as unknown[]).length, choices.write_files!.length, 'every file passed the merge');
 
   // 3. The VM as pveflow makes it: linked clone, snippet over SFTP, cicustom, start.
-  await task(await pve.cloneVm(NODE, TEMPLATE, { newid: VMID, name: names.hostname, pool: 'pveflow' }));
-  const [host, port] = w.env.SSH_NODES.split(',')
-    .find((n) => n.startsWith(`${NODE}=`))!
-    .slice(NODE.length + 1)
-    .split(':');
-  const fingerprint = w.env.SSH_HOST_FINGERPRINTS.split(',')
-    .find((n) => n.startsWith(`${NODE}=`))!
-    .slice(NODE.length + 1);
-  const sftp = new SftpClient({ host: host!, port: Number(port), username: w.env.SSH_USER, privateKey: readFileSync(w.env.SSH_PRIVATE_KEY_FILE, 'utf8'), hostKeyFingerprint: fingerprint });
-  await sftp.upload(`${SNIPPETS_DIR}/${names.snippetFile}`, userData);
-  await sftp.close();
-  await task(await pve.updateVmConfig(NODE, VMID, { cicustom: `user=local:snippets/${names.snippetFile}`, ipconfig0: 'ip=dhcp' }));
+  await vm.cloneWithSnippet(TEMPLATE, names.hostname, names.snippetFile, userData);
   const started = Date.now();
-  await task(await pve.vmPower(NODE, VMID, 'start'));
-  guest = w.pve.realGuest(VMID);
-  assert.ok(guest, 'the started VM runs a real guest');
+  const guest = await vm.start();
 
   // 4. The guest agent answers: ping, an IPv4 on eth0, exec.
-  const ipv4 = await bootedToAddress();
+  const ipv4 = await vm.bootedToAddress();
   t.diagnostic(`agent reported ${ipv4} after ${Math.round((Date.now() - started) / 1000)} s (${guest.accel})`);
-  await api('POST', `/nodes/${NODE}/qemu/${VMID}/agent/ping`, {});
-  await waitFor('cloud-init to finish (boot-finished)', async () => (await readGuestFile('/var/lib/cloud/instance/boot-finished').catch(() => undefined)) !== undefined);
+  await vm.api('POST', `/nodes/${NODE}/qemu/${VMID}/agent/ping`, {});
+  await vm.waitFor('cloud-init to finish (boot-finished)', async () => (await vm.readGuestFile('/var/lib/cloud/instance/boot-finished').catch(() => undefined)) !== undefined);
   t.diagnostic(`cloud-init finished after ${Math.round((Date.now() - started) / 1000)} s`);
-  assert.deepEqual(await guestExec(['systemctl', 'is-active', 'qemu-guest-agent']), { exitcode: 0, out: 'active\n' }, 'the agent runs, and exec answers');
-  assert.equal(await readGuestFile('/var/lib/cloud/instance/user-data.txt'), userData, 'the guest read pveflow’s rendering byte for byte');
+  assert.deepEqual(await vm.guestExec(['systemctl', 'is-active', 'qemu-guest-agent']), { exitcode: 0, out: 'active\n' }, 'the agent runs, and exec answers');
+  assert.equal(await vm.readGuestFile('/var/lib/cloud/instance/user-data.txt'), userData, 'the guest read pveflow’s rendering byte for byte');
 
   // 5. The VPN enrolment: the peer is in the real server's /api/peers, connected, in the setup key's group.
   let peer: Awaited<ReturnType<NetbirdClient['peersNamed']>>[number] | undefined;
-  await waitFor('the guest to appear connected in NetBird', async () => {
+  await vm.waitFor('the guest to appear connected in NetBird', async () => {
     peer = (await nb.peersNamed(names.hostname)).find((p) => p.connected);
     return peer !== undefined;
   });
@@ -277,15 +245,15 @@ test('a guest booted with the most aggressive accepted choices keeps its agent, 
     `the peer is in ${names.deviceGroup}: ${JSON.stringify(peer!.groups)}`,
   );
   assert.equal((await nb.getSetupKey(setupKey.id)).used_times, 1, 'the one-off key was used, once');
-  assert.equal(await readGuestFile('/var/tmp/stolen-setup-key').catch(() => 'absent'), 'absent', 'the netbird a command put on PATH afterwards received nothing');
-  const atRuncmd = await readGuestFile('/var/tmp/at-request-runcmd');
+  assert.equal(await vm.readGuestFile('/var/tmp/stolen-setup-key').catch(() => 'absent'), 'absent', 'the netbird a command put on PATH afterwards received nothing');
+  const atRuncmd = await vm.readGuestFile('/var/tmp/at-request-runcmd');
   assert.match(atRuncmd, /^active\n/, `the agent was active when the request's first command ran: ${atRuncmd}`);
   assert.match(atRuncmd, /Management: Connected/, `NetBird was enrolled when the request's first command ran: ${atRuncmd}`);
 
   // 6. The generated logins: the hashes verify against the passwords, SSH with the key lands as the login user, sudo and su work.
   // Subtests from here: each one's failure is reported, and the others still run on the booted guest.
   await t.test('the hashes in /etc/shadow verify against the generated passwords', async () => {
-    const shadow = await readGuestFile('/etc/shadow');
+    const shadow = await vm.readGuestFile('/etc/shadow');
     const { verify } = await import('unixcrypt');
     for (const [user, password] of [
       [credentials.username, credentials.password],
@@ -298,112 +266,37 @@ test('a guest booted with the most aggressive accepted choices keeps its agent, 
     }
   });
   await t.test('SSH with the requester’s key lands as the login user; sudo and su take the generated passwords', async () => {
-    const whoami = await sshRun(guest!, 'id -un');
-    assert.equal(whoami.status, 0, `SSH as ${credentials.username} through 127.0.0.1:${guest!.ssh.port}: ${whoami.stderr}`);
+    const whoami = await sshRun(keyFile, 'arrow', guest, 'id -un');
+    assert.equal(whoami.status, 0, `SSH as ${credentials.username} through 127.0.0.1:${guest.ssh.port}: ${whoami.stderr}`);
     assert.equal(whoami.stdout.trim(), credentials.username);
-    const sudo = await sshRun(guest!, 'sudo -S -k -p "" id -un', `${credentials.password}\n`);
+    const sudo = await sshRun(keyFile, 'arrow', guest, 'sudo -S -k -p "" id -un', `${credentials.password}\n`);
     assert.equal(sudo.stdout.trim(), 'root', `sudo with the generated password: ${sudo.stderr}`);
-    const wrong = await sshRun(guest!, 'sudo -S -k -p "" id -un', `${credentials.password}x\n`);
+    const wrong = await sshRun(keyFile, 'arrow', guest, 'sudo -S -k -p "" id -un', `${credentials.password}x\n`);
     assert.notEqual(wrong.stdout.trim(), 'root', 'sudo refuses another password');
     // su reads the password from a terminal: script(1) gives it one. The password is typed once su has asked (typed
     // earlier, su's switch of the terminal to no-echo would discard it).
-    const su = await sshRun(guest!, `read -r pw; { sleep 10; printf '%s\\n' "$pw"; } | script -qec "su -c 'id -un' root" /dev/null`, `${credentials.rootPassword}\n`);
+    const su = await sshRun(keyFile, 'arrow', guest, `read -r pw; { sleep 10; printf '%s\\n' "$pw"; } | script -qec "su -c 'id -un' root" /dev/null`, `${credentials.rootPassword}\n`);
     assert.match(su.stdout, /^root\r?$/m, `su with the generated root password: ${su.stdout} ${su.stderr}`);
     // The home the login user got is its own, although a file was written into it before the user existed.
-    const home = await sshRun(guest!, 'stat -c %U:%G ~ && touch ~/written-by-login && echo writable');
+    const home = await sshRun(keyFile, 'arrow', guest, 'stat -c %U:%G ~ && touch ~/written-by-login && echo writable');
     assert.equal(home.stdout, `${credentials.username}:${credentials.username}\nwritable\n`, `the login's home is its own: ${home.stdout} ${home.stderr}`);
   });
 
   // 7. The declarative additions landed (they were applied, not dropped), and cloud-init's verdict.
   await t.test('the request’s additions were applied', async () => {
-    assert.deepEqual(await guestExec(['dpkg-query', '-W', '-f', '${Status}', MARKER_PACKAGE]), { exitcode: 0, out: 'install ok installed' }, 'the request’s package installed');
-    assert.match(await readGuestFile('/etc/motd'), /^pveflow says nothing here/);
-    assert.deepEqual(await guestExec(['systemctl', 'is-active', 'app.service']), { exitcode: 0, out: 'active\n' }, 'the request’s own unit, enabled from runcmd');
+    assert.deepEqual(await vm.guestExec(['dpkg-query', '-W', '-f', '${Status}', MARKER_PACKAGE]), { exitcode: 0, out: 'install ok installed' }, 'the request’s package installed');
+    assert.match(await vm.readGuestFile('/etc/motd'), /^pveflow says nothing here/);
+    assert.deepEqual(await vm.guestExec(['systemctl', 'is-active', 'app.service']), { exitcode: 0, out: 'active\n' }, 'the request’s own unit, enabled from runcmd');
   });
-  // cloud-init ends `error`, not `done`, for three of the request's keys and for reasons of the image and of this
-  // box, not of pveflow's part: on Debian 12, `keyboard` restarts console-setup, which the image does not carry;
-  // `locale` runs Debian's locale-gen, which ignores its argument, so a locale not in /etc/locale.gen is never made;
-  // `ntp.enabled` installs chrony, and the guest has no Debian mirror. Every other module, pveflow's among them
-  // (users, passwords, SSH keys, packages, write_files, ca-certs, runcmd), ran without an error.
-  await t.test('cloud-init finished; its only errors are those of the request’s keyboard, locale and ntp', async () => {
-    const result = JSON.parse(await readGuestFile('/run/cloud-init/result.json')) as { v1: { errors: string[] } };
+  // cloud-init ends `error`, not `done`, for one of the request's keys and for a reason of this box, not of pveflow's
+  // part: `ntp.enabled` installs chrony, and the guest has no Debian mirror. Every other module, pveflow's among them
+  // (users, passwords, SSH keys, packages, write_files, ca-certs, runcmd), ran without an error. (`keyboard` and
+  // `locale`, which failed here for reasons of the image, are refused at intake: see the probes above.)
+  await t.test('cloud-init finished; its only error is that of the request’s ntp', async () => {
+    const result = JSON.parse(await vm.readGuestFile('/run/cloud-init/result.json')) as { v1: { errors: string[] } };
     const failed = result.v1.errors.map((e) => /^\('([a-z_-]+)'/.exec(e)?.[1] ?? e).sort();
     t.diagnostic(`cloud-init errors: ${result.v1.errors.join('\n')}`);
-    assert.deepEqual(failed, ['keyboard', 'locale', 'ntp'], `the modules that failed: ${result.v1.errors.join('\n')}`);
-    assert.match(result.v1.errors.join('\n'), /console-setup/);
-    assert.match(result.v1.errors.join('\n'), /update-locale/);
+    assert.deepEqual(failed, ['ntp'], `the modules that failed: ${result.v1.errors.join('\n')}`);
     assert.match(result.v1.errors.join('\n'), /install', 'chrony'/);
   });
 });
-
-async function task(upid: string | null): Promise<void> {
-  if (!upid) return;
-  await waitFor(`task ${upid}`, async () => (await pve.taskStatus(upid)).status === 'stopped', 15 * 60_000, 500);
-  const status = await pve.taskStatus(upid);
-  if (status.exitstatus !== 'OK') assert.fail(`task ${upid} ended ${status.exitstatus}: ${(await pve.taskLogTail(upid)).join('\n')}`);
-}
-
-async function bootedToAddress(): Promise<string> {
-  let address = '';
-  await waitFor('the guest agent to report an IPv4 address', async () => {
-    const interfaces = await pve.guestNetworkInterfaces(NODE, VMID).catch(() => undefined);
-    const eth0 = interfaces?.result.find((i) => i.name === 'eth0');
-    address = eth0?.['ip-addresses']?.find((a) => a['ip-address-type'] === 'ipv4')?.['ip-address'] ?? '';
-    return address !== '';
-  });
-  return address;
-}
-
-/** `GET .../agent/file-read` (raw: pveflow's client has no call for it). */
-async function readGuestFile(file: string): Promise<string> {
-  const reply = await api('GET', `/nodes/${NODE}/qemu/${VMID}/agent/file-read?file=${encodeURIComponent(file)}`);
-  return (reply as { content: string }).content;
-}
-
-/** `POST .../agent/exec`, then `exec-status` until it exited. */
-async function guestExec(command: string[]): Promise<{ exitcode: number; out: string }> {
-  const { pid } = (await api('POST', `/nodes/${NODE}/qemu/${VMID}/agent/exec`, { command })) as { pid: number };
-  let status: { exited: number | boolean; exitcode?: number; 'out-data'?: string } = { exited: 0 };
-  await waitFor(`'${command.join(' ')}' in the guest`, async () => {
-    status = (await api('GET', `/nodes/${NODE}/qemu/${VMID}/agent/exec-status?pid=${pid}`)) as typeof status;
-    return Boolean(status.exited);
-  });
-  return { exitcode: status.exitcode ?? -1, out: status['out-data'] ?? '' };
-}
-
-async function api(method: 'GET' | 'POST', path: string, json?: unknown): Promise<unknown> {
-  const w = world!;
-  const res = await fetch(`${w.env.PVE_ENDPOINT}/api2/json${path}`, {
-    method,
-    dispatcher: agent,
-    headers: { authorization: `PVEAPIToken=${w.env.PVE_TOKEN_ID}=${w.env.PVE_TOKEN_SECRET}`, ...(json ? { 'content-type': 'application/json' } : {}) },
-    body: json ? JSON.stringify(json) : undefined,
-    signal: AbortSignal.timeout(60_000),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${res.statusText}`);
-  return ((await res.json()) as { data: unknown }).data;
-}
-
-/** The system's ssh client with the requester's key, as the login user (asynchronous: the simulator serves from this process). */
-function sshRun(info: RealGuestInfo, command: string, input?: string): Promise<{ status: number; stdout: string; stderr: string }> {
-  const args = ['-i', keyFile, '-p', String(info.ssh.port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30'];
-  return new Promise((done) => {
-    const child = execFile('ssh', [...args, `arrow@${info.ssh.host}`, command], { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
-      done({ status: err ? (typeof err.code === 'number' ? err.code : 255) : 0, stdout, stderr });
-    });
-    child.stdin?.end(input ?? '');
-  });
-}
-
-/** Polls `check` until true; past the deadline it fails quoting the end of the guest's serial console. */
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = BOOT_WAIT_MS, everyMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) {
-      const log = guest && existsSync(guest.serialLog) ? readFileSync(guest.serialLog, 'utf8').split('\n').slice(-40).join('\n') : '(no serial console log)';
-      assert.fail(`waited ${Math.round(timeoutMs / 1000)} s for ${what}; the guest's serial console ends:\n${log}\nNetBird's server log ends:\n${netbirdServer?.log().slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

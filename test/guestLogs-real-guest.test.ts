@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -11,13 +10,11 @@ import { peerActivities } from '../src/activities/netbird/peer';
 import { renderUserData } from '../src/activities/snippets/cloudInit';
 import { sha512Crypt } from '../src/activities/snippets/guestCredentials';
 import { NetbirdClient } from '../src/clients/netbird';
-import { PveClient } from '../src/clients/pve';
-import { SftpClient } from '../src/clients/sftp';
 import { CLOUD_INIT_LOG } from '../src/domain/guestLog';
 import { deviceNames } from '../src/domain/deviceNames';
-import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { realGuestPrerequisites, type RealGuestInfo } from '../src/simulators/pve';
-import { SNIPPETS_DIR, startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import { realGuestPrerequisites } from '../src/simulators/pve';
+import { SNIPPETS_DIR } from '../src/simulators/world';
+import { guestImage, runnableOrSkip, startRealGuestWorld, type RealGuestVm, type RealGuestWorld } from './support/realGuest';
 
 /**
  * Issue 26, "bad input and faults", on a real guest: its snippet points `netbird up` at a management server that
@@ -35,66 +32,43 @@ const NOWHERE = { address: '10.0.2.101', port: 33073 };
 
 const reasonNotRunnable = realGuestPrerequisites();
 let dir = '';
-let world: SimulatedWorld | undefined;
-let pve: PveClient;
+let realWorld: RealGuestWorld | undefined;
+let vm: RealGuestVm;
 let netbird: NetbirdClient | undefined;
-let guest: RealGuestInfo | undefined;
 
 before(async () => {
   if (reasonNotRunnable) return;
   dir = mkdtempSync(join(tmpdir(), 'guest-logs-guest-'));
-  const build = spawnSync('bash', ['scripts/build-guest-image.sh'], { encoding: 'utf8', timeout: 20 * 60_000 });
-  if (build.status !== 0) throw new Error(`scripts/build-guest-image.sh failed (${build.status}): ${build.stderr.slice(-3000)}`);
-  const image = build.stdout.trim().split('\n').at(-1)!;
-  const manifest = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { netbirdClient?: { present: boolean } };
-  if (!manifest.netbirdClient?.present) throw new Error(`the guest image ${image} has no NetBird client: run bash scripts/install-netbird.sh, then this test again`);
+  const image = guestImage({ netbird: true });
   // The management address answers every connection by closing it: nothing there speaks NetBird.
-  world = await startSimulatedWorld({ dir: join(dir, 'world'), timing: simulatorTimings.fast, realGuests: { image, guestForwards: [{ ...NOWHERE, command: 'true' }] } });
-  const ca = readFileSync(world.env.PVE_CA_FILE, 'utf8');
-  pve = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.env.PVE_TOKEN_ID, tokenSecret: world.env.PVE_TOKEN_SECRET, ca, timeoutMs: 60_000 });
-  netbird = new NetbirdClient({ baseUrl: world.env.NETBIRD_API_URL, token: world.env.NETBIRD_TOKEN, ca: readFileSync(world.env.NETBIRD_CA_FILE, 'utf8') });
+  realWorld = await startRealGuestWorld(dir, image, [{ ...NOWHERE, command: 'true' }]);
+  vm = realWorld.vm({ node: NODE, vmid: VMID, bootWaitMs: BOOT_WAIT_MS });
+  const { env } = realWorld.world;
+  netbird = new NetbirdClient({ baseUrl: env.NETBIRD_API_URL, token: env.NETBIRD_TOKEN, ca: readFileSync(env.NETBIRD_CA_FILE, 'utf8') });
 });
 
 after(async () => {
-  await world?.stop();
-  await pve?.close();
+  await realWorld?.stop();
   await netbird?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('a guest whose NetBird is out of reach fails waitForPeer with its cloud-init log’s netbird error, the setup key redacted', { timeout: 30 * 60_000 }, async (t) => {
-  if (reasonNotRunnable) {
-    if (process.env.CI) assert.fail(`real guests cannot run on this machine: ${reasonNotRunnable}`);
-    t.skip(`real guests cannot run on this machine: ${reasonNotRunnable}`);
-    return;
-  }
-  const w = world!;
+  if (!runnableOrSkip(t, reasonNotRunnable, 'real guests cannot run on this machine')) return;
+  const { pve } = realWorld!;
   const names = deviceNames(SERIAL, 'lab');
   const managementUrl = `http://${NOWHERE.address}:${NOWHERE.port}`;
   const passwordHashes = { user: 'arrow', userHash: await sha512Crypt('correct horse battery'), rootHash: await sha512Crypt('staple battery horse') };
   const userData = renderUserData({ hostname: names.hostname, sshKeys: [], netbird: { managementUrl, setupKey: SETUP_KEY }, passwordHashes, choices: {} });
   assert.ok(userData.includes(SETUP_KEY), 'the snippet carries the setup key, as pveflow’s does');
 
-  await task(await pve.cloneVm(NODE, TEMPLATE, { newid: VMID, name: names.hostname, pool: 'pveflow' }));
-  const [host, port] = w.env.SSH_NODES.split(',')
-    .find((n) => n.startsWith(`${NODE}=`))!
-    .slice(NODE.length + 1)
-    .split(':');
-  const fingerprint = w.env.SSH_HOST_FINGERPRINTS.split(',')
-    .find((n) => n.startsWith(`${NODE}=`))!
-    .slice(NODE.length + 1);
-  const sftp = new SftpClient({ host: host!, port: Number(port), username: w.env.SSH_USER, privateKey: readFileSync(w.env.SSH_PRIVATE_KEY_FILE, 'utf8'), hostKeyFingerprint: fingerprint });
-  await sftp.upload(`${SNIPPETS_DIR}/${names.snippetFile}`, userData);
-  await sftp.close();
-  await task(await pve.updateVmConfig(NODE, VMID, { cicustom: `user=local:snippets/${names.snippetFile}`, ipconfig0: 'ip=dhcp' }));
+  await vm.cloneWithSnippet(TEMPLATE, names.hostname, names.snippetFile, userData);
   const started = Date.now();
-  await task(await pve.vmPower(NODE, VMID, 'start'));
-  guest = w.pve.realGuest(VMID);
-  assert.ok(guest, 'the started VM runs a real guest');
+  const guest = await vm.start();
 
   // Until the guest's log holds netbird's answer (or cloud-init gave up): only then is there an error to show.
   // (`netbird up` gives up after its login backoff, about 30 s; cloud-init then finishes, its final stage failed.)
-  await waitFor('cloud-init to finish', async () => /Cloud-init v\. \S+ finished/.test((await pve.readGuestFile(NODE, VMID, CLOUD_INIT_LOG)).content));
+  await vm.waitFor('cloud-init to finish', async () => /Cloud-init v\. \S+ finished/.test((await pve.readGuestFile(NODE, VMID, CLOUD_INIT_LOG)).content));
   t.diagnostic(`netbird up failed ${Math.round((Date.now() - started) / 1000)} s after start (${guest.accel})`);
 
   const settings: ActivitySettings = {
@@ -132,23 +106,3 @@ test('a guest whose NetBird is out of reach fails waitForPeer with its cloud-ini
     assert.ok(!shown.includes(passwordHashes.userHash) && !shown.includes(passwordHashes.rootHash), 'no password hash');
   }
 });
-
-async function task(upid: string | null): Promise<void> {
-  if (!upid) return;
-  await waitFor(`task ${upid}`, async () => (await pve.taskStatus(upid)).status === 'stopped', 15 * 60_000, 500);
-  const status = await pve.taskStatus(upid);
-  if (status.exitstatus !== 'OK') assert.fail(`task ${upid} ended ${status.exitstatus}: ${(await pve.taskLogTail(upid)).join('\n')}`);
-}
-
-/** Polls `check` until true; past the deadline it fails quoting the end of the guest's serial console. */
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = BOOT_WAIT_MS, everyMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) {
-      const log = guest && existsSync(guest.serialLog) ? readFileSync(guest.serialLog, 'utf8').split('\n').slice(-40).join('\n') : '(no serial console log)';
-      assert.fail(`waited ${Math.round(timeoutMs / 1000)} s for ${what}; the guest's serial console ends:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

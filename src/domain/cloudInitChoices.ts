@@ -167,6 +167,12 @@ export const refusedKeys: Record<string, string> = {
   swap: "cloud-init makes the swap file at swap.filename, whatever is there: pveflow's logins or keys included",
   mounts: "a mount can lie over pveflow's files: a tmpfs over /etc/ssh hides the generated logins' keys",
   bootcmd: "it runs at every boot, before pveflow's steps: use cloud_init.runcmd",
+  // Both were allowed until a real Debian 12 guest showed them ending cloud-init in `error` (guardrails-real-guest
+  // test): they need packages the image does not carry and a mirror the guest may not reach.
+  keyboard:
+    "on pveflow's Debian guests cloud-init's keyboard module restarts console-setup, which the image does not carry, and cloud-init ends in error: set the layout from runcmd (localectl set-x11-keymap) or in your own image",
+  locale:
+    "on pveflow's Debian guests cloud-init's locale module cannot generate a locale that is not already in /etc/locale.gen (Debian's locale-gen ignores the one asked for), and cloud-init ends in error: generate it from runcmd or in your own image",
 };
 
 const host = z
@@ -186,31 +192,6 @@ export const fragmentKeySchemas = {
     .string()
     .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a tz database name, e.g. Europe/Paris')
     .max(64),
-  locale: z
-    .string()
-    .regex(/^[A-Za-z0-9_.@-]+$/, 'a locale, e.g. en_GB.UTF-8')
-    .max(64),
-  keyboard: z.strictObject({
-    layout: z
-      .string()
-      .regex(/^[a-z0-9_,-]+$/)
-      .max(64),
-    model: z
-      .string()
-      .regex(/^[a-z0-9_-]+$/)
-      .max(64)
-      .optional(),
-    variant: z
-      .string()
-      .regex(/^[a-z0-9_,-]*$/)
-      .max(64)
-      .optional(),
-    options: z
-      .string()
-      .regex(/^[a-z0-9_:,-]*$/)
-      .max(256)
-      .optional(),
-  }),
   package_upgrade: z.boolean(),
   ntp: z.strictObject({ enabled: z.boolean().optional(), servers: z.array(host).min(1).max(10).optional(), pools: z.array(host).min(1).max(10).optional() }),
   ca_certs: z.strictObject({

@@ -107,6 +107,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions = {}): Promi
         timing: simulatorTimings[initial.SIM_TIMING],
         persist: { reset: opts.resetSim },
         ...(opts.realGuests ? { realGuests: opts.realGuests } : {}),
+        // pveflow's setup keys are then a real NetBird's: a guest joining the simulated one would only be refused.
+        simulatedEnrolment: !initial.NETBIRD_API_URL,
       });
       stops.push(world.stop);
       const w = world.env;

@@ -42,6 +42,12 @@ export interface WorldOptions {
    * world ends every QEMU it started.
    */
   realGuests?: Omit<RealGuestOptions, 'dir'> & { dir?: string };
+  /**
+   * Whether a VM that boots with a NetBird setup key in its snippet joins the simulated NetBird (default true, as
+   * `netbird up` would). Off when the setup keys are not the simulated NetBird's: pveflow is pointed at a real
+   * NetBird (NETBIRD_API_URL), or a test's real guests enrol (or fail to) on their own.
+   */
+  simulatedEnrolment?: boolean;
 }
 
 /** How a start found the world. */
@@ -132,7 +138,7 @@ export async function startSimulatedWorld(opts: WorldOptions): Promise<Simulated
       timing: opts.timing,
       snippetsDir: (node) => snippetsDirOf(node),
       storageDir: (storage, node) => join(opts.dir, 'storage', storage, node ?? 'shared'),
-      onGuestBoot: (boot) => bootGuest(netbird, boot),
+      ...(opts.simulatedEnrolment === false ? {} : { onGuestBoot: (boot: GuestBoot) => bootGuest(netbird, boot) }),
       restore: saved?.pve,
       onChange: changed,
       ...(opts.realGuests && realGuestsDir ? { realGuests: { ...opts.realGuests, dir: realGuestsDir } } : {}),

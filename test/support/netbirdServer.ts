@@ -104,15 +104,7 @@ export async function startNetbirdServer(opts: NetbirdServerOptions): Promise<Ne
   const base = `${opts.prefix}-${process.pid}-${++namespaces}`;
   const dir = mkdtempSync(join(tmpdir(), 'pveflow-netbird-'));
   const cleanup: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
-  const stopAll = async () => {
-    for (const step of cleanup.splice(0).reverse()) {
-      try {
-        await step();
-      } catch {
-        // Best effort: the next step still runs, so no namespace or process is left behind.
-      }
-    }
-  };
+  const stopAll = () => unwind(cleanup);
   try {
     const namespace = `${base}-srv`;
     makeNamespace(namespace, cleanup);
@@ -185,19 +177,10 @@ export async function startNetbirdServer(opts: NetbirdServerOptions): Promise<Ne
       },
       openPeerNamespace: async (name) => {
         const own: Array<() => Promise<void> | void> = [];
-        const close = async () => {
-          for (const step of own.splice(0).reverse()) {
-            try {
-              await step();
-            } catch {
-              // Best effort, as for the server.
-            }
-          }
-        };
+        const close = () => unwind(own);
         cleanup.push(close);
         try {
-          makeNamespace(name, own);
-          startProcess(name, 'socat', [`TCP-LISTEN:${NETBIRD_PORT},bind=${NETBIRD_ADDRESS},reuseaddr,fork`, socatExec(guestForwardCommand(namespace))], {}, join(dir, `${name}-bridge.log`), own);
+          makeBridgedNamespace(name, namespace, join(dir, `${name}-bridge.log`), own);
         } catch (err) {
           await close();
           throw err;
@@ -220,9 +203,7 @@ async function startPeer(namespace: string, serverNamespace: string, dir: string
   const peerDir = join(dir, namespace);
   mkdirSync(peerDir);
   cleanup.push(() => rmSync(peerDir, { recursive: true, force: true }));
-  makeNamespace(namespace, cleanup);
-  // The server's address, inside this namespace, forwarded to the server's namespace the way a guest's guestfwd is.
-  startProcess(namespace, 'socat', [`TCP-LISTEN:${NETBIRD_PORT},bind=${NETBIRD_ADDRESS},reuseaddr,fork`, socatExec(guestForwardCommand(serverNamespace))], {}, join(peerDir, 'bridge.log'), cleanup);
+  makeBridgedNamespace(namespace, serverNamespace, join(peerDir, 'bridge.log'), cleanup);
   const logFile = join(peerDir, 'client.log');
   // HOME and NB_STATE_DIR: the client's profiles and state stay in the peer's own directory.
   const client = startProcess(
@@ -233,15 +214,7 @@ async function startPeer(namespace: string, serverNamespace: string, dir: string
     logFile,
     cleanup,
   );
-  const stop = async () => {
-    for (const step of cleanup.splice(0).reverse()) {
-      try {
-        await step();
-      } catch {
-        // Best effort, as for the server.
-      }
-    }
-  };
+  const stop = () => unwind(cleanup);
   await sleep(200);
   if (client.exitCode !== null) {
     const log = readLog(logFile);
@@ -258,6 +231,23 @@ async function startPeer(namespace: string, serverNamespace: string, dir: string
     },
     stop,
   };
+}
+
+/** A namespace (as makeNamespace) whose NETBIRD_ADDRESS is forwarded to the server's namespace the way a guest's guestfwd is. */
+function makeBridgedNamespace(name: string, serverNamespace: string, bridgeLog: string, cleanup: Array<() => Promise<void> | void>): void {
+  makeNamespace(name, cleanup);
+  startProcess(name, 'socat', [`TCP-LISTEN:${NETBIRD_PORT},bind=${NETBIRD_ADDRESS},reuseaddr,fork`, socatExec(guestForwardCommand(serverNamespace))], {}, bridgeLog, cleanup);
+}
+
+/** Runs (and empties) the clean-up steps, last first, best effort: one that fails does not keep the others from running. */
+async function unwind(steps: Array<() => Promise<void> | void>): Promise<void> {
+  for (const step of steps.splice(0).reverse()) {
+    try {
+      await step();
+    } catch {
+      // Best effort: the next step still runs, so no namespace or process is left behind.
+    }
+  }
 }
 
 /**
