@@ -221,6 +221,8 @@ export const testGroups: readonly TestGroup[] = [
       'npm-start.test.ts',
       'pve-simulator-real-guest.test.ts',
       'pve-simulator-real-guest-import.test.ts',
+      // The Debian guest image imported through the API from a loopback URL, then a request for it boots it (issue 31 §5).
+      'image-import-real-guest.e2e.test.ts',
       'sim-persistence.e2e.test.ts',
       'split-processes.e2e.test.ts',
       'standalone-clone.test.ts',
