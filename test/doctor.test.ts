@@ -618,12 +618,18 @@ describe('`pveflow doctor` with an API: the catalogue it keeps is checked too (i
   test('an image the API lists whose template is missing fails, naming it; the others pass', { timeout: 180_000 }, async () => {
     const { findings, code } = await doctor({ PVEFLOW_API_URL: apiUrl, PVEFLOW_API_KEY: apiKey });
     assert.equal(code, 1, 'a failed check is a refusal');
-    assert.deepEqual(byCheck(findings, 'api.images').map((f) => f.ok), [true]);
+    assert.deepEqual(
+      byCheck(findings, 'api.images').map((f) => f.ok),
+      [true],
+    );
     const gone = byCheck(findings, 'pve.image imported-gone');
     assert.equal(gone.length, 1, JSON.stringify(findings.map((f) => f.check)));
     assert.equal(gone[0]!.ok, false);
     assert.match(gone[0]!.message, /8990/);
-    assert.ok(byCheck(findings, 'pve.image debian-12').every((f) => f.ok), JSON.stringify(byCheck(findings, 'pve.image debian-12')));
+    assert.ok(
+      byCheck(findings, 'pve.image debian-12').every((f) => f.ok),
+      JSON.stringify(byCheck(findings, 'pve.image debian-12')),
+    );
   });
 
   test('an API that refuses the key is a failed finding saying what was checked instead', { timeout: 180_000 }, async () => {

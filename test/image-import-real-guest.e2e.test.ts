@@ -104,7 +104,10 @@ test('an image imported from a URL through the API becomes a template, and a req
   assert.equal(done.stage, 'done');
   assert.deepEqual(done.leftovers, []);
   assert.equal(done.total_bytes, imageBytes, 'the download reported the whole file');
-  assert.ok(done.log.some((l: { stage: string }) => l.stage === 'downloading'), JSON.stringify(done.log));
+  assert.ok(
+    done.log.some((l: { stage: string }) => l.stage === 'downloading'),
+    JSON.stringify(done.log),
+  );
   t.diagnostic(`import stages polled: ${[...stages].join(', ')}; template ${done.template_vmid} on ${done.node}`);
 
   // A request may name the image once a cluster sync has seen its template in the pool (SYNC_INTERVAL_S, 5 s here).

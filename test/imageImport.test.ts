@@ -129,7 +129,10 @@ describe('image import', () => {
     const taskQueue = 'image-template-removal';
     await harness.h.withWorker(world, taskQueue, async () => {
       const { client } = harness.h.env;
-      const imported = (await client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-removal', args: [input('to-delete', '/tiny.qcow2', sha256(qcow2))] })) as { templateVmid: number; node: string };
+      const imported = (await client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-removal', args: [input('to-delete', '/tiny.qcow2', sha256(qcow2))] })) as {
+        templateVmid: number;
+        node: string;
+      };
       assert.deepEqual((await leftovers(world)).vms, [imported.templateVmid]);
 
       const removal = { name: 'to-delete', node: imported.node, vmid: imported.templateVmid };
@@ -144,7 +147,10 @@ describe('image import', () => {
         (e: unknown) => e as WorkflowFailedError,
       );
       assert.match(`${err.cause?.message} ${(err.cause?.cause as Error | undefined)?.message}`, /VM 9000 on pve1 does not carry image to-delete's marker: pveflow will not destroy it/);
-      assert.ok(world.pve.dump().vms.some((v) => v.vmid === 9000 && v.template), 'the hand-made template is kept');
+      assert.ok(
+        world.pve.dump().vms.some((v) => v.vmid === 9000 && v.template),
+        'the hand-made template is kept',
+      );
     });
   });
 

@@ -1,7 +1,5 @@
 import { usageError } from '../cliError';
 import type { Command } from '../command';
-import type { Finding } from '../../doctor/finding';
-import type { ListedImage } from '../../doctor/catalogueSettings';
 import { exitCodes } from '../exitCodes';
 
 export const doctorCommand: Command = {
@@ -37,12 +35,12 @@ export const doctorCommand: Command = {
     try {
       if (worldFile && !ctx.json) ctx.err(simulatedWorldHint(worldFile));
       let catalogue = configured(() => doctorCatalogueSettings(config));
-      const apiFindings: Finding[] = [];
+      const apiFindings: Array<import('../../doctor/finding').Finding> = [];
       // The images imported through the API live in the catalogue's workflow, not in this environment: read through
       // the API when one is named with a key (the doctor itself holds no Temporal connection).
       if ((ctx.flags['api-url'] ?? ctx.env.PVEFLOW_API_URL) && (ctx.flags['api-key'] ?? ctx.env.PVEFLOW_API_KEY)) {
         try {
-          const listed = await ctx.api().get<{ images: ListedImage[] }>('/api/images');
+          const listed = await ctx.api().get<{ images: Array<import('../../doctor/catalogueSettings').ListedImage> }>('/api/images');
           catalogue = withListedImages(catalogue, listed.body.images);
           apiFindings.push({ check: 'api.images', ok: true, message: `${listed.body.images.length} image(s) listed by ${ctx.apiUrl()}` });
         } catch (err) {
