@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,13 +13,14 @@ import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { pveflow } from './support/cliRunner';
-import { confirmDeviceCode, dexMissing, startOidcProvider, testUsers, type OidcProvider } from './support/oidcProvider';
+import { confirmDeviceCode, dexMissing, startOidcProvider, testUsers, walkToLoopback, type OidcProvider } from './support/oidcProvider';
 import { freePort } from './support/ports';
 
 /**
  * `pveflow login` by the device authorization grant against a real provider (Dex): the person confirms the code at
  * the provider's own pages, the CLI keeps the tokens 0600 in the user's config directory, renews them when they
- * expire, and `pveflow logout` forgets them. PVEFLOW_API_KEY still wins.
+ * expire, and `pveflow logout` forgets them. PVEFLOW_API_KEY still wins. Then the loopback redirect (authorization
+ * code + PKCE, RFC 8252) that providers without the device grant need, forced with --loopback since Dex has both.
  */
 describe('pveflow login through the provider', { skip: dexMissing() }, () => {
   let env: TestWorkflowEnvironment;
@@ -28,6 +29,8 @@ describe('pveflow login through the provider', { skip: dexMissing() }, () => {
   let apiUrl: string;
   let home: string;
   let cli: Record<string, string>;
+  /** The CLI's loopback port: registered exactly with Dex (see cliLoopbackRedirects). */
+  let loopbackPort: number;
 
   before(async () => {
     home = mkdtempSync(join(tmpdir(), 'pveflow-cli-home-'));
@@ -36,7 +39,8 @@ describe('pveflow login through the provider', { skip: dexMissing() }, () => {
     });
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
-    provider = await startOidcProvider({ apiUrl });
+    loopbackPort = await freePort();
+    provider = await startOidcProvider({ apiUrl, cliLoopbackRedirects: [`http://127.0.0.1:${loopbackPort}/callback`] });
     const app = createApp({
       client: env.client,
       taskQueue: `cli-login-${process.pid}`,
@@ -104,5 +108,70 @@ describe('pveflow login through the provider', { skip: dexMissing() }, () => {
     const list = await pveflow(['requests', 'list'], cli);
     assert.equal(list.code, 3);
     assert.match(list.stderr, /run `pveflow login`/);
+  });
+
+  /** The provider's answer to the first loopback login, delivered again to a later one. */
+  let firstAnswer: string | undefined;
+
+  /** Runs `pveflow login --loopback`, handing the URL it prints to `follow` (the person at the browser). */
+  async function loopbackLogin(env: Record<string, string>, follow: (authorizationUrl: string, redirectUri: string) => Promise<Response>) {
+    let following: Promise<Response> | undefined;
+    const run = await pveflow(['login', '--loopback', '--loopback-port', String(loopbackPort)], env, {
+      onStdout: (soFar) => {
+        const url = /open (\S+)/.exec(soFar)?.[1];
+        if (url && !following) following = follow(url, new URL(url).searchParams.get('redirect_uri')!);
+      },
+    });
+    assert.ok(following, `the CLI showed where to sign in: ${run.stdout} ${run.stderr}`);
+    return { run, browser: await following };
+  }
+
+  test('a loopback login: the provider sends the browser back to the CLI on 127.0.0.1, the tokens kept 0600', async () => {
+    const { run, browser } = await loopbackLogin(cli, async (authorizationUrl, redirectUri) => {
+      const authorization = new URL(authorizationUrl);
+      assert.equal(redirectUri, `http://127.0.0.1:${loopbackPort}/callback`);
+      assert.equal(authorization.searchParams.get('code_challenge_method'), 'S256');
+      assert.ok(authorization.searchParams.get('state') && authorization.searchParams.get('nonce'));
+      firstAnswer = await walkToLoopback(authorizationUrl, testUsers.consultant, redirectUri);
+      return fetch(firstAnswer);
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(browser.status, 200);
+    assert.match(await browser.text(), /Signed in to pveflow/);
+    assert.match(run.stdout, new RegExp(`Signed in to ${apiUrl} as carla@consultancy\\.example \\(requester in Acme Corp\\)`));
+    assert.equal(statSync(tokensFile()).mode & 0o777, 0o600);
+    assert.ok(JSON.parse(readFileSync(tokensFile(), 'utf8'))[apiUrl].refresh_token, 'offline access kept, as by the device grant');
+
+    const list = await pveflow(['requests', 'list', '--json'], cli);
+    assert.equal(list.code, 0, list.stderr);
+  });
+
+  test("a replayed answer (another sign-in's state and used code) is refused: the browser told, nothing kept", async () => {
+    assert.ok(firstAnswer, 'the first loopback login ran');
+    const elsewhere = mkdtempSync(join(tmpdir(), 'pveflow-cli-home-'));
+    try {
+      const fresh = { ...cli, HOME: elsewhere, XDG_CONFIG_HOME: join(elsewhere, '.config') };
+      const { run, browser } = await loopbackLogin(fresh, () => fetch(firstAnswer!));
+      assert.equal(browser.status, 400);
+      assert.match(await browser.text(), /Sign-in failed/);
+      assert.equal(run.code, 3, run.stdout);
+      assert.match(run.stderr, /the sign-in was not completed: .*"state"/);
+      assert.equal(existsSync(join(elsewhere, '.config', 'pveflow', 'tokens.json')), false);
+
+      // A stranger's call to the listener with a made-up state: the same refusal.
+      const forged = await loopbackLogin(fresh, (_url, redirectUri) => fetch(`${redirectUri}?code=made-up&state=not-this-sign-in`));
+      assert.equal(forged.browser.status, 400);
+      assert.equal(forged.run.code, 3);
+      assert.match(forged.run.stderr, /"state"/);
+      assert.equal(existsSync(join(elsewhere, '.config', 'pveflow', 'tokens.json')), false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  test('--loopback-port without --loopback where the device grant exists is a usage error', async () => {
+    const run = await pveflow(['login', '--loopback-port', '8400'], cli);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /add --loopback/);
   });
 });

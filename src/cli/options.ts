@@ -72,6 +72,10 @@ export const optionSpec = {
   role: { type: 'string' },
   email: { type: 'string' },
   expires: { type: 'string' },
+  // login
+  loopback: { type: 'boolean' },
+  'loopback-port': { type: 'string' },
+  'open-browser': { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export type Flag = keyof typeof optionSpec;

@@ -59,3 +59,6 @@ export const clusterRead = { ...apiCall, startToCloseTimeout: '5 minutes', retry
 
 /** The completion's Proxmox tasks: bounded tighter than a build's, so that a stuck one is reported as left behind sooner. */
 export const completionTask = { ...proxmoxTask, startToCloseTimeout: '10 minutes' } as const satisfies ActivityOptions;
+
+/** An image's download onto a node's storage: a Proxmox task that may run for hours; its heartbeat still notices a dead worker within 30 s. */
+export const imageDownload = { ...proxmoxTask, startToCloseTimeout: '6 hours' } as const satisfies ActivityOptions;

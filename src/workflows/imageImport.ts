@@ -3,14 +3,13 @@ import type { createActivities } from '../activities';
 import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
 import { imageImportSearchAttributes } from '../contracts/searchAttributes';
 import { ErrorType } from '../errors';
-import { apiCall, cleanup, proxmoxTask } from './activityOptions';
+import { apiCall, cleanup, imageDownload, proxmoxTask } from './activityOptions';
 import { failureMessage } from './failureMessage';
 
 type Activities = ReturnType<typeof createActivities>;
 const api = proxyActivities<Activities>(apiCall);
 const task = proxyActivities<Activities>(proxmoxTask);
-/** A download may take long: its own deadline, and a heartbeat that a dead worker misses within 30 s. */
-const download = proxyActivities<Activities>({ ...proxmoxTask, startToCloseTimeout: '6 hours' });
+const download = proxyActivities<Activities>(imageDownload);
 const undo = proxyActivities<Activities>(cleanup);
 
 const LOG_LINES_KEPT = 200;

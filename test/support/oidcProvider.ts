@@ -71,6 +71,12 @@ export interface OidcProviderOptions {
   tokenLifetime?: string;
   /** A port to listen on (to start a provider again where it was); default a free one. */
   port?: number;
+  /**
+   * Loopback redirect URIs the CLI's client may use (`pveflow login --loopback`). Dex accepts any loopback port only
+   * for a public client that lists no redirect URI at all, and this one must list Dex's own device callback (Dex
+   * compares it without the issuer's /dex path), so each loopback URI is registered exactly, as at stricter providers.
+   */
+  cliLoopbackRedirects?: string[];
 }
 
 export async function startOidcProvider(options: OidcProviderOptions): Promise<OidcProvider> {
@@ -96,7 +102,7 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<O
         postLogoutRedirectURIs: [`${options.apiUrl}/`],
       },
       // Dex sends a device sign-in back through its own /device/callback, which the client must list.
-      { id: cliClient.id, name: 'pveflow CLI', public: true, redirectURIs: ['/dex/device/callback'] },
+      { id: cliClient.id, name: 'pveflow CLI', public: true, redirectURIs: ['/dex/device/callback', ...(options.cliLoopbackRedirects ?? [])] },
       { id: otherClient.id, name: 'Another application', secret: otherClient.secret, redirectURIs: ['http://127.0.0.1:9/callback'] },
     ],
     staticPasswords: Object.values(testUsers).map((u: TestUser, i) => ({
@@ -226,4 +232,29 @@ export async function confirmDeviceCode(verificationUrl: string, user: TestUser)
     init = { method: 'POST', body: new URLSearchParams(fields) };
   }
   throw new Error('the device sign-in did not finish in 15 steps');
+}
+
+/**
+ * A person following the URL `pveflow login --loopback` printed, over plain HTTP: the provider's own login form
+ * (filled and posted), up to its redirect back to the CLI's listener on 127.0.0.1, which is returned unvisited.
+ */
+export async function walkToLoopback(authorizationUrl: string, user: TestUser, redirectUri: string): Promise<string> {
+  let url = new URL(authorizationUrl);
+  let init: RequestInit = {};
+  for (let step = 0; step < 10; step++) {
+    const res = await fetch(url, { ...init, redirect: 'manual' });
+    if (res.status >= 300 && res.status < 400) {
+      const location = new URL(res.headers.get('location')!, url);
+      if (location.href.startsWith(redirectUri)) return location.href;
+      url = location;
+      init = {};
+      continue;
+    }
+    const html = (await res.text()).replace(/&amp;/g, '&');
+    const form = /<form method="post" action="([^"]+)"/.exec(html);
+    if (res.status !== 200 || !form) throw new Error(`the provider answered ${res.status} at ${url.href} with no login form: ${html.replace(/\s+/g, ' ').slice(0, 800)}`);
+    url = new URL(form[1]!, url);
+    init = { method: 'POST', body: new URLSearchParams({ login: user.email, password: testPassword }) };
+  }
+  throw new Error('the provider did not send back to the CLI in 10 steps');
 }

@@ -3,6 +3,7 @@ import { CliError, usageError } from '../cliError';
 import type { Command } from '../command';
 import type { CliContext } from '../context';
 import { exitCodes } from '../exitCodes';
+import { loopbackSignIn, openInBrowser } from '../signIn/loopback';
 import { configDir, discoverProvider, forgetSignIn, saveSignIn, storedFrom } from '../signIn/tokens';
 
 interface SignInOffer {
@@ -28,28 +29,52 @@ async function offerOf(ctx: CliContext): Promise<NonNullable<SignInOffer['cli']>
   return offer.cli;
 }
 
+/** --loopback-port: 0 (a free port) unless the provider matches the redirect URI exactly and a port was registered. */
+function loopbackPort(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`--loopback-port must be a port number from 1 to 65535, not "${value}"`);
+  return port;
+}
+
 export const loginCommand: Command = {
   words: ['login'],
-  synopsis: '',
-  summary: "sign in through your organisation's identity provider (device code); PVEFLOW_API_KEY still wins when set",
-  flags: [],
+  synopsis: '[--loopback] [--loopback-port N] [--open-browser]',
+  summary:
+    "sign in through your organisation's identity provider: a device code, or a browser sent back to this machine (127.0.0.1) where the provider has no device grant or with --loopback; PVEFLOW_API_KEY still wins when set",
+  flags: ['loopback', 'loopback-port', 'open-browser'],
   async run(ctx) {
     if (ctx.args.length) throw usageError(`unexpected argument: ${ctx.args.join(' ')}`);
     const apiUrl = ctx.apiUrl();
+    const port = loopbackPort(ctx.flags['loopback-port']);
+    const openBrowser = ctx.flags['open-browser'] === true;
     const offer = await offerOf(ctx);
     const timeoutS = Math.ceil(ctx.timeoutMs / 1000);
     const { oidc, config } = await discoverProvider(offer.issuer, offer.client_id, timeoutS);
-    if (!config.serverMetadata().device_authorization_endpoint) {
-      throw new CliError(`the identity provider at ${offer.issuer} offers no device authorization grant: sign in with an API key (PVEFLOW_API_KEY) instead`, exitCodes.auth);
-    }
-    const device = await oidc.initiateDeviceAuthorization(config, { scope: offer.scopes });
-    ctx.out(`To sign in, open ${device.verification_uri_complete ?? device.verification_uri}`);
-    ctx.out(`and confirm the code ${device.user_code} (it expires in ${Math.round(device.expires_in / 60)} minutes).`);
+    const byDevice = !ctx.flags.loopback && Boolean(config.serverMetadata().device_authorization_endpoint);
+    if (byDevice && ctx.flags['loopback-port'] !== undefined) throw usageError(`--loopback-port is for the loopback sign-in, and ${offer.issuer} offers the device grant: add --loopback`);
     let tokens: Awaited<ReturnType<typeof oidc.pollDeviceAuthorizationGrant>>;
-    try {
-      tokens = await oidc.pollDeviceAuthorizationGrant(config, device);
-    } catch (err) {
-      throw new CliError(`the sign-in was not completed: ${(err as Error).message}`, exitCodes.auth);
+    if (byDevice) {
+      const device = await oidc.initiateDeviceAuthorization(config, { scope: offer.scopes });
+      const url = device.verification_uri_complete ?? device.verification_uri;
+      ctx.out(`To sign in, open ${url}`);
+      ctx.out(`and confirm the code ${device.user_code} (it expires in ${Math.round(device.expires_in / 60)} minutes).`);
+      if (openBrowser) openInBrowser(url);
+      try {
+        tokens = await oidc.pollDeviceAuthorizationGrant(config, device);
+      } catch (err) {
+        throw new CliError(`the sign-in was not completed: ${(err as Error).message}`, exitCodes.auth);
+      }
+    } else {
+      tokens = await loopbackSignIn(oidc, config, {
+        scope: offer.scopes,
+        port,
+        openBrowser,
+        show: (url) => {
+          ctx.out(`To sign in, open ${url}`);
+          ctx.out('in a browser on this machine: the provider sends it back to this command on 127.0.0.1.');
+        },
+      });
     }
     const stored = storedFrom(offer.issuer, offer.client_id, tokens);
     saveSignIn(configDir(ctx.env), apiUrl, stored);
