@@ -156,4 +156,13 @@ test('an image imported from a URL through the API becomes a template, and a req
   } finally {
     await pve.close();
   }
+
+  // While the request holds its VM, the image (and so its template, the VM's backing disk) cannot be deleted.
+  const inUse = await api('DELETE', `/api/images/${IMAGE}`, 'operator');
+  assert.equal(inUse.status, 409, JSON.stringify(inUse.body));
+  assert.match(inUse.body.detail, new RegExp(request.serial));
+  assert.ok(
+    world.pve.dump().vms.some((v) => v.vmid === done.template_vmid && v.template),
+    'the template stays',
+  );
 });
