@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/requestChoices';
-import { catalogueQuery, seedImagesUpdate } from '../src/contracts/imageCatalogueMessages';
+import { addImageUpdate, catalogueQuery, seedImagesUpdate } from '../src/contracts/imageCatalogueMessages';
 import type { ClusterSyncResult } from '../src/contracts/types';
 import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
-import { imageCatalogueWorkflowId } from '../src/contracts/workflowIds';
+import { imageCatalogueWorkflowId, imageImportWorkflowId, imageTemplateRemovalWorkflowId } from '../src/contracts/workflowIds';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
 import { requireTemporalBinary } from '../src/temporal/binaries';
 import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
@@ -228,6 +229,29 @@ describe('the image catalogue through the API', () => {
     const handle = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
     await handle.executeUpdate(seedImagesUpdate, { args: [{ images: seed }] });
     assert.deepEqual((await handle.query(catalogueQuery)).entries.map((e) => e.name).sort(), ['debian-12', 'ubuntu']);
+  });
+
+  test("deleting an imported image starts the removal of its template; a seeded image's template is left alone", async () => {
+    // A template the import made, as the newest sync sees it, and its catalogue entry as the import adds it.
+    const synced = syncResult(new Date().toISOString());
+    await env.client.workflow.execute('clusterSync', {
+      taskQueue,
+      workflowId: `sync-imported-${run}`,
+      args: [{ ...synced, templates: [...synced.templates!, { vmid: 9100, name: 'imported-cloudinit', node: 'pve2', diskGiB: 3 }] }],
+    });
+    const catalogue = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
+    await catalogue.executeUpdate(addImageUpdate, {
+      args: [{ name: 'imported', os: 'Debian 12', template: 9100, origin: 'import', importedBy: imageImportWorkflowId(taskQueue, 'imported'), addedAt: new Date().toISOString() }],
+    });
+    await waitFor('the sync with the imported template', async () => ((await call('operator', 'GET', '/api/images/imported')).body.template_vmid === 9100 ? true : undefined));
+
+    assert.equal((await call('operator', 'DELETE', '/api/images/imported')).status, 204);
+    assert.equal((await call('operator', 'GET', '/api/images/imported')).status, 404);
+    const removal = env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'imported'));
+    assert.deepEqual(await removal.result(), { name: 'imported', node: 'pve2', vmid: 9100 });
+
+    // scratch (PVEFLOW_IMAGES, deleted in the test above) started none.
+    await assert.rejects(env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'scratch')).describe(), WorkflowNotFoundError);
   });
 
   test('the CLI: images import refused naming the field, images update, show and import-status, exit codes as the API answered', async () => {

@@ -19,6 +19,7 @@ import { ROLES } from '../src/simulators/pve/permissions';
 import { simulatorTls } from '../src/simulators/tls';
 import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
 import { createActivityDeps } from '../src/worker';
+import { pveflow } from './support/cliRunner';
 import type { ActivityDeps } from '../src/activities/deps';
 
 /**
@@ -582,5 +583,66 @@ describe('docs/operations.md', () => {
     const doc = readFileSync(join(__dirname, '..', 'docs', 'operations.md'), 'utf8');
     const privs = /pveum role add PVEflow --privs "([^"]+)"/.exec(doc)?.[1]?.split(' ');
     assert.deepEqual(privs, pveflowRolePrivileges(9));
+  });
+});
+
+describe('`pveflow doctor` with an API: the catalogue it keeps is checked too (issue 31)', () => {
+  let api: Server;
+  let apiUrl = '';
+  const apiKey = 'pk_doctor-test-key';
+  /** What GET /api/images answers: an imported image whose template is gone since, and the seeded one. */
+  const listed = [
+    { name: 'debian-12', template_vmid: 9000 },
+    { name: 'imported-gone', template_vmid: 8990 },
+  ];
+  before(async () => {
+    const app = express();
+    app.get('/api/images', (req, res) => {
+      if (req.headers.authorization !== `Bearer ${apiKey}`) return void res.status(401).json({ error: 'unauthorized', detail: 'no valid API key' });
+      res.json({ synced_at: new Date().toISOString(), images: listed.map((i) => ({ ...i, node: 'pve1', min_cores: 1, min_memory_mib: 512, min_disk_gib: 4, default: false })) });
+    });
+    api = await new Promise((ok) => {
+      const s = app.listen(0, '127.0.0.1', () => ok(s));
+    });
+    apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise<void>((ok) => (api ? api.close(() => ok()) : ok()));
+  });
+
+  const doctor = async (env: Record<string, string>) => {
+    const run = await pveflow(['doctor', '--json'], { ...world.env, ...env });
+    return { ...run, findings: JSON.parse(run.stdout) as Finding[] };
+  };
+
+  test('an image the API lists whose template is missing fails, naming it; the others pass', { timeout: 180_000 }, async () => {
+    const { findings, code } = await doctor({ PVEFLOW_API_URL: apiUrl, PVEFLOW_API_KEY: apiKey });
+    assert.equal(code, 1, 'a failed check is a refusal');
+    assert.deepEqual(
+      byCheck(findings, 'api.images').map((f) => f.ok),
+      [true],
+    );
+    const gone = byCheck(findings, 'pve.image imported-gone');
+    assert.equal(gone.length, 1, JSON.stringify(findings.map((f) => f.check)));
+    assert.equal(gone[0]!.ok, false);
+    assert.match(gone[0]!.message, /8990/);
+    assert.ok(
+      byCheck(findings, 'pve.image debian-12').every((f) => f.ok),
+      JSON.stringify(byCheck(findings, 'pve.image debian-12')),
+    );
+  });
+
+  test('an API that refuses the key is a failed finding saying what was checked instead', { timeout: 180_000 }, async () => {
+    const { findings } = await doctor({ PVEFLOW_API_URL: apiUrl, PVEFLOW_API_KEY: 'pk_wrong' });
+    const [finding] = byCheck(findings, 'api.images');
+    assert.equal(finding?.ok, false, JSON.stringify(finding));
+    assert.match(finding!.message, /cannot read the image catalogue from http:\/\/127\.0\.0\.1:\d+: .*only the configured images/);
+    assert.equal(byCheck(findings, 'pve.image imported-gone').length, 0);
+  });
+
+  test('without an API key the doctor checks the configuration alone', { timeout: 180_000 }, async () => {
+    const { findings } = await doctor({ PVEFLOW_API_URL: apiUrl });
+    assert.equal(byCheck(findings, 'api.images').length, 0);
+    assert.equal(byCheck(findings, 'pve.image imported-gone').length, 0);
   });
 });

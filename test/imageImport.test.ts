@@ -123,6 +123,37 @@ describe('image import', () => {
     });
   });
 
+  test("a deleted image's template is removed when pveflow imported it; a template without its marker is kept", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await importingWorld();
+    const taskQueue = 'image-template-removal';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const { client } = harness.h.env;
+      const imported = (await client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-removal', args: [input('to-delete', '/tiny.qcow2', sha256(qcow2))] })) as {
+        templateVmid: number;
+        node: string;
+      };
+      assert.deepEqual((await leftovers(world)).vms, [imported.templateVmid]);
+
+      const removal = { name: 'to-delete', node: imported.node, vmid: imported.templateVmid };
+      assert.equal(await client.workflow.execute('imageTemplateRemoval', { taskQueue, workflowId: 'removal-1', args: [removal] }), 'destroyed');
+      assert.deepEqual(await leftovers(world), { files: [], vms: [] }, 'the template and its disks are gone');
+      // Run again (an API retry, a second DELETE's workflow): nothing there is success.
+      assert.equal(await client.workflow.execute('imageTemplateRemoval', { taskQueue, workflowId: 'removal-2', args: [removal] }), 'absent');
+
+      // The world's own template, made by hand (no image marker): pveflow refuses to destroy it, and it stays.
+      const err = await client.workflow.execute('imageTemplateRemoval', { taskQueue, workflowId: 'removal-3', args: [{ name: 'to-delete', node: 'pve1', vmid: 9000 }] }).then(
+        () => assert.fail('a template without the marker was destroyed'),
+        (e: unknown) => e as WorkflowFailedError,
+      );
+      assert.match(`${err.cause?.message} ${(err.cause?.cause as Error | undefined)?.message}`, /VM 9000 on pve1 does not carry image to-delete's marker: pveflow will not destroy it/);
+      assert.ok(
+        world.pve.dump().vms.some((v) => v.vmid === 9000 && v.template),
+        'the hand-made template is kept',
+      );
+    });
+  });
+
   test('a checksum that does not match fails the import saying so, and leaves nothing', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const world = await importingWorld();

@@ -31,5 +31,8 @@ export const imageCatalogueWorkflowId = (taskQueue: string): string => `pveflow-
 /** An image's import: one at a time per name (a second import of the same name is refused while the first runs). */
 export const imageImportWorkflowId = (taskQueue: string, name: string): string => `image-import-${taskQueue}-${name}`;
 
+/** The removal of a deleted imported image's template (one per name at a time). */
+export const imageTemplateRemovalWorkflowId = (taskQueue: string, name: string): string => `image-template-removal-${taskQueue}-${name}`;
+
 /** The API keys issued at run time of one deployment (its API processes share a task queue). */
 export const apiKeyRegistryWorkflowId = (taskQueue: string): string => `pveflow-api-keys-${taskQueue}`;

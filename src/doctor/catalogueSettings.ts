@@ -11,3 +11,21 @@ export function doctorCatalogueSettings(config: Config): Pick<PveCheckSettings, 
   const choices = requestChoicesFromConfig(config);
   return { ...(choices.images ? { images: choices.images } : {}), networks: choices.networks };
 }
+
+/** An image as `GET /api/images` lists it: the name and the template the newest cluster sync found for it. */
+export interface ListedImage {
+  name: string;
+  template_vmid: number;
+}
+
+/**
+ * The catalogue the API keeps (PVEFLOW_IMAGES as seeded, the imports, operators' changes) added to what the
+ * configuration names: an image named in both is checked as configured (its template by name or VMID), every other
+ * one by the VMID the API lists.
+ */
+export function withListedImages(settings: Pick<PveCheckSettings, 'images' | 'networks'>, listed: readonly ListedImage[]): Pick<PveCheckSettings, 'images' | 'networks'> {
+  const configured = settings.images ?? [];
+  const names = new Set(configured.map((i) => i.name));
+  const added = listed.filter((i) => !names.has(i.name)).map((i) => ({ name: i.name, template: i.template_vmid }));
+  return { ...settings, images: [...configured, ...added] };
+}

@@ -7,4 +7,5 @@ export { cloneSlots } from './cloneSlots';
 export { ipPool } from './ipPool';
 export { imageCatalogue } from './imageCatalogue';
 export { imageImport } from './imageImport';
+export { imageTemplateRemoval } from './imageTemplateRemoval';
 export { apiKeyRegistry } from './apiKeyRegistry';

@@ -68,7 +68,7 @@ export function registerCataloguePaths(h: OperationDocHelpers): void {
     path: '/api/images/{name}',
     operationId: 'deleteImage',
     summary: 'Delete an image from the catalogue',
-    description: `Refused while a running request was built from it (their serials are named); retire it first. The template stays in the pool. ${who('manage-images')}`,
+    description: `Refused while a running request was built from it (their serials are named); retire it first. The template of an image pveflow imported is then destroyed (an imageTemplateRemoval workflow, only a VM carrying the image's marker); a template an image seeded from PVEFLOW_IMAGES names stays in the pool. ${who('manage-images')}`,
     security: h.secured,
     request: params,
     responses: { 204: { description: 'Deleted.' }, 400: h.invalidBody, ...h.problems, 404: noImage, 409: json(problemSchema, 'A running request uses it.'), ...h.temporal },

@@ -3,10 +3,11 @@ import { Router, type Response } from 'express';
 import { IMAGE_MEMO, type ImageMemo } from '../../contracts/memos';
 import { deleteImageUpdate, retireImageUpdate, updateImageUpdate } from '../../contracts/imageCatalogueMessages';
 import { importStatusQuery, type ImageImportInput, type ImportTask } from '../../contracts/imageImport';
-import { imageImportWorkflowId } from '../../contracts/workflowIds';
+import { imageImportWorkflowId, imageTemplateRemovalWorkflowId } from '../../contracts/workflowIds';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
 import { taskQueueClause } from '../../domain/instanceScope';
 import type { imageImport } from '../../workflows/imageImport';
+import type { imageTemplateRemoval, ImageTemplateRemovalInput } from '../../workflows/imageTemplateRemoval';
 import { permit } from '../auth/authenticate';
 import { orgOf } from '../auth/permissions';
 import type { ApiContext } from '../http/context';
@@ -158,6 +159,11 @@ export function catalogueRoutes(ctx: ApiContext): Router {
       const templateVmid = typeof entry.template === 'number' ? entry.template : catalogue?.images.find((i) => i.name === entry.name)?.templateVmid;
       const usedBy = await requestsUsing(ctx, entry.name, templateVmid);
       await ctx.temporal(() => catalogueHandle(ctx).executeUpdate(deleteImageUpdate, { args: [{ name: entry.name, usedBy }] }));
+      // Out of the catalogue first (no new request may name it), then its template, when pveflow imported it.
+      if (entry.origin === 'import' && templateVmid !== undefined) {
+        const node = catalogue?.images.find((i) => i.name === entry.name)?.node ?? (await importedNode(ctx, entry));
+        if (node) await startTemplateRemoval(ctx, { name: entry.name, node, vmid: templateVmid });
+      }
       res.status(204).end();
     } catch (err) {
       refusedOr(res, err);
@@ -239,6 +245,31 @@ export function importInputFor(b: ImageImportBody, requestedBy: string, refuseLo
     diskStorage: b.disk_storage ?? diskStorage,
     requestedBy,
   };
+}
+
+/** The node its import made the template on, as the import workflow answers (until its history is gone). */
+async function importedNode(ctx: ApiContext, entry: CatalogueEntry): Promise<string | undefined> {
+  const workflowId = entry.importedBy ?? imageImportWorkflowId(ctx.taskQueue, entry.name);
+  return ctx
+    .temporal(() => ctx.client.workflow.getHandle(workflowId).query(importStatusQuery))
+    .then((t) => t.node)
+    .catch(() => undefined);
+}
+
+/**
+ * The deleted image's template removed by its own workflow (retried like a build's cleanup, seen in Temporal UI); the
+ * activity destroys only a VM carrying the image's marker. A removal of that name already running is the same one.
+ */
+async function startTemplateRemoval(ctx: ApiContext, input: ImageTemplateRemovalInput): Promise<void> {
+  await ctx.temporal(() =>
+    ctx.client.workflow.start<typeof imageTemplateRemoval>('imageTemplateRemoval', {
+      workflowId: imageTemplateRemovalWorkflowId(ctx.taskQueue, input.name),
+      taskQueue: ctx.taskQueue,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `template removal: image ${input.name} (VM ${input.vmid} on ${input.node})`,
+    }),
+  );
 }
 
 /**
