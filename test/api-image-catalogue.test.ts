@@ -76,7 +76,7 @@ describe('the image catalogue through the API', () => {
     env = await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
     });
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./support/imageCatalogueWorkflows'), logger: quietLogger });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./support/pendingRequestWorkflow'), logger: quietLogger });
     const w = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue, workflowBundle });
     worker = { worker: w, running: w.run() };
     const app = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), webhookSecret: 'whsec-test', choices });

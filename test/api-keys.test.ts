@@ -143,7 +143,7 @@ describe('API keys issued and revoked at run time, in every API process', () => 
   test('an expired key is refused, saying it expired; an expiry in the past is bad input', async () => {
     const past = await call(0, 'POST', '/api/api_keys', file.operator.key, { name: 'late', role: 'operator', expires_at: '2001-01-01T00:00:00Z' });
     assert.equal(past.status, 400, past.text);
-    assert.deepEqual(past.body.issues, [{ field: 'expires_at', reason: 'must be in the future' }]);
+    assert.deepEqual(past.body.issues, [{ field: 'expires_at', reason: 'must be in the future', rule: 'key-expiry' }]);
     const missing = await call(0, 'POST', '/api/api_keys', file.operator.key, { role: 'admin', org: 'Acme Corp', colour: 'red' });
     assert.equal(missing.status, 400);
     assert.deepEqual(missing.body.issues.map((i: { field: string }) => i.field).sort(), ['colour', 'name']);

@@ -391,3 +391,17 @@ function descriptionAt(schema: Schema, path: string[], schemas: Record<string, S
   }
   return at.description ?? deref(at).description;
 }
+
+test('every pattern in the OpenAPI document is a plain ECMA-262 pattern: no flags written into it, and something matches it', () => {
+  const patterns: string[] = [];
+  JSON.stringify(buildOpenApiDocument(defaultRequestChoiceSettings), (key, value: unknown) => {
+    if (key === 'pattern' && typeof value === 'string') patterns.push(value);
+    return value;
+  });
+  assert.ok(patterns.length > 10, `only ${patterns.length} patterns`);
+  // A zod regex with a flag (/…/i, /…/u) reaches the document as '…$/i': a pattern no string can match, which
+  // generated clients and schemathesis then take at its word.
+  const flagged = patterns.filter((p) => /\$\/[a-z]+$/.test(p));
+  assert.deepEqual(flagged, [], 'write the pattern without flags (spell out both cases, or the ranges)');
+  for (const p of patterns) assert.doesNotThrow(() => new RegExp(p), p);
+});

@@ -11,12 +11,14 @@ export const createApiKeyBody = z
       .string()
       .min(1, 'name the key (what it is for)')
       .max(80, 'at most 80 characters')
-      .regex(/^[^\p{Cc}]+$/u, 'no control characters')
+      // A plain pattern (no `u` flag: a document's patterns carry none), so the control ranges are spelt out.
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what a key's name may not hold
+      .regex(/^[^\u0000-\u001f\u007f-\u009f]+$/, 'no control characters')
       .meta({ description: 'What the key is for, shown in the list.', example: 'ci-pipeline' }),
     role: roleSchema.meta({ description: 'requester and admin keys act in their org; an operator key across all (operators only issue those).' }),
-    org: orgSchema.optional().meta({ description: "The key's org: required for a requester or admin key (an admin's own org when an admin omits it), absent for an operator key." }),
-    email: emailSchema('ci@acme.example').optional().meta({ description: 'Who the key acts as: required for a requester key (a requester files as itself).' }),
-    expires_at: dateTimeSchema('2030-06-24T18:00:00Z').optional().meta({ description: 'When the key stops working (in the future); absent: never.' }),
+    org: orgSchema.optional().meta({ description: "The key's org (rule key-fields): required for a requester or admin key (an admin's own org when an admin omits it), absent for an operator key." }),
+    email: emailSchema('ci@acme.example').optional().meta({ description: 'Who the key acts as (rule key-fields): required for a requester key (a requester files as itself).' }),
+    expires_at: dateTimeSchema('2030-06-24T18:00:00Z').optional().meta({ description: 'When the key stops working; in the future (rule key-expiry); absent: never.' }),
   })
   .meta({ id: 'ApiKeyCreation' });
 

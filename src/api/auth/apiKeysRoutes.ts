@@ -70,11 +70,12 @@ export function apiKeyRoutes(ctx: ApiContext, keys: DeploymentKeys): Router {
     const ask = body.data;
     // An admin's key is for the admin's org unless it says otherwise (and then it is refused below).
     const org = ask.role === 'operator' ? ask.org : (ask.org ?? keyScopeOf(p));
-    const issues: Array<{ field: string; reason: string }> = [];
-    if (ask.role === 'operator' && ask.org !== undefined) issues.push({ field: 'org', reason: 'an operator key has no org (it works across all)' });
-    if (ask.role !== 'operator' && org === undefined) issues.push({ field: 'org', reason: `a ${ask.role} key needs an org` });
-    if (ask.role === 'requester' && ask.email === undefined) issues.push({ field: 'email', reason: 'a requester key needs the email it files requests as' });
-    if (ask.expires_at !== undefined && !(Date.parse(ask.expires_at) > Date.now())) issues.push({ field: 'expires_at', reason: 'must be in the future' });
+    // Rules between fields, named as the document states them (key-fields, key-expiry).
+    const issues: Array<{ field: string; reason: string; rule: string }> = [];
+    if (ask.role === 'operator' && ask.org !== undefined) issues.push({ field: 'org', reason: 'an operator key has no org (it works across all)', rule: 'key-fields' });
+    if (ask.role !== 'operator' && org === undefined) issues.push({ field: 'org', reason: `a ${ask.role} key needs an org`, rule: 'key-fields' });
+    if (ask.role === 'requester' && ask.email === undefined) issues.push({ field: 'email', reason: 'a requester key needs the email it files requests as', rule: 'key-fields' });
+    if (ask.expires_at !== undefined && !(Date.parse(ask.expires_at) > Date.now())) issues.push({ field: 'expires_at', reason: 'must be in the future', rule: 'key-expiry' });
     if (issues.length) return badRequestIssues(res, issues);
     const refusal = keyIssueRefusal(p, { role: ask.role, ...(org !== undefined ? { org } : {}) });
     if (refusal) return problem(res, 403, 'forbidden', refusal);

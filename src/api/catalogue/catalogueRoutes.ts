@@ -209,23 +209,24 @@ export function imageImportRoutes(ctx: ApiContext): Router {
 }
 
 /** The checked body in the workflow's words, or the issues a 400 names (the URL policy, the checksum, the format). */
-export function importInputFor(b: ImageImportBody, requestedBy: string, refuseLocal: boolean, diskStorage = 'local-lvm'): ImageImportInput | { issues: Array<{ field: string; reason: string }> } {
-  const issues: Array<{ field: string; reason: string }> = [];
-  if ((b.url === undefined) === (b.volume === undefined)) issues.push({ field: 'url', reason: 'give either url (with checksum and checksum_algorithm) or volume' });
+export function importInputFor(b: ImageImportBody, requestedBy: string, refuseLocal: boolean, diskStorage = 'local-lvm'): ImageImportInput | { issues: Array<{ field: string; reason: string; rule: string }> } {
+  // Each refusal names its rule, as the document's descriptions state them (a rule between fields is no schema).
+  const issues: Array<{ field: string; reason: string; rule: string }> = [];
+  if ((b.url === undefined) === (b.volume === undefined)) issues.push({ field: 'url', reason: 'give either url (with checksum and checksum_algorithm) or volume', rule: 'image-source' });
   let source: ImageImportInput['source'] | undefined;
   if (b.url !== undefined) {
     const refused = importUrlRefusal(b.url, { refuseLocal });
-    if (refused) issues.push({ field: 'url', reason: refused });
+    if (refused) issues.push({ field: 'url', reason: refused, rule: 'image-url' });
     const extension = refused ? undefined : diskImageExtensionOf(new URL(b.url));
-    if (!refused && !extension) issues.push({ field: 'url', reason: 'the URL must name a disk image file ending in .qcow2, .img, .raw or .vmdk (compressed images are not imported)' });
-    if (!b.checksum) issues.push({ field: 'checksum', reason: 'required with url: Proxmox verifies the file against it' });
-    if (!b.checksum_algorithm) issues.push({ field: 'checksum_algorithm', reason: 'required with url' });
+    if (!refused && !extension) issues.push({ field: 'url', reason: 'the URL must name a disk image file ending in .qcow2, .img, .raw or .vmdk (compressed images are not imported)', rule: 'image-url' });
+    if (!b.checksum) issues.push({ field: 'checksum', reason: 'required with url: Proxmox verifies the file against it', rule: 'image-source' });
+    if (!b.checksum_algorithm) issues.push({ field: 'checksum_algorithm', reason: 'required with url', rule: 'image-source' });
     if (b.checksum && b.checksum_algorithm && b.checksum.length !== checksumHexLength[b.checksum_algorithm]) {
-      issues.push({ field: 'checksum', reason: `a ${b.checksum_algorithm} checksum has ${checksumHexLength[b.checksum_algorithm]} hex digits, not ${b.checksum.length}` });
+      issues.push({ field: 'checksum', reason: `a ${b.checksum_algorithm} checksum has ${checksumHexLength[b.checksum_algorithm]} hex digits, not ${b.checksum.length}`, rule: 'checksum-length' });
     }
     if (extension && b.checksum && b.checksum_algorithm) source = { url: b.url, checksum: b.checksum.toLowerCase(), checksumAlgorithm: b.checksum_algorithm, extension };
   } else if (b.volume !== undefined) {
-    if (b.checksum || b.checksum_algorithm) issues.push({ field: 'checksum', reason: 'only with url: a volume already on a storage is not downloaded' });
+    if (b.checksum || b.checksum_algorithm) issues.push({ field: 'checksum', reason: 'only with url: a volume already on a storage is not downloaded', rule: 'image-source' });
     source = { volume: b.volume };
   }
   if (issues.length || !source) return { issues };

@@ -12,8 +12,8 @@ import { configuredImageSchema, imageNameSchema } from '../../domain/imageCatalo
 export const checksumHexLength: Record<(typeof checksumAlgorithms)[number], number> = { md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, sha512: 128 };
 
 /** A Proxmox storage id (pve-storage-id) and volume id (`storage:import/file`). */
-const storageId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, 'a Proxmox storage id');
-const volumeId = z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:[^\s]+$/i, 'a Proxmox volume id such as local:import/debian-12.qcow2');
+const storageId = z.string().regex(/^[a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]$/, 'a Proxmox storage id');
+const volumeId = z.string().regex(/^[a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]:[^\s]+$/, 'a Proxmox volume id such as local:import/debian-12.qcow2');
 
 const { min_cores, min_memory_mib, min_disk_gib, orgs, os, description } = configuredImageSchema.shape;
 
@@ -23,14 +23,18 @@ export const imageImportBody = z
     os: os.unwrap().meta({ description: 'The operating system, as requesters read it.', example: 'Debian 12' }),
     description,
     url: z.string().max(2048).optional().meta({
-      description: 'http(s) URL of a qcow2, raw (.img) or vmdk disk image that the Proxmox node downloads. Loopback and link-local hosts are refused in production unless PVEFLOW_IMAGE_URLS_ALLOW_LOCAL=true.',
+      description:
+        'http(s) URL of a qcow2, raw (.img) or vmdk disk image that the Proxmox node downloads (rule image-url: http or https, a file of one of those extensions; loopback and link-local hosts are refused in production unless PVEFLOW_IMAGE_URLS_ALLOW_LOCAL=true). Rule image-source: give either `url` (with `checksum` and `checksum_algorithm`) or `volume`.',
       example: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
     }),
     checksum: z
       .string()
-      .regex(/^[0-9a-f]+$/i, 'hex digits')
+      .regex(/^[0-9a-fA-F]+$/, 'hex digits')
       .optional()
-      .meta({ description: 'The expected digest of the file, in hex; required with `url`. Proxmox verifies it and fails the import on a mismatch.' }),
+      .meta({
+        description:
+          'The expected digest of the file, in hex; required with `url` (rule image-source) and as long as its algorithm makes it (rule checksum-length: 32 hex digits for md5 … 128 for sha512). Proxmox verifies it and fails the import on a mismatch.',
+      }),
     checksum_algorithm: z.enum(checksumAlgorithms).optional().meta({ description: 'Required with `url`.' }),
     volume: volumeId.optional().meta({ description: 'Instead of `url`: a disk image already on a storage (`storage:import/file.qcow2`).' }),
     node: z
@@ -57,7 +61,8 @@ export const imageUpdateBody = z
     orgs: orgs.unwrap().nullable().optional().meta({ description: 'The organisations that may use it; null: every one.' }),
   })
   .refine((b) => Object.keys(b).length > 0, { message: 'name at least one of description, min_cores, min_memory_mib, min_disk_gib, orgs' })
-  .meta({ id: 'ImageUpdate' });
+  // The refinement as the document states it: an empty update is refused.
+  .meta({ id: 'ImageUpdate', minProperties: 1 });
 
 export const imageNameParam = z.strictObject({ name: imageNameSchema });
 
