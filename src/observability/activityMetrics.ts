@@ -18,6 +18,7 @@ const STAGE_OF_ACTIVITY: Record<string, string> = {
   growDisk: 'configuring',
   startVm: 'starting',
   addToHa: 'starting',
+  startVmUnderHa: 'starting',
   waitForGuestIp: 'waiting-for-ip',
   waitForPeer: 'vpn-peer',
   grantVpnAccess: 'vpn-access',
