@@ -15,6 +15,7 @@ import { closeActivityDeps, createActivityDeps, createWorker } from '../src/work
 import { clusterSync } from '../src/workflows';
 import { PveNodeKey, RequestStatusKey, searchAttributeDefinitions, VmIdKey, VmStateKey } from '../src/contracts/searchAttributes';
 import { QUOTA_SIZE_MEMO } from '../src/contracts/memos';
+import { IMAGE_IMPORT_TAG } from '../src/contracts/imageImport';
 import { requestWorkflowId } from '../src/contracts/workflowIds';
 import { sizeOf } from '../src/domain/quotaUsage';
 import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
@@ -25,7 +26,8 @@ import { waitFor } from './support/waitFor';
 
 /**
  * clusterSync against a dev server (it finds the managed requests through visibility): an operator destroys one
- * request's VM, stops another's and migrates a third behind pveflow's back and leaves a VM of their own in the pool; one sync tells
+ * request's VM, stops another's and migrates a third behind pveflow's back and leaves a VM of their own in the pool (beside an image
+ * import's VM not yet a template, which is no orphan); one sync tells
  * each request exactly what changed, reports the orphan, lists the templates — and a second sync finds nothing new.
  */
 
@@ -95,6 +97,8 @@ describe('clusterSync', () => {
       const elsewhere = ['pve1', 'pve2', 'pve3'].find((n) => n !== c.node)!;
       await done(root.call('POST', `/nodes/${c.node}/qemu/${c.vmid}/migrate`, { target: elsewhere, online: true }, z.string()));
       await done(root.cloneVm('pve1', 9000, { newid: 4242, name: 'hand-made', pool: 'pveflow' }));
+      // An image import's VM between its creation and its template: tagged by the import, no orphan.
+      await done(root.createVm('pve2', { vmid: 4343, name: 'image-mid-import', pool: 'pveflow', tags: IMAGE_IMPORT_TAG, scsi0: 'local-lvm:1' }));
 
       const result = await env.client.workflow.execute(clusterSync, { workflowId: 'cluster-sync-1', taskQueue });
       assert.deepEqual(result.drifts.map((d) => [d.serial, d.drift.kind]).sort(), [

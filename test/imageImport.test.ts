@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { loadConfig } from '../src/config';
 import { catalogueQuery } from '../src/contracts/imageCatalogueMessages';
-import { imageMarker, importStatusQuery, type ImageImportInput } from '../src/contracts/imageImport';
+import { hasTag, IMAGE_IMPORT_TAG, imageMarker, importStatusQuery, type ImageImportInput, type ImageImportResult } from '../src/contracts/imageImport';
 import { imageCatalogueWorkflowId } from '../src/contracts/workflowIds';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { closeActivityDeps, createActivityDeps } from '../src/worker';
@@ -62,11 +62,11 @@ describe('image import', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The world's token may download onto `local` (Datastore.AllocateTemplate) and reach the network from pve1. */
-  const importingWorld = () =>
-    harness.h.world({}, {}, (seed) => {
+  /** The world's token may download onto `local` (Datastore.AllocateTemplate) and reach the network from pve1 and pve2. */
+  const importingWorld = (env: Record<string, string> = {}) =>
+    harness.h.world({}, env, (seed) => {
       seed.roles = { ...seed.roles, PVEflowImport: ['Sys.AccessNetwork'] };
-      for (const subject of ['pveflow@pve', 'pveflow@pve!automation']) seed.acls.push({ path: '/nodes/pve1', subject, role: 'PVEflowImport' });
+      for (const subject of ['pveflow@pve', 'pveflow@pve!automation']) for (const node of ['pve1', 'pve2']) seed.acls.push({ path: `/nodes/${node}`, subject, role: 'PVEflowImport' });
     });
   const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
   const input = (name: string, path: string, checksum: string, overrides: Partial<ImageImportInput> = {}): ImageImportInput => ({
@@ -81,10 +81,11 @@ describe('image import', () => {
     ...overrides,
   });
   /** What is left of imports on the world: VMs carrying an image marker, and files in local's import content. */
-  async function leftovers(world: SimulatedWorld) {
+  async function leftovers(world: SimulatedWorld, nodes = ['pve1']) {
     const deps = createActivityDeps(loadConfig({ ...world.env, CREDENTIAL_KEYS_DIR: join(dir, 'keys') }));
     try {
-      const files = (await deps.pve.storageContent('pve1', 'local', 'import')).map((v) => v.volid);
+      const files: string[] = [];
+      for (const node of nodes) files.push(...(await deps.pve.storageContent(node, 'local', 'import')).map((v) => `${node}/${v.volid}`));
       const vms = world.pve
         .dump()
         .vms.filter((v) => String(v.config.description ?? '').startsWith('pveflow:image='))
@@ -120,6 +121,70 @@ describe('image import', () => {
       const catalogue = await harness.h.env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue)).query(catalogueQuery);
       const entry = catalogue.entries.find((e) => e.name === 'debian-12-imported');
       assert.deepEqual([entry?.template, entry?.origin, entry?.os], [result.templateVmid, 'import', 'Debian 12']);
+    });
+  });
+
+  test('onto storage local to each node, with no node named: a download and a template on every node the selector allows, each in the catalogue entry', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await importingWorld({ PVE_NODE_SELECTOR: 'pve1,pve2' });
+    const taskQueue = 'image-import-per-node';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const { node: _, ...perNode } = input('per-node', '/tiny.qcow2', sha256(qcow2));
+      const result = (await harness.h.env.client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-per-node', args: [perNode] })) as ImageImportResult;
+      assert.deepEqual(
+        result.templates.map((t) => t.node),
+        ['pve1', 'pve2'],
+      );
+      for (const made of result.templates) {
+        const vm = world.pve.dump().vms.find((v) => v.vmid === made.vmid)!;
+        assert.equal(vm.node, made.node);
+        assert.ok(vm.template, `${made.vmid} is a template`);
+        assert.match(String(vm.config.scsi0), /^local-lvm:/);
+        assert.ok(!hasTag(String(vm.config.tags ?? ''), IMAGE_IMPORT_TAG), 'the import tag is off the template (a clone would inherit it)');
+      }
+      assert.notEqual(result.templates[0]!.vmid, result.templates[1]!.vmid);
+      assert.deepEqual((await leftovers(world, ['pve1', 'pve2'])).files, [], "each node's downloaded file is removed");
+      const catalogue = await harness.h.env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue)).query(catalogueQuery);
+      const entry = catalogue.entries.find((e) => e.name === 'per-node')!;
+      assert.equal(entry.template, result.templates[0]!.vmid);
+      assert.deepEqual(
+        entry.templates?.map((t) => [t.node, t.vmid]),
+        result.templates.map((t) => [t.node, t.vmid]),
+      );
+    });
+  });
+
+  test('onto a shared disk storage, with no node named: one template for the cluster', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await importingWorld({ PVE_NODE_SELECTOR: 'pve1,pve2' });
+    const taskQueue = 'image-import-shared';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const { node: _, ...shared } = input('shared', '/tiny.qcow2', sha256(qcow2), { diskStorage: 'ceph' });
+      const result = (await harness.h.env.client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-shared', args: [shared] })) as ImageImportResult;
+      assert.equal(result.templates.length, 1);
+      assert.match(String(world.pve.dump().vms.find((v) => v.vmid === result.templateVmid)?.config.scsi0), /^ceph:/);
+    });
+  });
+
+  test("a failure after the first node's template removes every template and file made", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await importingWorld({ PVE_NODE_SELECTOR: 'pve1,pve2' });
+    const taskQueue = 'image-import-per-node-fails';
+    await harness.h.withWorker(world, taskQueue, async () => {
+      // The catalogue refuses the name at the last stage: both templates and files are made by then.
+      await harness.h.env.client.workflow.execute('imageImport', { taskQueue, workflowId: 'image-import-taken-first', args: [input('taken', '/tiny.qcow2', sha256(qcow2))] });
+      const { node: _, ...again } = input('taken', '/tiny.qcow2', sha256(qcow2));
+      const handle = await harness.h.env.client.workflow.start('imageImport', { taskQueue, workflowId: 'image-import-taken-again', args: [again] });
+      const err = await handle.result().then(
+        () => assert.fail('the import succeeded'),
+        (e: unknown) => e as WorkflowFailedError,
+      );
+      assert.match(String(err.cause?.message), /failed at stage cataloguing: .*exists already/);
+      const status = await handle.query(importStatusQuery);
+      assert.equal(status.templates?.length, 2, 'both templates were made before the failure');
+      assert.deepEqual(status.leftovers, []);
+      const left = await leftovers(world, ['pve1', 'pve2']);
+      assert.deepEqual(left, { files: [], vms: [(await harness.h.env.client.workflow.getHandle('image-import-taken-first').query(importStatusQuery)).templateVmid] }, "only the first import's template is left");
     });
   });
 

@@ -23,6 +23,8 @@ describe('vmBuild placement, local templates and HA', () => {
     prepare?: (w: SimulatedWorld) => void | Promise<void>;
     fullClone?: boolean;
     templateVmid?: number;
+    /** The image's template per node, as the intake resolves it for an image imported onto local storage. */
+    imageTemplates?: Array<{ node: string; vmid: number }>;
     consultants?: string[];
     /** Checks made while the request is fulfilled, before its completion. */
     whileFulfilled?: (world: SimulatedWorld, record: RequestRecord) => void;
@@ -38,7 +40,12 @@ describe('vmBuild placement, local templates and HA', () => {
     await opts.prepare?.(world);
     const taskQueue = `placement-${serial}`;
     return harness.h.withWorker(world, taskQueue, async () => {
-      const request = await harness.h.request(serial, { fullClone: opts.fullClone, templateVmid: opts.templateVmid, ...(opts.consultants ? { consultants: opts.consultants } : {}) });
+      const request = await harness.h.request(serial, {
+        fullClone: opts.fullClone,
+        templateVmid: opts.templateVmid,
+        ...(opts.imageTemplates ? { imageTemplates: opts.imageTemplates } : {}),
+        ...(opts.consultants ? { consultants: opts.consultants } : {}),
+      });
       const { handle, waitForStatus } = await requestDriver(harness.h.env.client, taskQueue).startApproved(request);
       const record: RequestRecord = await waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 120_000 });
       const vmsAtSettle = ownVms(world, serial);
@@ -80,6 +87,49 @@ describe('vmBuild placement, local templates and HA', () => {
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.equal(record.device.node, 'pve3');
     assert.equal(vmsAtEnd.length, 0, 'completion removed the VM');
+  });
+
+  /** An image with a template on each of pve1 and pve2, its disks on each node's local-lvm (an import onto local storage). */
+  const perNode = [
+    { node: 'pve1', vmid: 9101 },
+    { node: 'pve2', vmid: 9102 },
+  ];
+  const perNodeTemplates = async (world: SimulatedWorld) => {
+    for (const t of perNode) await createLocalTemplate(world, t.node, t.vmid);
+  };
+  /** The template a linked clone's disk is based on (`local-lvm:base-<vmid>-disk-0/vm-…`). */
+  const baseOf = (world: SimulatedWorld, vmid: number) => Number(/base-(\d+)-disk/.exec(String(world.pve.dump().vms.find((v) => v.vmid === vmid)?.config.scsi0))?.[1]);
+
+  test("an image with a template per node: the VM goes to a node holding one and is a linked clone of that node's template", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    let base: number | undefined;
+    const { record } = await build({
+      templateVmid: 9101,
+      imageTemplates: perNode,
+      prepare: perNodeTemplates,
+      env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }),
+      whileFulfilled: (world, r) => (base = baseOf(world, r.device.vmid!)),
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    const home = perNode.find((p) => p.node === record.device.node);
+    assert.ok(home, `placed on ${record.device.node}, a node holding a template`);
+    assert.equal(base, home.vmid, "cloned from that node's own template");
+    assert.ok(!record.build?.log.some((l) => /migrat/.test(l.message)), 'no migration');
+  });
+
+  test("an image with a template per node, and the selector allowing only the second node: that node's template is cloned there", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    let base: number | undefined;
+    const { record } = await build({
+      templateVmid: 9101,
+      imageTemplates: perNode,
+      prepare: perNodeTemplates,
+      env: () => ({ PVE_NODE_SELECTOR: 'pve2' }),
+      whileFulfilled: (world, r) => (base = baseOf(world, r.device.vmid!)),
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    assert.equal(record.device.node, 'pve2');
+    assert.equal(base, 9102);
   });
 
   test('a template on local storage of a node the selector excludes: a full clone there, then a migration to a selected node', async (t) => {

@@ -20,7 +20,10 @@ export interface ImageImportInput {
   /** Only these organisations may use it; absent: every one. */
   orgs?: string[];
   source: ImageSource;
-  /** The node that holds the template; absent: the first online node the node selector allows. */
+  /**
+   * The node that holds the template; absent: every online node the node selector allows when the disk storage is
+   * local to each node (a clone of a local template is made on its own node only), or the first when it is shared.
+   */
   node?: string;
   /** Where the file is downloaded to (a storage with `import` content). */
   downloadStorage: string;
@@ -44,6 +47,8 @@ export interface ImportTask {
   node?: string;
   volume?: string;
   templateVmid?: number;
+  /** The templates made so far, one per node when the disk storage is local to each node. */
+  templates?: ImageTemplate[];
   log: Array<{ at: string; stage: ImportStage; message: string }>;
   /** What failed to be removed after a failure or cancel: an operator removes it by hand. */
   leftovers: string[];
@@ -52,15 +57,38 @@ export interface ImportTask {
   endedAt?: string;
 }
 
+/** One template of an image: where it is and its VMID (and its disk's size, which a request may not go below). */
+export interface ImageTemplate {
+  node: string;
+  vmid: number;
+  diskGiB?: number;
+}
+
 export interface ImageImportResult {
   name: string;
+  /** The first template (the only one on a shared storage). */
   templateVmid: number;
   node: string;
+  /** Every template made, one per node when the disk storage is local to each node. */
+  templates: ImageTemplate[];
 }
+
+/** The name of an image's template VM in Proxmox (a VM name is a DNS label). */
+export const imageVmName = (name: string): string => `image-${name}`.replace(/[^a-zA-Z0-9.-]/g, '-').slice(0, 63);
 
 export const importStatusQuery = defineQuery<ImportTask>('importStatus');
 /** From the download activity to its workflow: bytes so far (throttled), so the log shows the download moving. */
 export const importProgressSignal = defineSignal<[{ bytes: number; totalBytes?: number }]>('importProgress');
+
+/**
+ * The Proxmox tag an import's VM carries from its creation until it is a template: the cluster sync reads tags from
+ * /cluster/resources and counts no tagged VM as an orphan while the import makes it. Removed once the VM is a template,
+ * because Proxmox copies tags to a clone and a clone left in the pool must still count.
+ */
+export const IMAGE_IMPORT_TAG = 'pveflow-image-import';
+
+/** Whether a Proxmox tag list (`;`-separated, as /cluster/resources and the config give it) holds `tag`. */
+export const hasTag = (tags: string | undefined, tag: string): boolean => (tags ?? '').split(/[;, ]+/).includes(tag);
 
 /** The first line of an imported template's description: checked before adopting or destroying the VM. */
 export const imageMarker = (name: string): string => `pveflow:image=${name}`;

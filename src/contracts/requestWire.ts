@@ -2,7 +2,7 @@ import { requestFields, type RequestFields } from '../domain/deviceRequest';
 
 /**
  * The request's fields under the names the wire gives them (snake_case; the org is the `client`). A domain field
- * missing here is not taken from the wire (`templateVmid`: the intake resolves it from the image). This map is
+ * missing here is not taken from the wire (`templateVmid`, `imageTemplates`: the intake resolves them from the image). This map is
  * the only place the two vocabularies meet: the wire schema, the domain object built from a body and the field a 400
  * names are all derived from it.
  */

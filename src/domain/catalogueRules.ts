@@ -13,6 +13,11 @@ export interface CatalogueEntry extends ConfiguredImage {
   origin: 'seed' | 'import';
   /** The import that made its template (its workflow id), for an imported image. */
   importedBy?: string;
+  /**
+   * An imported image's templates as its import made them, one per node when the disk storage is local to each node
+   * (`template` is the first). Absent on a seeded entry and on one kept before imports recorded it: `template` alone.
+   */
+  templates?: Array<{ node: string; vmid: number; diskGiB?: number }>;
   addedAt: string;
 }
 

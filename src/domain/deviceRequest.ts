@@ -74,6 +74,14 @@ export const requestFields = {
   image: imageNameSchema.optional(),
   /** The template the build clones: the image's, resolved at intake (absent: PVE_TEMPLATE_VMID). Not on the wire. */
   templateVmid: z.number().int().min(100).max(999_999_999).optional(),
+  /**
+   * The image's template on each node, when it has one per node (an import onto storage local to each node): the build
+   * is placed on a node that holds one and clones that node's. Resolved at intake, not on the wire.
+   */
+  imageTemplates: z
+    .array(z.object({ node: z.string().min(1).max(64), vmid: z.number().int().min(100).max(999_999_999) }))
+    .max(64)
+    .optional(),
   cores: z.number().int().min(requestLimits.cores.min).max(requestLimits.cores.max),
   memoryMiB: z.number().int().min(requestLimits.memoryMiB.min).max(requestLimits.memoryMiB.max),
   /** Grow the boot disk to this size (never shrinks: Proxmox cannot). */

@@ -53,7 +53,15 @@ export interface Image {
   orgs?: string[];
   /** Offered to no new request (the catalogue retired it); requests that hold a VM of it keep it. */
   retired?: boolean;
+  /**
+   * Its templates, one per node, when it has more than one (an import onto storage local to each node): a build
+   * clones the template of the node it is placed on. Absent: `templateVmid` alone.
+   */
+  templates?: Array<{ node: string; vmid: number }>;
 }
+
+/** What imageCatalogue reads of an entry beyond the configuration's words: an import's templates per node. */
+type CatalogueInput = ConfiguredImage & { retired?: boolean; templates?: Array<{ vmid: number }> };
 
 /** A pool template's name as an image name: Proxmox allows upper case and more length than an image name does. */
 const imageNameOf = (templateName: string, vmid: number) => {
@@ -71,9 +79,11 @@ const imageNameOf = (templateName: string, vmid: number) => {
  * images are offered: an operator who curates a catalogue does not want every template of the pool offered too. A
  * configured image whose template is not in the pool is left out (and named by `missingImages`).
  */
-export function imageCatalogue(templates: PoolTemplate[], configured?: Array<ConfiguredImage & { retired?: boolean }>, curated = configured !== undefined): Image[] {
-  const fromTemplate = (t: PoolTemplate, name: string, c?: ConfiguredImage & { retired?: boolean }): Image => {
+export function imageCatalogue(templates: PoolTemplate[], configured?: CatalogueInput[], curated = configured !== undefined): Image[] {
+  const fromTemplate = (t: PoolTemplate, name: string, c?: CatalogueInput): Image => {
     const templateDisk = Math.ceil(t.diskGiB ?? 0);
+    // The pool's templates of the entry's list (where the pool holds them now, as the sync saw them).
+    const perNode = (c?.templates ?? []).flatMap((r) => templates.filter((p) => p.vmid === r.vmid)).map((p) => ({ node: p.node, vmid: p.vmid }));
     return {
       name,
       templateVmid: t.vmid,
@@ -88,6 +98,7 @@ export function imageCatalogue(templates: PoolTemplate[], configured?: Array<Con
       },
       ...(c?.orgs ? { orgs: c.orgs } : {}),
       ...(c?.retired ? { retired: true } : {}),
+      ...(perNode.length > 1 ? { templates: perNode } : {}),
     };
   };
   const sorted = [...templates].sort((a, b) => a.vmid - b.vmid);
@@ -98,7 +109,7 @@ export function imageCatalogue(templates: PoolTemplate[], configured?: Array<Con
       return t ? [fromTemplate(t, c.name, c)] : [];
     });
     const seen = new Set<string>(named.map((i) => i.name));
-    const covered = new Set(named.map((i) => i.templateVmid));
+    const covered = new Set(named.flatMap((i) => [i.templateVmid, ...(i.templates ?? []).map((t) => t.vmid)]));
     return [
       ...named,
       ...sorted

@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
+import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImageTemplate, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
 import { imageImportSearchAttributes } from '../contracts/searchAttributes';
 import { ErrorType } from '../errors';
 import { apiCall, cleanup, imageDownload, proxmoxTask } from './activityOptions';
@@ -13,6 +13,11 @@ const download = proxyActivities<Activities>(imageDownload);
 const undo = proxyActivities<Activities>(cleanup);
 
 const LOG_LINES_KEPT = 200;
+
+interface Undo {
+  what: string;
+  run: () => Promise<unknown>;
+}
 const MAX_VMID_COLLISIONS = 5;
 
 /**
@@ -29,7 +34,7 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
     run.bytes = bytes;
     if (totalBytes !== undefined) run.totalBytes = totalBytes;
   });
-  const undos: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  const undos: Undo[] = [];
   const log = (message: string) => {
     run.log.push({ at: new Date().toISOString(), stage: run.stage, message });
     if (run.log.length > LOG_LINES_KEPT) run.log.splice(0, run.log.length - LOG_LINES_KEPT);
@@ -51,23 +56,37 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
 
   publish();
   try {
-    stage('planning', `choosing the node for image ${input.name}`);
+    stage('planning', `choosing the node(s) for image ${input.name}`);
     const plan = await api.planImageImport(input);
-    run.node = plan.node;
-    log(`template on node ${plan.node}${'url' in input.source ? `; download onto ${input.downloadStorage}${plan.shared ? ' (shared: once for the cluster)' : ` on ${plan.downloadNode}`}` : ''}`);
-
-    let volume: string;
+    run.node = plan.nodes[0];
     const source = input.source;
-    if ('url' in source) {
+    log(
+      (plan.nodes.length > 1 ? `a template on each of ${plan.nodes.join(', ')} (storage ${input.diskStorage} is local to each node)` : `template on node ${plan.nodes[0]}`) +
+        ('url' in source ? `; download onto ${input.downloadStorage}${plan.sharedDownloadNode ? ' (shared: once for the cluster)' : plan.nodes.length > 1 ? ' on each node' : ''}` : ''),
+    );
+
+    /** The files downloaded, removed once every template holds its own copy (their undos go then too). */
+    const files: Array<{ node: string; volume: string; undo: Undo }> = [];
+    /** The image's file as `node` sees it: downloaded there (once for a shared storage), or the operator's volume. */
+    const imageOn = async (node: string): Promise<string> => {
+      if (!('url' in source)) {
+        stage('downloading', `using volume ${source.volume}, already on its storage`);
+        const got = await api.checkImageVolume({ name: input.name, node, volume: source.volume });
+        if (got.bytes !== undefined) run.bytes = run.totalBytes = got.bytes;
+        return source.volume;
+      }
+      if (plan.sharedDownloadNode && files[0]) return files[0].volume;
+      const onNode = plan.sharedDownloadNode ?? node;
       const filename = importFileName(input.name, workflowInfo().runId, source.extension);
-      volume = `${input.downloadStorage}:import/${filename}`;
-      stage('downloading', `downloading ${source.url} onto ${volume} (${source.checksumAlgorithm} checked by Proxmox)`);
+      const volume = `${input.downloadStorage}:import/${filename}`;
+      stage('downloading', `downloading ${source.url} onto ${volume}${plan.nodes.length > 1 ? ` on ${onNode}` : ''} (${source.checksumAlgorithm} checked by Proxmox)`);
       // Registered before the download: a cancel mid-download must not leave a half file on the storage.
-      const removeFile = { what: `downloaded file ${volume} on ${plan.downloadNode}`, run: () => undo.removeImportVolume({ name: input.name, node: plan.downloadNode, volume }) };
+      const removeFile: Undo = { what: `downloaded file ${volume} on ${onNode}`, run: () => undo.removeImportVolume({ name: input.name, node: onNode, volume }) };
       undos.unshift(removeFile);
+      files.push({ node: onNode, volume, undo: removeFile });
       const got = await download.downloadImage({
         name: input.name,
-        node: plan.downloadNode,
+        node: onNode,
         storage: input.downloadStorage,
         url: source.url,
         checksum: source.checksum,
@@ -76,64 +95,68 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
       });
       if (got.bytes !== undefined) run.bytes = run.totalBytes = got.bytes;
       log(`downloaded ${got.bytes ?? 'an unknown number of'} bytes; checksum verified`);
-    } else {
-      volume = source.volume;
-      stage('downloading', `using volume ${volume}, already on its storage`);
-      const got = await api.checkImageVolume({ name: input.name, node: plan.node, volume });
-      if (got.bytes !== undefined) run.bytes = run.totalBytes = got.bytes;
-    }
+      return volume;
+    };
 
-    stage('reserving-vmid', 'reserving a VMID');
-    const taken: number[] = [];
-    let vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken });
-    let diskGiB: number | undefined;
-    for (; ; vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken })) {
-      stage('creating-vm', `creating VM ${vmid} on ${plan.node} from ${volume}`);
-      const destroy = { what: `VM ${vmid} on ${plan.node}`, run: () => undo.destroyImageVm({ name: input.name, node: plan.node, vmid }) };
-      undos.unshift(destroy);
-      try {
-        ({ diskGiB } = await task.createImageVm({
-          name: input.name,
-          os: input.os,
-          node: plan.node,
-          vmid,
-          volume,
-          diskStorage: input.diskStorage,
-          cores: input.minimum.cores ?? 1,
-          memoryMiB: input.minimum.memoryMiB ?? 1024,
-        }));
-        break;
-      } catch (err) {
-        if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
-        undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
-        if (taken.length >= MAX_VMID_COLLISIONS) throw err;
-        taken.push(vmid);
-        log(`VMID ${vmid} was taken meanwhile; reserving another`);
+    const templates: ImageTemplate[] = [];
+    run.templates = templates;
+    for (const node of plan.nodes) {
+      const volume = await imageOn(node);
+      stage('reserving-vmid', `reserving a VMID${plan.nodes.length > 1 ? ` for the template on ${node}` : ''}`);
+      const taken: number[] = [];
+      let vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken });
+      let diskGiB: number | undefined;
+      for (; ; vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken })) {
+        stage('creating-vm', `creating VM ${vmid} on ${node} from ${volume}`);
+        const destroy = { what: `VM ${vmid} on ${node}`, run: () => undo.destroyImageVm({ name: input.name, node, vmid }) };
+        undos.unshift(destroy);
+        try {
+          ({ diskGiB } = await task.createImageVm({
+            name: input.name,
+            os: input.os,
+            node,
+            vmid,
+            volume,
+            diskStorage: input.diskStorage,
+            cores: input.minimum.cores ?? 1,
+            memoryMiB: input.minimum.memoryMiB ?? 1024,
+          }));
+          break;
+        } catch (err) {
+          if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
+          undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
+          if (taken.length >= MAX_VMID_COLLISIONS) throw err;
+          taken.push(vmid);
+          log(`VMID ${vmid} was taken meanwhile; reserving another`);
+        }
       }
-    }
-    run.templateVmid = vmid;
-    log(`VM ${vmid} created${diskGiB === undefined ? '' : `, its disk ${diskGiB} GiB`}`);
-    if (input.minimum.diskGiB !== undefined && diskGiB !== undefined && input.minimum.diskGiB < diskGiB) {
-      throw ApplicationFailure.create({
-        type: ErrorType.InvalidRequest,
-        nonRetryable: true,
-        message: `min_disk_gib ${input.minimum.diskGiB} is below what image ${input.name} needs: its disk is ${diskGiB} GiB. Import again with min_disk_gib of at least ${diskGiB}, or without it.`,
-      });
-    }
+      run.templateVmid ??= vmid;
+      log(`VM ${vmid} created${diskGiB === undefined ? '' : `, its disk ${diskGiB} GiB`}`);
+      if (input.minimum.diskGiB !== undefined && diskGiB !== undefined && input.minimum.diskGiB < diskGiB) {
+        throw ApplicationFailure.create({
+          type: ErrorType.InvalidRequest,
+          nonRetryable: true,
+          message: `min_disk_gib ${input.minimum.diskGiB} is below what image ${input.name} needs: its disk is ${diskGiB} GiB. Import again with min_disk_gib of at least ${diskGiB}, or without it.`,
+        });
+      }
 
-    stage('templating', `making VM ${vmid} a template`);
-    await task.convertImageToTemplate({ name: input.name, node: plan.node, vmid });
-    if ('url' in source) {
-      // The template holds its own copy of the disk: the downloaded file is no longer needed.
-      const removeFile = undos.pop()!;
-      await undo.removeImportVolume({ name: input.name, node: plan.downloadNode, volume });
-      log(`removed ${removeFile.what.replace('downloaded file ', '')}: the template has its own copy`);
+      stage('templating', `making VM ${vmid} a template`);
+      await task.convertImageToTemplate({ name: input.name, node, vmid });
+      templates.push({ node, vmid, ...(diskGiB !== undefined ? { diskGiB } : {}) });
     }
+    // Every template holds its own copy of the disk: the downloaded files are no longer needed.
+    for (const file of files) {
+      await undo.removeImportVolume({ name: input.name, node: file.node, volume: file.volume });
+      undos.splice(undos.indexOf(file.undo), 1);
+      log(`removed ${file.volume} on ${file.node}: the template has its own copy`);
+    }
+    const first = templates[0]!;
 
     stage('cataloguing', `adding image ${input.name} to the catalogue`);
     await api.catalogueImage({
       name: input.name,
-      template: vmid,
+      template: first.vmid,
+      templates,
       os: input.os,
       ...(input.description ? { description: input.description } : {}),
       ...(input.minimum.cores !== undefined ? { min_cores: input.minimum.cores } : {}),
@@ -144,9 +167,9 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
       importedBy: workflowInfo().workflowId,
       addedAt: new Date().toISOString(),
     });
-    stage('done', `image ${input.name} is template ${vmid} on ${plan.node}, in the catalogue`);
+    stage('done', `image ${input.name} is template ${templates.map((t) => `${t.vmid} on ${t.node}`).join(', ')}, in the catalogue`);
     end('completed');
-    return { name: input.name, templateVmid: vmid, node: plan.node };
+    return { name: input.name, templateVmid: first.vmid, node: first.node, templates };
   } catch (err) {
     const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
     run.state = cancelled ? 'cancelling' : 'failed';

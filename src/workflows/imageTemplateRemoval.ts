@@ -11,6 +11,8 @@ export interface ImageTemplateRemovalInput {
   node: string;
   /** Its template: destroyed only when it carries the image's marker (pveflow imported it). */
   vmid: number;
+  /** Its other templates, when its import made one per node (storage local to each node). */
+  others?: Array<{ node: string; vmid: number }>;
 }
 
 /**
@@ -20,5 +22,9 @@ export interface ImageTemplateRemovalInput {
  * make (an image seeded from PVEFLOW_IMAGES) is never touched: the workflow fails saying so.
  */
 export async function imageTemplateRemoval(input: ImageTemplateRemovalInput): Promise<'destroyed' | 'absent'> {
-  return undo.destroyImageVm(input);
+  let outcome: 'destroyed' | 'absent' = 'absent';
+  for (const t of [{ node: input.node, vmid: input.vmid }, ...(input.others ?? [])]) {
+    if ((await undo.destroyImageVm({ name: input.name, node: t.node, vmid: t.vmid })) === 'destroyed') outcome = 'destroyed';
+  }
+  return outcome;
 }

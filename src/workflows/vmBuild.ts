@@ -103,7 +103,14 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     undos.unshift({ what: `NetBird setup key, groups, policy and peer of ${serial}`, run: () => undo.revokeVpnAccess({ serial, name: request.name }) });
 
     stage('choosing-node', 5, 'choosing the node with the most free capacity');
-    const plan = await api.planPlacement({ serial, memoryMiB: request.memoryMiB, cores: request.cores, templateVmid: request.templateVmid, fullClone: request.fullClone });
+    const plan = await api.planPlacement({
+      serial,
+      memoryMiB: request.memoryMiB,
+      cores: request.cores,
+      templateVmid: request.templateVmid,
+      fullClone: request.fullClone,
+      ...(request.imageTemplates ? { templates: request.imageTemplates } : {}),
+    });
     // The VMID before the slot: the slot is then held only for the clone itself (Proxmox reserves no VMID, §4.5, so
     // reserving earlier changes nothing; the clone detects a collision either way).
     stage('reserving-vmid', 7, 'reserving a VMID');
@@ -115,6 +122,9 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     // Asked before anything is made: a build that ends from here on releases its place and slot (see the catch).
     const { node, cloneOn } = sole ?? (await slots.acquire(plan));
     log(cloneOn ? `node ${node} chosen; the template's disks are local to ${cloneOn}: a full clone there first, then a migration` : `node ${node} chosen`);
+    // An image with a template per node: the one on the node the clone runs on (only the activities' arguments change:
+    // a history without `plan.templates` replays to the same commands).
+    const cloneFrom = plan.templates?.[cloneOn ?? node] ?? request.templateVmid;
 
     let templateVmid: number;
     for (; ; vmid = await api.reserveVmid({ serial, exclude: taken })) {
@@ -128,7 +138,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
           name: request.name,
           vmid,
           node: cloneOn ?? node,
-          templateVmid: request.templateVmid,
+          templateVmid: cloneFrom,
           fullClone: cloneOn ? true : request.fullClone,
         }));
         break;

@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { PveApiError, waitForTask, type TaskOutcome } from '../../clients/pve';
 import { addImageUpdate } from '../../contracts/imageCatalogueMessages';
-import { imageMarker, importProgressSignal, type ChecksumAlgorithm, type ImageImportInput } from '../../contracts/imageImport';
+import { hasTag, IMAGE_IMPORT_TAG, imageMarker, imageVmName, importProgressSignal, type ChecksumAlgorithm, type ImageImportInput } from '../../contracts/imageImport';
 import { imageCatalogueWorkflowId } from '../../contracts/workflowIds';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
 import { ErrorType } from '../../errors';
@@ -14,11 +14,14 @@ import { earlierTask, taskFailure, taskOutcome, type TaskPolling } from './runTa
 const PROGRESS_EVERY_MS = 5_000;
 
 export interface ImportPlan {
-  /** Where the template is made. */
-  node: string;
-  /** Where the file is downloaded: the template's node, or any node for a shared storage (once for the cluster). */
-  downloadNode: string;
-  shared: boolean;
+  /**
+   * Where templates are made: the node the operator named; else one node when the disk storage is shared, or every
+   * online node the selector allows when it is local to each (Proxmox clones a template on local storage only on its
+   * own node, proxmox-behaviour.md §6.4, so placement needs one on each node it may choose).
+   */
+  nodes: string[];
+  /** Where the file is downloaded once when the import storage is shared; absent: each node downloads its own. */
+  sharedDownloadNode?: string;
 }
 
 /**
@@ -31,7 +34,7 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
   const poll: TaskPolling = settings;
 
   return {
-    /** The node and where to download: both storages must exist on the node, and the node must be online. */
+    /** The nodes that get a template and where to download: both storages must exist on each, and each must be online. */
     async planImageImport(input: Pick<ImageImportInput, 'name' | 'node' | 'downloadStorage' | 'diskStorage' | 'source'>): Promise<ImportPlan> {
       const resources = await pve.clusterResources().catch((err) => {
         throw pveFailure(err, who(input.name), 'looking up the nodes and storages for an image import');
@@ -42,7 +45,8 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
       const needsDownload = 'url' in input.source;
       const fits = (node: string) => !!storageOn(input.diskStorage, node) && (!needsDownload || !!storageOn(input.downloadStorage, node));
       const candidates = input.node ? [input.node] : allowed;
-      const node = candidates.find(fits);
+      const fitting = candidates.filter(fits);
+      const node = fitting[0];
       if (!node) {
         throw ApplicationFailure.create({
           type: ErrorType.PveInvalidParameter,
@@ -53,8 +57,11 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
             `(pvesm status on the node), or grant Datastore.Audit on them, and import again.`,
         });
       }
-      const shared = !!storageOn(input.downloadStorage, node)?.shared;
-      return { node, downloadNode: node, shared };
+      const diskShared = !!storageOn(input.diskStorage, node)?.shared;
+      // A volume the operator named on a local storage is on one node only: its template is made there alone.
+      const sourceShared = 'url' in input.source ? !!storageOn(input.downloadStorage, node)?.shared : !!storageOn(input.source.volume.split(':')[0]!, node)?.shared;
+      const nodes = diskShared || (!needsDownload && !sourceShared) ? [node] : fitting;
+      return { nodes, ...(needsDownload && sourceShared ? { sharedDownloadNode: node } : {}) };
     },
 
     /**
@@ -176,8 +183,9 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
           try {
             upid = await pve.createVm(input.node, {
               vmid: input.vmid,
-              name: `image-${input.name}`.replace(/[^a-zA-Z0-9.-]/g, '-').slice(0, 63),
+              name: imageVmName(input.name),
               pool: settings.pool,
+              tags: IMAGE_IMPORT_TAG,
               description: `${imageMarker(input.name)}\nImage ${input.name} (${input.os}), imported by pveflow. Do not edit by hand: update it through pveflow.`,
               cores: input.cores,
               memory: input.memoryMiB,
@@ -218,21 +226,36 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
       return size ? { diskGiB: Math.ceil(Number(size[1]) * unit[size[2]!]!) } : {};
     },
 
+    /** Makes the VM a template, then takes the import's tag off it (see IMAGE_IMPORT_TAG). */
     async convertImageToTemplate(input: { name: string; node: string; vmid: number }): Promise<void> {
       const s = { ...who(input.name), vmid: input.vmid, node: input.node };
-      if ((await earlierTask(pve, poll))?.ok) return;
-      const cfg = await pve.vmConfig(input.node, input.vmid).catch((err) => {
-        throw pveFailure(err, s, 'reading the VM before making it a template');
-      });
-      if (cfg.template) return;
+      const readConfig = () =>
+        pve.vmConfig(input.node, input.vmid).catch((err) => {
+          throw pveFailure(err, s, 'reading the VM before making it a template');
+        });
+      const earlierOk = (await earlierTask(pve, poll))?.ok;
+      let cfg = await readConfig();
+      if (!cfg.template && !earlierOk) {
+        let upid: string;
+        try {
+          upid = await pve.convertToTemplate(input.node, input.vmid);
+        } catch (err) {
+          throw pveFailure(err, s, `making VM ${input.vmid} a template`, `VM.Allocate on /vms/${input.vmid}`);
+        }
+        const outcome = await taskOutcome(pve, upid, poll);
+        if (!outcome.ok) throw taskFailure(outcome, s, 'making the image VM a template');
+        cfg = await readConfig();
+      }
+      if (!hasTag(cfg.tags, IMAGE_IMPORT_TAG)) return;
+      const rest = (cfg.tags ?? '').split(/[;, ]+/).filter((t) => t && t !== IMAGE_IMPORT_TAG);
       let upid: string;
       try {
-        upid = await pve.convertToTemplate(input.node, input.vmid);
+        upid = await pve.updateVmConfig(input.node, input.vmid, rest.length ? { tags: rest.join(';') } : { delete: 'tags' });
       } catch (err) {
-        throw pveFailure(err, s, `making VM ${input.vmid} a template`, `VM.Allocate on /vms/${input.vmid}`);
+        throw pveFailure(err, s, `taking tag ${IMAGE_IMPORT_TAG} off template ${input.vmid}`, `VM.Config.Options on /vms/${input.vmid}`);
       }
-      const outcome = await taskOutcome(pve, upid, poll);
-      if (!outcome.ok) throw taskFailure(outcome, s, 'making the image VM a template');
+      const outcome = await taskOutcome(pve, upid, poll, 'preparatoryUpid');
+      if (!outcome.ok) throw taskFailure(outcome, s, `taking tag ${IMAGE_IMPORT_TAG} off the template`);
     },
 
     /** Adds the image to the catalogue (its Update refuses a name taken meanwhile: the import then fails and cleans up). */

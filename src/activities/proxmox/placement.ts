@@ -16,6 +16,8 @@ export interface ChooseNodeInput {
   templateVmid?: number;
   /** The request's clone mode (else PVE_FULL_CLONE_DEFAULT): a full clone needs the disks' size free. */
   fullClone?: boolean;
+  /** The image's template on each node, when it has one per node (the request's `imageTemplates`): each is a place to clone. */
+  templates?: Array<{ node: string; vmid: number }>;
 }
 
 /**
@@ -27,6 +29,11 @@ export interface ChooseNodeInput {
 export type PlacementPlan = Omit<CloneSlotRequest, 'holder' | 'ttlMs'> & {
   /** Where the clone loads, for the build's log: `<node>/<storage>,…`. */
   cloneLoad: string;
+  /**
+   * For an image with a template per node: the template to clone on each node the clone may run on (the granted
+   * offer's `cloneOn`, else its `node`). Absent: the request's template.
+   */
+  templates?: Record<string, number>;
 };
 
 /**
@@ -46,9 +53,47 @@ export type PlacementPlan = Omit<CloneSlotRequest, 'holder' | 'ttlMs'> & {
 export function placementActivities({ pve, settings }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
     async planPlacement(input: ChooseNodeInput): Promise<PlacementPlan> {
-      return place(input);
+      const perNode = input.templates ?? [];
+      return perNode.length > 1 ? placeAmong(input, perNode) : place(input);
     },
   };
+
+  /**
+   * An image with a template per node (its disks local to each): every node holding one is a place, cloning its own
+   * template there, as `place` plans it for each template; a node reached only by migrating another node's clone
+   * comes after (one offer per node). The clone slot keys are those of every template's node: a build then waits for
+   * the slots of all of them, more than it needs, never more clones than a limit allows. Refused only when no template
+   * has a place, with the first template's reason.
+   */
+  async function placeAmong(input: ChooseNodeInput, perNode: Array<{ node: string; vmid: number }>): Promise<PlacementPlan> {
+    const plans: Array<{ vmid: number; plan: PlacementPlan }> = [];
+    let refusal: unknown;
+    for (const t of perNode) {
+      try {
+        plans.push({ vmid: t.vmid, plan: await place({ ...input, templateVmid: t.vmid }) });
+      } catch (err) {
+        refusal ??= err;
+      }
+    }
+    if (plans.length === 0) throw refusal;
+    const offers = new Map<string, { offer: PlacementPlan['offers'][number]; vmid: number }>();
+    for (const { vmid, plan } of plans) {
+      for (const offer of plan.offers) {
+        const had = offers.get(offer.node);
+        if (!had || (had.offer.cloneOn && !offer.cloneOn)) offers.set(offer.node, { offer, vmid });
+      }
+    }
+    const kept = [...offers.values()];
+    return {
+      offers: kept.map((k) => k.offer),
+      need: plans[0]!.plan.need,
+      running: plans[0]!.plan.running,
+      keys: [...new Set(plans.flatMap((p) => p.plan.keys))],
+      limits: Object.assign({}, ...plans.map((p) => p.plan.limits)) as PlacementPlan['limits'],
+      cloneLoad: plans.map((p) => p.plan.cloneLoad).join(' or '),
+      templates: Object.fromEntries(kept.map((k) => [k.offer.cloneOn ?? k.offer.node, k.vmid])),
+    };
+  }
 
   async function place(input: ChooseNodeInput): Promise<PlacementPlan> {
     const { serial, memoryMiB } = input;

@@ -3,6 +3,7 @@ import type { ClusterResource } from '../../clients/pve';
 import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../contracts/types';
 import type { VmSize } from '../../contracts/vmOperations';
 import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { hasTag, IMAGE_IMPORT_TAG } from '../../contracts/imageImport';
 import type { Usage } from '../../domain/quotaUsage';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
@@ -90,7 +91,8 @@ export function observeClusterActivities({ pve, temporal }: ActivityDeps) {
           });
           continue;
         }
-        if (owned.has(vm.vmid!) || vm.lock === 'clone' || vm.lock === 'create') continue; // being made right now
+        // Being made right now: a request's VM, a clone or create in flight, or an image import's VM before it is a template.
+        if (owned.has(vm.vmid!) || vm.lock === 'clone' || vm.lock === 'create' || hasTag(vm.tags, IMAGE_IMPORT_TAG)) continue;
         orphanCount++;
         if (orphans.length < MAX_ORPHANS_LISTED) orphans.push({ vmid: vm.vmid!, node: vm.node ?? '', name: vm.name });
       }

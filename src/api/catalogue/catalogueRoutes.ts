@@ -161,8 +161,10 @@ export function catalogueRoutes(ctx: ApiContext): Router {
       await ctx.temporal(() => catalogueHandle(ctx).executeUpdate(deleteImageUpdate, { args: [{ name: entry.name, usedBy }] }));
       // Out of the catalogue first (no new request may name it), then its template, when pveflow imported it.
       if (entry.origin === 'import' && templateVmid !== undefined) {
-        const node = catalogue?.images.find((i) => i.name === entry.name)?.node ?? (await importedNode(ctx, entry));
-        if (node) await startTemplateRemoval(ctx, { name: entry.name, node, vmid: templateVmid });
+        const recorded = entry.templates ?? [];
+        const node = recorded.find((t) => t.vmid === templateVmid)?.node ?? catalogue?.images.find((i) => i.name === entry.name)?.node ?? (await importedNode(ctx, entry));
+        const others = recorded.filter((t) => t.vmid !== templateVmid).map((t) => ({ node: t.node, vmid: t.vmid }));
+        if (node) await startTemplateRemoval(ctx, { name: entry.name, node, vmid: templateVmid, ...(others.length ? { others } : {}) });
       }
       res.status(204).end();
     } catch (err) {

@@ -1,5 +1,6 @@
 import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../../domain/imageCatalogue';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
+import { imageVmName } from '../../contracts/imageImport';
 import type { ApiContext } from '../http/context';
 import { latestSyncResult } from '../reads/latestSync';
 import { catalogueState } from './catalogueStore';
@@ -17,6 +18,23 @@ export interface CurrentCatalogue {
 }
 
 /**
+ * A sync's `at` is when it ended; it read the cluster up to this long before (the sync's read activity's bound,
+ * workflows/activityOptions `clusterRead`). An entry added within it may be newer than what the sync saw.
+ */
+const SYNC_READ_BOUND_MS = 5 * 60_000;
+
+/**
+ * The templates imports made after the sync looked, as their entries record them: a finished import is requestable at
+ * once, not only after the next sync. A later sync's view replaces them (a template removed since is then missing).
+ */
+function importedSince(entries: CatalogueEntry[], sync: { at: string; templates?: PoolTemplate[] }): PoolTemplate[] {
+  const seen = new Set((sync.templates ?? []).map((t) => t.vmid));
+  return entries
+    .filter((e) => e.origin === 'import' && Date.parse(e.addedAt) > Date.parse(sync.at) - SYNC_READ_BOUND_MS)
+    .flatMap((e) => (e.templates ?? []).filter((t) => !seen.has(t.vmid)).map((t) => ({ vmid: t.vmid, name: imageVmName(e.name), node: t.node, ...(t.diskGiB !== undefined ? { diskGiB: t.diskGiB } : {}) })));
+}
+
+/**
  * The catalogue as of the newest completed cluster sync: the catalogue workflow's entries (domain/catalogueRules)
  * matched with the pool's templates; undefined before the first sync.
  */
@@ -25,7 +43,7 @@ export async function currentCatalogue(ctx: Pick<ApiContext, 'client' | 'taskQue
   const sync = await latestSyncResult(ctx);
   if (!sync) return undefined;
   const state = await catalogueState(ctx);
-  const templates = sync.templates ?? [];
+  const templates = [...(sync.templates ?? []), ...importedSince(state.entries, sync)];
   const configured = state.curated || state.entries.length > 0 ? state.entries : undefined;
   return { at: sync.at, images: imageCatalogue(templates, configured, state.curated), missing: missingImages(templates, state.entries), templates, entries: state.entries };
 }

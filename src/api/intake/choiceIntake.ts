@@ -22,7 +22,8 @@ export interface ChoicesAsked {
   cloudInit?: CloudInitChoices;
 }
 
-export type ChoiceVerdict = { ok: true; resolved: { templateVmid?: number; diskGiB?: number } } | { ok: false; issues: ChoiceRefusal[] } | { ok: false; notReady: string };
+export type ChoiceVerdict =
+  { ok: true; resolved: { templateVmid?: number; imageTemplates?: Array<{ node: string; vmid: number }>; diskGiB?: number } } | { ok: false; issues: ChoiceRefusal[] } | { ok: false; notReady: string };
 
 /**
  * The intake's checks of a request's image and choices against the configuration and the catalogue, before anything
@@ -78,7 +79,7 @@ export async function checkChoices(ctx: Pick<ApiContext, 'client' | 'taskQueue' 
   const refused = imageRefusals(image, r);
   if (refused.length) return { ok: false, issues: refused.map((i) => (r.image === undefined && i.field === 'image' ? { ...i, reason: `${i.reason} (the default image; name another with image)` } : i)) };
   const diskGiB = r.diskGiB === undefined && image.minimum.diskGiB > 0 ? image.minimum.diskGiB : undefined;
-  return { ok: true, resolved: { templateVmid: image.templateVmid, ...(diskGiB !== undefined ? { diskGiB } : {}) } };
+  return { ok: true, resolved: { templateVmid: image.templateVmid, ...(image.templates ? { imageTemplates: image.templates } : {}), ...(diskGiB !== undefined ? { diskGiB } : {}) } };
 }
 
 export type ResolvedChoices = Extract<ChoiceVerdict, { ok: true }>['resolved'];
