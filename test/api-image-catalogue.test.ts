@@ -231,6 +231,31 @@ describe('the image catalogue through the API', () => {
     assert.deepEqual((await handle.query(catalogueQuery)).entries.map((e) => e.name).sort(), ['debian-12', 'ubuntu']);
   });
 
+  test('an image imported after the newest sync is requestable at once; a request for one with a template per node carries them all for placement', async () => {
+    // As the import adds it: its templates recorded per node; no sync has seen them yet.
+    const catalogue = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
+    const templates = [
+      { node: 'pve1', vmid: 9201, diskGiB: 3 },
+      { node: 'pve2', vmid: 9202, diskGiB: 3 },
+    ];
+    await catalogue.executeUpdate(addImageUpdate, {
+      args: [{ name: 'fresh', os: 'Debian 12', template: 9201, templates, origin: 'import', importedBy: imageImportWorkflowId(taskQueue, 'fresh'), addedAt: new Date().toISOString() }],
+    });
+    const shown = await call('operator', 'GET', '/api/images/fresh');
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.equal(shown.body.template_vmid, 9201);
+    const created = await call('operator', 'POST', '/api/device_requests', validRequestBody({ image: 'fresh' }));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const started = (await env.client.workflow.getHandle(`vm-request-${created.body.serial}`).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    const { request } = JSON.parse(Buffer.from(started.data!).toString()) as { request: { templateVmid: number; imageTemplates?: unknown; diskGiB?: number } };
+    assert.equal(request.templateVmid, 9201);
+    assert.deepEqual(request.imageTemplates, [
+      { node: 'pve1', vmid: 9201 },
+      { node: 'pve2', vmid: 9202 },
+    ]);
+    assert.equal(request.diskGiB, 3, "the template's disk is the minimum");
+  });
+
   test("deleting an imported image starts the removal of its template; a seeded image's template is left alone", async () => {
     // A template the import made, as the newest sync sees it, and its catalogue entry as the import adds it.
     const synced = syncResult(new Date().toISOString());

@@ -5,6 +5,7 @@ import { importInputFor } from '../src/api/catalogue/catalogueRoutes';
 import { imageImportBody } from '../src/api/catalogue/catalogueSchemas';
 import { importUrlRefusal } from '../src/api/catalogue/importUrlPolicy';
 import { importFileName } from '../src/contracts/imageImport';
+import { imageCatalogue } from '../src/domain/imageCatalogue';
 import { addImage, deleteImage, emptyCatalogue, retireImage, seedCatalogue, updateImage, type CatalogueEntry } from '../src/domain/catalogueRules';
 
 /** The catalogue's rules, the import URL policy and the reading of a download's progress, without Temporal. */
@@ -48,6 +49,36 @@ describe('the catalogue rules', () => {
 });
 
 describe('the import URL policy and input', () => {
+  test('an image with a template per node offers them all, its first as its template; uncurated, none of them is an image of its own', () => {
+    const pool = [
+      { vmid: 9000, name: 'debian-12-cloudinit', node: 'pve1' },
+      { vmid: 9201, name: 'image-alma', node: 'pve1', diskGiB: 3 },
+      { vmid: 9202, name: 'image-alma', node: 'pve2', diskGiB: 3 },
+    ];
+    const alma = entry('alma', {
+      template: 9201,
+      templates: [
+        { node: 'pve1', vmid: 9201 },
+        { node: 'pve2', vmid: 9202 },
+      ],
+    });
+    const images = imageCatalogue(pool, [alma], false);
+    assert.deepEqual(
+      images.map((i) => [i.name, i.templateVmid]),
+      [
+        ['alma', 9201],
+        ['debian-12-cloudinit', 9000],
+      ],
+    );
+    assert.deepEqual(images[0]!.templates, [
+      { node: 'pve1', vmid: 9201 },
+      { node: 'pve2', vmid: 9202 },
+    ]);
+    assert.equal(images[0]!.minimum.diskGiB, 3);
+    // One template (a shared storage, a seeded entry): no list, the template alone.
+    assert.equal(imageCatalogue(pool, [entry('one', { template: 9000 })], true)[0]!.templates, undefined);
+  });
+
   test('only http(s); loopback and link-local refused when production says so; credentials never', () => {
     assert.equal(importUrlRefusal('https://cloud.debian.org/x.qcow2', { refuseLocal: true }), undefined);
     assert.match(importUrlRefusal('file:///etc/passwd', { refuseLocal: false })!, /only http and https/);
