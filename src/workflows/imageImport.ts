@@ -1,16 +1,9 @@
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
 import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImageTemplate, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
 import { imageImportSearchAttributes } from '../contracts/searchAttributes';
 import { ErrorType } from '../errors';
-import { apiCall, cleanup, imageDownload, proxmoxTask } from './activityOptions';
+import { apiActivities as api, cleanupActivities as undo, downloadActivities as download, taskActivities as task } from './activityProxies';
 import { failureMessage } from './failureMessage';
-
-type Activities = ReturnType<typeof createActivities>;
-const api = proxyActivities<Activities>(apiCall);
-const task = proxyActivities<Activities>(proxmoxTask);
-const download = proxyActivities<Activities>(imageDownload);
-const undo = proxyActivities<Activities>(cleanup);
 
 const LOG_LINES_KEPT = 200;
 

@@ -1,9 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
-import { cleanup } from './activityOptions';
-
-type Activities = ReturnType<typeof createActivities>;
-const undo = proxyActivities<Activities>(cleanup);
+import { cleanupActivities as undo } from './activityProxies';
 
 export interface ImageTemplateRemovalInput {
   /** The image deleted from the catalogue. */

@@ -1,35 +1,14 @@
 import { failureMessage } from './failureMessage';
-import {
-  ApplicationFailure,
-  CancellationScope,
-  CancelledFailure,
-  getExternalWorkflowHandle,
-  isCancellation,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-  type ActivityFailure,
-} from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { ApplicationFailure, CancellationScope, CancelledFailure, getExternalWorkflowHandle, isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { cloneSlotsOf } from './cloneSlot';
-import { apiCall, boundedWait, cleanup, localApiCall, proxmoxTask } from './activityOptions';
+// The quick calls (placement, VMID, HA) go as local activities (`api`); an SFTP upload as an activity (`remoteApi`).
+import { apiActivities as remoteApi, cleanupActivities as undo, localApiActivities as api, taskActivities as task, waitActivities as wait } from './activityProxies';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
 import { buildSearchAttributes } from '../contracts/searchAttributes';
 import { PATCHES } from './patches';
-
-type Activities = ReturnType<typeof createActivities>;
-const remoteApi = proxyActivities<Activities>(apiCall);
-/** The quick calls (placement, VMID, HA): local activities. */
-const api = proxyLocalActivities<Activities>(localApiCall);
-const task = proxyActivities<Activities>(proxmoxTask);
-const wait = proxyActivities<Activities>(boundedWait);
-const undo = proxyActivities<Activities>(cleanup);
 
 /** How many raced VMIDs a build tolerates before it calls the cluster too busy. */
 const MAX_VMID_COLLISIONS = 5;
