@@ -79,3 +79,13 @@ export function releaseVolumes(sim: SimContext, vm: VmState): void {
     if (storage) sim.capacity.release(storage, vm.node, d.sizeBytes);
   }
 }
+
+/** Runs `body` under the VM's config flock inside a worker; a timeout fails the task with PVE's `can't lock file` text. */
+export async function withFlock<T>(sim: SimContext, node: string, vmid: number, body: () => Promise<T> | T): Promise<T> {
+  const release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
+  try {
+    return await body();
+  } finally {
+    release();
+  }
+}

@@ -8,7 +8,7 @@ import type { Identity } from '../permissions';
 import type { TaskContext } from '../tasks';
 import { sleep } from '../timing';
 import { applyPending } from './qemuConfig';
-import { drivesOf, haManaged, loadVm } from './qemuCommon';
+import { drivesOf, haManaged, loadVm, withFlock } from './qemuCommon';
 import { vmCpus, vmMaxdisk, vmMaxmem } from './views';
 
 /**
@@ -23,16 +23,6 @@ const vmPerm =
   (privs: string[], any = false) =>
   ({ identity, params }: ApiRequest, sim: SimContext) =>
     sim.perms.check(identity, `/vms/${params.str('vmid')}`, privs, any);
-
-/** Runs `body` under the VM's config flock inside a worker; a timeout fails the task with PVE's text. */
-async function withFlock<T>(sim: SimContext, node: string, vmid: number, body: () => Promise<T>): Promise<T> {
-  const release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
-  try {
-    return await body();
-  } finally {
-    release();
-  }
-}
 
 function lockError(req: ApiRequest, lock: string | undefined, allowed: string[] = []): Error | undefined {
   if (lock === undefined || req.params.bool('skiplock') || allowed.includes(lock)) return undefined;

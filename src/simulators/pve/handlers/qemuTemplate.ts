@@ -1,8 +1,8 @@
 import type { Route, SimContext } from '../context';
-import { lockTimeoutText, pveDie } from '../errors';
+import { pveDie } from '../errors';
 import { joinPropertyString } from '../propertyString';
 import type { VmState } from '../cluster';
-import { assertNotLocked, drivesOf, loadVm } from './qemuCommon';
+import { assertNotLocked, drivesOf, loadVm, withFlock } from './qemuCommon';
 
 /**
  * `POST /nodes/{node}/qemu/{vmid}/template` (qemu-server `API2/Qemu.pm template`, `template_create`): checks
@@ -31,14 +31,8 @@ export const templateRoute: Route = {
       type: 'qmtemplate',
       id: String(vmid),
       identity,
-      worker: async (ctx) => {
-        let release: () => void;
-        try {
-          release = await sim.flocks.acquire(node, vmid, 'exclusive', sim.timing.flockTimeoutMs);
-        } catch {
-          throw new Error(lockTimeoutText(vmid));
-        }
-        try {
+      worker: (ctx) =>
+        withFlock(sim, node, vmid, () => {
           const vm = loadVm(sim, node, vmid);
           assertConvertible(vm, disk);
           ctx.failIfInjected();
@@ -53,10 +47,7 @@ export const templateRoute: Route = {
             }
             vm.config[d.key] = joinPropertyString({ ...d.options, file: `${d.storage}:${base}` }, 'file');
           }
-        } finally {
-          release();
-        }
-      },
+        }),
     }).upid;
   },
 };

@@ -15,13 +15,21 @@ function isOwner(req: ApiRequest, task: TaskRecord): boolean {
   return me.tokenName === undefined || me.tokenName === owner.tokenName;
 }
 
-function findTask(req: ApiRequest, sim: SimContext): TaskRecord {
+/** The task a path names (`{node}`, `{upid}`): a task is found only on the node inside its UPID. */
+function taskOfPath(req: ApiRequest, sim: SimContext): TaskRecord {
   const node = req.params.req('node');
   const upid = req.params.req('upid');
   const parsed = parseUpid(upid);
   if (!parsed) throw paramError({ upid: 'unable to parse worker upid' });
   const task = sim.tasks.get(upid);
   if (!task || parsed.node !== node) throw paramError({ upid: 'no such task' });
+  return task;
+}
+
+/** The task a path names, when its owner or a `Sys.Audit` holder on the node reads it. */
+function findTask(req: ApiRequest, sim: SimContext): TaskRecord {
+  const task = taskOfPath(req, sim);
+  const node = task.parsed.node;
   if (!isOwner(req, task) && !sim.perms.has(req.identity, `/nodes/${node}`, ['Sys.Audit'])) {
     throw permissionError(`/nodes/${node}, Sys.Audit`);
   }
@@ -33,21 +41,19 @@ function userFields(task: TaskRecord): Record<string, string> {
   return tokenName ? { user: userid, tokenid: tokenName } : { user: userid };
 }
 
+/** What the task status and the task list both say of a task: its UPID's parts and its user. */
+function taskFields(task: TaskRecord) {
+  const p = task.parsed;
+  return { upid: task.upid, node: p.node, pid: p.pid, pstart: p.pstart, starttime: p.starttime, type: p.type, id: p.id, ...userFields(task) };
+}
+
 const status: Route = {
   method: 'GET',
   path: '/nodes/{node}/tasks/{upid}/status',
   handle: (req, sim) => {
     const task = findTask(req, sim);
-    const p = task.parsed;
     return {
-      upid: task.upid,
-      node: p.node,
-      pid: p.pid,
-      pstart: p.pstart,
-      starttime: p.starttime,
-      type: p.type,
-      id: p.id,
-      ...userFields(task),
+      ...taskFields(task),
       status: task.status,
       ...(task.status === 'stopped' ? { exitstatus: task.exitstatus } : {}),
     };
@@ -112,14 +118,7 @@ const list: Route = {
     const start = p.int('start') ?? 0;
     const limit = p.int('limit') ?? 50;
     return tasks.slice(start, start + limit).map((t) => ({
-      upid: t.upid,
-      node: t.parsed.node,
-      pid: t.parsed.pid,
-      pstart: t.parsed.pstart,
-      starttime: t.parsed.starttime,
-      type: t.parsed.type,
-      id: t.parsed.id,
-      ...userFields(t),
+      ...taskFields(t),
       ...(t.status === 'stopped' ? { status: t.exitstatus, endtime: t.endtime } : {}),
     }));
   },
@@ -134,12 +133,8 @@ const stop: Route = {
   method: 'DELETE',
   path: '/nodes/{node}/tasks/{upid}',
   handle: (req, sim) => {
-    const node = req.params.req('node');
-    const upid = req.params.req('upid');
-    const parsed = parseUpid(upid);
-    if (!parsed) throw paramError({ upid: 'unable to parse worker upid' });
-    const task = sim.tasks.get(upid);
-    if (!task || parsed.node !== node) throw paramError({ upid: 'no such task' });
+    const task = taskOfPath(req, sim);
+    const node = task.parsed.node;
     if (!isOwner(req, task)) sim.perms.check(req.identity, `/nodes/${node}`, ['Sys.Modify']);
     if (task.status === 'running') {
       if (!task.stop) throw pveDie(`stopping a running '${task.parsed.type}' task is not simulated`);
