@@ -342,6 +342,11 @@ describe('the catalogue, the networks and image imports (issue 31)', () => {
     seed.vms.push(
       { vmid: 9100, node: 'pve1', pool: 'pveflow', config: { ...tpl.config, name: 'local-image', scsi0: 'local-lvm:base-9100-disk-0,size=4G', ide2: 'local-lvm:vm-9100-cloudinit,media=cdrom' } },
       { vmid: 9200, node: 'pve1', pool: 'pveflow', config: { ...tpl.config, name: 'not-a-template', template: 0, scsi0: 'ceph:vm-9200-disk-0,size=4G' } },
+      // The same image's templates on pve2 and pve3, each on its node's local-lvm (an import onto local storage).
+      ...(['pve2', 'pve3'] as const).map((node, i) => {
+        const vmid = 9101 + i;
+        return { vmid, node, pool: 'pveflow', config: { ...tpl.config, name: 'local-image', scsi0: `local-lvm:base-${vmid}-disk-0,size=4G`, ide2: `local-lvm:vm-${vmid}-cloudinit,media=cdrom` } };
+      }),
     );
     const role = pveflowRolePrivileges(9);
     seed.roles = { ...seed.roles, NoNet: role.filter((p) => p !== 'Sys.AccessNetwork'), RootPair: ['Sys.Audit', 'Sys.Modify'] };
@@ -397,6 +402,20 @@ describe('the catalogue, the networks and image imports (issue 31)', () => {
     assert.equal(byCheck(target.findings, 'pve.image local-one')[0]!.ok, true);
     const pinned = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, images: [images[2]!], nodeSelector: ['pve1'] } });
     assert.equal(byCheck(pinned.findings, 'pve.image local-one')[0]!.ok, true);
+  });
+
+  test('an image with a template per node passes when every node placement may choose holds one, and names the nodes that hold none', async () => {
+    const images = [
+      { name: 'every-node', template: 9100, perNode: [9100, 9101, 9102] },
+      { name: 'two-nodes', template: 9100, perNode: [9100, 9101] },
+    ];
+    const { findings } = await checkPve({ pve: pveFor(TOKEN), token: TOKEN, settings: { ...SETTINGS, images } });
+    const get = (name: string) => byCheck(findings, `pve.image ${name}`)[0]!;
+    assert.equal(get('every-node').ok, true, get('every-node').message);
+    assert.match(get('every-node').message, /template 9100 on pve1, 9101 on pve2, 9102 on pve3 can be cloned onto pve1, pve2, pve3/);
+    assert.equal(get('two-nodes').ok, false);
+    assert.match(get('two-nodes').message, /template 9100 on pve1, 9101 on pve2 with its disks on local-lvm, not shared with pve3: builds placed on pve3 would be refused/);
+    assert.match(get('two-nodes').fix!, /import the image again .* so that every node gets its template, or limit PVE_NODE_SELECTOR to pve1,pve2/);
   });
 
   test('every allowed network’s bridge must exist on every node placement may choose', async () => {

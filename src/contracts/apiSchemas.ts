@@ -321,6 +321,10 @@ export const imageListSchema = z
         template_vmid: z.number().int(),
         template_name: z.string(),
         node: z.string(),
+        templates: z
+          .array(z.object({ node: z.string(), vmid: z.number().int() }))
+          .optional()
+          .meta({ description: "Its template on each node, when it has one per node (imported onto storage local to each node): a request is placed on one of these nodes and cloned from that node's template." }),
         min_cores: z.number().int(),
         min_memory_mib: z.number().int(),
         min_disk_gib: z.number().int().meta({ description: "The configured minimum, never below the template's own disk." }),

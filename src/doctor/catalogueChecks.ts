@@ -14,6 +14,8 @@ import { nodeStorageSchema } from './schemas';
 export interface CatalogueImage {
   name: string;
   template: number | string;
+  /** The VMIDs of its templates when it has one per node (imported onto storage local to each node). */
+  perNode?: number[];
 }
 
 const sdnContentSchema = z.array(z.object({ vnet: z.string() }).loose());
@@ -56,52 +58,35 @@ export async function checkCatalogue(pve: PveClient, images: readonly CatalogueI
   const findings: Finding[] = [];
   for (const image of images) {
     const check = `pve.image ${image.name}`;
-    const found = resources.find((r) => (typeof image.template === 'number' ? r.vmid === image.template : r.name === image.template && (r.template === 1 || r.template === true)));
-    if (!found?.node || found.vmid === undefined) {
-      findings.push(
-        fail(
-          check,
-          `image ${image.name}: its template ${image.template} does not exist, or the token cannot see it`,
-          `import the image again (pveflow images import), or make the template and add it to the pool (pveum pool modify ${opts.pool} --vms <vmid>); else remove ${image.name} from the catalogue`,
-        ),
-      );
+    const templates = image.perNode && image.perNode.length > 1 ? image.perNode : [image.template];
+    // Each template reaches some nodes; placement needs every node reached by one of them.
+    const reached: Array<{ vmid: number; node: string; missing: string[]; local: string[] }> = [];
+    let failed: Finding | undefined;
+    for (const template of templates) {
+      const one = await templateReach(pve, { resources, image, template, nodes, target, pool: opts.pool });
+      if ('finding' in one) failed ??= one.finding;
+      else reached.push(one);
+    }
+    if (failed && reached.length === 0) {
+      findings.push(failed);
       continue;
     }
-    if (!(found.template === 1 || found.template === true)) {
-      findings.push(fail(check, `image ${image.name}: VM ${found.vmid} on ${found.node} is not a template`, `qm template ${found.vmid}   (on ${found.node}; shut the VM down first)`));
-      continue;
-    }
-    if (!nodes.includes(found.node) && target === undefined) {
-      // Clones are made on the template's node: it must be up, whether or not VMs may run there.
-      const online = await pve
-        .nodes()
-        .then((list) => list.some((n) => n.node === found.node && n.status === 'online'))
-        .catch(() => true);
-      if (!online) {
-        findings.push(fail(check, `image ${image.name}: template ${found.vmid} is on ${found.node}, which is offline: no VM of it can be cloned`, `bring ${found.node} back, or import the image onto a node that is up`));
-        continue;
-      }
-    }
-    let storages: string[];
-    try {
-      const config = await pve.call('GET', `/nodes/${encodeURIComponent(found.node)}/qemu/${found.vmid}/config`, {}, configSchema);
-      storages = diskStorages(config);
-    } catch (err) {
-      findings.push(fail(check, `image ${image.name}: cannot read the config of template ${found.vmid} on ${found.node}: ${describe(err)}`));
-      continue;
-    }
-    const disks = await Promise.all(storages.map(async (id) => ({ id, sharedOn: await sharedOn(pve, id, nodes) })));
-    const missing = unreachableNodes({ node: found.node, storages: disks }, nodes, target);
+    const missing = nodes.filter((n) => reached.every((r) => r.missing.includes(n)));
+    const where = reached.map((r) => `${r.vmid} on ${r.node}`).join(', ');
+    if (failed) findings.push(failed);
     if (missing.length === 0) {
-      findings.push(pass(check, `image ${image.name}: template ${found.vmid} on ${found.node} can be cloned onto ${nodes.join(', ') || '(no node)'}`));
+      findings.push(pass(check, `image ${image.name}: template ${where} can be cloned onto ${nodes.join(', ') || '(no node)'}`));
       continue;
     }
-    const local = disks.filter((d) => missing.some((n) => !d.sharedOn.includes(n))).map((d) => d.id);
+    const first = reached[0]!;
+    const local = [...new Set(reached.flatMap((r) => r.local))];
     findings.push(
       fail(
         check,
-        `image ${image.name}: template ${found.vmid} lives on ${found.node}${local.length ? ` with its disks on ${local.join(', ')}, not shared with ${missing.join(', ')}` : ''}: builds placed on ${missing.join(', ')} would be refused ("VM uses local storage")`,
-        `import the image onto a storage shared with every node (or move the template's disks there: qm disk move ${found.vmid} <disk> <shared storage>), set PVE_TARGET_STORAGE to a shared storage, or limit PVE_NODE_SELECTOR to ${found.node}`,
+        `image ${image.name}: template ${reached.length > 1 ? where : `${first.vmid} lives on ${first.node}`}${local.length ? ` with its disks on ${local.join(', ')}, not shared with ${missing.join(', ')}` : ''}: builds placed on ${missing.join(', ')} would be refused ("VM uses local storage")`,
+        reached.length > 1
+          ? `import the image again (pveflow images import, no node named) so that every node gets its template, or limit PVE_NODE_SELECTOR to ${reached.map((r) => r.node).join(',')}`
+          : `import the image onto a storage shared with every node (or move the template's disks there: qm disk move ${first.vmid} <disk> <shared storage>), set PVE_TARGET_STORAGE to a shared storage, or limit PVE_NODE_SELECTOR to ${first.node}`,
       ),
     );
   }
@@ -180,4 +165,49 @@ export async function importStorages(pve: PveClient, nodes: readonly string[]): 
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Where one template of `image` can be cloned onto, or the finding that says why it cannot be used at all. */
+async function templateReach(
+  pve: PveClient,
+  c: { resources: z.infer<typeof resourceSchema>; image: CatalogueImage; template: number | string; nodes: readonly string[]; target: { id: string; sharedOn: readonly string[] } | undefined; pool: string },
+): Promise<{ vmid: number; node: string; missing: string[]; local: string[] } | { finding: Finding }> {
+  const { image, template, nodes, target } = c;
+  const check = `pve.image ${image.name}`;
+  const found = c.resources.find((r) => (typeof template === 'number' ? r.vmid === template : r.name === template && (r.template === 1 || r.template === true)));
+  if (!found?.node || found.vmid === undefined) {
+    return {
+      finding: fail(
+        check,
+        `image ${image.name}: its template ${template} does not exist, or the token cannot see it`,
+        `import the image again (pveflow images import), or make the template and add it to the pool (pveum pool modify ${c.pool} --vms <vmid>); else remove ${image.name} from the catalogue`,
+      ),
+    };
+  }
+  if (!(found.template === 1 || found.template === true)) {
+    return { finding: fail(check, `image ${image.name}: VM ${found.vmid} on ${found.node} is not a template`, `qm template ${found.vmid}   (on ${found.node}; shut the VM down first)`) };
+  }
+  if (!nodes.includes(found.node) && target === undefined) {
+    // Clones are made on the template's node: it must be up, whether or not VMs may run there.
+    const online = await pve
+      .nodes()
+      .then((list) => list.some((n) => n.node === found.node && n.status === 'online'))
+      .catch(() => true);
+    if (!online) {
+      return {
+        finding: fail(check, `image ${image.name}: template ${found.vmid} is on ${found.node}, which is offline: no VM of it can be cloned`, `bring ${found.node} back, or import the image onto a node that is up`),
+      };
+    }
+  }
+  let storages: string[];
+  try {
+    const config = await pve.call('GET', `/nodes/${encodeURIComponent(found.node)}/qemu/${found.vmid}/config`, {}, configSchema);
+    storages = diskStorages(config);
+  } catch (err) {
+    return { finding: fail(check, `image ${image.name}: cannot read the config of template ${found.vmid} on ${found.node}: ${describe(err)}`) };
+  }
+  const disks = await Promise.all(storages.map(async (id) => ({ id, sharedOn: await sharedOn(pve, id, nodes) })));
+  const missing = unreachableNodes({ node: found.node, storages: disks }, nodes, target);
+  const local = disks.filter((d) => missing.some((n) => !d.sharedOn.includes(n))).map((d) => d.id);
+  return { vmid: found.vmid, node: found.node, missing, local };
 }

@@ -16,6 +16,8 @@ export function doctorCatalogueSettings(config: Config): Pick<PveCheckSettings, 
 export interface ListedImage {
   name: string;
   template_vmid: number;
+  /** Its template on each node, when it has one per node. */
+  templates?: Array<{ node: string; vmid: number }>;
 }
 
 /**
@@ -26,6 +28,6 @@ export interface ListedImage {
 export function withListedImages(settings: Pick<PveCheckSettings, 'images' | 'networks'>, listed: readonly ListedImage[]): Pick<PveCheckSettings, 'images' | 'networks'> {
   const configured = settings.images ?? [];
   const names = new Set(configured.map((i) => i.name));
-  const added = listed.filter((i) => !names.has(i.name)).map((i) => ({ name: i.name, template: i.template_vmid }));
+  const added = listed.filter((i) => !names.has(i.name)).map((i) => ({ name: i.name, template: i.template_vmid, ...(i.templates ? { perNode: i.templates.map((t) => t.vmid) } : {}) }));
   return { ...settings, images: [...configured, ...added] };
 }

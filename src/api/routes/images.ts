@@ -16,6 +16,7 @@ export function imageAnswer(image: Image, defaultTemplateVmid: number) {
     template_vmid: image.templateVmid,
     template_name: image.templateName,
     node: image.node,
+    ...(image.templates ? { templates: image.templates } : {}),
     min_cores: image.minimum.cores,
     min_memory_mib: image.minimum.memoryMiB,
     min_disk_gib: image.minimum.diskGiB,
