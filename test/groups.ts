@@ -54,6 +54,8 @@ export const testGroups: readonly TestGroup[] = [
       'groups.test.ts',
       'guestForwardOption.test.ts',
       'guestLog.test.ts',
+      // Builds a Go module of its own with scripts/lib/go-tool.sh (no network).
+      'go-tool.test.ts',
       'imageCatalogue-rules.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
