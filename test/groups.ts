@@ -115,6 +115,8 @@ export const testGroups: readonly TestGroup[] = [
       'sftp-server.test.ts',
       'sim-persistence.test.ts',
       'vmOperations.activities.test.ts',
+      // The build's configuration of a clone of a two-socket template.
+      'configureVm.sockets.test.ts',
     ],
   },
   {
