@@ -66,6 +66,7 @@ export const testGroups: readonly TestGroup[] = [
       // The cloud-init drive's files and genisoimage's ISO, without a simulator or a guest.
       'pve-simulator-cloudinit-drive.test.ts',
       'quotas.test.ts',
+      'quotaSizeMemo.test.ts',
       'signIn.rules.test.ts',
       'release.test.ts',
       'requestChoices.test.ts',
