@@ -27,7 +27,8 @@ describe('configureVm on a clone of a two-socket template (simulated Proxmox)', 
     dir = mkdtempSync(join(tmpdir(), 'pveflow-sockets-'));
     world = await startSimulatedWorld({
       dir,
-      timing: simulatorTimings.fast,
+      // The listing shows a VM's stats without pvestatd's lag: what is read here is its size, not when it appears.
+      timing: { ...simulatorTimings.fast, resourcesLagMs: 0 },
       adjustSeed: (seed) => {
         const template = seed.vms.find((vm) => vm.vmid === 9000)!;
         template.config = { ...template.config, cores: 2, sockets: 2 };
