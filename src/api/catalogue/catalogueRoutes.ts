@@ -46,6 +46,7 @@ export function importAnswer(workflowId: string, t: ImportTask) {
     ...(t.totalBytes !== undefined ? { total_bytes: t.totalBytes } : {}),
     ...(t.node ? { node: t.node } : {}),
     ...(t.templateVmid !== undefined ? { template_vmid: t.templateVmid } : {}),
+    ...(t.templates?.length ? { templates: t.templates.map((m) => ({ node: m.node, vmid: m.vmid })) } : {}),
     ...(t.error ? { error: t.error } : {}),
     leftovers: t.leftovers,
     log: t.log,

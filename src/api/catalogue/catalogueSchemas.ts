@@ -93,7 +93,11 @@ export const importStatusSchema = z
     bytes: z.number().int().optional(),
     total_bytes: z.number().int().optional(),
     node: z.string().optional(),
-    template_vmid: z.number().int().optional(),
+    template_vmid: z.number().int().optional().meta({ description: 'The first template made (the only one on a shared storage).' }),
+    templates: z
+      .array(z.object({ node: z.string(), vmid: z.number().int() }))
+      .optional()
+      .meta({ description: 'The templates made so far, one per node when the disk storage is local to each node.' }),
     error: z.string().optional(),
     leftovers: z.array(z.string()),
     log: z.array(z.object({ at: z.string(), stage: z.string(), message: z.string() })),
