@@ -124,7 +124,7 @@ describe('image import', () => {
     });
   });
 
-  test('onto storage local to each node, with no node named: a download and a template on every node the selector allows, each in the catalogue entry', async (t) => {
+  test('onto storage local to each node, with no node named: a download and a template on every node the selector allows, each in the catalogue entry, all removed with the image', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const world = await importingWorld({ PVE_NODE_SELECTOR: 'pve1,pve2' });
     const taskQueue = 'image-import-per-node';
@@ -151,6 +151,12 @@ describe('image import', () => {
         entry.templates?.map((t) => [t.node, t.vmid]),
         result.templates.map((t) => [t.node, t.vmid]),
       );
+
+      // Deleting the image removes every template (what DELETE /api/images/{name} starts).
+      const [first, ...others] = result.templates;
+      const removal = { name: 'per-node', node: first!.node, vmid: first!.vmid, others: others.map((o) => ({ node: o.node, vmid: o.vmid })) };
+      assert.equal(await harness.h.env.client.workflow.execute('imageTemplateRemoval', { taskQueue, workflowId: 'per-node-removal', args: [removal] }), 'destroyed');
+      assert.deepEqual((await leftovers(world, ['pve1', 'pve2'])).vms, [], 'no template of the image is left on any node');
     });
   });
 
