@@ -132,6 +132,20 @@ describe('vmBuild placement, local templates and HA', () => {
     assert.equal(base, 9102);
   });
 
+  test('an image template removed since the intake is no place: the build clones one that is there', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    let base: number | undefined;
+    const { record } = await build({
+      templateVmid: 9199,
+      imageTemplates: [{ node: 'pve2', vmid: 9199 }, ...perNode],
+      prepare: perNodeTemplates,
+      env: () => ({ PVE_NODE_SELECTOR: 'pve2' }),
+      whileFulfilled: (world, r) => (base = baseOf(world, r.device.vmid!)),
+    });
+    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    assert.equal(base, 9102);
+  });
+
   test('a template on local storage of a node the selector excludes: a full clone there, then a migration to a selected node', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     let disks: string[] = [];

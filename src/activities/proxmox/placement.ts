@@ -66,9 +66,19 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
    * has a place, with the first template's reason.
    */
   async function placeAmong(input: ChooseNodeInput, perNode: Array<{ node: string; vmid: number }>): Promise<PlacementPlan> {
+    // A template gone since the intake (removed by hand) is no place: left out, unless none is left (then the clone
+    // stage reports the request's template missing, as for any request).
+    let present: typeof perNode;
+    try {
+      const resources = await pve.clusterResources('vm');
+      present = perNode.filter((t) => resources.some((r) => r.vmid === t.vmid && r.template));
+    } catch (err) {
+      throw pveFailure(err, { serial: input.serial }, "looking up the image's templates");
+    }
+    if (present.length === 0) return place(input);
     const plans: Array<{ vmid: number; plan: PlacementPlan }> = [];
     let refusal: unknown;
-    for (const t of perNode) {
+    for (const t of present) {
       try {
         plans.push({ vmid: t.vmid, plan: await place({ ...input, templateVmid: t.vmid }) });
       } catch (err) {
