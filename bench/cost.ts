@@ -40,7 +40,7 @@ const FLOOR_COORDINATOR = 'floor-coordinator';
 const POLL_MIN_MS = 250;
 /** The activities that beat only after BEAT_MS (src/activities/heartbeating.ts); the waits, after a poll that missed. */
 const BEAT_LATE = new Set(['removeFromHa', 'removeSnippet', 'moveSnippet', 'revokeVpnAccess']);
-const WAITS = new Set(['waitForGuestIp', 'waitForPeer']);
+const WAITS = new Set(['waitForGuestIp', 'waitForPeer', 'joinVpn']);
 /**
  * When each activity's first heartbeat reaches the server; the rest go by the SDK's throttle. Every other activity
  * with a heartbeat timeout waits on a Proxmox task, whose UPID is heartbeated once the task has run

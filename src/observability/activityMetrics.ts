@@ -22,6 +22,7 @@ const STAGE_OF_ACTIVITY: Record<string, string> = {
   waitForGuestIp: 'waiting-for-ip',
   waitForPeer: 'vpn-peer',
   grantVpnAccess: 'vpn-access',
+  joinVpn: 'vpn-peer',
   revokeVpnAccess: 'undo',
   destroyVm: 'undo',
   removeSnippet: 'undo',

@@ -13,6 +13,7 @@ import { requestWorkflowId } from '../../contracts/workflowIds';
 import { sizeOf, times, type QuotaExcess } from '../../domain/quotas';
 import { quotaExcess, type Leaving } from '../reads/quotaUse';
 import { IMAGE_MEMO, QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { REQUEST_REVISION } from '../../contracts/types';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {
@@ -58,7 +59,8 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
     ctx.client.workflow.start<typeof vmRequest>('vmRequest', {
       workflowId: requestWorkflowId(request.serial),
       taskQueue: ctx.taskQueue,
-      args: [{ request, policy: ctx.policy }],
+      // The revision goes with the search attributes below: revision 2 relies on them being set here.
+      args: [{ request, policy: ctx.policy, revision: REQUEST_REVISION }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
       // The image it is built from: a delete of that image is refused while the request runs (catalogue/catalogueRoutes.ts).
