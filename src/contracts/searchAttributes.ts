@@ -1,5 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair, type SearchAttributeUpdatePair, type TypedSearchAttributes } from '@temporalio/common';
-import type { BuildTask, RequestRecord } from './types';
+import { REQUEST_REVISION, type BuildTask, type RequestRecord } from './types';
 import type { ImportTask } from './imageImport';
 
 /**
@@ -104,4 +104,12 @@ export function alreadyShown(pairs: SearchAttributeUpdatePair[], held: TypedSear
 /** A completion's search attributes: which request it ends. */
 export function completionSearchAttributes(serial: string): SearchAttributeUpdatePair[] {
   return [{ key: SerialKey, value: serial }];
+}
+
+/**
+ * What every starter of a request's workflow passes (the API, the tools, the tests): its input at today's revision
+ * and the search attributes that revision relies on being set at the start.
+ */
+export function requestStart<P>(request: RequestRecord['request'], policy: P): { args: [{ request: RequestRecord['request']; policy: P; revision: number }]; typedSearchAttributes: SearchAttributePair[] } {
+  return { args: [{ request, policy, revision: REQUEST_REVISION }], typedSearchAttributes: submittedSearchAttributes(request) };
 }

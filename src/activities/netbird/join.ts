@@ -7,6 +7,8 @@ export type JoinVpnInput = WaitForPeerInput & Pick<GrantVpnAccessInput, 'consult
 export interface JoinVpnResult {
   peer: VpnPeer;
   access: GrantVpnAccessResult;
+  /** The grant's own time, for the worker's build stage metrics (observability/activityMetrics.ts): its stage is vpn-access. */
+  laterStages: Array<{ stage: 'vpn-access'; ms: number }>;
 }
 
 /**
@@ -20,6 +22,7 @@ export function vpnJoinActivities(deps: Pick<ActivityDeps, 'netbird' | 'settings
   return {
     async joinVpn({ consultants, deviceGroupCreated, ...wait }: JoinVpnInput): Promise<JoinVpnResult> {
       const peer = await waitForPeer(wait);
+      const grantStarted = performance.now();
       const access = await grantVpnAccess({
         serial: wait.serial,
         name: wait.name,
@@ -29,7 +32,7 @@ export function vpnJoinActivities(deps: Pick<ActivityDeps, 'netbird' | 'settings
         ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
         ...(deviceGroupCreated !== undefined ? { deviceGroupCreated } : {}),
       });
-      return { peer, access };
+      return { peer, access, laterStages: [{ stage: 'vpn-access', ms: Math.round(performance.now() - grantStarted) }] };
     },
   };
 }

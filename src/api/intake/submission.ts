@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../../domain/deviceRequest';
 import { periodRefusals } from '../../domain/requestPolicyRules';
 import type { RequestPolicy } from '../../domain/requestPolicy';
-import { submittedSearchAttributes } from '../../contracts/searchAttributes';
+import { requestStart } from '../../contracts/searchAttributes';
 import type { vmRequest } from '../../workflows/vmRequest';
 import type { ApiContext } from '../http/context';
 import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
@@ -13,7 +13,6 @@ import { requestWorkflowId } from '../../contracts/workflowIds';
 import { sizeOf, times, type QuotaExcess } from '../../domain/quotas';
 import { quotaExcess, type Leaving } from '../reads/quotaUse';
 import { IMAGE_MEMO, QUOTA_SIZE_MEMO } from '../../contracts/memos';
-import { REQUEST_REVISION } from '../../contracts/types';
 
 /** The submission as the domain keeps it; the domain's rules between fields (the period's order) apply here. */
 export function toDeviceRequest(serial: string, b: CreateDeviceRequestBody, resolved: ResolvedChoices = {}): { request: DeviceRequest } | { error: z.ZodError } {
@@ -59,13 +58,11 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
     ctx.client.workflow.start<typeof vmRequest>('vmRequest', {
       workflowId: requestWorkflowId(request.serial),
       taskQueue: ctx.taskQueue,
-      // The revision goes with the search attributes below: revision 2 relies on them being set here.
-      args: [{ request, policy: ctx.policy, revision: REQUEST_REVISION }],
+      ...requestStart(request, ctx.policy),
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
       // The image it is built from: a delete of that image is refused while the request runs (catalogue/catalogueRoutes.ts).
       memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request), [IMAGE_MEMO]: { ...(request.image ? { name: request.image } : {}), ...(request.templateVmid !== undefined ? { templateVmid: request.templateVmid } : {}) } },
-      typedSearchAttributes: submittedSearchAttributes(request),
       staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
       staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,
     }),
