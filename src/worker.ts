@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities } from './activities';
+import { activityBuildStages, createActivities } from './activities';
 import type { ActivityDeps } from './activities/deps';
 import { StandingGroups } from './activities/netbird/standingGroups';
 import { UserGroupWriter } from './activities/netbird/userGroups';
@@ -51,7 +51,7 @@ export async function createWorker({ connection, namespace, taskQueue, deps, wor
     ...(dataConverter ? { dataConverter } : {}),
     activities: createActivities(deps),
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
-    ...workerObservabilityOptions({ metrics, tracing, bundling: !workflowBundle }),
+    ...workerObservabilityOptions({ metrics, tracing, bundling: !workflowBundle, stageOf: activityBuildStages }),
   });
 }
 

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { createApp } from '../src/api/app';
-import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/requestChoices';
 import { signWebhook } from '../src/api/intake/webhookSignature';
 import type { ClusterSyncResult } from '../src/contracts/types';
-import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import type { DeviceRequest } from '../src/domain/deviceRequest';
-import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
-import { requireTemporalBinary } from '../src/temporal/binaries';
-import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
+import { startApiOnDevServer, twoOrgsAndOperator, type ApiOnDevServer } from './support/apiOnDevServer';
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
@@ -28,12 +20,7 @@ import { waitFor } from './support/waitFor';
  * vmRequest that returns the request it was started with.
  */
 const run = process.pid.toString(36);
-const key = <E extends ApiKeyEntry>(entry: E) => ({ ...entry, key: generateApiKey() });
-const keys = {
-  requesterA: key({ id: 'rita', role: 'requester' as const, org: 'Acme Corp', email: 'rita@acme.example' }),
-  requesterB: key({ id: 'gus', role: 'requester' as const, org: 'Globex', email: 'gus@globex.example' }),
-  operator: key({ id: 'ops', role: 'operator' as const }),
-};
+const keys = twoOrgsAndOperator();
 type KeyName = keyof typeof keys;
 
 const choices: RequestChoiceSettings = {
@@ -63,19 +50,13 @@ const syncResult = (at: string): ClusterSyncResult => ({
 });
 
 describe('intake of images and choices', () => {
-  let env: TestWorkflowEnvironment;
+  let api: ApiOnDevServer<KeyName>;
   let stubDir: string;
-  let server: Server;
-  let base: string;
-  let worker: { worker: Worker; running: Promise<void> } | undefined;
-  let checker: ResponseChecker;
   const taskQueue = `choices-${run}`;
   const accepted: string[] = [];
+  const call = (who: KeyName, method: string, path: string, body?: unknown) => api.call(who, method, path, body);
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
-    });
     stubDir = mkdtempSync(join(tmpdir(), 'pveflow-choices-'));
     writeFileSync(
       join(stubDir, 'workflows.js'),
@@ -88,43 +69,14 @@ describe('intake of images and choices', () => {
       logger: quietLogger,
       webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, modules: [...(config.resolve?.modules ?? ['node_modules']), resolve(__dirname, '..', 'node_modules')] } }),
     });
-    const w = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue, workflowBundle });
-    worker = { worker: w, running: w.run() };
-    const app = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), webhookSecret: 'whsec-test', choices });
-    server = await new Promise((ok, fail) => {
-      const s = app.listen(0, '127.0.0.1', () => ok(s));
-      s.once('error', fail);
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
+    api = await startApiOnDevServer({ taskQueue, keys, choices, workflowBundle });
   });
 
   after(async () => {
-    if (server)
-      await new Promise<void>((ok) => {
-        server.close(() => ok());
-        server.closeAllConnections();
-      });
-    if (worker) {
-      worker.worker.shutdown();
-      await worker.running;
-    }
-    await env?.teardown();
+    await api?.stop();
     if (stubDir) rmSync(stubDir, { recursive: true, force: true });
   });
 
-  const call = async (who: KeyName, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${keys[who].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    const answer = { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : text };
-    checker.check(method, path, answer);
-    return answer;
-  };
   const submit = async (overrides: Record<string, unknown>, who: KeyName = 'operator') => {
     const answer = await call(who, 'POST', '/api/device_requests', validRequestBody(overrides));
     if (answer.status === 201) accepted.push(answer.body.serial);
@@ -144,7 +96,7 @@ describe('intake of images and choices', () => {
       assert.equal(issue.rule, want instanceof RegExp ? undefined : want.rule, issue.field);
     }
   };
-  const startedWith = (serial: string) => env.client.workflow.getHandle(`vm-request-${serial}`).result() as Promise<DeviceRequest>;
+  const startedWith = (serial: string) => api.env.client.workflow.getHandle(`vm-request-${serial}`).result() as Promise<DeviceRequest>;
 
   test('before the first cluster sync: naming an image is 503 and starts nothing; naming none builds from the default template unchecked', async () => {
     const early = await submit({ image: 'debian-12' });
@@ -155,12 +107,12 @@ describe('intake of images and choices', () => {
     assert.equal(plain.status, 201);
     assert.equal((await startedWith(plain.body.serial)).templateVmid, undefined);
 
-    await env.client.workflow.execute('clusterSync', { taskQueue, workflowId: `sync-${run}`, args: [syncResult(new Date().toISOString())] });
+    await api.env.client.workflow.execute('clusterSync', { taskQueue, workflowId: `sync-${run}`, args: [syncResult(new Date().toISOString())] });
     await waitFor('the sync to be visible', async () => ((await call('operator', 'GET', '/api/images')).status === 200 ? true : undefined));
   });
 
   test('GET /api/images: each org sees the images offered to it; operators see all, with their orgs', async () => {
-    const forGlobex = await call('requesterB', 'GET', '/api/images');
+    const forGlobex = await call('globex', 'GET', '/api/images');
     assert.deepEqual(
       forGlobex.body.images.map((i: { name: string }) => i.name),
       ['debian-12'],
@@ -178,14 +130,14 @@ describe('intake of images and choices', () => {
 
   test('GET /api/templates: each org sees the templates behind the images offered to it; operators see all', async () => {
     const vmids = async (who: KeyName) => (await call(who, 'GET', '/api/templates')).body.templates.map((t: { vmid: number }) => t.vmid);
-    assert.deepEqual(await vmids('requesterB'), [9000], 'ubuntu (9001) is reserved to Acme Corp');
-    assert.deepEqual(await vmids('requesterA'), [9000, 9001]);
+    assert.deepEqual(await vmids('globex'), [9000], 'ubuntu (9001) is reserved to Acme Corp');
+    assert.deepEqual(await vmids('acme'), [9000, 9001]);
     assert.deepEqual(await vmids('operator'), [9000, 9001, 9002], 'operators see the pool, templates behind no image too');
   });
 
   test('a network reserved to other organisations is refused naming network', async () => {
-    await refused({ network: { bridge: 'vmbr2' }, client: 'Globex', requester: 'gus@globex.example' }, { network: { reason: /reserved to other organisations than Globex/, rule: 'network-not-offered' } }, 'requesterB');
-    assert.equal((await submit({ network: { bridge: 'vmbr2' } }, 'requesterA')).status, 201);
+    await refused({ network: { bridge: 'vmbr2' }, client: 'Globex', requester: 'gus@globex.example' }, { network: { reason: /reserved to other organisations than Globex/, rule: 'network-not-offered' } }, 'globex');
+    assert.equal((await submit({ network: { bridge: 'vmbr2' } }, 'acme')).status, 201);
   });
 
   test('an unknown image, or one whose template left the pool, is refused naming image', async () => {
@@ -195,7 +147,7 @@ describe('intake of images and choices', () => {
   });
 
   test('an image not offered to the org is refused naming image', async () => {
-    await refused({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }, { image: { reason: /not offered to Globex/, rule: 'image-not-offered' } }, 'requesterB');
+    await refused({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }, { image: { reason: /not offered to Globex/, rule: 'image-not-offered' } }, 'globex');
   });
 
   test("a request below its image's minimums is refused naming each field", async () => {
@@ -207,7 +159,7 @@ describe('intake of images and choices', () => {
         disk_gib: { reason: /minimum of 20 GiB/, rule: 'below-image-minimum' },
       },
     );
-    await refused({ memory_mib: 512 }, { memory_mib: { reason: /below image debian-12's minimum of 1024 MiB/, rule: 'below-image-minimum' } }, 'requesterA');
+    await refused({ memory_mib: 512 }, { memory_mib: { reason: /below image debian-12's minimum of 1024 MiB/, rule: 'below-image-minimum' } }, 'acme');
   });
 
   test('a network off the allowed list is refused naming network.bridge or network.vlan', async () => {
@@ -256,21 +208,21 @@ describe('intake of images and choices', () => {
   test('a webhook delivery is checked the same way', async () => {
     const raw = JSON.stringify(validRequestBody({ image: 'ubuntu', client: 'Globex', requester: 'gus@globex.example' }));
     const id = `delivery-${run}-choices`;
-    const res = await fetch(`${base}/api/hooks/device_requests`, {
+    const res = await fetch(`${api.base}/api/hooks/device_requests`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-pveflow-delivery': id, 'x-pveflow-signature': signWebhook('whsec-test', id, raw) },
       body: raw,
       signal: AbortSignal.timeout(30_000),
     });
     const answer = { status: res.status, headers: res.headers, body: (await res.json()) as { issues?: unknown } };
-    checker.check('POST', '/api/hooks/device_requests', answer);
+    api.checker.check('POST', '/api/hooks/device_requests', answer);
     assert.equal(answer.status, 400, JSON.stringify(answer.body));
     assert.deepEqual(answer.body.issues, [{ field: 'image', reason: 'image ubuntu is not offered to Globex', rule: 'image-not-offered' }]);
   });
 
   test("an accepted request carries its image's template, the image's minimum disk and its choices into the workflow", async () => {
     const cloudInit = { packages: ['nginx'], runcmd: [['systemctl', 'enable', '--now', 'nginx']], write_files: [{ path: '/etc/motd', content: 'lab' }], cloud_config: { timezone: 'Europe/Paris' } };
-    const answer = await submit({ image: 'ubuntu', cores: 2, memory_mib: 4096, network: { bridge: 'vmbr1', vlan: 150 }, cloud_init: cloudInit }, 'requesterA');
+    const answer = await submit({ image: 'ubuntu', cores: 2, memory_mib: 4096, network: { bridge: 'vmbr1', vlan: 150 }, cloud_init: cloudInit }, 'acme');
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
     const request = await startedWith(answer.body.serial);
     assert.equal(request.image, 'ubuntu');
@@ -289,7 +241,7 @@ describe('intake of images and choices', () => {
   test('no refused submission started a workflow', async () => {
     const listed = async () => {
       const ids: string[] = [];
-      for await (const wf of env.client.workflow.list({ query: `WorkflowType = "vmRequest" AND TaskQueue = "${taskQueue}"` })) ids.push(wf.workflowId);
+      for await (const wf of api.env.client.workflow.list({ query: `WorkflowType = "vmRequest" AND TaskQueue = "${taskQueue}"` })) ids.push(wf.workflowId);
       return ids;
     };
     const expected = accepted.map((s) => `vm-request-${s}`).sort();

@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { createApp } from '../src/api/app';
-import { ApiKeyStore, generateApiKey, type ApiKeyEntry } from '../src/api/auth/apiKeys';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { defaultRequestChoiceSettings, type RequestChoiceSettings } from '../src/requestChoices';
 import { addImageUpdate, catalogueQuery, seedImagesUpdate } from '../src/contracts/imageCatalogueMessages';
 import type { ClusterSyncResult } from '../src/contracts/types';
-import { searchAttributeDefinitions } from '../src/contracts/searchAttributes';
 import { imageCatalogueWorkflowId, imageImportWorkflowId, imageTemplateRemovalWorkflowId } from '../src/contracts/workflowIds';
-import { defaultRequestPolicy } from '../src/domain/requestPolicyRules';
-import { requireTemporalBinary } from '../src/temporal/binaries';
-import { ResponseChecker, type OpenApiDocument } from './support/openapiResponses';
+import { startApiOnDevServer, twoOrgsAndOperator, type ApiOnDevServer } from './support/apiOnDevServer';
 import { quietLogger } from './support/quietLogger';
 import { validRequestBody } from './support/requests';
 import { waitFor } from './support/waitFor';
@@ -27,12 +19,7 @@ import { pveflow } from './support/cliRunner';
  * nothing. Every answer is checked against the OpenAPI document.
  */
 const run = process.pid.toString(36);
-const key = <E extends ApiKeyEntry>(entry: E) => ({ ...entry, key: generateApiKey() });
-const keys = {
-  acme: key({ id: 'rita', role: 'requester' as const, org: 'Acme Corp', email: 'rita@acme.example' }),
-  globex: key({ id: 'gus', role: 'requester' as const, org: 'Globex', email: 'gus@globex.example' }),
-  operator: key({ id: 'ops', role: 'operator' as const }),
-};
+const keys = twoOrgsAndOperator();
 type KeyName = keyof typeof keys;
 
 const seed = [
@@ -65,55 +52,20 @@ const importBody = (overrides: Record<string, unknown> = {}) => ({
 });
 
 describe('the image catalogue through the API', () => {
-  let env: TestWorkflowEnvironment;
-  let server: Server;
-  let base: string;
-  let worker: { worker: Worker; running: Promise<void> } | undefined;
-  let checker: ResponseChecker;
+  let api: ApiOnDevServer<KeyName>;
   const taskQueue = `catalogue-${run}`;
+  const call = (who: KeyName, method: string, path: string, body?: unknown) => api.call(who, method, path, body);
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
-    });
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./support/pendingRequestWorkflow'), logger: quietLogger });
-    const w = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue, workflowBundle });
-    worker = { worker: w, running: w.run() };
-    const app = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values(keys)), webhookSecret: 'whsec-test', choices });
-    server = await new Promise((ok, fail) => {
-      const s = app.listen(0, '127.0.0.1', () => ok(s));
-      s.once('error', fail);
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    checker = new ResponseChecker((await (await fetch(`${base}/api/openapi.json`)).json()) as OpenApiDocument);
-    await env.client.workflow.execute('clusterSync', { taskQueue, workflowId: `sync-${run}`, args: [syncResult(new Date().toISOString())] });
+    api = await startApiOnDevServer({ taskQueue, keys, choices, workflowBundle });
+    await api.env.client.workflow.execute('clusterSync', { taskQueue, workflowId: `sync-${run}`, args: [syncResult(new Date().toISOString())] });
   });
 
   after(async () => {
-    if (server)
-      await new Promise<void>((ok) => {
-        server.close(() => ok());
-        server.closeAllConnections();
-      });
-    if (worker) {
-      worker.worker.shutdown();
-      await worker.running;
-    }
-    await env?.teardown();
+    await api?.stop();
   });
 
-  const call = async (who: KeyName, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${keys[who].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    const answer = { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : text };
-    checker.check(method, path, answer);
-    return answer;
-  };
   const fieldsOf = (answer: { body: { issues?: Array<{ field: string }> } }) => (answer.body.issues ?? []).map((i) => i.field).sort();
 
   test('PVEFLOW_IMAGES seeds the catalogue; an org sees only its images, and only an operator sees whom they are reserved to', async () => {
@@ -159,7 +111,7 @@ describe('the image catalogue through the API', () => {
       assert.match(answer.body.issues[0].reason, reason);
     }
     const imports = [];
-    for await (const w of env.client.workflow.list({ query: `WorkflowType = "imageImport"` })) imports.push(w.workflowId);
+    for await (const w of api.env.client.workflow.list({ query: `WorkflowType = "imageImport"` })) imports.push(w.workflowId);
     assert.deepEqual(imports, [], 'no import was started');
   });
 
@@ -171,7 +123,7 @@ describe('the image catalogue through the API', () => {
     const started = await call('operator', 'POST', '/api/images', importBody());
     assert.equal(started.status, 202, JSON.stringify(started.body));
     assert.equal(started.body.status_url, '/api/image-imports/alma-9');
-    const input = (await env.client.workflow.getHandle(started.body.workflow_id).describe()).raw;
+    const input = (await api.env.client.workflow.getHandle(started.body.workflow_id).describe()).raw;
     assert.ok(input, 'the workflow runs');
     const watched = await waitFor('the import to answer its status', async () => {
       const a = await call('operator', 'GET', '/api/image-imports/alma-9');
@@ -185,7 +137,7 @@ describe('the image catalogue through the API', () => {
     assert.match(again.body.detail, /an import of image alma-9 is running already/);
 
     assert.equal((await call('operator', 'DELETE', '/api/image-imports/alma-9')).status, 202);
-    await assert.rejects(env.client.workflow.getHandle(started.body.workflow_id).result(), /cancel/i);
+    await assert.rejects(api.env.client.workflow.getHandle(started.body.workflow_id).result(), /cancel/i);
     assert.equal((await call('operator', 'DELETE', '/api/image-imports/alma-9')).status, 409, 'an ended import has nothing to cancel');
     assert.equal((await call('operator', 'GET', '/api/image-imports/nothing')).status, 404);
   });
@@ -226,7 +178,7 @@ describe('the image catalogue through the API', () => {
     assert.equal((await call('operator', 'GET', '/api/images/scratch')).status, 404);
     assert.equal((await call('operator', 'DELETE', '/api/images/scratch')).status, 404);
     // The next API process seeds again with the same PVEFLOW_IMAGES: a deleted image stays deleted.
-    const handle = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
+    const handle = api.env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
     await handle.executeUpdate(seedImagesUpdate, { args: [{ images: seed }] });
     assert.deepEqual((await handle.query(catalogueQuery)).entries.map((e) => e.name).sort(), ['debian-12', 'ubuntu']);
   });
@@ -234,12 +186,12 @@ describe('the image catalogue through the API', () => {
   test("deleting an imported image starts the removal of its template; a seeded image's template is left alone", async () => {
     // A template the import made, as the newest sync sees it, and its catalogue entry as the import adds it.
     const synced = syncResult(new Date().toISOString());
-    await env.client.workflow.execute('clusterSync', {
+    await api.env.client.workflow.execute('clusterSync', {
       taskQueue,
       workflowId: `sync-imported-${run}`,
       args: [{ ...synced, templates: [...synced.templates!, { vmid: 9100, name: 'imported-cloudinit', node: 'pve2', diskGiB: 3 }] }],
     });
-    const catalogue = env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
+    const catalogue = api.env.client.workflow.getHandle(imageCatalogueWorkflowId(taskQueue));
     await catalogue.executeUpdate(addImageUpdate, {
       args: [{ name: 'imported', os: 'Debian 12', template: 9100, origin: 'import', importedBy: imageImportWorkflowId(taskQueue, 'imported'), addedAt: new Date().toISOString() }],
     });
@@ -247,15 +199,15 @@ describe('the image catalogue through the API', () => {
 
     assert.equal((await call('operator', 'DELETE', '/api/images/imported')).status, 204);
     assert.equal((await call('operator', 'GET', '/api/images/imported')).status, 404);
-    const removal = env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'imported'));
+    const removal = api.env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'imported'));
     assert.deepEqual(await removal.result(), { name: 'imported', node: 'pve2', vmid: 9100 });
 
     // scratch (PVEFLOW_IMAGES, deleted in the test above) started none.
-    await assert.rejects(env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'scratch')).describe(), WorkflowNotFoundError);
+    await assert.rejects(api.env.client.workflow.getHandle(imageTemplateRemovalWorkflowId(taskQueue, 'scratch')).describe(), WorkflowNotFoundError);
   });
 
   test('the CLI: images import refused naming the field, images update, show and import-status, exit codes as the API answered', async () => {
-    const as = { PVEFLOW_API_URL: base, PVEFLOW_API_KEY: keys.operator.key };
+    const as = { PVEFLOW_API_URL: api.base, PVEFLOW_API_KEY: keys.operator.key };
     const refused = await pveflow(['images', 'import', '--name', 'rocky-9', '--os', 'Rocky 9', '--url', 'ftp://mirror.example/rocky.qcow2', '--checksum', sha256, '--checksum-algorithm', 'sha256'], as);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /url.*only http and https/);

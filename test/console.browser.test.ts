@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import type { BrowserContextOptions, Page } from 'playwright-core';
 import { request } from 'undici';
 import { generateApiKey } from '../src/api/auth/apiKeys';
 import { consoleCsp } from '../src/api/http/console';
 import type { EmbeddedStack } from '../src/embedded/stack';
-import { browserMissing, launchChromium } from './support/browser';
+import { browserMissing, startBrowserPages, type BrowserPages } from './support/browser';
 import { waitFor } from './support/waitFor';
 import { startTestStack, type TestStack } from './support/testStack';
 import { syncScheduleId } from '../src/contracts/workflowIds';
@@ -27,10 +26,7 @@ const phone: BrowserContextOptions = { viewport: { width: 390, height: 844 }, de
 describe('web console in a real browser', { skip: noBrowser }, () => {
   let stack: EmbeddedStack;
   let running: TestStack | undefined;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
-  /** What a page said that it should not have: script errors and refused content (a CSP too strict or a bug). */
-  const pageProblems: string[] = [];
+  let browser: BrowserPages | undefined;
 
   const keys = {
     consultant: { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example', key: generateApiKey() },
@@ -44,20 +40,8 @@ describe('web console in a real browser', { skip: noBrowser }, () => {
     return { status: res.status, headers: res.headers, text, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : undefined };
   };
 
-  const open = async (options: BrowserContextOptions): Promise<Page> => {
-    const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'Europe/Berlin', ...options });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      // A 4xx answer the page handles is logged by Chromium as "Failed to load resource": expected, not a problem.
-      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageProblems.push(`console: ${msg.text()}`);
-    });
-    return page;
-  };
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true, animations: 'disabled' });
+  const open = (options: BrowserContextOptions) => browser!.open(options);
+  const shot = (page: Page, name: string) => browser!.shot(page, name);
 
   const signIn = async (page: Page, as: keyof typeof keys, screenshot?: string) => {
     await page.goto(`${stack.apiUrl}/`);
@@ -69,18 +53,16 @@ describe('web console in a real browser', { skip: noBrowser }, () => {
   };
 
   before(async () => {
-    mkdirSync(artifacts, { recursive: true });
     // Globex has a quota (Acme Corp none): the header shows what its open requests hold of it.
     running = await startTestStack('console', Object.values(keys), { PVEFLOW_QUOTAS: JSON.stringify({ Globex: { vms: 3, cores: 12 } }) });
     stack = running.stack;
     // The form offers the templates the newest cluster sync saw: run one now rather than wait for the schedule.
     await stack.client.schedule.getHandle(syncScheduleId(stack.temporal.taskQueue)).trigger();
-    browser = await launchChromium();
+    browser = await startBrowserPages(artifacts, { timezoneId: 'Europe/Berlin' });
     await waitFor('the first cluster sync', async () => ((await api('/api/templates', 'consultant')).status === 200 ? true : undefined), 60_000, 500);
   });
 
   after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
     await browser?.close();
     await running?.stop();
   });
@@ -251,7 +233,7 @@ describe('web console in a real browser', { skip: noBrowser }, () => {
     for (const page of [consultant, admin, mobile, outsider]) {
       for (const key of Object.values(keys)) assert.ok(!page.url().includes(key.key), 'no key in any address');
     }
-    assert.deepEqual(pageProblems, []);
+    assert.deepEqual(browser!.problems, []);
   });
 
   test("lists tell a class's VMs apart by name, dates follow the browser's locale, and the form's limits are the API's", async () => {
@@ -315,6 +297,6 @@ describe('web console in a real browser', { skip: noBrowser }, () => {
     await german.waitForURL(/#\/requests\/VM-[0-9A-Z]{5}$/);
     const small = (await api(`/api/device_requests/${/VM-[0-9A-Z]{5}$/.exec(german.url())![0]}`, 'consultant')).body;
     assert.equal(small.request.memoryMiB, 768, 'what the form allows, the API takes');
-    assert.deepEqual(pageProblems, []);
+    assert.deepEqual(browser!.problems, []);
   });
 });

@@ -9,11 +9,12 @@ import { PveClient } from '../src/clients/pve';
 import { generateSshKeyPair } from '../src/clients/sftp/keys';
 import { deviceNames } from '../src/domain/deviceNames';
 import { realGuestPrerequisites, type RealGuestInfo } from '../src/simulators/pve';
-import { apiRequestDriver, type ApiDrivenRequest } from './support/apiRequestDriver';
+import type { ApiDrivenRequest } from './support/apiRequestDriver';
 import { APT_REPO_GUEST_ADDRESS, APT_REPO_GUEST_PORT, startLocalAptRepo, type LocalAptRepo } from './support/localAptRepo';
 import { netbirdUnavailable, NETBIRD_ADDRESS, NETBIRD_PORT, startNetbirdServer, type NetbirdServer } from './support/netbirdServer';
 import { createNetbirdUser, listPeers, loginPeerAsUser, type NetbirdUser, type UserPeer } from './support/netbirdUserPeer';
 import { validRequestBody } from './support/requests';
+import { acmeRequesterAndAdmin, requesterAndAdmin, stackApiCall, waitFulfilledQuotingGuest, worldPveClient } from './support/stackRequests';
 import { startTestStack, type TestStack } from './support/testStack';
 import { guestImage } from './support/realGuest';
 import { waitFor } from './support/waitFor';
@@ -37,8 +38,7 @@ const BUILD_WAIT_MS = 20 * 60_000;
 const LOGIN_WAIT_MS = 5 * 60_000;
 
 const keys = {
-  requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
-  admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
+  ...acmeRequesterAndAdmin(),
   consultant: { id: 'alice', role: 'requester', org: 'Acme Corp', email: 'alice@consultancy.example', key: generateApiKey() },
 };
 
@@ -62,17 +62,8 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
   /** Milliseconds since the epoch of each point on the way from approval to the first login. */
   const at: Record<string, number> = {};
 
-  const api = async (method: string, path: string, as: keyof typeof keys, body?: unknown, timeoutMs = 60_000) => {
-    const res = await fetch(`${running.stack.apiUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${keys[as].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : text };
-  };
-  const requests = apiRequestDriver((method, path, as, body) => api(method, path, as === 'approver' ? 'admin' : 'requester', body));
+  const api = stackApiCall(() => running.stack.apiUrl, keys);
+  const requests = requesterAndAdmin(api);
   const netbirdApi = async <T>(method: string, path: string): Promise<T> => {
     const res = await fetch(`${netbird.apiUrl}${path}`, { method, headers: { authorization: `Token ${netbird.token}`, accept: 'application/json' } });
     const text = await res.text();
@@ -140,7 +131,7 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
         },
       );
       const world = running.stack.world!;
-      pve = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.env.PVE_TOKEN_ID, tokenSecret: world.env.PVE_TOKEN_SECRET, ca: readFileSync(world.env.PVE_CA_FILE, 'utf8'), timeoutMs: 60_000 });
+      pve = worldPveClient(world);
 
       // The consultant and a second user, each with their own machine signed in through Dex (not a setup key).
       consultant = await createNetbirdUser(netbird, { email: keys.consultant.email, name: 'Alice', autoGroups: [] });
@@ -183,16 +174,7 @@ describe('a consultant logs into the VM over NetBird: real server, real guest (i
     at.approved = Date.now();
 
     // The guest is read while it boots, so that a failed build quotes its console.
-    let fulfilled;
-    try {
-      fulfilled = await request.waitForStatus('Fulfilled', { timeoutMs: BUILD_WAIT_MS, everyMs: 1000 });
-    } catch (err) {
-      const record = await request.record().catch(() => undefined);
-      const vmid = record?.device?.vmid ?? record?.build?.vmid;
-      const info = vmid ? running.stack.world!.pve.realGuest(vmid) : undefined;
-      const guestConsole = info && existsSync(info.serialLog) ? readFileSync(info.serialLog, 'utf8').slice(-3000) : '(no guest console)';
-      throw new Error(`${(err as Error).message}\nbuild log: ${JSON.stringify(record?.build?.log?.slice(-10))}\nguest console:\n${guestConsole}`, { cause: err });
-    }
+    const fulfilled = await waitFulfilledQuotingGuest(request, running.stack.world!, { timeoutMs: BUILD_WAIT_MS, everyMs: 1000 });
     device = fulfilled.device;
     assert.ok(device.vpnIp && device.ip && device.hostname, JSON.stringify(device));
     assert.equal(device.hostname, deviceNames(request.serial, body.name).hostname);

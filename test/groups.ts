@@ -54,6 +54,8 @@ export const testGroups: readonly TestGroup[] = [
       'groups.test.ts',
       'guestForwardOption.test.ts',
       'guestLog.test.ts',
+      // Builds a Go module of its own with scripts/lib/go-tool.sh (no network).
+      'go-tool.test.ts',
       'imageCatalogue-rules.test.ts',
       'install-tree.test.ts',
       'lint-rules.test.ts',
@@ -64,6 +66,7 @@ export const testGroups: readonly TestGroup[] = [
       // The cloud-init drive's files and genisoimage's ISO, without a simulator or a guest.
       'pve-simulator-cloudinit-drive.test.ts',
       'quotas.test.ts',
+      'quotaSizeMemo.test.ts',
       'signIn.rules.test.ts',
       'release.test.ts',
       'requestChoices.test.ts',
@@ -113,6 +116,8 @@ export const testGroups: readonly TestGroup[] = [
       'sftp-server.test.ts',
       'sim-persistence.test.ts',
       'vmOperations.activities.test.ts',
+      // The build's configuration of a clone of a two-socket template.
+      'configureVm.sockets.test.ts',
     ],
   },
   {

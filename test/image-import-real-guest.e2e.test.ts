@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateApiKey } from '../src/api/auth/apiKeys';
-import { PveClient } from '../src/clients/pve';
 import { realGuestPrerequisites } from '../src/simulators/pve';
-import { apiRequestDriver } from './support/apiRequestDriver';
 import { guestImage, runnableOrSkip } from './support/realGuest';
 import { validRequestBody } from './support/requests';
+import { acmeRequesterAndAdmin, requesterAndAdmin, stackApiCall, waitFulfilledQuotingGuest, worldPveClient } from './support/stackRequests';
 import { startTestStack, type TestStack } from './support/testStack';
 import { waitFor } from './support/waitFor';
 
@@ -28,8 +27,7 @@ const IMPORT_WAIT_MS = 10 * 60_000;
 const BUILD_WAIT_MS = 20 * 60_000;
 
 const keys = {
-  requester: { id: 'rita', role: 'requester', org: 'Acme Corp', email: 'rita@acme.example', key: generateApiKey() },
-  admin: { id: 'ada', role: 'admin', org: 'Acme Corp', email: 'admin@acme.example', key: generateApiKey() },
+  ...acmeRequesterAndAdmin(),
   operator: { id: 'ops', role: 'operator', key: generateApiKey() },
 };
 
@@ -67,16 +65,7 @@ after(async () => {
   await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
 });
 
-const api = async (method: string, path: string, as: keyof typeof keys, body?: unknown) => {
-  const res = await fetch(`${running!.stack.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${keys[as].key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text && /json/.test(res.headers.get('content-type') ?? '') ? JSON.parse(text) : text };
-};
+const api = stackApiCall(() => running!.stack.apiUrl, keys);
 
 test('an image imported from a URL through the API becomes a template, and a request for it boots it and reports its address', { timeout: IMPORT_WAIT_MS + BUILD_WAIT_MS + 5 * 60_000 }, async (t) => {
   if (!runnableOrSkip(t, reasonNotRunnable, 'real guests cannot run on this machine')) return;
@@ -124,21 +113,12 @@ test('an image imported from a URL through the API becomes a template, and a req
   assert.equal(entry.origin, 'import');
   assert.deepEqual([entry.template, entry.template_vmid, entry.node], [done.template_vmid, done.template_vmid, done.node]);
 
-  const requests = apiRequestDriver((method, path, as, body) => api(method, path, as === 'approver' ? 'admin' : 'requester', body));
+  const requests = requesterAndAdmin(api);
   const request = await requests.startPending(validRequestBody({ image: IMAGE, cores: 1, memory_mib: 1024 }));
   const approved = await request.approve();
   assert.equal(approved.status, 200, JSON.stringify(approved.body));
 
-  let fulfilled;
-  try {
-    fulfilled = await request.waitForStatus('Fulfilled', { timeoutMs: BUILD_WAIT_MS, everyMs: 2000 });
-  } catch (err) {
-    const record = await request.record().catch(() => undefined);
-    const vmid = record?.device?.vmid ?? record?.build?.vmid;
-    const info = vmid ? world.pve.realGuest(vmid) : undefined;
-    const guestConsole = info && existsSync(info.serialLog) ? readFileSync(info.serialLog, 'utf8').slice(-3000) : '(no guest console)';
-    throw new Error(`${(err as Error).message}\nbuild log: ${JSON.stringify(record?.build?.log?.slice(-10))}\nguest console:\n${guestConsole}`, { cause: err });
-  }
+  const fulfilled = await waitFulfilledQuotingGuest(request, world, { timeoutMs: BUILD_WAIT_MS, everyMs: 2000 });
   const device = fulfilled.device as { vmid: number; node: string; ip: string };
   const guest = world.pve.realGuest(device.vmid);
   assert.ok(guest, `VM ${device.vmid} runs a real guest`);
@@ -147,7 +127,7 @@ test('an image imported from a URL through the API becomes a template, and a req
   assert.equal(backing, join(world.realGuestsDir!, `vm-${done.template_vmid}`, 'disk.qcow2'), 'the request’s VM boots the imported image');
 
   // The address on the request is the one the guest's own agent reports.
-  const pve = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.env.PVE_TOKEN_ID, tokenSecret: world.env.PVE_TOKEN_SECRET, ca: readFileSync(world.env.PVE_CA_FILE, 'utf8'), timeoutMs: 60_000 });
+  const pve = worldPveClient(world);
   try {
     const { result } = await pve.guestNetworkInterfaces(device.node, device.vmid);
     const agentAddresses = result.flatMap((i) => (i['ip-addresses'] ?? []).filter((a) => a['ip-address-type'] === 'ipv4').map((a) => a['ip-address']));

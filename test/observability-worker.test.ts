@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +12,7 @@ import { BUILD_OUTCOMES_MODULE } from '../src/observability/workerObservability'
 import type { SimulatedWorld } from '../src/simulators/world';
 import { clusterSync, vmBuild } from '../src/workflows';
 import { closeActivityDeps, createActivityDeps, createWorker } from '../src/worker';
+import { activityBuildStages, createActivities } from '../src/activities';
 import { quietLogger } from './support/quietLogger';
 import { useWorkflowHarness } from './support/workflowHarness';
 
@@ -134,5 +136,31 @@ describe('worker observability', () => {
     assert.doesNotMatch(text, /pveflow_builds_total\{outcome="completed"\}/);
     assert.match(text, /^pveflow_build_stage_duration_seconds_count\{stage="cloning",outcome="failed"\} [1-9]/m);
     assert.match(text, /^pveflow_build_stage_duration_seconds_count\{stage="undo",outcome="ok"\} [1-9]/m);
+  });
+
+  test('every activity the worker registers has its build stage; every one a build calls is timed under a stage it reports', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await harness.h.world();
+    const deps = createActivityDeps(loadConfig(world.env));
+    let registered: string[];
+    try {
+      registered = Object.keys(createActivities(deps)).sort();
+    } finally {
+      await closeActivityDeps(deps);
+    }
+    assert.ok(registered.includes('startVmUnderHa') && registered.length > 30, registered.join(' '));
+    assert.deepEqual(Object.keys(activityBuildStages).sort(), registered, 'the stage table names exactly the activities createActivities registers');
+
+    // The build as written: the stages it reports, and the activities it calls through its proxies.
+    const source = readFileSync(require.resolve('../src/workflows/vmBuild'), 'utf8');
+    const reported = new Set([...source.matchAll(/\bstage\('([a-z-]+)'/g)].map((m) => m[1]!));
+    const called = new Set([...source.matchAll(/\b(?:api|remoteApi|task|wait|undo)\.([A-Za-z]+)\(/g)].map((m) => m[1]!));
+    assert.ok(called.has('cloneTemplate') && called.has('startVmUnderHa') && called.has('destroyVm'), [...called].join(' '));
+    const stages = activityBuildStages as Readonly<Record<string, string | null>>;
+    for (const activity of called) {
+      const stage = stages[activity];
+      assert.ok(stage, `vmBuild calls ${activity}, which has no build stage`);
+      assert.ok(stage === 'undo' || reported.has(stage), `${activity}'s stage ${stage} is not one vmBuild reports`);
+    }
   });
 });

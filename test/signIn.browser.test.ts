@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { syncScheduleId } from '../src/contracts/workflowIds';
-import { browserMissing, launchChromium } from './support/browser';
+import { browserMissing, startBrowserPages, type BrowserPages } from './support/browser';
 import { dexMissing, startOidcProvider, testPassword, testUsers, type OidcProvider, type TestUser } from './support/oidcProvider';
 import { freePort } from './support/ports';
 import { startTestStack, type TestStack } from './support/testStack';
@@ -22,23 +21,11 @@ const artifacts = join(__dirname, '..', 'test-artifacts', 'sign-in');
 describe('sign-in through the provider in a real browser', { skip }, () => {
   let running: TestStack | undefined;
   let provider: OidcProvider | undefined;
-  let browser: Browser;
+  let browser: BrowserPages | undefined;
   let apiUrl: string;
-  const contexts: BrowserContext[] = [];
-  const pageProblems: string[] = [];
 
-  const open = async (): Promise<Page> => {
-    const context = await browser.newContext({ locale: 'en-GB', viewport: { width: 1280, height: 860 } });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageProblems.push(`console: ${msg.text()}`);
-    });
-    return page;
-  };
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true, animations: 'disabled' });
+  const open = () => browser!.open();
+  const shot = (page: Page, name: string) => browser!.shot(page, name);
 
   /** From the console's sign-in page through the provider's own login form. */
   const signIn = async (page: Page, user: TestUser, screenshot?: string) => {
@@ -60,7 +47,6 @@ describe('sign-in through the provider in a real browser', { skip }, () => {
   };
 
   before(async () => {
-    mkdirSync(artifacts, { recursive: true });
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
     provider = await startOidcProvider({ apiUrl });
@@ -68,12 +54,11 @@ describe('sign-in through the provider in a real browser', { skip }, () => {
     running = await startTestStack('signin', [], { ...provider.env, API_PORT: String(port) });
     assert.equal(running.stack.apiUrl, apiUrl);
     await running.stack.client.schedule.getHandle(syncScheduleId(running.stack.temporal.taskQueue)).trigger();
-    browser = await launchChromium();
+    browser = await startBrowserPages(artifacts, { viewport: { width: 1280, height: 860 } });
     await waitFor('the first cluster sync', async () => ((await asConsultant('/api/templates')).status === 200 ? true : undefined), 60_000, 500);
   });
 
   after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
     await browser?.close();
     await running?.stop();
     await provider?.stop();
@@ -149,7 +134,7 @@ describe('sign-in through the provider in a real browser', { skip }, () => {
     await consultant.goto(`${apiUrl}/`);
     await consultant.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
 
-    assert.deepEqual(pageProblems, []);
+    assert.deepEqual(browser!.problems, []);
   });
 
   test('a person the provider knows but pveflow gives no role sees a 403 page, not an empty console', async () => {

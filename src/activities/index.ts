@@ -22,6 +22,7 @@ import { liveMigrateActivities } from './proxmox/liveMigrate';
 import { imageImportActivities } from './proxmox/imageImport';
 
 export type { ActivityDeps, ActivitySettings } from './deps';
+export { activityBuildStages, type ActivityBuildStage } from './buildStages';
 
 /** Every activity pveflow's workflows call, bound to their dependencies (built in worker.ts or by a test). */
 export function createActivities(deps: ActivityDeps) {

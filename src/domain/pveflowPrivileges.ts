@@ -10,11 +10,12 @@ import { configKeyPrivilege } from './pveConfigPrivileges';
  */
 
 /** The config keys `configureVm` sends (besides `digest`): the configuring stage's privileges derive from them. */
-export const CONFIGURE_KEYS = ['cores', 'memory', 'agent', 'net0', 'ipconfig0', 'cicustom', 'smbios1', 'tags'] as const;
+export const CONFIGURE_KEYS = ['cores', 'sockets', 'memory', 'agent', 'net0', 'ipconfig0', 'cicustom', 'smbios1', 'tags'] as const;
 export type ConfigureKey = (typeof CONFIGURE_KEYS)[number];
 
 const CONFIGURE_WHY: Record<ConfigureKey, string> = {
   cores: 'set cores',
+  sockets: 'keep the cores on one socket (a template’s sockets would multiply them)',
   memory: 'set memory',
   agent: 'turn the guest agent option on',
   net0: 'keep the NIC on its bridge and VLAN',

@@ -6,28 +6,11 @@ import type { PveflowMetrics, SyncDriftKind } from './metrics';
  * Build stage durations and sync drift, measured where the work happens — in the worker, around each activity —
  * so the workflows stay as they are. A build stage is the time its activities took (retries included, the
  * workflow's own bookkeeping between them not), labelled with the stage names the build reports; the undos a
- * failed or cancelled build runs are the `undo` stage.
+ * failed or cancelled build runs are the `undo` stage. Which activity belongs to which stage is the activities' own
+ * table (src/activities/buildStages.ts, one entry for every activity), handed in by the worker: this floor sits
+ * below the activities.
  */
-const STAGE_OF_ACTIVITY: Record<string, string> = {
-  planPlacement: 'choosing-node',
-  reserveVmid: 'reserving-vmid',
-  cloneTemplate: 'cloning',
-  migrateVm: 'migrating',
-  prepareCloudInit: 'uploading-snippet',
-  configureVm: 'configuring',
-  growDisk: 'configuring',
-  startVm: 'starting',
-  addToHa: 'starting',
-  startVmUnderHa: 'starting',
-  waitForGuestIp: 'waiting-for-ip',
-  waitForPeer: 'vpn-peer',
-  grantVpnAccess: 'vpn-access',
-  joinVpn: 'vpn-peer',
-  revokeVpnAccess: 'undo',
-  destroyVm: 'undo',
-  removeSnippet: 'undo',
-  removeFromHa: 'undo',
-};
+export type StageOfActivity = Readonly<Record<string, string | null>>;
 
 /** What an activity spanning several build stages returns beside its result: the time of each stage after its first. */
 export interface LaterStage {
@@ -45,12 +28,12 @@ interface ObservedCluster {
   orphanCount?: number;
 }
 
-export function activityMetricsInterceptor(metrics: Pick<PveflowMetrics, 'buildStageDuration' | 'syncDrift' | 'syncOrphans'>): ActivityInterceptorsFactory {
+export function activityMetricsInterceptor(metrics: Pick<PveflowMetrics, 'buildStageDuration' | 'syncDrift' | 'syncOrphans'>, stageOf: StageOfActivity): ActivityInterceptorsFactory {
   return (ctx: Context) => ({
     inbound: {
       async execute(input, next) {
         const { activityType, workflowType } = ctx.info;
-        const stage = workflowType === 'vmBuild' ? STAGE_OF_ACTIVITY[activityType] : undefined;
+        const stage = workflowType === 'vmBuild' ? stageOf[activityType] : undefined;
         const started = performance.now();
         let outcome = 'ok';
         let later: LaterStage[] = [];

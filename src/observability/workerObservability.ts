@@ -1,5 +1,5 @@
 import type { InjectedSinks, WorkerOptions } from '@temporalio/worker';
-import { activityMetricsInterceptor } from './activityMetrics';
+import { activityMetricsInterceptor, type StageOfActivity } from './activityMetrics';
 import type { PveflowMetrics } from './metrics';
 import type { Tracing } from './tracing';
 import type { BuildOutcomeSinks } from './workflow/buildOutcomes';
@@ -11,14 +11,15 @@ import type { BuildOutcomeSinks } from './workflow/buildOutcomes';
  */
 export const BUILD_OUTCOMES_MODULE = require.resolve('./workflow/buildOutcomes');
 
-export function workerObservabilityOptions(opts: { metrics?: PveflowMetrics; tracing?: Tracing; bundling: boolean }): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
+/** `stageOf`: the build stage of each activity the worker runs (src/activities/buildStages.ts). */
+export function workerObservabilityOptions(opts: { metrics?: PveflowMetrics; tracing?: Tracing; bundling: boolean; stageOf: StageOfActivity }): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
   const { metrics, tracing } = opts;
   if (!metrics && !tracing) return {};
   const sinks: InjectedSinks<BuildOutcomeSinks> | undefined = metrics ? { pveflowBuilds: { finished: { fn: (_info, outcome) => metrics.builds.inc({ outcome }), callDuringReplay: false } } } : undefined;
   const workflowModules = [...(metrics ? [BUILD_OUTCOMES_MODULE] : []), ...(tracing?.workflowModules ?? [])];
   return {
     interceptors: {
-      activity: [...(metrics ? [activityMetricsInterceptor(metrics)] : []), ...(tracing?.activityInterceptors ?? [])],
+      activity: [...(metrics ? [activityMetricsInterceptor(metrics, opts.stageOf)] : []), ...(tracing?.activityInterceptors ?? [])],
       ...(opts.bundling && workflowModules.length ? { workflowModules } : {}),
     },
     sinks: { ...sinks, ...tracing?.sinks },

@@ -72,7 +72,10 @@ export function configureActivities({ pve, settings, temporal }: ActivityDeps) {
           const current = await pve.vmConfig(node, vmid);
           // Exactly CONFIGURE_KEYS: the privileges the token needs for this call are derived from that list.
           const keys: Record<ConfigureKey, string> = {
+            // One socket of `cores`, whatever the template has: Proxmox counts sockets × cores, and so do the cluster
+            // listing, the sync and a revert (the topology day-2 reconfigure gives a VM too).
             cores: String(input.cores),
+            sockets: '1',
             memory: String(input.memoryMiB),
             agent: '1',
             net0: input.network ? net0For(current.raw.net0 as string | undefined, input.network.bridge, input.network.vlan) : net0For(current.raw.net0 as string | undefined, settings.bridge, settings.vlan),

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { ClusterResource } from '../../clients/pve';
 import type { ClusterSyncResult, OrphanVm, TemplateInfo, VmDrift } from '../../contracts/types';
 import type { VmSize } from '../../contracts/vmOperations';
-import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { statedQuotaSize } from '../../contracts/memos';
 import type { Usage } from '../../domain/quotaUsage';
 import { PveNodeKey, RequestStatusKey, SerialKey, VmIdKey, VmStateKey } from '../../contracts/searchAttributes';
 import type { ActivityDeps } from '../deps';
@@ -111,15 +111,8 @@ async function managedVms(client: Client, taskQueue: string): Promise<ManagedVm[
     const vmid = sa.get(VmIdKey);
     const serial = sa.get(SerialKey);
     if (vmid === undefined || serial === undefined) continue;
-    const size = statedSize(wf.memo?.[QUOTA_SIZE_MEMO]);
+    const size = statedQuotaSize(wf.memo);
     out.push({ serial, vmid, node: sa.get(PveNodeKey), requestStatus: sa.get(RequestStatusKey), knownState: sa.get(VmStateKey) ?? 'running', ...(size ? { size } : {}) });
   }
   return out;
-}
-
-/** The quota memo's size, when it is one (a request started around the API may have none). */
-function statedSize(memo: unknown): Usage | undefined {
-  const m = memo as Partial<Usage> | undefined;
-  const n = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  return m && n(m.cores) && n(m.memory_mib) ? { vms: 1, cores: m.cores!, memory_mib: m.memory_mib!, disk_gib: n(m.disk_gib) ? m.disk_gib! : 0 } : undefined;
 }

@@ -2,8 +2,7 @@ import { OrgKey, RequestStatusKey, SerialKey, ClassIdKey } from '../../contracts
 import { add, excessOf, holdsQuota, noUsage, quotaFor, type QuotaExcess, type Usage } from '../../domain/quotas';
 import { taskQueueClause } from '../../domain/instanceScope';
 import type { ApiContext } from '../http/context';
-
-import { QUOTA_SIZE_MEMO } from '../../contracts/memos';
+import { statedQuotaSize } from '../../contracts/memos';
 
 /** What the count leaves out: a request being approved (it is the demand), a class whose earlier try made members. */
 export interface Leaving {
@@ -61,11 +60,9 @@ export async function quotaExcess(ctx: ApiContext, org: string, demand: Usage, l
   return excessOf(org, quota, await usageOf(ctx, org, leaving), demand);
 }
 
-/** A request started before sizes were kept in the memo still holds one VM. */
+/** The size a request holds: its memo's; one started before sizes were kept in the memo still holds one VM. */
 export function sizeIn(memo: Record<string, unknown> | undefined): Usage {
-  const size = memo?.[QUOTA_SIZE_MEMO] as Partial<Usage> | undefined;
-  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-  return { vms: 1, cores: n(size?.cores), memory_mib: n(size?.memory_mib), disk_gib: n(size?.disk_gib) };
+  return statedQuotaSize(memo) ?? { ...noUsage, vms: 1 };
 }
 
 function literal(value: string): string {

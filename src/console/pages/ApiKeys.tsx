@@ -5,6 +5,7 @@ import { api, ApiError, type Issue } from '../api';
 import type { Role } from '../session';
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Field } from '../components/Field';
+import { ListTable } from '../components/ListTable';
 import { formatDateTime, fromLocalInput } from '../format';
 
 type Draft = { name: string; role: Role; org: string; email: string; expires: string };
@@ -168,48 +169,33 @@ export function ApiKeys({ auth }: { auth: Auth }) {
         {items === undefined ? (
           <p class="muted">Loading keys…</p>
         ) : (
-          <table class="requests">
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Role</th>
-                <th scope="col">Organisation</th>
-                <th scope="col">Issued by</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((k) => (
-                <tr key={k.id}>
-                  <td data-label="Key">
-                    <div>
-                      <strong>{k.name}</strong>
-                      <div class="muted small">
-                        {k.id}
-                        {k.email ? ` · ${k.email}` : ''}
-                      </div>
+          <ListTable columns={['Key', 'Role', 'Organisation', 'Issued by', 'Expires', 'Last used', { label: 'Actions', visuallyHidden: true }]}>
+            {items.map((k) => (
+              <tr key={k.id}>
+                <td data-label="Key">
+                  <div>
+                    <strong>{k.name}</strong>
+                    <div class="muted small">
+                      {k.id}
+                      {k.email ? ` · ${k.email}` : ''}
                     </div>
-                  </td>
-                  <td data-label="Role">{k.role}</td>
-                  <td data-label="Organisation">{k.org ?? <span class="muted">all</span>}</td>
-                  <td data-label="Issued by">{k.source === 'file' ? <span class="muted">key file</span> : `${k.owner ?? ''} ${formatDateTime(k.created_at)}`}</td>
-                  <td data-label="Expires">{k.expires_at ? `${formatDateTime(k.expires_at)}${k.expired ? ' (expired)' : ''}` : <span class="muted">never</span>}</td>
-                  <td data-label="Last used">{k.last_used_at ? formatDateTime(k.last_used_at) : <span class="muted">—</span>}</td>
-                  <td>
-                    {k.source === 'issued' && (
-                      <button type="button" class="button button-quiet button-small" onClick={() => setRevoking(k)}>
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+                  </div>
+                </td>
+                <td data-label="Role">{k.role}</td>
+                <td data-label="Organisation">{k.org ?? <span class="muted">all</span>}</td>
+                <td data-label="Issued by">{k.source === 'file' ? <span class="muted">key file</span> : `${k.owner ?? ''} ${formatDateTime(k.created_at)}`}</td>
+                <td data-label="Expires">{k.expires_at ? `${formatDateTime(k.expires_at)}${k.expired ? ' (expired)' : ''}` : <span class="muted">never</span>}</td>
+                <td data-label="Last used">{k.last_used_at ? formatDateTime(k.last_used_at) : <span class="muted">—</span>}</td>
+                <td>
+                  {k.source === 'issued' && (
+                    <button type="button" class="button button-quiet button-small" onClick={() => setRevoking(k)}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </ListTable>
         )}
       </section>
 

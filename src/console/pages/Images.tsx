@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Auth } from '../App';
 import { api, ApiError, type ImageInfo } from '../api';
 import { Field } from '../components/Field';
+import { ListTable } from '../components/ListTable';
 import { ProgressBar } from '../components/ProgressBar';
 
 /** An import as GET /api/image-imports/{name} answers it. */
@@ -127,35 +128,24 @@ export function Images({ auth }: { auth: Auth }) {
         </p>
       )}
       {images && (
-        <table class="requests">
-          <thead>
-            <tr>
-              <th scope="col">Image</th>
-              <th scope="col">OS</th>
-              <th scope="col">Template</th>
-              <th scope="col">Minimum</th>
-              {operator && <th scope="col">Orgs</th>}
+        <ListTable columns={['Image', 'OS', 'Template', 'Minimum', ...(operator ? ['Orgs'] : [])]}>
+          {images.map((i) => (
+            <tr key={i.name}>
+              <td>
+                {i.name}
+                {i.default ? ' (default)' : ''}
+              </td>
+              <td>{i.os ?? ''}</td>
+              <td>
+                {i.template_vmid} on {i.node}
+              </td>
+              <td>
+                {i.min_cores} cores, {i.min_memory_mib} MiB, {i.min_disk_gib} GiB
+              </td>
+              {operator && <td>{i.orgs?.join(', ') ?? 'all'}</td>}
             </tr>
-          </thead>
-          <tbody>
-            {images.map((i) => (
-              <tr key={i.name}>
-                <td>
-                  {i.name}
-                  {i.default ? ' (default)' : ''}
-                </td>
-                <td>{i.os ?? ''}</td>
-                <td>
-                  {i.template_vmid} on {i.node}
-                </td>
-                <td>
-                  {i.min_cores} cores, {i.min_memory_mib} MiB, {i.min_disk_gib} GiB
-                </td>
-                {operator && <td>{i.orgs?.join(', ') ?? 'all'}</td>}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </ListTable>
       )}
       {operator && (
         <form class="card form" onSubmit={submit} noValidate aria-labelledby="import-legend">

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { Auth } from '../App';
 import { api, ApiError, requestPath, type RequestPage, type RequestRecord, type RequestStatus, type RequestSummary } from '../api';
+import { ListTable } from '../components/ListTable';
 import { ProgressBar } from '../components/ProgressBar';
 import { StatusBadge } from '../components/StatusBadge';
 import { formatDateTime, formatPeriod, stageNames } from '../format';
@@ -158,45 +159,32 @@ export function RequestList({ auth }: { auth: Auth }) {
             <a href={href.new}>File a new request</a>
           </div>
         ) : (
-          <table class="requests">
-            <thead>
-              <tr>
-                <th scope="col">Request</th>
-                <th scope="col">Name</th>
-                <th scope="col">Client</th>
-                <th scope="col">Status</th>
-                <th scope="col">Build</th>
-                <th scope="col">Period</th>
-                <th scope="col">VM</th>
+          <ListTable columns={['Request', 'Name', 'Client', 'Status', 'Build', 'Period', 'VM']}>
+            {items.map((r) => (
+              <tr key={r.serial}>
+                <td data-label="Request">
+                  <div>
+                    <a class="serial" href={href.request(r.serial)}>
+                      {r.serial}
+                    </a>
+                    <div class="muted small">Submitted {formatDateTime(r.submitted_at)}</div>
+                  </div>
+                </td>
+                <td data-label="Name" class="vm-name">
+                  {r.name ?? <span class="muted">—</span>}
+                </td>
+                <td data-label="Client">{r.org}</td>
+                <td data-label="Status">
+                  <StatusBadge status={r.status} />
+                </td>
+                <td data-label="Build" class="cell-progress">
+                  <RowProgress auth={auth} summary={r} />
+                </td>
+                <td data-label="Period">{formatPeriod(r.period)}</td>
+                <td data-label="VM">{r.vm_id ? `${r.vm_id}${r.node ? ` on ${r.node}` : ''}` : <span class="muted">—</span>}</td>
               </tr>
-            </thead>
-            <tbody>
-              {items.map((r) => (
-                <tr key={r.serial}>
-                  <td data-label="Request">
-                    <div>
-                      <a class="serial" href={href.request(r.serial)}>
-                        {r.serial}
-                      </a>
-                      <div class="muted small">Submitted {formatDateTime(r.submitted_at)}</div>
-                    </div>
-                  </td>
-                  <td data-label="Name" class="vm-name">
-                    {r.name ?? <span class="muted">—</span>}
-                  </td>
-                  <td data-label="Client">{r.org}</td>
-                  <td data-label="Status">
-                    <StatusBadge status={r.status} />
-                  </td>
-                  <td data-label="Build" class="cell-progress">
-                    <RowProgress auth={auth} summary={r} />
-                  </td>
-                  <td data-label="Period">{formatPeriod(r.period)}</td>
-                  <td data-label="VM">{r.vm_id ? `${r.vm_id}${r.node ? ` on ${r.node}` : ''}` : <span class="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </ListTable>
         )}
         {next && (
           <div class="more">
