@@ -181,6 +181,7 @@ export const testGroups: readonly TestGroup[] = [
       'vmBuild.workflow.test.ts',
       'vmOperations.crash.test.ts',
       'vmOperations.workflow.test.ts',
+      'vmRequest.actions.test.ts',
       'vmRequest.answers.test.ts',
       'vmRequest.attempts.test.ts',
       'vmRequest.lifecycle.test.ts',

@@ -114,7 +114,7 @@ describe('worker observability', () => {
     const traces = exported.filter((e) => e.path === '/v1/traces');
     assert.ok(traces.length > 0, `the collector received no POST /v1/traces (got ${exported.map((e) => e.path).join(', ') || 'nothing'})`);
     const spans = traces.map((e) => e.body).join('\n');
-    for (const name of ['StartWorkflow:vmBuild', 'RunWorkflow:vmBuild', 'RunActivity:cloneTemplate', 'RunActivity:grantVpnAccess']) {
+    for (const name of ['StartWorkflow:vmBuild', 'RunWorkflow:vmBuild', 'RunActivity:cloneTemplate', 'RunActivity:joinVpn']) {
       assert.ok(spans.includes(name), `span ${name} exported`);
     }
     assert.ok(spans.includes('pveflow-test'), 'spans carry the service name');

@@ -25,6 +25,8 @@ export const activityBuildStages: { readonly [Activity in keyof ReturnType<typeo
   waitForGuestIp: 'waiting-for-ip',
   waitForPeer: 'vpn-peer',
   grantVpnAccess: 'vpn-access',
+  // Both VPN steps in one activity: its result times the vpn-access part (laterStages).
+  joinVpn: 'vpn-peer',
   // What a failed or cancelled build undoes.
   revokeVpnAccess: 'undo',
   destroyVm: 'undo',

@@ -3,6 +3,7 @@ import { accessActivities } from './netbird/access';
 import { leaseNoticeActivities } from './notifications/leaseNotice';
 import { observeClusterActivities } from './sync/observeCluster';
 import { peerActivities } from './netbird/peer';
+import { vpnJoinActivities } from './netbird/join';
 import { cloneActivities } from './proxmox/clone';
 import { configureActivities } from './proxmox/configure';
 import { destroyActivities } from './proxmox/destroy';
@@ -39,6 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     ...cloudInitSnippetActivities(deps),
     ...peerActivities(deps),
     ...accessActivities(deps),
+    ...vpnJoinActivities(deps),
     ...leaseNoticeActivities(),
     ...observeClusterActivities(deps),
     ...powerControlActivities(deps),

@@ -1,5 +1,5 @@
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair, type SearchAttributeUpdatePair } from '@temporalio/common';
-import type { BuildTask, RequestRecord } from './types';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair, type SearchAttributeUpdatePair, type TypedSearchAttributes } from '@temporalio/common';
+import { REQUEST_REVISION, type BuildTask, type RequestRecord } from './types';
 import type { ImportTask } from './imageImport';
 
 /**
@@ -58,11 +58,11 @@ export function requestSearchAttributes(record: Pick<RequestRecord, 'serial' | '
 
 /** What a request is found by from the moment it is submitted: its search attributes as a Pending request without a VM. */
 export function submittedSearchAttributes(request: RequestRecord['request']): SearchAttributePair[] {
-  return requestSearchAttributes({ serial: request.serial, request, status: 'Pending', device: {} }).filter((pair): pair is SearchAttributePair => pair.value !== null);
+  return atStart(requestSearchAttributes({ serial: request.serial, request, status: 'Pending', device: {} }));
 }
 
 /** A build's search attributes, computed from its task: which request, how far, which VM where. */
-export function buildSearchAttributes(serial: string, build: BuildTask): SearchAttributeUpdatePair[] {
+export function buildSearchAttributes(serial: string, build: Pick<BuildTask, 'state' | 'vmid' | 'node'>): SearchAttributeUpdatePair[] {
   return [
     { key: SerialKey, value: serial },
     { key: BuildStatusKey, value: build.state },
@@ -81,4 +81,35 @@ export function imageImportSearchAttributes(run: Pick<ImportTask, 'state' | 'nod
     { key: VmIdKey, value: run.templateVmid ?? null },
     { key: PveNodeKey, value: run.node ?? null },
   ];
+}
+
+/** What a starter passes at start: the pairs with a value (a search attribute cannot be started unset). */
+export function atStart(pairs: SearchAttributeUpdatePair[]): SearchAttributePair[] {
+  return pairs.filter((pair): pair is SearchAttributePair => pair.value !== null);
+}
+
+/**
+ * Whether the attributes a workflow holds already show `pairs` (each set one equal, each unset one absent): a workflow
+ * started with its search attributes need not upsert the same again, an upsert being a billable Action.
+ */
+export function alreadyShown(pairs: SearchAttributeUpdatePair[], held: TypedSearchAttributes): boolean {
+  return pairs.every(({ key, value }) => {
+    const now = held.get(key as never) as unknown;
+    if (value === null) return now === undefined;
+    if (value instanceof Date) return now instanceof Date && now.getTime() === value.getTime();
+    return JSON.stringify(now) === JSON.stringify(value);
+  });
+}
+
+/** A completion's search attributes: which request it ends. */
+export function completionSearchAttributes(serial: string): SearchAttributeUpdatePair[] {
+  return [{ key: SerialKey, value: serial }];
+}
+
+/**
+ * What every starter of a request's workflow passes (the API, the tools, the tests): its input at today's revision
+ * and the search attributes that revision relies on being set at the start.
+ */
+export function requestStart<P>(request: RequestRecord['request'], policy: P): { args: [{ request: RequestRecord['request']; policy: P; revision: number }]; typedSearchAttributes: SearchAttributePair[] } {
+  return { args: [{ request, policy, revision: REQUEST_REVISION }], typedSearchAttributes: submittedSearchAttributes(request) };
 }

@@ -164,7 +164,20 @@ export interface VmRequestInput {
   resumed?: RequestRecord;
   /** ... and its not yet revealed guest logins. */
   resumedCredentials?: SealedCredentials;
+  /**
+   * How the request behaves where its starter has a say (REQUEST_REVISION): a request keeps the revision it was
+   * started with, so a running one never changes course under a new worker. Absent: 1.0's.
+   */
+  revision?: number;
 }
+
+/**
+ * The request workflow's revision a starter asks for today. 2: started with its search attributes
+ * (submittedSearchAttributes), it does not upsert them again; an approval followed at once by the build is published
+ * with the build (one upsert, not two in the same workflow task). Each is one billable Action fewer per request.
+ * A change a starter cannot ask for (every request must take it) goes behind patched() instead (workflows/patches.ts).
+ */
+export const REQUEST_REVISION = 2;
 
 export interface VmBuildInput {
   request: DeviceRequest;
@@ -180,6 +193,8 @@ export interface VmBuildResult {
   vpnIp: string;
   vpnHostname: string;
   build: BuildTask;
+  /** Whether the build made the VM an HA resource (HA_GROUP set): the completion takes it out of HA first only then. */
+  haResource?: boolean;
 }
 
 export interface VmCompletionInput {
@@ -191,6 +206,11 @@ export interface VmCompletionInput {
   leftoverVms?: LeftoverVm[];
   /** What the guest is given to shut down before it is stopped (the request's policy); absent: policyDefaults'. */
   shutdownTimeoutSeconds?: number;
+  /**
+   * false: the build did not make the VM an HA resource, so there is none to remove before the shutdown (an activity
+   * fewer). Absent (requests built before 1.1, or continued as new since): looked for, as before.
+   */
+  haResource?: boolean;
 }
 
 export interface VmCompletionResult {

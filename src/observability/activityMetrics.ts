@@ -12,6 +12,15 @@ import type { PveflowMetrics, SyncDriftKind } from './metrics';
  */
 export type StageOfActivity = Readonly<Record<string, string | null>>;
 
+/** What an activity spanning several build stages returns beside its result: the time of each stage after its first. */
+export interface LaterStage {
+  stage: string;
+  ms: number;
+}
+interface StagedResult {
+  laterStages?: LaterStage[];
+}
+
 const DRIFT_KIND: Record<string, SyncDriftKind> = { vanished: 'vanished', moved: 'moved', state: 'state_changed', resized: 'resized' };
 
 interface ObservedCluster {
@@ -27,15 +36,22 @@ export function activityMetricsInterceptor(metrics: Pick<PveflowMetrics, 'buildS
         const stage = workflowType === 'vmBuild' ? stageOf[activityType] : undefined;
         const started = performance.now();
         let outcome = 'ok';
+        let later: LaterStage[] = [];
         try {
           const result = await next(input);
           if (activityType === 'observeCluster') recordSync(metrics, result as ObservedCluster);
+          later = (result as StagedResult | undefined)?.laterStages ?? [];
           return result;
         } catch (err) {
           outcome = err instanceof CancelledFailure ? 'cancelled' : 'failed';
           throw err;
         } finally {
-          if (stage) metrics.buildStageDuration.observe({ stage, outcome }, (performance.now() - started) / 1000);
+          if (stage) {
+            // An activity that spans stages (joinVpn: the peer, then the access) says how long its later ones took.
+            const total = (performance.now() - started) / 1000;
+            for (const l of later) metrics.buildStageDuration.observe({ stage: l.stage, outcome }, l.ms / 1000);
+            metrics.buildStageDuration.observe({ stage, outcome }, Math.max(0, total - later.reduce((sum, l) => sum + l.ms, 0) / 1000));
+          }
         }
       },
     },

@@ -54,6 +54,9 @@ export const cleanup = {
 /** A call whose failure is noted, never fatal (a lease notice, a credential key destroyed): fewer attempts, then the request carries on and says so. */
 export const notedCall = { ...apiCall, retry: { ...apiCall.retry, maximumAttempts: 5 } } as const satisfies ActivityOptions;
 
+/** The same, as a local activity: for a step that is only a local file or key store call (the credential key's shredding). */
+export const localNotedCall = { ...localApiCall, retry: notedCall.retry } as const satisfies LocalActivityOptions;
+
 /** The cluster sync's reads of the whole cluster: longer per call, few attempts (the next sync looks again). */
 export const clusterRead = { ...apiCall, startToCloseTimeout: '5 minutes', retry: { ...apiCall.retry, maximumAttempts: 3 } } as const satisfies ActivityOptions;
 

@@ -25,4 +25,11 @@ export const PATCHES = {
   buildStartsUnderHa: 'build-starts-under-ha',
   /** A build grows the boot disk in its configureVm activity (`diskGiB`), not in a growDisk activity of its own. */
   buildConfiguresDisk: 'build-configures-disk',
+  /**
+   * The request shreds its credential key in a local activity, not an activity: at the cleanup its marker shares the
+   * task's Action with the cleanup's own patch marker (one billable Action fewer per request).
+   */
+  shredsInWorkflowTask: 'shreds-in-workflow-task',
+  /** A build waits for its NetBird peer and grants the consultants' access in one activity (joinVpn), not two. */
+  buildJoinsVpnInOneStep: 'build-joins-vpn-in-one-step',
 } as const;

@@ -1,5 +1,7 @@
 import { failureMessage } from './failureMessage';
 import { ApplicationFailure, CancellationScope, CancelledFailure, getExternalWorkflowHandle, isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
+import type { GrantVpnAccessResult } from '../activities/netbird/access';
+import type { VpnPeer } from '../activities/netbird/peer';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { cloneSlotsOf } from './cloneSlot';
@@ -7,7 +9,7 @@ import { cloneSlotsOf } from './cloneSlot';
 import { apiActivities as remoteApi, cleanupActivities as undo, localApiActivities as api, taskActivities as task, waitActivities as wait } from './activityProxies';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
 import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBuildResult } from '../contracts/types';
-import { buildSearchAttributes } from '../contracts/searchAttributes';
+import { alreadyShown, buildSearchAttributes } from '../contracts/searchAttributes';
 import { PATCHES } from './patches';
 
 /** How many raced VMIDs a build tolerates before it calls the cluster too busy. */
@@ -53,13 +55,19 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
   const publishesChanges = patched(PATCHES.buildPublishesChanges);
   const startsUnderHa = patched(PATCHES.buildStartsUnderHa);
   const configuresDisk = patched(PATCHES.buildConfiguresDisk);
+  const joinsVpnInOneStep = patched(PATCHES.buildJoinsVpnInOneStep);
   let published: string | undefined;
-  /** Upserted once per change of what the attributes show: each upsert is a billable Action. */
+  /**
+   * Upserted once per change of what the attributes show: each upsert is a billable Action. A build its request
+   * started with its first attributes (buildOnce) shows them already: it does not upsert them again.
+   */
   const publish = () => {
     const attributes = buildSearchAttributes(serial, build);
     const shown = JSON.stringify(attributes);
     if (publishesChanges && shown === published) return;
+    const first = published === undefined;
     published = shown;
+    if (first && alreadyShown(attributes, workflowInfo().typedSearchAttributes)) return;
     upsertSearchAttributes(attributes);
   };
   /** The request's status follows the build's phases; the VM is known from Provisioning on. */
@@ -171,21 +179,31 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     log(`guest IPv4 ${ip}`);
 
     stage('vpn-peer', 80, `waiting for NetBird peer ${names.hostname}`);
-    const peer = await wait.waitForPeer({ serial, name: request.name, vm: { node, vmid } });
-    log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
-
-    stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
-    // The device group as the peer list showed it: the grant need not read it again.
-    // An activity too: the grant skips its policy lookup on a first attempt, and a local activity's attempts start
-    // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
-    const access = await remoteApi.grantVpnAccess({
-      serial,
-      name: request.name,
-      peerId: peer.peerId,
-      consultants: request.consultants,
-      ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
-      deviceGroupCreated,
-    });
+    const granting = () => stage('vpn-access', 90, `granting ${request.consultants.length} consultant(s) one-way access`);
+    const registered = (peer: VpnPeer) => log(`NetBird peer ${peer.vpnHostname} (${peer.vpnIp}) registered`);
+    let peer: VpnPeer;
+    let access: GrantVpnAccessResult;
+    if (joinsVpnInOneStep) {
+      // One activity waits for the peer and grants (an Action fewer): the grant's stage is logged once it is done.
+      ({ peer, access } = await wait.joinVpn({ serial, name: request.name, vm: { node, vmid }, consultants: request.consultants, deviceGroupCreated }));
+      registered(peer);
+      granting();
+    } else {
+      peer = await wait.waitForPeer({ serial, name: request.name, vm: { node, vmid } });
+      registered(peer);
+      granting();
+      // The device group as the peer list showed it: the grant need not read it again.
+      // An activity too: the grant skips its policy lookup on a first attempt, and a local activity's attempts start
+      // over at 1 when its workflow task is retried after a worker crash; an activity's count survives the crash.
+      access = await remoteApi.grantVpnAccess({
+        serial,
+        name: request.name,
+        peerId: peer.peerId,
+        consultants: request.consultants,
+        ...(peer.deviceGroup ? { deviceGroup: peer.deviceGroup } : {}),
+        deviceGroupCreated,
+      });
+    }
     log(`VPN access for ${access.grantedConsultants.join(', ') || 'nobody'}`);
     if (access.missingConsultants.length > 0) {
       log(`no NetBird user for ${access.missingConsultants.join(', ')}: they have no access until they sign up and the request is rebuilt`);
@@ -193,7 +211,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 
     stage('ready', 100, `VM ${vmid} ready on ${node} at ${ip}, VPN ${peer.vpnHostname}`);
     end('completed');
-    return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials };
+    return { vmid, node, ip, vpnIp: peer.vpnIp, vpnHostname: peer.vpnHostname, build, credentials, haResource: ha.added };
   } catch (err) {
     // A cancelled build whose running activity then failed (a clone answer lost after the cancel arrived) was still
     // cancelled: the server reports that activity's failure, not a cancellation.

@@ -5,7 +5,7 @@ import { vpnObjectsOf } from '../domain/vpnObjects';
 import { deviceNames } from '../domain/deviceNames';
 import { shutdownTimeoutOf } from '../domain/requestPolicyRules';
 import { cleanup, completionTask } from './activityOptions';
-import { SerialKey } from '../contracts/searchAttributes';
+import { alreadyShown, completionSearchAttributes } from '../contracts/searchAttributes';
 import type { VmCompletionInput, VmCompletionResult } from '../contracts/types';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -22,7 +22,9 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
   const names = deviceNames(serial, name);
   const leftovers: string[] = [];
   let vmDestroyed = vmid === undefined;
-  upsertSearchAttributes([{ key: SerialKey, value: serial }]);
+  // Started with them by its request (from 1.1): upserted only when it was not.
+  const attributes = completionSearchAttributes(serial);
+  if (!alreadyShown(attributes, workflowInfo().typedSearchAttributes)) upsertSearchAttributes(attributes);
 
   const attempt = async (what: string, step: () => Promise<unknown>, sayWhy = false) => {
     try {
@@ -39,7 +41,8 @@ export async function vmCompletion(input: VmCompletionInput): Promise<VmCompleti
 
   if (vmid !== undefined && node !== undefined) {
     // Out of HA first: HA would otherwise restart the VM pveflow stops (and HA stops only request a stop).
-    await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
+    // Unless its build said it made none. One made by hand since is removed with the VM all the same (destroyVm's purge=1).
+    if (input.haResource !== false) await attempt(`HA resource vm:${vmid}`, () => tidy.removeFromHa({ serial, vmid, node }));
     await attempt(`VM ${vmid} still running on ${node}`, () => task.shutdownVm({ serial, vmid, node, timeoutSeconds: shutdownTimeoutOf(input) }));
     vmDestroyed = await attempt(`VM ${vmid} on ${node}`, () => task.destroyVm({ serial, name, vmid, node }));
     if (vmDestroyed) leftovers.splice(0, leftovers.length); // a destroyed VM is no longer running

@@ -26,7 +26,8 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
   const { record, policy } = state;
   // The record is complete before any handler exists: an approve delivered with the very first workflow task
   // runs as soon as its handler is set, and must find (and change) the submitted state, not be overwritten by it.
-  if (!input.resumed) upsertSearchAttributes(requestSearchAttributes(record));
+  // From revision 2 the starter gave the submitted request's search attributes: they are not upserted again.
+  if (!input.resumed && !state.revisionAtLeast(2)) upsertSearchAttributes(requestSearchAttributes(record));
   state.register();
   // Day-2 operations on the built VM (power, reconfigure, snapshots, migrate): request/operations.ts.
   setOperationHandlers(state);

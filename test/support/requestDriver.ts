@@ -3,6 +3,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { approveUpdate, buildStatusQuery, statusQuery, type UpdateResult } from '../../src/contracts/messages';
 import type { BuildStage, BuildTask, RequestRecord, RequestStatus, VmRequestInput } from '../../src/contracts/types';
 import { buildWorkflowId, requestWorkflowId } from '../../src/contracts/workflowIds';
+import { requestStart } from '../../src/contracts/searchAttributes';
 import { deviceRequestSchema, type DeviceRequest } from '../../src/domain/deviceRequest';
 import type { vmRequest } from '../../src/workflows';
 import { waitFor } from './waitFor';
@@ -104,10 +105,13 @@ export function requestDriver(client: Client, taskQueue: string): RequestDriver 
   });
 
   const startPending = async (request: DeviceRequest, opts: StartOptions = {}) => {
+    // As the API starts it (its revision, its search attributes), with what the test adds.
+    const { args, typedSearchAttributes } = requestStart(request, defaultRequestPolicy);
     const handle = await client.workflow.start<typeof vmRequest>('vmRequest', {
       workflowId: requestWorkflowId(request.serial),
       taskQueue,
-      args: [{ request, policy: defaultRequestPolicy, ...opts }],
+      args: [{ ...args[0], ...opts }],
+      typedSearchAttributes,
     });
     return driven(request.serial, handle);
   };

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { deviceRequestSchema, type DeviceRequest } from '../../domain/deviceRequest';
 import { periodRefusals } from '../../domain/requestPolicyRules';
 import type { RequestPolicy } from '../../domain/requestPolicy';
-import { submittedSearchAttributes } from '../../contracts/searchAttributes';
+import { requestStart } from '../../contracts/searchAttributes';
 import type { vmRequest } from '../../workflows/vmRequest';
 import type { ApiContext } from '../http/context';
 import type { CreateDeviceRequestBody } from '../../contracts/apiSchemas';
@@ -58,12 +58,11 @@ export async function startRequestWorkflow(ctx: ApiContext, request: DeviceReque
     ctx.client.workflow.start<typeof vmRequest>('vmRequest', {
       workflowId: requestWorkflowId(request.serial),
       taskQueue: ctx.taskQueue,
-      args: [{ request, policy: ctx.policy }],
+      ...requestStart(request, ctx.policy),
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       // The size is read back by the quota count (quotaUse.ts) from the list alone, one listing for all requests.
       // The image it is built from: a delete of that image is refused while the request runs (catalogue/catalogueRoutes.ts).
       memo: { ...memo, [QUOTA_SIZE_MEMO]: sizeOf(request), [IMAGE_MEMO]: { ...(request.image ? { name: request.image } : {}), ...(request.templateVmid !== undefined ? { templateVmid: request.templateVmid } : {}) } },
-      typedSearchAttributes: submittedSearchAttributes(request),
       staticSummary: `${request.serial}: ${request.name} for ${request.org}`,
       staticDetails: `Requested by ${request.requester} for ${request.consultants.join(', ')}, ${request.period.start} → ${request.period.end}; ${request.cores} cores, ${request.memoryMiB} MiB.`,
     }),

@@ -2,6 +2,7 @@ import { failureMessage } from '../failureMessage';
 import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, ParentClosePolicy, executeChild, isCancellation } from '@temporalio/workflow';
 import type { BuildPhase, BuildTask } from '../../contracts/types';
 import { buildWorkflowId } from '../../contracts/workflowIds';
+import { atStart, buildSearchAttributes } from '../../contracts/searchAttributes';
 import { BUILDING } from '../../domain/requestLifecycle';
 import { vmBuild } from '../vmBuild';
 import { forgetCredentials, keepCredentials } from './credentials';
@@ -31,11 +32,14 @@ export async function buildOnce(state: VmRequest): Promise<BuildOutcome> {
         args: [{ request: record.request, attempt }],
         // Abandoning a build half-way would leave a VM: a closing request asks it to cancel, which runs its undos.
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        // Findable from its start, as the build would make itself in its first task: an upsert (an Action) fewer.
+        typedSearchAttributes: atStart(buildSearchAttributes(serial, { state: 'started' })),
         staticSummary: `Build ${attempt} of ${serial} (${record.request.name}, ${record.request.org})`,
       }),
     );
     record.build = result.build;
     keepCredentials(state, result.credentials);
+    state.vmHaResource = result.haResource;
     Object.assign(record.device, { vmid: result.vmid, node: result.node, ip: result.ip, vpnIp: result.vpnIp, vpnHostname: result.vpnHostname, state: 'running' });
     state.buildEnded(); // a cancel that came too late for this build
     state.move('buildSucceeded', `build ${attempt} completed: VM ${result.vmid} on ${result.node}, ${result.ip}`);

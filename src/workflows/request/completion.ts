@@ -2,6 +2,7 @@ import { ParentClosePolicy, condition, executeChild, patched } from '@temporalio
 import { shutdownTimeoutOf } from '../../domain/requestPolicyRules';
 import { PATCHES } from '../patches';
 import { completionWorkflowId } from '../../contracts/workflowIds';
+import { atStart, completionSearchAttributes } from '../../contracts/searchAttributes';
 import { vmCompletion } from '../vmCompletion';
 import { forgetCredentials, shredCredentials } from './credentials';
 import { runningOperation } from './operations';
@@ -27,11 +28,14 @@ export async function cleanUp(state: VmRequest, why: string): Promise<void> {
         vmid: record.device.vmid,
         node: record.device.node,
         ...(record.leftoverVms?.length ? { leftoverVms: record.leftoverVms } : {}),
+        ...(state.vmHaResource === false ? { haResource: false } : {}),
         // The deployment's REQUEST_SHUTDOWN_TIMEOUT_S, as the day-2 shutdown has it (it was a fixed 120 s here).
         ...(patched(PATCHES.cleanupShutdownTimeout) ? { shutdownTimeoutSeconds: shutdownTimeoutOf(state.policy) } : {}),
       },
     ],
     parentClosePolicy: ParentClosePolicy.ABANDON,
+    // Findable from its start: the completion need not upsert its serial (an Action fewer).
+    typedSearchAttributes: atStart(completionSearchAttributes(serial)),
     staticSummary: `Cleanup of ${serial} (${record.request.name}, ${record.request.org})`,
   });
   record.leftovers = completion.leftovers;

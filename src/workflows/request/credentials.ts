@@ -1,10 +1,10 @@
 import { failureMessage } from '../failureMessage';
-import { patched, proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
 import type { RevealedCredentials } from '../../contracts/messages';
 import type { SealedCredentials } from '../../domain/guestCredentials';
 import { revealRefetchMinutesOf } from '../../domain/requestPolicyRules';
-import { notedCall } from '../activityOptions';
+import { localNotedCall, notedCall } from '../activityOptions';
 import { PATCHES } from '../patches';
 import { note } from './timeline';
 import type { VmRequest } from './request';
@@ -15,6 +15,8 @@ import type { VmRequest } from './request';
  * goes. The key they are sealed under is destroyed then: after that no history holds them readable.
  */
 const keys = proxyActivities<ReturnType<typeof createActivities>>(notedCall);
+/** The key's shredding is one quick, idempotent call: a local activity, whose marker shares its task's Action. */
+const localKeys = proxyLocalActivities<ReturnType<typeof createActivities>>(localNotedCall);
 
 /** A build's logins, held until revealed; the record says only that they are waiting. */
 export function keepCredentials(state: VmRequest, credentials: SealedCredentials | undefined): void {
@@ -90,7 +92,8 @@ export function forgetCredentials(state: VmRequest): void {
 
 /** Destroys the request's credential key; a failure is noted for an operator, never fatal to the request. */
 export async function shredCredentials(state: VmRequest): Promise<void> {
-  await keys.destroyCredentialKey({ serial: state.serial }).catch((err: Error) => {
+  const destroyKey = patched(PATCHES.shredsInWorkflowTask) ? localKeys.destroyCredentialKey : keys.destroyCredentialKey;
+  await destroyKey({ serial: state.serial }).catch((err: Error) => {
     note(state, `the guest credentials' key could not be destroyed (${failureMessage(err)}): delete ${state.serial}.key.json from CREDENTIAL_KEYS_DIR`);
   });
 }

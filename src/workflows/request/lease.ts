@@ -53,7 +53,7 @@ export async function holdLease(state: VmRequest): Promise<void> {
       await condition(() => allHandlersFinished() || over());
       if (over()) continue;
       fitForCarrying(record);
-      await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials });
+      await continueAsNew<typeof vmRequest>({ request: record.request, policy, resumed: record, resumedCredentials: state.credentials, ...(state.revision > 1 ? { revision: state.revision } : {}) });
     }
     const wake = Math.min(noticeDue ? untilNotice : untilEnd, shredAt === undefined ? Infinity : shredAt - Date.now());
     await condition(() => over() || state.snippetMoves.length > 0 || record.request.period.end !== end || refetchClosesAt(state) !== shredAt, wake);

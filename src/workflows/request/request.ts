@@ -96,6 +96,13 @@ export class VmRequest {
    * which is destroyed once they are revealed or the request ends: after that no history holds them readable.
    */
   credentials?: SealedCredentials;
+  /**
+   * Whether its build made the VM an HA resource, as the build said (not carried over a continue-as-new, which keeps
+   * 1.0's record: unknown then, and the completion looks for the HA resource as it always did).
+   */
+  vmHaResource?: boolean;
+  /** The revision the request was started with (REQUEST_REVISION's table); 1.0's when its starter gave none. */
+  readonly revision: number;
 
   /** A new request, or a resumed one (continue-as-new carries the record and the sealed logins as 1.0 did). */
   constructor(input: VmRequestInput, now: string) {
@@ -110,6 +117,12 @@ export class VmRequest {
       leftovers: [],
     };
     this.credentials = input.resumedCredentials;
+    this.revision = input.revision ?? 1;
+  }
+
+  /** Whether the request was started with this revision of its behaviour or a later one (REQUEST_REVISION). */
+  revisionAtLeast(revision: number): boolean {
+    return this.revision >= revision;
   }
 
   // ---- The single state -------------------------------------------------------------------------------------------
@@ -147,8 +160,17 @@ export class VmRequest {
 
   /** Moves the request to the status the lifecycle table gives for `event`, on the timeline and in its search attributes. */
   move(event: RequestAction | RequestEvent, text: string, by?: string): void {
-    move(this, event, text, by);
+    move(this, event, text, by, !this.buildFollowsInThisTask(event));
     this.checkInvariants();
+  }
+
+  /**
+   * An approval once the period has started, with nothing else asked: the runbook starts the build in this same
+   * workflow task, and that move publishes. Temporal applies a task's upserts together, so nobody could ever have
+   * seen the approval's own; from revision 2 it is not made (one billable Action fewer).
+   */
+  private buildFollowsInThisTask(event: RequestAction | RequestEvent): boolean {
+    return event === 'approve' && this.revisionAtLeast(2) && !this.periodAhead() && this.intent === undefined;
   }
 
   /**

@@ -21,11 +21,14 @@ export function publish({ record }: Held): void {
   upsertSearchAttributes(requestSearchAttributes(record));
 }
 
-/** The status change itself; the request's own `move` (request.ts) calls it and then checks its invariants. */
-export function move(state: Held, event: RequestAction | RequestEvent, text: string, by?: string): void {
+/**
+ * The status change itself; the request's own `move` (request.ts) calls it and then checks its invariants. `published`
+ * false: the caller knows another move follows in the same workflow task, which publishes for both.
+ */
+export function move(state: Held, event: RequestAction | RequestEvent, text: string, by?: string, published = true): void {
   state.record.status = after(state.record.status, event);
   note(state, text, by);
-  publish(state);
+  if (published) publish(state);
 }
 
 /** The VM is gone (destroyed, vanished, never made): nothing in the record points at it. */
