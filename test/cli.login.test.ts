@@ -137,7 +137,7 @@ describe('pveflow login through the provider', { skip: dexMissing() }, () => {
     });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(browser.status, 200);
-    assert.match(await browser.text(), /Signed in to pveflow/);
+    assert.match(await browser.text(), /Signed in as carla@consultancy\.example \(requester in Acme Corp\)/, 'the page says whom the API took');
     assert.match(run.stdout, new RegExp(`Signed in to ${apiUrl} as carla@consultancy\\.example \\(requester in Acme Corp\\)`));
     assert.equal(statSync(tokensFile()).mode & 0o777, 0o600);
     assert.ok(JSON.parse(readFileSync(tokensFile(), 'utf8'))[apiUrl].refresh_token, 'offline access kept, as by the device grant');
@@ -164,6 +164,24 @@ describe('pveflow login through the provider', { skip: dexMissing() }, () => {
       assert.equal(forged.run.code, 3);
       assert.match(forged.run.stderr, /"state"/);
       assert.equal(existsSync(join(elsewhere, '.config', 'pveflow', 'tokens.json')), false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  test('someone the provider signs in but pveflow gives no role: the browser is told so, not "signed in", and nothing is kept', async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'pveflow-cli-home-'));
+    try {
+      const fresh = { ...cli, HOME: elsewhere, XDG_CONFIG_HOME: join(elsewhere, '.config') };
+      const { run, browser } = await loopbackLogin(fresh, async (authorizationUrl, redirectUri) => fetch(await walkToLoopback(authorizationUrl, testUsers.outsider, redirectUri)));
+      assert.equal(browser.status, 403);
+      const text = await browser.text();
+      assert.match(text, /Sign-in refused/);
+      assert.doesNotMatch(text, /Signed in/);
+      assert.notEqual(run.code, 0, run.stdout);
+      assert.doesNotMatch(run.stdout, /Signed in/);
+      const kept = join(elsewhere, '.config', 'pveflow', 'tokens.json');
+      assert.ok(!existsSync(kept) || !JSON.parse(readFileSync(kept, 'utf8'))[apiUrl], 'no tokens kept for this API');
     } finally {
       rmSync(elsewhere, { recursive: true, force: true });
     }

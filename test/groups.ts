@@ -132,6 +132,8 @@ export const testGroups: readonly TestGroup[] = [
       'api-hardening.test.ts',
       // The catalogue: seeded, org-scoped, imports started and cancelled, 409s, bad import input (issue 31).
       'api-image-catalogue.test.ts',
+      // Two workflow versions of the request's type: a worker that cannot replay its history, seen from the API.
+      'api-query-failure.test.ts',
       // Two API processes of their own on the dev server, a worker running the key registry in the test.
       'api-keys.test.ts',
       'api-openapi.property.test.ts',

@@ -46,14 +46,15 @@ export interface ApiOnDevServer<K extends string> {
 
 /**
  * The set-up the API's intake and catalogue tests share: a Temporal dev server with pveflow's search attributes, a
- * worker on `taskQueue` running `workflowBundle` (stand-ins, or the real workflows a test is about), and the API
+ * worker on `taskQueue` running `workflowBundle` (stand-ins, or the real workflows a test is about; or none), and the API
  * listening on a free loopback port with `keys`, `choices` and the default policy.
  */
 export async function startApiOnDevServer<K extends string>(opts: {
   taskQueue: string;
   keys: Record<K, ApiKeyEntry & { key: string }>;
   choices: RequestChoiceSettings;
-  workflowBundle: WorkflowBundle;
+  /** The worker's workflows; absent: no worker (the test runs its own on `taskQueue`). */
+  workflowBundle?: WorkflowBundle;
 }): Promise<ApiOnDevServer<K>> {
   const { taskQueue, keys, choices, workflowBundle } = opts;
   const stops: Array<() => Promise<void>> = [];
@@ -66,12 +67,14 @@ export async function startApiOnDevServer<K extends string>(opts: {
       server: { executable: { type: 'existing-path', path: requireTemporalBinary('temporal') }, searchAttributes: searchAttributeDefinitions },
     });
     stops.push(() => env.teardown());
-    const worker = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue, workflowBundle });
-    const running = worker.run();
-    stops.push(async () => {
-      worker.shutdown();
-      await running;
-    });
+    if (workflowBundle) {
+      const worker = await Worker.create({ connection: env.nativeConnection, namespace: 'default', taskQueue, workflowBundle });
+      const running = worker.run();
+      stops.push(async () => {
+        worker.shutdown();
+        await running;
+      });
+    }
     const app = createApp({ client: env.client, taskQueue, policy: defaultRequestPolicy, apiKeys: new ApiKeyStore(Object.values<ApiKeyEntry>(keys)), webhookSecret: 'whsec-test', choices });
     const server = await new Promise<Server>((ok, fail) => {
       const s = app.listen(0, '127.0.0.1', () => ok(s));

@@ -1,12 +1,13 @@
-import { isGrpcDeadlineError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { isGrpcDeadlineError, QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { Response } from 'express';
 import { ApiStopping } from './inFlightCalls';
 import { problem } from './problems';
 
 /**
  * Temporal's errors in HTTP terms: an unknown request is 404; an update its workflow refused (wrong state) is 409
- * with the workflow's own words; a call that ran out of time is 504 (usually: no worker is polling); the rest is 503
- * (Temporal unreachable) with nothing secret in it.
+ * with the workflow's own words; a call that ran out of time is 504 (usually: no worker is polling); a query the
+ * worker could not answer is 500 (no retry helps: see queryFailure); the rest is 503 (Temporal unreachable) with
+ * nothing secret in it.
  */
 export function sendTemporalError(res: Response, err: unknown, serial?: string): void {
   if (res.headersSent) return;
@@ -17,9 +18,29 @@ export function sendTemporalError(res: Response, err: unknown, serial?: string):
   if (outlivedDeadline(err)) {
     return problem(res, 504, 'timeout', 'Temporal did not answer in time: is a pveflow worker running and polling the task queue?');
   }
+  if (err instanceof QueryNotRegisteredError) return queryFailure(res, err, serial);
   const message = err instanceof Error ? err.message : String(err);
   if (/not found/i.test(message) && /workflow/i.test(message)) return problem(res, 404, 'not found', `no request ${serial ?? ''}`.trim());
   return problem(res, 503, 'temporal unavailable', 'the workflow service did not answer; try again');
+}
+
+/**
+ * The worker answered the query with a failure (Temporal reports it as an invalid argument): asking again gets the
+ * same answer, so it is never a 503 "try again". The one an operator must act on is non-determinism: the running
+ * workers' code cannot replay the request's history (a workflow change not behind patched(), docs/versioning.md).
+ */
+function queryFailure(res: Response, err: QueryNotRegisteredError, serial: string | undefined): void {
+  const which = serial ? `request ${serial}` : 'this workflow';
+  if (/nondetermin/i.test(err.message)) {
+    return problem(
+      res,
+      500,
+      'workflow not replayable',
+      `the workers cannot replay the history of ${which}: their workflow code takes another path than the code that ran it (non-determinism). ` +
+        'Retrying will not help: deploy the workers of the release that started it (or a fix behind patched(), docs/versioning.md); the request waits meanwhile, nothing is lost.',
+    );
+  }
+  return problem(res, 500, 'query failed', `the worker could not answer for ${which}: ${err.message.slice(0, 300)}`);
 }
 
 /**

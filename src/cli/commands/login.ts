@@ -53,20 +53,38 @@ export const loginCommand: Command = {
     const { oidc, config } = await discoverProvider(offer.issuer, offer.client_id, timeoutS);
     const byDevice = !ctx.flags.loopback && Boolean(config.serverMetadata().device_authorization_endpoint);
     if (byDevice && ctx.flags['loopback-port'] !== undefined) throw usageError(`--loopback-port is for the loopback sign-in, and ${offer.issuer} offers the device grant: add --loopback`);
-    let tokens: Awaited<ReturnType<typeof oidc.pollDeviceAuthorizationGrant>>;
+    type Tokens = Awaited<ReturnType<typeof oidc.pollDeviceAuthorizationGrant>>;
+    type Me = { id: string; role: string; org?: string; email?: string };
+    /**
+     * Keeps the tokens and asks the API who they are: proof the token works there, and what they may do. A refusal
+     * (no role, another application's token) forgets them again: nothing is kept that the API does not take.
+     */
+    const confirm = async (tokens: Tokens) => {
+      saveSignIn(configDir(ctx.env), apiUrl, storedFrom(offer.issuer, offer.client_id, tokens));
+      try {
+        return await ctx.api().get<Me>('/api/session');
+      } catch (err) {
+        forgetSignIn(configDir(ctx.env), apiUrl);
+        throw err;
+      }
+    };
+    const described = (me: Me) => `${me.email ?? me.id} (${me.role}${me.org ? ` in ${me.org}` : ', all organisations'})`;
+    let me: Awaited<ReturnType<typeof confirm>> | undefined;
     if (byDevice) {
       const device = await oidc.initiateDeviceAuthorization(config, { scope: offer.scopes });
       const url = device.verification_uri_complete ?? device.verification_uri;
       ctx.out(`To sign in, open ${url}`);
       ctx.out(`and confirm the code ${device.user_code} (it expires in ${Math.round(device.expires_in / 60)} minutes).`);
       if (openBrowser) openInBrowser(url);
+      let tokens: Tokens;
       try {
         tokens = await oidc.pollDeviceAuthorizationGrant(config, device);
       } catch (err) {
         throw new CliError(`the sign-in was not completed: ${(err as Error).message}`, exitCodes.auth);
       }
+      me = await confirm(tokens);
     } else {
-      tokens = await loopbackSignIn(oidc, config, {
+      await loopbackSignIn(oidc, config, {
         scope: offer.scopes,
         port,
         openBrowser,
@@ -74,14 +92,13 @@ export const loginCommand: Command = {
           ctx.out(`To sign in, open ${url}`);
           ctx.out('in a browser on this machine: the provider sends it back to this command on 127.0.0.1.');
         },
+        // The browser's page says what the API said: signed in as whom, or why not.
+        confirm: async (tokens) => described((me = await confirm(tokens)).body),
       });
     }
-    const stored = storedFrom(offer.issuer, offer.client_id, tokens);
-    saveSignIn(configDir(ctx.env), apiUrl, stored);
-    // Who the API now takes this person for: proof the token works there, and what they may do.
-    const me = await ctx.api().get<{ id: string; role: string; org?: string; email?: string }>('/api/session');
+    if (!me) throw new CliError('the sign-in ended without an answer from the API', exitCodes.auth);
     if (ctx.json) return (ctx.out(me.text), exitCodes.ok);
-    ctx.out(`Signed in to ${apiUrl} as ${me.body.email ?? me.body.id} (${me.body.role}${me.body.org ? ` in ${me.body.org}` : ', all organisations'}).`);
+    ctx.out(`Signed in to ${apiUrl} as ${described(me.body)}.`);
     if (ctx.env.PVEFLOW_API_KEY) ctx.err('note: PVEFLOW_API_KEY is set and wins over this sign-in until you unset it');
     return exitCodes.ok;
   },

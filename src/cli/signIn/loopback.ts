@@ -25,6 +25,11 @@ export interface LoopbackOptions {
   show(url: string): void;
   /** Also hands the URL to the desktop's browser (only when asked: never a surprise in CI or over SSH). */
   openBrowser: boolean;
+  /**
+   * Whether pveflow takes these tokens (the CLI asks the API who they are): what the browser's page says after "as",
+   * or a CliError the page then shows. The page waits for it, so it never says "signed in" to a person the API refuses.
+   */
+  confirm(tokens: Tokens): Promise<string>;
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -88,10 +93,17 @@ export async function loopbackSignIn(oidc: OpenIdClient, config: Configuration, 
         if (taken) return page(res, 409, 'Already answered', 'This sign-in has already been answered; run pveflow login again.');
         taken = true;
         oidc.authorizationCodeGrant(config, current, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true }, { redirect_uri: redirectUri }).then(
-          (tokens) => {
-            page(res, 200, 'Signed in to pveflow', 'You can close this tab and return to the terminal.');
-            ok(tokens);
-          },
+          (tokens) =>
+            options.confirm(tokens).then(
+              (who) => {
+                page(res, 200, 'Signed in to pveflow', `Signed in as ${who}. You can close this tab and return to the terminal.`);
+                ok(tokens);
+              },
+              (err: Error) => {
+                page(res, 403, 'Sign-in refused', `The provider signed you in, but pveflow refused it: ${err.message}`);
+                fail(err);
+              },
+            ),
           (err: Error) => {
             page(res, 400, 'Sign-in failed', `pveflow login did not accept this answer (${reason(err)}). Run pveflow login again.`);
             fail(new CliError(`the sign-in was not completed: ${reason(err)}`, exitCodes.auth));
