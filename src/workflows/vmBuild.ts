@@ -2,6 +2,7 @@ import { failureMessage } from './failureMessage';
 import { ApplicationFailure, CancellationScope, CancelledFailure, getExternalWorkflowHandle, isCancellation, patched, setHandler, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
 import type { GrantVpnAccessResult } from '../activities/netbird/access';
 import type { VpnPeer } from '../activities/netbird/peer';
+import type { GrantFailedAfterJoin } from '../activities/netbird/join';
 import { deviceNames } from '../domain/deviceNames';
 import { ErrorType } from '../errors';
 import { cloneSlotsOf } from './cloneSlot';
@@ -185,7 +186,17 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     let access: GrantVpnAccessResult;
     if (joinsVpnInOneStep) {
       // One activity waits for the peer and grants (an Action fewer): the grant's stage is logged once it is done.
-      ({ peer, access } = await wait.joinVpn({ serial, name: request.name, vm: { node, vmid }, consultants: request.consultants, deviceGroupCreated }));
+      try {
+        ({ peer, access } = await wait.joinVpn({ serial, name: request.name, vm: { node, vmid }, consultants: request.consultants, deviceGroupCreated }));
+      } catch (err) {
+        // The peer joined and the grant failed: the build failed granting, as it would have with two activities.
+        const joined = grantFailedAfterJoin(err);
+        if (joined) {
+          registered(joined.peer);
+          granting();
+        }
+        throw err;
+      }
       registered(peer);
       granting();
     } else {
@@ -245,6 +256,12 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
       details: [build],
     });
   }
+}
+
+/** joinVpn's failure in its grant (activities/netbird/join.ts), with the peer that had joined. */
+function grantFailedAfterJoin(err: unknown): GrantFailedAfterJoin | undefined {
+  const details = ((err as ActivityFailure)?.cause as ApplicationFailure | undefined)?.details ?? [];
+  return details.find((d): d is GrantFailedAfterJoin => typeof d === 'object' && d !== null && (d as GrantFailedAfterJoin).stage === 'vpn-access');
 }
 
 function failureType(err: unknown): string | undefined {
