@@ -7,6 +7,12 @@ import type { RequestRecord } from '../src/contracts/types';
 import { createLocalTemplate } from './support/localTemplate';
 import { useWorkflowHarness } from './support/workflowHarness';
 import { requestDriver } from './support/requestDriver';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config';
+import { closeActivityDeps, createActivityDeps } from '../src/worker';
+import { placementActivities } from '../src/activities/proxmox/placement';
 
 /**
  * Where a build puts its VM and what it adds around it: storage space for full clones, templates on a node's local
@@ -144,6 +150,33 @@ describe('vmBuild placement, local templates and HA', () => {
     });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
     assert.equal(base, 9102);
+  });
+
+  test("placing an image with a template per node reads the cluster's resources once, and each template's config at most once", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const world = await harness.h.world();
+    const three = [...perNode, { node: 'pve3', vmid: 9103 }];
+    for (const tpl of three) await createLocalTemplate(world, tpl.node, tpl.vmid);
+    const keysDir = mkdtempSync(join(tmpdir(), 'pveflow-placement-keys-'));
+    const deps = createActivityDeps(loadConfig({ ...world.env, CREDENTIAL_KEYS_DIR: keysDir, PVE_CLONE_LIMIT_PER_NODE: '1' }));
+    try {
+      const { planPlacement } = placementActivities(deps);
+      const counted = async () => {
+        const before = world.pve.callCounts();
+        const plan = await planPlacement({ serial: 'VM-PLCALLS', memoryMiB: 1024, cores: 1, templateVmid: 9101, templates: three });
+        const after = world.pve.callCounts();
+        const delta = Object.fromEntries(Object.entries(after).flatMap(([k, v]) => (v !== (before[k] ?? 0) ? [[k, v - (before[k] ?? 0)]] : [])));
+        return { plan, delta };
+      };
+      const first = await counted();
+      assert.deepEqual(first.delta, { 'GET /cluster/resources': 1, 'GET /nodes/{node}/qemu/{vmid}/config': 3 }, 'one resources read, one config read per template');
+      assert.deepEqual(first.plan.templates, { pve1: 9101, pve2: 9102, pve3: 9103 });
+      const again = await counted();
+      assert.deepEqual(again.delta, { 'GET /cluster/resources': 1 }, "the templates' configs come from the worker's cache");
+    } finally {
+      await closeActivityDeps(deps);
+      rmSync(keysDir, { recursive: true, force: true });
+    }
   });
 
   test('a template on local storage of a node the selector excludes: a full clone there, then a migration to a selected node', async (t) => {

@@ -10,6 +10,11 @@ export interface PlacementOffer {
   node: string;
   /** The node holding the template's local disks, when the VM is cloned there and then migrated to `node`. */
   cloneOn?: string;
+  /**
+   * The clone slot keys of a clone at this place, when they differ from place to place (an image with a template per
+   * node clones on the chosen node): the coordinator then grants on these, not on the ask's `keys` (all places' keys).
+   */
+  keys?: string[];
   /** Free cores (or, without node metrics, minus the number of pool VMs there). */
   freeCpu: number;
   /** Free memory in bytes (0 without node metrics). */

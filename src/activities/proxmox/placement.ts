@@ -48,7 +48,8 @@ export type PlacementPlan = Omit<CloneSlotRequest, 'holder' | 'ttlMs'> & {
  * A local activity: it only reads, and its plan is what the build then asks the coordinator for.
  *
  * Two Proxmox calls: the cluster's resources (nodes, storages and the template in one answer) and the template's
- * config (which storages its volumes are on), the latter shared with the clone for 30 s.
+ * config (which storages its volumes are on), the latter shared with the clone for 30 s. An image with a template
+ * per node costs the same one read of the resources, and one config read per template (none while cached).
  */
 export function placementActivities({ pve, settings }: ActivityDeps, templates = new TemplateConfigs(pve)) {
   return {
@@ -61,36 +62,28 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
   /**
    * An image with a template per node (its disks local to each): every node holding one is a place, cloning its own
    * template there, as `place` plans it for each template; a node reached only by migrating another node's clone
-   * comes after (one offer per node). The clone slot keys are those of every template's node: a build then waits for
-   * the slots of all of them, more than it needs, never more clones than a limit allows. Refused only when no template
-   * has a place, with the first template's reason.
+   * comes after (one offer per node). Each offer carries the clone slot keys of its own clone (on its template's
+   * node), which the coordinator grants on; the plan's keys are those of every template's node, for a coordinator
+   * that does not know per-offer keys yet (it waits for all of them: more than needed, never more clones than a limit
+   * allows). Refused only when no template has a place, with the first template's reason.
    */
   async function placeAmong(input: ChooseNodeInput, perNode: Array<{ node: string; vmid: number }>): Promise<PlacementPlan> {
     // A template gone since the intake (removed by hand) is no place: left out, unless none is left (then the clone
     // stage reports the request's template missing, as for any request).
-    let present: typeof perNode;
-    try {
-      const resources = await pve.clusterResources('vm');
-      present = perNode.filter((t) => resources.some((r) => r.vmid === t.vmid && r.template));
-    } catch (err) {
-      throw pveFailure(err, { serial: input.serial }, "looking up the image's templates");
-    }
-    if (present.length === 0) return place(input);
-    const plans: Array<{ vmid: number; plan: PlacementPlan }> = [];
-    let refusal: unknown;
-    for (const t of present) {
-      try {
-        plans.push({ vmid: t.vmid, plan: await place({ ...input, templateVmid: t.vmid }) });
-      } catch (err) {
-        refusal ??= err;
-      }
-    }
-    if (plans.length === 0) throw refusal;
+    // One read of the cluster serves every template's plan (which templates exist, the nodes, the storages); each
+    // template's config comes from the worker's cache, read in parallel when it is not there.
+    const resources = await readResources(input.serial);
+    const present = perNode.filter((t) => resources.some((r) => r.type === 'qemu' && r.vmid === t.vmid && r.template));
+    if (present.length === 0) return place(input, resources);
+    const outcomes = await Promise.allSettled(present.map((t) => place({ ...input, templateVmid: t.vmid }, resources)));
+    const plans = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [{ vmid: present[i]!.vmid, plan: o.value }] : []));
+    if (plans.length === 0) throw (outcomes[0] as PromiseRejectedResult).reason;
     const offers = new Map<string, { offer: PlacementPlan['offers'][number]; vmid: number }>();
     for (const { vmid, plan } of plans) {
       for (const offer of plan.offers) {
         const had = offers.get(offer.node);
-        if (!had || (had.offer.cloneOn && !offer.cloneOn)) offers.set(offer.node, { offer, vmid });
+        const keyed = plan.keys.length > 0 ? { ...offer, keys: plan.keys } : offer;
+        if (!had || (had.offer.cloneOn && !offer.cloneOn)) offers.set(offer.node, { offer: keyed, vmid });
       }
     }
     const kept = [...offers.values()];
@@ -105,17 +98,21 @@ export function placementActivities({ pve, settings }: ActivityDeps, templates =
     };
   }
 
-  async function place(input: ChooseNodeInput): Promise<PlacementPlan> {
+  async function readResources(serial: string): Promise<ClusterResource[]> {
+    try {
+      return await pve.clusterResources();
+    } catch (err) {
+      throw pveFailure(err, { serial }, 'listing cluster nodes and storages');
+    }
+  }
+
+  /** The plan for one template; `read`: the cluster's resources when the caller has read them already. */
+  async function place(input: ChooseNodeInput, read?: ClusterResource[]): Promise<PlacementPlan> {
     const { serial, memoryMiB } = input;
     const mayMigrate = true;
     const templateVmid = input.templateVmid ?? settings.templateVmid;
     const full = input.fullClone ?? settings.fullCloneDefault;
-    let resources: ClusterResource[];
-    try {
-      resources = await pve.clusterResources();
-    } catch (err) {
-      throw pveFailure(err, { serial }, 'listing cluster nodes and storages');
-    }
+    const resources = read ?? (await readResources(serial));
     const nodes = resources.filter((r) => r.type === 'node');
     const storages = resources.filter((r) => r.type === 'storage');
     const template = resources.find((r) => r.type === 'qemu' && r.vmid === templateVmid && r.template);
