@@ -130,6 +130,69 @@ describe('a class of identical VMs under clone slots', () => {
     );
   });
 
+  test('an image with a template per node waits only for the clone slot of the node it clones on; an ask without per-place keys still waits for all of its keys', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const server = await harness.h.localEnv();
+    const world = await harness.h.world({}, { PVE_CLONE_LIMIT_PER_NODE: '1', PVE_CLONE_LIMIT_PER_STORAGE: '0' });
+    const perNode = [
+      { node: 'pve1', vmid: 9101 },
+      { node: 'pve2', vmid: 9102 },
+    ];
+    for (const tpl of perNode) await createLocalTemplate(world, tpl.node, tpl.vmid);
+    const taskQueue = 'slots-per-place';
+    await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+        const driver = requestDriver(server.client, taskQueue);
+        // pve1's only clone slot is held, and pve1 reserved so fully that the coordinator places the build on pve2.
+        const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CPB00', {}, server));
+        await slots.signal(requestCloneSlotSignal, {
+          holder: blocker.workflowId,
+          keys: ['node/pve1'],
+          limits: { 'node/pve1': 1 },
+          offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }],
+          need: { cpu: 1000, mem: 0 },
+          running: [],
+          ttlMs: 600_000,
+        });
+        await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
+
+        const request = await harness.h.request('VM-CPW00', { templateVmid: 9101, imageTemplates: perNode }, server);
+        const record = await (await driver.startApproved(request)).waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 90_000 });
+        assert.equal(record.status, 'Fulfilled', record.build?.error);
+        assert.equal(record.device.node, 'pve2', "cloned on pve2, whose slot was free, while pve1's was held");
+
+        // A build of an earlier version asks with its keys only (no per-place keys): it waits for every one of them.
+        const { handle: earlier } = await driver.startPending(await harness.h.request('VM-CPO00', {}, server));
+        await slots.signal(requestCloneSlotSignal, {
+          holder: earlier.workflowId,
+          keys: ['node/pve1', 'node/pve2'],
+          limits: { 'node/pve1': 1, 'node/pve2': 1 },
+          offers: [{ node: 'pve2', freeCpu: 1, freeMem: 0 }],
+          need: { cpu: 0, mem: 0 },
+          running: [],
+          ttlMs: 600_000,
+        });
+        const view = await waitFor('the earlier ask to be seen', async () => {
+          const v = await slots.query(cloneSlotsQuery);
+          return v.waiting.some((w) => w.holder === earlier.workflowId) ? v : undefined;
+        });
+        assert.deepEqual(
+          view.waiting.map((w) => w.keys),
+          [['node/pve1', 'node/pve2']],
+          "the earlier ask waits for pve1's slot too",
+        );
+        for (const h of [blocker, earlier]) {
+          await slots.signal(releasePlacementSignal, { holder: h.workflowId });
+          await h.terminate();
+        }
+      },
+      server,
+    );
+  });
+
   test('with no clone limit and one place to go, a build neither asks nor waits', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const server = await harness.h.localEnv();

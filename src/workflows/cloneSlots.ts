@@ -1,4 +1,5 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, getExternalWorkflowHandle, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { PATCHES } from './patches';
 import { grantCloneSlots } from '../domain/cloneSlotGrant';
 import { choosePlacementOffer, uncountedReservations, type PlacementReservation } from '../domain/placementReservation';
 import { cloneSlotGrantedSignal, cloneSlotsQuery, releaseCloneSlotSignal, releasePlacementSignal, requestCloneSlotSignal, type CloneSlotRequest, type CloneSlotsView } from '../contracts/cloneSlotsMessages';
@@ -85,9 +86,14 @@ export async function cloneSlots(input: CloneSlotsInput = {}): Promise<void> {
     reserved = uncountedReservations(reserved, new Set(ask.running)).filter((r) => r.holder !== ask.holder);
     // The placement plan always offers one place at least. Places are chosen one ask after the other, in the order
     // the asks arrived, so that builds asking in the same task still account for each other.
-    const place: { node: string; cloneOn?: string } = choosePlacementOffer(ask.offers, ask.need, reserved) ?? { node: ask.offers[0]?.node ?? '' };
+    const place: { node: string; cloneOn?: string; keys?: string[] } = choosePlacementOffer(ask.offers, ask.need, reserved) ?? { node: ask.offers[0]?.node ?? '' };
     reserved.push({ holder: ask.holder, node: place.node, ...ask.need, expiresAt: Date.now() + RESERVATION_TTL_MS });
-    waiting.push({ ...ask, node: place.node, ...(place.cloneOn ? { cloneOn: place.cloneOn } : {}), since: Date.now() });
+    // The slot of the chosen place's clone only. An ask without per-place keys (every ask of a build before this
+    // change, and of a build whose places all clone alike) waits for its own keys, as before: the patch is asked only
+    // when the keys differ, so a history recorded without it replays to the same grants. The waiting ask keeps the
+    // keys chosen here, carried over by continue-as-new.
+    const keys = place.keys && patched(PATCHES.cloneSlotsPerPlaceKeys) ? place.keys : ask.keys;
+    waiting.push({ ...ask, keys, node: place.node, ...(place.cloneOn ? { cloneOn: place.cloneOn } : {}), since: Date.now() });
     changed = true;
   });
   setHandler(releaseCloneSlotSignal, ({ holder, vmid }) => {

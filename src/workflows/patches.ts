@@ -32,4 +32,9 @@ export const PATCHES = {
   shredsInWorkflowTask: 'shreds-in-workflow-task',
   /** A build waits for its NetBird peer and grants the consultants' access in one activity (joinVpn), not two. */
   buildJoinsVpnInOneStep: 'build-joins-vpn-in-one-step',
+  /**
+   * The clone-slots coordinator grants an ask on the clone slot keys of the place it chose for it (`offers[].keys`, an
+   * image with a template per node), not on the keys of every place. Asked only for an ask that carries such keys.
+   */
+  cloneSlotsPerPlaceKeys: 'clone-slots-per-place-keys',
 } as const;
