@@ -196,6 +196,14 @@ describe('the image catalogue through the API', () => {
     const shown = await call('operator', 'GET', '/api/images/fresh');
     assert.equal(shown.status, 200, JSON.stringify(shown.body));
     assert.equal(shown.body.template_vmid, 9201);
+    assert.deepEqual(
+      shown.body.templates,
+      [
+        { node: 'pve1', vmid: 9201 },
+        { node: 'pve2', vmid: 9202 },
+      ],
+      'the image shows its template on each node, as the list does',
+    );
     const created = await call('operator', 'POST', '/api/device_requests', validRequestBody({ image: 'fresh' }));
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const started = (await api.env.client.workflow.getHandle(`vm-request-${created.body.serial}`).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;

@@ -310,6 +310,15 @@ export const templateListSchema = z
   })
   .meta({ id: 'TemplateList' });
 
+/** An image's templates per node on the wire: the list and an image's own answer show the same. */
+export const imageTemplatesPerNodeSchema = z
+  .array(z.object({ node: z.string(), vmid: z.number().int() }))
+  .optional()
+  .meta({
+    description:
+      "Its template on each node, when it has one per node (imported onto storage local to each node), as the newest cluster sync found them or an import made them since: a request is placed on one of these nodes and cloned from that node's template.",
+  });
+
 export const imageListSchema = z
   .object({
     synced_at: z.string().meta({ description: "When the cluster sync that saw the images' templates ran." }),
@@ -321,10 +330,7 @@ export const imageListSchema = z
         template_vmid: z.number().int(),
         template_name: z.string(),
         node: z.string(),
-        templates: z
-          .array(z.object({ node: z.string(), vmid: z.number().int() }))
-          .optional()
-          .meta({ description: "Its template on each node, when it has one per node (imported onto storage local to each node): a request is placed on one of these nodes and cloned from that node's template." }),
+        templates: imageTemplatesPerNodeSchema,
         min_cores: z.number().int(),
         min_memory_mib: z.number().int(),
         min_disk_gib: z.number().int().meta({ description: "The configured minimum, never below the template's own disk." }),

@@ -18,14 +18,15 @@ import { checksumHexLength, diskImageExtensionOf, imageImportBody, imageNamePara
 import { currentCatalogue } from './imageCatalogue';
 import { importUrlRefusal } from './importUrlPolicy';
 
-/** A catalogue entry on the wire; orgs for operators only, and the template as the last sync found it. */
-function entryAnswer(e: CatalogueEntry, found: { templateVmid: number; node: string } | undefined, operator: boolean) {
+/** A catalogue entry on the wire; orgs for operators only, and the template(s) as the last sync found them. */
+function entryAnswer(e: CatalogueEntry, found: { templateVmid: number; node: string; templates?: Array<{ node: string; vmid: number }> } | undefined, operator: boolean) {
   return {
     name: e.name,
     ...(e.os ? { os: e.os } : {}),
     ...(e.description ? { description: e.description } : {}),
     template: e.template,
     ...(found ? { template_vmid: found.templateVmid, node: found.node } : {}),
+    ...(found?.templates ? { templates: found.templates.map((t) => ({ node: t.node, vmid: t.vmid })) } : {}),
     ...(e.min_cores !== undefined ? { min_cores: e.min_cores } : {}),
     ...(e.min_memory_mib !== undefined ? { min_memory_mib: e.min_memory_mib } : {}),
     ...(e.min_disk_gib !== undefined ? { min_disk_gib: e.min_disk_gib } : {}),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { checksumAlgorithms, diskImageExtensions, type DiskImageExtension } from '../../contracts/imageImport';
 import { configuredImageSchema, imageNameSchema } from '../../domain/imageCatalogue';
+import { imageTemplatesPerNodeSchema } from '../../contracts/apiSchemas';
 
 /**
  * The catalogue's wire shapes: an import's body, an image's update, an import's progress. The minimums and orgs are
@@ -74,6 +75,7 @@ export const catalogueImageSchema = z
     template: z.union([z.number().int(), z.string()]).meta({ description: 'Its template: a VMID, or a name in the pool.' }),
     template_vmid: z.number().int().optional().meta({ description: 'As the newest cluster sync found it; absent: not in the pool (yet).' }),
     node: z.string().optional(),
+    templates: imageTemplatesPerNodeSchema,
     min_cores: z.number().int().optional(),
     min_memory_mib: z.number().int().optional(),
     min_disk_gib: z.number().int().optional(),

@@ -136,9 +136,7 @@ export function Images({ auth }: { auth: Auth }) {
                 {i.default ? ' (default)' : ''}
               </td>
               <td>{i.os ?? ''}</td>
-              <td>
-                {i.template_vmid} on {i.node}
-              </td>
+              <td>{i.templates ? i.templates.map((t) => `${t.vmid} on ${t.node}`).join(', ') : `${i.template_vmid} on ${i.node}`}</td>
               <td>
                 {i.min_cores} cores, {i.min_memory_mib} MiB, {i.min_disk_gib} GiB
               </td>
