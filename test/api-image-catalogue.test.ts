@@ -204,6 +204,9 @@ describe('the image catalogue through the API', () => {
       ],
       'the image shows its template on each node, as the list does',
     );
+    const cli = await pveflow(['images', 'show', 'fresh'], { PVEFLOW_API_URL: api.base, PVEFLOW_API_KEY: keys.operator.key });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /templates\s+9201 on pve1, 9202 on pve2/);
     const created = await call('operator', 'POST', '/api/device_requests', validRequestBody({ image: 'fresh' }));
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const started = (await api.env.client.workflow.getHandle(`vm-request-${created.body.serial}`).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;

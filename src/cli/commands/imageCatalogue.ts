@@ -45,6 +45,13 @@ function imageFields(ctx: CliContext): Record<string, unknown> {
 }
 const progressLine = (s: ImportStatus) => `${s.name}: ${s.state} at ${s.stage}${s.bytes !== undefined ? `, ${s.bytes}${s.total_bytes ? ` of ${s.total_bytes}` : ''} bytes` : ''}${s.error ? ` — ${s.error}` : ''}`;
 
+/** An item of a list field: an org as it is, a template per node (`templates`) as `<vmid> on <node>`. */
+const listItem = (item: unknown) => {
+  if (typeof item !== 'object' || item === null) return String(item);
+  const { vmid, node } = item as { vmid?: unknown; node?: unknown };
+  return vmid !== undefined && node !== undefined ? `${String(vmid)} on ${String(node)}` : JSON.stringify(item);
+};
+
 export const imageShowCommand: Command = {
   words: ['images', 'show'],
   synopsis: '<name>',
@@ -56,7 +63,7 @@ export const imageShowCommand: Command = {
     ctx.out(
       formatTable(
         ['FIELD', 'VALUE'],
-        Object.entries(answer.body).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]),
+        Object.entries(answer.body).map(([k, v]) => [k, Array.isArray(v) ? v.map(listItem).join(', ') : String(v)]),
         { styled: ctx.styled },
       ),
     );
