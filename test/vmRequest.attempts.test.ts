@@ -60,4 +60,26 @@ describe('vmRequest: one record per build attempt', () => {
       );
     });
   });
+  test('a failed request nobody rebuilds or completes is cleaned up when its period ends, and holds nothing after', async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const serial = 'VM-AT002';
+    const taskQueue = `attempts-${serial}`;
+    const world = await harness.h.world();
+    world.pve.faults.set({ taskFailure: { type: 'qmstart', error: 'start failed: QEMU exited with code 1' } });
+    await harness.h.withWorker(world, taskQueue, async () => {
+      const driven = await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial, { periodDays: 2 }));
+      const failed = await driven.waitForStatus('Failed');
+      assert.equal(failed.build?.state, 'failed');
+      // Nobody acts: the period's two days pass in skipped time, and the request ends by itself.
+      const done = await driven.handle.result();
+      assert.equal(done.status, 'Completed');
+      assert.ok(
+        done.timeline.some((e) => e.event === 'the period ended'),
+        JSON.stringify(done.timeline.map((e) => e.event)),
+      );
+      assert.deepEqual(done.leftovers, []);
+      assert.equal(done.build?.state, 'failed', 'the failed attempt stays on the record');
+      assert.ok(!world.pve.dump().vms.some((v) => String(v.config.description ?? '').includes(serial)), 'no VM of the request is left');
+    });
+  });
 });

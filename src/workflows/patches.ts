@@ -30,6 +30,11 @@ export const PATCHES = {
    * task's Action with the cleanup's own patch marker (one billable Action fewer per request).
    */
   shredsInWorkflowTask: 'shreds-in-workflow-task',
+  /**
+   * A failed or cancelled request whose period ends is cleaned up then, as a fulfilled one is, instead of waiting for
+   * a rebuild or a completion for ever (and holding its org's quota).
+   */
+  failedRequestEndsWithPeriod: 'failed-request-ends-with-period',
   /** A build waits for its NetBird peer and grants the consultants' access in one activity (joinVpn), not two. */
   buildJoinsVpnInOneStep: 'build-joins-vpn-in-one-step',
   /**

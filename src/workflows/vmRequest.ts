@@ -45,7 +45,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
     for (;;) {
       if (completionAsked()) break;
       if (record.status !== 'Fulfilled' && (await buildOnce(state)) !== 'fulfilled') {
-        await state.awaitRebuildOrCompletion();
+        if ((await state.awaitRebuildOrCompletion()) === 'periodEnded') break;
         await rebuildAtPeriodStart();
         continue;
       }
@@ -53,7 +53,7 @@ export async function vmRequest(input: VmRequestInput): Promise<RequestRecord> {
       if (completionAsked() || !state.pending('vmVanished')) break;
       loseVm(state);
       await shredCredentials(state);
-      await state.awaitRebuildOrCompletion();
+      if ((await state.awaitRebuildOrCompletion()) === 'periodEnded') break;
       await rebuildAtPeriodStart();
     }
   } catch (err) {

@@ -1,4 +1,4 @@
-import { condition, setHandler, type CancellationScope } from '@temporalio/workflow';
+import { condition, patched, setHandler, type CancellationScope } from '@temporalio/workflow';
 import {
   approveUpdate,
   buildPhaseSignal,
@@ -28,6 +28,7 @@ import { applyBuildPhase } from './buildAttempt';
 import { revealCredentials, revealRefusal } from './credentials';
 import { applyDrift } from './drift';
 import { answer, move, note, publish } from './timeline';
+import { PATCHES } from '../patches';
 
 /** A migration the sync reported whose cloud-init snippet has not followed the VM yet. */
 export interface SnippetMove {
@@ -273,13 +274,26 @@ export class VmRequest {
     return this.attempt() > before || leaving() ? answer(this) : answer(this, { buildsAt: this.record.request.period.start });
   }
 
-  /** A failed or cancelled build, or a vanished VM: nothing happens until someone asks for a rebuild or a completion. */
-  async awaitRebuildOrCompletion(): Promise<void> {
-    await condition(() => this.pending('rebuild') !== undefined || this.pending('complete') !== undefined);
+  /**
+   * A failed or cancelled build, or a vanished VM: nothing happens until someone asks for a rebuild or a completion,
+   * or (from patch `failed-request-ends-with-period`) the period ends, as a lease would: then the request is cleaned
+   * up like any other, instead of waiting (and counting against its org's quota) for ever. An extension moves the end.
+   */
+  async awaitRebuildOrCompletion(): Promise<'rebuild' | 'complete' | 'periodEnded'> {
+    const asked = () => this.pending('rebuild') !== undefined || this.pending('complete') !== undefined;
+    if (!patched(PATCHES.failedRequestEndsWithPeriod)) await condition(asked);
+    for (let end = this.record.request.period.end; !asked(); end = this.record.request.period.end) {
+      const left = Date.parse(end) - Date.now();
+      if (left <= 0) return 'periodEnded';
+      const moved = () => this.record.request.period.end !== end;
+      if (!(await condition(() => asked() || moved(), left))) return 'periodEnded';
+    }
     if (this.pending('rebuild')) {
       this.take('rebuild');
       this.move('rebuild', `rebuild ${this.attempt() + 1} queued`);
+      return 'rebuild';
     }
+    return 'complete';
   }
 
   // complete: asked here; the runbook leaves the lease (or its wait) and starts the cleanup (leave), which answers it.
