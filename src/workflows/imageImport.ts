@@ -1,9 +1,10 @@
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo, type ActivityFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { importFileName, importProgressSignal, importStatusQuery, type ImageImportInput, type ImageImportResult, type ImageTemplate, type ImportStage, type ImportState, type ImportTask } from '../contracts/imageImport';
 import { imageImportSearchAttributes } from '../contracts/searchAttributes';
 import { ErrorType } from '../errors';
 import { apiActivities as api, cleanupActivities as undo, downloadActivities as download, taskActivities as task } from './activityProxies';
 import { failureMessage } from './failureMessage';
+import { underFreshVmid } from './freshVmid';
 
 const LOG_LINES_KEPT = 200;
 
@@ -11,7 +12,6 @@ interface Undo {
   what: string;
   run: () => Promise<unknown>;
 }
-const MAX_VMID_COLLISIONS = 5;
 
 /**
  * Imports a cloud image as a template in the catalogue, as an operator would by hand (docs/operations.md's template
@@ -96,15 +96,17 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
     for (const node of plan.nodes) {
       const volume = await imageOn(node);
       stage('reserving-vmid', `reserving a VMID${plan.nodes.length > 1 ? ` for the template on ${node}` : ''}`);
-      const taken: number[] = [];
-      let vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken });
-      let diskGiB: number | undefined;
-      for (; ; vmid = await api.reserveVmid({ serial: `image ${input.name}`, exclude: taken })) {
-        stage('creating-vm', `creating VM ${vmid} on ${node} from ${volume}`);
-        const destroy = { what: `VM ${vmid} on ${node}`, run: () => undo.destroyImageVm({ name: input.name, node, vmid }) };
-        undos.unshift(destroy);
-        try {
-          ({ diskGiB } = await task.createImageVm({
+      let destroy: (typeof undos)[number] | undefined;
+      const {
+        vmid,
+        made: { diskGiB },
+      } = await underFreshVmid(await api.reserveVmid({ serial: `image ${input.name}`, exclude: [] }), {
+        reserve: (exclude) => api.reserveVmid({ serial: `image ${input.name}`, exclude }),
+        make: (vmid) => {
+          stage('creating-vm', `creating VM ${vmid} on ${node} from ${volume}`);
+          destroy = { what: `VM ${vmid} on ${node}`, run: () => undo.destroyImageVm({ name: input.name, node, vmid }) };
+          undos.unshift(destroy);
+          return task.createImageVm({
             name: input.name,
             os: input.os,
             node,
@@ -113,16 +115,11 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
             diskStorage: input.diskStorage,
             cores: input.minimum.cores ?? 1,
             memoryMiB: input.minimum.memoryMiB ?? 1024,
-          }));
-          break;
-        } catch (err) {
-          if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
-          undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
-          if (taken.length >= MAX_VMID_COLLISIONS) throw err;
-          taken.push(vmid);
-          log(`VMID ${vmid} was taken meanwhile; reserving another`);
-        }
-      }
+          });
+        },
+        disown: () => undos.splice(undos.indexOf(destroy!), 1), // not ours: never touch it
+        retrying: (vmid) => log(`VMID ${vmid} was taken meanwhile; reserving another`),
+      });
       run.templateVmid ??= vmid;
       log(`VM ${vmid} created${diskGiB === undefined ? '' : `, its disk ${diskGiB} GiB`}`);
       if (input.minimum.diskGiB !== undefined && diskGiB !== undefined && input.minimum.diskGiB < diskGiB) {
@@ -191,9 +188,4 @@ export async function imageImport(input: ImageImportInput): Promise<ImageImportR
       details: [run],
     });
   }
-}
-
-function failureType(err: unknown): string | undefined {
-  const cause = (err as ActivityFailure)?.cause as ApplicationFailure | undefined;
-  return cause?.type ?? undefined;
 }

@@ -4,8 +4,8 @@ import type { GrantVpnAccessResult } from '../activities/netbird/access';
 import type { VpnPeer } from '../activities/netbird/peer';
 import type { GrantFailedAfterJoin } from '../activities/netbird/join';
 import { deviceNames } from '../domain/deviceNames';
-import { ErrorType } from '../errors';
 import { cloneSlotsOf } from './cloneSlot';
+import { underFreshVmid } from './freshVmid';
 // The quick calls (placement, VMID, HA) go as local activities (`api`); an SFTP upload as an activity (`remoteApi`).
 import { apiActivities as remoteApi, cleanupActivities as undo, localApiActivities as api, taskActivities as task, waitActivities as wait } from './activityProxies';
 import { buildPhaseSignal, buildReportSignal, buildStatusQuery } from '../contracts/messages';
@@ -13,8 +13,6 @@ import type { BuildPhase, BuildStage, BuildState, BuildTask, VmBuildInput, VmBui
 import { alreadyShown, buildSearchAttributes } from '../contracts/searchAttributes';
 import { PATCHES } from './patches';
 
-/** How many raced VMIDs a build tolerates before it calls the cluster too busy. */
-const MAX_VMID_COLLISIONS = 5;
 const LOG_LINES_KEPT = 200;
 
 /**
@@ -102,8 +100,7 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     // The VMID before the slot: the slot is then held only for the clone itself (Proxmox reserves no VMID, §4.5, so
     // reserving earlier changes nothing; the clone detects a collision either way).
     stage('reserving-vmid', 7, 'reserving a VMID');
-    const taken: number[] = [];
-    let vmid = await api.reserveVmid({ serial, exclude: taken });
+    const reserved = await api.reserveVmid({ serial, exclude: [] });
     // With no clone limit and one place to go, there is nothing to wait for and nobody to spread against.
     const sole = plan.keys.length === 0 && plan.offers.length === 1 ? plan.offers[0] : undefined;
     if (!sole) stage('waiting-for-clone-slot', 10, `waiting for a clone slot on ${plan.cloneLoad}`);
@@ -114,31 +111,29 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
     // a history without `plan.templates` replays to the same commands).
     const cloneFrom = plan.templates?.[cloneOn ?? node] ?? request.templateVmid;
 
-    let templateVmid: number;
-    for (; ; vmid = await api.reserveVmid({ serial, exclude: taken })) {
-      stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
-      // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
-      const destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
-      undos.unshift(destroy);
-      try {
-        ({ templateVmid } = await task.cloneTemplate({
+    let destroy: (typeof undos)[number] | undefined;
+    const {
+      vmid,
+      made: { templateVmid },
+    } = await underFreshVmid(reserved, {
+      reserve: (exclude) => api.reserveVmid({ serial, exclude }),
+      make: (vmid) => {
+        stage('cloning', 15, `cloning template onto node ${cloneOn ?? node} as VM ${vmid}`);
+        // Registered before the clone: a cancel mid-clone must not leave the VM Proxmox goes on creating.
+        destroy = { what: `VM ${vmid}`, run: () => undo.destroyVm({ serial, name: request.name, vmid, node }), vm: { vmid, node } };
+        undos.unshift(destroy);
+        return task.cloneTemplate({
           serial,
           name: request.name,
           vmid,
           node: cloneOn ?? node,
           templateVmid: cloneFrom,
           fullClone: cloneOn ? true : request.fullClone,
-        }));
-        break;
-      } catch (err) {
-        // Only a VMID the clone proved someone else's loses its undo; any other failure keeps it, since the VM may be ours.
-        if (failureType(err) !== ErrorType.PveVmidTaken) throw err;
-        undos.splice(undos.indexOf(destroy), 1); // not ours: never touch it
-        if (taken.length >= MAX_VMID_COLLISIONS) throw err;
-        taken.push(vmid);
-        log(`VMID ${vmid} was taken by a concurrent clone; reserving another`);
-      }
-    }
+        });
+      },
+      disown: () => undos.splice(undos.indexOf(destroy!), 1),
+      retrying: (vmid) => log(`VMID ${vmid} was taken by a concurrent clone; reserving another`),
+    });
     slots.releaseSlot(vmid);
     log(`VM ${vmid} cloned on ${cloneOn ?? node}`);
     if (cloneOn) {
@@ -262,9 +257,4 @@ export async function vmBuild({ request, attempt }: VmBuildInput): Promise<VmBui
 function grantFailedAfterJoin(err: unknown): GrantFailedAfterJoin | undefined {
   const details = ((err as ActivityFailure)?.cause as ApplicationFailure | undefined)?.details ?? [];
   return details.find((d): d is GrantFailedAfterJoin => typeof d === 'object' && d !== null && (d as GrantFailedAfterJoin).stage === 'vpn-access');
-}
-
-function failureType(err: unknown): string | undefined {
-  const cause = (err as ActivityFailure)?.cause as ApplicationFailure | undefined;
-  return cause?.type ?? undefined;
 }

@@ -1,10 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { PveApiError, waitForTask, type TaskOutcome } from '../../clients/pve';
-import { addImageUpdate } from '../../contracts/imageCatalogueMessages';
+import { addImageUpdate, catalogueQuery } from '../../contracts/imageCatalogueMessages';
 import { hasTag, IMAGE_IMPORT_TAG, imageMarker, imageVmName, importProgressSignal, type ChecksumAlgorithm, type ImageImportInput } from '../../contracts/imageImport';
 import { imageCatalogueWorkflowId } from '../../contracts/workflowIds';
-import type { CatalogueEntry } from '../../domain/catalogueRules';
+import { addImage, type CatalogueEntry } from '../../domain/catalogueRules';
 import { ErrorType } from '../../errors';
 import type { ActivityDeps } from '../deps';
 import { pveFailure } from './failures';
@@ -261,16 +261,17 @@ export function imageImportActivities({ pve, settings, temporal }: ActivityDeps)
     /** Adds the image to the catalogue (its Update refuses a name taken meanwhile: the import then fails and cleans up). */
     async catalogueImage(entry: CatalogueEntry): Promise<void> {
       const handle = temporal.client.workflow.getHandle(imageCatalogueWorkflowId(temporal.taskQueue));
+      const refused = (why: string) => ApplicationFailure.create({ type: ErrorType.InvalidRequest, nonRetryable: true, message: `image ${entry.name} could not be added to the catalogue: ${why}` });
       try {
         await handle.executeUpdate(addImageUpdate, { args: [entry] });
       } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) {
-          throw ApplicationFailure.create({
-            type: ErrorType.InvalidRequest,
-            nonRetryable: true,
-            message: `image ${entry.name} could not be added to the catalogue: ${(err.cause as Error | undefined)?.message ?? err.message}`,
-          });
-        }
+        if (err instanceof WorkflowUpdateFailedError) throw refused((err.cause as Error | undefined)?.message ?? err.message);
+        // No answer (a rejected Update the server forgot before the call came back says "not found"; a lost reply):
+        // the catalogue itself tells whether this import's entry is in it, or why it would be refused.
+        const state = await handle.query(catalogueQuery).catch(() => undefined);
+        if (state?.entries.some((e) => e.name === entry.name && e.importedBy === entry.importedBy)) return;
+        const rule = state ? addImage(state, entry) : undefined;
+        if (rule && !rule.ok) throw refused(rule.refusal.reason);
         throw err;
       }
     },
