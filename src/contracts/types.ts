@@ -145,6 +145,13 @@ export interface OrphanVm {
   name?: string;
 }
 
+/**
+ * How long before its end a cluster sync may have read the cluster: the bound of its read activity (workflows'
+ * activityOptions `clusterRead`). A reader of the sync's result (the API's catalogue) knows that what was made within
+ * it may be newer than what the sync saw.
+ */
+export const CLUSTER_READ_BOUND_MS = 5 * 60_000;
+
 export interface ClusterSyncResult {
   at: string;
   vmsSeen: number;

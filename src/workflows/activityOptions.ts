@@ -1,4 +1,5 @@
 import { ActivityCancellationType, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
+import { CLUSTER_READ_BOUND_MS } from '../contracts/types';
 import { nonRetryableErrorTypes } from '../errors';
 
 /** Named presets: each activity call states which kind of work it is. */
@@ -58,7 +59,7 @@ export const notedCall = { ...apiCall, retry: { ...apiCall.retry, maximumAttempt
 export const localNotedCall = { ...localApiCall, retry: notedCall.retry } as const satisfies LocalActivityOptions;
 
 /** The cluster sync's reads of the whole cluster: longer per call, few attempts (the next sync looks again). */
-export const clusterRead = { ...apiCall, startToCloseTimeout: '5 minutes', retry: { ...apiCall.retry, maximumAttempts: 3 } } as const satisfies ActivityOptions;
+export const clusterRead = { ...apiCall, startToCloseTimeout: CLUSTER_READ_BOUND_MS, retry: { ...apiCall.retry, maximumAttempts: 3 } } as const satisfies ActivityOptions;
 
 /** The completion's Proxmox tasks: bounded tighter than a build's, so that a stuck one is reported as left behind sooner. */
 export const completionTask = { ...proxmoxTask, startToCloseTimeout: '10 minutes' } as const satisfies ActivityOptions;

@@ -1,3 +1,4 @@
+import { CLUSTER_READ_BOUND_MS } from '../../contracts/types';
 import { imageCatalogue, missingImages, type ConfiguredImage, type Image, type PoolTemplate } from '../../domain/imageCatalogue';
 import type { CatalogueEntry } from '../../domain/catalogueRules';
 import { imageVmName } from '../../contracts/imageImport';
@@ -18,19 +19,14 @@ export interface CurrentCatalogue {
 }
 
 /**
- * A sync's `at` is when it ended; it read the cluster up to this long before (the sync's read activity's bound,
- * workflows/activityOptions `clusterRead`). An entry added within it may be newer than what the sync saw.
- */
-const SYNC_READ_BOUND_MS = 5 * 60_000;
-
-/**
  * The templates imports made after the sync looked, as their entries record them: a finished import is requestable at
- * once, not only after the next sync. A later sync's view replaces them (a template removed since is then missing).
+ * once, not only after the next sync. A sync's `at` is when it ended; it read the cluster up to CLUSTER_READ_BOUND_MS
+ * before, so an entry added within that bound may be newer than what it saw. A later sync's view replaces them (a template removed since is then missing).
  */
 function importedSince(entries: CatalogueEntry[], sync: { at: string; templates?: PoolTemplate[] }): PoolTemplate[] {
   const seen = new Set((sync.templates ?? []).map((t) => t.vmid));
   return entries
-    .filter((e) => e.origin === 'import' && Date.parse(e.addedAt) > Date.parse(sync.at) - SYNC_READ_BOUND_MS)
+    .filter((e) => e.origin === 'import' && Date.parse(e.addedAt) > Date.parse(sync.at) - CLUSTER_READ_BOUND_MS)
     .flatMap((e) => (e.templates ?? []).filter((t) => !seen.has(t.vmid)).map((t) => ({ vmid: t.vmid, name: imageVmName(e.name), node: t.node, ...(t.diskGiB !== undefined ? { diskGiB: t.diskGiB } : {}) })));
 }
 
