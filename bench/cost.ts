@@ -111,7 +111,7 @@ async function pveflowRound(t: Target, n: number, tag: string): Promise<{ round:
   // count every 250 ms would charge the bench's own queries to pveflow's Temporal.
   await pool(serials, CONCURRENCY, (s) => closed(t.client, buildWorkflowId(s, 1), `build of ${s} (${tag})`));
   const b = reading(t);
-  await pool(serials, CONCURRENCY, (s) => t.api('POST', `/api/device_requests/${s}/complete`, {}));
+  await pool(serials, CONCURRENCY, (s) => complete(t, s));
   await pool(serials, CONCURRENCY, (s) => closed(t.client, requestWorkflowId(s), `request ${s} (${tag})`));
   await sleep(2_000); // the tasks trailing behind the last completion
   const end = reading(t);
@@ -147,12 +147,25 @@ async function floorRound(t: Target, n: number, steps: FloorStep[], tag: string)
 }
 
 /**
+ * Completes a request through the API. Its build has ended, but the request may not have taken the build's result yet
+ * (a workflow task later): the API refuses a completion while it is still Configuring, so the bench asks again.
+ */
+async function complete(t: Target, serial: string): Promise<void> {
+  for (let asked = 1; ; asked++) {
+    const answer = await t.api('POST', `/api/device_requests/${serial}/complete`, {});
+    if (answer?.status === 'Completing' || answer?.status === 'Completed') return;
+    if (asked >= 100) throw new Error(`request ${serial} could not be completed: ${JSON.stringify(answer)}`);
+    await sleep(100);
+  }
+}
+
+/**
  * Waits until a pveflow workflow has completed. The bench's client has no codec, so a result it cannot decode is
  * still a completion; a failed workflow fails the round.
  */
 async function closed(client: Client, workflowId: string, what: string): Promise<void> {
   try {
-    await resultOf(client, workflowId);
+    await Promise.race([resultOf(client, workflowId), sleep(10 * 60_000).then(() => Promise.reject(new Error(`${what}: not completed within 10 minutes`)))]);
   } catch (err) {
     if (err instanceof WorkflowFailedError) throw new Error(`${what} failed: ${err.cause?.message ?? err.message}`, { cause: err });
     if (!(err instanceof Error && /payload|encoding|decode|converter/i.test(`${err.name} ${err.message}`))) throw err;
