@@ -66,20 +66,30 @@ describe('vmRequest: one record per build attempt', () => {
     const taskQueue = `attempts-${serial}`;
     const world = await harness.h.world();
     world.pve.faults.set({ taskFailure: { type: 'qmstart', error: 'start failed: QEMU exited with code 1' } });
-    await harness.h.withWorker(world, taskQueue, async () => {
-      const driven = await requestDriver(harness.h.env.client, taskQueue).startApproved(await harness.h.request(serial, { periodDays: 2 }));
-      const failed = await driven.waitForStatus('Failed');
-      assert.equal(failed.build?.state, 'failed');
-      // Nobody acts: the period's two days pass in skipped time, and the request ends by itself.
-      const done = await driven.handle.result();
-      assert.equal(done.status, 'Completed');
-      assert.ok(
-        done.timeline.some((e) => e.event === 'the period ended'),
-        JSON.stringify(done.timeline.map((e) => e.event)),
-      );
-      assert.deepEqual(done.leftovers, []);
-      assert.equal(done.build?.state, 'failed', 'the failed attempt stays on the record');
-      assert.ok(!world.pve.dump().vms.some((v) => String(v.config.description ?? '').includes(serial)), 'no VM of the request is left');
-    });
+    // On the dev server, in real time: a period that ends 20 s from now (time skipping would wait on what the first
+    // test's coordinators left on their task queue with no worker).
+    const server = await harness.h.localEnv();
+    const now = Date.now();
+    const period = { start: new Date(now - 60_000).toISOString(), end: new Date(now + 20_000).toISOString() };
+    await harness.h.withWorker(
+      world,
+      taskQueue,
+      async () => {
+        const driven = await requestDriver(server.client, taskQueue).startApproved(await harness.h.request(serial, { period }, server));
+        const failed = await driven.waitForStatus('Failed');
+        assert.equal(failed.build?.state, 'failed');
+        // Nobody acts: the period ends, and the request ends by itself.
+        const done = await driven.handle.result();
+        assert.equal(done.status, 'Completed');
+        assert.ok(
+          done.timeline.some((e) => e.event === 'the period ended'),
+          JSON.stringify(done.timeline.map((e) => e.event)),
+        );
+        assert.deepEqual(done.leftovers, []);
+        assert.equal(done.build?.state, 'failed', 'the failed attempt stays on the record');
+        assert.ok(!world.pve.dump().vms.some((v) => String(v.config.description ?? '').includes(serial)), 'no VM of the request is left');
+      },
+      server,
+    );
   });
 });
