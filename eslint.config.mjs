@@ -35,14 +35,14 @@ export const floors = {
   // The request choices the configuration allows (images, networks, limits), parsed once for the API and the doctor.
   requestChoices: { imports: ['config', 'domain', 'contracts', 'errors'] },
   credentials: { imports: ['domain', 'contracts', 'errors'] },
-  observability: { imports: ['domain', 'contracts', 'errors'] },
+  observability: { imports: ['net', 'domain', 'contracts', 'errors'] },
   clients: { imports: ['observability', 'domain', 'contracts', 'errors'] },
   workflows: { imports: ['domain', 'contracts', 'errors'], typesOnly: ['activities'] },
   activities: { imports: ['clients', 'credentials', 'observability', 'domain', 'contracts', 'errors'] },
   temporal: { imports: ['config', 'observability', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
   simulators: { imports: ['clients', 'net', 'domain', 'contracts', 'errors'] },
   doctor: { imports: ['clients', 'simulators', 'config', 'requestChoices', 'observability', 'domain', 'contracts', 'errors'] },
-  api: { imports: ['temporal', 'credentials', 'observability', 'config', 'requestChoices', 'version', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
+  api: { imports: ['temporal', 'credentials', 'observability', 'config', 'requestChoices', 'version', 'net', 'domain', 'contracts', 'errors'], typesOnly: ['workflows'] },
   cli: { imports: ['version', 'domain', 'contracts', 'errors'] },
   console: { imports: ['domain', 'contracts'] },
 };

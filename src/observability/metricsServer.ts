@@ -1,6 +1,6 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import express from 'express';
+import { listenOn } from '../net/listenOn';
 import { metricsEndpoint, type MetricsEndpointOptions } from './metricsEndpoint';
 import type { MetricsRegistry } from './registry';
 
@@ -14,11 +14,8 @@ export async function startMetricsServer(opts: { host: string; port: number; reg
   const app = express();
   app.disable('x-powered-by');
   app.get('/metrics', metricsEndpoint(opts.registry, opts));
-  const server: Server = await new Promise((ok, fail) => {
-    const s = app.listen(opts.port, opts.host, () => ok(s));
-    s.once('error', fail);
-  });
-  const { port } = server.address() as AddressInfo;
+  const server = createServer(app);
+  const port = await listenOn(server, opts.host, opts.port, { what: "the worker's metrics server", portSetting: 'WORKER_METRICS_PORT' });
   return {
     url: `http://${opts.host}:${port}/metrics`,
     close: () =>

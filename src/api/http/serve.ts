@@ -1,5 +1,5 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { listenOn } from '../../net/listenOn';
 import { createApp, type AppDeps } from '../app';
 import { InFlightCalls } from './inFlightCalls';
 
@@ -18,13 +18,11 @@ export interface ServingApi {
 export async function serveApi(deps: AppDeps, host: string, port: number): Promise<ServingApi> {
   const inFlight = deps.inFlight ?? new InFlightCalls();
   const app = createApp({ ...deps, inFlight });
-  const server: Server = await new Promise((ok, fail) => {
-    const s = app.listen(port, host, () => ok(s));
-    s.once('error', fail);
-  });
+  const server = createServer(app);
+  const bound = await listenOn(server, host, port, { what: 'the API', portSetting: 'API_PORT' });
   return {
     server,
-    port: (server.address() as AddressInfo).port,
+    port: bound,
     async stop() {
       const closed = new Promise<void>((ok) => server.close(() => ok()));
       // Log streams and keep-alive sockets would otherwise hold the close for ever.

@@ -1,7 +1,7 @@
-import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import { listenOn } from '../../net/listenOn';
 import { createCodecServerRouter } from './codecServer';
 import { OperatorSessions, SESSION_COOKIE } from './operatorSessions';
 import { signInPage } from './signInPage';
@@ -131,12 +131,8 @@ export interface RunningGateway {
 
 /** The gateway on its own listener (the port operators know as Temporal UI's). */
 export async function serveTemporalUiGateway(opts: TemporalUiGatewayOptions & { host: string; port: number }): Promise<RunningGateway> {
-  const app = createTemporalUiGateway(opts);
-  const server = await new Promise<Server>((ok, fail) => {
-    const s = app.listen(opts.port, opts.host, () => ok(s));
-    s.once('error', fail);
-  });
-  const { port } = server.address() as AddressInfo;
+  const server = createServer(createTemporalUiGateway(opts));
+  const port = await listenOn(server, opts.host, opts.port, { what: 'the Temporal UI gateway', portSetting: 'TEMPORAL_UI_PORT' });
   return {
     url: `http://${opts.host}:${port}`,
     close: () =>

@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { listenOn } from '../../net/listenOn';
 import express from 'express';
 import { NetbirdAccount, type NetbirdAccountSnapshot, type PeerRecord } from './account';
 import { loadNetbirdContract } from './contract';
@@ -167,11 +168,7 @@ export function createNetbirdSimulator(opts: NetbirdSimulatorOptions): NetbirdSi
       server.on('request', (req, res) => {
         if (req.method !== 'GET' && req.method !== 'HEAD') res.once('finish', changed);
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
-      });
-      const bound = (server.address() as AddressInfo).port;
+      const bound = await listenOn(server, host, port, { what: 'the simulated NetBird API' });
       const hostInUrl = host.includes(':') ? `[${host}]` : host;
       return {
         url: `${tls ? 'https' : 'http'}://${hostInUrl}:${bound}`,

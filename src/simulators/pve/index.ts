@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from '../../net/listenOn';
 import { StorageCapacity } from './capacity';
 import { ClusterState, type VmState } from './cluster';
 import type { GuestBoot, Route, SimContext } from './context';
@@ -247,11 +247,7 @@ export function createPveSimulator(opts: PveSimulatorOptions): PveSimulator {
           if (req.method !== 'GET' && req.method !== 'HEAD') res.once('finish', changed);
         });
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
-      });
-      const actual = (server.address() as AddressInfo).port;
+      const actual = await listenOn(server, host, port, { what: 'the simulated Proxmox VE API' });
       return {
         url: `https://${host}:${actual}/api2/json`,
         port: actual,
