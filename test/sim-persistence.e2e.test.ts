@@ -24,21 +24,28 @@ import { syncScheduleId } from '../src/contracts/workflowIds';
 const dataDir = mkdtempSync(join(tmpdir(), 'pveflow-restart-'));
 const operator = { id: 'ops', role: 'operator', key: generateApiKey() };
 let stack: EmbeddedStack | undefined;
+/** The latest start, under way or done: a test ended mid-start (its timeout) must not leave that stack running. */
+let starting: Promise<EmbeddedStack> | undefined;
 
 after(async () => {
-  await stack?.stop();
+  // The latest stack, even one still starting when the test ended; one the test stopped already stops for nothing.
+  await starting?.then(
+    (started) => started.stop(),
+    () => undefined, // a start that failed stopped what it had started
+  );
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function start(resetSim = false): Promise<EmbeddedStack> {
   requireTemporalBinary('temporal');
-  return startEmbeddedStack({
+  starting = startEmbeddedStack({
     resetSim,
     env: {
       PATH: process.env.PATH,
       DATA_DIR: dataDir,
       TEMPORAL_PORT: String(await freePort()),
-      TEMPORAL_UI_PORT: String(await freePort()),
+      // The gateway binds a port of the system's choosing: one picked free here could be taken before it binds.
+      TEMPORAL_UI_PORT: '0',
       TEMPORAL_TASK_QUEUE: `restart-${process.pid}`,
       API_PORT: '0',
       SIM_PVE_PORT: '0',
@@ -49,6 +56,7 @@ async function start(resetSim = false): Promise<EmbeddedStack> {
       API_KEYS: JSON.stringify({ keys: [operator] }),
     },
   });
+  return starting;
 }
 
 async function api(method: string, path: string, body?: unknown) {

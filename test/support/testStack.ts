@@ -25,7 +25,8 @@ export async function startTestStack(name: string, keys: readonly object[], env:
       PATH: process.env.PATH,
       DATA_DIR: dataDir,
       TEMPORAL_PORT: String(await freePort()),
-      TEMPORAL_UI_PORT: String(await freePort()),
+      // The gateway binds a port of the system's choosing: one picked free here could be taken before it binds.
+      TEMPORAL_UI_PORT: '0',
       TEMPORAL_TASK_QUEUE: `${name}-${process.pid}`,
       API_PORT: '0',
       SIM_PVE_PORT: '0',
