@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities } from '../src/activities';
 import { PveClient, waitForTask } from '../src/clients/pve';
-import { loadConfig } from '../src/config';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
-import { closeActivityDeps, createActivityDeps } from '../src/worker';
+import { startActivityWorld, type ActivityWorld } from './support/activityWorld';
 
 /**
  * A template with two sockets: Proxmox gives a VM sockets × cores vCPUs, and the cluster listing (`maxcpu`), the
@@ -17,35 +11,25 @@ import { closeActivityDeps, createActivityDeps } from '../src/worker';
  * set one socket too, or the VM has twice the vCPUs asked for and the sync records a doubled size.
  */
 describe('configureVm on a clone of a two-socket template (simulated Proxmox)', () => {
-  let world: SimulatedWorld;
-  let dir: string;
   let root: PveClient;
-  let deps: ReturnType<typeof createActivityDeps>;
-  let acts: ReturnType<typeof createActivities>;
+  let acts: ActivityWorld['acts'];
+  let stopWorld: (() => Promise<void>) | undefined;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pveflow-sockets-'));
-    world = await startSimulatedWorld({
-      dir,
+    ({
+      root,
+      acts,
+      stop: stopWorld,
+    } = await startActivityWorld('sockets', {
       // The listing shows a VM's stats without pvestatd's lag: what is read here is its size, not when it appears.
       timing: { ...simulatorTimings.fast, resourcesLagMs: 0 },
       adjustSeed: (seed) => {
         const template = seed.vms.find((vm) => vm.vmid === 9000)!;
         template.config = { ...template.config, cores: 2, sockets: 2 };
       },
-    });
-    root = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE), timeoutMs: 10_000 });
-    deps = createActivityDeps(loadConfig(world.env));
-    deps.settings.pollMinMs = 20;
-    deps.settings.pollMaxMs = 200;
-    acts = createActivities(deps);
+    }));
   });
-  after(async () => {
-    if (deps) await closeActivityDeps(deps);
-    await root?.close();
-    await world?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => stopWorld?.());
 
   const maxcpu = async (vmid: number) => (await root.clusterResources('vm')).find((r) => r.vmid === vmid)?.maxcpu;
 

@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { z } from 'zod';
-import { createActivities } from '../src/activities';
 import { PveClient, waitForTask } from '../src/clients/pve';
-import { loadConfig } from '../src/config';
 import { simulatorTimings } from '../src/embedded/simulatorTimings';
-import { startSimulatedWorld, type SimulatedWorld } from '../src/simulators/world';
+import type { SimulatedWorld } from '../src/simulators/world';
+import { createActivities } from '../src/activities';
+import { loadConfig } from '../src/config';
 import { closeActivityDeps, createActivityDeps } from '../src/worker';
 import { pveflowRole } from '../src/domain/pveflowPrivileges';
+import { startActivityWorld, type ActivityWorld } from './support/activityWorld';
 
 /**
  * The day-2 activities against the simulated Proxmox, which answers as PVE does (reference §4.9–4.16): each does what
@@ -23,16 +21,18 @@ const NO_SNAPSHOT = { id: 'nosnap@pve!automation', secret: '4f1d2c3b-0000-4000-8
 
 describe('day-2 activities against the simulated Proxmox', () => {
   let world: SimulatedWorld;
-  let dir: string;
   let root: PveClient;
-  let deps: ReturnType<typeof createActivityDeps>;
-  let acts: ReturnType<typeof createActivities>;
+  let acts: ActivityWorld['acts'];
+  let stopWorld: (() => Promise<void>) | undefined;
   let nextVmid = 3100;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pveflow-day2-'));
-    world = await startSimulatedWorld({
-      dir,
+    ({
+      world,
+      root,
+      acts,
+      stop: stopWorld,
+    } = await startActivityWorld('day2', {
       timing: { ...simulatorTimings.fast, shutdownMs: 2_500, snapshotMs: 20, migrateMs: 40 },
       // A token holding the documented role without VM.Snapshot, granted where docs/operations.md grants it.
       adjustSeed: (seed) => {
@@ -43,19 +43,9 @@ describe('day-2 activities against the simulated Proxmox', () => {
           for (const subject of ['nosnap@pve', NO_SNAPSHOT.id]) seed.acls.push({ path, subject, role: 'PVEflowNoSnapshot', propagate: false });
         }
       },
-    });
-    root = new PveClient({ endpoint: world.env.PVE_ENDPOINT, tokenId: world.rootToken.id, tokenSecret: world.rootToken.secret, ca: readFileSync(world.env.PVE_CA_FILE), timeoutMs: 10_000 });
-    deps = createActivityDeps(loadConfig(world.env));
-    deps.settings.pollMinMs = 20;
-    deps.settings.pollMaxMs = 200;
-    acts = createActivities(deps);
+    }));
   });
-  after(async () => {
-    if (deps) await closeActivityDeps(deps);
-    await root?.close();
-    await world?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => stopWorld?.());
 
   const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) => new MockActivityEnvironment().run(fn, ...args) as Promise<R>;
   const ok = async (upid: Promise<string>) => assert.ok((await waitForTask(root, await upid, { minPollMs: 20 })).ok);
