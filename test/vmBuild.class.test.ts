@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { SimulatedWorld } from '../src/simulators/world';
 import { cloneSlotsQuery, releasePlacementSignal, requestCloneSlotSignal } from '../src/contracts/cloneSlotsMessages';
 import { buildStatusQuery, cancelUpdate } from '../src/contracts/messages';
@@ -48,6 +49,27 @@ describe('a class of identical VMs under clone slots', () => {
     );
   }
 
+  /**
+   * The slot of pve1's clones (its limit 1), held by a request still pending approval (any running workflow can hold
+   * one), whose need reserves `needCpu` of pve1's one free CPU; once the coordinator has granted it.
+   */
+  async function holdPve1CloneSlot(server: TestWorkflowEnvironment, taskQueue: string, serial: string, needCpu: number) {
+    const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
+    const driver = requestDriver(server.client, taskQueue);
+    const { handle: blocker } = await driver.startPending(await harness.h.request(serial, {}, server));
+    await slots.signal(requestCloneSlotSignal, {
+      holder: blocker.workflowId,
+      keys: ['node/pve1'],
+      limits: { 'node/pve1': 1 },
+      offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }],
+      need: { cpu: needCpu, mem: 0 },
+      running: [],
+      ttlMs: 600_000,
+    });
+    await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
+    return { slots, driver, blocker };
+  }
+
   test('without limits, a class cloned at once runs into the storage lock', async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
     const { peak, storageLockTimeouts } = await buildClass('CLU', { perNode: 0, perStorage: 0 });
@@ -80,20 +102,7 @@ describe('a class of identical VMs under clone slots', () => {
       world,
       taskQueue,
       async () => {
-        const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
-        // The slot of pve1's clones, held by a request still pending approval: any running workflow can hold one.
-        const driver = requestDriver(server.client, taskQueue);
-        const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CLB00', {}, server));
-        await slots.signal(requestCloneSlotSignal, {
-          holder: blocker.workflowId,
-          keys: ['node/pve1'],
-          limits: { 'node/pve1': 1 },
-          offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }],
-          need: { cpu: 0, mem: 0 },
-          running: [],
-          ttlMs: 600_000,
-        });
-        await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
+        const { slots, driver, blocker } = await holdPve1CloneSlot(server, taskQueue, 'VM-CLB00', 0);
 
         const request = await harness.h.request('VM-CLW00', { templateVmid: LOCAL_TEMPLATE }, server);
         const { handle } = await driver.startApproved(request);
@@ -144,20 +153,8 @@ describe('a class of identical VMs under clone slots', () => {
       world,
       taskQueue,
       async () => {
-        const slots = server.client.workflow.getHandle(cloneSlotsWorkflowId(taskQueue));
-        const driver = requestDriver(server.client, taskQueue);
         // pve1's only clone slot is held, and pve1 reserved so fully that the coordinator places the build on pve2.
-        const { handle: blocker } = await driver.startPending(await harness.h.request('VM-CPB00', {}, server));
-        await slots.signal(requestCloneSlotSignal, {
-          holder: blocker.workflowId,
-          keys: ['node/pve1'],
-          limits: { 'node/pve1': 1 },
-          offers: [{ node: 'pve1', freeCpu: 1, freeMem: 0 }],
-          need: { cpu: 1000, mem: 0 },
-          running: [],
-          ttlMs: 600_000,
-        });
-        await waitFor('the blocker to hold the slot', async () => ((await slots.query(cloneSlotsQuery)).held.length === 1 ? true : undefined));
+        const { slots, driver, blocker } = await holdPve1CloneSlot(server, taskQueue, 'VM-CPB00', 1000);
 
         const request = await harness.h.request('VM-CPW00', { templateVmid: 9101, imageTemplates: perNode }, server);
         const record = await (await driver.startApproved(request)).waitForStatus(['Fulfilled', 'Failed'], { timeoutMs: 90_000 });
