@@ -105,18 +105,23 @@ describe('vmBuild placement, local templates and HA', () => {
   };
   /** The template a linked clone's disk is based on (`local-lvm:base-<vmid>-disk-0/vm-…`). */
   const baseOf = (world: SimulatedWorld, vmid: number) => Number(/base-(\d+)-disk/.exec(String(world.pve.dump().vms.find((v) => v.vmid === vmid)?.config.scsi0))?.[1]);
-
-  test("an image with a template per node: the VM goes to a node holding one and is a linked clone of that node's template", async (t) => {
-    if (harness.skipped) return t.skip(harness.skipped);
+  /** A build of the per-node image where PVE_NODE_SELECTOR is `selector`, fulfilled: its record and its VM's template. */
+  const buildPerNodeImage = async (selector: string) => {
     let base: number | undefined;
     const { record } = await build({
       templateVmid: 9101,
       imageTemplates: perNode,
       prepare: perNodeTemplates,
-      env: () => ({ PVE_NODE_SELECTOR: 'pve1,pve2' }),
+      env: () => ({ PVE_NODE_SELECTOR: selector }),
       whileFulfilled: (world, r) => (base = baseOf(world, r.device.vmid!)),
     });
     assert.equal(record.status, 'Fulfilled', record.build?.error);
+    return { record, base };
+  };
+
+  test("an image with a template per node: the VM goes to a node holding one and is a linked clone of that node's template", async (t) => {
+    if (harness.skipped) return t.skip(harness.skipped);
+    const { record, base } = await buildPerNodeImage('pve1,pve2');
     const home = perNode.find((p) => p.node === record.device.node);
     assert.ok(home, `placed on ${record.device.node}, a node holding a template`);
     assert.equal(base, home.vmid, "cloned from that node's own template");
@@ -125,15 +130,7 @@ describe('vmBuild placement, local templates and HA', () => {
 
   test("an image with a template per node, and the selector allowing only the second node: that node's template is cloned there", async (t) => {
     if (harness.skipped) return t.skip(harness.skipped);
-    let base: number | undefined;
-    const { record } = await build({
-      templateVmid: 9101,
-      imageTemplates: perNode,
-      prepare: perNodeTemplates,
-      env: () => ({ PVE_NODE_SELECTOR: 'pve2' }),
-      whileFulfilled: (world, r) => (base = baseOf(world, r.device.vmid!)),
-    });
-    assert.equal(record.status, 'Fulfilled', record.build?.error);
+    const { record, base } = await buildPerNodeImage('pve2');
     assert.equal(record.device.node, 'pve2');
     assert.equal(base, 9102);
   });
