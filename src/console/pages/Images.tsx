@@ -131,16 +131,16 @@ export function Images({ auth }: { auth: Auth }) {
         <ListTable columns={['Image', 'OS', 'Template', 'Minimum', ...(operator ? ['Orgs'] : [])]}>
           {images.map((i) => (
             <tr key={i.name}>
-              <td>
+              <td data-label="Image">
                 {i.name}
                 {i.default ? ' (default)' : ''}
               </td>
-              <td>{i.os ?? ''}</td>
-              <td>{i.templates ? i.templates.map((t) => `${t.vmid} on ${t.node}`).join(', ') : `${i.template_vmid} on ${i.node}`}</td>
-              <td>
+              <td data-label="OS">{i.os ?? ''}</td>
+              <td data-label="Template">{i.templates ? i.templates.map((t) => `${t.vmid} on ${t.node}`).join(', ') : `${i.template_vmid} on ${i.node}`}</td>
+              <td data-label="Minimum">
                 {i.min_cores} cores, {i.min_memory_mib} MiB, {i.min_disk_gib} GiB
               </td>
-              {operator && <td>{i.orgs?.join(', ') ?? 'all'}</td>}
+              {operator && <td data-label="Orgs">{i.orgs?.join(', ') ?? 'all'}</td>}
             </tr>
           ))}
         </ListTable>
