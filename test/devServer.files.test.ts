@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { startDevServer } from '../src/embedded/devServer';
 import { resolveTemporalBinary } from '../src/temporal/binaries';
@@ -11,7 +12,7 @@ import { freePort } from './support/ports';
  * The embedded default's Temporal state is every request in clear of its codec's reach (search attributes, the
  * history's metadata) and its log names them: files of the operator alone, whatever the umask.
  */
-describe("the embedded dev server's files", { skip: resolveTemporalBinary('temporal').type !== 'existing-path' && !process.env.CI && 'no project Temporal binary' }, () => {
+describe("the embedded dev server's files and ports", { skip: resolveTemporalBinary('temporal').type !== 'existing-path' && !process.env.CI && 'no project Temporal binary' }, () => {
   test('the SQLite database, its WAL and shared memory, and the log are 0600', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pveflow-devfiles-'));
     const umask = process.umask(0o022); // the usual default: files would be world-readable
@@ -36,6 +37,27 @@ describe("the embedded dev server's files", { skip: resolveTemporalBinary('tempo
       }
     } finally {
       process.umask(umask);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a port someone else holds stops the start naming the port and its setting, not only an exit code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pveflow-devports-'));
+    const holder = createServer();
+    await new Promise<void>((ok) => holder.listen(0, '127.0.0.1', ok));
+    const taken = (holder.address() as AddressInfo).port;
+    try {
+      for (const [ports, setting] of [
+        [{ port: taken, uiPort: await freePort() }, 'TEMPORAL_PORT'],
+        [{ port: await freePort(), uiPort: taken }, 'TEMPORAL_UI_PORT'],
+      ] as const) {
+        await assert.rejects(startDevServer({ ip: '127.0.0.1', ...ports, dbFile: join(dir, 'temporal.db'), namespace: 'default', searchAttributes: [], logFile: join(dir, 'temporal.log') }), (err: Error) => {
+          assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken}: the port is in use; set ${setting} to a free port`));
+          return true;
+        });
+      }
+    } finally {
+      holder.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
@@ -117,6 +117,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
     return { address, uiUrl, stop: () => env.teardown() };
   }
 
+  // The log is appended to across starts: only what this start writes explains how it ended.
+  const logFrom = existsSync(opts.logFile) ? statSync(opts.logFile).size : 0;
   const logFd = openSync(opts.logFile, 'a', 0o600);
   const child = ownerOnlyFiles(() =>
     spawn(
@@ -143,7 +145,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
     ),
   );
   closeSync(logFd);
-  await waitUntilServing(child, address, opts.logFile);
+  await waitUntilServing(child, address, { ...opts, logFrom });
   return { address, uiUrl, pid: child.pid, stop: () => stopChild(child), kill: () => killChild(child) };
 }
 
@@ -165,12 +167,12 @@ function ownerOnlyFiles<T>(start: () => T): T {
   return started;
 }
 
-async function waitUntilServing(child: ChildProcess, address: string, logFile: string): Promise<void> {
+async function waitUntilServing(child: ChildProcess, address: string, opts: ExitContext): Promise<void> {
   const deadline = Date.now() + 60_000;
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? -1));
   for (;;) {
-    if (exited !== null) throw new Error(`Temporal dev server exited with ${exited} before serving; see ${logFile}`);
+    if (exited !== null) throw new Error(exitedBeforeServing(exited, opts));
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1_000 });
       await conn.workflowService.getSystemInfo({});
@@ -179,11 +181,35 @@ async function waitUntilServing(child: ChildProcess, address: string, logFile: s
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`Temporal dev server did not serve on ${address} within 60 s; see ${logFile}`);
+        throw new Error(`Temporal dev server did not serve on ${address} within 60 s; see ${opts.logFile}`);
       }
       await sleep(250);
     }
   }
+}
+
+/** Where a start's dev server was to listen, and where its log of this start begins. */
+type ExitContext = Pick<DevServerOptions, 'ip' | 'port' | 'uiPort' | 'logFile'> & { logFrom: number };
+
+/**
+ * Why the dev server stopped, in the operator's terms: a port someone else holds names its setting; anything else
+ * quotes the last lines of its log.
+ */
+export function exitedBeforeServing(code: number, opts: ExitContext): string {
+  let log = '';
+  try {
+    log = readFileSync(opts.logFile).subarray(opts.logFrom).toString('utf8');
+  } catch {
+    // No log: the binary did not even start writing one; the exit code is all there is.
+  }
+  const inUse = /listen tcp [^:\s]*:(\d+): bind: address already in use/.exec(log);
+  if (inUse) {
+    const port = Number(inUse[1]);
+    const setting = port === opts.port ? 'TEMPORAL_PORT' : port === opts.uiPort ? 'TEMPORAL_UI_PORT' : undefined;
+    return `Temporal dev server cannot listen on ${opts.ip}:${port}: the port is in use; ` + (setting ? `set ${setting} to a free port, or stop what listens there` : 'stop what listens there') + ` (see ${opts.logFile})`;
+  }
+  const tail = log.trim().split('\n').slice(-3).join(' | ').slice(-600);
+  return `Temporal dev server exited with ${code} before serving${tail ? `: ${tail}` : ''} (see ${opts.logFile})`;
 }
 
 async function killChild(child: ChildProcess): Promise<void> {
