@@ -40,18 +40,20 @@ test('a clone in an unrelated folder refuses to start before its install step, t
   symlinkSync(realpathSync(join(root, 'node_modules')), join(clone, 'node_modules'));
   mkdirSync(join(clone, '.tools'));
   symlinkSync(realpathSync(join(root, '.tools', 'bin')), join(clone, '.tools', 'bin'));
-  const ports = { temporal: await freePort(), ui: await freePort(), api: await freePort(), pve: await freePort(), netbird: await freePort() };
-  const env = {
+  // Ports picked free here can be taken before the clone binds them: a start refused for a port in use is tried again
+  // on fresh ones (the refusal names the port; anything else fails the test).
+  const envWithFreePorts = async () => ({
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     DATA_DIR: dataDir,
-    TEMPORAL_PORT: String(ports.temporal),
-    TEMPORAL_UI_PORT: String(ports.ui),
-    API_PORT: String(ports.api),
-    SIM_PVE_PORT: String(ports.pve),
-    SIM_NETBIRD_PORT: String(ports.netbird),
+    TEMPORAL_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    API_PORT: String(await freePort()),
+    SIM_PVE_PORT: String(await freePort()),
+    SIM_NETBIRD_PORT: String(await freePort()),
     SIM_TIMING: 'fast',
-  };
+  });
+  const env = await envWithFreePorts();
 
   // Before the install step: no start with a NetBird that would accept anything; the message names the step.
   const early = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: clone, env, encoding: 'utf8', timeout: 120_000 });
@@ -65,20 +67,30 @@ test('a clone in an unrelated folder refuses to start before its install step, t
   assert.deepEqual([provenance.module, provenance.version, provenance.path], ['github.com/netbirdio/netbird', 'v0.77.1', 'shared/management/http/api/openapi.yml']);
   assert.match(provenance.sha256, /^[0-9a-f]{64}$/);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: clone, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
+  const start = (startEnv: typeof env) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: clone, env: startEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = { child, out: '', exited: new Promise<number | null>((ok) => child.once('exit', (code) => ok(code))) };
+    child.stdout.on('data', (d) => (started.out += d));
+    child.stderr.on('data', (d) => (started.out += d));
+    return started;
+  };
+  let started = start(env);
   try {
-    await waitFor(
-      'the start banner',
-      async () => {
-        if (child.exitCode !== null) throw new Error(`the clone's start exited with ${child.exitCode}:\n${out}`);
-        return out.includes('Ctrl-C stops everything') ? true : undefined;
-      },
-      120_000,
-    );
+    for (let attempt = 1; ; attempt++) {
+      const { child } = started;
+      const banner = await waitFor(
+        'the start banner',
+        async () => {
+          if (child.exitCode !== null) return 'exited' as const;
+          return started.out.includes('Ctrl-C stops everything') ? ('serving' as const) : undefined;
+        },
+        120_000,
+      );
+      if (banner === 'serving') break;
+      assert.ok(attempt < 3 && /the port is in use/.test(started.out), `the clone's start exited with ${child.exitCode}:\n${started.out}`);
+      started = start(await envWithFreePorts());
+    }
+    const { child, exited, out } = started;
     assert.doesNotMatch(out, /PVEFLOW_NO_REFERENCE|without schema validation|Warning:/i, `no warning at start:\n${out}`);
 
     const access = readWorldAccessFile(join(dataDir, 'sim', 'credentials.env'));
@@ -117,8 +129,8 @@ test('a clone in an unrelated folder refuses to start before its install step, t
     }
 
     child.kill('SIGINT');
-    assert.equal(await exited, 0, out);
+    assert.equal(await exited, 0, started.out);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (started.child.exitCode === null) started.child.kill('SIGKILL');
   }
 });
