@@ -1,5 +1,7 @@
 import type { TLSSocket } from 'node:tls';
-import { Agent, buildConnector, interceptors, request, type Dispatcher } from 'undici';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import { Agent, buildConnector, request } from 'undici';
 import type { z } from 'zod';
 import { PveApiError } from './PveApiError';
 import {
@@ -61,8 +63,7 @@ export type Params = Record<string, Param>;
 export class PveClient {
   private readonly base: string;
   private readonly authHeader: string;
-  private readonly agent: Agent;
-  private readonly dispatcher: Dispatcher;
+  private readonly dispatcher: Agent;
   private readonly timeoutMs: number;
   private readonly onCall?: UpstreamCallHook;
   /** `user@realm!tokenname`: what the UPIDs of the tasks this client starts carry as their user. */
@@ -74,13 +75,11 @@ export class PveClient {
     this.base = `${opts.endpoint.replace(/\/+$/, '')}/api2/json`;
     this.authHeader = `PVEAPIToken=${opts.tokenId}=${opts.tokenSecret}`;
     this.timeoutMs = opts.timeoutMs;
-    this.agent = new Agent({ connect: pinnedConnector(opts), keepAliveTimeout: 10_000 });
-    // Proxmox gzips a large answer (a big cluster's resources) when asked, as fetch used to ask.
-    this.dispatcher = this.agent.compose(interceptors.decompress());
+    this.dispatcher = new Agent({ connect: pinnedConnector(opts), keepAliveTimeout: 10_000 });
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.dispatcher.close();
   }
 
   // --- discovery -------------------------------------------------------------------------------------------------
@@ -310,7 +309,9 @@ export class PveClient {
         },
         body: inQuery ? undefined : encoded,
       });
-      text = await res.body.text();
+      // Proxmox gzips a large answer (a big cluster's resources) when asked, as fetch asked.
+      const raw = Buffer.from(await res.body.arrayBuffer());
+      text = (res.headers['content-encoding'] === 'gzip' ? await gunzipped(raw) : raw).toString('utf8');
     } catch (cause) {
       const why = timeout.aborted ? `no answer within ${this.timeoutMs} ms` : transportReason(cause);
       throw new PveApiError({ method, path, message: why, cause });
@@ -357,6 +358,8 @@ export function encodeParams(params: Params): string {
 function seg(s: string): string {
   return encodeURIComponent(s);
 }
+
+const gunzipped = promisify(gunzip);
 
 function transportReason(cause: unknown): string {
   const err = cause as { cause?: { code?: string; message?: string }; message?: string };
