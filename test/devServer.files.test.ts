@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { startDevServer } from '../src/embedded/devServer';
 import { resolveTemporalBinary } from '../src/temporal/binaries';
@@ -43,7 +43,9 @@ describe("the embedded dev server's files and ports", { skip: resolveTemporalBin
 
   test('a port someone else holds stops the start naming the port and its setting, not only an exit code', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pveflow-devports-'));
-    const holder = createServer();
+    // It takes the port and never answers whoever connects: the start's probe must not hang on it.
+    const accepted = new Set<Socket>();
+    const holder = createServer((socket) => accepted.add(socket));
     await new Promise<void>((ok) => holder.listen(0, '127.0.0.1', ok));
     const taken = (holder.address() as AddressInfo).port;
     try {
@@ -58,6 +60,7 @@ describe("the embedded dev server's files and ports", { skip: resolveTemporalBin
       }
     } finally {
       holder.close();
+      for (const socket of accepted) socket.destroy();
       rmSync(dir, { recursive: true, force: true });
     }
   });

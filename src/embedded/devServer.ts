@@ -173,10 +173,12 @@ async function waitUntilServing(child: ChildProcess, address: string, opts: Exit
   child.once('exit', (code) => (exited = code ?? -1));
   for (;;) {
     if (exited !== null) throw new Error(exitedBeforeServing(exited, opts));
+    let conn: Connection | undefined;
     try {
-      const conn = await Connection.connect({ address, connectTimeout: 1_000 });
-      await conn.workflowService.getSystemInfo({});
-      await conn.close();
+      conn = await Connection.connect({ address, connectTimeout: 1_000 });
+      // Bounded: whatever else answers on the port (the dev server gone, another program there) may never reply.
+      const connected = conn;
+      await connected.withDeadline(Date.now() + 2_000, () => connected.workflowService.getSystemInfo({}));
       return;
     } catch {
       if (Date.now() > deadline) {
@@ -184,6 +186,9 @@ async function waitUntilServing(child: ChildProcess, address: string, opts: Exit
         throw new Error(`Temporal dev server did not serve on ${address} within 60 s; see ${opts.logFile}`);
       }
       await sleep(250);
+    } finally {
+      // Each attempt's connection, failed or not: a leftover one kept the process alive.
+      await conn?.close().catch(() => undefined);
     }
   }
 }
