@@ -6,6 +6,7 @@ import { SearchAttributeType } from '@temporalio/common';
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { resolveTemporalBinary } from '../temporal/binaries';
+import { listenFailure } from '../net/listenOn';
 
 export interface DevServerOptions {
   ip: string;
@@ -211,7 +212,9 @@ export function exitedBeforeServing(code: number, opts: ExitContext): string {
   if (inUse) {
     const port = Number(inUse[1]);
     const setting = port === opts.port ? 'TEMPORAL_PORT' : port === opts.uiPort ? 'TEMPORAL_UI_PORT' : undefined;
-    return `Temporal dev server cannot listen on ${opts.ip}:${port}: the port is in use; ` + (setting ? `set ${setting} to a free port, or stop what listens there` : 'stop what listens there') + ` (see ${opts.logFile})`;
+    // The same sentence as every other server of ours that finds its port taken (src/net/listenOn.ts).
+    const refusal = listenFailure({ name: 'Error', message: inUse[0], code: 'EADDRINUSE' }, opts.ip, port, { what: 'the Temporal dev server', ...(setting ? { portSetting: setting } : {}) });
+    return `${refusal} (see ${opts.logFile})`;
   }
   const tail = log.trim().split('\n').slice(-3).join(' | ').slice(-600);
   return `Temporal dev server exited with ${code} before serving${tail ? `: ${tail}` : ''} (see ${opts.logFile})`;
