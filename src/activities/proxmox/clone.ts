@@ -86,11 +86,11 @@ export function cloneActivities({ pve, settings }: ActivityDeps) {
           throw pveFailure(err, { ...s, node: templateNode }, `cloning template ${templateVmid}`, cloneNeeds(templateVmid, settings.pool, settings.bridge));
         }
         // The clone holds a slot other clones wait for: its end is seen within a tenth of its duration, not half,
-        // and a short clone's within 100 ms. A cancelled build waits for the clone to end: Proxmox adds the VM to the
-        // pool only then, and until it does the undo's pool-scoped token cannot see (or destroy) it.
+        // and a short clone's within CLONE_POLL_MIN_MS. A cancelled build waits for the clone to end: Proxmox adds the
+        // VM to the pool only then, and until it does the undo's pool-scoped token cannot see (or destroy) it.
         const outcome = await taskOutcome(pve, upid, {
           ...settings,
-          pollMinMs: Math.min(settings.pollMinMs, 100),
+          pollMinMs: Math.min(settings.pollMinMs, CLONE_POLL_MIN_MS),
           lagRatio: CLONE_POLL_LAG,
           outlastCancel: true,
         });
@@ -176,6 +176,13 @@ function running(t: TaskListEntry): boolean {
 
 /** How late the end of a clone may be seen, as a share of its duration (see waitForTask's `lagRatio`). */
 const CLONE_POLL_LAG = 0.1;
+/**
+ * The shortest pause between two looks at a clone's task. The first look, right after Proxmox accepted the clone,
+ * nearly always finds it running; a linked clone that then ends within milliseconds held its slot for this pause
+ * (100 ms until 2026-12-07: most of a clone's slot time in the benches). A task status read is a file read on the
+ * node: a 1.5 s clone is now looked at 33 times instead of 16.
+ */
+const CLONE_POLL_MIN_MS = 20;
 
 /** Proxmox refusing to clone across nodes or onto a storage (§4.8): the same call will be refused again. */
 const STORAGE_REFUSAL = /VM uses local storage|can't clone to non-shared storage|is not available on node|does not support vm images|storage '.*' does not exist/;
