@@ -59,6 +59,8 @@ interface CpuNow {
   world: number;
   /** This process: the driver, and the floor's worker (in the embedded default also pveflow's API and worker). */
   bench: number;
+  /** This process by thread (the embedded default, where the floor's worker or pveflow's runs in it). */
+  threads?: Record<string, number>;
 }
 
 /** One Temporal with pveflow on it, and what the bench needs of it. */
@@ -78,9 +80,13 @@ interface Round {
   /** CPU ms per build (approval → every build done) and per lifecycle (submission → every request completed). */
   buildCpuMs: number;
   lifecycleCpuMs: number;
-  worldPerBuildMs: number;
+  worldPerLifecycleMs: number;
+  /** The world's CPU per build in the build window: not in the ratios, but it shares the machine's cores. */
+  worldBuildMs: number;
   /** Of buildCpuMs, what the Temporal server spent (the rest is the workers', the API's and the bench's own). */
   temporalBuildMs: number;
+  /** Of buildCpuMs, this process's threads per build (embedded default): where the workers' share goes. */
+  threadBuildMs?: Record<string, number>;
 }
 
 function selfCpu(): number {
@@ -190,10 +196,30 @@ function roundOf(n: number, start: CpuNow, approved: CpuNow, built: CpuNow, end:
     buildS: (built.at - approved.at) / 1000,
     buildCpuMs: cpuMs(approved, built) / n,
     lifecycleCpuMs: cpuMs(start, end) / n,
-    worldPerBuildMs: ((end.world - start.world) * 1000) / n,
+    worldPerLifecycleMs: ((end.world - start.world) * 1000) / n,
+    worldBuildMs: ((built.world - approved.world) * 1000) / n,
     temporalBuildMs: ((built.temporal - approved.temporal) * 1000) / n,
+    ...(approved.threads && built.threads ? { threadBuildMs: perThread(approved.threads, built.threads, n) } : {}),
   };
 }
+
+/**
+ * CPU ms per build of this process's threads, by what they do: the main thread (activities, the API, the driver), the
+ * workflow thread (Node's worker threads: workflow code in the SDK's sandbox), the SDK's Rust core (tokio).
+ */
+function perThread(a: Record<string, number>, b: Record<string, number>, n: number): Record<string, number> {
+  const label = (thread: string) => (thread === 'main' ? 'main' : thread === 'node' ? 'workflow' : thread.startsWith('tokio') ? 'core' : 'other');
+  const out: Record<string, number> = {};
+  for (const [thread, seconds] of Object.entries(b)) out[label(thread)] = (out[label(thread)] ?? 0) + ((seconds - (a[thread] ?? 0)) * 1000) / n;
+  return out;
+}
+
+const threadsText = (r: Round) =>
+  r.threadBuildMs
+    ? ` [this process: ${Object.entries(r.threadBuildMs)
+        .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+        .join(', ')}]`
+    : '';
 
 /** The histories of one lifecycle: the request and every child it started (the build, the completion). */
 async function lifecycleHistories(client: Client, serial: string) {
@@ -241,7 +267,10 @@ async function embeddedTarget(world: WorldProcess): Promise<Target> {
     client: new Client({ connection }),
     floorConnection,
     api: (method, path, body) => b.api(method, path, body),
-    cpu: () => ({ temporal: cpuSeconds().children['temporal'] ?? 0, pveflow: 0, world: treeCpuSeconds([world.pid]), bench: selfCpu() }),
+    cpu: () => {
+      const c = cpuSeconds();
+      return { temporal: c.children['temporal'] ?? 0, pveflow: 0, world: treeCpuSeconds([world.pid]), bench: selfCpu(), threads: c.threads };
+    },
     async stop() {
       await floorConnection.close();
       await connection.close();
@@ -315,9 +344,9 @@ async function measure(where: string, dir: string, figures: string[]): Promise<v
         const p = ours[r]!;
         const perMin = (x: Round) => (x.lifecycles * 60) / x.buildS;
         figures.push(
-          `round ${r + 1}: floor ${perMin(f).toFixed(0)} builds/min, CPU per build ${f.buildCpuMs.toFixed(0)} ms (Temporal ${f.temporalBuildMs.toFixed(0)}), per lifecycle ${f.lifecycleCpuMs.toFixed(0)} ms | ` +
-            `pveflow ${perMin(p).toFixed(0)} builds/min, CPU per build ${p.buildCpuMs.toFixed(0)} ms (Temporal ${p.temporalBuildMs.toFixed(0)}), per lifecycle ${p.lifecycleCpuMs.toFixed(0)} ms ` +
-            `(the simulated world apart: ${p.worldPerBuildMs.toFixed(0)} ms per lifecycle) | ` +
+          `round ${r + 1}: floor ${perMin(f).toFixed(0)} builds/min, CPU per build ${f.buildCpuMs.toFixed(0)} ms (Temporal ${f.temporalBuildMs.toFixed(0)})${threadsText(f)}, per lifecycle ${f.lifecycleCpuMs.toFixed(0)} ms | ` +
+            `pveflow ${perMin(p).toFixed(0)} builds/min, CPU per build ${p.buildCpuMs.toFixed(0)} ms (Temporal ${p.temporalBuildMs.toFixed(0)})${threadsText(p)}, per lifecycle ${p.lifecycleCpuMs.toFixed(0)} ms ` +
+            `(the simulated world apart: ${p.worldBuildMs.toFixed(0)} ms per build, ${p.worldPerLifecycleMs.toFixed(0)} per lifecycle) | ` +
             `ratios: builds/min ${(perMin(p) / perMin(f)).toFixed(2)} (target ≥ 0.8), CPU per build ${(p.buildCpuMs / f.buildCpuMs).toFixed(2)} (target ≤ 1.25), per lifecycle ${(p.lifecycleCpuMs / f.lifecycleCpuMs).toFixed(2)}`,
         );
       }
