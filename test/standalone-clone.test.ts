@@ -90,11 +90,11 @@ test('a clone in an unrelated folder refuses to start before its install step, t
       assert.ok(attempt < 3 && /the port is in use/.test(started.out), `the clone's start exited with ${child.exitCode}:\n${started.out}`);
       started = start(await envWithFreePorts());
     }
-    const { child, exited, out } = started;
-    assert.doesNotMatch(out, /PVEFLOW_NO_REFERENCE|without schema validation|Warning:/i, `no warning at start:\n${out}`);
+    const { child, exited } = started;
+    assert.doesNotMatch(started.out, /PVEFLOW_NO_REFERENCE|without schema validation|Warning:/i, `no warning at start:\n${started.out}`);
 
     const access = readWorldAccessFile(join(dataDir, 'sim', 'credentials.env'));
-    assert.ok(access?.PVE_ENDPOINT && access.NETBIRD_API_URL, `the simulated world's access file:\n${out}`);
+    assert.ok(access?.PVE_ENDPOINT && access.NETBIRD_API_URL, `the simulated world's access file:\n${started.out}`);
 
     // Proxmox: `type` of /cluster/resources is an enum of the schema; a value outside it is refused by name.
     const pveCa = new Agent({ connect: { ca: readFileSync(access.PVE_CA_FILE!) } });
